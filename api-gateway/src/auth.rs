@@ -1,0 +1,121 @@
+//! Access-token verification with user-svc's public keys.
+//!
+//! The JWK set is cached; a token whose `kid` is unknown triggers one refresh (at most one per
+//! second across all requests), so rotated keys are picked up without a restart.
+
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use shared::ApiError;
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: String,
+    #[allow(dead_code)]
+    pub sid: String,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub user_id: Uuid,
+    pub role: String,
+}
+
+pub struct Verifier {
+    jwks_url: String,
+    http: reqwest::Client,
+    validation: Validation,
+    cache: RwLock<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    keys: Option<JwkSet>,
+    fetched_at: Option<Instant>,
+}
+
+impl Verifier {
+    pub fn new(user_svc_url: &str, issuer: &str, audience: &str, http: reqwest::Client) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Self {
+            jwks_url: format!(
+                "{}/.well-known/jwks.json",
+                user_svc_url.trim_end_matches('/')
+            ),
+            http,
+            validation,
+            cache: RwLock::new(Cache::default()),
+        }
+    }
+
+    /// Verifies a bearer token: signature by a published key, `iss`, `aud`, `exp`.
+    pub async fn verify(&self, token: &str) -> Result<Verified, ApiError> {
+        let invalid = || ApiError::unauthorized("invalid or expired access token");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid());
+        }
+        let kid = header.kid.ok_or_else(invalid)?;
+        let key = self.key(&kid).await?.ok_or_else(invalid)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|_| invalid())?;
+        let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| invalid())?;
+        Ok(Verified {
+            user_id,
+            role: data.claims.role,
+        })
+    }
+
+    async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, ApiError> {
+        if let Some(key) = self.cached(kid).await {
+            return Ok(Some(key));
+        }
+        let mut cache = self.cache.write().await;
+        // Another request may have refreshed while we waited; refresh at most once a second.
+        let fresh = cache
+            .fetched_at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+        if !fresh {
+            let keys = self
+                .http
+                .get(&self.jwks_url)
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status());
+            let keys = match keys {
+                Ok(response) => response
+                    .json::<JwkSet>()
+                    .await
+                    .map_err(|_| ApiError::unavailable("user-svc"))?,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot fetch the JWK set");
+                    // Without keys no token can be checked: the identity service is down.
+                    return Err(ApiError::unavailable("user-svc"));
+                }
+            };
+            cache.keys = Some(keys);
+            cache.fetched_at = Some(Instant::now());
+        }
+        Ok(cache
+            .keys
+            .as_ref()
+            .and_then(|set| set.find(kid))
+            .and_then(|jwk| DecodingKey::from_jwk(jwk).ok()))
+    }
+
+    async fn cached(&self, kid: &str) -> Option<DecodingKey> {
+        let cache = self.cache.read().await;
+        let jwk = cache.keys.as_ref()?.find(kid)?;
+        DecodingKey::from_jwk(jwk).ok()
+    }
+}

@@ -1,0 +1,70 @@
+//! api-gateway: the one public entry point. Routes `/api/v1/...` to the services, verifies
+//! access tokens against user-svc's JWK set and passes the verified identity on.
+//!
+//! # Layout
+//! - [`proxy`]: the routing table and the reverse proxy.
+//! - [`auth`]: access-token verification with cached, refreshable public keys.
+
+pub mod auth;
+pub mod proxy;
+
+use std::sync::Arc;
+
+use axum::{routing::any, Router};
+use shared::{health::Readiness, Config};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const SERVICE: &str = "api-gateway";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub http: reqwest::Client,
+    pub verifier: Arc<auth::Verifier>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Base URL of a service.
+    pub fn upstream(&self, service: &str) -> &str {
+        let config = &self.config;
+        match service {
+            "user-svc" => &config.user.url,
+            "task-svc" => &config.task.url,
+            "notify-svc" => &config.notify.url,
+            "media-svc" => &config.media.url,
+            other => unreachable!("no upstream named {other}"),
+        }
+    }
+}
+
+/// Runs the gateway on `listener` until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let redis = shared::cache::connect(&config.redis, &shutdown).await?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let verifier = auth::Verifier::new(
+        &config.user.url,
+        &config.auth.issuer,
+        &config.auth.audience,
+        http.clone(),
+    );
+    let state = AppState {
+        http,
+        verifier: Arc::new(verifier),
+        config: Arc::new(config),
+    };
+    let app = Router::new()
+        .route("/api/v1/{*rest}", any(proxy::proxy))
+        .with_state(state);
+    let readiness = Readiness::new(SERVICE).redis(redis);
+    let app = shared::startup::finish_router(app, readiness);
+    shared::http::serve(listener, app, shutdown).await?;
+    Ok(())
+}

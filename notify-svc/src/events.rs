@@ -1,0 +1,91 @@
+//! The event consumer: turns events into in-app notifications, once per event.
+
+use shared::{
+    consumer::{Handler, HandlerError, Incoming},
+    events::{EventPayload, TaskCreated, UserCreated},
+    idempotency,
+};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// Name under which this consumer records processed events.
+pub const CONSUMER: &str = "notify-svc.notifications";
+
+pub struct NotificationHandler {
+    pub pool: PgPool,
+}
+
+fn reject(err: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
+    HandlerError::Reject(err.into())
+}
+
+impl Handler for NotificationHandler {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        let event = &message.event;
+        let mut tx = self.pool.begin().await?;
+        if !idempotency::first_time(&mut tx, CONSUMER, event.id).await? {
+            tracing::debug!(event_id = %event.id, "duplicate event skipped");
+            return Ok(());
+        }
+        match event.event_type.as_str() {
+            UserCreated::TYPE => {
+                let data: UserCreated = event.decode().map_err(reject)?;
+                let note = Note {
+                    user_id: data.user_id,
+                    kind: "welcome",
+                    title: format!("Welcome to Taskmesh, {}", data.display_name),
+                    subject: data.user_id.to_string(),
+                };
+                note.insert(&mut tx, event.id).await?;
+            }
+            TaskCreated::TYPE => {
+                let data: TaskCreated = event.decode().map_err(reject)?;
+                let note = Note {
+                    user_id: data.owner_id,
+                    kind: "task_created",
+                    title: format!("Task created: {}", data.title),
+                    subject: data.task_id.to_string(),
+                };
+                note.insert(&mut tx, event.id).await?;
+                if let Some(assignee) = data.assignee_id.filter(|a| *a != data.owner_id) {
+                    let note = Note {
+                        user_id: assignee,
+                        kind: "task_assigned",
+                        title: format!("You were assigned: {}", data.title),
+                        subject: data.task_id.to_string(),
+                    };
+                    note.insert(&mut tx, event.id).await?;
+                }
+            }
+            // Other events are recorded as processed; later features notify on them.
+            _ => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+struct Note {
+    user_id: Uuid,
+    kind: &'static str,
+    title: String,
+    subject: String,
+}
+
+impl Note {
+    async fn insert(&self, tx: &mut PgConnection, event_id: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO notifications (id, user_id, kind, title, subject, event_id)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(self.user_id)
+        .bind(self.kind)
+        .bind(&self.title)
+        .bind(&self.subject)
+        .bind(event_id)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+}

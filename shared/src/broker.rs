@@ -1,0 +1,346 @@
+//! RabbitMQ: one connection per process with reconnect, topology declaration, and a publisher
+//! that never fires and forgets (publisher confirms + `mandatory`).
+//!
+//! # Topology
+//! - `<ns>.events`: durable topic exchange; the routing key is the event type.
+//! - `<ns>.<consumer>`: a consumer's queue (quorum by default) with a delivery limit whose
+//!   overflow dead-letters to `<ns>.<consumer>.dlq`.
+//! - `<ns>.<consumer>.retry.<delay>ms`: one delay queue per backoff step; its TTL dead-letters
+//!   messages back into the consumer's queue through the default exchange.
+//! - `<ns>.<consumer>.dlq`: dead letters, with the last error, attempt count and time in headers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::{
+    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    publisher_confirm::Confirmation,
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+
+use crate::config::{AmqpConfig, QueueType};
+
+/// Header: attempt number of this delivery (1 for the first).
+pub const HEADER_ATTEMPT: &str = "x-taskmesh-attempt";
+/// Header: the error of the last failed attempt.
+pub const HEADER_LAST_ERROR: &str = "x-taskmesh-last-error";
+/// Header: RFC 3339 time the message was dead-lettered.
+pub const HEADER_FAILED_AT: &str = "x-taskmesh-failed-at";
+/// Header: the queue a dead letter came from (for replay).
+pub const HEADER_ORIGIN_QUEUE: &str = "x-taskmesh-origin-queue";
+
+/// The process's way to RabbitMQ. Cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: SecretString,
+    connection_name: String,
+    config: AmqpConfig,
+    connection: Mutex<Option<Arc<Connection>>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("connection_name", &self.inner.connection_name)
+            .field("namespace", &self.inner.config.namespace)
+            .finish()
+    }
+}
+
+impl Broker {
+    /// A broker handle; connects lazily on first use and again after the connection drops.
+    pub fn new(config: &AmqpConfig, connection_name: &str) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                url: config.url.clone(),
+                connection_name: connection_name.to_string(),
+                config: config.clone(),
+                connection: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &AmqpConfig {
+        &self.inner.config
+    }
+
+    /// `<ns>.events`, the exchange every event is published to.
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.inner.config.namespace)
+    }
+
+    /// `<ns>.<name>`, a queue name in this deployment's namespace.
+    pub fn queue_name(&self, name: &str) -> String {
+        format!("{}.{}", self.inner.config.namespace, name)
+    }
+
+    /// The live connection, reconnecting if it dropped.
+    pub async fn connection(&self) -> Result<Arc<Connection>, lapin::Error> {
+        let mut guard = self.inner.connection.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            if conn.status().connected() {
+                return Ok(conn.clone());
+            }
+        }
+        let properties = ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio)
+            .with_connection_name(self.inner.connection_name.clone().into());
+        let conn = Arc::new(Connection::connect(self.inner.url.expose_secret(), properties).await?);
+        tracing::info!(connection = %self.inner.connection_name, "connected to RabbitMQ");
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// A new channel on the live connection.
+    pub async fn channel(&self) -> Result<Channel, lapin::Error> {
+        self.connection().await?.create_channel().await
+    }
+
+    /// Whether the broker answers now (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), lapin::Error> {
+        let channel = self.channel().await?;
+        channel.close(200, "ping").await
+    }
+
+    /// Declares the events exchange. Idempotent.
+    pub async fn declare_events_exchange(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        channel
+            .exchange_declare(
+                &self.events_exchange(),
+                ExchangeKind::Topic,
+                // Durable: the exchange outlives broker restarts, like the queues bound to it.
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+    }
+
+    /// Arguments for a queue of this deployment's type.
+    ///
+    /// `dead_letter_to` names the queue that expired, rejected or over-delivered messages move
+    /// to (through the default exchange); `ttl` makes it a delay queue; `delivery_limit` is the
+    /// quorum queue's poison-message safety net.
+    pub fn queue_args(
+        &self,
+        dead_letter_to: Option<&str>,
+        ttl: Option<Duration>,
+        delivery_limit: Option<u32>,
+    ) -> FieldTable {
+        let quorum = self.inner.config.queue_type == QueueType::Quorum;
+        let mut args = FieldTable::default();
+        let mut put = |key: &str, value: AMQPValue| args.insert(ShortString::from(key), value);
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+        put(
+            "x-queue-type",
+            text(if quorum { "quorum" } else { "classic" }),
+        );
+        if let Some(target) = dead_letter_to {
+            put("x-dead-letter-exchange", text(""));
+            put("x-dead-letter-routing-key", text(target));
+            if quorum {
+                // At-least-once dead-lettering: the message leaves this queue only once the
+                // target confirmed it, so a retry or dead letter is never lost in between.
+                // The broker requires reject-publish overflow for this strategy.
+                put("x-dead-letter-strategy", text("at-least-once"));
+                put("x-overflow", text("reject-publish"));
+            }
+        }
+        if let Some(ttl) = ttl {
+            put(
+                "x-message-ttl",
+                AMQPValue::LongLongInt(ttl.as_millis() as i64),
+            );
+        }
+        if let (true, Some(limit)) = (quorum, delivery_limit) {
+            put("x-delivery-limit", AMQPValue::LongLongInt(i64::from(limit)));
+        }
+        if let Some(expires) = self.inner.config.queue_expires_ms {
+            put("x-expires", AMQPValue::LongLongInt(i64::from(expires)));
+        }
+        args
+    }
+}
+
+/// A message to publish.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    pub exchange: String,
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub message_id: Option<String>,
+    pub content_type: String,
+    pub headers: FieldTable,
+}
+
+impl OutgoingMessage {
+    pub fn new(exchange: impl Into<String>, routing_key: impl Into<String>, body: Vec<u8>) -> Self {
+        Self {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            body,
+            message_id: None,
+            content_type: crate::events::CLOUDEVENTS_JSON.into(),
+            headers: FieldTable::default(),
+        }
+    }
+
+    pub fn with_header(mut self, key: &str, value: AMQPValue) -> Self {
+        self.headers.insert(ShortString::from(key), value);
+        self
+    }
+
+    fn properties(&self) -> BasicProperties {
+        let mut props = BasicProperties::default()
+            // Persistent: survives a broker restart once confirmed.
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from(self.content_type.as_str()))
+            .with_headers(self.headers.clone());
+        if let Some(id) = &self.message_id {
+            props = props.with_message_id(ShortString::from(id.as_str()));
+        }
+        props
+    }
+}
+
+/// Why a publish did not reach a queue.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// No queue is bound for this routing key: the broker returned the message.
+    #[error("unroutable: no queue bound to {exchange} for {routing_key}")]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
+    /// The broker refused responsibility for the message (e.g. a full queue).
+    #[error("the broker nacked the message")]
+    Nacked,
+    #[error("broker error: {0}")]
+    Broker(#[from] lapin::Error),
+}
+
+/// Publishes with confirms and `mandatory`: `Ok` means a queue holds the message.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    broker: Broker,
+    channel: Arc<Mutex<Option<Channel>>>,
+}
+
+impl Publisher {
+    pub fn new(broker: Broker) -> Self {
+        Self {
+            broker,
+            channel: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    async fn confirm_channel(&self) -> Result<Channel, lapin::Error> {
+        let mut guard = self.channel.lock().await;
+        if let Some(channel) = guard.as_ref() {
+            if channel.status().connected() {
+                return Ok(channel.clone());
+            }
+        }
+        let channel = self.broker.channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        *guard = Some(channel.clone());
+        Ok(channel)
+    }
+
+    /// Publishes one message and waits for the broker's confirm.
+    pub async fn publish(&self, message: &OutgoingMessage) -> Result<(), PublishError> {
+        let mut results = self.publish_batch(std::slice::from_ref(message)).await?;
+        results.pop().expect("one result per message")
+    }
+
+    /// Publishes every message before awaiting any confirm (pipelined), then returns one result
+    /// per message in order. `Err` means the channel failed and nothing is known of the batch.
+    pub async fn publish_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<Result<(), PublishError>>, lapin::Error> {
+        let outcome = self.publish_batch_inner(messages).await;
+        if outcome.is_err() {
+            // A failed channel is closed by the broker; the next call opens a new one.
+            *self.channel.lock().await = None;
+        }
+        outcome
+    }
+
+    async fn publish_batch_inner(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<Result<(), PublishError>>, lapin::Error> {
+        let channel = self.confirm_channel().await?;
+        let mut pending = Vec::with_capacity(messages.len());
+        for message in messages {
+            let confirm = channel
+                .basic_publish(
+                    &message.exchange,
+                    &message.routing_key,
+                    // Mandatory: an unroutable message comes back instead of vanishing.
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &message.body,
+                    message.properties(),
+                )
+                .await?;
+            pending.push(confirm);
+        }
+        let mut results = Vec::with_capacity(pending.len());
+        for (confirm, message) in pending.into_iter().zip(messages) {
+            let result = match confirm.await? {
+                Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+                Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable {
+                    exchange: message.exchange.clone(),
+                    routing_key: message.routing_key.clone(),
+                }),
+                Confirmation::Nack(_) => Err(PublishError::Nacked),
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+}
+
+/// Reads a header as text.
+pub fn header_str(headers: Option<&FieldTable>, key: &str) -> Option<String> {
+    match headers?.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// Reads a header as an integer, whatever integer type the sender chose.
+pub fn header_int(headers: Option<&FieldTable>, key: &str) -> Option<i64> {
+    match headers?.inner().get(key)? {
+        AMQPValue::LongLongInt(v) => Some(*v),
+        AMQPValue::LongInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongUInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::Timestamp(v) => i64::try_from(*v).ok(),
+        _ => None,
+    }
+}

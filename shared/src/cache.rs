@@ -1,0 +1,34 @@
+//! Redis: one auto-reconnecting connection per service, keys under the configured prefix.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RedisConfig;
+
+/// Connects (retrying while Redis is down at start-up). The manager reconnects by itself later;
+/// commands fail fast meanwhile, so callers can answer 503.
+pub async fn connect(
+    config: &RedisConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(config.url.expose_secret())?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(1);
+    crate::startup::retry("redis", shutdown, || {
+        let client = client.clone();
+        let manager_config = manager_config.clone();
+        async move { Ok(ConnectionManager::new_with_config(client, manager_config).await?) }
+    })
+    .await
+}
+
+/// `PING`, for readiness.
+pub async fn ping(conn: &ConnectionManager) -> redis::RedisResult<()> {
+    let mut conn = conn.clone();
+    redis::cmd("PING").query_async::<String>(&mut conn).await?;
+    Ok(())
+}

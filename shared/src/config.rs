@@ -1,0 +1,353 @@
+//! Layered, typed configuration.
+//!
+//! Values come, lowest priority first, from the defaults in this file (documented in the README's
+//! configuration table), an optional TOML file named by `TASKMESH_CONFIG`, and environment
+//! variables prefixed `TASKMESH_` with `__` between levels, e.g. `TASKMESH_TASK__BIND=0.0.0.0:8082`
+//! or `TASKMESH_POSTGRES__URL=postgres://app:secret@db:5432`.
+//!
+//! Connection URLs may carry passwords, so they are [`SecretString`]s: they never print.
+
+use std::net::SocketAddr;
+
+use figment::{
+    providers::{Env, Format, Toml},
+    Figment,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Everything any Taskmesh process needs; each service reads the sections it uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub postgres: PostgresConfig,
+    pub amqp: AmqpConfig,
+    pub redis: RedisConfig,
+    pub log: LogConfig,
+    pub outbox: OutboxConfig,
+    pub consumer: ConsumerConfig,
+    pub auth: AuthConfig,
+    pub gateway: ServiceConfig,
+    pub user: ServiceConfig,
+    pub task: ServiceConfig,
+    pub notify: ServiceConfig,
+    pub media: ServiceConfig,
+    pub worker: ServiceConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            postgres: PostgresConfig::default(),
+            amqp: AmqpConfig::default(),
+            redis: RedisConfig::default(),
+            log: LogConfig::default(),
+            outbox: OutboxConfig::default(),
+            consumer: ConsumerConfig::default(),
+            auth: AuthConfig::default(),
+            gateway: ServiceConfig::new(8080, ""),
+            user: ServiceConfig::new(8081, "taskmesh_users"),
+            task: ServiceConfig::new(8082, "taskmesh_tasks"),
+            notify: ServiceConfig::new(8083, "taskmesh_notify"),
+            media: ServiceConfig::new(8084, "taskmesh_media"),
+            worker: ServiceConfig::new(8085, ""),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `$TASKMESH_CONFIG` (a TOML file) if set, then `TASKMESH_*` variables.
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Ok(path) = std::env::var("TASKMESH_CONFIG") {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("TASKMESH_").split("__").ignore(&["config"]))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rejects values that would only fail later, with a message naming the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check_url = |name: &str, url: &SecretString, schemes: &[&str]| {
+            let parsed = url::Url::parse(url.expose_secret())
+                .map_err(|e| ConfigError(format!("{name} is not a URL: {e}")))?;
+            if !schemes.contains(&parsed.scheme()) {
+                return Err(ConfigError(format!(
+                    "{name} must use one of the schemes {schemes:?}"
+                )));
+            }
+            Ok(())
+        };
+        check_url(
+            "postgres.url",
+            &self.postgres.url,
+            &["postgres", "postgresql"],
+        )?;
+        check_url("amqp.url", &self.amqp.url, &["amqp", "amqps"])?;
+        check_url("redis.url", &self.redis.url, &["redis", "rediss"])?;
+        if self.consumer.max_attempts == 0 {
+            return Err(ConfigError(
+                "consumer.max_attempts must be at least 1".into(),
+            ));
+        }
+        if self.amqp.prefetch == 0 {
+            return Err(ConfigError("amqp.prefetch must be at least 1".into()));
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 900 {
+            return Err(ConfigError(
+                "auth.access_token_ttl_secs must be between 1 and 900 (15 minutes)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration value that cannot work; the message names the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PostgresConfig {
+    /// Server URL without a database name; each service appends its own database.
+    pub url: SecretString,
+    /// Upper bound of each service's pool.
+    pub max_connections: u32,
+    /// Create a service's database at start-up when it is missing.
+    pub create_databases: bool,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("postgres://postgres@127.0.0.1:5432"),
+            max_connections: 10,
+            create_databases: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AmqpConfig {
+    pub url: SecretString,
+    /// Prefix of every exchange and queue name: `<namespace>.events`, `<namespace>.notify-svc`.
+    /// Tests use a unique namespace each so they can share one broker.
+    pub namespace: String,
+    /// `quorum` (replicated, delivery limit; the default) or `classic`.
+    pub queue_type: QueueType,
+    /// Unacknowledged deliveries a consumer holds at once.
+    pub prefetch: u16,
+    /// Let unused queues expire after this many milliseconds (tests only; unset in production).
+    pub queue_expires_ms: Option<u32>,
+    /// Base URL of the RabbitMQ management console, printed by `taskmesh up`.
+    pub management_url: String,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            namespace: "taskmesh".into(),
+            queue_type: QueueType::Quorum,
+            prefetch: 64,
+            queue_expires_ms: None,
+            management_url: "http://127.0.0.1:15672".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    Quorum,
+    Classic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    pub url: SecretString,
+    /// Prefix of every key Taskmesh writes; tests use a unique one each.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("redis://127.0.0.1:6379"),
+            key_prefix: "taskmesh:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `auto` (pretty in a terminal, JSON otherwise), `json` or `pretty`.
+    pub format: LogFormat,
+    /// Default filter when `RUST_LOG` is unset.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            filter: "info,sqlx=warn,lapin=warn".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OutboxConfig {
+    /// Rows the relay publishes per round trip.
+    pub batch_size: u32,
+    /// Fallback poll when no NOTIFY arrives (milliseconds).
+    pub poll_interval_ms: u64,
+    /// Published rows are deleted after this many hours.
+    pub retention_hours: u32,
+    /// Processed-event records (consumer deduplication) are kept this many hours.
+    pub processed_retention_hours: u32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            poll_interval_ms: 1000,
+            retention_hours: 24,
+            processed_retention_hours: 24 * 7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ConsumerConfig {
+    /// Attempts before a message goes to `<queue>.dlq` (the first delivery counts).
+    pub max_attempts: u32,
+    /// Delay before the first retry; each further retry doubles it (milliseconds).
+    pub retry_base_ms: u64,
+    /// Upper bound of one retry delay (milliseconds).
+    pub retry_max_ms: u64,
+    /// Broker-side safety net: deliveries of one message (e.g. a consumer that crashes on it)
+    /// after which a quorum queue dead-letters it by itself.
+    pub delivery_limit: u32,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            retry_base_ms: 1000,
+            retry_max_ms: 60_000,
+            delivery_limit: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// `iss` of every access token.
+    pub issuer: String,
+    /// `aud` of every access token.
+    pub audience: String,
+    /// Lifetime of an access token, at most 900 seconds.
+    pub access_token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "taskmesh".into(),
+            audience: "taskmesh-api".into(),
+            access_token_ttl_secs: 900,
+        }
+    }
+}
+
+/// Where one service listens, how the others reach it, and its database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfig {
+    pub bind: SocketAddr,
+    /// Base URL other services (the gateway) use to reach this one.
+    pub url: String,
+    /// Database name on the PostgreSQL server (empty for services without one).
+    pub database: String,
+}
+
+impl ServiceConfig {
+    fn new(port: u16, database: &str) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            url: format!("http://127.0.0.1:{port}"),
+            database: database.into(),
+        }
+    }
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self::new(0, "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_reach_local_services_on_their_ports() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.task.bind.port(), 8082);
+        assert_eq!(config.user.database, "taskmesh_users");
+        assert_eq!(config.amqp.namespace, "taskmesh");
+    }
+
+    #[test]
+    fn environment_overrides_nested_values() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TASKMESH_TASK__BIND", "0.0.0.0:9999");
+            jail.set_env("TASKMESH_CONSUMER__MAX_ATTEMPTS", "3");
+            let config = Config::load().unwrap();
+            assert_eq!(config.task.bind.port(), 9999);
+            assert_eq!(config.consumer.max_attempts, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_url_names_the_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TASKMESH_AMQP__URL", "http://nope");
+            let err = Config::load().unwrap_err();
+            assert!(err.to_string().contains("amqp.url"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = Config::default();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("guest:guest"), "{printed}");
+    }
+}

@@ -1,0 +1,430 @@
+//! The consumer loop: bounded prefetch, ack after the handler's effect is committed, retries
+//! through delay queues with exponential backoff, and dead letters that keep their last error.
+//!
+//! A handler answers each message with `Ok` (ack), [`HandlerError::Retry`] (a delay queue, then
+//! back here, until `max_attempts`) or [`HandlerError::Reject`] (straight to `<queue>.dlq`).
+//! Retry and dead-letter copies are published with confirms *before* the original is acked, so
+//! a crash in between can only duplicate a message, never lose it; handlers deduplicate with
+//! [`crate::idempotency`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::{
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+        BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
+    },
+    types::{AMQPValue, FieldTable, LongString},
+    Channel,
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{
+    header_int, Broker, OutgoingMessage, Publisher, HEADER_ATTEMPT, HEADER_FAILED_AT,
+    HEADER_LAST_ERROR, HEADER_ORIGIN_QUEUE,
+};
+use crate::config::ConsumerConfig;
+use crate::events::CloudEvent;
+
+/// How often and how patiently a failing message is retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Deliveries before the message is dead-lettered (the first one counts).
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled for each further one.
+    pub base: Duration,
+    /// Upper bound of one delay.
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_config(config: &ConsumerConfig) -> Self {
+        Self {
+            max_attempts: config.max_attempts,
+            base: Duration::from_millis(config.retry_base_ms),
+            max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
+        }
+    }
+
+    /// The delay after failed attempt `attempt` (1-based): base, 2×base, 4×base, … capped.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
+    /// The distinct delays in use, shortest first; one delay queue each.
+    pub fn delays(&self) -> Vec<Duration> {
+        let mut delays: Vec<Duration> = (1..self.max_attempts)
+            .map(|a| self.delay_after(a))
+            .collect();
+        delays.dedup();
+        delays
+    }
+}
+
+/// A consumer's queue: its bindings, retry policy and safety net.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    /// Full queue name, e.g. `taskmesh.notify-svc`.
+    pub name: String,
+    /// Routing-key patterns bound from the events exchange.
+    pub bindings: Vec<String>,
+    pub retry: RetryPolicy,
+    /// Quorum-queue deliveries before the broker dead-letters a message by itself.
+    pub delivery_limit: u32,
+}
+
+impl QueueSpec {
+    /// A queue named `<ns>.<name>` with the configured retry policy.
+    pub fn new(broker: &Broker, name: &str, config: &ConsumerConfig) -> Self {
+        Self {
+            name: broker.queue_name(name),
+            bindings: Vec::new(),
+            retry: RetryPolicy::from_config(config),
+            delivery_limit: config.delivery_limit,
+        }
+    }
+
+    pub fn bind(mut self, pattern: &str) -> Self {
+        self.bindings.push(pattern.to_string());
+        self
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dlq", self.name)
+    }
+
+    pub fn retry_queue(&self, delay: Duration) -> String {
+        format!("{}.retry.{}ms", self.name, delay.as_millis())
+    }
+
+    /// Declares the exchange, this queue, its delay queues and its dead-letter queue, and binds
+    /// it. Idempotent, so every start (and every reconnect) runs it.
+    pub async fn declare(&self, broker: &Broker, channel: &Channel) -> Result<(), lapin::Error> {
+        broker.declare_events_exchange(channel).await?;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let dlq = self.dead_letter_queue();
+        channel
+            .queue_declare(&dlq, durable, broker.queue_args(None, None, None))
+            .await?;
+        channel
+            .queue_declare(
+                &self.name,
+                durable,
+                broker.queue_args(Some(&dlq), None, Some(self.delivery_limit)),
+            )
+            .await?;
+        for delay in self.retry.delays() {
+            channel
+                .queue_declare(
+                    &self.retry_queue(delay),
+                    durable,
+                    broker.queue_args(Some(&self.name), Some(delay), None),
+                )
+                .await?;
+        }
+        for pattern in &self.bindings {
+            channel
+                .queue_bind(
+                    &self.name,
+                    &broker.events_exchange(),
+                    pattern,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// One delivered event, as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub event: CloudEvent,
+    pub routing_key: String,
+    /// 1 for the first delivery, 2 for the first retry, …
+    pub attempt: u32,
+}
+
+/// How a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth trying again later (a dependency is down, a conflict).
+    #[error("{0:#}")]
+    Retry(anyhow::Error),
+    /// Will never succeed (malformed, unknown version): dead-letter now.
+    #[error("{0:#}")]
+    Reject(anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(err: sqlx::Error) -> Self {
+        HandlerError::Retry(err.into())
+    }
+}
+
+/// Handles one message. Ack happens after `handle` returns `Ok`, so `handle` must have
+/// committed its effect by then.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, message: &Incoming) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Runs a [`Handler`] over a queue until shutdown, reconnecting when the broker goes away.
+pub struct Consumer<H> {
+    broker: Broker,
+    publisher: Publisher,
+    spec: Arc<QueueSpec>,
+    handler: Arc<H>,
+    prefetch: u16,
+}
+
+impl<H: Handler> Consumer<H> {
+    pub fn new(broker: Broker, spec: QueueSpec, handler: H) -> Self {
+        let prefetch = broker.config().prefetch;
+        Self {
+            publisher: Publisher::new(broker.clone()),
+            broker,
+            spec: Arc::new(spec),
+            handler: Arc::new(handler),
+            prefetch,
+        }
+    }
+
+    pub fn with_prefetch(mut self, prefetch: u16) -> Self {
+        self.prefetch = prefetch.max(1);
+        self
+    }
+
+    /// Declares the topology now (so publishers find the queue bound) without consuming.
+    pub async fn declare(&self) -> Result<(), lapin::Error> {
+        let channel = self.broker.channel().await?;
+        self.spec.declare(&self.broker, &channel).await?;
+        channel.close(200, "declared").await
+    }
+
+    /// Consumes until `shutdown` fires, then stops taking messages, finishes those in flight and
+    /// returns. Broker failures are logged and retried with backoff.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            match self.consume(&shutdown).await {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(queue = %self.spec.name, error = %err, retry_in = ?backoff, "consumer lost the broker");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        tracing::info!(queue = %self.spec.name, "consumer stopped");
+    }
+
+    async fn consume(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let channel = self.broker.channel().await?;
+        self.spec.declare(&self.broker, &channel).await?;
+        // Bounded prefetch: at most this many unacked messages in flight, so one slow consumer
+        // cannot hoard the queue and memory stays bounded.
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        let tag = format!("{}-{}", self.spec.name, uuid::Uuid::new_v4().simple());
+        let mut deliveries = channel
+            .basic_consume(
+                &self.spec.name,
+                &tag,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.spec.name, prefetch = self.prefetch, "consuming");
+        let mut in_flight = JoinSet::new();
+        let result = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                next = deliveries.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let (spec, handler, publisher) =
+                            (self.spec.clone(), self.handler.clone(), self.publisher.clone());
+                        in_flight.spawn(async move {
+                            if let Err(err) = process(&spec, &*handler, &publisher, delivery).await {
+                                tracing::warn!(queue = %spec.name, error = %err, "could not settle a message; the broker will redeliver it");
+                            }
+                        });
+                    }
+                    Some(Err(err)) => break Err(err.into()),
+                    None => break Err(anyhow::anyhow!("the broker closed the consumer")),
+                }
+            }
+        };
+        // Stop new deliveries, let in-flight messages finish and settle, then close: anything
+        // prefetched but not started goes back to the queue for another consumer.
+        let _ = channel
+            .basic_cancel(&tag, BasicCancelOptions::default())
+            .await;
+        while in_flight.join_next().await.is_some() {}
+        let _ = channel.close(200, "consumer stopped").await;
+        result
+    }
+}
+
+async fn process<H: Handler>(
+    spec: &QueueSpec,
+    handler: &H,
+    publisher: &Publisher,
+    delivery: Delivery,
+) -> Result<(), lapin::Error> {
+    let headers = delivery.properties.headers().as_ref();
+    let attempt = header_int(headers, HEADER_ATTEMPT)
+        .and_then(|a| u32::try_from(a).ok())
+        .unwrap_or(1)
+        .max(1);
+    let routing_key = delivery.routing_key.as_str().to_string();
+    let outcome = match serde_json::from_slice::<CloudEvent>(&delivery.data) {
+        Ok(event) => {
+            let span = tracing::info_span!("consume", queue = %spec.name, event_id = %event.id, event_type = %event.event_type, attempt);
+            let message = Incoming {
+                event,
+                routing_key,
+                attempt,
+            };
+            tracing::Instrument::instrument(handler.handle(&message), span).await
+        }
+        Err(err) => Err(HandlerError::Reject(anyhow::anyhow!(
+            "not a CloudEvents JSON message: {err}"
+        ))),
+    };
+    let queue = spec.name.clone();
+    let outcome_label = match outcome {
+        Ok(()) => {
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            "ack"
+        }
+        Err(HandlerError::Retry(err)) if attempt < spec.retry.max_attempts => {
+            let delay = spec.retry.delay_after(attempt);
+            let target = spec.retry_queue(delay);
+            tracing::info!(queue = %spec.name, attempt, retry_in = ?delay, error = format!("{err:#}"), "handler failed; retrying later");
+            let copy = copy_of(&delivery, &target, attempt + 1, &format!("{err:#}"), None);
+            settle_after_publish(publisher, &delivery, copy).await?;
+            "retry"
+        }
+        Err(HandlerError::Retry(err)) | Err(HandlerError::Reject(err)) => {
+            let target = spec.dead_letter_queue();
+            tracing::warn!(queue = %spec.name, attempt, error = format!("{err:#}"), "dead-lettering message");
+            let copy = copy_of(
+                &delivery,
+                &target,
+                attempt,
+                &format!("{err:#}"),
+                Some(&spec.name),
+            );
+            settle_after_publish(publisher, &delivery, copy).await?;
+            "dead_letter"
+        }
+    };
+    metrics::counter!("taskmesh_consumer_messages_total", "queue" => queue, "outcome" => outcome_label)
+        .increment(1);
+    Ok(())
+}
+
+/// Acks `delivery` once `copy` is confirmed; if the copy cannot be published, requeues the
+/// original instead (the delivery limit stops an endless loop).
+async fn settle_after_publish(
+    publisher: &Publisher,
+    delivery: &Delivery,
+    copy: OutgoingMessage,
+) -> Result<(), lapin::Error> {
+    match publisher.publish(&copy).await {
+        Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+        Err(err) => {
+            tracing::warn!(target_queue = %copy.routing_key, error = %err, "could not move message; requeueing it");
+            delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+        }
+    }
+}
+
+/// The message again, addressed to `queue` through the default exchange, with its attempt count
+/// and last error in headers.
+fn copy_of(
+    delivery: &Delivery,
+    queue: &str,
+    attempt: u32,
+    error: &str,
+    dead_lettered_from: Option<&str>,
+) -> OutgoingMessage {
+    let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+    let mut message = OutgoingMessage::new("", queue, delivery.data.clone());
+    if let Some(headers) = delivery.properties.headers() {
+        message.headers = headers.clone();
+    }
+    if let Some(content_type) = delivery.properties.content_type() {
+        message.content_type = content_type.as_str().to_string();
+    }
+    message.message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str().to_string());
+    // Errors can be long (HTTP bodies); headers must stay small.
+    let error: String = error.chars().take(1000).collect();
+    let mut message = message
+        .with_header(HEADER_ATTEMPT, AMQPValue::LongLongInt(i64::from(attempt)))
+        .with_header(HEADER_LAST_ERROR, text(&error));
+    if let Some(origin) = dead_lettered_from {
+        message = message
+            .with_header(HEADER_FAILED_AT, text(&chrono::Utc::now().to_rfc3339()))
+            .with_header(HEADER_ORIGIN_QUEUE, text(origin));
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_and_are_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 6,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+        };
+        assert_eq!(policy.delay_after(1), Duration::from_millis(100));
+        assert_eq!(policy.delay_after(2), Duration::from_millis(200));
+        assert_eq!(policy.delay_after(3), Duration::from_millis(400));
+        assert_eq!(policy.delay_after(4), Duration::from_millis(500));
+        assert_eq!(policy.delay_after(40), Duration::from_millis(500));
+        assert_eq!(
+            policy.delays(),
+            [100, 200, 400, 500].map(Duration::from_millis).to_vec()
+        );
+    }
+
+    #[test]
+    fn a_single_attempt_needs_no_delay_queue() {
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+        };
+        assert!(policy.delays().is_empty());
+    }
+}

@@ -1,0 +1,195 @@
+//! The event contract: the CloudEvents 1.0 envelope and the typed payloads every service shares.
+//!
+//! Each payload type names its routing key (`TYPE`) and its schema version (`VERSION`, sent as the
+//! `dataversion` extension attribute). A consumer that sees a version it does not know rejects
+//! the message to the dead-letter queue instead of guessing.
+
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use uuid::Uuid;
+
+/// `datacontenttype` of every event and the AMQP content type of every message.
+pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
+
+/// A typed event body.
+pub trait EventPayload: Serialize + DeserializeOwned + Send + Sync {
+    /// The CloudEvents `type`, also the routing key on `<namespace>.events`.
+    const TYPE: &'static str;
+    /// Schema version of this payload; bump on a breaking change.
+    const VERSION: u32 = 1;
+    /// The CloudEvents `subject`: the id of the thing the event is about.
+    fn subject(&self) -> String;
+}
+
+/// A CloudEvents 1.0 structured-mode event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudEvent<T = serde_json::Value> {
+    pub specversion: String,
+    /// UUIDv7: unique and time-ordered; consumers deduplicate on it.
+    pub id: Uuid,
+    /// The publishing service, e.g. `/taskmesh/task-svc`.
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub time: DateTime<Utc>,
+    pub datacontenttype: String,
+    pub dataversion: u32,
+    /// W3C trace context of the request that caused the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    pub data: T,
+}
+
+impl<T: EventPayload> CloudEvent<T> {
+    /// Wraps `data` in a new envelope from `service`.
+    pub fn new(service: &str, data: T) -> Self {
+        Self {
+            specversion: "1.0".into(),
+            id: Uuid::now_v7(),
+            source: format!("/taskmesh/{service}"),
+            event_type: T::TYPE.into(),
+            subject: Some(data.subject()),
+            time: Utc::now(),
+            datacontenttype: "application/json".into(),
+            dataversion: T::VERSION,
+            traceparent: None,
+            data,
+        }
+    }
+
+    /// The same event with an untyped body, as stored in the outbox.
+    pub fn into_untyped(self) -> Result<CloudEvent, serde_json::Error> {
+        Ok(CloudEvent {
+            specversion: self.specversion,
+            id: self.id,
+            source: self.source,
+            event_type: self.event_type,
+            subject: self.subject,
+            time: self.time,
+            datacontenttype: self.datacontenttype,
+            dataversion: self.dataversion,
+            traceparent: self.traceparent,
+            data: serde_json::to_value(self.data)?,
+        })
+    }
+}
+
+impl CloudEvent {
+    /// Reads the body as `T`, refusing another type or an unknown version.
+    pub fn decode<T: EventPayload>(&self) -> Result<T, DecodeError> {
+        if self.event_type != T::TYPE {
+            return Err(DecodeError::WrongType {
+                expected: T::TYPE,
+                found: self.event_type.clone(),
+            });
+        }
+        if self.dataversion != T::VERSION {
+            return Err(DecodeError::UnknownVersion {
+                event_type: T::TYPE,
+                version: self.dataversion,
+            });
+        }
+        serde_json::from_value(self.data.clone()).map_err(DecodeError::Body)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("expected a {expected} event, found {found}")]
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("{event_type} version {version} is not known to this consumer")]
+    UnknownVersion {
+        event_type: &'static str,
+        version: u32,
+    },
+    #[error("event body does not match its type: {0}")]
+    Body(serde_json::Error),
+}
+
+/// A user registered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserCreated {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+}
+
+impl EventPayload for UserCreated {
+    const TYPE: &'static str = "user.created";
+    fn subject(&self) -> String {
+        self.user_id.to_string()
+    }
+}
+
+/// A task was created.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskCreated {
+    pub task_id: Uuid,
+    pub owner_id: Uuid,
+    pub title: String,
+    pub status: String,
+    pub priority: String,
+    pub assignee_id: Option<Uuid>,
+    pub channel_id: Option<Uuid>,
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+impl EventPayload for TaskCreated {
+    const TYPE: &'static str = "task.created";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> UserCreated {
+        UserCreated {
+            user_id: Uuid::now_v7(),
+            email: "ada@example.com".into(),
+            display_name: "Ada".into(),
+            role: "member".into(),
+        }
+    }
+
+    #[test]
+    fn envelope_is_cloudevents_structured_json() {
+        let event = CloudEvent::new("user-svc", sample());
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["specversion"], "1.0");
+        assert_eq!(json["type"], "user.created");
+        assert_eq!(json["source"], "/taskmesh/user-svc");
+        assert_eq!(json["dataversion"], 1);
+        assert_eq!(json["subject"], event.data.user_id.to_string());
+        assert_eq!(event.id.get_version_num(), 7);
+    }
+
+    #[test]
+    fn decoding_round_trips_and_refuses_other_types_and_versions() {
+        let event = CloudEvent::new("user-svc", sample())
+            .into_untyped()
+            .unwrap();
+        assert_eq!(
+            event.decode::<UserCreated>().unwrap().email,
+            "ada@example.com"
+        );
+        assert!(matches!(
+            event.decode::<TaskCreated>(),
+            Err(DecodeError::WrongType { .. })
+        ));
+        let mut future = event.clone();
+        future.dataversion = 2;
+        assert!(matches!(
+            future.decode::<UserCreated>(),
+            Err(DecodeError::UnknownVersion { version: 2, .. })
+        ));
+    }
+}

@@ -1,0 +1,39 @@
+//! The Taskmesh platform crate: what every service shares, so each service holds only its domain.
+//!
+//! # Layout
+//! - [`config`]: layered, typed configuration (defaults, `TASKMESH_CONFIG` TOML, `TASKMESH_*`).
+//! - [`telemetry`]: JSON or pretty logs, `RUST_LOG`, the Prometheus recorder.
+//! - [`problem`]: [`problem::ApiError`], the one problem+json error type for HTTP answers.
+//! - [`events`]: the CloudEvents envelope and typed event payloads.
+//! - [`broker`]: RabbitMQ connection with reconnect, topology names, the confirming publisher.
+//! - [`consumer`]: the consumer loop with retries through delay queues and dead letters.
+//! - [`topology`]: every exchange and consumer queue of the deployment, declared by all.
+//! - [`outbox`]: the transactional outbox and its relay.
+//! - [`idempotency`]: `processed_events`, so redelivered events have one effect.
+//! - [`identity`]: the verified caller, passed from the gateway to services.
+//! - [`db`], [`cache`]: PostgreSQL pools with migrations, Redis connections.
+//! - [`health`], [`http`]: `/healthz`, `/readyz`, `/metrics`, common layers, serving.
+//! - [`startup`], [`shutdown`]: waiting for dependencies, the common `main`, signals.
+//! - `testkit` (feature `testkit`): isolated test environments on the real services.
+
+pub mod broker;
+pub mod cache;
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod events;
+pub mod health;
+pub mod http;
+pub mod idempotency;
+pub mod identity;
+pub mod outbox;
+pub mod problem;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod topology;
+
+pub use config::Config;
+pub use problem::ApiError;

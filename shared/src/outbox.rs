@@ -1,0 +1,298 @@
+//! The transactional outbox: events are written in the same transaction as the state change and
+//! published afterwards by a relay, so an event exists if and only if its change committed.
+//!
+//! The relay claims due rows with `FOR UPDATE SKIP LOCKED` (several replicas share the work),
+//! publishes them pipelined with confirms, marks them published and commits. A crash between
+//! publishing and marking publishes the rows again: delivery is at-least-once and consumers
+//! deduplicate on the event id ([`crate::idempotency`]). An insert trigger sends
+//! `NOTIFY taskmesh_outbox`, which wakes the relay at once; a poll is the fallback, and rows
+//! with a later `available_at` (reminders, scheduled jobs) wake it when they fall due.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::{postgres::PgListener, PgConnection, PgPool, Row};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::broker::{OutgoingMessage, PublishError, Publisher};
+use crate::config::OutboxConfig;
+use crate::events::{CloudEvent, EventPayload};
+
+/// The channel the outbox insert trigger notifies.
+pub const NOTIFY_CHANNEL: &str = "taskmesh_outbox";
+
+/// Writes `event` to the outbox inside `tx`; it is published once `tx` commits.
+pub async fn enqueue<T: EventPayload>(
+    tx: &mut PgConnection,
+    event: CloudEvent<T>,
+) -> Result<Uuid, sqlx::Error> {
+    enqueue_at(tx, event, None).await
+}
+
+/// Like [`enqueue`], but not published before `available_at`.
+pub async fn enqueue_at<T: EventPayload>(
+    tx: &mut PgConnection,
+    event: CloudEvent<T>,
+    available_at: Option<DateTime<Utc>>,
+) -> Result<Uuid, sqlx::Error> {
+    let event = event
+        .into_untyped()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let id = event.id;
+    let routing_key = event.event_type.clone();
+    let payload = serde_json::to_value(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO outbox (id, routing_key, payload, available_at)
+         VALUES ($1, $2, $3, COALESCE($4, now()))",
+    )
+    .bind(id)
+    .bind(routing_key)
+    .bind(payload)
+    .bind(available_at)
+    .execute(tx)
+    .await?;
+    Ok(id)
+}
+
+/// What one relay round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RoundStats {
+    /// Rows claimed this round.
+    pub claimed: usize,
+    pub published: usize,
+    /// Rows no queue was bound for (no consumer in the topology wants them): marked with
+    /// `last_error`, counted and logged, not retried.
+    pub unroutable: usize,
+    /// Rows the broker refused; retried later with backoff.
+    pub failed: usize,
+}
+
+/// Publishes committed outbox rows.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    pool: PgPool,
+    publisher: Publisher,
+    config: OutboxConfig,
+    exchange: String,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, publisher: Publisher, config: OutboxConfig) -> Self {
+        let exchange = publisher.broker().events_exchange();
+        Self {
+            pool,
+            publisher,
+            config,
+            exchange,
+        }
+    }
+
+    /// Publishes one batch of due rows and marks them.
+    pub async fn publish_due(&self) -> anyhow::Result<RoundStats> {
+        self.round(true).await
+    }
+
+    /// Publishes one batch but never marks it, as if the relay died between the broker's confirm
+    /// and the commit. Only for tests of the at-least-once guarantee.
+    #[doc(hidden)]
+    pub async fn publish_due_then_crash(&self) -> anyhow::Result<RoundStats> {
+        self.round(false).await
+    }
+
+    /// Publishes until nothing is due. Returns the rows published.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            let stats = self.publish_due().await?;
+            total += stats.published + stats.unroutable;
+            if stats.claimed < self.config.batch_size as usize || stats.claimed == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn round(&self, mark: bool) -> anyhow::Result<RoundStats> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, exchange, routing_key, payload::text AS payload, attempts
+               FROM outbox
+              WHERE published_at IS NULL AND available_at <= now()
+              ORDER BY seq
+              LIMIT $1
+                FOR UPDATE SKIP LOCKED",
+        )
+        .bind(i64::from(self.config.batch_size))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut stats = RoundStats {
+            claimed: rows.len(),
+            ..Default::default()
+        };
+        if rows.is_empty() {
+            return Ok(stats);
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Uuid = row.get("id");
+            let exchange: Option<String> = row.get("exchange");
+            let payload: String = row.get("payload");
+            let mut message = OutgoingMessage::new(
+                exchange.unwrap_or_else(|| self.exchange.clone()),
+                row.get::<String, _>("routing_key"),
+                payload.into_bytes(),
+            );
+            message.message_id = Some(id.to_string());
+            ids.push(id);
+            messages.push(message);
+        }
+        // A channel failure aborts the round: the transaction rolls back and the rows stay due.
+        let results = self.publisher.publish_batch(&messages).await?;
+        if !mark {
+            return Ok(stats);
+        }
+        let mut published = Vec::new();
+        let mut unroutable = Vec::new();
+        for ((id, result), message) in ids.into_iter().zip(results).zip(&messages) {
+            match result {
+                Ok(()) => published.push(id),
+                Err(PublishError::Unroutable { routing_key, .. }) => {
+                    tracing::warn!(%id, %routing_key, "no queue is bound for this event type; marked unroutable");
+                    metrics::counter!("taskmesh_outbox_unroutable_total", "routing_key" => routing_key)
+                        .increment(1);
+                    unroutable.push(id);
+                }
+                Err(err) => {
+                    tracing::warn!(%id, routing_key = %message.routing_key, error = %err, "broker refused an event; will retry");
+                    stats.failed += 1;
+                    sqlx::query(
+                        "UPDATE outbox
+                            SET attempts = attempts + 1, last_error = $2,
+                                available_at = now() + make_interval(secs => least(300, 2 ^ least(attempts, 10)))
+                          WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(err.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+            .bind(&published)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE outbox SET published_at = now(), last_error = 'unroutable: no queue bound'
+              WHERE id = ANY($1)",
+        )
+        .bind(&unroutable)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        stats.published = published.len();
+        stats.unroutable = unroutable.len();
+        metrics::counter!("taskmesh_outbox_published_total").increment(published.len() as u64);
+        Ok(stats)
+    }
+
+    /// Deletes published rows and processed-event records past their retention.
+    pub async fn cleanup(&self) -> Result<u64, sqlx::Error> {
+        let outbox = sqlx::query(
+            "DELETE FROM outbox WHERE id IN (
+                SELECT id FROM outbox
+                 WHERE published_at < now() - make_interval(hours => $1)
+                 LIMIT 10000)",
+        )
+        .bind(self.config.retention_hours as i32)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let processed = sqlx::query(
+            "DELETE FROM processed_events WHERE (consumer, event_id) IN (
+                SELECT consumer, event_id FROM processed_events
+                 WHERE processed_at < now() - make_interval(hours => $1)
+                 LIMIT 10000)",
+        )
+        .bind(self.config.processed_retention_hours as i32)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(outbox + processed)
+    }
+
+    /// Time until the earliest row that is not yet due, if any.
+    async fn next_due_in(&self) -> Result<Option<Duration>, sqlx::Error> {
+        let seconds: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM (min(available_at) - now()))::float8
+               FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+    }
+
+    /// Runs until `shutdown`: publishes whatever is due, then waits for a NOTIFY, the next
+    /// `available_at`, or the poll interval, whichever comes first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        let mut listener: Option<PgListener> = None;
+        let mut last_cleanup = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            if listener.is_none() {
+                listener = match PgListener::connect_with(&self.pool).await {
+                    Ok(mut l) => match l.listen(NOTIFY_CHANNEL).await {
+                        Ok(()) => Some(l),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "outbox relay cannot LISTEN; polling");
+                            None
+                        }
+                    },
+                    Err(err) => {
+                        tracing::warn!(error = %err, "outbox relay cannot LISTEN; polling");
+                        None
+                    }
+                };
+            }
+            let mut wait = poll;
+            match self.drain().await {
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    if let Ok(Some(due)) = self.next_due_in().await {
+                        wait = wait.min(due);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = format!("{err:#}"), retry_in = ?backoff, "outbox relay round failed");
+                    wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+            if last_cleanup.elapsed() > Duration::from_secs(60) {
+                last_cleanup = Instant::now();
+                match self.cleanup().await {
+                    Ok(n) if n > 0 => tracing::debug!(deleted = n, "outbox retention"),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "outbox retention failed"),
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+                notified = async {
+                    match listener.as_mut() {
+                        Some(l) => l.recv().await.map(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if notified.is_err() {
+                        listener = None;
+                    }
+                }
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+}

@@ -1,0 +1,141 @@
+//! Start-up helpers: waiting for dependencies and the common `main` of every service binary.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Runs `attempt` until it succeeds, backing off from 200 ms to 5 s and logging each failure
+/// with `dependency` named. Fails only when `shutdown` fires first.
+pub async fn retry<T, F, Fut>(
+    dependency: &str,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) => {
+                tracing::warn!(dependency, error = format!("{err:#}"), retry_in = ?backoff, "waiting for a dependency");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for {dependency}"),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The whole `main` of a service binary: config, telemetry, listener, signals, then `run`.
+pub async fn service_main<F, Fut>(
+    service: &str,
+    bind: impl FnOnce(&Config) -> std::net::SocketAddr,
+    run: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Config, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config = Config::load()?;
+    crate::telemetry::init(&config.log);
+    let addr = bind(&config);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("{service} cannot listen on {addr}: {e}"))?;
+    tracing::info!(service, %addr, "listening");
+    let shutdown = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(shutdown.clone());
+    run(config, listener, shutdown).await
+}
+
+/// The pieces every service with a database runs: its pool (migrated), a broker handle and the
+/// outbox relay.
+pub struct Platform {
+    pub service: &'static str,
+    pub pool: sqlx::PgPool,
+    pub broker: crate::broker::Broker,
+    /// Background loops (relay, consumers) awaited before the pool closes.
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Platform {
+    /// Connects to the service's database (waiting for PostgreSQL), migrates it, declares the
+    /// RabbitMQ topology (waiting for the broker) and starts the outbox relay.
+    pub async fn start(
+        config: &Config,
+        service: &'static str,
+        database: &str,
+        migrations: &sqlx::migrate::Migrator,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let pool = crate::db::connect(&config.postgres, database, migrations, shutdown).await?;
+        let broker = crate::broker::Broker::new(&config.amqp, service);
+        // Declare every consumer queue before the relay publishes anything, so no event is
+        // unroutable just because its consumer has not started yet.
+        retry("rabbitmq", shutdown, || async {
+            let channel = broker.channel().await?;
+            crate::topology::declare_all(&broker, &channel, &config.consumer).await?;
+            channel.close(200, "declared").await?;
+            Ok(())
+        })
+        .await?;
+        let relay = crate::outbox::Relay::new(
+            pool.clone(),
+            crate::broker::Publisher::new(broker.clone()),
+            config.outbox.clone(),
+        );
+        Ok(Self {
+            service,
+            pool,
+            broker,
+            background: vec![tokio::spawn(relay.run(shutdown.clone()))],
+        })
+    }
+
+    /// Runs a background loop (a consumer) that `serve` waits for at shutdown.
+    pub fn spawn(&mut self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.background.push(tokio::spawn(work));
+    }
+
+    /// Readiness on the database and the broker; add the service's own checks to it.
+    pub fn readiness(&self) -> crate::health::Readiness {
+        crate::health::Readiness::new(self.service)
+            .postgres(self.pool.clone())
+            .rabbitmq(self.broker.clone())
+    }
+
+    /// Serves `app` (with the health routes and common layers) until `shutdown`, then waits for
+    /// the background loops to drain and closes the pool.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        app: axum::Router,
+        readiness: crate::health::Readiness,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let app = finish_router(app, readiness);
+        crate::http::serve(listener, app, shutdown).await?;
+        for task in self.background {
+            task.await?;
+        }
+        self.pool.close().await;
+        Ok(())
+    }
+}
+
+/// Adds the problem+json fallback, the health routes and the common layers.
+pub fn finish_router(app: axum::Router, readiness: crate::health::Readiness) -> axum::Router {
+    let app = app
+        .fallback(crate::problem::not_found_fallback)
+        .merge(crate::health::router(readiness));
+    crate::http::with_common_layers(app, Duration::from_secs(30))
+}

@@ -1,0 +1,142 @@
+//! Test support (feature `testkit`): an isolated environment per test on the real services.
+//!
+//! Each [`TestEnv`] has its own databases (`tm_<id>_<service>`, dropped when the env drops), its
+//! own RabbitMQ namespace (`test-<id>.*`, queues expire when unused) and its own Redis key prefix,
+//! so tests run in parallel against one PostgreSQL, RabbitMQ and Redis without seeing each other.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::config::Config;
+
+/// One test's slice of the real services.
+#[derive(Debug)]
+pub struct TestEnv {
+    pub id: String,
+    pub config: Config,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        init_tracing();
+        let id = Uuid::new_v4().simple().to_string()[..12].to_string();
+        let mut config = Config::default();
+        if let Ok(url) = std::env::var("TASKMESH_POSTGRES__URL") {
+            config.postgres.url = url.into();
+        }
+        if let Ok(url) = std::env::var("TASKMESH_AMQP__URL") {
+            config.amqp.url = url.into();
+        }
+        if let Ok(url) = std::env::var("TASKMESH_REDIS__URL") {
+            config.redis.url = url.into();
+        }
+        config.postgres.max_connections = 5;
+        config.amqp.namespace = format!("test-{id}");
+        // Queues of finished tests disappear ten minutes after their last consumer.
+        config.amqp.queue_expires_ms = Some(600_000);
+        config.redis.key_prefix = format!("test:{id}:");
+        config.consumer.retry_base_ms = 100;
+        config.consumer.retry_max_ms = 2_000;
+        config.consumer.max_attempts = 4;
+        config.outbox.poll_interval_ms = 200;
+        let port0 = SocketAddr::from(([127, 0, 0, 1], 0));
+        for (svc, name) in [
+            (&mut config.user, "users"),
+            (&mut config.task, "tasks"),
+            (&mut config.notify, "notify"),
+            (&mut config.media, "media"),
+            (&mut config.gateway, ""),
+            (&mut config.worker, ""),
+        ] {
+            svc.bind = port0;
+            svc.database = if name.is_empty() {
+                String::new()
+            } else {
+                format!("tm_{id}_{name}")
+            };
+        }
+        Self { id, config }
+    }
+
+    fn databases(&self) -> Vec<String> {
+        [
+            &self.config.user,
+            &self.config.task,
+            &self.config.notify,
+            &self.config.media,
+        ]
+        .iter()
+        .map(|s| s.database.clone())
+        .collect()
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let config = self.config.postgres.clone();
+        let databases = self.databases();
+        // Drop runs inside the test's runtime, which must not block on its own futures.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                let Ok(url) = crate::db::database_url(&config, "postgres") else {
+                    return;
+                };
+                let Ok(mut conn) = sqlx::PgConnection::connect(&url).await else {
+                    return;
+                };
+                for db in databases {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Logs to the test's captured output; `RUST_LOG` picks the level (default `warn`).
+pub fn init_tracing() {
+    use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().with_test_writer())
+        .try_init();
+}
+
+/// Polls `probe` until it returns `Some`, failing the test with `what` after `deadline`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if started.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,406 @@
+//! The outbox, relay and consumer loop against the real PostgreSQL and RabbitMQ.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use serde::{Deserialize, Serialize};
+use shared::broker::{
+    header_int, header_str, Broker, OutgoingMessage, PublishError, Publisher, HEADER_ATTEMPT,
+    HEADER_FAILED_AT, HEADER_LAST_ERROR,
+};
+use shared::consumer::{Consumer, Handler, HandlerError, Incoming, QueueSpec};
+use shared::events::{CloudEvent, EventPayload};
+use shared::outbox::{self, Relay};
+use shared::testkit::{eventually, TestEnv};
+use shared::{idempotency, Config};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Ping {
+    n: u32,
+}
+
+impl EventPayload for Ping {
+    const TYPE: &'static str = "test.ping";
+    fn subject(&self) -> String {
+        self.n.to_string()
+    }
+}
+
+/// One test's database, broker and relay, with a queue bound to `test.#`.
+struct Bench {
+    env: TestEnv,
+    pool: PgPool,
+    broker: Broker,
+    relay: Relay,
+    queue: QueueSpec,
+    shutdown: CancellationToken,
+}
+
+impl Bench {
+    async fn new() -> Self {
+        let env = TestEnv::new();
+        let shutdown = CancellationToken::new();
+        let config: &Config = &env.config;
+        let pool = shared::db::connect(
+            &config.postgres,
+            &config.task.database,
+            &sqlx::migrate::Migrator::DEFAULT,
+            &shutdown,
+        )
+        .await
+        .unwrap();
+        sqlx::query("CREATE TABLE effects (event_id uuid PRIMARY KEY, n int NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let broker = Broker::new(&config.amqp, "test");
+        let relay = Relay::new(
+            pool.clone(),
+            Publisher::new(broker.clone()),
+            config.outbox.clone(),
+        );
+        let queue = QueueSpec::new(&broker, "test-consumer", &config.consumer).bind("test.#");
+        let channel = broker.channel().await.unwrap();
+        queue.declare(&broker, &channel).await.unwrap();
+        Self {
+            env,
+            pool,
+            broker,
+            relay,
+            queue,
+            shutdown,
+        }
+    }
+
+    async fn commit_ping(&self, n: u32) {
+        let mut tx = self.pool.begin().await.unwrap();
+        outbox::enqueue(&mut tx, CloudEvent::new("test", Ping { n }))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    async fn ready_count(&self, queue: &str) -> u32 {
+        let channel = self.broker.channel().await.unwrap();
+        let declared = channel
+            .queue_declare(
+                queue,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        declared.message_count()
+    }
+
+    fn consume<H: Handler>(&self, handler: H) {
+        let consumer = Consumer::new(self.broker.clone(), self.queue.clone(), handler);
+        tokio::spawn(consumer.run(self.shutdown.clone()));
+    }
+
+    async fn effects(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM effects")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Applies each event once: records it in `processed_events` and `effects` in one transaction.
+struct IdempotentEffect {
+    pool: PgPool,
+    calls: Arc<Mutex<u32>>,
+}
+
+impl Handler for IdempotentEffect {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        *self.calls.lock().unwrap() += 1;
+        let ping: Ping = message
+            .event
+            .decode()
+            .map_err(|e| HandlerError::Reject(e.into()))?;
+        let mut tx = self.pool.begin().await?;
+        if idempotency::first_time(&mut tx, "test", message.event.id).await? {
+            sqlx::query("INSERT INTO effects (event_id, n) VALUES ($1, $2)")
+                .bind(message.event.id)
+                .bind(ping.n as i32)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_rolled_back_transaction_publishes_nothing() {
+    let bench = Bench::new().await;
+    let mut tx = bench.pool.begin().await.unwrap();
+    outbox::enqueue(&mut tx, CloudEvent::new("test", Ping { n: 1 }))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+
+    assert_eq!(bench.relay.drain().await.unwrap(), 0);
+    assert_eq!(bench.ready_count(&bench.queue.name).await, 0);
+
+    // The same relay does publish a committed event, so the zero above means something.
+    bench.commit_ping(2).await;
+    assert_eq!(bench.relay.drain().await.unwrap(), 1);
+    eventually("the committed event in the queue", WAIT, || async {
+        (bench.ready_count(&bench.queue.name).await == 1).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_committed_event_has_one_effect_even_when_the_relay_dies_before_marking_it() {
+    let bench = Bench::new().await;
+    bench.commit_ping(7).await;
+
+    // The relay publishes, then "dies" before marking the row: the row is still pending.
+    let first = bench.relay.publish_due_then_crash().await.unwrap();
+    assert_eq!(first.claimed, 1);
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&bench.pool)
+        .await
+        .unwrap();
+    assert_eq!(pending, 1);
+
+    // The restarted relay publishes it again and marks it.
+    assert_eq!(bench.relay.drain().await.unwrap(), 1);
+    assert_eq!(
+        bench.relay.drain().await.unwrap(),
+        0,
+        "published exactly once more"
+    );
+
+    let calls = Arc::new(Mutex::new(0));
+    bench.consume(IdempotentEffect {
+        pool: bench.pool.clone(),
+        calls: calls.clone(),
+    });
+    eventually("both deliveries handled", WAIT, || async {
+        (*calls.lock().unwrap() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        bench.effects().await,
+        1,
+        "the duplicate had no second effect"
+    );
+}
+
+/// Fails with `Retry` until the third attempt; records when each attempt came.
+struct FailsTwice {
+    attempts: Arc<Mutex<Vec<(u32, Instant)>>>,
+}
+
+impl Handler for FailsTwice {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((message.attempt, Instant::now()));
+        if message.attempt < 3 {
+            return Err(HandlerError::Retry(anyhow::anyhow!(
+                "transient failure {}",
+                message.attempt
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_fails_twice_is_retried_with_growing_delays_then_acked() {
+    let bench = Bench::new().await;
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    bench.consume(FailsTwice {
+        attempts: attempts.clone(),
+    });
+    bench.commit_ping(1).await;
+    bench.relay.drain().await.unwrap();
+
+    let seen = eventually("the third attempt", WAIT, || async {
+        let seen = attempts.lock().unwrap().clone();
+        (seen.len() >= 3).then_some(seen)
+    })
+    .await;
+    let numbers: Vec<u32> = seen.iter().map(|(a, _)| *a).collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    let first_gap = seen[1].1 - seen[0].1;
+    let second_gap = seen[2].1 - seen[1].1;
+    let base = bench.queue.retry.base;
+    assert!(
+        first_gap >= base,
+        "first retry after {first_gap:?}, base {base:?}"
+    );
+    assert!(
+        second_gap >= base * 2,
+        "second retry after {second_gap:?}, should wait at least {:?}",
+        base * 2
+    );
+
+    // Acked: nothing waits in the queue or its dead-letter queue.
+    eventually("the queue to drain", WAIT, || async {
+        (bench.ready_count(&bench.queue.name).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(bench.ready_count(&bench.queue.dead_letter_queue()).await, 0);
+    assert_eq!(
+        attempts.lock().unwrap().len(),
+        3,
+        "no attempt after success"
+    );
+}
+
+/// Fails every delivery of `n == 0`; applies the rest.
+struct PoisonZero {
+    inner: IdempotentEffect,
+}
+
+impl Handler for PoisonZero {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        let ping: Ping = message
+            .event
+            .decode()
+            .map_err(|e| HandlerError::Reject(e.into()))?;
+        if ping.n == 0 {
+            return Err(HandlerError::Retry(anyhow::anyhow!(
+                "poison message cannot be applied"
+            )));
+        }
+        self.inner.handle(message).await
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_always_fails_is_dead_lettered_with_its_error_while_others_flow() {
+    let bench = Bench::new().await;
+    bench.consume(PoisonZero {
+        inner: IdempotentEffect {
+            pool: bench.pool.clone(),
+            calls: Arc::default(),
+        },
+    });
+    bench.commit_ping(0).await;
+    for n in 1..=5 {
+        bench.commit_ping(n).await;
+    }
+    bench.relay.drain().await.unwrap();
+
+    eventually("the five good messages applied", WAIT, || async {
+        (bench.effects().await == 5).then_some(())
+    })
+    .await;
+    let dlq = bench.queue.dead_letter_queue();
+    eventually(
+        "the poison message in the dead-letter queue",
+        WAIT,
+        || async { (bench.ready_count(&dlq).await == 1).then_some(()) },
+    )
+    .await;
+
+    let channel = bench.broker.channel().await.unwrap();
+    let dead = channel
+        .basic_get(&dlq, BasicGetOptions::default())
+        .await
+        .unwrap()
+        .expect("a dead letter");
+    let headers = dead.properties.headers().as_ref();
+    let max = i64::from(bench.env.config.consumer.max_attempts);
+    assert_eq!(header_int(headers, HEADER_ATTEMPT), Some(max));
+    assert!(header_str(headers, HEADER_LAST_ERROR)
+        .unwrap()
+        .contains("poison message cannot be applied"));
+    assert!(header_str(headers, HEADER_FAILED_AT).is_some());
+    let event: CloudEvent = serde_json::from_slice(&dead.delivery.data).unwrap();
+    assert_eq!(event.decode::<Ping>().unwrap(), Ping { n: 0 });
+}
+
+#[tokio::test]
+async fn an_unroutable_publish_is_reported_not_dropped() {
+    let bench = Bench::new().await;
+    let publisher = Publisher::new(bench.broker.clone());
+    let message = OutgoingMessage::new(
+        bench.broker.events_exchange(),
+        "nobody.listens",
+        b"{}".to_vec(),
+    );
+    let err = publisher.publish(&message).await.unwrap_err();
+    assert!(
+        matches!(err, PublishError::Unroutable { ref routing_key, .. } if routing_key == "nobody.listens"),
+        "{err:?}"
+    );
+
+    // Through the outbox, the relay records it on the row instead of losing track of it.
+    #[derive(Serialize, Deserialize)]
+    struct Orphan;
+    impl EventPayload for Orphan {
+        const TYPE: &'static str = "orphan.event";
+        fn subject(&self) -> String {
+            String::new()
+        }
+    }
+    let mut tx = bench.pool.begin().await.unwrap();
+    outbox::enqueue(&mut tx, CloudEvent::new("test", Orphan))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let stats = bench.relay.publish_due().await.unwrap();
+    assert_eq!((stats.published, stats.unroutable), (0, 1));
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM outbox")
+        .fetch_one(&bench.pool)
+        .await
+        .unwrap();
+    assert!(error.unwrap().starts_with("unroutable"));
+}
+
+#[tokio::test]
+async fn a_delayed_event_waits_for_its_time_and_the_running_relay_wakes_for_it() {
+    let bench = Bench::new().await;
+    let due = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let mut tx = bench.pool.begin().await.unwrap();
+    outbox::enqueue_at(&mut tx, CloudEvent::new("test", Ping { n: 9 }), Some(due))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(bench.relay.drain().await.unwrap(), 0, "not due yet");
+
+    tokio::spawn(bench.relay.clone().run(bench.shutdown.clone()));
+    eventually("the delayed event in the queue", WAIT, || async {
+        (bench.ready_count(&bench.queue.name).await == 1).then_some(())
+    })
+    .await;
+    assert!(
+        chrono::Utc::now() >= due,
+        "published before its available_at"
+    );
+}
+
+#[tokio::test]
+async fn the_running_relay_publishes_a_commit_without_being_asked() {
+    let bench = Bench::new().await;
+    tokio::spawn(bench.relay.clone().run(bench.shutdown.clone()));
+    bench.commit_ping(3).await;
+    eventually("the event in the queue", WAIT, || async {
+        (bench.ready_count(&bench.queue.name).await == 1).then_some(())
+    })
+    .await;
+}

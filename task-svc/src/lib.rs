@@ -1,0 +1,44 @@
+//! task-svc: tasks. Owns the `taskmesh_tasks` database and publishes `task.*` events through
+//! its outbox, whose relay runs here.
+//!
+//! # Layout
+//! - [`tasks`]: the task resource.
+
+pub mod tasks;
+
+use axum::Router;
+use shared::{startup::Platform, Config};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const SERVICE: &str = "task-svc";
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/tasks");
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+}
+
+/// Runs task-svc on `listener` until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let platform = Platform::start(
+        &config,
+        SERVICE,
+        &config.task.database,
+        &MIGRATIONS,
+        &shutdown,
+    )
+    .await?;
+    let app = Router::new().merge(tasks::router()).with_state(AppState {
+        pool: platform.pool.clone(),
+    });
+    let readiness = platform.readiness();
+    platform.serve(listener, app, readiness, shutdown).await
+}

@@ -1,0 +1,173 @@
+//! The Taskmesh launcher: starts every service (or one) in this process from one config.
+//!
+//! `taskmesh up` is the local all-in-one start; `taskmesh serve <service>` runs one service the
+//! way its own binary does. Tests start a [`Stack`] on port 0 against a test environment.
+//!
+//! # Layout
+//! - this file: [`Stack`], the set of running services.
+//! - `main.rs`: the command line.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use shared::Config;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The six services, in start order (the gateway last, once the rest listen).
+pub const SERVICES: [&str; 6] = [
+    "user-svc",
+    "task-svc",
+    "notify-svc",
+    "media-svc",
+    "worker",
+    "api-gateway",
+];
+
+type RunFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Starts `service` on `listener`.
+pub fn run_service(
+    service: &str,
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunFuture> {
+    Ok(match service {
+        "user-svc" => Box::pin(user_svc::run(config, listener, shutdown)),
+        "task-svc" => Box::pin(task_svc::run(config, listener, shutdown)),
+        "notify-svc" => Box::pin(notify_svc::run(config, listener, shutdown)),
+        "media-svc" => Box::pin(media_svc::run(config, listener, shutdown)),
+        "worker" => Box::pin(worker::run(config, listener, shutdown)),
+        "api-gateway" => Box::pin(api_gateway::run(config, listener, shutdown)),
+        other => anyhow::bail!("unknown service {other:?}; one of {SERVICES:?}"),
+    })
+}
+
+/// The configured bind address of `service`.
+pub fn bind_address(config: &Config, service: &str) -> anyhow::Result<SocketAddr> {
+    Ok(section(&mut config.clone(), service)?.bind)
+}
+
+fn section<'a>(
+    config: &'a mut Config,
+    service: &str,
+) -> anyhow::Result<&'a mut shared::config::ServiceConfig> {
+    Ok(match service {
+        "user-svc" => &mut config.user,
+        "task-svc" => &mut config.task,
+        "notify-svc" => &mut config.notify,
+        "media-svc" => &mut config.media,
+        "worker" => &mut config.worker,
+        "api-gateway" => &mut config.gateway,
+        other => anyhow::bail!("unknown service {other:?}; one of {SERVICES:?}"),
+    })
+}
+
+/// Every service, running in this process.
+pub struct Stack {
+    /// The effective config: bind addresses and URLs are the ones actually listening.
+    pub config: Config,
+    shutdown: CancellationToken,
+    services: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl Stack {
+    /// Binds every service's listener (port 0 picks a free port) and starts them all.
+    pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let mut listeners = Vec::new();
+        for service in SERVICES {
+            let section = section(&mut config, service)?;
+            let listener = TcpListener::bind(section.bind)
+                .await
+                .map_err(|e| anyhow::anyhow!("{service} cannot listen on {}: {e}", section.bind))?;
+            let addr = listener.local_addr()?;
+            section.bind = addr;
+            section.url = format!("http://{addr}");
+            listeners.push((service, listener));
+        }
+        let mut services = Vec::new();
+        for (service, listener) in listeners {
+            let run = run_service(service, config.clone(), listener, shutdown.clone())?;
+            services.push((service, tokio::spawn(run)));
+        }
+        Ok(Self {
+            config,
+            shutdown,
+            services,
+        })
+    }
+
+    /// The gateway's base URL.
+    pub fn api_url(&self) -> String {
+        self.config.gateway.url.clone()
+    }
+
+    /// Waits until every service answers `/readyz` with 200, or fails naming those that do not.
+    pub async fn wait_ready(&self, deadline: Duration) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        loop {
+            let mut waiting = Vec::new();
+            for service in SERVICES {
+                let base = section(&mut self.config.clone(), service)?.url.clone();
+                let ready = http
+                    .get(format!("{base}/readyz"))
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if !ready {
+                    waiting.push(service);
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if let Some((name, _)) = self.services.iter().find(|(_, h)| h.is_finished()) {
+                anyhow::bail!("{name} stopped during start-up; see its log above");
+            }
+            if started.elapsed() > deadline {
+                anyhow::bail!("not ready after {deadline:?}: {}", waiting.join(", "));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Resolves when the first service stops by itself, with its name and result; that service
+    /// leaves the stack.
+    pub async fn first_exit(&mut self) -> (&'static str, anyhow::Result<()>) {
+        loop {
+            if let Some(i) = self.services.iter().position(|(_, h)| h.is_finished()) {
+                let (name, handle) = self.services.remove(i);
+                let result = match handle.await {
+                    Ok(result) => result,
+                    Err(join) => Err(anyhow::anyhow!("panicked: {join}")),
+                };
+                return (name, result);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Signals shutdown and waits for every service to drain and stop.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let mut failures = Vec::new();
+        for (name, handle) in self.services {
+            match handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => failures.push(format!("{name}: {err:#}")),
+                Err(err) => failures.push(format!("{name}: {err}")),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("services failed while stopping: {}", failures.join("; "))
+        }
+    }
+}

@@ -1,0 +1,73 @@
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use shared::Config;
+use tokio_util::sync::CancellationToken;
+
+/// Taskmesh: an event-driven task platform.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start every service in this process against local PostgreSQL, RabbitMQ and Redis.
+    Up,
+    /// Run one service (user-svc, task-svc, notify-svc, media-svc, worker, api-gateway).
+    Serve { service: String },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load()?;
+    shared::telemetry::init(&config.log);
+    let shutdown = CancellationToken::new();
+    shared::shutdown::cancel_on_signal(shutdown.clone());
+    match cli.command {
+        Command::Up => up(config, shutdown).await,
+        Command::Serve { service } => {
+            let addr = taskmesh::bind_address(&config, &service)?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("{service} cannot listen on {addr}: {e}"))?;
+            tracing::info!(%service, %addr, "listening");
+            taskmesh::run_service(&service, config, listener, shutdown)?.await
+        }
+    }
+}
+
+async fn up(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let management = config.amqp.management_url.clone();
+    let mut stack = taskmesh::Stack::start(config, shutdown.clone()).await?;
+    tokio::select! {
+        ready = stack.wait_ready(Duration::from_secs(120)) => ready?,
+        _ = shutdown.cancelled() => return stack.stop().await,
+    }
+    let c = &stack.config;
+    println!();
+    println!("Taskmesh is up.");
+    println!("  API (gateway)        {}/api/v1", c.gateway.url);
+    println!("  user-svc             {}", c.user.url);
+    println!("  task-svc             {}", c.task.url);
+    println!("  notify-svc           {}", c.notify.url);
+    println!("  media-svc            {}", c.media.url);
+    println!("  worker               {}", c.worker.url);
+    println!("  health / metrics     <service>/readyz, <service>/metrics");
+    println!("  RabbitMQ console     {management}  (guest/guest; `rabbitmq-plugins enable rabbitmq_management` if it does not load)");
+    println!("Press Ctrl-C to stop.");
+    println!();
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        (name, result) = stack.first_exit() => {
+            tracing::error!(service = name, result = ?result, "a service stopped; stopping the rest");
+            shutdown.cancel();
+        }
+    }
+    stack.stop().await?;
+    println!("Taskmesh stopped.");
+    Ok(())
+}

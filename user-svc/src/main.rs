@@ -1,0 +1,4 @@
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::startup::service_main("user-svc", |c| c.user.bind, user_svc::run).await
+}
