@@ -86,6 +86,8 @@ impl Readiness {
 
 /// The three operational routes.
 pub fn router(readiness: Readiness) -> Router {
+    // Install the recorder now, so metrics recorded before the first scrape are kept.
+    crate::telemetry::metrics();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

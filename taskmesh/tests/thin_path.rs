@@ -1,0 +1,271 @@
+//! End to end through the gateway, with every service running against the real PostgreSQL,
+//! RabbitMQ and Redis.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use shared::testkit::{eventually, TestEnv};
+use taskmesh::Stack;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct App {
+    _env: TestEnv,
+    stack: Option<Stack>,
+    api: String,
+    http: reqwest::Client,
+}
+
+impl App {
+    async fn start() -> Self {
+        let env = TestEnv::new();
+        let stack = Stack::start(env.config.clone(), CancellationToken::new())
+            .await
+            .unwrap();
+        stack.wait_ready(WAIT).await.unwrap();
+        Self {
+            api: stack.api_url(),
+            stack: Some(stack),
+            _env: env,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.api)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Registers and logs in; returns the access token.
+    async fn sign_up(&self, email: &str) -> String {
+        let password = "correct horse battery staple";
+        let (status, _) = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({ "email": email, "password": password, "display_name": "Ada" }),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({ "email": email, "password": password }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn notifications(&self, token: &str) -> Vec<Value> {
+        let (status, body) = self.get("/api/v1/notifications", Some(token)).await;
+        assert_eq!(status, 200, "{body}");
+        body["items"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(stack) = self.stack.take() {
+            // Stop the services before the environment drops their databases.
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| handle.block_on(stack.stop())).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_created_through_the_gateway_notifies_its_owner() {
+    let app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+
+    let (status, task) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&token),
+            json!({ "title": "Write the README", "priority": "high" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    assert_eq!(task["priority"], "high");
+    let task_id = task["id"].as_str().unwrap().to_string();
+
+    let notes = eventually("the task_created notification", WAIT, || async {
+        let notes = app.notifications(&token).await;
+        notes
+            .iter()
+            .any(|n| n["kind"] == "task_created")
+            .then_some(notes)
+    })
+    .await;
+    let note = notes.iter().find(|n| n["kind"] == "task_created").unwrap();
+    assert_eq!(note["subject"], task_id.as_str());
+    assert_eq!(note["title"], "Task created: Write the README");
+
+    // user.created travelled the same way: a welcome notification.
+    eventually("the welcome notification", WAIT, || async {
+        let notes = app.notifications(&token).await;
+        notes.iter().any(|n| n["kind"] == "welcome").then_some(())
+    })
+    .await;
+
+    let (status, fetched) = app.get(&format!("/api/v1/tasks/{task_id}"), Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["title"], "Write the README");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_task_and_notifications_stay_private() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let (_, task) = app
+        .post("/api/v1/tasks", Some(&ada), json!({ "title": "Ada's secret" }))
+        .await;
+    let task_id = task["id"].as_str().unwrap();
+
+    let (status, body) = app.get(&format!("/api/v1/tasks/{task_id}"), Some(&bob)).await;
+    assert_eq!(status, 404, "{body}");
+    let (_, list) = app.get("/api/v1/tasks", Some(&bob)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    eventually("ada's task notification", WAIT, || async {
+        let notes = app.notifications(&ada).await;
+        notes.iter().any(|n| n["kind"] == "task_created").then_some(())
+    })
+    .await;
+    let bobs = app.notifications(&bob).await;
+    assert!(bobs.iter().all(|n| n["kind"] != "task_created"), "{bobs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_refuses_missing_forged_and_spoofed_identities() {
+    let app = App::start().await;
+    let (status, body) = app.get("/api/v1/tasks", None).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+
+    let (status, _) = app.get("/api/v1/tasks", Some("not.a.token")).await;
+    assert_eq!(status, 401);
+
+    // A header that only the gateway may set is ignored when a client sends it.
+    let response = app
+        .http
+        .get(format!("{}/api/v1/tasks", app.api))
+        .header("x-taskmesh-user-id", uuid::Uuid::now_v7().to_string())
+        .header("x-taskmesh-role", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+
+    // A token signed by a key user-svc never published.
+    let token = app.sign_up("ada@example.com").await;
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let forged_signature = "A".repeat(parts[2].len());
+    parts[2] = &forged_signature;
+    let (status, _) = app.get("/api/v1/tasks", Some(&parts.join("."))).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_problem_document_and_writes_nothing() {
+    let app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+    for (body, code) in [
+        (json!({ "title": "" }), "invalid_title"),
+        (json!({ "title": "x", "owner_id": "someone" }), "invalid_body"),
+        (json!({ "title": 5 }), "invalid_body"),
+        (json!({ "title": "x".repeat(201) }), "invalid_title"),
+    ] {
+        let (status, problem) = app.post("/api/v1/tasks", Some(&token), body).await;
+        assert!((400..500).contains(&status), "{status} {problem}");
+        assert_eq!(problem["code"], code, "{problem}");
+    }
+    let (status, problem) = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "email": "ada@example.com", "password": "another long one", "display_name": "Ada" }),
+        )
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("email_taken")));
+    let (_, list) = app.get("/api/v1/tasks", Some(&token)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_reports_health_readiness_and_metrics() {
+    let app = App::start().await;
+    let config = &app.stack.as_ref().unwrap().config;
+    for url in [
+        &config.gateway.url,
+        &config.user.url,
+        &config.task.url,
+        &config.notify.url,
+        &config.media.url,
+        &config.worker.url,
+    ] {
+        let health = app.http.get(format!("{url}/healthz")).send().await.unwrap();
+        assert_eq!(health.status().as_u16(), 200, "{url}");
+        let ready: Value = app
+            .http
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["status"], "ready", "{url}: {ready}");
+        let metrics = app
+            .http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("taskmesh_http_requests_total"), "{url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_the_dependency_that_is_down() {
+    let env = TestEnv::new();
+    let mut config = env.config.clone();
+    // Nothing listens on port 1: RabbitMQ is "down" for this worker.
+    config.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".to_string().into();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(worker::run(config, listener, shutdown.clone()));
+
+    let http = reqwest::Client::new();
+    let (status, body) = eventually("the worker to answer", WAIT, || async {
+        let response = http.get(format!("{url}/readyz")).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json::<Value>().await.ok()?))
+    })
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["rabbitmq"], "unavailable");
+    assert_eq!(body["checks"]["redis"], "ok");
+    assert!(body["detail"].as_str().unwrap().contains("rabbitmq"));
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+}
