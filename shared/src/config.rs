@@ -310,6 +310,8 @@ impl Default for ServiceConfig {
 }
 
 #[cfg(test)]
+// figment's `Jail` API fixes the closure's error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -38,7 +38,10 @@ impl App {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -47,7 +50,10 @@ impl App {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     /// Registers and logs in; returns the access token.
@@ -124,7 +130,9 @@ async fn a_task_created_through_the_gateway_notifies_its_owner() {
     })
     .await;
 
-    let (status, fetched) = app.get(&format!("/api/v1/tasks/{task_id}"), Some(&token)).await;
+    let (status, fetched) = app
+        .get(&format!("/api/v1/tasks/{task_id}"), Some(&token))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(fetched["title"], "Write the README");
 }
@@ -135,17 +143,26 @@ async fn another_users_task_and_notifications_stay_private() {
     let ada = app.sign_up("ada@example.com").await;
     let bob = app.sign_up("bob@example.com").await;
     let (_, task) = app
-        .post("/api/v1/tasks", Some(&ada), json!({ "title": "Ada's secret" }))
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({ "title": "Ada's secret" }),
+        )
         .await;
     let task_id = task["id"].as_str().unwrap();
 
-    let (status, body) = app.get(&format!("/api/v1/tasks/{task_id}"), Some(&bob)).await;
+    let (status, body) = app
+        .get(&format!("/api/v1/tasks/{task_id}"), Some(&bob))
+        .await;
     assert_eq!(status, 404, "{body}");
     let (_, list) = app.get("/api/v1/tasks", Some(&bob)).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
     eventually("ada's task notification", WAIT, || async {
         let notes = app.notifications(&ada).await;
-        notes.iter().any(|n| n["kind"] == "task_created").then_some(())
+        notes
+            .iter()
+            .any(|n| n["kind"] == "task_created")
+            .then_some(())
     })
     .await;
     let bobs = app.notifications(&bob).await;
@@ -187,7 +204,10 @@ async fn bad_input_gets_a_problem_document_and_writes_nothing() {
     let token = app.sign_up("ada@example.com").await;
     for (body, code) in [
         (json!({ "title": "" }), "invalid_title"),
-        (json!({ "title": "x", "owner_id": "someone" }), "invalid_body"),
+        (
+            json!({ "title": "x", "owner_id": "someone" }),
+            "invalid_body",
+        ),
         (json!({ "title": 5 }), "invalid_body"),
         (json!({ "title": "x".repeat(201) }), "invalid_title"),
     ] {
@@ -202,7 +222,10 @@ async fn bad_input_gets_a_problem_document_and_writes_nothing() {
             json!({ "email": "ada@example.com", "password": "another long one", "display_name": "Ada" }),
         )
         .await;
-    assert_eq!((status, problem["code"].as_str()), (409, Some("email_taken")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("email_taken"))
+    );
     let (_, list) = app.get("/api/v1/tasks", Some(&token)).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
 }

@@ -1,0 +1,422 @@
+//! `cargo build --release -p taskmesh -p bench && target/release/bench [events]`
+//!
+//! Events: outbox insert → relay → consumer ack, throughput and end-to-end latency, printed next
+//! to the raw broker limit measured in the same run (plain lapin publish-with-confirms /
+//! consume-with-ack through a queue of the same type), then each service's resident memory at
+//! idle and after load, each service in its own process (`taskmesh serve <service>`).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use serde::{Deserialize, Serialize};
+use shared::broker::{Broker, Publisher};
+use shared::consumer::{Consumer, Handler, HandlerError, Incoming, QueueSpec};
+use shared::events::{CloudEvent, EventPayload};
+use shared::outbox::{self, Relay};
+use shared::testkit::TestEnv;
+use shared::{idempotency, Config};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+const MESSAGES: usize = 20_000;
+const PAYLOAD_BYTES: usize = 200;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let count = std::env::var("BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MESSAGES);
+    println!(
+        "Taskmesh event benchmark: {count} messages, {} cores",
+        cores()
+    );
+    let env = TestEnv::new();
+    let raw = raw_broker(&env.config, count).await?;
+    let events = outbox_path(&env.config, count).await?;
+    println!();
+    println!("| path | messages/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    println!(
+        "| raw lapin publish-confirm / consume-ack ({:?} queue) | {:.0} | {:.1} | {:.1} |",
+        env.config.amqp.queue_type, raw.rate, raw.p50, raw.p99
+    );
+    println!(
+        "| outbox insert → relay → consumer ack (idempotent) | {:.0} | {:.1} | {:.1} |",
+        events.rate, events.p50, events.p99
+    );
+    println!(
+        "outbox path reaches {:.0}% of the raw broker limit",
+        100.0 * events.rate / raw.rate
+    );
+    memory(&env).await?;
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+struct Figures {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+}
+
+fn figures(count: usize, elapsed: Duration, mut latencies_ms: Vec<f64>) -> Figures {
+    latencies_ms.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| {
+        latencies_ms
+            .get(((latencies_ms.len() as f64 * q) as usize).min(latencies_ms.len() - 1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Figures {
+        rate: count as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// Plain lapin: a publisher pipelining confirms in windows of 256, a consumer acking each.
+async fn raw_broker(config: &Config, count: usize) -> anyhow::Result<Figures> {
+    let broker = Broker::new(&config.amqp, "bench-raw");
+    let queue = broker.queue_name("bench-raw");
+    let channel = broker.channel().await?;
+    channel
+        .queue_declare(
+            &queue,
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            broker.queue_args(None, None, None),
+        )
+        .await?;
+    let consumer_channel = broker.channel().await?;
+    consumer_channel
+        .basic_qos(256, BasicQosOptions::default())
+        .await?;
+    let mut deliveries = consumer_channel
+        .basic_consume(
+            &queue,
+            "raw",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let started = Instant::now();
+    let consume = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(count);
+        while latencies.len() < count {
+            let delivery = deliveries
+                .next()
+                .await
+                .expect("stream open")
+                .expect("delivery");
+            let sent = u128::from_le_bytes(delivery.data[..16].try_into().unwrap());
+            let now = started.elapsed().as_micros();
+            latencies.push((now.saturating_sub(sent)) as f64 / 1000.0);
+            delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
+        }
+        latencies
+    });
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut sent = 0;
+    while sent < count {
+        let window = (count - sent).min(256);
+        let mut confirms = Vec::with_capacity(window);
+        for _ in 0..window {
+            let mut body = vec![0u8; PAYLOAD_BYTES];
+            body[..16].copy_from_slice(&started.elapsed().as_micros().to_le_bytes());
+            confirms.push(
+                channel
+                    .basic_publish(
+                        "",
+                        &queue,
+                        BasicPublishOptions::default(),
+                        &body,
+                        BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await?,
+            );
+        }
+        for confirm in confirms {
+            confirm.await?;
+        }
+        sent += window;
+    }
+    let latencies = consume.await?;
+    let elapsed = started.elapsed();
+    channel.queue_delete(&queue, Default::default()).await?;
+    Ok(figures(count, elapsed, latencies))
+}
+
+#[derive(Serialize, Deserialize)]
+struct BenchEvent {
+    n: usize,
+    pad: String,
+}
+
+impl EventPayload for BenchEvent {
+    const TYPE: &'static str = "bench.event";
+    fn subject(&self) -> String {
+        self.n.to_string()
+    }
+}
+
+struct Recorder {
+    pool: PgPool,
+    latencies: Arc<Mutex<Vec<f64>>>,
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let first = idempotency::first_time(&mut tx, "bench", message.event.id).await?;
+        tx.commit().await?;
+        if first {
+            let latency = chrono::Utc::now() - message.event.time;
+            self.latencies
+                .lock()
+                .unwrap()
+                .push(latency.num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        }
+        Ok(())
+    }
+}
+
+/// Inserts events in their own transactions from 8 writers while the relay and an idempotent
+/// consumer run.
+async fn outbox_path(config: &Config, count: usize) -> anyhow::Result<Figures> {
+    let shutdown = CancellationToken::new();
+    let mut postgres = config.postgres.clone();
+    postgres.max_connections = 20;
+    let pool = shared::db::connect(
+        &postgres,
+        &config.task.database,
+        &sqlx::migrate::Migrator::DEFAULT,
+        &shutdown,
+    )
+    .await?;
+    let broker = Broker::new(&config.amqp, "bench-outbox");
+    let queue = QueueSpec::new(&broker, "bench-outbox", &config.consumer).bind("bench.#");
+    queue.declare(&broker, &broker.channel().await?).await?;
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
+    let consumer = Consumer::new(
+        broker.clone(),
+        queue,
+        Recorder {
+            pool: pool.clone(),
+            latencies: latencies.clone(),
+        },
+    )
+    .with_prefetch(256);
+    let consumer = tokio::spawn(consumer.run(shutdown.clone()));
+    let relay = Relay::new(
+        pool.clone(),
+        Publisher::new(broker.clone()),
+        config.outbox.clone(),
+    );
+    let relay = tokio::spawn(relay.run(shutdown.clone()));
+
+    let started = Instant::now();
+    let writers = 8;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in (w..count).step_by(writers) {
+                let mut tx = pool.begin().await?;
+                let event = CloudEvent::new(
+                    "bench",
+                    BenchEvent {
+                        n,
+                        pad: "x".repeat(PAYLOAD_BYTES / 2),
+                    },
+                );
+                outbox::enqueue(&mut tx, event).await?;
+                tx.commit().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let inserted = started.elapsed();
+    loop {
+        let done = latencies.lock().unwrap().len();
+        if done >= count {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("only {done} of {count} events arrived");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "outbox: {count} inserts in {:.2}s ({:.0}/s), all acked after {:.2}s",
+        inserted.as_secs_f64(),
+        count as f64 / inserted.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    shutdown.cancel();
+    consumer.await?;
+    relay.await?;
+    pool.close().await;
+    let latencies = latencies.lock().unwrap().clone();
+    Ok(figures(count, elapsed, latencies))
+}
+
+/// Each service in its own process: resident memory at idle and after load through the gateway.
+async fn memory(env: &TestEnv) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?.with_file_name("taskmesh");
+    if !exe.exists() {
+        println!(
+            "(memory: {} not built; run `cargo build --release -p taskmesh`)",
+            exe.display()
+        );
+        return Ok(());
+    }
+    let services = [
+        ("user-svc", "USER", 18081),
+        ("task-svc", "TASK", 18082),
+        ("notify-svc", "NOTIFY", 18083),
+        ("media-svc", "MEDIA", 18084),
+        ("worker", "WORKER", 18085),
+        ("api-gateway", "GATEWAY", 18080),
+    ];
+    let config = &env.config;
+    let mut children = Vec::new();
+    for (name, key, port) in services {
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .args(["serve", name])
+            .env("TASKMESH_AMQP__NAMESPACE", &config.amqp.namespace)
+            .env("TASKMESH_REDIS__KEY_PREFIX", &config.redis.key_prefix)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        for (svc, svc_key, svc_port) in services {
+            command.env(
+                format!("TASKMESH_{svc_key}__BIND"),
+                format!("127.0.0.1:{svc_port}"),
+            );
+            command.env(
+                format!("TASKMESH_{svc_key}__URL"),
+                format!("http://127.0.0.1:{svc_port}"),
+            );
+            let db = match svc {
+                "user-svc" => &config.user.database,
+                "task-svc" => &config.task.database,
+                "notify-svc" => &config.notify.database,
+                "media-svc" => &config.media.database,
+                _ => continue,
+            };
+            command.env(format!("TASKMESH_{svc_key}__DATABASE"), db);
+        }
+        let child = command.spawn()?;
+        children.push((name, port, child));
+        let _ = key;
+    }
+    let http = reqwest::Client::new();
+    for (name, port, _) in &children {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = http
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{name} not ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle: Vec<f64> = children.iter().map(|(_, _, c)| rss_mib(c.id())).collect();
+
+    // Load: one user creates tasks through the gateway, 8 at a time.
+    let api = "http://127.0.0.1:18080/api/v1";
+    let creds = serde_json::json!({"email": "bench@example.com", "password": "bench password 123", "display_name": "Bench"});
+    http.post(format!("{api}/auth/register"))
+        .json(&creds)
+        .send()
+        .await?;
+    let login: serde_json::Value = http
+        .post(format!("{api}/auth/login"))
+        .json(&serde_json::json!({"email": "bench@example.com", "password": "bench password 123"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let tasks = 2000;
+    let started = Instant::now();
+    futures::stream::iter(0..tasks)
+        .map(|i| {
+            let http = http.clone();
+            let token = token.clone();
+            async move {
+                http.post(format!("{api}/tasks"))
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({"title": format!("bench task {i}")}))
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<bool>>()
+        .await;
+    println!(
+        "\nload for the memory figures: {tasks} task creations through the gateway in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    let loaded: Vec<f64> = children.iter().map(|(_, _, c)| rss_mib(c.id())).collect();
+    println!();
+    println!("| service | RSS idle MiB | RSS after load MiB |");
+    println!("|---|---|---|");
+    for (i, (name, _, _)) in children.iter().enumerate() {
+        println!("| {name} | {:.1} | {:.1} |", idle[i], loaded[i]);
+    }
+    for (_, _, mut child) in children {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    Ok(())
+}
+
+fn rss_mib(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return f64::NAN };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
