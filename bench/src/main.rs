@@ -219,56 +219,108 @@ impl Handler for Recorder {
     }
 }
 
+/// A database, a queue bound to `binding`, and (once started) the relay and an idempotent
+/// consumer recording each event's latency.
+struct Pipeline {
+    pool: PgPool,
+    broker: Broker,
+    queue: QueueSpec,
+    latencies: Arc<Mutex<Vec<f64>>>,
+    shutdown: CancellationToken,
+    running: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Pipeline {
+    async fn prepare(config: &Config, name: &str, binding: &str) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let mut postgres = config.postgres.clone();
+        postgres.max_connections = 20;
+        let pool = shared::db::connect(
+            &postgres,
+            &config.task.database,
+            &sqlx::migrate::Migrator::DEFAULT,
+            &shutdown,
+        )
+        .await?;
+        let broker = Broker::new(&config.amqp, name);
+        let queue = QueueSpec::new(&broker, name, &config.consumer).bind(binding);
+        queue.declare(&broker, &broker.channel().await?).await?;
+        Ok(Self {
+            pool,
+            broker,
+            queue,
+            latencies: Arc::default(),
+            shutdown,
+            running: Vec::new(),
+        })
+    }
+
+    fn start(&mut self, config: &Config) {
+        let recorder = Recorder {
+            pool: self.pool.clone(),
+            latencies: self.latencies.clone(),
+        };
+        let consumer =
+            Consumer::new(self.broker.clone(), self.queue.clone(), recorder).with_prefetch(256);
+        let relay = Relay::new(
+            self.pool.clone(),
+            Publisher::new(self.broker.clone()),
+            config.outbox.clone(),
+        );
+        self.running
+            .push(tokio::spawn(consumer.run(self.shutdown.clone())));
+        self.running
+            .push(tokio::spawn(relay.run(self.shutdown.clone())));
+    }
+
+    /// Waits until `count` events were applied (at most ten minutes).
+    async fn wait_for(&self, count: usize, started: Instant) -> anyhow::Result<Duration> {
+        loop {
+            let done = self.latencies.lock().unwrap().len();
+            if done >= count {
+                return Ok(started.elapsed());
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(600),
+                "only {done} of {count} events arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the relay and consumer and returns the recorded latencies.
+    async fn finish(self) -> anyhow::Result<Vec<f64>> {
+        self.shutdown.cancel();
+        for task in self.running {
+            task.await?;
+        }
+        self.pool.close().await;
+        let latencies = self.latencies.lock().unwrap().clone();
+        Ok(latencies)
+    }
+}
+
+fn bench_event(n: usize) -> BenchEvent {
+    BenchEvent {
+        n,
+        pad: "x".repeat(PAYLOAD_BYTES / 2),
+    }
+}
+
 /// Inserts events in their own transactions from 8 writers while the relay and an idempotent
 /// consumer run.
 async fn outbox_path(config: &Config, count: usize) -> anyhow::Result<Figures> {
-    let shutdown = CancellationToken::new();
-    let mut postgres = config.postgres.clone();
-    postgres.max_connections = 20;
-    let pool = shared::db::connect(
-        &postgres,
-        &config.task.database,
-        &sqlx::migrate::Migrator::DEFAULT,
-        &shutdown,
-    )
-    .await?;
-    let broker = Broker::new(&config.amqp, "bench-outbox");
-    let queue = QueueSpec::new(&broker, "bench-outbox", &config.consumer).bind("bench.#");
-    queue.declare(&broker, &broker.channel().await?).await?;
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
-    let consumer = Consumer::new(
-        broker.clone(),
-        queue,
-        Recorder {
-            pool: pool.clone(),
-            latencies: latencies.clone(),
-        },
-    )
-    .with_prefetch(256);
-    let consumer = tokio::spawn(consumer.run(shutdown.clone()));
-    let relay = Relay::new(
-        pool.clone(),
-        Publisher::new(broker.clone()),
-        config.outbox.clone(),
-    );
-    let relay = tokio::spawn(relay.run(shutdown.clone()));
-
+    let mut pipeline = Pipeline::prepare(config, "bench-outbox", "bench.#").await?;
+    pipeline.start(config);
     let started = Instant::now();
     let writers = 8;
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let pool = pool.clone();
+        let pool = pipeline.pool.clone();
         tasks.push(tokio::spawn(async move {
             for n in (w..count).step_by(writers) {
                 let mut tx = pool.begin().await?;
-                let event = CloudEvent::new(
-                    "bench",
-                    BenchEvent {
-                        n,
-                        pad: "x".repeat(PAYLOAD_BYTES / 2),
-                    },
-                );
-                outbox::enqueue(&mut tx, event).await?;
+                outbox::enqueue(&mut tx, CloudEvent::new("bench", bench_event(n))).await?;
                 tx.commit().await?;
             }
             anyhow::Ok(())
@@ -278,93 +330,36 @@ async fn outbox_path(config: &Config, count: usize) -> anyhow::Result<Figures> {
         task.await??;
     }
     let inserted = started.elapsed();
-    loop {
-        let done = latencies.lock().unwrap().len();
-        if done >= count {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            anyhow::bail!("only {done} of {count} events arrived");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let elapsed = started.elapsed();
+    let elapsed = pipeline.wait_for(count, started).await?;
     println!(
         "outbox: {count} inserts in {:.2}s ({:.0}/s), all acked after {:.2}s",
         inserted.as_secs_f64(),
         count as f64 / inserted.as_secs_f64(),
         elapsed.as_secs_f64()
     );
-    shutdown.cancel();
-    consumer.await?;
-    relay.await?;
-    pool.close().await;
-    let latencies = latencies.lock().unwrap().clone();
-    Ok(figures(count, elapsed, latencies))
+    Ok(figures(count, elapsed, pipeline.finish().await?))
 }
 
 /// Commits `count` events first (1000 per transaction), then starts the relay and consumer and
 /// measures how fast they drain the backlog: the relay's and consumer's own ceiling.
 async fn outbox_backlog(config: &Config, count: usize) -> anyhow::Result<f64> {
-    let shutdown = CancellationToken::new();
-    let pool = shared::db::connect(
-        &config.postgres,
-        &config.task.database,
-        &sqlx::migrate::Migrator::DEFAULT,
-        &shutdown,
-    )
-    .await?;
-    let broker = Broker::new(&config.amqp, "bench-backlog");
-    let queue = QueueSpec::new(&broker, "bench-backlog", &config.consumer).bind("backlog.#");
-    queue.declare(&broker, &broker.channel().await?).await?;
+    let mut pipeline = Pipeline::prepare(config, "bench-backlog", "backlog.#").await?;
     for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
-        let mut tx = pool.begin().await?;
+        let mut tx = pipeline.pool.begin().await?;
         for &n in chunk {
-            let event = CloudEvent::new(
-                "bench",
-                BacklogEvent {
-                    n,
-                    pad: "x".repeat(PAYLOAD_BYTES / 2),
-                },
-            );
-            outbox::enqueue(&mut tx, event).await?;
+            let BenchEvent { n, pad } = bench_event(n);
+            outbox::enqueue(&mut tx, CloudEvent::new("bench", BacklogEvent { n, pad })).await?;
         }
         tx.commit().await?;
     }
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
     let started = Instant::now();
-    let consumer = Consumer::new(
-        broker.clone(),
-        queue,
-        Recorder {
-            pool: pool.clone(),
-            latencies: latencies.clone(),
-        },
-    )
-    .with_prefetch(256);
-    let consumer = tokio::spawn(consumer.run(shutdown.clone()));
-    let relay = Relay::new(
-        pool.clone(),
-        Publisher::new(broker.clone()),
-        config.outbox.clone(),
-    );
-    let relay = tokio::spawn(relay.run(shutdown.clone()));
-    while latencies.lock().unwrap().len() < count {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(600),
-            "backlog not drained"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let elapsed = started.elapsed();
+    pipeline.start(config);
+    let elapsed = pipeline.wait_for(count, started).await?;
     println!(
         "backlog: {count} committed events published and acked in {:.2}s",
         elapsed.as_secs_f64()
     );
-    shutdown.cancel();
-    consumer.await?;
-    relay.await?;
-    pool.close().await;
+    pipeline.finish().await?;
     Ok(count as f64 / elapsed.as_secs_f64())
 }
 
