@@ -121,7 +121,8 @@ impl Drop for Bench {
     }
 }
 
-/// Applies each event once: records it in `processed_events` and `effects` in one transaction.
+/// Applies each event once: records it in `processed_events` and `effects` in one transaction;
+/// `calls` counts settled deliveries, duplicates included.
 struct IdempotentEffect {
     pool: PgPool,
     calls: Arc<Mutex<u32>>,
@@ -129,7 +130,6 @@ struct IdempotentEffect {
 
 impl Handler for IdempotentEffect {
     async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
-        *self.calls.lock().unwrap() += 1;
         let ping: Ping = message
             .event
             .decode()
@@ -143,6 +143,9 @@ impl Handler for IdempotentEffect {
                 .await?;
             tx.commit().await?;
         }
+        // Counted once the delivery's outcome is committed: deliveries run concurrently, so a
+        // count taken at the start would not mean the effect is visible yet.
+        *self.calls.lock().unwrap() += 1;
         Ok(())
     }
 }
