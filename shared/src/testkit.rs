@@ -1,7 +1,7 @@
 //! Test support (feature `testkit`): an isolated environment per test on the real services.
 //!
 //! Each [`TestEnv`] has its own databases (`tm_<id>_<service>`, dropped when the env drops), its
-//! own RabbitMQ namespace (`test-<id>.*`, queues expire when unused) and its own Redis key prefix,
+//! own RabbitMQ namespace (`test-<id>.*`, deleted when the env drops) and its own Redis key prefix,
 //! so tests run in parallel against one PostgreSQL, RabbitMQ and Redis without seeing each other.
 
 use std::future::Future;
@@ -35,8 +35,10 @@ impl TestEnv {
         }
         config.postgres.max_connections = 5;
         config.amqp.namespace = format!("test-{id}");
-        // Queues of finished tests disappear ten minutes after their last consumer.
-        config.amqp.queue_expires_ms = Some(600_000);
+        // A backstop: queues a crashed test leaves behind vanish five minutes after last use.
+        // A test that ends normally deletes its queues at once (see `Drop`), because hundreds of
+        // idle quorum queues slow the whole broker down.
+        config.amqp.queue_expires_ms = Some(300_000);
         config.redis.key_prefix = format!("test:{id}:");
         config.consumer.retry_base_ms = 100;
         config.consumer.retry_max_ms = 2_000;
@@ -84,6 +86,7 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let config = self.config.postgres.clone();
         let databases = self.databases();
+        let amqp = self.config.amqp.clone();
         // Drop runs inside the test's runtime, which must not block on its own futures.
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -93,6 +96,7 @@ impl Drop for TestEnv {
                 return;
             };
             runtime.block_on(async move {
+                delete_queues(&amqp).await;
                 use sqlx::Connection;
                 let Ok(url) = crate::db::database_url(&config, "postgres") else {
                     return;
@@ -109,6 +113,59 @@ impl Drop for TestEnv {
         });
         let _ = cleanup.join();
     }
+}
+
+/// Deletes every queue and the exchange of this test's namespace through the management API.
+/// Without the management plugin the queues' `x-expires` removes them later.
+async fn delete_queues(amqp: &crate::config::AmqpConfig) {
+    use secrecy::ExposeSecret;
+    let http = reqwest::Client::new();
+    let base = amqp.management_url.trim_end_matches('/');
+    // The management API takes the same user as AMQP.
+    let Ok(url) = url::Url::parse(amqp.url.expose_secret()) else {
+        return;
+    };
+    let (user, password) = (
+        url.username().to_string(),
+        url.password().map(str::to_string),
+    );
+    let prefix = format!("{}.", amqp.namespace);
+    let listed = http
+        .get(format!("{base}/api/queues/%2F?columns=name"))
+        .basic_auth(&user, password.as_deref())
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    let Ok(response) = listed else { return };
+    let Ok(queues) = response.json::<Vec<serde_json::Value>>().await else {
+        return;
+    };
+    let names = queues
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .filter(|name| name.starts_with(&prefix));
+    for name in names {
+        let _ = http
+            .delete(format!("{base}/api/queues/%2F/{}", encode(name)))
+            .basic_auth(&user, password.as_deref())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+    }
+    let _ = http
+        .delete(format!(
+            "{base}/api/exchanges/%2F/{}",
+            encode(&format!("{}events", prefix))
+        ))
+        .basic_auth(&user, password.as_deref())
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+}
+
+/// Percent-encodes a queue name for a management API path.
+fn encode(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes()).collect()
 }
 
 /// Logs to the test's captured output; `RUST_LOG` picks the level (default `warn`).
