@@ -59,7 +59,8 @@ impl Bench {
             .execute(&pool)
             .await
             .unwrap();
-        let broker = Broker::new(&config.amqp, "test");
+        // A connection name unique to this test, so closing it touches no other test.
+        let broker = Broker::new(&config.amqp, &format!("test-{}", env.id));
         let relay = Relay::new(
             pool.clone(),
             Publisher::new(broker.clone()),
@@ -406,4 +407,199 @@ async fn the_running_relay_publishes_a_commit_without_being_asked() {
         (bench.ready_count(&bench.queue.name).await == 1).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn the_delivery_limit_dead_letters_a_message_that_keeps_crashing_its_consumer() {
+    use lapin::options::{BasicConsumeOptions, BasicNackOptions};
+    let bench = Bench::new().await;
+    bench.commit_ping(13).await;
+    bench.relay.drain().await.unwrap();
+
+    // A consumer that "crashes" on every delivery: the message goes back unacknowledged.
+    let channel = bench.broker.channel().await.unwrap();
+    let mut deliveries = channel
+        .basic_consume(
+            &bench.queue.name,
+            "crashing",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let dlq = bench.queue.dead_letter_queue();
+    let mut redeliveries = 0;
+    while bench.ready_count(&dlq).await == 0 {
+        let next = tokio::time::timeout(
+            Duration::from_millis(500),
+            futures::StreamExt::next(&mut deliveries),
+        )
+        .await;
+        if let Ok(Some(Ok(delivery))) = next {
+            redeliveries += 1;
+            delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        assert!(
+            redeliveries <= bench.queue.delivery_limit + 1,
+            "still redelivered after {redeliveries} deliveries"
+        );
+    }
+    assert!(
+        redeliveries >= bench.queue.delivery_limit,
+        "dead-lettered after only {redeliveries}"
+    );
+}
+
+#[tokio::test]
+async fn published_rows_past_retention_are_deleted_and_pending_ones_kept() {
+    let bench = Bench::new().await;
+    bench.commit_ping(1).await;
+    bench.relay.drain().await.unwrap();
+    let due = chrono::Utc::now() + chrono::Duration::hours(1);
+    let mut tx = bench.pool.begin().await.unwrap();
+    outbox::enqueue_at(&mut tx, CloudEvent::new("test", Ping { n: 2 }), Some(due))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    sqlx::query("UPDATE outbox SET published_at = now() - interval '25 hours' WHERE published_at IS NOT NULL")
+        .execute(&bench.pool)
+        .await
+        .unwrap();
+
+    let deleted = bench.relay.cleanup().await.unwrap();
+    assert_eq!(deleted, 1);
+    let left: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+        sqlx::query_scalar("SELECT published_at FROM outbox")
+            .fetch_all(&bench.pool)
+            .await
+            .unwrap();
+    assert_eq!(left, vec![None], "the pending row stays");
+}
+
+/// Holds each delivery until released, so a test can shut down with work in flight.
+struct Slow {
+    inner: IdempotentEffect,
+    started: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Handler for Slow {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        self.started.notify_one();
+        self.release.notified().await;
+        self.inner.handle(message).await
+    }
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_in_flight_messages_and_acks_them() {
+    let bench = Bench::new().await;
+    let started = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let consumer = Consumer::new(
+        bench.broker.clone(),
+        bench.queue.clone(),
+        Slow {
+            inner: IdempotentEffect {
+                pool: bench.pool.clone(),
+                calls: Arc::default(),
+            },
+            started: started.clone(),
+            release: release.clone(),
+        },
+    )
+    .with_prefetch(1);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(consumer.run(shutdown.clone()));
+    bench.commit_ping(5).await;
+    bench.relay.drain().await.unwrap();
+    tokio::time::timeout(WAIT, started.notified())
+        .await
+        .expect("the handler started");
+
+    shutdown.cancel();
+    assert!(!running.is_finished(), "stopped with a message in flight");
+    release.notify_one();
+    tokio::time::timeout(WAIT, running)
+        .await
+        .expect("the consumer stopped")
+        .unwrap();
+    assert_eq!(
+        bench.effects().await,
+        1,
+        "the in-flight message was applied"
+    );
+    assert_eq!(
+        bench.ready_count(&bench.queue.name).await,
+        0,
+        "and acked, not requeued"
+    );
+}
+
+#[tokio::test]
+async fn consumer_and_relay_recover_when_the_broker_drops_their_connections() {
+    let bench = Bench::new().await;
+    let calls = Arc::new(Mutex::new(0));
+    bench.consume(IdempotentEffect {
+        pool: bench.pool.clone(),
+        calls: calls.clone(),
+    });
+    tokio::spawn(bench.relay.clone().run(bench.shutdown.clone()));
+    bench.commit_ping(1).await;
+    eventually("the first event applied", WAIT, || async {
+        (bench.effects().await == 1).then_some(())
+    })
+    .await;
+
+    // Close every connection of this broker handle from the server side, as a broker restart would.
+    // The management API lists a new connection only after its next statistics round.
+    let name = format!("test-{}", bench.env.id);
+    eventually(
+        "the management API to list the connection",
+        WAIT,
+        || async { (close_connections(&bench.env.config, &name).await > 0).then_some(()) },
+    )
+    .await;
+
+    bench.commit_ping(2).await;
+    eventually("the event after the reconnect applied", WAIT, || async {
+        (bench.effects().await == 2).then_some(())
+    })
+    .await;
+}
+
+/// Closes the broker connections named `name` through the management API; returns how many.
+async fn close_connections(config: &Config, name: &str) -> usize {
+    let http = reqwest::Client::new();
+    let base = config.amqp.management_url.trim_end_matches('/');
+    let connections: Vec<serde_json::Value> = http
+        .get(format!("{base}/api/connections"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut closed = 0;
+    for connection in connections {
+        if connection["client_properties"]["connection_name"] == name {
+            let id = connection["name"].as_str().unwrap();
+            let encoded: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+            http.delete(format!("{base}/api/connections/{encoded}"))
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await
+                .unwrap();
+            closed += 1;
+        }
+    }
+    closed
 }
