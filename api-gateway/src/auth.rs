@@ -15,7 +15,6 @@ use uuid::Uuid;
 pub struct Claims {
     pub sub: String,
     pub role: String,
-    #[allow(dead_code)]
     pub sid: String,
 }
 
@@ -24,10 +23,13 @@ pub struct Claims {
 pub struct Verified {
     pub user_id: Uuid,
     pub role: String,
+    pub session_id: Uuid,
 }
 
 pub struct Verifier {
     jwks_url: String,
+    /// After this the cached set is fetched again, so retired keys stop verifying.
+    max_age: Duration,
     http: reqwest::Client,
     validation: Validation,
     cache: RwLock<Cache>,
@@ -40,7 +42,13 @@ struct Cache {
 }
 
 impl Verifier {
-    pub fn new(user_svc_url: &str, issuer: &str, audience: &str, http: reqwest::Client) -> Self {
+    pub fn new(
+        user_svc_url: &str,
+        issuer: &str,
+        audience: &str,
+        max_age: Duration,
+        http: reqwest::Client,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
@@ -51,6 +59,7 @@ impl Verifier {
                 "{}/.well-known/jwks.json",
                 user_svc_url.trim_end_matches('/')
             ),
+            max_age,
             http,
             validation,
             cache: RwLock::new(Cache::default()),
@@ -69,9 +78,11 @@ impl Verifier {
         let data =
             jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|_| invalid())?;
         let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| invalid())?;
+        let session_id = Uuid::parse_str(&data.claims.sid).map_err(|_| invalid())?;
         Ok(Verified {
             user_id,
             role: data.claims.role,
+            session_id,
         })
     }
 
@@ -115,6 +126,9 @@ impl Verifier {
 
     async fn cached(&self, kid: &str) -> Option<DecodingKey> {
         let cache = self.cache.read().await;
+        if cache.fetched_at?.elapsed() > self.max_age {
+            return None;
+        }
         let jwk = cache.keys.as_ref()?.find(kid)?;
         DecodingKey::from_jwk(jwk).ok()
     }

@@ -4,9 +4,11 @@
 //! # Layout
 //! - [`proxy`]: the routing table and the reverse proxy.
 //! - [`auth`]: access-token verification with cached, refreshable public keys.
+//! - [`ratelimit`]: per-user and per-IP limits in Redis.
 
 pub mod auth;
 pub mod proxy;
+pub mod ratelimit;
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ pub const SERVICE: &str = "api-gateway";
 #[derive(Clone)]
 pub struct AppState {
     pub http: reqwest::Client,
+    pub redis: redis::aio::ConnectionManager,
     pub verifier: Arc<auth::Verifier>,
     pub config: Arc<Config>,
 }
@@ -53,10 +56,12 @@ pub async fn run(
         &config.user.url,
         &config.auth.issuer,
         &config.auth.audience,
+        std::time::Duration::from_secs(config.rate_limit.jwks_cache_secs),
         http.clone(),
     );
     let state = AppState {
         http,
+        redis: redis.clone(),
         verifier: Arc::new(verifier),
         config: Arc::new(config),
     };

@@ -27,6 +27,7 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub consumer: ConsumerConfig,
     pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
     pub gateway: ServiceConfig,
     pub user: ServiceConfig,
     pub task: ServiceConfig,
@@ -45,6 +46,7 @@ impl Default for Config {
             outbox: OutboxConfig::default(),
             consumer: ConsumerConfig::default(),
             auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             gateway: ServiceConfig::new(8080, ""),
             user: ServiceConfig::new(8081, "taskmesh_users"),
             task: ServiceConfig::new(8082, "taskmesh_tasks"),
@@ -270,6 +272,15 @@ pub struct AuthConfig {
     pub audience: String,
     /// Lifetime of an access token, at most 900 seconds.
     pub access_token_ttl_secs: u64,
+    /// Lifetime of a session (and its refresh tokens) without a refresh.
+    pub session_ttl_secs: u64,
+    /// An account registered (or already present) with this email is made admin at start-up.
+    pub bootstrap_admin_email: Option<String>,
+    /// Failed logins per account within `lockout_window_secs` before further attempts get 429.
+    pub max_failed_logins_per_account: u32,
+    /// Failed logins per client IP within the window before further attempts get 429.
+    pub max_failed_logins_per_ip: u32,
+    pub lockout_window_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -278,6 +289,39 @@ impl Default for AuthConfig {
             issuer: "taskmesh".into(),
             audience: "taskmesh-api".into(),
             access_token_ttl_secs: 900,
+            session_ttl_secs: 30 * 24 * 3600,
+            bootstrap_admin_email: None,
+            max_failed_logins_per_account: 5,
+            max_failed_logins_per_ip: 50,
+            lockout_window_secs: 900,
+        }
+    }
+}
+
+/// The gateway's request limits, counted in Redis per window so all replicas share them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// Length of one counting window.
+    pub window_secs: u64,
+    /// Requests per window and client IP to the public auth routes (register, login, refresh).
+    pub auth_requests: u64,
+    /// Requests per window and user to every authenticated route.
+    pub api_requests: u64,
+    /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// How long the gateway trusts its cached JWK set before fetching it again.
+    pub jwks_cache_secs: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: 60,
+            auth_requests: 30,
+            api_requests: 600,
+            trust_forwarded_for: false,
+            jwks_cache_secs: 60,
         }
     }
 }

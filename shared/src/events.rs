@@ -127,6 +127,36 @@ impl EventPayload for UserCreated {
     }
 }
 
+/// A user's profile, role or state changed; `changed` names the fields.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserUpdated {
+    pub user_id: Uuid,
+    pub display_name: String,
+    pub role: String,
+    pub active: bool,
+    pub changed: Vec<String>,
+}
+
+impl EventPayload for UserUpdated {
+    const TYPE: &'static str = "user.updated";
+    fn subject(&self) -> String {
+        self.user_id.to_string()
+    }
+}
+
+/// A user was deleted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserDeleted {
+    pub user_id: Uuid,
+}
+
+impl EventPayload for UserDeleted {
+    const TYPE: &'static str = "user.deleted";
+    fn subject(&self) -> String {
+        self.user_id.to_string()
+    }
+}
+
 /// A task was created.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskCreated {

@@ -11,6 +11,9 @@ use crate::problem::ApiError;
 
 pub const HEADER_USER_ID: &str = "x-taskmesh-user-id";
 pub const HEADER_ROLE: &str = "x-taskmesh-role";
+pub const HEADER_SESSION_ID: &str = "x-taskmesh-session-id";
+/// The client's address as the gateway saw it (for per-IP limits).
+pub const HEADER_CLIENT_IP: &str = "x-taskmesh-client-ip";
 /// Every header with this prefix is set by the gateway only; it strips client copies.
 pub const INTERNAL_HEADER_PREFIX: &str = "x-taskmesh-";
 
@@ -19,11 +22,26 @@ pub const INTERNAL_HEADER_PREFIX: &str = "x-taskmesh-";
 pub struct Identity {
     pub user_id: Uuid,
     pub role: String,
+    /// The session (`sid` claim) the access token belongs to.
+    pub session_id: Option<Uuid>,
 }
 
 impl Identity {
     pub fn is_admin(&self) -> bool {
         self.role == "admin"
+    }
+
+    /// `Ok` for an admin, 403 otherwise.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                "this action needs the admin role",
+            ))
+        }
     }
 }
 
@@ -38,6 +56,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
         let role = header(HEADER_ROLE)
             .ok_or_else(|| ApiError::unauthorized("authentication required"))?
             .to_string();
-        Ok(Identity { user_id, role })
+        let session_id = header(HEADER_SESSION_ID).and_then(|v| Uuid::parse_str(v).ok());
+        Ok(Identity {
+            user_id,
+            role,
+            session_id,
+        })
     }
 }

@@ -11,6 +11,7 @@
 //! - [`outbox`]: the transactional outbox and its relay.
 //! - [`idempotency`]: `processed_events`, so redelivered events have one effect.
 //! - [`identity`]: the verified caller, passed from the gateway to services.
+//! - [`sessions`]: the Redis mirror of live sessions (written by user-svc, read by the gateway).
 //! - [`db`], [`cache`]: PostgreSQL pools with migrations, Redis connections.
 //! - [`health`], [`http`]: `/healthz`, `/readyz`, `/metrics`, common layers, serving.
 //! - [`startup`], [`shutdown`]: waiting for dependencies, the common `main`, signals.
@@ -28,6 +29,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod outbox;
 pub mod problem;
+pub mod sessions;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -33,6 +33,8 @@ pub struct ApiError {
     pub detail: Option<String>,
     /// The internal cause of a 5xx, logged and never sent.
     source: Option<anyhow::Error>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -42,7 +44,14 @@ impl ApiError {
             code,
             detail: Some(detail.into()),
             source: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After: <seconds>`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
@@ -77,6 +86,7 @@ impl ApiError {
             code: "internal",
             detail: None,
             source: Some(source.into()),
+            retry_after: None,
         }
     }
 
@@ -108,6 +118,11 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -1,26 +1,35 @@
-//! `POST /api/v1/auth/register` and `POST /api/v1/auth/login`.
+//! Authentication: `POST /api/v1/auth/register`, `/login`, `/refresh`, `/logout`, `/logout-all`.
 
-use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Argon2,
+use axum::{
+    extract::{FromRequestParts, State},
+    http::{request::Parts, StatusCode},
+    routing::post,
+    Json, Router,
 };
-use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
-use jsonwebtoken::{Algorithm, Header};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::{
     events::{CloudEvent, UserCreated},
+    identity::{Identity, HEADER_CLIENT_IP},
     outbox,
     problem::JsonBody,
     ApiError,
 };
 use uuid::Uuid;
 
-use crate::{users::User, AppState, SERVICE};
+use crate::{
+    password, sessions, throttle,
+    tokens::{self, TokenResponse},
+    users::User,
+    AppState, SERVICE,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/register", post(register))
         .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/logout-all", post(logout_all))
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,12 +41,12 @@ pub struct RegisterRequest {
 }
 
 /// A parsed e-mail address: trimmed, at most 254 characters, one `@` with text on both sides.
-fn parse_email(raw: &str) -> Result<String, ApiError> {
+pub fn parse_email(raw: &str) -> Result<String, ApiError> {
     let email = raw.trim();
     let valid = email.len() <= 254
         && email.split('@').count() == 2
         && email.split('@').all(|part| !part.is_empty())
-        && !email.chars().any(char::is_whitespace);
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid {
         Ok(email.to_string())
     } else {
@@ -48,24 +57,8 @@ fn parse_email(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-fn check_password(password: &str, email: &str) -> Result<(), ApiError> {
-    let length = password.chars().count();
-    if !(10..=256).contains(&length) {
-        return Err(ApiError::unprocessable(
-            "weak_password",
-            "password must be 10 to 256 characters long",
-        ));
-    }
-    if password.eq_ignore_ascii_case(email) {
-        return Err(ApiError::unprocessable(
-            "weak_password",
-            "password must not be the email address",
-        ));
-    }
-    Ok(())
-}
-
-fn parse_display_name(raw: &str) -> Result<String, ApiError> {
+/// 1 to 100 printable characters, trimmed.
+pub fn parse_display_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::unprocessable(
@@ -82,39 +75,29 @@ async fn register(
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     let email = parse_email(&request.email)?;
-    check_password(&request.password, &email)?;
+    password::check_policy(&request.password, &email)?;
     let display_name = parse_display_name(&request.display_name)?;
-    let password = request.password;
-    // Hashing takes tens of milliseconds of CPU: keep it off the async workers.
-    let password_hash = tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing a password: {e}")))?;
-
-    let user = User {
-        id: Uuid::now_v7(),
-        email,
-        display_name,
-        role: "member".into(),
+    let password_hash = password::hash(request.password).await?;
+    // Nobody registers as admin, except the configured bootstrap address.
+    let role = match &state.config.auth.bootstrap_admin_email {
+        Some(admin) if admin.eq_ignore_ascii_case(&email) => "admin",
+        _ => "member",
     };
     let mut tx = state.pool.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO users (id, email, display_name, password_hash, role) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(user.id)
-    .bind(&user.email)
-    .bind(&user.display_name)
+    let inserted: Result<User, sqlx::Error> = sqlx::query_as(&format!(
+        "INSERT INTO users (id, email, display_name, password_hash, role)
+         VALUES ($1, $2, $3, $4, $5) RETURNING {}",
+        crate::users::COLUMNS
+    ))
+    .bind(Uuid::now_v7())
+    .bind(&email)
+    .bind(&display_name)
     .bind(&password_hash)
-    .bind(&user.role)
-    .execute(&mut *tx)
+    .bind(role)
+    .fetch_one(&mut *tx)
     .await;
-    match inserted {
-        Ok(_) => {}
+    let user = match inserted {
+        Ok(user) => user,
         Err(sqlx::Error::Database(e)) if e.constraint() == Some("users_email_key") => {
             return Err(ApiError::conflict(
                 "email_taken",
@@ -122,7 +105,7 @@ async fn register(
             ));
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     let event = CloudEvent::new(
         SERVICE,
         UserCreated {
@@ -145,84 +128,179 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: String,
-    pub expires_in: u64,
+/// The client's IP as the gateway reported it (`unknown` when called directly).
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .headers
+            .get(HEADER_CLIENT_IP)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 64)
+            .unwrap_or("unknown");
+        Ok(ClientIp(ip.to_string()))
+    }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub aud: String,
-    pub sub: String,
-    pub role: String,
-    pub sid: String,
-    pub iat: i64,
-    pub exp: i64,
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "email or password is wrong",
+    )
 }
-
-/// A valid hash of nothing, verified against when the email is unknown so both failures cost
-/// the same time.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1qDkVNSOkK3YHWCxQtbTKKz6gW+vqXQAOQI1hfySFL0";
 
 #[tracing::instrument(skip_all)]
 async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let row: Option<(Uuid, String, String)> =
-        sqlx::query_as("SELECT id, password_hash, role FROM users WHERE lower(email) = lower($1)")
-            .bind(request.email.trim())
-            .fetch_optional(&state.pool)
-            .await?;
+    let email = request.email.trim().to_string();
+    if email.len() > 254 || request.password.len() > 1024 {
+        return Err(invalid_credentials());
+    }
+    throttle::admit(&state, &email, &ip).await?;
+    let row: Option<(Uuid, String, String, bool)> = sqlx::query_as(
+        "SELECT id, password_hash, role, active FROM users WHERE lower(email) = lower($1)",
+    )
+    .bind(&email)
+    .fetch_optional(&state.pool)
+    .await?;
+    // An unknown email costs the same hash verification as a wrong password.
     let stored = row
         .as_ref()
-        .map(|(_, hash, _)| hash.clone())
-        .unwrap_or_else(|| DUMMY_HASH.to_string());
-    let password = request.password;
-    let verified = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&stored)
-            .map(|hash| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &hash)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let (user_id, _, role) = match (row, verified) {
-        (Some(row), true) => row,
-        _ => {
-            return Err(ApiError::new(
+        .map_or(password::DUMMY_HASH.to_string(), |r| r.1.clone());
+    let verified = password::verify(request.password.clone(), stored).await?;
+    let (user_id, role) = match row {
+        Some((id, _, role, true)) if verified.ok => (id, role),
+        _ => return Err(invalid_credentials()),
+    };
+    throttle::succeeded(&state, &email, &ip).await;
+    if verified.needs_rehash {
+        let rehashed = password::hash(request.password).await?;
+        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(rehashed)
+            .execute(&state.pool)
+            .await?;
+        tracing::info!(%user_id, "password rehashed with current parameters");
+    }
+    let ttl = state.config.auth.session_ttl_secs;
+    let mut tx = state.pool.begin().await?;
+    let issued = sessions::open(&mut tx, user_id, ttl).await?;
+    tx.commit().await?;
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(ttl as i64);
+    sessions::mirror(&state, issued.session_id, user_id, expires_at).await?;
+    let response = tokens::response(
+        &state,
+        user_id,
+        &role,
+        issued.session_id,
+        issued.refresh_token,
+    )
+    .await?;
+    Ok(Json(response))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn refresh(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let invalid = || ApiError::unauthorized("invalid or expired refresh token");
+    if request.refresh_token.len() > 128 {
+        return Err(invalid());
+    }
+    let mut tx = state.pool.begin().await?;
+    let outcome = sessions::refresh(&mut tx, &request.refresh_token).await?;
+    tx.commit().await?;
+    match outcome {
+        sessions::Refreshed::Ok {
+            user_id,
+            role,
+            issued,
+            expires_at,
+        } => {
+            sessions::mirror(&state, issued.session_id, user_id, expires_at).await?;
+            let response = tokens::response(
+                &state,
+                user_id,
+                &role,
+                issued.session_id,
+                issued.refresh_token,
+            )
+            .await?;
+            Ok(Json(response))
+        }
+        sessions::Refreshed::Reused { session_id } => {
+            tracing::warn!(%session_id, "a spent refresh token was presented; session revoked");
+            sessions::unmirror(&state, &[session_id]).await?;
+            Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "email or password is wrong",
+                "refresh_token_reused",
+                "this refresh token was already used; the session has been ended",
             ))
         }
+        sessions::Refreshed::Invalid => Err(invalid()),
+    }
+}
+
+/// Ends the caller's session: its access and refresh tokens stop working now.
+async fn logout(State(state): State<AppState>, identity: Identity) -> Result<StatusCode, ApiError> {
+    let session_id = identity
+        .session_id
+        .ok_or_else(|| ApiError::unauthorized("no session"))?;
+    end_sessions(&state, identity.user_id, Ending::One(session_id), "logout").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of the caller.
+async fn logout_all(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<StatusCode, ApiError> {
+    end_sessions(
+        &state,
+        identity.user_id,
+        Ending::AllBut(None),
+        "logout everywhere",
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which of a user's sessions to end.
+pub enum Ending {
+    One(Uuid),
+    /// Every live session except the one given (if any).
+    AllBut(Option<Uuid>),
+}
+
+/// Revokes sessions in the database and in Redis, so their tokens stop working now.
+pub async fn end_sessions(
+    state: &AppState,
+    user_id: Uuid,
+    ending: Ending,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let ids = match ending {
+        Ending::One(id) => vec![id],
+        Ending::AllBut(keep) => sessions::live_sessions(&mut tx, user_id, keep).await?,
     };
-    let now = chrono::Utc::now().timestamp();
-    let ttl = state.config.auth.access_token_ttl_secs;
-    let claims = Claims {
-        iss: state.config.auth.issuer.clone(),
-        aud: state.config.auth.audience.clone(),
-        sub: user_id.to_string(),
-        role,
-        sid: Uuid::now_v7().to_string(),
-        iat: now,
-        exp: now + ttl as i64,
-    };
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(state.keys.kid.clone());
-    let token =
-        jsonwebtoken::encode(&header, &claims, &state.keys.encoding).map_err(ApiError::internal)?;
-    Ok(Json(TokenResponse {
-        access_token: token,
-        token_type: "Bearer".into(),
-        expires_in: ttl,
-    }))
+    sessions::revoke(&mut tx, &ids, reason).await?;
+    tx.commit().await?;
+    sessions::unmirror(state, &ids).await
 }
 
 #[cfg(test)]
@@ -245,17 +323,5 @@ mod tests {
         ] {
             assert!(parse_email(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn passwords_need_ten_characters_and_not_the_email() {
-        assert!(check_password("short", "a@b.c").is_err());
-        assert!(check_password("ada@example.com", "ADA@example.com").is_err());
-        assert!(check_password("correct horse battery", "a@b.c").is_ok());
-    }
-
-    #[test]
-    fn the_dummy_hash_parses() {
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
     }
 }

@@ -1,21 +1,32 @@
-//! user-svc: identity. Owns the `taskmesh_users` database: accounts, password hashes and the
-//! keys that sign access tokens. Publishes `user.*` events through its outbox.
+//! user-svc: identity. Owns the `taskmesh_users` database: accounts, password hashes, sessions,
+//! refresh tokens and the keys that sign access tokens. Publishes `user.*` events through its
+//! outbox and mirrors live sessions in Redis for the gateway.
 //!
 //! # Layout
-//! - [`auth`]: register and login (argon2id hashes, EdDSA access tokens).
-//! - [`users`]: the user resource (`/api/v1/users/me`).
+//! - [`auth`]: register, login, refresh, logout, logout everywhere.
+//! - [`users`]: the user resource (`/api/v1/users/me`, admin routes).
+//! - [`sessions`]: sessions, refresh-token rotation and reuse detection, the Redis mirror.
+//! - [`tokens`]: access tokens (EdDSA JWT).
+//! - [`password`]: password policy and argon2id hashing.
+//! - [`throttle`]: login attempt limits per account and per IP.
 //! - [`keys`]: signing keys and the JWK set at `/.well-known/jwks.json`.
 
 pub mod auth;
 pub mod keys;
+pub mod password;
+pub mod sessions;
+pub mod throttle;
+pub mod tokens;
 pub mod users;
 
 use std::sync::Arc;
 
 use axum::{extract::State, routing::get, Json, Router};
+use redis::aio::ConnectionManager;
 use shared::{startup::Platform, Config};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
 pub const SERVICE: &str = "user-svc";
@@ -26,8 +37,9 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/users
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub redis: ConnectionManager,
     pub config: Arc<Config>,
-    pub keys: Arc<keys::Keys>,
+    pub keys: Arc<RwLock<keys::Keys>>,
 }
 
 /// Runs user-svc on `listener` until `shutdown`.
@@ -44,21 +56,42 @@ pub async fn run(
         &shutdown,
     )
     .await?;
-    let keys = Arc::new(keys::Keys::load_or_create(&platform.pool).await?);
+    let redis = shared::cache::connect(&config.redis, &shutdown).await?;
+    let keys = keys::Keys::load_or_create(&platform.pool).await?;
+    if let Some(email) = &config.auth.bootstrap_admin_email {
+        bootstrap_admin(&platform.pool, email).await?;
+    }
     let state = AppState {
         pool: platform.pool.clone(),
+        redis: redis.clone(),
         config: Arc::new(config),
-        keys,
+        keys: Arc::new(RwLock::new(keys)),
     };
     let app = Router::new()
         .merge(auth::router())
         .merge(users::router())
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(state);
-    let readiness = platform.readiness();
+    let readiness = platform.readiness().redis(redis);
     platform.serve(listener, app, readiness, shutdown).await
 }
 
+/// Makes the configured account admin if it exists (it becomes admin on registration otherwise).
+async fn bootstrap_admin(pool: &PgPool, email: &str) -> anyhow::Result<()> {
+    let promoted = sqlx::query(
+        "UPDATE users SET role = 'admin', updated_at = now()
+          WHERE lower(email) = lower($1) AND role <> 'admin'",
+    )
+    .bind(email)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if promoted > 0 {
+        tracing::info!("bootstrap admin promoted");
+    }
+    Ok(())
+}
+
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.keys.jwks.clone())
+    Json(state.keys.read().await.jwks.clone())
 }

@@ -1,0 +1,57 @@
+//! The session mirror in Redis: user-svc writes `<prefix>session:<sid>` for every live session
+//! and deletes it when the session ends; the gateway refuses an access token whose session key is
+//! gone, so logout and deactivation take effect at once rather than at the token's expiry.
+//! PostgreSQL (user-svc) stays the source of truth; a refresh writes the key again.
+
+use redis::aio::ConnectionManager;
+use uuid::Uuid;
+
+pub fn key(prefix: &str, session_id: Uuid) -> String {
+    format!("{prefix}session:{session_id}")
+}
+
+/// Marks a session live for `ttl_secs`.
+pub async fn put(
+    redis: &ConnectionManager,
+    prefix: &str,
+    session_id: Uuid,
+    user_id: Uuid,
+    ttl_secs: u64,
+) -> redis::RedisResult<()> {
+    let mut conn = redis.clone();
+    redis::cmd("SET")
+        .arg(key(prefix, session_id))
+        .arg(user_id.to_string())
+        .arg("EX")
+        .arg(ttl_secs.max(1))
+        .query_async(&mut conn)
+        .await
+}
+
+/// Ends sessions now.
+pub async fn remove(
+    redis: &ConnectionManager,
+    prefix: &str,
+    session_ids: &[Uuid],
+) -> redis::RedisResult<()> {
+    if session_ids.is_empty() {
+        return Ok(());
+    }
+    let mut conn = redis.clone();
+    let keys: Vec<String> = session_ids.iter().map(|s| key(prefix, *s)).collect();
+    redis::cmd("DEL").arg(keys).query_async(&mut conn).await
+}
+
+/// Whether a session is live.
+pub async fn is_live(
+    redis: &ConnectionManager,
+    prefix: &str,
+    session_id: Uuid,
+) -> redis::RedisResult<bool> {
+    let mut conn = redis.clone();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(key(prefix, session_id))
+        .query_async(&mut conn)
+        .await?;
+    Ok(exists == 1)
+}
