@@ -104,15 +104,22 @@ impl Verifier {
                 .await
                 .and_then(|r| r.error_for_status());
             let keys = match keys {
-                Ok(response) => response
-                    .json::<JwkSet>()
-                    .await
-                    .map_err(|_| ApiError::unavailable("user-svc"))?,
+                Ok(response) => response.json::<JwkSet>().await.ok(),
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot fetch the JWK set");
-                    // Without keys no token can be checked: the identity service is down.
-                    return Err(ApiError::unavailable("user-svc"));
+                    None
                 }
+            };
+            let Some(keys) = keys else {
+                // user-svc is down: keep verifying with the keys we know (tokens of a key
+                // retired meanwhile stay valid until it is back); without any, nothing can be
+                // verified.
+                return match cache.keys.as_ref() {
+                    Some(set) => Ok(set
+                        .find(kid)
+                        .and_then(|jwk| DecodingKey::from_jwk(jwk).ok())),
+                    None => Err(ApiError::unavailable("user-svc")),
+                };
             };
             cache.keys = Some(keys);
             cache.fetched_at = Some(Instant::now());
@@ -122,6 +129,27 @@ impl Verifier {
             .as_ref()
             .and_then(|set| set.find(kid))
             .and_then(|jwk| DecodingKey::from_jwk(jwk).ok()))
+    }
+
+    /// Fetches the key set until it succeeds once, so the gateway can verify tokens even if
+    /// user-svc goes down before the first authenticated request.
+    pub async fn prefetch(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut pause = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            if self.key("").await.is_ok() && self.cache.read().await.keys.is_some() {
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Whether a key set has ever been loaded (readiness: without one no token verifies).
+    pub async fn has_keys(&self) -> bool {
+        self.cache.read().await.keys.is_some()
     }
 
     async fn cached(&self, kid: &str) -> Option<DecodingKey> {

@@ -59,16 +59,34 @@ pub async fn run(
         std::time::Duration::from_secs(config.rate_limit.jwks_cache_secs),
         http.clone(),
     );
+    let verifier = Arc::new(verifier);
+    tokio::spawn({
+        let verifier = verifier.clone();
+        let shutdown = shutdown.clone();
+        async move { verifier.prefetch(shutdown).await }
+    });
     let state = AppState {
         http,
         redis: redis.clone(),
-        verifier: Arc::new(verifier),
+        verifier,
         config: Arc::new(config),
     };
+    let keys = state.verifier.clone();
+    let readiness = Readiness::new(SERVICE)
+        .redis(redis)
+        .check("user-svc keys", move || {
+            let keys = keys.clone();
+            async move {
+                if keys.has_keys().await {
+                    Ok(())
+                } else {
+                    Err("the JWK set has not been fetched from user-svc yet")
+                }
+            }
+        });
     let app = Router::new()
         .route("/api/v1/{*rest}", any(proxy::proxy))
         .with_state(state);
-    let readiness = Readiness::new(SERVICE).redis(redis);
     let app = shared::startup::finish_router(app, readiness);
     shared::http::serve(listener, app, shutdown).await?;
     Ok(())

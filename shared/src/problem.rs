@@ -141,11 +141,14 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        let status = rejection.status();
-        let code = match status {
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-            _ => "invalid_body",
+        // A body that is not JSON, or JSON of the wrong shape (wrong types, missing or unknown
+        // fields) is the client's mistake in the request itself: 400.
+        let (status, code) = match rejection.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_body"),
         };
         ApiError::new(status, code, rejection.body_text())
     }

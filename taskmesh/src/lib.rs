@@ -72,7 +72,14 @@ pub struct Stack {
     /// The effective config: bind addresses and URLs are the ones actually listening.
     pub config: Config,
     shutdown: CancellationToken,
-    services: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    services: Vec<Running>,
+}
+
+/// One service task and the token that stops just it.
+struct Running {
+    name: &'static str,
+    stop: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Stack {
@@ -91,8 +98,13 @@ impl Stack {
         }
         let mut services = Vec::new();
         for (service, listener) in listeners {
-            let run = run_service(service, config.clone(), listener, shutdown.clone())?;
-            services.push((service, tokio::spawn(run)));
+            let stop = shutdown.child_token();
+            let run = run_service(service, config.clone(), listener, stop.clone())?;
+            services.push(Running {
+                name: service,
+                stop,
+                handle: tokio::spawn(run),
+            });
         }
         Ok(Self {
             config,
@@ -127,8 +139,8 @@ impl Stack {
             if waiting.is_empty() {
                 return Ok(());
             }
-            if let Some((name, _)) = self.services.iter().find(|(_, h)| h.is_finished()) {
-                anyhow::bail!("{name} stopped during start-up; see its log above");
+            if let Some(r) = self.services.iter().find(|r| r.handle.is_finished()) {
+                anyhow::bail!("{} stopped during start-up; see its log above", r.name);
             }
             if started.elapsed() > deadline {
                 anyhow::bail!("not ready after {deadline:?}: {}", waiting.join(", "));
@@ -141,23 +153,50 @@ impl Stack {
     /// leaves the stack.
     pub async fn first_exit(&mut self) -> (&'static str, anyhow::Result<()>) {
         loop {
-            if let Some(i) = self.services.iter().position(|(_, h)| h.is_finished()) {
-                let (name, handle) = self.services.remove(i);
-                let result = match handle.await {
+            if let Some(i) = self.services.iter().position(|r| r.handle.is_finished()) {
+                let running = self.services.remove(i);
+                let result = match running.handle.await {
                     Ok(result) => result,
                     Err(join) => Err(anyhow::anyhow!("panicked: {join}")),
                 };
-                return (name, result);
+                return (running.name, result);
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// Stops one service (as if its process ended) and waits until it has.
+    pub async fn stop_service(&mut self, service: &str) -> anyhow::Result<()> {
+        let i = self
+            .services
+            .iter()
+            .position(|r| r.name == service)
+            .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
+        let running = self.services.remove(i);
+        running.stop.cancel();
+        running.handle.await??;
+        Ok(())
+    }
+
+    /// Starts a stopped service again on its previous address.
+    pub async fn start_service(&mut self, service: &'static str) -> anyhow::Result<()> {
+        let addr = bind_address(&self.config, service)?;
+        let listener = TcpListener::bind(addr).await?;
+        let stop = self.shutdown.child_token();
+        let run = run_service(service, self.config.clone(), listener, stop.clone())?;
+        self.services.push(Running {
+            name: service,
+            stop,
+            handle: tokio::spawn(run),
+        });
+        Ok(())
     }
 
     /// Signals shutdown and waits for every service to drain and stop.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         let mut failures = Vec::new();
-        for (name, handle) in self.services {
+        for Running { name, handle, .. } in self.services {
             match handle.await {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => failures.push(format!("{name}: {err:#}")),

@@ -1,99 +1,12 @@
 //! End to end through the gateway, with every service running against the real PostgreSQL,
 //! RabbitMQ and Redis.
 
-use std::time::Duration;
+mod common;
 
+use common::{App, WAIT};
 use serde_json::{json, Value};
 use shared::testkit::{eventually, TestEnv};
-use taskmesh::Stack;
 use tokio_util::sync::CancellationToken;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-struct App {
-    _env: TestEnv,
-    stack: Option<Stack>,
-    api: String,
-    http: reqwest::Client,
-}
-
-impl App {
-    async fn start() -> Self {
-        let env = TestEnv::new();
-        let stack = Stack::start(env.config.clone(), CancellationToken::new())
-            .await
-            .unwrap();
-        stack.wait_ready(WAIT).await.unwrap();
-        Self {
-            api: stack.api_url(),
-            stack: Some(stack),
-            _env: env,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut request = self.http.post(format!("{}{path}", self.api)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        (
-            response.status().as_u16(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut request = self.http.get(format!("{}{path}", self.api));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        (
-            response.status().as_u16(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    /// Registers and logs in; returns the access token.
-    async fn sign_up(&self, email: &str) -> String {
-        let password = "correct horse battery staple";
-        let (status, _) = self
-            .post(
-                "/api/v1/auth/register",
-                None,
-                json!({ "email": email, "password": password, "display_name": "Ada" }),
-            )
-            .await;
-        assert_eq!(status, 201);
-        let (status, body) = self
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({ "email": email, "password": password }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["access_token"].as_str().unwrap().to_string()
-    }
-
-    async fn notifications(&self, token: &str) -> Vec<Value> {
-        let (status, body) = self.get("/api/v1/notifications", Some(token)).await;
-        assert_eq!(status, 200, "{body}");
-        body["items"].as_array().unwrap().clone()
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Some(stack) = self.stack.take() {
-            // Stop the services before the environment drops their databases.
-            let handle = tokio::runtime::Handle::current();
-            tokio::task::block_in_place(|| handle.block_on(stack.stop())).unwrap();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_created_through_the_gateway_notifies_its_owner() {

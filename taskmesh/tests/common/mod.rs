@@ -1,0 +1,159 @@
+//! The test application: every service running on port 0 in its own test environment, and
+//! typed helpers for requests through the gateway.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use shared::testkit::TestEnv;
+use taskmesh::Stack;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct App {
+    pub env: TestEnv,
+    pub stack: Option<Stack>,
+    pub api: String,
+    pub http: reqwest::Client,
+}
+
+impl App {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts every service with a config adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut shared::Config)) -> Self {
+        let mut env = TestEnv::new();
+        adjust(&mut env.config);
+        let stack = Stack::start(env.config.clone(), CancellationToken::new())
+            .await
+            .unwrap();
+        stack.wait_ready(WAIT).await.unwrap();
+        Self {
+            api: stack.api_url(),
+            stack: Some(stack),
+            env,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.api)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// Registers and logs in; returns the access token.
+    pub async fn sign_up(&self, email: &str) -> String {
+        let password = PASSWORD;
+        let (status, _) = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({ "email": email, "password": password, "display_name": "Ada" }),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({ "email": email, "password": password }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Any request; returns status, headers and JSON body (`Null` when not JSON).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Logs in; returns the whole token response.
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.send(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": email, "password": password })),
+        )
+        .await
+    }
+
+    pub async fn notifications(&self, token: &str) -> Vec<Value> {
+        let (status, body) = self.get("/api/v1/notifications", Some(token)).await;
+        assert_eq!(status, 200, "{body}");
+        body["items"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(stack) = self.stack.take() {
+            // Stop the services before the environment drops their databases.
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| handle.block_on(stack.stop())).unwrap();
+        }
+    }
+}
+
+/// A response as tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+    pub fn text(&self, field: &str) -> String {
+        self.body[field].as_str().unwrap_or_default().to_string()
+    }
+}

@@ -1,0 +1,420 @@
+//! Identity and the gateway's front door, with every service running.
+
+mod common;
+
+use common::{App, PASSWORD, WAIT};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::testkit::eventually;
+
+const ADMIN: &str = "admin@example.com";
+
+async fn admin_app() -> App {
+    App::start_with(|c| c.auth.bootstrap_admin_email = Some(ADMIN.into())).await
+}
+
+/// The private key user-svc signs with, read from its database, to forge tokens that differ
+/// from real ones in exactly one respect.
+async fn signing_key(app: &App) -> (String, EncodingKey) {
+    let url =
+        shared::db::database_url(&app.env.config.postgres, &app.env.config.user.database).unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let (kid, pem): (String, String) = sqlx::query_as(
+        "SELECT kid, private_pem FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    (kid, EncodingKey::from_ed_pem(pem.as_bytes()).unwrap())
+}
+
+fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_protected_route_refuses_bad_tokens_with_401() {
+    let app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+    let (kid, key) = signing_key(&app).await;
+    let claims = claims_of(&token);
+    let sign = |claims: &Value, kid: Option<&str>, key: &EncodingKey| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = kid.map(str::to_string);
+        jsonwebtoken::encode(&header, claims, key).unwrap()
+    };
+    let with = |field: &str, value: Value| {
+        let mut c = claims.clone();
+        c[field] = value;
+        c
+    };
+    // A control: the real signing key with the real claims is accepted.
+    let control = sign(&claims, Some(&kid), &key);
+    assert_eq!(app.get("/api/v1/users/me", Some(&control)).await.0, 200);
+
+    let other_key = {
+        let fresh = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let pem = fresh.to_pkcs8_pem(Default::default()).unwrap();
+        EncodingKey::from_ed_pem(pem.as_bytes()).unwrap()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let alg_none = {
+        use base64::Engine;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT", "kid": kid})),
+            b64(&claims)
+        )
+    };
+    let mut bad_signature: Vec<String> = token.split('.').map(str::to_string).collect();
+    bad_signature[2] = "A".repeat(bad_signature[2].len());
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        ("alg none", Some(alg_none)),
+        ("bad signature", Some(bad_signature.join("."))),
+        ("another key", Some(sign(&claims, Some(&kid), &other_key))),
+        (
+            "expired",
+            Some(sign(&with("exp", json!(now - 120)), Some(&kid), &key)),
+        ),
+        (
+            "wrong iss",
+            Some(sign(&with("iss", json!("evil")), Some(&kid), &key)),
+        ),
+        (
+            "wrong aud",
+            Some(sign(&with("aud", json!("other-api")), Some(&kid), &key)),
+        ),
+        (
+            "unknown kid",
+            Some(sign(&claims, Some("no-such-kid"), &key)),
+        ),
+        ("no kid", Some(sign(&claims, None, &key))),
+        (
+            "unknown session",
+            Some(sign(
+                &with("sid", json!(uuid::Uuid::now_v7().to_string())),
+                Some(&kid),
+                &key,
+            )),
+        ),
+    ];
+    for route in [
+        "/api/v1/users/me",
+        "/api/v1/tasks",
+        "/api/v1/notifications",
+        "/api/v1/media",
+    ] {
+        for (case, token) in &cases {
+            let reply = app.send(Method::GET, route, token.as_deref(), None).await;
+            assert_eq!(reply.status, 401, "{case} on {route}: {:?}", reply.body);
+            assert_eq!(
+                reply.headers["content-type"], "application/problem+json",
+                "{case} on {route}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_session_at_once_and_other_sessions_stay() {
+    let app = App::start().await;
+    app.sign_up("ada@example.com").await;
+    let first = app.login("ada@example.com", PASSWORD).await;
+    let second = app.login("ada@example.com", PASSWORD).await;
+    let (a, b) = (first.text("access_token"), second.text("access_token"));
+
+    let out = app
+        .send(Method::POST, "/api/v1/auth/logout", Some(&a), None)
+        .await;
+    assert_eq!(out.status, 204);
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&a)).await.0,
+        401,
+        "logged-out token"
+    );
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&b)).await.0,
+        200,
+        "other session"
+    );
+    let refresh = app
+        .send(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": first.text("refresh_token") })),
+        )
+        .await;
+    assert_eq!(
+        refresh.status, 401,
+        "a logged-out session cannot be refreshed"
+    );
+
+    let out = app
+        .send(Method::POST, "/api/v1/auth/logout-all", Some(&b), None)
+        .await;
+    assert_eq!(out.status, 204);
+    assert_eq!(app.get("/api/v1/users/me", Some(&b)).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_rotates_and_reusing_a_spent_token_ends_the_family() {
+    let app = App::start().await;
+    app.sign_up("ada@example.com").await;
+    let login = app.login("ada@example.com", PASSWORD).await;
+    let first = login.text("refresh_token");
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            app.send(
+                Method::POST,
+                "/api/v1/auth/refresh",
+                None,
+                Some(json!({ "refresh_token": token })),
+            )
+            .await
+        }
+    };
+    let rotated = refresh(first.clone()).await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    let second = rotated.text("refresh_token");
+    assert_ne!(second, first, "each refresh returns a new token");
+    let access = rotated.text("access_token");
+    assert_eq!(app.get("/api/v1/users/me", Some(&access)).await.0, 200);
+    assert_eq!(
+        claims_of(&access)["sid"],
+        claims_of(&login.text("access_token"))["sid"],
+        "same session"
+    );
+
+    // The spent first token comes back: the whole family ends.
+    let reused = refresh(first).await;
+    assert_eq!(
+        (reused.status, reused.code()),
+        (401, "refresh_token_reused")
+    );
+    assert_eq!(
+        refresh(second).await.status,
+        401,
+        "the newest token died too"
+    );
+    assert_eq!(app.get("/api/v1/users/me", Some(&access)).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_ends_every_other_session() {
+    let app = App::start().await;
+    app.sign_up("ada@example.com").await;
+    let here = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .text("access_token");
+    let there = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .text("access_token");
+    let change = app
+        .send(
+            Method::POST,
+            "/api/v1/users/me/password",
+            Some(&here),
+            Some(json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" })),
+        )
+        .await;
+    assert_eq!(change.status, 204, "{:?}", change.body);
+    assert_eq!(app.get("/api/v1/users/me", Some(&here)).await.0, 200);
+    assert_eq!(app.get("/api/v1/users/me", Some(&there)).await.0, 401);
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status, 401);
+    assert_eq!(
+        app.login("ada@example.com", "a brand new passphrase")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_cannot_use_admin_routes_or_raise_their_own_role() {
+    let app = admin_app().await;
+    let admin = app.sign_up(ADMIN).await;
+    let member = app.sign_up("ada@example.com").await;
+    let me = app.get("/api/v1/users/me", Some(&member)).await.1;
+    let my_id = me["id"].as_str().unwrap().to_string();
+    assert_eq!(me["role"], "member");
+
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/users".to_string(), None),
+        (Method::GET, format!("/api/v1/users/{my_id}"), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/users/{my_id}"),
+            Some(json!({"role": "admin"})),
+        ),
+        (Method::DELETE, format!("/api/v1/users/{my_id}"), None),
+    ] {
+        let reply = app.send(method.clone(), &path, Some(&member), body).await;
+        assert_eq!(reply.status, 403, "{method} {path}: {:?}", reply.body);
+    }
+    for body in [
+        json!({"role": "admin"}),
+        json!({"display_name": "Ada", "role": "admin"}),
+        json!({"email_verified": true}),
+        json!({"active": true}),
+    ] {
+        let reply = app
+            .send(
+                Method::PATCH,
+                "/api/v1/users/me",
+                Some(&member),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{body}: {:?}", reply.body);
+    }
+    // Registering cannot choose a role either.
+    let reply = app
+        .send(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"email": "eve@example.com", "password": PASSWORD, "display_name": "Eve", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&member)).await.1["role"],
+        "member"
+    );
+
+    // The admin can.
+    let users = app.get("/api/v1/users", Some(&admin)).await;
+    assert_eq!(users.0, 200);
+    assert_eq!(users.1["items"].as_array().unwrap().len(), 2);
+    let promoted = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{my_id}"),
+            Some(&admin),
+            Some(json!({"role": "worker"})),
+        )
+        .await;
+    assert_eq!(
+        (promoted.status, promoted.text("role").as_str()),
+        (200, "worker")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_user_is_signed_out_at_once_and_cannot_log_in() {
+    let app = admin_app().await;
+    let admin = app.sign_up(ADMIN).await;
+    let member = app.sign_up("ada@example.com").await;
+    let id = app.get("/api/v1/users/me", Some(&member)).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&admin),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(app.get("/api/v1/tasks", Some(&member)).await.0, 401);
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_allows_exactly_the_configured_count_then_429() {
+    let app = App::start_with(|c| c.rate_limit.api_requests = 10).await;
+    let token = app.sign_up("ada@example.com").await;
+    let replies = futures::future::join_all(
+        (0..25).map(|_| app.send(Method::GET, "/api/v1/tasks", Some(&token), None)),
+    )
+    .await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let limited: Vec<_> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!((ok, limited.len()), (10, 15));
+    let retry_after: u64 = limited[0].headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(limited[0].code(), "rate_limited");
+    let policy = replies[0].headers["ratelimit-policy"].to_str().unwrap();
+    assert_eq!(policy, "\"api\";q=10;w=60");
+    assert!(replies[0].headers.contains_key("ratelimit"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_locks_out_after_the_configured_failures_whatever_the_email_exists() {
+    let app = App::start_with(|c| c.auth.max_failed_logins_per_account = 3).await;
+    app.sign_up("ada@example.com").await;
+    for email in ["ada@example.com", "nobody@example.com"] {
+        let replies =
+            futures::future::join_all((0..8).map(|_| app.login(email, "wrong password here")))
+                .await;
+        let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 401).count(),
+            3,
+            "{email}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 429).count(),
+            5,
+            "{email}: {statuses:?}"
+        );
+        let locked = replies.iter().find(|r| r.status == 429).unwrap();
+        assert!(locked.headers.contains_key("retry-after"));
+    }
+    // The same answer for an unknown email and a wrong password.
+    let unknown = app.login("ghost@example.com", "wrong password here").await;
+    let wrong = app.login("ada2@example.com", "wrong password here").await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (wrong.status, wrong.code())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_user_svc_down_login_is_503_and_tasks_still_work_then_login_recovers() {
+    let mut app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+    app.stack
+        .as_mut()
+        .unwrap()
+        .stop_service("user-svc")
+        .await
+        .unwrap();
+
+    let login = app.login("ada@example.com", PASSWORD).await;
+    assert_eq!(login.status, 503, "{:?}", login.body);
+    assert!(login.body["detail"].as_str().unwrap().contains("user-svc"));
+    assert_eq!(app.get("/api/v1/tasks", Some(&token)).await.0, 200);
+
+    app.stack
+        .as_mut()
+        .unwrap()
+        .start_service("user-svc")
+        .await
+        .unwrap();
+    eventually("login to work again", WAIT, || async {
+        (app.login("ada@example.com", PASSWORD).await.status == 200).then_some(())
+    })
+    .await;
+}
