@@ -1,7 +1,8 @@
 //! Access-token verification with user-svc's public keys.
 //!
-//! The JWK set is cached; a token whose `kid` is unknown triggers one refresh (at most one per
-//! second across all requests), so rotated keys are picked up without a restart.
+//! The JWK set is cached for `rate_limit.jwks_cache_secs`; a token whose `kid` is unknown triggers
+//! a refresh (at most one per 100 ms across all requests), so rotated keys are picked up without
+//! a restart and retired ones are dropped within the cache lifetime.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,9 @@ pub struct Verifier {
     validation: Validation,
     cache: RwLock<Cache>,
 }
+
+/// The shortest time between two fetches of the key set.
+const MIN_REFETCH: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 struct Cache {
@@ -90,45 +94,53 @@ impl Verifier {
         if let Some(key) = self.cached(kid).await {
             return Ok(Some(key));
         }
+        // One fetch at a time; requests for the same unknown kid queue here and find it.
         let mut cache = self.cache.write().await;
-        // Another request may have refreshed while we waited; refresh at most once a second.
-        let fresh = cache
-            .fetched_at
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
-        if !fresh {
-            let keys = self
-                .http
-                .get(&self.jwks_url)
-                .timeout(Duration::from_secs(3))
-                .send()
-                .await
-                .and_then(|r| r.error_for_status());
-            let keys = match keys {
-                Ok(response) => response.json::<JwkSet>().await.ok(),
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot fetch the JWK set");
-                    None
-                }
-            };
-            let Some(keys) = keys else {
-                // user-svc is down: keep verifying with the keys we know (tokens of a key
-                // retired meanwhile stay valid until it is back); without any, nothing can be
-                // verified.
-                return match cache.keys.as_ref() {
-                    Some(set) => Ok(set
-                        .find(kid)
-                        .and_then(|jwk| DecodingKey::from_jwk(jwk).ok())),
-                    None => Err(ApiError::unavailable("user-svc")),
-                };
-            };
-            cache.keys = Some(keys);
-            cache.fetched_at = Some(Instant::now());
+        if let Some(key) = Self::lookup(&cache, kid, self.max_age) {
+            return Ok(Some(key));
         }
-        Ok(cache
-            .keys
-            .as_ref()
-            .and_then(|set| set.find(kid))
-            .and_then(|jwk| DecodingKey::from_jwk(jwk).ok()))
+        // An unknown kid costs at most one fetch per interval, so forged kids cannot make the
+        // gateway hammer user-svc; a kid minted just after a fetch waits for the next one.
+        if let Some(since) = cache.fetched_at.map(|t| t.elapsed()) {
+            if since < MIN_REFETCH {
+                tokio::time::sleep(MIN_REFETCH - since).await;
+            }
+        }
+        let keys = self
+            .http
+            .get(&self.jwks_url)
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        let keys = match keys {
+            Ok(response) => response.json::<JwkSet>().await.ok(),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot fetch the JWK set");
+                None
+            }
+        };
+        let Some(keys) = keys else {
+            // user-svc is down: keep verifying with the keys we know (tokens of a key retired
+            // meanwhile stay valid until it is back); without any, nothing can be verified.
+            return match cache.keys.as_ref() {
+                Some(set) => Ok(set
+                    .find(kid)
+                    .and_then(|jwk| DecodingKey::from_jwk(jwk).ok())),
+                None => Err(ApiError::unavailable("user-svc")),
+            };
+        };
+        cache.keys = Some(keys);
+        cache.fetched_at = Some(Instant::now());
+        Ok(Self::lookup(&cache, kid, self.max_age))
+    }
+
+    fn lookup(cache: &Cache, kid: &str, max_age: Duration) -> Option<DecodingKey> {
+        if cache.fetched_at?.elapsed() > max_age {
+            return None;
+        }
+        let jwk = cache.keys.as_ref()?.find(kid)?;
+        DecodingKey::from_jwk(jwk).ok()
     }
 
     /// Fetches the key set until it succeeds once, so the gateway can verify tokens even if
@@ -153,11 +165,6 @@ impl Verifier {
     }
 
     async fn cached(&self, kid: &str) -> Option<DecodingKey> {
-        let cache = self.cache.read().await;
-        if cache.fetched_at?.elapsed() > self.max_age {
-            return None;
-        }
-        let jwk = cache.keys.as_ref()?.find(kid)?;
-        DecodingKey::from_jwk(jwk).ok()
+        Self::lookup(&*self.cache.read().await, kid, self.max_age)
     }
 }

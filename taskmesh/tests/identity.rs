@@ -418,3 +418,84 @@ async fn with_user_svc_down_login_is_503_and_tasks_still_work_then_login_recover
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_without_downtime_and_retired_keys_are_refused() {
+    let app = App::start_with(|c| {
+        c.auth.bootstrap_admin_email = Some(ADMIN.into());
+        c.rate_limit.jwks_cache_secs = 1;
+    })
+    .await;
+    let admin = app.sign_up(ADMIN).await;
+    let old_kid = app.get("/api/v1/admin/keys", Some(&admin)).await.1["signing"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let rotated = app
+        .send(
+            Method::POST,
+            "/api/v1/admin/keys/rotate",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    let new_kid = rotated.text("signing");
+    assert_ne!(new_kid, old_kid);
+    let jwks: Value = app
+        .http
+        .get(format!(
+            "{}/.well-known/jwks.json",
+            app.stack.as_ref().unwrap().config.user.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        published.contains(&old_kid.as_str()) && published.contains(&new_kid.as_str()),
+        "{published:?}"
+    );
+
+    // During the overlap both the old token and a new one work.
+    assert_eq!(app.get("/api/v1/tasks", Some(&admin)).await.0, 200);
+    let fresh = app.login(ADMIN, PASSWORD).await.text("access_token");
+    let header = jsonwebtoken::decode_header(&fresh).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+    let reply = app.get("/api/v1/tasks", Some(&fresh)).await;
+    assert_eq!(reply.0, 200, "{}", reply.1);
+
+    // The signing key cannot be retired; the old one can, and its tokens stop working.
+    let refused = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/admin/keys/{new_kid}/retire"),
+            Some(&fresh),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, 409);
+    let retired = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/admin/keys/{old_kid}/retire"),
+            Some(&fresh),
+            None,
+        )
+        .await;
+    assert_eq!(retired.status, 200, "{:?}", retired.body);
+    eventually("the old key's token to be refused", WAIT, || async {
+        (app.get("/api/v1/tasks", Some(&admin)).await.0 == 401).then_some(())
+    })
+    .await;
+    assert_eq!(app.get("/api/v1/tasks", Some(&fresh)).await.0, 200);
+}

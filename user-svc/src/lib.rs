@@ -10,7 +10,9 @@
 //! - [`password`]: password policy and argon2id hashing.
 //! - [`throttle`]: login attempt limits per account and per IP.
 //! - [`keys`]: signing keys and the JWK set at `/.well-known/jwks.json`.
+//! - [`admin`]: key rotation and retirement.
 
+pub mod admin;
 pub mod auth;
 pub mod keys;
 pub mod password;
@@ -67,9 +69,12 @@ pub async fn run(
         config: Arc::new(config),
         keys: Arc::new(RwLock::new(keys)),
     };
+    // Other replicas rotate and retire keys too: pick their changes up.
+    tokio::spawn(reload_keys_periodically(state.clone(), shutdown.clone()));
     let app = Router::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(admin::router())
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(state);
     let readiness = platform.readiness().redis(redis);
@@ -90,6 +95,19 @@ async fn bootstrap_admin(pool: &PgPool, email: &str) -> anyhow::Result<()> {
         tracing::info!("bootstrap admin promoted");
     }
     Ok(())
+}
+
+async fn reload_keys_periodically(state: AppState, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+        }
+        match keys::Keys::load(&state.pool).await {
+            Ok(fresh) => *state.keys.write().await = fresh,
+            Err(err) => tracing::warn!(error = format!("{err:#}"), "cannot reload signing keys"),
+        }
+    }
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
