@@ -5,8 +5,10 @@
 //! - [`proxy`]: the routing table and the reverse proxy.
 //! - [`auth`]: access-token verification with cached, refreshable public keys.
 //! - [`ratelimit`]: per-user and per-IP limits in Redis.
+//! - [`docs`]: the merged OpenAPI document and Swagger UI.
 
 pub mod auth;
+pub mod docs;
 pub mod proxy;
 pub mod ratelimit;
 
@@ -86,7 +88,9 @@ pub async fn run(
         });
     let app = Router::new()
         .route("/api/v1/{*rest}", any(proxy::proxy))
-        .with_state(state);
+        .merge(docs::router())
+        .with_state(state)
+        .merge(docs::swagger_ui());
     let app = shared::startup::finish_router(app, readiness);
     shared::http::serve(listener, app, shutdown).await?;
     Ok(())

@@ -8,7 +8,7 @@
 use axum::{extract::State, routing::get, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::{identity::Identity, startup::Platform, ApiError, Config};
+use shared::{identity::Identity, problem::ProblemBody, startup::Platform, ApiError, Config};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ pub struct AppState {
     pub pool: PgPool,
 }
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MediaObject {
     pub id: Uuid,
     pub task_id: Option<Uuid>,
@@ -33,10 +33,15 @@ pub struct MediaObject {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MediaList {
     pub items: Vec<MediaObject>,
 }
+
+/// This service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list), tags((name = "media", description = "Uploads")))]
+pub struct ApiDoc;
 
 /// Runs media-svc on `listener` until `shutdown`.
 pub async fn run(
@@ -56,12 +61,18 @@ pub async fn run(
         .route("/api/v1/media", get(list))
         .with_state(AppState {
             pool: platform.pool.clone(),
-        });
+        })
+        .merge(shared::health::openapi_router(
+            <ApiDoc as utoipa::OpenApi>::openapi(),
+        ));
     let readiness = platform.readiness();
     platform.serve(listener, app, readiness, shutdown).await
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/media", tag = "media", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's uploaded objects", body = MediaList),
+        (status = 401, description = "Not authenticated", body = ProblemBody)))]
+pub async fn list(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<Json<MediaList>, ApiError> {

@@ -23,6 +23,14 @@ pub struct AppState {
     pub pool: PgPool,
 }
 
+/// This service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(notifications::list),
+    tags((name = "notifications", description = "In-app notifications"))
+)]
+pub struct ApiDoc;
+
 /// Runs notify-svc on `listener` until `shutdown`.
 pub async fn run(
     config: Config,
@@ -49,7 +57,10 @@ pub async fn run(
         .merge(notifications::router())
         .with_state(AppState {
             pool: platform.pool.clone(),
-        });
+        })
+        .merge(shared::health::openapi_router(
+            <ApiDoc as utoipa::OpenApi>::openapi(),
+        ));
     let readiness = platform.readiness();
     platform.serve(listener, app, readiness, shutdown).await
 }

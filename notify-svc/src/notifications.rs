@@ -3,7 +3,7 @@
 use axum::{extract::State, routing::get, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::{identity::Identity, ApiError};
+use shared::{identity::Identity, problem::ProblemBody, ApiError};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -12,7 +12,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/notifications", get(list))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Notification {
     pub id: Uuid,
     pub kind: String,
@@ -24,12 +24,15 @@ pub struct Notification {
     pub read_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NotificationList {
     pub items: Vec<Notification>,
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's notifications, newest first", body = NotificationList),
+        (status = 401, description = "Not authenticated", body = ProblemBody)))]
+pub async fn list(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<Json<NotificationList>, ApiError> {

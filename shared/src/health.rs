@@ -84,6 +84,18 @@ impl Readiness {
     }
 }
 
+/// `GET /openapi.json`: this service's part of the API description (the gateway merges them).
+pub fn openapi_router(doc: utoipa::openapi::OpenApi) -> Router {
+    let doc = Arc::new(doc);
+    Router::new().route(
+        "/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc) }
+        }),
+    )
+}
+
 /// The three operational routes.
 pub fn router(readiness: Readiness) -> Router {
     // Install the recorder now, so metrics recorded before the first scrape are kept.

@@ -22,6 +22,14 @@ pub struct AppState {
     pub pool: PgPool,
 }
 
+/// This service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(tasks::create, tasks::list, tasks::read),
+    tags((name = "tasks", description = "Tasks"))
+)]
+pub struct ApiDoc;
+
 /// Runs task-svc on `listener` until `shutdown`.
 pub async fn run(
     config: Config,
@@ -36,9 +44,14 @@ pub async fn run(
         &shutdown,
     )
     .await?;
-    let app = Router::new().merge(tasks::router()).with_state(AppState {
-        pool: platform.pool.clone(),
-    });
+    let app = Router::new()
+        .merge(tasks::router())
+        .with_state(AppState {
+            pool: platform.pool.clone(),
+        })
+        .merge(shared::health::openapi_router(
+            <ApiDoc as utoipa::OpenApi>::openapi(),
+        ));
     let readiness = platform.readiness();
     platform.serve(listener, app, readiness, shutdown).await
 }

@@ -12,7 +12,7 @@ use shared::{
     events::{CloudEvent, TaskCreated},
     identity::Identity,
     outbox,
-    problem::JsonBody,
+    problem::{JsonBody, ProblemBody},
     ApiError,
 };
 use uuid::Uuid;
@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/tasks/{id}", get(read))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Task {
     pub id: Uuid,
     pub owner_id: Uuid,
@@ -43,7 +43,7 @@ pub struct Task {
 const COLUMNS: &str = "id, owner_id, title, description, status, priority, assignee_id, \
                        channel_id, due_at, created_at, updated_at";
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Low,
@@ -63,7 +63,7 @@ impl Priority {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     pub title: String,
@@ -73,8 +73,12 @@ pub struct CreateTask {
     pub due_at: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", security(("bearer" = [])), request_body = CreateTask,
+    responses((status = 201, description = "Created; task.created is published", body = Task),
+        (status = 400, description = "Malformed body", body = ProblemBody),
+        (status = 422, description = "Invalid title or description", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
-async fn create(
+pub async fn create(
     State(state): State<AppState>,
     identity: Identity,
     JsonBody(request): JsonBody<CreateTask>,
@@ -124,13 +128,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(task)))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskList {
     pub items: Vec<Task>,
 }
 
 /// The caller's own tasks, newest first (filters and pagination come with the task issue).
-async fn list(
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's tasks, newest first", body = TaskList),
+        (status = 401, description = "Not authenticated", body = ProblemBody)))]
+pub async fn list(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<Json<TaskList>, ApiError> {
@@ -144,7 +151,11 @@ async fn list(
 }
 
 /// One task; another user's task is a 404, not a 403, so ids do not leak.
-async fn read(
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Task id")),
+    responses((status = 200, description = "The task", body = Task),
+        (status = 404, description = "No such task visible to the caller", body = ProblemBody)))]
+pub async fn read(
     State(state): State<AppState>,
     identity: Identity,
     Path(id): Path<String>,

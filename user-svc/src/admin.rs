@@ -12,7 +12,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::{identity::Identity, ApiError};
+use shared::{identity::Identity, problem::ProblemBody, ApiError};
 
 use crate::{keys, AppState};
 
@@ -23,21 +23,24 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/keys/{kid}/retire", post(retire))
 }
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub kid: String,
     pub created_at: DateTime<Utc>,
     pub retired_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyList {
     /// The key that signs new tokens.
     pub signing: String,
     pub items: Vec<KeyInfo>,
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/admin/keys", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "Signing keys", body = KeyList),
+        (status = 403, description = "Not an admin", body = ProblemBody)))]
+pub async fn list(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<Json<KeyList>, ApiError> {
@@ -65,7 +68,10 @@ async fn reload(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn rotate(
+#[utoipa::path(post, path = "/api/v1/admin/keys/rotate", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "A new key signs from now on; the old stays published", body = KeyList),
+        (status = 403, description = "Not an admin", body = ProblemBody)))]
+pub async fn rotate(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<Json<KeyList>, ApiError> {
@@ -77,7 +83,12 @@ async fn rotate(
     key_list(&state).await.map(Json)
 }
 
-async fn retire(
+#[utoipa::path(post, path = "/api/v1/admin/keys/{kid}/retire", tag = "admin", security(("bearer" = [])),
+    params(("kid" = String, Path, description = "Key id")),
+    responses((status = 200, description = "Retired; its tokens are refused", body = KeyList),
+        (status = 404, description = "No such active key", body = ProblemBody),
+        (status = 409, description = "The signing key cannot be retired", body = ProblemBody)))]
+pub async fn retire(
     State(state): State<AppState>,
     identity: Identity,
     Path(kid): Path<String>,

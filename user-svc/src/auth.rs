@@ -11,7 +11,7 @@ use shared::{
     events::{CloudEvent, UserCreated},
     identity::{Identity, HEADER_CLIENT_IP},
     outbox,
-    problem::JsonBody,
+    problem::{JsonBody, ProblemBody},
     ApiError,
 };
 use uuid::Uuid;
@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/logout-all", post(logout_all))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub email: String,
@@ -69,8 +69,13 @@ pub fn parse_display_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, description = "Registered", body = User),
+        (status = 400, description = "Malformed body", body = ProblemBody),
+        (status = 409, description = "Email taken", body = ProblemBody),
+        (status = 422, description = "Invalid email, weak password or bad display name", body = ProblemBody)))]
 #[tracing::instrument(skip_all)]
-async fn register(
+pub async fn register(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
@@ -121,7 +126,7 @@ async fn register(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
@@ -153,8 +158,13 @@ fn invalid_credentials() -> ApiError {
     )
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, description = "Access and refresh token", body = TokenResponse),
+        (status = 401, description = "Wrong email or password", body = ProblemBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ProblemBody),
+        (status = 503, description = "user-svc or Redis unavailable", body = ProblemBody)))]
 #[tracing::instrument(skip_all)]
-async fn login(
+pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     JsonBody(request): JsonBody<LoginRequest>,
@@ -206,14 +216,17 @@ async fn login(
     Ok(Json(response))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, description = "A new access token and the next refresh token", body = TokenResponse),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = ProblemBody)))]
 #[tracing::instrument(skip_all)]
-async fn refresh(
+pub async fn refresh(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
@@ -256,7 +269,13 @@ async fn refresh(
 }
 
 /// Ends the caller's session: its access and refresh tokens stop working now.
-async fn logout(State(state): State<AppState>, identity: Identity) -> Result<StatusCode, ApiError> {
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "This session ended"),
+        (status = 401, description = "Not authenticated", body = ProblemBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<StatusCode, ApiError> {
     let session_id = identity
         .session_id
         .ok_or_else(|| ApiError::unauthorized("no session"))?;
@@ -265,7 +284,10 @@ async fn logout(State(state): State<AppState>, identity: Identity) -> Result<Sta
 }
 
 /// Ends every session of the caller.
-async fn logout_all(
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Every session of the caller ended"),
+        (status = 401, description = "Not authenticated", body = ProblemBody)))]
+pub async fn logout_all(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<StatusCode, ApiError> {

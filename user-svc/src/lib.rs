@@ -44,6 +44,22 @@ pub struct AppState {
     pub keys: Arc<RwLock<keys::Keys>>,
 }
 
+/// This service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all,
+        users::me, users::update_me, users::change_password, users::list, users::read,
+        users::admin_update, users::delete, admin::list, admin::rotate, admin::retire
+    ),
+    tags(
+        (name = "auth", description = "Accounts, login and sessions"),
+        (name = "users", description = "The caller's profile"),
+        (name = "admin", description = "User administration and signing keys (admin role)")
+    )
+)]
+pub struct ApiDoc;
+
 /// Runs user-svc on `listener` until `shutdown`.
 pub async fn run(
     config: Config,
@@ -76,7 +92,10 @@ pub async fn run(
         .merge(users::router())
         .merge(admin::router())
         .route("/.well-known/jwks.json", get(jwks))
-        .with_state(state);
+        .with_state(state)
+        .merge(shared::health::openapi_router(
+            <ApiDoc as utoipa::OpenApi>::openapi(),
+        ));
     let readiness = platform.readiness().redis(redis);
     platform.serve(listener, app, readiness, shutdown).await
 }

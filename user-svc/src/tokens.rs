@@ -20,7 +20,7 @@ pub struct Claims {
 }
 
 /// What login and refresh return.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,

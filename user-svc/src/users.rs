@@ -13,7 +13,7 @@ use shared::{
     events::{CloudEvent, UserDeleted, UserUpdated},
     identity::Identity,
     outbox,
-    problem::JsonBody,
+    problem::{JsonBody, ProblemBody},
     ApiError,
 };
 use sqlx::PgConnection;
@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
@@ -56,7 +56,10 @@ async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::E
         .await
 }
 
-async fn me(State(state): State<AppState>, identity: Identity) -> Result<Json<User>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's profile", body = User),
+        (status = 401, description = "Not authenticated", body = ProblemBody)))]
+pub async fn me(State(state): State<AppState>, identity: Identity) -> Result<Json<User>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     find(&mut conn, identity.user_id)
         .await?
@@ -65,13 +68,17 @@ async fn me(State(state): State<AppState>, identity: Identity) -> Result<Json<Us
 }
 
 /// What a user may change about themselves: only their display name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     pub display_name: Option<String>,
 }
 
-async fn update_me(
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateMe,
+    responses((status = 200, description = "Updated profile", body = User),
+        (status = 400, description = "Malformed body or a field that cannot be set", body = ProblemBody),
+        (status = 422, description = "Invalid display name", body = ProblemBody)))]
+pub async fn update_me(
     State(state): State<AppState>,
     identity: Identity,
     JsonBody(request): JsonBody<UpdateMe>,
@@ -87,7 +94,7 @@ async fn update_me(
     apply(&state, identity.user_id, change).await.map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     pub current_password: String,
@@ -95,7 +102,11 @@ pub struct ChangePassword {
 }
 
 /// Changes the caller's password and ends every other session.
-async fn change_password(
+#[utoipa::path(post, path = "/api/v1/users/me/password", tag = "users", security(("bearer" = [])), request_body = ChangePassword,
+    responses((status = 204, description = "Changed; every other session ended"),
+        (status = 403, description = "Wrong current password", body = ProblemBody),
+        (status = 422, description = "Weak new password", body = ProblemBody)))]
+pub async fn change_password(
     State(state): State<AppState>,
     identity: Identity,
     JsonBody(request): JsonBody<ChangePassword>,
@@ -138,14 +149,18 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserList {
     pub items: Vec<User>,
     pub offset: u32,
     pub limit: u32,
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),
+    params(("offset" = Option<u32>, Query, description = "Rows to skip"), ("limit" = Option<u32>, Query, description = "1 to 200, default 50")),
+    responses((status = 200, description = "Users", body = UserList),
+        (status = 403, description = "Not an admin", body = ProblemBody)))]
+pub async fn list(
     State(state): State<AppState>,
     identity: Identity,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -171,7 +186,12 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found("user"))
 }
 
-async fn read(
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    responses((status = 200, description = "The user", body = User),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "No such user", body = ProblemBody)))]
+pub async fn read(
     State(state): State<AppState>,
     identity: Identity,
     Path(id): Path<String>,
@@ -184,7 +204,7 @@ async fn read(
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -203,7 +223,7 @@ impl Role {
 }
 
 /// What an admin may change about a user.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminUpdate {
     pub role: Option<Role>,
@@ -211,7 +231,13 @@ pub struct AdminUpdate {
     pub display_name: Option<String>,
 }
 
-async fn admin_update(
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "admin", security(("bearer" = [])), request_body = AdminUpdate,
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    responses((status = 200, description = "Updated; deactivation or a role change signs the user out", body = User),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "No such user", body = ProblemBody),
+        (status = 409, description = "An admin's own role or state", body = ProblemBody)))]
+pub async fn admin_update(
     State(state): State<AppState>,
     identity: Identity,
     Path(id): Path<String>,
@@ -250,7 +276,12 @@ async fn admin_update(
     Ok(Json(user))
 }
 
-async fn delete(
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    responses((status = 204, description = "Deleted; sessions ended"),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "No such user", body = ProblemBody)))]
+pub async fn delete(
     State(state): State<AppState>,
     identity: Identity,
     Path(id): Path<String>,
