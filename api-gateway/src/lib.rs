@@ -6,9 +6,13 @@
 //! - [`auth`]: access-token verification with cached, refreshable public keys.
 //! - [`ratelimit`]: per-user and per-IP limits in Redis.
 //! - [`docs`]: the merged OpenAPI document and Swagger UI.
+//! - [`idempotency`]: `Idempotency-Key` on POST.
+//! - [`overview`]: `GET /api/v1/me/overview`, one call across services.
 
 pub mod auth;
 pub mod docs;
+pub mod idempotency;
+pub mod overview;
 pub mod proxy;
 pub mod ratelimit;
 
@@ -67,6 +71,7 @@ pub async fn run(
         let shutdown = shutdown.clone();
         async move { verifier.prefetch(shutdown).await }
     });
+    let state_config = config.clone();
     let state = AppState {
         http,
         redis: redis.clone(),
@@ -87,11 +92,59 @@ pub async fn run(
             }
         });
     let app = Router::new()
+        .route(
+            "/api/v1/me/overview",
+            axum::routing::get(overview::overview),
+        )
         .route("/api/v1/{*rest}", any(proxy::proxy))
         .merge(docs::router())
         .with_state(state)
         .merge(docs::swagger_ui());
-    let app = shared::startup::finish_router(app, readiness);
+    let cors = cors_layer(&state_config)?;
+    let app = shared::startup::finish_router(app, readiness).layer(cors);
     shared::http::serve(listener, app, shutdown).await?;
     Ok(())
+}
+
+/// CORS for the configured origins only; without any, browsers get no cross-origin access.
+fn cors_layer(config: &Config) -> anyhow::Result<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins = config
+        .cors
+        .allowed_origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o)
+                .map_err(|_| anyhow::anyhow!("cors.allowed_origins: bad origin {o:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let name = HeaderName::from_static;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            name("idempotency-key"),
+            name("traceparent"),
+            name("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            name("ratelimit"),
+            name("ratelimit-policy"),
+            name("x-request-id"),
+            name("idempotent-replayed"),
+        ])
+        .max_age(std::time::Duration::from_secs(600)))
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request, State},
-    http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
 use shared::{
@@ -21,6 +21,7 @@ use shared::{
     ApiError,
 };
 
+use crate::idempotency;
 use crate::ratelimit::{self, Decision, Policy};
 use crate::AppState;
 
@@ -73,7 +74,7 @@ pub async fn proxy(
 }
 
 /// The client's address: the peer, or the first `X-Forwarded-For` entry behind a trusted proxy.
-fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
+pub(crate) fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
     if state.config.rate_limit.trust_forwarded_for {
         let forwarded = headers
             .get("x-forwarded-for")
@@ -116,6 +117,53 @@ async fn limit(
     }
 }
 
+/// Checks limits and identity for `route`, and writes the headers the service relies on
+/// (verified identity, client IP, trace context). Returns the subject the request counts for.
+pub(crate) async fn admit(
+    state: &AppState,
+    public: bool,
+    headers: &mut HeaderMap,
+    ip: &str,
+    decision: &mut Option<Decision>,
+) -> Result<String, ApiError> {
+    let limits = &state.config.rate_limit;
+    let subject = if public {
+        let policy = Policy {
+            name: "auth",
+            limit: limits.auth_requests,
+            window_secs: limits.window_secs,
+        };
+        limit(state, policy, ip, decision).await?;
+        format!("ip:{ip}")
+    } else {
+        let token = bearer(headers)
+            .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+        let verified = state.verifier.verify(token).await?;
+        check_session(state, verified.session_id).await?;
+        let policy = Policy {
+            name: "api",
+            limit: limits.api_requests,
+            window_secs: limits.window_secs,
+        };
+        limit(state, policy, &verified.user_id.to_string(), decision).await?;
+        let identity = [
+            (HEADER_SESSION_ID, verified.session_id.to_string()),
+            (HEADER_USER_ID, verified.user_id.to_string()),
+            (HEADER_ROLE, verified.role.clone()),
+        ];
+        for (name, value) in identity {
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| ApiError::unauthorized("invalid access token"))?;
+            headers.insert(HeaderName::from_static(name), value);
+        }
+        format!("user:{}", verified.user_id)
+    };
+    if let Ok(value) = HeaderValue::from_str(ip) {
+        headers.insert(HeaderName::from_static(HEADER_CLIENT_IP), value);
+    }
+    Ok(subject)
+}
+
 async fn forward(
     state: &AppState,
     peer: SocketAddr,
@@ -130,42 +178,7 @@ async fn forward(
     let ip = client_ip(state, &headers, peer);
     strip_hop_by_hop(&mut headers);
     headers.retain_internal();
-    let limits = &state.config.rate_limit;
-    if route.public {
-        let policy = Policy {
-            name: "auth",
-            limit: limits.auth_requests,
-            window_secs: limits.window_secs,
-        };
-        limit(state, policy, &ip, decision).await?;
-    } else {
-        let token = bearer(&headers)
-            .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
-        let verified = state.verifier.verify(token).await?;
-        check_session(state, verified.session_id).await?;
-        let policy = Policy {
-            name: "api",
-            limit: limits.api_requests,
-            window_secs: limits.window_secs,
-        };
-        limit(state, policy, &verified.user_id.to_string(), decision).await?;
-        headers.insert(
-            HeaderName::from_static(HEADER_SESSION_ID),
-            HeaderValue::from_str(&verified.session_id.to_string()).map_err(ApiError::internal)?,
-        );
-        headers.insert(
-            HeaderName::from_static(HEADER_USER_ID),
-            HeaderValue::from_str(&verified.user_id.to_string()).map_err(ApiError::internal)?,
-        );
-        headers.insert(
-            HeaderName::from_static(HEADER_ROLE),
-            HeaderValue::from_str(&verified.role)
-                .map_err(|_| ApiError::unauthorized("invalid access token"))?,
-        );
-    }
-    if let Ok(value) = HeaderValue::from_str(&ip) {
-        headers.insert(HeaderName::from_static(HEADER_CLIENT_IP), value);
-    }
+    let subject = admit(state, route.public, &mut headers, &ip, decision).await?;
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
@@ -175,6 +188,22 @@ async fn forward(
                 format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
             )
         })?;
+    let idempotency_key = if parts.method == Method::POST {
+        idempotency::key_of(&headers)?
+    } else {
+        None
+    };
+    let guard = match idempotency_key {
+        None => None,
+        Some(key) => {
+            let scope = format!("{subject} {path}");
+            let prefix = &state.config.redis.key_prefix;
+            match idempotency::begin(&state.redis, prefix, &scope, &key, &body).await? {
+                idempotency::Begin::Replay(response) => return Ok(response),
+                idempotency::Begin::Proceed(guard) => Some(guard),
+            }
+        }
+    };
     let base = state.upstream(route.service);
     let query = parts
         .uri
@@ -189,28 +218,53 @@ async fn forward(
         .timeout(Duration::from_secs(30))
         .send()
         .await
-        .map_err(|err| {
-            tracing::warn!(service = route.service, error = %err, "upstream unavailable");
-            if err.is_timeout() {
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
-                    format!("{} did not answer in time", route.service),
-                )
-            } else {
-                ApiError::unavailable(route.service)
+        .map_err(|err| upstream_error(route.service, &err));
+    let upstream = match upstream {
+        Ok(upstream) => upstream,
+        Err(err) => {
+            if let Some(guard) = guard {
+                guard
+                    .finish(err.status, &HeaderMap::new(), &Default::default())
+                    .await;
             }
-        })?;
-    let mut response = Response::builder().status(upstream.status());
-    if let Some(out) = response.headers_mut() {
-        for (name, value) in upstream.headers() {
-            out.insert(name.clone(), value.clone());
+            return Err(err);
         }
-        strip_hop_by_hop(out);
+    };
+    let status = upstream.status();
+    let mut upstream_headers = upstream.headers().clone();
+    strip_hop_by_hop(&mut upstream_headers);
+    let body = match guard {
+        // Kept for replays: read it whole (service answers are small JSON documents).
+        Some(guard) => {
+            let bytes = upstream
+                .bytes()
+                .await
+                .map_err(|err| upstream_error(route.service, &err))?;
+            guard.finish(status, &upstream_headers, &bytes).await;
+            Body::from(bytes)
+        }
+        None => Body::from_stream(upstream.bytes_stream()),
+    };
+    let mut response = Response::builder()
+        .status(status)
+        .body(body)
+        .map_err(ApiError::internal)?;
+    *response.headers_mut() = upstream_headers;
+    Ok(response)
+}
+
+/// 504 when the service was too slow, 503 naming it when it could not be reached.
+pub(crate) fn upstream_error(service: &str, err: &reqwest::Error) -> ApiError {
+    tracing::warn!(service, error = %err, "upstream unavailable");
+    if err.is_timeout() {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!("{service} did not answer in time"),
+        )
+    } else {
+        ApiError::unavailable(service)
     }
-    response
-        .body(Body::from_stream(upstream.bytes_stream()))
-        .map_err(ApiError::internal)
 }
 
 /// Refuses a token whose session ended (logout, revocation, deactivation). Without Redis the
@@ -239,7 +293,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in [
         header::CONNECTION,
         header::HOST,
@@ -255,7 +309,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("keep-alive");
 }
 
-trait RetainInternal {
+pub(crate) trait RetainInternal {
     /// Drops every header only the gateway may set.
     fn retain_internal(&mut self);
 }

@@ -28,6 +28,7 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
+    pub cors: CorsConfig,
     pub gateway: ServiceConfig,
     pub user: ServiceConfig,
     pub task: ServiceConfig,
@@ -47,6 +48,7 @@ impl Default for Config {
             consumer: ConsumerConfig::default(),
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            cors: CorsConfig::default(),
             gateway: ServiceConfig::new(8080, ""),
             user: ServiceConfig::new(8081, "taskmesh_users"),
             task: ServiceConfig::new(8082, "taskmesh_tasks"),
@@ -324,6 +326,14 @@ impl Default for RateLimitConfig {
             jwks_cache_secs: 60,
         }
     }
+}
+
+/// Which browser origins may call the API (the gateway answers CORS preflights for them).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    /// Exact origins such as `https://app.example.com`; empty: no cross-origin access.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Where one service listens, how the others reach it, and its database.

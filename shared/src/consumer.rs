@@ -295,12 +295,15 @@ async fn process<H: Handler>(
     let outcome = match serde_json::from_slice::<CloudEvent>(&delivery.data) {
         Ok(event) => {
             let span = tracing::info_span!("consume", queue = %spec.name, event_id = %event.id, event_type = %event.event_type, attempt);
+            let traceparent = event.traceparent.clone();
             let message = Incoming {
                 event,
                 routing_key,
                 attempt,
             };
-            tracing::Instrument::instrument(handler.handle(&message), span).await
+            // Events the handler causes continue the trace of the event it handles.
+            let handled = tracing::Instrument::instrument(handler.handle(&message), span);
+            crate::trace::scope(traceparent, handled).await
         }
         Err(err) => Err(HandlerError::Reject(anyhow::anyhow!(
             "not a CloudEvents JSON message: {err}"

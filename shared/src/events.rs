@@ -54,7 +54,7 @@ impl<T: EventPayload> CloudEvent<T> {
             time: Utc::now(),
             datacontenttype: "application/json".into(),
             dataversion: T::VERSION,
-            traceparent: None,
+            traceparent: crate::trace::current(),
             data,
         }
     }

@@ -14,11 +14,13 @@ use tower_http::{
 /// Header carrying the request id from the gateway through every service.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Adds request ids (kept when the caller sent one), tracing, request metrics and a timeout.
+/// Adds request ids (kept when the caller sent one), W3C trace context, tracing, request metrics
+/// and a timeout.
 pub fn with_common_layers(router: Router, request_timeout: Duration) -> Router {
     let request_id = http::HeaderName::from_static(REQUEST_ID);
     router
         .layer(axum::middleware::from_fn(record_metrics))
+        .layer(axum::middleware::from_fn(crate::trace::middleware))
         .layer(TimeoutLayer::with_status_code(
             http::StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,

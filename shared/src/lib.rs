@@ -14,6 +14,7 @@
 //! - [`sessions`]: the Redis mirror of live sessions (written by user-svc, read by the gateway).
 //! - [`db`], [`cache`]: PostgreSQL pools with migrations, Redis connections.
 //! - [`health`], [`http`]: `/healthz`, `/readyz`, `/metrics`, common layers, serving.
+//! - [`trace`]: W3C `traceparent` from the request through the events it causes.
 //! - [`startup`], [`shutdown`]: waiting for dependencies, the common `main`, signals.
 //! - `testkit` (feature `testkit`): isolated test environments on the real services.
 
@@ -36,6 +37,7 @@ pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod topology;
+pub mod trace;
 
 pub use config::Config;
 pub use problem::ApiError;

@@ -1,0 +1,111 @@
+//! `GET /api/v1/me/overview`: one call for a home screen: the caller's profile, task counts by
+//! status and unread notifications, fetched from the three services at once. A part whose
+//! service is down is `null` and named in `unavailable`; the rest is still answered (200).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::{
+    extract::{ConnectInfo, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::{json, Value};
+
+use crate::proxy::{admit, client_ip, RetainInternal};
+use crate::AppState;
+
+pub async fn overview(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut headers: HeaderMap,
+) -> Response {
+    let ip = client_ip(&state, &headers, peer);
+    headers.retain_internal();
+    let mut decision = None;
+    let mut response = match admit(&state, false, &mut headers, &ip, &mut decision).await {
+        Ok(_) => {
+            // Only what the services need: identity, trace context, request id.
+            let mut forwarded = HeaderMap::new();
+            for (name, value) in &headers {
+                let name_str = name.as_str();
+                if name_str.starts_with("x-taskmesh-")
+                    || name_str == "traceparent"
+                    || name_str == "x-request-id"
+                {
+                    forwarded.insert(name.clone(), value.clone());
+                }
+            }
+            let get = |service: &'static str, path: &'static str| {
+                let url = format!("{}{path}", state.upstream(service));
+                let request = state
+                    .http
+                    .get(url)
+                    .headers(forwarded.clone())
+                    .timeout(Duration::from_secs(5));
+                async move {
+                    let answer = request.send().await.and_then(|r| r.error_for_status());
+                    match answer {
+                        Ok(r) => r.json::<Value>().await.ok(),
+                        Err(err) => {
+                            tracing::warn!(service, error = %err, "overview part unavailable");
+                            None
+                        }
+                    }
+                }
+            };
+            let (profile, tasks, notifications) = tokio::join!(
+                get("user-svc", "/api/v1/users/me"),
+                get("task-svc", "/api/v1/tasks"),
+                get("notify-svc", "/api/v1/notifications"),
+            );
+            let mut unavailable = Vec::new();
+            if profile.is_none() {
+                unavailable.push("user-svc");
+            }
+            let tasks = match tasks {
+                Some(list) => Some(count_tasks(&list)),
+                None => {
+                    unavailable.push("task-svc");
+                    None
+                }
+            };
+            let notifications = match notifications {
+                Some(list) => {
+                    let unread = list["items"].as_array().map_or(0, |items| {
+                        items.iter().filter(|n| n["read_at"].is_null()).count()
+                    });
+                    Some(json!({ "unread": unread }))
+                }
+                None => {
+                    unavailable.push("notify-svc");
+                    None
+                }
+            };
+            Json(json!({
+                "profile": profile,
+                "tasks": tasks,
+                "notifications": notifications,
+                "unavailable": unavailable,
+            }))
+            .into_response()
+        }
+        Err(err) => err.into_response(),
+    };
+    if let Some(decision) = decision {
+        decision.write_headers(response.headers_mut());
+    }
+    response
+}
+
+fn count_tasks(list: &Value) -> Value {
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    for task in &items {
+        let status = task["status"].as_str().unwrap_or("unknown").to_string();
+        *by_status.entry(status).or_default() += 1;
+    }
+    json!({ "total": items.len(), "by_status": by_status })
+}
