@@ -1,4 +1,4 @@
-//! `cargo build --release -p taskmesh -p bench && target/release/bench [events]`
+//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway]`
 //!
 //! Events: outbox insert → relay → consumer ack, throughput and end-to-end latency, printed next
 //! to the raw broker limit measured in the same run (plain lapin publish-with-confirms /
@@ -28,8 +28,19 @@ use tokio_util::sync::CancellationToken;
 const MESSAGES: usize = 20_000;
 const PAYLOAD_BYTES: usize = 200;
 
+mod gateway;
+mod platform;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        None | Some("events") => events().await,
+        Some("gateway") => gateway::run().await,
+        Some(other) => anyhow::bail!("unknown benchmark {other:?}: events or gateway"),
+    }
+}
+
+async fn events() -> anyhow::Result<()> {
     let count = std::env::var("BENCH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -66,17 +77,17 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-struct Figures {
-    rate: f64,
-    p50: f64,
-    p99: f64,
+pub(crate) struct Figures {
+    pub rate: f64,
+    pub p50: f64,
+    pub p99: f64,
 }
 
-fn figures(count: usize, elapsed: Duration, mut latencies_ms: Vec<f64>) -> Figures {
+pub(crate) fn figures(count: usize, elapsed: Duration, mut latencies_ms: Vec<f64>) -> Figures {
     latencies_ms.sort_by(|a, b| a.total_cmp(b));
     let at = |q: f64| {
         latencies_ms
@@ -365,75 +376,15 @@ async fn outbox_backlog(config: &Config, count: usize) -> anyhow::Result<f64> {
 
 /// Each service in its own process: resident memory at idle and after load through the gateway.
 async fn memory(env: &TestEnv) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?.with_file_name("taskmesh");
-    if !exe.exists() {
-        println!(
-            "(memory: {} not built; run `cargo build --release -p taskmesh`)",
-            exe.display()
-        );
+    let Some(children) = platform::spawn(env, &[]).await? else {
         return Ok(());
-    }
-    let services = [
-        ("user-svc", "USER", 18081),
-        ("task-svc", "TASK", 18082),
-        ("notify-svc", "NOTIFY", 18083),
-        ("media-svc", "MEDIA", 18084),
-        ("worker", "WORKER", 18085),
-        ("api-gateway", "GATEWAY", 18080),
-    ];
-    let config = &env.config;
-    let mut children = Vec::new();
-    for (name, key, port) in services {
-        let mut command = tokio::process::Command::new(&exe);
-        command
-            .args(["serve", name])
-            .env("TASKMESH_AMQP__NAMESPACE", &config.amqp.namespace)
-            .env("TASKMESH_REDIS__KEY_PREFIX", &config.redis.key_prefix)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true);
-        for (svc, svc_key, svc_port) in services {
-            command.env(
-                format!("TASKMESH_{svc_key}__BIND"),
-                format!("127.0.0.1:{svc_port}"),
-            );
-            command.env(
-                format!("TASKMESH_{svc_key}__URL"),
-                format!("http://127.0.0.1:{svc_port}"),
-            );
-            let db = match svc {
-                "user-svc" => &config.user.database,
-                "task-svc" => &config.task.database,
-                "notify-svc" => &config.notify.database,
-                "media-svc" => &config.media.database,
-                _ => continue,
-            };
-            command.env(format!("TASKMESH_{svc_key}__DATABASE"), db);
-        }
-        let child = command.spawn()?;
-        children.push((name, port, child));
-        let _ = key;
-    }
+    };
     let http = reqwest::Client::new();
-    for (name, port, _) in &children {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = http
-                .get(format!("http://127.0.0.1:{port}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                break;
-            }
-            anyhow::ensure!(Instant::now() < deadline, "{name} not ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle: Vec<f64> = children.iter().map(|(_, _, c)| rss_mib(c.id())).collect();
+    let idle: Vec<f64> = children.iter().map(|(_, c)| rss_mib(c.id())).collect();
 
     // Load: one user creates tasks through the gateway, 8 at a time.
-    let api = "http://127.0.0.1:18080/api/v1";
+    let api = platform::API;
     let creds = serde_json::json!({"email": "bench@example.com", "password": "bench password 123", "display_name": "Bench"});
     http.post(format!("{api}/auth/register"))
         .json(&creds)
@@ -473,14 +424,14 @@ async fn memory(env: &TestEnv) -> anyhow::Result<()> {
         "\nload for the memory figures: {tasks} task creations through the gateway in {:.2}s",
         started.elapsed().as_secs_f64()
     );
-    let loaded: Vec<f64> = children.iter().map(|(_, _, c)| rss_mib(c.id())).collect();
+    let loaded: Vec<f64> = children.iter().map(|(_, c)| rss_mib(c.id())).collect();
     println!();
     println!("| service | RSS idle MiB | RSS after load MiB |");
     println!("|---|---|---|");
-    for (i, (name, _, _)) in children.iter().enumerate() {
+    for (i, (name, _)) in children.iter().enumerate() {
         println!("| {name} | {:.1} | {:.1} |", idle[i], loaded[i]);
     }
-    for (_, _, mut child) in children {
+    for (_, mut child) in children {
         let _ = child.start_kill();
         let _ = child.wait().await;
     }

@@ -1,0 +1,102 @@
+//! Starts every service as its own process (`taskmesh serve <service>`, the release binary next
+//! to this one) on fixed ports, against the bench's isolated databases, namespace and key prefix.
+
+use std::time::{Duration, Instant};
+
+use shared::testkit::TestEnv;
+use tokio::process::Child;
+
+/// The gateway's API base in these runs.
+pub const API: &str = "http://127.0.0.1:18080/api/v1";
+
+const SERVICES: [(&str, &str, u16); 6] = [
+    ("user-svc", "USER", 18081),
+    ("task-svc", "TASK", 18082),
+    ("notify-svc", "NOTIFY", 18083),
+    ("media-svc", "MEDIA", 18084),
+    ("worker", "WORKER", 18085),
+    ("api-gateway", "GATEWAY", 18080),
+];
+
+/// Spawns and waits until every service is ready. `None` when `taskmesh` is not built.
+/// `extra` sets further `TASKMESH_*` variables for every service.
+pub async fn spawn(
+    env: &TestEnv,
+    extra: &[(&str, String)],
+) -> anyhow::Result<Option<Vec<(&'static str, Child)>>> {
+    let exe = std::env::current_exe()?.with_file_name("taskmesh");
+    if !exe.exists() {
+        println!(
+            "({} not built; run `cargo build --release -p taskmesh`)",
+            exe.display()
+        );
+        return Ok(None);
+    }
+    let config = &env.config;
+    let mut children = Vec::new();
+    for (name, _, _) in SERVICES {
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .args(["serve", name])
+            .env("TASKMESH_AMQP__NAMESPACE", &config.amqp.namespace)
+            .env("TASKMESH_REDIS__KEY_PREFIX", &config.redis.key_prefix)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        for (svc, key, port) in SERVICES {
+            command.env(format!("TASKMESH_{key}__BIND"), format!("127.0.0.1:{port}"));
+            command.env(
+                format!("TASKMESH_{key}__URL"),
+                format!("http://127.0.0.1:{port}"),
+            );
+            let db = match svc {
+                "user-svc" => &config.user.database,
+                "task-svc" => &config.task.database,
+                "notify-svc" => &config.notify.database,
+                "media-svc" => &config.media.database,
+                _ => continue,
+            };
+            command.env(format!("TASKMESH_{key}__DATABASE"), db);
+        }
+        children.push((name, command.spawn()?));
+    }
+    let http = reqwest::Client::new();
+    for (name, _, port) in SERVICES {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = http
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{name} not ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(Some(children))
+}
+
+/// Registers a user and returns an access token.
+pub async fn token(http: &reqwest::Client, email: &str) -> anyhow::Result<String> {
+    let password = "bench password 123";
+    http.post(format!("{API}/auth/register"))
+        .json(&serde_json::json!({"email": email, "password": password, "display_name": "Bench"}))
+        .send()
+        .await?;
+    let login: serde_json::Value = http
+        .post(format!("{API}/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    login["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("login failed: {login}"))
+}
