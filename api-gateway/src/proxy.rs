@@ -89,31 +89,46 @@ pub(crate) fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr)
     peer.ip().to_string()
 }
 
-/// Counts the request; `Err(429)` past the limit.
+/// Counts the request (and, for a session, checks it is live) in one Redis round trip;
+/// 401 for an ended session, 429 past the limit.
 async fn limit(
     state: &AppState,
     policy: Policy,
     subject: &str,
+    session: Option<uuid::Uuid>,
     decision: &mut Option<Decision>,
 ) -> Result<(), ApiError> {
-    *decision = ratelimit::check(
+    let prefix = &state.config.redis.key_prefix;
+    let session_key = session.map(|s| shared::sessions::key(prefix, s));
+    match ratelimit::check(
         &state.redis,
-        &state.config.redis.key_prefix,
+        prefix,
         policy,
         subject,
+        session_key.as_deref(),
     )
-    .await;
-    match decision {
-        Some(d) if !d.allowed => Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "more than {} requests in {} seconds",
-                d.policy.limit, d.policy.window_secs
-            ),
-        )
-        .with_retry_after(d.reset_secs)),
-        _ => Ok(()),
+    .await
+    {
+        ratelimit::Outcome::SessionEnded => Err(ApiError::unauthorized(
+            "this session has ended; log in again",
+        )),
+        ratelimit::Outcome::Unavailable => Ok(()),
+        ratelimit::Outcome::Counted(d) => {
+            *decision = Some(d);
+            if d.allowed {
+                Ok(())
+            } else {
+                Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "more than {} requests in {} seconds",
+                        d.policy.limit, d.policy.window_secs
+                    ),
+                )
+                .with_retry_after(d.reset_secs))
+            }
+        }
     }
 }
 
@@ -133,19 +148,19 @@ pub(crate) async fn admit(
             limit: limits.auth_requests,
             window_secs: limits.window_secs,
         };
-        limit(state, policy, ip, decision).await?;
+        limit(state, policy, ip, None, decision).await?;
         format!("ip:{ip}")
     } else {
         let token = bearer(headers)
             .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
         let verified = state.verifier.verify(token).await?;
-        check_session(state, verified.session_id).await?;
         let policy = Policy {
             name: "api",
             limit: limits.api_requests,
             window_secs: limits.window_secs,
         };
-        limit(state, policy, &verified.user_id.to_string(), decision).await?;
+        let user = verified.user_id.to_string();
+        limit(state, policy, &user, Some(verified.session_id), decision).await?;
         let identity = [
             (HEADER_SESSION_ID, verified.session_id.to_string()),
             (HEADER_USER_ID, verified.user_id.to_string()),
@@ -179,15 +194,7 @@ async fn forward(
     strip_hop_by_hop(&mut headers);
     headers.retain_internal();
     let subject = admit(state, route.public, &mut headers, &ip, decision).await?;
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-            )
-        })?;
+    let body = read_body(body).await?;
     let idempotency_key = if parts.method == Method::POST {
         idempotency::key_of(&headers)?
     } else {
@@ -253,6 +260,42 @@ async fn forward(
     Ok(response)
 }
 
+/// Reads the request body up to [`MAX_BODY_BYTES`]. A larger body is read on (and dropped) up to
+/// [`DRAIN_BYTES`] before the 413, so the client, still uploading, receives the answer instead of
+/// a reset connection.
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    use futures::StreamExt;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::bad_request("invalid_body", "the request body could not be read")
+        })?;
+        seen += chunk.len();
+        if seen > DRAIN_BYTES {
+            break;
+        }
+        if seen <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    Ok(kept.into())
+}
+
+/// How much of an oversized body the gateway reads before answering 413.
+const DRAIN_BYTES: usize = 16 * MAX_BODY_BYTES;
+
 /// 504 when the service was too slow, 503 naming it when it could not be reached.
 pub(crate) fn upstream_error(service: &str, err: &reqwest::Error) -> ApiError {
     tracing::warn!(service, error = %err, "upstream unavailable");
@@ -264,23 +307,6 @@ pub(crate) fn upstream_error(service: &str, err: &reqwest::Error) -> ApiError {
         )
     } else {
         ApiError::unavailable(service)
-    }
-}
-
-/// Refuses a token whose session ended (logout, revocation, deactivation). Without Redis the
-/// check is skipped (logged): the API keeps serving, and tokens expire within 15 minutes anyway.
-async fn check_session(state: &AppState, session_id: uuid::Uuid) -> Result<(), ApiError> {
-    match shared::sessions::is_live(&state.redis, &state.config.redis.key_prefix, session_id).await
-    {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(ApiError::unauthorized(
-            "this session has ended; log in again",
-        )),
-        Err(err) => {
-            tracing::warn!(error = %err, "session check unavailable; accepting the verified token");
-            metrics::counter!("taskmesh_session_check_unavailable_total").increment(1);
-            Ok(())
-        }
     }
 }
 

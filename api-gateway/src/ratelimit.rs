@@ -17,6 +17,16 @@ local ttl = redis.call('TTL', KEYS[1])
 return {n, ttl}
 ";
 
+/// For authenticated requests: the session must be live (`KEYS[1]` exists), then the request is
+/// counted like [`HIT`], in one round trip. `{-1, 0}` means the session has ended.
+const SESSION_AND_HIT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+local ttl = redis.call('TTL', KEYS[2])
+return {n, ttl}
+";
+
 /// A route class's limit.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
@@ -49,31 +59,62 @@ impl Decision {
     }
 }
 
-/// Counts a request of `subject` under `policy`. `None` when Redis cannot be asked.
+/// What Redis said about a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Counted(Decision),
+    /// The request's session is not live.
+    SessionEnded,
+    /// Redis could not be asked: serve without the checks (logged and counted).
+    Unavailable,
+}
+
+/// Counts a request of `subject` under `policy`; with `session`, first checks that the session
+/// key exists, in the same round trip.
 pub async fn check(
     redis: &ConnectionManager,
     prefix: &str,
     policy: Policy,
     subject: &str,
-) -> Option<Decision> {
+    session: Option<&str>,
+) -> Outcome {
     let key = format!("{prefix}ratelimit:{}:{subject}", policy.name);
     let mut conn = redis.clone();
-    let result: redis::RedisResult<(u64, i64)> = Script::new(HIT)
-        .key(key)
-        .arg(policy.window_secs)
-        .invoke_async(&mut conn)
-        .await;
+    let result: redis::RedisResult<(i64, i64)> = match session {
+        Some(session_key) => {
+            Script::new(SESSION_AND_HIT)
+                .key(session_key)
+                .key(key)
+                .arg(policy.window_secs)
+                .invoke_async(&mut conn)
+                .await
+        }
+        None => {
+            Script::new(HIT)
+                .key(key)
+                .arg(policy.window_secs)
+                .invoke_async(&mut conn)
+                .await
+        }
+    };
     match result {
-        Ok((count, ttl)) => Some(Decision {
-            policy,
-            allowed: count <= policy.limit,
-            remaining: policy.limit.saturating_sub(count),
-            reset_secs: ttl.max(1) as u64,
-        }),
+        Ok((-1, _)) => Outcome::SessionEnded,
+        Ok((count, ttl)) => {
+            let count = count.max(0) as u64;
+            Outcome::Counted(Decision {
+                policy,
+                allowed: count <= policy.limit,
+                remaining: policy.limit.saturating_sub(count),
+                reset_secs: ttl.max(1) as u64,
+            })
+        }
         Err(err) => {
-            tracing::warn!(error = %err, "rate limiter unavailable; serving without limits");
+            tracing::warn!(error = %err, "Redis unavailable; serving without session check and rate limit");
             metrics::counter!("taskmesh_ratelimit_unavailable_total").increment(1);
-            None
+            if session.is_some() {
+                metrics::counter!("taskmesh_session_check_unavailable_total").increment(1);
+            }
+            Outcome::Unavailable
         }
     }
 }
