@@ -41,6 +41,28 @@ pub async fn run() -> anyhow::Result<()> {
     let url = format!("{}/users/me", platform::API);
     load(&url, &token, 500).await?; // warm-up: connections, caches
     let gateway = load(&url, &token, requests).await?;
+    // The same endpoint on user-svc directly, with the identity headers the gateway would add:
+    // the upstream's own ceiling on this machine.
+    let me: serde_json::Value = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let direct_headers = [
+        (
+            "x-taskmesh-user-id",
+            me["id"].as_str().unwrap_or_default().to_string(),
+        ),
+        ("x-taskmesh-role", "member".to_string()),
+    ];
+    let direct = load_with(
+        &format!("{}/api/v1/users/me", platform::USER_SVC),
+        &direct_headers,
+        requests,
+    )
+    .await?;
     drop(children);
     println!();
     println!("| path | requests/s | p50 ms | p99 ms |");
@@ -52,6 +74,10 @@ pub async fn run() -> anyhow::Result<()> {
     println!(
         "| gateway → user-svc `GET /api/v1/users/me` | {:.0} | {:.2} | {:.2} |",
         gateway.rate, gateway.p50, gateway.p99
+    );
+    println!(
+        "| user-svc directly (no gateway), same endpoint | {:.0} | {:.2} | {:.2} |",
+        direct.rate, direct.p50, direct.p99
     );
     println!(
         "gateway path: {:.1}x the raw per-request cost",
@@ -106,8 +132,22 @@ async fn raw_axum(requests: usize) -> anyhow::Result<Figures> {
     Ok(figures)
 }
 
-/// `requests` authenticated GETs from `CONCURRENCY` workers; every answer must be 200.
+/// `requests` GETs with a bearer token.
 async fn load(url: &str, token: &str, requests: usize) -> anyhow::Result<Figures> {
+    load_with(
+        url,
+        &[("authorization", format!("Bearer {token}"))],
+        requests,
+    )
+    .await
+}
+
+/// `requests` GETs with `headers` from `CONCURRENCY` workers; every answer must be 200.
+async fn load_with(
+    url: &str,
+    headers: &[(&str, String)],
+    requests: usize,
+) -> anyhow::Result<Figures> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()?;
@@ -115,12 +155,20 @@ async fn load(url: &str, token: &str, requests: usize) -> anyhow::Result<Figures
     let per_worker = requests / CONCURRENCY;
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (http, url, token) = (http.clone(), url.to_string(), token.to_string());
+        let (http, url) = (http.clone(), url.to_string());
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_worker);
             for _ in 0..per_worker {
                 let sent = Instant::now();
-                let response = http.get(&url).bearer_auth(&token).send().await?;
+                let mut request = http.get(&url);
+                for (name, value) in &headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                let response = request.send().await?;
                 anyhow::ensure!(
                     response.status().is_success(),
                     "{url} answered {}",

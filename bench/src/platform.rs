@@ -8,6 +8,8 @@ use tokio::process::Child;
 
 /// The gateway's API base in these runs.
 pub const API: &str = "http://127.0.0.1:18080/api/v1";
+/// user-svc's base URL in these runs.
+pub const USER_SVC: &str = "http://127.0.0.1:18081";
 
 const SERVICES: [(&str, &str, u16); 6] = [
     ("user-svc", "USER", 18081),
