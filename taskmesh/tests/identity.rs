@@ -499,3 +499,116 @@ async fn keys_rotate_without_downtime_and_retired_keys_are_refused() {
     .await;
     assert_eq!(app.get("/api/v1/tasks", Some(&fresh)).await.0, 200);
 }
+
+/// A Redis server of this test's own, so it can be stopped without disturbing other tests.
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        Self {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    async fn wait_up(&self) {
+        let url = format!("redis://127.0.0.1:{}", self.port);
+        eventually("the private Redis to answer", WAIT, || async {
+            let client = redis::Client::open(url.as_str()).ok()?;
+            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .ok()
+        })
+        .await;
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_logins_fail_closed_and_the_api_keeps_serving() {
+    let port = PrivateRedis::free_port();
+    let mut redis = PrivateRedis::start(port);
+    redis.wait_up().await;
+    let app = App::start_with(|c| c.redis.url = format!("redis://127.0.0.1:{port}").into()).await;
+    app.sign_up("ada@example.com").await;
+    let login = app.login("ada@example.com", PASSWORD).await;
+    let token = login.text("access_token");
+
+    redis.stop();
+    let refused = app.login("ada@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert!(refused.body["detail"].as_str().unwrap().contains("redis"));
+    assert_eq!(app.get("/api/v1/tasks", Some(&token)).await.0, 200);
+    let (status, _) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&token),
+            json!({"title": "Still works"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // Redis is back, empty: the old access token's session is unknown until a refresh (checked
+    // against PostgreSQL) records it again.
+    let redis = PrivateRedis::start(port);
+    redis.wait_up().await;
+    eventually("login to work again", WAIT, || async {
+        (app.login("ada@example.com", PASSWORD).await.status == 200).then_some(())
+    })
+    .await;
+    assert_eq!(app.get("/api/v1/tasks", Some(&token)).await.0, 401);
+    let refreshed = app
+        .send(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": login.text("refresh_token") })),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{:?}", refreshed.body);
+    assert_eq!(
+        app.get("/api/v1/tasks", Some(&refreshed.text("access_token")))
+            .await
+            .0,
+        200
+    );
+}

@@ -100,19 +100,30 @@ pub async fn run(
     platform.serve(listener, app, readiness, shutdown).await
 }
 
-/// Makes the configured account admin if it exists (it becomes admin on registration otherwise).
+/// Makes the configured account admin if it exists (it becomes admin on registration otherwise),
+/// announcing the change like any other role change.
 async fn bootstrap_admin(pool: &PgPool, email: &str) -> anyhow::Result<()> {
-    let promoted = sqlx::query(
+    let mut tx = pool.begin().await?;
+    let promoted: Option<(uuid::Uuid, String, bool)> = sqlx::query_as(
         "UPDATE users SET role = 'admin', updated_at = now()
-          WHERE lower(email) = lower($1) AND role <> 'admin'",
+          WHERE lower(email) = lower($1) AND role <> 'admin'
+          RETURNING id, display_name, active",
     )
     .bind(email)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    if promoted > 0 {
-        tracing::info!("bootstrap admin promoted");
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((user_id, display_name, active)) = promoted {
+        let event = shared::events::UserUpdated {
+            user_id,
+            display_name,
+            role: "admin".into(),
+            active,
+            changed: vec!["role".into()],
+        };
+        shared::outbox::enqueue(&mut tx, shared::events::CloudEvent::new(SERVICE, event)).await?;
+        tracing::info!(%user_id, "bootstrap admin promoted");
     }
+    tx.commit().await?;
     Ok(())
 }
 
