@@ -177,6 +177,92 @@ impl EventPayload for TaskCreated {
     }
 }
 
+/// A task's fields changed; `changed` names them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskUpdated {
+    pub task_id: Uuid,
+    pub owner_id: Uuid,
+    pub actor_id: Uuid,
+    pub title: String,
+    pub changed: Vec<String>,
+    pub version: i32,
+}
+
+impl EventPayload for TaskUpdated {
+    const TYPE: &'static str = "task.updated";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// A task moved between states.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskStatusChanged {
+    pub task_id: Uuid,
+    pub owner_id: Uuid,
+    pub actor_id: Uuid,
+    pub title: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl EventPayload for TaskStatusChanged {
+    const TYPE: &'static str = "task.status_changed";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// A task reached `done`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskCompleted {
+    pub task_id: Uuid,
+    pub owner_id: Uuid,
+    pub actor_id: Uuid,
+    pub assignee_id: Option<Uuid>,
+    pub title: String,
+}
+
+impl EventPayload for TaskCompleted {
+    const TYPE: &'static str = "task.completed";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// A task's assignee was set or changed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskAssigned {
+    pub task_id: Uuid,
+    pub owner_id: Uuid,
+    pub actor_id: Uuid,
+    pub assignee_id: Uuid,
+    pub previous_assignee_id: Option<Uuid>,
+    pub title: String,
+}
+
+impl EventPayload for TaskAssigned {
+    const TYPE: &'static str = "task.assigned";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// A task was deleted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskDeleted {
+    pub task_id: Uuid,
+    pub owner_id: Uuid,
+    pub actor_id: Uuid,
+}
+
+impl EventPayload for TaskDeleted {
+    const TYPE: &'static str = "task.deleted";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,9 +20,14 @@ pub fn notify_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
         .bind("media.processed")
 }
 
+/// task-svc's queue: the user events its read model of users is built from.
+pub fn task_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
+    QueueSpec::new(broker, "task-svc", config).bind("user.*")
+}
+
 /// Every consumer queue of the deployment.
 pub fn consumer_queues(broker: &Broker, config: &ConsumerConfig) -> Vec<QueueSpec> {
-    vec![notify_queue(broker, config)]
+    vec![notify_queue(broker, config), task_queue(broker, config)]
 }
 
 /// Declares the exchange and every consumer queue.

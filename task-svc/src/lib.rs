@@ -2,9 +2,13 @@
 //! its outbox, whose relay runs here.
 //!
 //! # Layout
-//! - [`tasks`]: the task resource.
+//! - [`tasks`]: the task resource (ETags, history, events).
+//! - [`status`]: the status state machine.
+//! - [`users`]: the read model of users, kept from `user.*` events.
 
+pub mod status;
 pub mod tasks;
+pub mod users;
 
 use axum::Router;
 use shared::{startup::Platform, Config};
@@ -25,7 +29,9 @@ pub struct AppState {
 /// This service's part of the API description.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(tasks::create, tasks::list, tasks::read),
+    paths(
+        tasks::create, tasks::list, tasks::read, tasks::update, tasks::delete, tasks::history
+    ),
     tags((name = "tasks", description = "Tasks"))
 )]
 pub struct ApiDoc;
@@ -36,7 +42,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let platform = Platform::start(
+    let mut platform = Platform::start(
         &config,
         SERVICE,
         &config.task.database,
@@ -44,6 +50,14 @@ pub async fn run(
         &shutdown,
     )
     .await?;
+    let consumer = shared::consumer::Consumer::new(
+        platform.broker.clone(),
+        shared::topology::task_queue(&platform.broker, &config.consumer),
+        users::UserEvents {
+            pool: platform.pool.clone(),
+        },
+    );
+    platform.spawn(consumer.run(shutdown.clone()));
     let app = Router::new()
         .merge(tasks::router())
         .with_state(AppState {

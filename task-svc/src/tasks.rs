@@ -1,28 +1,40 @@
-//! The task resource: `POST /api/v1/tasks`, `GET /api/v1/tasks`, `GET /api/v1/tasks/{id}`.
+//! The task resource: create, list, read, update (`PATCH` with `If-Match`), delete, history.
+//!
+//! Visibility: a task is visible to its owner, its assignee and admins; anyone else gets 404,
+//! never 403, so ids do not leak. The owner and admins change every field; the assignee may
+//! change the status only. Every change bumps `version` (the `ETag`), is recorded in
+//! `task_history`, and announces itself through the outbox in the same transaction.
 
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{json, Map, Value};
 use shared::{
-    events::{CloudEvent, TaskCreated},
+    events::{
+        CloudEvent, TaskAssigned, TaskCompleted, TaskCreated, TaskDeleted, TaskStatusChanged,
+        TaskUpdated,
+    },
     identity::Identity,
     outbox,
     problem::{JsonBody, ProblemBody},
     ApiError,
 };
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{AppState, SERVICE};
+use crate::{status, AppState, SERVICE};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tasks", get(list).post(create))
-        .route("/api/v1/tasks/{id}", get(read))
+        .route("/api/v1/tasks/{id}", get(read).patch(update).delete(delete))
+        .route("/api/v1/tasks/{id}/history", get(history))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -36,12 +48,42 @@ pub struct Task {
     pub assignee_id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
     pub due_at: Option<DateTime<Utc>>,
+    pub tags: Vec<String>,
+    /// Increases with every change; the `ETag` is `"<version>"`.
+    pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, owner_id, title, description, status, priority, assignee_id, \
-                       channel_id, due_at, created_at, updated_at";
+pub(crate) const COLUMNS: &str =
+    "id, owner_id, title, description, status, priority, assignee_id, \
+                       channel_id, due_at, tags, version, created_at, updated_at";
+
+impl Task {
+    fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+
+    fn visible_to(&self, identity: &Identity) -> bool {
+        identity.is_admin()
+            || self.owner_id == identity.user_id
+            || self.assignee_id == Some(identity.user_id)
+    }
+
+    fn editable_by(&self, identity: &Identity) -> bool {
+        identity.is_admin() || self.owner_id == identity.user_id
+    }
+}
+
+/// A task with its `ETag` header.
+fn with_etag(status: StatusCode, task: Task) -> Response {
+    let etag = HeaderValue::from_str(&task.etag()).ok();
+    let mut response = (status, Json(task)).into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +105,63 @@ impl Priority {
     }
 }
 
+fn parse_title(raw: &str) -> Result<String, ApiError> {
+    let title = raw.trim();
+    if title.is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "invalid_title",
+            "title must be 1 to 200 printable characters",
+        ));
+    }
+    Ok(title.to_string())
+}
+
+fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.chars().count() > 10_000 {
+        return Err(ApiError::unprocessable(
+            "invalid_description",
+            "description must be at most 10000 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// At most 20 tags of 1 to 40 characters, trimmed, lowercased and deduplicated.
+fn parse_tags(raw: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut tags: Vec<String> = raw.iter().map(|t| t.trim().to_lowercase()).collect();
+    tags.sort();
+    tags.dedup();
+    let bad = tags
+        .iter()
+        .any(|t| t.is_empty() || t.chars().count() > 40 || t.chars().any(char::is_control));
+    if tags.len() > 20 || bad {
+        return Err(ApiError::unprocessable(
+            "invalid_tags",
+            "at most 20 tags of 1 to 40 printable characters",
+        ));
+    }
+    Ok(tags)
+}
+
+/// The assignee must be a known, active user (from task-svc's read model of users).
+async fn check_assignee(conn: &mut PgConnection, assignee: Uuid) -> Result<(), ApiError> {
+    let active: Option<bool> = sqlx::query_scalar("SELECT active FROM users WHERE id = $1")
+        .bind(assignee)
+        .fetch_optional(conn)
+        .await?;
+    match active {
+        Some(true) => Ok(()),
+        Some(false) => Err(ApiError::unprocessable(
+            "inactive_assignee",
+            "the assignee's account is deactivated",
+        )),
+        None => Err(ApiError::unprocessable(
+            "unknown_assignee",
+            "no user with this id",
+        )),
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
@@ -71,61 +170,67 @@ pub struct CreateTask {
     pub description: String,
     pub priority: Option<Priority>,
     pub due_at: Option<DateTime<Utc>>,
+    pub assignee_id: Option<Uuid>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", security(("bearer" = [])), request_body = CreateTask,
-    responses((status = 201, description = "Created; task.created is published", body = Task),
+    responses((status = 201, description = "Created; task.created (and task.assigned) are published", body = Task),
         (status = 400, description = "Malformed body", body = ProblemBody),
-        (status = 422, description = "Invalid title or description", body = ProblemBody)))]
+        (status = 422, description = "Invalid title, description, tags or assignee", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
 pub async fn create(
     State(state): State<AppState>,
     identity: Identity,
     JsonBody(request): JsonBody<CreateTask>,
-) -> Result<(StatusCode, Json<Task>), ApiError> {
-    let title = request.title.trim();
-    if title.is_empty() || title.chars().count() > 200 {
-        return Err(ApiError::unprocessable(
-            "invalid_title",
-            "title must be 1 to 200 characters",
-        ));
-    }
-    if request.description.chars().count() > 10_000 {
-        return Err(ApiError::unprocessable(
-            "invalid_description",
-            "description must be at most 10000 characters",
-        ));
-    }
+) -> Result<Response, ApiError> {
+    let title = parse_title(&request.title)?;
+    check_description(&request.description)?;
+    let tags = parse_tags(&request.tags)?;
     let priority = request.priority.unwrap_or(Priority::Normal);
     let mut tx = state.pool.begin().await?;
+    if let Some(assignee) = request.assignee_id {
+        check_assignee(&mut tx, assignee).await?;
+    }
     let task: Task = sqlx::query_as(&format!(
-        "INSERT INTO tasks (id, owner_id, title, description, priority, due_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO tasks (id, owner_id, title, description, priority, due_at, assignee_id, tags)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::now_v7())
     .bind(identity.user_id)
-    .bind(title)
+    .bind(&title)
     .bind(&request.description)
     .bind(priority.as_str())
     .bind(request.due_at)
+    .bind(request.assignee_id)
+    .bind(&tags)
     .fetch_one(&mut *tx)
     .await?;
-    let event = CloudEvent::new(
-        SERVICE,
-        TaskCreated {
+    let created = TaskCreated {
+        task_id: task.id,
+        owner_id: task.owner_id,
+        title: task.title.clone(),
+        status: task.status.clone(),
+        priority: task.priority.clone(),
+        assignee_id: task.assignee_id,
+        channel_id: task.channel_id,
+        due_at: task.due_at,
+    };
+    outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, created)).await?;
+    if let Some(assignee_id) = task.assignee_id {
+        let assigned = TaskAssigned {
             task_id: task.id,
             owner_id: task.owner_id,
+            actor_id: identity.user_id,
+            assignee_id,
+            previous_assignee_id: None,
             title: task.title.clone(),
-            status: task.status.clone(),
-            priority: task.priority.clone(),
-            assignee_id: task.assignee_id,
-            channel_id: task.channel_id,
-            due_at: task.due_at,
-        },
-    );
-    outbox::enqueue(&mut tx, event).await?;
+        };
+        outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, assigned)).await?;
+    }
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(task)))
+    Ok(with_etag(StatusCode::CREATED, task))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -133,16 +238,16 @@ pub struct TaskList {
     pub items: Vec<Task>,
 }
 
-/// The caller's own tasks, newest first (filters and pagination come with the task issue).
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", security(("bearer" = [])),
-    responses((status = 200, description = "The caller's tasks, newest first", body = TaskList),
+    responses((status = 200, description = "Tasks the caller owns or is assigned, newest first", body = TaskList),
         (status = 401, description = "Not authenticated", body = ProblemBody)))]
 pub async fn list(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<Json<TaskList>, ApiError> {
     let items: Vec<Task> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM tasks WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT 100"
+        "SELECT {COLUMNS} FROM tasks WHERE owner_id = $1 OR assignee_id = $1
+          ORDER BY created_at DESC, id DESC LIMIT 100"
     ))
     .bind(identity.user_id)
     .fetch_all(&state.pool)
@@ -150,23 +255,341 @@ pub async fn list(
     Ok(Json(TaskList { items }))
 }
 
-/// One task; another user's task is a 404, not a 403, so ids do not leak.
+/// The task if `identity` may see it; 404 otherwise (also for a malformed id).
+async fn visible(
+    conn: &mut PgConnection,
+    identity: &Identity,
+    id: &str,
+    lock: bool,
+) -> Result<Task, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found("task"))?;
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let task: Option<Task> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1{lock}"))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    task.filter(|t| t.visible_to(identity))
+        .ok_or_else(|| ApiError::not_found("task"))
+}
+
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Task id")),
-    responses((status = 200, description = "The task", body = Task),
+    responses((status = 200, description = "The task, with its ETag", body = Task),
         (status = 404, description = "No such task visible to the caller", body = ProblemBody)))]
 pub async fn read(
     State(state): State<AppState>,
     identity: Identity,
     Path(id): Path<String>,
-) -> Result<Json<Task>, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("task"))?;
-    let task: Option<Task> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM tasks WHERE id = $1 AND owner_id = $2"
+) -> Result<Response, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let task = visible(&mut conn, &identity, &id, false).await?;
+    Ok(with_etag(StatusCode::OK, task))
+}
+
+/// `If-Match` must name the current version when given; 412 otherwise.
+fn check_if_match(headers: &HeaderMap, task: &Task) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let value = value.to_str().unwrap_or("");
+    let current = task.etag();
+    let matches = value
+        .split(',')
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|v| v == "*" || v == current);
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "stale_version",
+            format!("the task changed meanwhile; its current ETag is {current}"),
+        ))
+    }
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent.
+fn explicit<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A partial update; absent fields stay as they are, `null` clears `due_at` and `assignee_id`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTask {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub priority: Option<Priority>,
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub due_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<Uuid>)]
+    pub assignee_id: Option<Option<Uuid>>,
+    pub tags: Option<Vec<String>>,
+}
+
+impl UpdateTask {
+    fn only_status(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.priority.is_none()
+            && self.due_at.is_none()
+            && self.assignee_id.is_none()
+            && self.tags.is_none()
+    }
+}
+
+#[utoipa::path(patch, path = "/api/v1/tasks/{id}", tag = "tasks", security(("bearer" = [])), request_body = UpdateTask,
+    params(("id" = uuid::Uuid, Path, description = "Task id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read before; a stale one is 412")),
+    responses((status = 200, description = "Updated, with the new ETag", body = Task),
+        (status = 403, description = "Visible but not editable by the caller", body = ProblemBody),
+        (status = 404, description = "No such task visible to the caller", body = ProblemBody),
+        (status = 409, description = "Forbidden status transition; the detail names the allowed ones", body = ProblemBody),
+        (status = 412, description = "Stale If-Match: nothing changed", body = ProblemBody),
+        (status = 422, description = "Invalid field", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id, task_id = %id))]
+pub async fn update(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<UpdateTask>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let before = visible(&mut tx, &identity, &id, true).await?;
+    let assignee_may = before.assignee_id == Some(identity.user_id) && request.only_status();
+    if !before.editable_by(&identity) && !assignee_may {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the task's owner or an admin can change this (its assignee can change the status)",
+        ));
+    }
+    check_if_match(&headers, &before)?;
+    let mut after = before.clone();
+    if let Some(title) = &request.title {
+        after.title = parse_title(title)?;
+    }
+    if let Some(description) = &request.description {
+        check_description(description)?;
+        after.description = description.clone();
+    }
+    if let Some(priority) = request.priority {
+        after.priority = priority.as_str().to_string();
+    }
+    if let Some(to) = &request.status {
+        status::check(&before.status, to)?;
+        after.status = to.clone();
+    }
+    if let Some(due_at) = request.due_at {
+        after.due_at = due_at;
+    }
+    if let Some(tags) = &request.tags {
+        after.tags = parse_tags(tags)?;
+    }
+    if let Some(assignee) = request.assignee_id {
+        if let (Some(new), true) = (assignee, assignee != before.assignee_id) {
+            check_assignee(&mut tx, new).await?;
+        }
+        after.assignee_id = assignee;
+    }
+    let changes = diff(&before, &after);
+    if changes.is_empty() {
+        return Ok(with_etag(StatusCode::OK, before));
+    }
+    let task = save(&mut tx, &after, identity.user_id, changes).await?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::OK, task))
+}
+
+/// Field → `{from, to}` for every field that differs.
+fn diff(before: &Task, after: &Task) -> Map<String, Value> {
+    let (b, a) = (json!(before), json!(after));
+    let mut changes = Map::new();
+    for field in [
+        "title",
+        "description",
+        "priority",
+        "status",
+        "due_at",
+        "assignee_id",
+        "tags",
+    ] {
+        if b[field] != a[field] {
+            changes.insert(field.into(), json!({ "from": b[field], "to": a[field] }));
+        }
+    }
+    changes
+}
+
+/// Writes `after` (a changed task), its history entry and its events, inside `tx`.
+pub(crate) async fn save(
+    tx: &mut PgConnection,
+    after: &Task,
+    actor_id: Uuid,
+    changes: Map<String, Value>,
+) -> Result<Task, ApiError> {
+    let task: Task = sqlx::query_as(&format!(
+        "UPDATE tasks SET title = $2, description = $3, priority = $4, status = $5, due_at = $6,
+                assignee_id = $7, tags = $8, version = version + 1, updated_at = now()
+          WHERE id = $1 RETURNING {COLUMNS}"
     ))
-    .bind(id)
-    .bind(identity.user_id)
-    .fetch_optional(&state.pool)
+    .bind(after.id)
+    .bind(&after.title)
+    .bind(&after.description)
+    .bind(&after.priority)
+    .bind(&after.status)
+    .bind(after.due_at)
+    .bind(after.assignee_id)
+    .bind(&after.tags)
+    .fetch_one(&mut *tx)
     .await?;
-    task.map(Json).ok_or_else(|| ApiError::not_found("task"))
+    sqlx::query(
+        "INSERT INTO task_history (id, task_id, actor_id, changes) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(task.id)
+    .bind(actor_id)
+    .bind(Value::Object(changes.clone()))
+    .execute(&mut *tx)
+    .await?;
+    let updated = TaskUpdated {
+        task_id: task.id,
+        owner_id: task.owner_id,
+        actor_id,
+        title: task.title.clone(),
+        changed: changes.keys().cloned().collect(),
+        version: task.version,
+    };
+    outbox::enqueue(tx, CloudEvent::new(SERVICE, updated)).await?;
+    if let Some(change) = changes.get("status") {
+        let from = change["from"].as_str().unwrap_or_default().to_string();
+        let moved = TaskStatusChanged {
+            task_id: task.id,
+            owner_id: task.owner_id,
+            actor_id,
+            title: task.title.clone(),
+            from,
+            to: task.status.clone(),
+        };
+        outbox::enqueue(tx, CloudEvent::new(SERVICE, moved)).await?;
+        if task.status == "done" {
+            let completed = TaskCompleted {
+                task_id: task.id,
+                owner_id: task.owner_id,
+                actor_id,
+                assignee_id: task.assignee_id,
+                title: task.title.clone(),
+            };
+            outbox::enqueue(tx, CloudEvent::new(SERVICE, completed)).await?;
+        }
+    }
+    if let (Some(change), Some(assignee_id)) = (changes.get("assignee_id"), task.assignee_id) {
+        let previous = change["from"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok());
+        let assigned = TaskAssigned {
+            task_id: task.id,
+            owner_id: task.owner_id,
+            actor_id,
+            assignee_id,
+            previous_assignee_id: previous,
+            title: task.title.clone(),
+        };
+        outbox::enqueue(tx, CloudEvent::new(SERVICE, assigned)).await?;
+    }
+    Ok(task)
+}
+
+#[utoipa::path(delete, path = "/api/v1/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Task id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read before; a stale one is 412")),
+    responses((status = 204, description = "Deleted; task.deleted is published"),
+        (status = 403, description = "Visible but not deletable by the caller", body = ProblemBody),
+        (status = 404, description = "No such task visible to the caller", body = ProblemBody),
+        (status = 412, description = "Stale If-Match: nothing deleted", body = ProblemBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let task = visible(&mut tx, &identity, &id, true).await?;
+    if !task.editable_by(&identity) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the task's owner or an admin can delete it",
+        ));
+    }
+    check_if_match(&headers, &task)?;
+    sqlx::query("DELETE FROM tasks WHERE id = $1")
+        .bind(task.id)
+        .execute(&mut *tx)
+        .await?;
+    let deleted = TaskDeleted {
+        task_id: task.id,
+        owner_id: task.owner_id,
+        actor_id: identity.user_id,
+    };
+    outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, deleted)).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One recorded change.
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    pub id: Uuid,
+    /// Who changed it; the nil UUID for the system.
+    pub actor_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// Field → `{from, to}`.
+    #[schema(value_type = Object)]
+    pub changes: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct History {
+    pub items: Vec<HistoryEntry>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/history", tag = "tasks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Task id")),
+    responses((status = 200, description = "Every change, oldest first", body = History),
+        (status = 404, description = "No such task visible to the caller", body = ProblemBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<History>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let task = visible(&mut conn, &identity, &id, false).await?;
+    let items = sqlx::query_as(
+        "SELECT id, actor_id, at, changes FROM task_history WHERE task_id = $1 ORDER BY at, id",
+    )
+    .bind(task.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Json(History { items }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_normalised_and_bounded() {
+        let tags = parse_tags(&["  Ops ".into(), "ops".into(), "DB".into()]).unwrap();
+        assert_eq!(tags, ["db", "ops"]);
+        assert!(parse_tags(&["".into()]).is_err());
+        assert!(parse_tags(&(0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()).is_err());
+    }
 }

@@ -1,0 +1,233 @@
+//! The task domain through the gateway: state machine, ETags, history, assignment, events and
+//! authorisation on every object.
+
+mod common;
+
+use common::{App, WAIT};
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::testkit::eventually;
+
+async fn outbox_count(app: &App, routing_key: &str) -> i64 {
+    let url =
+        shared::db::database_url(&app.env.config.postgres, &app.env.config.task.database).unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let n = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key = $1")
+        .bind(routing_key)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+async fn patch(app: &App, token: &str, id: &str, etag: Option<&str>, body: Value) -> common::Reply {
+    let mut request = app
+        .http
+        .patch(format!("{}/api/v1/tasks/{id}", app.api))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(etag) = etag {
+        request = request.header("if-match", etag);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    common::Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn user_id(app: &App, token: &str) -> String {
+    app.get("/api/v1/users/me", Some(token)).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_state_machine_names_the_allowed_moves() {
+    let app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+    let (_, task) = app
+        .post("/api/v1/tasks", Some(&token), json!({"title": "Ship it"}))
+        .await;
+    let id = task["id"].as_str().unwrap();
+    for to in ["in_progress", "done"] {
+        let reply = patch(&app, &token, id, None, json!({"status": to})).await;
+        assert_eq!(reply.status, 200, "{to}: {:?}", reply.body);
+    }
+    let refused = patch(&app, &token, id, None, json!({"status": "in_progress"})).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (409, "forbidden_transition")
+    );
+    assert!(
+        refused.text("detail").contains("todo"),
+        "{:?}",
+        refused.body
+    );
+    let reopened = patch(&app, &token, id, None, json!({"status": "todo"})).await;
+    assert_eq!(reopened.status, 200);
+    assert_eq!(outbox_count(&app, "task.completed").await, 1);
+    assert_eq!(outbox_count(&app, "task.status_changed").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_etag_is_412_and_changes_nothing() {
+    let app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+    let (_, task) = app
+        .post("/api/v1/tasks", Some(&token), json!({"title": "v1"}))
+        .await;
+    let id = task["id"].as_str().unwrap().to_string();
+    let read = app
+        .send(
+            Method::GET,
+            &format!("/api/v1/tasks/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    let first = read.headers["etag"].to_str().unwrap().to_string();
+    let updated = patch(&app, &token, &id, Some(&first), json!({"title": "v2"})).await;
+    assert_eq!(updated.status, 200);
+    let second = updated.headers["etag"].to_str().unwrap().to_string();
+    assert_ne!(first, second);
+    let events = outbox_count(&app, "task.updated").await;
+
+    let stale = patch(
+        &app,
+        &token,
+        &id,
+        Some(&first),
+        json!({"title": "lost update"}),
+    )
+    .await;
+    assert_eq!((stale.status, stale.code()), (412, "stale_version"));
+    let delete = app
+        .http
+        .delete(format!("{}/api/v1/tasks/{id}", app.api))
+        .bearer_auth(&token)
+        .header("if-match", &first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status().as_u16(), 412);
+    let (_, now) = app.get(&format!("/api/v1/tasks/{id}"), Some(&token)).await;
+    assert_eq!(now["title"], "v2");
+    assert_eq!(
+        outbox_count(&app, "task.updated").await,
+        events,
+        "no event for a refused change"
+    );
+
+    let history = app
+        .get(&format!("/api/v1/tasks/{id}/history"), Some(&token))
+        .await
+        .1;
+    let items = history["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0]["changes"]["title"],
+        json!({"from": "v1", "to": "v2"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_members_token_gets_404_on_every_task_route_and_changes_nothing() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let eve = app.sign_up("eve@example.com").await;
+    let (_, task) = app
+        .post("/api/v1/tasks", Some(&ada), json!({"title": "Private"}))
+        .await;
+    let id = task["id"].as_str().unwrap();
+    for (method, path, body) in [
+        (Method::GET, format!("/api/v1/tasks/{id}"), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/tasks/{id}"),
+            Some(json!({"title": "pwned"})),
+        ),
+        (Method::DELETE, format!("/api/v1/tasks/{id}"), None),
+        (Method::GET, format!("/api/v1/tasks/{id}/history"), None),
+    ] {
+        let reply = app.send(method.clone(), &path, Some(&eve), body).await;
+        assert_eq!(reply.status, 404, "{method} {path}: {:?}", reply.body);
+    }
+    let (_, still) = app.get(&format!("/api/v1/tasks/{id}"), Some(&ada)).await;
+    assert_eq!(
+        (still["title"].as_str(), still["version"].as_i64()),
+        (Some("Private"), Some(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignee_sees_the_task_changes_only_its_status_and_is_unassigned_when_deleted() {
+    let app =
+        App::start_with(|c| c.auth.bootstrap_admin_email = Some("admin@example.com".into())).await;
+    let admin = app.sign_up("admin@example.com").await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    let (_, task) = app
+        .post("/api/v1/tasks", Some(&ada), json!({"title": "Review"}))
+        .await;
+    let id = task["id"].as_str().unwrap().to_string();
+
+    // task-svc learns about bob from user.created.
+    let assigned = eventually("bob to be assignable", WAIT, || async {
+        let reply = patch(&app, &ada, &id, None, json!({"assignee_id": bob_id})).await;
+        (reply.status == 200).then_some(reply)
+    })
+    .await;
+    assert_eq!(assigned.body["assignee_id"], bob_id.as_str());
+    assert_eq!(outbox_count(&app, "task.assigned").await, 1);
+    let unknown = patch(
+        &app,
+        &ada,
+        &id,
+        None,
+        json!({"assignee_id": uuid::Uuid::now_v7()}),
+    )
+    .await;
+    assert_eq!((unknown.status, unknown.code()), (422, "unknown_assignee"));
+
+    assert_eq!(
+        app.get(&format!("/api/v1/tasks/{id}"), Some(&bob)).await.0,
+        200
+    );
+    let listed = app.get("/api/v1/tasks", Some(&bob)).await.1;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let moved = patch(&app, &bob, &id, None, json!({"status": "in_progress"})).await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    let renamed = patch(&app, &bob, &id, None, json!({"title": "Mine now"})).await;
+    assert_eq!(renamed.status, 403);
+
+    let deleted = app
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/users/{bob_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    let task = eventually("the deleted user to be unassigned", WAIT, || async {
+        let (_, task) = app.get(&format!("/api/v1/tasks/{id}"), Some(&ada)).await;
+        task["assignee_id"].is_null().then_some(task)
+    })
+    .await;
+    assert_eq!(task["status"], "in_progress");
+    let history = app
+        .get(&format!("/api/v1/tasks/{id}/history"), Some(&ada))
+        .await
+        .1;
+    let last = history["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor_id"], uuid::Uuid::nil().to_string());
+    assert_eq!(last["changes"]["assignee_id"]["to"], Value::Null);
+}
