@@ -49,7 +49,7 @@ pub fn route_for(path: &str) -> Option<Route> {
             )
         }
         "users" | "admin" => ("user-svc", false),
-        "tasks" => ("task-svc", false),
+        "tasks" | "channels" => ("task-svc", false),
         "notifications" => ("notify-svc", false),
         "media" => ("media-svc", false),
         _ => return None,

@@ -263,6 +263,22 @@ impl EventPayload for TaskDeleted {
     }
 }
 
+/// A user joined a channel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChannelJoined {
+    pub channel_id: Uuid,
+    pub channel_name: String,
+    pub owner_id: Uuid,
+    pub user_id: Uuid,
+}
+
+impl EventPayload for ChannelJoined {
+    const TYPE: &'static str = "channel.joined";
+    fn subject(&self) -> String {
+        self.channel_id.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,10 @@
 //! # Layout
 //! - [`tasks`]: the task resource (ETags, history, events).
 //! - [`status`]: the status state machine.
+//! - [`channels`]: channels joined by code, whose members share tasks.
 //! - [`users`]: the read model of users, kept from `user.*` events.
 
+pub mod channels;
 pub mod status;
 pub mod tasks;
 pub mod users;
@@ -30,9 +32,14 @@ pub struct AppState {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(
-        tasks::create, tasks::list, tasks::read, tasks::update, tasks::delete, tasks::history
+        tasks::create, tasks::list, tasks::read, tasks::update, tasks::delete, tasks::history,
+        channels::create, channels::list, channels::read, channels::join, channels::leave,
+        channels::rotate_code, channels::remove_member
     ),
-    tags((name = "tasks", description = "Tasks"))
+    tags(
+        (name = "tasks", description = "Tasks"),
+        (name = "channels", description = "Channels: tasks shared by join code")
+    )
 )]
 pub struct ApiDoc;
 
@@ -60,6 +67,7 @@ pub async fn run(
     platform.spawn(consumer.run(shutdown.clone()));
     let app = Router::new()
         .merge(tasks::router())
+        .merge(channels::router())
         .with_state(AppState {
             pool: platform.pool.clone(),
         })

@@ -28,7 +28,7 @@ use shared::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{status, AppState, SERVICE};
+use crate::{channels, status, AppState, SERVICE};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -63,16 +63,33 @@ impl Task {
     fn etag(&self) -> String {
         format!("\"{}\"", self.version)
     }
+}
 
-    fn visible_to(&self, identity: &Identity) -> bool {
-        identity.is_admin()
-            || self.owner_id == identity.user_id
-            || self.assignee_id == Some(identity.user_id)
-    }
+/// What a caller may do with a task.
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    read: bool,
+    /// Change every field and delete: its creator, its channel's owner, an admin.
+    edit: bool,
+}
 
-    fn editable_by(&self, identity: &Identity) -> bool {
-        identity.is_admin() || self.owner_id == identity.user_id
-    }
+async fn access(
+    conn: &mut PgConnection,
+    task: &Task,
+    identity: &Identity,
+) -> Result<Access, sqlx::Error> {
+    let mine = identity.is_admin() || task.owner_id == identity.user_id;
+    let (member, channel_owner) = match task.channel_id {
+        Some(channel) => match channels::membership(conn, channel, identity.user_id).await? {
+            Some((member, owner)) => (member, owner == identity.user_id),
+            None => (false, false),
+        },
+        None => (false, false),
+    };
+    Ok(Access {
+        read: mine || member || task.assignee_id == Some(identity.user_id),
+        edit: mine || channel_owner,
+    })
 }
 
 /// A task with its `ETag` header.
@@ -171,6 +188,8 @@ pub struct CreateTask {
     pub priority: Option<Priority>,
     pub due_at: Option<DateTime<Utc>>,
     pub assignee_id: Option<Uuid>,
+    /// Share the task with this channel's members (the caller must be one).
+    pub channel_id: Option<Uuid>,
     #[serde(default)]
     pub tags: Vec<String>,
 }
@@ -193,9 +212,16 @@ pub async fn create(
     if let Some(assignee) = request.assignee_id {
         check_assignee(&mut tx, assignee).await?;
     }
+    if let Some(channel) = request.channel_id {
+        let member = channels::membership(&mut tx, channel, identity.user_id).await?;
+        if !matches!(member, Some((true, _))) {
+            return Err(ApiError::not_found("channel"));
+        }
+    }
     let task: Task = sqlx::query_as(&format!(
-        "INSERT INTO tasks (id, owner_id, title, description, priority, due_at, assignee_id, tags)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+        "INSERT INTO tasks (id, owner_id, title, description, priority, due_at, assignee_id, tags,
+                            channel_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::now_v7())
     .bind(identity.user_id)
@@ -205,6 +231,7 @@ pub async fn create(
     .bind(request.due_at)
     .bind(request.assignee_id)
     .bind(&tags)
+    .bind(request.channel_id)
     .fetch_one(&mut *tx)
     .await?;
     let created = TaskCreated {
@@ -236,41 +263,156 @@ pub async fn create(
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskList {
     pub items: Vec<Task>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", security(("bearer" = [])),
-    responses((status = 200, description = "Tasks the caller owns or is assigned, newest first", body = TaskList),
+/// Filters of `GET /api/v1/tasks`; all optional, combined with AND.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub priority: Option<Priority>,
+    pub assignee_id: Option<Uuid>,
+    pub owner_id: Option<Uuid>,
+    pub channel_id: Option<Uuid>,
+    /// Tasks carrying this tag.
+    pub tag: Option<String>,
+    pub due_before: Option<DateTime<Utc>>,
+    pub due_after: Option<DateTime<Utc>>,
+    /// Text in the title or description (case-insensitive).
+    pub q: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// Keyset position: the last task of the previous page (newest first).
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    let invalid = || ApiError::bad_request("invalid_cursor", "cursor is not one this API gave");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (at, id) = text.split_once('|').ok_or_else(invalid)?;
+    let at = DateTime::parse_from_rfc3339(at).map_err(|_| invalid())?;
+    Ok((
+        at.with_timezone(&Utc),
+        Uuid::parse_str(id).map_err(|_| invalid())?,
+    ))
+}
+
+fn encode_cursor(task: &Task) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", task.created_at.to_rfc3339(), task.id))
+}
+
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, description = "Tasks the caller may see (own, assigned, in their channels), newest first", body = TaskList),
+        (status = 400, description = "Unknown filter or bad cursor", body = ProblemBody),
         (status = 401, description = "Not authenticated", body = ProblemBody)))]
 pub async fn list(
     State(state): State<AppState>,
     identity: Identity,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TaskList>, ApiError> {
-    let items: Vec<Task> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM tasks WHERE owner_id = $1 OR assignee_id = $1
-          ORDER BY created_at DESC, id DESC LIMIT 100"
-    ))
-    .bind(identity.user_id)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(Json(TaskList { items }))
+    let axum::extract::Query(query) = query?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 100) as i64;
+    let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
+        "SELECT {COLUMNS} FROM tasks WHERE (owner_id = "
+    ));
+    sql.push_bind(identity.user_id)
+        .push(" OR assignee_id = ")
+        .push_bind(identity.user_id)
+        .push(" OR channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = ")
+        .push_bind(identity.user_id)
+        .push("))");
+    if let Some(status) = &query.status {
+        sql.push(" AND status = ").push_bind(status.clone());
+    }
+    if let Some(priority) = query.priority {
+        sql.push(" AND priority = ").push_bind(priority.as_str());
+    }
+    if let Some(assignee) = query.assignee_id {
+        sql.push(" AND assignee_id = ").push_bind(assignee);
+    }
+    if let Some(owner) = query.owner_id {
+        sql.push(" AND owner_id = ").push_bind(owner);
+    }
+    if let Some(channel) = query.channel_id {
+        sql.push(" AND channel_id = ").push_bind(channel);
+    }
+    if let Some(tag) = &query.tag {
+        sql.push(" AND ")
+            .push_bind(tag.trim().to_lowercase())
+            .push(" = ANY(tags)");
+    }
+    if let Some(before) = query.due_before {
+        sql.push(" AND due_at < ").push_bind(before);
+    }
+    if let Some(after) = query.due_after {
+        sql.push(" AND due_at > ").push_bind(after);
+    }
+    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        if q.chars().count() > 200 {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "q is limited to 200 characters",
+            ));
+        }
+        let pattern = format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        sql.push(" AND (title ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR description ILIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    if let Some(cursor) = &query.cursor {
+        let (at, id) = decode_cursor(cursor)?;
+        sql.push(" AND (created_at, id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(limit + 1);
+    let mut items: Vec<Task> = sql.build_query_as().fetch_all(&state.pool).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(encode_cursor)
+    } else {
+        None
+    };
+    Ok(Json(TaskList { items, next_cursor }))
 }
 
-/// The task if `identity` may see it; 404 otherwise (also for a malformed id).
+/// The task if `identity` may see it, and what they may do; 404 otherwise (also for a
+/// malformed id).
 async fn visible(
     conn: &mut PgConnection,
     identity: &Identity,
     id: &str,
     lock: bool,
-) -> Result<Task, ApiError> {
+) -> Result<(Task, Access), ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found("task"))?;
     let lock = if lock { " FOR UPDATE" } else { "" };
     let task: Option<Task> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1{lock}"))
             .bind(id)
-            .fetch_optional(conn)
+            .fetch_optional(&mut *conn)
             .await?;
-    task.filter(|t| t.visible_to(identity))
-        .ok_or_else(|| ApiError::not_found("task"))
+    let task = task.ok_or_else(|| ApiError::not_found("task"))?;
+    let access = access(conn, &task, identity).await?;
+    if !access.read {
+        return Err(ApiError::not_found("task"));
+    }
+    Ok((task, access))
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", security(("bearer" = [])),
@@ -283,7 +425,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let task = visible(&mut conn, &identity, &id, false).await?;
+    let (task, _) = visible(&mut conn, &identity, &id, false).await?;
     Ok(with_etag(StatusCode::OK, task))
 }
 
@@ -362,13 +504,13 @@ pub async fn update(
     JsonBody(request): JsonBody<UpdateTask>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let before = visible(&mut tx, &identity, &id, true).await?;
+    let (before, access) = visible(&mut tx, &identity, &id, true).await?;
     let assignee_may = before.assignee_id == Some(identity.user_id) && request.only_status();
-    if !before.editable_by(&identity) && !assignee_may {
+    if !access.edit && !assignee_may {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "only the task's owner or an admin can change this (its assignee can change the status)",
+            "only the task's creator, its channel's owner or an admin can change this (its assignee can change the status)",
         ));
     }
     check_if_match(&headers, &before)?;
@@ -521,12 +663,12 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let task = visible(&mut tx, &identity, &id, true).await?;
-    if !task.editable_by(&identity) {
+    let (task, access) = visible(&mut tx, &identity, &id, true).await?;
+    if !access.edit {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "only the task's owner or an admin can delete it",
+            "only the task's creator, its channel's owner or an admin can delete it",
         ));
     }
     check_if_match(&headers, &task)?;
@@ -571,7 +713,7 @@ pub async fn history(
     Path(id): Path<String>,
 ) -> Result<Json<History>, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let task = visible(&mut conn, &identity, &id, false).await?;
+    let (task, _) = visible(&mut conn, &identity, &id, false).await?;
     let items = sqlx::query_as(
         "SELECT id, actor_id, at, changes FROM task_history WHERE task_id = $1 ORDER BY at, id",
     )

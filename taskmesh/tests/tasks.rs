@@ -231,3 +231,274 @@ async fn an_assignee_sees_the_task_changes_only_its_status_and_is_unassigned_whe
     assert_eq!(last["actor_id"], uuid::Uuid::nil().to_string());
     assert_eq!(last["changes"]["assignee_id"]["to"], Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_share_tasks_with_members_only_and_the_owner_controls_membership() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let eve = app.sign_up("eve@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+
+    let (status, channel) = app
+        .post("/api/v1/channels", Some(&ada), json!({"name": "Ops"}))
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let channel_id = channel["id"].as_str().unwrap().to_string();
+    let code = channel["join_code"].as_str().unwrap().to_string();
+    let (status, joined) = app
+        .post(
+            "/api/v1/channels/join",
+            Some(&bob),
+            json!({"code": code.to_lowercase()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{joined}");
+    assert!(
+        joined["join_code"].is_null(),
+        "only the owner sees the code"
+    );
+    assert_eq!(joined["members"], 2);
+    app.post("/api/v1/channels/join", Some(&bob), json!({"code": code}))
+        .await;
+    assert_eq!(
+        outbox_count(&app, "channel.joined").await,
+        1,
+        "joining twice is one event"
+    );
+
+    let (_, shared) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({"title": "Rotate keys", "channel_id": channel_id}),
+        )
+        .await;
+    let shared_id = shared["id"].as_str().unwrap().to_string();
+    let (_, bobs) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&bob),
+            json!({"title": "Bob's", "channel_id": channel_id}),
+        )
+        .await;
+    let bobs_id = bobs["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get(&format!("/api/v1/tasks/{shared_id}"), Some(&bob))
+            .await
+            .0,
+        200
+    );
+    let listed = app
+        .get(
+            &format!("/api/v1/tasks?channel_id={channel_id}"),
+            Some(&bob),
+        )
+        .await
+        .1;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        patch(&app, &bob, &shared_id, None, json!({"title": "x"}))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        patch(
+            &app,
+            &ada,
+            &bobs_id,
+            None,
+            json!({"title": "Edited by the channel owner"})
+        )
+        .await
+        .status,
+        200
+    );
+
+    // A non-member: 404 on every channel and task route, and cannot post into the channel.
+    for path in [
+        format!("/api/v1/channels/{channel_id}"),
+        format!("/api/v1/tasks/{shared_id}"),
+        format!("/api/v1/tasks/{shared_id}/history"),
+    ] {
+        assert_eq!(app.get(&path, Some(&eve)).await.0, 404, "{path}");
+    }
+    for (method, path) in [
+        (Method::POST, format!("/api/v1/channels/{channel_id}/leave")),
+        (
+            Method::POST,
+            format!("/api/v1/channels/{channel_id}/rotate-code"),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/channels/{channel_id}/members/{bob_id}"),
+        ),
+    ] {
+        assert_eq!(
+            app.send(method, &path, Some(&eve), None).await.status,
+            404,
+            "{path}"
+        );
+    }
+    let (status, _) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&eve),
+            json!({"title": "Spam", "channel_id": channel_id}),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Only the owner rotates the code; the old code stops working.
+    let refused = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/channels/{channel_id}/rotate-code"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    let rotated = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/channels/{channel_id}/rotate-code"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_ne!(rotated.text("join_code"), code);
+    let (status, _) = app
+        .post("/api/v1/channels/join", Some(&eve), json!({"code": code}))
+        .await;
+    assert_eq!(status, 404);
+
+    // Removed, bob loses the channel's tasks (but keeps nothing he could read through it).
+    let removed = app
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/channels/{channel_id}/members/{bob_id}"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, 204);
+    assert_eq!(
+        app.get(&format!("/api/v1/tasks/{shared_id}"), Some(&bob))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/channels/{channel_id}"), Some(&bob))
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_have_no_duplicates_or_gaps_while_tasks_are_inserted_between_them() {
+    let app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let (_, task) = app
+            .post(
+                "/api/v1/tasks",
+                Some(&token),
+                json!({"title": format!("t{i}")}),
+            )
+            .await;
+        created.push(task["id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/tasks?limit=3&cursor={c}"),
+            None => "/api/v1/tasks?limit=3".to_string(),
+        };
+        let (status, page) = app.get(&path, Some(&token)).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_string()),
+        );
+        pages += 1;
+        if pages == 1 {
+            // New tasks arrive between pages.
+            for i in 0..2 {
+                app.post(
+                    "/api/v1/tasks",
+                    Some(&token),
+                    json!({"title": format!("late{i}")}),
+                )
+                .await;
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    created.reverse();
+    assert_eq!(seen, created, "every task once, newest first");
+    assert_eq!(pages, 3);
+    let (status, problem) = app.get("/api/v1/tasks?cursor=garbage", Some(&token)).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_filters_combine() {
+    let app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+    for (title, priority, tags) in [
+        ("Fix the login bug", "urgent", vec!["auth"]),
+        ("Write docs", "low", vec!["docs"]),
+        ("Login page copy", "low", vec!["docs", "auth"]),
+    ] {
+        app.post(
+            "/api/v1/tasks",
+            Some(&token),
+            json!({"title": title, "priority": priority, "tags": tags}),
+        )
+        .await;
+    }
+    let titles = |page: Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        titles(
+            app.get("/api/v1/tasks?tag=auth&priority=low", Some(&token))
+                .await
+                .1
+        ),
+        ["Login page copy"]
+    );
+    assert_eq!(
+        titles(app.get("/api/v1/tasks?q=LOGIN", Some(&token)).await.1),
+        ["Login page copy", "Fix the login bug"]
+    );
+    assert_eq!(
+        titles(app.get("/api/v1/tasks?q=100%25", Some(&token)).await.1),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        app.get("/api/v1/tasks?colour=red", Some(&token)).await.0,
+        400
+    );
+}
