@@ -2,7 +2,7 @@
 
 use shared::{
     consumer::{Handler, HandlerError, Incoming},
-    events::{EventPayload, TaskCreated, UserCreated},
+    events::{EventPayload, TaskCreated, TaskDueSoon, UserCreated},
     idempotency,
 };
 use sqlx::{PgConnection, PgPool};
@@ -52,6 +52,20 @@ impl Handler for NotificationHandler {
                         user_id: assignee,
                         kind: "task_assigned",
                         title: format!("You were assigned: {}", data.title),
+                        subject: data.task_id.to_string(),
+                    };
+                    note.insert(&mut tx, event.id).await?;
+                }
+            }
+            TaskDueSoon::TYPE => {
+                let data: TaskDueSoon = event.decode().map_err(reject)?;
+                let recipients = std::iter::once(data.owner_id)
+                    .chain(data.assignee_id.filter(|a| *a != data.owner_id));
+                for user_id in recipients {
+                    let note = Note {
+                        user_id,
+                        kind: "task_due_soon",
+                        title: format!("Due soon: {}", data.title),
                         subject: data.task_id.to_string(),
                     };
                     note.insert(&mut tx, event.id).await?;

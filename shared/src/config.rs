@@ -29,6 +29,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
     pub cors: CorsConfig,
+    pub tasks: TasksConfig,
     pub gateway: ServiceConfig,
     pub user: ServiceConfig,
     pub task: ServiceConfig,
@@ -49,6 +50,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             cors: CorsConfig::default(),
+            tasks: TasksConfig::default(),
             gateway: ServiceConfig::new(8080, ""),
             user: ServiceConfig::new(8081, "taskmesh_users"),
             task: ServiceConfig::new(8082, "taskmesh_tasks"),
@@ -324,6 +326,25 @@ impl Default for RateLimitConfig {
             api_requests: 600,
             trust_forwarded_for: false,
             jwks_cache_secs: 60,
+        }
+    }
+}
+
+/// The task domain's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TasksConfig {
+    /// `task.due_soon` is published this long before a task's due date.
+    pub due_soon_lead_secs: u64,
+    /// How long the first page of a user's task list stays cached in Redis.
+    pub list_cache_secs: u64,
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        Self {
+            due_soon_lead_secs: 3600,
+            list_cache_secs: 30,
         }
     }
 }

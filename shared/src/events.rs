@@ -263,6 +263,23 @@ impl EventPayload for TaskDeleted {
     }
 }
 
+/// A task falls due within the configured lead time (published once, at that moment).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskDueSoon {
+    pub task_id: Uuid,
+    pub owner_id: Uuid,
+    pub assignee_id: Option<Uuid>,
+    pub title: String,
+    pub due_at: DateTime<Utc>,
+}
+
+impl EventPayload for TaskDueSoon {
+    const TYPE: &'static str = "task.due_soon";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
 /// A user joined a channel.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChannelJoined {

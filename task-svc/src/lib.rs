@@ -5,9 +5,11 @@
 //! - [`tasks`]: the task resource (ETags, history, events).
 //! - [`status`]: the status state machine.
 //! - [`channels`]: channels joined by code, whose members share tasks.
+//! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
 //! - [`users`]: the read model of users, kept from `user.*` events.
 
 pub mod channels;
+pub mod reminders;
 pub mod status;
 pub mod tasks;
 pub mod users;
@@ -26,6 +28,7 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/t
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub config: std::sync::Arc<Config>,
 }
 
 /// This service's part of the API description.
@@ -70,6 +73,7 @@ pub async fn run(
         .merge(channels::router())
         .with_state(AppState {
             pool: platform.pool.clone(),
+            config: std::sync::Arc::new(config.clone()),
         })
         .merge(shared::health::openapi_router(
             <ApiDoc as utoipa::OpenApi>::openapi(),

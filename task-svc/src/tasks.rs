@@ -28,7 +28,7 @@ use shared::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{channels, status, AppState, SERVICE};
+use crate::{channels, reminders, status, AppState, SERVICE};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -256,6 +256,8 @@ pub async fn create(
         };
         outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, assigned)).await?;
     }
+    let lead = state.config.tasks.due_soon_lead_secs;
+    reminders::reschedule(&mut tx, &task, lead).await?;
     tx.commit().await?;
     Ok(with_etag(StatusCode::CREATED, task))
 }
@@ -545,7 +547,12 @@ pub async fn update(
     if changes.is_empty() {
         return Ok(with_etag(StatusCode::OK, before));
     }
+    let reschedule = changes.contains_key("due_at") || changes.contains_key("status");
     let task = save(&mut tx, &after, identity.user_id, changes).await?;
+    if reschedule {
+        let lead = state.config.tasks.due_soon_lead_secs;
+        reminders::reschedule(&mut tx, &task, lead).await?;
+    }
     tx.commit().await?;
     Ok(with_etag(StatusCode::OK, task))
 }
@@ -676,6 +683,11 @@ pub async fn delete(
         .bind(task.id)
         .execute(&mut *tx)
         .await?;
+    let gone = Task {
+        due_at: None,
+        ..task.clone()
+    };
+    reminders::reschedule(&mut tx, &gone, 0).await?;
     let deleted = TaskDeleted {
         task_id: task.id,
         owner_id: task.owner_id,

@@ -502,3 +502,96 @@ async fn list_filters_combine() {
         400
     );
 }
+
+/// The pending `task.due_soon` rows: when each becomes available.
+async fn pending_reminders(app: &App) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let url =
+        shared::db::database_url(&app.env.config.postgres, &app.env.config.task.database).unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let rows = sqlx::query_scalar(
+        "SELECT available_at FROM outbox
+          WHERE routing_key = 'task.due_soon' AND published_at IS NULL ORDER BY available_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_due_soon_reminder_fires_once_moves_with_the_due_date_and_is_dropped_when_done() {
+    let lead = 3600;
+    let app = App::start_with(|c| c.tasks.due_soon_lead_secs = lead).await;
+    let token = app.sign_up("ada@example.com").await;
+    let now = chrono::Utc::now();
+
+    // Due in a lead time and a second: the reminder falls due in about a second.
+    let due = now + chrono::Duration::seconds(lead as i64 + 1);
+    let (_, soon) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&token),
+            json!({"title": "Renew cert", "due_at": due}),
+        )
+        .await;
+    let soon_id = soon["id"].as_str().unwrap().to_string();
+    let reminders = eventually("one due-soon notification", WAIT, || async {
+        let notes = app.notifications(&token).await;
+        let due: Vec<Value> = notes
+            .into_iter()
+            .filter(|n| n["kind"] == "task_due_soon")
+            .collect();
+        (!due.is_empty()).then_some(due)
+    })
+    .await;
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(reminders[0]["subject"], soon_id.as_str());
+    assert!(
+        chrono::Utc::now() >= due - chrono::Duration::seconds(lead as i64),
+        "not early"
+    );
+
+    // A later task: its reminder waits; moving the due date moves it; finishing drops it.
+    let later = now + chrono::Duration::days(2);
+    let (_, task) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&token),
+            json!({"title": "Quarterly report", "due_at": later}),
+        )
+        .await;
+    let id = task["id"].as_str().unwrap().to_string();
+    let expected = later - chrono::Duration::seconds(lead as i64);
+    let pending = pending_reminders(&app).await;
+    assert_eq!(pending.len(), 1);
+    assert!(
+        (pending[0] - expected).num_milliseconds().abs() < 1000,
+        "{pending:?} vs {expected}"
+    );
+
+    let moved_to = now + chrono::Duration::days(5);
+    assert_eq!(
+        patch(&app, &token, &id, None, json!({"due_at": moved_to}))
+            .await
+            .status,
+        200
+    );
+    let pending = pending_reminders(&app).await;
+    let expected = moved_to - chrono::Duration::seconds(lead as i64);
+    assert_eq!(pending.len(), 1, "the old reminder is gone");
+    assert!((pending[0] - expected).num_milliseconds().abs() < 1000);
+
+    assert_eq!(
+        patch(&app, &token, &id, None, json!({"status": "done"}))
+            .await
+            .status,
+        200
+    );
+    assert!(
+        pending_reminders(&app).await.is_empty(),
+        "a done task has no reminder"
+    );
+    // The first reminder was published exactly once.
+    assert_eq!(outbox_count(&app, "task.due_soon").await, 1);
+}

@@ -1,0 +1,45 @@
+//! The `task.due_soon` reminder: an outbox row whose `available_at` is the due date minus the
+//! configured lead time, so it survives restarts and is published exactly when it falls due.
+//! Whenever a task's due date or status changes, its pending reminder is replaced (or dropped
+//! for a task that is done, cancelled or without a due date). A reminder the relay is
+//! publishing at that moment is locked; the delete waits and then finds it already sent.
+
+use chrono::{Duration, Utc};
+use shared::{
+    events::{CloudEvent, TaskDueSoon},
+    outbox,
+};
+use sqlx::PgConnection;
+
+use crate::{tasks::Task, SERVICE};
+
+/// Replaces the task's pending reminder to match its current due date and status.
+pub async fn reschedule(
+    tx: &mut PgConnection,
+    task: &Task,
+    lead_secs: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM outbox
+          WHERE published_at IS NULL AND routing_key = 'task.due_soon'
+            AND payload->>'subject' = $1",
+    )
+    .bind(task.id.to_string())
+    .execute(&mut *tx)
+    .await?;
+    let open = matches!(task.status.as_str(), "todo" | "in_progress");
+    let Some(due_at) = task.due_at.filter(|due| open && *due > Utc::now()) else {
+        return Ok(());
+    };
+    // Due sooner than the lead time: remind now.
+    let at = (due_at - Duration::seconds(lead_secs as i64)).max(Utc::now());
+    let reminder = TaskDueSoon {
+        task_id: task.id,
+        owner_id: task.owner_id,
+        assignee_id: task.assignee_id,
+        title: task.title.clone(),
+        due_at,
+    };
+    outbox::enqueue_at(tx, CloudEvent::new(SERVICE, reminder), Some(at)).await?;
+    Ok(())
+}
