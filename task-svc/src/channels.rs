@@ -211,6 +211,7 @@ pub async fn join(
     }
     let channel = find(&mut tx, &identity, &channel_id.to_string()).await?;
     tx.commit().await?;
+    state.cache.invalidate(&[identity.user_id]).await;
     Ok(Json(channel))
 }
 
@@ -238,6 +239,7 @@ pub async fn leave(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    state.cache.invalidate(&[identity.user_id]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -295,6 +297,7 @@ pub async fn remove_member(
         return Err(ApiError::not_found("member"));
     }
     tx.commit().await?;
+    state.cache.invalidate(&[user_id]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

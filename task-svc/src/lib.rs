@@ -5,9 +5,11 @@
 //! - [`tasks`]: the task resource (ETags, history, events).
 //! - [`status`]: the status state machine.
 //! - [`channels`]: channels joined by code, whose members share tasks.
+//! - [`cache`]: the first page of each user's task list in Redis, invalidated on change.
 //! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
 //! - [`users`]: the read model of users, kept from `user.*` events.
 
+pub mod cache;
 pub mod channels;
 pub mod reminders;
 pub mod status;
@@ -29,6 +31,7 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/t
 pub struct AppState {
     pub pool: PgPool,
     pub config: std::sync::Arc<Config>,
+    pub cache: cache::ListCache,
 }
 
 /// This service's part of the API description.
@@ -60,11 +63,18 @@ pub async fn run(
         &shutdown,
     )
     .await?;
+    let redis = shared::cache::connect(&config.redis, &shutdown).await?;
+    let list_cache = cache::ListCache {
+        redis: redis.clone(),
+        prefix: config.redis.key_prefix.clone(),
+        ttl_secs: config.tasks.list_cache_secs,
+    };
     let consumer = shared::consumer::Consumer::new(
         platform.broker.clone(),
         shared::topology::task_queue(&platform.broker, &config.consumer),
         users::UserEvents {
             pool: platform.pool.clone(),
+            cache: list_cache.clone(),
         },
     );
     platform.spawn(consumer.run(shutdown.clone()));
@@ -74,10 +84,11 @@ pub async fn run(
         .with_state(AppState {
             pool: platform.pool.clone(),
             config: std::sync::Arc::new(config.clone()),
+            cache: list_cache.clone(),
         })
         .merge(shared::health::openapi_router(
             <ApiDoc as utoipa::OpenApi>::openapi(),
         ));
-    let readiness = platform.readiness();
+    let readiness = platform.readiness().redis(redis);
     platform.serve(listener, app, readiness, shutdown).await
 }

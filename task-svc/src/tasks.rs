@@ -28,7 +28,7 @@ use shared::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{channels, reminders, status, AppState, SERVICE};
+use crate::{cache, channels, reminders, status, AppState, SERVICE};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -258,7 +258,9 @@ pub async fn create(
     }
     let lead = state.config.tasks.due_soon_lead_secs;
     reminders::reschedule(&mut tx, &task, lead).await?;
+    let audience = cache::audience(&mut tx, &task).await?;
     tx.commit().await?;
+    state.cache.invalidate(&audience).await;
     Ok(with_etag(StatusCode::CREATED, task))
 }
 
@@ -319,6 +321,44 @@ pub async fn list(
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TaskList>, ApiError> {
     let axum::extract::Query(query) = query?;
+    // The plain first page ("my tasks") is what clients ask for most: serve it from the cache.
+    let plain = query.status.is_none()
+        && query.priority.is_none()
+        && query.assignee_id.is_none()
+        && query.owner_id.is_none()
+        && query.channel_id.is_none()
+        && query.tag.is_none()
+        && query.due_before.is_none()
+        && query.due_after.is_none()
+        && query.q.is_none()
+        && query.limit.is_none()
+        && query.cursor.is_none();
+    let cached = if plain {
+        state.cache.get(identity.user_id).await
+    } else {
+        None
+    };
+    if let Some((_, Some(page))) = &cached {
+        if let Ok(list) = serde_json::from_str::<TaskList>(page) {
+            metrics::counter!("taskmesh_task_list_cache_total", "outcome" => "hit").increment(1);
+            return Ok(Json(list));
+        }
+    }
+    let list = query_list(&state, &identity, query).await?;
+    if let Some((generation, None)) = cached {
+        metrics::counter!("taskmesh_task_list_cache_total", "outcome" => "miss").increment(1);
+        if let Ok(page) = serde_json::to_string(&list) {
+            state.cache.put(identity.user_id, generation, &page).await;
+        }
+    }
+    Ok(Json(list))
+}
+
+async fn query_list(
+    state: &AppState,
+    identity: &Identity,
+    query: ListQuery,
+) -> Result<TaskList, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 100) as i64;
     let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
         "SELECT {COLUMNS} FROM tasks WHERE (owner_id = "
@@ -391,7 +431,7 @@ pub async fn list(
     } else {
         None
     };
-    Ok(Json(TaskList { items, next_cursor }))
+    Ok(TaskList { items, next_cursor })
 }
 
 /// The task if `identity` may see it, and what they may do; 404 otherwise (also for a
@@ -553,7 +593,11 @@ pub async fn update(
         let lead = state.config.tasks.due_soon_lead_secs;
         reminders::reschedule(&mut tx, &task, lead).await?;
     }
+    // The previous assignee's list changes too.
+    let mut audience = cache::audience(&mut tx, &task).await?;
+    audience.extend(before.assignee_id);
     tx.commit().await?;
+    state.cache.invalidate(&audience).await;
     Ok(with_etag(StatusCode::OK, task))
 }
 
@@ -688,6 +732,7 @@ pub async fn delete(
         ..task.clone()
     };
     reminders::reschedule(&mut tx, &gone, 0).await?;
+    let audience = cache::audience(&mut tx, &task).await?;
     let deleted = TaskDeleted {
         task_id: task.id,
         owner_id: task.owner_id,
@@ -695,6 +740,7 @@ pub async fn delete(
     };
     outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, deleted)).await?;
     tx.commit().await?;
+    state.cache.invalidate(&audience).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

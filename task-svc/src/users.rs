@@ -18,6 +18,7 @@ pub const CONSUMER: &str = "task-svc.users";
 
 pub struct UserEvents {
     pub pool: PgPool,
+    pub cache: crate::cache::ListCache,
 }
 
 fn reject(err: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
@@ -70,7 +71,9 @@ impl Handler for UserEvents {
                 .bind(user.user_id)
                 .fetch_all(&mut *tx)
                 .await?;
+                let mut audience = Vec::new();
                 for task in assigned {
+                    audience.extend(crate::cache::audience(&mut tx, &task).await?);
                     let mut after = task.clone();
                     after.assignee_id = None;
                     let mut changes = Map::new();
@@ -82,6 +85,9 @@ impl Handler for UserEvents {
                         .await
                         .map_err(|e| HandlerError::Retry(anyhow::anyhow!("{e:?}")))?;
                 }
+                tx.commit().await?;
+                self.cache.invalidate(&audience).await;
+                return Ok(());
             }
             _ => {}
         }

@@ -595,3 +595,72 @@ async fn the_due_soon_reminder_fires_once_moves_with_the_due_date_and_is_dropped
     // The first reminder was published exactly once.
     assert_eq!(outbox_count(&app, "task.due_soon").await, 1);
 }
+
+async fn cached_pages(app: &App) -> usize {
+    use secrecy::ExposeSecret;
+    let client = redis::Client::open(app.env.config.redis.url.expose_secret()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}tasks:list:*", app.env.config.redis.key_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_lists_never_show_a_stale_page_after_a_write() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let titles = |page: Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, channel) = app
+        .post("/api/v1/channels", Some(&ada), json!({"name": "Team"}))
+        .await;
+    let code = channel["join_code"].as_str().unwrap();
+    app.post("/api/v1/channels/join", Some(&bob), json!({"code": code}))
+        .await;
+
+    assert!(titles(app.get("/api/v1/tasks", Some(&bob)).await.1).is_empty());
+    assert!(titles(app.get("/api/v1/tasks", Some(&ada)).await.1).is_empty());
+    assert_eq!(cached_pages(&app).await, 2, "both first pages are cached");
+
+    let (_, task) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({"title": "Shared", "channel_id": channel["id"]}),
+        )
+        .await;
+    assert_eq!(
+        titles(app.get("/api/v1/tasks", Some(&ada)).await.1),
+        ["Shared"]
+    );
+    assert_eq!(
+        titles(app.get("/api/v1/tasks", Some(&bob)).await.1),
+        ["Shared"],
+        "a member's list too"
+    );
+
+    let id = task["id"].as_str().unwrap();
+    patch(&app, &ada, id, None, json!({"title": "Renamed"})).await;
+    assert_eq!(
+        titles(app.get("/api/v1/tasks", Some(&bob)).await.1),
+        ["Renamed"]
+    );
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/tasks/{id}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert!(titles(app.get("/api/v1/tasks", Some(&bob)).await.1).is_empty());
+}
