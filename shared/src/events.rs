@@ -111,6 +111,21 @@ pub enum DecodeError {
     Body(serde_json::Error),
 }
 
+/// Every event type Taskmesh publishes; `docs/asyncapi.yaml` describes each (a test checks).
+pub const ALL_TYPES: &[&str] = &[
+    UserCreated::TYPE,
+    UserUpdated::TYPE,
+    UserDeleted::TYPE,
+    TaskCreated::TYPE,
+    TaskUpdated::TYPE,
+    TaskStatusChanged::TYPE,
+    TaskCompleted::TYPE,
+    TaskAssigned::TYPE,
+    TaskDeleted::TYPE,
+    TaskDueSoon::TYPE,
+    ChannelJoined::TYPE,
+];
+
 /// A user registered.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserCreated {
