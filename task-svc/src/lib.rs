@@ -6,11 +6,13 @@
 //! - [`status`]: the status state machine.
 //! - [`channels`]: channels joined by code, whose members share tasks.
 //! - [`cache`]: the first page of each user's task list in Redis, invalidated on change.
+//! - [`priority`]: priority prediction (naive Bayes on this deployment's tasks, or a heuristic).
 //! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
 //! - [`users`]: the read model of users, kept from `user.*` events.
 
 pub mod cache;
 pub mod channels;
+pub mod priority;
 pub mod reminders;
 pub mod status;
 pub mod tasks;
@@ -39,6 +41,7 @@ pub struct AppState {
 #[openapi(
     paths(
         tasks::create, tasks::list, tasks::read, tasks::update, tasks::delete, tasks::history,
+        tasks::model_report, tasks::model_retrain,
         channels::create, channels::list, channels::read, channels::join, channels::leave,
         channels::rotate_code, channels::remove_member
     ),

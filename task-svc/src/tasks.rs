@@ -28,13 +28,18 @@ use shared::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{cache, channels, reminders, status, AppState, SERVICE};
+use crate::{cache, channels, priority, reminders, status, AppState, SERVICE};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tasks", get(list).post(create))
         .route("/api/v1/tasks/{id}", get(read).patch(update).delete(delete))
         .route("/api/v1/tasks/{id}/history", get(history))
+        .route("/api/v1/tasks/priority-model", get(model_report))
+        .route(
+            "/api/v1/tasks/priority-model/retrain",
+            axum::routing::post(model_retrain),
+        )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -45,6 +50,8 @@ pub struct Task {
     pub description: String,
     pub status: String,
     pub priority: String,
+    /// Where the priority came from: `user`, `model` or `heuristic`.
+    pub priority_source: String,
     pub assignee_id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
     pub due_at: Option<DateTime<Utc>>,
@@ -55,9 +62,8 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
-pub(crate) const COLUMNS: &str =
-    "id, owner_id, title, description, status, priority, assignee_id, \
-                       channel_id, due_at, tags, version, created_at, updated_at";
+pub(crate) const COLUMNS: &str = "id, owner_id, title, description, status, priority, \
+    priority_source, assignee_id, channel_id, due_at, tags, version, created_at, updated_at";
 
 impl Task {
     fn etag(&self) -> String {
@@ -207,7 +213,12 @@ pub async fn create(
     let title = parse_title(&request.title)?;
     check_description(&request.description)?;
     let tags = parse_tags(&request.tags)?;
-    let priority = request.priority.unwrap_or(Priority::Normal);
+    let (priority, source) = match request.priority {
+        Some(priority) => (priority.as_str().to_string(), "user"),
+        None => {
+            priority::predict(&state.pool, &title, &request.description, request.due_at).await?
+        }
+    };
     let mut tx = state.pool.begin().await?;
     if let Some(assignee) = request.assignee_id {
         check_assignee(&mut tx, assignee).await?;
@@ -220,18 +231,19 @@ pub async fn create(
     }
     let task: Task = sqlx::query_as(&format!(
         "INSERT INTO tasks (id, owner_id, title, description, priority, due_at, assignee_id, tags,
-                            channel_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+                            channel_id, priority_source)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::now_v7())
     .bind(identity.user_id)
     .bind(&title)
     .bind(&request.description)
-    .bind(priority.as_str())
+    .bind(&priority)
     .bind(request.due_at)
     .bind(request.assignee_id)
     .bind(&tags)
     .bind(request.channel_id)
+    .bind(source)
     .fetch_one(&mut *tx)
     .await?;
     let created = TaskCreated {
@@ -261,6 +273,15 @@ pub async fn create(
     let audience = cache::audience(&mut tx, &task).await?;
     tx.commit().await?;
     state.cache.invalidate(&audience).await;
+    if source == "user" {
+        // A new labelled task: retrain in the background when enough have accumulated.
+        let pool = state.pool.clone();
+        tokio::spawn(async move {
+            if let Err(err) = priority::retrain_if_due(&pool).await {
+                tracing::warn!(error = %err, "priority model retraining failed");
+            }
+        });
+    }
     Ok(with_etag(StatusCode::CREATED, task))
 }
 
@@ -566,6 +587,7 @@ pub async fn update(
     }
     if let Some(priority) = request.priority {
         after.priority = priority.as_str().to_string();
+        after.priority_source = "user".into();
     }
     if let Some(to) = &request.status {
         status::check(&before.status, to)?;
@@ -630,7 +652,8 @@ pub(crate) async fn save(
 ) -> Result<Task, ApiError> {
     let task: Task = sqlx::query_as(&format!(
         "UPDATE tasks SET title = $2, description = $3, priority = $4, status = $5, due_at = $6,
-                assignee_id = $7, tags = $8, version = version + 1, updated_at = now()
+                assignee_id = $7, tags = $8, priority_source = $9, version = version + 1,
+                updated_at = now()
           WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(after.id)
@@ -641,6 +664,7 @@ pub(crate) async fn save(
     .bind(after.due_at)
     .bind(after.assignee_id)
     .bind(&after.tags)
+    .bind(&after.priority_source)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(
@@ -779,6 +803,41 @@ pub async fn history(
     .fetch_all(&mut *conn)
     .await?;
     Ok(Json(History { items }))
+}
+
+#[utoipa::path(get, path = "/api/v1/tasks/priority-model", tag = "tasks", security(("bearer" = [])),
+    responses((status = 200, description = "The newest priority model's held-out accuracy next to the majority-class baseline", body = priority::Report),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "No model trained yet (the heuristic decides)", body = ProblemBody)))]
+pub async fn model_report(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<priority::Report>, ApiError> {
+    identity.require_admin()?;
+    priority::latest(&state.pool)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("priority model"))
+}
+
+#[utoipa::path(post, path = "/api/v1/tasks/priority-model/retrain", tag = "tasks", security(("bearer" = [])),
+    responses((status = 200, description = "Trained now on every user-labelled task", body = priority::Report),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 409, description = "Too few labelled tasks (or a single priority) to train on", body = ProblemBody)))]
+pub async fn model_retrain(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<priority::Report>, ApiError> {
+    identity.require_admin()?;
+    priority::retrain(&state.pool).await?.map(Json).ok_or_else(|| {
+        ApiError::conflict(
+            "not_enough_data",
+            format!(
+                "training needs at least {} tasks whose priority a person set, with two priorities or more",
+                priority::MIN_SAMPLES
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

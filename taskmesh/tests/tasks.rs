@@ -664,3 +664,120 @@ async fn cached_lists_never_show_a_stale_page_after_a_write() {
     .await;
     assert!(titles(app.get("/api/v1/tasks", Some(&bob)).await.1).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predicted_priorities_beat_the_majority_baseline_once_trained() {
+    let app =
+        App::start_with(|c| c.auth.bootstrap_admin_email = Some("admin@example.com".into())).await;
+    let admin = app.sign_up("admin@example.com").await;
+    let ada = app.sign_up("ada@example.com").await;
+
+    // Before any data: the heuristic decides, and says so.
+    let (_, first) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({"title": "Prod is down"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            first["priority"].as_str(),
+            first["priority_source"].as_str()
+        ),
+        (Some("urgent"), Some("heuristic"))
+    );
+    assert_eq!(
+        app.get("/api/v1/tasks/priority-model", Some(&admin))
+            .await
+            .0,
+        404
+    );
+
+    // A generated history with a learnable signal: the words say the priority, and "normal"
+    // is the majority (the baseline to beat).
+    let kinds = [
+        ("normal", ["sync", "agenda", "notes", "review", "weekly"]),
+        ("low", ["archive", "tidy", "someday", "catalogue", "rename"]),
+        (
+            "urgent",
+            ["pager", "incident", "breach", "rollback", "hotfix"],
+        ),
+        (
+            "high",
+            ["customer", "deadline", "contract", "escalation", "release"],
+        ),
+    ];
+    let mut n = 0;
+    for round in 0..12 {
+        for (i, (label, words)) in kinds.iter().enumerate() {
+            let copies = if *label == "normal" { 2 } else { 1 };
+            for c in 0..copies {
+                let title = format!(
+                    "{} {} item {}",
+                    words[(round + c) % 5],
+                    words[(round + c + i) % 5],
+                    n
+                );
+                let (status, _) = app
+                    .post(
+                        "/api/v1/tasks",
+                        Some(&ada),
+                        json!({"title": title, "priority": label}),
+                    )
+                    .await;
+                assert_eq!(status, 201);
+                n += 1;
+            }
+        }
+    }
+    let refused = app
+        .send(
+            Method::POST,
+            "/api/v1/tasks/priority-model/retrain",
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    let report = app
+        .send(
+            Method::POST,
+            "/api/v1/tasks/priority-model/retrain",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(report.status, 200, "{:?}", report.body);
+    let accuracy = report.body["accuracy"].as_f64().unwrap();
+    let baseline = report.body["baseline_accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy > baseline,
+        "model {accuracy} vs majority {baseline}"
+    );
+    assert_eq!(report.body["samples"], n);
+    assert_eq!(report.body["in_use"], true);
+
+    let (_, predicted) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({"title": "pager incident again"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            predicted["priority"].as_str(),
+            predicted["priority_source"].as_str()
+        ),
+        (Some("urgent"), Some("model"))
+    );
+    let (_, predicted) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({"title": "archive and tidy"}),
+        )
+        .await;
+    assert_eq!(predicted["priority"], "low");
+}
