@@ -133,7 +133,7 @@ async fn raw_axum(requests: usize) -> anyhow::Result<Figures> {
 }
 
 /// `requests` GETs with a bearer token.
-async fn load(url: &str, token: &str, requests: usize) -> anyhow::Result<Figures> {
+pub(crate) async fn load(url: &str, token: &str, requests: usize) -> anyhow::Result<Figures> {
     load_with(
         url,
         &[("authorization", format!("Bearer {token}"))],
@@ -143,7 +143,7 @@ async fn load(url: &str, token: &str, requests: usize) -> anyhow::Result<Figures
 }
 
 /// `requests` GETs with `headers` from `CONCURRENCY` workers; every answer must be 200.
-async fn load_with(
+pub(crate) async fn load_with(
     url: &str,
     headers: &[(&str, String)],
     requests: usize,

@@ -1,4 +1,4 @@
-//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway]`
+//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks]`
 //!
 //! Events: outbox insert → relay → consumer ack, throughput and end-to-end latency, printed next
 //! to the raw broker limit measured in the same run (plain lapin publish-with-confirms /
@@ -30,13 +30,15 @@ const PAYLOAD_BYTES: usize = 200;
 
 mod gateway;
 mod platform;
+mod tasks;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         None | Some("events") => events().await,
         Some("gateway") => gateway::run().await,
-        Some(other) => anyhow::bail!("unknown benchmark {other:?}: events or gateway"),
+        Some("tasks") => tasks::run().await,
+        Some(other) => anyhow::bail!("unknown benchmark {other:?}: events, gateway or tasks"),
     }
 }
 

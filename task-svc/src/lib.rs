@@ -81,6 +81,10 @@ pub async fn run(
         },
     );
     platform.spawn(consumer.run(shutdown.clone()));
+    platform.spawn(priority::retrain_periodically(
+        platform.pool.clone(),
+        shutdown.clone(),
+    ));
     let app = Router::new()
         .merge(tasks::router())
         .merge(channels::router())

@@ -310,8 +310,21 @@ pub async fn predict(
     ))
 }
 
+/// Checks once a minute whether to retrain (see [`retrain_if_due`]), until `shutdown`.
+pub async fn retrain_periodically(pool: PgPool, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+        }
+        if let Err(err) = retrain_if_due(&pool).await {
+            tracing::warn!(error = %err, "priority model retraining failed");
+        }
+    }
+}
+
 /// Retrains when labelled tasks have grown by [`RETRAIN_EVERY`] since the newest model (or there
-/// is none yet and enough data). Called after tasks are created; cheap when nothing is due.
+/// is none yet and enough data).
 pub async fn retrain_if_due(pool: &PgPool) -> Result<(), sqlx::Error> {
     let labelled: i64 =
         sqlx::query_scalar("SELECT count(*) FROM tasks WHERE priority_source = 'user'")

@@ -273,15 +273,6 @@ pub async fn create(
     let audience = cache::audience(&mut tx, &task).await?;
     tx.commit().await?;
     state.cache.invalidate(&audience).await;
-    if source == "user" {
-        // A new labelled task: retrain in the background when enough have accumulated.
-        let pool = state.pool.clone();
-        tokio::spawn(async move {
-            if let Err(err) = priority::retrain_if_due(&pool).await {
-                tracing::warn!(error = %err, "priority model retraining failed");
-            }
-        });
-    }
     Ok(with_etag(StatusCode::CREATED, task))
 }
 
