@@ -300,27 +300,114 @@ pub struct ListQuery {
     pub q: Option<String>,
     /// Page size, 1 to 100 (default 50).
     pub limit: Option<u32>,
-    /// From the previous page's `next_cursor`.
+    /// `-created_at` (newest first, the default), `created_at`, `due_at` (soonest first, none
+    /// last) or `-priority` (most urgent first).
+    pub sort: Option<String>,
+    /// From the previous page's `next_cursor` (with the same `sort`).
     pub cursor: Option<String>,
 }
 
-/// Keyset position: the last task of the previous page (newest first).
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+/// The orders a list can come in; each is a keyset (sort key, id), so pages stay exact while
+/// tasks are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sort {
+    /// Newest first (the default).
+    CreatedDesc,
+    CreatedAsc,
+    /// Soonest due first; tasks without a due date last.
+    DueAsc,
+    /// Most urgent first, then newest.
+    PriorityDesc,
+}
+
+impl Sort {
+    fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        match raw.unwrap_or("-created_at") {
+            "-created_at" => Ok(Sort::CreatedDesc),
+            "created_at" => Ok(Sort::CreatedAsc),
+            "due_at" => Ok(Sort::DueAsc),
+            "-priority" => Ok(Sort::PriorityDesc),
+            _ => Err(ApiError::bad_request(
+                "invalid_sort",
+                "sort is one of -created_at (default), created_at, due_at, -priority",
+            )),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Sort::CreatedDesc => "-created_at",
+            Sort::CreatedAsc => "created_at",
+            Sort::DueAsc => "due_at",
+            Sort::PriorityDesc => "-priority",
+        }
+    }
+
+    /// The SQL sort key, its type for the cursor value, and whether the order is descending.
+    fn key(self) -> (&'static str, &'static str, bool) {
+        match self {
+            Sort::CreatedDesc => ("created_at", "timestamptz", true),
+            Sort::CreatedAsc => ("created_at", "timestamptz", false),
+            Sort::DueAsc => ("COALESCE(due_at, 'infinity')", "timestamptz", false),
+            Sort::PriorityDesc => (
+                "(CASE priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 \
+                  WHEN 'normal' THEN 1 ELSE 0 END)",
+                "integer",
+                true,
+            ),
+        }
+    }
+
+    /// The sort key of `task` as the text the SQL key casts from.
+    fn key_of(self, task: &Task) -> String {
+        match self {
+            Sort::CreatedDesc | Sort::CreatedAsc => task.created_at.to_rfc3339(),
+            Sort::DueAsc => task
+                .due_at
+                .map_or_else(|| "infinity".to_string(), |d| d.to_rfc3339()),
+            Sort::PriorityDesc => match task.priority.as_str() {
+                "urgent" => "3",
+                "high" => "2",
+                "normal" => "1",
+                _ => "0",
+            }
+            .to_string(),
+        }
+    }
+}
+
+/// Keyset position: the sort, and the sort key and id of the previous page's last task.
+fn decode_cursor(cursor: &str, sort: Sort) -> Result<(String, Uuid), ApiError> {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     let invalid = || ApiError::bad_request("invalid_cursor", "cursor is not one this API gave");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (at, id) = text.split_once('|').ok_or_else(invalid)?;
-    let at = DateTime::parse_from_rfc3339(at).map_err(|_| invalid())?;
-    Ok((
-        at.with_timezone(&Utc),
-        Uuid::parse_str(id).map_err(|_| invalid())?,
-    ))
+    let mut parts = text.splitn(3, '|');
+    let (name, key, id) = (parts.next(), parts.next(), parts.next());
+    let (Some(name), Some(key), Some(id)) = (name, key, id) else {
+        return Err(invalid());
+    };
+    if name != sort.name() {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "this cursor belongs to another sort order",
+        ));
+    }
+    // The key must parse as its type, so the SQL cast cannot fail.
+    let valid = match sort {
+        Sort::PriorityDesc => key.parse::<i32>().is_ok(),
+        Sort::DueAsc if key == "infinity" => true,
+        _ => DateTime::parse_from_rfc3339(key).is_ok(),
+    };
+    if !valid {
+        return Err(invalid());
+    }
+    Ok((key.to_string(), Uuid::parse_str(id).map_err(|_| invalid())?))
 }
 
-fn encode_cursor(task: &Task) -> String {
+fn encode_cursor(task: &Task, sort: Sort) -> String {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", task.created_at.to_rfc3339(), task.id))
+    URL_SAFE_NO_PAD.encode(format!("{}|{}|{}", sort.name(), sort.key_of(task), task.id))
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", security(("bearer" = [])), params(ListQuery),
@@ -344,6 +431,7 @@ pub async fn list(
         && query.due_after.is_none()
         && query.q.is_none()
         && query.limit.is_none()
+        && query.sort.is_none()
         && query.cursor.is_none();
     let cached = if plain {
         state.cache.get(identity.user_id).await
@@ -372,6 +460,7 @@ async fn query_list(
     query: ListQuery,
 ) -> Result<TaskList, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 100) as i64;
+    let sort = Sort::parse(query.sort.as_deref())?;
     let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
         "SELECT {COLUMNS} FROM tasks WHERE (owner_id = "
     ));
@@ -426,20 +515,27 @@ async fn query_list(
             .push_bind(pattern)
             .push(")");
     }
+    let (key, key_type, descending) = sort.key();
     if let Some(cursor) = &query.cursor {
-        let (at, id) = decode_cursor(cursor)?;
-        sql.push(" AND (created_at, id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
+        let (after, id) = decode_cursor(cursor, sort)?;
+        sql.push(format!(
+            " AND ({key}, id) {} (",
+            if descending { "<" } else { ">" }
+        ))
+        .push_bind(after)
+        .push(format!("::{key_type}, "))
+        .push_bind(id)
+        .push(")");
     }
-    sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(limit + 1);
+    let direction = if descending { "DESC" } else { "ASC" };
+    sql.push(format!(
+        " ORDER BY {key} {direction}, id {direction} LIMIT "
+    ))
+    .push_bind(limit + 1);
     let mut items: Vec<Task> = sql.build_query_as().fetch_all(&state.pool).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items.last().map(encode_cursor)
+        items.last().map(|t| encode_cursor(t, sort))
     } else {
         None
     };

@@ -781,3 +781,73 @@ async fn predicted_priorities_beat_the_majority_baseline_once_trained() {
         .await;
     assert_eq!(predicted["priority"], "low");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_sort_by_due_date_and_priority_across_pages() {
+    let app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+    let now = chrono::Utc::now();
+    for (title, priority, due_days) in [
+        ("a", "low", Some(3)),
+        ("b", "urgent", None),
+        ("c", "normal", Some(1)),
+        ("d", "high", Some(2)),
+        ("e", "urgent", Some(5)),
+    ] {
+        let due = due_days.map(|d| now + chrono::Duration::days(d));
+        app.post(
+            "/api/v1/tasks",
+            Some(&token),
+            json!({"title": title, "priority": priority, "due_at": due}),
+        )
+        .await;
+    }
+    let walk = |sort: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let mut titles = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut path = format!("/api/v1/tasks?limit=2&sort={sort}");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                let (status, page) = app.get(&path, Some(&token)).await;
+                assert_eq!(status, 200, "{page}");
+                titles.extend(
+                    page["items"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t["title"].as_str().unwrap().to_string()),
+                );
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_string()),
+                    None => return titles,
+                }
+            }
+        }
+    };
+    assert_eq!(walk("due_at").await, ["c", "d", "a", "e", "b"]);
+    // Urgent first (the newer urgent one first), then high, normal, low.
+    assert_eq!(walk("-priority").await, ["e", "b", "d", "c", "a"]);
+    assert_eq!(walk("created_at").await, ["a", "b", "c", "d", "e"]);
+    let (status, _) = app.get("/api/v1/tasks?sort=colour", Some(&token)).await;
+    assert_eq!(status, 400);
+    // A cursor of one order is refused by another.
+    let (_, page) = app
+        .get("/api/v1/tasks?limit=2&sort=due_at", Some(&token))
+        .await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (status, problem) = app
+        .get(
+            &format!("/api/v1/tasks?limit=2&cursor={cursor}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
+}
