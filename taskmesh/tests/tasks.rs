@@ -851,3 +851,91 @@ async fn lists_sort_by_due_date_and_priority_across_pages() {
         (400, Some("invalid_cursor"))
     );
 }
+
+/// The `data` of every outbox event of `routing_key` for `task_id`, oldest first.
+async fn payloads(app: &App, routing_key: &str, task_id: &str) -> Vec<Value> {
+    let url =
+        shared::db::database_url(&app.env.config.postgres, &app.env.config.task.database).unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let rows: Vec<Value> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE routing_key = $1 AND payload->>'subject' = $2 ORDER BY seq",
+    )
+    .bind(routing_key)
+    .bind(task_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows.into_iter().map(|p| p["data"].clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_change_publishes_its_events_once_with_the_right_payload() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let (ada_id, bob_id) = (user_id(&app, &ada).await, user_id(&app, &bob).await);
+    eventually("task-svc to know bob", WAIT, || async {
+        let (status, task) = app
+            .post(
+                "/api/v1/tasks",
+                Some(&ada),
+                json!({"title": "probe", "assignee_id": bob_id}),
+            )
+            .await;
+        (status == 201).then_some(task)
+    })
+    .await;
+    let (_, task) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({"title": "Ship", "assignee_id": bob_id, "priority": "high"}),
+        )
+        .await;
+    let id = task["id"].as_str().unwrap().to_string();
+    let created = payloads(&app, "task.created", &id).await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["owner_id"], ada_id.as_str());
+    assert_eq!(created[0]["assignee_id"], bob_id.as_str());
+    assert_eq!(created[0]["priority"], "high");
+    let assigned = payloads(&app, "task.assigned", &id).await;
+    assert_eq!(assigned.len(), 1);
+    assert_eq!(assigned[0]["assignee_id"], bob_id.as_str());
+    assert!(assigned[0]["previous_assignee_id"].is_null());
+
+    patch(&app, &ada, &id, None, json!({"title": "Ship it"})).await;
+    let updated = payloads(&app, "task.updated", &id).await;
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0]["changed"], json!(["title"]));
+    assert_eq!(updated[0]["version"], 2);
+    assert_eq!(updated[0]["actor_id"], ada_id.as_str());
+
+    patch(&app, &bob, &id, None, json!({"status": "done"})).await;
+    let moved = payloads(&app, "task.status_changed", &id).await;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(
+        (moved[0]["from"].as_str(), moved[0]["to"].as_str()),
+        (Some("todo"), Some("done"))
+    );
+    assert_eq!(moved[0]["actor_id"], bob_id.as_str());
+    let completed = payloads(&app, "task.completed", &id).await;
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0]["assignee_id"], bob_id.as_str());
+
+    // A refused change publishes nothing.
+    let refused = patch(&app, &bob, &id, None, json!({"status": "in_progress"})).await;
+    assert_eq!(refused.status, 409);
+    assert_eq!(payloads(&app, "task.updated", &id).await.len(), 2);
+
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/tasks/{id}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    let deleted = payloads(&app, "task.deleted", &id).await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["actor_id"], ada_id.as_str());
+}
