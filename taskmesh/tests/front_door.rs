@@ -8,8 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn count(app: &App, database: &str, table: &str) -> i64 {
-    let url = shared::db::database_url(&app.env.config.postgres, database).unwrap();
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let pool = app.db(database).await;
     let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
         .fetch_one(&pool)
         .await
@@ -81,9 +80,7 @@ async fn the_callers_trace_context_reaches_the_event() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 201);
     assert!(response.headers().contains_key("x-request-id"));
-    let url =
-        shared::db::database_url(&app.env.config.postgres, &app.env.config.task.database).unwrap();
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let pool = app.db(&app.env.config.task.database).await;
     let carried: Option<String> = sqlx::query_scalar(
         "SELECT payload->>'traceparent' FROM outbox WHERE routing_key = 'task.created'",
     )

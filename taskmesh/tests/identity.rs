@@ -17,9 +17,7 @@ async fn admin_app() -> App {
 /// The private key user-svc signs with, read from its database, to forge tokens that differ
 /// from real ones in exactly one respect.
 async fn signing_key(app: &App) -> (String, EncodingKey) {
-    let url =
-        shared::db::database_url(&app.env.config.postgres, &app.env.config.user.database).unwrap();
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let pool = app.db(&app.env.config.user.database).await;
     let (kid, pem): (String, String) = sqlx::query_as(
         "SELECT kid, private_pem FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
     )

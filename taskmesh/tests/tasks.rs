@@ -9,9 +9,7 @@ use serde_json::{json, Value};
 use shared::testkit::eventually;
 
 async fn outbox_count(app: &App, routing_key: &str) -> i64 {
-    let url =
-        shared::db::database_url(&app.env.config.postgres, &app.env.config.task.database).unwrap();
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let pool = app.db(&app.env.config.task.database).await;
     let n = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key = $1")
         .bind(routing_key)
         .fetch_one(&pool)
@@ -505,9 +503,7 @@ async fn list_filters_combine() {
 
 /// The pending `task.due_soon` rows: when each becomes available.
 async fn pending_reminders(app: &App) -> Vec<chrono::DateTime<chrono::Utc>> {
-    let url =
-        shared::db::database_url(&app.env.config.postgres, &app.env.config.task.database).unwrap();
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let pool = app.db(&app.env.config.task.database).await;
     let rows = sqlx::query_scalar(
         "SELECT available_at FROM outbox
           WHERE routing_key = 'task.due_soon' AND published_at IS NULL ORDER BY available_at",
@@ -854,9 +850,7 @@ async fn lists_sort_by_due_date_and_priority_across_pages() {
 
 /// The `data` of every outbox event of `routing_key` for `task_id`, oldest first.
 async fn payloads(app: &App, routing_key: &str, task_id: &str) -> Vec<Value> {
-    let url =
-        shared::db::database_url(&app.env.config.postgres, &app.env.config.task.database).unwrap();
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let pool = app.db(&app.env.config.task.database).await;
     let rows: Vec<Value> = sqlx::query_scalar(
         "SELECT payload FROM outbox WHERE routing_key = $1 AND payload->>'subject' = $2 ORDER BY seq",
     )

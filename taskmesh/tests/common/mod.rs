@@ -87,6 +87,12 @@ impl App {
         body["access_token"].as_str().unwrap().to_string()
     }
 
+    /// A pool on one of this test's service databases, to look at what a service stored.
+    pub async fn db(&self, database: &str) -> sqlx::PgPool {
+        let url = shared::db::database_url(&self.env.config.postgres, database).unwrap();
+        sqlx::PgPool::connect(&url).await.unwrap()
+    }
+
     /// Any request; returns status, headers and JSON body (`Null` when not JSON).
     pub async fn send(
         &self,
