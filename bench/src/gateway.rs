@@ -28,12 +28,7 @@ pub async fn run() -> anyhow::Result<()> {
     );
     let raw = raw_axum(requests).await?;
     let env = TestEnv::new();
-    // The benchmark's single user must not be rate-limited.
-    let extra = [(
-        "TASKMESH_RATE_LIMIT__API_REQUESTS",
-        "1000000000".to_string(),
-    )];
-    let Some(children) = platform::spawn(&env, &extra).await? else {
+    let Some(children) = platform::spawn(&env).await? else {
         return Ok(());
     };
     let http = reqwest::Client::new();

@@ -378,7 +378,7 @@ async fn outbox_backlog(config: &Config, count: usize) -> anyhow::Result<f64> {
 
 /// Each service in its own process: resident memory at idle and after load through the gateway.
 async fn memory(env: &TestEnv) -> anyhow::Result<()> {
-    let Some(children) = platform::spawn(env, &[]).await? else {
+    let Some(children) = platform::spawn(env).await? else {
         return Ok(());
     };
     let http = reqwest::Client::new();
@@ -405,7 +405,7 @@ async fn memory(env: &TestEnv) -> anyhow::Result<()> {
         .to_string();
     let tasks = 2000;
     let started = Instant::now();
-    futures::stream::iter(0..tasks)
+    let succeeded = futures::stream::iter(0..tasks)
         .map(|i| {
             let http = http.clone();
             let token = token.clone();
@@ -422,6 +422,8 @@ async fn memory(env: &TestEnv) -> anyhow::Result<()> {
         .buffer_unordered(8)
         .collect::<Vec<bool>>()
         .await;
+    let failed = succeeded.iter().filter(|ok| !**ok).count();
+    anyhow::ensure!(failed == 0, "{failed} of {tasks} task creations failed");
     println!(
         "\nload for the memory figures: {tasks} task creations through the gateway in {:.2}s",
         started.elapsed().as_secs_f64()

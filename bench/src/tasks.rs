@@ -28,11 +28,7 @@ pub async fn run() -> anyhow::Result<()> {
     let raw_tps = pgbench().await?;
 
     let env = TestEnv::new();
-    let extra = [(
-        "TASKMESH_RATE_LIMIT__API_REQUESTS",
-        "1000000000".to_string(),
-    )];
-    let Some(children) = platform::spawn(&env, &extra).await? else {
+    let Some(children) = platform::spawn(&env).await? else {
         return Ok(());
     };
     let http = reqwest::Client::new();

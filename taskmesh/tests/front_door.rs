@@ -18,23 +18,17 @@ async fn count(app: &App, database: &str, table: &str) -> i64 {
 }
 
 async fn post_with_key(app: &App, token: &str, key: &str, body: Value) -> common::Reply {
-    let response = app
-        .http
-        .post(format!("{}/api/v1/tasks", app.api))
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    common::Reply {
-        status,
-        headers,
-        body,
-    }
+    common::Reply::read(
+        app.http
+            .post(format!("{}/api/v1/tasks", app.api))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,15 +28,7 @@ async fn patch(app: &App, token: &str, id: &str, etag: Option<&str>, body: Value
     if let Some(etag) = etag {
         request = request.header("if-match", etag);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    common::Reply {
-        status,
-        headers,
-        body,
-    }
+    common::Reply::read(request.send().await.unwrap()).await
 }
 
 async fn user_id(app: &App, token: &str) -> String {
