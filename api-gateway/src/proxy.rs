@@ -48,8 +48,10 @@ pub fn route_for(path: &str) -> Option<Route> {
                 matches!(action, "register" | "login" | "refresh"),
             )
         }
+        // Job administration lives with the jobs; the rest of admin with the users.
+        "admin" if segments.next() == Some("jobs") => ("task-svc", false),
         "users" | "admin" => ("user-svc", false),
-        "tasks" | "channels" => ("task-svc", false),
+        "tasks" | "channels" | "workers" => ("task-svc", false),
         "notifications" => ("notify-svc", false),
         "media" => ("media-svc", false),
         _ => return None,
@@ -367,6 +369,12 @@ mod tests {
             })
         );
         assert_eq!(route_for("/api/v1/tasks/abc").unwrap().service, "task-svc");
+        assert_eq!(route_for("/api/v1/workers").unwrap().service, "task-svc");
+        assert_eq!(
+            route_for("/api/v1/admin/jobs/dead").unwrap().service,
+            "task-svc"
+        );
+        assert_eq!(route_for("/api/v1/admin/keys").unwrap().service, "user-svc");
         assert!(!route_for("/api/v1/tasks").unwrap().public);
         assert_eq!(route_for("/api/v1/unknown"), None);
         assert_eq!(route_for("/internal"), None);

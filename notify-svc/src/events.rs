@@ -40,6 +40,12 @@ impl Handler for NotificationHandler {
             }
             TaskCreated::TYPE => {
                 let data: TaskCreated = event.decode().map_err(reject)?;
+                if data.job_kind.is_some() {
+                    // Programs create jobs by the thousand; their owners hear about failures
+                    // (task.dead), not about every creation.
+                    tx.commit().await?;
+                    return Ok(());
+                }
                 let note = Note {
                     user_id: data.owner_id,
                     kind: "task_created",

@@ -181,6 +181,8 @@ pub struct OutgoingMessage {
     pub message_id: Option<String>,
     pub content_type: String,
     pub headers: FieldTable,
+    /// AMQP priority (0–255; the job queues use 0–9); only priority queues look at it.
+    pub priority: Option<u8>,
 }
 
 impl OutgoingMessage {
@@ -192,6 +194,7 @@ impl OutgoingMessage {
             message_id: None,
             content_type: crate::events::CLOUDEVENTS_JSON.into(),
             headers: FieldTable::default(),
+            priority: None,
         }
     }
 
@@ -208,6 +211,9 @@ impl OutgoingMessage {
             .with_headers(self.headers.clone());
         if let Some(id) = &self.message_id {
             props = props.with_message_id(ShortString::from(id.as_str()));
+        }
+        if let Some(priority) = self.priority {
+            props = props.with_priority(priority);
         }
         props
     }

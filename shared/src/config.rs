@@ -30,6 +30,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub cors: CorsConfig,
     pub tasks: TasksConfig,
+    pub jobs: JobsConfig,
+    pub workers: WorkersConfig,
     pub gateway: ServiceConfig,
     pub user: ServiceConfig,
     pub task: ServiceConfig,
@@ -51,6 +53,8 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             cors: CorsConfig::default(),
             tasks: TasksConfig::default(),
+            jobs: JobsConfig::default(),
+            workers: WorkersConfig::default(),
             gateway: ServiceConfig::new(8080, ""),
             user: ServiceConfig::new(8081, "taskmesh_users"),
             task: ServiceConfig::new(8082, "taskmesh_tasks"),
@@ -102,6 +106,19 @@ impl Config {
         }
         if self.amqp.prefetch == 0 {
             return Err(ConfigError("amqp.prefetch must be at least 1".into()));
+        }
+        if self.workers.concurrency == 0 {
+            return Err(ConfigError("workers.concurrency must be at least 1".into()));
+        }
+        if self.workers.pools.is_empty() {
+            return Err(ConfigError(
+                "workers.pools must name at least one pool".into(),
+            ));
+        }
+        if self.jobs.backoff_base_ms == 0 || self.jobs.backoff_max_ms < self.jobs.backoff_base_ms {
+            return Err(ConfigError(
+                "jobs.backoff_base_ms must be at least 1 and at most jobs.backoff_max_ms".into(),
+            ));
         }
         if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 900 {
             return Err(ConfigError(
@@ -349,6 +366,90 @@ impl Default for TasksConfig {
     }
 }
 
+/// Automated tasks (jobs), as task-svc schedules them. A job's own settings override the
+/// defaults within the limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct JobsConfig {
+    /// Largest accepted job payload (serialised JSON).
+    pub max_payload_bytes: usize,
+    /// Attempts when a job does not say (the first run counts).
+    pub default_max_attempts: u32,
+    /// Backoff before the first retry; doubled per retry, with ±25 % jitter, capped.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// How long one run may take when a job does not say.
+    pub default_timeout_secs: u64,
+    /// Upper bound of any job's timeout.
+    pub max_timeout_secs: u64,
+    /// A worker whose last heartbeat is older than this is listed as dead.
+    pub worker_dead_after_secs: u64,
+    /// How often the cron scheduler looks for due recurring jobs.
+    pub cron_poll_ms: u64,
+    /// A dispatch whose runs were lost (their worker died) this many times is dead-lettered:
+    /// it is probably what kills the workers.
+    pub max_lost_runs: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 64 * 1024,
+            default_max_attempts: 5,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            default_timeout_secs: 300,
+            max_timeout_secs: 24 * 3600,
+            worker_dead_after_secs: 15,
+            cron_poll_ms: 500,
+            max_lost_runs: 5,
+        }
+    }
+}
+
+/// A worker process: which pools it serves, how much at once, and what its built-in handlers may
+/// reach.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkersConfig {
+    /// Pools whose queues (`<ns>.jobs.<pool>`) this worker consumes.
+    pub pools: Vec<String>,
+    /// Jobs run at once by this process (across its pools).
+    pub concurrency: usize,
+    /// Unacked dispatches held per pool queue; 0: the concurrency. Low keeps priorities sharp
+    /// (a held job cannot be overtaken), high saves round trips.
+    pub prefetch: u16,
+    /// On SIGTERM, how long running jobs may take to finish before they are handed back.
+    pub shutdown_grace_secs: u64,
+    /// How often the worker reports itself in Redis.
+    pub heartbeat_secs: u64,
+    /// The worker's id; empty: `<host>-<random>`.
+    pub id: String,
+    /// Hosts, IP addresses or CIDR ranges the `http` kind may call although they are loopback,
+    /// private or link-local (refused by default: SSRF guard).
+    pub http_allow: Vec<String>,
+    /// Largest response body the `http` kind records.
+    pub http_max_response_bytes: usize,
+    /// Executables the `command` kind may run (absolute paths); empty: the kind is off.
+    pub commands: Vec<String>,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            pools: vec!["default".into()],
+            concurrency: 16,
+            prefetch: 0,
+            shutdown_grace_secs: 30,
+            heartbeat_secs: 5,
+            id: String::new(),
+            http_allow: Vec::new(),
+            http_max_response_bytes: 64 * 1024,
+            commands: Vec::new(),
+        }
+    }
+}
+
 /// Which browser origins may call the API (the gateway answers CORS preflights for them).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -407,6 +508,16 @@ mod tests {
             let config = Config::load().unwrap();
             assert_eq!(config.task.bind.port(), 9999);
             assert_eq!(config.consumer.max_attempts, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn lists_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TASKMESH_WORKERS__POOLS", "[default, py]");
+            let config = Config::load().unwrap();
+            assert_eq!(config.workers.pools, ["default", "py"]);
             Ok(())
         });
     }

@@ -123,7 +123,14 @@ pub const ALL_TYPES: &[&str] = &[
     TaskAssigned::TYPE,
     TaskDeleted::TYPE,
     TaskDueSoon::TYPE,
+    TaskFailed::TYPE,
+    TaskDead::TYPE,
     ChannelJoined::TYPE,
+    JobDispatch::TYPE,
+    JobStarted::TYPE,
+    JobProgress::TYPE,
+    JobFinished::TYPE,
+    JobCancel::TYPE,
 ];
 
 /// A user registered.
@@ -183,6 +190,9 @@ pub struct TaskCreated {
     pub assignee_id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
     pub due_at: Option<DateTime<Utc>>,
+    /// Set for an automated task: the kind of its job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_kind: Option<String>,
 }
 
 impl EventPayload for TaskCreated {
@@ -228,7 +238,8 @@ impl EventPayload for TaskStatusChanged {
     }
 }
 
-/// A task reached `done`.
+/// A task reached `done`, or an automated task `completed` (then `job_kind` is set and
+/// `actor_id` is the nil UUID: the system).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskCompleted {
     pub task_id: Uuid,
@@ -236,6 +247,8 @@ pub struct TaskCompleted {
     pub actor_id: Uuid,
     pub assignee_id: Option<Uuid>,
     pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_kind: Option<String>,
 }
 
 impl EventPayload for TaskCompleted {
@@ -245,19 +258,24 @@ impl EventPayload for TaskCompleted {
     }
 }
 
-/// A task's assignee was set or changed.
+/// A task was handed to someone: a person (`assignee_id`) or, for an automated task, a worker
+/// pool (`pool`, with `assignee_id` null). Version 2 made `assignee_id` optional and added `pool`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskAssigned {
     pub task_id: Uuid,
     pub owner_id: Uuid,
     pub actor_id: Uuid,
-    pub assignee_id: Uuid,
+    pub assignee_id: Option<Uuid>,
     pub previous_assignee_id: Option<Uuid>,
     pub title: String,
+    /// The worker pool an automated task was queued on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 impl EventPayload for TaskAssigned {
     const TYPE: &'static str = "task.assigned";
+    const VERSION: u32 = 2;
     fn subject(&self) -> String {
         self.task_id.to_string()
     }
@@ -290,6 +308,175 @@ pub struct TaskDueSoon {
 
 impl EventPayload for TaskDueSoon {
     const TYPE: &'static str = "task.due_soon";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// An automated task's attempt failed; `retry_at` is set when it will run again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskFailed {
+    pub task_id: Uuid,
+    pub owner_id: Uuid,
+    pub title: String,
+    pub kind: String,
+    pub pool: String,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub error: String,
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+impl EventPayload for TaskFailed {
+    const TYPE: &'static str = "task.failed";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// An automated task used up its attempts (or failed for good) and went to its pool's
+/// dead-letter queue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskDead {
+    pub task_id: Uuid,
+    pub owner_id: Uuid,
+    pub title: String,
+    pub kind: String,
+    pub pool: String,
+    pub attempts: i32,
+    pub error: String,
+}
+
+impl EventPayload for TaskDead {
+    const TYPE: &'static str = "task.dead";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// A job handed to a worker pool: published on `job.dispatch.<pool>` to the pool's queue
+/// `<ns>.jobs.<pool>` with the task's priority as the AMQP priority. Workers in any language
+/// consume it (see `docs/asyncapi.yaml`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobDispatch {
+    pub task_id: Uuid,
+    /// This hand-over; a retry or replay is a new dispatch. Reports name it, so a late report
+    /// of an earlier dispatch cannot change the current one.
+    pub dispatch_id: Uuid,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub pool: String,
+    /// 1 for the first run, 2 for the first retry, …
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub timeout_ms: i64,
+    /// The same for every attempt of this task: handlers deduplicate their effects on it.
+    pub idempotency_key: String,
+    pub priority: String,
+}
+
+impl EventPayload for JobDispatch {
+    const TYPE: &'static str = "job.dispatch";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// A worker started running a dispatch (worker → task-svc).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobStarted {
+    pub task_id: Uuid,
+    pub dispatch_id: Uuid,
+    /// One execution; a redelivery after a crash is a new run of the same dispatch.
+    pub run_id: Uuid,
+    pub worker_id: String,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+}
+
+impl EventPayload for JobStarted {
+    const TYPE: &'static str = "job.started";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// A running handler's progress (worker → task-svc); `seq` orders the reports of one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobProgress {
+    pub task_id: Uuid,
+    pub dispatch_id: Uuid,
+    pub run_id: Uuid,
+    pub seq: i64,
+    pub percent: Option<f64>,
+    pub message: Option<String>,
+}
+
+impl EventPayload for JobProgress {
+    const TYPE: &'static str = "job.progress";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobOutcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    /// Stopped because the task was cancelled.
+    Cancelled,
+    /// Handed back unfinished (the worker shut down); the dispatch runs again elsewhere.
+    Interrupted,
+}
+
+impl JobOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Succeeded => "succeeded",
+            JobOutcome::Failed => "failed",
+            JobOutcome::TimedOut => "timed_out",
+            JobOutcome::Cancelled => "cancelled",
+            JobOutcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A run ended (worker → task-svc). The worker acks the dispatch only after this is confirmed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobFinished {
+    pub task_id: Uuid,
+    pub dispatch_id: Uuid,
+    pub run_id: Uuid,
+    pub worker_id: String,
+    pub attempt: i32,
+    pub outcome: JobOutcome,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    /// `false`: retrying cannot help (bad payload, unknown kind); the job goes dead now.
+    pub retryable: bool,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+}
+
+impl EventPayload for JobFinished {
+    const TYPE: &'static str = "job.finished";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// Stop a job (task-svc → every worker): a worker running it fires its cancellation token, a
+/// worker that receives its dispatch later skips it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobCancel {
+    pub task_id: Uuid,
+}
+
+impl EventPayload for JobCancel {
+    const TYPE: &'static str = "job.cancel";
     fn subject(&self) -> String {
         self.task_id.to_string()
     }

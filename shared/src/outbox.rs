@@ -36,23 +36,58 @@ pub async fn enqueue_at<T: EventPayload>(
     event: CloudEvent<T>,
     available_at: Option<DateTime<Utc>>,
 ) -> Result<Uuid, sqlx::Error> {
+    let route = Route {
+        available_at,
+        ..Route::default()
+    };
+    enqueue_routed(tx, event, route).await
+}
+
+/// How an outbox row is published, beyond the defaults (the events exchange, the event type as
+/// routing key, now, no priority).
+#[derive(Debug, Clone, Default)]
+pub struct Route {
+    /// Another routing key than the event type (job dispatches go to `job.dispatch.<pool>`).
+    pub routing_key: Option<String>,
+    /// Not published before this.
+    pub available_at: Option<DateTime<Utc>>,
+    /// The AMQP priority of the message.
+    pub priority: Option<u8>,
+}
+
+/// Writes `event` to the outbox inside `tx`, published as `route` says once `tx` commits.
+pub async fn enqueue_routed<T: EventPayload>(
+    tx: &mut PgConnection,
+    event: CloudEvent<T>,
+    route: Route,
+) -> Result<Uuid, sqlx::Error> {
     let event = event
         .into_untyped()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let id = event.id;
-    let routing_key = event.event_type.clone();
+    let routing_key = route
+        .routing_key
+        .unwrap_or_else(|| event.event_type.clone());
     let payload = serde_json::to_value(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
-        "INSERT INTO outbox (id, routing_key, payload, available_at)
-         VALUES ($1, $2, $3, COALESCE($4, now()))",
+        "INSERT INTO outbox (id, routing_key, payload, available_at, priority)
+         VALUES ($1, $2, $3, COALESCE($4, now()), $5)",
     )
     .bind(id)
     .bind(routing_key)
     .bind(payload)
-    .bind(available_at)
+    .bind(route.available_at)
+    .bind(route.priority.map(i16::from))
     .execute(tx)
     .await?;
     Ok(id)
+}
+
+/// Whether an outbox row is a command that must reach its queue (a job dispatch or dead
+/// letter) rather than an event nobody may be listening for: unroutable, it is retried with
+/// backoff instead of being marked, so a job is never dropped while its pool's queue is missing.
+fn must_route(routing_key: &str) -> bool {
+    routing_key.starts_with("job.dispatch.") || routing_key.starts_with("job.dead.")
 }
 
 /// What one relay round did.
@@ -115,7 +150,7 @@ impl Relay {
     async fn round(&self, mark: bool) -> anyhow::Result<RoundStats> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT id, exchange, routing_key, payload::text AS payload, attempts
+            "SELECT id, exchange, routing_key, payload::text AS payload, attempts, priority
                FROM outbox
               WHERE published_at IS NULL AND available_at <= now()
               ORDER BY seq
@@ -144,6 +179,9 @@ impl Relay {
                 payload.into_bytes(),
             );
             message.message_id = Some(id.to_string());
+            message.priority = row
+                .get::<Option<i16>, _>("priority")
+                .and_then(|p| u8::try_from(p).ok());
             ids.push(id);
             messages.push(message);
         }
@@ -157,7 +195,7 @@ impl Relay {
         for ((id, result), message) in ids.into_iter().zip(results).zip(&messages) {
             match result {
                 Ok(()) => published.push(id),
-                Err(PublishError::Unroutable { routing_key, .. }) => {
+                Err(PublishError::Unroutable { routing_key, .. }) if !must_route(&routing_key) => {
                     tracing::warn!(%id, %routing_key, "no queue is bound for this event type; marked unroutable");
                     metrics::counter!("taskmesh_outbox_unroutable_total", "routing_key" => routing_key)
                         .increment(1);

@@ -5,7 +5,11 @@
 //! published by one service is routed to the queues of its consumers even if those consumers
 //! have never run yet. An event that is still unroutable has no consumer in this table.
 
-use lapin::Channel;
+use lapin::{
+    options::{QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+    Channel,
+};
 
 use crate::broker::Broker;
 use crate::config::ConsumerConfig;
@@ -25,9 +29,114 @@ pub fn task_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "task-svc", config).bind("user.*")
 }
 
+/// task-svc's queue of workers' reports on the jobs they run.
+pub fn job_reports_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
+    QueueSpec::new(broker, "task-svc.job-reports", config)
+        .bind("job.started")
+        .bind("job.progress")
+        .bind("job.finished")
+}
+
 /// Every consumer queue of the deployment.
 pub fn consumer_queues(broker: &Broker, config: &ConsumerConfig) -> Vec<QueueSpec> {
-    vec![notify_queue(broker, config), task_queue(broker, config)]
+    vec![
+        notify_queue(broker, config),
+        task_queue(broker, config),
+        job_reports_queue(broker, config),
+    ]
+}
+
+/// Highest AMQP priority of a job queue (`x-max-priority`); task priorities map onto 0..=9.
+pub const JOB_MAX_PRIORITY: u8 = 9;
+
+/// Whether `pool` may name a worker pool: 1 to 40 of `a-z 0-9 _ -`, starting with a letter or
+/// digit (it becomes part of queue names and routing keys).
+pub fn valid_pool(pool: &str) -> bool {
+    let mut chars = pool.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && pool.len() <= 40
+        && pool
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// Names of a worker pool's queues and routing keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolTopology {
+    /// `<ns>.jobs.<pool>`: the dispatches, highest priority first.
+    pub queue: String,
+    /// `job.dispatch.<pool>`
+    pub dispatch_key: String,
+    /// `<ns>.jobs.<pool>.dlq`: dead jobs, kept for inspection and replay.
+    pub dead_letter_queue: String,
+    /// `job.dead.<pool>`
+    pub dead_key: String,
+}
+
+impl PoolTopology {
+    pub fn new(broker: &Broker, pool: &str) -> Self {
+        Self {
+            queue: broker.queue_name(&format!("jobs.{pool}")),
+            dispatch_key: format!("job.dispatch.{pool}"),
+            dead_letter_queue: broker.queue_name(&format!("jobs.{pool}.dlq")),
+            dead_key: format!("job.dead.{pool}"),
+        }
+    }
+
+    /// Declares the pool's queue and dead-letter queue and binds them. Idempotent: task-svc runs
+    /// it before the first dispatch to a pool, workers before they consume.
+    ///
+    /// The job queue is a classic durable queue with `x-max-priority`, whatever the deployment's
+    /// queue type: RabbitMQ 3.x quorum queues refuse priorities, and an urgent job must overtake a
+    /// backlog. Messages are persistent, so they survive a broker restart.
+    pub async fn declare(&self, broker: &Broker, channel: &Channel) -> Result<(), lapin::Error> {
+        broker.declare_events_exchange(channel).await?;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let mut args = FieldTable::default();
+        args.insert(
+            ShortString::from("x-queue-type"),
+            AMQPValue::LongString(LongString::from("classic")),
+        );
+        args.insert(
+            ShortString::from("x-max-priority"),
+            AMQPValue::ShortShortUInt(JOB_MAX_PRIORITY),
+        );
+        if let Some(expires) = broker.config().queue_expires_ms {
+            args.insert(
+                ShortString::from("x-expires"),
+                AMQPValue::LongLongInt(i64::from(expires)),
+            );
+        }
+        channel.queue_declare(&self.queue, durable, args).await?;
+        channel
+            .queue_declare(
+                &self.dead_letter_queue,
+                durable,
+                broker.queue_args(None, None, None),
+            )
+            .await?;
+        let exchange = broker.events_exchange();
+        for (queue, key) in [
+            (&self.queue, &self.dispatch_key),
+            (&self.dead_letter_queue, &self.dead_key),
+        ] {
+            channel
+                .queue_bind(
+                    queue,
+                    &exchange,
+                    key,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Declares the exchange and every consumer queue.

@@ -5,6 +5,8 @@
 //! - [`tasks`]: the task resource (ETags, history, events).
 //! - [`status`]: the status state machine.
 //! - [`channels`]: channels joined by code, whose members share tasks.
+//! - [`jobs`]: automated tasks: dispatch to worker pools, workers' reports, retries, dead
+//!   letters, cancel, cron, the worker list.
 //! - [`cache`]: the first page of each user's task list in Redis, invalidated on change.
 //! - [`priority`]: priority prediction (naive Bayes on this deployment's tasks, or a heuristic).
 //! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
@@ -12,6 +14,7 @@
 
 pub mod cache;
 pub mod channels;
+pub mod jobs;
 pub mod priority;
 pub mod reminders;
 pub mod status;
@@ -34,6 +37,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub config: std::sync::Arc<Config>,
     pub cache: cache::ListCache,
+    /// Worker pools whose queues this process declared.
+    pub pools: jobs::Pools,
 }
 
 /// This service's part of the API description.
@@ -43,10 +48,13 @@ pub struct AppState {
         tasks::create, tasks::list, tasks::read, tasks::update, tasks::delete, tasks::history,
         tasks::model_report, tasks::model_retrain,
         channels::create, channels::list, channels::read, channels::join, channels::leave,
-        channels::rotate_code, channels::remove_member
+        channels::rotate_code, channels::remove_member,
+        jobs::cancel, jobs::attempts, jobs::dead_list, jobs::dead_replay, jobs::dead_purge,
+        jobs::workers
     ),
     tags(
         (name = "tasks", description = "Tasks"),
+        (name = "jobs", description = "Automated tasks: runs, cancel, dead letters, workers"),
         (name = "channels", description = "Channels: tasks shared by join code")
     )
 )]
@@ -81,6 +89,21 @@ pub async fn run(
         },
     );
     platform.spawn(consumer.run(shutdown.clone()));
+    let reports = shared::consumer::Consumer::new(
+        platform.broker.clone(),
+        shared::topology::job_reports_queue(&platform.broker, &config.consumer),
+        jobs::JobReports {
+            pool: platform.pool.clone(),
+            cache: list_cache.clone(),
+            config: config.jobs.clone(),
+        },
+    );
+    platform.spawn(reports.run(shutdown.clone()));
+    platform.spawn(jobs::run_cron(
+        platform.pool.clone(),
+        config.jobs.clone(),
+        shutdown.clone(),
+    ));
     platform.spawn(priority::retrain_periodically(
         platform.pool.clone(),
         shutdown.clone(),
@@ -88,10 +111,12 @@ pub async fn run(
     let app = Router::new()
         .merge(tasks::router())
         .merge(channels::router())
+        .merge(jobs::router())
         .with_state(AppState {
             pool: platform.pool.clone(),
             config: std::sync::Arc::new(config.clone()),
             cache: list_cache.clone(),
+            pools: jobs::Pools::new(platform.broker.clone()),
         })
         .merge(shared::health::openapi_router(
             <ApiDoc as utoipa::OpenApi>::openapi(),

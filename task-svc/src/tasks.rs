@@ -28,7 +28,7 @@ use shared::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{cache, channels, priority, reminders, status, AppState, SERVICE};
+use crate::{cache, channels, jobs, priority, reminders, status, AppState, SERVICE};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,6 +60,10 @@ pub struct Task {
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// An automated task's job; absent for a person's task.
+    #[sqlx(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<jobs::JobView>,
 }
 
 pub(crate) const COLUMNS: &str = "id, owner_id, title, description, status, priority, \
@@ -99,7 +103,7 @@ async fn access(
 }
 
 /// A task with its `ETag` header.
-fn with_etag(status: StatusCode, task: Task) -> Response {
+pub(crate) fn with_etag(status: StatusCode, task: Task) -> Response {
     let etag = HeaderValue::from_str(&task.etag()).ok();
     let mut response = (status, Json(task)).into_response();
     if let Some(etag) = etag {
@@ -198,10 +202,14 @@ pub struct CreateTask {
     pub channel_id: Option<Uuid>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Makes it an automated task that a worker pool runs.
+    pub job: Option<jobs::JobSpec>,
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", security(("bearer" = [])), request_body = CreateTask,
     responses((status = 201, description = "Created; task.created (and task.assigned) are published", body = Task),
+        (status = 200, description = "A live job with the same unique_key exists: that task", body = Task),
+        (status = 503, description = "A job for a new pool while RabbitMQ is down", body = ProblemBody),
         (status = 400, description = "Malformed body", body = ProblemBody),
         (status = 422, description = "Invalid title, description, tags or assignee", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
@@ -213,6 +221,21 @@ pub async fn create(
     let title = parse_title(&request.title)?;
     check_description(&request.description)?;
     let tags = parse_tags(&request.tags)?;
+    let job = match &request.job {
+        Some(spec) => {
+            let job = jobs::parse(spec, &state.config.jobs)?;
+            if request.assignee_id.is_some() {
+                return Err(ApiError::unprocessable(
+                    "invalid_job",
+                    "an automated task runs on a worker pool; it takes no assignee",
+                ));
+            }
+            state.pools.ensure(&job.pool).await?;
+            Some(job)
+        }
+        None => None,
+    };
+    let initial_status = job.as_ref().map_or("todo", |j| j.initial_status());
     let (priority, source) = match request.priority {
         Some(priority) => (priority.as_str().to_string(), "user"),
         None => {
@@ -231,8 +254,8 @@ pub async fn create(
     }
     let task: Task = sqlx::query_as(&format!(
         "INSERT INTO tasks (id, owner_id, title, description, priority, due_at, assignee_id, tags,
-                            channel_id, priority_source)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+                            channel_id, priority_source, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::now_v7())
     .bind(identity.user_id)
@@ -244,8 +267,20 @@ pub async fn create(
     .bind(&tags)
     .bind(request.channel_id)
     .bind(source)
+    .bind(initial_status)
     .fetch_one(&mut *tx)
     .await?;
+    let mut task = task;
+    if let Some(job) = &job {
+        if let jobs::Inserted::Duplicate(existing) = jobs::insert(&mut tx, &task, job, None).await?
+        {
+            tx.rollback().await?;
+            let mut conn = state.pool.acquire().await?;
+            let (existing, _) = visible(&mut conn, &identity, &existing.to_string(), false).await?;
+            return Ok(with_etag(StatusCode::OK, existing));
+        }
+        jobs::attach(&mut tx, std::slice::from_mut(&mut task)).await?;
+    }
     let created = TaskCreated {
         task_id: task.id,
         owner_id: task.owner_id,
@@ -255,6 +290,7 @@ pub async fn create(
         assignee_id: task.assignee_id,
         channel_id: task.channel_id,
         due_at: task.due_at,
+        job_kind: job.as_ref().map(|j| j.kind.clone()),
     };
     outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, created)).await?;
     if let Some(assignee_id) = task.assignee_id {
@@ -262,9 +298,10 @@ pub async fn create(
             task_id: task.id,
             owner_id: task.owner_id,
             actor_id: identity.user_id,
-            assignee_id,
+            assignee_id: Some(assignee_id),
             previous_assignee_id: None,
             title: task.title.clone(),
+            pool: None,
         };
         outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, assigned)).await?;
     }
@@ -532,7 +569,9 @@ async fn query_list(
         " ORDER BY {key} {direction}, id {direction} LIMIT "
     ))
     .push_bind(limit + 1);
-    let mut items: Vec<Task> = sql.build_query_as().fetch_all(&state.pool).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut items: Vec<Task> = sql.build_query_as().fetch_all(&mut *conn).await?;
+    jobs::attach(&mut conn, &mut items).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|t| encode_cursor(t, sort))
@@ -557,12 +596,42 @@ async fn visible(
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;
-    let task = task.ok_or_else(|| ApiError::not_found("task"))?;
+    let mut task = task.ok_or_else(|| ApiError::not_found("task"))?;
     let access = access(conn, &task, identity).await?;
     if !access.read {
         return Err(ApiError::not_found("task"));
     }
+    jobs::attach(conn, std::slice::from_mut(&mut task)).await?;
     Ok((task, access))
+}
+
+/// The task if `identity` may see it; 404 otherwise.
+pub(crate) async fn visible_task(
+    conn: &mut PgConnection,
+    identity: &Identity,
+    id: &str,
+) -> Result<Task, ApiError> {
+    Ok(visible(conn, identity, id, false).await?.0)
+}
+
+/// The task, locked, if `identity` may see it, and whether they may edit it; 404 otherwise.
+pub(crate) async fn visible_for_edit(
+    conn: &mut PgConnection,
+    identity: &Identity,
+    id: &str,
+) -> Result<(Task, bool), ApiError> {
+    let (task, access) = visible(conn, identity, id, true).await?;
+    Ok((task, access.edit))
+}
+
+/// The `changes` entry of a status move.
+pub(crate) fn status_change(before: &Task, after: &Task) -> Map<String, Value> {
+    let mut changes = Map::new();
+    changes.insert(
+        "status".into(),
+        json!({ "from": before.status, "to": after.status }),
+    );
+    changes
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", security(("bearer" = [])),
@@ -677,8 +746,23 @@ pub async fn update(
         after.priority_source = "user".into();
     }
     if let Some(to) = &request.status {
-        status::check(&before.status, to)?;
+        if before.job.is_some() {
+            if *to != before.status {
+                return Err(ApiError::conflict(
+                    "job_status",
+                    "an automated task's status follows its job; cancel it with POST /api/v1/tasks/{id}/cancel",
+                ));
+            }
+        } else {
+            status::check(&before.status, to)?;
+        }
         after.status = to.clone();
+    }
+    if before.job.is_some() && matches!(request.assignee_id, Some(Some(_))) {
+        return Err(ApiError::unprocessable(
+            "invalid_job",
+            "an automated task runs on a worker pool; it takes no assignee",
+        ));
     }
     if let Some(due_at) = request.due_at {
         after.due_at = due_at;
@@ -754,6 +838,13 @@ pub(crate) async fn save(
     .bind(&after.priority_source)
     .fetch_one(&mut *tx)
     .await?;
+    let mut task = Task {
+        job: after.job.clone(),
+        ..task
+    };
+    if task.job.is_some() {
+        jobs::attach(&mut *tx, std::slice::from_mut(&mut task)).await?;
+    }
     sqlx::query(
         "INSERT INTO task_history (id, task_id, actor_id, changes) VALUES ($1, $2, $3, $4)",
     )
@@ -790,6 +881,7 @@ pub(crate) async fn save(
                 actor_id,
                 assignee_id: task.assignee_id,
                 title: task.title.clone(),
+                job_kind: None,
             };
             outbox::enqueue(tx, CloudEvent::new(SERVICE, completed)).await?;
         }
@@ -802,9 +894,10 @@ pub(crate) async fn save(
             task_id: task.id,
             owner_id: task.owner_id,
             actor_id,
-            assignee_id,
+            assignee_id: Some(assignee_id),
             previous_assignee_id: previous,
             title: task.title.clone(),
+            pool: None,
         };
         outbox::enqueue(tx, CloudEvent::new(SERVICE, assigned)).await?;
     }

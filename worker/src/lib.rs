@@ -1,11 +1,23 @@
-//! worker: executes automated tasks from the job queues. This first version runs the process
-//! shell every later feature needs: health and metrics on its port, and a heartbeat in Redis
-//! (`<prefix>workers:<id>`, refreshed every 5 s, expiring after 15 s) so operators can see which
-//! workers are alive.
+//! worker: runs automated tasks. A worker process consumes the queues of its pools
+//! (`<ns>.jobs.<pool>`), runs each job through the handler registered for its kind, under a
+//! concurrency limit and the job's timeout, and reports start, progress and outcome to task-svc
+//! as events. It heartbeats in Redis (`<prefix>workers:<id>`) so `GET /api/v1/workers` shows it,
+//! and listens for cancels on its own control queue.
+//!
+//! Embedding: build a [`Worker`], register more kinds with [`Worker::register`], and run it.
 //!
 //! # Layout
-//! - this file: start-up and the heartbeat.
+//! - this file: [`Worker`], start-up, the heartbeat, graceful shutdown.
+//! - [`handler`]: the [`handler::JobHandler`] trait, the job context and errors, the registry.
+//! - [`builtin`]: the built-in kinds `noop`, `sleep`, `http`, `command`.
+//! - [`executor`]: consuming, running, reporting and settling dispatches; cancels.
 
+pub mod builtin;
+pub mod executor;
+pub mod handler;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,51 +27,160 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::executor::Executor;
+use crate::handler::{JobHandler, Registry};
+
 pub const SERVICE: &str = "worker";
 
-/// How often a worker reports itself, and how long a report stays valid.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
-pub const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
+/// A worker stays listed this long after its last heartbeat (then shown dead), and this long
+/// after a clean stop.
+const LISTED_AFTER_DEATH: Duration = Duration::from_secs(3600);
+const LISTED_AFTER_STOP: Duration = Duration::from_secs(300);
 
-/// Runs a worker on `listener` (health and metrics) until `shutdown`.
+/// A worker process: its config and the kinds it runs.
+pub struct Worker {
+    config: Config,
+    registry: Registry,
+}
+
+impl Worker {
+    /// A worker with the built-in kinds its config allows.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let registry = builtin::registry(&config.workers)?;
+        Ok(Self { config, registry })
+    }
+
+    /// Adds (or replaces) the handler of `kind`.
+    pub fn register(mut self, kind: &str, handler: impl JobHandler) -> Self {
+        self.registry.register(kind, handler);
+        self
+    }
+
+    /// Runs until `shutdown`, serving health and metrics on `listener`.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let config = self.config;
+        for pool in &config.workers.pools {
+            if !shared::topology::valid_pool(pool) {
+                anyhow::bail!("workers.pools: {pool:?} is not a valid pool name (a-z 0-9 _ -)");
+            }
+        }
+        // Never shown the shutdown signal directly: the pools stop taking work at once, the
+        // health endpoint and heartbeat last until the running jobs are settled.
+        let serving = CancellationToken::new();
+        let redis = shared::cache::connect(&config.redis, &shutdown).await?;
+        let broker = Broker::new(&config.amqp, SERVICE);
+        let id = if config.workers.id.is_empty() {
+            format!(
+                "{}-{}",
+                hostname(),
+                &Uuid::new_v4().simple().to_string()[..8]
+            )
+        } else {
+            config.workers.id.clone()
+        };
+        let executor = Arc::new(Executor::new(
+            id.clone(),
+            config.workers.clone(),
+            self.registry,
+            broker.clone(),
+            redis.clone(),
+            config.redis.key_prefix.clone(),
+        ));
+        let key = format!("{}workers:{id}", config.redis.key_prefix);
+        let heartbeat = tokio::spawn(heartbeat(
+            redis.clone(),
+            key,
+            executor.clone(),
+            serving.clone(),
+        ));
+        let cancels = tokio::spawn(executor.clone().listen_for_cancels(serving.clone()));
+        let hand_back = CancellationToken::new();
+        let mut pools = tokio::task::JoinSet::new();
+        for pool in &config.workers.pools {
+            pools.spawn(executor.clone().consume_pool(
+                pool.clone(),
+                shutdown.clone(),
+                hand_back.clone(),
+            ));
+        }
+        tracing::info!(worker_id = %id, pools = ?config.workers.pools, concurrency = config.workers.concurrency, "worker started");
+
+        let readiness = Readiness::new(SERVICE).redis(redis).rabbitmq(broker);
+        let app = shared::startup::finish_router(Router::new(), readiness);
+        let server = tokio::spawn(shared::http::serve(listener, app, serving.clone()));
+
+        shutdown.cancelled().await;
+        let grace = Duration::from_secs(config.workers.shutdown_grace_secs);
+        tracing::info!(
+            in_flight = executor.stats.in_flight.load(Ordering::Relaxed),
+            ?grace,
+            "worker stopping: no new jobs; running ones may finish"
+        );
+        let hand_back_later = {
+            let hand_back = hand_back.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                hand_back.cancel();
+            })
+        };
+        while pools.join_next().await.is_some() {}
+        hand_back_later.abort();
+        serving.cancel();
+        let _ = cancels.await;
+        heartbeat.await?;
+        server.await??;
+        tracing::info!(worker_id = %id, "worker stopped");
+        Ok(())
+    }
+}
+
+/// Runs a worker with the built-in kinds on `listener` (health and metrics) until `shutdown`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let redis = shared::cache::connect(&config.redis, &shutdown).await?;
-    let broker = Broker::new(&config.amqp, SERVICE);
-    let id = format!(
-        "{}-{}",
-        hostname(),
-        &Uuid::new_v4().simple().to_string()[..8]
-    );
-    let key = format!("{}workers:{id}", config.redis.key_prefix);
-    let heartbeat = tokio::spawn(heartbeat(redis.clone(), key, shutdown.clone()));
-    tracing::info!(worker_id = %id, "worker started");
-
-    let readiness = Readiness::new(SERVICE).redis(redis).rabbitmq(broker);
-    let app = shared::startup::finish_router(Router::new(), readiness);
-    shared::http::serve(listener, app, shutdown).await?;
-    heartbeat.await?;
-    Ok(())
+    Worker::new(config)?.run(listener, shutdown).await
 }
 
-async fn heartbeat(mut redis: ConnectionManager, key: String, shutdown: CancellationToken) {
+async fn heartbeat(
+    mut redis: ConnectionManager,
+    key: String,
+    executor: Arc<Executor>,
+    stop: CancellationToken,
+) {
     let started = chrono::Utc::now().to_rfc3339();
+    let every = Duration::from_secs(executor.config.heartbeat_secs.max(1));
     loop {
+        let stats = &executor.stats;
         let beat: redis::RedisResult<()> = redis::pipe()
             .hset_multiple(
                 &key,
                 &[
+                    ("id", executor.id.clone()),
+                    ("pools", executor.config.pools.join(",")),
                     ("host", hostname()),
                     ("version", env!("CARGO_PKG_VERSION").to_string()),
                     ("started_at", started.clone()),
                     ("seen_at", chrono::Utc::now().to_rfc3339()),
+                    ("concurrency", executor.config.concurrency.to_string()),
+                    (
+                        "in_flight",
+                        stats.in_flight.load(Ordering::Relaxed).to_string(),
+                    ),
+                    (
+                        "processed",
+                        stats.processed.load(Ordering::Relaxed).to_string(),
+                    ),
+                    ("failed", stats.failed.load(Ordering::Relaxed).to_string()),
                 ],
             )
             .ignore()
-            .expire(&key, HEARTBEAT_TTL.as_secs() as i64)
+            .expire(&key, LISTED_AFTER_DEATH.as_secs() as i64)
             .ignore()
             .query_async(&mut redis)
             .await;
@@ -67,12 +188,18 @@ async fn heartbeat(mut redis: ConnectionManager, key: String, shutdown: Cancella
             tracing::warn!(error = %err, "heartbeat failed");
         }
         tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
         }
     }
-    // A stopped worker disappears at once instead of after its TTL.
-    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&key).query_async(&mut redis).await;
+    // A cleanly stopped worker is listed as stopped for a while, then disappears.
+    let _: redis::RedisResult<()> = redis::pipe()
+        .hset(&key, "stopped_at", chrono::Utc::now().to_rfc3339())
+        .ignore()
+        .expire(&key, LISTED_AFTER_STOP.as_secs() as i64)
+        .ignore()
+        .query_async(&mut redis)
+        .await;
 }
 
 fn hostname() -> String {

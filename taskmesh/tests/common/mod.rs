@@ -2,6 +2,8 @@
 //! typed helpers for requests through the gateway.
 #![allow(dead_code)]
 
+pub mod jobs;
+
 use std::time::Duration;
 
 use serde_json::{json, Value};

@@ -1,0 +1,532 @@
+//! Automated tasks on the real broker, PostgreSQL and Redis with the in-process worker (pool
+//! `inproc`): lifecycle, retries with backoff, dead letters and replay, cancel, timeout,
+//! `unique_key`, priority, `run_at`, cron.
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::jobs::{job_config, Effects};
+use common::{App, WAIT};
+use serde_json::{json, Value};
+use shared::testkit::eventually;
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+/// Messages ready in `queue`, straight from the broker (the management API's figures lag).
+async fn queue_depth(app: &App, queue: &str) -> u32 {
+    let broker = shared::broker::Broker::new(&app.env.config.amqp, "test");
+    let channel = broker.channel().await.unwrap();
+    let declared = channel
+        .queue_declare(
+            queue,
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    declared.message_count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_runs_on_its_pool_and_its_run_is_recorded() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let effects = Effects::start(&app).await;
+
+    let task = app
+        .create_job(
+            &ada,
+            "call the endpoint",
+            json!({"kind": "http", "pool": "inproc", "payload": effects.job("")}),
+        )
+        .await;
+    assert_eq!(task["status"], "queued");
+    assert_eq!(task["job"]["kind"], "http");
+    assert_eq!(task["job"]["pool"], "inproc");
+    let id = task["id"].as_str().unwrap();
+
+    let done = app.wait_status(&ada, id, "completed").await;
+    assert_eq!(done["job"]["result"]["status"], 200);
+    assert_eq!(done["job"]["attempt"], 1);
+    let attempts = app.attempts(&ada, id).await;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["outcome"], "succeeded");
+    assert!(attempts[0]["worker_id"].as_str().unwrap().len() > 3);
+    assert_eq!(effects.counts().await, (1, 0));
+
+    // Another user sees nothing of it.
+    let bob = app.sign_up("bob@example.com").await;
+    let (status, _) = app
+        .get(&format!("/api/v1/tasks/{id}/attempts"), Some(&bob))
+        .await;
+    assert_eq!(status, 404);
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/tasks/{id}/cancel"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 404);
+
+    // A person cannot move an automated task's status by hand.
+    let reply = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/tasks/{id}"),
+            Some(&ada),
+            Some(json!({"status": "todo"})),
+        )
+        .await;
+    assert_eq!(reply.status, 409, "{:?}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_jobs_are_refused_with_the_reason_and_nothing_is_created() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    for (job, needle) in [
+        (json!({"kind": "Not A Kind"}), "kind"),
+        (json!({"kind": "noop", "pool": "no/slash"}), "pool"),
+        (json!({"kind": "noop", "max_attempts": 0}), "max_attempts"),
+        (json!({"kind": "noop", "timeout_secs": 0}), "timeout"),
+        (json!({"kind": "noop", "cron": "every minute"}), "cron"),
+        (
+            json!({"kind": "noop", "payload": "x".repeat(70_000)}),
+            "payload",
+        ),
+        (json!({"kind": "noop", "priority": "high"}), "unknown field"),
+    ] {
+        let (status, body) = app
+            .post(
+                "/api/v1/tasks",
+                Some(&ada),
+                json!({"title": "bad", "job": job}),
+            )
+            .await;
+        assert!(status == 422 || status == 400, "{status} {body}");
+        assert!(
+            body["detail"].as_str().unwrap_or("").contains(needle),
+            "{needle}: {body}"
+        );
+    }
+    let (_, list) = app.get("/api/v1/tasks", Some(&ada)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_retry_with_growing_delays_then_die_and_replay_succeeds() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let admin = app.admin_token().await;
+    let effects = Effects::start(&app).await;
+    effects
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let failing = app
+        .create_job(
+            &ada,
+            "flaky",
+            json!({"kind": "http", "pool": "inproc", "payload": effects.job(""),
+                   "max_attempts": 3, "backoff_base_ms": 300, "backoff_max_ms": 5000}),
+        )
+        .await;
+    let id = failing["id"].as_str().unwrap();
+    // Other jobs flow meanwhile.
+    let mut others = Vec::new();
+    for i in 0..10 {
+        let task = app
+            .create_job(
+                &ada,
+                &format!("other {i}"),
+                json!({"kind": "noop", "pool": "inproc"}),
+            )
+            .await;
+        others.push(task["id"].as_str().unwrap().to_string());
+    }
+
+    let dead = app.wait_status(&ada, id, "dead").await;
+    assert!(
+        dead["job"]["last_error"].as_str().unwrap().contains("500"),
+        "{dead}"
+    );
+    for other in &others {
+        app.wait_status(&ada, other, "completed").await;
+    }
+    let attempts = app.attempts(&ada, id).await;
+    let outcomes: Vec<&str> = attempts
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["failed", "failed", "failed"], "{attempts:?}");
+    let numbers: Vec<i64> = attempts
+        .iter()
+        .map(|a| a["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    // Backoff 300 ms then 600 ms, each ±25 %: the second gap is the longer floor.
+    let gap = |i: usize| {
+        (time(&attempts[i]["started_at"]) - time(&attempts[i - 1]["ended_at"])).num_milliseconds()
+    };
+    assert!(gap(1) >= 225, "first retry after {} ms", gap(1));
+    assert!(gap(2) >= 450, "second retry after {} ms", gap(2));
+
+    // Admins see it in the dead list and in the pool's dead-letter queue.
+    let (status, _) = app.get("/api/v1/admin/jobs/dead", Some(&ada)).await;
+    assert_eq!(status, 403);
+    let (status, list) = app
+        .get("/api/v1/admin/jobs/dead?pool=inproc", Some(&admin))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["task_id"], id);
+    assert_eq!(items[0]["attempt"], 3);
+    let dlq = format!("{}.jobs.inproc.dlq", app.env.config.amqp.namespace);
+    eventually("the dead letter reaches the queue", WAIT, || async {
+        (queue_depth(&app, &dlq).await == 1).then_some(())
+    })
+    .await;
+
+    // Fixed: replay it.
+    effects
+        .broken
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/admin/jobs/dead/replay",
+            Some(&admin),
+            Some(json!({"task_ids": [id]})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["count"], 1);
+    let done = app.wait_status(&ada, id, "completed").await;
+    assert_eq!(done["job"]["attempt"], 1);
+    assert_eq!(effects.counts().await, (1, 0));
+    assert_eq!(queue_depth(&app, &dlq).await, 0);
+    let (_, list) = app.get("/api/v1/admin/jobs/dead", Some(&admin)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    assert_eq!(app.attempts(&ada, id).await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fatal_error_dies_at_once_and_purge_empties_the_dead_list() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let admin = app.admin_token().await;
+    // The SSRF guard: a private address not allow-listed fails for good.
+    let task = app
+        .create_job(
+            &ada,
+            "metadata",
+            json!({"kind": "http", "pool": "inproc", "max_attempts": 5,
+                   "payload": {"url": "http://169.254.169.254/latest/meta-data"}}),
+        )
+        .await;
+    let id = task["id"].as_str().unwrap();
+    let dead = app.wait_status(&ada, id, "dead").await;
+    assert!(
+        dead["job"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("internal address"),
+        "{dead}"
+    );
+    assert_eq!(app.attempts(&ada, id).await.len(), 1);
+
+    let reply = app
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/admin/jobs/dead",
+            Some(&admin),
+            Some(json!({"pool": "inproc"})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["count"], 1);
+    let (_, list) = app.get("/api/v1/admin/jobs/dead", Some(&admin)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    let dlq = format!("{}.jobs.inproc.dlq", app.env.config.amqp.namespace);
+    assert_eq!(queue_depth(&app, &dlq).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_overruns_its_timeout_is_stopped() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let task = app
+        .create_job(
+            &ada,
+            "too slow",
+            json!({"kind": "sleep", "pool": "inproc", "payload": {"ms": 60_000},
+                   "timeout_secs": 1, "max_attempts": 1}),
+        )
+        .await;
+    let id = task["id"].as_str().unwrap();
+    let dead = app.wait_status(&ada, id, "dead").await;
+    assert!(
+        dead["job"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{dead}"
+    );
+    let attempts = app.attempts(&ada, id).await;
+    assert_eq!(attempts[0]["outcome"], "timed_out");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_a_running_job_and_a_queued_one_never_starts() {
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.workers.concurrency = 1;
+        c.workers.prefetch = 1;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    let running = app
+        .create_job(
+            &ada,
+            "long",
+            json!({"kind": "sleep", "pool": "inproc", "payload": {"ms": 120_000}}),
+        )
+        .await;
+    let running_id = running["id"].as_str().unwrap();
+    app.wait_status(&ada, running_id, "running").await;
+    // The only slot is busy: this one waits in the queue.
+    let queued = app
+        .create_job(&ada, "waiting", json!({"kind": "noop", "pool": "inproc"}))
+        .await;
+    let queued_id = queued["id"].as_str().unwrap();
+
+    for id in [queued_id, running_id] {
+        let reply = app
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/tasks/{id}/cancel"),
+                Some(&ada),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        assert_eq!(reply.body["status"], "cancelled");
+    }
+    // The running one is told to stop: its run ends as cancelled, long before 120 s.
+    let attempts = eventually("the run is recorded cancelled", WAIT, || async {
+        let attempts = app.attempts(&ada, running_id).await;
+        (attempts.first()?["outcome"] == "cancelled").then_some(attempts)
+    })
+    .await;
+    assert_eq!(attempts.len(), 1);
+    // Later work still runs, and the cancelled queued job never did.
+    let after = app
+        .create_job(&ada, "after", json!({"kind": "noop", "pool": "inproc"}))
+        .await;
+    app.wait_status(&ada, after["id"].as_str().unwrap(), "completed")
+        .await;
+    assert_eq!(app.attempts(&ada, queued_id).await.len(), 0);
+    assert_eq!(app.task(&ada, queued_id).await["status"], "cancelled");
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/tasks/{queued_id}/cancel"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unique_key_returns_the_live_job_instead_of_a_second_one() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    // No worker serves this pool yet: the first job stays live.
+    let job = json!({"kind": "noop", "pool": "later", "unique_key": "report-2026-11"});
+    let first = app.create_job(&ada, "report", job.clone()).await;
+    let (status, second) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({"title": "report again", "job": job}),
+        )
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["id"], first["id"]);
+    // Another user's key space is their own.
+    let bob = app.sign_up("bob@example.com").await;
+    let (status, _) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&bob),
+            json!({"title": "report", "job": job}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // Once the first has ended, the key is free again.
+    let id = first["id"].as_str().unwrap();
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/tasks/{id}/cancel"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let (status, third) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({"title": "report", "job": job}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_ne!(third["id"], first["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_urgent_job_overtakes_a_backlog_of_low_ones() {
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.workers.concurrency = 1;
+        c.workers.prefetch = 1;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    let mut low = Vec::new();
+    for i in 0..20 {
+        let task = app
+            .post(
+                "/api/v1/tasks",
+                Some(&ada),
+                json!({"title": format!("low {i}"), "priority": "low",
+                       "job": {"kind": "sleep", "pool": "inproc", "payload": {"ms": 100}}}),
+            )
+            .await;
+        assert_eq!(task.0, 201);
+        low.push(task.1["id"].as_str().unwrap().to_string());
+    }
+    let (status, urgent) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&ada),
+            json!({"title": "urgent", "priority": "urgent",
+                   "job": {"kind": "sleep", "pool": "inproc", "payload": {"ms": 100}}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let urgent_id = urgent["id"].as_str().unwrap();
+    let urgent_done = app.wait_status(&ada, urgent_id, "completed").await;
+    let urgent_start = time(&urgent_done["job"]["started_at"]);
+    let mut after = 0;
+    for id in &low {
+        let task = app.wait_status(&ada, id, "completed").await;
+        if time(&task["job"]["started_at"]) > urgent_start {
+            after += 1;
+        }
+    }
+    // One low job runs and one is held (prefetch 1) when the urgent one arrives; a few more may
+    // have finished while it was being created. Most of the backlog must come after it.
+    assert!(
+        after >= 12,
+        "only {after} of 20 low jobs started after the urgent one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_at_holds_a_job_until_its_time() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let run_at = Utc::now() + chrono::Duration::seconds(2);
+    let task = app
+        .create_job(
+            &ada,
+            "later",
+            json!({"kind": "noop", "pool": "inproc", "run_at": run_at}),
+        )
+        .await;
+    assert_eq!(task["status"], "scheduled");
+    let id = task["id"].as_str().unwrap();
+    let done = app.wait_status(&ada, id, "completed").await;
+    let started = time(&done["job"]["started_at"]);
+    assert!(started >= run_at, "started {started} before {run_at}");
+    // Promptly: the relay wakes for the row's available_at, not at its next poll.
+    let late = (started - run_at).num_milliseconds();
+    assert!(late < 1500, "started {late} ms after run_at");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cron_creates_one_run_per_tick_even_with_two_schedulers() {
+    let app = App::start_with(job_config).await;
+    // A second task-svc on the same database races the first for every tick.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let second = tokio::spawn(task_svc::run(
+        app.env.config.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    let ada = app.sign_up("ada@example.com").await;
+    let template = app
+        .create_job(
+            &ada,
+            "every second",
+            json!({"kind": "noop", "pool": "inproc", "cron": "* * * * * *"}),
+        )
+        .await;
+    assert_eq!(template["status"], "scheduled");
+    let template_id = template["id"].as_str().unwrap();
+    let db = app.db(&app.env.config.task.database).await;
+    eventually("five runs", WAIT, || async {
+        let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE parent_id = $1")
+            .bind(uuid::Uuid::parse_str(template_id).unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        (runs >= 5).then_some(())
+    })
+    .await;
+    let reply = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/tasks/{template_id}/cancel"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let ticks: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
+        "SELECT scheduled_for, count(*) FROM jobs WHERE parent_id = $1
+          GROUP BY scheduled_for ORDER BY scheduled_for",
+    )
+    .bind(uuid::Uuid::parse_str(template_id).unwrap())
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert!(ticks.len() >= 5);
+    assert!(ticks.iter().all(|(_, n)| *n == 1), "{ticks:?}");
+    for pair in ticks.windows(2) {
+        assert_eq!((pair[1].0 - pair[0].0).num_seconds(), 1, "{ticks:?}");
+    }
+    // Each run is a task of its own that completes.
+    let run: String = sqlx::query_scalar(
+        "SELECT task_id::text FROM jobs WHERE parent_id = $1 ORDER BY scheduled_for LIMIT 1",
+    )
+    .bind(uuid::Uuid::parse_str(template_id).unwrap())
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    app.wait_status(&ada, &run, "completed").await;
+    shutdown.cancel();
+    second.await.unwrap().unwrap();
+}

@@ -1,0 +1,544 @@
+//! Running dispatches: consume a pool's queue, run each job under the concurrency limit and its
+//! timeout, report start, progress and outcome to task-svc, then ack.
+//!
+//! The ack comes only after the `job.finished` report is confirmed by the broker, so a worker
+//! that dies at any point loses nothing: its unacked dispatches go back to the queue and
+//! another worker runs them (handlers deduplicate on the idempotency key). At shutdown the
+//! worker stops taking dispatches, lets running jobs finish within the grace period, then stops
+//! the rest and hands them back (`interrupted`, requeued).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use lapin::{
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+        BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use redis::aio::ConnectionManager;
+use serde_json::Value;
+use shared::{
+    broker::{Broker, OutgoingMessage, Publisher},
+    config::WorkersConfig,
+    events::{
+        CloudEvent, EventPayload, JobCancel, JobDispatch, JobFinished, JobOutcome, JobProgress,
+        JobStarted,
+    },
+    topology::PoolTopology,
+};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::handler::{JobContext, JobError, Registry};
+
+/// Why a running job's token fired.
+const STOP_NONE: u8 = 0;
+const STOP_CANCELLED: u8 = 1;
+const STOP_HANDED_BACK: u8 = 2;
+const STOP_TIMED_OUT: u8 = 3;
+
+/// How long a handler may take to return once told to stop before it is abandoned.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Counters the heartbeat reports.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub in_flight: AtomicUsize,
+    pub processed: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+struct Running {
+    token: CancellationToken,
+    reason: Arc<AtomicU8>,
+}
+
+/// Everything the pool consumers of one worker process share.
+pub struct Executor {
+    pub id: String,
+    pub config: WorkersConfig,
+    pub stats: Stats,
+    registry: Registry,
+    broker: Broker,
+    publisher: Publisher,
+    redis: ConnectionManager,
+    redis_prefix: String,
+    slots: Arc<Semaphore>,
+    running: Mutex<HashMap<Uuid, Running>>,
+    /// Cancels that arrived before their dispatch (kept an hour).
+    cancelled: Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl Executor {
+    pub fn new(
+        id: String,
+        config: WorkersConfig,
+        registry: Registry,
+        broker: Broker,
+        redis: ConnectionManager,
+        redis_prefix: String,
+    ) -> Self {
+        Self {
+            id,
+            slots: Arc::new(Semaphore::new(config.concurrency)),
+            config,
+            stats: Stats::default(),
+            registry,
+            publisher: Publisher::new(broker.clone()),
+            broker,
+            redis,
+            redis_prefix,
+            running: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn prefetch(&self) -> u16 {
+        match self.config.prefetch {
+            0 => u16::try_from(self.config.concurrency).unwrap_or(u16::MAX),
+            n => n,
+        }
+    }
+
+    /// Consumes `pool` until `stop_taking` fires, reconnecting when the broker goes away; then
+    /// waits for its running jobs (which `hand_back` stops).
+    pub async fn consume_pool(
+        self: Arc<Self>,
+        pool: String,
+        stop_taking: CancellationToken,
+        hand_back: CancellationToken,
+    ) {
+        let mut backoff = Duration::from_millis(200);
+        while !stop_taking.is_cancelled() {
+            match self
+                .clone()
+                .consume_once(&pool, &stop_taking, &hand_back)
+                .await
+            {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(%pool, error = format!("{err:#}"), retry_in = ?backoff, "worker lost the broker");
+                    tokio::select! {
+                        _ = stop_taking.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        tracing::info!(%pool, "pool consumer stopped");
+    }
+
+    async fn consume_once(
+        self: Arc<Self>,
+        pool: &str,
+        stop_taking: &CancellationToken,
+        hand_back: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let topology = PoolTopology::new(&self.broker, pool);
+        let channel = self.broker.channel().await?;
+        topology.declare(&self.broker, &channel).await?;
+        // Prefetch bounds what this worker holds: held dispatches cannot be overtaken by a more
+        // urgent one, so it stays near the concurrency.
+        channel
+            .basic_qos(self.prefetch(), BasicQosOptions::default())
+            .await?;
+        let tag = format!("{}-{pool}", self.id);
+        let mut deliveries = channel
+            .basic_consume(
+                &topology.queue,
+                &tag,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %topology.queue, prefetch = self.prefetch(), concurrency = self.config.concurrency, "consuming jobs");
+        let mut in_flight = JoinSet::new();
+        let result = loop {
+            tokio::select! {
+                _ = stop_taking.cancelled() => break Ok(()),
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                next = deliveries.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let executor = self.clone();
+                        let (stop, back) = (stop_taking.clone(), hand_back.clone());
+                        in_flight.spawn(async move { executor.handle(delivery, stop, back).await });
+                    }
+                    Some(Err(err)) => break Err(err.into()),
+                    None => break Err(anyhow::anyhow!("the broker closed the consumer")),
+                }
+            }
+        };
+        let _ = channel
+            .basic_cancel(&tag, BasicCancelOptions::default())
+            .await;
+        while in_flight.join_next().await.is_some() {}
+        let _ = channel.close(200, "worker stopped").await;
+        result
+    }
+
+    /// Runs one dispatch and settles it.
+    async fn handle(
+        self: Arc<Self>,
+        delivery: Delivery,
+        stop_taking: CancellationToken,
+        hand_back: CancellationToken,
+    ) {
+        // Wait for a free slot; a dispatch that never started goes back at shutdown.
+        let permit = tokio::select! {
+            permit = self.slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = stop_taking.cancelled() => {
+                let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                return;
+            }
+        };
+        let dispatch = match serde_json::from_slice::<CloudEvent>(&delivery.data)
+            .map_err(|e| e.to_string())
+            .and_then(|event| event.decode::<JobDispatch>().map_err(|e| e.to_string()))
+        {
+            Ok(dispatch) => dispatch,
+            Err(err) => {
+                tracing::error!(error = %err, "not a job dispatch this worker understands; dropped");
+                metrics::counter!("taskmesh_worker_malformed_total").increment(1);
+                let _ = delivery.acker.nack(BasicNackOptions::default()).await;
+                return;
+            }
+        };
+        let span = tracing::info_span!("job", task_id = %dispatch.task_id, kind = %dispatch.kind, attempt = dispatch.attempt);
+        let finished =
+            tracing::Instrument::instrument(self.execute(&dispatch, &hand_back), span).await;
+        drop(permit);
+        let requeue = finished.outcome == JobOutcome::Interrupted;
+        // Ack only once task-svc's report is safe with the broker.
+        let reported = self.report_until_confirmed(&finished).await;
+        let settled = if reported && !requeue {
+            delivery.acker.ack(BasicAckOptions::default()).await
+        } else {
+            delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+        };
+        if let Err(err) = settled {
+            tracing::warn!(task_id = %dispatch.task_id, error = %err, "could not settle a dispatch; the broker will redeliver it");
+        }
+    }
+
+    /// Whether this task was cancelled (a cancel seen here, or the mark task-svc leaves in
+    /// Redis). Registers the job as running otherwise, so a later cancel reaches it.
+    async fn start_or_skip(&self, task_id: Uuid) -> Option<Running> {
+        let token = CancellationToken::new();
+        let reason = Arc::new(AtomicU8::new(STOP_NONE));
+        {
+            let cancelled = self.cancelled.lock().unwrap();
+            if cancelled.contains_key(&task_id) {
+                return None;
+            }
+            self.running.lock().unwrap().insert(
+                task_id,
+                Running {
+                    token: token.clone(),
+                    reason: reason.clone(),
+                },
+            );
+        }
+        let key = format!("{}jobs:cancelled:{task_id}", self.redis_prefix);
+        let mut redis = self.redis.clone();
+        let marked: redis::RedisResult<bool> =
+            redis::cmd("EXISTS").arg(&key).query_async(&mut redis).await;
+        match marked {
+            Ok(true) => {
+                self.running.lock().unwrap().remove(&task_id);
+                None
+            }
+            Ok(false) => Some(Running { token, reason }),
+            Err(err) => {
+                // Without Redis, cancels still arrive by broadcast; run rather than stall.
+                tracing::warn!(error = %err, "cannot check for a cancel mark");
+                Some(Running { token, reason })
+            }
+        }
+    }
+
+    /// Handles a `job.cancel` broadcast.
+    pub fn cancel(&self, task_id: Uuid) {
+        let mut cancelled = self.cancelled.lock().unwrap();
+        if let Some(running) = self.running.lock().unwrap().get(&task_id) {
+            running.reason.store(STOP_CANCELLED, Ordering::SeqCst);
+            running.token.cancel();
+            tracing::info!(%task_id, "cancelling a running job");
+            return;
+        }
+        let hour = Duration::from_secs(3600);
+        cancelled.retain(|_, at| at.elapsed() < hour);
+        cancelled.insert(task_id, Instant::now());
+    }
+
+    async fn execute(&self, dispatch: &JobDispatch, hand_back: &CancellationToken) -> JobFinished {
+        let started_at = Utc::now();
+        let run_id = Uuid::now_v7();
+        let finished =
+            |outcome: JobOutcome, result: Option<Value>, error: Option<JobError>| JobFinished {
+                task_id: dispatch.task_id,
+                dispatch_id: dispatch.dispatch_id,
+                run_id,
+                worker_id: self.id.clone(),
+                attempt: dispatch.attempt,
+                outcome,
+                result,
+                retryable: error.as_ref().is_none_or(|e| e.retryable),
+                error: error.map(|e| e.message),
+                started_at,
+                ended_at: Utc::now(),
+            };
+        let Some(running) = self.start_or_skip(dispatch.task_id).await else {
+            tracing::info!("skipping a cancelled job");
+            return finished(JobOutcome::Cancelled, None, None);
+        };
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let started = JobStarted {
+            task_id: dispatch.task_id,
+            dispatch_id: dispatch.dispatch_id,
+            run_id,
+            worker_id: self.id.clone(),
+            attempt: dispatch.attempt,
+            started_at,
+        };
+        let publisher = self.publisher.clone();
+        let started_message = self.message(started);
+        let started_report = tokio::spawn(async move { publisher.publish(&started_message).await });
+        let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+        let progress = tokio::spawn(forward_progress(
+            self.publisher.clone(),
+            self.broker.events_exchange(),
+            dispatch.clone(),
+            run_id,
+            progress_rx,
+        ));
+        let ctx = JobContext {
+            task_id: dispatch.task_id,
+            kind: dispatch.kind.clone(),
+            payload: dispatch.payload.clone(),
+            attempt: dispatch.attempt,
+            max_attempts: dispatch.max_attempts,
+            idempotency_key: dispatch.idempotency_key.clone(),
+            cancel: running.token.clone(),
+            progress: progress_tx,
+        };
+        let timeout = Duration::from_millis(dispatch.timeout_ms.max(1) as u64);
+        let outcome = match self.registry.get(&dispatch.kind) {
+            None => Err(JobError::fatal(format!(
+                "no handler for kind {:?} on worker {} (it runs {})",
+                dispatch.kind,
+                self.id,
+                self.registry.kinds().join(", ")
+            ))),
+            Some(handler) => {
+                let mut run = handler.run(ctx);
+                let stop = tokio::select! {
+                    result = &mut run => Ok(result),
+                    _ = tokio::time::sleep(timeout) => Err(STOP_TIMED_OUT),
+                    _ = running.token.cancelled() => Err(running.reason.load(Ordering::SeqCst)),
+                    _ = hand_back.cancelled() => Err(STOP_HANDED_BACK),
+                };
+                match stop {
+                    Ok(result) => result,
+                    Err(reason) => {
+                        running.reason.store(reason, Ordering::SeqCst);
+                        running.token.cancel();
+                        // A handler that finishes within the grace did its work: keep it.
+                        match tokio::time::timeout(STOP_GRACE, &mut run).await {
+                            Ok(Ok(value)) => Ok(value),
+                            _ => Err(JobError::retry(match reason {
+                                STOP_TIMED_OUT => format!("timed out after {timeout:?}"),
+                                STOP_CANCELLED => "cancelled".into(),
+                                _ => "handed back: the worker is shutting down".into(),
+                            })),
+                        }
+                    }
+                }
+            }
+        };
+        self.running.lock().unwrap().remove(&dispatch.task_id);
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        progress.abort();
+        if let Ok(Err(err)) = started_report.await {
+            tracing::warn!(error = %err, "the started report was not confirmed");
+        }
+        let reason = running.reason.load(Ordering::SeqCst);
+        let report = match outcome {
+            Ok(value) => finished(JobOutcome::Succeeded, Some(value), None),
+            Err(err) => {
+                let outcome = match reason {
+                    STOP_TIMED_OUT => JobOutcome::TimedOut,
+                    STOP_CANCELLED => JobOutcome::Cancelled,
+                    STOP_HANDED_BACK => JobOutcome::Interrupted,
+                    _ => JobOutcome::Failed,
+                };
+                finished(outcome, None, Some(err))
+            }
+        };
+        self.stats.processed.fetch_add(1, Ordering::Relaxed);
+        if report.outcome != JobOutcome::Succeeded {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                outcome = report.outcome.as_str(),
+                error = report.error.as_deref().unwrap_or(""),
+                "job did not succeed"
+            );
+        }
+        metrics::counter!("taskmesh_worker_jobs_total", "kind" => dispatch.kind.clone(), "outcome" => report.outcome.as_str())
+            .increment(1);
+        metrics::histogram!("taskmesh_worker_job_seconds", "kind" => dispatch.kind.clone())
+            .record((report.ended_at - report.started_at).num_milliseconds() as f64 / 1000.0);
+        report
+    }
+
+    fn message<T: EventPayload>(&self, payload: T) -> OutgoingMessage {
+        message(&self.broker.events_exchange(), payload)
+    }
+
+    /// Publishes the outcome, retrying while the broker is away (up to about a minute). `false`:
+    /// not confirmed; the dispatch is requeued and runs again.
+    async fn report_until_confirmed(&self, finished: &JobFinished) -> bool {
+        let message = self.message(finished.clone());
+        let mut backoff = Duration::from_millis(100);
+        for _ in 0..10 {
+            match self.publisher.publish(&message).await {
+                Ok(()) => return true,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "cannot report a finished job yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        false
+    }
+
+    /// Listens for `job.cancel` broadcasts on this worker's own queue
+    /// (`<ns>.workers.<id>.control`, exclusive: it goes away with the worker).
+    pub async fn listen_for_cancels(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            if let Err(err) = self.listen_once(&shutdown).await {
+                tracing::warn!(error = format!("{err:#}"), retry_in = ?backoff, "cancel listener lost the broker");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+
+    async fn listen_once(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let channel = self.broker.channel().await?;
+        self.broker.declare_events_exchange(&channel).await?;
+        let queue = self
+            .broker
+            .queue_name(&format!("workers.{}.control", self.id));
+        channel
+            .queue_declare(
+                &queue,
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                &queue,
+                &self.broker.events_exchange(),
+                JobCancel::TYPE,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut messages = channel
+            .basic_consume(
+                &queue,
+                &queue,
+                // A lost cancel is covered by the Redis mark; no acks needed.
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let cancel = serde_json::from_slice::<CloudEvent>(&delivery.data)
+                            .ok()
+                            .and_then(|e| e.decode::<JobCancel>().ok());
+                        if let Some(cancel) = cancel {
+                            self.cancel(cancel.task_id);
+                        }
+                    }
+                    Some(Err(err)) => return Err(err.into()),
+                    None => anyhow::bail!("the broker closed the cancel listener"),
+                }
+            }
+        }
+    }
+}
+
+/// A report as an AMQP message on the events exchange.
+fn message<T: EventPayload>(exchange: &str, payload: T) -> OutgoingMessage {
+    let event = CloudEvent::new(crate::SERVICE, payload);
+    let mut message = OutgoingMessage::new(
+        exchange,
+        T::TYPE,
+        serde_json::to_vec(&event).expect("events serialise"),
+    );
+    message.message_id = Some(event.id.to_string());
+    message
+}
+
+/// Publishes a handler's progress, at most twice a second (the latest report wins).
+async fn forward_progress(
+    publisher: Publisher,
+    exchange: String,
+    dispatch: JobDispatch,
+    run_id: Uuid,
+    mut reports: mpsc::UnboundedReceiver<(Option<f64>, Option<String>)>,
+) {
+    let mut seq = 0;
+    while let Some(mut latest) = reports.recv().await {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while let Ok(newer) = reports.try_recv() {
+            latest = newer;
+        }
+        seq += 1;
+        let progress = JobProgress {
+            task_id: dispatch.task_id,
+            dispatch_id: dispatch.dispatch_id,
+            run_id,
+            seq,
+            percent: latest.0,
+            message: latest.1,
+        };
+        if let Err(err) = publisher.publish(&message(&exchange, progress)).await {
+            tracing::debug!(error = %err, "progress report dropped");
+        }
+    }
+}
