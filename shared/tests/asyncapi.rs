@@ -9,6 +9,8 @@ fn every_published_event_type_is_in_the_asyncapi_document_and_nothing_else() {
     let addresses: Vec<&str> = doc
         .lines()
         .filter_map(|l| l.trim().strip_prefix("address: "))
+        // A parameterised address (`job.dispatch.{pool}`) describes the type before it.
+        .map(|a| a.split(".{").next().unwrap_or(a))
         .collect();
     for event_type in ALL_TYPES {
         assert!(
