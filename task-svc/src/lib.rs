@@ -45,7 +45,7 @@ pub struct AppState {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(
-        tasks::create, tasks::list, tasks::read, tasks::update, tasks::delete, tasks::history,
+        tasks::create, tasks::create_bulk, tasks::list, tasks::read, tasks::update, tasks::delete, tasks::history,
         tasks::model_report, tasks::model_retrain,
         channels::create, channels::list, channels::read, channels::join, channels::leave,
         channels::rotate_code, channels::remove_member,

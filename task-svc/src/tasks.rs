@@ -33,6 +33,7 @@ use crate::{cache, channels, jobs, priority, reminders, status, AppState, SERVIC
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tasks", get(list).post(create))
+        .route("/api/v1/tasks/bulk", axum::routing::post(create_bulk))
         .route("/api/v1/tasks/{id}", get(read).patch(update).delete(delete))
         .route("/api/v1/tasks/{id}/history", get(history))
         .route("/api/v1/tasks/priority-model", get(model_report))
@@ -218,6 +219,103 @@ pub async fn create(
     identity: Identity,
     JsonBody(request): JsonBody<CreateTask>,
 ) -> Result<Response, ApiError> {
+    let prepared = prepare(&state, request).await?;
+    let mut tx = state.pool.begin().await?;
+    let created = insert(&mut tx, &state, &identity, prepared).await?;
+    tx.commit().await?;
+    match created {
+        Created::New(task, audience) => {
+            state.cache.invalidate(&audience).await;
+            Ok(with_etag(StatusCode::CREATED, *task))
+        }
+        Created::Existing(id) => {
+            let mut conn = state.pool.acquire().await?;
+            let (existing, _) = visible(&mut conn, &identity, &id.to_string(), false).await?;
+            Ok(with_etag(StatusCode::OK, existing))
+        }
+    }
+}
+
+/// Tasks to create at once: all or none.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTasks {
+    /// 1 to 1000 tasks.
+    pub tasks: Vec<CreateTask>,
+}
+
+/// What a bulk creation did, in the order given.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedTasks {
+    /// The ids of the tasks, new or (for a live `unique_key`) existing.
+    pub ids: Vec<Uuid>,
+    /// How many are new.
+    pub created: usize,
+}
+
+/// Most tasks one bulk request creates.
+pub const BULK_LIMIT: usize = 1000;
+
+#[utoipa::path(post, path = "/api/v1/tasks/bulk", tag = "tasks", security(("bearer" = [])), request_body = CreateTasks,
+    responses((status = 201, description = "All created in one transaction (the job engine's bulk path); the events are those of single creations", body = CreatedTasks),
+        (status = 400, description = "Malformed body", body = ProblemBody),
+        (status = 422, description = "A task is invalid (the detail names which); nothing was created", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
+pub async fn create_bulk(
+    State(state): State<AppState>,
+    identity: Identity,
+    JsonBody(request): JsonBody<CreateTasks>,
+) -> Result<(StatusCode, Json<CreatedTasks>), ApiError> {
+    if request.tasks.is_empty() || request.tasks.len() > BULK_LIMIT {
+        return Err(ApiError::unprocessable(
+            "invalid_bulk",
+            format!("tasks must hold 1 to {BULK_LIMIT} tasks"),
+        ));
+    }
+    let mut prepared = Vec::with_capacity(request.tasks.len());
+    for (index, task) in request.tasks.into_iter().enumerate() {
+        let task = prepare(&state, task).await.map_err(|mut err| {
+            err.detail = Some(format!(
+                "tasks[{index}]: {}",
+                err.detail.unwrap_or_default()
+            ));
+            err
+        })?;
+        prepared.push(task);
+    }
+    let mut tx = state.pool.begin().await?;
+    let mut ids = Vec::with_capacity(prepared.len());
+    let mut audience = Vec::new();
+    let mut created = 0;
+    for task in prepared {
+        match insert(&mut tx, &state, &identity, task).await? {
+            Created::New(task, users) => {
+                created += 1;
+                ids.push(task.id);
+                audience.extend(users);
+            }
+            Created::Existing(id) => ids.push(id),
+        }
+    }
+    tx.commit().await?;
+    audience.sort();
+    audience.dedup();
+    state.cache.invalidate(&audience).await;
+    Ok((StatusCode::CREATED, Json(CreatedTasks { ids, created })))
+}
+
+/// A creation request, validated, with its priority decided.
+pub(crate) struct Prepared {
+    request: CreateTask,
+    title: String,
+    tags: Vec<String>,
+    job: Option<jobs::ParsedJob>,
+    priority: String,
+    source: &'static str,
+}
+
+/// Validates a creation request (and declares a job's pool) before any transaction.
+async fn prepare(state: &AppState, request: CreateTask) -> Result<Prepared, ApiError> {
     let title = parse_title(&request.title)?;
     check_description(&request.description)?;
     let tags = parse_tags(&request.tags)?;
@@ -235,24 +333,55 @@ pub async fn create(
         }
         None => None,
     };
-    let initial_status = job.as_ref().map_or("todo", |j| j.initial_status());
     let (priority, source) = match request.priority {
         Some(priority) => (priority.as_str().to_string(), "user"),
         None => {
             priority::predict(&state.pool, &title, &request.description, request.due_at).await?
         }
     };
-    let mut tx = state.pool.begin().await?;
+    Ok(Prepared {
+        request,
+        title,
+        tags,
+        job,
+        priority,
+        source,
+    })
+}
+
+/// A created task and who must see it in their list, or the live task with the same
+/// `unique_key`.
+pub(crate) enum Created {
+    New(Box<Task>, Vec<Uuid>),
+    Existing(Uuid),
+}
+
+/// Inserts a prepared task, its job and its events inside `tx`.
+async fn insert(
+    tx: &mut PgConnection,
+    state: &AppState,
+    identity: &Identity,
+    prepared: Prepared,
+) -> Result<Created, ApiError> {
+    let Prepared {
+        request,
+        title,
+        tags,
+        job,
+        priority,
+        source,
+    } = prepared;
     if let Some(assignee) = request.assignee_id {
-        check_assignee(&mut tx, assignee).await?;
+        check_assignee(&mut *tx, assignee).await?;
     }
     if let Some(channel) = request.channel_id {
-        let member = channels::membership(&mut tx, channel, identity.user_id).await?;
+        let member = channels::membership(&mut *tx, channel, identity.user_id).await?;
         if !matches!(member, Some((true, _))) {
             return Err(ApiError::not_found("channel"));
         }
     }
-    let task: Task = sqlx::query_as(&format!(
+    let initial_status = job.as_ref().map_or("todo", |j| j.initial_status());
+    let mut task: Task = sqlx::query_as(&format!(
         "INSERT INTO tasks (id, owner_id, title, description, priority, due_at, assignee_id, tags,
                             channel_id, priority_source, status)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
@@ -270,16 +399,15 @@ pub async fn create(
     .bind(initial_status)
     .fetch_one(&mut *tx)
     .await?;
-    let mut task = task;
     if let Some(job) = &job {
-        if let jobs::Inserted::Duplicate(existing) = jobs::insert(&mut tx, &task, job, None).await?
-        {
-            tx.rollback().await?;
-            let mut conn = state.pool.acquire().await?;
-            let (existing, _) = visible(&mut conn, &identity, &existing.to_string(), false).await?;
-            return Ok(with_etag(StatusCode::OK, existing));
+        if let jobs::Inserted::Duplicate(existing) = jobs::insert(tx, &task, job, None).await? {
+            sqlx::query("DELETE FROM tasks WHERE id = $1")
+                .bind(task.id)
+                .execute(&mut *tx)
+                .await?;
+            return Ok(Created::Existing(existing));
         }
-        jobs::attach(&mut tx, std::slice::from_mut(&mut task)).await?;
+        jobs::attach(tx, std::slice::from_mut(&mut task)).await?;
     }
     let created = TaskCreated {
         task_id: task.id,
@@ -292,7 +420,7 @@ pub async fn create(
         due_at: task.due_at,
         job_kind: job.as_ref().map(|j| j.kind.clone()),
     };
-    outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, created)).await?;
+    outbox::enqueue(tx, CloudEvent::new(SERVICE, created)).await?;
     if let Some(assignee_id) = task.assignee_id {
         let assigned = TaskAssigned {
             task_id: task.id,
@@ -303,14 +431,12 @@ pub async fn create(
             title: task.title.clone(),
             pool: None,
         };
-        outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, assigned)).await?;
+        outbox::enqueue(tx, CloudEvent::new(SERVICE, assigned)).await?;
     }
     let lead = state.config.tasks.due_soon_lead_secs;
-    reminders::reschedule(&mut tx, &task, lead).await?;
-    let audience = cache::audience(&mut tx, &task).await?;
-    tx.commit().await?;
-    state.cache.invalidate(&audience).await;
-    Ok(with_etag(StatusCode::CREATED, task))
+    reminders::reschedule(tx, &task, lead).await?;
+    let audience = cache::audience(tx, &task).await?;
+    Ok(Created::New(Box::new(task), audience))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

@@ -530,3 +530,47 @@ async fn cron_creates_one_run_per_tick_even_with_two_schedulers() {
     shutdown.cancel();
     second.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bulk_path_creates_all_or_nothing() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let job = json!({"kind": "noop", "pool": "inproc"});
+    let (status, body) = app
+        .post(
+            "/api/v1/tasks/bulk",
+            Some(&ada),
+            json!({"tasks": [
+                {"title": "one", "job": job},
+                {"title": "two", "job": {"kind": "noop", "max_attempts": 1000}},
+                {"title": "three", "job": job},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("tasks[1]"),
+        "{body}"
+    );
+    let (_, list) = app.get("/api/v1/tasks", Some(&ada)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+
+    let tasks: Vec<Value> = (0..50)
+        .map(|i| json!({"title": format!("bulk {i}"), "priority": "low", "job": job}))
+        .collect();
+    let (status, body) = app
+        .post("/api/v1/tasks/bulk", Some(&ada), json!({ "tasks": tasks }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["created"], 50);
+    let ids = body["ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 50);
+    for id in ids {
+        app.wait_status(&ada, id.as_str().unwrap(), "completed")
+            .await;
+    }
+    let (status, _) = app
+        .post("/api/v1/tasks/bulk", Some(&ada), json!({ "tasks": [] }))
+        .await;
+    assert_eq!(status, 422);
+}
