@@ -1,4 +1,4 @@
-//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks]`
+//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks|jobs]`
 //!
 //! Events: outbox insert → relay → consumer ack, throughput and end-to-end latency, printed next
 //! to the raw broker limit measured in the same run (plain lapin publish-with-confirms /
@@ -29,6 +29,7 @@ const MESSAGES: usize = 20_000;
 const PAYLOAD_BYTES: usize = 200;
 
 mod gateway;
+mod jobs;
 mod platform;
 mod tasks;
 
@@ -38,7 +39,10 @@ async fn main() -> anyhow::Result<()> {
         None | Some("events") => events().await,
         Some("gateway") => gateway::run().await,
         Some("tasks") => tasks::run().await,
-        Some(other) => anyhow::bail!("unknown benchmark {other:?}: events, gateway or tasks"),
+        Some("jobs") => jobs::run().await,
+        Some(other) => {
+            anyhow::bail!("unknown benchmark {other:?}: events, gateway, tasks or jobs")
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The event consumer: turns events into in-app notifications, once per event.
 
 use shared::{
-    consumer::{Handler, HandlerError, Incoming},
-    events::{EventPayload, TaskCreated, TaskDueSoon, UserCreated},
+    consumer::{BatchHandler, Handler, HandlerError, Incoming},
+    events::{CloudEvent, EventPayload, TaskCreated, TaskDueSoon, UserCreated},
     idempotency,
 };
 use sqlx::{PgConnection, PgPool};
@@ -19,11 +19,24 @@ fn reject(err: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
     HandlerError::Reject(err.into())
 }
 
-impl Handler for NotificationHandler {
-    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
-        let event = &message.event;
-        let mut tx = self.pool.begin().await?;
-        if !idempotency::first_time(&mut tx, CONSUMER, event.id).await? {
+/// Whether an event makes a notification; the others are acked without touching the database.
+fn notifies(event: &CloudEvent) -> bool {
+    match event.event_type.as_str() {
+        UserCreated::TYPE | TaskDueSoon::TYPE => true,
+        // Programs create jobs by the thousand; their owners hear about failures, not about
+        // every creation.
+        TaskCreated::TYPE => event.data.get("job_kind").is_none_or(|k| k.is_null()),
+        _ => false,
+    }
+}
+
+impl NotificationHandler {
+    /// Writes the event's notifications inside `tx`, once.
+    async fn apply(&self, tx: &mut PgConnection, event: &CloudEvent) -> Result<(), HandlerError> {
+        if !notifies(event) {
+            return Ok(());
+        }
+        if !idempotency::first_time(&mut *tx, CONSUMER, event.id).await? {
             tracing::debug!(event_id = %event.id, "duplicate event skipped");
             return Ok(());
         }
@@ -36,23 +49,17 @@ impl Handler for NotificationHandler {
                     title: format!("Welcome to Taskmesh, {}", data.display_name),
                     subject: data.user_id.to_string(),
                 };
-                note.insert(&mut tx, event.id).await?;
+                note.insert(&mut *tx, event.id).await?;
             }
             TaskCreated::TYPE => {
                 let data: TaskCreated = event.decode().map_err(reject)?;
-                if data.job_kind.is_some() {
-                    // Programs create jobs by the thousand; their owners hear about failures
-                    // (task.dead), not about every creation.
-                    tx.commit().await?;
-                    return Ok(());
-                }
                 let note = Note {
                     user_id: data.owner_id,
                     kind: "task_created",
                     title: format!("Task created: {}", data.title),
                     subject: data.task_id.to_string(),
                 };
-                note.insert(&mut tx, event.id).await?;
+                note.insert(&mut *tx, event.id).await?;
                 if let Some(assignee) = data.assignee_id.filter(|a| *a != data.owner_id) {
                     let note = Note {
                         user_id: assignee,
@@ -60,7 +67,7 @@ impl Handler for NotificationHandler {
                         title: format!("You were assigned: {}", data.title),
                         subject: data.task_id.to_string(),
                     };
-                    note.insert(&mut tx, event.id).await?;
+                    note.insert(&mut *tx, event.id).await?;
                 }
             }
             TaskDueSoon::TYPE => {
@@ -74,11 +81,35 @@ impl Handler for NotificationHandler {
                         title: format!("Due soon: {}", data.title),
                         subject: data.task_id.to_string(),
                     };
-                    note.insert(&mut tx, event.id).await?;
+                    note.insert(&mut *tx, event.id).await?;
                 }
             }
-            // Other events are recorded as processed; later features notify on them.
             _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Handler for NotificationHandler {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        if !notifies(&message.event) {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        self.apply(&mut tx, &message.event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl BatchHandler for NotificationHandler {
+    async fn handle_batch(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
+        if !messages.iter().any(|m| notifies(&m.event)) {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for message in messages {
+            self.apply(&mut tx, &message.event).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -52,7 +52,7 @@ pub async fn run(
             pool: platform.pool.clone(),
         },
     );
-    platform.spawn(consumer.run(shutdown.clone()));
+    platform.spawn(consumer.run_batched(256, shutdown.clone()));
     let app = Router::new()
         .merge(notifications::router())
         .with_state(AppState {

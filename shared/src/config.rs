@@ -423,6 +423,9 @@ pub struct WorkersConfig {
     pub shutdown_grace_secs: u64,
     /// How often the worker reports itself in Redis.
     pub heartbeat_secs: u64,
+    /// A job still running after this long is reported started (`job.started`, status
+    /// `running`); a quicker one is reported once, when it finishes.
+    pub report_started_after_ms: u64,
     /// The worker's id; empty: `<host>-<random>`.
     pub id: String,
     /// Hosts, IP addresses or CIDR ranges the `http` kind may call although they are loopback,
@@ -442,6 +445,7 @@ impl Default for WorkersConfig {
             prefetch: 0,
             shutdown_grace_secs: 30,
             heartbeat_secs: 5,
+            report_started_after_ms: 200,
             id: String::new(),
             http_allow: Vec::new(),
             http_max_response_bytes: 64 * 1024,

@@ -178,6 +178,18 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, message: &Incoming) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
+/// Handles many messages in one transaction: one commit for a whole batch instead of one per
+/// message, which is what bounds a consumer's rate (each commit waits for the WAL flush).
+pub trait BatchHandler: Handler {
+    /// Applies every message's effect, or none (returns an error, having committed nothing).
+    /// On error the consumer handles each message of the batch alone with [`Handler::handle`], so
+    /// one bad message cannot hold up the rest and retries and dead letters work as usual.
+    fn handle_batch(
+        &self,
+        messages: &[Incoming],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
 /// Runs a [`Handler`] over a queue until shutdown, reconnecting when the broker goes away.
 pub struct Consumer<H> {
     broker: Broker,
@@ -277,6 +289,128 @@ impl<H: Handler> Consumer<H> {
         while in_flight.join_next().await.is_some() {}
         let _ = channel.close(200, "consumer stopped").await;
         result
+    }
+}
+
+impl<H: BatchHandler> Consumer<H> {
+    /// Like [`Consumer::run`], but takes the messages that are waiting (up to `max_batch`) and
+    /// applies them with one [`BatchHandler::handle_batch`] call, one batch at a time.
+    pub async fn run_batched(self, max_batch: usize, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            match self.consume_batched(max_batch.max(1), &shutdown).await {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(queue = %self.spec.name, error = %err, retry_in = ?backoff, "consumer lost the broker");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        tracing::info!(queue = %self.spec.name, "consumer stopped");
+    }
+
+    async fn consume_batched(
+        &self,
+        max_batch: usize,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let channel = self.broker.channel().await?;
+        self.spec.declare(&self.broker, &channel).await?;
+        // The prefetch must cover a batch, or batches never fill.
+        let prefetch = self
+            .prefetch
+            .max(u16::try_from(max_batch).unwrap_or(u16::MAX));
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let tag = format!("{}-{}", self.spec.name, uuid::Uuid::new_v4().simple());
+        let mut deliveries = channel
+            .basic_consume(
+                &self.spec.name,
+                &tag,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.spec.name, prefetch, max_batch, "consuming in batches");
+        let result = loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                next = deliveries.next() => next,
+            };
+            let mut batch = match first {
+                Some(Ok(delivery)) => vec![delivery],
+                Some(Err(err)) => break Err(err.into()),
+                None => break Err(anyhow::anyhow!("the broker closed the consumer")),
+            };
+            // Whatever else has arrived already joins the batch; nothing waits for more.
+            while batch.len() < max_batch {
+                match futures::FutureExt::now_or_never(deliveries.next()) {
+                    Some(Some(Ok(delivery))) => batch.push(delivery),
+                    _ => break,
+                }
+            }
+            if let Err(err) = self.process_batch(batch).await {
+                tracing::warn!(queue = %self.spec.name, error = %err, "could not settle a batch; the broker will redeliver it");
+            }
+        };
+        let _ = channel
+            .basic_cancel(&tag, BasicCancelOptions::default())
+            .await;
+        let _ = channel.close(200, "consumer stopped").await;
+        result
+    }
+
+    async fn process_batch(&self, batch: Vec<Delivery>) -> Result<(), lapin::Error> {
+        let mut messages = Vec::with_capacity(batch.len());
+        let mut parsed = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            match serde_json::from_slice::<CloudEvent>(&delivery.data) {
+                Ok(event) => {
+                    let headers = delivery.properties.headers().as_ref();
+                    let attempt = header_int(headers, HEADER_ATTEMPT)
+                        .and_then(|a| u32::try_from(a).ok())
+                        .unwrap_or(1)
+                        .max(1);
+                    messages.push(Incoming {
+                        event,
+                        routing_key: delivery.routing_key.as_str().to_string(),
+                        attempt,
+                    });
+                    parsed.push(delivery);
+                }
+                // Malformed: the single path dead-letters it.
+                Err(_) => process(&self.spec, &*self.handler, &self.publisher, delivery).await?,
+            }
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let span =
+            tracing::info_span!("consume_batch", queue = %self.spec.name, size = messages.len());
+        let outcome =
+            tracing::Instrument::instrument(self.handler.handle_batch(&messages), span).await;
+        let queue = self.spec.name.clone();
+        match outcome {
+            Ok(()) => {
+                for delivery in &parsed {
+                    delivery.acker.ack(BasicAckOptions::default()).await?;
+                }
+                metrics::counter!("taskmesh_consumer_messages_total", "queue" => queue, "outcome" => "ack")
+                    .increment(parsed.len() as u64);
+            }
+            Err(err) => {
+                tracing::info!(queue = %self.spec.name, error = format!("{err:#}"), size = parsed.len(), "batch failed; handling its messages one by one");
+                for delivery in parsed {
+                    process(&self.spec, &*self.handler, &self.publisher, delivery).await?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -43,6 +43,35 @@ pub async fn enqueue_at<T: EventPayload>(
     enqueue_routed(tx, event, route).await
 }
 
+/// Writes several events of one type in one statement (the batch paths).
+pub async fn enqueue_many<T: EventPayload>(
+    tx: &mut PgConnection,
+    events: Vec<CloudEvent<T>>,
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    for event in events {
+        ids.push(event.id);
+        let event = event
+            .into_untyped()
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        payloads.push(serde_json::to_value(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+    }
+    sqlx::query(
+        "INSERT INTO outbox (id, routing_key, payload)
+         SELECT id, $3, payload FROM unnest($1::uuid[], $2::jsonb[]) AS e(id, payload)",
+    )
+    .bind(&ids)
+    .bind(&payloads)
+    .bind(T::TYPE)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// How an outbox row is published, beyond the defaults (the events exchange, the event type as
 /// routing key, now, no priority).
 #[derive(Debug, Clone, Default)]

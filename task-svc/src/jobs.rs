@@ -26,7 +26,7 @@ use serde_json::Value;
 use shared::{
     broker::Broker,
     config::JobsConfig,
-    consumer::{Handler, HandlerError, Incoming},
+    consumer::{BatchHandler, Handler, HandlerError, Incoming},
     events::{
         CloudEvent, EventPayload, JobCancel, JobDispatch, JobFinished, JobOutcome, JobProgress,
         JobStarted, TaskAssigned, TaskCompleted, TaskDead, TaskFailed,
@@ -530,33 +530,190 @@ fn reject(err: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
     HandlerError::Reject(err.into())
 }
 
-impl Handler for JobReports {
-    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
-        let event = &message.event;
-        let mut tx = self.pool.begin().await?;
-        if !idempotency::first_time(&mut tx, CONSUMER, event.id).await? {
-            return Ok(());
+impl JobReports {
+    /// Applies one report inside `tx` (once: duplicates are recognised and skipped). Returns the
+    /// task if its status changed.
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &CloudEvent,
+    ) -> Result<Option<Task>, HandlerError> {
+        if !idempotency::first_time(tx, CONSUMER, event.id).await? {
+            return Ok(None);
         }
-        let touched = match event.event_type.as_str() {
-            JobStarted::TYPE => on_started(&mut tx, event.decode().map_err(reject)?).await?,
-            JobProgress::TYPE => on_progress(&mut tx, event.decode().map_err(reject)?).await?,
+        Ok(match event.event_type.as_str() {
+            JobStarted::TYPE => on_started(tx, event.decode().map_err(reject)?).await?,
+            JobProgress::TYPE => on_progress(tx, event.decode().map_err(reject)?).await?,
             JobFinished::TYPE => {
-                on_finished(&mut tx, event.decode().map_err(reject)?, &self.config).await?
+                on_finished(tx, event.decode().map_err(reject)?, &self.config).await?
             }
             other => {
                 return Err(HandlerError::Reject(anyhow::anyhow!(
                     "not a job report: {other}"
                 )))
             }
-        };
-        let audience = match &touched {
-            Some(task) => cache::audience(&mut tx, task).await?,
-            None => Vec::new(),
-        };
+        })
+    }
+
+    /// Commits `tx`, then invalidates the cached lists that show the changed tasks.
+    async fn finish(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        touched: Vec<Task>,
+    ) -> Result<(), HandlerError> {
+        let mut audience = Vec::new();
+        for task in &touched {
+            audience.extend(cache::audience(&mut tx, task).await?);
+        }
         tx.commit().await?;
+        audience.sort();
+        audience.dedup();
         self.cache.invalidate(&audience).await;
         Ok(())
     }
+}
+
+impl Handler for JobReports {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let touched = self.apply(&mut tx, &message.event).await?;
+        self.finish(tx, touched.into_iter().collect()).await
+    }
+}
+
+impl BatchHandler for JobReports {
+    /// A batch in one transaction. Successes, the bulk of a busy queue, are applied together in
+    /// a few set-based statements; every other report goes through [`JobReports::apply`] in
+    /// arrival order. The order between the two does not matter: each report is applied on its
+    /// own merits (stale dispatches, finished tasks and late starts are recognised).
+    async fn handle_batch(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let mut touched = Vec::new();
+        let mut successes = Vec::new();
+        for message in messages {
+            let event = &message.event;
+            if event.event_type == JobFinished::TYPE {
+                if let Ok(report) = event.decode::<JobFinished>() {
+                    if report.outcome == JobOutcome::Succeeded {
+                        successes.push((event.id, report));
+                        continue;
+                    }
+                }
+            }
+            touched.extend(self.apply(&mut tx, event).await?);
+        }
+        touched.extend(complete_many(&mut tx, successes).await?);
+        self.finish(tx, touched).await
+    }
+}
+
+/// Applies successful `job.finished` reports together: records their runs, completes their
+/// tasks (only a live task whose current dispatch it is) and announces `task.completed`.
+/// Returns the completed tasks.
+async fn complete_many(
+    tx: &mut PgConnection,
+    reports: Vec<(Uuid, JobFinished)>,
+) -> Result<Vec<Task>, sqlx::Error> {
+    if reports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = reports.iter().map(|(id, _)| *id).collect();
+    let fresh: HashSet<Uuid> = sqlx::query_scalar(
+        "INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(CONSUMER)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let reports: Vec<JobFinished> = reports
+        .into_iter()
+        .filter(|(id, _)| fresh.contains(id))
+        .map(|(_, report)| report)
+        .collect();
+    if reports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&JobFinished) -> Uuid| reports.iter().map(f).collect::<Vec<Uuid>>();
+    let completed: Vec<(Uuid, String)> = sqlx::query_as(
+        "WITH r AS (
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int4[],
+                                 $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
+                AS r(task_id, dispatch_id, run_id, worker_id, attempt, started_at, ended_at, result)
+         ), runs AS (
+            INSERT INTO job_attempts (run_id, task_id, dispatch_id, attempt, worker_id, started_at,
+                                      ended_at, outcome)
+            SELECT run_id, task_id, dispatch_id, attempt, worker_id, started_at, ended_at,
+                   'succeeded'
+              FROM r WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = r.task_id)
+            ON CONFLICT (run_id) DO UPDATE
+               SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, error = NULL
+             WHERE job_attempts.outcome IN ('running', 'lost')
+         ), done AS (
+            UPDATE tasks t SET status = 'completed', version = t.version + 1, updated_at = now()
+              FROM r, jobs j
+             WHERE t.id = r.task_id AND j.task_id = r.task_id AND j.dispatch_id = r.dispatch_id
+               AND t.status IN ('pending', 'scheduled', 'queued', 'running', 'retrying')
+            RETURNING t.id, r.result, r.started_at, r.ended_at
+         )
+         UPDATE jobs j
+            SET result = done.result, finished_at = done.ended_at, last_error = NULL,
+                unique_lock = NULL, started_at = COALESCE(j.started_at, done.started_at)
+           FROM done WHERE j.task_id = done.id
+         RETURNING j.task_id, j.kind",
+    )
+    .bind(column(|r| r.task_id))
+    .bind(column(|r| r.dispatch_id))
+    .bind(column(|r| r.run_id))
+    .bind(
+        reports
+            .iter()
+            .map(|r| r.worker_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(reports.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind(reports.iter().map(|r| r.started_at).collect::<Vec<_>>())
+    .bind(reports.iter().map(|r| r.ended_at).collect::<Vec<_>>())
+    .bind(
+        reports
+            .iter()
+            .map(|r| r.result.clone().unwrap_or(Value::Null))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if completed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kinds: HashMap<Uuid, String> = completed.into_iter().collect();
+    let task_ids: Vec<Uuid> = kinds.keys().copied().collect();
+    let tasks: Vec<Task> = sqlx::query_as(&format!(
+        "SELECT {} FROM tasks WHERE id = ANY($1)",
+        crate::tasks::COLUMNS
+    ))
+    .bind(&task_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let events = tasks
+        .iter()
+        .map(|task| {
+            CloudEvent::new(
+                SERVICE,
+                TaskCompleted {
+                    task_id: task.id,
+                    owner_id: task.owner_id,
+                    actor_id: Uuid::nil(),
+                    assignee_id: None,
+                    title: task.title.clone(),
+                    job_kind: kinds.get(&task.id).cloned(),
+                },
+            )
+        })
+        .collect();
+    outbox::enqueue_many(tx, events).await?;
+    Ok(tasks)
 }
 
 /// Records the run; marks other open runs of the dispatch lost (their worker died and the broker

@@ -29,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 pub const SERVICE: &str = "task-svc";
 
+/// Most workers' reports applied in one transaction.
+const REPORT_BATCH: usize = 256;
+
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/tasks");
 
 /// What every handler shares.
@@ -98,7 +101,7 @@ pub async fn run(
             config: config.jobs.clone(),
         },
     );
-    platform.spawn(reports.run(shutdown.clone()));
+    platform.spawn(reports.run_batched(REPORT_BATCH, shutdown.clone()));
     platform.spawn(jobs::run_cron(
         platform.pool.clone(),
         config.jobs.clone(),

@@ -318,7 +318,13 @@ impl Executor {
         };
         let publisher = self.publisher.clone();
         let started_message = self.message(started);
-        let started_report = tokio::spawn(async move { publisher.publish(&started_message).await });
+        // A job that finishes sooner than this is reported once, finished (with its start time):
+        // one report instead of two for the quick jobs that make up most of a busy queue.
+        let delay = Duration::from_millis(self.config.report_started_after_ms);
+        let started_report = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            publisher.publish(&started_message).await
+        });
         let (progress_tx, progress_rx) = mpsc::unbounded_channel();
         let progress = tokio::spawn(forward_progress(
             self.publisher.clone(),
@@ -374,8 +380,12 @@ impl Executor {
         self.running.lock().unwrap().remove(&dispatch.task_id);
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         progress.abort();
-        if let Ok(Err(err)) = started_report.await {
-            tracing::warn!(error = %err, "the started report was not confirmed");
+        if started_report.is_finished() {
+            if let Ok(Err(err)) = started_report.await {
+                tracing::warn!(error = %err, "the started report was not confirmed");
+            }
+        } else {
+            started_report.abort();
         }
         let reason = running.reason.load(Ordering::SeqCst);
         let report = match outcome {

@@ -1,0 +1,236 @@
+//! `bench jobs`: end-to-end no-op jobs per second (created → completed recorded) and p50/p99 of
+//! creation-to-completion, through the API one by one and through the bulk path, next to the raw
+//! broker limit (plain lapin publish-with-confirms / consume-with-ack) and Celery (RabbitMQ
+//! broker, Redis results, `task_acks_late=True`, the same no-op job), all measured in this run on
+//! this machine. Every service and the worker are processes of their own (`taskmesh serve`).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use shared::testkit::TestEnv;
+use sqlx::PgPool;
+
+use crate::{platform, raw_broker, Figures};
+
+const JOBS: usize = 5000;
+const WRITERS: usize = 8;
+const BULK: usize = 500;
+
+pub async fn run() -> anyhow::Result<()> {
+    let jobs = std::env::var("BENCH_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(JOBS);
+    println!(
+        "Taskmesh job benchmark: {jobs} no-op jobs per path, {} cores",
+        crate::cores()
+    );
+    let env = TestEnv::new();
+    let raw = raw_broker(&env.config, 20_000).await?;
+    let celery = celery(jobs)?;
+
+    let Some(children) = platform::spawn(&env).await? else {
+        return Ok(());
+    };
+    let http = reqwest::Client::new();
+    let token = platform::token(&http, "bench-jobs@example.com").await?;
+    let db = PgPool::connect(&shared::db::database_url(
+        &env.config.postgres,
+        &env.config.task.database,
+    )?)
+    .await?;
+    one_by_one(&http, &token, &db, 200).await?; // warm-up
+    let api = one_by_one(&http, &token, &db, jobs).await?;
+    let bulk = bulk(&http, &token, &db, jobs).await?;
+    drop(children);
+
+    println!();
+    println!("| path | jobs/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    println!(
+        "| raw lapin publish-confirm / consume-ack, 200 B messages (the broker's limit) | {:.0} | {:.1} | {:.1} |",
+        raw.rate, raw.p50, raw.p99
+    );
+    match &celery {
+        Some(c) => println!(
+            "| Celery {} (prefork, concurrency {}, acks_late, Redis results), {} jobs from one producer | {:.0} | {:.1} | {:.1} |",
+            c.version, c.concurrency, c.jobs, c.figures.rate, c.figures.p50, c.figures.p99
+        ),
+        None => println!("| Celery | not measured (see above) | - | - |"),
+    }
+    println!(
+        "| Taskmesh, POST /api/v1/tasks one job per request ({WRITERS} writers) → completed | {:.0} | {:.1} | {:.1} |",
+        api.rate, api.p50, api.p99
+    );
+    println!(
+        "| Taskmesh, POST /api/v1/tasks/bulk ({BULK} per request) → completed | {:.0} | {:.1} | {:.1} |",
+        bulk.rate, bulk.p50, bulk.p99
+    );
+    let best = api.rate.max(bulk.rate);
+    if let Some(c) = &celery {
+        println!(
+            "Taskmesh / Celery: {:.1}x one by one, {:.1}x bulk (aim: at least 5x)",
+            api.rate / c.figures.rate,
+            bulk.rate / c.figures.rate
+        );
+    }
+    println!(
+        "raw broker / Taskmesh: {:.1}x (best path; aim: within 3x)",
+        raw.rate / best
+    );
+    Ok(())
+}
+
+struct Celery {
+    version: String,
+    jobs: usize,
+    concurrency: u64,
+    figures: Figures,
+}
+
+/// Runs `bench/celery/run.py` in the project's Python venv; `None` (with the reason printed) if
+/// Python or Celery is not available.
+fn celery(jobs: usize) -> anyhow::Result<Option<Celery>> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let venv = Command::new(format!("{root}/scripts/python-env")).output();
+    let python = match venv {
+        Ok(out) if out.status.success() => String::from_utf8(out.stdout)?
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        other => {
+            println!("(no Python venv for Celery: {other:?})");
+            return Ok(None);
+        }
+    };
+    let out = Command::new(python)
+        .arg(format!("{root}/bench/celery/run.py"))
+        .args(["--jobs", &jobs.to_string()])
+        .output()?;
+    if !out.status.success() {
+        println!(
+            "(Celery run failed: {})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return Ok(None);
+    }
+    let stdout = String::from_utf8(out.stdout)?;
+    let line: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))?;
+    let number = |k: &str| line[k].as_f64().unwrap_or(f64::NAN);
+    Ok(Some(Celery {
+        version: line["version"].as_str().unwrap_or("?").to_string(),
+        jobs,
+        concurrency: line["concurrency"].as_u64().unwrap_or(0),
+        figures: Figures {
+            rate: number("jobs_per_sec"),
+            p50: number("p50_ms"),
+            p99: number("p99_ms"),
+        },
+    }))
+}
+
+fn noop(n: usize) -> Value {
+    json!({"title": format!("noop {n}"), "priority": "normal", "job": {"kind": "noop"}})
+}
+
+/// `count` jobs, one per request from `WRITERS` concurrent writers.
+async fn one_by_one(
+    http: &reqwest::Client,
+    token: &str,
+    db: &PgPool,
+    count: usize,
+) -> anyhow::Result<Figures> {
+    let url = format!("{}/tasks", platform::API);
+    let started = Instant::now();
+    let statuses: Vec<u16> = futures::stream::iter(0..count)
+        .map(|n| {
+            let request = http.post(&url).bearer_auth(token).json(&noop(n));
+            async move { request.send().await.map(|r| r.status().as_u16()) }
+        })
+        .buffer_unordered(WRITERS)
+        .map(|r| r.unwrap_or(0))
+        .collect()
+        .await;
+    anyhow::ensure!(
+        statuses.iter().all(|s| *s == 201),
+        "a creation failed: {:?}",
+        statuses.iter().find(|s| **s != 201)
+    );
+    completed(db, started, count).await
+}
+
+/// `count` jobs in requests of `BULK`, two requests at a time.
+async fn bulk(
+    http: &reqwest::Client,
+    token: &str,
+    db: &PgPool,
+    count: usize,
+) -> anyhow::Result<Figures> {
+    let url = format!("{}/tasks/bulk", platform::API);
+    let started = Instant::now();
+    let batches: Vec<Value> = (0..count)
+        .step_by(BULK)
+        .map(
+            |from| json!({"tasks": (from..(from + BULK).min(count)).map(noop).collect::<Vec<_>>()}),
+        )
+        .collect();
+    let statuses: Vec<u16> = futures::stream::iter(batches)
+        .map(|body| {
+            let request = http.post(&url).bearer_auth(token).json(&body);
+            async move { request.send().await.map(|r| r.status().as_u16()) }
+        })
+        .buffer_unordered(2)
+        .map(|r| r.unwrap_or(0))
+        .collect()
+        .await;
+    anyhow::ensure!(
+        statuses.iter().all(|s| *s == 201),
+        "a bulk creation failed: {statuses:?}"
+    );
+    completed(db, started, count).await
+}
+
+/// Waits until every job since `started` is completed (as task-svc recorded it); the rate is
+/// jobs over the time from the first request to the last completion, the latency each task's
+/// creation to its completion, both as PostgreSQL's clock saw them.
+async fn completed(db: &PgPool, started: Instant, count: usize) -> anyhow::Result<Figures> {
+    let deadline = started + Duration::from_secs(600);
+    let since = chrono::Utc::now() - chrono::Duration::from_std(started.elapsed())?;
+    loop {
+        let (done, open): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'completed'),
+                    count(*) FILTER (WHERE status <> 'completed')
+               FROM tasks WHERE created_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(db)
+        .await?;
+        if done as usize >= count && open == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{done} of {count} completed after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rows: Vec<(f64, f64)> = sqlx::query_as(
+        "SELECT EXTRACT(EPOCH FROM (updated_at - created_at))::float8 * 1000,
+                EXTRACT(EPOCH FROM (updated_at - $1))::float8
+           FROM tasks WHERE created_at >= $1",
+    )
+    .bind(since)
+    .fetch_all(db)
+    .await?;
+    let last = rows.iter().map(|r| r.1).fold(0.0, f64::max);
+    let latencies: Vec<f64> = rows.into_iter().map(|r| r.0).collect();
+    Ok(crate::figures(
+        count,
+        Duration::from_secs_f64(last),
+        latencies,
+    ))
+}
