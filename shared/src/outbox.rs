@@ -72,6 +72,61 @@ pub async fn enqueue_many<T: EventPayload>(
     Ok(())
 }
 
+/// An event ready for the outbox with its route, for [`enqueue_all`].
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub event: CloudEvent,
+    pub route: Route,
+}
+
+impl Pending {
+    pub fn new<T: EventPayload>(event: CloudEvent<T>, route: Route) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            event: event
+                .into_untyped()
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+            route,
+        })
+    }
+}
+
+/// Writes several events, of any types and routes, in one statement.
+pub async fn enqueue_all(tx: &mut PgConnection, rows: Vec<Pending>) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut keys = Vec::with_capacity(rows.len());
+    let mut payloads = Vec::with_capacity(rows.len());
+    let mut available = Vec::with_capacity(rows.len());
+    let mut priorities: Vec<Option<i16>> = Vec::with_capacity(rows.len());
+    for Pending { event, route } in rows {
+        ids.push(event.id);
+        keys.push(
+            route
+                .routing_key
+                .unwrap_or_else(|| event.event_type.clone()),
+        );
+        payloads.push(serde_json::to_value(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+        available.push(route.available_at);
+        priorities.push(route.priority.map(i16::from));
+    }
+    sqlx::query(
+        "INSERT INTO outbox (id, routing_key, payload, available_at, priority)
+         SELECT id, key, payload, COALESCE(at, now()), priority
+           FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::int2[])
+             AS e(id, key, payload, at, priority)",
+    )
+    .bind(&ids)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&available)
+    .bind(&priorities)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// How an outbox row is published, beyond the defaults (the events exchange, the event type as
 /// routing key, now, no priority).
 #[derive(Debug, Clone, Default)]

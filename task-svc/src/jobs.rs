@@ -316,13 +316,15 @@ impl Pools {
 
 /// Outcome of writing a new job.
 pub enum Inserted {
-    Created,
+    /// Written; these events (its first dispatch and `task.assigned`, unless it waits for a
+    /// cron tick) go to the outbox with the caller's.
+    Created(Box<JobView>, Vec<outbox::Pending>),
     /// A live job with the same `unique_key` exists: this one.
     Duplicate(Uuid),
 }
 
-/// Writes the job of the just-inserted `task` and, unless it waits for a cron tick, its first
-/// dispatch. Inside the caller's transaction.
+/// Writes the job of the just-inserted `task` and prepares its first dispatch. Inside the
+/// caller's transaction; the caller writes the returned events.
 pub async fn insert(
     tx: &mut PgConnection,
     task: &Task,
@@ -333,11 +335,26 @@ pub async fn insert(
         .cron
         .as_ref()
         .and_then(|(_, schedule)| schedule.upcoming(Utc).next());
+    // The first dispatch is written with the job (its ids are known before), so a new job costs
+    // one row here and its events.
+    let first = match job.cron {
+        Some(_) => None,
+        None => {
+            let at = job.run_at.filter(|at| *at > Utc::now());
+            Some(dispatch_event(task, job, 1, at)?)
+        }
+    };
+    let (attempt, dispatch_id, dispatch_event_id) = match &first {
+        Some((dispatch_id, pending)) => (1, Some(*dispatch_id), Some(pending.event.id)),
+        None => (0, None, None),
+    };
     let inserted = sqlx::query(
         "INSERT INTO jobs (task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
                            parent_id, scheduled_for, max_attempts, backoff_base_ms,
-                           backoff_max_ms, timeout_ms, unique_key, unique_lock)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
+                           backoff_max_ms, timeout_ms, unique_key, unique_lock, attempt,
+                           dispatch_id, dispatch_event)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16,
+                 $17, $18)
          ON CONFLICT DO NOTHING",
     )
     .bind(task.id)
@@ -355,6 +372,9 @@ pub async fn insert(
     .bind(job.backoff_max_ms)
     .bind(job.timeout_ms)
     .bind(&job.unique_key)
+    .bind(attempt)
+    .bind(dispatch_id)
+    .bind(dispatch_event_id)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -374,11 +394,78 @@ pub async fn insert(
             )),
         };
     }
-    if job.cron.is_none() {
-        let at = job.run_at.filter(|at| *at > Utc::now());
-        dispatch(tx, task, 1, at, true).await?;
+    let mut events = Vec::new();
+    if let Some((_, pending)) = first {
+        events.push(pending);
+        events.push(assigned_event(task, &job.pool)?);
     }
-    Ok(Inserted::Created)
+    let view = JobView {
+        kind: job.kind.clone(),
+        payload: job.payload.clone(),
+        pool: job.pool.clone(),
+        run_at: job.run_at,
+        cron: job.cron.as_ref().map(|(text, _)| text.clone()),
+        next_run_at,
+        parent_id: parent.map(|p| p.0),
+        scheduled_for: parent.map(|p| p.1),
+        max_attempts: job.max_attempts,
+        backoff_base_ms: job.backoff_base_ms,
+        backoff_max_ms: job.backoff_max_ms,
+        timeout_ms: job.timeout_ms,
+        unique_key: job.unique_key.clone(),
+        attempt,
+        progress: None,
+        result: None,
+        last_error: None,
+        started_at: None,
+        finished_at: None,
+    };
+    Ok(Inserted::Created(Box::new(view), events))
+}
+
+/// The dispatch of attempt `attempt` of `task`'s job (not before `at`), and its new id.
+fn dispatch_event(
+    task: &Task,
+    job: &ParsedJob,
+    attempt: i32,
+    at: Option<DateTime<Utc>>,
+) -> Result<(Uuid, outbox::Pending), sqlx::Error> {
+    let dispatch_id = Uuid::now_v7();
+    let message = JobDispatch {
+        task_id: task.id,
+        dispatch_id,
+        kind: job.kind.clone(),
+        payload: job.payload.clone(),
+        pool: job.pool.clone(),
+        attempt,
+        max_attempts: job.max_attempts,
+        timeout_ms: job.timeout_ms,
+        idempotency_key: task.id.to_string(),
+        priority: task.priority.clone(),
+    };
+    let route = Route {
+        routing_key: Some(format!("job.dispatch.{}", job.pool)),
+        available_at: at,
+        priority: Some(amqp_priority(&task.priority)),
+    };
+    Ok((
+        dispatch_id,
+        outbox::Pending::new(CloudEvent::new(SERVICE, message), route)?,
+    ))
+}
+
+/// `task.assigned` for a job handed to `pool`.
+fn assigned_event(task: &Task, pool: &str) -> Result<outbox::Pending, sqlx::Error> {
+    let assigned = TaskAssigned {
+        task_id: task.id,
+        owner_id: task.owner_id,
+        actor_id: Uuid::nil(),
+        assignee_id: None,
+        previous_assignee_id: None,
+        title: task.title.clone(),
+        pool: Some(pool.to_string()),
+    };
+    outbox::Pending::new(CloudEvent::new(SERVICE, assigned), Route::default())
 }
 
 /// AMQP priority of a task priority (the job queues have `x-max-priority` 9).
@@ -407,25 +494,19 @@ pub async fn dispatch(
         .bind(task.id)
         .fetch_one(&mut *tx)
         .await?;
-    let dispatch_id = Uuid::now_v7();
-    let message = JobDispatch {
-        task_id: task.id,
-        dispatch_id,
+    let job = ParsedJob {
         kind,
         payload,
-        pool: pool.clone(),
-        attempt,
+        pool,
+        run_at: None,
+        cron: None,
         max_attempts,
+        backoff_base_ms: 0,
+        backoff_max_ms: 0,
         timeout_ms,
-        idempotency_key: task.id.to_string(),
-        priority: task.priority.clone(),
+        unique_key: None,
     };
-    let route = Route {
-        routing_key: Some(format!("job.dispatch.{pool}")),
-        available_at: at,
-        priority: Some(amqp_priority(&task.priority)),
-    };
-    let event = outbox::enqueue_routed(tx, CloudEvent::new(SERVICE, message), route).await?;
+    let (dispatch_id, pending) = dispatch_event(task, &job, attempt, at)?;
     sqlx::query(
         "UPDATE jobs SET attempt = $2, dispatch_id = $3, dispatch_event = $4, lost_runs = 0,
                          current_run = NULL
@@ -434,21 +515,14 @@ pub async fn dispatch(
     .bind(task.id)
     .bind(attempt)
     .bind(dispatch_id)
-    .bind(event)
+    .bind(pending.event.id)
     .execute(&mut *tx)
     .await?;
+    let mut events = vec![pending];
     if announce {
-        let assigned = TaskAssigned {
-            task_id: task.id,
-            owner_id: task.owner_id,
-            actor_id: Uuid::nil(),
-            assignee_id: None,
-            previous_assignee_id: None,
-            title: task.title.clone(),
-            pool: Some(pool),
-        };
-        outbox::enqueue(tx, CloudEvent::new(SERVICE, assigned)).await?;
+        events.push(assigned_event(task, &job.pool)?);
     }
+    outbox::enqueue_all(tx, events).await?;
     Ok(dispatch_id)
 }
 
@@ -1503,7 +1577,7 @@ pub async fn cron_round(pool: &PgPool) -> anyhow::Result<usize> {
             unique_key: None,
         };
         match insert(&mut tx, &run, &parsed, Some((template_id, tick))).await {
-            Ok(Inserted::Created) => {
+            Ok(Inserted::Created(_, mut events)) => {
                 let created_event = shared::events::TaskCreated {
                     task_id: run.id,
                     owner_id: run.owner_id,
@@ -1515,7 +1589,14 @@ pub async fn cron_round(pool: &PgPool) -> anyhow::Result<usize> {
                     due_at: None,
                     job_kind: Some(job.0),
                 };
-                outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, created_event)).await?;
+                events.insert(
+                    0,
+                    outbox::Pending::new(
+                        CloudEvent::new(SERVICE, created_event),
+                        Route::default(),
+                    )?,
+                );
+                outbox::enqueue_all(&mut tx, events).await?;
                 created += 1;
             }
             Ok(Inserted::Duplicate(_)) | Err(_) => {

@@ -27,9 +27,17 @@ pub async fn reschedule(
     .bind(task.id.to_string())
     .execute(&mut *tx)
     .await?;
+    if let Some(reminder) = first(task, lead_secs)? {
+        outbox::enqueue_all(tx, vec![reminder]).await?;
+    }
+    Ok(())
+}
+
+/// The reminder a task with no pending one needs (a new task), if any.
+pub fn first(task: &Task, lead_secs: u64) -> Result<Option<outbox::Pending>, sqlx::Error> {
     let open = matches!(task.status.as_str(), "todo" | "in_progress");
     let Some(due_at) = task.due_at.filter(|due| open && *due > Utc::now()) else {
-        return Ok(());
+        return Ok(None);
     };
     // Due sooner than the lead time: remind now.
     let at = (due_at - Duration::seconds(lead_secs as i64)).max(Utc::now());
@@ -40,6 +48,9 @@ pub async fn reschedule(
         title: task.title.clone(),
         due_at,
     };
-    outbox::enqueue_at(tx, CloudEvent::new(SERVICE, reminder), Some(at)).await?;
-    Ok(())
+    let route = outbox::Route {
+        available_at: Some(at),
+        ..Default::default()
+    };
+    outbox::Pending::new(CloudEvent::new(SERVICE, reminder), route).map(Some)
 }

@@ -399,15 +399,21 @@ async fn insert(
     .bind(initial_status)
     .fetch_one(&mut *tx)
     .await?;
+    let mut events = Vec::new();
     if let Some(job) = &job {
-        if let jobs::Inserted::Duplicate(existing) = jobs::insert(tx, &task, job, None).await? {
-            sqlx::query("DELETE FROM tasks WHERE id = $1")
-                .bind(task.id)
-                .execute(&mut *tx)
-                .await?;
-            return Ok(Created::Existing(existing));
+        match jobs::insert(tx, &task, job, None).await? {
+            jobs::Inserted::Duplicate(existing) => {
+                sqlx::query("DELETE FROM tasks WHERE id = $1")
+                    .bind(task.id)
+                    .execute(&mut *tx)
+                    .await?;
+                return Ok(Created::Existing(existing));
+            }
+            jobs::Inserted::Created(view, dispatch) => {
+                task.job = Some(*view);
+                events.extend(dispatch);
+            }
         }
-        jobs::attach(tx, std::slice::from_mut(&mut task)).await?;
     }
     let created = TaskCreated {
         task_id: task.id,
@@ -420,7 +426,11 @@ async fn insert(
         due_at: task.due_at,
         job_kind: job.as_ref().map(|j| j.kind.clone()),
     };
-    outbox::enqueue(tx, CloudEvent::new(SERVICE, created)).await?;
+    // task.created first: consumers see a task before what happens to it.
+    events.insert(
+        0,
+        outbox::Pending::new(CloudEvent::new(SERVICE, created), outbox::Route::default())?,
+    );
     if let Some(assignee_id) = task.assignee_id {
         let assigned = TaskAssigned {
             task_id: task.id,
@@ -431,10 +441,14 @@ async fn insert(
             title: task.title.clone(),
             pool: None,
         };
-        outbox::enqueue(tx, CloudEvent::new(SERVICE, assigned)).await?;
+        events.push(outbox::Pending::new(
+            CloudEvent::new(SERVICE, assigned),
+            outbox::Route::default(),
+        )?);
     }
     let lead = state.config.tasks.due_soon_lead_secs;
-    reminders::reschedule(tx, &task, lead).await?;
+    events.extend(reminders::first(&task, lead)?);
+    outbox::enqueue_all(tx, events).await?;
     let audience = cache::audience(tx, &task).await?;
     Ok(Created::New(Box::new(task), audience))
 }
