@@ -184,6 +184,9 @@ async fn raw_broker(config: &Config, count: usize) -> anyhow::Result<Figures> {
     }
     let latencies = consume.await?;
     let elapsed = started.elapsed();
+    // Close the consumer first: deleting a queue under a live consumer makes the broker cancel it
+    // while the client may be cancelling too, which lapin takes for a protocol error.
+    consumer_channel.close(200, "done").await?;
     channel.queue_delete(&queue, Default::default()).await?;
     Ok(figures(count, elapsed, latencies))
 }

@@ -2,7 +2,7 @@
 
 use shared::{
     consumer::{BatchHandler, Handler, HandlerError, Incoming},
-    events::{CloudEvent, EventPayload, TaskCreated, TaskDueSoon, UserCreated},
+    events::{CloudEvent, EventPayload, TaskCreated, TaskDead, TaskDueSoon, UserCreated},
     idempotency,
 };
 use sqlx::{PgConnection, PgPool};
@@ -22,7 +22,7 @@ fn reject(err: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
 /// Whether an event makes a notification; the others are acked without touching the database.
 fn notifies(event: &CloudEvent) -> bool {
     match event.event_type.as_str() {
-        UserCreated::TYPE | TaskDueSoon::TYPE => true,
+        UserCreated::TYPE | TaskDueSoon::TYPE | TaskDead::TYPE => true,
         // Programs create jobs by the thousand; their owners hear about failures, not about
         // every creation.
         TaskCreated::TYPE => event.data.get("job_kind").is_none_or(|k| k.is_null()),
@@ -69,6 +69,21 @@ impl NotificationHandler {
                     };
                     note.insert(&mut *tx, event.id).await?;
                 }
+            }
+            TaskDead::TYPE => {
+                let data: TaskDead = event.decode().map_err(reject)?;
+                let note = Note {
+                    user_id: data.owner_id,
+                    kind: "job_dead",
+                    title: format!(
+                        "Job failed for good after {} attempts: {} ({})",
+                        data.attempts,
+                        data.title,
+                        data.error.chars().take(200).collect::<String>()
+                    ),
+                    subject: data.task_id.to_string(),
+                };
+                note.insert(&mut *tx, event.id).await?;
             }
             TaskDueSoon::TYPE => {
                 let data: TaskDueSoon = event.decode().map_err(reject)?;

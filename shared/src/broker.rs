@@ -311,18 +311,38 @@ impl Publisher {
                 .await?;
             pending.push(confirm);
         }
-        let mut results = Vec::with_capacity(pending.len());
-        for (confirm, message) in pending.into_iter().zip(messages) {
-            let result = match confirm.await? {
-                Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-                Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable {
+        // The broker returns an unroutable message before acking it, but one ack may cover
+        // several messages (`multiple`), and the client then hands the return to whichever of
+        // them it settles first. So returns are matched to messages by message id, not by
+        // position; only a message without an id falls back to its own confirm.
+        let mut outcomes = Vec::with_capacity(pending.len());
+        let mut returned_ids = std::collections::HashSet::new();
+        for confirm in pending {
+            let outcome = confirm.await?;
+            if let Confirmation::Ack(Some(returned)) = &outcome {
+                if let Some(id) = returned.delivery.properties.message_id() {
+                    returned_ids.insert(id.as_str().to_string());
+                }
+            }
+            outcomes.push(outcome);
+        }
+        let results = outcomes
+            .into_iter()
+            .zip(messages)
+            .map(|(outcome, message)| {
+                let unroutable = Err(PublishError::Unroutable {
                     exchange: message.exchange.clone(),
                     routing_key: message.routing_key.clone(),
-                }),
-                Confirmation::Nack(_) => Err(PublishError::Nacked),
-            };
-            results.push(result);
-        }
+                });
+                match (outcome, &message.message_id) {
+                    (Confirmation::Nack(_), _) => Err(PublishError::Nacked),
+                    (_, Some(id)) if returned_ids.contains(id) => unroutable,
+                    (_, Some(_)) => Ok(()),
+                    (Confirmation::Ack(Some(_)), None) => unroutable,
+                    (Confirmation::Ack(None) | Confirmation::NotRequested, None) => Ok(()),
+                }
+            })
+            .collect();
         Ok(results)
     }
 }

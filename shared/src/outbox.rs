@@ -280,7 +280,8 @@ impl Relay {
             match result {
                 Ok(()) => published.push(id),
                 Err(PublishError::Unroutable { routing_key, .. }) if !must_route(&routing_key) => {
-                    tracing::warn!(%id, %routing_key, "no queue is bound for this event type; marked unroutable");
+                    // Normal for an event no consumer of this deployment wants; counted.
+                    tracing::debug!(%id, %routing_key, "no queue is bound for this event type; marked unroutable");
                     metrics::counter!("taskmesh_outbox_unroutable_total", "routing_key" => routing_key)
                         .increment(1);
                     unroutable.push(id);

@@ -16,6 +16,14 @@ use crate::config::{LogConfig, LogFormat};
 pub fn init(config: &LogConfig) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    // lapin logs every message the broker returns (an event no queue is bound for) at warn, with
+    // its whole body. The publisher reports those itself (counted, marked in the outbox), so
+    // the log line is noise: keep lapin's returns quiet whatever else the filter says.
+    let filter = filter.add_directive(
+        "lapin::returned_messages=error"
+            .parse()
+            .expect("a valid directive"),
+    );
     let json = match config.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,

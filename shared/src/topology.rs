@@ -15,11 +15,15 @@ use crate::broker::Broker;
 use crate::config::ConsumerConfig;
 use crate::consumer::QueueSpec;
 
-/// notify-svc's queue: everything a user may want to hear about.
+/// notify-svc's queue: the events it turns into notifications, and no others (a job engine
+/// publishes several task events per job; a consumer that only acks them would still pay for
+/// each delivery).
 pub fn notify_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "notify-svc", config)
         .bind("user.created")
-        .bind("task.#")
+        .bind("task.created")
+        .bind("task.due_soon")
+        .bind("task.dead")
         .bind("channel.#")
         .bind("media.processed")
 }

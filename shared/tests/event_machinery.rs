@@ -377,6 +377,40 @@ async fn an_unroutable_publish_is_reported_not_dropped() {
 }
 
 #[tokio::test]
+async fn in_a_mixed_batch_exactly_the_unroutable_messages_are_reported() {
+    let bench = Bench::new().await;
+    let publisher = Publisher::new(bench.broker.clone());
+    let channel = bench.broker.channel().await.unwrap();
+    bench.queue.declare(&bench.broker, &channel).await.unwrap();
+    let routable = bench.queue.bindings[0].clone();
+    // Many messages in one pipelined batch, so the broker acks several at once.
+    let messages: Vec<OutgoingMessage> = (0..200)
+        .map(|i| {
+            let key = if i % 3 == 0 {
+                "nobody.listens"
+            } else {
+                routable.as_str()
+            };
+            let mut message =
+                OutgoingMessage::new(bench.broker.events_exchange(), key, b"{}".to_vec());
+            message.message_id = Some(format!("m{i}"));
+            message
+        })
+        .collect();
+    let results = publisher.publish_batch(&messages).await.unwrap();
+    for (i, result) in results.iter().enumerate() {
+        if i % 3 == 0 {
+            assert!(
+                matches!(result, Err(PublishError::Unroutable { .. })),
+                "m{i}: {result:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "m{i}: {result:?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_delayed_event_waits_for_its_time_and_the_running_relay_wakes_for_it() {
     let bench = Bench::new().await;
     let due = chrono::Utc::now() + chrono::Duration::milliseconds(1500);

@@ -242,6 +242,15 @@ async fn a_fatal_error_dies_at_once_and_purge_empties_the_dead_list() {
         "{dead}"
     );
     assert_eq!(app.attempts(&ada, id).await.len(), 1);
+    // Its owner hears about it.
+    eventually("a job_dead notification", WAIT, || async {
+        let notes = app.notifications(&ada).await;
+        notes
+            .iter()
+            .any(|n| n["kind"] == "job_dead" && n["subject"] == id)
+            .then_some(())
+    })
+    .await;
 
     let reply = app
         .send(
