@@ -583,3 +583,70 @@ async fn the_bulk_path_creates_all_or_nothing() {
         .await;
     assert_eq!(status, 422);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_kind_runs_only_allow_listed_programs_without_a_shell() {
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.workers.commands = vec!["/bin/echo".into()];
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    let echo = app
+        .create_job(
+            &ada,
+            "echo",
+            json!({"kind": "command", "pool": "inproc",
+                   "payload": {"program": "echo", "args": ["hello", "$(id)", ";", "ls"]}}),
+        )
+        .await;
+    let done = app
+        .wait_status(&ada, echo["id"].as_str().unwrap(), "completed")
+        .await;
+    // Arguments reach the program as they are: no shell expands or chains them.
+    assert_eq!(done["job"]["result"]["stdout"], "hello $(id) ; ls\n");
+    assert_eq!(done["job"]["result"]["exit_code"], 0);
+
+    let refused = app
+        .create_job(
+            &ada,
+            "shell",
+            json!({"kind": "command", "pool": "inproc", "max_attempts": 3,
+                   "payload": {"program": "/bin/sh", "args": ["-c", "true"]}}),
+        )
+        .await;
+    let dead = app
+        .wait_status(&ada, refused["id"].as_str().unwrap(), "dead")
+        .await;
+    assert!(
+        dead["job"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not in workers.commands"),
+        "{dead}"
+    );
+    assert_eq!(dead["job"]["attempt"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_job_shows_its_progress() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let task = app
+        .create_job(
+            &ada,
+            "slow",
+            json!({"kind": "sleep", "pool": "inproc", "payload": {"ms": 4000}}),
+        )
+        .await;
+    let id = task["id"].as_str().unwrap();
+    let percent = eventually("progress is reported", WAIT, || async {
+        let task = app.task(&ada, id).await;
+        let percent = task["job"]["progress"]["percent"].as_f64()?;
+        (task["status"] == "running" && percent > 0.0).then_some(percent)
+    })
+    .await;
+    assert!(percent < 100.0);
+    let done = app.wait_status(&ada, id, "completed").await;
+    assert_eq!(done["job"]["result"]["slept_ms"], 4000);
+}
