@@ -616,7 +616,9 @@ impl JobReports {
             return Ok(None);
         }
         Ok(match event.event_type.as_str() {
-            JobStarted::TYPE => on_started(tx, event.decode().map_err(reject)?).await?,
+            JobStarted::TYPE => {
+                on_started(tx, event.decode().map_err(reject)?, &self.config).await?
+            }
             JobProgress::TYPE => on_progress(tx, event.decode().map_err(reject)?).await?,
             JobFinished::TYPE => {
                 on_finished(tx, event.decode().map_err(reject)?, &self.config).await?
@@ -795,6 +797,7 @@ async fn complete_many(
 async fn on_started(
     tx: &mut PgConnection,
     report: JobStarted,
+    config: &JobsConfig,
 ) -> Result<Option<Task>, sqlx::Error> {
     let Some((mut task, job)) = lock(tx, report.task_id).await? else {
         return Ok(None);
@@ -841,6 +844,17 @@ async fn on_started(
     .await?;
     if lost > 0 {
         tracing::warn!(task_id = %task.id, lost, previous_lost = job.lost_runs, "a run of this job was lost with its worker");
+        let lost_runs = job.lost_runs + lost as i32;
+        if lost_runs >= config.max_lost_runs as i32 && LIVE.contains(&task.status.as_str()) {
+            // Its workers keep dying while running it: most likely the job kills them. Stop
+            // the current run and dead-letter it rather than rerun it without end.
+            let error = format!(
+                "its runs were lost with their workers {lost_runs} times; it may be what stops them"
+            );
+            bury(tx, &mut task, &job, &error).await?;
+            outbox::enqueue(tx, CloudEvent::new(SERVICE, JobCancel { task_id: task.id })).await?;
+            return Ok(Some(task));
+        }
     }
     if matches!(
         task.status.as_str(),

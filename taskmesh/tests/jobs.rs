@@ -650,3 +650,59 @@ async fn a_running_job_shows_its_progress() {
     let done = app.wait_status(&ada, id, "completed").await;
     assert_eq!(done["job"]["result"]["slept_ms"], 4000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_runs_keep_dying_with_their_workers_is_dead_lettered() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    // No worker serves this pool: the test plays the workers that die one after another.
+    let task = app
+        .create_job(&ada, "poison", json!({"kind": "noop", "pool": "ghost"}))
+        .await;
+    let id = task["id"].as_str().unwrap();
+    let db = app.db(&app.env.config.task.database).await;
+    let dispatch: uuid::Uuid =
+        sqlx::query_scalar("SELECT dispatch_id FROM jobs WHERE task_id = $1")
+            .bind(uuid::Uuid::parse_str(id).unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let broker = shared::broker::Broker::new(&app.env.config.amqp, "test-ghost-workers");
+    let publisher = shared::broker::Publisher::new(broker.clone());
+    // Six runs start and never finish: each new one finds the previous lost.
+    for n in 0..6 {
+        let started = shared::events::JobStarted {
+            task_id: uuid::Uuid::parse_str(id).unwrap(),
+            dispatch_id: dispatch,
+            run_id: uuid::Uuid::now_v7(),
+            worker_id: format!("doomed-{n}"),
+            attempt: 1,
+            started_at: Utc::now(),
+        };
+        let event = shared::events::CloudEvent::new("test", started);
+        let mut message = shared::broker::OutgoingMessage::new(
+            broker.events_exchange(),
+            "job.started",
+            serde_json::to_vec(&event).unwrap(),
+        );
+        message.message_id = Some(event.id.to_string());
+        publisher.publish(&message).await.unwrap();
+        eventually("the run is recorded", WAIT, || async {
+            let runs = app.attempts(&ada, id).await.len();
+            (runs > n).then_some(())
+        })
+        .await;
+    }
+    let dead = app.wait_status(&ada, id, "dead").await;
+    assert!(
+        dead["job"]["last_error"].as_str().unwrap().contains("lost"),
+        "{dead}"
+    );
+    let lost = app
+        .attempts(&ada, id)
+        .await
+        .iter()
+        .filter(|a| a["outcome"] == "lost")
+        .count();
+    assert_eq!(lost, 5);
+}
