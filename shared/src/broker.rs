@@ -347,6 +347,32 @@ impl Publisher {
     }
 }
 
+/// Runs `session` (one consuming session on a channel) again while it fails (the broker went
+/// away), with backoff, until it returns `Ok` (a clean stop) or `shutdown` fires.
+pub async fn keep_consuming<F, Fut>(
+    what: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+    mut session: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        match session().await {
+            Ok(()) => break,
+            Err(err) => {
+                tracing::warn!(consumer = what, error = format!("{err:#}"), retry_in = ?backoff, "lost the broker; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 /// Reads a header as text.
 pub fn header_str(headers: Option<&FieldTable>, key: &str) -> Option<String> {
     match headers?.inner().get(key)? {

@@ -25,8 +25,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{
-    header_int, Broker, OutgoingMessage, Publisher, HEADER_ATTEMPT, HEADER_FAILED_AT,
-    HEADER_LAST_ERROR, HEADER_ORIGIN_QUEUE,
+    header_int, keep_consuming, Broker, OutgoingMessage, Publisher, HEADER_ATTEMPT,
+    HEADER_FAILED_AT, HEADER_LAST_ERROR, HEADER_ORIGIN_QUEUE,
 };
 use crate::config::ConsumerConfig;
 use crate::events::CloudEvent;
@@ -226,20 +226,7 @@ impl<H: Handler> Consumer<H> {
     /// Consumes until `shutdown` fires, then stops taking messages, finishes those in flight and
     /// returns. Broker failures are logged and retried with backoff.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            match self.consume(&shutdown).await {
-                Ok(()) => break,
-                Err(err) => {
-                    tracing::warn!(queue = %self.spec.name, error = %err, retry_in = ?backoff, "consumer lost the broker");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
+        keep_consuming(&self.spec.name, &shutdown, || self.consume(&shutdown)).await;
         tracing::info!(queue = %self.spec.name, "consumer stopped");
     }
 
@@ -296,20 +283,11 @@ impl<H: BatchHandler> Consumer<H> {
     /// Like [`Consumer::run`], but takes the messages that are waiting (up to `max_batch`) and
     /// applies them with one [`BatchHandler::handle_batch`] call, one batch at a time.
     pub async fn run_batched(self, max_batch: usize, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            match self.consume_batched(max_batch.max(1), &shutdown).await {
-                Ok(()) => break,
-                Err(err) => {
-                    tracing::warn!(queue = %self.spec.name, error = %err, retry_in = ?backoff, "consumer lost the broker");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
+        let max_batch = max_batch.max(1);
+        keep_consuming(&self.spec.name, &shutdown, || {
+            self.consume_batched(max_batch, &shutdown)
+        })
+        .await;
         tracing::info!(queue = %self.spec.name, "consumer stopped");
     }
 

@@ -272,6 +272,9 @@ impl Relay {
         // A channel failure aborts the round: the transaction rolls back and the rows stay due.
         let results = self.publisher.publish_batch(&messages).await?;
         if !mark {
+            // Roll back now: a dropped transaction rolls back only when its connection is next
+            // used, and until then its row locks make the next round skip these rows.
+            tx.rollback().await?;
             return Ok(stats);
         }
         let mut published = Vec::new();

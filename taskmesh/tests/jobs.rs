@@ -65,14 +65,7 @@ async fn a_job_runs_on_its_pool_and_its_run_is_recorded() {
         .get(&format!("/api/v1/tasks/{id}/attempts"), Some(&bob))
         .await;
     assert_eq!(status, 404);
-    let reply = app
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/tasks/{id}/cancel"),
-            Some(&bob),
-            None,
-        )
-        .await;
+    let reply = app.cancel(&bob, id).await;
     assert_eq!(reply.status, 404);
 
     // A person cannot move an automated task's status by hand.
@@ -318,14 +311,7 @@ async fn cancel_stops_a_running_job_and_a_queued_one_never_starts() {
     let queued_id = queued["id"].as_str().unwrap();
 
     for id in [queued_id, running_id] {
-        let reply = app
-            .send(
-                reqwest::Method::POST,
-                &format!("/api/v1/tasks/{id}/cancel"),
-                Some(&ada),
-                None,
-            )
-            .await;
+        let reply = app.cancel(&ada, id).await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         assert_eq!(reply.body["status"], "cancelled");
     }
@@ -344,14 +330,7 @@ async fn cancel_stops_a_running_job_and_a_queued_one_never_starts() {
         .await;
     assert_eq!(app.attempts(&ada, queued_id).await.len(), 0);
     assert_eq!(app.task(&ada, queued_id).await["status"], "cancelled");
-    let reply = app
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/tasks/{queued_id}/cancel"),
-            Some(&ada),
-            None,
-        )
-        .await;
+    let reply = app.cancel(&ada, queued_id).await;
     assert_eq!(reply.status, 409);
 }
 
@@ -383,14 +362,7 @@ async fn a_unique_key_returns_the_live_job_instead_of_a_second_one() {
     assert_eq!(status, 201);
     // Once the first has ended, the key is free again.
     let id = first["id"].as_str().unwrap();
-    let reply = app
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/tasks/{id}/cancel"),
-            Some(&ada),
-            None,
-        )
-        .await;
+    let reply = app.cancel(&ada, id).await;
     assert_eq!(reply.status, 200);
     let (status, third) = app
         .post(
@@ -505,14 +477,7 @@ async fn cron_creates_one_run_per_tick_even_with_two_schedulers() {
         (runs >= 5).then_some(())
     })
     .await;
-    let reply = app
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/tasks/{template_id}/cancel"),
-            Some(&ada),
-            None,
-        )
-        .await;
+    let reply = app.cancel(&ada, template_id).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let ticks: Vec<(DateTime<Utc>, i64)> = sqlx::query_as(
         "SELECT scheduled_for, count(*) FROM jobs WHERE parent_id = $1

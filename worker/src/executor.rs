@@ -25,7 +25,7 @@ use lapin::{
 use redis::aio::ConnectionManager;
 use serde_json::Value;
 use shared::{
-    broker::{Broker, OutgoingMessage, Publisher},
+    broker::{keep_consuming, Broker, OutgoingMessage, Publisher},
     config::WorkersConfig,
     events::{
         CloudEvent, EventPayload, JobCancel, JobDispatch, JobFinished, JobOutcome, JobProgress,
@@ -117,24 +117,10 @@ impl Executor {
         stop_taking: CancellationToken,
         hand_back: CancellationToken,
     ) {
-        let mut backoff = Duration::from_millis(200);
-        while !stop_taking.is_cancelled() {
-            match self
-                .clone()
-                .consume_once(&pool, &stop_taking, &hand_back)
-                .await
-            {
-                Ok(()) => break,
-                Err(err) => {
-                    tracing::warn!(%pool, error = format!("{err:#}"), retry_in = ?backoff, "worker lost the broker");
-                    tokio::select! {
-                        _ = stop_taking.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        keep_consuming(&format!("pool {pool}"), &stop_taking, || {
+            self.clone().consume_once(&pool, &stop_taking, &hand_back)
+        })
+        .await;
         tracing::info!(%pool, "pool consumer stopped");
     }
 
@@ -441,17 +427,7 @@ impl Executor {
     /// Listens for `job.cancel` broadcasts on this worker's own queue
     /// (`<ns>.workers.<id>.control`, exclusive: it goes away with the worker).
     pub async fn listen_for_cancels(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            if let Err(err) = self.listen_once(&shutdown).await {
-                tracing::warn!(error = format!("{err:#}"), retry_in = ?backoff, "cancel listener lost the broker");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+        keep_consuming("cancel listener", &shutdown, || self.listen_once(&shutdown)).await;
     }
 
     async fn listen_once(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {

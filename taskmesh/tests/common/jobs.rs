@@ -235,6 +235,17 @@ impl App {
         .await
     }
 
+    /// `POST /api/v1/tasks/{id}/cancel`.
+    pub async fn cancel(&self, token: &str, id: &str) -> super::Reply {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/api/v1/tasks/{id}/cancel"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
     pub async fn attempts(&self, token: &str, id: &str) -> Vec<Value> {
         let (status, body) = self
             .get(&format!("/api/v1/tasks/{id}/attempts"), Some(token))
