@@ -127,6 +127,7 @@ impl Platform {
         for task in self.background {
             task.await?;
         }
+        self.broker.close().await;
         self.pool.close().await;
         Ok(())
     }

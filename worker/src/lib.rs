@@ -109,7 +109,9 @@ impl Worker {
         }
         tracing::info!(worker_id = %id, pools = ?config.workers.pools, concurrency = config.workers.concurrency, "worker started");
 
-        let readiness = Readiness::new(SERVICE).redis(redis).rabbitmq(broker);
+        let readiness = Readiness::new(SERVICE)
+            .redis(redis)
+            .rabbitmq(broker.clone());
         let app = shared::startup::finish_router(Router::new(), readiness);
         let server = tokio::spawn(shared::http::serve(listener, app, serving.clone()));
 
@@ -133,6 +135,7 @@ impl Worker {
         let _ = cancels.await;
         heartbeat.await?;
         server.await??;
+        broker.close().await;
         tracing::info!(worker_id = %id, "worker stopped");
         Ok(())
     }
