@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 const MESSAGES: usize = 20_000;
 const PAYLOAD_BYTES: usize = 200;
 
+mod cpu;
 mod gateway;
 mod jobs;
 mod platform;

@@ -94,3 +94,27 @@ pub async fn audience(conn: &mut PgConnection, task: &Task) -> Result<Vec<Uuid>,
     users.dedup();
     Ok(users)
 }
+
+/// Everyone whose list shows any of `tasks` (see [`audience`]), in one query for the channels.
+pub async fn audience_many(
+    conn: &mut PgConnection,
+    tasks: &[&Task],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut users: Vec<Uuid> = tasks
+        .iter()
+        .flat_map(|t| std::iter::once(t.owner_id).chain(t.assignee_id))
+        .collect();
+    let channels: Vec<Uuid> = tasks.iter().filter_map(|t| t.channel_id).collect();
+    if !channels.is_empty() {
+        let members: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT user_id FROM channel_members WHERE channel_id = ANY($1)",
+        )
+        .bind(&channels)
+        .fetch_all(conn)
+        .await?;
+        users.extend(members);
+    }
+    users.sort();
+    users.dedup();
+    Ok(users)
+}

@@ -331,96 +331,182 @@ pub async fn insert(
     job: &ParsedJob,
     parent: Option<(Uuid, DateTime<Utc>)>,
 ) -> Result<Inserted, ApiError> {
-    let next_run_at = job
-        .cron
-        .as_ref()
-        .and_then(|(_, schedule)| schedule.upcoming(Utc).next());
-    // The first dispatch is written with the job (its ids are known before), so a new job costs
-    // one row here and its events.
-    let first = match job.cron {
-        Some(_) => None,
-        None => {
-            let at = job.run_at.filter(|at| *at > Utc::now());
-            Some(dispatch_event(task, job, 1, at)?)
-        }
+    let mut inserted = insert_many(tx, &[(task, job)], parent).await?;
+    Ok(inserted.pop().expect("one result per job"))
+}
+
+/// [`insert`] for several tasks in one statement (a bulk creation), results in their order.
+pub async fn insert_many(
+    tx: &mut PgConnection,
+    items: &[(&Task, &ParsedJob)],
+    parent: Option<(Uuid, DateTime<Utc>)>,
+) -> Result<Vec<Inserted>, ApiError> {
+    struct Row {
+        next_run_at: Option<DateTime<Utc>>,
+        attempt: i32,
+        first: Option<(Uuid, outbox::Pending)>,
+    }
+    let mut rows = Vec::with_capacity(items.len());
+    for (task, job) in items {
+        let next_run_at = job
+            .cron
+            .as_ref()
+            .and_then(|(_, schedule)| schedule.upcoming(Utc).next());
+        // The first dispatch is written with the job (its ids are known before), so a new job
+        // costs one row here and its events.
+        let first = match job.cron {
+            Some(_) => None,
+            None => {
+                let at = job.run_at.filter(|at| *at > Utc::now());
+                Some(dispatch_event(task, job, 1, at)?)
+            }
+        };
+        rows.push(Row {
+            next_run_at,
+            attempt: i32::from(first.is_some()),
+            first,
+        });
+    }
+    let column = |f: &dyn Fn(&Task, &ParsedJob) -> Option<String>| -> Vec<Option<String>> {
+        items.iter().map(|(t, j)| f(t, j)).collect()
     };
-    let (attempt, dispatch_id, dispatch_event_id) = match &first {
-        Some((dispatch_id, pending)) => (1, Some(*dispatch_id), Some(pending.event.id)),
-        None => (0, None, None),
-    };
-    let inserted = sqlx::query(
+    let inserted: HashSet<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
                            parent_id, scheduled_for, max_attempts, backoff_base_ms,
                            backoff_max_ms, timeout_ms, unique_key, unique_lock, attempt,
                            dispatch_id, dispatch_event)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16,
-                 $17, $18)
-         ON CONFLICT DO NOTHING",
+         SELECT task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at, $9, $10,
+                max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key, unique_key,
+                attempt, dispatch_id, dispatch_event
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[],
+                       $6::timestamptz[], $7::text[], $8::timestamptz[], $11::int4[], $12::int8[],
+                       $13::int8[], $14::int8[], $15::text[], $16::int4[], $17::uuid[],
+                       $18::uuid[])
+             AS j(task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
+                  max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key,
+                  attempt, dispatch_id, dispatch_event)
+         ON CONFLICT DO NOTHING
+         RETURNING task_id",
     )
-    .bind(task.id)
-    .bind(task.owner_id)
-    .bind(&job.kind)
-    .bind(&job.payload)
-    .bind(&job.pool)
-    .bind(job.run_at)
-    .bind(job.cron.as_ref().map(|(text, _)| text))
-    .bind(next_run_at)
+    .bind(items.iter().map(|(t, _)| t.id).collect::<Vec<_>>())
+    .bind(items.iter().map(|(t, _)| t.owner_id).collect::<Vec<_>>())
+    .bind(column(&|_, j| Some(j.kind.clone())))
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.payload.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(column(&|_, j| Some(j.pool.clone())))
+    .bind(items.iter().map(|(_, j)| j.run_at).collect::<Vec<_>>())
+    .bind(column(&|_, j| {
+        j.cron.as_ref().map(|(text, _)| text.clone())
+    }))
+    .bind(rows.iter().map(|r| r.next_run_at).collect::<Vec<_>>())
     .bind(parent.map(|p| p.0))
     .bind(parent.map(|p| p.1))
-    .bind(job.max_attempts)
-    .bind(job.backoff_base_ms)
-    .bind(job.backoff_max_ms)
-    .bind(job.timeout_ms)
-    .bind(&job.unique_key)
-    .bind(attempt)
-    .bind(dispatch_id)
-    .bind(dispatch_event_id)
-    .execute(&mut *tx)
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.max_attempts)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.backoff_base_ms)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.backoff_max_ms)
+            .collect::<Vec<_>>(),
+    )
+    .bind(items.iter().map(|(_, j)| j.timeout_ms).collect::<Vec<_>>())
+    .bind(column(&|_, j| j.unique_key.clone()))
+    .bind(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.first.as_ref().map(|f| f.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.first.as_ref().map(|f| f.1.event.id))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
     .await?
-    .rows_affected();
-    if inserted == 0 {
-        // The unique index on live keys (or a cron tick already run) refused it.
-        let existing: Option<Uuid> =
-            sqlx::query_scalar("SELECT task_id FROM jobs WHERE owner_id = $1 AND unique_lock = $2")
-                .bind(task.owner_id)
-                .bind(&job.unique_key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        return match existing {
-            Some(id) => Ok(Inserted::Duplicate(id)),
-            None => Err(ApiError::conflict(
-                "duplicate_run",
-                "this cron tick has run already",
-            )),
-        };
-    }
-    let mut events = Vec::new();
-    if let Some((_, pending)) = first {
-        events.push(pending);
-        events.push(assigned_event(task, &job.pool)?);
-    }
-    let view = JobView {
-        kind: job.kind.clone(),
-        payload: job.payload.clone(),
-        pool: job.pool.clone(),
-        run_at: job.run_at,
-        cron: job.cron.as_ref().map(|(text, _)| text.clone()),
-        next_run_at,
-        parent_id: parent.map(|p| p.0),
-        scheduled_for: parent.map(|p| p.1),
-        max_attempts: job.max_attempts,
-        backoff_base_ms: job.backoff_base_ms,
-        backoff_max_ms: job.backoff_max_ms,
-        timeout_ms: job.timeout_ms,
-        unique_key: job.unique_key.clone(),
-        attempt,
-        progress: None,
-        result: None,
-        last_error: None,
-        started_at: None,
-        finished_at: None,
+    .into_iter()
+    .collect();
+    // Refused rows: a live job with the same key (maybe one earlier in this batch), or a cron
+    // tick that has run already.
+    let refused: Vec<(Uuid, String)> = items
+        .iter()
+        .filter(|(t, _)| !inserted.contains(&t.id))
+        .filter_map(|(t, j)| Some((t.owner_id, j.unique_key.clone()?)))
+        .collect();
+    let existing: HashMap<(Uuid, String), Uuid> = if refused.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (Uuid, String, Uuid)>(
+            "SELECT j.owner_id, j.unique_lock, j.task_id
+               FROM jobs j JOIN unnest($1::uuid[], $2::text[]) AS r(owner_id, unique_lock)
+                 ON j.owner_id = r.owner_id AND j.unique_lock = r.unique_lock",
+        )
+        .bind(refused.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(refused.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(owner, key, task)| ((owner, key), task))
+        .collect()
     };
-    Ok(Inserted::Created(Box::new(view), events))
+    let mut results = Vec::with_capacity(items.len());
+    for ((task, job), row) in items.iter().zip(rows) {
+        if !inserted.contains(&task.id) {
+            let key = (task.owner_id, job.unique_key.clone().unwrap_or_default());
+            results.push(match existing.get(&key) {
+                Some(id) => Inserted::Duplicate(*id),
+                None => {
+                    return Err(ApiError::conflict(
+                        "duplicate_run",
+                        "this cron tick has run already",
+                    ))
+                }
+            });
+            continue;
+        }
+        let mut events = Vec::new();
+        if let Some((_, pending)) = row.first {
+            events.push(pending);
+            events.push(assigned_event(task, &job.pool)?);
+        }
+        let view = JobView {
+            kind: job.kind.clone(),
+            payload: job.payload.clone(),
+            pool: job.pool.clone(),
+            run_at: job.run_at,
+            cron: job.cron.as_ref().map(|(text, _)| text.clone()),
+            next_run_at: row.next_run_at,
+            parent_id: parent.map(|p| p.0),
+            scheduled_for: parent.map(|p| p.1),
+            max_attempts: job.max_attempts,
+            backoff_base_ms: job.backoff_base_ms,
+            backoff_max_ms: job.backoff_max_ms,
+            timeout_ms: job.timeout_ms,
+            unique_key: job.unique_key.clone(),
+            attempt: row.attempt,
+            progress: None,
+            result: None,
+            last_error: None,
+            started_at: None,
+            finished_at: None,
+        };
+        results.push(Inserted::Created(Box::new(view), events));
+    }
+    Ok(results)
 }
 
 /// The dispatch of attempt `attempt` of `task`'s job (not before `at`), and its new id.
@@ -637,13 +723,9 @@ impl JobReports {
         mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
         touched: Vec<Task>,
     ) -> Result<(), HandlerError> {
-        let mut audience = Vec::new();
-        for task in &touched {
-            audience.extend(cache::audience(&mut tx, task).await?);
-        }
+        let touched: Vec<&Task> = touched.iter().collect();
+        let audience = cache::audience_many(&mut tx, &touched).await?;
         tx.commit().await?;
-        audience.sort();
-        audience.dedup();
         self.cache.invalidate(&audience).await;
         Ok(())
     }

@@ -283,31 +283,41 @@ pub async fn latest(pool: &PgPool) -> Result<Option<Report>, sqlx::Error> {
     ))
 }
 
-/// The priority for a task created without one, and where it came from.
-pub async fn predict(
-    pool: &PgPool,
-    title: &str,
-    description: &str,
-    due_at: Option<DateTime<Utc>>,
-) -> Result<(String, &'static str), sqlx::Error> {
-    let row: Option<(sqlx::types::Json<Model>, f64, f64)> = sqlx::query_as(
-        "SELECT model, accuracy, baseline_accuracy FROM priority_models
-          ORDER BY trained_at DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?;
-    if let Some((model, accuracy, baseline)) = row {
-        if accuracy > baseline {
+/// The deployment's current model, loaded once for several predictions (a bulk creation).
+pub struct Predictor(Option<Model>);
+
+impl Predictor {
+    /// The newest model, if it beats the baseline; otherwise predictions use the heuristic.
+    pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        let row: Option<(sqlx::types::Json<Model>, f64, f64)> = sqlx::query_as(
+            "SELECT model, accuracy, baseline_accuracy FROM priority_models
+              ORDER BY trained_at DESC LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await?;
+        Ok(Self(row.and_then(|(model, accuracy, baseline)| {
+            (accuracy > baseline).then_some(model.0)
+        })))
+    }
+
+    /// A priority and where it came from (`model` or `heuristic`).
+    pub fn predict(
+        &self,
+        title: &str,
+        description: &str,
+        due_at: Option<DateTime<Utc>>,
+    ) -> (String, &'static str) {
+        if let Some(model) = &self.0 {
             let predicted = model.predict(&features(title, description, due_at, Utc::now()));
             if CLASSES.contains(&predicted.as_str()) {
-                return Ok((predicted, "model"));
+                return (predicted, "model");
             }
         }
+        (
+            heuristic(title, description, due_at).to_string(),
+            "heuristic",
+        )
     }
-    Ok((
-        heuristic(title, description, due_at).to_string(),
-        "heuristic",
-    ))
 }
 
 /// Checks once a minute whether to retrain (see [`retrain_if_due`]), until `shutdown`.

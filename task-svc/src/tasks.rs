@@ -5,6 +5,8 @@
 //! change the status only. Every change bumps `version` (the `ETag`), is recorded in
 //! `task_history`, and announces itself through the outbox in the same transaction.
 
+use std::collections::{HashMap, HashSet};
+
 use axum::{
     extract::{Path, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
@@ -219,15 +221,13 @@ pub async fn create(
     identity: Identity,
     JsonBody(request): JsonBody<CreateTask>,
 ) -> Result<Response, ApiError> {
-    let prepared = prepare(&state, request).await?;
+    let prepared = prepare(&state, request, &mut None).await?;
     let mut tx = state.pool.begin().await?;
-    let created = insert(&mut tx, &state, &identity, prepared).await?;
+    let (mut created, audience) = insert_many(&mut tx, &state, &identity, vec![prepared]).await?;
     tx.commit().await?;
-    match created {
-        Created::New(task, audience) => {
-            state.cache.invalidate(&audience).await;
-            Ok(with_etag(StatusCode::CREATED, *task))
-        }
+    state.cache.invalidate(&audience).await;
+    match created.pop().expect("one result per task") {
+        Created::New(task) => Ok(with_etag(StatusCode::CREATED, *task)),
         Created::Existing(id) => {
             let mut conn = state.pool.acquire().await?;
             let (existing, _) = visible(&mut conn, &identity, &id.to_string(), false).await?;
@@ -273,35 +273,38 @@ pub async fn create_bulk(
         ));
     }
     let mut prepared = Vec::with_capacity(request.tasks.len());
+    let mut predictor = None;
     for (index, task) in request.tasks.into_iter().enumerate() {
-        let task = prepare(&state, task).await.map_err(|mut err| {
-            err.detail = Some(format!(
-                "tasks[{index}]: {}",
-                err.detail.unwrap_or_default()
-            ));
-            err
-        })?;
+        let task = prepare(&state, task, &mut predictor)
+            .await
+            .map_err(|err| at_index(index, err))?;
         prepared.push(task);
     }
     let mut tx = state.pool.begin().await?;
-    let mut ids = Vec::with_capacity(prepared.len());
-    let mut audience = Vec::new();
-    let mut created = 0;
-    for task in prepared {
-        match insert(&mut tx, &state, &identity, task).await? {
-            Created::New(task, users) => {
-                created += 1;
-                ids.push(task.id);
-                audience.extend(users);
-            }
-            Created::Existing(id) => ids.push(id),
-        }
-    }
+    let (results, audience) = insert_many(&mut tx, &state, &identity, prepared).await?;
     tx.commit().await?;
-    audience.sort();
-    audience.dedup();
     state.cache.invalidate(&audience).await;
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, Created::New(_)))
+        .count();
+    let ids = results
+        .into_iter()
+        .map(|r| match r {
+            Created::New(task) => task.id,
+            Created::Existing(id) => id,
+        })
+        .collect();
     Ok((StatusCode::CREATED, Json(CreatedTasks { ids, created })))
+}
+
+/// An error about the `index`th task of a bulk request.
+fn at_index(index: usize, mut err: ApiError) -> ApiError {
+    err.detail = Some(format!(
+        "tasks[{index}]: {}",
+        err.detail.unwrap_or_default()
+    ));
+    err
 }
 
 /// A creation request, validated, with its priority decided.
@@ -315,7 +318,12 @@ pub(crate) struct Prepared {
 }
 
 /// Validates a creation request (and declares a job's pool) before any transaction.
-async fn prepare(state: &AppState, request: CreateTask) -> Result<Prepared, ApiError> {
+/// `predictor` is loaded on first need and kept for the next tasks of a bulk request.
+async fn prepare(
+    state: &AppState,
+    request: CreateTask,
+    predictor: &mut Option<priority::Predictor>,
+) -> Result<Prepared, ApiError> {
     let title = parse_title(&request.title)?;
     check_description(&request.description)?;
     let tags = parse_tags(&request.tags)?;
@@ -336,7 +344,11 @@ async fn prepare(state: &AppState, request: CreateTask) -> Result<Prepared, ApiE
     let (priority, source) = match request.priority {
         Some(priority) => (priority.as_str().to_string(), "user"),
         None => {
-            priority::predict(&state.pool, &title, &request.description, request.due_at).await?
+            if predictor.is_none() {
+                *predictor = Some(priority::Predictor::load(&state.pool).await?);
+            }
+            let predictor = predictor.as_ref().expect("loaded above");
+            predictor.predict(&title, &request.description, request.due_at)
         }
     };
     Ok(Prepared {
@@ -349,108 +361,228 @@ async fn prepare(state: &AppState, request: CreateTask) -> Result<Prepared, ApiE
     })
 }
 
-/// A created task and who must see it in their list, or the live task with the same
-/// `unique_key`.
+/// A created task, or the live task with the same `unique_key`.
 pub(crate) enum Created {
-    New(Box<Task>, Vec<Uuid>),
+    New(Box<Task>),
     Existing(Uuid),
 }
 
-/// Inserts a prepared task, its job and its events inside `tx`.
-async fn insert(
+/// Inserts prepared tasks, their jobs and their events inside `tx`, a few statements for the
+/// whole batch. Returns a result per task, in order, and everyone whose list changed. An error
+/// names the task (`tasks[i]`) when there are several.
+async fn insert_many(
     tx: &mut PgConnection,
     state: &AppState,
     identity: &Identity,
-    prepared: Prepared,
-) -> Result<Created, ApiError> {
-    let Prepared {
-        request,
-        title,
-        tags,
-        job,
-        priority,
-        source,
-    } = prepared;
-    if let Some(assignee) = request.assignee_id {
-        check_assignee(&mut *tx, assignee).await?;
-    }
-    if let Some(channel) = request.channel_id {
-        let member = channels::membership(&mut *tx, channel, identity.user_id).await?;
-        if !matches!(member, Some((true, _))) {
-            return Err(ApiError::not_found("channel"));
+    prepared: Vec<Prepared>,
+) -> Result<(Vec<Created>, Vec<Uuid>), ApiError> {
+    let name = |index: usize, err: ApiError| match prepared.len() {
+        1 => err,
+        _ => at_index(index, err),
+    };
+    let assignees: Vec<Uuid> = prepared
+        .iter()
+        .filter_map(|p| p.request.assignee_id)
+        .collect();
+    let active: HashMap<Uuid, bool> = match assignees.is_empty() {
+        true => HashMap::new(),
+        false => {
+            sqlx::query_as::<_, (Uuid, bool)>("SELECT id, active FROM users WHERE id = ANY($1)")
+                .bind(&assignees)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect()
+        }
+    };
+    let channels: Vec<Uuid> = prepared
+        .iter()
+        .filter_map(|p| p.request.channel_id)
+        .collect();
+    let member_of: HashSet<Uuid> = match channels.is_empty() {
+        true => HashSet::new(),
+        false => sqlx::query_scalar(
+            "SELECT channel_id FROM channel_members WHERE channel_id = ANY($1) AND user_id = $2",
+        )
+        .bind(&channels)
+        .bind(identity.user_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect(),
+    };
+    for (index, p) in prepared.iter().enumerate() {
+        if let Some(assignee) = p.request.assignee_id {
+            match active.get(&assignee) {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(name(
+                        index,
+                        ApiError::unprocessable(
+                            "inactive_assignee",
+                            "the assignee's account is deactivated",
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(name(
+                        index,
+                        ApiError::unprocessable("unknown_assignee", "no user with this id"),
+                    ))
+                }
+            }
+        }
+        if let Some(channel) = p.request.channel_id {
+            if !member_of.contains(&channel) {
+                return Err(name(index, ApiError::not_found("channel")));
+            }
         }
     }
-    let initial_status = job.as_ref().map_or("todo", |j| j.initial_status());
-    let mut task: Task = sqlx::query_as(&format!(
+    let ids: Vec<Uuid> = prepared.iter().map(|_| Uuid::now_v7()).collect();
+    let tags: Vec<serde_json::Value> = prepared.iter().map(|p| serde_json::json!(p.tags)).collect();
+    let mut rows: HashMap<Uuid, Task> = sqlx::query_as::<_, Task>(&format!(
         "INSERT INTO tasks (id, owner_id, title, description, priority, due_at, assignee_id, tags,
                             channel_id, priority_source, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+         SELECT id, $2, title, description, priority, due_at, assignee_id,
+                ARRAY(SELECT jsonb_array_elements_text(tags)), channel_id, source, status
+           FROM unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                       $7::uuid[], $8::jsonb[], $9::uuid[], $10::text[], $11::text[])
+             AS t(id, title, description, priority, due_at, assignee_id, tags, channel_id,
+                  source, status)
+         RETURNING {COLUMNS}"
     ))
-    .bind(Uuid::now_v7())
+    .bind(&ids)
     .bind(identity.user_id)
-    .bind(&title)
-    .bind(&request.description)
-    .bind(&priority)
-    .bind(request.due_at)
-    .bind(request.assignee_id)
+    .bind(prepared.iter().map(|p| p.title.clone()).collect::<Vec<_>>())
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.request.description.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.priority.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.request.due_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.request.assignee_id)
+            .collect::<Vec<_>>(),
+    )
     .bind(&tags)
-    .bind(request.channel_id)
-    .bind(source)
-    .bind(initial_status)
-    .fetch_one(&mut *tx)
-    .await?;
-    let mut events = Vec::new();
-    if let Some(job) = &job {
-        match jobs::insert(tx, &task, job, None).await? {
-            jobs::Inserted::Duplicate(existing) => {
-                sqlx::query("DELETE FROM tasks WHERE id = $1")
-                    .bind(task.id)
-                    .execute(&mut *tx)
-                    .await?;
-                return Ok(Created::Existing(existing));
-            }
-            jobs::Inserted::Created(view, dispatch) => {
-                task.job = Some(*view);
-                events.extend(dispatch);
-            }
-        }
-    }
-    let created = TaskCreated {
-        task_id: task.id,
-        owner_id: task.owner_id,
-        title: task.title.clone(),
-        status: task.status.clone(),
-        priority: task.priority.clone(),
-        assignee_id: task.assignee_id,
-        channel_id: task.channel_id,
-        due_at: task.due_at,
-        job_kind: job.as_ref().map(|j| j.kind.clone()),
-    };
-    // task.created first: consumers see a task before what happens to it.
-    events.insert(
-        0,
-        outbox::Pending::new(CloudEvent::new(SERVICE, created), outbox::Route::default())?,
-    );
-    if let Some(assignee_id) = task.assignee_id {
-        let assigned = TaskAssigned {
-            task_id: task.id,
-            owner_id: task.owner_id,
-            actor_id: identity.user_id,
-            assignee_id: Some(assignee_id),
-            previous_assignee_id: None,
-            title: task.title.clone(),
-            pool: None,
-        };
-        events.push(outbox::Pending::new(
-            CloudEvent::new(SERVICE, assigned),
-            outbox::Route::default(),
-        )?);
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.request.channel_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(prepared.iter().map(|p| p.source).collect::<Vec<_>>())
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.job.as_ref().map_or("todo", |j| j.initial_status()))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|task| (task.id, task))
+    .collect();
+    let mut tasks: Vec<Task> = ids
+        .iter()
+        .map(|id| rows.remove(id).expect("every task was inserted"))
+        .collect();
+    // Jobs, in one statement; a live unique_key gives the existing task instead.
+    let with_jobs: Vec<(usize, &jobs::ParsedJob)> = prepared
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((i, p.job.as_ref()?)))
+        .collect();
+    let mut job_results: HashMap<usize, jobs::Inserted> = HashMap::new();
+    if !with_jobs.is_empty() {
+        let items: Vec<(&Task, &jobs::ParsedJob)> =
+            with_jobs.iter().map(|(i, j)| (&tasks[*i], *j)).collect();
+        let inserted = jobs::insert_many(tx, &items, None).await?;
+        job_results = with_jobs.iter().map(|(i, _)| *i).zip(inserted).collect();
     }
     let lead = state.config.tasks.due_soon_lead_secs;
-    events.extend(reminders::first(&task, lead)?);
+    let mut events = Vec::new();
+    let mut results = Vec::with_capacity(tasks.len());
+    let mut duplicates = Vec::new();
+    for (index, task) in tasks.iter_mut().enumerate() {
+        let mut job_events = Vec::new();
+        match job_results.remove(&index) {
+            Some(jobs::Inserted::Duplicate(existing)) => {
+                duplicates.push(task.id);
+                results.push(Created::Existing(existing));
+                continue;
+            }
+            Some(jobs::Inserted::Created(view, dispatch)) => {
+                task.job = Some(*view);
+                job_events = dispatch;
+            }
+            None => {}
+        }
+        let created = TaskCreated {
+            task_id: task.id,
+            owner_id: task.owner_id,
+            title: task.title.clone(),
+            status: task.status.clone(),
+            priority: task.priority.clone(),
+            assignee_id: task.assignee_id,
+            channel_id: task.channel_id,
+            due_at: task.due_at,
+            job_kind: task.job.as_ref().map(|j| j.kind.clone()),
+        };
+        // task.created first: consumers see a task before what happens to it.
+        events.push(outbox::Pending::new(
+            CloudEvent::new(SERVICE, created),
+            outbox::Route::default(),
+        )?);
+        events.extend(job_events);
+        if let Some(assignee_id) = task.assignee_id {
+            let assigned = TaskAssigned {
+                task_id: task.id,
+                owner_id: task.owner_id,
+                actor_id: identity.user_id,
+                assignee_id: Some(assignee_id),
+                previous_assignee_id: None,
+                title: task.title.clone(),
+                pool: None,
+            };
+            events.push(outbox::Pending::new(
+                CloudEvent::new(SERVICE, assigned),
+                outbox::Route::default(),
+            )?);
+        }
+        events.extend(reminders::first(task, lead)?);
+        results.push(Created::New(Box::new(task.clone())));
+    }
+    if !duplicates.is_empty() {
+        sqlx::query("DELETE FROM tasks WHERE id = ANY($1)")
+            .bind(&duplicates)
+            .execute(&mut *tx)
+            .await?;
+    }
     outbox::enqueue_all(tx, events).await?;
-    let audience = cache::audience(tx, &task).await?;
-    Ok(Created::New(Box::new(task), audience))
+    let created: Vec<&Task> = results
+        .iter()
+        .filter_map(|r| match r {
+            Created::New(task) => Some(&**task),
+            Created::Existing(_) => None,
+        })
+        .collect();
+    let audience = cache::audience_many(tx, &created).await?;
+    Ok((results, audience))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

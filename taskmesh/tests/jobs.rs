@@ -547,6 +547,81 @@ async fn the_bulk_path_creates_all_or_nothing() {
         .post("/api/v1/tasks/bulk", Some(&ada), json!({ "tasks": [] }))
         .await;
     assert_eq!(status, 422);
+
+    // A mix in one request: people's tasks with tags and an assignee, jobs, and two jobs with
+    // the same live unique_key (the second gets the first's id).
+    let bob = app.sign_up("bob@example.com").await;
+    let (_, me) = app.get("/api/v1/users/me", Some(&bob)).await;
+    let bob_id = me["id"].as_str().unwrap().to_string();
+    let keyed = json!({"kind": "noop", "pool": "inproc", "run_at": "2099-01-01T00:00:00Z",
+                       "unique_key": "nightly"});
+    let (status, body) = app
+        .post(
+            "/api/v1/tasks/bulk",
+            Some(&ada),
+            json!({"tasks": [
+                {"title": "person", "tags": ["a", "b"], "assignee_id": bob_id, "priority": "high"},
+                {"title": "keyed one", "job": keyed},
+                {"title": "keyed two", "job": keyed},
+                {"title": "plain", "description": "no priority given"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["created"], 3, "{body}");
+    let ids: Vec<&str> = body["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids[1], ids[2],
+        "the same live unique_key gives the same task"
+    );
+    let (_, person) = app
+        .get(&format!("/api/v1/tasks/{}", ids[0]), Some(&ada))
+        .await;
+    assert_eq!(person["tags"], json!(["a", "b"]));
+    assert_eq!(person["assignee_id"], json!(bob_id));
+    assert_eq!(person["priority"], "high");
+    let (status, _) = app
+        .get(&format!("/api/v1/tasks/{}", ids[0]), Some(&bob))
+        .await;
+    assert_eq!(status, 200, "the assignee sees it");
+    let (_, plain) = app
+        .get(&format!("/api/v1/tasks/{}", ids[3]), Some(&ada))
+        .await;
+    assert_eq!(plain["priority_source"], "heuristic");
+    let (_, keyed_task) = app
+        .get(&format!("/api/v1/tasks/{}", ids[1]), Some(&ada))
+        .await;
+    assert_eq!(keyed_task["job"]["unique_key"], "nightly");
+
+    // A check that needs the database (an unknown assignee) also names the task and creates
+    // nothing.
+    let (_, before) = app.get("/api/v1/tasks?limit=100", Some(&ada)).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/tasks/bulk",
+            Some(&ada),
+            json!({"tasks": [
+                {"title": "fine", "job": job},
+                {"title": "nobody", "assignee_id": uuid::Uuid::now_v7()},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], "unknown_assignee", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("tasks[1]"),
+        "{body}"
+    );
+    let (_, after) = app.get("/api/v1/tasks?limit=100", Some(&ada)).await;
+    assert_eq!(
+        before["items"].as_array().unwrap().len(),
+        after["items"].as_array().unwrap().len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
