@@ -77,9 +77,9 @@ impl CpuMeter {
     }
 }
 
-/// Prints the CPU seconds per label between two readings, per 1,000 jobs, busiest first, with
+/// Prints the CPU seconds per label between two readings, per 1,000 `unit`s, busiest first, with
 /// the machine's capacity over the same wall time.
-pub fn report(title: &str, before: &Reading, after: &Reading, jobs: usize) {
+pub fn report(title: &str, before: &Reading, after: &Reading, count: usize, unit: &str) {
     let wall = after.at.duration_since(before.at).as_secs_f64();
     let mut used: Vec<(String, f64)> = after
         .seconds
@@ -91,14 +91,14 @@ pub fn report(title: &str, before: &Reading, after: &Reading, jobs: usize) {
         .collect();
     used.sort_by(|a, b| b.1.total_cmp(&a.1));
     let total: f64 = used.iter().map(|u| u.1).sum();
-    let per = 1000.0 / jobs.max(1) as f64;
+    let per = 1000.0 / count.max(1) as f64;
     let parts: Vec<String> = used
         .iter()
         .filter(|u| u.1 >= 0.005)
         .map(|(label, s)| format!("{label} {:.2}", s * per))
         .collect();
     println!(
-        "CPU, {title}: {:.2} s of {:.2} s available ({} cores × {wall:.2} s wall); per 1,000 jobs, s: {}",
+        "CPU, {title}: {:.2} s of {:.2} s available ({} cores × {wall:.2} s wall); per 1,000 {unit}, s: {}",
         total,
         wall * crate::cores() as f64,
         crate::cores(),

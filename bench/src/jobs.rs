@@ -18,6 +18,8 @@ use crate::{platform, raw_broker, Figures};
 const JOBS: usize = 5000;
 const WRITERS: usize = 8;
 const BULK: usize = 500;
+/// Messages through the raw broker loop (its CPU is printed per 1,000 messages).
+const RAW_MESSAGES: usize = 20_000;
 
 pub async fn run() -> anyhow::Result<()> {
     let jobs = std::env::var("BENCH_JOBS")
@@ -33,7 +35,19 @@ pub async fn run() -> anyhow::Result<()> {
     let paths = std::env::var("BENCH_PATHS").unwrap_or_else(|_| "raw,celery,api,bulk,burst".into());
     let wanted = |p: &str| paths.split(',').any(|w| w.trim() == p);
     let raw = match wanted("raw") {
-        true => Some(raw_broker(&env.config, 20_000).await?),
+        true => {
+            let meter = CpuMeter::new(Vec::new());
+            let before = meter.read();
+            let raw = raw_broker(&env.config, RAW_MESSAGES).await?;
+            cpu::report(
+                "raw broker",
+                &before,
+                &meter.read(),
+                RAW_MESSAGES,
+                "messages",
+            );
+            Some(raw)
+        }
         false => None,
     };
     let celery = match wanted("celery") {
@@ -62,7 +76,7 @@ pub async fn run() -> anyhow::Result<()> {
         let meter = meter.clone();
         let before = meter.read();
         move |figures: Figures| {
-            cpu::report(title, &before, &meter.read(), jobs);
+            cpu::report(title, &before, &meter.read(), jobs, "jobs");
             figures
         }
     };
@@ -241,7 +255,7 @@ async fn burst(
         // The figures come from the recorded completion times; polling often only adds load.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    cpu::report("execution alone", &before, &meter.read(), count);
+    cpu::report("execution alone", &before, &meter.read(), count, "jobs");
     let rows: Vec<(f64, f64)> = sqlx::query_as(
         "SELECT EXTRACT(EPOCH FROM (updated_at - $2))::float8 * 1000,
                 EXTRACT(EPOCH FROM (updated_at - $2))::float8

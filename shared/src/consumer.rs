@@ -375,8 +375,10 @@ impl<H: BatchHandler> Consumer<H> {
         let queue = self.spec.name.clone();
         match outcome {
             Ok(()) => {
-                for delivery in &parsed {
-                    delivery.acker.ack(BasicAckOptions::default()).await?;
+                // One ack for the batch: every earlier delivery on this channel is settled
+                // (batches are handled one after another, their malformed messages first).
+                if let Some(last) = parsed.last() {
+                    last.acker.ack(BasicAckOptions { multiple: true }).await?;
                 }
                 metrics::counter!("taskmesh_consumer_messages_total", "queue" => queue, "outcome" => "ack")
                     .increment(parsed.len() as u64);

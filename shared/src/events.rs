@@ -130,6 +130,7 @@ pub const ALL_TYPES: &[&str] = &[
     JobStarted::TYPE,
     JobProgress::TYPE,
     JobFinished::TYPE,
+    JobsFinished::TYPE,
     JobCancel::TYPE,
 ];
 
@@ -468,6 +469,62 @@ impl EventPayload for JobFinished {
     }
 }
 
+/// Several runs ended (worker → task-svc): what a busy worker publishes instead of one
+/// `job.finished` per run, each report applied as if it had come alone. One message, one
+/// confirm: the worker acks all their dispatches once it is confirmed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobsFinished {
+    /// 2 to [`JobsFinished::MAX`] reports.
+    pub reports: Vec<JobFinished>,
+}
+
+impl JobsFinished {
+    /// Most reports in one message.
+    pub const MAX: usize = 256;
+
+    /// The id report `index` of the batch `batch_id` is applied under: derived, so a
+    /// redelivered batch is recognised report by report.
+    pub fn report_id(batch_id: Uuid, index: usize) -> Uuid {
+        Uuid::new_v5(&batch_id, index.to_string().as_bytes())
+    }
+}
+
+impl CloudEvent {
+    /// The single `job.finished` events a `job.finished.batch` carries, each under its derived
+    /// id ([`JobsFinished::report_id`]) with the batch's envelope; any other event as it is.
+    pub fn expand_reports(&self) -> Result<Vec<CloudEvent>, DecodeError> {
+        if self.event_type != JobsFinished::TYPE {
+            return Ok(vec![self.clone()]);
+        }
+        let batch: JobsFinished = self.decode()?;
+        batch
+            .reports
+            .into_iter()
+            .enumerate()
+            .map(|(index, report)| {
+                Ok(CloudEvent {
+                    id: JobsFinished::report_id(self.id, index),
+                    event_type: JobFinished::TYPE.into(),
+                    subject: Some(report.subject()),
+                    dataversion: JobFinished::VERSION,
+                    data: serde_json::to_value(report).map_err(DecodeError::Body)?,
+                    ..self.clone()
+                })
+            })
+            .collect()
+    }
+}
+
+impl EventPayload for JobsFinished {
+    const TYPE: &'static str = "job.finished.batch";
+    fn subject(&self) -> String {
+        self.reports
+            .first()
+            .map(|r| r.worker_id.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// Stop a job (task-svc → every worker): a worker running it fires its cancellation token, a
 /// worker that receives its dispatch later skips it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -542,5 +599,43 @@ mod tests {
             future.decode::<UserCreated>(),
             Err(DecodeError::UnknownVersion { version: 2, .. })
         ));
+    }
+
+    #[test]
+    fn a_report_batch_expands_into_reports_with_stable_distinct_ids() {
+        let report = |n: u32| JobFinished {
+            task_id: Uuid::now_v7(),
+            dispatch_id: Uuid::now_v7(),
+            run_id: Uuid::now_v7(),
+            worker_id: format!("w{n}"),
+            attempt: 1,
+            outcome: JobOutcome::Succeeded,
+            result: None,
+            error: None,
+            retryable: true,
+            started_at: Utc::now(),
+            ended_at: Utc::now(),
+        };
+        let reports = vec![report(0), report(1)];
+        let batch = CloudEvent::new(
+            "worker",
+            JobsFinished {
+                reports: reports.clone(),
+            },
+        )
+        .into_untyped()
+        .unwrap();
+        let once = batch.expand_reports().unwrap();
+        let again = batch.expand_reports().unwrap();
+        assert_eq!(once.len(), 2);
+        assert_ne!(once[0].id, once[1].id);
+        assert_ne!(once[0].id, batch.id);
+        assert_eq!(
+            once.iter().map(|e| e.id).collect::<Vec<_>>(),
+            again.iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        assert_eq!(once[1].decode::<JobFinished>().unwrap(), reports[1]);
+        let single = CloudEvent::new("worker", report(2)).into_untyped().unwrap();
+        assert_eq!(single.expand_reports().unwrap()[0].id, single.id);
     }
 }

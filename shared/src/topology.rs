@@ -39,6 +39,7 @@ pub fn job_reports_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec 
         .bind("job.started")
         .bind("job.progress")
         .bind("job.finished")
+        .bind("job.finished.batch")
 }
 
 /// Every consumer queue of the deployment.

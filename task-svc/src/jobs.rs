@@ -733,9 +733,7 @@ impl JobReports {
 
 impl Handler for JobReports {
     async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
-        let mut tx = self.pool.begin().await?;
-        let touched = self.apply(&mut tx, &message.event).await?;
-        self.finish(tx, touched.into_iter().collect()).await
+        self.handle_batch(std::slice::from_ref(message)).await
     }
 }
 
@@ -748,8 +746,12 @@ impl BatchHandler for JobReports {
         let mut tx = self.pool.begin().await?;
         let mut touched = Vec::new();
         let mut successes = Vec::new();
+        // A worker's `job.finished.batch` counts as its reports, each once.
+        let mut events = Vec::with_capacity(messages.len());
         for message in messages {
-            let event = &message.event;
+            events.extend(message.event.expand_reports().map_err(reject)?);
+        }
+        for event in &events {
             if event.event_type == JobFinished::TYPE {
                 if let Ok(report) = event.decode::<JobFinished>() {
                     if report.outcome == JobOutcome::Succeeded {

@@ -746,3 +746,98 @@ async fn a_job_whose_runs_keep_dying_with_their_workers_is_dead_lettered() {
         .count();
     assert_eq!(lost, 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_reports_is_applied_report_by_report_and_once() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    // No worker serves this pool: the test plays a busy worker that reports in one message.
+    let db = app.db(&app.env.config.task.database).await;
+    let mut reports = Vec::new();
+    let mut ids = Vec::new();
+    for (n, outcome) in [
+        shared::events::JobOutcome::Succeeded,
+        shared::events::JobOutcome::Succeeded,
+        shared::events::JobOutcome::Failed,
+        shared::events::JobOutcome::Succeeded,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let task = app
+            .create_job(
+                &ada,
+                &format!("batched {n}"),
+                json!({"kind": "noop", "pool": "busy", "max_attempts": 1}),
+            )
+            .await;
+        let id = uuid::Uuid::parse_str(task["id"].as_str().unwrap()).unwrap();
+        let dispatch: uuid::Uuid =
+            sqlx::query_scalar("SELECT dispatch_id FROM jobs WHERE task_id = $1")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        ids.push(id.to_string());
+        reports.push(shared::events::JobFinished {
+            task_id: id,
+            dispatch_id: dispatch,
+            run_id: uuid::Uuid::now_v7(),
+            worker_id: "busy-1".into(),
+            attempt: 1,
+            outcome,
+            result: Some(json!({"n": n})),
+            error: (outcome != shared::events::JobOutcome::Succeeded).then(|| "boom".into()),
+            retryable: true,
+            started_at: Utc::now(),
+            ended_at: Utc::now(),
+        });
+    }
+    let broker = shared::broker::Broker::new(&app.env.config.amqp, "test-busy-worker");
+    let publisher = shared::broker::Publisher::new(broker.clone());
+    let publish = |routing_key: &'static str, body: Vec<u8>, id: uuid::Uuid| {
+        let mut message =
+            shared::broker::OutgoingMessage::new(broker.events_exchange(), routing_key, body);
+        message.message_id = Some(id.to_string());
+        message
+    };
+    let last = reports.pop().unwrap();
+    let batch = shared::events::CloudEvent::new("test", shared::events::JobsFinished { reports });
+    let batch = publish(
+        "job.finished.batch",
+        serde_json::to_vec(&batch).unwrap(),
+        batch.id,
+    );
+    // Delivered twice (a redelivery), then one lone report: once that one is applied, so are
+    // both copies (one consumer takes the queue in order).
+    publisher.publish(&batch).await.unwrap();
+    publisher.publish(&batch).await.unwrap();
+    let lone = shared::events::CloudEvent::new("test", last);
+    publisher
+        .publish(&publish(
+            "job.finished",
+            serde_json::to_vec(&lone).unwrap(),
+            lone.id,
+        ))
+        .await
+        .unwrap();
+    app.wait_status(&ada, &ids[3], "completed").await;
+    let first = app.wait_status(&ada, &ids[0], "completed").await;
+    assert_eq!(first["job"]["result"], json!({"n": 0}));
+    app.wait_status(&ada, &ids[1], "completed").await;
+    let failed = app.wait_status(&ada, &ids[2], "dead").await;
+    assert_eq!(failed["job"]["last_error"], "boom");
+    for id in &ids {
+        assert_eq!(
+            app.attempts(&ada, id).await.len(),
+            1,
+            "one run recorded for {id}"
+        );
+    }
+    let completed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key = 'task.completed'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(completed, 3);
+}

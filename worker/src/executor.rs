@@ -29,11 +29,11 @@ use shared::{
     config::WorkersConfig,
     events::{
         CloudEvent, EventPayload, JobCancel, JobDispatch, JobFinished, JobOutcome, JobProgress,
-        JobStarted,
+        JobStarted, JobsFinished,
     },
     topology::PoolTopology,
 };
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -76,7 +76,16 @@ pub struct Executor {
     running: Mutex<HashMap<Uuid, Running>>,
     /// Cancels that arrived before their dispatch (kept an hour).
     cancelled: Mutex<HashMap<Uuid, Instant>>,
+    /// Finished reports on their way to the broker ([`run_reporter`]).
+    reports: mpsc::UnboundedSender<WaitingReport>,
 }
+
+/// A finished report, and who waits to hear whether the broker confirmed it.
+type WaitingReport = (JobFinished, oneshot::Sender<bool>);
+
+/// Report publishes awaiting their confirm at once; while all are busy, reports queue up and
+/// go out together.
+const REPORTS_IN_FLIGHT: usize = 4;
 
 impl Executor {
     pub fn new(
@@ -87,8 +96,15 @@ impl Executor {
         redis: ConnectionManager,
         redis_prefix: String,
     ) -> Self {
+        let (reports, queue) = mpsc::unbounded_channel();
+        tokio::spawn(run_reporter(
+            Publisher::new(broker.clone()),
+            broker.events_exchange(),
+            queue,
+        ));
         Self {
             id,
+            reports,
             slots: Arc::new(Semaphore::new(config.concurrency)),
             config,
             stats: Stats::default(),
@@ -406,22 +422,14 @@ impl Executor {
         message(&self.broker.events_exchange(), payload)
     }
 
-    /// Publishes the outcome, retrying while the broker is away (up to about a minute). `false`:
-    /// not confirmed; the dispatch is requeued and runs again.
+    /// Hands the outcome to the reporter and waits for the broker's confirm. `false`: not
+    /// confirmed; the dispatch is requeued and runs again.
     async fn report_until_confirmed(&self, finished: &JobFinished) -> bool {
-        let message = self.message(finished.clone());
-        let mut backoff = Duration::from_millis(100);
-        for _ in 0..10 {
-            match self.publisher.publish(&message).await {
-                Ok(()) => return true,
-                Err(err) => {
-                    tracing::warn!(error = %err, retry_in = ?backoff, "cannot report a finished job yet");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
+        let (confirmed, wait) = oneshot::channel();
+        if self.reports.send((finished.clone(), confirmed)).is_err() {
+            return false;
         }
-        false
+        wait.await.unwrap_or(false)
     }
 
     /// Listens for `job.cancel` broadcasts on this worker's own queue
@@ -498,6 +506,61 @@ fn message<T: EventPayload>(exchange: &str, payload: T) -> OutgoingMessage {
     );
     message.message_id = Some(event.id.to_string());
     message
+}
+
+/// Publishes finished reports until every sender is gone. Up to [`REPORTS_IN_FLIGHT`]
+/// publishes await their confirm at once; the reports that queue up meanwhile go out as one
+/// `job.finished.batch` (a lone report as a plain `job.finished`), so a busy worker sends one
+/// message and waits for one confirm per batch instead of per job, and an idle one adds no delay.
+async fn run_reporter(
+    publisher: Publisher,
+    exchange: String,
+    mut queue: mpsc::UnboundedReceiver<WaitingReport>,
+) {
+    let in_flight = Arc::new(Semaphore::new(REPORTS_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let mut batch = vec![first];
+        while batch.len() < JobsFinished::MAX {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (reports, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let message = match <[JobFinished; 1]>::try_from(reports) {
+            Ok([report]) => message(&exchange, report),
+            Err(reports) => message(&exchange, JobsFinished { reports }),
+        };
+        let publisher = publisher.clone();
+        tokio::spawn(async move {
+            let confirmed = publish_until_confirmed(&publisher, &message).await;
+            for waiter in waiting {
+                let _ = waiter.send(confirmed);
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Publishes `message`, retrying while the broker is away (up to about a minute).
+async fn publish_until_confirmed(publisher: &Publisher, message: &OutgoingMessage) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    for _ in 0..10 {
+        match publisher.publish(message).await {
+            Ok(()) => return true,
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?backoff, "cannot report finished jobs yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    false
 }
 
 /// Publishes a handler's progress, at most twice a second (the latest report wins).
