@@ -121,7 +121,22 @@ async fn raw_broker(config: &Config, count: usize) -> anyhow::Result<Figures> {
                 durable: true,
                 ..Default::default()
             },
-            broker.queue_args(None, None, None),
+            match std::env::var("BENCH_RAW_QUEUE").as_deref() {
+                // The job queues' type: classic with x-max-priority.
+                Ok("priority") => {
+                    let mut args = FieldTable::default();
+                    args.insert(
+                        "x-queue-type".into(),
+                        lapin::types::AMQPValue::LongString("classic".into()),
+                    );
+                    args.insert(
+                        "x-max-priority".into(),
+                        lapin::types::AMQPValue::ShortShortUInt(9),
+                    );
+                    args
+                }
+                _ => broker.queue_args(None, None, None),
+            },
         )
         .await?;
     let consumer_channel = broker.channel().await?;

@@ -246,6 +246,11 @@ pub struct OutboxConfig {
     pub retention_hours: u32,
     /// Processed-event records (consumer deduplication) are kept this many hours.
     pub processed_retention_hours: u32,
+    /// After the broker returns an event type as unroutable (no queue is bound for it), the
+    /// relay marks further rows of that type unroutable without publishing them for this long
+    /// (milliseconds), then publishes one again to see whether a queue has been bound since.
+    /// 0 publishes every row. Job dispatches and dead letters are always published.
+    pub unroutable_recheck_ms: u64,
 }
 
 impl Default for OutboxConfig {
@@ -255,6 +260,7 @@ impl Default for OutboxConfig {
             poll_interval_ms: 1000,
             retention_hours: 24,
             processed_retention_hours: 24 * 7,
+            unroutable_recheck_ms: 1000,
         }
     }
 }

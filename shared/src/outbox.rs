@@ -8,6 +8,8 @@
 //! `NOTIFY taskmesh_outbox`, which wakes the relay at once; a poll is the fallback, and rows
 //! with a later `available_at` (reminders, scheduled jobs) wake it when they fall due.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -194,6 +196,9 @@ pub struct Relay {
     publisher: Publisher,
     config: OutboxConfig,
     exchange: String,
+    /// Routing keys the broker last returned as unroutable, and when (see
+    /// `outbox.unroutable_recheck_ms`).
+    unroutable: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Relay {
@@ -204,7 +209,22 @@ impl Relay {
             publisher,
             config,
             exchange,
+            unroutable: Arc::default(),
         }
+    }
+
+    /// Whether rows with `routing_key` are known to have no queue, recently enough to skip
+    /// publishing them.
+    fn known_unroutable(&self, routing_key: &str) -> bool {
+        let window = Duration::from_millis(self.config.unroutable_recheck_ms);
+        !window.is_zero()
+            && !must_route(routing_key)
+            && self
+                .unroutable
+                .lock()
+                .expect("never poisoned")
+                .get(routing_key)
+                .is_some_and(|at| at.elapsed() < window)
     }
 
     /// Publishes one batch of due rows and marks them.
@@ -253,13 +273,22 @@ impl Relay {
         }
         let mut ids = Vec::with_capacity(rows.len());
         let mut messages = Vec::with_capacity(rows.len());
+        // Events of a type no queue wanted a moment ago are not published again yet.
+        let mut skipped = Vec::new();
         for row in &rows {
             let id: Uuid = row.get("id");
+            let routing_key: String = row.get("routing_key");
+            if self.known_unroutable(&routing_key) {
+                metrics::counter!("taskmesh_outbox_unroutable_total", "routing_key" => routing_key)
+                    .increment(1);
+                skipped.push(id);
+                continue;
+            }
             let exchange: Option<String> = row.get("exchange");
             let payload: String = row.get("payload");
             let mut message = OutgoingMessage::new(
                 exchange.unwrap_or_else(|| self.exchange.clone()),
-                row.get::<String, _>("routing_key"),
+                routing_key,
                 payload.into_bytes(),
             );
             message.message_id = Some(id.to_string());
@@ -278,13 +307,23 @@ impl Relay {
             return Ok(stats);
         }
         let mut published = Vec::new();
-        let mut unroutable = Vec::new();
+        let mut unroutable = skipped;
         for ((id, result), message) in ids.into_iter().zip(results).zip(&messages) {
             match result {
-                Ok(()) => published.push(id),
+                Ok(()) => {
+                    self.unroutable
+                        .lock()
+                        .expect("never poisoned")
+                        .remove(&message.routing_key);
+                    published.push(id);
+                }
                 Err(PublishError::Unroutable { routing_key, .. }) if !must_route(&routing_key) => {
                     // Normal for an event no consumer of this deployment wants; counted.
                     tracing::debug!(%id, %routing_key, "no queue is bound for this event type; marked unroutable");
+                    self.unroutable
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(routing_key.clone(), Instant::now());
                     metrics::counter!("taskmesh_outbox_unroutable_total", "routing_key" => routing_key)
                         .increment(1);
                     unroutable.push(id);

@@ -377,6 +377,63 @@ async fn an_unroutable_publish_is_reported_not_dropped() {
 }
 
 #[tokio::test]
+async fn an_event_type_found_unroutable_is_not_published_again_until_its_recheck() {
+    #[derive(Serialize, Deserialize)]
+    struct Stray;
+    impl EventPayload for Stray {
+        const TYPE: &'static str = "stray.event";
+        fn subject(&self) -> String {
+            String::new()
+        }
+    }
+    let bench = Bench::new().await;
+    let stray = async || {
+        let mut tx = bench.pool.begin().await.unwrap();
+        outbox::enqueue(&mut tx, CloudEvent::new("test", Stray))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    };
+    let relay_with = |recheck_ms: u64| {
+        let mut config = bench.env.config.outbox.clone();
+        config.unroutable_recheck_ms = recheck_ms;
+        Relay::new(
+            bench.pool.clone(),
+            Publisher::new(bench.broker.clone()),
+            config,
+        )
+    };
+    let patient = relay_with(3_600_000);
+    stray().await;
+    let stats = patient.publish_due().await.unwrap();
+    assert_eq!((stats.published, stats.unroutable), (0, 1));
+
+    // A queue is bound now, but within the recheck window the relay does not look again.
+    let late = QueueSpec::new(&bench.broker, "late-consumer", &bench.env.config.consumer)
+        .bind(Stray::TYPE);
+    let channel = bench.broker.channel().await.unwrap();
+    late.declare(&bench.broker, &channel).await.unwrap();
+    stray().await;
+    let stats = patient.publish_due().await.unwrap();
+    assert_eq!((stats.published, stats.unroutable), (0, 1));
+    assert_eq!(
+        bench.ready_count(&late.name).await,
+        0,
+        "skipped, not published"
+    );
+
+    // With the recheck at 0 every row is published, and the bound queue gets it.
+    let eager = relay_with(0);
+    stray().await;
+    let stats = eager.publish_due().await.unwrap();
+    assert_eq!((stats.published, stats.unroutable), (1, 0));
+    eventually("the event in the late queue", WAIT, || async {
+        (bench.ready_count(&late.name).await == 1).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn in_a_mixed_batch_exactly_the_unroutable_messages_are_reported() {
     let bench = Bench::new().await;
     let publisher = Publisher::new(bench.broker.clone());

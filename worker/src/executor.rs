@@ -85,7 +85,7 @@ type WaitingReport = (JobFinished, oneshot::Sender<bool>);
 
 /// Report publishes awaiting their confirm at once; while all are busy, reports queue up and
 /// go out together.
-const REPORTS_IN_FLIGHT: usize = 4;
+const REPORTS_IN_FLIGHT: usize = 2;
 
 impl Executor {
     pub fn new(
