@@ -755,7 +755,7 @@ impl BatchHandler for JobReports {
             if event.event_type == JobFinished::TYPE {
                 if let Ok(report) = event.decode::<JobFinished>() {
                     if report.outcome == JobOutcome::Succeeded {
-                        successes.push((event.id, report));
+                        successes.push(report);
                         continue;
                     }
                 }
@@ -770,34 +770,25 @@ impl BatchHandler for JobReports {
 /// Applies successful `job.finished` reports together: records their runs, completes their
 /// tasks (only a live task whose current dispatch it is) and announces `task.completed`.
 /// Returns the completed tasks.
+///
+/// Idempotent without a processed-events record: a run is recorded once (its id is unique and
+/// a finished run is not overwritten), and a task completes only from a live status, so a
+/// duplicate report changes nothing and announces nothing.
 async fn complete_many(
     tx: &mut PgConnection,
-    reports: Vec<(Uuid, JobFinished)>,
+    reports: Vec<JobFinished>,
 ) -> Result<Vec<Task>, sqlx::Error> {
     if reports.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = reports.iter().map(|(id, _)| *id).collect();
-    let fresh: HashSet<Uuid> = sqlx::query_scalar(
-        "INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
-         ON CONFLICT DO NOTHING RETURNING event_id",
-    )
-    .bind(CONSUMER)
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
-    let reports: Vec<JobFinished> = reports
-        .into_iter()
-        .filter(|(id, _)| fresh.contains(id))
-        .map(|(_, report)| report)
-        .collect();
-    if reports.is_empty() {
-        return Ok(Vec::new());
-    }
     let column = |f: fn(&JobFinished) -> Uuid| reports.iter().map(f).collect::<Vec<Uuid>>();
-    let completed: Vec<(Uuid, String)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Done {
+        #[sqlx(flatten)]
+        task: Task,
+        job_kind: String,
+    }
+    let done: Vec<Done> = sqlx::query_as(&format!(
         "WITH r AS (
             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int4[],
                                  $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
@@ -816,14 +807,17 @@ async fn complete_many(
               FROM r, jobs j
              WHERE t.id = r.task_id AND j.task_id = r.task_id AND j.dispatch_id = r.dispatch_id
                AND t.status IN ('pending', 'scheduled', 'queued', 'running', 'retrying')
-            RETURNING t.id, r.result, r.started_at, r.ended_at
+            RETURNING t.*, j.kind AS job_kind, r.result AS run_result,
+                      r.started_at AS run_started_at, r.ended_at AS run_ended_at
+         ), finished AS (
+            UPDATE jobs j
+               SET result = done.run_result, finished_at = done.run_ended_at, last_error = NULL,
+                   unique_lock = NULL, started_at = COALESCE(j.started_at, done.run_started_at)
+              FROM done WHERE j.task_id = done.id
          )
-         UPDATE jobs j
-            SET result = done.result, finished_at = done.ended_at, last_error = NULL,
-                unique_lock = NULL, started_at = COALESCE(j.started_at, done.started_at)
-           FROM done WHERE j.task_id = done.id
-         RETURNING j.task_id, j.kind",
-    )
+         SELECT {}, job_kind FROM done",
+        crate::tasks::COLUMNS
+    ))
     .bind(column(|r| r.task_id))
     .bind(column(|r| r.dispatch_id))
     .bind(column(|r| r.run_id))
@@ -844,21 +838,12 @@ async fn complete_many(
     )
     .fetch_all(&mut *tx)
     .await?;
-    if completed.is_empty() {
+    if done.is_empty() {
         return Ok(Vec::new());
     }
-    let kinds: HashMap<Uuid, String> = completed.into_iter().collect();
-    let task_ids: Vec<Uuid> = kinds.keys().copied().collect();
-    let tasks: Vec<Task> = sqlx::query_as(&format!(
-        "SELECT {} FROM tasks WHERE id = ANY($1)",
-        crate::tasks::COLUMNS
-    ))
-    .bind(&task_ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let events = tasks
+    let events = done
         .iter()
-        .map(|task| {
+        .map(|Done { task, job_kind }| {
             CloudEvent::new(
                 SERVICE,
                 TaskCompleted {
@@ -867,13 +852,13 @@ async fn complete_many(
                     actor_id: Uuid::nil(),
                     assignee_id: None,
                     title: task.title.clone(),
-                    job_kind: kinds.get(&task.id).cloned(),
+                    job_kind: Some(job_kind.clone()),
                 },
             )
         })
         .collect();
     outbox::enqueue_many(tx, events).await?;
-    Ok(tasks)
+    Ok(done.into_iter().map(|d| d.task).collect())
 }
 
 /// Records the run; marks other open runs of the dispatch lost (their worker died and the broker
