@@ -377,10 +377,21 @@ async fn a_unique_key_returns_the_live_job_instead_of_a_second_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_urgent_job_overtakes_a_backlog_of_low_ones() {
+    urgent_overtakes_low(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_urgent_job_overtakes_low_ones_the_worker_already_holds() {
+    // The worker holds the whole backlog (prefetch above it): it starts held jobs in priority
+    // order, not in the order they arrived.
+    urgent_overtakes_low(30).await;
+}
+
+async fn urgent_overtakes_low(prefetch: u16) {
     let app = App::start_with(|c| {
         job_config(c);
         c.workers.concurrency = 1;
-        c.workers.prefetch = 1;
+        c.workers.prefetch = prefetch;
     })
     .await;
     let ada = app.sign_up("ada@example.com").await;
@@ -416,8 +427,9 @@ async fn an_urgent_job_overtakes_a_backlog_of_low_ones() {
             after += 1;
         }
     }
-    // One low job runs and one is held (prefetch 1) when the urgent one arrives; a few more may
-    // have finished while it was being created. Most of the backlog must come after it.
+    // One low job runs (and, with prefetch 1, none waits in the worker) when the urgent one
+    // arrives; a few more may have finished while it was being created. Most of the backlog
+    // must come after it.
     assert!(
         after >= 12,
         "only {after} of 20 low jobs started after the urgent one"

@@ -80,6 +80,35 @@ pub struct Executor {
     reports: mpsc::UnboundedSender<WaitingReport>,
 }
 
+/// With `workers.prefetch` 0, dispatches held per slot. A dispatch stays unacked until its
+/// report is confirmed, so quick jobs need room beyond the running ones or the worker idles
+/// waiting for confirms; held ones start in priority order (see [`Waiting`]).
+const AUTO_PREFETCH_PER_SLOT: usize = 4;
+
+/// A dispatch held until a slot is free, ordered by AMQP priority, then arrival.
+struct Waiting {
+    priority: u8,
+    seq: std::cmp::Reverse<u64>,
+    delivery: Delivery,
+}
+
+impl PartialEq for Waiting {
+    fn eq(&self, other: &Self) -> bool {
+        (self.priority, self.seq) == (other.priority, other.seq)
+    }
+}
+impl Eq for Waiting {}
+impl PartialOrd for Waiting {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Waiting {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.priority, self.seq).cmp(&(other.priority, other.seq))
+    }
+}
+
 /// A finished report, and who waits to hear whether the broker confirmed it.
 type WaitingReport = (JobFinished, oneshot::Sender<bool>);
 
@@ -120,7 +149,12 @@ impl Executor {
 
     fn prefetch(&self) -> u16 {
         match self.config.prefetch {
-            0 => u16::try_from(self.config.concurrency).unwrap_or(u16::MAX),
+            0 => u16::try_from(
+                self.config
+                    .concurrency
+                    .saturating_mul(AUTO_PREFETCH_PER_SLOT),
+            )
+            .unwrap_or(u16::MAX),
             n => n,
         }
     }
@@ -165,21 +199,45 @@ impl Executor {
             .await?;
         tracing::info!(queue = %topology.queue, prefetch = self.prefetch(), concurrency = self.config.concurrency, "consuming jobs");
         let mut in_flight = JoinSet::new();
+        // Held dispatches wait here for a slot; the most urgent starts first, so holding more
+        // than the concurrency does not let a backlog of low jobs run before an urgent one.
+        let mut waiting = std::collections::BinaryHeap::new();
+        let mut seq = 0u64;
         let result = loop {
             tokio::select! {
                 _ = stop_taking.cancelled() => break Ok(()),
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                permit = self.slots.clone().acquire_owned(), if !waiting.is_empty() => {
+                    let permit = permit.expect("the semaphore is never closed");
+                    let Waiting { delivery, .. } = waiting.pop().expect("not empty");
+                    let executor = self.clone();
+                    let back = hand_back.clone();
+                    in_flight.spawn(async move { executor.handle(delivery, permit, back).await });
+                }
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
-                        let executor = self.clone();
-                        let (stop, back) = (stop_taking.clone(), hand_back.clone());
-                        in_flight.spawn(async move { executor.handle(delivery, stop, back).await });
+                        seq += 1;
+                        waiting.push(Waiting {
+                            priority: delivery.properties.priority().unwrap_or(0),
+                            seq: std::cmp::Reverse(seq),
+                            delivery,
+                        });
                     }
                     Some(Err(err)) => break Err(err.into()),
                     None => break Err(anyhow::anyhow!("the broker closed the consumer")),
                 }
             }
         };
+        // Dispatches that never started go back to the queue for another worker.
+        for Waiting { delivery, .. } in waiting {
+            let _ = delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
+        }
         let _ = channel
             .basic_cancel(&tag, BasicCancelOptions::default())
             .await;
@@ -192,17 +250,9 @@ impl Executor {
     async fn handle(
         self: Arc<Self>,
         delivery: Delivery,
-        stop_taking: CancellationToken,
+        permit: tokio::sync::OwnedSemaphorePermit,
         hand_back: CancellationToken,
     ) {
-        // Wait for a free slot; a dispatch that never started goes back at shutdown.
-        let permit = tokio::select! {
-            permit = self.slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = stop_taking.cancelled() => {
-                let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
-                return;
-            }
-        };
         let dispatch = match serde_json::from_slice::<CloudEvent>(&delivery.data)
             .map_err(|e| e.to_string())
             .and_then(|event| event.decode::<JobDispatch>().map_err(|e| e.to_string()))
