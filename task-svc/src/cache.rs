@@ -80,19 +80,7 @@ impl ListCache {
 
 /// Everyone whose list shows `task`: its owner, its assignee and its channel's members.
 pub async fn audience(conn: &mut PgConnection, task: &Task) -> Result<Vec<Uuid>, sqlx::Error> {
-    let mut users = vec![task.owner_id];
-    users.extend(task.assignee_id);
-    if let Some(channel) = task.channel_id {
-        let members: Vec<Uuid> =
-            sqlx::query_scalar("SELECT user_id FROM channel_members WHERE channel_id = $1")
-                .bind(channel)
-                .fetch_all(conn)
-                .await?;
-        users.extend(members);
-    }
-    users.sort();
-    users.dedup();
-    Ok(users)
+    audience_many(conn, &[task]).await
 }
 
 /// Everyone whose list shows any of `tasks` (see [`audience`]), in one query for the channels.
