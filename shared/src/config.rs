@@ -251,6 +251,10 @@ pub struct OutboxConfig {
     /// (milliseconds), then publishes one again to see whether a queue has been bound since.
     /// 0 publishes every row. Job dispatches and dead letters are always published.
     pub unroutable_recheck_ms: u64,
+    /// After a commit wakes the relay, how long it waits for more before publishing
+    /// (milliseconds): fewer, larger rounds under a stream of small transactions, at the cost
+    /// of this much latency.
+    pub linger_ms: u64,
 }
 
 impl Default for OutboxConfig {
@@ -261,6 +265,7 @@ impl Default for OutboxConfig {
             retention_hours: 24,
             processed_retention_hours: 24 * 7,
             unroutable_recheck_ms: 1000,
+            linger_ms: 5,
         }
     }
 }

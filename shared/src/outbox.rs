@@ -410,6 +410,7 @@ impl Relay {
     /// `available_at`, or the poll interval, whichever comes first.
     pub async fn run(self, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        let linger = Duration::from_millis(self.config.linger_ms);
         let mut listener: Option<PgListener> = None;
         let mut last_cleanup = Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -462,6 +463,10 @@ impl Relay {
                 } => {
                     if notified.is_err() {
                         listener = None;
+                    } else if linger > Duration::ZERO {
+                        // Let more commits land, so a busy stream of small transactions is
+                        // published in fewer, larger rounds.
+                        tokio::time::sleep(linger).await;
                     }
                 }
             }
