@@ -251,9 +251,9 @@ pub struct OutboxConfig {
     /// (milliseconds), then publishes one again to see whether a queue has been bound since.
     /// 0 publishes every row. Job dispatches and dead letters are always published.
     pub unroutable_recheck_ms: u64,
-    /// After a commit wakes the relay, how long it waits for more before publishing
-    /// (milliseconds): fewer, larger rounds under a stream of small transactions, at the cost
-    /// of this much latency.
+    /// When small transactions trickle in (the last wake found fewer than 32 rows), how long
+    /// the relay waits for more after a commit wakes it (milliseconds): fewer, larger rounds,
+    /// at the cost of this much latency. The first event after a quiet spell goes at once.
     pub linger_ms: u64,
 }
 

@@ -176,6 +176,10 @@ fn must_route(routing_key: &str) -> bool {
     routing_key.starts_with("job.dispatch.") || routing_key.starts_with("job.dead.")
 }
 
+/// A wake that published fewer rows than this (and some) means small transactions are
+/// trickling in: the relay lingers before the next round (`outbox.linger_ms`).
+const TRICKLE_ROWS: usize = 32;
+
 /// What one relay round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RoundStats {
@@ -411,6 +415,7 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
         let linger = Duration::from_millis(self.config.linger_ms);
+        let mut trickle = false;
         let mut listener: Option<PgListener> = None;
         let mut last_cleanup = Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -432,7 +437,10 @@ impl Relay {
             }
             let mut wait = poll;
             match self.drain().await {
-                Ok(_) => {
+                Ok(published) => {
+                    // A trickle: the last wake found a few rows, so more are likely on the way.
+                    // Not after idleness (the first event goes at once) nor under big commits.
+                    trickle = published > 0 && published < TRICKLE_ROWS;
                     backoff = Duration::from_millis(100);
                     if let Ok(Some(due)) = self.next_due_in().await {
                         wait = wait.min(due);
@@ -463,9 +471,9 @@ impl Relay {
                 } => {
                     if notified.is_err() {
                         listener = None;
-                    } else if linger > Duration::ZERO {
-                        // Let more commits land, so a busy stream of small transactions is
-                        // published in fewer, larger rounds.
+                    } else if trickle && linger > Duration::ZERO {
+                        // Let more commits land, so a stream of small transactions is published
+                        // in fewer, larger rounds.
                         tokio::time::sleep(linger).await;
                     }
                 }
