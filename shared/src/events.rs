@@ -476,6 +476,10 @@ impl EventPayload for JobFinished {
 pub struct JobsFinished {
     /// 2 to [`JobsFinished::MAX`] reports.
     pub reports: Vec<JobFinished>,
+    /// The trace context of each report (that of its dispatch), by position; absent or shorter:
+    /// the envelope's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traceparents: Vec<Option<String>>,
 }
 
 impl JobsFinished {
@@ -497,6 +501,7 @@ impl CloudEvent {
             return Ok(vec![self.clone()]);
         }
         let batch: JobsFinished = self.decode()?;
+        let traceparents = batch.traceparents;
         batch
             .reports
             .into_iter()
@@ -507,6 +512,11 @@ impl CloudEvent {
                     event_type: JobFinished::TYPE.into(),
                     subject: Some(report.subject()),
                     dataversion: JobFinished::VERSION,
+                    traceparent: traceparents
+                        .get(index)
+                        .cloned()
+                        .flatten()
+                        .or_else(|| self.traceparent.clone()),
                     data: serde_json::to_value(report).map_err(DecodeError::Body)?,
                     ..self.clone()
                 })
@@ -617,10 +627,12 @@ mod tests {
             ended_at: Utc::now(),
         };
         let reports = vec![report(0), report(1)];
+        let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string();
         let batch = CloudEvent::new(
             "worker",
             JobsFinished {
                 reports: reports.clone(),
+                traceparents: vec![None, Some(traced.clone())],
             },
         )
         .into_untyped()
@@ -635,6 +647,11 @@ mod tests {
             again.iter().map(|e| e.id).collect::<Vec<_>>()
         );
         assert_eq!(once[1].decode::<JobFinished>().unwrap(), reports[1]);
+        assert_eq!(once[1].traceparent.as_deref(), Some(traced.as_str()));
+        assert_eq!(
+            once[0].traceparent, batch.traceparent,
+            "the envelope's otherwise"
+        );
         let single = CloudEvent::new("worker", report(2)).into_untyped().unwrap();
         assert_eq!(single.expand_reports().unwrap()[0].id, single.id);
     }

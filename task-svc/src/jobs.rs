@@ -755,12 +755,15 @@ impl BatchHandler for JobReports {
             if event.event_type == JobFinished::TYPE {
                 if let Ok(report) = event.decode::<JobFinished>() {
                     if report.outcome == JobOutcome::Succeeded {
-                        successes.push(report);
+                        successes.push((report, event.traceparent.clone()));
                         continue;
                     }
                 }
             }
-            touched.extend(self.apply(&mut tx, event).await?);
+            // The events a report causes continue its trace.
+            let applied =
+                shared::trace::scope(event.traceparent.clone(), self.apply(&mut tx, event)).await;
+            touched.extend(applied?);
         }
         touched.extend(complete_many(&mut tx, successes).await?);
         self.finish(tx, touched).await
@@ -776,11 +779,16 @@ impl BatchHandler for JobReports {
 /// duplicate report changes nothing and announces nothing.
 async fn complete_many(
     tx: &mut PgConnection,
-    reports: Vec<JobFinished>,
+    reports: Vec<(JobFinished, Option<String>)>,
 ) -> Result<Vec<Task>, sqlx::Error> {
     if reports.is_empty() {
         return Ok(Vec::new());
     }
+    let traces: HashMap<Uuid, Option<String>> = reports
+        .iter()
+        .map(|(r, traceparent)| (r.task_id, traceparent.clone()))
+        .collect();
+    let reports: Vec<JobFinished> = reports.into_iter().map(|(r, _)| r).collect();
     let column = |f: fn(&JobFinished) -> Uuid| reports.iter().map(f).collect::<Vec<Uuid>>();
     #[derive(sqlx::FromRow)]
     struct Done {
@@ -844,7 +852,7 @@ async fn complete_many(
     let events = done
         .iter()
         .map(|Done { task, job_kind }| {
-            CloudEvent::new(
+            let mut event = CloudEvent::new(
                 SERVICE,
                 TaskCompleted {
                     task_id: task.id,
@@ -854,7 +862,11 @@ async fn complete_many(
                     title: task.title.clone(),
                     job_kind: Some(job_kind.clone()),
                 },
-            )
+            );
+            if let Some(traceparent) = traces.get(&task.id).cloned().flatten() {
+                event.traceparent = Some(traceparent);
+            }
+            event
         })
         .collect();
     outbox::enqueue_many(tx, events).await?;

@@ -814,7 +814,13 @@ async fn a_batch_of_reports_is_applied_report_by_report_and_once() {
         message
     };
     let last = reports.pop().unwrap();
-    let batch = shared::events::CloudEvent::new("test", shared::events::JobsFinished { reports });
+    let batch = shared::events::CloudEvent::new(
+        "test",
+        shared::events::JobsFinished {
+            reports,
+            traceparents: Vec::new(),
+        },
+    );
     let batch = publish(
         "job.finished.batch",
         serde_json::to_vec(&batch).unwrap(),
@@ -852,4 +858,37 @@ async fn a_batch_of_reports_is_applied_report_by_report_and_once() {
             .await
             .unwrap();
     assert_eq!(completed, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jobs_trace_runs_from_the_request_to_its_completion() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = app
+        .http
+        .post(format!("{}/api/v1/tasks", app.api))
+        .bearer_auth(&ada)
+        .header("traceparent", traceparent)
+        .json(&json!({"title": "traced job", "job": {"kind": "noop", "pool": "inproc"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let task: Value = response.json().await.unwrap();
+    app.wait_status(&ada, task["id"].as_str().unwrap(), "completed")
+        .await;
+    // The dispatch, the worker's report and task-svc's task.completed all carry it.
+    let db = app.db(&app.env.config.task.database).await;
+    let carried: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT routing_key, payload->>'traceparent' FROM outbox
+          WHERE routing_key IN ('job.dispatch.inproc', 'task.completed') ORDER BY seq",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(carried.len(), 2, "{carried:?}");
+    for (key, value) in &carried {
+        assert_eq!(value.as_deref(), Some(traceparent), "{key}");
+    }
 }

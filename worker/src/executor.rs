@@ -109,8 +109,8 @@ impl Ord for Waiting {
     }
 }
 
-/// A finished report, and who waits to hear whether the broker confirmed it.
-type WaitingReport = (JobFinished, oneshot::Sender<bool>);
+/// A finished report, its trace context, and who waits to hear whether the broker confirmed it.
+type WaitingReport = (JobFinished, Option<String>, oneshot::Sender<bool>);
 
 /// Report publishes awaiting their confirm at once; while all are busy, reports queue up and
 /// go out together.
@@ -253,7 +253,11 @@ impl Executor {
         permit: tokio::sync::OwnedSemaphorePermit,
         hand_back: CancellationToken,
     ) {
-        let dispatch = match serde_json::from_slice::<CloudEvent>(&delivery.data)
+        let event = serde_json::from_slice::<CloudEvent>(&delivery.data);
+        // Reports carry the dispatch's trace context: one trace from the creating request to
+        // the completion.
+        let traceparent = event.as_ref().ok().and_then(|e| e.traceparent.clone());
+        let dispatch = match event
             .map_err(|e| e.to_string())
             .and_then(|event| event.decode::<JobDispatch>().map_err(|e| e.to_string()))
         {
@@ -266,12 +270,16 @@ impl Executor {
             }
         };
         let span = tracing::info_span!("job", task_id = %dispatch.task_id, kind = %dispatch.kind, attempt = dispatch.attempt);
-        let finished =
-            tracing::Instrument::instrument(self.execute(&dispatch, &hand_back), span).await;
-        drop(permit);
+        let (finished, reported) = shared::trace::scope(traceparent, async {
+            let finished =
+                tracing::Instrument::instrument(self.execute(&dispatch, &hand_back), span).await;
+            drop(permit);
+            // Ack only once task-svc's report is safe with the broker.
+            let reported = self.report_until_confirmed(&finished).await;
+            (finished, reported)
+        })
+        .await;
         let requeue = finished.outcome == JobOutcome::Interrupted;
-        // Ack only once task-svc's report is safe with the broker.
-        let reported = self.report_until_confirmed(&finished).await;
         let settled = if reported && !requeue {
             delivery.acker.ack(BasicAckOptions::default()).await
         } else {
@@ -378,12 +386,15 @@ impl Executor {
             publisher.publish(&started_message).await
         });
         let (progress_tx, progress_rx) = mpsc::unbounded_channel();
-        let progress = tokio::spawn(forward_progress(
-            self.publisher.clone(),
-            self.broker.events_exchange(),
-            dispatch.clone(),
-            run_id,
-            progress_rx,
+        let progress = tokio::spawn(shared::trace::scope(
+            shared::trace::current(),
+            forward_progress(
+                self.publisher.clone(),
+                self.broker.events_exchange(),
+                dispatch.clone(),
+                run_id,
+                progress_rx,
+            ),
         ));
         let ctx = JobContext {
             task_id: dispatch.task_id,
@@ -476,7 +487,12 @@ impl Executor {
     /// confirmed; the dispatch is requeued and runs again.
     async fn report_until_confirmed(&self, finished: &JobFinished) -> bool {
         let (confirmed, wait) = oneshot::channel();
-        if self.reports.send((finished.clone(), confirmed)).is_err() {
+        let traceparent = shared::trace::current();
+        if self
+            .reports
+            .send((finished.clone(), traceparent, confirmed))
+            .is_err()
+        {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -581,10 +597,26 @@ async fn run_reporter(
                 Err(_) => break,
             }
         }
-        let (reports, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let mut reports = Vec::with_capacity(batch.len());
+        let mut traceparents = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for (report, traceparent, waiter) in batch {
+            reports.push(report);
+            traceparents.push(traceparent);
+            waiting.push(waiter);
+        }
         let message = match <[JobFinished; 1]>::try_from(reports) {
-            Ok([report]) => message(&exchange, report),
-            Err(reports) => message(&exchange, JobsFinished { reports }),
+            Ok([report]) => {
+                let traceparent = traceparents.pop().flatten();
+                shared::trace::scope(traceparent, async { message(&exchange, report) }).await
+            }
+            Err(reports) => message(
+                &exchange,
+                JobsFinished {
+                    reports,
+                    traceparents,
+                },
+            ),
         };
         let publisher = publisher.clone();
         tokio::spawn(async move {
