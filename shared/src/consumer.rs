@@ -333,7 +333,10 @@ impl<H: BatchHandler> Consumer<H> {
                 }
             }
             if let Err(err) = self.process_batch(batch).await {
+                // Start over on a new channel: closing this one returns whatever the batch left
+                // unsettled, which a later multiple-ack must not settle by accident.
                 tracing::warn!(queue = %self.spec.name, error = %err, "could not settle a batch; the broker will redeliver it");
+                break Err(err.into());
             }
         };
         let _ = channel
