@@ -256,13 +256,35 @@ async fn burst(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     cpu::report("execution alone", &before, &meter.read(), count, "jobs");
+    recorded(db, count, since, run_at, Latency::FromStart).await
+}
+
+/// Where a task's latency is counted from.
+enum Latency {
+    /// Its creation.
+    FromCreation,
+    /// The run's start (the shared `run_at`).
+    FromStart,
+}
+
+/// The figures of the tasks created since `since`, from the completion times task-svc recorded:
+/// the rate is `count` over `start` → the last completion.
+async fn recorded(
+    db: &PgPool,
+    count: usize,
+    since: chrono::DateTime<chrono::Utc>,
+    start: chrono::DateTime<chrono::Utc>,
+    latency: Latency,
+) -> anyhow::Result<Figures> {
     let rows: Vec<(f64, f64)> = sqlx::query_as(
-        "SELECT EXTRACT(EPOCH FROM (updated_at - $2))::float8 * 1000,
+        "SELECT EXTRACT(EPOCH FROM (updated_at - CASE WHEN $3 THEN created_at ELSE $2 END))::float8
+                  * 1000,
                 EXTRACT(EPOCH FROM (updated_at - $2))::float8
            FROM tasks WHERE created_at >= $1",
     )
     .bind(since)
-    .bind(run_at)
+    .bind(start)
+    .bind(matches!(latency, Latency::FromCreation))
     .fetch_all(db)
     .await?;
     let last = rows.iter().map(|r| r.1).fold(0.0, f64::max);
@@ -363,19 +385,5 @@ async fn completed(db: &PgPool, started: Instant, count: usize) -> anyhow::Resul
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let rows: Vec<(f64, f64)> = sqlx::query_as(
-        "SELECT EXTRACT(EPOCH FROM (updated_at - created_at))::float8 * 1000,
-                EXTRACT(EPOCH FROM (updated_at - $1))::float8
-           FROM tasks WHERE created_at >= $1",
-    )
-    .bind(since)
-    .fetch_all(db)
-    .await?;
-    let last = rows.iter().map(|r| r.1).fold(0.0, f64::max);
-    let latencies: Vec<f64> = rows.into_iter().map(|r| r.0).collect();
-    Ok(crate::figures(
-        count,
-        Duration::from_secs_f64(last),
-        latencies,
-    ))
+    recorded(db, count, since, since, Latency::FromCreation).await
 }

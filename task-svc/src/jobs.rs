@@ -367,9 +367,6 @@ pub async fn insert_many(
             first,
         });
     }
-    let column = |f: &dyn Fn(&Task, &ParsedJob) -> Option<String>| -> Vec<Option<String>> {
-        items.iter().map(|(t, j)| f(t, j)).collect()
-    };
     let inserted: HashSet<Uuid> = sqlx::query_scalar(
         "INSERT INTO jobs (task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
                            parent_id, scheduled_for, max_attempts, backoff_base_ms,
@@ -390,18 +387,31 @@ pub async fn insert_many(
     )
     .bind(items.iter().map(|(t, _)| t.id).collect::<Vec<_>>())
     .bind(items.iter().map(|(t, _)| t.owner_id).collect::<Vec<_>>())
-    .bind(column(&|_, j| Some(j.kind.clone())))
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.kind.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(
         items
             .iter()
             .map(|(_, j)| j.payload.clone())
             .collect::<Vec<_>>(),
     )
-    .bind(column(&|_, j| Some(j.pool.clone())))
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.pool.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(items.iter().map(|(_, j)| j.run_at).collect::<Vec<_>>())
-    .bind(column(&|_, j| {
-        j.cron.as_ref().map(|(text, _)| text.clone())
-    }))
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.cron.as_ref().map(|(text, _)| text.clone()))
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.next_run_at).collect::<Vec<_>>())
     .bind(parent.map(|p| p.0))
     .bind(parent.map(|p| p.1))
@@ -424,7 +434,12 @@ pub async fn insert_many(
             .collect::<Vec<_>>(),
     )
     .bind(items.iter().map(|(_, j)| j.timeout_ms).collect::<Vec<_>>())
-    .bind(column(&|_, j| j.unique_key.clone()))
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.unique_key.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
     .bind(
         rows.iter()

@@ -179,6 +179,11 @@ async fn check_assignee(conn: &mut PgConnection, assignee: Uuid) -> Result<(), A
         .bind(assignee)
         .fetch_optional(conn)
         .await?;
+    assignable(active)
+}
+
+/// Whether a user whose `active` flag reads so (`None`: no such user) may be assigned.
+fn assignable(active: Option<bool>) -> Result<(), ApiError> {
     match active {
         Some(true) => Ok(()),
         Some(false) => Err(ApiError::unprocessable(
@@ -413,24 +418,7 @@ async fn insert_many(
     };
     for (index, p) in prepared.iter().enumerate() {
         if let Some(assignee) = p.request.assignee_id {
-            match active.get(&assignee) {
-                Some(true) => {}
-                Some(false) => {
-                    return Err(name(
-                        index,
-                        ApiError::unprocessable(
-                            "inactive_assignee",
-                            "the assignee's account is deactivated",
-                        ),
-                    ))
-                }
-                None => {
-                    return Err(name(
-                        index,
-                        ApiError::unprocessable("unknown_assignee", "no user with this id"),
-                    ))
-                }
-            }
+            assignable(active.get(&assignee).copied()).map_err(|err| name(index, err))?;
         }
         if let Some(channel) = p.request.channel_id {
             if !member_of.contains(&channel) {
@@ -497,7 +485,7 @@ async fn insert_many(
     .into_iter()
     .map(|task| (task.id, task))
     .collect();
-    let mut tasks: Vec<Task> = ids
+    let tasks: Vec<Task> = ids
         .iter()
         .map(|id| rows.remove(id).expect("every task was inserted"))
         .collect();
@@ -516,9 +504,9 @@ async fn insert_many(
     }
     let lead = state.config.tasks.due_soon_lead_secs;
     let mut events = Vec::new();
-    let mut results = Vec::with_capacity(tasks.len());
+    let mut results = Vec::with_capacity(prepared.len());
     let mut duplicates = Vec::new();
-    for (index, task) in tasks.iter_mut().enumerate() {
+    for (index, mut task) in tasks.into_iter().enumerate() {
         let mut job_events = Vec::new();
         match job_results.remove(&index) {
             Some(jobs::Inserted::Duplicate(existing)) => {
@@ -564,8 +552,8 @@ async fn insert_many(
                 outbox::Route::default(),
             )?);
         }
-        events.extend(reminders::first(task, lead)?);
-        results.push(Created::New(Box::new(task.clone())));
+        events.extend(reminders::first(&task, lead)?);
+        results.push(Created::New(Box::new(task)));
     }
     if !duplicates.is_empty() {
         sqlx::query("DELETE FROM tasks WHERE id = ANY($1)")

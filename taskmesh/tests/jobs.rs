@@ -712,15 +712,7 @@ async fn a_job_whose_runs_keep_dying_with_their_workers_is_dead_lettered() {
         .create_job(&ada, "poison", json!({"kind": "noop", "pool": "ghost"}))
         .await;
     let id = task["id"].as_str().unwrap();
-    let db = app.db(&app.env.config.task.database).await;
-    let dispatch: uuid::Uuid =
-        sqlx::query_scalar("SELECT dispatch_id FROM jobs WHERE task_id = $1")
-            .bind(uuid::Uuid::parse_str(id).unwrap())
-            .fetch_one(&db)
-            .await
-            .unwrap();
-    let broker = shared::broker::Broker::new(&app.env.config.amqp, "test-ghost-workers");
-    let publisher = shared::broker::Publisher::new(broker.clone());
+    let dispatch = app.dispatch_id(id).await;
     // Six runs start and never finish: each new one finds the previous lost.
     for n in 0..6 {
         let started = shared::events::JobStarted {
@@ -731,14 +723,8 @@ async fn a_job_whose_runs_keep_dying_with_their_workers_is_dead_lettered() {
             attempt: 1,
             started_at: Utc::now(),
         };
-        let event = shared::events::CloudEvent::new("test", started);
-        let mut message = shared::broker::OutgoingMessage::new(
-            broker.events_exchange(),
-            "job.started",
-            serde_json::to_vec(&event).unwrap(),
-        );
-        message.message_id = Some(event.id.to_string());
-        publisher.publish(&message).await.unwrap();
+        app.publish_as_worker(&shared::events::CloudEvent::new("test", started))
+            .await;
         eventually("the run is recorded", WAIT, || async {
             let runs = app.attempts(&ada, id).await.len();
             (runs > n).then_some(())
@@ -783,17 +769,11 @@ async fn a_batch_of_reports_is_applied_report_by_report_and_once() {
                 json!({"kind": "noop", "pool": "busy", "max_attempts": 1}),
             )
             .await;
-        let id = uuid::Uuid::parse_str(task["id"].as_str().unwrap()).unwrap();
-        let dispatch: uuid::Uuid =
-            sqlx::query_scalar("SELECT dispatch_id FROM jobs WHERE task_id = $1")
-                .bind(id)
-                .fetch_one(&db)
-                .await
-                .unwrap();
+        let id = task["id"].as_str().unwrap();
         ids.push(id.to_string());
         reports.push(shared::events::JobFinished {
-            task_id: id,
-            dispatch_id: dispatch,
+            task_id: uuid::Uuid::parse_str(id).unwrap(),
+            dispatch_id: app.dispatch_id(id).await,
             run_id: uuid::Uuid::now_v7(),
             worker_id: "busy-1".into(),
             attempt: 1,
@@ -805,14 +785,6 @@ async fn a_batch_of_reports_is_applied_report_by_report_and_once() {
             ended_at: Utc::now(),
         });
     }
-    let broker = shared::broker::Broker::new(&app.env.config.amqp, "test-busy-worker");
-    let publisher = shared::broker::Publisher::new(broker.clone());
-    let publish = |routing_key: &'static str, body: Vec<u8>, id: uuid::Uuid| {
-        let mut message =
-            shared::broker::OutgoingMessage::new(broker.events_exchange(), routing_key, body);
-        message.message_id = Some(id.to_string());
-        message
-    };
     let last = reports.pop().unwrap();
     let batch = shared::events::CloudEvent::new(
         "test",
@@ -821,24 +793,12 @@ async fn a_batch_of_reports_is_applied_report_by_report_and_once() {
             traceparents: Vec::new(),
         },
     );
-    let batch = publish(
-        "job.finished.batch",
-        serde_json::to_vec(&batch).unwrap(),
-        batch.id,
-    );
     // Delivered twice (a redelivery), then one lone report: once that one is applied, so are
     // both copies (one consumer takes the queue in order).
-    publisher.publish(&batch).await.unwrap();
-    publisher.publish(&batch).await.unwrap();
-    let lone = shared::events::CloudEvent::new("test", last);
-    publisher
-        .publish(&publish(
-            "job.finished",
-            serde_json::to_vec(&lone).unwrap(),
-            lone.id,
-        ))
-        .await
-        .unwrap();
+    app.publish_as_worker(&batch).await;
+    app.publish_as_worker(&batch).await;
+    app.publish_as_worker(&shared::events::CloudEvent::new("test", last))
+        .await;
     app.wait_status(&ada, &ids[3], "completed").await;
     let first = app.wait_status(&ada, &ids[0], "completed").await;
     assert_eq!(first["job"]["result"], json!({"n": 0}));

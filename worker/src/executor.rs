@@ -270,16 +270,15 @@ impl Executor {
             }
         };
         let span = tracing::info_span!("job", task_id = %dispatch.task_id, kind = %dispatch.kind, attempt = dispatch.attempt);
-        let (finished, reported) = shared::trace::scope(traceparent, async {
+        let (requeue, reported) = shared::trace::scope(traceparent, async {
             let finished =
                 tracing::Instrument::instrument(self.execute(&dispatch, &hand_back), span).await;
             drop(permit);
+            let requeue = finished.outcome == JobOutcome::Interrupted;
             // Ack only once task-svc's report is safe with the broker.
-            let reported = self.report_until_confirmed(&finished).await;
-            (finished, reported)
+            (requeue, self.report_until_confirmed(finished).await)
         })
         .await;
-        let requeue = finished.outcome == JobOutcome::Interrupted;
         let settled = if reported && !requeue {
             delivery.acker.ack(BasicAckOptions::default()).await
         } else {
@@ -485,12 +484,12 @@ impl Executor {
 
     /// Hands the outcome to the reporter and waits for the broker's confirm. `false`: not
     /// confirmed; the dispatch is requeued and runs again.
-    async fn report_until_confirmed(&self, finished: &JobFinished) -> bool {
+    async fn report_until_confirmed(&self, finished: JobFinished) -> bool {
         let (confirmed, wait) = oneshot::channel();
         let traceparent = shared::trace::current();
         if self
             .reports
-            .send((finished.clone(), traceparent, confirmed))
+            .send((finished, traceparent, confirmed))
             .is_err()
         {
             return false;

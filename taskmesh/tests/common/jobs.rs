@@ -235,6 +235,36 @@ impl App {
         .await
     }
 
+    /// The current dispatch id of task `id`'s job, as task-svc stored it.
+    pub async fn dispatch_id(&self, id: &str) -> uuid::Uuid {
+        let db = self.db(&self.env.config.task.database).await;
+        sqlx::query_scalar("SELECT dispatch_id FROM jobs WHERE task_id = $1")
+            .bind(uuid::Uuid::parse_str(id).unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    }
+
+    /// Publishes `event` on the deployment's events exchange as a worker would (routing key =
+    /// its type, message id = its id), confirmed.
+    pub async fn publish_as_worker<T: shared::events::EventPayload>(
+        &self,
+        event: &shared::events::CloudEvent<T>,
+    ) {
+        let broker = shared::broker::Broker::new(&self.env.config.amqp, "test-playing-a-worker");
+        let mut message = shared::broker::OutgoingMessage::new(
+            broker.events_exchange(),
+            T::TYPE,
+            serde_json::to_vec(event).unwrap(),
+        );
+        message.message_id = Some(event.id.to_string());
+        shared::broker::Publisher::new(broker.clone())
+            .publish(&message)
+            .await
+            .unwrap();
+        broker.close().await;
+    }
+
     /// `POST /api/v1/tasks/{id}/cancel`.
     pub async fn cancel(&self, token: &str, id: &str) -> super::Reply {
         self.send(
