@@ -367,17 +367,26 @@ pub async fn keep_consuming<F, Fut>(
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let mut backoff = Duration::from_millis(200);
+    const FIRST_GAP: Duration = Duration::from_millis(200);
+    // The longest gap between tries: a consumer is back within about two seconds of the broker.
+    const MAX_GAP: Duration = Duration::from_secs(2);
+    // A session that lasted this long was connected: the next outage starts from the first gap.
+    const HEALTHY: Duration = Duration::from_secs(5);
+    let mut backoff = FIRST_GAP;
     while !shutdown.is_cancelled() {
+        let started = std::time::Instant::now();
         match session().await {
             Ok(()) => break,
             Err(err) => {
+                if started.elapsed() >= HEALTHY {
+                    backoff = FIRST_GAP;
+                }
                 tracing::warn!(consumer = what, error = format!("{err:#}"), retry_in = ?backoff, "lost the broker; reconnecting");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                backoff = (backoff * 2).min(MAX_GAP);
             }
         }
     }

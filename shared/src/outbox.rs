@@ -180,6 +180,10 @@ fn must_route(routing_key: &str) -> bool {
 /// trickling in: the relay lingers before the next round (`outbox.linger_ms`).
 const TRICKLE_ROWS: usize = 32;
 
+/// The longest gap between relay rounds while the broker or the database is away: events flow
+/// again within about two seconds of its return.
+const RELAY_RETRY_GAP: Duration = Duration::from_secs(2);
+
 /// What one relay round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RoundStats {
@@ -415,7 +419,6 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
         let linger = Duration::from_millis(self.config.linger_ms);
-        let mut trickle = false;
         let mut listener: Option<PgListener> = None;
         let mut last_cleanup = Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -436,6 +439,7 @@ impl Relay {
                 };
             }
             let mut wait = poll;
+            let trickle;
             match self.drain().await {
                 Ok(published) => {
                     // A trickle: the last wake found a few rows, so more are likely on the way.
@@ -447,9 +451,15 @@ impl Relay {
                     }
                 }
                 Err(err) => {
+                    // Wait out the gap whatever commits meanwhile: a wake per commit would
+                    // hammer a broker that is away (and log each try).
                     tracing::warn!(error = format!("{err:#}"), retry_in = ?backoff, "outbox relay round failed");
-                    wait = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(RELAY_RETRY_GAP);
+                    continue;
                 }
             }
             if last_cleanup.elapsed() > Duration::from_secs(60) {

@@ -1,6 +1,7 @@
-//! RabbitMQ restarted while a thousand jobs are being dispatched: every job completes
-//! afterwards, with exactly one effect each. Its own test binary, because it takes the machine's
-//! broker away from every test running beside it.
+//! RabbitMQ restarted or paused while jobs are being dispatched and run: every job completes
+//! afterwards, with exactly one effect each, and no finished job runs again. Its own test binary,
+//! because it takes the machine's broker away from every test running beside it; its tests take
+//! turns ([`BROKER`]).
 
 mod common;
 
@@ -12,6 +13,10 @@ use common::App;
 use futures::StreamExt;
 use serde_json::json;
 use shared::testkit::eventually;
+use tokio_util::sync::CancellationToken;
+
+/// One test at a time takes the broker away.
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn rabbitmqctl(args: &[&str]) {
     let status = Command::new("rabbitmqctl").args(args).status().unwrap();
@@ -27,6 +32,7 @@ fn broker_answers() -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restarting_rabbitmq_mid_dispatch_loses_no_job() {
+    let _turn = BROKER.lock().await;
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
     let effects = Effects::start(&app).await;
@@ -105,6 +111,10 @@ async fn restarting_rabbitmq_mid_dispatch_loses_no_job() {
         .unwrap();
     assert_eq!(total, 1000);
     assert_eq!(effects.counts().await.0, 1000, "one effect per job");
+    management_api_is_back(&app).await;
+}
+
+async fn management_api_is_back(app: &App) {
     // The management API (plugins come back with the node) serves the other tests' clean-up.
     eventually(
         "the management API is back",
@@ -121,4 +131,108 @@ async fn restarting_rabbitmq_mid_dispatch_loses_no_job() {
         },
     )
     .await;
+}
+
+/// The operator's scenario: jobs created at a steady rate (25 every quarter second) through two
+/// worker processes, each job calling an endpoint that takes a while, and RabbitMQ's application
+/// stopped for five seconds mid-run; creation goes on until a second after it is back. Dispatches
+/// running at the stop finish while the broker is away; their reports go out once it is back, but
+/// their deliveries died with the old connection and the broker hands them out again. Such a copy
+/// must settle without running.
+#[tokio::test(flavor = "multi_thread")]
+async fn pausing_rabbitmq_during_a_busy_run_runs_no_finished_job_twice() {
+    let _turn = BROKER.lock().await;
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let effects = Effects::start(&app).await;
+    let _a = WorkerProcess::start(&app, "pause-a", &["pause"], &[]).await;
+    let _b = WorkerProcess::start(&app, "pause-b", &["pause"], &[]).await;
+
+    let load_done = CancellationToken::new();
+    let creating = {
+        let (api, token, payload) = (app.api.clone(), ada.clone(), effects.job("delay_ms=300"));
+        let done = load_done.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut requests = Vec::new();
+            let mut round = 0;
+            while !done.is_cancelled() {
+                tick.tick().await;
+                round += 1;
+                for i in 0..25 {
+                    let request = http
+                        .post(format!("{api}/api/v1/tasks"))
+                        .bearer_auth(&token)
+                        .json(&json!({"title": format!("job {round}.{i}"),
+                                      "job": {"kind": "http", "pool": "pause", "payload": payload}}));
+                    requests.push(tokio::spawn(async move {
+                        request.send().await.unwrap().status().as_u16()
+                    }));
+                }
+            }
+            let mut statuses = Vec::new();
+            for request in requests {
+                statuses.push(request.await.unwrap());
+            }
+            statuses
+        })
+    };
+    eventually(
+        "endpoint calls are under way",
+        Duration::from_secs(60),
+        || async { (effects.in_flight() >= 5).then_some(()) },
+    )
+    .await;
+
+    tokio::task::spawn_blocking(|| {
+        rabbitmqctl(&["stop_app"]);
+        std::thread::sleep(Duration::from_secs(5)); // the outage itself, not a synchronisation
+        rabbitmqctl(&["start_app"]);
+    })
+    .await
+    .unwrap();
+    eventually("RabbitMQ is back", Duration::from_secs(120), || async {
+        tokio::task::spawn_blocking(broker_answers)
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
+    let settled_before = effects.counts().await.0;
+    eventually("jobs run again", Duration::from_secs(60), || async {
+        (effects.counts().await.0 > settled_before + 25).then_some(())
+    })
+    .await;
+    load_done.cancel();
+
+    let statuses = creating.await.unwrap();
+    assert!(
+        statuses.iter().all(|s| *s == 201),
+        "every creation was accepted"
+    );
+    let db = app.db(&app.env.config.task.database).await;
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    eventually("every job completed", Duration::from_secs(240), || async {
+        (count("SELECT count(*) FROM tasks WHERE status <> 'completed'").await == 0).then_some(())
+    })
+    .await;
+    let twice = count(
+        "SELECT count(*) FROM (SELECT task_id FROM job_attempts WHERE outcome = 'succeeded'
+                                GROUP BY task_id HAVING count(*) > 1) t",
+    )
+    .await;
+    let (distinct, repeated) = effects.counts().await;
+    assert_eq!(distinct, statuses.len() as i64, "one effect per job");
+    assert_eq!(twice, 0, "tasks with two successful runs");
+    assert_eq!(repeated, 0, "endpoint calls repeated for one job");
+    management_api_is_back(&app).await;
 }

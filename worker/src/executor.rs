@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::claims::{Claim, Claims};
 use crate::handler::{JobContext, JobError, Registry};
 
 /// Why a running job's token fired.
@@ -72,6 +73,8 @@ pub struct Executor {
     publisher: Publisher,
     redis: ConnectionManager,
     redis_prefix: String,
+    /// One run per dispatch across redeliveries ([`crate::claims`]).
+    claims: Claims,
     slots: Arc<Semaphore>,
     running: Mutex<HashMap<Uuid, Running>>,
     /// Cancels that arrived before their dispatch (kept an hour).
@@ -140,6 +143,7 @@ impl Executor {
             registry,
             publisher: Publisher::new(broker.clone()),
             broker,
+            claims: Claims::new(redis.clone(), redis_prefix.clone()),
             redis,
             redis_prefix,
             running: Mutex::new(HashMap::new()),
@@ -238,6 +242,14 @@ impl Executor {
                 })
                 .await;
         }
+        if result.is_err() {
+            // The channel is gone, and with it every delivery it held: the broker has put them
+            // back already. Running jobs finish and report in the background (a copy of one
+            // waits on its claim, then settles without running) while the pool consumes again
+            // at once instead of after its slowest job.
+            in_flight.detach_all();
+            return result;
+        }
         let _ = channel
             .basic_cancel(&tag, BasicCancelOptions::default())
             .await;
@@ -269,16 +281,40 @@ impl Executor {
                 return;
             }
         };
+        let run_id = Uuid::now_v7();
+        if self.claims.acquire(dispatch.dispatch_id, run_id).await == Claim::Done {
+            // A copy of a dispatch another run finished (its channel died before it could
+            // settle, so the broker handed it out again): settle it, run nothing.
+            tracing::info!(task_id = %dispatch.task_id, dispatch_id = %dispatch.dispatch_id, "dispatch already finished; settled without running");
+            metrics::counter!("taskmesh_worker_redelivered_finished_total").increment(1);
+            drop(permit);
+            if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+                tracing::debug!(error = %err, "could not settle a finished dispatch's copy");
+            }
+            return;
+        }
+        let claim = self.claims.keep_alive(dispatch.dispatch_id, run_id);
         let span = tracing::info_span!("job", task_id = %dispatch.task_id, kind = %dispatch.kind, attempt = dispatch.attempt);
         let (requeue, reported) = shared::trace::scope(traceparent, async {
             let finished =
-                tracing::Instrument::instrument(self.execute(&dispatch, &hand_back), span).await;
+                tracing::Instrument::instrument(self.execute(&dispatch, run_id, &hand_back), span)
+                    .await;
             drop(permit);
             let requeue = finished.outcome == JobOutcome::Interrupted;
+            let outcome = finished.outcome.as_str();
             // Ack only once task-svc's report is safe with the broker.
-            (requeue, self.report_until_confirmed(finished).await)
+            let reported = self.report_until_confirmed(finished).await;
+            // From here a copy of this dispatch settles without running, even if this
+            // delivery's channel is gone and the ack below cannot reach the broker.
+            if reported && !requeue {
+                self.claims.finish(dispatch.dispatch_id, outcome).await;
+            } else {
+                self.claims.release(dispatch.dispatch_id, run_id).await;
+            }
+            (requeue, reported)
         })
         .await;
+        claim.abort();
         let settled = if reported && !requeue {
             delivery.acker.ack(BasicAckOptions::default()).await
         } else {
@@ -291,7 +327,9 @@ impl Executor {
                 .await
         };
         if let Err(err) = settled {
-            tracing::warn!(task_id = %dispatch.task_id, error = %err, "could not settle a dispatch; the broker will redeliver it");
+            // Its channel is gone (the broker has already put it back): the copy finds the
+            // claim and settles without running.
+            tracing::info!(task_id = %dispatch.task_id, error = %err, "could not settle a dispatch on its closed channel; the broker redelivers it");
         }
     }
 
@@ -345,9 +383,13 @@ impl Executor {
         cancelled.insert(task_id, Instant::now());
     }
 
-    async fn execute(&self, dispatch: &JobDispatch, hand_back: &CancellationToken) -> JobFinished {
+    async fn execute(
+        &self,
+        dispatch: &JobDispatch,
+        run_id: Uuid,
+        hand_back: &CancellationToken,
+    ) -> JobFinished {
         let started_at = Utc::now();
-        let run_id = Uuid::now_v7();
         let finished =
             |outcome: JobOutcome, result: Option<Value>, error: Option<JobError>| JobFinished {
                 task_id: dispatch.task_id,
@@ -628,20 +670,29 @@ async fn run_reporter(
     }
 }
 
-/// Publishes `message`, retrying while the broker is away (up to about a minute).
+/// How long a finished report is retried while the broker is away; the gap between tries grows
+/// to [`REPORT_RETRY_GAP`], so a report goes out within about a second of the broker's return.
+const REPORT_PATIENCE: Duration = Duration::from_secs(60);
+const REPORT_RETRY_GAP: Duration = Duration::from_secs(1);
+
+/// Publishes `message`, retrying while the broker is away (for [`REPORT_PATIENCE`]).
 async fn publish_until_confirmed(publisher: &Publisher, message: &OutgoingMessage) -> bool {
+    let deadline = Instant::now() + REPORT_PATIENCE;
     let mut backoff = Duration::from_millis(100);
-    for _ in 0..10 {
+    loop {
         match publisher.publish(message).await {
             Ok(()) => return true,
-            Err(err) => {
+            Err(err) if Instant::now() + backoff < deadline => {
                 tracing::warn!(error = %err, retry_in = ?backoff, "cannot report finished jobs yet");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                backoff = (backoff * 2).min(REPORT_RETRY_GAP);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "finished jobs not reported; their dispatches run again");
+                return false;
             }
         }
     }
-    false
 }
 
 /// Publishes a handler's progress, at most twice a second (the latest report wins).

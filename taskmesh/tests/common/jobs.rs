@@ -35,6 +35,7 @@ impl WorkerProcess {
             .args(["serve", "worker"])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NO_CLAIMS", "1")
             .env("TASKMESH_AMQP__URL", c.amqp.url.expose_secret())
             .env("TASKMESH_AMQP__NAMESPACE", &c.amqp.namespace)
             .env("TASKMESH_REDIS__URL", c.redis.url.expose_secret())
@@ -45,7 +46,12 @@ impl WorkerProcess {
             .env("TASKMESH_WORKERS__HTTP_ALLOW", "[\"127.0.0.1\"]")
             .env("TASKMESH_WORKERS__HEARTBEAT_SECS", "1")
             .env("TASKMESH_LOG__FILTER", "warn,worker=info")
-            .stdout(Stdio::null())
+            // Its logs (JSON lines on stdout) with TASKMESH_TEST_WORKER_LOGS=1, for a failing run.
+            .stdout(if std::env::var_os("TASKMESH_TEST_WORKER_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         if let Some(expires) = c.amqp.queue_expires_ms {
@@ -114,6 +120,8 @@ pub struct Effects {
     pub db: sqlx::PgPool,
     /// While set, every call answers 500.
     pub broken: Arc<AtomicBool>,
+    /// Calls started and not yet answered.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     seen: Arc<Mutex<HashMap<String, u32>>>,
 }
 
@@ -144,6 +152,8 @@ async fn effect(
     if effects.broken.load(Ordering::SeqCst) || calls <= query.fail_times.unwrap_or(0) {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
+    effects.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _answered = Answered(&effects.in_flight);
     if let Some(ms) = query.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -156,6 +166,14 @@ async fn effect(
     .await
     .unwrap();
     StatusCode::OK
+}
+
+/// Counts a call as answered when dropped (also when its caller hung up mid-call).
+struct Answered<'a>(&'a std::sync::atomic::AtomicUsize);
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Effects {
@@ -173,6 +191,7 @@ impl Effects {
             url: format!("http://{}", listener.local_addr().unwrap()),
             db,
             broken: Arc::new(AtomicBool::new(false)),
+            in_flight: Default::default(),
             seen: Arc::new(Mutex::new(HashMap::new())),
         };
         let router = Router::new()
@@ -185,6 +204,11 @@ impl Effects {
     /// A job payload calling the endpoint.
     pub fn job(&self, query: &str) -> Value {
         json!({ "method": "POST", "url": format!("{}/effect?{query}", self.url) })
+    }
+
+    /// Calls started and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// (distinct effects, effects recorded more than once).
