@@ -4,6 +4,11 @@
 //!
 //! A service that is down while the document is built is left out and named in
 //! `x-taskmesh-unavailable`; the rest is still served.
+//!
+//! The services' parts document what their handlers and extractors answer
+//! ([`shared::openapi::service_document`]); [`gateway_answers`] adds what the gateway itself
+//! answers in front of them, from the routing table: 401 (token, session), 429 (rate limits),
+//! 503/504 (the service), 413 (body limit) and the `Idempotency-Key` answers on POST.
 
 use std::time::Duration;
 
@@ -11,7 +16,7 @@ use axum::{extract::State, routing::get, Json, Router};
 use serde_json::{json, Map, Value};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::AppState;
+use crate::{proxy, AppState};
 
 /// The services that own parts of the API.
 const PARTS: [&str; 4] = ["user-svc", "task-svc", "notify-svc", "media-svc"];
@@ -70,7 +75,8 @@ pub fn merge(parts: Vec<(&str, Option<Value>)>) -> Value {
             tags.extend(t.iter().cloned());
         }
     }
-    json!({
+    paths.insert("/api/v1/me/overview".into(), overview_path());
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Taskmesh API",
@@ -90,6 +96,145 @@ pub fn merge(parts: Vec<(&str, Option<Value>)>) -> Value {
         },
         "tags": tags,
         "x-taskmesh-unavailable": unavailable,
+    });
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas
+            .entry("ProblemBody")
+            .or_insert_with(shared::openapi::problem_schema);
+    }
+    gateway_answers(&mut doc);
+    doc
+}
+
+/// Adds to every routed operation what the gateway answers before (or instead of) the service:
+/// the security the routing table enforces, 401 for a missing, invalid or expired token or an
+/// ended session, 429 past the rate limit, 503 when the service (or, to verify a token,
+/// user-svc's keys) is unavailable, 504 when it is too slow, 413 past the body limit, and on POST
+/// the `Idempotency-Key` header with its 400, 409 and 422.
+pub fn gateway_answers(doc: &mut Value) {
+    shared::openapi::for_each_operation(doc, |path, method, op| {
+        let Some(route) = proxy::route_for(path) else {
+            return;
+        };
+        let add = shared::openapi::add_problem;
+        if route.public {
+            if let Some(op) = op.as_object_mut() {
+                op.remove("security");
+            }
+            add(
+                op,
+                429,
+                "More requests from this IP than the public routes' rate limit allows; see \
+                 Retry-After",
+            );
+        } else {
+            op["security"] = json!([{ "bearer": [] }]);
+            add(
+                op,
+                401,
+                "No bearer token, or one that is invalid or expired, or whose session has ended",
+            );
+            add(
+                op,
+                429,
+                "More requests than the caller's rate limit allows; see Retry-After",
+            );
+        }
+        add(
+            op,
+            503,
+            "The service that owns this route is unavailable (or a dependency it needs); the \
+             detail names it",
+        );
+        add(
+            op,
+            504,
+            "The service that owns this route did not answer in time",
+        );
+        if op.get("requestBody").is_some() {
+            add(
+                op,
+                413,
+                "The body is larger than the gateway's limit (1 MiB)",
+            );
+        }
+        if method == "post" {
+            idempotency_answers(op);
+        }
+    });
+    shared::openapi::problem_content_types(doc);
+}
+
+/// `Idempotency-Key` on a POST: the header and what the gateway answers for it.
+fn idempotency_answers(op: &mut Value) {
+    if !op["parameters"].is_array() {
+        op["parameters"] = json!([]);
+    }
+    let parameters = op["parameters"].as_array_mut().expect("an array");
+    if !parameters.iter().any(|p| p["name"] == "Idempotency-Key") {
+        parameters.push(shared::openapi::header_parameter(
+            "Idempotency-Key",
+            "The same key and body within 24 hours replay the first answer \
+             (`Idempotent-Replayed: true`); keys are per caller and path",
+            json!({ "type": "string", "minLength": 1, "maxLength": 255 }),
+        ));
+    }
+    let add = shared::openapi::add_problem;
+    add(
+        op,
+        400,
+        "A malformed Idempotency-Key (blank, or over 255 characters)",
+    );
+    add(
+        op,
+        409,
+        "A request with this Idempotency-Key is still running; see Retry-After",
+    );
+    add(
+        op,
+        422,
+        "This Idempotency-Key was used with a different request body",
+    );
+}
+
+/// `GET /api/v1/me/overview`, which the gateway answers itself.
+fn overview_path() -> Value {
+    let problem = shared::openapi::problem_response;
+    let part = |properties: Value| json!({ "type": ["object", "null"], "properties": properties });
+    json!({
+        "get": {
+            "tags": ["overview"],
+            "summary": "The caller's profile, task counts and unread notifications in one call",
+            "description": "A part whose service is down is null and named in `unavailable`.",
+            "operationId": "overview",
+            "responses": {
+                "200": {
+                    "description": "The overview",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "required": ["profile", "tasks", "notifications", "unavailable"],
+                        "properties": {
+                            "profile": { "type": ["object", "null"] },
+                            "tasks": part(json!({
+                                "total": { "type": "integer", "minimum": 0 },
+                                "by_status": {
+                                    "type": "object",
+                                    "additionalProperties": { "type": "integer", "minimum": 0 }
+                                }
+                            })),
+                            "notifications": part(json!({
+                                "unread": { "type": "integer", "minimum": 0 }
+                            })),
+                            "unavailable": { "type": "array", "items": { "type": "string" } }
+                        }
+                    } } }
+                },
+                "401": problem("No bearer token, or one that is invalid or expired, or whose session has ended"),
+                "429": problem("More requests than the caller's rate limit allows; see Retry-After"),
+                "503": problem("user-svc's signing keys could not be fetched to verify the token"),
+            },
+            "security": [{ "bearer": [] }]
+        }
     })
 }
 
@@ -113,5 +258,42 @@ mod tests {
         );
         assert_eq!(merged["x-taskmesh-unavailable"], json!(["task-svc"]));
         assert_eq!(merged["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn the_gateway_documents_what_it_answers_itself() {
+        let problem = |description: &str| shared::openapi::problem_response(description);
+        let part = json!({
+            "paths": {
+                "/api/v1/tasks": { "post": {
+                    "requestBody": { "content": { "application/json": { "schema": {} } } },
+                    "responses": { "201": { "description": "Created" } }
+                } },
+                "/api/v1/auth/login": { "post": {
+                    "responses": { "503": problem("user-svc or Redis unavailable") }
+                } }
+            }
+        });
+        let merged = merge(vec![("task-svc", Some(part))]);
+        let task = &merged["paths"]["/api/v1/tasks"]["post"];
+        assert_eq!(task["security"], json!([{ "bearer": [] }]));
+        for status in ["401", "409", "413", "422", "429", "503", "504"] {
+            let schema = &task["responses"][status]["content"]["application/problem+json"];
+            assert_eq!(
+                schema["schema"]["$ref"],
+                shared::openapi::PROBLEM_REF,
+                "{status}"
+            );
+        }
+        assert_eq!(task["parameters"][0]["name"], "Idempotency-Key");
+        let login = &merged["paths"]["/api/v1/auth/login"]["post"];
+        assert!(login["responses"]["401"].is_null(), "a public route");
+        assert!(login["responses"]["429"].is_object());
+        assert_eq!(
+            login["responses"]["503"]["description"], "user-svc or Redis unavailable",
+            "the operation's own description wins"
+        );
+        assert!(merged["components"]["schemas"]["ProblemBody"].is_object());
+        assert!(merged["paths"]["/api/v1/me/overview"]["get"]["responses"]["401"].is_object());
     }
 }

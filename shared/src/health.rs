@@ -84,9 +84,10 @@ impl Readiness {
     }
 }
 
-/// `GET /openapi.json`: this service's part of the API description (the gateway merges them).
+/// `GET /openapi.json`: this service's part of the API description (the gateway merges them),
+/// with the answers every operation shares ([`crate::openapi::service_document`]).
 pub fn openapi_router(doc: utoipa::openapi::OpenApi) -> Router {
-    let doc = Arc::new(doc);
+    let doc = Arc::new(crate::openapi::service_document(doc));
     Router::new().route(
         "/openapi.json",
         get(move || {

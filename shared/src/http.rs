@@ -14,8 +14,8 @@ use tower_http::{
 /// Header carrying the request id from the gateway through every service.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Adds request ids (kept when the caller sent one), W3C trace context, tracing, request metrics
-/// and a timeout.
+/// Adds request ids (kept when the caller sent one), W3C trace context, tracing, request metrics,
+/// a timeout, and problem documents for every error answer.
 pub fn with_common_layers(router: Router, request_timeout: Duration) -> Router {
     let request_id = http::HeaderName::from_static(REQUEST_ID);
     router
@@ -25,6 +25,8 @@ pub fn with_common_layers(router: Router, request_timeout: Duration) -> Router {
             http::StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
         ))
+        // Outside the timeout, so its 503 is a problem document too.
+        .layer(axum::middleware::from_fn(crate::problem::problem_errors))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req
                 .headers()

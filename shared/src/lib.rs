@@ -11,6 +11,7 @@
 //! - [`outbox`]: the transactional outbox and its relay.
 //! - [`idempotency`]: `processed_events`, so redelivered events have one effect.
 //! - [`identity`]: the verified caller, passed from the gateway to services.
+//! - [`openapi`]: the answers every operation shares, added to each service's API description.
 //! - [`sessions`]: the Redis mirror of live sessions (written by user-svc, read by the gateway).
 //! - [`db`], [`cache`]: PostgreSQL pools with migrations, Redis connections.
 //! - [`health`], [`http`]: `/healthz`, `/readyz`, `/metrics`, common layers, serving.
@@ -28,6 +29,7 @@ pub mod health;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
+pub mod openapi;
 pub mod outbox;
 pub mod problem;
 pub mod sessions;

@@ -171,6 +171,59 @@ pub async fn not_found_fallback() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
 }
 
+/// Middleware: every error answer leaves as a problem document. Handlers and [`JsonBody`] already
+/// answer with one; this catches what axum and tower answer on their own (a path segment that is
+/// not UTF-8: 400 `text/plain`; a method the route lacks: 405 with an empty body; the request
+/// timeout: 503 with an empty body), keeping the status and headers such as `Allow`. A client
+/// error's text becomes the `detail`; a server error's body stays opaque.
+pub async fn problem_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let is_text = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    let detail = match status.is_client_error() && is_text {
+        true => axum::body::to_bytes(body, 4096)
+            .await
+            .ok()
+            .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+            .filter(|text| !text.is_empty()),
+        false => None,
+    };
+    if status.is_server_error() {
+        tracing::warn!(
+            status = status.as_u16(),
+            "a server error without a problem body"
+        );
+    }
+    let title = status.canonical_reason().unwrap_or("Error");
+    let problem = ProblemBody {
+        kind: "about:blank".into(),
+        title: title.to_string(),
+        status: status.as_u16(),
+        code: title.to_lowercase().replace([' ', '-'], "_"),
+        detail,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 /// `Json` whose rejections are problem documents.
 #[derive(Debug, axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
@@ -191,5 +244,46 @@ mod tests {
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("\"code\":\"internal\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn answers_axum_gives_on_its_own_become_problem_documents() {
+        use axum::{extract::Path, routing::get, Router};
+        use tower::ServiceExt;
+        let app = Router::new()
+            .route(
+                "/things/{id}",
+                get(|Path(id): Path<String>| async move { id }),
+            )
+            .layer(axum::middleware::from_fn(problem_errors));
+        let call = |method: &str, uri: &str| {
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            app.clone().oneshot(request)
+        };
+        let response = call("GET", "/things/%FF").await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let problem: ProblemBody = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(problem.code, "bad_request");
+        assert!(problem.detail.unwrap().contains("UTF-8"));
+
+        let response = call("DELETE", "/things/1").await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert!(response.headers().contains_key(header::ALLOW));
+
+        let response = call("GET", "/things/1").await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "successes pass untouched"
+        );
     }
 }

@@ -1324,7 +1324,7 @@ pub struct DeadJobs {
 }
 
 /// Which dead jobs an admin call is about: given ids, or all (of a pool).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeadSelection {
     /// Only this pool's.
@@ -1413,7 +1413,8 @@ async fn select_dead(
 
 #[utoipa::path(post, path = "/api/v1/admin/jobs/dead/replay", tag = "jobs", security(("bearer" = [])), request_body = DeadSelection,
     responses((status = 200, description = "Replayed: each job is queued again with a fresh budget of attempts", body = Affected),
-        (status = 403, description = "Not an admin", body = ProblemBody)))]
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 422, description = "More than 1000 task_ids", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
 pub async fn dead_replay(
     State(state): State<AppState>,
@@ -1452,9 +1453,10 @@ pub async fn dead_replay(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/jobs/dead", tag = "jobs", security(("bearer" = [])), params(DeadSelection),
+#[utoipa::path(delete, path = "/api/v1/admin/jobs/dead", tag = "jobs", security(("bearer" = [])), request_body = DeadSelection,
     responses((status = 200, description = "Purged from the dead list and the dead-letter queue (the tasks stay, dead)", body = Affected),
-        (status = 403, description = "Not an admin", body = ProblemBody)))]
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 422, description = "More than 1000 task_ids", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
 pub async fn dead_purge(
     State(state): State<AppState>,

@@ -219,6 +219,7 @@ pub struct CreateTask {
         (status = 200, description = "A live job with the same unique_key exists: that task", body = Task),
         (status = 503, description = "A job for a new pool while RabbitMQ is down", body = ProblemBody),
         (status = 400, description = "Malformed body", body = ProblemBody),
+        (status = 404, description = "`channel_id` names a channel the caller is not a member of", body = ProblemBody),
         (status = 422, description = "Invalid title, description, tags or assignee", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
 pub async fn create(
@@ -264,6 +265,7 @@ pub const BULK_LIMIT: usize = 1000;
 #[utoipa::path(post, path = "/api/v1/tasks/bulk", tag = "tasks", security(("bearer" = [])), request_body = CreateTasks,
     responses((status = 201, description = "All created in one transaction (the job engine's bulk path); the events are those of single creations", body = CreatedTasks),
         (status = 400, description = "Malformed body", body = ProblemBody),
+        (status = 404, description = "A task's `channel_id` names a channel the caller is not a member of (the detail names which); nothing was created", body = ProblemBody),
         (status = 422, description = "A task is invalid (the detail names which); nothing was created", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
 pub async fn create_bulk(

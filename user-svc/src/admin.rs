@@ -86,6 +86,7 @@ pub async fn rotate(
 #[utoipa::path(post, path = "/api/v1/admin/keys/{kid}/retire", tag = "admin", security(("bearer" = [])),
     params(("kid" = String, Path, description = "Key id")),
     responses((status = 200, description = "Retired; its tokens are refused", body = KeyList),
+        (status = 403, description = "Not an admin", body = ProblemBody),
         (status = 404, description = "No such active key", body = ProblemBody),
         (status = 409, description = "The signing key cannot be retired", body = ProblemBody)))]
 pub async fn retire(
