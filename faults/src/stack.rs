@@ -1,0 +1,342 @@
+//! Taskmesh as separate processes (`taskmesh serve <service>`), each reaching each of its
+//! dependencies through its own [`FaultProxy`], so one process can be `kill -9`ed and started
+//! again and one (service, dependency) pair can be slowed down or reset.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+
+use crate::infra;
+use crate::proxy::FaultProxy;
+
+/// A dependency a service reaches through a proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dep {
+    Postgres,
+    Rabbitmq,
+    Redis,
+}
+
+impl Dep {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dep::Postgres => "postgres",
+            Dep::Rabbitmq => "rabbitmq",
+            Dep::Redis => "redis",
+        }
+    }
+
+    fn upstream(self) -> SocketAddr {
+        match self {
+            Dep::Postgres => infra::pg_addr(),
+            Dep::Rabbitmq => infra::amqp_addr(),
+            Dep::Redis => infra::redis_addr(),
+        }
+    }
+}
+
+/// One process of the deployment.
+#[derive(Clone, Debug)]
+pub struct ServiceSpec {
+    /// Process name in the report (`worker-a`).
+    pub name: &'static str,
+    /// `taskmesh serve <service>`.
+    pub service: &'static str,
+    /// The `TASKMESH_<SECTION>__*` section of its bind address.
+    pub section: &'static str,
+    pub deps: &'static [Dep],
+}
+
+/// The deployment: every service once, two workers (so one can die while the other runs jobs).
+pub const SERVICES: [ServiceSpec; 7] = [
+    ServiceSpec {
+        name: "user-svc",
+        service: "user-svc",
+        section: "USER",
+        deps: &[Dep::Postgres, Dep::Rabbitmq, Dep::Redis],
+    },
+    ServiceSpec {
+        name: "task-svc",
+        service: "task-svc",
+        section: "TASK",
+        deps: &[Dep::Postgres, Dep::Rabbitmq, Dep::Redis],
+    },
+    ServiceSpec {
+        name: "notify-svc",
+        service: "notify-svc",
+        section: "NOTIFY",
+        deps: &[Dep::Postgres, Dep::Rabbitmq],
+    },
+    ServiceSpec {
+        name: "media-svc",
+        service: "media-svc",
+        section: "MEDIA",
+        deps: &[Dep::Postgres, Dep::Rabbitmq],
+    },
+    ServiceSpec {
+        name: "worker-a",
+        service: "worker",
+        section: "WORKER",
+        deps: &[Dep::Rabbitmq, Dep::Redis],
+    },
+    ServiceSpec {
+        name: "worker-b",
+        service: "worker",
+        section: "WORKER",
+        deps: &[Dep::Rabbitmq, Dep::Redis],
+    },
+    ServiceSpec {
+        name: "api-gateway",
+        service: "api-gateway",
+        section: "GATEWAY",
+        deps: &[Dep::Redis],
+    },
+];
+
+/// The proxy pairs faults apply to: the workers share theirs (the pair is the service kind).
+pub fn proxy_pairs() -> Vec<(&'static str, Dep)> {
+    let mut pairs = Vec::new();
+    for spec in &SERVICES {
+        for dep in spec.deps {
+            if !pairs.contains(&(spec.service, *dep)) {
+                pairs.push((spec.service, *dep));
+            }
+        }
+    }
+    pairs
+}
+
+/// The running deployment.
+pub struct Stack {
+    bin: PathBuf,
+    logs: PathBuf,
+    /// Settings shared by every process (URLs, limits).
+    common: Vec<(String, String)>,
+    binds: BTreeMap<&'static str, SocketAddr>,
+    pub proxies: BTreeMap<(&'static str, Dep), FaultProxy>,
+    children: BTreeMap<&'static str, Child>,
+    http: reqwest::Client,
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+impl Stack {
+    /// Starts the proxies and every process, and waits until all are ready.
+    pub async fn start(bin: &Path, dir: &Path, receiver_host: &str) -> anyhow::Result<Self> {
+        let mut proxies = BTreeMap::new();
+        for (service, dep) in proxy_pairs() {
+            let proxy =
+                FaultProxy::start(format!("{service}→{}", dep.name()), dep.upstream()).await?;
+            proxies.insert((service, dep), proxy);
+        }
+        let mut binds = BTreeMap::new();
+        let mut common: Vec<(String, String)> = vec![
+            ("TASKMESH_LOG__FORMAT".into(), "json".into()),
+            ("TASKMESH_LOG__FILTER".into(), "warn".into()),
+            // One client makes every request: no rate limit gets in the way.
+            (
+                "TASKMESH_RATE_LIMIT__API_REQUESTS".into(),
+                "100000000".into(),
+            ),
+            (
+                "TASKMESH_RATE_LIMIT__AUTH_REQUESTS".into(),
+                "100000000".into(),
+            ),
+            (
+                "TASKMESH_WORKERS__HTTP_ALLOW".into(),
+                format!("[\"{receiver_host}\"]"),
+            ),
+            ("TASKMESH_WORKERS__HEARTBEAT_SECS".into(), "1".into()),
+            ("TASKMESH_WORKERS__CONCURRENCY".into(), "16".into()),
+            // Quick retries, so a run's recovery is bounded by seconds, not minutes.
+            ("TASKMESH_JOBS__BACKOFF_BASE_MS".into(), "200".into()),
+            ("TASKMESH_JOBS__BACKOFF_MAX_MS".into(), "2000".into()),
+            ("TASKMESH_JOBS__WORKER_DEAD_AFTER_SECS".into(), "5".into()),
+            ("TASKMESH_CONSUMER__RETRY_BASE_MS".into(), "200".into()),
+            ("TASKMESH_CONSUMER__RETRY_MAX_MS".into(), "2000".into()),
+        ];
+        for spec in &SERVICES {
+            let addr = free_port()?;
+            binds.insert(spec.name, addr);
+            if spec.name != "worker-b" {
+                // A section named in the environment is read whole from it: a missing field
+                // takes `ServiceConfig::default()` (port 0, no database), not the section's
+                // documented default. So each section is given in full.
+                let section = spec.section;
+                common.push((format!("TASKMESH_{section}__URL"), format!("http://{addr}")));
+                common.push((format!("TASKMESH_{section}__BIND"), addr.to_string()));
+                let database = match spec.service {
+                    "user-svc" => "taskmesh_users",
+                    "task-svc" => "taskmesh_tasks",
+                    "notify-svc" => "taskmesh_notify",
+                    "media-svc" => "taskmesh_media",
+                    _ => "",
+                };
+                common.push((format!("TASKMESH_{section}__DATABASE"), database.into()));
+            }
+        }
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let mut stack = Self {
+            bin: bin.to_path_buf(),
+            logs,
+            common,
+            binds,
+            proxies,
+            children: BTreeMap::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .build()?,
+        };
+        for spec in &SERVICES {
+            stack.spawn(spec.name)?;
+        }
+        stack.wait_ready(Duration::from_secs(120)).await?;
+        Ok(stack)
+    }
+
+    fn spec(name: &str) -> &'static ServiceSpec {
+        SERVICES
+            .iter()
+            .find(|s| s.name == name)
+            .expect("a known process")
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}", self.binds[name])
+    }
+
+    pub fn proxy(&self, service: &str, dep: Dep) -> &FaultProxy {
+        self.proxies
+            .iter()
+            .find(|((s, d), _)| *s == service && *d == dep)
+            .map(|(_, p)| p)
+            .expect("a proxy for this pair")
+    }
+
+    /// Starts process `name` (again) on its address.
+    pub fn spawn(&mut self, name: &'static str) -> anyhow::Result<()> {
+        let spec = Self::spec(name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{name}.log")))?;
+        let mut command = Command::new(&self.bin);
+        command
+            .args(["serve", spec.service])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.common.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                format!("TASKMESH_{}__BIND", spec.section),
+                self.binds[name].to_string(),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        for dep in spec.deps {
+            let proxy = self.proxy(spec.service, *dep).addr;
+            let (key, url) = match dep {
+                Dep::Postgres => (
+                    "TASKMESH_POSTGRES__URL",
+                    format!("postgres://postgres@{proxy}"),
+                ),
+                Dep::Rabbitmq => (
+                    "TASKMESH_AMQP__URL",
+                    format!("amqp://guest:guest@{proxy}/%2f"),
+                ),
+                Dep::Redis => ("TASKMESH_REDIS__URL", format!("redis://{proxy}")),
+            };
+            command.env(key, url);
+        }
+        if spec.service == "worker" {
+            command.env("TASKMESH_WORKERS__ID", name);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        self.children.insert(name, child);
+        Ok(())
+    }
+
+    /// `kill -9` of process `name`; waits until it is gone.
+    pub async fn kill9(&mut self, name: &str) -> anyhow::Result<()> {
+        let mut child = self
+            .children
+            .remove(name)
+            .with_context(|| format!("{name} is not running"))?;
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// Names of processes that exited by themselves.
+    pub fn exited(&mut self) -> Vec<&'static str> {
+        self.children
+            .iter_mut()
+            .filter_map(|(n, c)| (!matches!(c.try_wait(), Ok(None))).then_some(*n))
+            .collect()
+    }
+
+    /// Whether every process answers `/readyz` with 200 (the names of those that do not).
+    pub async fn not_ready(&self) -> Vec<&'static str> {
+        let mut waiting = Vec::new();
+        for spec in &SERVICES {
+            let ok = self
+                .http
+                .get(format!("{}/readyz", self.url(spec.name)))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if !ok {
+                waiting.push(spec.name);
+            }
+        }
+        waiting
+    }
+
+    pub async fn wait_ready(&mut self, deadline: Duration) -> anyhow::Result<()> {
+        let exited = self.exited();
+        if !exited.is_empty() {
+            anyhow::bail!(
+                "{exited:?} stopped by themselves; see {}",
+                self.logs.display()
+            );
+        }
+        let started = std::time::Instant::now();
+        loop {
+            let waiting = self.not_ready().await;
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                anyhow::bail!("not ready after {deadline:?}: {waiting:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every proxy back to a clean pipe.
+    pub fn heal_all(&self) {
+        for proxy in self.proxies.values() {
+            proxy.heal();
+        }
+    }
+
+    /// Kills every process.
+    pub async fn stop(mut self) {
+        for (_, mut child) in std::mem::take(&mut self.children) {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
