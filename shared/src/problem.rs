@@ -134,6 +134,11 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %err, "database unavailable");
                 ApiError::unavailable("database")
             }
+            // PostgreSQL refuses text with a NUL character (character_not_in_repertoire): a
+            // value the client sent that no validation caught, so the request's fault, not ours.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+                ApiError::bad_request("invalid_text", "text must not contain NUL characters")
+            }
             _ => ApiError::internal(err),
         }
     }

@@ -184,6 +184,11 @@ pub async fn join(
     JsonBody(request): JsonBody<JoinChannel>,
 ) -> Result<Json<Channel>, ApiError> {
     let code = request.code.trim().to_uppercase();
+    // Codes are short and alphanumeric (`new_code`); anything else matches no channel, and is
+    // not sent to the database (which refuses NUL characters outright).
+    if code.is_empty() || code.len() > 64 || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::not_found("channel with this code"));
+    }
     let mut tx = state.pool.begin().await?;
     let found: Option<(Uuid, String, Uuid)> =
         sqlx::query_as("SELECT id, name, owner_id FROM channels WHERE join_code = $1")
