@@ -1,0 +1,169 @@
+//! The API contract: schemathesis generates requests from the gateway's merged `/openapi.json`
+//! (valid and invalid ones, property-based) and checks every answer against the document: no
+//! server error, only documented statuses and content types, bodies that match their schemas.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::App;
+use serde_json::json;
+
+/// The project's Python venv (scripts/python-env), which has schemathesis.
+fn schemathesis() -> std::path::PathBuf {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let env_script = std::process::Command::new(format!("{root}/scripts/python-env"))
+        .output()
+        .expect("scripts/python-env runs");
+    assert!(env_script.status.success(), "{env_script:?}");
+    let python = String::from_utf8(env_script.stdout).unwrap();
+    let python = std::path::PathBuf::from(python.lines().last().unwrap().trim());
+    python.with_file_name("schemathesis")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_of_the_api_is_documented() {
+    let app = App::start_with(|c| {
+        // The fuzzer sends thousands of requests a minute, from one user and one IP.
+        c.rate_limit.api_requests = 1_000_000;
+        c.rate_limit.auth_requests = 1_000_000;
+        c.auth.max_failed_logins_per_ip = 1_000_000;
+    })
+    .await;
+    let member = app.sign_up("member@example.com").await;
+    // Something to find: a task and a channel of the member's.
+    let (status, _) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&member),
+            json!({"title": "Contract", "priority": "high"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .post(
+            "/api/v1/channels",
+            Some(&member),
+            json!({"name": "contract"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let base = app.api.as_str();
+    let (status, document) = app.get("/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        document["x-taskmesh-unavailable"],
+        json!([]),
+        "every service's part is in the document"
+    );
+    let workdir = tempfile_dir();
+    eprintln!("schemathesis runs in {}", workdir.display());
+    let schema = workdir.join("openapi.json");
+    std::fs::write(&schema, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
+    let output = tokio::process::Command::new(schemathesis())
+        .arg("run")
+        .arg(&schema)
+        .args(["--url", base])
+        .args(["-H", &format!("Authorization: Bearer {member}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,\
+             response_schema_conformance",
+        ])
+        // Ending the session (logout, logout-all, a password change) would take the token away.
+        .args([
+            "--exclude-path-regex",
+            "^/api/v1/(auth/logout|users/me/password)",
+        ])
+        .args(["--max-examples", &knob("TASKMESH_CONTRACT_EXAMPLES", "50")])
+        .args(["--seed", &knob("TASKMESH_CONTRACT_SEED", "20261130")])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["--workers", "2", "--request-timeout", "10"])
+        .args(["--generation-database", "none", "--no-color"])
+        .current_dir(&workdir)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("schemathesis runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "schemathesis found undocumented answers ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_the_fuzzer_does_not_provoke_are_documented_problems_too() {
+    let app = App::start().await;
+    let member = app.sign_up("member@example.com").await;
+    let (_, document) = app.get("/openapi.json", None).await;
+    // A path segment that is not UTF-8 (axum's own rejection), on a documented operation.
+    for (method, path, template) in [
+        ("GET", "/api/v1/tasks/%FF", "/api/v1/tasks/{id}"),
+        (
+            "POST",
+            "/api/v1/tasks/%FF/cancel",
+            "/api/v1/tasks/{id}/cancel",
+        ),
+        ("GET", "/api/v1/users/%FF", "/api/v1/users/{id}"),
+    ] {
+        let reply = app
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", app.api))
+            .bearer_auth(&member)
+            .send()
+            .await
+            .unwrap();
+        let reply = common::Reply::read(reply).await;
+        assert_eq!(reply.status, 400, "{method} {path}: {:?}", reply.body);
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+        let documented = &document["paths"][template][method.to_lowercase()]["responses"]["400"];
+        assert!(
+            documented["content"]["application/problem+json"].is_object(),
+            "{method} {template}: {documented}"
+        );
+    }
+    // Text with a NUL character, which PostgreSQL refuses: the client's mistake, not a 500.
+    for (method, path, body, status, code) in [
+        ("GET", "/api/v1/tasks?q=a%00b", None, 400, "invalid_text"),
+        (
+            "POST",
+            "/api/v1/channels/join",
+            Some(json!({"code": "AB\u{0}CD"})),
+            404,
+            "not_found",
+        ),
+    ] {
+        let reply = app
+            .send(method.parse().unwrap(), path, Some(&member), body)
+            .await;
+        assert_eq!(reply.status, status, "{method} {path}: {:?}", reply.body);
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+        assert_eq!(reply.code(), code);
+    }
+    // A method the route does not have: 405 with `Allow`, as a problem document.
+    let reply = app
+        .send(reqwest::Method::PUT, "/api/v1/tasks", Some(&member), None)
+        .await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    assert_eq!(reply.code(), "method_not_allowed");
+    assert!(reply.headers.contains_key("allow"));
+}
+
+/// A setting of the run: fixed by default so CI is reproducible; set the variable to explore
+/// (another seed, more examples).
+fn knob(variable: &str, default: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| default.to_string())
+}
+
+/// A fresh directory for schemathesis to run in (it may write reports there).
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskmesh-contract-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
