@@ -139,10 +139,13 @@ impl Infra {
         Ok(())
     }
 
+    /// `fsync=off` only risks data when the machine itself crashes, which no fault here does;
+    /// `synchronous_commit` stays on: an immediate stop would lose commits already
+    /// acknowledged to the client.
     pub async fn start_postgres(&self) -> anyhow::Result<()> {
         let options = format!(
             "-p {PG_PORT} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+             -c full_page_writes=off -c max_connections=300",
             self.dir.join("pg/sock").display()
         );
         run(

@@ -282,8 +282,18 @@ async fn run_in(
         eprintln!("faults: {name}: load on");
         let load = Load::start(client.clone(), name.clone(), settings.rate);
         tokio::time::sleep(settings.before).await;
-        let healed = inject(fault, stack, infra, settings).await?;
+        let (healed, worker_deaths) = inject(fault, stack, infra, settings).await?;
         tokio::time::sleep(settings.after).await;
+        // Keep the load on until a request made after the fault's end succeeds (or the
+        // settle deadline passes): that moment is the API's recovery.
+        let _ = crate::wait_until("a request succeeds again", settings.settle, || async {
+            load.history
+                .records()
+                .iter()
+                .any(|r| r.sent >= healed && matches!(r.outcome, crate::workload::Outcome::Ok(_)))
+                .then_some(())
+        })
+        .await;
         let records = load.finish().await;
         eprintln!(
             "faults: {name}: {} requests; waiting for the services and the jobs",
@@ -291,7 +301,7 @@ async fn run_in(
         );
         stack.wait_ready(Duration::from_secs(120)).await?;
         let settled = check::settle(&db, &receiver, &name, &records, settings.settle).await;
-        let mut figures = check::check(&db, &receiver, &name, &records, healed).await?;
+        let mut figures = check::check(&db, &receiver, &name, &records, healed, &worker_deaths).await?;
         figures.settled = settled;
         for r in &records {
             counted.insert(r.req, receiver.calls(&r.req).len());
@@ -299,8 +309,13 @@ async fn run_in(
         for note in figures.notes.iter().take(20) {
             eprintln!("faults: {name}: {note}");
         }
+        let slowest = records
+            .iter()
+            .map(|r| r.answered - r.sent)
+            .max()
+            .unwrap_or_default();
         eprintln!(
-            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} lost {} duplicated {} unexpected {} recovery {} / {}",
+            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} lost {} duplicated {} unexpected {} recovery {} / {}; slowest answer {:.2}s",
             figures.ok,
             figures.failed,
             figures.unknown,
@@ -310,7 +325,8 @@ async fn run_in(
             figures.duplicated,
             figures.unexpected,
             secs(figures.api_recovery),
-            secs(figures.backlog_recovery)
+            secs(figures.backlog_recovery),
+            slowest.as_secs_f64()
         );
         rows.push(Row {
             fault: name,
@@ -324,17 +340,21 @@ async fn run_in(
     Ok((rows, late_duplicated, late_unexpected))
 }
 
-/// Injects `fault`, holds it, heals it; returns when it ended.
+/// Injects `fault`, holds it, heals it; returns when it ended and when workers were killed.
 async fn inject(
     fault: &Fault,
     stack: &mut Stack,
     infra: &mut Infra,
     settings: &Settings,
-) -> anyhow::Result<Instant> {
+) -> anyhow::Result<(Instant, Vec<Instant>)> {
     let hold = settings.hold;
+    let mut worker_deaths = Vec::new();
     match fault {
         Fault::Baseline => tokio::time::sleep(hold).await,
         Fault::Kill9(process) => {
+            if process.starts_with("worker") {
+                worker_deaths.push(Instant::now());
+            }
             stack.kill9(process).await?;
             tokio::time::sleep(hold).await;
             stack.spawn(process)?;
@@ -370,5 +390,5 @@ async fn inject(
             proxy.heal();
         }
     }
-    Ok(Instant::now())
+    Ok((Instant::now(), worker_deaths))
 }
