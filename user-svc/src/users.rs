@@ -236,7 +236,8 @@ pub struct AdminUpdate {
     responses((status = 200, description = "Updated; deactivation or a role change signs the user out", body = User),
         (status = 403, description = "Not an admin", body = ProblemBody),
         (status = 404, description = "No such user", body = ProblemBody),
-        (status = 409, description = "An admin's own role or state", body = ProblemBody)))]
+        (status = 409, description = "An admin's own role or state", body = ProblemBody),
+        (status = 422, description = "Invalid display name", body = ProblemBody)))]
 pub async fn admin_update(
     State(state): State<AppState>,
     identity: Identity,
@@ -280,7 +281,8 @@ pub async fn admin_update(
     params(("id" = uuid::Uuid, Path, description = "User id")),
     responses((status = 204, description = "Deleted; sessions ended"),
         (status = 403, description = "Not an admin", body = ProblemBody),
-        (status = 404, description = "No such user", body = ProblemBody)))]
+        (status = 404, description = "No such user", body = ProblemBody),
+        (status = 409, description = "An admin's own account", body = ProblemBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     identity: Identity,
