@@ -33,7 +33,7 @@ async fn every_answer_of_the_api_is_documented() {
     .await;
     let admin = app.sign_up("admin@example.com").await;
     let member = app.sign_up("member@example.com").await;
-    // Something to find: a task and a channel of the member's.
+    // So that the lists have items, whose schemas are checked too: a task and a channel.
     let (status, _) = app
         .post(
             "/api/v1/tasks",
