@@ -9,6 +9,8 @@
 //!   `workers.report_started_after_ms`, the two calls lie on either side of a worker's
 //!   `kill -9`) or the run failed or timed out; such calls are *reruns*, which the key makes
 //!   harmless. Any other repeated call is a duplicate, and so is a call under a second key.
+//! - **stuck**: an ok job whose receiver was called but which never reached `completed`: the
+//!   effect happened, the task does not say so.
 //! - **unexpected**: a task or a call for a request the client was told had failed, or for a
 //!   request the client never made.
 
@@ -33,6 +35,8 @@ pub struct Figures {
     pub effects: usize,
     pub reruns: usize,
     pub lost: usize,
+    /// Ok jobs whose receiver was called but which never reached `completed`.
+    pub stuck: usize,
     pub duplicated: usize,
     pub unexpected: usize,
     /// From the fault's end to the first ok answer to a request sent after it.
@@ -163,6 +167,12 @@ pub async fn check(
                     f.lost += 1;
                     f.notes.push(format!(
                         "lost: job {id} never called the receiver (status {})",
+                        task.map(|t| t.status.as_str()).unwrap_or("?")
+                    ));
+                } else if r.job && task.is_some_and(|t| t.status != "completed") {
+                    f.stuck += 1;
+                    f.notes.push(format!(
+                        "stuck: job {id} called the receiver but is still {}",
                         task.map(|t| t.status.as_str()).unwrap_or("?")
                     ));
                 }

@@ -156,12 +156,11 @@ impl Stack {
             ),
             ("TASKMESH_WORKERS__HEARTBEAT_SECS".into(), "1".into()),
             ("TASKMESH_WORKERS__CONCURRENCY".into(), "16".into()),
-            // Quick retries, so a run's recovery is bounded by seconds, not minutes.
+            // Quick job retries, so a run's recovery is bounded by seconds, not minutes. The
+            // event consumers keep their defaults: their retry budget is part of what is tested.
             ("TASKMESH_JOBS__BACKOFF_BASE_MS".into(), "200".into()),
             ("TASKMESH_JOBS__BACKOFF_MAX_MS".into(), "2000".into()),
             ("TASKMESH_JOBS__WORKER_DEAD_AFTER_SECS".into(), "5".into()),
-            ("TASKMESH_CONSUMER__RETRY_BASE_MS".into(), "200".into()),
-            ("TASKMESH_CONSUMER__RETRY_MAX_MS".into(), "2000".into()),
         ];
         for spec in &SERVICES {
             let addr = free_port()?;

@@ -111,7 +111,7 @@ impl Settings {
             after: Duration::from_secs(2),
             latency: Duration::from_millis(100),
             reset_every: Duration::from_millis(500),
-            settle: Duration::from_secs(90),
+            settle: Duration::from_secs(60),
         }
     }
 
@@ -124,7 +124,7 @@ impl Settings {
             after: Duration::from_secs(5),
             latency: Duration::from_millis(250),
             reset_every: Duration::from_millis(500),
-            settle: Duration::from_secs(300),
+            settle: Duration::from_secs(180),
         }
     }
 }
@@ -155,6 +155,7 @@ impl Report {
             && self.late_unexpected == 0
             && self.rows.iter().all(|r| {
                 r.figures.lost == 0
+                    && r.figures.stuck == 0
                     && r.figures.duplicated == 0
                     && r.figures.unexpected == 0
                     && r.figures.settled
@@ -172,12 +173,12 @@ impl Report {
             s.after.as_secs(),
             self.took.as_secs_f64()
         );
-        out.push_str("| fault | requests ok / failed / unknown (done) | effects | reruns | lost | duplicated | unexpected | recovery: API / backlog |\n");
-        out.push_str("|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| fault | requests ok / failed / unknown (done) | effects | reruns | lost | stuck | duplicated | unexpected | recovery: API / backlog |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
         for row in &self.rows {
             let f = &row.figures;
             out.push_str(&format!(
-                "| {}{} | {} / {} / {} ({}) | {} | {} | {} | {} | {} | {} / {} |\n",
+                "| {}{} | {} / {} / {} ({}) | {} | {} | {} | {} | {} | {} | {} / {} |\n",
                 row.fault,
                 if f.settled { "" } else { " (did not settle)" },
                 f.ok,
@@ -187,6 +188,7 @@ impl Report {
                 f.effects,
                 f.reruns,
                 f.lost,
+                f.stuck,
                 f.duplicated,
                 f.unexpected,
                 secs(f.api_recovery),
@@ -301,7 +303,8 @@ async fn run_in(
         );
         stack.wait_ready(Duration::from_secs(120)).await?;
         let settled = check::settle(&db, &receiver, &name, &records, settings.settle).await;
-        let mut figures = check::check(&db, &receiver, &name, &records, healed, &worker_deaths).await?;
+        let mut figures =
+            check::check(&db, &receiver, &name, &records, healed, &worker_deaths).await?;
         figures.settled = settled;
         for r in &records {
             counted.insert(r.req, receiver.calls(&r.req).len());
@@ -315,13 +318,14 @@ async fn run_in(
             .max()
             .unwrap_or_default();
         eprintln!(
-            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} lost {} duplicated {} unexpected {} recovery {} / {}; slowest answer {:.2}s",
+            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} lost {} stuck {} duplicated {} unexpected {} recovery {} / {}; slowest answer {:.2}s",
             figures.ok,
             figures.failed,
             figures.unknown,
             figures.effects,
             figures.reruns,
             figures.lost,
+            figures.stuck,
             figures.duplicated,
             figures.unexpected,
             secs(figures.api_recovery),
