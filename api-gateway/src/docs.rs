@@ -76,6 +76,7 @@ pub fn merge(parts: Vec<(&str, Option<Value>)>) -> Value {
         }
     }
     paths.insert("/api/v1/me/overview".into(), overview_path());
+    tags.push(json!({ "name": "overview", "description": "One call across services" }));
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -206,7 +207,7 @@ fn overview_path() -> Value {
             "tags": ["overview"],
             "summary": "The caller's profile, task counts and unread notifications in one call",
             "description": "A part whose service is down is null and named in `unavailable`.",
-            "operationId": "overview",
+            "operationId": shared::openapi::operation_id("get", "/api/v1/me/overview"),
             "responses": {
                 "200": {
                     "description": "The overview",

@@ -9,6 +9,7 @@
 //!   is not UTF-8 by `Path` with 400.
 //! - The gateway adds what it answers itself (401, 429, 503...) with [`add_problem`] when it
 //!   merges the services' documents.
+//! - Every operation gets an id unique across the merged document ([`operation_id`]).
 //! - Every answer whose body is [`ProblemBody`] is documented as `application/problem+json`,
 //!   which is what [`ApiError`](crate::ApiError) sends ([`problem_content_types`]).
 //!
@@ -40,7 +41,8 @@ pub fn service_document(doc: utoipa::openapi::OpenApi) -> Value {
         .expect("schemas is an object")
         .entry("ProblemBody")
         .or_insert_with(problem_schema);
-    for_each_operation(&mut doc, |_, _, op| {
+    for_each_operation(&mut doc, |path, method, op| {
+        op["operationId"] = operation_id(method, path).into();
         if takes_json_body(op) {
             add_problem(
                 op,
@@ -60,6 +62,21 @@ pub fn service_document(doc: utoipa::openapi::OpenApi) -> Value {
     });
     problem_content_types(&mut doc);
     doc
+}
+
+/// An operation id unique across the merged document, from the method and path:
+/// `get /api/v1/tasks/{id}/attempts` is `get_tasks_id_attempts` (utoipa's default, the handler's
+/// name, repeats across services: `list`, `create`, `read`).
+pub fn operation_id(method: &str, path: &str) -> String {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let mut id = method.to_string();
+    for word in path.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if !word.is_empty() {
+            id.push('_');
+            id.push_str(word);
+        }
+    }
+    id
 }
 
 /// The JSON schema of [`ProblemBody`].
@@ -194,6 +211,7 @@ mod tests {
         assert!(list["400"].is_object(), "{list}");
         assert!(list["415"].is_null(), "no body, no 415: {list}");
         assert!(doc["components"]["schemas"]["ProblemBody"].is_object());
+        assert_eq!(doc["paths"]["/things"]["get"]["operationId"], "get_things");
         assert!(
             create["204"].get("content").is_none(),
             "no body stays no body: {create}"

@@ -57,6 +57,13 @@ async fn every_answer_of_the_api_is_documented() {
         json!([]),
         "every service's part is in the document"
     );
+    let mut ids = std::collections::HashSet::new();
+    for item in document["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_string()), "operationId {id} repeats");
+        }
+    }
 
     // The whole API as a member (admin-only operations answer 403). Ending the session
     // (logout, logout-all, a password change) would take the token away.
