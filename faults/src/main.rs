@@ -12,7 +12,7 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Run only the faults whose name contains one of these (comma-separated), e.g.
-    /// `kill9,postgres`; the baseline always runs first.
+    /// `kill9,postgres`; the baseline always runs first. `--list` names them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// List the faults and exit.
@@ -32,7 +32,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let faults = faults::suite::selected(&cli.only);
+    let faults = faults::suite::selected(&cli.only, cli.quick);
     if cli.list {
         for fault in faults::suite::all() {
             println!("{}", fault.name());

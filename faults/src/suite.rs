@@ -29,6 +29,9 @@ pub enum Fault {
     RabbitmqStopStart,
     /// `pg_ctl stop -m immediate`, started after the hold.
     PostgresRestart,
+    /// PostgreSQL down for this long, past the event consumers' default retry budget
+    /// (deliveries after 1, 2, 4 and 8 s: 15 s); not in `--quick` unless named.
+    PostgresOutage(u64),
     /// Redis killed, started (empty) after the hold.
     RedisRestart,
     /// Every chunk between the service and the dependency delayed.
@@ -44,6 +47,7 @@ impl Fault {
             Fault::Kill9(p) => format!("kill9:{}", p.trim_end_matches("-a")),
             Fault::RabbitmqStopStart => "rabbitmq:stop-start".into(),
             Fault::PostgresRestart => "postgres:restart".into(),
+            Fault::PostgresOutage(secs) => format!("postgres:down-{secs}s"),
             Fault::RedisRestart => "redis:restart".into(),
             Fault::Latency(s, d) => format!("latency:{s}->{}", d.name()),
             Fault::Resets(s, d) => format!("resets:{s}->{}", d.name()),
@@ -61,6 +65,7 @@ pub fn all() -> Vec<Fault> {
         Fault::Kill9("api-gateway"),
         Fault::RabbitmqStopStart,
         Fault::PostgresRestart,
+        Fault::PostgresOutage(30),
         Fault::RedisRestart,
     ];
     for (service, dep) in proxy_pairs() {
@@ -72,14 +77,18 @@ pub fn all() -> Vec<Fault> {
     faults
 }
 
-/// The faults whose name contains one of `only` (all when empty), the baseline first.
-pub fn selected(only: &[String]) -> Vec<Fault> {
+/// The faults whose name contains one of `only` (all when empty), the baseline first; the
+/// long outage only in a full run or when named.
+pub fn selected(only: &[String], quick: bool) -> Vec<Fault> {
     all()
         .into_iter()
         .filter(|f| {
-            matches!(f, Fault::Baseline)
-                || only.is_empty()
-                || only.iter().any(|o| f.name().contains(o.as_str()))
+            let named = only.iter().any(|o| f.name().contains(o.as_str()));
+            match f {
+                Fault::Baseline => true,
+                Fault::PostgresOutage(_) if quick => named,
+                _ => only.is_empty() || named,
+            }
         })
         .collect()
 }
@@ -371,6 +380,11 @@ async fn inject(
         Fault::PostgresRestart => {
             infra.stop_postgres().await?;
             tokio::time::sleep(hold).await;
+            infra.start_postgres().await?;
+        }
+        Fault::PostgresOutage(secs) => {
+            infra.stop_postgres().await?;
+            tokio::time::sleep(Duration::from_secs(*secs)).await;
             infra.start_postgres().await?;
         }
         Fault::RedisRestart => {
