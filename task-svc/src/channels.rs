@@ -95,6 +95,7 @@ fn owner_only(channel: &Channel, identity: &Identity) -> Result<(), ApiError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
@@ -172,6 +173,7 @@ pub async fn read(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinChannel {
+    #[schema(min_length = 1, max_length = 64)]
     pub code: String,
 }
 

@@ -66,7 +66,8 @@ pub struct JobSpec {
     /// Which handler runs it: a built-in (`http`, `sleep`, `noop`, `command`) or one a worker
     /// registered; 1 to 64 of `a-z 0-9 . _ -`.
     pub kind: String,
-    /// The handler's input (at most `jobs.max_payload_bytes` of JSON).
+    /// The handler's input (at most `jobs.max_payload_bytes` of JSON). Documented as an object,
+    /// what handlers expect; any JSON value is taken and kept as it is.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub payload: Value,
@@ -216,7 +217,7 @@ pub fn parse(spec: &JobSpec, config: &JobsConfig) -> Result<ParsedJob, ApiError>
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct JobView {
     pub kind: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value; `null` when none was given.
     pub payload: Value,
     pub pool: String,
     pub run_at: Option<DateTime<Utc>>,
@@ -236,8 +237,7 @@ pub struct JobView {
     /// The latest progress a handler reported: `{percent, message}`.
     #[schema(value_type = Option<Object>)]
     pub progress: Option<Value>,
-    /// What the handler returned.
-    #[schema(value_type = Option<Object>)]
+    /// What the handler returned: any JSON value.
     pub result: Option<Value>,
     pub last_error: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
@@ -1330,6 +1330,7 @@ pub struct DeadSelection {
     /// Only this pool's.
     pub pool: Option<String>,
     /// Only these tasks (at most 1000).
+    #[schema(max_items = 1000)]
     pub task_ids: Option<Vec<Uuid>>,
 }
 

@@ -200,8 +200,10 @@ fn assignable(active: Option<bool>) -> Result<(), ApiError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub description: String,
     pub priority: Option<Priority>,
     pub due_at: Option<DateTime<Utc>>,
@@ -247,6 +249,7 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct CreateTasks {
     /// 1 to 1000 tasks.
+    #[schema(min_items = 1, max_items = 1000)]
     pub tasks: Vec<CreateTask>,
 }
 
@@ -943,7 +946,9 @@ fn explicit<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTask {
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     pub priority: Option<Priority>,
     pub status: Option<String>,

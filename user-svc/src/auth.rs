@@ -35,8 +35,12 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// At least 10 characters, not the email, not a common password.
+    #[schema(min_length = 10)]
     pub password: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: String,
 }
 

@@ -71,6 +71,7 @@ pub async fn me(State(state): State<AppState>, identity: Identity) -> Result<Jso
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: Option<String>,
 }
 
@@ -228,6 +229,7 @@ impl Role {
 pub struct AdminUpdate {
     pub role: Option<Role>,
     pub active: Option<bool>,
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: Option<String>,
 }
 
