@@ -111,10 +111,12 @@ async fn fuzz(app: &App, document: &serde_json::Value, token: &str, filters: &[&
              response_schema_conformance",
         ])
         .args(filters)
-        .args(["--max-examples", &knob("TASKMESH_CONTRACT_EXAMPLES", "50")])
+        .args(["--max-examples", &knob("TASKMESH_CONTRACT_EXAMPLES", "100")])
         .args(["--seed", &knob("TASKMESH_CONTRACT_SEED", "20261130")])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
-        .args(["--workers", "2", "--request-timeout", "30"])
+        // One worker: with two, Hypothesis parses its own source from two threads at once, which
+        // Python 3.11's `ast` cannot do (a "recursion depth mismatch" SystemError, now and then).
+        .args(["--workers", "1", "--request-timeout", "30"])
         // Hypothesis finding generation slow on a loaded machine says nothing about the API.
         .args(["--suppress-health-check", "too_slow"])
         .args(["--generation-database", "none", "--no-color"])
