@@ -240,19 +240,19 @@ pub async fn run(
         stack.stop().await;
     }
     infra.stop().await;
-    if keep || result.is_err() {
-        eprintln!("faults: logs and data kept in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let (rows, late_duplicated, late_unexpected) = result?;
-    Ok(Report {
+    let report = result.map(|(rows, late_duplicated, late_unexpected)| Report {
         settings: settings.clone(),
         rows,
         late_duplicated,
         late_unexpected,
         took: started.elapsed(),
-    })
+    });
+    if keep || !report.as_ref().is_ok_and(Report::passed) {
+        eprintln!("faults: logs and data kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    report
 }
 
 async fn run_in(
