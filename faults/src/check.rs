@@ -1,14 +1,16 @@
 //! The history checker: what the clients saw against what exists (tasks in task-svc's
-//! database) and what happened (calls at the receiver).
+//! database) and what happened (calls at the receiver, and the `task_created` notification
+//! notify-svc writes for each person's task).
 //!
-//! - **lost**: an ok request whose task does not exist, or an ok job whose receiver was never
-//!   called.
+//! - **lost**: an ok request whose task does not exist, an ok job whose receiver was never
+//!   called, or an ok person's task without its notification.
 //! - **duplicated**: a job whose receiver got more calls than its runs explain. A job is run
 //!   again, with the same `Idempotency-Key`, when a run's outcome never reached task-svc (its
 //!   worker died: the run is `lost` or `interrupted`, or, for a run killed within its first
 //!   `workers.report_started_after_ms`, the two calls lie on either side of a worker's
 //!   `kill -9`) or the run failed or timed out; such calls are *reruns*, which the key makes
-//!   harmless. Any other repeated call is a duplicate, and so is a call under a second key.
+//!   harmless. Any other repeated call is a duplicate, and so is a call under a second key, and
+//!   so is a second notification for one task.
 //! - **stuck**: an ok job whose receiver was called but which never reached `completed`: the
 //!   effect happened, the task does not say so.
 //! - **unexpected**: a task or a call for a request the client was told had failed, or for a
@@ -31,7 +33,7 @@ pub struct Figures {
     pub unknown: usize,
     /// Unknown requests whose task turned out to exist.
     pub unknown_done: usize,
-    /// Distinct effects (jobs whose receiver was called).
+    /// Distinct effects: jobs whose receiver was called, person's tasks notified.
     pub effects: usize,
     pub reruns: usize,
     pub lost: usize,
@@ -88,12 +90,29 @@ async fn rerun_allowance(db: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uu
     Ok(rows.into_iter().map(|(id, n)| (id, n as usize)).collect())
 }
 
+/// `task_created` notifications per task (person's tasks only get one).
+async fn notifications(notify: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, usize>> {
+    let subjects: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT subject, count(*) FROM notifications
+          WHERE kind = 'task_created' AND subject = ANY($1) GROUP BY subject",
+    )
+    .bind(&subjects)
+    .fetch_all(notify)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(s, n)| Some((s.parse().ok()?, n as usize)))
+        .collect())
+}
+
 const TERMINAL: [&str; 3] = ["completed", "dead", "cancelled"];
 
 /// Waits (until `deadline`) for every job of fault `tag` to finish and for the receiver to go
 /// quiet; returns whether everything settled.
 pub async fn settle(
     db: &PgPool,
+    notify: &PgPool,
     receiver: &Receiver,
     tag: &str,
     records: &[Record],
@@ -112,7 +131,12 @@ pub async fn settle(
                 .values()
                 .filter(|t| t.job)
                 .all(|t| TERMINAL.contains(&t.status.as_str()));
-            if all_ok_exist && jobs_done {
+            let people: Vec<Uuid> = tasks.values().filter(|t| !t.job).map(|t| t.id).collect();
+            let all_notified = match notifications(notify, &people).await {
+                Ok(notes) => people.iter().all(|id| notes.contains_key(id)),
+                Err(_) => false,
+            };
+            if all_ok_exist && jobs_done && all_notified {
                 break;
             }
         }
@@ -139,6 +163,7 @@ pub async fn settle(
 /// Counts lost, duplicated and unexpected for fault `tag`, whose fault ended at `healed`.
 pub async fn check(
     db: &PgPool,
+    notify: &PgPool,
     receiver: &Receiver,
     tag: &str,
     records: &[Record],
@@ -148,6 +173,7 @@ pub async fn check(
     let tasks = tasks(db, tag).await?;
     let ids: Vec<Uuid> = tasks.values().map(|t| t.id).collect();
     let allowance = rerun_allowance(db, &ids).await?;
+    let notes = notifications(notify, &ids).await?;
     let mut f = Figures::default();
     let mine: HashSet<Uuid> = records.iter().map(|r| r.req).collect();
     let mut backlog = Duration::ZERO;
@@ -196,6 +222,24 @@ pub async fn check(
                 f.unknown += 1;
                 if task.is_some() {
                     f.unknown_done += 1;
+                }
+            }
+        }
+        if let Some(task) = task.filter(|t| !t.job) {
+            match notes.get(&task.id).copied().unwrap_or(0) {
+                0 if matches!(r.outcome, Outcome::Ok(_)) => {
+                    f.lost += 1;
+                    f.notes
+                        .push(format!("lost: task {} has no notification", task.id));
+                }
+                0 => {}
+                n => {
+                    f.effects += 1;
+                    if n > 1 {
+                        f.duplicated += n - 1;
+                        f.notes
+                            .push(format!("duplicated: task {} notified {n} times", task.id));
+                    }
                 }
             }
         }

@@ -174,7 +174,7 @@ impl Report {
     pub fn table(&self) -> String {
         let s = &self.settings;
         let mut out = format!(
-            "Fault suite ({}): {} requests/s (4 of 5 `http` jobs), load {}s before the fault, fault held {}s, load {}s after; run took {:.0}s.\n\n",
+            "Fault suite ({}): {} requests/s (4 of 5 `http` jobs, 1 a person's task), load {}s before the fault, fault held {}s, load {}s after; run took {:.0}s.\n\n",
             s.mode,
             s.rate,
             s.before.as_secs(),
@@ -280,6 +280,14 @@ async fn run_in(
             infra::pg_addr()
         ))
         .await?;
+    let notify = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(&format!(
+            "postgres://postgres@{}/taskmesh_notify",
+            infra::pg_addr()
+        ))
+        .await?;
     let client = Client::new(stack.url("api-gateway"), format!("http://{receiver_addr}")).await?;
     let mut rows = Vec::new();
     let mut counted: HashMap<uuid::Uuid, usize> = HashMap::new();
@@ -311,9 +319,18 @@ async fn run_in(
             records.len()
         );
         stack.wait_ready(Duration::from_secs(120)).await?;
-        let settled = check::settle(&db, &receiver, &name, &records, settings.settle).await;
-        let mut figures =
-            check::check(&db, &receiver, &name, &records, healed, &worker_deaths).await?;
+        let settled =
+            check::settle(&db, &notify, &receiver, &name, &records, settings.settle).await;
+        let mut figures = check::check(
+            &db,
+            &notify,
+            &receiver,
+            &name,
+            &records,
+            healed,
+            &worker_deaths,
+        )
+        .await?;
         figures.settled = settled;
         for r in &records {
             counted.insert(r.req, receiver.calls(&r.req).len());
