@@ -164,11 +164,62 @@ pub enum HandlerError {
     /// Will never succeed (malformed, unknown version): dead-letter now.
     #[error("{0:#}")]
     Reject(anyhow::Error),
+    /// A dependency the handler needs (the database) cannot be reached: the message is not at
+    /// fault. The consumer holds it and tries again, at most [`UNAVAILABLE_MAX_GAP`] apart, until
+    /// the dependency is back, without spending its attempts (an outage longer than the retry
+    /// schedule would dead-letter every message in flight otherwise).
+    #[error("{0:#}")]
+    Unavailable(anyhow::Error),
 }
 
 impl From<sqlx::Error> for HandlerError {
     fn from(err: sqlx::Error) -> Self {
-        HandlerError::Retry(err.into())
+        if crate::db::is_unavailable(&err) {
+            HandlerError::Unavailable(err.into())
+        } else {
+            HandlerError::Retry(err.into())
+        }
+    }
+}
+
+/// The longest wait between two tries of a message whose dependency is unavailable.
+pub const UNAVAILABLE_MAX_GAP: Duration = Duration::from_secs(2);
+
+/// Runs `attempt` again while it fails with [`HandlerError::Unavailable`], waiting 100 ms, then
+/// twice as long each time up to [`UNAVAILABLE_MAX_GAP`]. `None` when `shutdown` fired first
+/// (the caller hands the message back, its attempt unspent).
+async fn while_unavailable<F, Fut>(
+    queue: &str,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Option<Result<(), HandlerError>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), HandlerError>>,
+{
+    let mut gap = Duration::from_millis(100);
+    let mut logged = false;
+    loop {
+        match attempt().await {
+            Err(HandlerError::Unavailable(err)) => {
+                if !logged {
+                    tracing::warn!(
+                        queue,
+                        error = format!("{err:#}"),
+                        "a dependency is unavailable; holding the message until it is back"
+                    );
+                    logged = true;
+                }
+                metrics::counter!("taskmesh_consumer_unavailable_total", "queue" => queue.to_string())
+                    .increment(1);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(gap) => {}
+                }
+                gap = (gap * 2).min(UNAVAILABLE_MAX_GAP);
+            }
+            outcome => return Some(outcome),
+        }
     }
 }
 
@@ -255,10 +306,10 @@ impl<H: Handler> Consumer<H> {
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
-                        let (spec, handler, publisher) =
-                            (self.spec.clone(), self.handler.clone(), self.publisher.clone());
+                        let (spec, handler, publisher, shutdown) =
+                            (self.spec.clone(), self.handler.clone(), self.publisher.clone(), shutdown.clone());
                         in_flight.spawn(async move {
-                            if let Err(err) = process(&spec, &*handler, &publisher, delivery).await {
+                            if let Err(err) = process(&spec, &*handler, &publisher, delivery, &shutdown).await {
                                 tracing::warn!(queue = %spec.name, error = %err, "could not settle a message; the broker will redeliver it");
                             }
                         });
@@ -332,7 +383,7 @@ impl<H: BatchHandler> Consumer<H> {
                     _ => break,
                 }
             }
-            if let Err(err) = self.process_batch(batch).await {
+            if let Err(err) = self.process_batch(batch, shutdown).await {
                 // Start over on a new channel: closing this one returns whatever the batch left
                 // unsettled, which a later multiple-ack must not settle by accident.
                 tracing::warn!(queue = %self.spec.name, error = %err, "could not settle a batch; the broker will redeliver it");
@@ -346,7 +397,11 @@ impl<H: BatchHandler> Consumer<H> {
         result
     }
 
-    async fn process_batch(&self, batch: Vec<Delivery>) -> Result<(), lapin::Error> {
+    async fn process_batch(
+        &self,
+        batch: Vec<Delivery>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), lapin::Error> {
         let mut messages = Vec::with_capacity(batch.len());
         let mut parsed = Vec::with_capacity(batch.len());
         for delivery in batch {
@@ -365,7 +420,16 @@ impl<H: BatchHandler> Consumer<H> {
                     parsed.push(delivery);
                 }
                 // Malformed: the single path dead-letters it.
-                Err(_) => process(&self.spec, &*self.handler, &self.publisher, delivery).await?,
+                Err(_) => {
+                    process(
+                        &self.spec,
+                        &*self.handler,
+                        &self.publisher,
+                        delivery,
+                        shutdown,
+                    )
+                    .await?
+                }
             }
         }
         if messages.is_empty() {
@@ -373,9 +437,23 @@ impl<H: BatchHandler> Consumer<H> {
         }
         let span =
             tracing::info_span!("consume_batch", queue = %self.spec.name, size = messages.len());
-        let outcome =
-            tracing::Instrument::instrument(self.handler.handle_batch(&messages), span).await;
+        let outcome = while_unavailable(&self.spec.name, shutdown, || {
+            tracing::Instrument::instrument(self.handler.handle_batch(&messages), span.clone())
+        })
+        .await;
         let queue = self.spec.name.clone();
+        let Some(outcome) = outcome else {
+            // Stopping while the database is away: the batch goes back, its attempts unspent.
+            if let Some(last) = parsed.last() {
+                last.acker
+                    .nack(BasicNackOptions {
+                        multiple: true,
+                        requeue: true,
+                    })
+                    .await?;
+            }
+            return Ok(());
+        };
         match outcome {
             Ok(()) => {
                 // One ack for the batch: every earlier delivery on this channel is settled
@@ -389,7 +467,14 @@ impl<H: BatchHandler> Consumer<H> {
             Err(err) => {
                 tracing::info!(queue = %self.spec.name, error = format!("{err:#}"), size = parsed.len(), "batch failed; handling its messages one by one");
                 for delivery in parsed {
-                    process(&self.spec, &*self.handler, &self.publisher, delivery).await?;
+                    process(
+                        &self.spec,
+                        &*self.handler,
+                        &self.publisher,
+                        delivery,
+                        shutdown,
+                    )
+                    .await?;
                 }
             }
         }
@@ -402,6 +487,7 @@ async fn process<H: Handler>(
     handler: &H,
     publisher: &Publisher,
     delivery: Delivery,
+    shutdown: &CancellationToken,
 ) -> Result<(), lapin::Error> {
     let headers = delivery.properties.headers().as_ref();
     let attempt = header_int(headers, HEADER_ATTEMPT)
@@ -419,8 +505,25 @@ async fn process<H: Handler>(
                 attempt,
             };
             // Events the handler causes continue the trace of the event it handles.
-            let handled = tracing::Instrument::instrument(handler.handle(&message), span);
-            crate::trace::scope(traceparent, handled).await
+            let handled = while_unavailable(&spec.name, shutdown, || {
+                let handled =
+                    tracing::Instrument::instrument(handler.handle(&message), span.clone());
+                crate::trace::scope(traceparent.clone(), handled)
+            })
+            .await;
+            match handled {
+                Some(outcome) => outcome,
+                None => {
+                    // Stopping while the dependency is away: back to the queue, attempt unspent.
+                    return delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await;
+                }
+            }
         }
         Err(err) => Err(HandlerError::Reject(anyhow::anyhow!(
             "not a CloudEvents JSON message: {err}"
@@ -432,7 +535,9 @@ async fn process<H: Handler>(
             delivery.acker.ack(BasicAckOptions::default()).await?;
             "ack"
         }
-        Err(HandlerError::Retry(err)) if attempt < spec.retry.max_attempts => {
+        Err(HandlerError::Retry(err) | HandlerError::Unavailable(err))
+            if attempt < spec.retry.max_attempts =>
+        {
             let delay = spec.retry.delay_after(attempt);
             let target = spec.retry_queue(delay);
             tracing::info!(queue = %spec.name, attempt, retry_in = ?delay, error = format!("{err:#}"), "handler failed; retrying later");
@@ -440,7 +545,9 @@ async fn process<H: Handler>(
             settle_after_publish(publisher, &delivery, copy).await?;
             "retry"
         }
-        Err(HandlerError::Retry(err)) | Err(HandlerError::Reject(err)) => {
+        Err(
+            HandlerError::Retry(err) | HandlerError::Reject(err) | HandlerError::Unavailable(err),
+        ) => {
             let target = spec.dead_letter_queue();
             tracing::warn!(queue = %spec.name, attempt, error = format!("{err:#}"), "dead-lettering message");
             let copy = copy_of(

@@ -82,3 +82,65 @@ pub async fn connect(
     })
     .await
 }
+
+/// Whether `err` says the database could not be reached or dropped the connection (as opposed
+/// to refusing the statement): the request or message is not at fault, and the same work
+/// succeeds once the database is back. Connection I/O, an exhausted or closed pool, and the
+/// server's own connection-exception (class 08) and shutdown (57P01–57P03) codes; too many
+/// connections (53300).
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// How long [`commit`] keeps asking what became of a transaction whose COMMIT got no answer.
+const COMMIT_RESOLVE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Commits `tx`, and when the connection fails during COMMIT (the server may have committed and
+/// the answer been lost with the connection), asks the server on another connection what became
+/// of the transaction (`pg_xact_status`), so a committed creation is not answered as a failure
+/// that the client would retry into a second one. `Ok` when it committed; the COMMIT's own error
+/// when it did not, or when the server cannot tell within ten seconds.
+pub async fn commit(
+    pool: &PgPool,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<(), sqlx::Error> {
+    let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *tx)
+        .await?;
+    let err = match tx.commit().await {
+        Ok(()) => return Ok(()),
+        Err(err) if is_unavailable(&err) => err,
+        Err(err) => return Err(err),
+    };
+    let deadline = std::time::Instant::now() + COMMIT_RESOLVE_PATIENCE;
+    let mut gap = Duration::from_millis(20);
+    while std::time::Instant::now() < deadline {
+        let status: Result<Option<String>, sqlx::Error> =
+            sqlx::query_scalar("SELECT pg_xact_status($1::text::xid8)")
+                .bind(&xid)
+                .fetch_one(pool)
+                .await;
+        match status.as_ref().map(Option::as_deref) {
+            Ok(Some("committed")) => {
+                tracing::info!(%xid, error = %err, "the COMMIT's answer was lost, but it committed");
+                return Ok(());
+            }
+            Ok(Some("aborted")) | Ok(None) => return Err(err),
+            // In progress, or the database is still away: ask again.
+            _ => {}
+        }
+        tokio::time::sleep(gap).await;
+        gap = (gap * 2).min(Duration::from_millis(500));
+    }
+    tracing::warn!(%xid, error = %err, "a COMMIT's outcome is unknown");
+    Err(err)
+}

@@ -274,6 +274,72 @@ async fn a_handler_that_fails_twice_is_retried_with_growing_delays_then_acked() 
     );
 }
 
+/// Its database cannot be reached (a pool on a port nothing listens on) for the first
+/// `down_for` tries, then it applies the event; records the attempt number of every try.
+struct DatabaseComesBack {
+    down: PgPool,
+    down_for: usize,
+    tries: Arc<Mutex<Vec<u32>>>,
+    inner: IdempotentEffect,
+}
+
+impl Handler for DatabaseComesBack {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        let tries = {
+            let mut tries = self.tries.lock().unwrap();
+            tries.push(message.attempt);
+            tries.len()
+        };
+        if tries <= self.down_for {
+            sqlx::query("SELECT 1").execute(&self.down).await?;
+            unreachable!("nothing listens on the down pool's port");
+        }
+        self.inner.handle(message).await
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_longer_than_the_retry_budget_spends_no_attempt_and_loses_nothing() {
+    let bench = Bench::new().await;
+    let tries = Arc::new(Mutex::new(Vec::new()));
+    let down_for = bench.queue.retry.max_attempts as usize + 2;
+    let down = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(200))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/down")
+        .unwrap();
+    bench.consume(DatabaseComesBack {
+        down,
+        down_for,
+        tries: tries.clone(),
+        inner: IdempotentEffect {
+            pool: bench.pool.clone(),
+            calls: Arc::new(Mutex::new(0)),
+        },
+    });
+    bench.commit_ping(7).await;
+    bench.relay.drain().await.unwrap();
+
+    eventually("the effect once the database is back", WAIT, || async {
+        (bench.effects().await == 1).then_some(())
+    })
+    .await;
+    let tries = tries.lock().unwrap().clone();
+    assert_eq!(
+        tries.len(),
+        down_for + 1,
+        "held and tried again until it worked"
+    );
+    assert!(
+        tries.iter().all(|attempt| *attempt == 1),
+        "no attempt spent on the outage: {tries:?}"
+    );
+    eventually("the queue to drain", WAIT, || async {
+        (bench.ready_count(&bench.queue.name).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(bench.ready_count(&bench.queue.dead_letter_queue()).await, 0);
+}
+
 /// Fails every delivery of `n == 0`; applies the rest.
 struct PoisonZero {
     inner: IdempotentEffect,
