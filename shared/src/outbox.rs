@@ -419,12 +419,19 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
         let linger = Duration::from_millis(self.config.linger_ms);
+        // LISTEN on a connection of its own, never one of the service's pool: a listening
+        // connection that went back to the pool (the listener drops it after an error) would
+        // hand a commit's NOTIFY to a request's statement, which then fails.
+        let listener_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with((*self.pool.connect_options()).clone());
         let mut listener: Option<PgListener> = None;
         let mut last_cleanup = Instant::now();
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             if listener.is_none() {
-                listener = match PgListener::connect_with(&self.pool).await {
+                listener = match PgListener::connect_with(&listener_pool).await {
                     Ok(mut l) => match l.listen(NOTIFY_CHANNEL).await {
                         Ok(()) => Some(l),
                         Err(err) => {
