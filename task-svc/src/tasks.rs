@@ -232,7 +232,7 @@ pub async fn create(
     let prepared = prepare(&state, request, &mut None).await?;
     let mut tx = state.pool.begin().await?;
     let (mut created, audience) = insert_many(&mut tx, &state, &identity, vec![prepared]).await?;
-    tx.commit().await?;
+    shared::db::commit(&state.pool, tx).await?;
     state.cache.invalidate(&audience).await;
     match created.pop().expect("one result per task") {
         Created::New(task) => Ok(with_etag(StatusCode::CREATED, *task)),
@@ -292,7 +292,7 @@ pub async fn create_bulk(
     }
     let mut tx = state.pool.begin().await?;
     let (results, audience) = insert_many(&mut tx, &state, &identity, prepared).await?;
-    tx.commit().await?;
+    shared::db::commit(&state.pool, tx).await?;
     state.cache.invalidate(&audience).await;
     let created = results
         .iter()
