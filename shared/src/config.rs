@@ -10,11 +10,11 @@
 use std::net::SocketAddr;
 
 use figment::{
-    providers::{Env, Format, Toml},
+    providers::{Env, Format, Serialized, Toml},
     Figment,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything any Taskmesh process needs; each service reads the sections it uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,7 +68,10 @@ impl Default for Config {
 impl Config {
     /// Loads defaults, then `$TASKMESH_CONFIG` (a TOML file) if set, then `TASKMESH_*` variables.
     pub fn load() -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
+        // The service sections' own defaults come first as values, so that a file or variable
+        // setting one field of a section (`TASKMESH_TASK__URL`) keeps the section's other
+        // defaults (its port and database) instead of the type's empty ones.
+        let mut figment = Figment::from(Serialized::defaults(ServiceDefaults::new()));
         if let Ok(path) = std::env::var("TASKMESH_CONFIG") {
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -476,7 +479,7 @@ pub struct CorsConfig {
 }
 
 /// Where one service listens, how the others reach it, and its database.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ServiceConfig {
     pub bind: SocketAddr,
@@ -499,6 +502,39 @@ impl ServiceConfig {
 impl Default for ServiceConfig {
     fn default() -> Self {
         Self::new(0, "")
+    }
+}
+
+/// The service sections of [`Config::default`], as the lowest layer of [`Config::load`].
+#[derive(Serialize)]
+struct ServiceDefaults {
+    gateway: ServiceConfig,
+    user: ServiceConfig,
+    task: ServiceConfig,
+    notify: ServiceConfig,
+    media: ServiceConfig,
+    worker: ServiceConfig,
+}
+
+impl ServiceDefaults {
+    fn new() -> Self {
+        let Config {
+            gateway,
+            user,
+            task,
+            notify,
+            media,
+            worker,
+            ..
+        } = Config::default();
+        Self {
+            gateway,
+            user,
+            task,
+            notify,
+            media,
+            worker,
+        }
     }
 }
 
@@ -525,6 +561,19 @@ mod tests {
             let config = Config::load().unwrap();
             assert_eq!(config.task.bind.port(), 9999);
             assert_eq!(config.consumer.max_attempts, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn one_field_of_a_service_section_keeps_the_sections_other_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TASKMESH_TASK__URL", "http://task-svc:8082");
+            let config = Config::load().unwrap();
+            assert_eq!(config.task.url, "http://task-svc:8082");
+            assert_eq!(config.task.bind.port(), 8082);
+            assert_eq!(config.task.database, "taskmesh_tasks");
+            assert_eq!(config.user.database, "taskmesh_users");
             Ok(())
         });
     }
