@@ -397,6 +397,22 @@ impl<H: BatchHandler> Consumer<H> {
         result
     }
 
+    /// One message alone, as [`Consumer::run`] handles it.
+    async fn process_one(
+        &self,
+        delivery: Delivery,
+        shutdown: &CancellationToken,
+    ) -> Result<(), lapin::Error> {
+        process(
+            &self.spec,
+            &*self.handler,
+            &self.publisher,
+            delivery,
+            shutdown,
+        )
+        .await
+    }
+
     async fn process_batch(
         &self,
         batch: Vec<Delivery>,
@@ -420,16 +436,7 @@ impl<H: BatchHandler> Consumer<H> {
                     parsed.push(delivery);
                 }
                 // Malformed: the single path dead-letters it.
-                Err(_) => {
-                    process(
-                        &self.spec,
-                        &*self.handler,
-                        &self.publisher,
-                        delivery,
-                        shutdown,
-                    )
-                    .await?
-                }
+                Err(_) => self.process_one(delivery, shutdown).await?,
             }
         }
         if messages.is_empty() {
@@ -467,14 +474,7 @@ impl<H: BatchHandler> Consumer<H> {
             Err(err) => {
                 tracing::info!(queue = %self.spec.name, error = format!("{err:#}"), size = parsed.len(), "batch failed; handling its messages one by one");
                 for delivery in parsed {
-                    process(
-                        &self.spec,
-                        &*self.handler,
-                        &self.publisher,
-                        delivery,
-                        shutdown,
-                    )
-                    .await?;
+                    self.process_one(delivery, shutdown).await?;
                 }
             }
         }

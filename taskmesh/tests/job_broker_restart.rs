@@ -23,6 +23,16 @@ fn rabbitmqctl(args: &[&str]) {
     assert!(status.success(), "rabbitmqctl {args:?}: {status}");
 }
 
+async fn broker_is_back() {
+    eventually("RabbitMQ is back", Duration::from_secs(120), || async {
+        tokio::task::spawn_blocking(broker_answers)
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
+}
+
 fn broker_answers() -> bool {
     Command::new("rabbitmq-diagnostics")
         .args(["-q", "check_port_connectivity"])
@@ -83,13 +93,7 @@ async fn restarting_rabbitmq_mid_dispatch_loses_no_job() {
     })
     .await
     .unwrap();
-    eventually("RabbitMQ is back", Duration::from_secs(120), || async {
-        tokio::task::spawn_blocking(broker_answers)
-            .await
-            .unwrap()
-            .then_some(())
-    })
-    .await;
+    broker_is_back().await;
 
     let statuses = creating.await.unwrap();
     assert!(
@@ -192,13 +196,7 @@ async fn pausing_rabbitmq_during_a_busy_run_runs_no_finished_job_twice() {
     })
     .await
     .unwrap();
-    eventually("RabbitMQ is back", Duration::from_secs(120), || async {
-        tokio::task::spawn_blocking(broker_answers)
-            .await
-            .unwrap()
-            .then_some(())
-    })
-    .await;
+    broker_is_back().await;
     let settled_before = effects.counts().await.0;
     eventually("jobs run again", Duration::from_secs(60), || async {
         (effects.counts().await.0 > settled_before + 25).then_some(())
