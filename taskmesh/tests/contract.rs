@@ -11,14 +11,7 @@ use serde_json::json;
 
 /// The project's Python venv (scripts/python-env), which has schemathesis.
 fn schemathesis() -> std::path::PathBuf {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let env_script = std::process::Command::new(format!("{root}/scripts/python-env"))
-        .output()
-        .expect("scripts/python-env runs");
-    assert!(env_script.status.success(), "{env_script:?}");
-    let python = String::from_utf8(env_script.stdout).unwrap();
-    let python = std::path::PathBuf::from(python.lines().last().unwrap().trim());
-    python.with_file_name("schemathesis")
+    common::venv_python().with_file_name("schemathesis")
 }
 
 #[tokio::test(flavor = "multi_thread")]

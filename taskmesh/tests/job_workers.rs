@@ -212,12 +212,7 @@ async fn a_python_worker_joins_a_pool_by_following_the_asyncapi_document() {
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let env_script = std::process::Command::new(format!("{root}/scripts/python-env"))
-        .output()
-        .expect("scripts/python-env runs");
-    assert!(env_script.status.success(), "{env_script:?}");
-    let python = String::from_utf8(env_script.stdout).unwrap();
-    let python = python.lines().last().unwrap().trim().to_string();
+    let python = common::venv_python();
 
     // The pool's queue exists once a job was created for it.
     let task = app

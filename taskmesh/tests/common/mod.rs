@@ -141,6 +141,17 @@ impl Drop for App {
     }
 }
 
+/// The Python of the project's venv (made or reused by `scripts/python-env`: pika, schemathesis).
+pub fn venv_python() -> std::path::PathBuf {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let env_script = std::process::Command::new(format!("{root}/scripts/python-env"))
+        .output()
+        .expect("scripts/python-env runs");
+    assert!(env_script.status.success(), "{env_script:?}");
+    let python = String::from_utf8(env_script.stdout).unwrap();
+    std::path::PathBuf::from(python.lines().last().unwrap().trim())
+}
+
 /// A response as tests look at it.
 #[derive(Debug)]
 pub struct Reply {
