@@ -272,22 +272,16 @@ async fn run_in(
         t.elapsed().as_secs_f64(),
         dir.join("logs").display()
     );
-    let db = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect(&format!(
-            "postgres://postgres@{}/taskmesh_tasks",
-            infra::pg_addr()
-        ))
-        .await?;
-    let notify = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect(&format!(
-            "postgres://postgres@{}/taskmesh_notify",
-            infra::pg_addr()
-        ))
-        .await?;
+    // The checker reads what task-svc and notify-svc stored, straight from their databases.
+    let database = |name: &'static str| async move {
+        PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(&format!("postgres://postgres@{}/{name}", infra::pg_addr()))
+            .await
+    };
+    let db = database("taskmesh_tasks").await?;
+    let notify = database("taskmesh_notify").await?;
     let client = Client::new(stack.url("api-gateway"), format!("http://{receiver_addr}")).await?;
     let mut rows = Vec::new();
     let mut counted: HashMap<uuid::Uuid, usize> = HashMap::new();

@@ -71,7 +71,18 @@ impl Config {
         // The service sections' own defaults come first as values, so that a file or variable
         // setting one field of a section (`TASKMESH_TASK__URL`) keeps the section's other
         // defaults (its port and database) instead of the type's empty ones.
-        let mut figment = Figment::from(Serialized::defaults(ServiceDefaults::new()));
+        let defaults = Config::default();
+        let mut figment = Figment::new();
+        for (section, service) in [
+            ("gateway", defaults.gateway),
+            ("user", defaults.user),
+            ("task", defaults.task),
+            ("notify", defaults.notify),
+            ("media", defaults.media),
+            ("worker", defaults.worker),
+        ] {
+            figment = figment.join(Serialized::default(section, service));
+        }
         if let Ok(path) = std::env::var("TASKMESH_CONFIG") {
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -502,39 +513,6 @@ impl ServiceConfig {
 impl Default for ServiceConfig {
     fn default() -> Self {
         Self::new(0, "")
-    }
-}
-
-/// The service sections of [`Config::default`], as the lowest layer of [`Config::load`].
-#[derive(Serialize)]
-struct ServiceDefaults {
-    gateway: ServiceConfig,
-    user: ServiceConfig,
-    task: ServiceConfig,
-    notify: ServiceConfig,
-    media: ServiceConfig,
-    worker: ServiceConfig,
-}
-
-impl ServiceDefaults {
-    fn new() -> Self {
-        let Config {
-            gateway,
-            user,
-            task,
-            notify,
-            media,
-            worker,
-            ..
-        } = Config::default();
-        Self {
-            gateway,
-            user,
-            task,
-            notify,
-            media,
-            worker,
-        }
     }
 }
 

@@ -11,12 +11,14 @@
 //! - [`handler`]: the [`handler::JobHandler`] trait, the job context and errors, the registry.
 //! - [`builtin`]: the built-in kinds `noop`, `sleep`, `http`, `command`.
 //! - [`executor`]: consuming, running, reporting and settling dispatches; cancels.
+//! - [`reports`]: finished reports (batched, confirmed before the ack) and progress.
 //! - [`claims`]: one run per dispatch across redeliveries (a claim per dispatch in Redis).
 
 pub mod builtin;
 pub mod claims;
 pub mod executor;
 pub mod handler;
+pub mod reports;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -1,0 +1,161 @@
+//! A consumer's queues (its queue, one delay queue per backoff step, its dead-letter queue)
+//! and the retry policy that shapes them.
+
+use std::time::Duration;
+
+use lapin::{
+    options::{QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
+    Channel,
+};
+
+use crate::broker::Broker;
+use crate::config::ConsumerConfig;
+
+/// How often and how patiently a failing message is retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Deliveries before the message is dead-lettered (the first one counts).
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled for each further one.
+    pub base: Duration,
+    /// Upper bound of one delay.
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_config(config: &ConsumerConfig) -> Self {
+        Self {
+            max_attempts: config.max_attempts,
+            base: Duration::from_millis(config.retry_base_ms),
+            max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
+        }
+    }
+
+    /// The delay after failed attempt `attempt` (1-based): base, 2×base, 4×base, … capped.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
+    /// The distinct delays in use, shortest first; one delay queue each.
+    pub fn delays(&self) -> Vec<Duration> {
+        let mut delays: Vec<Duration> = (1..self.max_attempts)
+            .map(|a| self.delay_after(a))
+            .collect();
+        delays.dedup();
+        delays
+    }
+}
+
+/// A consumer's queue: its bindings, retry policy and safety net.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    /// Full queue name, e.g. `taskmesh.notify-svc`.
+    pub name: String,
+    /// Routing-key patterns bound from the events exchange.
+    pub bindings: Vec<String>,
+    pub retry: RetryPolicy,
+    /// Quorum-queue deliveries before the broker dead-letters a message by itself.
+    pub delivery_limit: u32,
+}
+
+impl QueueSpec {
+    /// A queue named `<ns>.<name>` with the configured retry policy.
+    pub fn new(broker: &Broker, name: &str, config: &ConsumerConfig) -> Self {
+        Self {
+            name: broker.queue_name(name),
+            bindings: Vec::new(),
+            retry: RetryPolicy::from_config(config),
+            delivery_limit: config.delivery_limit,
+        }
+    }
+
+    pub fn bind(mut self, pattern: &str) -> Self {
+        self.bindings.push(pattern.to_string());
+        self
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dlq", self.name)
+    }
+
+    pub fn retry_queue(&self, delay: Duration) -> String {
+        format!("{}.retry.{}ms", self.name, delay.as_millis())
+    }
+
+    /// Declares the exchange, this queue, its delay queues and its dead-letter queue, and binds
+    /// it. Idempotent, so every start (and every reconnect) runs it.
+    pub async fn declare(&self, broker: &Broker, channel: &Channel) -> Result<(), lapin::Error> {
+        broker.declare_events_exchange(channel).await?;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let dlq = self.dead_letter_queue();
+        channel
+            .queue_declare(&dlq, durable, broker.queue_args(None, None, None))
+            .await?;
+        channel
+            .queue_declare(
+                &self.name,
+                durable,
+                broker.queue_args(Some(&dlq), None, Some(self.delivery_limit)),
+            )
+            .await?;
+        for delay in self.retry.delays() {
+            channel
+                .queue_declare(
+                    &self.retry_queue(delay),
+                    durable,
+                    broker.queue_args(Some(&self.name), Some(delay), None),
+                )
+                .await?;
+        }
+        for pattern in &self.bindings {
+            channel
+                .queue_bind(
+                    &self.name,
+                    &broker.events_exchange(),
+                    pattern,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_and_are_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 6,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+        };
+        assert_eq!(policy.delay_after(1), Duration::from_millis(100));
+        assert_eq!(policy.delay_after(2), Duration::from_millis(200));
+        assert_eq!(policy.delay_after(3), Duration::from_millis(400));
+        assert_eq!(policy.delay_after(4), Duration::from_millis(500));
+        assert_eq!(policy.delay_after(40), Duration::from_millis(500));
+        assert_eq!(
+            policy.delays(),
+            [100, 200, 400, 500].map(Duration::from_millis).to_vec()
+        );
+    }
+
+    #[test]
+    fn a_single_attempt_needs_no_delay_queue() {
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+        };
+        assert!(policy.delays().is_empty());
+    }
+}
