@@ -1,0 +1,311 @@
+//! The delivery loop: claims due deliveries (a lease, so each attempt happens once over every
+//! replica and a crashed replica's claims come back), sends each signed, and records the
+//! outcome: delivered, retried on the schedule, failed, or the endpoint disabled.
+//!
+//! At most `webhooks.concurrency` attempts are in flight in this process and at most
+//! `webhooks.per_endpoint` per endpoint over all replicas (the claim counts leased rows), so a
+//! slow or dead endpoint holds only its own share.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use shared::outbound::Guard;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::model::{display_url, DeliveryState};
+use super::schedule;
+use super::sign;
+use super::store::{self, AttemptLog, Claimed};
+use crate::store::notifications::{self, NewNotification};
+use crate::AppState;
+
+/// How often the loop looks for due deliveries when it found none.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// A lease outlasts the attempt's timeout by this much (resolving the name, recording).
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// The most of an answer's body kept in the log.
+const EXCERPT_BYTES: usize = 1024;
+const USER_AGENT: &str = "Taskmesh-Webhooks/1";
+
+/// Delivers due deliveries until `shutdown`, then lets the attempts in flight finish.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let config = &state.config.webhooks;
+    let guard = match Guard::new("webhooks.allow", &config.allow) {
+        Ok(guard) => Arc::new(guard),
+        Err(err) => {
+            tracing::error!(error = %err, "webhooks.allow is invalid; webhooks are not delivered");
+            return;
+        }
+    };
+    let timeout = Duration::from_secs(config.timeout_secs);
+    let lease = timeout + LEASE_MARGIN;
+    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let mut in_flight = JoinSet::new();
+    while !shutdown.is_cancelled() {
+        while in_flight.try_join_next().is_some() {}
+        let free = permits.available_permits();
+        let claimed = match free {
+            0 => Vec::new(),
+            _ => store::claim(&state.pool, free, config.per_endpoint, lease)
+                .await
+                .unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "claiming webhook deliveries failed");
+                    Vec::new()
+                }),
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+            continue;
+        }
+        for delivery in claimed {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let (state, guard) = (state.clone(), guard.clone());
+            in_flight.spawn(async move {
+                attempt(&state, &guard, delivery, timeout).await;
+                drop(permit);
+            });
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// How an attempt went.
+#[derive(Debug)]
+enum Verdict {
+    /// A 2xx.
+    Delivered,
+    /// `410 Gone`: the receiver wants no more.
+    Gone,
+    /// Anything else: try again per the schedule, not sooner than `retry_after`.
+    Retry { retry_after: Option<Duration> },
+}
+
+/// Sends `delivery` once and records the outcome.
+#[tracing::instrument(skip_all, fields(delivery_id = %delivery.id, endpoint_id = %delivery.endpoint_id))]
+async fn attempt(state: &AppState, guard: &Guard, delivery: Claimed, timeout: Duration) {
+    let started = Instant::now();
+    let (verdict, mut log) = send(guard, &delivery, timeout).await;
+    log.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    if let Err(err) = record(state, &delivery, verdict, &log).await {
+        // The lease runs out and the delivery is tried again: at least once, not lost.
+        tracing::warn!(error = %err, "recording a webhook attempt failed");
+    }
+}
+
+async fn send(guard: &Guard, delivery: &Claimed, timeout: Duration) -> (Verdict, AttemptLog) {
+    let failed = |error: String| {
+        let log = AttemptLog {
+            status: None,
+            error: Some(clean(&error)),
+            latency_ms: 0,
+            response_excerpt: None,
+        };
+        (Verdict::Retry { retry_after: None }, log)
+    };
+    let url = match url::Url::parse(&delivery.url) {
+        Ok(url) => url,
+        Err(err) => return failed(format!("invalid url: {err}")),
+    };
+    // Checked again now: the name may point inside since the endpoint was saved.
+    let addrs = match guard.check(&url).await {
+        Ok(addrs) => addrs,
+        Err(refusal) => return failed(refusal.to_string()),
+    };
+    let client = match guard.client(&url, &addrs, timeout) {
+        Ok(client) => client,
+        Err(err) => return failed(err.without_url().to_string()),
+    };
+    let msg_id = sign::message_id(delivery.id);
+    let timestamp = Utc::now().timestamp();
+    let mut secrets = vec![&delivery.secret];
+    if let Some(previous) = &delivery.previous_secret.0 {
+        secrets.push(previous);
+    }
+    let signature = sign::signature_header(&secrets, &msg_id, timestamp, &delivery.body);
+    let sent = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("user-agent", USER_AGENT)
+        .header("webhook-id", &msg_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(delivery.body.clone())
+        .send()
+        .await;
+    let mut response = match sent {
+        Ok(response) => response,
+        Err(err) => return failed(describe(&err)),
+    };
+    let status = response.status();
+    let retry_after = match status.as_u16() {
+        429 | 503 => response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| schedule::parse_retry_after(v, Utc::now())),
+        _ => None,
+    };
+    let (excerpt, read_error) = excerpt(&mut response).await;
+    let verdict = if status.is_success() {
+        Verdict::Delivered
+    } else if status.as_u16() == 410 {
+        Verdict::Gone
+    } else {
+        Verdict::Retry { retry_after }
+    };
+    let log = AttemptLog {
+        status: Some(status.as_u16()),
+        error: read_error.map(|e| clean(&e)),
+        latency_ms: 0,
+        response_excerpt: Some(excerpt),
+    };
+    (verdict, log)
+}
+
+/// The first KiB of the answer's body as text, and why reading it stopped early, if it did.
+async fn excerpt(response: &mut reqwest::Response) -> (String, Option<String>) {
+    let mut bytes = Vec::new();
+    let mut error = None;
+    while bytes.len() < EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(err) => {
+                error = Some(format!("reading the answer: {}", describe(&err)));
+                break;
+            }
+        }
+    }
+    bytes.truncate(EXCERPT_BYTES);
+    let mut text = clean(&String::from_utf8_lossy(&bytes));
+    while text.len() > EXCERPT_BYTES {
+        text.pop();
+    }
+    (text, error)
+}
+
+/// A reqwest error without its URL (which may carry a token).
+fn describe(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timeout"
+    } else if err.is_connect() {
+        "connect error"
+    } else {
+        "error"
+    };
+    let mut text = kind.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Text PostgreSQL accepts (no NUL), at most a KiB.
+fn clean(text: &str) -> String {
+    let mut out: String = text.chars().filter(|c| *c != '\0').collect();
+    if out.len() > EXCERPT_BYTES {
+        let mut end = EXCERPT_BYTES;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+/// Writes the attempt and its consequences in one transaction.
+async fn record(
+    state: &AppState,
+    delivery: &Claimed,
+    verdict: Verdict,
+    log: &AttemptLog,
+) -> Result<(), sqlx::Error> {
+    let config = &state.config.webhooks;
+    let mut tx = state.pool.begin().await?;
+    store::log_attempt(&mut tx, delivery.id, log).await?;
+    let outcome = match verdict {
+        Verdict::Delivered => {
+            store::finish_attempt(&mut tx, delivery.id, log.status, DeliveryState::Delivered, None)
+                .await?;
+            store::endpoint_succeeded(&mut tx, delivery.endpoint_id).await?;
+            "delivered"
+        }
+        Verdict::Gone => {
+            store::finish_attempt(&mut tx, delivery.id, log.status, DeliveryState::Failed, None)
+                .await?;
+            disable(&mut tx, delivery.endpoint_id, "the endpoint answered 410 Gone").await?;
+            "gone"
+        }
+        Verdict::Retry { retry_after } => {
+            let made = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+            let outcome = match schedule::next_delay(&config.schedule_secs, made, retry_after) {
+                Some(delay) => {
+                    store::finish_attempt(
+                        &mut tx,
+                        delivery.id,
+                        log.status,
+                        DeliveryState::Pending,
+                        Some(delay),
+                    )
+                    .await?;
+                    "retrying"
+                }
+                None => {
+                    store::finish_attempt(&mut tx, delivery.id, log.status, DeliveryState::Failed, None)
+                        .await?;
+                    "failed"
+                }
+            };
+            let disable_after = Duration::from_secs(config.disable_after_secs);
+            if store::endpoint_failed(&mut tx, delivery.endpoint_id, disable_after).await? {
+                let days = config.disable_after_secs as f64 / 86400.0;
+                let reason = format!("every delivery failed for {days:.1} days");
+                disable(&mut tx, delivery.endpoint_id, &reason).await?;
+            }
+            outcome
+        }
+    };
+    tx.commit().await?;
+    metrics::counter!("taskmesh_webhook_deliveries_total", "outcome" => outcome).increment(1);
+    tracing::debug!(outcome, status = ?log.status, "webhook attempt");
+    Ok(())
+}
+
+/// Disables the endpoint and tells its owner in-app (once: only when this disabled it).
+async fn disable(
+    tx: &mut sqlx::PgConnection,
+    endpoint_id: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let Some((owner, url)) = store::disable_endpoint(tx, endpoint_id, reason).await? else {
+        return Ok(());
+    };
+    tracing::info!(%endpoint_id, reason, "webhook endpoint disabled");
+    let url = display_url(&url);
+    let note = NewNotification {
+        user_id: owner,
+        kind: crate::domain::Kind::WebhookDisabled.as_str().into(),
+        title: format!("Your webhook {url} was disabled"),
+        body: format!(
+            "No more events are sent to {url}: {reason}. Re-enable it (PATCH enabled: true) once it answers again."
+        ),
+        subject: Some(endpoint_id.to_string()),
+        actor_id: None,
+        link: None,
+        event_id: Uuid::now_v7(),
+    };
+    notifications::insert(tx, &note).await?;
+    Ok(())
+}

@@ -1,0 +1,414 @@
+//! The webhook routes: a user's endpoints (create, list, read, update, delete, rotate the
+//! secret) and their deliveries (the log, redeliver). A user only ever sees their own
+//! endpoints: another's is 404. The secret is in the answers of create and rotate only.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::{
+    identity::Identity,
+    outbound::{Guard, Refusal},
+    problem::{JsonBody, ProblemBody},
+    ApiError,
+};
+use uuid::Uuid;
+
+use super::model::{self, DeliveryState, Endpoint, Invalid};
+use super::sign::Secret;
+use super::store;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/webhooks", get(webhook_list).post(webhook_create))
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(webhook_read)
+                .patch(webhook_update)
+                .delete(webhook_delete),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/rotate-secret",
+            post(webhook_rotate_secret),
+        )
+        .route("/api/v1/webhooks/{id}/deliveries", get(webhook_deliveries))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(webhook_redeliver),
+        )
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        ApiError::unprocessable(invalid.code, invalid.detail)
+    }
+}
+
+fn guard(state: &AppState) -> Result<Guard, ApiError> {
+    Guard::new("webhooks.allow", &state.config.webhooks.allow).map_err(ApiError::internal)
+}
+
+/// A URL the endpoint may use: well formed (see [`model::parse_url`]) and, resolved now, not
+/// pointing inside unless allowed.
+async fn checked_url(guard: &Guard, raw: &str) -> Result<String, ApiError> {
+    let url = model::parse_url(raw, guard)?;
+    match guard.check(&url).await {
+        Ok(_) => Ok(url.to_string()),
+        Err(Refusal::Forbidden(why)) => Err(ApiError::unprocessable("forbidden_url", why)),
+        Err(Refusal::Unresolved(why)) => Err(ApiError::unprocessable("unresolvable_url", why)),
+    }
+}
+
+fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(what))
+}
+
+/// The caller's endpoint `raw_id`; 404 for anyone else's and for malformed ids.
+async fn own_endpoint(state: &AppState, identity: &Identity, raw_id: &str) -> Result<Endpoint, ApiError> {
+    let id = parse_id(raw_id, "webhook endpoint")?;
+    let mut conn = state.pool.acquire().await?;
+    store::find_endpoint(&mut conn, identity.user_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint"))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookEndpoint {
+    /// Where deliveries are POSTed: http or https.
+    #[schema(max_length = 2000, example = "https://example.com/taskmesh-hook")]
+    pub url: String,
+    /// The kinds of notification to deliver, e.g. `["task.assigned"]`.
+    #[schema(min_items = 1, max_items = 20)]
+    pub event_types: Vec<String>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+}
+
+/// An endpoint with its signing secret: only in the answers of create and rotate.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookEndpointWithSecret {
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    /// `whsec_` + base64 key; verify deliveries with it (Standard Webhooks).
+    pub secret: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    request_body = CreateWebhookEndpoint,
+    responses((status = 201, description = "Created; the answer carries the secret, shown only now", body = WebhookEndpointWithSecret),
+        (status = 401, description = "Not authenticated", body = ProblemBody),
+        (status = 409, description = "The caller has `webhooks.max_endpoints_per_user` endpoints already", body = ProblemBody),
+        (status = 422, description = "Invalid url (`invalid_url`, `forbidden_url`, `unresolvable_url`), event types (`invalid_event_types`, `unknown_event_type`) or description (`invalid_description`)", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
+pub async fn webhook_create(
+    State(state): State<AppState>,
+    identity: Identity,
+    JsonBody(request): JsonBody<CreateWebhookEndpoint>,
+) -> Result<(StatusCode, Json<WebhookEndpointWithSecret>), ApiError> {
+    let guard = guard(&state)?;
+    let event_types = model::parse_event_types(&request.event_types)?;
+    let description = model::parse_description(request.description.as_deref().unwrap_or(""))?;
+    let url = checked_url(&guard, &request.url).await?;
+    let secret = Secret::generate();
+    let mut tx = state.pool.begin().await?;
+    store::lock_user(&mut tx, identity.user_id).await?;
+    let max = state.config.webhooks.max_endpoints_per_user;
+    if store::count_endpoints(&mut tx, identity.user_id).await? >= i64::from(max) {
+        return Err(ApiError::conflict(
+            "too_many_endpoints",
+            format!("at most {max} webhook endpoints per user; delete one first"),
+        ));
+    }
+    let new = store::NewEndpoint {
+        id: Uuid::now_v7(),
+        user_id: identity.user_id,
+        url: &url,
+        description: &description,
+        event_types: &event_types,
+        secret: &secret,
+    };
+    let endpoint = store::insert_endpoint(&mut tx, &new).await?;
+    tx.commit().await?;
+    tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookEndpointWithSecret {
+            endpoint,
+            secret: secret.expose().to_string(),
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookEndpointList {
+    pub items: Vec<Endpoint>,
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's endpoints, oldest first (no secrets)", body = WebhookEndpointList),
+        (status = 401, description = "Not authenticated", body = ProblemBody)))]
+pub async fn webhook_list(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<WebhookEndpointList>, ApiError> {
+    let items = store::list_endpoints(&state.pool, identity.user_id).await?;
+    Ok(Json(WebhookEndpointList { items }))
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Endpoint id")),
+    responses((status = 200, description = "The endpoint (no secret)", body = Endpoint),
+        (status = 401, description = "Not authenticated", body = ProblemBody),
+        (status = 404, description = "No such endpoint of the caller's", body = ProblemBody)))]
+pub async fn webhook_read(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<Endpoint>, ApiError> {
+    own_endpoint(&state, &identity, &id).await.map(Json)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhookEndpoint {
+    #[schema(max_length = 2000)]
+    pub url: Option<String>,
+    #[schema(min_items = 1, max_items = 20)]
+    pub event_types: Option<Vec<String>>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+    /// `true` re-enables a disabled endpoint and restarts its failure clock; `false` disables
+    /// it and cancels its pending deliveries.
+    pub enabled: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Endpoint id")),
+    request_body = UpdateWebhookEndpoint,
+    responses((status = 200, description = "Updated", body = Endpoint),
+        (status = 401, description = "Not authenticated", body = ProblemBody),
+        (status = 404, description = "No such endpoint of the caller's", body = ProblemBody),
+        (status = 422, description = "Invalid url, event types or description (codes as on create)", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id, endpoint_id = %id))]
+pub async fn webhook_update(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<UpdateWebhookEndpoint>,
+) -> Result<Json<Endpoint>, ApiError> {
+    // Another's endpoint is 404 whatever the body says.
+    let id = own_endpoint(&state, &identity, &id).await?.id;
+    let event_types = match &request.event_types {
+        Some(types) => Some(model::parse_event_types(types)?),
+        None => None,
+    };
+    let description = match &request.description {
+        Some(text) => Some(model::parse_description(text)?),
+        None => None,
+    };
+    let url = match &request.url {
+        Some(raw) => Some(checked_url(&guard(&state)?, raw).await?),
+        None => None,
+    };
+    let changes = store::Changes {
+        url,
+        description,
+        event_types,
+        enabled: request.enabled,
+    };
+    let mut tx = state.pool.begin().await?;
+    let endpoint = store::update_endpoint(&mut tx, identity.user_id, id, &changes)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+    if !endpoint.enabled {
+        store::cancel_pending(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(endpoint))
+}
+
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Endpoint id")),
+    responses((status = 204, description = "Deleted, with its deliveries"),
+        (status = 401, description = "Not authenticated", body = ProblemBody),
+        (status = 404, description = "No such endpoint of the caller's", body = ProblemBody)))]
+pub async fn webhook_delete(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id, "webhook endpoint")?;
+    match store::delete_endpoint(&state.pool, identity.user_id, id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::not_found("webhook endpoint")),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Endpoint id")),
+    responses((status = 200, description = "A new secret, shown only now; the previous one also signs until `previous_secret_until` (`webhooks.secret_overlap_secs`)", body = WebhookEndpointWithSecret),
+        (status = 401, description = "Not authenticated", body = ProblemBody),
+        (status = 404, description = "No such endpoint of the caller's", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id, endpoint_id = %id))]
+pub async fn webhook_rotate_secret(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookEndpointWithSecret>, ApiError> {
+    let id = parse_id(&id, "webhook endpoint")?;
+    let secret = Secret::generate();
+    let overlap = Duration::from_secs(state.config.webhooks.secret_overlap_secs);
+    let mut conn = state.pool.acquire().await?;
+    let endpoint = store::rotate_secret(&mut conn, identity.user_id, id, &secret, overlap)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+    tracing::info!("webhook secret rotated");
+    Ok(Json(WebhookEndpointWithSecret {
+        endpoint,
+        secret: secret.expose().to_string(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookAttempt {
+    pub at: DateTime<Utc>,
+    /// The HTTP status of the answer; `null` when there was none (see `error`).
+    pub status: Option<i32>,
+    /// Why there was no answer (timeout, connection refused, refused address).
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    /// The first KiB of the answer's body.
+    pub response_excerpt: Option<String>,
+}
+
+/// One event sent (or to be sent) to the endpoint.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookDelivery {
+    pub id: Uuid,
+    /// The `webhook-id` header of every attempt of this delivery.
+    pub message_id: String,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub state: DeliveryState,
+    /// Attempts since it was (re)queued.
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Every attempt, oldest first.
+    pub attempt_log: Vec<WebhookAttempt>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookDeliveryPage {
+    pub items: Vec<WebhookDelivery>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Endpoint id"), DeliveriesQuery),
+    responses((status = 200, description = "The endpoint's deliveries, newest first, each with its attempt log", body = WebhookDeliveryPage),
+        (status = 400, description = "Bad cursor or limit", body = ProblemBody),
+        (status = 401, description = "Not authenticated", body = ProblemBody),
+        (status = 404, description = "No such endpoint of the caller's", body = ProblemBody)))]
+pub async fn webhook_deliveries(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+    Query(query): Query<DeliveriesQuery>,
+) -> Result<Json<WebhookDeliveryPage>, ApiError> {
+    let endpoint = own_endpoint(&state, &identity, &id).await?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 100"));
+    }
+    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(cursor) => Some(
+            Uuid::parse_str(cursor)
+                .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one we gave"))?,
+        ),
+        None => None,
+    };
+    let rows = store::deliveries_page(&state.pool, endpoint.id, before, limit).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut logs: HashMap<Uuid, Vec<WebhookAttempt>> = HashMap::new();
+    for a in store::attempts_of(&state.pool, &ids).await? {
+        logs.entry(a.delivery_id).or_default().push(WebhookAttempt {
+            at: a.at,
+            status: a.status,
+            error: a.error,
+            latency_ms: a.latency_ms,
+            response_excerpt: a.response_excerpt,
+        });
+    }
+    let next_cursor = match rows.len() as i64 == limit {
+        true => rows.last().map(|r| r.id.to_string()),
+        false => None,
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| WebhookDelivery {
+            message_id: super::sign::message_id(r.id),
+            attempt_log: logs.remove(&r.id).unwrap_or_default(),
+            id: r.id,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            state: r.state,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_status: r.last_status,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect();
+    Ok(Json(WebhookDeliveryPage { items, next_cursor }))
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Endpoint id"),
+        ("delivery_id" = uuid::Uuid, Path, description = "Delivery id")),
+    responses((status = 202, description = "Queued again now, with the same `webhook-id` and a fresh schedule"),
+        (status = 401, description = "Not authenticated", body = ProblemBody),
+        (status = 404, description = "No such endpoint of the caller's, or no such delivery of it", body = ProblemBody),
+        (status = 409, description = "The endpoint is disabled; enable it first", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id, endpoint_id = %id))]
+pub async fn webhook_redeliver(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let endpoint = own_endpoint(&state, &identity, &id).await?;
+    let delivery_id = parse_id(&delivery_id, "delivery")?;
+    if !endpoint.enabled {
+        return Err(ApiError::conflict(
+            "endpoint_disabled",
+            "the endpoint is disabled; enable it before redelivering",
+        ));
+    }
+    match store::redeliver(&state.pool, endpoint.id, delivery_id).await? {
+        true => Ok(StatusCode::ACCEPTED),
+        false => Err(ApiError::not_found("delivery")),
+    }
+}

@@ -1,0 +1,468 @@
+//! The only code that writes SQL for the webhook tables (`webhook_endpoints`,
+//! `webhook_deliveries`, `webhook_attempts`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::model::{DeliveryState, Endpoint};
+use super::sign::Secret;
+
+const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, enabled, disabled_reason,
+    failing_since, previous_secret_until, created_at, updated_at";
+
+/// An endpoint to write.
+pub struct NewEndpoint<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub url: &'a str,
+    pub description: &'a str,
+    pub event_types: &'a [String],
+    pub secret: &'a Secret,
+}
+
+/// Serialises `user_id`'s endpoint writes until the transaction ends (the count limit).
+pub async fn lock_user(tx: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1::text, 0))")
+        .bind(user_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn count_endpoints(tx: &mut PgConnection, user_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(tx)
+        .await
+}
+
+pub async fn insert_endpoint(
+    tx: &mut PgConnection,
+    new: &NewEndpoint<'_>,
+) -> Result<Endpoint, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO webhook_endpoints (id, user_id, url, description, event_types, secret)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ENDPOINT_COLUMNS}"
+    ))
+    .bind(new.id)
+    .bind(new.user_id)
+    .bind(new.url)
+    .bind(new.description)
+    .bind(new.event_types)
+    .bind(new.secret.expose())
+    .fetch_one(tx)
+    .await
+}
+
+/// `user_id`'s endpoint `id`.
+pub async fn find_endpoint(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Endpoint>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND user_id = $2"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn list_endpoints(pool: &PgPool, user_id: Uuid) -> Result<Vec<Endpoint>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = $1 ORDER BY id"
+    ))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// What a PATCH changes; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// Applies `changes` to `user_id`'s endpoint `id`. Enabling a disabled endpoint clears its
+/// reason and its failure clock; disabling one records that its owner did it.
+pub async fn update_endpoint(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    changes: &Changes,
+) -> Result<Option<Endpoint>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE webhook_endpoints SET
+            url = COALESCE($3, url),
+            description = COALESCE($4, description),
+            event_types = COALESCE($5, event_types),
+            disabled_reason = CASE WHEN $6 = true AND NOT enabled THEN NULL
+                                   WHEN $6 = false AND enabled THEN 'disabled by its owner'
+                                   ELSE disabled_reason END,
+            failing_since = CASE WHEN $6 = true AND NOT enabled THEN NULL ELSE failing_since END,
+            enabled = COALESCE($6, enabled),
+            updated_at = now()
+          WHERE id = $1 AND user_id = $2
+          RETURNING {ENDPOINT_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .bind(&changes.url)
+    .bind(&changes.description)
+    .bind(&changes.event_types)
+    .bind(changes.enabled)
+    .fetch_optional(tx)
+    .await
+}
+
+/// Deletes `user_id`'s endpoint `id` with its deliveries; `false` when there is none.
+pub async fn delete_endpoint(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Makes `secret` the signing secret of `user_id`'s endpoint `id`; the current one keeps
+/// signing for `overlap`.
+pub async fn rotate_secret(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    secret: &Secret,
+    overlap: Duration,
+) -> Result<Option<Endpoint>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE webhook_endpoints SET
+            previous_secret = secret,
+            previous_secret_until = now() + make_interval(secs => $4),
+            secret = $3,
+            updated_at = now()
+          WHERE id = $1 AND user_id = $2
+          RETURNING {ENDPOINT_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .bind(secret.expose())
+    .bind(overlap.as_secs_f64())
+    .fetch_optional(tx)
+    .await
+}
+
+/// Queues `body` for each of `user_id`'s enabled endpoints subscribed to `event_type`, first
+/// tried after `first_delay`; once per (endpoint, event). How many were queued.
+pub async fn enqueue(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    event_type: &str,
+    event_id: Uuid,
+    body: &[u8],
+    first_delay: Duration,
+) -> Result<u64, sqlx::Error> {
+    let endpoints: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM webhook_endpoints
+          WHERE user_id = $1 AND enabled AND $2 = ANY(event_types) ORDER BY id",
+    )
+    .bind(user_id)
+    .bind(event_type)
+    .fetch_all(&mut *tx)
+    .await?;
+    if endpoints.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = endpoints.iter().map(|_| Uuid::now_v7()).collect();
+    let done = sqlx::query(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, next_attempt_at)
+         SELECT d.id, d.endpoint_id, $3, $4, $5, now() + make_interval(secs => $6)
+           FROM UNNEST($1::uuid[], $2::uuid[]) AS d (id, endpoint_id)
+         ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&endpoints)
+    .bind(event_id)
+    .bind(event_type)
+    .bind(body)
+    .bind(first_delay.as_secs_f64())
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A delivery as its endpoint's owner sees it (without the log).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    #[sqlx(try_from = "String")]
+    pub state: DeliveryState,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Endpoint `endpoint_id`'s deliveries, newest first, older than `before` if given.
+pub async fn deliveries_page(
+    pool: &PgPool,
+    endpoint_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, event_id, event_type, state, attempts, next_attempt_at, last_status,
+                created_at, updated_at
+           FROM webhook_deliveries
+          WHERE endpoint_id = $1 AND ($2::uuid IS NULL OR id < $2)
+          ORDER BY id DESC LIMIT $3",
+    )
+    .bind(endpoint_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// One line of a delivery's attempt log.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub delivery_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub status: Option<i32>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    pub response_excerpt: Option<String>,
+}
+
+/// The attempt logs of `deliveries`, oldest attempt first.
+pub async fn attempts_of(pool: &PgPool, deliveries: &[Uuid]) -> Result<Vec<AttemptRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT delivery_id, at, status, error, latency_ms, response_excerpt
+           FROM webhook_attempts WHERE delivery_id = ANY($1) ORDER BY id",
+    )
+    .bind(deliveries)
+    .fetch_all(pool)
+    .await
+}
+
+/// Queues delivery `id` of endpoint `endpoint_id` again now, with a fresh run of the schedule;
+/// one in flight is left to finish. `false` when the endpoint has no such delivery.
+pub async fn redeliver(pool: &PgPool, endpoint_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "WITH target AS (SELECT id FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2),
+              queued AS (
+                UPDATE webhook_deliveries SET state = 'pending', attempts = 0,
+                       next_attempt_at = now(), updated_at = now()
+                 WHERE id IN (SELECT id FROM target)
+                   AND (locked_until IS NULL OR locked_until <= now()))
+         SELECT id FROM target",
+    )
+    .bind(id)
+    .bind(endpoint_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// A delivery claimed for one attempt, with what sending it needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub attempts: i32,
+    pub body: Vec<u8>,
+    pub url: String,
+    #[sqlx(try_from = "String")]
+    pub secret: Secret,
+    /// The previous secret while its overlap lasts.
+    #[sqlx(try_from = "Option<String>")]
+    pub previous_secret: OptionalSecret,
+}
+
+/// A secret that may be absent (`sqlx(try_from)` needs a local type).
+#[derive(Debug, Clone)]
+pub struct OptionalSecret(pub Option<Secret>);
+
+impl From<Option<String>> for OptionalSecret {
+    fn from(value: Option<String>) -> Self {
+        OptionalSecret(value.map(Secret::from))
+    }
+}
+
+/// Claims up to `limit` due deliveries of enabled endpoints for `lease`, at most `per_endpoint`
+/// in flight per endpoint over every replica (in-flight = leased and not yet recorded), the
+/// longest waiting first. Claims are serialised by an advisory lock, so two replicas never
+/// count the same room twice; `SKIP LOCKED` passes over rows being recorded.
+pub async fn claim(
+    pool: &PgPool,
+    limit: usize,
+    per_endpoint: usize,
+    lease: Duration,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('webhooks:claim', 0))")
+        .execute(&mut *tx)
+        .await?;
+    let claimed = sqlx::query_as(
+        "WITH busy AS (
+            SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
+             WHERE state = 'pending' AND locked_until > now() GROUP BY endpoint_id
+         ), room AS (
+            SELECT e.id, $2 - COALESCE(b.n, 0) AS free
+              FROM webhook_endpoints e LEFT JOIN busy b ON b.endpoint_id = e.id
+             WHERE e.enabled AND COALESCE(b.n, 0) < $2
+         ), chosen AS (
+            SELECT c.id FROM room r CROSS JOIN LATERAL (
+                SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+                 WHERE d.endpoint_id = r.id AND d.state = 'pending' AND d.next_attempt_at <= now()
+                   AND (d.locked_until IS NULL OR d.locked_until <= now())
+                 ORDER BY d.next_attempt_at LIMIT r.free
+            ) c
+            ORDER BY c.next_attempt_at LIMIT $1
+         ), leased AS (
+            UPDATE webhook_deliveries d SET locked_until = now() + make_interval(secs => $3)
+             WHERE d.id IN (SELECT id FROM webhook_deliveries
+                             WHERE id IN (SELECT id FROM chosen) FOR UPDATE SKIP LOCKED)
+             RETURNING d.id, d.endpoint_id, d.attempts, d.body
+         )
+         SELECT l.id, l.endpoint_id, l.attempts, l.body, e.url, e.secret,
+                CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret
+           FROM leased l JOIN webhook_endpoints e ON e.id = l.endpoint_id",
+    )
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(i64::try_from(per_endpoint).unwrap_or(i64::MAX))
+    .bind(lease.as_secs_f64())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// One attempt as the log keeps it.
+#[derive(Debug, Clone)]
+pub struct AttemptLog {
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    pub response_excerpt: Option<String>,
+}
+
+pub async fn log_attempt(
+    tx: &mut PgConnection,
+    delivery_id: Uuid,
+    log: &AttemptLog,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, status, error, latency_ms, response_excerpt)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(delivery_id)
+    .bind(log.status.map(i32::from))
+    .bind(&log.error)
+    .bind(log.latency_ms)
+    .bind(&log.response_excerpt)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Ends an attempt of delivery `id`: `retry_in` schedules the next one, otherwise it is
+/// `state` (delivered or failed). The lease is released. A delivery cancelled meanwhile stays
+/// cancelled unless this attempt delivered it.
+pub async fn finish_attempt(
+    tx: &mut PgConnection,
+    id: Uuid,
+    status: Option<u16>,
+    state: DeliveryState,
+    retry_in: Option<Duration>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET
+            state = $2, attempts = attempts + 1, last_status = COALESCE($3, last_status),
+            next_attempt_at = CASE WHEN $4::float8 IS NULL THEN NULL
+                                   ELSE now() + make_interval(secs => $4) END,
+            locked_until = NULL, updated_at = now()
+          WHERE id = $1 AND (state = 'pending' OR $2 = 'delivered')",
+    )
+    .bind(id)
+    .bind(state.as_str())
+    .bind(status.map(i32::from))
+    .bind(retry_in.map(|d| d.as_secs_f64()))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Endpoint `id` answered: its failure clock stops.
+pub async fn endpoint_succeeded(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+    )
+    .bind(id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Endpoint `id` failed: starts its failure clock if it is not running; whether it has now run
+/// for `disable_after`.
+pub async fn endpoint_failed(
+    tx: &mut PgConnection,
+    id: Uuid,
+    disable_after: Duration,
+) -> Result<bool, sqlx::Error> {
+    let expired: Option<bool> = sqlx::query_scalar(
+        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, now())
+          WHERE id = $1
+          RETURNING failing_since <= now() - make_interval(secs => $2)",
+    )
+    .bind(id)
+    .bind(disable_after.as_secs_f64())
+    .fetch_optional(tx)
+    .await?;
+    Ok(expired.unwrap_or(false))
+}
+
+/// Disables endpoint `id` for `reason` and cancels its pending deliveries. Its owner and URL
+/// when this disabled it, `None` when it already was (or is gone).
+pub async fn disable_endpoint(
+    tx: &mut PgConnection,
+    id: Uuid,
+    reason: &str,
+) -> Result<Option<(Uuid, String)>, sqlx::Error> {
+    let disabled: Option<(Uuid, String)> = sqlx::query_as(
+        "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now()
+          WHERE id = $1 AND enabled RETURNING user_id, url",
+    )
+    .bind(id)
+    .bind(reason)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if disabled.is_some() {
+        cancel_pending(tx, id).await?;
+    }
+    Ok(disabled)
+}
+
+/// Cancels endpoint `id`'s pending deliveries (it was disabled).
+pub async fn cancel_pending(tx: &mut PgConnection, id: Uuid) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL,
+                locked_until = NULL, updated_at = now()
+          WHERE endpoint_id = $1 AND state = 'pending'",
+    )
+    .bind(id)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
+}
