@@ -1,0 +1,469 @@
+//! Outgoing webhooks through the gateway: endpoints and their validation, ownership, signed
+//! deliveries checked by the reference Standard Webhooks library, retries, 410 Gone and secret
+//! rotation. The receiver is an axum server inside the test that records every request and
+//! answers from a script.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::{body::Bytes, extract::State, http::HeaderMap, http::StatusCode, http::Uri, Router};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use common::{App, Reply, WAIT};
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::testkit::eventually;
+
+/// A request the receiver got.
+#[derive(Debug, Clone)]
+struct Recorded {
+    path: String,
+    method: String,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    requests: Vec<Recorded>,
+    /// Per path, the statuses to answer in turn; 200 when none is left.
+    script: HashMap<String, VecDeque<u16>>,
+}
+
+/// The webhook receiver: records every request, answers per path from a script.
+struct Receiver {
+    base: String,
+    inbox: Arc<Mutex<Inbox>>,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let app = Router::new()
+            .fallback(receive)
+            .with_state(inbox.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { base, inbox }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Answers the next requests to `path` with `statuses`, then 200.
+    fn script(&self, path: &str, statuses: &[u16]) {
+        let mut inbox = self.inbox.lock().unwrap();
+        inbox.script.insert(path.into(), statuses.iter().copied().collect());
+    }
+
+    fn requests(&self, path: &str) -> Vec<Recorded> {
+        let inbox = self.inbox.lock().unwrap();
+        inbox.requests.iter().filter(|r| r.path == path).cloned().collect()
+    }
+
+    /// Waits for at least `n` requests to `path`.
+    async fn wait_for(&self, path: &str, n: usize) -> Vec<Recorded> {
+        eventually(&format!("{n} requests to {path}"), WAIT, || async {
+            let got = self.requests(path);
+            (got.len() >= n).then_some(got)
+        })
+        .await
+    }
+}
+
+async fn receive(
+    State(inbox): State<Arc<Mutex<Inbox>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let mut inbox = inbox.lock().unwrap();
+    let path = uri.path().to_string();
+    let status = inbox
+        .script
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front)
+        .unwrap_or(200);
+    let headers = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_lowercase(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    inbox.requests.push(Recorded {
+        path,
+        method: method.to_string(),
+        headers,
+        body: body.to_vec(),
+    });
+    StatusCode::from_u16(status).unwrap()
+}
+
+/// Verifies `requests` with the reference `standardwebhooks` library
+/// (`tests/notify/webhook_verify.py`), trying each of `secrets`; its JSON report.
+fn verify(requests: &[Recorded], secrets: &[&str]) -> Value {
+    let dir = std::env::temp_dir().join(format!("taskmesh-webhooks-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("requests.jsonl");
+    let lines: Vec<String> = requests
+        .iter()
+        .enumerate()
+        .map(|(n, r)| {
+            json!({"n": n, "path": r.path, "method": r.method, "headers": r.headers,
+                   "body_b64": STANDARD.encode(&r.body)})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/notify/webhook_verify.py");
+    let mut command = std::process::Command::new(common::venv_python());
+    command.arg(script).arg("--in").arg(&file);
+    for secret in secrets {
+        command.args(["--secret", secret]);
+    }
+    let output = command.output().expect("webhook_verify.py runs");
+    assert!(output.status.success(), "{output:?}");
+    std::fs::remove_dir_all(&dir).ok();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A test app whose webhooks may call the local receiver and retry after a second.
+async fn app() -> App {
+    App::start_with(|c| {
+        c.webhooks.allow = vec!["127.0.0.1".into()];
+        c.webhooks.schedule_secs = vec![0, 1, 1, 1];
+    })
+    .await
+}
+
+async fn user_id(app: &App, token: &str) -> String {
+    let (status, me) = app.get("/api/v1/users/me", Some(token)).await;
+    assert_eq!(status, 200, "{me}");
+    me["id"].as_str().unwrap().to_string()
+}
+
+async fn call(app: &App, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+    app.send(method, path, Some(token), body).await
+}
+
+async fn create_endpoint(app: &App, token: &str, url: &str, types: &[&str]) -> Value {
+    let reply = call(
+        app,
+        Method::POST,
+        "/api/v1/webhooks",
+        token,
+        Some(json!({"url": url, "event_types": types})),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply.body
+}
+
+async fn endpoint_rows(app: &App) -> i64 {
+    let pool = app.db(&app.env.config.notify.database).await;
+    let n = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+/// Ada assigns Bob a new task (once task-svc knows Bob); the task's id.
+async fn assign_task_to(app: &App, ada: &str, bob_id: &str, title: &str) -> String {
+    let (status, task) = app
+        .post("/api/v1/tasks", Some(ada), json!({"title": title}))
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let id = task["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/tasks/{id}");
+    eventually("bob to be assignable", WAIT, || async {
+        let reply = call(app, Method::PATCH, &path, ada, Some(json!({"assignee_id": bob_id}))).await;
+        (reply.status == 200).then_some(())
+    })
+    .await;
+    id
+}
+
+async fn deliveries(app: &App, token: &str, endpoint_id: &str) -> Vec<Value> {
+    let reply = call(
+        app,
+        Method::GET,
+        &format!("/api/v1/webhooks/{endpoint_id}/deliveries"),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_shows_only_at_creation_and_invalid_endpoints_write_nothing() {
+    let app = app().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let created = create_endpoint(&app, &ada, "http://127.0.0.1:9/hook", &["task.assigned"]).await;
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert!(STANDARD.decode(&secret[6..]).unwrap().len() >= 24);
+    assert_eq!(created["event_types"], json!(["task.assigned"]));
+    assert_eq!(created["enabled"], true);
+    let id = created["id"].as_str().unwrap();
+
+    let list = call(&app, Method::GET, "/api/v1/webhooks", &ada, None).await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    let read = call(&app, Method::GET, &format!("/api/v1/webhooks/{id}"), &ada, None).await;
+    assert_eq!(read.status, 200);
+    for answer in [&list.body.to_string(), &read.body.to_string()] {
+        assert!(!answer.contains("whsec_"), "{answer}");
+    }
+
+    let refused = [
+        (json!({"url": "ftp://example.com/hook", "event_types": ["task.assigned"]}), "invalid_url"),
+        (json!({"url": "not a url", "event_types": ["task.assigned"]}), "invalid_url"),
+        (json!({"url": "http://127.0.0.1:9/x", "event_types": ["task.exploded"]}), "unknown_event_type"),
+        (json!({"url": "http://127.0.0.1:9/x", "event_types": []}), "invalid_event_types"),
+        (
+            json!({"url": "http://127.0.0.1:9/x", "event_types": ["task.assigned"], "description": "x".repeat(501)}),
+            "invalid_description",
+        ),
+        (
+            json!({"url": format!("http://127.0.0.1:9/{}", "a".repeat(2000)), "event_types": ["task.assigned"]}),
+            "invalid_url",
+        ),
+    ];
+    for (body, code) in refused {
+        let reply = call(&app, Method::POST, "/api/v1/webhooks", &ada, Some(body.clone())).await;
+        assert_eq!((reply.status, reply.code()), (422, code), "{body}: {:?}", reply.body);
+        if code == "unknown_event_type" {
+            assert!(reply.text("detail").contains("task.exploded"), "{:?}", reply.body);
+        }
+    }
+    let bad_patch = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/webhooks/{id}"),
+        &ada,
+        Some(json!({"url": "ftp://example.com/"})),
+    )
+    .await;
+    assert_eq!((bad_patch.status, bad_patch.code()), (422, "invalid_url"));
+    assert_eq!(endpoint_rows(&app).await, 1, "refused requests wrote nothing");
+
+    let rotated = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/webhooks/{id}/rotate-secret"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    let new_secret = rotated.text("secret");
+    assert!(new_secret.starts_with("whsec_") && new_secret != secret);
+    assert!(!rotated.body["previous_secret_until"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_addresses_are_refused_unless_allowed() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    for url in ["http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://169.254.169.254/"] {
+        let reply = call(
+            &app,
+            Method::POST,
+            "/api/v1/webhooks",
+            &ada,
+            Some(json!({"url": url, "event_types": ["task.assigned"]})),
+        )
+        .await;
+        assert_eq!((reply.status, reply.code()), (422, "forbidden_url"), "{url}: {:?}", reply.body);
+        assert!(reply.text("detail").contains("webhooks.allow"), "{:?}", reply.body);
+    }
+    assert_eq!(endpoint_rows(&app).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_endpoint_is_not_found() {
+    let app = app().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let eve = app.sign_up("eve@example.com").await;
+    let created = create_endpoint(&app, &ada, "http://127.0.0.1:9/hook", &["task.assigned"]).await;
+    let id = created["id"].as_str().unwrap();
+    let delivery = uuid::Uuid::now_v7();
+    let attempts = [
+        (Method::GET, format!("/api/v1/webhooks/{id}"), None),
+        (Method::PATCH, format!("/api/v1/webhooks/{id}"), Some(json!({"description": "mine"}))),
+        (Method::PATCH, format!("/api/v1/webhooks/{id}"), Some(json!({"url": "ftp://x/"}))),
+        (Method::GET, format!("/api/v1/webhooks/{id}/deliveries"), None),
+        (Method::POST, format!("/api/v1/webhooks/{id}/rotate-secret"), None),
+        (Method::POST, format!("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver"), None),
+        (Method::DELETE, format!("/api/v1/webhooks/{id}"), None),
+    ];
+    for (method, path, body) in attempts {
+        let reply = call(&app, method.clone(), &path, &eve, body).await;
+        assert_eq!((reply.status, reply.code()), (404, "not_found"), "{method} {path}");
+    }
+    let list = call(&app, Method::GET, "/api/v1/webhooks", &eve, None).await;
+    assert_eq!(list.body["items"], json!([]));
+    let still = call(&app, Method::GET, &format!("/api/v1/webhooks/{id}"), &ada, None).await;
+    assert_eq!(still.status, 200);
+    assert_eq!(still.body["description"], "");
+    let deleted = call(&app, Method::DELETE, &format!("/api/v1/webhooks/{id}"), &ada, None).await;
+    assert_eq!(deleted.status, 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_reaches_the_assignees_endpoint_signed_per_standard_webhooks() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    let endpoint = create_endpoint(&app, &bob, &receiver.url("/bob"), &["task.assigned"]).await;
+    let secret = endpoint["secret"].as_str().unwrap();
+
+    let task_id = assign_task_to(&app, &ada, &bob_id, "Review the webhook docs").await;
+
+    let got = receiver.wait_for("/bob", 1).await;
+    let request = &got[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert_eq!(request.headers["user-agent"], "Taskmesh-Webhooks/1");
+    let event: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(event["type"], "task.assigned");
+    assert_eq!(event["data"]["task_id"], task_id.as_str());
+    assert_eq!(event["data"]["assignee_id"], bob_id.as_str());
+    let report = verify(&got, &[secret]);
+    assert_eq!(report["checked"], got.len(), "{report}");
+    assert_eq!(report["verified"], got.len(), "{report}");
+    assert_eq!(report["types"][0], "task.assigned");
+
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let listed = eventually("the delivery to be recorded delivered", WAIT, || async {
+        let items = deliveries(&app, &bob, endpoint_id).await;
+        (items.first().is_some_and(|d| d["state"] == "delivered")).then_some(items)
+    })
+    .await;
+    assert_eq!(listed[0]["message_id"], request.headers["webhook-id"].as_str());
+    assert_eq!(listed[0]["event_id"], event["id"]);
+    assert_eq!(listed[0]["attempt_log"][0]["status"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attempt_is_retried_and_redelivery_keeps_the_webhook_id() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    receiver.script("/flaky", &[500]);
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    let endpoint = create_endpoint(&app, &bob, &receiver.url("/flaky"), &["task.assigned"]).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+
+    assign_task_to(&app, &ada, &bob_id, "Flaky").await;
+
+    let delivery = eventually("the delivery to succeed on its retry", WAIT, || async {
+        let items = deliveries(&app, &bob, endpoint_id).await;
+        items.into_iter().find(|d| d["state"] == "delivered")
+    })
+    .await;
+    assert_eq!(delivery["attempts"], 2, "{delivery}");
+    let log = delivery["attempt_log"].as_array().unwrap();
+    let statuses: Vec<&Value> = log.iter().map(|a| &a["status"]).collect();
+    assert_eq!(statuses, [&json!(500), &json!(200)], "{delivery}");
+    assert!(log.iter().all(|a| a["latency_ms"].as_i64().unwrap() >= 0));
+    let got = receiver.requests("/flaky");
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    assert_eq!(got[0].body, got[1].body);
+    let report = verify(&got, &[endpoint["secret"].as_str().unwrap()]);
+    assert_eq!(report["verified"], 2, "{report}");
+
+    let id = delivery["id"].as_str().unwrap();
+    let redeliver = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/webhooks/{endpoint_id}/deliveries/{id}/redeliver"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(redeliver.status, 202, "{:?}", redeliver.body);
+    let got = receiver.wait_for("/flaky", 3).await;
+    assert_eq!(got[2].headers["webhook-id"], got[0].headers["webhook-id"]);
+    assert_eq!(got[2].body, got[0].body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_the_endpoint_and_tells_its_owner() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    receiver.script("/gone", &[410]);
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    let endpoint = create_endpoint(&app, &bob, &receiver.url("/gone"), &["task.assigned"]).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+
+    assign_task_to(&app, &ada, &bob_id, "Gone").await;
+
+    let path = format!("/api/v1/webhooks/{endpoint_id}");
+    let disabled = eventually("the endpoint to be disabled", WAIT, || async {
+        let reply = call(&app, Method::GET, &path, &bob, None).await;
+        (reply.body["enabled"] == false).then_some(reply.body)
+    })
+    .await;
+    assert!(disabled["disabled_reason"].as_str().unwrap().contains("410"), "{disabled}");
+    let note = eventually("bob to be told", WAIT, || async {
+        let items = app.notifications(&bob).await;
+        items.into_iter().find(|n| n["kind"] == "webhook.disabled")
+    })
+    .await;
+    assert_eq!(note["subject"], endpoint_id.as_str());
+    assert!(!note.to_string().contains("whsec_"));
+    let items = deliveries(&app, &bob, &endpoint_id).await;
+    assert_eq!(items[0]["state"], "failed");
+    assert_eq!(items[0]["last_status"], 410);
+
+    // A disabled endpoint gets nothing new; enabling it again resets its failure clock.
+    let enabled = call(&app, Method::PATCH, &path, &bob, Some(json!({"enabled": true}))).await;
+    assert_eq!(enabled.status, 200);
+    assert_eq!(enabled.body["enabled"], true);
+    assert!(enabled.body["disabled_reason"].is_null());
+    assert!(enabled.body["failing_since"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_rotation_both_secrets_verify() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    let endpoint = create_endpoint(&app, &bob, &receiver.url("/rotating"), &["task.assigned"]).await;
+    let old = endpoint["secret"].as_str().unwrap().to_string();
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let rotated = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/webhooks/{endpoint_id}/rotate-secret"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(rotated.status, 200);
+    let new = rotated.text("secret");
+
+    assign_task_to(&app, &ada, &bob_id, "Rotate").await;
+
+    let got = receiver.wait_for("/rotating", 1).await;
+    let signatures = &got[0].headers["webhook-signature"];
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+    let report = verify(&got, &[&old, &new]);
+    assert_eq!(report["verified"], got.len(), "{report}");
+    assert_eq!(report["per_secret"], json!([got.len(), got.len()]), "{report}");
+}
