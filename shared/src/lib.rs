@@ -30,6 +30,7 @@ pub mod http;
 pub mod idempotency;
 pub mod identity;
 pub mod openapi;
+pub mod outbound;
 pub mod outbox;
 pub mod problem;
 pub mod sessions;

@@ -1,0 +1,249 @@
+//! The SSRF guard of every outgoing HTTP call a user can aim (the worker's `http` kind, webhook
+//! endpoints): only `http(s)`, every address of the host checked before connecting, loopback,
+//! private, link-local and similar addresses refused unless allow-listed, the connection pinned
+//! to the checked addresses (no DNS rebinding) and no redirects (a redirect could point inside).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Why a URL may not be called.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// It never will be (wrong scheme, no host, an internal address): a permanent failure.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Its name does not resolve now: may pass later.
+    #[error("{0}")]
+    Unresolved(String),
+}
+
+/// Which otherwise refused addresses may be called: host names, IP addresses and CIDR ranges.
+#[derive(Debug, Clone, Default)]
+pub struct AllowList {
+    hosts: Vec<String>,
+    nets: Vec<(IpAddr, u8)>,
+}
+
+impl AllowList {
+    /// Parses `entries`; an error names `setting`.
+    pub fn parse(setting: &str, entries: &[String]) -> anyhow::Result<Self> {
+        let mut list = AllowList::default();
+        for entry in entries {
+            let entry = entry.trim();
+            let bad = || anyhow::anyhow!("{setting}: bad CIDR {entry:?}");
+            if let Some((ip, bits)) = entry.split_once('/') {
+                let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+                let bits: u8 = bits.parse().map_err(|_| bad())?;
+                list.nets.push((ip, bits));
+            } else if let Ok(ip) = entry.parse::<IpAddr>() {
+                list.nets.push((ip, if ip.is_ipv4() { 32 } else { 128 }));
+            } else {
+                list.hosts.push(entry.to_ascii_lowercase());
+            }
+        }
+        Ok(list)
+    }
+
+    pub fn allows(&self, host: &str, ip: IpAddr) -> bool {
+        self.hosts.iter().any(|h| h == &host.to_ascii_lowercase())
+            || self.nets.iter().any(|(net, bits)| in_net(ip, *net, *bits))
+    }
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let bits = u32::from(bits.min(32));
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let bits = u32::from(bits.min(128));
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Addresses an outbound call must not reach unless allow-listed: loopback, private,
+/// link-local (cloud metadata), carrier-grade NAT, unspecified, broadcast, multicast, and the
+/// IPv6 equivalents (also IPv4 mapped into IPv6).
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The guard: an allow list and the name of the setting that extends it (named in refusals).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    setting: String,
+    allow: AllowList,
+}
+
+impl Guard {
+    pub fn new(setting: &str, entries: &[String]) -> anyhow::Result<Self> {
+        Ok(Self {
+            setting: setting.into(),
+            allow: AllowList::parse(setting, entries)?,
+        })
+    }
+
+    /// Checks the URL's form only (scheme and host), without resolving: for validating input.
+    pub fn check_form(&self, url: &url::Url) -> Result<(), Refusal> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Refusal::Forbidden("only http and https URLs".into()));
+        }
+        let host = host_of(url)?;
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            self.check_addrs(&host, &[SocketAddr::new(ip, 0)])?;
+        }
+        Ok(())
+    }
+
+    /// The addresses of `url`'s host that may be called.
+    pub async fn check(&self, url: &url::Url) -> Result<Vec<SocketAddr>, Refusal> {
+        self.check_form(url)?;
+        let host = host_of(url)?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|e| Refusal::Unresolved(format!("cannot resolve {host}: {e}")))?
+                .collect(),
+        };
+        if addrs.is_empty() {
+            return Err(Refusal::Unresolved(format!("{host} has no address")));
+        }
+        self.check_addrs(&host, &addrs)?;
+        Ok(addrs)
+    }
+
+    fn check_addrs(&self, host: &str, addrs: &[SocketAddr]) -> Result<(), Refusal> {
+        let refused: Vec<String> = addrs
+            .iter()
+            .filter(|a| is_internal(a.ip()) && !self.allow.allows(host, a.ip()))
+            .map(|a| a.ip().to_string())
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(Refusal::Forbidden(format!(
+            "{host} is an internal address ({}); allow it in {}",
+            refused.join(", "),
+            self.setting
+        )))
+    }
+
+    /// A client that connects `url`'s host only to `addrs` (checked), follows no redirects and
+    /// gives up after `timeout`.
+    pub fn client(
+        &self,
+        url: &url::Url,
+        addrs: &[SocketAddr],
+        timeout: Duration,
+    ) -> reqwest::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout);
+        if let Some(host) = url.host_str().filter(|h| h.parse::<IpAddr>().is_err()) {
+            builder = builder.resolve_to_addrs(host, addrs);
+        }
+        builder.build()
+    }
+}
+
+fn host_of(url: &url::Url) -> Result<String, Refusal> {
+    Ok(url
+        .host_str()
+        .ok_or_else(|| Refusal::Forbidden("the URL has no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn the_allow_list_takes_hosts_ips_and_ranges() {
+        let list = AllowList::parse(
+            "x.allow",
+            &["localhost".into(), "10.0.0.0/8".into(), "::1".into()],
+        )
+        .unwrap();
+        assert!(list.allows("LOCALHOST", "127.0.0.1".parse().unwrap()));
+        assert!(list.allows("x", "10.9.8.7".parse().unwrap()));
+        assert!(list.allows("x", "::1".parse().unwrap()));
+        assert!(!list.allows("x", "127.0.0.1".parse().unwrap()));
+        assert!(AllowList::parse("x.allow", &["10.0.0.0/x".into()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_guard_refuses_internal_and_non_http_urls_naming_its_setting() {
+        let guard = Guard::new("webhooks.allow", &[]).unwrap();
+        let url = url::Url::parse("http://127.0.0.1:9/x").unwrap();
+        let err = guard.check(&url).await.unwrap_err();
+        assert!(matches!(err, Refusal::Forbidden(_)));
+        assert!(err.to_string().contains("webhooks.allow"), "{err}");
+        let ftp = url::Url::parse("ftp://example.com/").unwrap();
+        assert!(matches!(guard.check_form(&ftp), Err(Refusal::Forbidden(_))));
+        let allowed = Guard::new("webhooks.allow", &["127.0.0.1".into()]).unwrap();
+        assert_eq!(allowed.check(&url).await.unwrap().len(), 1);
+    }
+}
