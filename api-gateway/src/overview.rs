@@ -74,9 +74,7 @@ pub async fn overview(
             };
             let notifications = match notifications {
                 Some(list) => {
-                    let unread = list["items"].as_array().map_or(0, |items| {
-                        items.iter().filter(|n| n["read_at"].is_null()).count()
-                    });
+                    let unread = list["unread"].as_u64().unwrap_or(0);
                     Some(json!({ "unread": unread }))
                 }
                 None => {

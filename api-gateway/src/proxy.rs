@@ -52,7 +52,9 @@ pub fn route_for(path: &str) -> Option<Route> {
         "admin" if segments.next() == Some("jobs") => ("task-svc", false),
         "users" | "admin" => ("user-svc", false),
         "tasks" | "channels" | "workers" => ("task-svc", false),
-        "notifications" => ("notify-svc", false),
+        // The unsubscribe link in every mail works without logging in (its token is signed).
+        "notifications" => ("notify-svc", segments.next() == Some("unsubscribe")),
+        "webhooks" => ("notify-svc", false),
         "media" => ("media-svc", false),
         _ => return None,
     };
@@ -376,6 +378,20 @@ mod tests {
         );
         assert_eq!(route_for("/api/v1/admin/keys").unwrap().service, "user-svc");
         assert!(!route_for("/api/v1/tasks").unwrap().public);
+        assert!(
+            route_for("/api/v1/notifications/unsubscribe")
+                .unwrap()
+                .public
+        );
+        assert!(
+            !route_for("/api/v1/notifications/preferences")
+                .unwrap()
+                .public
+        );
+        assert_eq!(
+            route_for("/api/v1/webhooks/x").unwrap().service,
+            "notify-svc"
+        );
         assert_eq!(route_for("/api/v1/unknown"), None);
         assert_eq!(route_for("/internal"), None);
     }

@@ -1,5 +1,5 @@
 //! The history checker: what the clients saw against what exists (tasks in task-svc's
-//! database) and what happened (calls at the receiver, and the `task_created` notification
+//! database) and what happened (calls at the receiver, and the `task.assigned` notification
 //! notify-svc writes for each person's task).
 //!
 //! - **lost**: an ok request whose task does not exist, an ok job whose receiver was never
@@ -90,12 +90,12 @@ async fn rerun_allowance(db: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uu
     Ok(rows.into_iter().map(|(id, n)| (id, n as usize)).collect())
 }
 
-/// `task_created` notifications per task (person's tasks only get one).
+/// `task.assigned` notifications per task (to the peer it is assigned to) (person's tasks only get one).
 async fn notifications(notify: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, usize>> {
     let subjects: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT subject, count(*) FROM notifications
-          WHERE kind = 'task_created' AND subject = ANY($1) GROUP BY subject",
+          WHERE kind = 'task.assigned' AND subject = ANY($1) GROUP BY subject",
     )
     .bind(&subjects)
     .fetch_all(notify)

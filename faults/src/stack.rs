@@ -161,6 +161,15 @@ impl Stack {
             ("TASKMESH_JOBS__BACKOFF_BASE_MS".into(), "200".into()),
             ("TASKMESH_JOBS__BACKOFF_MAX_MS".into(), "2000".into()),
             ("TASKMESH_JOBS__WORKER_DEAD_AFTER_SECS".into(), "5".into()),
+            // The peer that people's tasks are assigned to is mailed about each: as files here.
+            (
+                "TASKMESH_SMTP__MAIL_DIR".into(),
+                dir.join("mail").display().to_string(),
+            ),
+            (
+                "TASKMESH_NOTIFICATIONS__EMAIL_HOURLY_CAP".into(),
+                "1000000".into(),
+            ),
         ];
         for spec in &SERVICES {
             let addr = free_port()?;

@@ -49,6 +49,8 @@ pub struct Client {
     token: Arc<RwLock<String>>,
     relogin: Arc<tokio::sync::Mutex<Instant>>,
     receiver: String,
+    /// The user people's tasks are assigned to: notify-svc tells them (`task.assigned`).
+    peer: Uuid,
 }
 
 fn title(tag: &str, req: Uuid) -> String {
@@ -74,6 +76,18 @@ impl Client {
             .send()
             .await?;
         anyhow::ensure!(response.status() == 201, "register: {}", response.status());
+        let peer_email = format!("faults-peer-{}@example.com", Uuid::new_v4().simple());
+        let response = http
+            .post(format!("{api}/api/v1/auth/register"))
+            .json(&json!({"email": peer_email, "password": PASSWORD, "display_name": "Fault peer"}))
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 201, "register: {}", response.status());
+        let peer: Value = response.json().await?;
+        let peer = peer["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("register answered without an id"))?;
         let client = Self {
             http,
             api,
@@ -83,6 +97,7 @@ impl Client {
                 Instant::now() - Duration::from_secs(3600),
             )),
             receiver,
+            peer,
         };
         client.login().await?;
         Ok(client)
@@ -131,7 +146,7 @@ impl Client {
                 }
             })
         } else {
-            json!({"title": title(tag, req), "priority": "normal"})
+            json!({"title": title(tag, req), "priority": "normal", "assignee_id": self.peer})
         };
         let token = self.token.read().await.clone();
         let sent = Instant::now();

@@ -1,14 +1,28 @@
-//! notify-svc: notifications. Owns the `taskmesh_notify` database and consumes `user.created`,
-//! `task.*`, `channel.*` and `media.processed` from its queue `<ns>.notify-svc`.
+//! notify-svc: notifications. Owns the `taskmesh_notify` database; consumes the events that
+//! concern people (`user.*`, `task.*`, `channel.joined`) from its queue `<ns>.notify-svc` and
+//! tells them in-app, by email, by webhook and by SMS, as they chose.
 //!
-//! # Layout
-//! - [`events`]: the consumer that turns events into notifications, once per event.
-//! - [`notifications`]: the notification resource.
+//! # Layout (dependencies run one way: http, consumers, background → service → domain, store)
+//! - [`domain`]: kinds, channels and their defaults; who hears about what.
+//! - [`store`]: SQL for notifications, preferences, the users read model and outgoing messages.
+//! - [`service`]: the use cases (fan an event out, change preferences, sign links).
+//! - [`channels`]: how a message leaves: mail (SMTP or `.eml` files), SMS.
+//! - [`consumers`]: the event fan-out and the mail and SMS queues.
+//! - [`background`]: the digest of mail held back by the hourly cap.
+//! - [`webhooks`]: endpoints, signed deliveries and their retries.
+//! - [`http`]: the REST routes.
 
-pub mod events;
-pub mod notifications;
+pub mod background;
+pub mod channels;
+pub mod consumers;
+pub mod domain;
+pub mod http;
+pub mod service;
+pub mod store;
+pub mod webhooks;
 
-use axum::Router;
+use std::sync::Arc;
+
 use shared::{consumer::Consumer, startup::Platform, topology, Config};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -18,18 +32,14 @@ pub const SERVICE: &str = "notify-svc";
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/notify");
 
+/// What handlers, consumers and loops share.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub config: Arc<Config>,
+    /// Signs and checks unsubscribe links.
+    pub links: Arc<service::links::Signer>,
 }
-
-/// This service's part of the API description.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(notifications::list),
-    tags((name = "notifications", description = "In-app notifications"))
-)]
-pub struct ApiDoc;
 
 /// Runs notify-svc on `listener` until `shutdown`.
 pub async fn run(
@@ -45,22 +55,53 @@ pub async fn run(
         &shutdown,
     )
     .await?;
-    let consumer = Consumer::new(
+    let links = service::links::Signer::load(&platform.pool, &config.notifications).await?;
+    let state = AppState {
+        pool: platform.pool.clone(),
+        config: Arc::new(config.clone()),
+        links: Arc::new(links),
+    };
+    let mailer = Arc::new(channels::mail::Mailer::from_config(&config.smtp)?);
+    if let channels::mail::Mailer::Files { dir, .. } = mailer.as_ref() {
+        tracing::info!(dir = %dir.display(), "no smtp.url: mail is written as .eml files");
+    }
+    let sms = channels::sms::from_config(&config.sms)?;
+    let events = Consumer::new(
         platform.broker.clone(),
         topology::notify_queue(&platform.broker, &config.consumer),
-        events::NotificationHandler {
-            pool: platform.pool.clone(),
+        consumers::events::FanOut {
+            state: state.clone(),
         },
     );
-    platform.spawn(consumer.run_batched(256, shutdown.clone()));
-    let app = Router::new()
-        .merge(notifications::router())
-        .with_state(AppState {
-            pool: platform.pool.clone(),
-        })
-        .merge(shared::health::openapi_router(
-            <ApiDoc as utoipa::OpenApi>::openapi(),
-        ));
+    platform.spawn(events.run_batched(64, shutdown.clone()));
+    let mail = Consumer::new(
+        platform.broker.clone(),
+        topology::notify_mail_queue(&platform.broker, &config.consumer),
+        consumers::mail::MailSender {
+            state: state.clone(),
+            mailer: mailer.clone(),
+        },
+    );
+    platform.spawn(mail.run(shutdown.clone()));
+    let texts = Consumer::new(
+        platform.broker.clone(),
+        topology::notify_sms_queue(&platform.broker, &config.consumer),
+        consumers::sms::SmsSender {
+            state: state.clone(),
+            provider: sms,
+        },
+    );
+    platform.spawn(texts.run(shutdown.clone()));
+    platform.spawn(background::digest::run(
+        state.clone(),
+        mailer,
+        shutdown.clone(),
+    ));
+    platform.spawn(webhooks::run(state.clone(), shutdown.clone()));
+    let app = http::router()
+        .merge(webhooks::router())
+        .with_state(state)
+        .merge(shared::health::openapi_router(http::api_doc()));
     let readiness = platform.readiness();
     platform.serve(listener, app, readiness, shutdown).await
 }

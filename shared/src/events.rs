@@ -126,6 +126,9 @@ pub const ALL_TYPES: &[&str] = &[
     TaskFailed::TYPE,
     TaskDead::TYPE,
     ChannelJoined::TYPE,
+    NotificationCreated::TYPE,
+    MailDue::TYPE,
+    SmsDue::TYPE,
     JobDispatch::TYPE,
     JobStarted::TYPE,
     JobProgress::TYPE,
@@ -230,6 +233,9 @@ pub struct TaskStatusChanged {
     pub title: String,
     pub from: String,
     pub to: String,
+    /// The task's assignee after the change (absent in events from before it was added).
+    #[serde(default)]
+    pub assignee_id: Option<Uuid>,
 }
 
 impl EventPayload for TaskStatusChanged {
@@ -562,6 +568,51 @@ impl EventPayload for ChannelJoined {
     const TYPE: &'static str = "channel.joined";
     fn subject(&self) -> String {
         self.channel_id.to_string()
+    }
+}
+
+/// An in-app notification was written (a live view shows it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NotificationCreated {
+    pub notification_id: Uuid,
+    pub user_id: Uuid,
+    /// `task.assigned`, `task.due_soon`, …
+    pub kind: String,
+    pub title: String,
+    pub link: Option<String>,
+    pub actor_id: Option<Uuid>,
+}
+
+impl EventPayload for NotificationCreated {
+    const TYPE: &'static str = "notification.created";
+    fn subject(&self) -> String {
+        self.notification_id.to_string()
+    }
+}
+
+/// notify-svc's own command to itself: send the mail `message_id` (its mail queue).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MailDue {
+    pub message_id: Uuid,
+}
+
+impl EventPayload for MailDue {
+    const TYPE: &'static str = "notify.mail";
+    fn subject(&self) -> String {
+        self.message_id.to_string()
+    }
+}
+
+/// notify-svc's own command to itself: send the text `message_id` (its SMS queue).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SmsDue {
+    pub message_id: Uuid,
+}
+
+impl EventPayload for SmsDue {
+    const TYPE: &'static str = "notify.sms";
+    fn subject(&self) -> String {
+        self.message_id.to_string()
     }
 }
 

@@ -173,7 +173,9 @@ pub async fn enqueue_routed<T: EventPayload>(
 /// letter) rather than an event nobody may be listening for: unroutable, it is retried with
 /// backoff instead of being marked, so a job is never dropped while its pool's queue is missing.
 fn must_route(routing_key: &str) -> bool {
-    routing_key.starts_with("job.dispatch.") || routing_key.starts_with("job.dead.")
+    routing_key.starts_with("job.dispatch.")
+        || routing_key.starts_with("job.dead.")
+        || routing_key.starts_with("notify.")
 }
 
 /// A wake that published fewer rows than this (and some) means small transactions are

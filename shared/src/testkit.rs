@@ -44,6 +44,11 @@ impl TestEnv {
         config.consumer.retry_max_ms = 2_000;
         config.consumer.max_attempts = 4;
         config.outbox.poll_interval_ms = 200;
+        // Mail without an SMTP server goes to files: this environment's own folder.
+        config.smtp.mail_dir = std::env::temp_dir()
+            .join(format!("taskmesh-test-{id}-mail"))
+            .display()
+            .to_string();
         let port0 = SocketAddr::from(([127, 0, 0, 1], 0));
         for (svc, name) in [
             (&mut config.user, "users"),
@@ -87,6 +92,7 @@ impl Drop for TestEnv {
         let config = self.config.postgres.clone();
         let databases = self.databases();
         let amqp = self.config.amqp.clone();
+        let _ = std::fs::remove_dir_all(&self.config.smtp.mail_dir);
         // Drop runs inside the test's runtime, which must not block on its own futures.
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()

@@ -20,12 +20,26 @@ use crate::consumer::QueueSpec;
 /// each delivery).
 pub fn notify_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "notify-svc", config)
-        .bind("user.created")
-        .bind("task.created")
+        .bind("user.*")
+        .bind("task.assigned")
+        .bind("task.status_changed")
+        .bind("task.completed")
         .bind("task.due_soon")
+        .bind("task.failed")
         .bind("task.dead")
-        .bind("channel.#")
-        .bind("media.processed")
+        .bind("channel.joined")
+}
+
+/// notify-svc's mail queue: one command per mail, so that an SMTP server that is away delays
+/// mail through the consumer's retries (and dead-letters it after them) without holding up
+/// the event fan-out.
+pub fn notify_mail_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
+    QueueSpec::new(broker, "notify-svc.mail", config).bind("notify.mail")
+}
+
+/// notify-svc's SMS queue, like the mail queue.
+pub fn notify_sms_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
+    QueueSpec::new(broker, "notify-svc.sms", config).bind("notify.sms")
 }
 
 /// task-svc's queue: the user events its read model of users is built from.
@@ -46,6 +60,8 @@ pub fn job_reports_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec 
 pub fn consumer_queues(broker: &Broker, config: &ConsumerConfig) -> Vec<QueueSpec> {
     vec![
         notify_queue(broker, config),
+        notify_mail_queue(broker, config),
+        notify_sms_queue(broker, config),
         task_queue(broker, config),
         job_reports_queue(broker, config),
     ]

@@ -1139,6 +1139,7 @@ pub(crate) async fn save(
             title: task.title.clone(),
             from,
             to: task.status.clone(),
+            assignee_id: task.assignee_id,
         };
         outbox::enqueue(tx, CloudEvent::new(SERVICE, moved)).await?;
         if task.status == "done" {

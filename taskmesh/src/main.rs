@@ -57,6 +57,17 @@ async fn up(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     println!("  media-svc            {}", c.media.url);
     println!("  worker               {}", c.worker.url);
     println!("  health / metrics     <service>/readyz, <service>/metrics");
+    match &c.smtp.url {
+        None => {
+            let dir = std::path::absolute(&c.smtp.mail_dir)
+                .unwrap_or_else(|_| c.smtp.mail_dir.clone().into());
+            println!(
+                "  Mail                 written as .eml files into {} (set TASKMESH_SMTP__URL to send over SMTP)",
+                dir.display()
+            );
+        }
+        Some(_) => println!("  Mail                 sent over SMTP (smtp.url)"),
+    }
     println!("  RabbitMQ console     {management}  (guest/guest; `rabbitmq-plugins enable rabbitmq_management` if it does not load)");
     println!("Press Ctrl-C to stop.");
     println!();

@@ -240,7 +240,7 @@ async fn a_fatal_error_dies_at_once_and_purge_empties_the_dead_list() {
         let notes = app.notifications(&ada).await;
         notes
             .iter()
-            .any(|n| n["kind"] == "job_dead" && n["subject"] == id)
+            .any(|n| n["kind"] == "task.dead" && n["subject"] == id)
             .then_some(())
     })
     .await;

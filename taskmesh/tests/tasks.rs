@@ -528,7 +528,7 @@ async fn the_due_soon_reminder_fires_once_moves_with_the_due_date_and_is_dropped
         let notes = app.notifications(&token).await;
         let due: Vec<Value> = notes
             .into_iter()
-            .filter(|n| n["kind"] == "task_due_soon")
+            .filter(|n| n["kind"] == "task.due_soon")
             .collect();
         (!due.is_empty()).then_some(due)
     })

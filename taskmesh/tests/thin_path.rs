@@ -9,42 +9,57 @@ use shared::testkit::{eventually, TestEnv};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_created_through_the_gateway_notifies_its_owner() {
+async fn a_task_assigned_through_the_gateway_notifies_its_assignee_and_not_its_creator() {
     let app = App::start().await;
-    let token = app.sign_up("ada@example.com").await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob_id = app.user_id(&bob).await;
 
     let (status, task) = app
         .post(
             "/api/v1/tasks",
-            Some(&token),
-            json!({ "title": "Write the README", "priority": "high" }),
+            Some(&ada),
+            json!({ "title": "Write the README", "priority": "high", "assignee_id": bob_id }),
         )
         .await;
     assert_eq!(status, 201, "{task}");
     assert_eq!(task["priority"], "high");
     let task_id = task["id"].as_str().unwrap().to_string();
 
-    let notes = eventually("the task_created notification", WAIT, || async {
-        let notes = app.notifications(&token).await;
+    let notes = eventually("Bob's task.assigned notification", WAIT, || async {
+        let notes = app.notifications(&bob).await;
         notes
             .iter()
-            .any(|n| n["kind"] == "task_created")
+            .any(|n| n["kind"] == "task.assigned")
             .then_some(notes)
     })
     .await;
-    let note = notes.iter().find(|n| n["kind"] == "task_created").unwrap();
+    let note = notes.iter().find(|n| n["kind"] == "task.assigned").unwrap();
     assert_eq!(note["subject"], task_id.as_str());
-    assert_eq!(note["title"], "Task created: Write the README");
+    assert_eq!(note["title"], "Ada assigned you “Write the README”");
+    assert!(note["link"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/api/v1/tasks/{task_id}")));
 
-    // user.created travelled the same way: a welcome notification.
-    eventually("the welcome notification", WAIT, || async {
-        let notes = app.notifications(&token).await;
-        notes.iter().any(|n| n["kind"] == "welcome").then_some(())
+    // user.created travelled the same way: a welcome notification for each.
+    eventually("Ada's welcome notification", WAIT, || async {
+        let notes = app.notifications(&ada).await;
+        notes
+            .iter()
+            .any(|n| n["kind"] == "user.created")
+            .then_some(())
     })
     .await;
+    // Ada caused the assignment: she hears nothing about it.
+    let adas = app.notifications(&ada).await;
+    assert!(
+        adas.iter().all(|n| n["subject"] != task_id.as_str()),
+        "{adas:?}"
+    );
 
     let (status, fetched) = app
-        .get(&format!("/api/v1/tasks/{task_id}"), Some(&token))
+        .get(&format!("/api/v1/tasks/{task_id}"), Some(&bob))
         .await;
     assert_eq!(status, 200);
     assert_eq!(fetched["title"], "Write the README");
@@ -55,11 +70,13 @@ async fn another_users_task_and_notifications_stay_private() {
     let app = App::start().await;
     let ada = app.sign_up("ada@example.com").await;
     let bob = app.sign_up("bob@example.com").await;
+    let carol = app.sign_up("carol@example.com").await;
+    let carol_id = app.user_id(&carol).await;
     let (_, task) = app
         .post(
             "/api/v1/tasks",
             Some(&ada),
-            json!({ "title": "Ada's secret" }),
+            json!({ "title": "Ada's secret", "assignee_id": carol_id }),
         )
         .await;
     let task_id = task["id"].as_str().unwrap();
@@ -70,16 +87,31 @@ async fn another_users_task_and_notifications_stay_private() {
     assert_eq!(status, 404, "{body}");
     let (_, list) = app.get("/api/v1/tasks", Some(&bob)).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
-    eventually("ada's task notification", WAIT, || async {
-        let notes = app.notifications(&ada).await;
+    let carols = eventually("Carol's notification", WAIT, || async {
+        let notes = app.notifications(&carol).await;
         notes
             .iter()
-            .any(|n| n["kind"] == "task_created")
-            .then_some(())
+            .find(|n| n["subject"] == task_id)
+            .map(|n| n["id"].as_str().unwrap().to_string())
     })
     .await;
     let bobs = app.notifications(&bob).await;
-    assert!(bobs.iter().all(|n| n["kind"] != "task_created"), "{bobs:?}");
+    assert!(bobs.iter().all(|n| n["subject"] != task_id), "{bobs:?}");
+    // Another's notification is not there for Bob to read or delete.
+    let path = format!("/api/v1/notifications/{carols}");
+    assert_eq!(
+        app.send(reqwest::Method::DELETE, &path, Some(&bob), None)
+            .await
+            .status,
+        404
+    );
+    let read = format!("{path}/read");
+    assert_eq!(
+        app.send(reqwest::Method::POST, &read, Some(&bob), None)
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

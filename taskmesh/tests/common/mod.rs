@@ -69,12 +69,17 @@ impl App {
 
     /// Registers and logs in; returns the access token.
     pub async fn sign_up(&self, email: &str) -> String {
+        self.sign_up_as(email, "Ada").await
+    }
+
+    /// Registers `name` and logs in; returns the access token.
+    pub async fn sign_up_as(&self, email: &str, name: &str) -> String {
         let password = PASSWORD;
         let (status, _) = self
             .post(
                 "/api/v1/auth/register",
                 None,
-                json!({ "email": email, "password": password, "display_name": "Ada" }),
+                json!({ "email": email, "password": password, "display_name": name }),
             )
             .await;
         assert_eq!(status, 201);
@@ -122,6 +127,13 @@ impl App {
             Some(json!({ "email": email, "password": password })),
         )
         .await
+    }
+
+    /// The id of the token's user.
+    pub async fn user_id(&self, token: &str) -> String {
+        let (status, me) = self.get("/api/v1/users/me", Some(token)).await;
+        assert_eq!(status, 200, "{me}");
+        me["id"].as_str().unwrap().to_string()
     }
 
     pub async fn notifications(&self, token: &str) -> Vec<Value> {

@@ -16,6 +16,9 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod notify;
+pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
+
 /// Everything any Taskmesh process needs; each service reads the sections it uses.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -32,6 +35,10 @@ pub struct Config {
     pub tasks: TasksConfig,
     pub jobs: JobsConfig,
     pub workers: WorkersConfig,
+    pub smtp: SmtpConfig,
+    pub notifications: NotificationsConfig,
+    pub webhooks: WebhooksConfig,
+    pub sms: SmsConfig,
     pub gateway: ServiceConfig,
     pub user: ServiceConfig,
     pub task: ServiceConfig,
@@ -55,6 +62,10 @@ impl Default for Config {
             tasks: TasksConfig::default(),
             jobs: JobsConfig::default(),
             workers: WorkersConfig::default(),
+            smtp: SmtpConfig::default(),
+            notifications: NotificationsConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            sms: SmsConfig::default(),
             gateway: ServiceConfig::new(8080, ""),
             user: ServiceConfig::new(8081, "taskmesh_users"),
             task: ServiceConfig::new(8082, "taskmesh_tasks"),
@@ -134,6 +145,7 @@ impl Config {
                 "jobs.backoff_base_ms must be at least 1 and at most jobs.backoff_max_ms".into(),
             ));
         }
+        notify::validate(self)?;
         if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 900 {
             return Err(ConfigError(
                 "auth.access_token_ttl_secs must be between 1 and 900 (15 minutes)".into(),

@@ -1,0 +1,3 @@
+//! notify-svc's loops: the digest of held mail (webhook deliveries run in [`crate::webhooks`]).
+
+pub mod digest;

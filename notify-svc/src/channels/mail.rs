@@ -1,0 +1,145 @@
+//! Sending one mail: over SMTP with lettre (TLS, STARTTLS and authentication from `smtp.url`),
+//! or, with no server configured, as an `.eml` file per mail in `smtp.mail_dir`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+use shared::config::SmtpConfig;
+
+/// A mail ready to leave.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: Mailbox,
+    pub subject: String,
+    /// Without angle brackets: `<id>@<host>`.
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+    /// The one-click unsubscribe URL (RFC 8058), if the mail is about a kind one can turn off.
+    pub unsubscribe: Option<String>,
+}
+
+/// Why a mail did not leave.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The server is away or said "try later" (4xx): worth retrying.
+    #[error("{0}")]
+    Transient(String),
+    /// The server refused it for good (5xx), or it cannot be built: retrying will not help.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Where mail goes.
+pub enum Mailer {
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    Files {
+        dir: PathBuf,
+        from: Mailbox,
+    },
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mailer::Smtp { .. } => f.write_str("Mailer::Smtp"),
+            Mailer::Files { dir, .. } => write!(f, "Mailer::Files({})", dir.display()),
+        }
+    }
+}
+
+impl Mailer {
+    pub fn from_config(config: &SmtpConfig) -> anyhow::Result<Self> {
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("smtp.from: {e}"))?;
+        Ok(match &config.url {
+            Some(url) => Mailer::Smtp {
+                transport: AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    .map_err(|e| anyhow::anyhow!("smtp.url: {e}"))?
+                    .timeout(Some(Duration::from_secs(config.timeout_secs)))
+                    .build(),
+                from,
+            },
+            None => Mailer::Files {
+                dir: PathBuf::from(&config.mail_dir),
+                from,
+            },
+        })
+    }
+
+    fn from(&self) -> &Mailbox {
+        match self {
+            Mailer::Smtp { from, .. } | Mailer::Files { from, .. } => from,
+        }
+    }
+
+    /// The mail as it leaves (headers and both bodies).
+    pub fn build(&self, mail: &Mail) -> Result<Message, SendError> {
+        let mut builder = Message::builder()
+            .from(self.from().clone())
+            .to(mail.to.clone())
+            .subject(&mail.subject)
+            .message_id(Some(format!("<{}>", mail.message_id)));
+        if let Some(url) = &mail.unsubscribe {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
+        builder
+            .multipart(MultiPart::alternative_plain_html(
+                mail.text.clone(),
+                mail.html.clone(),
+            ))
+            .map_err(|e| SendError::Permanent(format!("building the mail: {e}")))
+    }
+
+    /// Sends `mail`. A file is named after the Message-ID, so writing a mail twice leaves one
+    /// file, as a second SMTP send leaves one Message-ID.
+    pub async fn send(&self, mail: &Mail) -> Result<(), SendError> {
+        let message = self.build(mail)?;
+        match self {
+            Mailer::Smtp { transport, .. } => match transport.send(message).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("smtp: {e}"))),
+                Err(e) => Err(SendError::Transient(format!("smtp: {e}"))),
+            },
+            Mailer::Files { dir, .. } => {
+                let io =
+                    |e: std::io::Error| SendError::Transient(format!("{}: {e}", dir.display()));
+                tokio::fs::create_dir_all(dir).await.map_err(io)?;
+                let name: String = mail
+                    .message_id
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let path = dir.join(format!("{name}.eml"));
+                let partial = dir.join(format!(".{name}.eml.partial"));
+                tokio::fs::write(&partial, message.formatted())
+                    .await
+                    .map_err(io)?;
+                tokio::fs::rename(&partial, &path).await.map_err(io)
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The mail queue: one `notify.mail` command per mail. An SMTP server that is away or says
+//! "later" is retried through the consumer's delay queues and dead-lettered after its
+//! attempts; one that refuses for good dead-letters it at once.
+
+use std::sync::Arc;
+
+use shared::consumer::{Handler, HandlerError, Incoming};
+use shared::events::MailDue;
+
+use crate::channels::mail::{Mailer, SendError};
+use crate::service::mail::{self, Error};
+use crate::AppState;
+
+pub struct MailSender {
+    pub state: AppState,
+    pub mailer: Arc<Mailer>,
+}
+
+impl Handler for MailSender {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        let due: MailDue = message.event.decode().map_err(super::reject)?;
+        let last = message.attempt >= self.state.config.consumer.max_attempts;
+        match mail::deliver(&self.state, &self.mailer, due.message_id, last).await {
+            Ok(_) => Ok(()),
+            Err(Error::Db(e)) => Err(e.into()),
+            Err(Error::Send(SendError::Permanent(why))) => {
+                Err(HandlerError::Reject(anyhow::anyhow!(why)))
+            }
+            Err(Error::Send(SendError::Transient(why))) => {
+                Err(HandlerError::Retry(anyhow::anyhow!(why)))
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! What notify-svc knows without a database: the kinds of notification, the channels they go
+//! out on with their defaults, and who hears about what ([`recipients`]).
+
+pub mod recipients;
+
+use serde::{Deserialize, Serialize};
+
+/// A kind of notification: the event type that causes it (plus `webhook.disabled`, which
+/// notify-svc raises itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Kind {
+    #[serde(rename = "task.assigned")]
+    TaskAssigned,
+    #[serde(rename = "task.status_changed")]
+    TaskStatusChanged,
+    #[serde(rename = "task.completed")]
+    TaskCompleted,
+    #[serde(rename = "task.due_soon")]
+    TaskDueSoon,
+    #[serde(rename = "task.failed")]
+    TaskFailed,
+    #[serde(rename = "task.dead")]
+    TaskDead,
+    #[serde(rename = "channel.joined")]
+    ChannelJoined,
+    #[serde(rename = "user.created")]
+    Welcome,
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::TaskAssigned,
+        Kind::TaskStatusChanged,
+        Kind::TaskCompleted,
+        Kind::TaskDueSoon,
+        Kind::TaskFailed,
+        Kind::TaskDead,
+        Kind::ChannelJoined,
+        Kind::Welcome,
+        Kind::WebhookDisabled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::TaskAssigned => "task.assigned",
+            Kind::TaskStatusChanged => "task.status_changed",
+            Kind::TaskCompleted => "task.completed",
+            Kind::TaskDueSoon => "task.due_soon",
+            Kind::TaskFailed => "task.failed",
+            Kind::TaskDead => "task.dead",
+            Kind::ChannelJoined => "channel.joined",
+            Kind::Welcome => "user.created",
+            Kind::WebhookDisabled => "webhook.disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether `channel` is on for a person who has not chosen: in-app for everything but job
+    /// attempts that will be retried; email for what needs acting on (assignment, due soon, a
+    /// dead job, welcome, a disabled webhook); webhooks for every kind an endpoint subscribes
+    /// to; SMS never (opt-in).
+    pub fn default_on(self, channel: Channel) -> bool {
+        match channel {
+            Channel::InApp => self != Kind::TaskFailed,
+            Channel::Email => matches!(
+                self,
+                Kind::TaskAssigned
+                    | Kind::TaskDueSoon
+                    | Kind::TaskDead
+                    | Kind::Welcome
+                    | Kind::WebhookDisabled
+            ),
+            Channel::Webhook => true,
+            Channel::Sms => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A way a notification reaches a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    InApp,
+    Email,
+    Webhook,
+    Sms,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 4] = [
+        Channel::InApp,
+        Channel::Email,
+        Channel::Webhook,
+        Channel::Sms,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::InApp => "in_app",
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+            Channel::Sms => "sms",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Whether `phone` is an E.164 number: `+`, a country code not starting with 0, 7 to 15 digits.
+pub fn valid_phone(phone: &str) -> bool {
+    phone.strip_prefix('+').is_some_and(|d| {
+        (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, kind.as_str());
+        }
+        assert_eq!(Kind::parse("task.created"), None);
+    }
+
+    #[test]
+    fn defaults_mail_what_needs_acting_on_and_never_text() {
+        assert!(Kind::TaskAssigned.default_on(Channel::Email));
+        assert!(Kind::TaskDueSoon.default_on(Channel::InApp));
+        assert!(!Kind::TaskStatusChanged.default_on(Channel::Email));
+        assert!(!Kind::TaskFailed.default_on(Channel::InApp));
+        assert!(Kind::ALL.iter().all(|k| !k.default_on(Channel::Sms)));
+    }
+
+    #[test]
+    fn phones_are_e164() {
+        assert!(valid_phone("+15551234567"));
+        assert!(!valid_phone("15551234567"));
+        assert!(!valid_phone("+0555123"));
+        assert!(!valid_phone("+1555-123"));
+        assert!(!valid_phone("+1234567890123456"));
+    }
+}

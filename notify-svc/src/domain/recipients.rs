@@ -1,0 +1,498 @@
+//! Who hears about what: one function from an event to the notifications it causes, before
+//! preferences. The table in `docs/notifications.md` is this function; a test checks each row.
+//! The person who caused a change is never told about it.
+
+use chrono::{DateTime, Utc};
+use shared::events::{
+    ChannelJoined, CloudEvent, DecodeError, EventPayload, TaskAssigned, TaskCompleted, TaskDead,
+    TaskDueSoon, TaskFailed, TaskStatusChanged, UserCreated,
+};
+use uuid::Uuid;
+
+use super::Kind;
+
+/// One notification for one person, before it is rendered for a channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub user_id: Uuid,
+    pub kind: Kind,
+    /// Who caused it (named in the text); `None` for what the platform did (a deadline, a job).
+    pub actor_id: Option<Uuid>,
+    /// What it is about (a task or a channel).
+    pub subject: Option<Uuid>,
+    /// The path it links to, below the platform's public URL.
+    pub link_path: Option<String>,
+    pub change: Change,
+}
+
+/// What happened, with what the text needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Assigned {
+        title: String,
+    },
+    StatusChanged {
+        title: String,
+        from: String,
+        to: String,
+    },
+    Completed {
+        title: String,
+    },
+    DueSoon {
+        title: String,
+        due_at: DateTime<Utc>,
+    },
+    Failed {
+        title: String,
+        attempt: i32,
+        max_attempts: i32,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+    Dead {
+        title: String,
+        attempts: i32,
+        error: String,
+    },
+    Joined {
+        channel: String,
+    },
+    Welcome {
+        name: String,
+    },
+    WebhookDisabled {
+        url: String,
+        reason: String,
+    },
+}
+
+/// The event types that can notify anyone.
+pub const TYPES: &[&str] = &[
+    TaskAssigned::TYPE,
+    TaskStatusChanged::TYPE,
+    TaskCompleted::TYPE,
+    TaskDueSoon::TYPE,
+    TaskFailed::TYPE,
+    TaskDead::TYPE,
+    ChannelJoined::TYPE,
+    UserCreated::TYPE,
+];
+
+fn task_link(task_id: Uuid) -> Option<String> {
+    Some(format!("/api/v1/tasks/{task_id}"))
+}
+
+/// Each of `people` once, without `actor`.
+fn audience(people: &[Option<Uuid>], actor: Option<Uuid>) -> Vec<Uuid> {
+    let mut out: Vec<Uuid> = Vec::new();
+    for person in people.iter().flatten() {
+        if Some(*person) != actor && !out.contains(person) {
+            out.push(*person);
+        }
+    }
+    out
+}
+
+/// The notifications `event` causes, one per person.
+pub fn drafts(event: &CloudEvent) -> Result<Vec<Draft>, DecodeError> {
+    let draft = |user_id, kind, actor_id, subject: Uuid, link_path, change| Draft {
+        user_id,
+        kind,
+        actor_id,
+        subject: Some(subject),
+        link_path,
+        change,
+    };
+    Ok(match event.event_type.as_str() {
+        TaskAssigned::TYPE => {
+            let e: TaskAssigned = event.decode()?;
+            audience(&[e.assignee_id], Some(e.actor_id))
+                .into_iter()
+                .map(|user| {
+                    let change = Change::Assigned {
+                        title: e.title.clone(),
+                    };
+                    let link = task_link(e.task_id);
+                    draft(
+                        user,
+                        Kind::TaskAssigned,
+                        Some(e.actor_id),
+                        e.task_id,
+                        link,
+                        change,
+                    )
+                })
+                .collect()
+        }
+        TaskStatusChanged::TYPE => {
+            let e: TaskStatusChanged = event.decode()?;
+            // Done is told once, as task.completed.
+            if e.to == "done" {
+                return Ok(Vec::new());
+            }
+            audience(&[Some(e.owner_id), e.assignee_id], Some(e.actor_id))
+                .into_iter()
+                .map(|user| {
+                    let change = Change::StatusChanged {
+                        title: e.title.clone(),
+                        from: e.from.clone(),
+                        to: e.to.clone(),
+                    };
+                    let link = task_link(e.task_id);
+                    let kind = Kind::TaskStatusChanged;
+                    draft(user, kind, Some(e.actor_id), e.task_id, link, change)
+                })
+                .collect()
+        }
+        TaskCompleted::TYPE => {
+            let e: TaskCompleted = event.decode()?;
+            // A program's job that succeeded: its owner asked for it; failures are told.
+            if e.job_kind.is_some() {
+                return Ok(Vec::new());
+            }
+            audience(&[Some(e.owner_id), e.assignee_id], Some(e.actor_id))
+                .into_iter()
+                .map(|user| {
+                    let change = Change::Completed {
+                        title: e.title.clone(),
+                    };
+                    let link = task_link(e.task_id);
+                    draft(
+                        user,
+                        Kind::TaskCompleted,
+                        Some(e.actor_id),
+                        e.task_id,
+                        link,
+                        change,
+                    )
+                })
+                .collect()
+        }
+        TaskDueSoon::TYPE => {
+            let e: TaskDueSoon = event.decode()?;
+            let user = e.assignee_id.unwrap_or(e.owner_id);
+            let change = Change::DueSoon {
+                title: e.title,
+                due_at: e.due_at,
+            };
+            let link = task_link(e.task_id);
+            vec![draft(
+                user,
+                Kind::TaskDueSoon,
+                None,
+                e.task_id,
+                link,
+                change,
+            )]
+        }
+        TaskFailed::TYPE => {
+            let e: TaskFailed = event.decode()?;
+            let change = Change::Failed {
+                title: e.title,
+                attempt: e.attempt,
+                max_attempts: e.max_attempts,
+                error: e.error.chars().take(500).collect(),
+                retry_at: e.retry_at,
+            };
+            let link = task_link(e.task_id);
+            vec![draft(
+                e.owner_id,
+                Kind::TaskFailed,
+                None,
+                e.task_id,
+                link,
+                change,
+            )]
+        }
+        TaskDead::TYPE => {
+            let e: TaskDead = event.decode()?;
+            let change = Change::Dead {
+                title: e.title,
+                attempts: e.attempts,
+                error: e.error.chars().take(500).collect(),
+            };
+            let link = task_link(e.task_id);
+            vec![draft(
+                e.owner_id,
+                Kind::TaskDead,
+                None,
+                e.task_id,
+                link,
+                change,
+            )]
+        }
+        ChannelJoined::TYPE => {
+            let e: ChannelJoined = event.decode()?;
+            audience(&[Some(e.owner_id)], Some(e.user_id))
+                .into_iter()
+                .map(|user| {
+                    let change = Change::Joined {
+                        channel: e.channel_name.clone(),
+                    };
+                    let link = Some(format!("/api/v1/channels/{}", e.channel_id));
+                    let kind = Kind::ChannelJoined;
+                    draft(user, kind, Some(e.user_id), e.channel_id, link, change)
+                })
+                .collect()
+        }
+        // Welcome: the one notification about something the person did themselves.
+        UserCreated::TYPE => {
+            let e: UserCreated = event.decode()?;
+            let change = Change::Welcome {
+                name: e.display_name,
+            };
+            vec![draft(
+                e.user_id,
+                Kind::Welcome,
+                None,
+                e.user_id,
+                None,
+                change,
+            )]
+        }
+        _ => Vec::new(),
+    })
+}
+
+impl Draft {
+    /// One line naming what happened, who did it and to what.
+    pub fn title(&self, actor: Option<&str>) -> String {
+        let who = actor.unwrap_or("Someone");
+        match &self.change {
+            Change::Assigned { title } => format!("{who} assigned you “{title}”"),
+            Change::StatusChanged { title, to, .. } => {
+                format!("{who} moved “{title}” to {to}")
+            }
+            Change::Completed { title } => format!("{who} completed “{title}”"),
+            Change::DueSoon { title, .. } => format!("“{title}” is due soon"),
+            Change::Failed { title, .. } => format!("Job “{title}” failed an attempt"),
+            Change::Dead {
+                title, attempts, ..
+            } => {
+                format!("Job “{title}” failed for good after {attempts} attempts")
+            }
+            Change::Joined { channel } => format!("{who} joined your channel “{channel}”"),
+            Change::Welcome { name } => format!("Welcome to Taskmesh, {name}"),
+            Change::WebhookDisabled { url, .. } => format!("Your webhook {url} was disabled"),
+        }
+    }
+
+    /// A few sentences with the details.
+    pub fn body(&self, actor: Option<&str>) -> String {
+        let who = actor.unwrap_or("Someone");
+        match &self.change {
+            Change::Assigned { title } => {
+                format!("{who} assigned the task “{title}” to you.")
+            }
+            Change::StatusChanged { title, from, to } => {
+                format!("{who} changed the status of “{title}” from {from} to {to}.")
+            }
+            Change::Completed { title } => format!("{who} marked “{title}” as done."),
+            Change::DueSoon { title, due_at } => format!(
+                "“{title}” is due at {} UTC.",
+                due_at.format("%Y-%m-%d %H:%M")
+            ),
+            Change::Failed {
+                title,
+                attempt,
+                max_attempts,
+                error,
+                retry_at,
+            } => {
+                let next = match retry_at {
+                    Some(at) => format!(" It will be retried at {} UTC.", at.format("%H:%M:%S")),
+                    None => String::new(),
+                };
+                format!("Attempt {attempt} of {max_attempts} of “{title}” failed: {error}.{next}")
+            }
+            Change::Dead {
+                title,
+                attempts,
+                error,
+            } => format!(
+                "“{title}” failed {attempts} times and was moved to the dead jobs; the last error: {error}. It can be replayed."
+            ),
+            Change::Joined { channel } => {
+                format!("{who} joined the channel “{channel}” that you own.")
+            }
+            Change::Welcome { .. } => {
+                "Your account is ready. Create a task, or join a channel with its code.".into()
+            }
+            Change::WebhookDisabled { url, reason } => format!(
+                "Deliveries to {url} were stopped: {reason}. Fix the endpoint, then enable it again."
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::events::EventPayload;
+
+    fn event<T: EventPayload>(data: T) -> CloudEvent {
+        CloudEvent::new("test", data).into_untyped().unwrap()
+    }
+
+    fn who(drafts: &[Draft]) -> Vec<(Uuid, Kind)> {
+        drafts.iter().map(|d| (d.user_id, d.kind)).collect()
+    }
+
+    struct People {
+        owner: Uuid,
+        assignee: Uuid,
+        other: Uuid,
+    }
+
+    fn people() -> People {
+        People {
+            owner: Uuid::now_v7(),
+            assignee: Uuid::now_v7(),
+            other: Uuid::now_v7(),
+        }
+    }
+
+    #[test]
+    fn task_assigned_tells_the_new_assignee_unless_they_did_it() {
+        let p = people();
+        let assigned = |actor| TaskAssigned {
+            task_id: Uuid::now_v7(),
+            owner_id: p.owner,
+            actor_id: actor,
+            assignee_id: Some(p.assignee),
+            previous_assignee_id: None,
+            title: "Write docs".into(),
+            pool: None,
+        };
+        let d = drafts(&event(assigned(p.owner))).unwrap();
+        assert_eq!(who(&d), [(p.assignee, Kind::TaskAssigned)]);
+        assert_eq!(d[0].title(Some("Ada")), "Ada assigned you “Write docs”");
+        assert!(d[0]
+            .link_path
+            .as_deref()
+            .unwrap()
+            .starts_with("/api/v1/tasks/"));
+        assert!(drafts(&event(assigned(p.assignee))).unwrap().is_empty());
+        // A job handed to a pool has no assignee: nobody to tell.
+        let mut pool = assigned(p.owner);
+        pool.assignee_id = None;
+        pool.pool = Some("default".into());
+        assert!(drafts(&event(pool)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn status_changes_and_completion_tell_owner_and_assignee_but_not_the_actor() {
+        let p = people();
+        let moved = |actor, to: &str| TaskStatusChanged {
+            task_id: Uuid::now_v7(),
+            owner_id: p.owner,
+            actor_id: actor,
+            title: "T".into(),
+            from: "todo".into(),
+            to: to.into(),
+            assignee_id: Some(p.assignee),
+        };
+        let d = drafts(&event(moved(p.other, "in_progress"))).unwrap();
+        assert_eq!(
+            who(&d),
+            [
+                (p.owner, Kind::TaskStatusChanged),
+                (p.assignee, Kind::TaskStatusChanged)
+            ]
+        );
+        let d = drafts(&event(moved(p.assignee, "in_progress"))).unwrap();
+        assert_eq!(who(&d), [(p.owner, Kind::TaskStatusChanged)]);
+        assert!(drafts(&event(moved(p.other, "done"))).unwrap().is_empty());
+        let completed = |job_kind| TaskCompleted {
+            task_id: Uuid::now_v7(),
+            owner_id: p.owner,
+            actor_id: p.assignee,
+            assignee_id: Some(p.assignee),
+            title: "T".into(),
+            job_kind,
+        };
+        let d = drafts(&event(completed(None))).unwrap();
+        assert_eq!(who(&d), [(p.owner, Kind::TaskCompleted)]);
+        assert!(drafts(&event(completed(Some("http".into()))))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn due_soon_tells_the_assignee_else_the_owner() {
+        let p = people();
+        let due = |assignee_id| TaskDueSoon {
+            task_id: Uuid::now_v7(),
+            owner_id: p.owner,
+            assignee_id,
+            title: "T".into(),
+            due_at: Utc::now(),
+        };
+        let d = drafts(&event(due(Some(p.assignee)))).unwrap();
+        assert_eq!(who(&d), [(p.assignee, Kind::TaskDueSoon)]);
+        let d = drafts(&event(due(None))).unwrap();
+        assert_eq!(who(&d), [(p.owner, Kind::TaskDueSoon)]);
+    }
+
+    #[test]
+    fn a_jobs_failures_tell_its_owner() {
+        let p = people();
+        let failed = TaskFailed {
+            task_id: Uuid::now_v7(),
+            owner_id: p.owner,
+            title: "sync".into(),
+            kind: "http".into(),
+            pool: "default".into(),
+            attempt: 1,
+            max_attempts: 3,
+            error: "boom".into(),
+            retry_at: None,
+        };
+        assert_eq!(
+            who(&drafts(&event(failed)).unwrap()),
+            [(p.owner, Kind::TaskFailed)]
+        );
+        let dead = TaskDead {
+            task_id: Uuid::now_v7(),
+            owner_id: p.owner,
+            title: "sync".into(),
+            kind: "http".into(),
+            pool: "default".into(),
+            attempts: 3,
+            error: "boom".into(),
+        };
+        let d = drafts(&event(dead)).unwrap();
+        assert_eq!(who(&d), [(p.owner, Kind::TaskDead)]);
+        assert!(d[0].body(None).contains("boom"));
+    }
+
+    #[test]
+    fn joining_a_channel_tells_its_owner_unless_the_owner_joined() {
+        let p = people();
+        let joined = |user_id| ChannelJoined {
+            channel_id: Uuid::now_v7(),
+            channel_name: "ops".into(),
+            owner_id: p.owner,
+            user_id,
+        };
+        let d = drafts(&event(joined(p.other))).unwrap();
+        assert_eq!(who(&d), [(p.owner, Kind::ChannelJoined)]);
+        assert_eq!(d[0].actor_id, Some(p.other));
+        assert!(drafts(&event(joined(p.owner))).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_new_user_is_welcomed() {
+        let p = people();
+        let created = UserCreated {
+            user_id: p.owner,
+            email: "ada@example.com".into(),
+            display_name: "Ada".into(),
+            role: "member".into(),
+        };
+        let d = drafts(&event(created)).unwrap();
+        assert_eq!(who(&d), [(p.owner, Kind::Welcome)]);
+        assert_eq!(d[0].title(None), "Welcome to Taskmesh, Ada");
+    }
+}

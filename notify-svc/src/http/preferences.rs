@@ -1,0 +1,130 @@
+//! `GET/PUT /api/v1/notifications/preferences`: per kind, which channels (in-app, email,
+//! webhook, SMS) tell the caller, and the caller's SMS number.
+
+use axum::{extract::State, routing::get, Json, Router};
+use serde::{Deserialize, Serialize};
+use shared::{identity::Identity, problem::JsonBody, problem::ProblemBody, ApiError};
+
+use crate::domain::{Channel, Kind};
+use crate::service::preferences::{self as service, Change, Error};
+use crate::store::preferences::Choices;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/api/v1/notifications/preferences",
+        get(get_preferences).put(put_preferences),
+    )
+}
+
+/// One kind's channels.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KindChoices {
+    pub kind: Kind,
+    pub in_app: bool,
+    pub email: bool,
+    pub webhook: bool,
+    pub sms: bool,
+}
+
+/// Every kind, with the caller's choices over the defaults.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Preferences {
+    pub preferences: Vec<KindChoices>,
+    /// Where texts go (E.164), if set.
+    pub sms_number: Option<String>,
+}
+
+/// Channels to switch for one kind; an absent channel stays as it is.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KindUpdate {
+    /// A kind from `GET` (`task.assigned`, …).
+    pub kind: String,
+    pub in_app: Option<bool>,
+    pub email: Option<bool>,
+    pub webhook: Option<bool>,
+    pub sms: Option<bool>,
+}
+
+/// A change: only what is given changes. `sms_number` `""` removes the number.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesUpdate {
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub preferences: Vec<KindUpdate>,
+    #[schema(max_length = 16)]
+    pub sms_number: Option<String>,
+}
+
+fn view(choices: &Choices) -> Preferences {
+    Preferences {
+        preferences: Kind::ALL
+            .iter()
+            .map(|&kind| KindChoices {
+                kind,
+                in_app: choices.enabled(kind, Channel::InApp),
+                email: choices.enabled(kind, Channel::Email),
+                webhook: choices.enabled(kind, Channel::Webhook),
+                sms: choices.enabled(kind, Channel::Sms),
+            })
+            .collect(),
+        sms_number: choices.phone.clone(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/notifications/preferences", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's preferences for every kind", body = Preferences)))]
+pub async fn get_preferences(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<Preferences>, ApiError> {
+    Ok(Json(view(
+        &service::get(&state.pool, identity.user_id).await?,
+    )))
+}
+
+#[utoipa::path(put, path = "/api/v1/notifications/preferences", tag = "notifications", security(("bearer" = [])),
+    request_body = PreferencesUpdate,
+    responses((status = 200, description = "The preferences after the change", body = Preferences),
+        (status = 422, description = "Unknown kind, bad number, or SMS on without a number: nothing changed", body = ProblemBody)))]
+pub async fn put_preferences(
+    State(state): State<AppState>,
+    identity: Identity,
+    JsonBody(update): JsonBody<PreferencesUpdate>,
+) -> Result<Json<Preferences>, ApiError> {
+    if update.preferences.len() > 50 {
+        return Err(ApiError::unprocessable(
+            "too_many",
+            "at most 50 kinds per change",
+        ));
+    }
+    let mut change = Change {
+        phone: update.sms_number,
+        ..Change::default()
+    };
+    for item in &update.preferences {
+        let kind = Kind::parse(&item.kind).ok_or_else(|| {
+            ApiError::unprocessable("unknown_kind", format!("unknown kind {:?}", item.kind))
+        })?;
+        for (channel, value) in [
+            (Channel::InApp, item.in_app),
+            (Channel::Email, item.email),
+            (Channel::Webhook, item.webhook),
+            (Channel::Sms, item.sms),
+        ] {
+            if let Some(on) = value {
+                change.switches.push((kind, channel, on));
+            }
+        }
+    }
+    let after = service::set(&state.pool, identity.user_id, change)
+        .await
+        .map_err(|e| match e {
+            Error::Db(e) => e.into(),
+            Error::InvalidPhone(_) => ApiError::unprocessable("invalid_phone", e.to_string()),
+            Error::NoPhone => ApiError::unprocessable("sms_number_required", e.to_string()),
+        })?;
+    Ok(Json(view(&after)))
+}

@@ -1,0 +1,123 @@
+//! Signed unsubscribe links: `<public_url>/api/v1/notifications/unsubscribe?token=<payload>.<mac>`
+//! where the payload names the person and the kind, and the MAC is an HMAC-SHA256 under a key
+//! only notify-svc holds. The link works without logging in and only for what it names.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use shared::config::NotificationsConfig;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::Kind;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Signs and checks unsubscribe tokens.
+pub struct Signer {
+    key: Vec<u8>,
+    base: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer { .. }")
+    }
+}
+
+impl Signer {
+    pub fn new(key: Vec<u8>, public_url: &str) -> Self {
+        Self {
+            key,
+            base: public_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The configured key, or the one kept in the database (made by the first replica).
+    pub async fn load(pool: &PgPool, config: &NotificationsConfig) -> anyhow::Result<Self> {
+        let key = match &config.link_secret {
+            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+            None => {
+                let mut fresh = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut fresh);
+                crate::store::secrets::get_or_create(pool, "unsubscribe-links", fresh).await?
+            }
+        };
+        Ok(Self::new(key, &config.public_url))
+    }
+
+    fn mac(&self, payload: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(b"taskmesh-unsubscribe:");
+        mac.update(payload);
+        mac
+    }
+
+    /// The token that turns `kind` off for `user_id`.
+    pub fn token(&self, user_id: Uuid, kind: Kind) -> String {
+        let mut payload = user_id.as_bytes().to_vec();
+        payload.extend_from_slice(kind.as_str().as_bytes());
+        let tag = self.mac(&payload).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// The whole link.
+    pub fn url(&self, user_id: Uuid, kind: Kind) -> String {
+        format!(
+            "{}/api/v1/notifications/unsubscribe?token={}",
+            self.base,
+            self.token(user_id, kind)
+        )
+    }
+
+    /// Who and what a token names, if it is intact (the MAC compared in constant time).
+    pub fn verify(&self, token: &str) -> Option<(Uuid, Kind)> {
+        let (payload, tag) = token.split_once('.')?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        self.mac(&payload).verify_slice(&tag).ok()?;
+        if payload.len() <= 16 {
+            return None;
+        }
+        let user_id = Uuid::from_slice(&payload[..16]).ok()?;
+        let kind = Kind::parse(std::str::from_utf8(&payload[16..]).ok()?)?;
+        Some((user_id, kind))
+    }
+
+    /// The platform's public URL with `path` appended.
+    pub fn absolute(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_names_its_person_and_kind_and_nothing_altered_passes() {
+        let signer = Signer::new(b"k".repeat(32), "http://example.com/");
+        let user = Uuid::now_v7();
+        let token = signer.token(user, Kind::TaskAssigned);
+        assert_eq!(signer.verify(&token), Some((user, Kind::TaskAssigned)));
+        assert!(signer
+            .url(user, Kind::TaskAssigned)
+            .starts_with("http://example.com/api/v1/notifications/unsubscribe?token="));
+        // Another kind's payload with this MAC, a cut MAC, another key: refused.
+        let (_, tag) = token.split_once('.').unwrap();
+        let mut other = user.as_bytes().to_vec();
+        other.extend_from_slice(b"task.due_soon");
+        let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(other));
+        assert_eq!(signer.verify(&forged), None);
+        assert_eq!(signer.verify(&token[..token.len() - 2]), None);
+        let stranger = Signer::new(b"x".repeat(32), "http://example.com");
+        assert_eq!(stranger.verify(&token), None);
+        assert_eq!(signer.verify("garbage"), None);
+    }
+}

@@ -1,0 +1,161 @@
+//! Sending one queued mail, and the digest of mails held back by the hourly cap.
+
+use lettre::message::Mailbox;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::channels::mail::{Mail, Mailer, SendError};
+use crate::channels::templates;
+use crate::domain::Kind;
+use crate::store::messages::{self, Content, Message};
+use crate::AppState;
+
+/// What became of a mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Over the hourly cap: it waits for the digest.
+    Held,
+    /// Sent, held or given up before (a redelivered command), or gone with its user.
+    AlreadySettled,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+/// The host part of Message-IDs: the public URL's host.
+fn id_host(state: &AppState) -> String {
+    url::Url::parse(&state.config.notifications.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "taskmesh.invalid".into())
+}
+
+fn mailbox(content: &Content) -> Result<Mailbox, SendError> {
+    let address = content
+        .to
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("bad address {:?}: {e}", content.to)))?;
+    Ok(Mailbox::new(Some(content.to_name.clone()), address))
+}
+
+/// The mail for a queued message: its Message-ID is made from the message id, which is made
+/// from the event, the recipient and the kind.
+pub fn compose(state: &AppState, message: &Message) -> Result<Mail, SendError> {
+    let content = &message.content;
+    let unsubscribe = Kind::parse(&message.kind).map(|k| state.links.url(message.user_id, k));
+    let (text, html) = templates::render(
+        "notification",
+        json!({
+            "to_name": content.to_name,
+            "title": content.title,
+            "body": content.body,
+            "link": content.link,
+            "kind_label": message.kind,
+            "unsubscribe": unsubscribe,
+        }),
+    )
+    .map_err(|e| SendError::Permanent(format!("rendering: {e}")))?;
+    Ok(Mail {
+        to: mailbox(content)?,
+        subject: content.title.clone(),
+        message_id: format!("{}@{}", message.id, id_host(state)),
+        text,
+        html,
+        unsubscribe,
+    })
+}
+
+/// Sends the queued mail `id`, unless it was settled before or its person is over the cap.
+/// A failure leaves it queued (the caller retries) or, when `last_attempt`, failed.
+pub async fn deliver(
+    state: &AppState,
+    mailer: &Mailer,
+    id: Uuid,
+    last_attempt: bool,
+) -> Result<Outcome, Error> {
+    let Some(message) = messages::get(&state.pool, id).await? else {
+        return Ok(Outcome::AlreadySettled);
+    };
+    if message.state != "queued" {
+        return Ok(Outcome::AlreadySettled);
+    }
+    let cap = i64::from(state.config.notifications.email_hourly_cap);
+    if messages::sent_last_hour(&state.pool, message.user_id).await? >= cap {
+        messages::settle(&state.pool, id, "held", None).await?;
+        metrics::counter!("taskmesh_notify_mail_total", "outcome" => "held").increment(1);
+        return Ok(Outcome::Held);
+    }
+    let sent = match compose(state, &message) {
+        Ok(mail) => mailer.send(&mail).await,
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(()) => {
+            messages::settle(&state.pool, id, "sent", None).await?;
+            metrics::counter!("taskmesh_notify_mail_total", "outcome" => "sent").increment(1);
+            Ok(Outcome::Sent)
+        }
+        Err(err) => {
+            let text = err.to_string();
+            if last_attempt || matches!(err, SendError::Permanent(_)) {
+                messages::settle(&state.pool, id, "failed", Some(&text)).await?;
+                metrics::counter!("taskmesh_notify_mail_total", "outcome" => "failed").increment(1);
+            } else {
+                messages::failed_attempt(&state.pool, id, &text).await?;
+            }
+            Err(err.into())
+        }
+    }
+}
+
+/// Sends one digest to each person with held mail and room under the cap; how many digests.
+pub async fn send_digests(state: &AppState, mailer: &Mailer) -> Result<usize, Error> {
+    let cap = i64::from(state.config.notifications.email_hourly_cap);
+    let mut sent = 0;
+    for user_id in messages::digest_due(&state.pool, cap).await? {
+        let mut tx = state.pool.begin().await?;
+        let held = messages::lock_held(&mut tx, user_id).await?;
+        let Some(first) = held.first() else {
+            continue;
+        };
+        let ids: Vec<Uuid> = held.iter().map(|m| m.id).collect();
+        let seed: String = ids.iter().map(Uuid::to_string).collect();
+        let digest_id = Uuid::new_v5(&user_id, seed.as_bytes());
+        let items: Vec<_> = held
+            .iter()
+            .map(|m| json!({"title": m.content.title, "body": m.content.body, "link": m.content.link}))
+            .collect();
+        let title = format!("{} Taskmesh notifications", held.len());
+        let (text, html) = templates::render(
+            "digest",
+            json!({"to_name": first.content.to_name, "title": title, "items": items}),
+        )
+        .map_err(|e| SendError::Permanent(format!("rendering: {e}")))?;
+        let mail = Mail {
+            to: mailbox(&first.content)?,
+            subject: title.clone(),
+            message_id: format!("{digest_id}@{}", id_host(state)),
+            text,
+            html,
+            unsubscribe: None,
+        };
+        mailer.send(&mail).await?;
+        let content = Content {
+            title,
+            body: String::new(),
+            link: None,
+            ..first.content.clone()
+        };
+        messages::digested(&mut tx, &ids, digest_id, user_id, &content).await?;
+        tx.commit().await?;
+        metrics::counter!("taskmesh_notify_mail_total", "outcome" => "digest").increment(1);
+        sent += 1;
+    }
+    Ok(sent)
+}

@@ -1,0 +1,188 @@
+//! notify-svc's settings: how mail leaves (`smtp`), what notifications link to and how often
+//! a person may be mailed (`notifications`), outgoing webhooks (`webhooks`) and the SMS provider
+//! (`sms`).
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{Config, ConfigError};
+
+/// Outgoing mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SmtpConfig {
+    /// The SMTP server, e.g. `smtp://user:pass@mail.example.com:587?tls=required` (STARTTLS),
+    /// `smtps://user:pass@mail.example.com:465` (TLS) or `smtp://127.0.0.1:1025` (plain, local
+    /// catchers). Unset: every mail is written as an `.eml` file into `mail_dir` instead.
+    pub url: Option<SecretString>,
+    /// The `From` of every mail.
+    pub from: String,
+    /// Where mail goes without an SMTP server (one `<message-id hash>.eml` per mail).
+    pub mail_dir: String,
+    /// Longest wait for the SMTP server, per command.
+    pub timeout_secs: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            from: "Taskmesh <taskmesh@localhost>".into(),
+            mail_dir: ".taskmesh/mail".into(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+/// What notifications link to and how much mail one person gets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NotificationsConfig {
+    /// The platform's public base URL: links in notifications and unsubscribe links point here.
+    pub public_url: String,
+    /// Mails one person gets per hour; the rest wait for one digest mail.
+    pub email_hourly_cap: u32,
+    /// How often held mails are checked for a digest.
+    pub digest_interval_secs: u64,
+    /// Key of the HMAC that signs unsubscribe links. Unset: a random key made once and kept in
+    /// notify-svc's database (shared by its replicas).
+    pub link_secret: Option<SecretString>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            email_hourly_cap: 20,
+            digest_interval_secs: 60,
+            link_secret: None,
+        }
+    }
+}
+
+/// Outgoing webhooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebhooksConfig {
+    /// Hosts, IP addresses or CIDR ranges endpoints may use although they are loopback, private
+    /// or link-local (refused by default: SSRF guard), like `workers.http_allow`.
+    pub allow: Vec<String>,
+    /// Longest wait for one delivery (connect and answer).
+    pub timeout_secs: u64,
+    /// Delay before each attempt, in seconds; the first is normally 0. After the last, the
+    /// delivery has failed. Default: Svix's schedule (0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h).
+    pub schedule_secs: Vec<u64>,
+    /// An endpoint whose deliveries have all failed for this long is disabled and its owner told.
+    pub disable_after_secs: u64,
+    /// After a secret rotation, how long deliveries are also signed with the previous secret.
+    pub secret_overlap_secs: u64,
+    /// Deliveries in flight at once, over all endpoints.
+    pub concurrency: usize,
+    /// Deliveries in flight at once to one endpoint (a slow endpoint holds only these).
+    pub per_endpoint: usize,
+    /// Endpoints one user may register.
+    pub max_endpoints_per_user: u32,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            timeout_secs: 10,
+            schedule_secs: vec![0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+            disable_after_secs: 5 * 24 * 3600,
+            secret_overlap_secs: 24 * 3600,
+            concurrency: 64,
+            per_endpoint: 4,
+            max_endpoints_per_user: 20,
+        }
+    }
+}
+
+/// The SMS provider (a Twilio-style HTTP API). Off while `base_url` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SmsConfig {
+    /// e.g. `https://api.twilio.com`; messages are POSTed to
+    /// `<base_url>/2010-04-01/Accounts/<account>/Messages.json`.
+    pub base_url: String,
+    pub account: String,
+    pub token: Option<SecretString>,
+    /// The sending number (E.164).
+    pub from: String,
+    /// Longest wait for the provider.
+    pub timeout_secs: u64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            account: String::new(),
+            token: None,
+            from: String::new(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl SmsConfig {
+    pub fn enabled(&self) -> bool {
+        !self.base_url.is_empty()
+    }
+}
+
+pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
+    if let Some(url) = &config.smtp.url {
+        let parsed = url::Url::parse(url.expose_secret())
+            .map_err(|e| ConfigError(format!("smtp.url is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "smtp" | "smtps") {
+            return Err(ConfigError("smtp.url must use smtp:// or smtps://".into()));
+        }
+    }
+    if config.smtp.from.parse::<lettre_free::Mailbox>().is_err() {
+        return Err(ConfigError(format!(
+            "smtp.from is not a mailbox: {:?}",
+            config.smtp.from
+        )));
+    }
+    url::Url::parse(&config.notifications.public_url)
+        .map_err(|e| ConfigError(format!("notifications.public_url is not a URL: {e}")))?;
+    if config.notifications.email_hourly_cap == 0 {
+        return Err(ConfigError(
+            "notifications.email_hourly_cap must be at least 1".into(),
+        ));
+    }
+    let hooks = &config.webhooks;
+    if hooks.schedule_secs.is_empty() || hooks.concurrency == 0 || hooks.per_endpoint == 0 {
+        return Err(ConfigError(
+            "webhooks.schedule_secs, webhooks.concurrency and webhooks.per_endpoint must not be empty or 0".into(),
+        ));
+    }
+    if config.sms.enabled() {
+        url::Url::parse(&config.sms.base_url)
+            .map_err(|e| ConfigError(format!("sms.base_url is not a URL: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A light check of `Name <addr@host>` or `addr@host` (lettre, which parses it for real, is not
+/// a dependency of every service).
+mod lettre_free {
+    pub struct Mailbox;
+
+    impl std::str::FromStr for Mailbox {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let addr = match (s.rfind('<'), s.rfind('>')) {
+                (Some(open), Some(close)) if open < close => &s[open + 1..close],
+                (None, None) => s.trim(),
+                _ => return Err(()),
+            };
+            match addr.split_once('@') {
+                Some((local, host)) if !local.is_empty() && !host.is_empty() => Ok(Mailbox),
+                _ => Err(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Notifications end to end: a real SMTP server (aiosmtpd, `tests/notify/smtp_sink.py`), a
+//! stand-in SMS provider (the real one is across the internet), preferences, the unsubscribe
+//! link, and mail that falls due while the SMTP server is down.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::{extract::State, routing::post, Router};
+use common::{App, WAIT};
+use mail_parser::MessageParser;
+use serde_json::{json, Value};
+use shared::testkit::eventually;
+
+/// The SMTP server: `tests/notify/smtp_sink.py`, one `.eml` file per accepted mail.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl SmtpSink {
+    fn start(dir: &Path, port: u16) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/notify/smtp_sink.py");
+        let mut child = Command::new(common::venv_python())
+            .arg(script)
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the SMTP sink starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the sink said {line:?}"));
+        Self {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Every accepted mail, parsed: (envelope recipients, raw bytes).
+    fn mails(&self) -> Vec<Mail> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "eml") {
+                out.push(Mail::parse(&std::fs::read(path).unwrap()));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Mail {
+    rcpt: String,
+    to: String,
+    subject: String,
+    message_id: String,
+    text: String,
+    html: String,
+    unsubscribe: Option<String>,
+    unsubscribe_post: Option<String>,
+}
+
+impl Mail {
+    fn parse(raw: &[u8]) -> Self {
+        let message = MessageParser::default().parse(raw).expect("a mail");
+        let header = |name: &str| {
+            message
+                .header_raw(name)
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(""))
+        };
+        Mail {
+            rcpt: header("X-Sink-Rcpt-To").unwrap_or_default(),
+            to: message
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_string(),
+            subject: message.subject().unwrap_or_default().to_string(),
+            message_id: message.message_id().unwrap_or_default().to_string(),
+            text: message.body_text(0).unwrap_or_default().to_string(),
+            html: message.body_html(0).unwrap_or_default().to_string(),
+            unsubscribe: header("List-Unsubscribe"),
+            unsubscribe_post: message
+                .header_raw("List-Unsubscribe-Post")
+                .map(|v| v.trim().to_string()),
+        }
+    }
+}
+
+/// The stand-in SMS provider: records each form posted to it.
+#[derive(Clone, Default)]
+struct SmsProvider {
+    received: Arc<Mutex<Vec<(String, HashMap<String, String>)>>>,
+}
+
+async fn sms_provider() -> (String, SmsProvider) {
+    let provider = SmsProvider::default();
+    let app = Router::new()
+        .route(
+            "/2010-04-01/Accounts/{account}/Messages.json",
+            post(
+                |State(p): State<SmsProvider>,
+                 headers: axum::http::HeaderMap,
+                 axum::Form(form): axum::Form<HashMap<String, String>>| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    p.received.lock().unwrap().push((auth, form));
+                    (
+                        axum::http::StatusCode::CREATED,
+                        axum::Json(json!({"sid": "SM1"})),
+                    )
+                },
+            ),
+        )
+        .with_state(provider.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, provider)
+}
+
+async fn assign(app: &App, token: &str, title: &str, assignee: &str) -> String {
+    let (status, task) = app
+        .post("/api/v1/tasks", Some(token), json!({ "title": title }))
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let id = task["id"].as_str().unwrap().to_string();
+    let reply = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/tasks/{id}"),
+            Some(token),
+            Some(json!({ "assignee_id": assignee })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    id
+}
+
+fn mail_dir(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "taskmesh-smtp-{tag}-{}",
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_mails_texts_and_tells_the_assignee_in_app_and_never_the_assigner() {
+    let dir = mail_dir("assign");
+    let sink = SmtpSink::start(&dir, 0);
+    let (sms_url, provider) = sms_provider().await;
+    let port = sink.port;
+    let app = App::start_with(|c| {
+        c.smtp.url = Some(format!("smtp://127.0.0.1:{port}").into());
+        c.sms.base_url = sms_url.clone();
+        c.sms.account = "AC123".into();
+        c.sms.token = Some("sms-token".to_string().into());
+        c.sms.from = "+15550000000".into();
+    })
+    .await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob_id = app.user_id(&bob).await;
+    // Bob opts in to texts about assignments.
+    let reply = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/notifications/preferences",
+            Some(&bob),
+            Some(json!({"sms_number": "+15551234567",
+                        "preferences": [{"kind": "task.assigned", "sms": true}]})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+
+    let task_id = assign(&app, &ada, "Fix the roof", &bob_id).await;
+    let subject = "Ada assigned you “Fix the roof”";
+    let mail = eventually("Bob's assignment mail", WAIT, || async {
+        sink.mails().into_iter().find(|m| m.subject == subject)
+    })
+    .await;
+    assert_eq!(mail.rcpt, "bob@example.com");
+    assert_eq!(mail.to, "bob@example.com");
+    assert!(mail.text.contains("Hello Bob"), "{}", mail.text);
+    assert!(
+        mail.text
+            .contains("Ada assigned the task “Fix the roof” to you."),
+        "{}",
+        mail.text
+    );
+    assert!(
+        mail.text.contains(&format!("/api/v1/tasks/{task_id}")),
+        "{}",
+        mail.text
+    );
+    assert!(
+        mail.html
+            .contains("Ada assigned the task “Fix the roof” to you."),
+        "{}",
+        mail.html
+    );
+    assert!(
+        mail.html.contains(&format!("/api/v1/tasks/{task_id}\"")),
+        "{}",
+        mail.html
+    );
+    // The Message-ID is the message's id, derived from the event and the recipient.
+    let notify = app.db(&app.env.config.notify.database).await;
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM messages WHERE channel = 'email' AND kind = 'task.assigned' AND state = 'sent'",
+    )
+    .fetch_all(&notify)
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(mail.message_id, format!("{}@127.0.0.1", ids[0]));
+    let unsubscribe = mail.unsubscribe.clone().expect("List-Unsubscribe");
+    assert!(
+        unsubscribe.starts_with("<http") && unsubscribe.ends_with('>'),
+        "{unsubscribe}"
+    );
+    assert_eq!(
+        mail.unsubscribe_post.as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+
+    // In-app too; Ada, who assigned, hears nothing of it on any channel.
+    let notes = app.notifications(&bob).await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n["kind"] == "task.assigned" && n["subject"] == task_id.as_str()),
+        "{notes:?}"
+    );
+    assert!(app
+        .notifications(&ada)
+        .await
+        .iter()
+        .all(|n| n["subject"] != task_id.as_str()));
+    // The text went to the provider with the account's credentials.
+    let (auth, form) = eventually("Bob's text", WAIT, || async {
+        provider.received.lock().unwrap().first().cloned()
+    })
+    .await;
+    assert!(auth.starts_with("Basic "), "{auth}");
+    assert_eq!(form["To"], "+15551234567");
+    assert_eq!(form["From"], "+15550000000");
+    assert!(form["Body"].starts_with(subject), "{form:?}");
+    let ada_mail: Vec<Mail> = sink
+        .mails()
+        .into_iter()
+        .filter(|m| m.rcpt == "ada@example.com")
+        .collect();
+    assert!(
+        ada_mail.iter().all(|m| m.subject.starts_with("Welcome")),
+        "{ada_mail:?}"
+    );
+
+    // The unsubscribe link works without a login and turns assignment mail off; an altered one
+    // is refused.
+    let token = unsubscribe
+        .trim_matches(|c| c == '<' || c == '>')
+        .split_once("token=")
+        .unwrap()
+        .1
+        .to_string();
+    let url = |token: &str| format!("{}/api/v1/notifications/unsubscribe?token={token}", app.api);
+    let altered = format!("{}A", &token[..token.len() - 1]);
+    let refused = app
+        .http
+        .post(url(&altered))
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let page = app.http.get(url(&token)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let (_, prefs) = app
+        .get("/api/v1/notifications/preferences", Some(&bob))
+        .await;
+    let assigned = |prefs: &Value| {
+        prefs["preferences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["kind"] == "task.assigned")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(assigned(&prefs)["email"], true, "GET changes nothing");
+    let done = app
+        .http
+        .post(url(&token))
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let (_, prefs) = app
+        .get("/api/v1/notifications/preferences", Some(&bob))
+        .await;
+    assert_eq!(assigned(&prefs)["email"], false);
+    assert_eq!(assigned(&prefs)["in_app"], true);
+
+    // Preferences off: the next assignment is told in-app only; no mail is ever queued.
+    let second = assign(&app, &ada, "Paint the fence", &bob_id).await;
+    eventually("the second in-app notification", WAIT, || async {
+        let notes = app.notifications(&bob).await;
+        notes
+            .iter()
+            .any(|n| n["subject"] == second.as_str())
+            .then_some(())
+    })
+    .await;
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE channel = 'email' AND kind = 'task.assigned'",
+    )
+    .fetch_one(&notify)
+    .await
+    .unwrap();
+    assert_eq!(queued, 1, "only the first assignment was mailed");
+    notify.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_preferences_are_refused_and_change_nothing() {
+    let app = App::start().await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let put = |body: Value| {
+        app.send(
+            reqwest::Method::PUT,
+            "/api/v1/notifications/preferences",
+            Some(&bob),
+            Some(body),
+        )
+    };
+    let (_, before) = app
+        .get("/api/v1/notifications/preferences", Some(&bob))
+        .await;
+    for (body, code) in [
+        (
+            json!({"preferences": [{"kind": "task.nope", "email": false}]}),
+            "unknown_kind",
+        ),
+        (json!({"sms_number": "0555 1234"}), "invalid_phone"),
+        (
+            json!({"preferences": [{"kind": "task.assigned", "sms": true}]}),
+            "sms_number_required",
+        ),
+        (
+            json!({"preferences": [{"kind": "task.assigned", "email": false}, {"kind": "bogus", "email": false}]}),
+            "unknown_kind",
+        ),
+    ] {
+        let reply = put(body.clone()).await;
+        assert_eq!(reply.status, 422, "{body}: {:?}", reply.body);
+        assert_eq!(reply.body["code"], code, "{body}");
+    }
+    let (_, after) = app
+        .get("/api/v1/notifications/preferences", Some(&bob))
+        .await;
+    assert_eq!(before, after);
+    let kinds: Vec<&str> = after["preferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"task.assigned") && kinds.contains(&"task.due_soon"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_that_falls_due_while_smtp_is_down_arrives_once_each_when_it_returns() {
+    const N: usize = 200;
+    let dir = mail_dir("outage");
+    let mut sink = SmtpSink::start(&dir, 0);
+    let port = sink.port;
+    let app = App::start_with(|c| {
+        c.smtp.url = Some(format!("smtp://127.0.0.1:{port}").into());
+        c.notifications.email_hourly_cap = 10_000;
+        // Enough attempts, 100 ms to 2 s apart, to outlast the outage.
+        c.consumer.max_attempts = 30;
+    })
+    .await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob_id = app.user_id(&bob).await;
+    eventually("both welcome mails", WAIT, || async {
+        (sink.mails().len() == 2).then_some(())
+    })
+    .await;
+
+    sink.stop();
+    let tasks: Vec<Value> = (0..N)
+        .map(|i| json!({"title": format!("outage {i}"), "assignee_id": bob_id}))
+        .collect();
+    let (status, body) = app
+        .post("/api/v1/tasks/bulk", Some(&ada), json!({ "tasks": tasks }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Every one of them has been tried against the dead server at least once.
+    let notify = app.db(&app.env.config.notify.database).await;
+    eventually("every mail tried and failed once", WAIT, || async {
+        let tried: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages
+              WHERE kind = 'task.assigned' AND state = 'queued' AND attempts >= 1",
+        )
+        .fetch_one(&notify)
+        .await
+        .unwrap();
+        (tried == N as i64).then_some(())
+    })
+    .await;
+
+    let sink = SmtpSink::start(&dir, port);
+    let mails = eventually("every mail after the server returns", WAIT * 2, || async {
+        let mails: Vec<Mail> = sink
+            .mails()
+            .into_iter()
+            .filter(|m| m.subject.starts_with("Ada assigned you “outage"))
+            .collect();
+        (mails.len() >= N).then_some(mails)
+    })
+    .await;
+    let mut ids: Vec<&str> = mails.iter().map(|m| m.message_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), N, "one Message-ID each");
+    assert_eq!(mails.len(), N, "no mail twice");
+    let sent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE kind = 'task.assigned' AND state = 'sent'",
+    )
+    .fetch_one(&notify)
+    .await
+    .unwrap();
+    assert_eq!(sent, N as i64);
+    notify.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
