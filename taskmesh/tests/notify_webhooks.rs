@@ -27,26 +27,44 @@ struct Recorded {
 #[derive(Default)]
 struct Inbox {
     requests: Vec<Recorded>,
-    /// Per path, the statuses to answer in turn; 200 when none is left.
+    /// Per path, the statuses to answer in turn; 200 when none is left. [`HANG`] holds the
+    /// answer (then 200) until the test calls [`Receiver::release`].
     script: HashMap<String, VecDeque<u16>>,
+}
+
+/// A script entry: answer only once released.
+const HANG: u16 = 0;
+
+#[derive(Clone)]
+struct Shared {
+    inbox: Arc<Mutex<Inbox>>,
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 /// The webhook receiver: records every request, answers per path from a script.
 struct Receiver {
     base: String,
     inbox: Arc<Mutex<Inbox>>,
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl Receiver {
     async fn start() -> Self {
         let inbox = Arc::new(Mutex::new(Inbox::default()));
-        let app = Router::new()
-            .fallback(receive)
-            .with_state(inbox.clone());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let app = Router::new().fallback(receive).with_state(Shared {
+            inbox: inbox.clone(),
+            gate: gate.clone(),
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { base, inbox }
+        Receiver { base, inbox, gate }
+    }
+
+    /// Lets every held request answer.
+    fn release(&self) {
+        self.gate.add_permits(1_000);
     }
 
     fn url(&self, path: &str) -> String {
@@ -56,12 +74,19 @@ impl Receiver {
     /// Answers the next requests to `path` with `statuses`, then 200.
     fn script(&self, path: &str, statuses: &[u16]) {
         let mut inbox = self.inbox.lock().unwrap();
-        inbox.script.insert(path.into(), statuses.iter().copied().collect());
+        inbox
+            .script
+            .insert(path.into(), statuses.iter().copied().collect());
     }
 
     fn requests(&self, path: &str) -> Vec<Recorded> {
         let inbox = self.inbox.lock().unwrap();
-        inbox.requests.iter().filter(|r| r.path == path).cloned().collect()
+        inbox
+            .requests
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
     }
 
     /// Waits for at least `n` requests to `path`.
@@ -75,12 +100,22 @@ impl Receiver {
 }
 
 async fn receive(
-    State(inbox): State<Arc<Mutex<Inbox>>>,
+    State(shared): State<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let status = record(&shared.inbox, method, uri, headers, body);
+    if status != HANG {
+        return StatusCode::from_u16(status).unwrap();
+    }
+    shared.gate.acquire().await.unwrap().forget();
+    StatusCode::OK
+}
+
+/// Records the request; the scripted answer.
+fn record(inbox: &Mutex<Inbox>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> u16 {
     let mut inbox = inbox.lock().unwrap();
     let path = uri.path().to_string();
     let status = inbox
@@ -90,7 +125,12 @@ async fn receive(
         .unwrap_or(200);
     let headers = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_lowercase(), v.to_str().unwrap_or("").to_string()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_lowercase(),
+                v.to_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     inbox.requests.push(Recorded {
         path,
@@ -98,7 +138,7 @@ async fn receive(
         headers,
         body: body.to_vec(),
     });
-    StatusCode::from_u16(status).unwrap()
+    status
 }
 
 /// Verifies `requests` with the reference `standardwebhooks` library
@@ -117,7 +157,10 @@ fn verify(requests: &[Recorded], secrets: &[&str]) -> Value {
         })
         .collect();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/notify/webhook_verify.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/notify/webhook_verify.py"
+    );
     let mut command = std::process::Command::new(common::venv_python());
     command.arg(script).arg("--in").arg(&file);
     for secret in secrets {
@@ -180,7 +223,14 @@ async fn assign_task_to(app: &App, ada: &str, bob_id: &str, title: &str) -> Stri
     let id = task["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/tasks/{id}");
     eventually("bob to be assignable", WAIT, || async {
-        let reply = call(app, Method::PATCH, &path, ada, Some(json!({"assignee_id": bob_id}))).await;
+        let reply = call(
+            app,
+            Method::PATCH,
+            &path,
+            ada,
+            Some(json!({"assignee_id": bob_id})),
+        )
+        .await;
         (reply.status == 200).then_some(())
     })
     .await;
@@ -215,17 +265,36 @@ async fn the_secret_shows_only_at_creation_and_invalid_endpoints_write_nothing()
     let list = call(&app, Method::GET, "/api/v1/webhooks", &ada, None).await;
     assert_eq!(list.status, 200);
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
-    let read = call(&app, Method::GET, &format!("/api/v1/webhooks/{id}"), &ada, None).await;
+    let read = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/webhooks/{id}"),
+        &ada,
+        None,
+    )
+    .await;
     assert_eq!(read.status, 200);
     for answer in [&list.body.to_string(), &read.body.to_string()] {
         assert!(!answer.contains("whsec_"), "{answer}");
     }
 
     let refused = [
-        (json!({"url": "ftp://example.com/hook", "event_types": ["task.assigned"]}), "invalid_url"),
-        (json!({"url": "not a url", "event_types": ["task.assigned"]}), "invalid_url"),
-        (json!({"url": "http://127.0.0.1:9/x", "event_types": ["task.exploded"]}), "unknown_event_type"),
-        (json!({"url": "http://127.0.0.1:9/x", "event_types": []}), "invalid_event_types"),
+        (
+            json!({"url": "ftp://example.com/hook", "event_types": ["task.assigned"]}),
+            "invalid_url",
+        ),
+        (
+            json!({"url": "not a url", "event_types": ["task.assigned"]}),
+            "invalid_url",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/x", "event_types": ["task.exploded"]}),
+            "unknown_event_type",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/x", "event_types": []}),
+            "invalid_event_types",
+        ),
         (
             json!({"url": "http://127.0.0.1:9/x", "event_types": ["task.assigned"], "description": "x".repeat(501)}),
             "invalid_description",
@@ -236,10 +305,26 @@ async fn the_secret_shows_only_at_creation_and_invalid_endpoints_write_nothing()
         ),
     ];
     for (body, code) in refused {
-        let reply = call(&app, Method::POST, "/api/v1/webhooks", &ada, Some(body.clone())).await;
-        assert_eq!((reply.status, reply.code()), (422, code), "{body}: {:?}", reply.body);
+        let reply = call(
+            &app,
+            Method::POST,
+            "/api/v1/webhooks",
+            &ada,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (422, code),
+            "{body}: {:?}",
+            reply.body
+        );
         if code == "unknown_event_type" {
-            assert!(reply.text("detail").contains("task.exploded"), "{:?}", reply.body);
+            assert!(
+                reply.text("detail").contains("task.exploded"),
+                "{:?}",
+                reply.body
+            );
         }
     }
     let bad_patch = call(
@@ -251,7 +336,11 @@ async fn the_secret_shows_only_at_creation_and_invalid_endpoints_write_nothing()
     )
     .await;
     assert_eq!((bad_patch.status, bad_patch.code()), (422, "invalid_url"));
-    assert_eq!(endpoint_rows(&app).await, 1, "refused requests wrote nothing");
+    assert_eq!(
+        endpoint_rows(&app).await,
+        1,
+        "refused requests wrote nothing"
+    );
 
     let rotated = call(
         &app,
@@ -271,7 +360,11 @@ async fn the_secret_shows_only_at_creation_and_invalid_endpoints_write_nothing()
 async fn internal_addresses_are_refused_unless_allowed() {
     let app = App::start().await;
     let ada = app.sign_up("ada@example.com").await;
-    for url in ["http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://169.254.169.254/"] {
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/hook",
+        "http://169.254.169.254/",
+    ] {
         let reply = call(
             &app,
             Method::POST,
@@ -280,8 +373,17 @@ async fn internal_addresses_are_refused_unless_allowed() {
             Some(json!({"url": url, "event_types": ["task.assigned"]})),
         )
         .await;
-        assert_eq!((reply.status, reply.code()), (422, "forbidden_url"), "{url}: {:?}", reply.body);
-        assert!(reply.text("detail").contains("webhooks.allow"), "{:?}", reply.body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (422, "forbidden_url"),
+            "{url}: {:?}",
+            reply.body
+        );
+        assert!(
+            reply.text("detail").contains("webhooks.allow"),
+            "{:?}",
+            reply.body
+        );
     }
     assert_eq!(endpoint_rows(&app).await, 0);
 }
@@ -296,23 +398,61 @@ async fn another_users_endpoint_is_not_found() {
     let delivery = uuid::Uuid::now_v7();
     let attempts = [
         (Method::GET, format!("/api/v1/webhooks/{id}"), None),
-        (Method::PATCH, format!("/api/v1/webhooks/{id}"), Some(json!({"description": "mine"}))),
-        (Method::PATCH, format!("/api/v1/webhooks/{id}"), Some(json!({"url": "ftp://x/"}))),
-        (Method::GET, format!("/api/v1/webhooks/{id}/deliveries"), None),
-        (Method::POST, format!("/api/v1/webhooks/{id}/rotate-secret"), None),
-        (Method::POST, format!("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver"), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/webhooks/{id}"),
+            Some(json!({"description": "mine"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/webhooks/{id}"),
+            Some(json!({"url": "ftp://x/"})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/webhooks/{id}/deliveries"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{id}/rotate-secret"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver"),
+            None,
+        ),
         (Method::DELETE, format!("/api/v1/webhooks/{id}"), None),
     ];
     for (method, path, body) in attempts {
         let reply = call(&app, method.clone(), &path, &eve, body).await;
-        assert_eq!((reply.status, reply.code()), (404, "not_found"), "{method} {path}");
+        assert_eq!(
+            (reply.status, reply.code()),
+            (404, "not_found"),
+            "{method} {path}"
+        );
     }
     let list = call(&app, Method::GET, "/api/v1/webhooks", &eve, None).await;
     assert_eq!(list.body["items"], json!([]));
-    let still = call(&app, Method::GET, &format!("/api/v1/webhooks/{id}"), &ada, None).await;
+    let still = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/webhooks/{id}"),
+        &ada,
+        None,
+    )
+    .await;
     assert_eq!(still.status, 200);
     assert_eq!(still.body["description"], "");
-    let deleted = call(&app, Method::DELETE, &format!("/api/v1/webhooks/{id}"), &ada, None).await;
+    let deleted = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/webhooks/{id}"),
+        &ada,
+        None,
+    )
+    .await;
     assert_eq!(deleted.status, 204);
 }
 
@@ -348,7 +488,10 @@ async fn an_assignment_reaches_the_assignees_endpoint_signed_per_standard_webhoo
         (items.first().is_some_and(|d| d["state"] == "delivered")).then_some(items)
     })
     .await;
-    assert_eq!(listed[0]["message_id"], request.headers["webhook-id"].as_str());
+    assert_eq!(
+        listed[0]["message_id"],
+        request.headers["webhook-id"].as_str()
+    );
     assert_eq!(listed[0]["event_id"], event["id"]);
     assert_eq!(listed[0]["attempt_log"][0]["status"], 200);
 }
@@ -417,7 +560,13 @@ async fn gone_disables_the_endpoint_and_tells_its_owner() {
         (reply.body["enabled"] == false).then_some(reply.body)
     })
     .await;
-    assert!(disabled["disabled_reason"].as_str().unwrap().contains("410"), "{disabled}");
+    assert!(
+        disabled["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("410"),
+        "{disabled}"
+    );
     let note = eventually("bob to be told", WAIT, || async {
         let items = app.notifications(&bob).await;
         items.into_iter().find(|n| n["kind"] == "webhook.disabled")
@@ -430,7 +579,14 @@ async fn gone_disables_the_endpoint_and_tells_its_owner() {
     assert_eq!(items[0]["last_status"], 410);
 
     // A disabled endpoint gets nothing new; enabling it again resets its failure clock.
-    let enabled = call(&app, Method::PATCH, &path, &bob, Some(json!({"enabled": true}))).await;
+    let enabled = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &bob,
+        Some(json!({"enabled": true})),
+    )
+    .await;
     assert_eq!(enabled.status, 200);
     assert_eq!(enabled.body["enabled"], true);
     assert!(enabled.body["disabled_reason"].is_null());
@@ -444,7 +600,8 @@ async fn during_a_rotation_both_secrets_verify() {
     let ada = app.sign_up("ada@example.com").await;
     let bob = app.sign_up("bob@example.com").await;
     let bob_id = user_id(&app, &bob).await;
-    let endpoint = create_endpoint(&app, &bob, &receiver.url("/rotating"), &["task.assigned"]).await;
+    let endpoint =
+        create_endpoint(&app, &bob, &receiver.url("/rotating"), &["task.assigned"]).await;
     let old = endpoint["secret"].as_str().unwrap().to_string();
     let endpoint_id = endpoint["id"].as_str().unwrap();
     let rotated = call(
@@ -465,5 +622,42 @@ async fn during_a_rotation_both_secrets_verify() {
     assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
     let report = verify(&got, &[&old, &new]);
     assert_eq!(report["verified"], got.len(), "{report}");
-    assert_eq!(report["per_secret"], json!([got.len(), got.len()]), "{report}");
+    assert_eq!(
+        report["per_secret"],
+        json!([got.len(), got.len()]),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_endpoint_does_not_hold_up_another() {
+    let app = App::start_with(|c| {
+        c.webhooks.allow = vec!["127.0.0.1".into()];
+        c.webhooks.schedule_secs = vec![0, 1, 1, 1];
+        // One delivery in flight per endpoint, and no timeout before the test releases it.
+        c.webhooks.per_endpoint = 1;
+        c.webhooks.timeout_secs = 300;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script("/slow", &[HANG, HANG]);
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    create_endpoint(&app, &bob, &receiver.url("/slow"), &["task.assigned"]).await;
+    create_endpoint(&app, &bob, &receiver.url("/fast"), &["task.assigned"]).await;
+
+    assign_task_to(&app, &ada, &bob_id, "One").await;
+    assign_task_to(&app, &ada, &bob_id, "Two").await;
+
+    receiver.wait_for("/fast", 2).await;
+    receiver.wait_for("/slow", 1).await;
+    assert_eq!(
+        receiver.requests("/slow").len(),
+        1,
+        "the second delivery to /slow waits while the first is in flight"
+    );
+    receiver.release();
+    let slow = receiver.wait_for("/slow", 2).await;
+    assert_ne!(slow[0].headers["webhook-id"], slow[1].headers["webhook-id"]);
 }

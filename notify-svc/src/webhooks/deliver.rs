@@ -237,15 +237,32 @@ async fn record(
     store::log_attempt(&mut tx, delivery.id, log).await?;
     let outcome = match verdict {
         Verdict::Delivered => {
-            store::finish_attempt(&mut tx, delivery.id, log.status, DeliveryState::Delivered, None)
-                .await?;
+            store::finish_attempt(
+                &mut tx,
+                delivery.id,
+                log.status,
+                DeliveryState::Delivered,
+                None,
+            )
+            .await?;
             store::endpoint_succeeded(&mut tx, delivery.endpoint_id).await?;
             "delivered"
         }
         Verdict::Gone => {
-            store::finish_attempt(&mut tx, delivery.id, log.status, DeliveryState::Failed, None)
-                .await?;
-            disable(&mut tx, delivery.endpoint_id, "the endpoint answered 410 Gone").await?;
+            store::finish_attempt(
+                &mut tx,
+                delivery.id,
+                log.status,
+                DeliveryState::Failed,
+                None,
+            )
+            .await?;
+            disable(
+                &mut tx,
+                delivery.endpoint_id,
+                "the endpoint answered 410 Gone",
+            )
+            .await?;
             "gone"
         }
         Verdict::Retry { retry_after } => {
@@ -263,8 +280,14 @@ async fn record(
                     "retrying"
                 }
                 None => {
-                    store::finish_attempt(&mut tx, delivery.id, log.status, DeliveryState::Failed, None)
-                        .await?;
+                    store::finish_attempt(
+                        &mut tx,
+                        delivery.id,
+                        log.status,
+                        DeliveryState::Failed,
+                        None,
+                    )
+                    .await?;
                     "failed"
                 }
             };

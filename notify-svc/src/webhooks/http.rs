@@ -52,6 +52,9 @@ impl From<Invalid> for ApiError {
     }
 }
 
+/// The longest a request waits for the URL's name to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn guard(state: &AppState) -> Result<Guard, ApiError> {
     Guard::new("webhooks.allow", &state.config.webhooks.allow).map_err(ApiError::internal)
 }
@@ -60,10 +63,14 @@ fn guard(state: &AppState) -> Result<Guard, ApiError> {
 /// pointing inside unless allowed.
 async fn checked_url(guard: &Guard, raw: &str) -> Result<String, ApiError> {
     let url = model::parse_url(raw, guard)?;
-    match guard.check(&url).await {
-        Ok(_) => Ok(url.to_string()),
-        Err(Refusal::Forbidden(why)) => Err(ApiError::unprocessable("forbidden_url", why)),
-        Err(Refusal::Unresolved(why)) => Err(ApiError::unprocessable("unresolvable_url", why)),
+    match tokio::time::timeout(RESOLVE_TIMEOUT, guard.check(&url)).await {
+        Ok(Ok(_)) => Ok(url.to_string()),
+        Ok(Err(Refusal::Forbidden(why))) => Err(ApiError::unprocessable("forbidden_url", why)),
+        Ok(Err(Refusal::Unresolved(why))) => Err(ApiError::unprocessable("unresolvable_url", why)),
+        Err(_) => Err(ApiError::unprocessable(
+            "unresolvable_url",
+            "the url's host did not resolve in time",
+        )),
     }
 }
 
@@ -72,7 +79,11 @@ fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 }
 
 /// The caller's endpoint `raw_id`; 404 for anyone else's and for malformed ids.
-async fn own_endpoint(state: &AppState, identity: &Identity, raw_id: &str) -> Result<Endpoint, ApiError> {
+async fn own_endpoint(
+    state: &AppState,
+    identity: &Identity,
+    raw_id: &str,
+) -> Result<Endpoint, ApiError> {
     let id = parse_id(raw_id, "webhook endpoint")?;
     let mut conn = state.pool.acquire().await?;
     store::find_endpoint(&mut conn, identity.user_id, id)
@@ -342,15 +353,18 @@ pub async fn webhook_deliveries(
     let endpoint = own_endpoint(&state, &identity, &id).await?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 100"));
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            "limit must be 1 to 100",
+        ));
     }
-    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(cursor) => Some(
-            Uuid::parse_str(cursor)
-                .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one we gave"))?,
-        ),
-        None => None,
-    };
+    let before =
+        match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+            Some(cursor) => Some(Uuid::parse_str(cursor).map_err(|_| {
+                ApiError::bad_request("invalid_cursor", "cursor is not one we gave")
+            })?),
+            None => None,
+        };
     let rows = store::deliveries_page(&state.pool, endpoint.id, before, limit).await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut logs: HashMap<Uuid, Vec<WebhookAttempt>> = HashMap::new();

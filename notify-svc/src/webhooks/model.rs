@@ -91,7 +91,10 @@ fn invalid(code: &'static str, detail: impl Into<String>) -> Invalid {
 /// unless `guard` allows it. (Names are resolved and checked separately, when it is saved.)
 pub fn parse_url(raw: &str, guard: &Guard) -> Result<url::Url, Invalid> {
     if raw.chars().count() > MAX_URL_LEN {
-        return Err(invalid("invalid_url", format!("url must be at most {MAX_URL_LEN} characters")));
+        return Err(invalid(
+            "invalid_url",
+            format!("url must be at most {MAX_URL_LEN} characters"),
+        ));
     }
     let url = url::Url::parse(raw.trim())
         .map_err(|e| invalid("invalid_url", format!("url is not a URL: {e}")))?;
@@ -136,7 +139,9 @@ pub fn parse_event_types(raw: &[String]) -> Result<Vec<String>, Invalid> {
 pub fn parse_description(raw: &str) -> Result<String, Invalid> {
     let text = raw.trim();
     if text.chars().count() > MAX_DESCRIPTION_CHARS
-        || text.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+        || text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
         return Err(invalid(
             "invalid_description",
@@ -170,10 +175,18 @@ mod tests {
     #[test]
     fn urls_must_be_http_and_not_literally_internal() {
         assert!(parse_url("https://example.com/hook", &guard()).is_ok());
-        assert_eq!(parse_url("ftp://example.com/", &guard()).unwrap_err().code, "invalid_url");
-        assert_eq!(parse_url("not a url", &guard()).unwrap_err().code, "invalid_url");
         assert_eq!(
-            parse_url("http://127.0.0.1:9/x", &guard()).unwrap_err().code,
+            parse_url("ftp://example.com/", &guard()).unwrap_err().code,
+            "invalid_url"
+        );
+        assert_eq!(
+            parse_url("not a url", &guard()).unwrap_err().code,
+            "invalid_url"
+        );
+        assert_eq!(
+            parse_url("http://127.0.0.1:9/x", &guard())
+                .unwrap_err()
+                .code,
             "forbidden_url"
         );
         let allowed = Guard::new("webhooks.allow", &["127.0.0.1".into()]).unwrap();
@@ -186,7 +199,11 @@ mod tests {
     fn event_types_are_known_kinds_without_repeats() {
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            parse_event_types(&names(&["task.assigned", "task.assigned", "task.completed"])),
+            parse_event_types(&names(&[
+                "task.assigned",
+                "task.assigned",
+                "task.completed"
+            ])),
             Ok(names(&["task.assigned", "task.completed"]))
         );
         let unknown = parse_event_types(&names(&["task.assigned", "task.exploded"])).unwrap_err();
@@ -205,6 +222,9 @@ mod tests {
 
     #[test]
     fn urls_are_shown_without_their_query() {
-        assert_eq!(display_url("https://h.example/p?token=x#f"), "https://h.example/p");
+        assert_eq!(
+            display_url("https://h.example/p?token=x#f"),
+            "https://h.example/p"
+        );
     }
 }

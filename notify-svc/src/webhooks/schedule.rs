@@ -25,7 +25,9 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or_default().min(MAX_RETRY_AFTER))
 }
 
@@ -37,7 +39,10 @@ mod tests {
     fn the_schedule_runs_out_after_its_last_entry() {
         let schedule = [0, 5, 300];
         assert_eq!(next_delay(&schedule, 1, None), Some(Duration::from_secs(5)));
-        assert_eq!(next_delay(&schedule, 2, None), Some(Duration::from_secs(300)));
+        assert_eq!(
+            next_delay(&schedule, 2, None),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(next_delay(&schedule, 3, None), None);
     }
 
@@ -52,13 +57,21 @@ mod tests {
 
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
-        let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z").unwrap().to_utc();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:29:30 GMT", now),
             Some(Duration::from_secs(90))
         );
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

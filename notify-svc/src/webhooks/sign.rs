@@ -106,6 +106,9 @@ mod tests {
         let (a, b) = (Secret::generate(), Secret::generate());
         let header = signature_header(&[&a, &b], "msg_1", 1, b"{}");
         let parts: Vec<&str> = header.split(' ').collect();
-        assert_eq!(parts, [sign(&a, "msg_1", 1, b"{}"), sign(&b, "msg_1", 1, b"{}")]);
+        assert_eq!(
+            parts,
+            [sign(&a, "msg_1", 1, b"{}"), sign(&b, "msg_1", 1, b"{}")]
+        );
     }
 }

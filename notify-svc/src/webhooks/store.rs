@@ -245,7 +245,10 @@ pub struct AttemptRow {
 }
 
 /// The attempt logs of `deliveries`, oldest attempt first.
-pub async fn attempts_of(pool: &PgPool, deliveries: &[Uuid]) -> Result<Vec<AttemptRow>, sqlx::Error> {
+pub async fn attempts_of(
+    pool: &PgPool,
+    deliveries: &[Uuid],
+) -> Result<Vec<AttemptRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT delivery_id, at, status, error, latency_ms, response_excerpt
            FROM webhook_attempts WHERE delivery_id = ANY($1) ORDER BY id",
