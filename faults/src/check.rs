@@ -15,6 +15,19 @@
 //!   effect happened, the task does not say so.
 //! - **unexpected**: a task or a call for a request the client was told had failed, or for a
 //!   request the client never made.
+//!
+//! notify-svc's mail and webhooks (the peer's, about each person's task):
+//! - **mails** are counted by Message-ID at the SMTP sink: its UUID is the `messages` row's id,
+//!   joined to the task through the `task.assigned` notification's event. An ok, notified
+//!   person's task without any mail at the sink is *lost*; a second distinct Message-ID for one
+//!   task is *duplicated*. The same Message-ID stored twice is a *resend*: a crash or a cut
+//!   connection between the server's `250` and notify-svc's database update sends the mail
+//!   again, unchanged, so its reader's client shows it once. Resends are their own column and
+//!   only count as duplicated under a fault that cannot cut that window ([`may_resend`]).
+//! - **webhooks** are counted by `webhook-id` at the hooks receiver: an ok, notified person's
+//!   task without a delivery answered 2xx is *lost*; a second distinct `webhook-id` for one task
+//!   is *duplicated*; attempts of the same `webhook-id` (after a 500, a timeout, a reset) are
+//!   *retries*, which the id makes harmless.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -22,7 +35,8 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::receiver::Receiver;
+use crate::receiver::{Hooks, Receiver};
+use crate::smtp::SmtpSink;
 use crate::workload::{title_prefix, Outcome, Record};
 
 /// One fault's figures.
@@ -41,6 +55,14 @@ pub struct Figures {
     pub stuck: usize,
     pub duplicated: usize,
     pub unexpected: usize,
+    /// Distinct Message-IDs at the SMTP sink for this fault's person's tasks.
+    pub mails: usize,
+    /// Extra files with a Message-ID already stored (the same mail sent again).
+    pub resent: usize,
+    /// Distinct `webhook-id`s delivered (answered 2xx) for this fault's person's tasks.
+    pub hooks: usize,
+    /// Webhook attempts beyond the first of each `webhook-id`.
+    pub hook_retries: usize,
     /// From the fault's end to the first ok answer to a request sent after it.
     pub api_recovery: Option<Duration>,
     /// From the fault's end until every job accepted before it had its effect.
@@ -106,14 +128,75 @@ async fn notifications(notify: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<
         .collect())
 }
 
+/// A queued mail (a `messages` row) about a person's task.
+#[derive(Clone, Debug)]
+pub struct MailRow {
+    pub id: Uuid,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+/// The `task.assigned` mails of each task (its notification's event, recipient and kind).
+async fn mail_rows(notify: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, Vec<MailRow>>> {
+    let subjects: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let rows: Vec<(String, Uuid, String, i32, Option<String>)> = sqlx::query_as(
+        "SELECT n.subject, m.id, m.state, m.attempts, m.last_error
+           FROM notifications n
+           JOIN messages m ON m.event_id = n.event_id AND m.user_id = n.user_id
+                          AND m.kind = n.kind AND m.channel = 'email'
+          WHERE n.kind = 'task.assigned' AND n.subject = ANY($1)",
+    )
+    .bind(&subjects)
+    .fetch_all(notify)
+    .await?;
+    let mut out: HashMap<Uuid, Vec<MailRow>> = HashMap::new();
+    for (subject, id, state, attempts, last_error) in rows {
+        if let Ok(task) = subject.parse() {
+            out.entry(task).or_default().push(MailRow {
+                id,
+                state,
+                attempts,
+                last_error,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every Message-ID notify-svc may send: its mail rows and digests (welcome mails included).
+pub async fn known_mail_ids(notify: &PgPool) -> anyhow::Result<HashSet<Uuid>> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM messages WHERE channel = 'email'
+         UNION SELECT digest_id FROM messages WHERE digest_id IS NOT NULL",
+    )
+    .fetch_all(notify)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Whether fault `name` can cut the window between the SMTP server's `250` and notify-svc's
+/// database update (a process or connection killed there), so that the same mail is
+/// legitimately sent again.
+pub fn may_resend(name: &str) -> bool {
+    name == "kill9:notify-svc"
+        || name.starts_with("postgres:")
+        || name.starts_with("smtp:")
+        || name == "resets:notify-svc->smtp"
+        || name == "resets:notify-svc->postgres"
+}
+
 const TERMINAL: [&str; 3] = ["completed", "dead", "cancelled"];
 
 /// Waits (until `deadline`) for every job of fault `tag` to finish and for the receiver to go
 /// quiet; returns whether everything settled.
+#[allow(clippy::too_many_arguments)]
 pub async fn settle(
     db: &PgPool,
     notify: &PgPool,
     receiver: &Receiver,
+    sink: &SmtpSink,
+    hooks: &Hooks,
     tag: &str,
     records: &[Record],
     deadline: Duration,
@@ -136,7 +219,26 @@ pub async fn settle(
                 Ok(notes) => people.iter().all(|id| notes.contains_key(id)),
                 Err(_) => false,
             };
-            if all_ok_exist && jobs_done && all_notified {
+            // Each notified task's mail is at the sink (or given up: `failed`), and its webhook
+            // was answered 2xx.
+            let all_told = all_notified
+                && match mail_rows(notify, &people).await {
+                    Ok(mails) => {
+                        let at_sink = sink.mails();
+                        people.iter().all(|id| {
+                            mails.get(id).is_some_and(|rows| {
+                                rows.iter().any(|m| {
+                                    m.state == "failed" || at_sink.contains_key(&Some(m.id))
+                                })
+                            }) && hooks
+                                .calls(id)
+                                .iter()
+                                .any(|c| (200..300).contains(&c.status))
+                        })
+                    }
+                    Err(_) => false,
+                };
+            if all_ok_exist && jobs_done && all_told {
                 break;
             }
         }
@@ -160,20 +262,38 @@ pub async fn settle(
     true
 }
 
-/// Counts lost, duplicated and unexpected for fault `tag`, whose fault ended at `healed`.
+/// What was counted of one person's task's mail and webhooks, to find late ones at the end.
+#[derive(Clone, Debug, Default)]
+pub struct Told {
+    pub mail_ids: Vec<Uuid>,
+    pub mail_files: usize,
+    pub hook_ids: usize,
+}
+
+/// Counts lost, duplicated and unexpected for fault `tag`, whose fault ended at `healed`; fills
+/// `told` with what each of its person's tasks got by mail and webhook.
+#[allow(clippy::too_many_arguments)]
 pub async fn check(
     db: &PgPool,
     notify: &PgPool,
     receiver: &Receiver,
+    sink: &SmtpSink,
+    hooks: &Hooks,
     tag: &str,
     records: &[Record],
     healed: Instant,
     worker_deaths: &[Instant],
+    told: &mut HashMap<Uuid, Told>,
 ) -> anyhow::Result<Figures> {
     let tasks = tasks(db, tag).await?;
     let ids: Vec<Uuid> = tasks.values().map(|t| t.id).collect();
     let allowance = rerun_allowance(db, &ids).await?;
     let notes = notifications(notify, &ids).await?;
+    let mails = mail_rows(notify, &ids).await?;
+    let at_sink = sink.mails();
+    let resend_ok = may_resend(tag);
+    let healed_wall = std::time::SystemTime::now() - healed.elapsed();
+    let mut people_told = true;
     let mut f = Figures::default();
     let mine: HashSet<Uuid> = records.iter().map(|r| r.req).collect();
     let mut backlog = Duration::ZERO;
@@ -242,6 +362,114 @@ pub async fn check(
                     }
                 }
             }
+            let notified = notes.contains_key(&task.id);
+            let ok = matches!(r.outcome, Outcome::Ok(_));
+            // The mail to the peer, by Message-ID at the sink.
+            let rows = mails.get(&task.id).cloned().unwrap_or_default();
+            let mut distinct = 0;
+            let mut files = 0;
+            let mut repeats = 0;
+            for row in &rows {
+                let stored = at_sink.get(&Some(row.id)).cloned().unwrap_or_default();
+                if let Some(first) = stored.iter().min() {
+                    distinct += 1;
+                    if r.sent < healed {
+                        let late = first.duration_since(healed_wall).unwrap_or_default();
+                        backlog = backlog.max(late);
+                    }
+                }
+                files += stored.len();
+                repeats += stored.len().saturating_sub(1);
+            }
+            f.mails += distinct;
+            if distinct == 0 && ok && notified {
+                f.lost += 1;
+                people_told = false;
+                let states: Vec<String> = rows
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{} {} after {} attempt(s): {}",
+                            m.id,
+                            m.state,
+                            m.attempts,
+                            m.last_error.as_deref().unwrap_or("-")
+                        )
+                    })
+                    .collect();
+                f.notes.push(format!(
+                    "lost: task {} has no mail at the SMTP sink (messages: {})",
+                    task.id,
+                    if states.is_empty() {
+                        "none".into()
+                    } else {
+                        states.join("; ")
+                    }
+                ));
+            }
+            if distinct > 1 {
+                f.duplicated += distinct - 1;
+                f.notes.push(format!(
+                    "duplicated: task {} mailed under {distinct} Message-IDs",
+                    task.id
+                ));
+            }
+            if repeats > 0 {
+                f.resent += repeats;
+                if resend_ok {
+                    f.notes.push(format!(
+                        "resent: task {}'s mail stored {files} times under one Message-ID",
+                        task.id
+                    ));
+                } else {
+                    f.duplicated += repeats;
+                    f.notes.push(format!(
+                        "duplicated: task {}'s mail stored {files} times under one Message-ID, under a fault that cannot explain a resend",
+                        task.id
+                    ));
+                }
+            }
+            // The webhook, by `webhook-id` at the hooks receiver.
+            let attempts = hooks.calls(&task.id);
+            let hook_ids: HashSet<&str> = attempts.iter().map(|c| c.id.as_str()).collect();
+            let delivered: Vec<_> = attempts
+                .iter()
+                .filter(|c| (200..300).contains(&c.status))
+                .collect();
+            let delivered_ids: HashSet<&str> = delivered.iter().map(|c| c.id.as_str()).collect();
+            f.hooks += delivered_ids.len();
+            f.hook_retries += attempts.len() - hook_ids.len();
+            if let Some(first) = delivered.iter().map(|c| c.at).min() {
+                if r.sent < healed {
+                    backlog = backlog.max(first.saturating_duration_since(healed));
+                }
+            } else if ok && notified {
+                f.lost += 1;
+                people_told = false;
+                let answers: Vec<String> = attempts.iter().map(|c| c.status.to_string()).collect();
+                f.notes.push(format!(
+                    "lost: task {} has no webhook delivered ({} attempt(s) answered {})",
+                    task.id,
+                    attempts.len(),
+                    answers.join(",")
+                ));
+            }
+            if hook_ids.len() > 1 {
+                f.duplicated += hook_ids.len() - 1;
+                f.notes.push(format!(
+                    "duplicated: task {} got webhooks under {} webhook-ids",
+                    task.id,
+                    hook_ids.len()
+                ));
+            }
+            told.insert(
+                task.id,
+                Told {
+                    mail_ids: rows.iter().map(|m| m.id).collect(),
+                    mail_files: files,
+                    hook_ids: hook_ids.len(),
+                },
+            );
         }
         if calls.is_empty() {
             continue;
@@ -295,22 +523,39 @@ pub async fn check(
     let all_jobs_effected = records.iter().all(|r| {
         !(r.job && matches!(r.outcome, Outcome::Ok(_)) && receiver.calls(&r.req).is_empty())
     });
-    f.backlog_recovery = all_jobs_effected.then_some(backlog);
+    f.backlog_recovery = (all_jobs_effected && people_told).then_some(backlog);
     Ok(f)
 }
 
-/// Problems only visible at the end of the run: calls for requests of finished faults that
-/// arrived after their check (late duplicates), and calls for requests nobody made.
+/// Problems only visible at the end of the run.
+#[derive(Debug, Default)]
+pub struct Late {
+    /// Calls, distinct Message-IDs or webhook-ids that arrived after their fault was checked.
+    pub duplicated: usize,
+    /// Calls, mails and webhooks for requests nobody made.
+    pub unexpected: usize,
+    /// Mails stored again under a Message-ID after their fault was checked (not failing).
+    pub resent: usize,
+    pub notes: Vec<String>,
+}
+
+/// Problems only visible at the end of the run: calls, mails and webhooks for requests of
+/// finished faults that arrived after their check (late duplicates), and ones for requests
+/// nobody made.
 pub fn at_the_end(
     receiver: &Receiver,
     counted: &HashMap<Uuid, usize>,
-) -> (usize, usize, Vec<String>) {
-    let (mut duplicated, mut unexpected, mut notes) = (0, 0, Vec::new());
+    sink: &SmtpSink,
+    hooks: &Hooks,
+    told: &HashMap<Uuid, Told>,
+    known_mail_ids: &HashSet<Uuid>,
+) -> Late {
+    let mut late = Late::default();
     for (req, before) in counted {
         let now = receiver.calls(req).len();
         if now > *before {
-            duplicated += now - before;
-            notes.push(format!(
+            late.duplicated += now - before;
+            late.notes.push(format!(
                 "duplicated: request {req} called the receiver {} more time(s) after its fault was checked",
                 now - before
             ));
@@ -318,18 +563,76 @@ pub fn at_the_end(
     }
     for req in receiver.requests() {
         if !counted.contains_key(&req) {
-            unexpected += 1;
-            notes.push(format!(
+            late.unexpected += 1;
+            late.notes.push(format!(
                 "unexpected: receiver called for request {req}, which nobody made"
             ));
         }
     }
     if receiver.strays() > 0 {
-        unexpected += receiver.strays();
-        notes.push(format!(
+        late.unexpected += receiver.strays();
+        late.notes.push(format!(
             "unexpected: {} receiver calls without a request id",
             receiver.strays()
         ));
     }
-    (duplicated, unexpected, notes)
+    let at_sink = sink.mails();
+    let mut mine: HashSet<Uuid> = HashSet::new();
+    for (task, before) in told {
+        mine.extend(before.mail_ids.iter().copied());
+        let stored: Vec<usize> = before
+            .mail_ids
+            .iter()
+            .map(|id| at_sink.get(&Some(*id)).map_or(0, Vec::len))
+            .collect();
+        let distinct = stored.iter().filter(|n| **n > 0).count();
+        let files: usize = stored.iter().sum();
+        if distinct > 1 && files > before.mail_files {
+            late.duplicated += distinct - 1;
+            late.notes.push(format!(
+                "duplicated: task {task} mailed under {distinct} Message-IDs by the end"
+            ));
+        }
+        if files > before.mail_files && before.mail_files > 0 {
+            late.resent += files - before.mail_files;
+            late.notes.push(format!(
+                "resent: task {task}'s mail stored {} more time(s) after its fault was checked",
+                files - before.mail_files
+            ));
+        }
+        let ids: HashSet<String> = hooks.calls(task).into_iter().map(|c| c.id).collect();
+        if ids.len() > before.hook_ids && ids.len() > 1 {
+            late.duplicated += ids.len() - before.hook_ids.max(1);
+            late.notes.push(format!(
+                "duplicated: task {task} got webhooks under {} webhook-ids by the end",
+                ids.len()
+            ));
+        }
+    }
+    for (id, stored) in &at_sink {
+        let expected = id.is_some_and(|id| mine.contains(&id) || known_mail_ids.contains(&id));
+        if !expected {
+            late.unexpected += stored.len();
+            late.notes.push(format!(
+                "unexpected: {} mail(s) at the SMTP sink with Message-ID {id:?}, which notify-svc never queued",
+                stored.len()
+            ));
+        }
+    }
+    for task in hooks.tasks() {
+        if !told.contains_key(&task) {
+            late.unexpected += 1;
+            late.notes.push(format!(
+                "unexpected: webhook about task {task}, which no fault made"
+            ));
+        }
+    }
+    if hooks.strays() > 0 {
+        late.unexpected += hooks.strays();
+        late.notes.push(format!(
+            "unexpected: {} webhook(s) about no task",
+            hooks.strays()
+        ));
+    }
+    late
 }

@@ -9,7 +9,9 @@
 //! - `infra`: the private PostgreSQL, Redis and RabbitMQ.
 //! - `proxy`: the TCP fault proxy (latency, resets, refusal).
 //! - `stack`: Taskmesh's processes, their settings and proxies.
-//! - `receiver`: the HTTP endpoint the jobs call; records calls by idempotency key.
+//! - `receiver`: the HTTP endpoint the jobs call; records calls by idempotency key. Also the
+//!   webhook endpoint notify-svc delivers to; records deliveries by `webhook-id`.
+//! - `smtp`: the SMTP server notify-svc mails through (the aiosmtpd sink); mails by Message-ID.
 //! - `workload`: the API client, its load and the record of every request.
 //! - `check`: the history checker.
 //! - `suite`: the faults, how each runs, and the report.
@@ -18,6 +20,7 @@ pub mod check;
 pub mod infra;
 pub mod proxy;
 pub mod receiver;
+pub mod smtp;
 pub mod stack;
 pub mod suite;
 pub mod workload;

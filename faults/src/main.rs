@@ -21,6 +21,10 @@ struct Cli {
     /// The `taskmesh` binary to run the services with.
     #[arg(long, env = "TASKMESH_BIN")]
     taskmesh: Option<PathBuf>,
+    /// The Python with aiosmtpd that runs the SMTP sink (`tests/notify/smtp_sink.py`):
+    /// the venv's, printed by `scripts/python-env` (which `scripts/faults` passes).
+    #[arg(long, env = "TASKMESH_PYTHON", default_value = "python3")]
+    python: PathBuf,
     /// Keep the temporary directory (logs, data) after the run.
     #[arg(long)]
     keep: bool,
@@ -56,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         faults::suite::Settings::full()
     };
-    let report = faults::suite::run(&taskmesh, &faults, &settings, cli.keep).await?;
+    let report = faults::suite::run(&taskmesh, &cli.python, &faults, &settings, cli.keep).await?;
     println!();
     println!("{}", report.table());
     if let Some(path) = cli.table {

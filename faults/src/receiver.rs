@@ -104,3 +104,103 @@ impl Receiver {
         *self.last_call.lock().unwrap()
     }
 }
+
+/// One webhook delivery attempt the hooks receiver answered.
+#[derive(Clone, Debug)]
+pub struct HookCall {
+    /// The `webhook-id` header: one per delivery, the same on every retry.
+    pub id: String,
+    pub at: Instant,
+    /// What the receiver answered (200, or the status a fault set).
+    pub status: u16,
+}
+
+/// The webhook endpoint notify-svc delivers to (`POST /hook`, registered by the peer user for
+/// `task.assigned`): records each delivery attempt by the task it is about (`data.task_id` of
+/// the CloudEvent body) with its `webhook-id`, and answers 200, or the status set by
+/// [`Hooks::set_status`] (the `webhook:500` fault).
+#[derive(Clone, Default)]
+pub struct Hooks {
+    calls: Arc<Mutex<HashMap<Uuid, Vec<HookCall>>>>,
+    /// Deliveries whose body names no task (none expected).
+    strays: Arc<Mutex<usize>>,
+    /// 0: answer 200.
+    status: Arc<std::sync::atomic::AtomicU16>,
+}
+
+async fn hook(
+    State(hooks): State<Hooks>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let status = match hooks.status.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => 200,
+        s => s,
+    };
+    let task = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["data"]["task_id"]
+                .as_str()
+                .and_then(|s| s.parse::<Uuid>().ok())
+        });
+    match task {
+        Some(task) => hooks
+            .calls
+            .lock()
+            .unwrap()
+            .entry(task)
+            .or_default()
+            .push(HookCall {
+                id,
+                at: Instant::now(),
+                status,
+            }),
+        None => *hooks.strays.lock().unwrap() += 1,
+    }
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+impl Hooks {
+    /// Serves `POST /hook` on a free local port.
+    pub async fn start() -> anyhow::Result<(Self, SocketAddr)> {
+        let hooks = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let router = Router::new()
+            .route("/hook", post(hook))
+            .with_state(hooks.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok((hooks, addr))
+    }
+
+    /// Answer every delivery with `status` (200: back to normal).
+    pub fn set_status(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The delivery attempts about task `task`.
+    pub fn calls(&self, task: &Uuid) -> Vec<HookCall> {
+        self.calls
+            .lock()
+            .unwrap()
+            .get(task)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every task with delivery attempts.
+    pub fn tasks(&self) -> Vec<Uuid> {
+        self.calls.lock().unwrap().keys().copied().collect()
+    }
+
+    pub fn strays(&self) -> usize {
+        *self.strays.lock().unwrap()
+    }
+}

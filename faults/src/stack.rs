@@ -20,6 +20,10 @@ pub enum Dep {
     Postgres,
     Rabbitmq,
     Redis,
+    /// notify-svc's SMTP server (the aiosmtpd sink, [`crate::smtp`]).
+    Smtp,
+    /// The webhook receiver the peer user registered ([`crate::receiver::Hooks`]).
+    Webhook,
 }
 
 impl Dep {
@@ -28,14 +32,18 @@ impl Dep {
             Dep::Postgres => "postgres",
             Dep::Rabbitmq => "rabbitmq",
             Dep::Redis => "redis",
+            Dep::Smtp => "smtp",
+            Dep::Webhook => "webhook",
         }
     }
 
-    fn upstream(self) -> SocketAddr {
+    fn upstream(self, smtp: SocketAddr, hooks: SocketAddr) -> SocketAddr {
         match self {
             Dep::Postgres => infra::pg_addr(),
             Dep::Rabbitmq => infra::amqp_addr(),
             Dep::Redis => infra::redis_addr(),
+            Dep::Smtp => smtp,
+            Dep::Webhook => hooks,
         }
     }
 }
@@ -70,7 +78,7 @@ pub const SERVICES: [ServiceSpec; 7] = [
         name: "notify-svc",
         service: "notify-svc",
         section: "NOTIFY",
-        deps: &[Dep::Postgres, Dep::Rabbitmq],
+        deps: &[Dep::Postgres, Dep::Rabbitmq, Dep::Smtp, Dep::Webhook],
     },
     ServiceSpec {
         name: "media-svc",
@@ -129,12 +137,22 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 }
 
 impl Stack {
-    /// Starts the proxies and every process, and waits until all are ready.
-    pub async fn start(bin: &Path, dir: &Path, receiver_host: &str) -> anyhow::Result<Self> {
+    /// Starts the proxies and every process, and waits until all are ready. `smtp` is the SMTP
+    /// server notify-svc mails through, `hooks` the webhook receiver (both behind proxies).
+    pub async fn start(
+        bin: &Path,
+        dir: &Path,
+        receiver_host: &str,
+        smtp: SocketAddr,
+        hooks: SocketAddr,
+    ) -> anyhow::Result<Self> {
         let mut proxies = BTreeMap::new();
         for (service, dep) in proxy_pairs() {
-            let proxy =
-                FaultProxy::start(format!("{service}→{}", dep.name()), dep.upstream()).await?;
+            let proxy = FaultProxy::start(
+                format!("{service}→{}", dep.name()),
+                dep.upstream(smtp, hooks),
+            )
+            .await?;
             proxies.insert((service, dep), proxy);
         }
         let mut binds = BTreeMap::new();
@@ -161,11 +179,17 @@ impl Stack {
             ("TASKMESH_JOBS__BACKOFF_BASE_MS".into(), "200".into()),
             ("TASKMESH_JOBS__BACKOFF_MAX_MS".into(), "2000".into()),
             ("TASKMESH_JOBS__WORKER_DEAD_AFTER_SECS".into(), "5".into()),
-            // The peer that people's tasks are assigned to is mailed about each: as files here.
+            // The peer that people's tasks are assigned to is mailed about each, over SMTP
+            // (`TASKMESH_SMTP__URL`, set per process: the notify-svc→smtp proxy), and gets a
+            // webhook for each at the receiver it registered, through the notify-svc→webhook
+            // proxy on loopback. Deliveries are retried after 1, 2, 4, 8, 8 and 8 s (31 s in
+            // all), so the webhook faults (10 s at most) end well within a delivery's schedule.
+            ("TASKMESH_WEBHOOKS__ALLOW".into(), "[\"127.0.0.1\"]".into()),
             (
-                "TASKMESH_SMTP__MAIL_DIR".into(),
-                dir.join("mail").display().to_string(),
+                "TASKMESH_WEBHOOKS__SCHEDULE_SECS".into(),
+                "[0,1,2,4,8,8,8]".into(),
             ),
+            ("TASKMESH_WEBHOOKS__TIMEOUT_SECS".into(), "5".into()),
             (
                 "TASKMESH_NOTIFICATIONS__EMAIL_HOURLY_CAP".into(),
                 "1000000".into(),
@@ -230,6 +254,14 @@ impl Stack {
             .expect("a proxy for this pair")
     }
 
+    /// The URL the peer registers as its webhook endpoint: the receiver, through its proxy.
+    pub fn hook_url(&self) -> String {
+        format!(
+            "http://{}/hook",
+            self.proxy("notify-svc", Dep::Webhook).addr
+        )
+    }
+
     /// Starts process `name` (again) on its address.
     pub fn spawn(&mut self, name: &'static str) -> anyhow::Result<()> {
         let spec = Self::spec(name);
@@ -263,6 +295,9 @@ impl Stack {
                     format!("amqp://guest:guest@{proxy}/%2f"),
                 ),
                 Dep::Redis => ("TASKMESH_REDIS__URL", format!("redis://{proxy}")),
+                Dep::Smtp => ("TASKMESH_SMTP__URL", format!("smtp://{proxy}")),
+                // Registered through the API by the peer user: see `Stack::hook_url`.
+                Dep::Webhook => continue,
             };
             command.env(key, url);
         }

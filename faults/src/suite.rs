@@ -14,7 +14,8 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::check::{self, Figures};
 use crate::infra::{self, Infra};
-use crate::receiver::Receiver;
+use crate::receiver::{Hooks, Receiver};
+use crate::smtp::SmtpSink;
 use crate::stack::{proxy_pairs, Dep, Stack};
 use crate::workload::{Client, Load};
 
@@ -38,6 +39,18 @@ pub enum Fault {
     Latency(&'static str, Dep),
     /// Every connection between the service and the dependency reset, again and again.
     Resets(&'static str, Dep),
+    /// The SMTP server `kill -9`ed (connections refused), started again after
+    /// `Settings::smtp_down`: within the mail queue's default retry budget (attempts after 1,
+    /// 2, 4 and 8 s: 15 s).
+    SmtpDown,
+    /// The SMTP server restarted answering `451 4.3.0 try again later` to the end of DATA of
+    /// the next `Settings::smtp_reject` mails; the fault ends when a mail is accepted again.
+    Smtp451,
+    /// The webhook receiver unreachable (its proxy resets every connection and refuses new
+    /// ones) for `Settings::hook_down`, within the schedule the suite sets (31 s).
+    WebhookDown,
+    /// The webhook receiver answering 500 to every delivery for the hold.
+    Webhook500,
 }
 
 impl Fault {
@@ -51,6 +64,10 @@ impl Fault {
             Fault::RedisRestart => "redis:restart".into(),
             Fault::Latency(s, d) => format!("latency:{s}->{}", d.name()),
             Fault::Resets(s, d) => format!("resets:{s}->{}", d.name()),
+            Fault::SmtpDown => "smtp:down".into(),
+            Fault::Smtp451 => "smtp:451".into(),
+            Fault::WebhookDown => "webhook:down".into(),
+            Fault::Webhook500 => "webhook:500".into(),
         }
     }
 }
@@ -67,6 +84,10 @@ pub fn all() -> Vec<Fault> {
         Fault::PostgresRestart,
         Fault::PostgresOutage(30),
         Fault::RedisRestart,
+        Fault::SmtpDown,
+        Fault::Smtp451,
+        Fault::WebhookDown,
+        Fault::Webhook500,
     ];
     for (service, dep) in proxy_pairs() {
         faults.push(Fault::Latency(service, dep));
@@ -108,6 +129,12 @@ pub struct Settings {
     pub reset_every: Duration,
     /// How long jobs may take to settle after a fault.
     pub settle: Duration,
+    /// How long the SMTP server is down in `smtp:down`.
+    pub smtp_down: Duration,
+    /// How many mails the SMTP server answers 451 in `smtp:451`.
+    pub smtp_reject: u32,
+    /// How long the webhook receiver is unreachable in `webhook:down`.
+    pub hook_down: Duration,
 }
 
 impl Settings {
@@ -121,6 +148,9 @@ impl Settings {
             latency: Duration::from_millis(100),
             reset_every: Duration::from_millis(500),
             settle: Duration::from_secs(60),
+            smtp_down: Duration::from_secs(5),
+            smtp_reject: 6,
+            hook_down: Duration::from_secs(5),
         }
     }
 
@@ -134,6 +164,9 @@ impl Settings {
             latency: Duration::from_millis(250),
             reset_every: Duration::from_millis(500),
             settle: Duration::from_secs(180),
+            smtp_down: Duration::from_secs(12),
+            smtp_reject: 40,
+            hook_down: Duration::from_secs(10),
         }
     }
 }
@@ -147,9 +180,10 @@ pub struct Row {
 pub struct Report {
     pub settings: Settings,
     pub rows: Vec<Row>,
-    /// Found only at the end: late duplicates and calls nobody asked for.
+    /// Found only at the end: late duplicates, calls nobody asked for, late resends.
     pub late_duplicated: usize,
     pub late_unexpected: usize,
+    pub late_resent: usize,
     pub took: Duration,
 }
 
@@ -182,12 +216,12 @@ impl Report {
             s.after.as_secs(),
             self.took.as_secs_f64()
         );
-        out.push_str("| fault | requests ok / failed / unknown (done) | effects | reruns | lost | stuck | duplicated | unexpected | recovery: API / backlog |\n");
-        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| fault | requests ok / failed / unknown (done) | effects | reruns | mails (resent) | webhooks (retries) | lost | stuck | duplicated | unexpected | recovery: API / backlog |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
         for row in &self.rows {
             let f = &row.figures;
             out.push_str(&format!(
-                "| {}{} | {} / {} / {} ({}) | {} | {} | {} | {} | {} | {} | {} / {} |\n",
+                "| {}{} | {} / {} / {} ({}) | {} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} | {} / {} |\n",
                 row.fault,
                 if f.settled { "" } else { " (did not settle)" },
                 f.ok,
@@ -196,6 +230,10 @@ impl Report {
                 f.unknown_done,
                 f.effects,
                 f.reruns,
+                f.mails,
+                f.resent,
+                f.hooks,
+                f.hook_retries,
                 f.lost,
                 f.stuck,
                 f.duplicated,
@@ -205,8 +243,8 @@ impl Report {
             ));
         }
         out.push_str(&format!(
-            "\nAfter the last fault: {} late duplicated call(s), {} call(s) for requests nobody made.\n",
-            self.late_duplicated, self.late_unexpected
+            "\nAfter the last fault: {} late duplicated call(s), mail(s) or webhook(s), {} call(s), mail(s) or webhook(s) for requests nobody made, {} mail(s) resent late.\n",
+            self.late_duplicated, self.late_unexpected, self.late_resent
         ));
         out
     }
@@ -216,6 +254,7 @@ impl Report {
 /// everything (also on Ctrl-C) and returns the report.
 pub async fn run(
     taskmesh: &Path,
+    python: &Path,
     faults: &[Fault],
     settings: &Settings,
     keep: bool,
@@ -233,18 +272,19 @@ pub async fn run(
     );
     let mut stack = None;
     let result = tokio::select! {
-        result = run_in(taskmesh, &dir, &mut infra, &mut stack, faults, settings) => result,
+        result = run_in(taskmesh, python, &dir, &mut infra, &mut stack, faults, settings) => result,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     if let Some(stack) = stack {
         stack.stop().await;
     }
     infra.stop().await;
-    let report = result.map(|(rows, late_duplicated, late_unexpected)| Report {
+    let report = result.map(|(rows, late)| Report {
         settings: settings.clone(),
         rows,
-        late_duplicated,
-        late_unexpected,
+        late_duplicated: late.duplicated,
+        late_unexpected: late.unexpected,
+        late_resent: late.resent,
         took: started.elapsed(),
     });
     if keep || !report.as_ref().is_ok_and(Report::passed) {
@@ -257,15 +297,26 @@ pub async fn run(
 
 async fn run_in(
     taskmesh: &Path,
+    python: &Path,
     dir: &Path,
     infra: &mut Infra,
     slot: &mut Option<Stack>,
     faults: &[Fault],
     settings: &Settings,
-) -> anyhow::Result<(Vec<Row>, usize, usize)> {
+) -> anyhow::Result<(Vec<Row>, check::Late)> {
     let (receiver, receiver_addr) = Receiver::start().await?;
+    let (hooks, hooks_addr) = Hooks::start().await?;
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let mut sink =
+        SmtpSink::start(python, &dir.join("mail"), &dir.join("logs/smtp-sink.log")).await?;
+    eprintln!(
+        "faults: SMTP sink on {} (mail in {}), webhook receiver on {hooks_addr}",
+        sink.addr(),
+        sink.dir.display()
+    );
     let t = Instant::now();
-    let stack = slot.insert(Stack::start(taskmesh, dir, "127.0.0.1").await?);
+    let stack =
+        slot.insert(Stack::start(taskmesh, dir, "127.0.0.1", sink.addr(), hooks_addr).await?);
     eprintln!(
         "faults: {} processes ready after {:.1}s (logs in {})",
         crate::stack::SERVICES.len(),
@@ -283,8 +334,27 @@ async fn run_in(
     let db = database("taskmesh_tasks").await?;
     let notify = database("taskmesh_notify").await?;
     let client = Client::new(stack.url("api-gateway"), format!("http://{receiver_addr}")).await?;
+    // The peer's webhook endpoint; notify-svc's users read model learns of the peer from
+    // user.created, so the registration may need a moment.
+    let hook_url = stack.hook_url();
+    crate::wait_until(
+        "the peer's webhook endpoint",
+        Duration::from_secs(30),
+        || async {
+            match client.register_webhook(&hook_url).await {
+                Ok(()) => Some(()),
+                Err(e) => {
+                    eprintln!("faults: {e:#}; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    None
+                }
+            }
+        },
+    )
+    .await?;
     let mut rows = Vec::new();
     let mut counted: HashMap<uuid::Uuid, usize> = HashMap::new();
+    let mut told: HashMap<uuid::Uuid, check::Told> = HashMap::new();
     for fault in faults {
         let name = fault.name();
         stack.wait_ready(Duration::from_secs(120)).await?;
@@ -295,7 +365,8 @@ async fn run_in(
         eprintln!("faults: {name}: load on");
         let load = Load::start(client.clone(), name.clone(), settings.rate);
         tokio::time::sleep(settings.before).await;
-        let (healed, worker_deaths) = inject(fault, stack, infra, settings).await?;
+        let (healed, worker_deaths) =
+            inject(fault, stack, infra, &mut sink, &hooks, settings).await?;
         tokio::time::sleep(settings.after).await;
         // Keep the load on until a request made after the fault's end succeeds (or the
         // settle deadline passes): that moment is the API's recovery.
@@ -313,16 +384,33 @@ async fn run_in(
             records.len()
         );
         stack.wait_ready(Duration::from_secs(120)).await?;
-        let settled =
-            check::settle(&db, &notify, &receiver, &name, &records, settings.settle).await;
+        anyhow::ensure!(
+            !sink.exited(),
+            "the SMTP sink stopped by itself; see {}",
+            dir.join("logs/smtp-sink.log").display()
+        );
+        let settled = check::settle(
+            &db,
+            &notify,
+            &receiver,
+            &sink,
+            &hooks,
+            &name,
+            &records,
+            settings.settle,
+        )
+        .await;
         let mut figures = check::check(
             &db,
             &notify,
             &receiver,
+            &sink,
+            &hooks,
             &name,
             &records,
             healed,
             &worker_deaths,
+            &mut told,
         )
         .await?;
         figures.settled = settled;
@@ -338,12 +426,16 @@ async fn run_in(
             .max()
             .unwrap_or_default();
         eprintln!(
-            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} lost {} stuck {} duplicated {} unexpected {} recovery {} / {}; slowest answer {:.2}s",
+            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} mails {} resent {} webhooks {} retries {} lost {} stuck {} duplicated {} unexpected {} recovery {} / {}; slowest answer {:.2}s",
             figures.ok,
             figures.failed,
             figures.unknown,
             figures.effects,
             figures.reruns,
+            figures.mails,
+            figures.resent,
+            figures.hooks,
+            figures.hook_retries,
             figures.lost,
             figures.stuck,
             figures.duplicated,
@@ -357,11 +449,12 @@ async fn run_in(
             figures,
         });
     }
-    let (late_duplicated, late_unexpected, notes) = check::at_the_end(&receiver, &counted);
-    for note in notes.iter().take(20) {
+    let known_mail_ids = check::known_mail_ids(&notify).await?;
+    let late = check::at_the_end(&receiver, &counted, &sink, &hooks, &told, &known_mail_ids);
+    for note in late.notes.iter().take(20) {
         eprintln!("faults: {note}");
     }
-    Ok((rows, late_duplicated, late_unexpected))
+    Ok((rows, late))
 }
 
 /// Injects `fault`, holds it, heals it; returns when it ended and when workers were killed.
@@ -369,6 +462,8 @@ async fn inject(
     fault: &Fault,
     stack: &mut Stack,
     infra: &mut Infra,
+    sink: &mut SmtpSink,
+    hooks: &Hooks,
     settings: &Settings,
 ) -> anyhow::Result<(Instant, Vec<Instant>)> {
     let hold = settings.hold;
@@ -417,6 +512,36 @@ async fn inject(
                 tokio::time::sleep(settings.reset_every).await;
             }
             proxy.heal();
+        }
+        Fault::SmtpDown => {
+            sink.kill9().await?;
+            tokio::time::sleep(settings.smtp_down).await;
+            sink.spawn(0).await?;
+        }
+        Fault::Smtp451 => {
+            sink.kill9().await?;
+            let before = sink.files();
+            sink.spawn(settings.smtp_reject).await?;
+            // Held at least the hold, and until the rejections are spent (the first mail
+            // accepted after them).
+            tokio::time::sleep(hold).await;
+            let _ = crate::wait_until("a mail accepted after the 451s", settings.settle, || {
+                let accepted = sink.files() > before;
+                async move { accepted.then_some(()) }
+            })
+            .await;
+        }
+        Fault::WebhookDown => {
+            let proxy = stack.proxy("notify-svc", Dep::Webhook).clone();
+            proxy.set_refuse(true);
+            proxy.reset();
+            tokio::time::sleep(settings.hook_down).await;
+            proxy.heal();
+        }
+        Fault::Webhook500 => {
+            hooks.set_status(500);
+            tokio::time::sleep(hold).await;
+            hooks.set_status(0);
         }
     }
     Ok((Instant::now(), worker_deaths))

@@ -49,8 +49,10 @@ pub struct Client {
     token: Arc<RwLock<String>>,
     relogin: Arc<tokio::sync::Mutex<Instant>>,
     receiver: String,
-    /// The user people's tasks are assigned to: notify-svc tells them (`task.assigned`).
+    /// The user people's tasks are assigned to: notify-svc tells them (`task.assigned`) in-app,
+    /// by mail and by webhook.
     peer: Uuid,
+    peer_email: String,
 }
 
 fn title(tag: &str, req: Uuid) -> String {
@@ -98,6 +100,7 @@ impl Client {
             )),
             receiver,
             peer,
+            peer_email,
         };
         client.login().await?;
         Ok(client)
@@ -117,6 +120,39 @@ impl Client {
             .as_str()
             .ok_or_else(|| anyhow::anyhow!("login without a token"))?;
         *self.token.write().await = token.to_string();
+        Ok(())
+    }
+
+    /// The peer registers a webhook endpoint at `url` for `task.assigned` (logged in as itself).
+    pub async fn register_webhook(&self, url: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.api))
+            .json(&json!({"email": self.peer_email, "password": PASSWORD}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 200,
+            "peer login: {}",
+            response.status()
+        );
+        let body: Value = response.json().await?;
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("peer login without a token"))?;
+        let response = self
+            .http
+            .post(format!("{}/api/v1/webhooks", self.api))
+            .bearer_auth(token)
+            .json(&json!({"url": url, "event_types": ["task.assigned"], "description": "fault suite"}))
+            .send()
+            .await?;
+        let status = response.status();
+        anyhow::ensure!(
+            status == 201,
+            "registering the webhook endpoint {url}: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
         Ok(())
     }
 
