@@ -57,6 +57,9 @@ pub struct Figures {
     pub unexpected: usize,
     /// Distinct Message-IDs at the SMTP sink for this fault's person's tasks.
     pub mails: usize,
+    /// Failed attempts notify-svc recorded for those mails before they left (its `attempts`
+    /// beyond the first): how hard the fault bit.
+    pub mail_retries: usize,
     /// Extra files with a Message-ID already stored (the same mail sent again).
     pub resent: usize,
     /// Distinct `webhook-id`s delivered (answered 2xx) for this fault's person's tasks.
@@ -382,6 +385,10 @@ pub async fn check(
                 repeats += stored.len().saturating_sub(1);
             }
             f.mails += distinct;
+            f.mail_retries += rows
+                .iter()
+                .map(|m| usize::try_from(m.attempts - 1).unwrap_or(0))
+                .sum::<usize>();
             if distinct == 0 && ok && notified {
                 f.lost += 1;
                 people_told = false;

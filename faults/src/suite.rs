@@ -43,6 +43,9 @@ pub enum Fault {
     /// `Settings::smtp_down`: within the mail queue's default retry budget (attempts after 1,
     /// 2, 4 and 8 s: 15 s).
     SmtpDown,
+    /// The SMTP server down for this long, past the mail queue's default retry budget (15 s): a
+    /// probe of that budget, run only when named exactly (`--only smtp:down-20s`).
+    SmtpOutage(u64),
     /// The SMTP server restarted answering `451 4.3.0 try again later` to the end of DATA of
     /// the next `Settings::smtp_reject` mails; the fault ends when a mail is accepted again.
     Smtp451,
@@ -65,6 +68,7 @@ impl Fault {
             Fault::Latency(s, d) => format!("latency:{s}->{}", d.name()),
             Fault::Resets(s, d) => format!("resets:{s}->{}", d.name()),
             Fault::SmtpDown => "smtp:down".into(),
+            Fault::SmtpOutage(secs) => format!("smtp:down-{secs}s"),
             Fault::Smtp451 => "smtp:451".into(),
             Fault::WebhookDown => "webhook:down".into(),
             Fault::Webhook500 => "webhook:500".into(),
@@ -85,6 +89,7 @@ pub fn all() -> Vec<Fault> {
         Fault::PostgresOutage(30),
         Fault::RedisRestart,
         Fault::SmtpDown,
+        Fault::SmtpOutage(20),
         Fault::Smtp451,
         Fault::WebhookDown,
         Fault::Webhook500,
@@ -99,7 +104,7 @@ pub fn all() -> Vec<Fault> {
 }
 
 /// The faults whose name contains one of `only` (all when empty), the baseline first; the
-/// long outage only in a full run or when named.
+/// long outage only in a full run or when named; the SMTP outage only when named exactly.
 pub fn selected(only: &[String], quick: bool) -> Vec<Fault> {
     all()
         .into_iter()
@@ -108,6 +113,7 @@ pub fn selected(only: &[String], quick: bool) -> Vec<Fault> {
             match f {
                 Fault::Baseline => true,
                 Fault::PostgresOutage(_) if quick => named,
+                Fault::SmtpOutage(_) => only.iter().any(|o| *o == f.name()),
                 _ => only.is_empty() || named,
             }
         })
@@ -216,12 +222,12 @@ impl Report {
             s.after.as_secs(),
             self.took.as_secs_f64()
         );
-        out.push_str("| fault | requests ok / failed / unknown (done) | effects | reruns | mails (resent) | webhooks (retries) | lost | stuck | duplicated | unexpected | recovery: API / backlog |\n");
+        out.push_str("| fault | requests ok / failed / unknown (done) | effects | reruns | mails (retries / resent) | webhooks (retries) | lost | stuck | duplicated | unexpected | recovery: API / backlog |\n");
         out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
         for row in &self.rows {
             let f = &row.figures;
             out.push_str(&format!(
-                "| {}{} | {} / {} / {} ({}) | {} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} | {} / {} |\n",
+                "| {}{} | {} / {} / {} ({}) | {} | {} | {} ({} / {}) | {} ({}) | {} | {} | {} | {} | {} / {} |\n",
                 row.fault,
                 if f.settled { "" } else { " (did not settle)" },
                 f.ok,
@@ -231,6 +237,7 @@ impl Report {
                 f.effects,
                 f.reruns,
                 f.mails,
+                f.mail_retries,
                 f.resent,
                 f.hooks,
                 f.hook_retries,
@@ -426,13 +433,14 @@ async fn run_in(
             .max()
             .unwrap_or_default();
         eprintln!(
-            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} mails {} resent {} webhooks {} retries {} lost {} stuck {} duplicated {} unexpected {} recovery {} / {}; slowest answer {:.2}s",
+            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} mails {} retries {} resent {} webhooks {} retries {} lost {} stuck {} duplicated {} unexpected {} recovery {} / {}; slowest answer {:.2}s",
             figures.ok,
             figures.failed,
             figures.unknown,
             figures.effects,
             figures.reruns,
             figures.mails,
+            figures.mail_retries,
             figures.resent,
             figures.hooks,
             figures.hook_retries,
@@ -516,6 +524,11 @@ async fn inject(
         Fault::SmtpDown => {
             sink.kill9().await?;
             tokio::time::sleep(settings.smtp_down).await;
+            sink.spawn(0).await?;
+        }
+        Fault::SmtpOutage(secs) => {
+            sink.kill9().await?;
+            tokio::time::sleep(Duration::from_secs(*secs)).await;
             sink.spawn(0).await?;
         }
         Fault::Smtp451 => {
