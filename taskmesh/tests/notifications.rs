@@ -5,118 +5,21 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use axum::{extract::State, routing::post, Router};
+use common::notify::{mail_dir, Mail, SmtpSink};
 use common::{App, WAIT};
-use mail_parser::MessageParser;
 use serde_json::{json, Value};
 use shared::testkit::eventually;
 
-/// The SMTP server: `tests/notify/smtp_sink.py`, one `.eml` file per accepted mail.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl SmtpSink {
-    fn start(dir: &Path, port: u16) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/notify/smtp_sink.py");
-        let mut child = Command::new(common::venv_python())
-            .arg(script)
-            .args(["--port", &port.to_string(), "--dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the SMTP sink starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("the sink said {line:?}"));
-        Self {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Every accepted mail, parsed: (envelope recipients, raw bytes).
-    fn mails(&self) -> Vec<Mail> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "eml") {
-                out.push(Mail::parse(&std::fs::read(path).unwrap()));
-            }
-        }
-        out
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Mail {
-    rcpt: String,
-    to: String,
-    subject: String,
-    message_id: String,
-    text: String,
-    html: String,
-    unsubscribe: Option<String>,
-    unsubscribe_post: Option<String>,
-}
-
-impl Mail {
-    fn parse(raw: &[u8]) -> Self {
-        let message = MessageParser::default().parse(raw).expect("a mail");
-        let header = |name: &str| {
-            message
-                .header_raw(name)
-                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(""))
-        };
-        Mail {
-            rcpt: header("X-Sink-Rcpt-To").unwrap_or_default(),
-            to: message
-                .to()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .unwrap_or_default()
-                .to_string(),
-            subject: message.subject().unwrap_or_default().to_string(),
-            message_id: message.message_id().unwrap_or_default().to_string(),
-            text: message.body_text(0).unwrap_or_default().to_string(),
-            html: message.body_html(0).unwrap_or_default().to_string(),
-            unsubscribe: header("List-Unsubscribe"),
-            unsubscribe_post: message
-                .header_raw("List-Unsubscribe-Post")
-                .map(|v| v.trim().to_string()),
-        }
-    }
-}
+/// One text the provider received: the `Authorization` header and the form.
+type Text = (String, HashMap<String, String>);
 
 /// The stand-in SMS provider: records each form posted to it.
 #[derive(Clone, Default)]
 struct SmsProvider {
-    received: Arc<Mutex<Vec<(String, HashMap<String, String>)>>>,
+    received: Arc<Mutex<Vec<Text>>>,
 }
 
 async fn sms_provider() -> (String, SmsProvider) {
@@ -164,13 +67,6 @@ async fn assign(app: &App, token: &str, title: &str, assignee: &str) -> String {
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     id
-}
-
-fn mail_dir(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "taskmesh-smtp-{tag}-{}",
-        uuid::Uuid::new_v4().simple()
-    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
