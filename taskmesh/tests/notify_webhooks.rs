@@ -661,3 +661,44 @@ async fn a_hanging_endpoint_does_not_hold_up_another() {
     let slow = receiver.wait_for("/slow", 2).await;
     assert_ne!(slow[0].headers["webhook-id"], slow[1].headers["webhook-id"]);
 }
+
+/// The webhook routes against their OpenAPI description, as `contract.rs` checks the whole API
+/// (schemathesis; run with `--ignored`, the full contract test covers these routes too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: schemathesis; contract.rs runs it over the whole API"]
+async fn every_webhook_answer_is_documented() {
+    let app = app().await;
+    let ada = app.sign_up("ada@example.com").await;
+    create_endpoint(&app, &ada, "http://127.0.0.1:9/hook", &["task.assigned"]).await;
+    let (status, document) = app.get("/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let paths = &document["paths"];
+    assert_eq!(
+        paths["/api/v1/webhooks"]["post"]["tags"],
+        json!(["webhooks"])
+    );
+    assert!(paths["/api/v1/webhooks/{id}/deliveries"]["get"]["responses"]["404"].is_object());
+    let dir = std::env::temp_dir().join(format!("taskmesh-webhooks-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("openapi.json"), document.to_string()).unwrap();
+    let output = std::process::Command::new(common::venv_python().with_file_name("schemathesis"))
+        .arg("run")
+        .arg(dir.join("openapi.json"))
+        .args(["--url", &app.api, "-H", &format!("Authorization: Bearer {ada}")])
+        .args(["--include-path-regex", "^/api/v1/webhooks"])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+        .args(["--max-examples", "30", "--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["--workers", "1", "--request-timeout", "30", "--suppress-health-check", "too_slow"])
+        .args(["--generation-database", "none", "--no-color"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("schemathesis runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
