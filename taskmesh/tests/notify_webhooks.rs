@@ -105,14 +105,25 @@ async fn receive(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let status = record(&shared.inbox, method, uri, headers, body);
-    if status != HANG {
-        return StatusCode::from_u16(status).unwrap();
+    match status {
+        HANG => {
+            shared.gate.acquire().await.unwrap().forget();
+            StatusCode::OK.into_response()
+        }
+        // Busy: come back in RETRY_AFTER seconds.
+        429 | 503 => {
+            let status = StatusCode::from_u16(status).unwrap();
+            (status, [("retry-after", RETRY_AFTER.to_string())], "busy").into_response()
+        }
+        _ => StatusCode::from_u16(status).unwrap().into_response(),
     }
-    shared.gate.acquire().await.unwrap().forget();
-    StatusCode::OK
 }
+
+/// The `Retry-After` of the receiver's 429 and 503 answers, in seconds.
+const RETRY_AFTER: i64 = 120;
 
 /// Records the request; the scripted answer.
 fn record(inbox: &Mutex<Inbox>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> u16 {
@@ -539,6 +550,39 @@ async fn a_failed_attempt_is_retried_and_redelivery_keeps_the_webhook_id() {
     let got = receiver.wait_for("/flaky", 3).await;
     assert_eq!(got[2].headers["webhook-id"], got[0].headers["webhook-id"]);
     assert_eq!(got[2].body, got[0].body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_endpoints_retry_after_is_obeyed() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    receiver.script("/busy", &[503]);
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    let endpoint = create_endpoint(&app, &bob, &receiver.url("/busy"), &["task.assigned"]).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+
+    assign_task_to(&app, &ada, &bob_id, "Busy").await;
+
+    let delivery = eventually("the first attempt to be recorded", WAIT, || async {
+        let items = deliveries(&app, &bob, endpoint_id).await;
+        items.into_iter().find(|d| d["attempts"] == 1)
+    })
+    .await;
+    assert_eq!(delivery["state"], "pending");
+    assert_eq!(delivery["last_status"], 503);
+    assert_eq!(delivery["attempt_log"][0]["response_excerpt"], "busy");
+    let at = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    let wait = at(&delivery["next_attempt_at"]) - at(&delivery["attempt_log"][0]["at"]);
+    // The schedule says 1 s; the receiver asked for RETRY_AFTER.
+    assert!(wait.num_seconds() >= RETRY_AFTER - 1, "{delivery}");
+    assert_eq!(receiver.requests("/busy").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
