@@ -72,11 +72,12 @@ async fn assign(app: &App, token: &str, title: &str, assignee: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_assignment_mails_texts_and_tells_the_assignee_in_app_and_never_the_assigner() {
     let dir = mail_dir("assign");
-    let sink = SmtpSink::start(&dir, 0);
+    // The server wants a login: the credentials come from the URL.
+    let sink = SmtpSink::start_with(&dir, 0, &["--auth", "taskmesh:s3cret"]);
     let (sms_url, provider) = sms_provider().await;
     let port = sink.port;
     let app = App::start_with(|c| {
-        c.smtp.url = Some(format!("smtp://127.0.0.1:{port}").into());
+        c.smtp.url = Some(format!("smtp://taskmesh:s3cret@127.0.0.1:{port}").into());
         c.sms.base_url = sms_url.clone();
         c.sms.account = "AC123".into();
         c.sms.token = Some("sms-token".to_string().into());

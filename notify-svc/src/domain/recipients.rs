@@ -320,7 +320,7 @@ impl Draft {
                 "Your account is ready. Create a task, or join a channel with its code.".into()
             }
             Change::WebhookDisabled { url, reason } => format!(
-                "Deliveries to {url} were stopped: {reason}. Fix the endpoint, then enable it again."
+                "No more events are sent to {url}: {reason}. Re-enable it (PATCH enabled: true) once it answers again."
             ),
         }
     }

@@ -20,7 +20,8 @@ use super::model::{display_url, DeliveryState};
 use super::schedule;
 use super::sign;
 use super::store::{self, AttemptLog, Claimed};
-use crate::store::notifications::{self, NewNotification};
+use crate::domain::recipients::{Change, Draft};
+use crate::domain::Kind;
 use crate::AppState;
 
 /// How often the loop looks for due deliveries when it found none.
@@ -258,6 +259,7 @@ async fn record(
             )
             .await?;
             disable(
+                state,
                 &mut tx,
                 delivery.endpoint_id,
                 "the endpoint answered 410 Gone",
@@ -295,7 +297,7 @@ async fn record(
             if store::endpoint_failed(&mut tx, delivery.endpoint_id, disable_after).await? {
                 let days = config.disable_after_secs as f64 / 86400.0;
                 let reason = format!("every delivery failed for {days:.1} days");
-                disable(&mut tx, delivery.endpoint_id, &reason).await?;
+                disable(state, &mut tx, delivery.endpoint_id, &reason).await?;
             }
             outcome
         }
@@ -306,8 +308,10 @@ async fn record(
     Ok(())
 }
 
-/// Disables the endpoint and tells its owner in-app (once: only when this disabled it).
+/// Disables the endpoint and tells its owner (once: only when this disabled it), in-app and
+/// by mail as their preferences for `webhook.disabled` say.
 async fn disable(
+    state: &AppState,
     tx: &mut sqlx::PgConnection,
     endpoint_id: Uuid,
     reason: &str,
@@ -316,19 +320,16 @@ async fn disable(
         return Ok(());
     };
     tracing::info!(%endpoint_id, reason, "webhook endpoint disabled");
-    let url = display_url(&url);
-    let note = NewNotification {
+    let draft = Draft {
         user_id: owner,
-        kind: crate::domain::Kind::WebhookDisabled.as_str().into(),
-        title: format!("Your webhook {url} was disabled"),
-        body: format!(
-            "No more events are sent to {url}: {reason}. Re-enable it (PATCH enabled: true) once it answers again."
-        ),
-        subject: Some(endpoint_id.to_string()),
+        kind: Kind::WebhookDisabled,
         actor_id: None,
-        link: None,
-        event_id: Uuid::now_v7(),
+        subject: Some(endpoint_id),
+        link_path: Some(format!("/api/v1/webhooks/{endpoint_id}")),
+        change: Change::WebhookDisabled {
+            url: display_url(&url),
+            reason: reason.to_string(),
+        },
     };
-    notifications::insert(tx, &note).await?;
-    Ok(())
+    crate::service::fanout::tell(state, tx, &draft).await
 }

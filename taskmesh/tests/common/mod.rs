@@ -35,7 +35,9 @@ impl App {
         let stack = Stack::start(env.config.clone(), CancellationToken::new())
             .await
             .unwrap();
-        stack.wait_ready(WAIT).await.unwrap();
+        // Generous: a machine busy with other test processes starts slowly, and start-up is not
+        // what these tests measure.
+        stack.wait_ready(WAIT * 3).await.unwrap();
         Self {
             api: stack.api_url(),
             stack: Some(stack),

@@ -16,12 +16,18 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start(dir: &Path, port: u16) -> Self {
+        Self::start_with(dir, port, &[])
+    }
+
+    /// Starts the sink with more arguments (`--auth USER:PASS`, `--reject-first N`).
+    pub fn start_with(dir: &Path, port: u16, args: &[&str]) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/notify/smtp_sink.py");
         let mut child = Command::new(super::venv_python())
             .arg(script)
             .args(["--port", &port.to_string(), "--dir"])
             .arg(dir)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("the SMTP sink starts");
