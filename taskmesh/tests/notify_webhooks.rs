@@ -638,6 +638,56 @@ async fn gone_disables_the_endpoint_and_tells_its_owner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_past_the_limit_is_disabled_and_its_owner_told() {
+    let app = App::start_with(|c| {
+        c.webhooks.allow = vec!["127.0.0.1".into()];
+        c.webhooks.schedule_secs = vec![0, 1, 1, 1, 1, 1, 1, 1, 1, 1];
+        c.webhooks.disable_after_secs = 2;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script("/down", &[500; 30]);
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    let endpoint = create_endpoint(&app, &bob, &receiver.url("/down"), &["task.assigned"]).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+
+    assign_task_to(&app, &ada, &bob_id, "Down").await;
+
+    let path = format!("/api/v1/webhooks/{endpoint_id}");
+    let disabled = eventually("the endpoint to be disabled", WAIT, || async {
+        let reply = call(&app, Method::GET, &path, &bob, None).await;
+        (reply.body["enabled"] == false).then_some(reply.body)
+    })
+    .await;
+    assert!(
+        disabled["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("every delivery failed"),
+        "{disabled}"
+    );
+    let note = eventually("bob to be told", WAIT, || async {
+        let items = app.notifications(&bob).await;
+        items.into_iter().find(|n| n["kind"] == "webhook.disabled")
+    })
+    .await;
+    assert_eq!(note["subject"], endpoint_id.as_str());
+    assert!(note["link"].as_str().unwrap().ends_with(&path), "{note}");
+    // Told by mail too (on by default for this kind): the mail is queued for him.
+    let notify = app.db(&app.env.config.notify.database).await;
+    let mails: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE channel = 'email' AND kind = 'webhook.disabled'",
+    )
+    .fetch_one(&notify)
+    .await
+    .unwrap();
+    notify.close().await;
+    assert_eq!(mails, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_a_rotation_both_secrets_verify() {
     let app = app().await;
     let receiver = Receiver::start().await;
