@@ -585,22 +585,27 @@ async fn a_busy_endpoints_retry_after_is_obeyed() {
     assert_eq!(receiver.requests("/busy").len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gone_disables_the_endpoint_and_tells_its_owner() {
-    let app = app().await;
+/// Bob's endpoint answering as `script` says, after Ada assigns him a task: waits until it is
+/// disabled (its reason containing `reason`) and he is told; returns the endpoint id and the
+/// notification.
+async fn disabled_after_assignment(
+    app: &App,
+    script: &[u16],
+    reason: &str,
+) -> (String, String, Value) {
     let receiver = Receiver::start().await;
-    receiver.script("/gone", &[410]);
+    receiver.script("/endpoint", script);
     let ada = app.sign_up("ada@example.com").await;
     let bob = app.sign_up("bob@example.com").await;
-    let bob_id = user_id(&app, &bob).await;
-    let endpoint = create_endpoint(&app, &bob, &receiver.url("/gone"), &["task.assigned"]).await;
+    let bob_id = user_id(app, &bob).await;
+    let endpoint = create_endpoint(app, &bob, &receiver.url("/endpoint"), &["task.assigned"]).await;
     let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
 
-    assign_task_to(&app, &ada, &bob_id, "Gone").await;
+    assign_task_to(app, &ada, &bob_id, "Unreachable").await;
 
     let path = format!("/api/v1/webhooks/{endpoint_id}");
     let disabled = eventually("the endpoint to be disabled", WAIT, || async {
-        let reply = call(&app, Method::GET, &path, &bob, None).await;
+        let reply = call(app, Method::GET, &path, &bob, None).await;
         (reply.body["enabled"] == false).then_some(reply.body)
     })
     .await;
@@ -608,7 +613,7 @@ async fn gone_disables_the_endpoint_and_tells_its_owner() {
         disabled["disabled_reason"]
             .as_str()
             .unwrap()
-            .contains("410"),
+            .contains(reason),
         "{disabled}"
     );
     let note = eventually("bob to be told", WAIT, || async {
@@ -618,6 +623,14 @@ async fn gone_disables_the_endpoint_and_tells_its_owner() {
     .await;
     assert_eq!(note["subject"], endpoint_id.as_str());
     assert!(!note.to_string().contains("whsec_"));
+    (endpoint_id, bob, note)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_the_endpoint_and_tells_its_owner() {
+    let app = app().await;
+    let (endpoint_id, bob, _) = disabled_after_assignment(&app, &[410], "410").await;
+    let path = format!("/api/v1/webhooks/{endpoint_id}");
     let items = deliveries(&app, &bob, &endpoint_id).await;
     assert_eq!(items[0]["state"], "failed");
     assert_eq!(items[0]["last_status"], 410);
@@ -645,35 +658,9 @@ async fn an_endpoint_failing_past_the_limit_is_disabled_and_its_owner_told() {
         c.webhooks.disable_after_secs = 2;
     })
     .await;
-    let receiver = Receiver::start().await;
-    receiver.script("/down", &[500; 30]);
-    let ada = app.sign_up("ada@example.com").await;
-    let bob = app.sign_up("bob@example.com").await;
-    let bob_id = user_id(&app, &bob).await;
-    let endpoint = create_endpoint(&app, &bob, &receiver.url("/down"), &["task.assigned"]).await;
-    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
-
-    assign_task_to(&app, &ada, &bob_id, "Down").await;
-
+    let (endpoint_id, _, note) =
+        disabled_after_assignment(&app, &[500; 30], "every delivery failed").await;
     let path = format!("/api/v1/webhooks/{endpoint_id}");
-    let disabled = eventually("the endpoint to be disabled", WAIT, || async {
-        let reply = call(&app, Method::GET, &path, &bob, None).await;
-        (reply.body["enabled"] == false).then_some(reply.body)
-    })
-    .await;
-    assert!(
-        disabled["disabled_reason"]
-            .as_str()
-            .unwrap()
-            .contains("every delivery failed"),
-        "{disabled}"
-    );
-    let note = eventually("bob to be told", WAIT, || async {
-        let items = app.notifications(&bob).await;
-        items.into_iter().find(|n| n["kind"] == "webhook.disabled")
-    })
-    .await;
-    assert_eq!(note["subject"], endpoint_id.as_str());
     assert!(note["link"].as_str().unwrap().ends_with(&path), "{note}");
     // Told by mail too (on by default for this kind): the mail is queued for him.
     let notify = app.db(&app.env.config.notify.database).await;
