@@ -8,7 +8,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about)]
 struct Cli {
-    /// Fewer requests and shorter faults (about 8 minutes; for CI).
+    /// Fewer requests and shorter faults (about 6 minutes; for CI).
     #[arg(long)]
     quick: bool,
     /// Run only the faults whose name contains one of these (comma-separated), e.g.
