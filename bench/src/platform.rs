@@ -23,6 +23,14 @@ const SERVICES: [(&str, &str, u16); 6] = [
 /// Spawns and waits until every service is ready. `None` when `taskmesh` is not built.
 /// A benchmark drives one user as fast as it can, so the per-user API rate limit is lifted.
 pub async fn spawn(env: &TestEnv) -> anyhow::Result<Option<Vec<(&'static str, Child)>>> {
+    spawn_with(env, &[]).await
+}
+
+/// Like [`spawn`], with more settings (`TASKMESH_…` variables) given to every service.
+pub async fn spawn_with(
+    env: &TestEnv,
+    extra: &[(&str, String)],
+) -> anyhow::Result<Option<Vec<(&'static str, Child)>>> {
     let exe = std::env::current_exe()?.with_file_name("taskmesh");
     if !exe.exists() {
         println!(
@@ -42,6 +50,7 @@ pub async fn spawn(env: &TestEnv) -> anyhow::Result<Option<Vec<(&'static str, Ch
             .env("RUST_LOG", "warn")
             .kill_on_drop(true);
         command.env("TASKMESH_RATE_LIMIT__API_REQUESTS", "1000000000");
+        command.envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
         for (svc, key, port) in SERVICES {
             command.env(format!("TASKMESH_{key}__BIND"), format!("127.0.0.1:{port}"));
             command.env(
