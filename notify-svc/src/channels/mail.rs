@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use shared::config::SmtpConfig;
+
+/// SMTP connections kept open for reuse.
+const POOL_SIZE: u32 = 32;
 
 /// A mail ready to leave.
 #[derive(Debug, Clone)]
@@ -26,7 +30,11 @@ pub struct Mail {
 /// Why a mail did not leave.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The server is away or said "try later" (4xx): worth retrying.
+    /// The server cannot be reached (refused, reset, timed out) or the mail folder cannot be
+    /// written: the mail is not at fault, and it waits for the server without spending attempts.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The server answered "try later" (4xx): worth retrying, a limited number of times.
     #[error("{0}")]
     Transient(String),
     /// The server refused it for good (5xx), or it cannot be built: retrying will not help.
@@ -66,6 +74,9 @@ impl Mailer {
                 transport: AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     .map_err(|e| anyhow::anyhow!("smtp.url: {e}"))?
                     .timeout(Some(Duration::from_secs(config.timeout_secs)))
+                    // Room for the mail consumer's concurrent sends: lettre's default keeps 10
+                    // connections, so a burst closed and reopened most of them.
+                    .pool_config(PoolConfig::new().max_size(POOL_SIZE))
                     .build(),
                 from,
             },
@@ -116,7 +127,8 @@ impl Mailer {
             Mailer::Smtp { transport, .. } => match transport.send(message).await {
                 Ok(_) => Ok(()),
                 Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("smtp: {e}"))),
-                Err(e) => Err(SendError::Transient(format!("smtp: {e}"))),
+                Err(e) if e.is_transient() => Err(SendError::Transient(format!("smtp: {e}"))),
+                Err(e) => Err(SendError::Unreachable(format!("smtp: {e}"))),
             },
             Mailer::Files { dir, .. } => {
                 let io =

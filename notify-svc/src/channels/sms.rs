@@ -11,6 +11,10 @@ use shared::config::SmsConfig;
 /// Why a text did not leave.
 #[derive(Debug, thiserror::Error)]
 pub enum SmsError {
+    /// The provider cannot be reached: the text waits for it without spending attempts.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The provider answered "later" (5xx, 429): retried a limited number of times.
     #[error("{0}")]
     Transient(String),
     #[error("{0}")]
@@ -72,7 +76,7 @@ impl Provider for TwilioStyle {
                 .form(&[("To", to), ("From", self.from.as_str()), ("Body", body)])
                 .send()
                 .await
-                .map_err(|e| SmsError::Transient(format!("sms provider: {e}")))?;
+                .map_err(|e| SmsError::Unreachable(format!("sms provider: {e}")))?;
             let status = response.status();
             if status.is_success() {
                 return Ok(());

@@ -1,6 +1,8 @@
-//! The mail queue: one `notify.mail` command per mail. An SMTP server that is away or says
-//! "later" is retried through the consumer's delay queues and dead-lettered after its
-//! attempts; one that refuses for good dead-letters it at once.
+//! The mail queue: one `notify.mail` command per mail. An SMTP server that cannot be reached
+//! holds the mail (no attempt spent, tried again at most 2 s apart) until it is back, as a
+//! database outage does; one that answers "later" (4xx) is retried through the consumer's delay
+//! queues and dead-lettered after its attempts; one that refuses for good (5xx) dead-letters it
+//! at once.
 
 use std::sync::Arc;
 
@@ -28,6 +30,9 @@ impl Handler for MailSender {
             }
             Err(Error::Send(SendError::Transient(why))) => {
                 Err(HandlerError::Retry(anyhow::anyhow!(why)))
+            }
+            Err(Error::Send(SendError::Unreachable(why))) => {
+                Err(HandlerError::Unavailable(anyhow::anyhow!(why)))
             }
         }
     }

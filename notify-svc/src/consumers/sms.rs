@@ -1,4 +1,5 @@
-//! The SMS queue: one `notify.sms` command per text, retried like mail.
+//! The SMS queue: one `notify.sms` command per text, held while the provider cannot be reached
+//! and retried when it answers "later", like mail.
 
 use std::sync::Arc;
 
@@ -26,6 +27,9 @@ impl Handler for SmsSender {
             }
             Err(Error::Send(SmsError::Transient(why))) => {
                 Err(HandlerError::Retry(anyhow::anyhow!(why)))
+            }
+            Err(Error::Send(SmsError::Unreachable(why))) => {
+                Err(HandlerError::Unavailable(anyhow::anyhow!(why)))
             }
         }
     }

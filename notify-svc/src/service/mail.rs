@@ -101,6 +101,8 @@ pub async fn deliver(
             metrics::counter!("taskmesh_notify_mail_total", "outcome" => "sent").increment(1);
             Ok(Outcome::Sent)
         }
+        // The server is away: nothing is recorded, the consumer holds the mail until it is back.
+        Err(err @ SendError::Unreachable(_)) => Err(err.into()),
         Err(err) => {
             let text = err.to_string();
             if last_attempt || matches!(err, SendError::Permanent(_)) {

@@ -45,6 +45,7 @@ pub async fn deliver(
             metrics::counter!("taskmesh_notify_sms_total", "outcome" => "sent").increment(1);
             Ok(())
         }
+        Err(err @ SmsError::Unreachable(_)) => Err(err.into()),
         Err(err) => {
             let text = err.to_string();
             if last_attempt || matches!(err, SmsError::Permanent(_)) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use shared::outbound::Guard;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -45,6 +45,9 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let timeout = Duration::from_secs(config.timeout_secs);
     let lease = timeout + LEASE_MARGIN;
     let permits = Arc::new(Semaphore::new(config.concurrency));
+    // Signalled when an attempt finishes: its endpoint has room again, so the next claim need
+    // not wait for the idle poll (with one busy endpoint that poll capped it at ~20/s).
+    let finished = Arc::new(Notify::new());
     let mut in_flight = JoinSet::new();
     while !shutdown.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
@@ -62,6 +65,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = finished.notified() => {}
             }
             continue;
         }
@@ -69,10 +73,11 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            let (state, guard) = (state.clone(), guard.clone());
+            let (state, guard, finished) = (state.clone(), guard.clone(), finished.clone());
             in_flight.spawn(async move {
                 attempt(&state, &guard, delivery, timeout).await;
                 drop(permit);
+                finished.notify_one();
             });
         }
     }
