@@ -3,7 +3,7 @@
 //! private, link-local and similar addresses refused unless allow-listed, the connection pinned
 //! to the checked addresses (no DNS rebinding) and no redirects (a redirect could point inside).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// Why a URL may not be called.
@@ -89,12 +89,30 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                // IETF protocol assignments, benchmarking, reserved.
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_internal(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            // NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and IPv4-compatible (::a.b.c.d) addresses
+            // reach the IPv4 address they carry.
+            let octets = v6.octets();
+            let embedded = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
+            if (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0; 6])
+                && !v6.is_loopback()
+                && !v6.is_unspecified()
+            {
+                return is_internal(IpAddr::V4(embedded));
+            }
+            if segments[..3] == [0x64, 0xff9b, 1] {
+                return true;
+            }
+            let first = segments[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -151,17 +169,16 @@ impl Guard {
     }
 
     fn check_addrs(&self, host: &str, addrs: &[SocketAddr]) -> Result<(), Refusal> {
-        let refused: Vec<String> = addrs
+        let refused = addrs
             .iter()
-            .filter(|a| is_internal(a.ip()) && !self.allow.allows(host, a.ip()))
-            .map(|a| a.ip().to_string())
-            .collect();
-        if refused.is_empty() {
+            .any(|a| is_internal(a.ip()) && !self.allow.allows(host, a.ip()));
+        if !refused {
             return Ok(());
         }
+        // The addresses a name resolves to stay out of the message: it reaches the caller, who
+        // could otherwise map the internal network by name.
         Err(Refusal::Forbidden(format!(
-            "{host} is an internal address ({}); allow it in {}",
-            refused.join(", "),
+            "{host} is or resolves to an internal address; allow it in {}",
             self.setting
         )))
     }
@@ -175,6 +192,8 @@ impl Guard {
         timeout: Duration,
     ) -> reqwest::Result<reqwest::Client> {
         let mut builder = reqwest::Client::builder()
+            // A proxy from the environment would resolve the name itself, past the check.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .timeout(timeout);
@@ -212,10 +231,21 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "64:ff9b::a00:5",
+            "64:ff9b:1::1",
+            "::10.0.0.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "192.0.0.8",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -394,3 +394,91 @@ async fn mail_that_falls_due_while_smtp_is_down_arrives_once_each_when_it_return
     notify.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_hourly_cap_mail_is_held_for_one_digest_written_as_eml_files_without_smtp() {
+    // No SMTP server: mail goes to .eml files, as `taskmesh up` does by default.
+    let app = App::start_with(|c| {
+        c.notifications.email_hourly_cap = 3;
+        c.notifications.digest_interval_secs = 1;
+    })
+    .await;
+    let dir = std::path::PathBuf::from(&app.env.config.smtp.mail_dir);
+    let files = || -> Vec<Mail> {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                    .map(|p| Mail::parse(&std::fs::read(p).unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob_id = app.user_id(&bob).await;
+    let tasks: Vec<Value> = (0..6)
+        .map(|i| json!({"title": format!("capped {i}"), "assignee_id": bob_id}))
+        .collect();
+    let (status, body) = app
+        .post("/api/v1/tasks/bulk", Some(&ada), json!({ "tasks": tasks }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // Bob's welcome and two assignments fill his hour; the other four are held.
+    let notify = app.db(&app.env.config.notify.database).await;
+    let count = |state: &'static str| {
+        let notify = notify.clone();
+        let bob_id = bob_id.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM messages WHERE user_id = $1::uuid AND state = $2",
+            )
+            .bind(bob_id)
+            .bind(state)
+            .fetch_one(&notify)
+            .await
+            .unwrap()
+        }
+    };
+    eventually("three sent and four held", WAIT, || async {
+        (count("sent").await == 3 && count("held").await == 4).then_some(())
+    })
+    .await;
+    let bobs = |mails: Vec<Mail>| -> Vec<Mail> {
+        mails
+            .into_iter()
+            .filter(|m| m.to == "bob@example.com")
+            .collect()
+    };
+    assert_eq!(bobs(files()).len(), 3, "the cap holds");
+    assert!(files().iter().any(|m| m.to == "ada@example.com"));
+
+    // An hour later (moved in the database), the held four leave as one digest.
+    sqlx::query(
+        "UPDATE messages SET sent_at = sent_at - interval '2 hours' WHERE user_id = $1::uuid",
+    )
+    .bind(&bob_id)
+    .execute(&notify)
+    .await
+    .unwrap();
+    let digest = eventually("the digest", WAIT, || async {
+        bobs(files())
+            .into_iter()
+            .find(|m| m.subject == "4 Taskmesh notifications")
+    })
+    .await;
+    let titles = (0..6)
+        .filter(|i| {
+            digest
+                .text
+                .contains(&format!("Ada assigned you “capped {i}”"))
+        })
+        .count();
+    assert_eq!(titles, 4, "{}", digest.text);
+    assert!(digest.html.contains("capped"), "{}", digest.html);
+    assert_eq!(count("digested").await, 4);
+    assert_eq!(bobs(files()).len(), 4);
+    notify.close().await;
+}

@@ -63,6 +63,24 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
+/// What an SMTP failure means for the mail. The server's own trouble (cannot be reached, or
+/// refuses our login: 530, 535) holds mail until it is fixed; a timeout may have come after the
+/// server took the mail, so it is retried a limited number of times (a resend keeps the
+/// Message-ID); 4xx is "later", 5xx is "never".
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    let why = format!("smtp: {e}");
+    let code = e.status().map(|c| c.to_string());
+    if matches!(code.as_deref(), Some("530" | "535")) {
+        SendError::Unreachable(why)
+    } else if e.is_permanent() {
+        SendError::Permanent(why)
+    } else if e.is_transient() || e.is_timeout() {
+        SendError::Transient(why)
+    } else {
+        SendError::Unreachable(why)
+    }
+}
+
 impl Mailer {
     pub fn from_config(config: &SmtpConfig) -> anyhow::Result<Self> {
         let from: Mailbox = config
@@ -126,9 +144,7 @@ impl Mailer {
         match self {
             Mailer::Smtp { transport, .. } => match transport.send(message).await {
                 Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("smtp: {e}"))),
-                Err(e) if e.is_transient() => Err(SendError::Transient(format!("smtp: {e}"))),
-                Err(e) => Err(SendError::Unreachable(format!("smtp: {e}"))),
+                Err(e) => Err(classify(&e)),
             },
             Mailer::Files { dir, .. } => {
                 let io =

@@ -76,7 +76,17 @@ impl Provider for TwilioStyle {
                 .form(&[("To", to), ("From", self.from.as_str()), ("Body", body)])
                 .send()
                 .await
-                .map_err(|e| SmsError::Unreachable(format!("sms provider: {e}")))?;
+                .map_err(|e| {
+                    // Not connected: the text surely did not leave. Anything later (a timeout
+                    // waiting for the answer) may have sent it: retried a limited number of times.
+                    let connect = e.is_connect();
+                    let why = format!("sms provider: {}", e.without_url());
+                    if connect {
+                        SmsError::Unreachable(why)
+                    } else {
+                        SmsError::Transient(why)
+                    }
+                })?;
             let status = response.status();
             if status.is_success() {
                 return Ok(());

@@ -71,7 +71,8 @@ pub async fn unsubscribe_page(
     params(TokenQuery),
     responses((status = 200, description = "That kind's mail is off", body = String, content_type = "text/html"),
         (status = 400, description = "No token", body = ProblemBody),
-        (status = 403, description = "Not a valid link", body = ProblemBody)))]
+        (status = 403, description = "Not a valid link", body = ProblemBody),
+        (status = 422, description = "The preferences cannot take the change", body = ProblemBody)))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
     query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
@@ -86,7 +87,7 @@ pub async fn unsubscribe(
         .await
         .map_err(|e| match e {
             service::Error::Db(e) => ApiError::from(e),
-            other => ApiError::internal(anyhow::anyhow!(other.to_string())),
+            other => ApiError::unprocessable("invalid_preferences", other.to_string()),
         })?;
     tracing::info!(%user_id, %kind, "unsubscribed by link");
     Ok(Html(format!(

@@ -1,5 +1,7 @@
 //! Sending one queued mail, and the digest of mails held back by the hourly cap.
 
+use std::time::Duration;
+
 use lettre::message::Mailbox;
 use serde_json::json;
 use uuid::Uuid;
@@ -7,7 +9,7 @@ use uuid::Uuid;
 use crate::channels::mail::{Mail, Mailer, SendError};
 use crate::channels::templates;
 use crate::domain::Kind;
-use crate::store::messages::{self, Content, Message};
+use crate::store::messages::{self, Claim, Content, Message};
 use crate::AppState;
 
 /// What became of a mail.
@@ -71,26 +73,30 @@ pub fn compose(state: &AppState, message: &Message) -> Result<Mail, SendError> {
     })
 }
 
-/// Sends the queued mail `id`, unless it was settled before or its person is over the cap.
-/// A failure leaves it queued (the caller retries) or, when `last_attempt`, failed.
+/// How long a claim on a mail lasts: a send is a handful of SMTP commands, each bounded by
+/// `smtp.timeout_secs`.
+fn lease(state: &AppState) -> Duration {
+    Duration::from_secs(state.config.smtp.timeout_secs * 8 + 30)
+}
+
+/// Sends the queued mail `id`, unless it was settled before, another sender holds it, its person
+/// is gone, or they are over the hourly cap (it waits for the digest). A failure hands it back
+/// (the caller retries or holds it) or, when permanent or `last_attempt`, marks it failed.
 pub async fn deliver(
     state: &AppState,
     mailer: &Mailer,
     id: Uuid,
     last_attempt: bool,
 ) -> Result<Outcome, Error> {
-    let Some(message) = messages::get(&state.pool, id).await? else {
-        return Ok(Outcome::AlreadySettled);
-    };
-    if message.state != "queued" {
-        return Ok(Outcome::AlreadySettled);
-    }
     let cap = i64::from(state.config.notifications.email_hourly_cap);
-    if messages::sent_last_hour(&state.pool, message.user_id).await? >= cap {
-        messages::settle(&state.pool, id, "held", None).await?;
-        metrics::counter!("taskmesh_notify_mail_total", "outcome" => "held").increment(1);
-        return Ok(Outcome::Held);
-    }
+    let message = match messages::claim(&state.pool, id, cap, lease(state)).await? {
+        (Claim::Claimed, Some(message)) => message,
+        (Claim::Held, _) => {
+            metrics::counter!("taskmesh_notify_mail_total", "outcome" => "held").increment(1);
+            return Ok(Outcome::Held);
+        }
+        _ => return Ok(Outcome::AlreadySettled),
+    };
     let sent = match compose(state, &message) {
         Ok(mail) => mailer.send(&mail).await,
         Err(e) => Err(e),
@@ -101,63 +107,89 @@ pub async fn deliver(
             metrics::counter!("taskmesh_notify_mail_total", "outcome" => "sent").increment(1);
             Ok(Outcome::Sent)
         }
-        // The server is away: nothing is recorded, the consumer holds the mail until it is back.
-        Err(err @ SendError::Unreachable(_)) => Err(err.into()),
+        // The server is away: handed back without an attempt; the consumer holds the command.
+        Err(err @ SendError::Unreachable(_)) => {
+            messages::release(&state.pool, id, None).await?;
+            Err(err.into())
+        }
         Err(err) => {
             let text = err.to_string();
             if last_attempt || matches!(err, SendError::Permanent(_)) {
                 messages::settle(&state.pool, id, "failed", Some(&text)).await?;
                 metrics::counter!("taskmesh_notify_mail_total", "outcome" => "failed").increment(1);
             } else {
-                messages::failed_attempt(&state.pool, id, &text).await?;
+                messages::release(&state.pool, id, Some(&text)).await?;
             }
             Err(err.into())
         }
     }
 }
 
+/// The digest of `held` (one person's held mails, oldest first).
+fn digest(state: &AppState, digest_id: Uuid, held: &[Message]) -> Result<Mail, SendError> {
+    let first = &held[0].content;
+    let items: Vec<_> = held
+        .iter()
+        .map(|m| json!({"title": m.content.title, "body": m.content.body, "link": m.content.link}))
+        .collect();
+    let title = format!("{} Taskmesh notifications", held.len());
+    let (text, html) = templates::render(
+        "digest",
+        json!({"to_name": first.to_name, "title": title, "items": items}),
+    )
+    .map_err(|e| SendError::Permanent(format!("rendering: {e}")))?;
+    Ok(Mail {
+        to: mailbox(first)?,
+        subject: title,
+        message_id: format!("{digest_id}@{}", id_host(state)),
+        text,
+        html,
+        unsubscribe: None,
+    })
+}
+
 /// Sends one digest to each person with held mail and room under the cap; how many digests.
+/// One person's trouble does not hold up the others'.
 pub async fn send_digests(state: &AppState, mailer: &Mailer) -> Result<usize, Error> {
     let cap = i64::from(state.config.notifications.email_hourly_cap);
     let mut sent = 0;
     for user_id in messages::digest_due(&state.pool, cap).await? {
         let mut tx = state.pool.begin().await?;
         let held = messages::lock_held(&mut tx, user_id).await?;
-        let Some(first) = held.first() else {
+        if held.is_empty() {
             continue;
-        };
+        }
         let ids: Vec<Uuid> = held.iter().map(|m| m.id).collect();
         let seed: String = ids.iter().map(Uuid::to_string).collect();
         let digest_id = Uuid::new_v5(&user_id, seed.as_bytes());
-        let items: Vec<_> = held
-            .iter()
-            .map(|m| json!({"title": m.content.title, "body": m.content.body, "link": m.content.link}))
-            .collect();
-        let title = format!("{} Taskmesh notifications", held.len());
-        let (text, html) = templates::render(
-            "digest",
-            json!({"to_name": first.content.to_name, "title": title, "items": items}),
-        )
-        .map_err(|e| SendError::Permanent(format!("rendering: {e}")))?;
-        let mail = Mail {
-            to: mailbox(&first.content)?,
-            subject: title.clone(),
-            message_id: format!("{digest_id}@{}", id_host(state)),
-            text,
-            html,
-            unsubscribe: None,
+        let outcome = match digest(state, digest_id, &held) {
+            Ok(mail) => mailer.send(&mail).await.map(|()| mail.subject),
+            Err(e) => Err(e),
         };
-        mailer.send(&mail).await?;
-        let content = Content {
-            title,
-            body: String::new(),
-            link: None,
-            ..first.content.clone()
-        };
-        messages::digested(&mut tx, &ids, digest_id, user_id, &content).await?;
-        tx.commit().await?;
-        metrics::counter!("taskmesh_notify_mail_total", "outcome" => "digest").increment(1);
-        sent += 1;
+        match outcome {
+            Ok(subject) => {
+                let content = Content {
+                    title: subject,
+                    body: String::new(),
+                    link: None,
+                    ..held[0].content.clone()
+                };
+                messages::digested(&mut tx, &ids, digest_id, user_id, &content).await?;
+                tx.commit().await?;
+                metrics::counter!("taskmesh_notify_mail_total", "outcome" => "digest").increment(1);
+                sent += 1;
+            }
+            // Refused for good (the address is gone): give these up, go on with the others.
+            Err(SendError::Permanent(why)) => {
+                tracing::warn!(%user_id, error = %why, "a digest was refused; its mails are failed");
+                messages::fail_held(&mut tx, &ids, &why).await?;
+                tx.commit().await?;
+            }
+            // The server is away or busy: the mails stay held for the next round.
+            Err(err) => {
+                tracing::warn!(%user_id, error = %err, "a digest could not be sent; trying next round");
+            }
+        }
     }
     Ok(sent)
 }

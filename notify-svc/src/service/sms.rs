@@ -1,9 +1,11 @@
 //! Sending one queued text.
 
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use crate::channels::sms::{Provider, SmsError};
-use crate::store::messages;
+use crate::store::messages::{self, Claim};
 use crate::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,20 +16,29 @@ pub enum Error {
     Send(#[from] SmsError),
 }
 
-/// Sends the queued text `id` (title and link, cut to 320 characters), unless settled before.
-/// Without a provider it is marked skipped.
+/// How long a claim on a text lasts.
+fn lease(state: &AppState) -> Duration {
+    Duration::from_secs(state.config.sms.timeout_secs * 2 + 30)
+}
+
+/// Sends the queued text `id` (title and link, cut to 320 characters), unless settled before,
+/// claimed by another sender, its person is gone, or they had `sms.hourly_cap` texts in the last
+/// hour (then it is skipped). Without a provider it is skipped too.
 pub async fn deliver(
     state: &AppState,
     provider: Option<&dyn Provider>,
     id: Uuid,
     last_attempt: bool,
 ) -> Result<(), Error> {
-    let Some(message) = messages::get(&state.pool, id).await? else {
-        return Ok(());
+    let cap = i64::from(state.config.sms.hourly_cap);
+    let message = match messages::claim(&state.pool, id, cap, lease(state)).await? {
+        (Claim::Claimed, Some(message)) => message,
+        (Claim::Held, _) => {
+            metrics::counter!("taskmesh_notify_sms_total", "outcome" => "over_cap").increment(1);
+            return Ok(());
+        }
+        _ => return Ok(()),
     };
-    if message.state != "queued" {
-        return Ok(());
-    }
     let Some(provider) = provider else {
         messages::settle(&state.pool, id, "skipped", Some("sms is off")).await?;
         return Ok(());
@@ -45,14 +56,17 @@ pub async fn deliver(
             metrics::counter!("taskmesh_notify_sms_total", "outcome" => "sent").increment(1);
             Ok(())
         }
-        Err(err @ SmsError::Unreachable(_)) => Err(err.into()),
+        Err(err @ SmsError::Unreachable(_)) => {
+            messages::release(&state.pool, id, None).await?;
+            Err(err.into())
+        }
         Err(err) => {
             let text = err.to_string();
             if last_attempt || matches!(err, SmsError::Permanent(_)) {
                 messages::settle(&state.pool, id, "failed", Some(&text)).await?;
                 metrics::counter!("taskmesh_notify_sms_total", "outcome" => "failed").increment(1);
             } else {
-                messages::failed_attempt(&state.pool, id, &text).await?;
+                messages::release(&state.pool, id, Some(&text)).await?;
             }
             Err(err.into())
         }

@@ -64,29 +64,99 @@ pub async fn insert(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Message>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, channel, user_id, kind, event_id, content, state, attempts, created_at
+/// Why a message cannot be claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed: send it, then [`settle`] or [`release`] it.
+    Claimed,
+    /// Sent, held, skipped or being sent by someone else (a duplicate command): nothing to do.
+    Settled,
+    /// Its person has had `cap` messages on this channel in the last hour: it is now held.
+    Held,
+    /// Its person is gone or deactivated: it is now skipped, its content cleared.
+    Skipped,
+}
+
+const COLUMNS: &str = "id, channel, user_id, kind, event_id, content, state, attempts, created_at";
+
+/// Claims message `id` for sending for `lease`, under a lock on its person, counting what they
+/// got in the last hour against `cap` (what is being sent counts too, so concurrent senders
+/// cannot pass the cap). A `failed` one can be claimed again: its command only comes back when
+/// an operator moves it out of the dead-letter queue.
+pub async fn claim(
+    pool: &PgPool,
+    id: Uuid,
+    cap: i64,
+    lease: std::time::Duration,
+) -> Result<(Claim, Option<Message>), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some(message) =
+        sqlx::query_as::<_, Message>(&format!("SELECT {COLUMNS} FROM messages WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+    else {
+        return Ok((Claim::Settled, None));
+    };
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
+        .bind(message.user_id)
+        .execute(&mut *tx)
+        .await?;
+    let open: Option<bool> = sqlx::query_scalar(
+        "SELECT state = ANY('{queued,failed}') OR (state = 'sending' AND locked_until < now())
            FROM messages WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(pool)
-    .await
-}
-
-/// Mails sent to `user_id` in the last hour.
-pub async fn sent_last_hour(pool: &PgPool, user_id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM messages
-          WHERE user_id = $1 AND channel = 'email' AND state = 'sent'
-            AND sent_at > now() - interval '1 hour'",
+    .fetch_optional(&mut *tx)
+    .await?;
+    if open != Some(true) {
+        return Ok((Claim::Settled, Some(message)));
+    }
+    let active: Option<bool> = sqlx::query_scalar("SELECT active FROM users WHERE id = $1")
+        .bind(message.user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (claim, state) = if active != Some(true) {
+        (Claim::Skipped, "skipped")
+    } else {
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages
+              WHERE user_id = $1 AND channel = $2
+                AND ((state = 'sent' AND sent_at > now() - interval '1 hour')
+                     OR (state = 'sending' AND locked_until >= now()))",
+        )
+        .bind(message.user_id)
+        .bind(&message.channel)
+        .fetch_one(&mut *tx)
+        .await?;
+        if recent >= cap {
+            // Mail over the cap waits for a digest; a text over it is not sent at all.
+            let over = if message.channel == "sms" {
+                "skipped"
+            } else {
+                "held"
+            };
+            (Claim::Held, over)
+        } else {
+            (Claim::Claimed, "sending")
+        }
+    };
+    sqlx::query(
+        "UPDATE messages SET state = $2,
+                locked_until = CASE WHEN $2 = 'sending' THEN now() + make_interval(secs => $3) END,
+                content = CASE WHEN $2 = 'skipped' THEN '{}'::jsonb ELSE content END
+          WHERE id = $1",
     )
-    .bind(user_id)
-    .fetch_one(pool)
-    .await
+    .bind(id)
+    .bind(state)
+    .bind(lease.as_secs_f64())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((claim, Some(message)))
 }
 
-/// Moves a queued message to `state` (sent, held, failed, skipped).
+/// Records how sending a claimed message ended: `sent` or `failed`.
 pub async fn settle(
     pool: &PgPool,
     id: Uuid,
@@ -95,8 +165,9 @@ pub async fn settle(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE messages SET state = $2, last_error = $3, attempts = attempts + 1,
+                locked_until = NULL,
                 sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END
-          WHERE id = $1",
+          WHERE id = $1 AND state = 'sending'",
     )
     .bind(id)
     .bind(state)
@@ -106,13 +177,19 @@ pub async fn settle(
     Ok(())
 }
 
-/// Counts a failed attempt that will be retried.
-pub async fn failed_attempt(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE messages SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
-        .bind(id)
-        .bind(error)
-        .execute(pool)
-        .await?;
+/// Hands a claimed message back unsent (its server is away, or it will be retried), counting
+/// the attempt when `error` is given.
+pub async fn release(pool: &PgPool, id: Uuid, error: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE messages SET state = 'queued', locked_until = NULL,
+                attempts = attempts + CASE WHEN $2::text IS NULL THEN 0 ELSE 1 END,
+                last_error = COALESCE($2, last_error)
+          WHERE id = $1 AND state = 'sending'",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -121,6 +198,7 @@ pub async fn digest_due(pool: &PgPool, cap: i64) -> Result<Vec<Uuid>, sqlx::Erro
     sqlx::query_scalar(
         "SELECT DISTINCT h.user_id FROM messages h
           WHERE h.state = 'held' AND h.channel = 'email'
+            AND EXISTS (SELECT 1 FROM users u WHERE u.id = h.user_id AND u.active)
             AND (SELECT count(*) FROM messages s
                   WHERE s.user_id = h.user_id AND s.channel = 'email' AND s.state = 'sent'
                     AND s.sent_at > now() - interval '1 hour') < $1
@@ -142,6 +220,22 @@ pub async fn lock_held(tx: &mut PgConnection, user_id: Uuid) -> Result<Vec<Messa
     .bind(user_id)
     .fetch_all(tx)
     .await
+}
+
+/// Gives up `ids` (held mail whose digest the server refused for good).
+pub async fn fail_held(
+    tx: &mut PgConnection,
+    ids: &[Uuid],
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE messages SET state = 'failed', last_error = $2 WHERE id = ANY($1) AND state = 'held'",
+    )
+    .bind(ids)
+    .bind(error)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// Records that `digest_id` carried `ids`, and counts the digest as one sent mail.

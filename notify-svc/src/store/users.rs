@@ -47,13 +47,17 @@ pub async fn update(
     Ok(())
 }
 
-/// Forgets a deleted user: their address, choices and in-app notifications.
+/// Forgets a deleted user: their address, choices, in-app notifications and webhook endpoints
+/// (with their deliveries); mail and texts not yet sent are skipped and their content cleared.
 pub async fn delete(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     for sql in [
         "DELETE FROM users WHERE id = $1",
         "DELETE FROM preferences WHERE user_id = $1",
         "DELETE FROM contacts WHERE user_id = $1",
         "DELETE FROM notifications WHERE user_id = $1",
+        "DELETE FROM webhook_endpoints WHERE user_id = $1",
+        "UPDATE messages SET state = 'skipped', content = '{}'::jsonb, locked_until = NULL
+          WHERE user_id = $1 AND state IN ('queued', 'held', 'failed', 'sending')",
     ] {
         sqlx::query(sql).bind(id).execute(&mut *tx).await?;
     }

@@ -340,7 +340,7 @@ pub struct WebhookDeliveryPage {
 
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Endpoint id"), DeliveriesQuery),
-    responses((status = 200, description = "The endpoint's deliveries, newest first, each with its attempt log", body = WebhookDeliveryPage),
+    responses((status = 200, description = "The endpoint's deliveries, newest first, each with its last 20 attempts", body = WebhookDeliveryPage),
         (status = 400, description = "Bad cursor or limit", body = ProblemBody),
         (status = 401, description = "Not authenticated", body = ProblemBody),
         (status = 404, description = "No such endpoint of the caller's", body = ProblemBody)))]
@@ -348,8 +348,9 @@ pub async fn webhook_deliveries(
     State(state): State<AppState>,
     identity: Identity,
     Path(id): Path<String>,
-    Query(query): Query<DeliveriesQuery>,
+    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<WebhookDeliveryPage>, ApiError> {
+    let Query(query) = query?;
     let endpoint = own_endpoint(&state, &identity, &id).await?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
@@ -365,7 +366,13 @@ pub async fn webhook_deliveries(
             })?),
             None => None,
         };
-    let rows = store::deliveries_page(&state.pool, endpoint.id, before, limit).await?;
+    let mut rows = store::deliveries_page(&state.pool, endpoint.id, before, limit + 1).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut logs: HashMap<Uuid, Vec<WebhookAttempt>> = HashMap::new();
     for a in store::attempts_of(&state.pool, &ids).await? {
@@ -377,10 +384,6 @@ pub async fn webhook_deliveries(
             response_excerpt: a.response_excerpt,
         });
     }
-    let next_cursor = match rows.len() as i64 == limit {
-        true => rows.last().map(|r| r.id.to_string()),
-        false => None,
-    };
     let items = rows
         .into_iter()
         .map(|r| WebhookDelivery {
@@ -406,7 +409,7 @@ pub async fn webhook_deliveries(
     responses((status = 202, description = "Queued again now, with the same `webhook-id` and a fresh schedule"),
         (status = 401, description = "Not authenticated", body = ProblemBody),
         (status = 404, description = "No such endpoint of the caller's, or no such delivery of it", body = ProblemBody),
-        (status = 409, description = "The endpoint is disabled; enable it first", body = ProblemBody)))]
+        (status = 409, description = "The endpoint is disabled (enable it first), or an attempt of the delivery is running", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id, endpoint_id = %id))]
 pub async fn webhook_redeliver(
     State(state): State<AppState>,
@@ -422,7 +425,11 @@ pub async fn webhook_redeliver(
         ));
     }
     match store::redeliver(&state.pool, endpoint.id, delivery_id).await? {
-        true => Ok(StatusCode::ACCEPTED),
-        false => Err(ApiError::not_found("delivery")),
+        Some(true) => Ok(StatusCode::ACCEPTED),
+        Some(false) => Err(ApiError::conflict(
+            "delivery_in_flight",
+            "an attempt of this delivery is running; redeliver once it has ended",
+        )),
+        None => Err(ApiError::not_found("delivery")),
     }
 }

@@ -64,7 +64,8 @@ pub struct ApiDoc;
 
 /// Queues `event` for each of `user_id`'s enabled endpoints subscribed to `kind`, inside the
 /// fan-out's transaction; how many deliveries were queued. Once per (event, endpoint): a
-/// redelivered event queues nothing new. The body is the event's JSON, stored and sent as is.
+/// redelivered event queues nothing new. The body is the event's JSON without its
+/// `traceparent`, stored and sent as is.
 /// The first attempt is due at once (`enqueue` has no config: `schedule_secs[0]`, 0 by
 /// default, is not applied).
 pub async fn enqueue(
@@ -73,7 +74,12 @@ pub async fn enqueue(
     kind: Kind,
     event: &CloudEvent,
 ) -> Result<u64, sqlx::Error> {
-    let body = serde_json::to_vec(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // Receivers are third parties: the platform's trace context stays inside.
+    let public = CloudEvent {
+        traceparent: None,
+        ..event.clone()
+    };
+    let body = serde_json::to_vec(&public).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     store::enqueue(tx, user_id, kind.as_str(), event.id, &body, Duration::ZERO).await
 }
 

@@ -250,31 +250,38 @@ pub async fn attempts_of(
     deliveries: &[Uuid],
 ) -> Result<Vec<AttemptRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT delivery_id, at, status, error, latency_ms, response_excerpt
-           FROM webhook_attempts WHERE delivery_id = ANY($1) ORDER BY id",
+        "SELECT delivery_id, at, status, error, latency_ms, response_excerpt FROM (
+            SELECT *, row_number() OVER (PARTITION BY delivery_id ORDER BY id DESC) AS nth
+              FROM webhook_attempts WHERE delivery_id = ANY($1)) recent
+          WHERE nth <= 20 ORDER BY id",
     )
     .bind(deliveries)
     .fetch_all(pool)
     .await
 }
 
-/// Queues delivery `id` of endpoint `endpoint_id` again now, with a fresh run of the schedule;
-/// one in flight is left to finish. `false` when the endpoint has no such delivery.
-pub async fn redeliver(pool: &PgPool, endpoint_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
-    let found: Option<Uuid> = sqlx::query_scalar(
+/// Queues delivery `id` of endpoint `endpoint_id` again now, with a fresh run of the schedule:
+/// `Some(true)`; `Some(false)` when an attempt of it is running (nothing changed); `None` when
+/// the endpoint has no such delivery.
+pub async fn redeliver(
+    pool: &PgPool,
+    endpoint_id: Uuid,
+    id: Uuid,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
         "WITH target AS (SELECT id FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2),
               queued AS (
                 UPDATE webhook_deliveries SET state = 'pending', attempts = 0,
                        next_attempt_at = now(), updated_at = now()
                  WHERE id IN (SELECT id FROM target)
-                   AND (locked_until IS NULL OR locked_until <= now()))
-         SELECT id FROM target",
+                   AND (locked_until IS NULL OR locked_until <= now())
+                 RETURNING id)
+         SELECT EXISTS (SELECT 1 FROM queued) FROM target",
     )
     .bind(id)
     .bind(endpoint_id)
     .fetch_optional(pool)
-    .await?;
-    Ok(found.is_some())
+    .await
 }
 
 /// A delivery claimed for one attempt, with what sending it needs.

@@ -112,6 +112,9 @@ pub struct SmsConfig {
     pub from: String,
     /// Longest wait for the provider.
     pub timeout_secs: u64,
+    /// Texts one person gets per hour; past it they are not sent (texts cost money, and a
+    /// person could otherwise make the platform text any number without end).
+    pub hourly_cap: u32,
 }
 
 impl Default for SmsConfig {
@@ -122,6 +125,7 @@ impl Default for SmsConfig {
             token: None,
             from: String::new(),
             timeout_secs: 10,
+            hourly_cap: 10,
         }
     }
 }
