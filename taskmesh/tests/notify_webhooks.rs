@@ -507,18 +507,47 @@ async fn an_assignment_reaches_the_assignees_endpoint_signed_per_standard_webhoo
     assert_eq!(listed[0]["attempt_log"][0]["status"], 200);
 }
 
+/// Bob's endpoint for `task.assigned` at `path` of a fresh receiver answering as `script` says
+/// (then 200), after Ada assigned him a task titled `title`.
+struct Scene {
+    receiver: Receiver,
+    bob: String,
+    endpoint: Value,
+    endpoint_id: String,
+}
+
+async fn bobs_endpoint_after_an_assignment(
+    app: &App,
+    path: &str,
+    script: &[u16],
+    title: &str,
+) -> Scene {
+    let receiver = Receiver::start().await;
+    receiver.script(path, script);
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(app, &bob).await;
+    let endpoint = create_endpoint(app, &bob, &receiver.url(path), &["task.assigned"]).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    assign_task_to(app, &ada, &bob_id, title).await;
+    Scene {
+        receiver,
+        bob,
+        endpoint,
+        endpoint_id,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_attempt_is_retried_and_redelivery_keeps_the_webhook_id() {
     let app = app().await;
-    let receiver = Receiver::start().await;
-    receiver.script("/flaky", &[500]);
-    let ada = app.sign_up("ada@example.com").await;
-    let bob = app.sign_up("bob@example.com").await;
-    let bob_id = user_id(&app, &bob).await;
-    let endpoint = create_endpoint(&app, &bob, &receiver.url("/flaky"), &["task.assigned"]).await;
-    let endpoint_id = endpoint["id"].as_str().unwrap();
-
-    assign_task_to(&app, &ada, &bob_id, "Flaky").await;
+    let Scene {
+        receiver,
+        bob,
+        endpoint,
+        endpoint_id,
+    } = bobs_endpoint_after_an_assignment(&app, "/flaky", &[500], "Flaky").await;
+    let endpoint_id = endpoint_id.as_str();
 
     let delivery = eventually("the delivery to succeed on its retry", WAIT, || async {
         let items = deliveries(&app, &bob, endpoint_id).await;
@@ -555,15 +584,13 @@ async fn a_failed_attempt_is_retried_and_redelivery_keeps_the_webhook_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_endpoints_retry_after_is_obeyed() {
     let app = app().await;
-    let receiver = Receiver::start().await;
-    receiver.script("/busy", &[503]);
-    let ada = app.sign_up("ada@example.com").await;
-    let bob = app.sign_up("bob@example.com").await;
-    let bob_id = user_id(&app, &bob).await;
-    let endpoint = create_endpoint(&app, &bob, &receiver.url("/busy"), &["task.assigned"]).await;
-    let endpoint_id = endpoint["id"].as_str().unwrap();
-
-    assign_task_to(&app, &ada, &bob_id, "Busy").await;
+    let Scene {
+        receiver,
+        bob,
+        endpoint_id,
+        ..
+    } = bobs_endpoint_after_an_assignment(&app, "/busy", &[503], "Busy").await;
+    let endpoint_id = endpoint_id.as_str();
 
     let delivery = eventually("the first attempt to be recorded", WAIT, || async {
         let items = deliveries(&app, &bob, endpoint_id).await;
@@ -593,15 +620,9 @@ async fn disabled_after_assignment(
     script: &[u16],
     reason: &str,
 ) -> (String, String, Value) {
-    let receiver = Receiver::start().await;
-    receiver.script("/endpoint", script);
-    let ada = app.sign_up("ada@example.com").await;
-    let bob = app.sign_up("bob@example.com").await;
-    let bob_id = user_id(app, &bob).await;
-    let endpoint = create_endpoint(app, &bob, &receiver.url("/endpoint"), &["task.assigned"]).await;
-    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
-
-    assign_task_to(app, &ada, &bob_id, "Unreachable").await;
+    let Scene {
+        bob, endpoint_id, ..
+    } = bobs_endpoint_after_an_assignment(app, "/endpoint", script, "Unreachable").await;
 
     let path = format!("/api/v1/webhooks/{endpoint_id}");
     let disabled = eventually("the endpoint to be disabled", WAIT, || async {

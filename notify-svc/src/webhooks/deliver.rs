@@ -121,10 +121,12 @@ async fn send(guard: &Guard, delivery: &Claimed, timeout: Duration) -> (Verdict,
         Ok(url) => url,
         Err(err) => return failed(format!("invalid url: {err}")),
     };
-    // Checked again now: the name may point inside since the endpoint was saved.
-    let addrs = match guard.check(&url).await {
-        Ok(addrs) => addrs,
-        Err(refusal) => return failed(refusal.to_string()),
+    // Checked again now: the name may point inside since the endpoint was saved. Resolving is
+    // bounded by the attempt's timeout, so an attempt cannot outlive its lease.
+    let addrs = match tokio::time::timeout(timeout, guard.check(&url)).await {
+        Ok(Ok(addrs)) => addrs,
+        Ok(Err(refusal)) => return failed(refusal.to_string()),
+        Err(_) => return failed(format!("resolving the host took over {timeout:?}")),
     };
     let client = match guard.client(&url, &addrs, timeout) {
         Ok(client) => client,
