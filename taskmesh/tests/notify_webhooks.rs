@@ -764,6 +764,56 @@ async fn a_hanging_endpoint_does_not_hold_up_another() {
     assert_ne!(slow[0].headers["webhook-id"], slow[1].headers["webhook-id"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_hanging_endpoints_do_not_take_every_slot_from_another_user() {
+    let app = App::start_with(|c| {
+        c.webhooks.allow = vec!["127.0.0.1".into()];
+        c.webhooks.schedule_secs = vec![0, 1, 1, 1];
+        // Three slots in this replica; one user's endpoints may hold two of them.
+        c.webhooks.concurrency = 3;
+        c.webhooks.per_endpoint = 1;
+        c.webhooks.per_user = 2;
+        c.webhooks.timeout_secs = 300;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let mallory = app.sign_up("mallory@example.com").await;
+    let mallory_id = user_id(&app, &mallory).await;
+    for path in ["/m1", "/m2", "/m3"] {
+        receiver.script(path, &[HANG]);
+        create_endpoint(&app, &mallory, &receiver.url(path), &["task.assigned"]).await;
+    }
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    create_endpoint(&app, &bob, &receiver.url("/bob"), &["task.assigned"]).await;
+
+    assign_task_to(&app, &ada, &mallory_id, "Hang").await;
+    let hanging = || {
+        ["/m1", "/m2", "/m3"]
+            .iter()
+            .map(|p| receiver.requests(p).len())
+            .sum::<usize>()
+    };
+    eventually("two of Mallory's deliveries hanging", WAIT, || async {
+        (hanging() == 2).then_some(())
+    })
+    .await;
+    assign_task_to(&app, &ada, &bob_id, "Go").await;
+    // Bob's delivery goes through the slot Mallory's third may not take, while hers hang.
+    receiver.wait_for("/bob", 1).await;
+    assert_eq!(
+        hanging(),
+        2,
+        "Mallory's third waits for one of her own to end"
+    );
+    receiver.release();
+    eventually("Mallory's third delivery", WAIT, || async {
+        (hanging() == 3).then_some(())
+    })
+    .await;
+}
+
 /// The webhook routes against their OpenAPI description, as `contract.rs` checks the whole API
 /// (schemathesis; run with `--ignored`, the full contract test covers these routes too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

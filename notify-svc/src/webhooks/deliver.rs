@@ -45,6 +45,10 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let timeout = Duration::from_secs(config.timeout_secs);
     let lease = timeout + LEASE_MARGIN;
     let permits = Arc::new(Semaphore::new(config.concurrency));
+    let room = store::Room {
+        per_endpoint: config.per_endpoint,
+        per_user: config.per_user,
+    };
     // Signalled when an attempt finishes: its endpoint has room again, so the next claim need
     // not wait for the idle poll (with one busy endpoint that poll capped it at ~20/s).
     let finished = Arc::new(Notify::new());
@@ -54,7 +58,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         let free = permits.available_permits();
         let claimed = match free {
             0 => Vec::new(),
-            _ => store::claim(&state.pool, free, config.per_endpoint, lease)
+            _ => store::claim(&state.pool, free, room, lease)
                 .await
                 .unwrap_or_else(|err| {
                     tracing::warn!(error = %err, "claiming webhook deliveries failed");

@@ -309,14 +309,24 @@ impl From<Option<String>> for OptionalSecret {
     }
 }
 
-/// Claims up to `limit` due deliveries of enabled endpoints for `lease`, at most `per_endpoint`
-/// in flight per endpoint over every replica (in-flight = leased and not yet recorded), the
-/// longest waiting first. Claims are serialised by an advisory lock, so two replicas never
-/// count the same room twice; `SKIP LOCKED` passes over rows being recorded.
+/// How many attempts may be in flight at once, over every replica.
+#[derive(Debug, Clone, Copy)]
+pub struct Room {
+    /// To one endpoint: a slow endpoint holds only these.
+    pub per_endpoint: usize,
+    /// To one user's endpoints together: many slow endpoints of one user cannot take every
+    /// slot from the others.
+    pub per_user: usize,
+}
+
+/// Claims up to `limit` due deliveries of enabled endpoints for `lease`, within `room` (in
+/// flight = leased and not yet recorded), the longest waiting first. Claims are serialised by
+/// an advisory lock, so two replicas never count the same room twice; `SKIP LOCKED` passes over
+/// rows being recorded.
 pub async fn claim(
     pool: &PgPool,
     limit: usize,
-    per_endpoint: usize,
+    room: Room,
     lease: Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -324,21 +334,34 @@ pub async fn claim(
         .execute(&mut *tx)
         .await?;
     let claimed = sqlx::query_as(
-        "WITH busy AS (
-            SELECT endpoint_id, count(*) AS n FROM webhook_deliveries
-             WHERE state = 'pending' AND locked_until > now() GROUP BY endpoint_id
+        "WITH leased_now AS (
+            SELECT d.endpoint_id, e.user_id FROM webhook_deliveries d
+              JOIN webhook_endpoints e ON e.id = d.endpoint_id
+             WHERE d.state = 'pending' AND d.locked_until > now()
+         ), busy AS (
+            SELECT endpoint_id, count(*) AS n FROM leased_now GROUP BY endpoint_id
+         ), busy_user AS (
+            SELECT user_id, count(*) AS n FROM leased_now GROUP BY user_id
          ), room AS (
-            SELECT e.id, $2 - COALESCE(b.n, 0) AS free
-              FROM webhook_endpoints e LEFT JOIN busy b ON b.endpoint_id = e.id
-             WHERE e.enabled AND COALESCE(b.n, 0) < $2
-         ), chosen AS (
-            SELECT c.id FROM room r CROSS JOIN LATERAL (
+            SELECT e.id, e.user_id, $2 - COALESCE(b.n, 0) AS free, $4 - COALESCE(u.n, 0) AS user_free
+              FROM webhook_endpoints e
+              LEFT JOIN busy b ON b.endpoint_id = e.id
+              LEFT JOIN busy_user u ON u.user_id = e.user_id
+             WHERE e.enabled AND COALESCE(b.n, 0) < $2 AND COALESCE(u.n, 0) < $4
+         ), candidates AS (
+            SELECT c.id, c.next_attempt_at, r.user_id, r.user_free FROM room r CROSS JOIN LATERAL (
                 SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
                  WHERE d.endpoint_id = r.id AND d.state = 'pending' AND d.next_attempt_at <= now()
                    AND (d.locked_until IS NULL OR d.locked_until <= now())
                  ORDER BY d.next_attempt_at LIMIT r.free
             ) c
-            ORDER BY c.next_attempt_at LIMIT $1
+         ), chosen AS (
+            SELECT id, next_attempt_at FROM (
+                SELECT id, next_attempt_at, user_free,
+                       row_number() OVER (PARTITION BY user_id ORDER BY next_attempt_at) AS nth
+                  FROM candidates) per_user
+             WHERE nth <= user_free
+             ORDER BY next_attempt_at LIMIT $1
          ), leased AS (
             UPDATE webhook_deliveries d SET locked_until = now() + make_interval(secs => $3)
              WHERE d.id IN (SELECT id FROM webhook_deliveries
@@ -350,8 +373,9 @@ pub async fn claim(
            FROM leased l JOIN webhook_endpoints e ON e.id = l.endpoint_id",
     )
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .bind(i64::try_from(per_endpoint).unwrap_or(i64::MAX))
+    .bind(i64::try_from(room.per_endpoint).unwrap_or(i64::MAX))
     .bind(lease.as_secs_f64())
+    .bind(i64::try_from(room.per_user).unwrap_or(i64::MAX))
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;

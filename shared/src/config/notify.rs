@@ -80,6 +80,9 @@ pub struct WebhooksConfig {
     pub concurrency: usize,
     /// Deliveries in flight at once to one endpoint (a slow endpoint holds only these).
     pub per_endpoint: usize,
+    /// Deliveries in flight at once to one user's endpoints together (many slow endpoints of
+    /// one user hold only these).
+    pub per_user: usize,
     /// Endpoints one user may register.
     pub max_endpoints_per_user: u32,
 }
@@ -94,6 +97,7 @@ impl Default for WebhooksConfig {
             secret_overlap_secs: 24 * 3600,
             concurrency: 64,
             per_endpoint: 4,
+            per_user: 16,
             max_endpoints_per_user: 20,
         }
     }
@@ -158,9 +162,13 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     let hooks = &config.webhooks;
-    if hooks.schedule_secs.is_empty() || hooks.concurrency == 0 || hooks.per_endpoint == 0 {
+    if hooks.schedule_secs.is_empty()
+        || hooks.concurrency == 0
+        || hooks.per_endpoint == 0
+        || hooks.per_user == 0
+    {
         return Err(ConfigError(
-            "webhooks.schedule_secs, webhooks.concurrency and webhooks.per_endpoint must not be empty or 0".into(),
+            "webhooks.schedule_secs, webhooks.concurrency, webhooks.per_endpoint and webhooks.per_user must not be empty or 0".into(),
         ));
     }
     if config.sms.enabled() {
