@@ -168,16 +168,19 @@ impl<H: Handler> Consumer<H> {
         tracing::info!(queue = %self.spec.name, "consumer stopped");
     }
 
-    async fn consume(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    /// A channel that consumes the queue (declared first) with at most `prefetch` unacked
+    /// messages in flight, so one slow consumer cannot hoard the queue and memory stays bounded.
+    async fn subscribe(
+        &self,
+        prefetch: u16,
+    ) -> Result<(lapin::Channel, lapin::Consumer), lapin::Error> {
         let channel = self.broker.channel().await?;
         self.spec.declare(&self.broker, &channel).await?;
-        // Bounded prefetch: at most this many unacked messages in flight, so one slow consumer
-        // cannot hoard the queue and memory stays bounded.
         channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
         let tag = format!("{}-{}", self.spec.name, uuid::Uuid::new_v4().simple());
-        let mut deliveries = channel
+        let deliveries = channel
             .basic_consume(
                 &self.spec.name,
                 &tag,
@@ -185,6 +188,11 @@ impl<H: Handler> Consumer<H> {
                 FieldTable::default(),
             )
             .await?;
+        Ok((channel, deliveries))
+    }
+
+    async fn consume(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let (channel, mut deliveries) = self.subscribe(self.prefetch).await?;
         tracing::info!(queue = %self.spec.name, prefetch = self.prefetch, "consuming");
         let mut in_flight = JoinSet::new();
         let result = loop {
@@ -209,7 +217,7 @@ impl<H: Handler> Consumer<H> {
         // Stop new deliveries, let in-flight messages finish and settle, then close: anything
         // prefetched but not started goes back to the queue for another consumer.
         let _ = channel
-            .basic_cancel(&tag, BasicCancelOptions::default())
+            .basic_cancel(deliveries.tag().as_str(), BasicCancelOptions::default())
             .await;
         while in_flight.join_next().await.is_some() {}
         let _ = channel.close(200, "consumer stopped").await;
@@ -234,24 +242,11 @@ impl<H: BatchHandler> Consumer<H> {
         max_batch: usize,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let channel = self.broker.channel().await?;
-        self.spec.declare(&self.broker, &channel).await?;
         // The prefetch must cover a batch, or batches never fill.
         let prefetch = self
             .prefetch
             .max(u16::try_from(max_batch).unwrap_or(u16::MAX));
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await?;
-        let tag = format!("{}-{}", self.spec.name, uuid::Uuid::new_v4().simple());
-        let mut deliveries = channel
-            .basic_consume(
-                &self.spec.name,
-                &tag,
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let (channel, mut deliveries) = self.subscribe(prefetch).await?;
         tracing::info!(queue = %self.spec.name, prefetch, max_batch, "consuming in batches");
         let result = loop {
             let first = tokio::select! {
@@ -278,7 +273,7 @@ impl<H: BatchHandler> Consumer<H> {
             }
         };
         let _ = channel
-            .basic_cancel(&tag, BasicCancelOptions::default())
+            .basic_cancel(deliveries.tag().as_str(), BasicCancelOptions::default())
             .await;
         let _ = channel.close(200, "consumer stopped").await;
         result
