@@ -111,7 +111,7 @@ pub fn merge(parts: Vec<(&str, Option<Value>)>) -> Value {
 /// the security the routing table enforces, 401 for a missing, invalid or expired token or an
 /// ended session, 429 past the rate limit, 503 when the service (or, to verify a token,
 /// user-svc's keys) is unavailable, 504 when it is too slow, 413 past the body limit, and on POST
-/// the `Idempotency-Key` header with its 400, 409 and 422.
+/// the `Idempotency-Key` header with its 400, 409 and 422 (but uploads, which stream through).
 pub fn gateway_answers(doc: &mut Value) {
     shared::openapi::for_each_operation(doc, |path, method, op| {
         let Some(route) = proxy::route_for(path) else {
@@ -129,7 +129,12 @@ pub fn gateway_answers(doc: &mut Value) {
                  Retry-After",
             );
         } else {
-            op["security"] = json!([{ "bearer": [] }]);
+            op["security"] = if route.streamed && path.ends_with("/content") {
+                // A download takes a bearer token or a signed link's query instead.
+                json!([{ "bearer": [] }, {}])
+            } else {
+                json!([{ "bearer": [] }])
+            };
             add(
                 op,
                 401,
@@ -152,14 +157,15 @@ pub fn gateway_answers(doc: &mut Value) {
             504,
             "The service that owns this route did not answer in time",
         );
-        if op.get("requestBody").is_some() {
+        if op.get("requestBody").is_some() && !route.streamed {
             add(
                 op,
                 413,
                 "The body is larger than the gateway's limit (1 MiB)",
             );
         }
-        if method == "post" {
+        // Uploads stream through and are not kept for replay.
+        if method == "post" && !route.streamed {
             idempotency_answers(op);
         }
     });

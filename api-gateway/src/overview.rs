@@ -25,7 +25,15 @@ pub async fn overview(
     let ip = client_ip(&state, &headers, peer);
     headers.retain_internal();
     let mut decision = None;
-    let mut response = match admit(&state, false, &mut headers, &ip, &mut decision).await {
+    let mut response = match admit(
+        &state,
+        crate::proxy::Route::new("api-gateway", false),
+        &mut headers,
+        &ip,
+        &mut decision,
+    )
+    .await
+    {
         Ok(_) => {
             // Only what the services need: identity, trace context, request id.
             let mut forwarded = HeaderMap::new();

@@ -33,32 +33,77 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Route {
     pub service: &'static str,
     pub public: bool,
+    /// Uploads and downloads of files: the body streams through in both directions (never read
+    /// whole, so not limited to [`MAX_BODY_BYTES`] here; the service enforces its own limits),
+    /// with no overall time limit, and `Idempotency-Key` is not replayed.
+    pub streamed: bool,
+    /// A signed download link: public, its signature checked by the service, and counted per
+    /// client address against the API limit (not the tighter limit of the auth routes).
+    pub signed: bool,
+}
+
+impl Route {
+    pub const fn new(service: &'static str, public: bool) -> Self {
+        Self {
+            service,
+            public,
+            streamed: false,
+            signed: false,
+        }
+    }
 }
 
 /// The routing table. `None`: no such route.
 pub fn route_for(path: &str) -> Option<Route> {
     let mut segments = path.strip_prefix("/api/v1/")?.split('/');
     let resource = segments.next()?;
-    let (service, public) = match resource {
+    let route = match resource {
         "auth" => {
             // Only getting a session needs no token; logout does.
             let action = segments.next().unwrap_or("");
-            (
+            Route::new(
                 "user-svc",
                 matches!(action, "register" | "login" | "refresh"),
             )
         }
-        // Job administration lives with the jobs; the rest of admin with the users.
-        "admin" if segments.next() == Some("jobs") => ("task-svc", false),
-        "users" | "admin" => ("user-svc", false),
-        "tasks" | "channels" | "workers" => ("task-svc", false),
+        // Job administration lives with the jobs, file administration with the files; the
+        // rest of admin with the users.
+        "admin" => match segments.next() {
+            Some("jobs") => Route::new("task-svc", false),
+            Some("media") => Route::new("media-svc", false),
+            _ => Route::new("user-svc", false),
+        },
+        "users" => Route::new("user-svc", false),
+        // A task's attachments are media-svc's.
+        "tasks" if segments.nth(1) == Some("attachments") => Route {
+            streamed: true,
+            ..Route::new("media-svc", false)
+        },
+        "tasks" | "channels" | "workers" => Route::new("task-svc", false),
         // The unsubscribe link in every mail works without logging in (its token is signed).
-        "notifications" => ("notify-svc", segments.next() == Some("unsubscribe")),
-        "webhooks" => ("notify-svc", false),
-        "media" => ("media-svc", false),
+        "notifications" => Route::new("notify-svc", segments.next() == Some("unsubscribe")),
+        "webhooks" => Route::new("notify-svc", false),
+        "media" => Route {
+            streamed: segments.nth(1) == Some("content"),
+            ..Route::new("media-svc", false)
+        },
         _ => return None,
     };
-    Some(Route { service, public })
+    Some(route)
+}
+
+/// The route of a request: [`route_for`] its path, and a download that carries a `signature`
+/// in its query (a link from `GET /api/v1/media/{id}/link`) needs no token.
+pub fn route_for_request(path: &str, query: Option<&str>) -> Option<Route> {
+    let mut route = route_for(path)?;
+    let signed = route.service == "media-svc"
+        && route.streamed
+        && query.is_some_and(|q| q.split('&').any(|p| p.starts_with("signature=")));
+    if signed {
+        route.public = true;
+        route.signed = true;
+    }
+    Some(route)
 }
 
 pub async fn proxy(
@@ -140,17 +185,24 @@ async fn limit(
 /// (verified identity, client IP, trace context). Returns the subject the request counts for.
 pub(crate) async fn admit(
     state: &AppState,
-    public: bool,
+    route: Route,
     headers: &mut HeaderMap,
     ip: &str,
     decision: &mut Option<Decision>,
 ) -> Result<String, ApiError> {
     let limits = &state.config.rate_limit;
-    let subject = if public {
-        let policy = Policy {
-            name: "auth",
-            limit: limits.auth_requests,
-            window_secs: limits.window_secs,
+    let subject = if route.public {
+        let policy = match route.signed {
+            true => Policy {
+                name: "signed",
+                limit: limits.api_requests,
+                window_secs: limits.window_secs,
+            },
+            false => Policy {
+                name: "auth",
+                limit: limits.auth_requests,
+                window_secs: limits.window_secs,
+            },
         };
         limit(state, policy, ip, None, decision).await?;
         format!("ip:{ip}")
@@ -190,14 +242,23 @@ async fn forward(
     decision: &mut Option<Decision>,
 ) -> Result<Response, ApiError> {
     let path = request.uri().path().to_string();
-    let route = route_for(&path)
+    let route = route_for_request(&path, request.uri().query())
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route"))?;
     let (parts, body) = request.into_parts();
     let mut headers = parts.headers;
     let ip = client_ip(state, &headers, peer);
+    let length = headers.get(header::CONTENT_LENGTH).cloned();
     strip_hop_by_hop(&mut headers);
     headers.retain_internal();
-    let subject = admit(state, route.public, &mut headers, &ip, decision).await?;
+    let subject = admit(state, route, &mut headers, &ip, decision).await?;
+    if route.streamed {
+        // The service sees the length the client declared, to refuse an oversized upload at
+        // once; hyper holds the body to it.
+        if let Some(length) = length {
+            headers.insert(header::CONTENT_LENGTH, length);
+        }
+        return forward_streamed(state, route, parts.method, &parts.uri, headers, body).await;
+    }
     let body = read_body(body).await?;
     let idempotency_key = if parts.method == Method::POST {
         idempotency::key_of(&headers)?
@@ -259,6 +320,41 @@ async fn forward(
     let mut response = Response::builder()
         .status(status)
         .body(body)
+        .map_err(ApiError::internal)?;
+    *response.headers_mut() = upstream_headers;
+    Ok(response)
+}
+
+/// Forwards a file upload or download, streaming the body both ways.
+async fn forward_streamed(
+    state: &AppState,
+    route: Route,
+    method: Method,
+    uri: &axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let base = state.upstream(route.service);
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let upstream = state
+        .http
+        .request(method, format!("{base}{path_and_query}"))
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+        .send()
+        .await
+        .map_err(|err| upstream_error(route.service, &err))?;
+    let status = upstream.status();
+    let mut upstream_headers = upstream.headers().clone();
+    let length = upstream_headers.get(header::CONTENT_LENGTH).cloned();
+    strip_hop_by_hop(&mut upstream_headers);
+    // A download keeps its length, so clients show progress.
+    if let Some(length) = length {
+        upstream_headers.insert(header::CONTENT_LENGTH, length);
+    }
+    let mut response = Response::builder()
+        .status(status)
+        .body(Body::from_stream(upstream.bytes_stream()))
         .map_err(ApiError::internal)?;
     *response.headers_mut() = upstream_headers;
     Ok(response)
@@ -365,10 +461,7 @@ mod tests {
     fn routes_map_resources_to_services() {
         assert_eq!(
             route_for("/api/v1/auth/login"),
-            Some(Route {
-                service: "user-svc",
-                public: true
-            })
+            Some(Route::new("user-svc", true))
         );
         assert_eq!(route_for("/api/v1/tasks/abc").unwrap().service, "task-svc");
         assert_eq!(route_for("/api/v1/workers").unwrap().service, "task-svc");
@@ -391,6 +484,30 @@ mod tests {
         assert_eq!(
             route_for("/api/v1/webhooks/x").unwrap().service,
             "notify-svc"
+        );
+        let attachments = route_for("/api/v1/tasks/abc/attachments").unwrap();
+        assert_eq!(
+            (attachments.service, attachments.streamed),
+            ("media-svc", true)
+        );
+        assert!(!route_for("/api/v1/tasks/abc/history").unwrap().streamed);
+        assert!(route_for("/api/v1/media/abc/content").unwrap().streamed);
+        assert!(!route_for("/api/v1/media/abc").unwrap().streamed);
+        assert_eq!(
+            route_for("/api/v1/admin/media/sweep").unwrap().service,
+            "media-svc"
+        );
+        let signed = route_for_request("/api/v1/media/abc/content", Some("expires=1&signature=x"));
+        assert!(signed.unwrap().public && signed.unwrap().signed);
+        assert!(
+            !route_for_request("/api/v1/media/abc/content", Some("x=1"))
+                .unwrap()
+                .public
+        );
+        assert!(
+            !route_for_request("/api/v1/media/abc", Some("signature=x"))
+                .unwrap()
+                .public
         );
         assert_eq!(route_for("/api/v1/unknown"), None);
         assert_eq!(route_for("/internal"), None);

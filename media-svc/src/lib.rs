@@ -1,47 +1,52 @@
-//! media-svc: uploads and signed URLs. Owns the `taskmesh_media` database (the catalogue of
-//! stored objects). This first version lists the caller's objects; uploads, the object store and
-//! signed URLs come with the media issue.
+//! media-svc: files attached to tasks. Owns the `taskmesh_media` database (the catalogue of
+//! stored files and their thumbnails) and the object store that holds the bytes (a local folder
+//! by default, S3-compatible storage by configuration). Uploads stream into the store as they
+//! arrive; who may see or change a task's files is asked of task-svc; `media.uploaded` makes
+//! thumbnails, `task.deleted` removes a task's files, and a sweep reconciles store and catalogue.
 //!
-//! # Layout
-//! - this file: start-up and the media resource.
+//! # Layout (dependencies run one way: http, consumers, background → service → domain, store)
+//! - [`domain`]: file names, content types from the bytes, byte ranges, object keys.
+//! - [`store`]: the SQL of the catalogue.
+//! - [`blobs`]: the object store.
+//! - [`service`]: uploads, downloads, links, access, thumbnails, cleanup and the sweep.
+//! - [`consumers`]: `media.uploaded` and `task.deleted`.
+//! - [`background`]: the periodic sweep.
+//! - [`http`]: the REST routes.
 
-use axum::{extract::State, routing::get, Json, Router};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use shared::{identity::Identity, problem::ProblemBody, startup::Platform, ApiError, Config};
+pub mod background;
+pub mod blobs;
+pub mod consumers;
+pub mod domain;
+pub mod http;
+pub mod service;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::{consumer::Consumer, startup::Platform, topology, Config};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 pub const SERVICE: &str = "media-svc";
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/media");
 
+/// What handlers, consumers and loops share.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-}
-
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct MediaObject {
-    pub id: Uuid,
-    pub task_id: Option<Uuid>,
-    pub filename: String,
-    pub content_type: String,
-    pub size_bytes: i64,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct MediaList {
-    pub items: Vec<MediaObject>,
+    pub config: Arc<Config>,
+    pub blobs: blobs::Blobs,
+    pub tasks: service::access::Tasks,
+    pub links: Arc<service::links::Signer>,
 }
 
 /// This service's part of the API description.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list), tags((name = "media", description = "Uploads")))]
-pub struct ApiDoc;
+pub fn api_doc() -> utoipa::openapi::OpenApi {
+    <http::ApiDoc as utoipa::OpenApi>::openapi()
+}
 
 /// Runs media-svc on `listener` until `shutdown`.
 pub async fn run(
@@ -49,7 +54,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let platform = Platform::start(
+    let blobs = blobs::Blobs::from_config(&config.files)?;
+    tracing::info!(store = %blobs.describe, "files are stored here");
+    let mut platform = Platform::start(
         &config,
         SERVICE,
         &config.media.database,
@@ -57,31 +64,33 @@ pub async fn run(
         &shutdown,
     )
     .await?;
-    let app = Router::new()
-        .route("/api/v1/media", get(list))
-        .with_state(AppState {
-            pool: platform.pool.clone(),
-        })
-        .merge(shared::health::openapi_router(
-            <ApiDoc as utoipa::OpenApi>::openapi(),
-        ));
+    let links = service::links::Signer::load(&platform.pool, &config.files).await?;
+    let state = AppState {
+        pool: platform.pool.clone(),
+        config: Arc::new(config.clone()),
+        blobs,
+        tasks: service::access::Tasks::new(&config.task.url),
+        links: Arc::new(links),
+    };
+    let events = Consumer::new(
+        platform.broker.clone(),
+        topology::media_queue(&platform.broker, &config.consumer),
+        consumers::MediaEvents {
+            state: state.clone(),
+        },
+    );
+    platform.spawn(events.run(shutdown.clone()));
+    platform.spawn(background::sweep_periodically(
+        state.clone(),
+        shutdown.clone(),
+    ));
+    let app = http::transfers()
+        .merge(http::rest())
+        .with_state(state)
+        .merge(shared::health::openapi_router(api_doc()));
     let readiness = platform.readiness();
-    platform.serve(listener, app, readiness, shutdown).await
-}
-
-#[utoipa::path(get, path = "/api/v1/media", tag = "media", security(("bearer" = [])),
-    responses((status = 200, description = "The caller's uploaded objects", body = MediaList),
-        (status = 401, description = "Not authenticated", body = ProblemBody)))]
-pub async fn list(
-    State(state): State<AppState>,
-    identity: Identity,
-) -> Result<Json<MediaList>, ApiError> {
-    let items = sqlx::query_as(
-        "SELECT id, task_id, filename, content_type, size_bytes, created_at
-           FROM media_objects WHERE owner_id = $1 ORDER BY created_at DESC LIMIT 100",
-    )
-    .bind(identity.user_id)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(Json(MediaList { items }))
+    let timeout = Duration::from_secs(config.files.transfer_timeout_secs);
+    platform
+        .serve_with_timeout(listener, app, readiness, shutdown, timeout)
+        .await
 }

@@ -144,3 +144,22 @@ pub async fn commit(
     tracing::warn!(%xid, error = %err, "a COMMIT's outcome is unknown");
     Err(err)
 }
+
+/// The key named `name` in the service's `secrets (name text PRIMARY KEY, value bytea)` table,
+/// made from `fresh` by whichever replica asks first, so that every replica signs with the same
+/// key.
+pub async fn shared_secret(
+    pool: &sqlx::PgPool,
+    name: &str,
+    fresh: Vec<u8>,
+) -> Result<Vec<u8>, sqlx::Error> {
+    sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(fresh)
+        .execute(pool)
+        .await?;
+    sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+}

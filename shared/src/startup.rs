@@ -122,7 +122,24 @@ impl Platform {
         readiness: crate::health::Readiness,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let app = finish_router(app, readiness);
+        self.serve_with_timeout(listener, app, readiness, shutdown, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// [`Platform::serve`] with another limit on each request than [`REQUEST_TIMEOUT`] (a
+    /// service whose requests carry files).
+    pub async fn serve_with_timeout(
+        self,
+        listener: TcpListener,
+        app: axum::Router,
+        readiness: crate::health::Readiness,
+        shutdown: CancellationToken,
+        request_timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let app = app
+            .fallback(crate::problem::not_found_fallback)
+            .merge(crate::health::router(readiness));
+        let app = crate::http::with_common_layers(app, request_timeout);
         crate::http::serve(listener, app, shutdown).await?;
         for task in self.background {
             task.await?;
@@ -133,10 +150,13 @@ impl Platform {
     }
 }
 
+/// The longest a request may take, unless a service says otherwise.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Adds the problem+json fallback, the health routes and the common layers.
 pub fn finish_router(app: axum::Router, readiness: crate::health::Readiness) -> axum::Router {
     let app = app
         .fallback(crate::problem::not_found_fallback)
         .merge(crate::health::router(readiness));
-    crate::http::with_common_layers(app, Duration::from_secs(30))
+    crate::http::with_common_layers(app, REQUEST_TIMEOUT)
 }

@@ -49,6 +49,11 @@ impl TestEnv {
             .join(format!("taskmesh-test-{id}-mail"))
             .display()
             .to_string();
+        // Uploads go to this environment's own folder too.
+        config.files.dir = std::env::temp_dir()
+            .join(format!("taskmesh-test-{id}-media"))
+            .display()
+            .to_string();
         let port0 = SocketAddr::from(([127, 0, 0, 1], 0));
         for (svc, name) in [
             (&mut config.user, "users"),
@@ -93,6 +98,7 @@ impl Drop for TestEnv {
         let databases = self.databases();
         let amqp = self.config.amqp.clone();
         let _ = std::fs::remove_dir_all(&self.config.smtp.mail_dir);
+        let _ = std::fs::remove_dir_all(&self.config.files.dir);
         // Drop runs inside the test's runtime, which must not block on its own futures.
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()

@@ -56,6 +56,13 @@ pub fn job_reports_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec 
         .bind("job.finished.batch")
 }
 
+/// media-svc's queue: its own uploads (to make thumbnails) and deleted tasks (their files go).
+pub fn media_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
+    QueueSpec::new(broker, "media-svc", config)
+        .bind("media.uploaded")
+        .bind("task.deleted")
+}
+
 /// Every consumer queue of the deployment.
 pub fn consumer_queues(broker: &Broker, config: &ConsumerConfig) -> Vec<QueueSpec> {
     vec![
@@ -64,6 +71,7 @@ pub fn consumer_queues(broker: &Broker, config: &ConsumerConfig) -> Vec<QueueSpe
         notify_sms_queue(broker, config),
         task_queue(broker, config),
         job_reports_queue(broker, config),
+        media_queue(broker, config),
     ]
 }
 

@@ -2,6 +2,7 @@
 //! its outbox, whose relay runs here.
 //!
 //! # Layout
+//! - [`access`]: what a caller may do with a task, asked by other services (media-svc).
 //! - [`tasks`]: the task resource (ETags, history, events).
 //! - [`status`]: the status state machine.
 //! - [`channels`]: channels joined by code, whose members share tasks.
@@ -12,6 +13,7 @@
 //! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
 //! - [`users`]: the read model of users, kept from `user.*` events.
 
+pub mod access;
 pub mod cache;
 pub mod channels;
 pub mod jobs;
@@ -115,6 +117,7 @@ pub async fn run(
         .merge(tasks::router())
         .merge(channels::router())
         .merge(jobs::router())
+        .merge(access::router())
         .with_state(AppState {
             pool: platform.pool.clone(),
             config: std::sync::Arc::new(config.clone()),

@@ -80,10 +80,10 @@ impl Task {
 
 /// What a caller may do with a task.
 #[derive(Debug, Clone, Copy)]
-struct Access {
-    read: bool,
+pub(crate) struct Access {
+    pub(crate) read: bool,
     /// Change every field and delete: its creator, its channel's owner, an admin.
-    edit: bool,
+    pub(crate) edit: bool,
 }
 
 async fn access(
@@ -848,7 +848,7 @@ async fn query_list(
 
 /// The task if `identity` may see it, and what they may do; 404 otherwise (also for a
 /// malformed id).
-async fn visible(
+pub(crate) async fn visible(
     conn: &mut PgConnection,
     identity: &Identity,
     id: &str,

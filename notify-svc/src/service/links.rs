@@ -42,7 +42,7 @@ impl Signer {
             None => {
                 let mut fresh = vec![0u8; 32];
                 rand::thread_rng().fill_bytes(&mut fresh);
-                crate::store::secrets::get_or_create(pool, "unsubscribe-links", fresh).await?
+                shared::db::shared_secret(pool, "unsubscribe-links", fresh).await?
             }
         };
         Ok(Self::new(key, &config.public_url))

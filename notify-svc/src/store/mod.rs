@@ -4,5 +4,4 @@
 pub mod messages;
 pub mod notifications;
 pub mod preferences;
-pub mod secrets;
 pub mod users;

@@ -16,7 +16,9 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod files;
 mod notify;
+pub use files::{FilesConfig, StoreKind};
 pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
 
 /// Everything any Taskmesh process needs; each service reads the sections it uses.
@@ -39,6 +41,7 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     pub webhooks: WebhooksConfig,
     pub sms: SmsConfig,
+    pub files: FilesConfig,
     pub gateway: ServiceConfig,
     pub user: ServiceConfig,
     pub task: ServiceConfig,
@@ -66,6 +69,7 @@ impl Default for Config {
             notifications: NotificationsConfig::default(),
             webhooks: WebhooksConfig::default(),
             sms: SmsConfig::default(),
+            files: FilesConfig::default(),
             gateway: ServiceConfig::new(8080, ""),
             user: ServiceConfig::new(8081, "taskmesh_users"),
             task: ServiceConfig::new(8082, "taskmesh_tasks"),
@@ -146,6 +150,7 @@ impl Config {
             ));
         }
         notify::validate(self)?;
+        files::validate(self)?;
         if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 900 {
             return Err(ConfigError(
                 "auth.access_token_ttl_secs must be between 1 and 900 (15 minutes)".into(),

@@ -9,9 +9,11 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use uuid::Uuid;
 
 mod jobs;
+mod media;
 pub use jobs::{
     JobCancel, JobDispatch, JobFinished, JobOutcome, JobProgress, JobStarted, JobsFinished,
 };
+pub use media::{MediaDeleted, MediaProcessed, MediaUploaded, Thumbnail};
 
 /// `datacontenttype` of every event and the AMQP content type of every message.
 pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
@@ -140,6 +142,9 @@ pub const ALL_TYPES: &[&str] = &[
     JobFinished::TYPE,
     JobsFinished::TYPE,
     JobCancel::TYPE,
+    MediaUploaded::TYPE,
+    MediaProcessed::TYPE,
+    MediaDeleted::TYPE,
 ];
 
 /// A user registered.

@@ -1,0 +1,86 @@
+//! Who may do what with a task's files, asked of task-svc (decision 27): whoever may see the task
+//! may list and download its files; whoever may edit it may upload and delete them.
+
+use std::time::Duration;
+
+use shared::identity::{Identity, HEADER_ROLE, HEADER_SESSION_ID, HEADER_USER_ID};
+use uuid::Uuid;
+
+/// What the caller may do with a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Cannot see it (or it does not exist): every answer about it is a 404.
+    None,
+    Read,
+    Edit,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("task-svc could not be asked: {0}")]
+pub struct Unavailable(String);
+
+#[derive(Clone)]
+pub struct Tasks {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tasks").field("base", &self.base).finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    read: bool,
+    edit: bool,
+}
+
+impl Tasks {
+    pub fn new(task_url: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("a plain HTTP client builds");
+        Self {
+            http,
+            base: task_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// What `identity` may do with task `task_id`, as task-svc decides it now.
+    pub async fn access(&self, identity: &Identity, task_id: Uuid) -> Result<Access, Unavailable> {
+        let mut request = self
+            .http
+            .get(format!("{}/internal/v1/tasks/{task_id}/access", self.base))
+            .header(HEADER_USER_ID, identity.user_id.to_string())
+            .header(HEADER_ROLE, &identity.role);
+        if let Some(session) = identity.session_id {
+            request = request.header(HEADER_SESSION_ID, session.to_string());
+        }
+        if let Some(traceparent) = shared::trace::current() {
+            request = request.header("traceparent", traceparent);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        match response.status().as_u16() {
+            200 => {
+                let answer: Answer = response
+                    .json()
+                    .await
+                    .map_err(|e| Unavailable(e.to_string()))?;
+                Ok(match (answer.read, answer.edit) {
+                    (_, true) => Access::Edit,
+                    (true, false) => Access::Read,
+                    _ => Access::None,
+                })
+            }
+            404 => Ok(Access::None),
+            status => Err(Unavailable(format!("task-svc answered {status}"))),
+        }
+    }
+}
