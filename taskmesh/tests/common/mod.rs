@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod jobs;
+pub mod media;
 pub mod notify;
 
 use std::time::Duration;
