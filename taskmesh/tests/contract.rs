@@ -27,7 +27,7 @@ async fn every_answer_of_the_api_is_documented() {
     let admin = app.sign_up("admin@example.com").await;
     let member = app.sign_up("member@example.com").await;
     // So that the lists have items, whose schemas are checked too: a task and a channel.
-    let (status, _) = app
+    let (status, task) = app
         .post(
             "/api/v1/tasks",
             Some(&member),
@@ -35,6 +35,11 @@ async fn every_answer_of_the_api_is_documented() {
         )
         .await;
     assert_eq!(status, 201);
+    // And an attachment, with a thumbnail once processed.
+    let png = common::media::png(32, 32);
+    let uploaded =
+        common::media::upload(&app, &member, task["id"].as_str().unwrap(), &[("a.png", png)]).await;
+    assert_eq!(uploaded.status, 201, "{:?}", uploaded.body);
     let (status, _) = app
         .post(
             "/api/v1/channels",
