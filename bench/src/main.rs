@@ -1,4 +1,4 @@
-//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks|jobs|notify]`
+//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks|jobs|notify|media]`
 //!
 //! Events: outbox insert → relay → consumer ack, throughput and end-to-end latency, printed next
 //! to the raw broker limit measured in the same run (plain lapin publish-with-confirms /
@@ -31,6 +31,7 @@ const PAYLOAD_BYTES: usize = 200;
 mod cpu;
 mod gateway;
 mod jobs;
+mod media;
 mod notify;
 mod platform;
 mod tasks;
@@ -43,8 +44,11 @@ async fn main() -> anyhow::Result<()> {
         Some("tasks") => tasks::run().await,
         Some("jobs") => jobs::run().await,
         Some("notify") => notify::run().await,
+        Some("media") => media::run().await,
         Some(other) => {
-            anyhow::bail!("unknown benchmark {other:?}: events, gateway, tasks, jobs or notify")
+            anyhow::bail!(
+                "unknown benchmark {other:?}: events, gateway, tasks, jobs, notify or media"
+            )
         }
     }
 }

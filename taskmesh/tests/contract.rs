@@ -37,8 +37,13 @@ async fn every_answer_of_the_api_is_documented() {
     assert_eq!(status, 201);
     // And an attachment, with a thumbnail once processed.
     let png = common::media::png(32, 32);
-    let uploaded =
-        common::media::upload(&app, &member, task["id"].as_str().unwrap(), &[("a.png", png)]).await;
+    let uploaded = common::media::upload(
+        &app,
+        &member,
+        task["id"].as_str().unwrap(),
+        &[("a.png", png)],
+    )
+    .await;
     assert_eq!(uploaded.status, 201, "{:?}", uploaded.body);
     let (status, _) = app
         .post(
