@@ -12,12 +12,14 @@
 //! - `receiver`: the HTTP endpoint the jobs call; records calls by idempotency key. Also the
 //!   webhook endpoint notify-svc delivers to; records deliveries by `webhook-id`.
 //! - `smtp`: the SMTP server notify-svc mails through (the aiosmtpd sink); mails by Message-ID.
+//! - `objects`: the S3 server media-svc stores files in (`s3s-fs`); objects by key.
 //! - `workload`: the API client, its load and the record of every request.
 //! - `check`: the history checker.
 //! - `suite`: the faults, how each runs, and the report.
 
 pub mod check;
 pub mod infra;
+pub mod objects;
 pub mod proxy;
 pub mod receiver;
 pub mod smtp;

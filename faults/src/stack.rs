@@ -24,6 +24,16 @@ pub enum Dep {
     Smtp,
     /// The webhook receiver the peer user registered ([`crate::receiver::Hooks`]).
     Webhook,
+    /// media-svc's object store (`s3s-fs`, [`crate::objects::S3Store`]).
+    S3,
+}
+
+/// Where the dependencies that are not the infrastructure's listen.
+#[derive(Clone, Copy, Debug)]
+pub struct Outside {
+    pub smtp: SocketAddr,
+    pub hooks: SocketAddr,
+    pub s3: SocketAddr,
 }
 
 impl Dep {
@@ -34,16 +44,18 @@ impl Dep {
             Dep::Redis => "redis",
             Dep::Smtp => "smtp",
             Dep::Webhook => "webhook",
+            Dep::S3 => "s3",
         }
     }
 
-    fn upstream(self, smtp: SocketAddr, hooks: SocketAddr) -> SocketAddr {
+    fn upstream(self, outside: Outside) -> SocketAddr {
         match self {
             Dep::Postgres => infra::pg_addr(),
             Dep::Rabbitmq => infra::amqp_addr(),
             Dep::Redis => infra::redis_addr(),
-            Dep::Smtp => smtp,
-            Dep::Webhook => hooks,
+            Dep::Smtp => outside.smtp,
+            Dep::Webhook => outside.hooks,
+            Dep::S3 => outside.s3,
         }
     }
 }
@@ -84,7 +96,7 @@ pub const SERVICES: [ServiceSpec; 7] = [
         name: "media-svc",
         service: "media-svc",
         section: "MEDIA",
-        deps: &[Dep::Postgres, Dep::Rabbitmq],
+        deps: &[Dep::Postgres, Dep::Rabbitmq, Dep::S3],
     },
     ServiceSpec {
         name: "worker-a",
@@ -137,22 +149,20 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 }
 
 impl Stack {
-    /// Starts the proxies and every process, and waits until all are ready. `smtp` is the SMTP
-    /// server notify-svc mails through, `hooks` the webhook receiver (both behind proxies).
+    /// Starts the proxies and every process, and waits until all are ready. `outside` names
+    /// the SMTP server notify-svc mails through, the webhook receiver and media-svc's S3 server
+    /// (each behind a proxy).
     pub async fn start(
         bin: &Path,
         dir: &Path,
         receiver_host: &str,
-        smtp: SocketAddr,
-        hooks: SocketAddr,
+        outside: Outside,
     ) -> anyhow::Result<Self> {
         let mut proxies = BTreeMap::new();
         for (service, dep) in proxy_pairs() {
-            let proxy = FaultProxy::start(
-                format!("{service}→{}", dep.name()),
-                dep.upstream(smtp, hooks),
-            )
-            .await?;
+            let proxy =
+                FaultProxy::start(format!("{service}→{}", dep.name()), dep.upstream(outside))
+                    .await?;
             proxies.insert((service, dep), proxy);
         }
         let mut binds = BTreeMap::new();
@@ -194,7 +204,11 @@ impl Stack {
                 "TASKMESH_NOTIFICATIONS__EMAIL_HOURLY_CAP".into(),
                 "1000000".into(),
             ),
+            // media-svc keeps every person's task's file on the S3 server
+            // (`TASKMESH_FILES__S3_ENDPOINT`, set per process: the media-svc→s3 proxy).
+            ("TASKMESH_FILES__SWEEP_INTERVAL_SECS".into(), "0".into()),
         ];
+        common.extend(crate::objects::S3Store::settings());
         for spec in &SERVICES {
             let addr = free_port()?;
             binds.insert(spec.name, addr);
@@ -296,6 +310,7 @@ impl Stack {
                 ),
                 Dep::Redis => ("TASKMESH_REDIS__URL", format!("redis://{proxy}")),
                 Dep::Smtp => ("TASKMESH_SMTP__URL", format!("smtp://{proxy}")),
+                Dep::S3 => ("TASKMESH_FILES__S3_ENDPOINT", format!("http://{proxy}")),
                 // Registered through the API by the peer user: see `Stack::hook_url`.
                 Dep::Webhook => continue,
             };

@@ -14,9 +14,10 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::check::{self, Figures};
 use crate::infra::{self, Infra};
+use crate::objects::S3Store;
 use crate::receiver::{Hooks, Receiver};
 use crate::smtp::SmtpSink;
-use crate::stack::{proxy_pairs, Dep, Stack};
+use crate::stack::{proxy_pairs, Dep, Outside, Stack};
 use crate::workload::{Client, Load};
 
 /// One fault.
@@ -53,6 +54,8 @@ pub enum Fault {
     WebhookDown,
     /// The webhook receiver answering 500 to every delivery for the hold.
     Webhook500,
+    /// media-svc's S3 server `kill -9`ed (connections refused), started again after the hold.
+    S3Down,
 }
 
 impl Fault {
@@ -71,6 +74,7 @@ impl Fault {
             Fault::Smtp451 => "smtp:451".into(),
             Fault::WebhookDown => "webhook:down".into(),
             Fault::Webhook500 => "webhook:500".into(),
+            Fault::S3Down => "s3:down".into(),
         }
     }
 }
@@ -82,6 +86,7 @@ pub fn all() -> Vec<Fault> {
         Fault::Kill9("worker-a"),
         Fault::Kill9("task-svc"),
         Fault::Kill9("notify-svc"),
+        Fault::Kill9("media-svc"),
         Fault::Kill9("api-gateway"),
         Fault::RabbitmqStopStart,
         Fault::PostgresRestart,
@@ -92,6 +97,7 @@ pub fn all() -> Vec<Fault> {
         Fault::Smtp451,
         Fault::WebhookDown,
         Fault::Webhook500,
+        Fault::S3Down,
     ];
     for (service, dep) in proxy_pairs() {
         faults.push(Fault::Latency(service, dep));
@@ -221,12 +227,12 @@ impl Report {
             s.after.as_secs(),
             self.took.as_secs_f64()
         );
-        out.push_str("| fault | requests ok / failed / unknown (done) | effects | reruns | mails (retries / resent) | webhooks (retries) | lost | stuck | duplicated | unexpected | recovery: API / backlog |\n");
-        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| fault | requests ok / failed / unknown (done) | effects | reruns | mails (retries / resent) | webhooks (retries) | files (orphans) | lost | stuck | duplicated | unexpected | recovery: API / backlog |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for row in &self.rows {
             let f = &row.figures;
             out.push_str(&format!(
-                "| {}{} | {} / {} / {} ({}) | {} | {} | {} ({} / {}) | {} ({}) | {} | {} | {} | {} | {} / {} |\n",
+                "| {}{} | {} / {} / {} ({}) | {} | {} | {} ({} / {}) | {} ({}) | {} ({}) | {} | {} | {} | {} | {} / {} |\n",
                 row.fault,
                 if f.settled { "" } else { " (did not settle)" },
                 f.ok,
@@ -240,6 +246,8 @@ impl Report {
                 f.resent,
                 f.hooks,
                 f.hook_retries,
+                f.files,
+                f.orphans,
                 f.lost,
                 f.stuck,
                 f.duplicated,
@@ -320,9 +328,15 @@ async fn run_in(
         sink.addr(),
         sink.dir.display()
     );
+    let mut store = S3Store::start(&dir.join("s3"), &dir.join("logs/s3s-fs.log")).await?;
+    eprintln!("faults: S3 server (s3s-fs) on {}", store.addr());
     let t = Instant::now();
-    let stack =
-        slot.insert(Stack::start(taskmesh, dir, "127.0.0.1", sink.addr(), hooks_addr).await?);
+    let outside = Outside {
+        smtp: sink.addr(),
+        hooks: hooks_addr,
+        s3: store.addr(),
+    };
+    let stack = slot.insert(Stack::start(taskmesh, dir, "127.0.0.1", outside).await?);
     eprintln!(
         "faults: {} processes ready after {:.1}s (logs in {})",
         crate::stack::SERVICES.len(),
@@ -339,6 +353,7 @@ async fn run_in(
     };
     let db = database("taskmesh_tasks").await?;
     let notify = database("taskmesh_notify").await?;
+    let media = database("taskmesh_media").await?;
     let client = Client::new(stack.url("api-gateway"), format!("http://{receiver_addr}")).await?;
     // The peer's webhook endpoint; notify-svc's users read model learns of the peer from
     // user.created, so the registration may need a moment.
@@ -372,7 +387,7 @@ async fn run_in(
         let load = Load::start(client.clone(), name.clone(), settings.rate);
         tokio::time::sleep(settings.before).await;
         let (healed, worker_deaths) =
-            inject(fault, stack, infra, &mut sink, &hooks, settings).await?;
+            inject(fault, stack, infra, &mut sink, &mut store, &hooks, settings).await?;
         tokio::time::sleep(settings.after).await;
         // Keep the load on until a request made after the fault's end succeeds (or the
         // settle deadline passes): that moment is the API's recovery.
@@ -420,6 +435,13 @@ async fn run_in(
         )
         .await?;
         figures.settled = settled;
+        let files = check::files(&media, &store, &records).await?;
+        figures.files = files.files;
+        figures.orphans = files.orphans;
+        figures.lost += files.lost;
+        figures.duplicated += files.duplicated;
+        figures.unexpected += files.unexpected;
+        figures.notes.extend(files.notes);
         for r in &records {
             counted.insert(r.req, receiver.calls(&r.req).len());
         }
@@ -432,7 +454,7 @@ async fn run_in(
             .max()
             .unwrap_or_default();
         eprintln!(
-            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} mails {} retries {} resent {} webhooks {} retries {} lost {} stuck {} duplicated {} unexpected {} recovery {} / {}; slowest answer {:.2}s",
+            "faults: {name}: ok {} failed {} unknown {} effects {} reruns {} mails {} retries {} resent {} webhooks {} retries {} files {} orphans {} lost {} stuck {} duplicated {} unexpected {} recovery {} / {}; slowest answer {:.2}s",
             figures.ok,
             figures.failed,
             figures.unknown,
@@ -443,6 +465,8 @@ async fn run_in(
             figures.resent,
             figures.hooks,
             figures.hook_retries,
+            figures.files,
+            figures.orphans,
             figures.lost,
             figures.stuck,
             figures.duplicated,
@@ -470,6 +494,7 @@ async fn inject(
     stack: &mut Stack,
     infra: &mut Infra,
     sink: &mut SmtpSink,
+    store: &mut S3Store,
     hooks: &Hooks,
     settings: &Settings,
 ) -> anyhow::Result<(Instant, Vec<Instant>)> {
@@ -554,6 +579,11 @@ async fn inject(
             hooks.set_status(500);
             tokio::time::sleep(hold).await;
             hooks.set_status(0);
+        }
+        Fault::S3Down => {
+            store.kill9().await?;
+            tokio::time::sleep(hold).await;
+            store.spawn().await?;
         }
     }
     Ok((Instant::now(), worker_deaths))

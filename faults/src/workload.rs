@@ -37,6 +37,14 @@ pub struct Record {
     pub sent: Instant,
     pub answered: Instant,
     pub outcome: Outcome,
+    /// A person's task that was created gets a file attached (`faults-<req>.txt`): what the
+    /// client was told of that upload (the media id when ok).
+    pub upload: Option<Outcome>,
+}
+
+/// The name of the file attached to request `req`'s task.
+pub fn file_name(req: Uuid) -> String {
+    format!("faults-{req}.txt")
 }
 
 /// The API client: one user, a token renewed whenever the API answers 401 (a Redis restart
@@ -189,18 +197,63 @@ impl Client {
         let result = self
             .http
             .post(format!("{}/api/v1/tasks", self.api))
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .json(&body)
             .send()
             .await;
-        let outcome = match result {
+        let outcome = self.outcome(result, "id").await;
+        let answered = Instant::now();
+        let upload = match (&outcome, job) {
+            (Outcome::Ok(task), false) => Some(self.attach(&token, *task, req).await),
+            _ => None,
+        };
+        Record {
+            req,
+            job,
+            sent,
+            answered,
+            outcome,
+            upload,
+        }
+    }
+
+    /// Uploads a small file, named for `req`, to `task`.
+    async fn attach(&self, token: &str, task: Uuid, req: Uuid) -> Outcome {
+        let part = reqwest::multipart::Part::bytes(format!("fault suite {req}\n").into_bytes())
+            .file_name(file_name(req));
+        let result = self
+            .http
+            .post(format!("{}/api/v1/tasks/{task}/attachments", self.api))
+            .bearer_auth(token)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await;
+        self.outcome(result, "items").await
+    }
+
+    /// What a request's answer tells the client; an ok answer carries the id it names
+    /// (`id`, or `items` for the first file of an upload).
+    async fn outcome(
+        &self,
+        result: Result<reqwest::Response, reqwest::Error>,
+        field: &str,
+    ) -> Outcome {
+        match result {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let body = response.bytes().await;
+                let id = |v: Value| {
+                    let v = if field == "items" {
+                        v["items"][0].clone()
+                    } else {
+                        v
+                    };
+                    v["id"].as_str().and_then(|id| id.parse().ok())
+                };
                 match (status, body) {
                     (200..=299, Ok(body)) => serde_json::from_slice::<Value>(&body)
                         .ok()
-                        .and_then(|v| v["id"].as_str().and_then(|id| id.parse().ok()))
+                        .and_then(id)
                         .map(Outcome::Ok)
                         .unwrap_or_else(|| Outcome::Unknown(format!("{status} without an id"))),
                     (200..=299, Err(e)) => Outcome::Unknown(format!("{status}, body cut: {e}")),
@@ -215,13 +268,6 @@ impl Client {
             Err(e) if e.is_connect() => Outcome::Failed("connect".into()),
             Err(e) if e.is_timeout() => Outcome::Unknown("timeout".into()),
             Err(_) => Outcome::Unknown("connection".into()),
-        };
-        Record {
-            req,
-            job,
-            sent,
-            answered: Instant::now(),
-            outcome,
         }
     }
 }

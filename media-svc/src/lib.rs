@@ -84,11 +84,21 @@ pub async fn run(
         state.clone(),
         shutdown.clone(),
     ));
+    let store = state.blobs.clone();
     let app = http::transfers()
         .merge(http::rest())
         .with_state(state)
         .merge(shared::health::openapi_router(api_doc()));
-    let readiness = platform.readiness();
+    let readiness = platform.readiness().check("object store", move || {
+        let store = store.clone();
+        async move {
+            match tokio::time::timeout(Duration::from_secs(2), store.exists("readyz")).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer within 2 s".to_string()),
+            }
+        }
+    });
     let timeout = Duration::from_secs(config.files.transfer_timeout_secs);
     platform
         .serve_with_timeout(listener, app, readiness, shutdown, timeout)

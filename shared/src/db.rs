@@ -145,6 +145,25 @@ pub async fn commit(
     Err(err)
 }
 
+/// A signing key: the configured one, or else a random one made once under `name` in the
+/// service's `secrets` table ([`shared_secret`]), so that every replica signs alike.
+pub async fn signing_key(
+    pool: &sqlx::PgPool,
+    name: &str,
+    configured: Option<&secrecy::SecretString>,
+) -> Result<Vec<u8>, sqlx::Error> {
+    use rand::RngCore;
+    use secrecy::ExposeSecret;
+    match configured {
+        Some(secret) => Ok(secret.expose_secret().as_bytes().to_vec()),
+        None => {
+            let mut fresh = vec![0u8; 32];
+            rand::thread_rng().fill_bytes(&mut fresh);
+            shared_secret(pool, name, fresh).await
+        }
+    }
+}
+
 /// The key named `name` in the service's `secrets (name text PRIMARY KEY, value bytea)` table,
 /// made from `fresh` by whichever replica asks first, so that every replica signs with the same
 /// key.

@@ -68,6 +68,22 @@ async fn up(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
         }
         Some(_) => println!("  Mail                 sent over SMTP (smtp.url)"),
     }
+    match c.files.store {
+        shared::config::StoreKind::Local => {
+            let dir =
+                std::path::absolute(&c.files.dir).unwrap_or_else(|_| c.files.dir.clone().into());
+            println!(
+                "  Files                stored in {} (set TASKMESH_FILES__STORE=s3 for S3)",
+                dir.display()
+            );
+        }
+        shared::config::StoreKind::S3 => {
+            println!(
+                "  Files                stored in s3://{}",
+                c.files.s3_bucket
+            )
+        }
+    }
     println!("  RabbitMQ console     {management}  (guest/guest; `rabbitmq-plugins enable rabbitmq_management` if it does not load)");
     println!("Press Ctrl-C to stop.");
     println!();

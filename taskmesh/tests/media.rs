@@ -540,3 +540,28 @@ async fn with_task_svc_down_media_routes_answer_503_naming_it_and_recover() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_one_byte_past_the_limit_leaves_no_part_behind() {
+    // Past one part (5 MiB), so the store write is a multipart upload that must be aborted.
+    const LIMIT: usize = 11 * 1024 * 1024;
+    let app = App::start_with(|c| {
+        c.files.max_file_bytes = LIMIT as u64;
+        c.files.part_bytes = 5 * 1024 * 1024;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    let task_id = task(&app, &ada, "Big").await;
+    let dir = std::path::PathBuf::from(&app.env.config.files.dir);
+    let refused = upload(&app, &ada, &task_id, &[("big.txt", text(LIMIT + 1))]).await;
+    assert_eq!((refused.status, refused.code()), (413, "file_too_large"));
+    assert_eq!(
+        files_in(&dir),
+        Vec::<std::path::PathBuf>::new(),
+        "a part was left"
+    );
+    assert_eq!(rows(&app).await, 0);
+    let exact = upload(&app, &ada, &task_id, &[("big.txt", text(LIMIT))]).await;
+    assert_eq!(exact.status, 201, "{:?}", exact.body);
+    assert_eq!(files_in(&dir).len(), 1);
+}

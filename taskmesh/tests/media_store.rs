@@ -165,19 +165,7 @@ fn zip_like(len: usize) -> Vec<u8> {
 }
 
 async fn upload(app: &App, token: &str, task_id: &str, name: &str, bytes: Vec<u8>) -> Reply {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-    );
-    let response = app
-        .http
-        .post(format!("{}/api/v1/tasks/{task_id}/attachments", app.api))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    Reply::read(response).await
+    common::media::upload(app, token, task_id, &[(name, bytes)]).await
 }
 
 /// Downloads a file, hashing it as it streams; returns its SHA-256 and length.

@@ -16,6 +16,8 @@
 //! - **unexpected**: a task or a call for a request the client was told had failed, or for a
 //!   request the client never made.
 //!
+//! media-svc's files (one attached to each person's task): see [`files`].
+//!
 //! notify-svc's mail and webhooks (the peer's, about each person's task):
 //! - **mails** are counted by Message-ID at the SMTP sink: its UUID is the `messages` row's id,
 //!   joined to the task through the `task.assigned` notification's event. An ok, notified
@@ -37,9 +39,11 @@ use uuid::Uuid;
 
 use crate::receiver::{Hooks, Receiver};
 
+mod files;
 mod late;
 use crate::smtp::SmtpSink;
 use crate::workload::{title_prefix, Outcome, Record};
+pub use files::{files, FileFigures};
 pub use late::{at_the_end, Late};
 
 /// One fault's figures.
@@ -69,6 +73,10 @@ pub struct Figures {
     pub hooks: usize,
     /// Webhook attempts beyond the first of each `webhook-id`.
     pub hook_retries: usize,
+    /// Files attached to this fault's person's tasks that are there (row and object).
+    pub files: usize,
+    /// Objects on the S3 server no row refers to, over the whole run ([`files`]).
+    pub orphans: usize,
     /// From the fault's end to the first ok answer to a request sent after it.
     pub api_recovery: Option<Duration>,
     /// From the fault's end until every job accepted before it had its effect.

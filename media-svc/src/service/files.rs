@@ -133,7 +133,7 @@ pub async fn open(
         Wanted::Part(range) => Some(range),
         Wanted::Unsatisfiable => return Ok(Download::Unsatisfiable { size }),
     };
-    let result = state.blobs.get(&key, range.clone()).await.map_err(|e| {
+    let stream = state.blobs.get(&key, range.clone()).await.map_err(|e| {
         if crate::blobs::is_not_found(&e) {
             tracing::error!(%key, "a committed file's object is missing; the sweep will remove its row");
             Error::NotFound
@@ -147,7 +147,7 @@ pub async fn open(
         etag,
         size,
         range,
-        stream: result.into_stream(),
+        stream,
     })
 }
 

@@ -6,8 +6,6 @@
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use rand::RngCore;
-use secrecy::ExposeSecret;
 use shared::config::FilesConfig;
 use sqlx::PgPool;
 
@@ -44,14 +42,8 @@ impl Signer {
 
     /// The configured key, or the one kept in the database (made by the first replica).
     pub async fn load(pool: &PgPool, config: &FilesConfig) -> anyhow::Result<Self> {
-        let key = match &config.link_secret {
-            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-            None => {
-                let mut fresh = vec![0u8; 32];
-                rand::thread_rng().fill_bytes(&mut fresh);
-                shared::db::shared_secret(pool, "download-links", fresh).await?
-            }
-        };
+        let key =
+            shared::db::signing_key(pool, "download-links", config.link_secret.as_ref()).await?;
         Ok(Self::new(key, &config.public_url))
     }
 
