@@ -74,8 +74,8 @@ pub fn route_for(path: &str) -> Option<Route> {
             _ => Route::new("user-svc", false),
         },
         "users" => Route::new("user-svc", false),
-        // A task's attachments are media-svc's.
-        "tasks" if segments.nth(1) == Some("attachments") => Route {
+        // A task's attachments are media-svc's (exactly `tasks/{id}/attachments`).
+        "tasks" if is_shape(path, &["tasks", "*", "attachments"]) => Route {
             streamed: true,
             ..Route::new("media-svc", false)
         },
@@ -84,7 +84,7 @@ pub fn route_for(path: &str) -> Option<Route> {
         "notifications" => Route::new("notify-svc", segments.next() == Some("unsubscribe")),
         "webhooks" => Route::new("notify-svc", false),
         "media" => Route {
-            streamed: segments.nth(1) == Some("content"),
+            streamed: is_shape(path, &["media", "*", "content"]),
             ..Route::new("media-svc", false)
         },
         _ => return None,
@@ -92,12 +92,34 @@ pub fn route_for(path: &str) -> Option<Route> {
     Some(route)
 }
 
+/// Whether `path` (under `/api/v1/`) has exactly these segments, `*` standing for any one.
+fn is_shape(path: &str, shape: &[&str]) -> bool {
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        return false;
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    segments.len() == shape.len()
+        && segments
+            .iter()
+            .zip(shape)
+            .all(|(segment, want)| (*want == "*" && !segment.is_empty()) || segment == want)
+}
+
+/// Whether a path could name something else once an upstream resolves it: a `.` or `..`
+/// segment, or an encoded dot, slash or backslash (`%2e`, `%2f`, `%5c`). Such paths are refused
+/// before routing, so that no route can be walked out of.
+pub fn is_ambiguous(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    path.split('/').any(|s| s == "." || s == "..")
+        || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
+}
+
 /// The route of a request: [`route_for`] its path, and a download that carries a `signature`
 /// in its query (a link from `GET /api/v1/media/{id}/link`) needs no token.
 pub fn route_for_request(path: &str, query: Option<&str>) -> Option<Route> {
     let mut route = route_for(path)?;
     let signed = route.service == "media-svc"
-        && route.streamed
+        && is_shape(path, &["media", "*", "content"])
         && query.is_some_and(|q| q.split('&').any(|p| p.starts_with("signature=")));
     if signed {
         route.public = true;
@@ -242,6 +264,12 @@ async fn forward(
     decision: &mut Option<Decision>,
 ) -> Result<Response, ApiError> {
     let path = request.uri().path().to_string();
+    if is_ambiguous(&path) {
+        return Err(ApiError::bad_request(
+            "invalid_path",
+            "paths must not contain `.` or `..` segments or encoded dots or slashes",
+        ));
+    }
     let route = route_for_request(&path, request.uri().query())
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route"))?;
     let (parts, body) = request.into_parts();
@@ -511,6 +539,21 @@ mod tests {
         );
         assert_eq!(route_for("/api/v1/unknown"), None);
         assert_eq!(route_for("/internal"), None);
+    }
+
+    #[test]
+    fn paths_that_could_walk_out_of_their_route_are_ambiguous() {
+        for path in [
+            "/api/v1/media/x/content/../../../metrics",
+            "/api/v1/media/x/content/%2e%2e/%2E%2E/metrics",
+            "/api/v1/tasks/./x",
+            "/api/v1/tasks/a%2Fb",
+            "/api/v1/tasks/a%5cb",
+        ] {
+            assert!(is_ambiguous(path), "{path}");
+        }
+        assert!(!is_ambiguous("/api/v1/tasks/01a2-b/history"));
+        assert!(!is_ambiguous("/api/v1/media/x.y/content"));
     }
 
     #[test]

@@ -565,3 +565,31 @@ async fn a_large_file_one_byte_past_the_limit_leaves_no_part_behind() {
     assert_eq!(exact.status, 201, "{:?}", exact.body);
     assert_eq!(files_in(&dir).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_part_headers_are_refused_before_they_fill_memory() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let task_id = task(&app, &ada, "Inbox").await;
+    let mut body =
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nX-Pad: "
+            .to_vec();
+    body.extend(std::iter::repeat_n(b'a', 6 * 1024 * 1024));
+    let response = app
+        .http
+        .post(format!("{}/api/v1/tasks/{task_id}/attachments", app.api))
+        .bearer_auth(&ada)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let reply = common::Reply::read(response).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "invalid_upload"),
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(rows(&app).await, 0);
+}

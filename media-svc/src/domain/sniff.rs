@@ -98,7 +98,7 @@ fn is_text(head: &[u8]) -> bool {
 
 /// Markup that runs when a browser renders a file as a page, looked for in every byte of every
 /// upload. Each needs a following space, `>` or `/`, so that compressed data (which holds every
-/// short byte string somewhere) does not match by chance.
+/// short byte string somewhere) does not match by chance. (Form feed is HTML whitespace too.)
 const MARKERS: &[&str] = &["<script", "<?php", "<html", "<iframe"];
 /// Also looked for in text files, which have no random bytes.
 const TEXT_MARKERS: &[&str] = &["<svg", "<!doctype html", "<object", "<embed"];
@@ -153,7 +153,7 @@ impl MarkupScanner {
                 let n = marker.len();
                 if rest.len() > n
                     && rest[..n].eq_ignore_ascii_case(marker.as_bytes())
-                    && matches!(rest[n], b' ' | b'\t' | b'\n' | b'\r' | b'>' | b'/')
+                    && matches!(rest[n], b' ' | b'\t' | b'\n' | b'\r' | 0x0c | b'>' | b'/')
                 {
                     return Some(marker);
                 }

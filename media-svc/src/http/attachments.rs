@@ -1,8 +1,8 @@
 //! `POST/GET /api/v1/tasks/{id}/attachments`: a task's files.
 
 use axum::{
-    extract::{multipart::MultipartRejection, DefaultBodyLimit, Multipart, Path, State},
-    http::{header, HeaderMap, StatusCode},
+    extract::{DefaultBodyLimit, Path, Request, State},
+    http::{header, StatusCode},
     routing::get,
     Json, Router,
 };
@@ -10,6 +10,7 @@ use shared::{identity::Identity, problem::ProblemBody, ApiError};
 use uuid::Uuid;
 
 use super::error::for_file;
+use super::multipart::Guard;
 use super::views::FileList;
 use crate::domain::names::FileName;
 use crate::service::{access::Access, files, upload, Error};
@@ -50,9 +51,10 @@ pub async fn upload(
     State(state): State<AppState>,
     identity: Identity,
     Path(task_id): Path<String>,
-    headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: Request,
 ) -> Result<(StatusCode, Json<FileList>), ApiError> {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let task_id = Uuid::parse_str(&task_id).map_err(|_| Error::NotFound)?;
     let access = state
         .tasks
@@ -60,16 +62,19 @@ pub async fn upload(
         .await
         .map_err(Error::from)?;
     files::allow(access, Access::Edit)?;
-    let mut multipart = multipart.map_err(|r| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "send files as multipart/form-data, one part named `file` each ({})",
-                r.body_text()
-            ),
-        )
-    })?;
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send files as multipart/form-data (with a boundary), one part named `file` each",
+            )
+        })?;
+    let guard = Guard::default();
+    let mut multipart = multer::Multipart::new(guard.body(body), boundary);
     let config = &state.config.files;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -90,7 +95,7 @@ pub async fn upload(
             .max(0) as u64
     };
     let mut received: Vec<upload::Received> = Vec::new();
-    let outcome = receive_all(&state, &mut multipart, used, &mut received).await;
+    let outcome = receive_all(&state, &mut multipart, &guard, used, &mut received).await;
     if let Err(err) = outcome {
         upload::discard(&state.blobs, &received).await;
         return Err(err);
@@ -104,7 +109,8 @@ pub async fn upload(
 /// Streams every part into the store; `received` holds what was stored (to discard on error).
 async fn receive_all(
     state: &AppState,
-    multipart: &mut Multipart,
+    multipart: &mut multer::Multipart<'static>,
+    guard: &Guard,
     used: u64,
     received: &mut Vec<upload::Received>,
 ) -> Result<(), ApiError> {
@@ -115,7 +121,7 @@ async fn receive_all(
         let field = multipart.next_field().await.map_err(|e| {
             ApiError::bad_request(
                 "invalid_upload",
-                format!("the multipart body is malformed: {}", e.body_text()),
+                format!("the multipart body is malformed: {e}"),
             )
         })?;
         let Some(field) = field else { break };
@@ -144,7 +150,7 @@ async fn receive_all(
             allowed_types: &config.allowed_types,
             max_image_pixels: config.max_image_pixels,
         };
-        let file = upload::receive(&state.blobs, &rules, name, Box::pin(field))
+        let file = upload::receive(&state.blobs, &rules, name, guard.data(field))
             .await
             .map_err(|e| for_file(e, index, &raw_name))?;
         taken += file.size;

@@ -27,15 +27,12 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/media", tag = "media",
-    responses((status = 200, description = "The caller's uploads, newest first (the latest 100)", body = FileList)))]
+    responses((status = 200, description = "The caller's uploads on tasks they may still see, newest first (of the latest 100)", body = FileList)))]
 pub async fn mine(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<Json<FileList>, ApiError> {
-    let rows = store::media::for_owner(&state.pool, identity.user_id, 100).await?;
-    Ok(Json(FileList::new(
-        files::with_thumbnails(&state, rows).await?,
-    )))
+    Ok(Json(FileList::new(files::mine(&state, &identity).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/media/{id}", tag = "media",

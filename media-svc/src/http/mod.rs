@@ -4,6 +4,7 @@ pub mod admin;
 pub mod attachments;
 pub mod error;
 pub mod files;
+pub mod multipart;
 pub mod views;
 
 use axum::Router;

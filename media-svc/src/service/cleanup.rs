@@ -46,6 +46,11 @@ pub struct SweepReport {
     pub rows_checked: u64,
     /// Rows whose object is gone from the store, removed (with `media.deleted`).
     pub rows_without_object_removed: u64,
+    /// Thumbnail rows whose object is gone, removed (the file itself stays).
+    pub thumbnails_without_object_removed: u64,
+    /// Set when rows whose object is missing were kept: so many objects are missing that the
+    /// store is more likely the wrong one (an unmounted folder, another bucket) than emptied.
+    pub refused: Option<String>,
 }
 
 /// Reconciles the store and the catalogue. Objects younger than `files.sweep_grace_secs` are
@@ -73,13 +78,36 @@ pub async fn sweep(state: &AppState) -> Result<SweepReport, Error> {
         }
     }
     let mut gone = Vec::new();
-    for (id, key, _) in store::media::keys_by_file(&state.pool).await? {
+    let mut thumbs_gone = Vec::new();
+    for (id, key, thumbs) in store::media::keys_by_file(&state.pool).await? {
         report.rows_checked += 1;
         if !state.blobs.exists(&key).await? {
             gone.push(id);
+            continue;
+        }
+        for thumb in thumbs {
+            if !state.blobs.exists(&thumb).await? {
+                thumbs_gone.push(thumb);
+            }
         }
     }
-    if !gone.is_empty() {
+    if !thumbs_gone.is_empty() {
+        report.thumbnails_without_object_removed =
+            store::media::delete_thumbnails(&state.pool, &thumbs_gone).await?;
+    }
+    // Half of the files (and more than a few) missing looks like the wrong store, not lost
+    // objects: deleting their rows would lose the catalogue of a store that comes back.
+    let suspicious = gone.len() > 3 && gone.len() as u64 * 2 > report.rows_checked;
+    if suspicious {
+        let why = format!(
+            "{} of {} files have no object in {}: is it the right store? Their rows are kept",
+            gone.len(),
+            report.rows_checked,
+            state.blobs.describe
+        );
+        tracing::error!("{why}");
+        report.refused = Some(why);
+    } else if !gone.is_empty() {
         let mut tx = state.pool.begin().await?;
         let keys = files::remove_rows(&mut tx, &gone, Uuid::nil()).await?;
         tx.commit().await?;

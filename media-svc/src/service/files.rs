@@ -61,6 +61,33 @@ pub async fn with_thumbnails(
         .collect())
 }
 
+/// What `identity` uploaded (the latest 100), on tasks they may still see.
+pub async fn mine(
+    state: &AppState,
+    identity: &Identity,
+) -> Result<Vec<(MediaRow, Vec<ThumbnailRow>)>, Error> {
+    let rows = store::media::for_owner(&state.pool, identity.user_id, 100).await?;
+    let mut seen = std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        let visible = match row.task_id {
+            None => true,
+            Some(task_id) => match seen.get(&task_id) {
+                Some(visible) => *visible,
+                None => {
+                    let visible = state.tasks.access(identity, task_id).await? != Access::None;
+                    seen.insert(task_id, visible);
+                    visible
+                }
+            },
+        };
+        if visible {
+            kept.push(row);
+        }
+    }
+    with_thumbnails(state, kept).await
+}
+
 /// A task's files, if `identity` may see the task.
 pub async fn for_task(
     state: &AppState,

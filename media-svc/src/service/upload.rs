@@ -202,8 +202,9 @@ fn check_head(rules: &Rules, name: &FileName, head: &[u8]) -> Result<&'static st
 }
 
 /// Commits a request's files to task `task_id`, all or none, with a `media.uploaded` each. On
-/// any failure their objects are deleted again (and the sweep removes them should this process
-/// die first).
+/// a failure before the commit their objects are deleted again; when the commit's own outcome
+/// cannot be learnt (the connection broke during it and stayed away) they are kept, since the
+/// rows may exist, and the sweep removes them if not (it also does should this process die).
 pub async fn commit(
     state: &AppState,
     identity: &Identity,
@@ -211,11 +212,31 @@ pub async fn commit(
     files: Vec<Received>,
 ) -> Result<Vec<MediaRow>, Error> {
     crash_point("before_commit");
-    let outcome = commit_rows(state, identity, task_id, &files).await;
-    if outcome.is_err() {
-        discard(&state.blobs, &files).await;
+    match commit_rows(state, identity, task_id, &files).await {
+        Ok(rows) => Ok(rows),
+        Err(Committing::Refused(err)) => {
+            discard(&state.blobs, &files).await;
+            Err(err)
+        }
+        Err(Committing::Unknown(err)) => {
+            tracing::warn!(error = %err, files = files.len(), "an upload's commit has no known outcome; its objects stay for the sweep");
+            Err(err)
+        }
     }
-    outcome
+}
+
+/// How committing failed.
+enum Committing {
+    /// Nothing was committed.
+    Refused(Error),
+    /// The commit may or may not have happened.
+    Unknown(Error),
+}
+
+impl<E: Into<Error>> From<E> for Committing {
+    fn from(err: E) -> Self {
+        Committing::Refused(err.into())
+    }
 }
 
 async fn commit_rows(
@@ -223,12 +244,12 @@ async fn commit_rows(
     identity: &Identity,
     task_id: Uuid,
     files: &[Received],
-) -> Result<Vec<MediaRow>, Error> {
+) -> Result<Vec<MediaRow>, Committing> {
     let config = &state.config.files;
     let mut tx = state.pool.begin().await?;
     store::media::lock_task(&mut tx, task_id).await?;
     if store::media::task_is_deleted(&mut tx, task_id).await? {
-        return Err(Error::NotFound);
+        return Err(Error::NotFound.into());
     }
     store::media::lock_owner(&mut tx, identity.user_id).await?;
     let used = store::media::used_bytes(&mut tx, identity.user_id)
@@ -239,7 +260,8 @@ async fn commit_rows(
         return Err(Error::QuotaExceeded {
             quota: config.user_quota_bytes,
             used,
-        });
+        }
+        .into());
     }
     let mut rows = Vec::with_capacity(files.len());
     for file in files {
@@ -272,8 +294,11 @@ async fn commit_rows(
         shared::outbox::enqueue(&mut tx, event).await?;
         rows.push(row);
     }
-    tx.commit().await?;
-    Ok(rows)
+    match shared::db::commit(&state.pool, tx).await {
+        Ok(()) => Ok(rows),
+        Err(e) if shared::db::is_unavailable(&e) => Err(Committing::Unknown(e.into())),
+        Err(e) => Err(Committing::Refused(e.into())),
+    }
 }
 
 /// Deletes the objects of files that will not be committed.

@@ -225,6 +225,15 @@ pub async fn set_processed(
     Ok(true)
 }
 
+/// Deletes the thumbnail rows of `keys` (their objects are gone).
+pub async fn delete_thumbnails(pool: &PgPool, keys: &[String]) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM media_thumbnails WHERE object_key = ANY($1)")
+        .bind(keys)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}
+
 /// Every object key a committed row refers to (the sweep's list of what to keep).
 pub async fn all_keys(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(

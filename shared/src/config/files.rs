@@ -57,7 +57,7 @@ pub struct FilesConfig {
     /// How often the sweep runs (seconds); 0: only when an admin asks.
     pub sweep_interval_secs: u64,
     /// Objects younger than this (seconds) are left alone by the sweep: their upload may still
-    /// be committing.
+    /// be running or committing. Must be longer than `transfer_timeout_secs`.
     pub sweep_grace_secs: u64,
     /// Longest time one upload or download may take (seconds).
     pub transfer_timeout_secs: u64,
@@ -97,7 +97,7 @@ impl Default for FilesConfig {
             link_secret: None,
             public_url: "http://127.0.0.1:8080".into(),
             sweep_interval_secs: 3600,
-            sweep_grace_secs: 3600,
+            sweep_grace_secs: 7200,
             transfer_timeout_secs: 3600,
             part_bytes: 8 * MIB as usize,
         }
@@ -122,6 +122,22 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     if files.part_bytes < 5 * MIB as usize {
         return Err(ConfigError(
             "files.part_bytes must be at least 5 MiB (S3's smallest part)".into(),
+        ));
+    }
+    if files.sweep_grace_secs <= files.transfer_timeout_secs {
+        return Err(ConfigError(
+            "files.sweep_grace_secs must be longer than files.transfer_timeout_secs (an upload \
+             still in progress would be swept)"
+                .into(),
+        ));
+    }
+    if files
+        .link_secret
+        .as_ref()
+        .is_some_and(|s| secrecy::ExposeSecret::expose_secret(s).len() < 32)
+    {
+        return Err(ConfigError(
+            "files.link_secret must be at least 32 bytes".into(),
         ));
     }
     url::Url::parse(&files.public_url)
