@@ -200,6 +200,9 @@ impl Stack {
                 "[0,1,2,4,8,8,8]".into(),
             ),
             ("TASKMESH_WEBHOOKS__TIMEOUT_SECS".into(), "5".into()),
+            // A mail's claim lapses after 8 SMTP timeouts and 30 s: with 2 s, a mail whose
+            // sender was killed mid-send goes again 46 s later, within the settle deadline.
+            ("TASKMESH_SMTP__TIMEOUT_SECS".into(), "2".into()),
             (
                 "TASKMESH_NOTIFICATIONS__EMAIL_HOURLY_CAP".into(),
                 "1000000".into(),

@@ -487,3 +487,52 @@ async fn past_the_hourly_cap_mail_is_held_for_one_digest_written_as_eml_files_wi
     assert_eq!(bobs(files()).len(), 4);
     notify.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_whose_sender_died_mid_send_is_sent_once_its_claim_lapses() {
+    // No SMTP server: mail goes to .eml files.
+    let app = App::start().await;
+    let dir = std::path::PathBuf::from(&app.env.config.smtp.mail_dir);
+    let eml = || -> usize {
+        std::fs::read_dir(&dir)
+            .map(|entries| entries.filter_map(Result::ok).count())
+            .unwrap_or(0)
+    };
+    let _ada = app.sign_up_as("ada@example.com", "Ada").await;
+    eventually("the welcome mail", WAIT, || async {
+        (eml() == 1).then_some(())
+    })
+    .await;
+    let notify = app.db(&app.env.config.notify.database).await;
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM messages WHERE channel = 'email'")
+        .fetch_one(&notify)
+        .await
+        .unwrap();
+    // As a sender that claimed it and died before the server answered: `sending` under a claim
+    // that lapses in 3 s, nothing at the server, and its command delivered again.
+    std::fs::remove_dir_all(&dir).unwrap();
+    sqlx::query(
+        "UPDATE messages SET state = 'sending', sent_at = NULL,
+                locked_until = now() + interval '3 seconds' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&notify)
+    .await
+    .unwrap();
+    let mut tx = notify.begin().await.unwrap();
+    let command =
+        shared::events::CloudEvent::new("notify-svc", shared::events::MailDue { message_id: id });
+    shared::outbox::enqueue(&mut tx, command).await.unwrap();
+    tx.commit().await.unwrap();
+
+    eventually("the mail sent after the claim lapsed", WAIT, || async {
+        let state: String = sqlx::query_scalar("SELECT state FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_one(&notify)
+            .await
+            .unwrap();
+        (state == "sent" && eml() == 1).then_some(())
+    })
+    .await;
+    notify.close().await;
+}

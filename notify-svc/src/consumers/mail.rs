@@ -25,6 +25,10 @@ impl Handler for MailSender {
         match mail::deliver(&self.state, &self.mailer, due.message_id, last).await {
             Ok(_) => Ok(()),
             Err(Error::Db(e)) => Err(e.into()),
+            // Held like an outage (no attempt spent, tried again at most 2 s apart) until the
+            // other claim is settled (then this command has nothing to do) or lapses (its
+            // sender died: this one sends).
+            Err(err @ Error::Busy) => Err(HandlerError::Unavailable(err.into())),
             Err(Error::Send(SendError::Permanent(why))) => {
                 Err(HandlerError::Reject(anyhow::anyhow!(why)))
             }

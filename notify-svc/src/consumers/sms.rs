@@ -22,6 +22,10 @@ impl Handler for SmsSender {
         match sms::deliver(&self.state, self.provider.as_deref(), due.message_id, last).await {
             Ok(()) => Ok(()),
             Err(Error::Db(e)) => Err(e.into()),
+            // Held like an outage (no attempt spent, tried again at most 2 s apart) until the
+            // other claim is settled (then this command has nothing to do) or lapses (its
+            // sender died: this one sends).
+            Err(err @ Error::Busy) => Err(HandlerError::Unavailable(err.into())),
             Err(Error::Send(SmsError::Permanent(why))) => {
                 Err(HandlerError::Reject(anyhow::anyhow!(why)))
             }

@@ -26,6 +26,9 @@ pub enum Outcome {
 pub enum Error {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// Another sender holds the mail's claim: wait for it to settle or lapse.
+    #[error("another sender holds this mail's claim")]
+    Busy,
     #[error(transparent)]
     Send(#[from] SendError),
 }
@@ -91,6 +94,7 @@ pub async fn deliver(
     let cap = i64::from(state.config.notifications.email_hourly_cap);
     let message = match messages::claim(&state.pool, id, cap, lease(state)).await? {
         (Claim::Claimed, Some(message)) => message,
+        (Claim::Busy, _) => return Err(Error::Busy),
         (Claim::Held, _) => {
             metrics::counter!("taskmesh_notify_mail_total", "outcome" => "held").increment(1);
             return Ok(Outcome::Held);

@@ -12,6 +12,9 @@ use crate::AppState;
 pub enum Error {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// Another sender holds the text's claim: wait for it to settle or lapse.
+    #[error("another sender holds this text's claim")]
+    Busy,
     #[error(transparent)]
     Send(#[from] SmsError),
 }
@@ -33,6 +36,7 @@ pub async fn deliver(
     let cap = i64::from(state.config.sms.hourly_cap);
     let message = match messages::claim(&state.pool, id, cap, lease(state)).await? {
         (Claim::Claimed, Some(message)) => message,
+        (Claim::Busy, _) => return Err(Error::Busy),
         (Claim::Held, _) => {
             metrics::counter!("taskmesh_notify_sms_total", "outcome" => "over_cap").increment(1);
             return Ok(());

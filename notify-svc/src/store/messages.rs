@@ -69,8 +69,12 @@ pub async fn insert(
 pub enum Claim {
     /// Claimed: send it, then [`settle`] or [`release`] it.
     Claimed,
-    /// Sent, held, skipped or being sent by someone else (a duplicate command): nothing to do.
+    /// Sent, held or skipped: nothing to do.
     Settled,
+    /// Being sent by someone else under a claim that has not lapsed: a duplicate command, or the
+    /// redelivered command of a sender that died mid-send. The caller waits until that claim is
+    /// settled or lapses, then claims again (acking now would lose the mail of a dead sender).
+    Busy,
     /// Its person has had `cap` messages on this channel in the last hour: it is now held.
     Held,
     /// Its person is gone or deactivated: it is now skipped, its content cleared.
@@ -102,15 +106,18 @@ pub async fn claim(
         .bind(message.user_id)
         .execute(&mut *tx)
         .await?;
-    let open: Option<bool> = sqlx::query_scalar(
-        "SELECT state = ANY('{queued,failed}') OR (state = 'sending' AND locked_until < now())
+    let open: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT state = ANY('{queued,failed}') OR (state = 'sending' AND locked_until < now()),
+                state = 'sending' AND locked_until >= now()
            FROM messages WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    if open != Some(true) {
-        return Ok((Claim::Settled, Some(message)));
+    match open {
+        Some((true, _)) => {}
+        Some((false, true)) => return Ok((Claim::Busy, Some(message))),
+        _ => return Ok((Claim::Settled, Some(message))),
     }
     let active: Option<bool> = sqlx::query_scalar("SELECT active FROM users WHERE id = $1")
         .bind(message.user_id)
