@@ -32,7 +32,8 @@ pub struct Made {
     pub height: u32,
 }
 
-/// Decodes `bytes` (at most `max_pixels`), turns it upright and scales it to fit `px` × `px`.
+/// Decodes `bytes` (at most `max_pixels`), turns it upright and scales it down to fit `px` ×
+/// `px` (never up).
 pub fn thumbnail(bytes: &[u8], max_pixels: u64, px: u32) -> Result<Made, Refusal> {
     let undecodable = |e: image::ImageError| Refusal::Undecodable(e.to_string());
     let mut reader = ImageReader::new(Cursor::new(bytes))
@@ -56,7 +57,12 @@ pub fn thumbnail(bytes: &[u8], max_pixels: u64, px: u32) -> Result<Made, Refusal
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
     image.apply_orientation(orientation);
-    let small = image.thumbnail(px, px);
+    // A small image keeps its size (re-encoded all the same, which drops its metadata).
+    let small = if image.width() <= px && image.height() <= px {
+        image
+    } else {
+        image.thumbnail(px, px)
+    };
     let mut png = Vec::new();
     small
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
@@ -174,6 +180,8 @@ mod tests {
         let made = thumbnail(&png(800, 400), 1_000_000, 256).unwrap();
         assert_eq!((made.width, made.height), (256, 128));
         assert!(made.png.starts_with(b"\x89PNG"));
+        let small = thumbnail(&png(64, 32), 1_000_000, 256).unwrap();
+        assert_eq!((small.width, small.height), (64, 32), "never scaled up");
         match thumbnail(&png(2000, 1000), 1_000_000, 256) {
             Err(Refusal::Bomb {
                 width: 2000,
