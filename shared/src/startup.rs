@@ -136,10 +136,7 @@ impl Platform {
         shutdown: CancellationToken,
         request_timeout: Duration,
     ) -> anyhow::Result<()> {
-        let app = app
-            .fallback(crate::problem::not_found_fallback)
-            .merge(crate::health::router(readiness));
-        let app = crate::http::with_common_layers(app, request_timeout);
+        let app = finish_router_with(app, readiness, request_timeout);
         crate::http::serve(listener, app, shutdown).await?;
         for task in self.background {
             task.await?;
@@ -155,8 +152,17 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Adds the problem+json fallback, the health routes and the common layers.
 pub fn finish_router(app: axum::Router, readiness: crate::health::Readiness) -> axum::Router {
+    finish_router_with(app, readiness, REQUEST_TIMEOUT)
+}
+
+/// [`finish_router`] with another limit on each request.
+fn finish_router_with(
+    app: axum::Router,
+    readiness: crate::health::Readiness,
+    request_timeout: Duration,
+) -> axum::Router {
     let app = app
         .fallback(crate::problem::not_found_fallback)
         .merge(crate::health::router(readiness));
-    crate::http::with_common_layers(app, REQUEST_TIMEOUT)
+    crate::http::with_common_layers(app, request_timeout)
 }

@@ -17,8 +17,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 mod files;
+mod jobs;
 mod notify;
 pub use files::{FilesConfig, StoreKind};
+pub use jobs::{JobsConfig, WorkersConfig};
 pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
 
 /// Everything any Taskmesh process needs; each service reads the sections it uses.
@@ -404,96 +406,6 @@ impl Default for TasksConfig {
         Self {
             due_soon_lead_secs: 3600,
             list_cache_secs: 30,
-        }
-    }
-}
-
-/// Automated tasks (jobs), as task-svc schedules them. A job's own settings override the
-/// defaults within the limits.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct JobsConfig {
-    /// Largest accepted job payload (serialised JSON).
-    pub max_payload_bytes: usize,
-    /// Attempts when a job does not say (the first run counts).
-    pub default_max_attempts: u32,
-    /// Backoff before the first retry; doubled per retry, with ±25 % jitter, capped.
-    pub backoff_base_ms: u64,
-    pub backoff_max_ms: u64,
-    /// How long one run may take when a job does not say.
-    pub default_timeout_secs: u64,
-    /// Upper bound of any job's timeout.
-    pub max_timeout_secs: u64,
-    /// A worker whose last heartbeat is older than this is listed as dead.
-    pub worker_dead_after_secs: u64,
-    /// How often the cron scheduler looks for due recurring jobs.
-    pub cron_poll_ms: u64,
-    /// A dispatch whose runs were lost (their worker died) this many times is dead-lettered:
-    /// it is probably what kills the workers.
-    pub max_lost_runs: u32,
-}
-
-impl Default for JobsConfig {
-    fn default() -> Self {
-        Self {
-            max_payload_bytes: 64 * 1024,
-            default_max_attempts: 5,
-            backoff_base_ms: 1_000,
-            backoff_max_ms: 300_000,
-            default_timeout_secs: 300,
-            max_timeout_secs: 24 * 3600,
-            worker_dead_after_secs: 15,
-            cron_poll_ms: 500,
-            max_lost_runs: 5,
-        }
-    }
-}
-
-/// A worker process: which pools it serves, how much at once, and what its built-in handlers may
-/// reach.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct WorkersConfig {
-    /// Pools whose queues (`<ns>.jobs.<pool>`) this worker consumes.
-    pub pools: Vec<String>,
-    /// Jobs run at once by this process (across its pools).
-    pub concurrency: usize,
-    /// Unacked dispatches held per pool queue; 0: four per slot (4 × concurrency). A dispatch
-    /// is acked only once its report is confirmed, so quick jobs need room beyond the running
-    /// ones; held jobs start most urgent first. Set it to the concurrency for long jobs spread
-    /// over many workers, so that no job waits in one worker while another is idle.
-    pub prefetch: u16,
-    /// On SIGTERM, how long running jobs may take to finish before they are handed back.
-    pub shutdown_grace_secs: u64,
-    /// How often the worker reports itself in Redis.
-    pub heartbeat_secs: u64,
-    /// A job still running after this long is reported started (`job.started`, status
-    /// `running`); a quicker one is reported once, when it finishes.
-    pub report_started_after_ms: u64,
-    /// The worker's id; empty: `<host>-<random>`.
-    pub id: String,
-    /// Hosts, IP addresses or CIDR ranges the `http` kind may call although they are loopback,
-    /// private or link-local (refused by default: SSRF guard).
-    pub http_allow: Vec<String>,
-    /// Largest response body the `http` kind records.
-    pub http_max_response_bytes: usize,
-    /// Executables the `command` kind may run (absolute paths); empty: the kind is off.
-    pub commands: Vec<String>,
-}
-
-impl Default for WorkersConfig {
-    fn default() -> Self {
-        Self {
-            pools: vec!["default".into()],
-            concurrency: 16,
-            prefetch: 0,
-            shutdown_grace_secs: 30,
-            heartbeat_secs: 5,
-            report_started_after_ms: 200,
-            id: String::new(),
-            http_allow: Vec::new(),
-            http_max_response_bytes: 64 * 1024,
-            commands: Vec::new(),
         }
     }
 }
