@@ -1,15 +1,20 @@
 //! Access-token verification with user-svc's public keys.
 //!
-//! The JWK set is cached for `rate_limit.jwks_cache_secs`; a token whose `kid` is unknown triggers
-//! a refresh (at most one per 100 ms across all requests), so rotated keys are picked up without
-//! a restart and retired ones are dropped within the cache lifetime.
+//! The JWK set is cached for `rate_limit.jwks_cache_secs`. A token whose `kid` is unknown asks
+//! for a refresh; refreshes run one at a time, outside the cache's lock (tokens of known keys
+//! never wait for one), requests that wait for a refresh share its result, and at most one starts
+//! per [`MIN_REFETCH`]. A `kid` still unknown after a refresh is remembered for [`UNKNOWN_FOR`]
+//! and refused at once, so a stream of forged `kid`s costs user-svc one fetch a second and no
+//! other request anything. Rotated keys are picked up without a restart and retired ones are
+//! dropped within the cache lifetime.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use shared::ApiError;
-use tokio::sync::RwLock;
 use uuid::Uuid;
 
 #[derive(Debug, Deserialize)]
@@ -33,16 +38,53 @@ pub struct Verifier {
     max_age: Duration,
     http: reqwest::Client,
     validation: Validation,
+    /// Held only to read or swap the set, never across an await.
     cache: RwLock<Cache>,
+    /// One refresh at a time; holds when the last one started and finished.
+    refresh: tokio::sync::Mutex<Option<Attempt>>,
 }
 
-/// The shortest time between two fetches of the key set.
-const MIN_REFETCH: Duration = Duration::from_millis(100);
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    started: Instant,
+    finished: Instant,
+}
+
+/// The shortest time between the starts of two fetches of the key set.
+pub const MIN_REFETCH: Duration = Duration::from_secs(1);
+
+/// How long a `kid` no refresh found is refused without another.
+pub const UNKNOWN_FOR: Duration = Duration::from_secs(10);
+
+/// The most unknown `kid`s remembered; past it the memory starts again.
+const MAX_UNKNOWN: usize = 10_000;
 
 #[derive(Default)]
 struct Cache {
     keys: Option<JwkSet>,
     fetched_at: Option<Instant>,
+    /// Kids no refresh found, and when that refresh finished.
+    unknown: HashMap<String, Instant>,
+}
+
+impl Cache {
+    fn fresh(&self, kid: &str, max_age: Duration) -> Option<DecodingKey> {
+        if self.fetched_at?.elapsed() > max_age {
+            return None;
+        }
+        self.any_age(kid)
+    }
+
+    fn any_age(&self, kid: &str) -> Option<DecodingKey> {
+        let jwk = self.keys.as_ref()?.find(kid)?;
+        DecodingKey::from_jwk(jwk).ok()
+    }
+
+    fn known_unknown(&self, kid: &str) -> bool {
+        self.unknown
+            .get(kid)
+            .is_some_and(|at| at.elapsed() < UNKNOWN_FOR)
+    }
 }
 
 impl Verifier {
@@ -67,6 +109,7 @@ impl Verifier {
             http,
             validation,
             cache: RwLock::new(Cache::default()),
+            refresh: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -77,7 +120,7 @@ impl Verifier {
         if header.alg != Algorithm::EdDSA {
             return Err(invalid());
         }
-        let kid = header.kid.ok_or_else(invalid)?;
+        let kid = header.kid.filter(|k| k.len() <= 128).ok_or_else(invalid)?;
         let key = self.key(&kid).await?.ok_or_else(invalid)?;
         let data =
             jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|_| invalid())?;
@@ -90,22 +133,83 @@ impl Verifier {
         })
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, ApiError> {
-        if let Some(key) = self.cached(kid).await {
-            return Ok(Some(key));
-        }
-        // One fetch at a time; requests for the same unknown kid queue here and find it.
-        let mut cache = self.cache.write().await;
-        if let Some(key) = Self::lookup(&cache, kid, self.max_age) {
-            return Ok(Some(key));
-        }
-        // An unknown kid costs at most one fetch per interval, so forged kids cannot make the
-        // gateway hammer user-svc; a kid minted just after a fetch waits for the next one.
-        if let Some(since) = cache.fetched_at.map(|t| t.elapsed()) {
-            if since < MIN_REFETCH {
-                tokio::time::sleep(MIN_REFETCH - since).await;
+        let stale = {
+            let cache = self.read();
+            if let Some(key) = cache.fresh(kid, self.max_age) {
+                return Ok(Some(key));
             }
+            if cache.known_unknown(kid) {
+                return Ok(None);
+            }
+            cache.any_age(kid)
+        };
+        if let Some(stale) = stale {
+            // A known key past the cache's lifetime: one request refreshes, the others use it
+            // meanwhile, and a key retired since stops verifying once the refresh is in.
+            let Ok(mut last) = self.refresh.try_lock() else {
+                return Ok(Some(stale));
+            };
+            if last.is_some_and(|l| l.started.elapsed() < MIN_REFETCH) {
+                return Ok(Some(stale));
+            }
+            self.refresh_now(&mut last).await?;
+            return Ok(self.read().any_age(kid));
         }
+        let asked = Instant::now();
+        let mut last = self.refresh.lock().await;
+        // A refresh that finished while this request waited answers it too.
+        if !last.is_some_and(|l| l.finished >= asked) {
+            if let Some(since) = last.map(|l| l.started.elapsed()) {
+                if since < MIN_REFETCH {
+                    tokio::time::sleep(MIN_REFETCH - since).await;
+                }
+            }
+            self.refresh_now(&mut last).await?;
+        }
+        drop(last);
+        let mut cache = self.write();
+        let key = cache.any_age(kid);
+        if key.is_none() {
+            if cache.unknown.len() >= MAX_UNKNOWN {
+                cache.unknown.clear();
+            }
+            cache.unknown.insert(kid.to_string(), Instant::now());
+        }
+        Ok(key)
+    }
+
+    /// Fetches the set now (the caller holds the refresh lock) and keeps it. Without an answer
+    /// the keys known so far stay: tokens of a key retired meanwhile stay valid until user-svc
+    /// is back; without any key, nothing can be verified (503).
+    async fn refresh_now(&self, last: &mut Option<Attempt>) -> Result<(), ApiError> {
+        let started = Instant::now();
+        let fetched = self.fetch().await;
+        *last = Some(Attempt {
+            started,
+            finished: Instant::now(),
+        });
+        let mut cache = self.write();
+        match fetched {
+            Some(keys) => {
+                cache.keys = Some(keys);
+                cache.fetched_at = Some(Instant::now());
+                Ok(())
+            }
+            None if cache.keys.is_none() => Err(ApiError::unavailable("user-svc")),
+            None => Ok(()),
+        }
+    }
+
+    async fn fetch(&self) -> Option<JwkSet> {
         let keys = self
             .http
             .get(&self.jwks_url)
@@ -113,34 +217,13 @@ impl Verifier {
             .send()
             .await
             .and_then(|r| r.error_for_status());
-        let keys = match keys {
+        match keys {
             Ok(response) => response.json::<JwkSet>().await.ok(),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot fetch the JWK set");
                 None
             }
-        };
-        let Some(keys) = keys else {
-            // user-svc is down: keep verifying with the keys we know (tokens of a key retired
-            // meanwhile stay valid until it is back); without any, nothing can be verified.
-            return match cache.keys.as_ref() {
-                Some(set) => Ok(set
-                    .find(kid)
-                    .and_then(|jwk| DecodingKey::from_jwk(jwk).ok())),
-                None => Err(ApiError::unavailable("user-svc")),
-            };
-        };
-        cache.keys = Some(keys);
-        cache.fetched_at = Some(Instant::now());
-        Ok(Self::lookup(&cache, kid, self.max_age))
-    }
-
-    fn lookup(cache: &Cache, kid: &str, max_age: Duration) -> Option<DecodingKey> {
-        if cache.fetched_at?.elapsed() > max_age {
-            return None;
         }
-        let jwk = cache.keys.as_ref()?.find(kid)?;
-        DecodingKey::from_jwk(jwk).ok()
     }
 
     /// Fetches the key set until it succeeds once, so the gateway can verify tokens even if
@@ -148,7 +231,10 @@ impl Verifier {
     pub async fn prefetch(&self, shutdown: tokio_util::sync::CancellationToken) {
         let mut pause = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
-            if self.key("").await.is_ok() && self.cache.read().await.keys.is_some() {
+            if let Some(keys) = self.fetch().await {
+                let mut cache = self.write();
+                cache.keys = Some(keys);
+                cache.fetched_at = Some(Instant::now());
                 return;
             }
             tokio::select! {
@@ -161,10 +247,6 @@ impl Verifier {
 
     /// Whether a key set has ever been loaded (readiness: without one no token verifies).
     pub async fn has_keys(&self) -> bool {
-        self.cache.read().await.keys.is_some()
-    }
-
-    async fn cached(&self, kid: &str) -> Option<DecodingKey> {
-        Self::lookup(&*self.cache.read().await, kid, self.max_age)
+        self.read().keys.is_some()
     }
 }

@@ -12,9 +12,11 @@
 
 use std::time::Duration;
 
-use axum::{extract::State, routing::get, Json, Router};
+use axum::{extract::State, http::Method, routing::get, Json, Router};
 use serde_json::{json, Map, Value};
 use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use shared::internal::{Caller, HEADER_ASSERTION};
 
 use crate::{proxy, AppState};
 
@@ -37,9 +39,14 @@ async fn openapi(State(state): State<AppState>) -> Json<Value> {
     let fetches = PARTS.iter().map(|service| {
         let url = format!("{}/openapi.json", state.upstream(service));
         let http = state.http.clone();
+        let caller = Caller::anonymous(crate::SERVICE, None);
+        let assertion = state
+            .trust
+            .mint(service, &Method::GET, "/openapi.json", &caller);
         async move {
             let doc = http
                 .get(url)
+                .header(HEADER_ASSERTION, assertion)
                 .timeout(Duration::from_secs(2))
                 .send()
                 .await
@@ -164,8 +171,8 @@ pub fn gateway_answers(doc: &mut Value) {
                 "The body is larger than the gateway's limit (1 MiB)",
             );
         }
-        // Uploads stream through and are not kept for replay.
-        if method == "post" && !route.streamed {
+        // Uploads stream through and are not kept for replay; tokens are never kept.
+        if method == "post" && !route.streamed && !route.credentials {
             idempotency_answers(op);
         }
     });

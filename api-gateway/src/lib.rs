@@ -30,6 +30,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub redis: redis::aio::ConnectionManager,
     pub verifier: Arc<auth::Verifier>,
+    /// Signs the assertion each request to a service carries (decision 28).
+    pub trust: Arc<shared::internal::Trust>,
     pub config: Arc<Config>,
 }
 
@@ -53,6 +55,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let trust = shared::internal::Trust::from_config(SERVICE, &config.internal)?;
     let redis = shared::cache::connect(&config.redis, &shutdown).await?;
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(2))
@@ -76,6 +79,7 @@ pub async fn run(
         http,
         redis: redis.clone(),
         verifier,
+        trust: Arc::new(trust),
         config: Arc::new(config),
     };
     let keys = state.verifier.clone();

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use axum::{
     extract::{ConnectInfo, State},
-    http::HeaderMap,
+    http::{HeaderMap, Method},
     response::{IntoResponse, Response},
     Json,
 };
 use serde_json::{json, Value};
 
-use crate::proxy::{admit, client_ip, RetainInternal};
+use crate::proxy::{admit, client_ip, write_assertion, RetainInternal};
 use crate::AppState;
 
 pub async fn overview(
@@ -28,30 +28,29 @@ pub async fn overview(
     let mut response = match admit(
         &state,
         crate::proxy::Route::new("api-gateway", false),
-        &mut headers,
+        &headers,
         &ip,
         &mut decision,
     )
     .await
     {
-        Ok(_) => {
-            // Only what the services need: identity, trace context, request id.
+        Ok((_, caller)) => {
+            // Only what the services need: the assertion, trace context, request id.
             let mut forwarded = HeaderMap::new();
             for (name, value) in &headers {
                 let name_str = name.as_str();
-                if name_str.starts_with("x-taskmesh-")
-                    || name_str == "traceparent"
-                    || name_str == "x-request-id"
-                {
+                if name_str == "traceparent" || name_str == "x-request-id" {
                     forwarded.insert(name.clone(), value.clone());
                 }
             }
             let get = |service: &'static str, path: &'static str| {
                 let url = format!("{}{path}", state.upstream(service));
+                let mut headers = forwarded.clone();
+                write_assertion(&state, service, &Method::GET, path, &caller, &mut headers);
                 let request = state
                     .http
                     .get(url)
-                    .headers(forwarded.clone())
+                    .headers(headers)
                     .timeout(Duration::from_secs(5));
                 async move {
                     let answer = request.send().await.and_then(|r| r.error_for_status());

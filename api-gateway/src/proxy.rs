@@ -1,8 +1,8 @@
 //! The reverse proxy: `/api/v1/<resource>` to the service that owns it.
 //!
-//! Protected routes need a valid bearer token; the verified identity travels to the service in
-//! `x-taskmesh-user-id` / `x-taskmesh-role`, and any `x-taskmesh-*` header a client sent is
-//! dropped first. A service that does not answer yields 503 naming it; the other routes keep
+//! Protected routes need a valid bearer token; the verified identity travels to the service in an
+//! assertion the gateway signs for that one request (`x-taskmesh-assertion`, decision 28), and
+//! any `x-taskmesh-*` header a client sent is dropped first. A service that does not answer yields 503 naming it; the other routes keep
 //! working, and the route recovers as soon as the service is back.
 
 use std::net::SocketAddr;
@@ -11,13 +11,12 @@ use std::time::Duration;
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request, State},
-    http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
+    http::{header, HeaderMap, HeaderName, Method, StatusCode},
     response::{IntoResponse, Response},
 };
 use shared::{
-    identity::{
-        HEADER_CLIENT_IP, HEADER_ROLE, HEADER_SESSION_ID, HEADER_USER_ID, INTERNAL_HEADER_PREFIX,
-    },
+    identity::{Identity, INTERNAL_HEADER_PREFIX},
+    internal::{Caller, HEADER_ASSERTION},
     ApiError,
 };
 
@@ -40,6 +39,9 @@ pub struct Route {
     /// A signed download link: public, its signature checked by the service, and counted per
     /// client address against the API limit (not the tighter limit of the auth routes).
     pub signed: bool,
+    /// The answers carry credentials (the auth routes' tokens): `Idempotency-Key` is ignored, so
+    /// that no token is ever kept in the idempotency cache.
+    pub credentials: bool,
 }
 
 impl Route {
@@ -49,6 +51,7 @@ impl Route {
             public,
             streamed: false,
             signed: false,
+            credentials: false,
         }
     }
 }
@@ -61,10 +64,13 @@ pub fn route_for(path: &str) -> Option<Route> {
         "auth" => {
             // Only getting a session needs no token; logout does.
             let action = segments.next().unwrap_or("");
-            Route::new(
-                "user-svc",
-                matches!(action, "register" | "login" | "refresh"),
-            )
+            Route {
+                credentials: true,
+                ..Route::new(
+                    "user-svc",
+                    matches!(action, "register" | "login" | "refresh"),
+                )
+            }
         }
         // Job administration lives with the jobs, file administration with the files; the
         // rest of admin with the users.
@@ -106,11 +112,13 @@ fn is_shape(path: &str, shape: &[&str]) -> bool {
 }
 
 /// Whether a path could name something else once an upstream resolves it: a `.` or `..`
-/// segment, or an encoded dot, slash or backslash (`%2e`, `%2f`, `%5c`). Such paths are refused
-/// before routing, so that no route can be walked out of.
+/// segment, a backslash (which URL parsers read as a slash), or an encoded dot, slash or
+/// backslash (`%2e`, `%2f`, `%5c`). Such paths are refused before routing, so that no route can
+/// be walked out of.
 pub fn is_ambiguous(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     path.split('/').any(|s| s == "." || s == "..")
+        || path.contains('\\')
         || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
 }
 
@@ -144,20 +152,29 @@ pub async fn proxy(
     response
 }
 
-/// The client's address: the peer, or the first `X-Forwarded-For` entry behind a trusted proxy.
+/// The client's address: the peer, or behind `rate_limit.trusted_proxies` proxies the entry of
+/// `X-Forwarded-For` that the outermost of them wrote, counted from the right (what the client
+/// wrote itself, further left, is ignored).
 pub(crate) fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
-    if state.config.rate_limit.trust_forwarded_for {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .and_then(|v| v.parse::<std::net::IpAddr>().ok());
-        if let Some(ip) = forwarded {
-            return ip.to_string();
-        }
+    forwarded_client(headers, state.config.rate_limit.trusted_proxies)
+        .unwrap_or_else(|| peer.ip().to_string())
+}
+
+fn forwarded_client(headers: &HeaderMap, trusted_proxies: u32) -> Option<String> {
+    let hops = usize::try_from(trusted_proxies).ok().filter(|n| *n > 0)?;
+    // Every X-Forwarded-For line, in order, as one list.
+    let mut entries = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let value = value.to_str().ok()?;
+        entries.extend(value.split(',').map(str::trim));
     }
-    peer.ip().to_string()
+    // Fewer entries than proxies: all of them were written by trusted proxies.
+    let index = entries.len().saturating_sub(hops);
+    let entry = entries.get(index)?;
+    entry
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
 }
 
 /// Counts the request (and, for a session, checks it is live) in one Redis round trip;
@@ -203,17 +220,17 @@ async fn limit(
     }
 }
 
-/// Checks limits and identity for `route`, and writes the headers the service relies on
-/// (verified identity, client IP, trace context). Returns the subject the request counts for.
+/// Checks limits and identity for `route`. Returns the subject the request counts for and the
+/// caller the services are told of (in the assertion [`write_assertion`] writes).
 pub(crate) async fn admit(
     state: &AppState,
     route: Route,
-    headers: &mut HeaderMap,
+    headers: &HeaderMap,
     ip: &str,
     decision: &mut Option<Decision>,
-) -> Result<String, ApiError> {
+) -> Result<(String, Caller), ApiError> {
     let limits = &state.config.rate_limit;
-    let subject = if route.public {
+    if route.public {
         let policy = match route.signed {
             true => Policy {
                 name: "signed",
@@ -226,8 +243,10 @@ pub(crate) async fn admit(
                 window_secs: limits.window_secs,
             },
         };
-        limit(state, policy, ip, None, decision).await?;
-        format!("ip:{ip}")
+        let source = shared::identity::source_of(ip);
+        limit(state, policy, &source, None, decision).await?;
+        let caller = Caller::anonymous(crate::SERVICE, Some(ip.to_string()));
+        Ok((format!("ip:{source}"), caller))
     } else {
         let token = bearer(headers)
             .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
@@ -239,22 +258,27 @@ pub(crate) async fn admit(
         };
         let user = verified.user_id.to_string();
         limit(state, policy, &user, Some(verified.session_id), decision).await?;
-        let identity = [
-            (HEADER_SESSION_ID, verified.session_id.to_string()),
-            (HEADER_USER_ID, verified.user_id.to_string()),
-            (HEADER_ROLE, verified.role.clone()),
-        ];
-        for (name, value) in identity {
-            let value = HeaderValue::from_str(&value)
-                .map_err(|_| ApiError::unauthorized("invalid access token"))?;
-            headers.insert(HeaderName::from_static(name), value);
-        }
-        format!("user:{}", verified.user_id)
-    };
-    if let Ok(value) = HeaderValue::from_str(ip) {
-        headers.insert(HeaderName::from_static(HEADER_CLIENT_IP), value);
+        let identity = Identity {
+            user_id: verified.user_id,
+            role: verified.role,
+            session_id: Some(verified.session_id),
+        };
+        let caller = Caller::user(crate::SERVICE, identity, Some(ip.to_string()));
+        Ok((format!("user:{user}"), caller))
     }
-    Ok(subject)
+}
+
+/// Writes the assertion for one request to `service` (decision 28).
+pub(crate) fn write_assertion(
+    state: &AppState,
+    service: &str,
+    method: &Method,
+    path: &str,
+    caller: &Caller,
+    headers: &mut HeaderMap,
+) {
+    let value = state.trust.mint(service, method, path, caller);
+    headers.insert(HeaderName::from_static(HEADER_ASSERTION), value);
 }
 
 async fn forward(
@@ -278,7 +302,17 @@ async fn forward(
     let length = headers.get(header::CONTENT_LENGTH).cloned();
     strip_hop_by_hop(&mut headers);
     headers.retain_internal();
-    let subject = admit(state, route, &mut headers, &ip, decision).await?;
+    let (subject, caller) = admit(state, route, &headers, &ip, decision).await?;
+    write_assertion(
+        state,
+        route.service,
+        &parts.method,
+        &path,
+        &caller,
+        &mut headers,
+    );
+    // The service trusts the assertion; the client's token goes no further than the gateway.
+    headers.remove(header::AUTHORIZATION);
     if route.streamed {
         // The service sees the length the client declared, to refuse an oversized upload at
         // once; hyper holds the body to it.
@@ -288,7 +322,7 @@ async fn forward(
         return forward_streamed(state, route, parts.method, &parts.uri, headers, body).await;
     }
     let body = read_body(body).await?;
-    let idempotency_key = if parts.method == Method::POST {
+    let idempotency_key = if parts.method == Method::POST && !route.credentials {
         idempotency::key_of(&headers)?
     } else {
         None
@@ -484,12 +518,14 @@ impl RetainInternal for HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn routes_map_resources_to_services() {
+        let login = route_for("/api/v1/auth/login").unwrap();
         assert_eq!(
-            route_for("/api/v1/auth/login"),
-            Some(Route::new("user-svc", true))
+            (login.service, login.public, login.credentials),
+            ("user-svc", true, true)
         );
         assert_eq!(route_for("/api/v1/tasks/abc").unwrap().service, "task-svc");
         assert_eq!(route_for("/api/v1/workers").unwrap().service, "task-svc");
@@ -549,6 +585,7 @@ mod tests {
             "/api/v1/tasks/./x",
             "/api/v1/tasks/a%2Fb",
             "/api/v1/tasks/a%5cb",
+            "/api/v1/tasks/x\\..\\..\\metrics",
         ] {
             assert!(is_ambiguous(path), "{path}");
         }
@@ -559,11 +596,37 @@ mod tests {
     #[test]
     fn client_identity_headers_are_dropped() {
         let mut headers = HeaderMap::new();
-        headers.insert(HEADER_USER_ID, HeaderValue::from_static("someone"));
+        headers.insert("x-taskmesh-user-id", HeaderValue::from_static("someone"));
         headers.insert("x-taskmesh-role", HeaderValue::from_static("admin"));
         headers.insert("accept", HeaderValue::from_static("*/*"));
         headers.retain_internal();
         assert_eq!(headers.len(), 1);
+    }
+
+    #[test]
+    fn the_client_is_read_from_the_right_past_the_trusted_proxies() {
+        let mut headers = HeaderMap::new();
+        // The client wrote the first entry; proxy 1 saw 198.51.100.7, proxy 2 saw proxy 1.
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.5, 198.51.100.7"),
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        assert_eq!(forwarded_client(&headers, 0), None);
+        assert_eq!(forwarded_client(&headers, 1).as_deref(), Some("10.0.0.2"));
+        assert_eq!(
+            forwarded_client(&headers, 2).as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(
+            forwarded_client(&headers, 5).as_deref(),
+            Some("203.0.113.5")
+        );
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("not an address"),
+        );
+        assert_eq!(forwarded_client(&headers, 1), None);
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub async fn run() -> anyhow::Result<()> {
     let url = format!("{}/users/me", platform::API);
     load(&url, &token, 500).await?; // warm-up: connections, caches
     let gateway = load(&url, &token, requests).await?;
-    // The same endpoint on user-svc directly, with the identity headers the gateway would add:
-    // the upstream's own ceiling on this machine.
+    // The same endpoint on user-svc directly, with the assertion the gateway would add (one
+    // made up front, valid for the run): the upstream's own ceiling on this machine.
     let me: serde_json::Value = http
         .get(&url)
         .bearer_auth(&token)
@@ -45,13 +45,23 @@ pub async fn run() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let direct_headers = [
-        (
-            "x-taskmesh-user-id",
-            me["id"].as_str().unwrap_or_default().to_string(),
-        ),
-        ("x-taskmesh-role", "member".to_string()),
-    ];
+    let trust = shared::internal::Trust::new("api-gateway", env.config.internal.secret.as_ref())?;
+    let identity = shared::identity::Identity {
+        user_id: me["id"].as_str().unwrap_or_default().parse()?,
+        role: "member".into(),
+        session_id: None,
+    };
+    let caller = shared::internal::Caller::user("api-gateway", identity, None);
+    let assertion = trust.mint(
+        "user-svc",
+        &reqwest::Method::GET,
+        "/api/v1/users/me",
+        &caller,
+    );
+    let direct_headers = [(
+        shared::internal::HEADER_ASSERTION,
+        assertion.to_str()?.to_string(),
+    )];
     let direct = load_with(
         &format!("{}/api/v1/users/me", platform::USER_SVC),
         &direct_headers,

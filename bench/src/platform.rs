@@ -47,6 +47,10 @@ pub async fn spawn_with(
             .args(["serve", name])
             .env("TASKMESH_AMQP__NAMESPACE", &config.amqp.namespace)
             .env("TASKMESH_REDIS__KEY_PREFIX", &config.redis.key_prefix)
+            .env(
+                "TASKMESH_INTERNAL__SECRET",
+                secrecy::ExposeSecret::expose_secret(config.internal.secret.as_ref().unwrap()),
+            )
             .env("RUST_LOG", "warn")
             .kill_on_drop(true);
         command.env("TASKMESH_RATE_LIMIT__API_REQUESTS", "1000000000");

@@ -169,6 +169,15 @@ impl Stack {
         let mut common: Vec<(String, String)> = vec![
             ("TASKMESH_LOG__FORMAT".into(), "json".into()),
             ("TASKMESH_LOG__FILTER".into(), "warn".into()),
+            // The services' shared secret (decision 28), made for this run.
+            (
+                "TASKMESH_INTERNAL__SECRET".into(),
+                format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                ),
+            ),
             // One client makes every request: no rate limit gets in the way.
             (
                 "TASKMESH_RATE_LIMIT__API_REQUESTS".into(),

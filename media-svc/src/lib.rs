@@ -69,7 +69,7 @@ pub async fn run(
         pool: platform.pool.clone(),
         config: Arc::new(config.clone()),
         blobs,
-        tasks: service::access::Tasks::new(&config.task.url),
+        tasks: service::access::Tasks::new(&config.task.url, platform.trust.clone()),
         links: Arc::new(links),
     };
     let events = Consumer::new(

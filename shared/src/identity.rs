@@ -1,19 +1,14 @@
-//! The caller's identity as the gateway verified it.
+//! The caller's identity, from the assertion that came with the request (see [`crate::internal`]).
 //!
-//! The gateway verifies the access token, removes any identity headers a client sent, and passes
-//! the verified user id and role in `x-taskmesh-user-id` / `x-taskmesh-role`. Services listen on
-//! the internal network only and take the identity from these headers.
+//! Services never read identity from plain headers: the gateway strips every client-sent
+//! `x-taskmesh-*` header, and a service takes the user only from a verified assertion.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 use uuid::Uuid;
 
+use crate::internal::Caller;
 use crate::problem::ApiError;
 
-pub const HEADER_USER_ID: &str = "x-taskmesh-user-id";
-pub const HEADER_ROLE: &str = "x-taskmesh-role";
-pub const HEADER_SESSION_ID: &str = "x-taskmesh-session-id";
-/// The client's address as the gateway saw it (for per-IP limits).
-pub const HEADER_CLIENT_IP: &str = "x-taskmesh-client-ip";
 /// Every header with this prefix is set by the gateway only; it strips client copies.
 pub const INTERNAL_HEADER_PREFIX: &str = "x-taskmesh-";
 
@@ -49,18 +44,58 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let user_id = header(HEADER_USER_ID)
-            .and_then(|v| Uuid::parse_str(v).ok())
-            .ok_or_else(|| ApiError::unauthorized("authentication required"))?;
-        let role = header(HEADER_ROLE)
-            .ok_or_else(|| ApiError::unauthorized("authentication required"))?
-            .to_string();
-        let session_id = header(HEADER_SESSION_ID).and_then(|v| Uuid::parse_str(v).ok());
-        Ok(Identity {
-            user_id,
-            role,
-            session_id,
-        })
+        parts
+            .extensions
+            .get::<Caller>()
+            .and_then(|caller| caller.identity.clone())
+            .ok_or_else(|| ApiError::unauthorized("authentication required"))
+    }
+}
+
+/// The client's address as the gateway saw it (`unknown` for a call between services).
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<Caller>()
+            .and_then(|caller| caller.client_ip.clone())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(ClientIp(ip))
+    }
+}
+
+/// The source a client address counts as for per-address limits: an IPv4 address itself, an
+/// IPv6 address its /64 (one subscriber's network: a client there can take any of its 2^64
+/// addresses). Anything that is not an address counts as itself, cut to 64 bytes.
+pub fn source_of(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(network))
+            }
+        },
+        Ok(v4) => v4.to_string(),
+        Err(_) => ip.chars().take(64).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_of;
+
+    #[test]
+    fn ipv6_addresses_count_per_64_and_ipv4_per_address() {
+        assert_eq!(source_of("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(source_of("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+        assert_ne!(source_of("2001:db8:1:3::1"), source_of("2001:db8:1:2::1"));
+        assert_eq!(source_of("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(source_of("192.0.2.7"), "192.0.2.7");
+        assert_ne!(source_of("192.0.2.8"), source_of("192.0.2.7"));
     }
 }

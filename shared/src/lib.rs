@@ -29,6 +29,7 @@ pub mod health;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
+pub mod internal;
 pub mod openapi;
 pub mod outbound;
 pub mod outbox;

@@ -6,6 +6,36 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+/// Why a header a user gave may not be sent on an outgoing call, or `None` when it may: the
+/// platform's internal headers (`x-taskmesh-*`, which no service obeys but no caller should
+/// imitate either), `Host` (which would aim the request at another virtual host than the checked
+/// one), and the hop-by-hop and framing headers the client sets itself.
+pub fn refused_header(name: &str) -> Option<&'static str> {
+    let lower = name.trim().to_ascii_lowercase();
+    if lower.starts_with(crate::identity::INTERNAL_HEADER_PREFIX) {
+        return Some("x-taskmesh-* headers are the platform's own");
+    }
+    const HOP_BY_HOP: [&str; 10] = [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+    ];
+    if lower == "host" {
+        Some("Host is set from the URL")
+    } else if HOP_BY_HOP.contains(&lower.as_str()) {
+        Some("hop-by-hop and framing headers are set by the client")
+    } else {
+        None
+    }
+}
+
 /// Why a URL may not be called.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {

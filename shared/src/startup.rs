@@ -63,6 +63,9 @@ pub struct Platform {
     pub service: &'static str,
     pub pool: sqlx::PgPool,
     pub broker: crate::broker::Broker,
+    /// Checks the assertion on every request to this service, and makes them for its own calls
+    /// to other services.
+    pub trust: std::sync::Arc<crate::internal::Trust>,
     /// Background loops (relay, consumers) awaited before the pool closes.
     background: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -77,6 +80,7 @@ impl Platform {
         migrations: &sqlx::migrate::Migrator,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Self> {
+        let trust = crate::internal::Trust::from_config(service, &config.internal)?;
         let pool = crate::db::connect(&config.postgres, database, migrations, shutdown).await?;
         let broker = crate::broker::Broker::new(&config.amqp, service);
         // Declare every consumer queue before the relay publishes anything, so no event is
@@ -97,6 +101,7 @@ impl Platform {
             service,
             pool,
             broker,
+            trust: std::sync::Arc::new(trust),
             background: vec![tokio::spawn(relay.run(shutdown.clone()))],
         })
     }
@@ -136,7 +141,7 @@ impl Platform {
         shutdown: CancellationToken,
         request_timeout: Duration,
     ) -> anyhow::Result<()> {
-        let app = finish_router_with(app, readiness, request_timeout);
+        let app = finish_router_with(app, readiness, request_timeout, Some(self.trust.clone()));
         crate::http::serve(listener, app, shutdown).await?;
         for task in self.background {
             task.await?;
@@ -152,17 +157,25 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Adds the problem+json fallback, the health routes and the common layers.
 pub fn finish_router(app: axum::Router, readiness: crate::health::Readiness) -> axum::Router {
-    finish_router_with(app, readiness, REQUEST_TIMEOUT)
+    finish_router_with(app, readiness, REQUEST_TIMEOUT, None)
 }
 
-/// [`finish_router`] with another limit on each request.
+/// [`finish_router`] with another limit on each request and, for a service, the check of every
+/// request's assertion.
 fn finish_router_with(
     app: axum::Router,
     readiness: crate::health::Readiness,
     request_timeout: Duration,
+    trust: Option<std::sync::Arc<crate::internal::Trust>>,
 ) -> axum::Router {
-    let app = app
+    let mut app = app
         .fallback(crate::problem::not_found_fallback)
         .merge(crate::health::router(readiness));
+    if let Some(trust) = trust {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            trust,
+            crate::internal::require,
+        ));
+    }
     crate::http::with_common_layers(app, request_timeout)
 }

@@ -34,6 +34,7 @@ impl TestEnv {
             config.redis.url = url.into();
         }
         config.postgres.max_connections = 5;
+        config.internal.secret = Some(crate::internal::generate_secret());
         config.amqp.namespace = format!("test-{id}");
         // A backstop: queues a crashed test leaves behind vanish five minutes after last use.
         // A test that ends normally deletes its queues at once (see `Drop`), because hundreds of

@@ -245,8 +245,13 @@ pub async fn leave(
         .bind(identity.user_id)
         .execute(&mut *tx)
         .await?;
+    // Their jobs stop posting into the channel they left.
+    let mut audience =
+        crate::stopping::stop_owned(&mut tx, &state.cache, identity.user_id, Some(channel.id))
+            .await?;
     tx.commit().await?;
-    state.cache.invalidate(&[identity.user_id]).await;
+    audience.push(identity.user_id);
+    state.cache.invalidate(&audience).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -303,8 +308,12 @@ pub async fn remove_member(
     if removed == 0 {
         return Err(ApiError::not_found("member"));
     }
+    // Their jobs stop posting into the channel they were removed from.
+    let mut audience =
+        crate::stopping::stop_owned(&mut tx, &state.cache, user_id, Some(channel.id)).await?;
     tx.commit().await?;
-    state.cache.invalidate(&[user_id]).await;
+    audience.push(user_id);
+    state.cache.invalidate(&audience).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1156,14 +1156,6 @@ async fn bury(
     Ok(())
 }
 
-/// Redis key that tells workers not to start a cancelled job's dispatch.
-pub fn cancel_key(prefix: &str, task_id: Uuid) -> String {
-    format!("{prefix}jobs:cancelled:{task_id}")
-}
-
-/// How long a cancel mark stays: longer than any dispatch waits in a queue in practice.
-const CANCEL_MARK_SECS: u64 = 7 * 86_400;
-
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "jobs", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Task id")),
     responses((status = 200, description = "Cancelled: a queued job never starts, a running one is told to stop; a cron template stops ticking", body = Task),
@@ -1208,51 +1200,14 @@ pub async fn cancel(
             format!("the job is {} already", task.status),
         ));
     }
-    // An unpublished dispatch is simply dropped; a published one is marked so that no worker
-    // starts it, and a running one is told to stop.
-    let dropped = match dispatch_event {
-        Some(event) => {
-            sqlx::query("DELETE FROM outbox WHERE id = $1 AND published_at IS NULL")
-                .bind(event)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1
-        }
-        None => true,
-    };
-    if !dropped || task.status == "running" {
-        // Marked before commit: once the cancel is visible, no worker may start the job.
-        let mut redis = state.cache.redis.clone();
-        let marked: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(cancel_key(&state.config.redis.key_prefix, task.id))
-            .arg(1)
-            .arg("EX")
-            .arg(CANCEL_MARK_SECS)
-            .query_async(&mut redis)
-            .await;
-        if let Err(err) = marked {
-            tracing::warn!(error = %err, "cannot mark a job cancelled in Redis");
-            return Err(ApiError::unavailable("redis"));
-        }
-        outbox::enqueue(
-            &mut tx,
-            CloudEvent::new(SERVICE, JobCancel { task_id: task.id }),
-        )
-        .await?;
-    }
-    sqlx::query(
-        "UPDATE jobs SET finished_at = now(), unique_lock = NULL, next_run_at = NULL
-          WHERE task_id = $1",
+    let saved = crate::stopping::stop(
+        &mut tx,
+        &state.cache,
+        &task,
+        dispatch_event,
+        identity.user_id,
     )
-    .bind(task.id)
-    .execute(&mut *tx)
     .await?;
-    let mut after = task.clone();
-    after.status = "cancelled".into();
-    let changes = crate::tasks::status_change(&task, &after);
-    let mut saved = crate::tasks::save(&mut tx, &after, identity.user_id, changes).await?;
-    attach(&mut tx, std::slice::from_mut(&mut saved)).await?;
     let audience = cache::audience(&mut tx, &saved).await?;
     tx.commit().await?;
     state.cache.invalidate(&audience).await;

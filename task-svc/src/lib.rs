@@ -18,8 +18,10 @@ pub mod cache;
 pub mod channels;
 pub mod jobs;
 pub mod priority;
+pub mod quotas;
 pub mod reminders;
 pub mod status;
+pub mod stopping;
 pub mod tasks;
 pub mod users;
 

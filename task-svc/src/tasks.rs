@@ -229,7 +229,7 @@ pub async fn create(
     identity: Identity,
     JsonBody(request): JsonBody<CreateTask>,
 ) -> Result<Response, ApiError> {
-    let prepared = prepare(&state, request, &mut None).await?;
+    let prepared = prepare(&state, &identity, request, &mut None).await?;
     let mut tx = state.pool.begin().await?;
     let (mut created, audience) = insert_many(&mut tx, &state, &identity, vec![prepared]).await?;
     shared::db::commit(&state.pool, tx).await?;
@@ -285,7 +285,7 @@ pub async fn create_bulk(
     let mut prepared = Vec::with_capacity(request.tasks.len());
     let mut predictor = None;
     for (index, task) in request.tasks.into_iter().enumerate() {
-        let task = prepare(&state, task, &mut predictor)
+        let task = prepare(&state, &identity, task, &mut predictor)
             .await
             .map_err(|err| at_index(index, err))?;
         prepared.push(task);
@@ -331,6 +331,7 @@ pub(crate) struct Prepared {
 /// `predictor` is loaded on first need and kept for the next tasks of a bulk request.
 async fn prepare(
     state: &AppState,
+    identity: &Identity,
     request: CreateTask,
     predictor: &mut Option<priority::Predictor>,
 ) -> Result<Prepared, ApiError> {
@@ -340,6 +341,8 @@ async fn prepare(
     let job = match &request.job {
         Some(spec) => {
             let job = jobs::parse(spec, &state.config.jobs)?;
+            crate::quotas::check_job(&job, identity, &state.config)?;
+            crate::quotas::check_pool(&state.pool, identity, &state.config, &job.pool).await?;
             if request.assignee_id.is_some() {
                 return Err(ApiError::unprocessable(
                     "invalid_job",
@@ -386,6 +389,8 @@ async fn insert_many(
     identity: &Identity,
     prepared: Vec<Prepared>,
 ) -> Result<(Vec<Created>, Vec<Uuid>), ApiError> {
+    let jobs = prepared.iter().filter_map(|p| p.job.as_ref());
+    crate::quotas::admit(tx, identity, &state.config, jobs).await?;
     let name = |index: usize, err: ApiError| match prepared.len() {
         1 => err,
         _ => at_index(index, err),

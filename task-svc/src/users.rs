@@ -1,7 +1,8 @@
 //! task-svc's read model of users, kept from `user.*` events, so assignments are checked without
 //! calling user-svc. A deleted user's assignments are cleared (recorded in each task's history
 //! with the nil actor, and announced as `task.updated`); a deactivated user keeps them but
-//! cannot be given new ones.
+//! cannot be given new ones. A deactivated or deleted user's cron templates and jobs not yet
+//! running are cancelled ([`crate::stopping`]).
 
 use serde_json::{json, Map};
 use shared::{
@@ -19,6 +20,21 @@ pub const CONSUMER: &str = "task-svc.users";
 pub struct UserEvents {
     pub pool: PgPool,
     pub cache: crate::cache::ListCache,
+}
+
+/// A deactivated or deleted user's cron templates and waiting jobs stop.
+async fn stop_jobs(
+    tx: &mut sqlx::PgConnection,
+    cache: &crate::cache::ListCache,
+    user: Uuid,
+) -> Result<Vec<Uuid>, HandlerError> {
+    crate::stopping::stop_owned(tx, cache, user, None)
+        .await
+        .map_err(|e| match e.status.is_server_error() {
+            // Redis or the database: held until it is back, without spending attempts.
+            true => HandlerError::Unavailable(anyhow::anyhow!("{e:?}")),
+            false => HandlerError::Retry(anyhow::anyhow!("{e:?}")),
+        })
 }
 
 fn reject(err: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
@@ -57,6 +73,12 @@ impl Handler for UserEvents {
                 .bind(user.active)
                 .execute(&mut *tx)
                 .await?;
+                if !user.active {
+                    let audience = stop_jobs(&mut tx, &self.cache, user.user_id).await?;
+                    tx.commit().await?;
+                    self.cache.invalidate(&audience).await;
+                    return Ok(());
+                }
             }
             UserDeleted::TYPE => {
                 let user: UserDeleted = event.decode().map_err(reject)?;
@@ -71,7 +93,7 @@ impl Handler for UserEvents {
                 .bind(user.user_id)
                 .fetch_all(&mut *tx)
                 .await?;
-                let mut audience = Vec::new();
+                let mut audience = stop_jobs(&mut tx, &self.cache, user.user_id).await?;
                 for task in assigned {
                     audience.extend(crate::cache::audience(&mut tx, &task).await?);
                     let mut after = task.clone();

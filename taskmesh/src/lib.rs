@@ -85,6 +85,10 @@ struct Running {
 impl Stack {
     /// Binds every service's listener (port 0 picks a free port) and starts them all.
     pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        // Every service runs here, so they can share a secret made for this run alone.
+        if config.internal.secret.is_none() {
+            config.internal.secret = Some(shared::internal::generate_secret());
+        }
         let mut listeners = Vec::new();
         for service in SERVICES {
             let section = section(&mut config, service)?;

@@ -178,7 +178,7 @@ async fn malformed_input_is_a_4xx_problem_everywhere_and_writes_nothing() {
         // Every case must reach its service, not stop at the per-IP limit.
         c.rate_limit.auth_requests = 10_000;
         c.auth.max_failed_logins_per_ip = 10_000;
-        c.auth.max_failed_logins_per_account = 10_000;
+        c.auth.max_failed_logins_per_source = 10_000;
     })
     .await;
     let admin = app.sign_up("admin@example.com").await;

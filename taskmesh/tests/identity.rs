@@ -360,7 +360,7 @@ async fn the_rate_limit_allows_exactly_the_configured_count_then_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_locks_out_after_the_configured_failures_whatever_the_email_exists() {
-    let app = App::start_with(|c| c.auth.max_failed_logins_per_account = 3).await;
+    let app = App::start_with(|c| c.auth.max_failed_logins_per_source = 3).await;
     app.sign_up("ada@example.com").await;
     for email in ["ada@example.com", "nobody@example.com"] {
         let replies =

@@ -37,6 +37,10 @@ impl MediaProcess {
             .env("TASKMESH_MEDIA__DATABASE", &c.media.database)
             .env("TASKMESH_MEDIA__BIND", c.media.bind.to_string())
             .env("TASKMESH_TASK__URL", &c.task.url)
+            .env(
+                "TASKMESH_INTERNAL__SECRET",
+                c.internal.secret.as_ref().unwrap().expose_secret(),
+            )
             .env("TASKMESH_AMQP__URL", c.amqp.url.expose_secret())
             .env("TASKMESH_AMQP__NAMESPACE", &c.amqp.namespace)
             .env("TASKMESH_FILES__DIR", &c.files.dir)

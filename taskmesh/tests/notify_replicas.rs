@@ -74,6 +74,10 @@ async fn two_notify_svc_processes_deliver_each_mail_and_webhook_once() {
         .env("TASKMESH_POSTGRES__URL", c.postgres.url.expose_secret())
         .env("TASKMESH_NOTIFY__DATABASE", &c.notify.database)
         .env("TASKMESH_NOTIFY__BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "TASKMESH_INTERNAL__SECRET",
+            c.internal.secret.as_ref().unwrap().expose_secret(),
+        )
         .env("TASKMESH_AMQP__URL", c.amqp.url.expose_secret())
         .env("TASKMESH_AMQP__NAMESPACE", &c.amqp.namespace)
         .env(

@@ -1,15 +1,10 @@
 //! Authentication: `POST /api/v1/auth/register`, `/login`, `/refresh`, `/logout`, `/logout-all`.
 
-use axum::{
-    extract::{FromRequestParts, State},
-    http::{request::Parts, StatusCode},
-    routing::post,
-    Json, Router,
-};
+use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
 use serde::Deserialize;
 use shared::{
     events::{CloudEvent, UserCreated},
-    identity::{Identity, HEADER_CLIENT_IP},
+    identity::{ClientIp, Identity},
     outbox,
     problem::{JsonBody, ProblemBody},
     ApiError,
@@ -135,23 +130,6 @@ pub async fn register(
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
-}
-
-/// The client's IP as the gateway reported it (`unknown` when called directly).
-pub struct ClientIp(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .headers
-            .get(HEADER_CLIENT_IP)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| v.len() <= 64)
-            .unwrap_or("unknown");
-        Ok(ClientIp(ip.to_string()))
-    }
 }
 
 fn invalid_credentials() -> ApiError {

@@ -1,75 +1,93 @@
-//! Brute-force protection for login: attempts are counted per account and per client IP in one
-//! atomic Redis script, inside a window. Past the limit the answer is 429 with `Retry-After`.
-//! A successful login clears the account's counter. Without Redis, login fails closed (503).
+//! Brute-force protection for login, counted in one atomic Redis script before the password is
+//! checked:
+//!
+//! - per account *and source* (the client's IPv4 address, or its IPv6 /64): the first
+//!   `auth.max_failed_logins_per_source` attempts are answered at once; after that the pair waits
+//!   1 s, then 2 s, 4 s … (at most `auth.lockout_window_secs`) between attempts, each early one
+//!   refused with 429 and `Retry-After` (and not counted, so hammering does not lengthen it).
+//!   An attacker elsewhere therefore never locks the owner out: the owner's own source has its
+//!   own count.
+//! - per source across accounts: `auth.max_failed_logins_per_ip` attempts per window (password
+//!   spraying).
+//!
+//! A successful login clears its pair. Without Redis, login fails closed (503).
 
 use redis::Script;
 use shared::ApiError;
 
 use crate::AppState;
 
-/// Counts one attempt on both keys; returns each key's count and seconds left in its window.
+/// KEYS: the pair's count, the pair's lock, the source's count. ARGV: the window (s), the
+/// attempts per pair before delays, the attempts per source. Returns {0, 0} to go on, or
+/// {1, ms} while the pair waits, {2, ms} when the source is over its limit.
 const COUNT: &str = r"
-local out = {}
-for i, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
-  if n == 1 then redis.call('EXPIRE', key, ARGV[1]) end
-  out[2 * i - 1] = n
-  out[2 * i] = redis.call('TTL', key)
+local wait = redis.call('PTTL', KEYS[2])
+if wait > 0 then return {1, wait} end
+local window = tonumber(ARGV[1])
+local source = redis.call('INCR', KEYS[3])
+if source == 1 then redis.call('EXPIRE', KEYS[3], window) end
+if source > tonumber(ARGV[3]) then return {2, redis.call('PTTL', KEYS[3])} end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], window) end
+local free = tonumber(ARGV[2])
+if n >= free then
+  local delay = math.min(window * 1000, 1000 * 2 ^ math.min(n - free, 30))
+  redis.call('SET', KEYS[2], '1', 'PX', delay)
+  redis.call('EXPIRE', KEYS[1], window)
 end
-return out
+return {0, 0}
 ";
 
-fn keys(state: &AppState, email: &str, ip: &str) -> [String; 2] {
+fn keys(state: &AppState, email: &str, ip: &str) -> [String; 3] {
     let prefix = &state.config.redis.key_prefix;
+    let account = email.trim().to_lowercase();
+    let source = shared::identity::source_of(ip);
     [
-        format!("{prefix}login:account:{}", email.trim().to_lowercase()),
-        format!("{prefix}login:ip:{ip}"),
+        format!("{prefix}login:pair:{account}:{source}"),
+        format!("{prefix}login:wait:{account}:{source}"),
+        format!("{prefix}login:source:{source}"),
     ]
 }
 
-/// Counts this attempt; refuses it with 429 when either limit is already used up.
+/// Counts this attempt; refuses it with 429 while its pair waits or its source is over its limit.
 pub async fn admit(state: &AppState, email: &str, ip: &str) -> Result<(), ApiError> {
     let auth = &state.config.auth;
-    let [account, address] = keys(state, email, ip);
+    let [pair, wait, source] = keys(state, email, ip);
     let mut conn = state.redis.clone();
-    let counts: Vec<i64> = Script::new(COUNT)
-        .key(&account)
-        .key(&address)
+    let (outcome, ms): (i64, i64) = Script::new(COUNT)
+        .key(&pair)
+        .key(&wait)
+        .key(&source)
         .arg(auth.lockout_window_secs)
+        .arg(auth.max_failed_logins_per_source.max(1))
+        .arg(auth.max_failed_logins_per_ip)
         .invoke_async(&mut conn)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "login throttle unavailable; refusing logins");
             ApiError::unavailable("redis")
         })?;
-    let over = |count: i64, max: u32| count > i64::from(max);
-    let retry_after = if over(counts[0], auth.max_failed_logins_per_account) {
-        Some(counts[1])
-    } else if over(counts[2], auth.max_failed_logins_per_ip) {
-        Some(counts[3])
-    } else {
-        None
-    };
-    match retry_after {
-        None => Ok(()),
-        Some(seconds) => Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "too_many_login_attempts",
-            "too many login attempts; try again later",
-        )
-        .with_retry_after(seconds.max(1) as u64)),
+    if outcome == 0 {
+        return Ok(());
     }
+    let seconds = ((ms.max(0) as u64).div_ceil(1000)).max(1);
+    Err(ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "too_many_login_attempts",
+        "too many login attempts from here; try again later",
+    )
+    .with_retry_after(seconds))
 }
 
-/// After a successful login: the account's counter starts again, and this attempt no longer
-/// counts against the address.
+/// After a successful login: the pair starts again, and this attempt no longer counts against
+/// the source.
 pub async fn succeeded(state: &AppState, email: &str, ip: &str) {
-    let [account, address] = keys(state, email, ip);
+    let [pair, wait, source] = keys(state, email, ip);
     let mut conn = state.redis.clone();
     let result: redis::RedisResult<()> = redis::pipe()
-        .del(&account)
+        .del(&[&pair, &wait])
         .ignore()
-        .decr(&address, 1)
+        .decr(&source, 1)
         .ignore()
         .query_async(&mut conn)
         .await;

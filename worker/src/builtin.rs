@@ -1,5 +1,5 @@
 //! The built-in kinds: `noop`, `sleep`, `http` (with an SSRF guard) and `command` (an
-//! allow-listed executable, no shell, off unless configured).
+//! allow-listed executable, no shell, off unless configured; in [`crate::command`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub fn registry(config: &WorkersConfig) -> anyhow::Result<Registry> {
         async move { http.run(ctx).await }
     });
     if !config.commands.is_empty() {
-        let commands = Arc::new(Commands {
+        let commands = Arc::new(crate::command::Commands {
             allowed: config.commands.clone(),
             max_output: config.http_max_response_bytes,
         });
@@ -35,7 +35,7 @@ pub fn registry(config: &WorkersConfig) -> anyhow::Result<Registry> {
     Ok(registry)
 }
 
-fn payload<T: serde::de::DeserializeOwned>(ctx: &JobContext) -> Result<T, JobError> {
+pub(crate) fn payload<T: serde::de::DeserializeOwned>(ctx: &JobContext) -> Result<T, JobError> {
     serde_json::from_value(ctx.payload.clone())
         .map_err(|e| JobError::fatal(format!("invalid {} payload: {e}", ctx.kind)))
 }
@@ -117,6 +117,13 @@ impl Http {
 
     async fn run(&self, ctx: JobContext) -> JobResult {
         let request: HttpPayload = payload(&ctx)?;
+        for name in request.headers.keys() {
+            if let Some(why) = shared::outbound::refused_header(name) {
+                return Err(JobError::fatal(format!(
+                    "http: header {name:?} refused: {why}"
+                )));
+            }
+        }
         let url = url::Url::parse(&request.url)
             .map_err(|e| JobError::fatal(format!("http: bad url: {e}")))?;
         let addrs = self.check(&url).await?;
@@ -185,80 +192,5 @@ impl Http {
             "content_type": content_type,
             "body": body_value,
         }))
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommandPayload {
-    program: String,
-    #[serde(default)]
-    args: Vec<String>,
-}
-
-/// The `command` kind: runs an allow-listed executable with arguments, no shell, in a clean
-/// environment (`PATH` and the job's `TASKMESH_*` variables only). Killed when the job stops.
-struct Commands {
-    allowed: Vec<String>,
-    max_output: usize,
-}
-
-impl Commands {
-    async fn run(&self, ctx: JobContext) -> JobResult {
-        let request: CommandPayload = payload(&ctx)?;
-        if request.args.len() > 100 || request.args.iter().any(|a| a.len() > 4096) {
-            return Err(JobError::fatal(
-                "command: at most 100 arguments of 4096 bytes",
-            ));
-        }
-        let program = self
-            .allowed
-            .iter()
-            .find(|allowed| {
-                **allowed == request.program
-                    || std::path::Path::new(allowed.as_str())
-                        .file_name()
-                        .is_some_and(|name| name == request.program.as_str())
-            })
-            .ok_or_else(|| {
-                JobError::fatal(format!(
-                    "command: {:?} is not in workers.commands",
-                    request.program
-                ))
-            })?;
-        let mut command = tokio::process::Command::new(program);
-        command
-            .args(&request.args)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("TASKMESH_TASK_ID", ctx.task_id.to_string())
-            .env("TASKMESH_ATTEMPT", ctx.attempt.to_string())
-            .env("TASKMESH_IDEMPOTENCY_KEY", &ctx.idempotency_key)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        let output = tokio::select! {
-            _ = ctx.cancel.cancelled() => return Err(JobError::retry("stopped")),
-            output = command.output() => output
-                .map_err(|e| JobError::fatal(format!("command: cannot run {program}: {e}")))?,
-        };
-        let cut = |bytes: &[u8]| {
-            String::from_utf8_lossy(&bytes[..bytes.len().min(self.max_output)]).into_owned()
-        };
-        let (stdout, stderr) = (cut(&output.stdout), cut(&output.stderr));
-        if !output.status.success() {
-            return Err(JobError::retry(format!(
-                "command: {program} exited with {}: {}",
-                output.status,
-                stderr
-                    .chars()
-                    .rev()
-                    .take(300)
-                    .collect::<String>()
-                    .chars()
-                    .rev()
-                    .collect::<String>()
-            )));
-        }
-        Ok(json!({ "exit_code": output.status.code(), "stdout": stdout, "stderr": stderr }))
     }
 }

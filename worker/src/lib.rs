@@ -16,6 +16,7 @@
 
 pub mod builtin;
 pub mod claims;
+pub mod command;
 pub mod executor;
 pub mod handler;
 pub mod reports;

@@ -1,9 +1,11 @@
 //! Who may do what with a task's files, asked of task-svc (decision 27): whoever may see the task
 //! may list and download its files; whoever may edit it may upload and delete them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use shared::identity::{Identity, HEADER_ROLE, HEADER_SESSION_ID, HEADER_USER_ID};
+use shared::identity::Identity;
+use shared::internal::{Caller, Trust, HEADER_ASSERTION};
 use uuid::Uuid;
 
 /// What the caller may do with a task.
@@ -23,6 +25,8 @@ pub struct Unavailable(String);
 pub struct Tasks {
     http: reqwest::Client,
     base: String,
+    /// Makes the assertion each question carries (decision 28).
+    trust: Arc<Trust>,
 }
 
 impl std::fmt::Debug for Tasks {
@@ -38,7 +42,7 @@ struct Answer {
 }
 
 impl Tasks {
-    pub fn new(task_url: &str) -> Self {
+    pub fn new(task_url: &str, trust: Arc<Trust>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
@@ -47,19 +51,21 @@ impl Tasks {
         Self {
             http,
             base: task_url.trim_end_matches('/').to_string(),
+            trust,
         }
     }
 
     /// What `identity` may do with task `task_id`, as task-svc decides it now.
     pub async fn access(&self, identity: &Identity, task_id: Uuid) -> Result<Access, Unavailable> {
+        let path = format!("/internal/v1/tasks/{task_id}/access");
+        let caller = Caller::user(self.trust.service(), identity.clone(), None);
+        let assertion = self
+            .trust
+            .mint("task-svc", &reqwest::Method::GET, &path, &caller);
         let mut request = self
             .http
-            .get(format!("{}/internal/v1/tasks/{task_id}/access", self.base))
-            .header(HEADER_USER_ID, identity.user_id.to_string())
-            .header(HEADER_ROLE, &identity.role);
-        if let Some(session) = identity.session_id {
-            request = request.header(HEADER_SESSION_ID, session.to_string());
-        }
+            .get(format!("{}{path}", self.base))
+            .header(HEADER_ASSERTION, assertion);
         if let Some(traceparent) = shared::trace::current() {
             request = request.header("traceparent", traceparent);
         }

@@ -26,6 +26,20 @@ pub struct JobsConfig {
     /// A dispatch whose runs were lost (their worker died) this many times is dead-lettered:
     /// it is probably what kills the workers.
     pub max_lost_runs: u32,
+    /// Pools anyone may name, besides `workers.pools` and the pools an admin opened by naming
+    /// them in a job; members naming any other get 422.
+    pub pools: Vec<String>,
+    /// The shortest time between two ticks of a member's cron job.
+    pub member_min_cron_interval_secs: u64,
+    /// Live cron templates per member.
+    pub member_max_cron_templates: u32,
+    /// A member's jobs waiting or running at once (scheduled, queued, running, retrying; cron
+    /// templates not counted).
+    pub member_max_live_jobs: u32,
+    /// The longest `timeout_secs` a member may give (admins: `max_timeout_secs`).
+    pub member_max_timeout_secs: u64,
+    /// The longest `sleep` a member's job may ask for.
+    pub member_max_sleep_ms: u64,
 }
 
 impl Default for JobsConfig {
@@ -40,6 +54,12 @@ impl Default for JobsConfig {
             worker_dead_after_secs: 15,
             cron_poll_ms: 500,
             max_lost_runs: 5,
+            pools: vec!["default".into()],
+            member_min_cron_interval_secs: 60,
+            member_max_cron_templates: 100,
+            member_max_live_jobs: 10_000,
+            member_max_timeout_secs: 3600,
+            member_max_sleep_ms: 600_000,
         }
     }
 }

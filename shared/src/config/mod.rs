@@ -36,6 +36,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
     pub cors: CorsConfig,
+    pub internal: InternalConfig,
     pub tasks: TasksConfig,
     pub jobs: JobsConfig,
     pub workers: WorkersConfig,
@@ -64,6 +65,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             cors: CorsConfig::default(),
+            internal: InternalConfig::default(),
             tasks: TasksConfig::default(),
             jobs: JobsConfig::default(),
             workers: WorkersConfig::default(),
@@ -150,6 +152,14 @@ impl Config {
             return Err(ConfigError(
                 "jobs.backoff_base_ms must be at least 1 and at most jobs.backoff_max_ms".into(),
             ));
+        }
+        if let Some(secret) = &self.internal.secret {
+            if secret.expose_secret().len() < crate::internal::MIN_SECRET_BYTES {
+                return Err(ConfigError(format!(
+                    "internal.secret must be at least {} bytes",
+                    crate::internal::MIN_SECRET_BYTES
+                )));
+            }
         }
         notify::validate(self)?;
         files::validate(self)?;
@@ -341,10 +351,12 @@ pub struct AuthConfig {
     pub session_ttl_secs: u64,
     /// An account registered (or already present) with this email is made admin at start-up.
     pub bootstrap_admin_email: Option<String>,
-    /// Failed logins per account within `lockout_window_secs` before further attempts get 429.
-    pub max_failed_logins_per_account: u32,
-    /// Failed logins per client IP within the window before further attempts get 429.
+    /// Logins to one account from one source (an IPv4 address or an IPv6 /64) answered at once
+    /// within `lockout_window_secs`; after them the pair waits 1 s, 2 s, 4 s … between attempts.
+    pub max_failed_logins_per_source: u32,
+    /// Logins from one source to any account within the window before further ones get 429.
     pub max_failed_logins_per_ip: u32,
+    /// How long counts last, and the longest wait between attempts.
     pub lockout_window_secs: u64,
 }
 
@@ -356,7 +368,7 @@ impl Default for AuthConfig {
             access_token_ttl_secs: 900,
             session_ttl_secs: 30 * 24 * 3600,
             bootstrap_admin_email: None,
-            max_failed_logins_per_account: 5,
+            max_failed_logins_per_source: 5,
             max_failed_logins_per_ip: 50,
             lockout_window_secs: 900,
         }
@@ -373,8 +385,10 @@ pub struct RateLimitConfig {
     pub auth_requests: u64,
     /// Requests per window and user to every authenticated route.
     pub api_requests: u64,
-    /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// How many proxies in front of the gateway append to `X-Forwarded-For`. 0: the client is the
+    /// peer. n: the client is the n-th entry from the right (the address the outermost trusted
+    /// proxy saw); entries further left were written by the client and are ignored.
+    pub trusted_proxies: u32,
     /// How long the gateway trusts its cached JWK set before fetching it again.
     pub jwks_cache_secs: u64,
 }
@@ -385,7 +399,7 @@ impl Default for RateLimitConfig {
             window_secs: 60,
             auth_requests: 30,
             api_requests: 600,
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
             jwks_cache_secs: 60,
         }
     }
@@ -416,6 +430,19 @@ impl Default for TasksConfig {
 pub struct CorsConfig {
     /// Exact origins such as `https://app.example.com`; empty: no cross-origin access.
     pub allowed_origins: Vec<String>,
+}
+
+/// Trust between services (decision 28).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct InternalConfig {
+    /// The secret every service (not the workers) shares to sign and check the assertion that
+    /// comes with each request between them; at least 32 bytes. `taskmesh up` makes one for its
+    /// own run when it is not set; services started one by one refuse to start without it.
+    pub secret: Option<SecretString>,
+    /// During a rotation, the secret being replaced: assertions made with it are still accepted.
+    /// Roll out the new `secret` with the old one here, then remove it.
+    pub previous_secret: Option<SecretString>,
 }
 
 /// Where one service listens, how the others reach it, and its database.

@@ -317,6 +317,12 @@ pub fn job_config(c: &mut shared::Config) {
     c.auth.bootstrap_admin_email = Some(ADMIN.into());
     c.rate_limit.api_requests = 1_000_000;
     c.workers.pools = vec!["inproc".into()];
+    // The pools the tests' own worker processes serve, open to members (jobs.pools).
+    c.jobs.pools = [
+        "default", "bulk", "busy", "crash", "ghost", "graceful", "later", "pause", "py", "restart",
+    ]
+    .map(String::from)
+    .to_vec();
     c.workers.http_allow = vec!["127.0.0.1".into()];
     c.workers.heartbeat_secs = 1;
     c.jobs.backoff_base_ms = 100;

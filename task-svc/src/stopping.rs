@@ -1,0 +1,114 @@
+//! Stopping a job: the one way a job is cancelled, whether its editor asks (`POST
+//! /api/v1/tasks/{id}/cancel`) or the platform does: its owner was deactivated or deleted
+//! (every live cron template and every job not yet running stops), or left or was removed from a
+//! channel (the same, for their jobs in that channel).
+//!
+//! An unpublished dispatch is dropped from the outbox; a published one is marked in Redis before
+//! the commit, so that no worker starts it, and a running one is told to stop by a `job.cancel`
+//! broadcast. A cron template stops ticking.
+
+use shared::{
+    events::{CloudEvent, JobCancel},
+    outbox, ApiError,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{cache::ListCache, tasks::Task, SERVICE};
+
+/// How long a cancel mark stays: longer than any dispatch waits in a queue in practice.
+const CANCEL_MARK_SECS: u64 = 7 * 86_400;
+
+/// Redis key that tells workers not to start a cancelled job's dispatch.
+pub fn cancel_key(prefix: &str, task_id: Uuid) -> String {
+    format!("{prefix}jobs:cancelled:{task_id}")
+}
+
+/// Stops `task`'s live job inside `tx` (cancel marks go to `marks`' Redis) and saves the task as `cancelled` by `actor`; returns it
+/// saved (with its job).
+pub async fn stop(
+    tx: &mut PgConnection,
+    marks: &ListCache,
+    task: &Task,
+    dispatch_event: Option<Uuid>,
+    actor: Uuid,
+) -> Result<Task, ApiError> {
+    let dropped = match dispatch_event {
+        Some(event) => {
+            sqlx::query("DELETE FROM outbox WHERE id = $1 AND published_at IS NULL")
+                .bind(event)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1
+        }
+        None => true,
+    };
+    if !dropped || task.status == "running" {
+        // Marked before commit: once the cancel is visible, no worker may start the job.
+        let mut redis = marks.redis.clone();
+        let marked: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(cancel_key(&marks.prefix, task.id))
+            .arg(1)
+            .arg("EX")
+            .arg(CANCEL_MARK_SECS)
+            .query_async(&mut redis)
+            .await;
+        if let Err(err) = marked {
+            tracing::warn!(error = %err, "cannot mark a job cancelled in Redis");
+            return Err(ApiError::unavailable("redis"));
+        }
+        outbox::enqueue(tx, CloudEvent::new(SERVICE, JobCancel { task_id: task.id })).await?;
+    }
+    sqlx::query(
+        "UPDATE jobs SET finished_at = now(), unique_lock = NULL, next_run_at = NULL
+          WHERE task_id = $1",
+    )
+    .bind(task.id)
+    .execute(&mut *tx)
+    .await?;
+    let mut after = task.clone();
+    after.status = "cancelled".into();
+    let changes = crate::tasks::status_change(task, &after);
+    let mut saved = crate::tasks::save(tx, &after, actor, changes).await?;
+    crate::jobs::attach(tx, std::slice::from_mut(&mut saved)).await?;
+    Ok(saved)
+}
+
+/// Stops `owner`'s live cron templates and jobs not yet running (only those in `channel`, if
+/// given), recorded as done by the platform (the nil actor). Returns everyone whose list changed.
+pub async fn stop_owned(
+    tx: &mut PgConnection,
+    marks: &ListCache,
+    owner: Uuid,
+    channel: Option<Uuid>,
+) -> Result<Vec<Uuid>, ApiError> {
+    let live: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+        "SELECT j.task_id, j.dispatch_event FROM jobs j JOIN tasks t ON t.id = j.task_id
+          WHERE j.owner_id = $1 AND j.finished_at IS NULL
+            AND (j.cron IS NOT NULL OR t.status IN ('pending', 'scheduled', 'queued', 'retrying'))
+            AND ($2::uuid IS NULL OR t.channel_id = $2)
+          ORDER BY j.task_id",
+    )
+    .bind(owner)
+    .bind(channel)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut audience = Vec::new();
+    for (task_id, dispatch_event) in live {
+        let task: Option<Task> = sqlx::query_as(&format!(
+            "SELECT {} FROM tasks WHERE id = $1 FOR UPDATE",
+            crate::tasks::COLUMNS
+        ))
+        .bind(task_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(task) = task else { continue };
+        let saved = stop(tx, marks, &task, dispatch_event, Uuid::nil()).await?;
+        audience.extend(crate::cache::audience(tx, &saved).await?);
+    }
+    if !audience.is_empty() {
+        tracing::info!(%owner, ?channel, "stopped a user's jobs");
+    }
+    Ok(audience)
+}

@@ -1,0 +1,149 @@
+//! The `command` kind: runs an allow-listed executable with arguments, no shell, in a clean
+//! environment (`PATH` and the job's `TASKMESH_*` variables only), in a process group of its own.
+//!
+//! Output is read while it streams: each of stdout and stderr keeps its first
+//! `workers.http_max_response_bytes` and reads the rest into nothing (so the program never blocks
+//! on a full pipe and the worker never holds more). When the job stops (timeout, cancel, worker
+//! shutdown), or when the program exits, the whole group is killed: nothing it started outlives
+//! the job.
+
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::handler::{JobContext, JobError, JobResult};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandPayload {
+    program: String,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+pub struct Commands {
+    pub allowed: Vec<String>,
+    pub max_output: usize,
+}
+
+/// Kills a process group when dropped (however the job ends).
+struct Group(Option<rustix::process::Pid>);
+
+impl Group {
+    fn kill(&self) {
+        if let Some(pid) = self.0 {
+            // ESRCH: every process of the group has ended already.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The first `max` bytes of `stream`, whether more came, reading it to its end.
+async fn capped(stream: Option<impl AsyncRead + Unpin>, max: usize) -> (Vec<u8>, bool) {
+    let Some(mut stream) = stream else {
+        return (Vec::new(), false);
+    };
+    let mut kept = Vec::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    let mut cut = false;
+    while let Ok(n) = stream.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        let room = max.saturating_sub(kept.len());
+        kept.extend_from_slice(&buffer[..n.min(room)]);
+        cut |= n > room;
+    }
+    (kept, cut)
+}
+
+impl Commands {
+    pub async fn run(&self, ctx: JobContext) -> JobResult {
+        let request: CommandPayload = crate::builtin::payload(&ctx)?;
+        if request.args.len() > 100 || request.args.iter().any(|a| a.len() > 4096) {
+            return Err(JobError::fatal(
+                "command: at most 100 arguments of 4096 bytes",
+            ));
+        }
+        let program = self
+            .allowed
+            .iter()
+            .find(|allowed| {
+                **allowed == request.program
+                    || std::path::Path::new(allowed.as_str())
+                        .file_name()
+                        .is_some_and(|name| name == request.program.as_str())
+            })
+            .ok_or_else(|| {
+                JobError::fatal(format!(
+                    "command: {:?} is not in workers.commands",
+                    request.program
+                ))
+            })?;
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(&request.args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("TASKMESH_TASK_ID", ctx.task_id.to_string())
+            .env("TASKMESH_ATTEMPT", ctx.attempt.to_string())
+            .env("TASKMESH_IDEMPOTENCY_KEY", &ctx.idempotency_key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|e| JobError::fatal(format!("command: cannot run {program}: {e}")))?;
+        // The group's id is the leader's pid.
+        let group = Group(
+            child
+                .id()
+                .and_then(|id| rustix::process::Pid::from_raw(id as i32)),
+        );
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let run = async {
+            let waited = async {
+                let status = child.wait().await;
+                // What the program left running ends with it, so its pipes close.
+                group.kill();
+                status
+            };
+            tokio::join!(
+                waited,
+                capped(stdout, self.max_output),
+                capped(stderr, self.max_output)
+            )
+        };
+        let (status, (stdout, stdout_cut), (stderr, stderr_cut)) = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Err(JobError::retry("stopped")),
+            finished = run => finished,
+        };
+        let status =
+            status.map_err(|e| JobError::retry(format!("command: waiting for {program}: {e}")))?;
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let (stdout, stderr) = (text(&stdout), text(&stderr));
+        if !status.success() {
+            let tail: String = {
+                let chars: Vec<char> = stderr.chars().collect();
+                chars[chars.len().saturating_sub(300)..].iter().collect()
+            };
+            return Err(JobError::retry(format!(
+                "command: {program} exited with {status}: {tail}"
+            )));
+        }
+        Ok(json!({
+            "exit_code": status.code(),
+            "stdout": stdout,
+            "stderr": stderr,
+            "truncated": stdout_cut || stderr_cut,
+        }))
+    }
+}
