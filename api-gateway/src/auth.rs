@@ -6,7 +6,9 @@
 //! per [`MIN_REFETCH`]. A `kid` still unknown after a refresh is remembered for [`UNKNOWN_FOR`]
 //! and refused at once, so a stream of forged `kid`s costs user-svc one fetch a second and no
 //! other request anything. Rotated keys are picked up without a restart and retired ones are
-//! dropped within the cache lifetime.
+//! dropped within the cache lifetime. A token verified once is remembered (with its `exp`) until
+//! the keys are fetched again, so a client's next requests skip the signature check; the
+//! session is still checked on every request (`ratelimit`).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -22,6 +24,7 @@ pub struct Claims {
     pub sub: String,
     pub role: String,
     pub sid: String,
+    pub exp: u64,
 }
 
 /// A verified caller.
@@ -65,11 +68,22 @@ struct Cache {
     fetched_at: Option<Instant>,
     /// Kids no refresh found, and when that refresh finished.
     unknown: HashMap<String, Instant>,
+    /// Tokens whose signature and claims were verified with the keys above, with their `exp`:
+    /// a token seen again is not verified again until it expires or the keys are fetched
+    /// again (then a token of a retired key stops here too).
+    verified: HashMap<String, (Verified, u64)>,
 }
 
+/// The most verified tokens remembered; past it the memory starts again.
+const MAX_VERIFIED: usize = 10_000;
+
 impl Cache {
+    fn keys_fresh(&self, max_age: Duration) -> bool {
+        self.fetched_at.is_some_and(|at| at.elapsed() <= max_age)
+    }
+
     fn fresh(&self, kid: &str, max_age: Duration) -> Option<DecodingKey> {
-        if self.fetched_at?.elapsed() > max_age {
+        if !self.keys_fresh(max_age) {
             return None;
         }
         self.any_age(kid)
@@ -116,6 +130,17 @@ impl Verifier {
     /// Verifies a bearer token: signature by a published key, `iss`, `aud`, `exp`.
     pub async fn verify(&self, token: &str) -> Result<Verified, ApiError> {
         let invalid = || ApiError::unauthorized("invalid or expired access token");
+        {
+            let cache = self.read();
+            if let (Some((verified, exp)), true) =
+                (cache.verified.get(token), cache.keys_fresh(self.max_age))
+            {
+                // The same leeway as the validation's.
+                if jsonwebtoken::get_current_timestamp() <= exp + self.validation.leeway {
+                    return Ok(verified.clone());
+                }
+            }
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != Algorithm::EdDSA {
             return Err(invalid());
@@ -126,11 +151,22 @@ impl Verifier {
             jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|_| invalid())?;
         let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| invalid())?;
         let session_id = Uuid::parse_str(&data.claims.sid).map_err(|_| invalid())?;
-        Ok(Verified {
+        let verified = Verified {
             user_id,
             role: data.claims.role,
             session_id,
-        })
+        };
+        let mut cache = self.write();
+        // Only while the keys it was checked with are still the cached ones.
+        let published = cache.keys.as_ref().is_some_and(|k| k.find(&kid).is_some());
+        if cache.keys_fresh(self.max_age) && published {
+            if cache.verified.len() >= MAX_VERIFIED {
+                cache.verified.clear();
+            }
+            let entry = (verified.clone(), data.claims.exp);
+            cache.verified.insert(token.to_string(), entry);
+        }
+        Ok(verified)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
@@ -202,6 +238,7 @@ impl Verifier {
             Some(keys) => {
                 cache.keys = Some(keys);
                 cache.fetched_at = Some(Instant::now());
+                cache.verified.clear();
                 Ok(())
             }
             None if cache.keys.is_none() => Err(ApiError::unavailable("user-svc")),

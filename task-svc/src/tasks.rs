@@ -222,7 +222,8 @@ pub struct CreateTask {
         (status = 503, description = "A job for a new pool while RabbitMQ is down", body = ProblemBody),
         (status = 400, description = "Malformed body", body = ProblemBody),
         (status = 404, description = "`channel_id` names a channel the caller is not a member of", body = ProblemBody),
-        (status = 422, description = "Invalid title, description, tags or assignee", body = ProblemBody)))]
+        (status = 422, description = "Invalid title, description, tags or assignee; a job out of bounds (`invalid_job`, `cron_too_frequent`, `unknown_pool`)", body = ProblemBody),
+        (status = 429, description = "A member's quota of live jobs or cron templates is used up (`quota_exceeded`)", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
 pub async fn create(
     State(state): State<AppState>,
@@ -269,7 +270,8 @@ pub const BULK_LIMIT: usize = 1000;
     responses((status = 201, description = "All created in one transaction (the job engine's bulk path); the events are those of single creations", body = CreatedTasks),
         (status = 400, description = "Malformed body", body = ProblemBody),
         (status = 404, description = "A task's `channel_id` names a channel the caller is not a member of (the detail names which); nothing was created", body = ProblemBody),
-        (status = 422, description = "A task is invalid (the detail names which); nothing was created", body = ProblemBody)))]
+        (status = 422, description = "A task is invalid (the detail names which); nothing was created", body = ProblemBody),
+        (status = 429, description = "The tasks' jobs would pass a member's quota (`quota_exceeded`); nothing was created", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
 pub async fn create_bulk(
     State(state): State<AppState>,
