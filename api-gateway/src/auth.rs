@@ -43,14 +43,13 @@ pub struct Verifier {
     validation: Validation,
     /// Held only to read or swap the set, never across an await.
     cache: RwLock<Cache>,
-    /// One refresh at a time; holds when the last one started and finished.
+    /// One refresh at a time; holds when the last one started.
     refresh: tokio::sync::Mutex<Option<Attempt>>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Attempt {
     started: Instant,
-    finished: Instant,
 }
 
 /// The shortest time between the starts of two fetches of the key set.
@@ -202,8 +201,9 @@ impl Verifier {
         }
         let asked = Instant::now();
         let mut last = self.refresh.lock().await;
-        // A refresh that finished while this request waited answers it too.
-        if !last.is_some_and(|l| l.finished >= asked) {
+        // A refresh that started after this request asked answers it too (one that started
+        // before might predate a key made since).
+        if !last.is_some_and(|l| l.started >= asked) {
             if let Some(since) = last.map(|l| l.started.elapsed()) {
                 if since < MIN_REFETCH {
                     tokio::time::sleep(MIN_REFETCH - since).await;
@@ -229,10 +229,7 @@ impl Verifier {
     async fn refresh_now(&self, last: &mut Option<Attempt>) -> Result<(), ApiError> {
         let started = Instant::now();
         let fetched = self.fetch().await;
-        *last = Some(Attempt {
-            started,
-            finished: Instant::now(),
-        });
+        *last = Some(Attempt { started });
         let mut cache = self.write();
         match fetched {
             Some(keys) => {

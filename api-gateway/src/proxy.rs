@@ -303,11 +303,15 @@ async fn forward(
     strip_hop_by_hop(&mut headers);
     headers.retain_internal();
     let (subject, caller) = admit(state, route, &headers, &ip, decision).await?;
+    let url = upstream_url(state, route.service, &parts.uri)?;
+    // For the path exactly as the service will see it (the URL percent-encodes what the
+    // request line carried raw).
+    let method = &parts.method;
     write_assertion(
         state,
         route.service,
-        &parts.method,
-        &path,
+        method,
+        url.path(),
         &caller,
         &mut headers,
     );
@@ -319,7 +323,7 @@ async fn forward(
         if let Some(length) = length {
             headers.insert(header::CONTENT_LENGTH, length);
         }
-        return forward_streamed(state, route, parts.method, &parts.uri, headers, body).await;
+        return forward_streamed(state, route, parts.method, url, headers, body).await;
     }
     let body = read_body(body).await?;
     let idempotency_key = if parts.method == Method::POST && !route.credentials {
@@ -338,15 +342,9 @@ async fn forward(
             }
         }
     };
-    let base = state.upstream(route.service);
-    let query = parts
-        .uri
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
     let upstream = state
         .http
-        .request(parts.method, format!("{base}{path}{query}"))
+        .request(parts.method, url)
         .headers(headers)
         .body(body)
         .timeout(Duration::from_secs(30))
@@ -387,20 +385,30 @@ async fn forward(
     Ok(response)
 }
 
+/// The service's URL for a request to `uri` on the gateway.
+fn upstream_url(
+    state: &AppState,
+    service: &str,
+    uri: &axum::http::Uri,
+) -> Result<reqwest::Url, ApiError> {
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{path_and_query}", state.upstream(service));
+    reqwest::Url::parse(&url)
+        .map_err(|_| ApiError::bad_request("invalid_path", "this path cannot be forwarded"))
+}
+
 /// Forwards a file upload or download, streaming the body both ways.
 async fn forward_streamed(
     state: &AppState,
     route: Route,
     method: Method,
-    uri: &axum::http::Uri,
+    url: reqwest::Url,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let base = state.upstream(route.service);
-    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let upstream = state
         .http
-        .request(method, format!("{base}{path_and_query}"))
+        .request(method, url)
         .headers(headers)
         .body(reqwest::Body::wrap_stream(body.into_data_stream()))
         .send()
@@ -627,6 +635,16 @@ mod tests {
             HeaderValue::from_static("not an address"),
         );
         assert_eq!(forwarded_client(&headers, 1), None);
+        // Bytes that are not text in the client's line do not hide the proxy's entry.
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.5").unwrap(),
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
+        assert_eq!(
+            forwarded_client(&headers, 1).as_deref(),
+            Some("198.51.100.7")
+        );
     }
 
     #[test]

@@ -300,7 +300,13 @@ impl Stack {
             .args(["serve", spec.service])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.common.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                self.common
+                    .iter()
+                    // Workers run users' code and hold no credential the services accept.
+                    .filter(|(k, _)| spec.service != "worker" || k != "TASKMESH_INTERNAL__SECRET")
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .env(
                 format!("TASKMESH_{}__BIND", spec.section),
                 self.binds[name].to_string(),

@@ -5,7 +5,7 @@
 //! gateway after it verified the access token, or a service calling another). It names the caller
 //! (`iss`), the service it is for (`aud`), the request's method and path (`htm`, `htp`), the user
 //! it acts for (`sub`, `role`, `sid`: absent for a public route) and the client's address (`ip`),
-//! and lapses after [`TTL`]. A service refuses every request without a valid one for itself with
+//! and lapses after [`TTL`] (plus 5 s for clock skew). A service refuses every request without a valid one for itself with
 //! 401, except its probes and metrics; bare `x-taskmesh-*` headers grant nothing.
 //!
 //! Clients never see the secret; workers are not given it (they call no service), so a job's code
@@ -96,8 +96,8 @@ pub struct Trust {
     service: &'static str,
     encoding: EncodingKey,
     decoding: DecodingKey,
-    /// `internal.previous_secret` during a rotation: assertions made with it still pass.
-    previous: Option<DecodingKey>,
+    /// `internal.accepted_secret` during a rotation: assertions made with it pass too.
+    accepted: Option<DecodingKey>,
     validation: Validation,
 }
 
@@ -125,14 +125,14 @@ impl Trust {
         Self::rotating(service, secret, None)
     }
 
-    /// [`Trust::new`] that also accepts assertions made with `previous` (a secret being
-    /// rotated out: every service first learns the new one, then stops accepting the old).
+    /// [`Trust::new`] that also accepts assertions made with `accepted` (never signing with it),
+    /// for a rotation.
     pub fn rotating(
         service: &'static str,
         secret: Option<&SecretString>,
-        previous: Option<&SecretString>,
+        accepted: Option<&SecretString>,
     ) -> Result<Self, MissingSecret> {
-        let previous = previous
+        let accepted = accepted
             .map(|s| s.expose_secret().as_bytes())
             .filter(|s| s.len() >= MIN_SECRET_BYTES)
             .map(DecodingKey::from_secret);
@@ -148,12 +148,12 @@ impl Trust {
             service,
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
-            previous,
+            accepted,
             validation,
         })
     }
 
-    /// The trust of `service` from `internal.secret` and `internal.previous_secret`.
+    /// The trust of `service` from `internal.secret` and `internal.accepted_secret`.
     pub fn from_config(
         service: &'static str,
         config: &crate::config::InternalConfig,
@@ -161,7 +161,7 @@ impl Trust {
         Self::rotating(
             service,
             config.secret.as_ref(),
-            config.previous_secret.as_ref(),
+            config.accepted_secret.as_ref(),
         )
     }
 
@@ -206,9 +206,9 @@ impl Trust {
             .ok_or_else(refused)?;
         let decode =
             |key: &DecodingKey| jsonwebtoken::decode::<Claims>(token, key, &self.validation);
-        let claims = match (decode(&self.decoding), &self.previous) {
+        let claims = match (decode(&self.decoding), &self.accepted) {
             (Ok(data), _) => data.claims,
-            (Err(_), Some(previous)) => decode(previous).map_err(|_| refused())?.claims,
+            (Err(_), Some(accepted)) => decode(accepted).map_err(|_| refused())?.claims,
             (Err(_), None) => return Err(refused()),
         };
         if claims.htm != request.method().as_str() || claims.htp != request.uri().path() {

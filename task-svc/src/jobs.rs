@@ -1589,8 +1589,9 @@ pub async fn workers(
 /// Creates the due runs of cron templates: one task per tick, exactly once however many
 /// task-svc replicas run this (the template row is locked with `SKIP LOCKED`, and a unique index
 /// on `(parent_id, scheduled_for)` refuses a second run of a tick). A tick missed while nothing
-/// ran (the platform was down) runs once, then the schedule continues from now.
-pub async fn cron_round(pool: &PgPool) -> anyhow::Result<usize> {
+/// ran (the platform was down) runs once, then the schedule continues from now. A tick whose
+/// owner already has `max_live` jobs waiting or running is skipped (`quotas::skips_tick`).
+pub async fn cron_round(pool: &PgPool, max_live: u32) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     let due: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT j.task_id, j.cron, j.next_run_at FROM jobs j JOIN tasks t ON t.id = j.task_id
@@ -1609,6 +1610,10 @@ pub async fn cron_round(pool: &PgPool) -> anyhow::Result<usize> {
         .bind(template_id)
         .fetch_one(&mut *tx)
         .await?;
+        if crate::quotas::skips_tick(&mut tx, template.owner_id, max_live).await? {
+            advance_cron(&mut tx, template_id, &expression, tick).await?;
+            continue;
+        }
         let job: (String, Value, String, i32, i64, i64, i64) = sqlx::query_as(
             "SELECT kind, payload, pool, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms
                FROM jobs WHERE task_id = $1",
@@ -1674,17 +1679,28 @@ pub async fn cron_round(pool: &PgPool) -> anyhow::Result<usize> {
                     .await?;
             }
         }
-        let next = parse_cron(&expression)
-            .ok()
-            .and_then(|schedule| schedule.after(&tick.max(Utc::now())).next());
-        sqlx::query("UPDATE jobs SET next_run_at = $2 WHERE task_id = $1")
-            .bind(template_id)
-            .bind(next)
-            .execute(&mut *tx)
-            .await?;
+        advance_cron(&mut tx, template_id, &expression, tick).await?;
     }
     tx.commit().await?;
     Ok(created)
+}
+
+/// Moves a template's next tick past `tick` (and past now).
+async fn advance_cron(
+    tx: &mut PgConnection,
+    template_id: Uuid,
+    expression: &str,
+    tick: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let next = parse_cron(expression)
+        .ok()
+        .and_then(|schedule| schedule.after(&tick.max(Utc::now())).next());
+    sqlx::query("UPDATE jobs SET next_run_at = $2 WHERE task_id = $1")
+        .bind(template_id)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Runs [`cron_round`] every `jobs.cron_poll_ms` until `shutdown`.
@@ -1695,7 +1711,7 @@ pub async fn run_cron(
 ) {
     let every = std::time::Duration::from_millis(config.cron_poll_ms.max(50));
     while !shutdown.is_cancelled() {
-        match cron_round(&pool).await {
+        match cron_round(&pool, config.member_max_live_jobs).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(runs = n, "cron runs created"),
             Err(err) => tracing::warn!(error = format!("{err:#}"), "cron round failed"),

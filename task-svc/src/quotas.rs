@@ -42,7 +42,9 @@ pub fn check_job(job: &ParsedJob, identity: &Identity, config: &Config) -> Resul
         return Ok(());
     }
     let jobs = &config.jobs;
-    if job.timeout_ms > (jobs.member_max_timeout_secs * 1000) as i64 {
+    let longest =
+        i64::try_from(jobs.member_max_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    if job.timeout_ms > longest {
         return Err(invalid(
             "invalid_job",
             format!(
@@ -170,6 +172,29 @@ pub async fn admit<'a>(
         ));
     }
     Ok(())
+}
+
+/// Whether a cron tick of `owner`'s is skipped because they already have `max_live` jobs
+/// waiting or running (a template whose runs pile up on a saturated pool stops adding to them;
+/// its next ticks run again once the backlog drains). Counted for every owner: the quota is far
+/// above what a healthy admin schedule leaves waiting.
+pub async fn skips_tick(
+    tx: &mut PgConnection,
+    owner: uuid::Uuid,
+    max_live: u32,
+) -> Result<bool, sqlx::Error> {
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE owner_id = $1 AND finished_at IS NULL AND cron IS NULL",
+    )
+    .bind(owner)
+    .fetch_one(&mut *tx)
+    .await?;
+    let skip = live >= i64::from(max_live);
+    if skip {
+        metrics::counter!("taskmesh_cron_ticks_skipped_total").increment(1);
+        tracing::warn!(%owner, live, "cron tick skipped: the owner's live jobs are at the quota");
+    }
+    Ok(skip)
 }
 
 #[cfg(test)]

@@ -83,8 +83,8 @@ pub async fn stop_owned(
     owner: Uuid,
     channel: Option<Uuid>,
 ) -> Result<Vec<Uuid>, ApiError> {
-    let live: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
-        "SELECT j.task_id, j.dispatch_event FROM jobs j JOIN tasks t ON t.id = j.task_id
+    let live: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT j.task_id FROM jobs j JOIN tasks t ON t.id = j.task_id
           WHERE j.owner_id = $1 AND j.finished_at IS NULL
             AND (j.cron IS NOT NULL OR t.status IN ('pending', 'scheduled', 'queued', 'retrying'))
             AND ($2::uuid IS NULL OR t.channel_id = $2)
@@ -95,15 +95,27 @@ pub async fn stop_owned(
     .fetch_all(&mut *tx)
     .await?;
     let mut audience = Vec::new();
-    for (task_id, dispatch_event) in live {
-        let task: Option<Task> = sqlx::query_as(&format!(
-            "SELECT {} FROM tasks WHERE id = $1 FOR UPDATE",
-            crate::tasks::COLUMNS
-        ))
+    for task_id in live {
+        // Locked, then checked again: a job that finished meanwhile is left as it ended.
+        let still_live: Option<Option<Uuid>> = sqlx::query_scalar(
+            "SELECT j.dispatch_event FROM jobs j JOIN tasks t ON t.id = j.task_id
+              WHERE j.task_id = $1 AND j.finished_at IS NULL
+                AND (j.cron IS NOT NULL OR t.status IN ('pending', 'scheduled', 'queued', 'retrying'))
+                FOR UPDATE OF t, j",
+        )
         .bind(task_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(task) = task else { continue };
+        let Some(dispatch_event) = still_live else {
+            continue;
+        };
+        let task: Task = sqlx::query_as(&format!(
+            "SELECT {} FROM tasks WHERE id = $1",
+            crate::tasks::COLUMNS
+        ))
+        .bind(task_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let saved = stop(tx, marks, &task, dispatch_event, Uuid::nil()).await?;
         audience.extend(crate::cache::audience(tx, &saved).await?);
     }

@@ -460,7 +460,12 @@ async fn run_at_holds_a_job_until_its_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cron_creates_one_run_per_tick_even_with_two_schedulers() {
-    let app = App::start_with(job_config).await;
+    // A tick a second, which members may schedule here (the default floor is a minute).
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.jobs.member_min_cron_interval_secs = 1;
+    })
+    .await;
     // A second task-svc on the same database races the first for every tick.
     let shutdown = tokio_util::sync::CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -344,30 +344,15 @@ async fn mail_that_falls_due_while_smtp_is_down_arrives_once_each_when_it_return
         (queued == N as i64).then_some(())
     })
     .await;
-    let metrics = format!("{}/metrics", app.stack.as_ref().unwrap().config.notify.url);
+    let notify_url = app.stack.as_ref().unwrap().config.notify.url.clone();
     let queue = format!("{}.notify-svc.mail", app.env.config.amqp.namespace);
     eventually(
         "an outage past the retry budget, mail held",
         WAIT,
         || async {
-            let text = app
-                .http
-                .get(&metrics)
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            let held: f64 = text
-                .lines()
-                .find(|l| {
-                    l.starts_with("taskmesh_consumer_unavailable_total") && l.contains(&queue)
-                })?
-                .rsplit(' ')
-                .next()?
-                .parse()
-                .ok()?;
+            let held = app
+                .metric(&notify_url, "taskmesh_consumer_unavailable_total", &queue)
+                .await?;
             let budget = std::time::Duration::from_millis(100 + 200 + 400);
             (held >= 1.0 && down_since.elapsed() > 3 * budget).then_some(())
         },

@@ -351,3 +351,37 @@ async fn a_user_who_is_gone_stops_and_a_removed_member_stops_posting() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_template_stops_adding_runs_once_its_owner_is_at_the_quota() {
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.jobs.member_min_cron_interval_secs = 1;
+        c.jobs.member_max_live_jobs = 2;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    // Every second, on a pool no worker serves: its runs wait, and pile up unless bounded.
+    let (status, template) = try_job(
+        &app,
+        &ada,
+        json!({"kind": "noop", "pool": "later", "cron": "* * * * * *"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{template}");
+    let task_svc = app.stack.as_ref().unwrap().config.task.url.clone();
+    eventually("two ticks skipped at the quota", WAIT, || async {
+        app.metric(&task_svc, "taskmesh_cron_ticks_skipped_total", "")
+            .await
+            .filter(|n| *n >= 2.0)
+    })
+    .await;
+    let db = app.db(&app.env.config.task.database).await;
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE parent_id = $1::uuid")
+        .bind(template["id"].as_str().unwrap())
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    assert_eq!(runs, 2, "the runs stopped at the quota of live jobs");
+}

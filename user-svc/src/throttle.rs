@@ -5,21 +5,29 @@
 //!   `auth.max_failed_logins_per_source` attempts are answered at once; after that the pair waits
 //!   1 s, then 2 s, 4 s … (at most `auth.lockout_window_secs`) between attempts, each early one
 //!   refused with 429 and `Retry-After` (and not counted, so hammering does not lengthen it).
-//!   An attacker elsewhere therefore never locks the owner out: the owner's own source has its
+//!   An attacker elsewhere therefore never slows the owner down: the owner's source has its
 //!   own count.
 //! - per source across accounts: `auth.max_failed_logins_per_ip` attempts per window (password
 //!   spraying).
+//! - per account from *unknown* sources: `auth.max_failed_logins_per_account` attempts per window
+//!   across every source the account has not signed in from in the last 30 days (an attacker
+//!   with many addresses). Sources the owner signed in from are never held by it.
 //!
-//! A successful login clears its pair. Without Redis, login fails closed (503).
+//! A successful login clears its pair and makes its source known. Without Redis, login fails
+//! closed (503).
 
 use redis::Script;
 use shared::ApiError;
 
 use crate::AppState;
 
-/// KEYS: the pair's count, the pair's lock, the source's count. ARGV: the window (s), the
-/// attempts per pair before delays, the attempts per source. Returns {0, 0} to go on, or
-/// {1, ms} while the pair waits, {2, ms} when the source is over its limit.
+/// How long a source an account signed in from stays known.
+const KNOWN_SECS: u64 = 30 * 86_400;
+
+/// KEYS: the pair's count, the pair's wait, the source's count, the account's count from unknown
+/// sources, the pair's "known" mark. ARGV: the window (s), attempts per pair before waits,
+/// attempts per source, attempts per account from unknown sources. Returns {0, 0} to go on, or
+/// {1, ms} while the pair waits, {2, ms} / {3, ms} while the source / the account is over.
 const COUNT: &str = r"
 local wait = redis.call('PTTL', KEYS[2])
 if wait > 0 then return {1, wait} end
@@ -27,6 +35,11 @@ local window = tonumber(ARGV[1])
 local source = redis.call('INCR', KEYS[3])
 if source == 1 then redis.call('EXPIRE', KEYS[3], window) end
 if source > tonumber(ARGV[3]) then return {2, redis.call('PTTL', KEYS[3])} end
+if redis.call('EXISTS', KEYS[5]) == 0 then
+  local account = redis.call('INCR', KEYS[4])
+  if account == 1 then redis.call('EXPIRE', KEYS[4], window) end
+  if account > tonumber(ARGV[4]) then return {3, redis.call('PTTL', KEYS[4])} end
+end
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], window) end
 local free = tonumber(ARGV[2])
@@ -38,7 +51,15 @@ end
 return {0, 0}
 ";
 
-fn keys(state: &AppState, email: &str, ip: &str) -> [String; 3] {
+/// KEYS as for [`COUNT`]. ARGV: how long the source stays known (s).
+const SUCCEEDED: &str = r"
+redis.call('DEL', KEYS[1], KEYS[2])
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('DECR', KEYS[3]) end
+redis.call('SET', KEYS[5], '1', 'EX', ARGV[1])
+return 0
+";
+
+fn keys(state: &AppState, email: &str, ip: &str) -> [String; 5] {
     let prefix = &state.config.redis.key_prefix;
     let account = email.trim().to_lowercase();
     let source = shared::identity::source_of(ip);
@@ -46,27 +67,33 @@ fn keys(state: &AppState, email: &str, ip: &str) -> [String; 3] {
         format!("{prefix}login:pair:{account}:{source}"),
         format!("{prefix}login:wait:{account}:{source}"),
         format!("{prefix}login:source:{source}"),
+        format!("{prefix}login:account:{account}"),
+        format!("{prefix}login:known:{account}:{source}"),
     ]
 }
 
-/// Counts this attempt; refuses it with 429 while its pair waits or its source is over its limit.
+fn unavailable(err: redis::RedisError) -> ApiError {
+    tracing::warn!(error = %err, "login throttle unavailable; refusing logins");
+    ApiError::unavailable("redis")
+}
+
+/// Counts this attempt; refuses it with 429 while its pair waits, or its source or (from an
+/// unknown source) its account is over its limit.
 pub async fn admit(state: &AppState, email: &str, ip: &str) -> Result<(), ApiError> {
     let auth = &state.config.auth;
-    let [pair, wait, source] = keys(state, email, ip);
-    let mut conn = state.redis.clone();
-    let (outcome, ms): (i64, i64) = Script::new(COUNT)
-        .key(&pair)
-        .key(&wait)
-        .key(&source)
+    let script = Script::new(COUNT);
+    let mut invocation = script.prepare_invoke();
+    for key in keys(state, email, ip) {
+        invocation.key(key);
+    }
+    let (outcome, ms): (i64, i64) = invocation
         .arg(auth.lockout_window_secs)
         .arg(auth.max_failed_logins_per_source.max(1))
         .arg(auth.max_failed_logins_per_ip)
-        .invoke_async(&mut conn)
+        .arg(auth.max_failed_logins_per_account)
+        .invoke_async(&mut state.redis.clone())
         .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "login throttle unavailable; refusing logins");
-            ApiError::unavailable("redis")
-        })?;
+        .map_err(unavailable)?;
     if outcome == 0 {
         return Ok(());
     }
@@ -79,17 +106,17 @@ pub async fn admit(state: &AppState, email: &str, ip: &str) -> Result<(), ApiErr
     .with_retry_after(seconds))
 }
 
-/// After a successful login: the pair starts again, and this attempt no longer counts against
-/// the source.
+/// After a successful login: the pair starts again, this attempt no longer counts against the
+/// source, and the source is known to the account for 30 days.
 pub async fn succeeded(state: &AppState, email: &str, ip: &str) {
-    let [pair, wait, source] = keys(state, email, ip);
-    let mut conn = state.redis.clone();
-    let result: redis::RedisResult<()> = redis::pipe()
-        .del(&[&pair, &wait])
-        .ignore()
-        .decr(&source, 1)
-        .ignore()
-        .query_async(&mut conn)
+    let script = Script::new(SUCCEEDED);
+    let mut invocation = script.prepare_invoke();
+    for key in keys(state, email, ip) {
+        invocation.key(key);
+    }
+    let result: redis::RedisResult<i64> = invocation
+        .arg(KNOWN_SECS)
+        .invoke_async(&mut state.redis.clone())
         .await;
     if let Err(err) = result {
         tracing::warn!(error = %err, "cannot reset the login counter");

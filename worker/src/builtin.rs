@@ -23,6 +23,7 @@ pub fn registry(config: &WorkersConfig) -> anyhow::Result<Registry> {
         async move { http.run(ctx).await }
     });
     if !config.commands.is_empty() {
+        crate::command::shield_worker();
         let commands = Arc::new(crate::command::Commands {
             allowed: config.commands.clone(),
             max_output: config.http_max_response_bytes,

@@ -4,8 +4,10 @@
 //! Output is read while it streams: each of stdout and stderr keeps its first
 //! `workers.http_max_response_bytes` and reads the rest into nothing (so the program never blocks
 //! on a full pipe and the worker never holds more). When the job stops (timeout, cancel, worker
-//! shutdown), or when the program exits, the whole group is killed: nothing it started outlives
-//! the job.
+//! shutdown), or when the program exits, the whole group is killed, so nothing it started stays
+//! behind, unless a process left the group on purpose (`setsid`). Killed processes are reaped by
+//! init: in a container, run the worker under an init (`docker run --init`, tini) so they do not
+//! linger as zombies.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -26,12 +28,19 @@ pub struct Commands {
     pub max_output: usize,
 }
 
-/// Kills a process group when dropped (however the job ends).
-struct Group(Option<rustix::process::Pid>);
+/// Kills a process group when dropped (however the job ends), unless it was killed already once
+/// its leader exited (after that its id may come to name another group).
+struct Group {
+    pid: Option<rustix::process::Pid>,
+    armed: std::sync::atomic::AtomicBool,
+}
 
 impl Group {
     fn kill(&self) {
-        if let Some(pid) = self.0 {
+        if !self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        if let Some(pid) = self.pid {
             // ESRCH: every process of the group has ended already.
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
@@ -41,6 +50,16 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Makes this process non-dumpable, so that a program the `command` kind runs as the same
+/// (non-root) user cannot read the worker's environment (its connection URLs) or memory through
+/// `/proc` or ptrace.
+pub fn shield_worker() {
+    let behavior = rustix::process::DumpableBehavior::NotDumpable;
+    if let Err(err) = rustix::process::set_dumpable_behavior(behavior) {
+        tracing::warn!(error = %err, "cannot make the worker non-dumpable");
     }
 }
 
@@ -103,11 +122,12 @@ impl Commands {
             .spawn()
             .map_err(|e| JobError::fatal(format!("command: cannot run {program}: {e}")))?;
         // The group's id is the leader's pid.
-        let group = Group(
-            child
+        let group = Group {
+            pid: child
                 .id()
                 .and_then(|id| rustix::process::Pid::from_raw(id as i32)),
-        );
+            armed: std::sync::atomic::AtomicBool::new(true),
+        };
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let run = async {
             let waited = async {

@@ -153,13 +153,24 @@ impl Config {
                 "jobs.backoff_base_ms must be at least 1 and at most jobs.backoff_max_ms".into(),
             ));
         }
-        if let Some(secret) = &self.internal.secret {
-            if secret.expose_secret().len() < crate::internal::MIN_SECRET_BYTES {
+        for (name, secret) in [
+            ("internal.secret", &self.internal.secret),
+            ("internal.accepted_secret", &self.internal.accepted_secret),
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose_secret().len() < crate::internal::MIN_SECRET_BYTES)
+            {
                 return Err(ConfigError(format!(
-                    "internal.secret must be at least {} bytes",
+                    "{name} must be at least {} bytes",
                     crate::internal::MIN_SECRET_BYTES
                 )));
             }
+        }
+        if self.auth.lockout_window_secs == 0 {
+            return Err(ConfigError(
+                "auth.lockout_window_secs must be at least 1".into(),
+            ));
         }
         notify::validate(self)?;
         files::validate(self)?;
@@ -356,6 +367,9 @@ pub struct AuthConfig {
     pub max_failed_logins_per_source: u32,
     /// Logins from one source to any account within the window before further ones get 429.
     pub max_failed_logins_per_ip: u32,
+    /// Logins to one account within the window from every source it has not signed in from in
+    /// the last 30 days, together (an attacker with many addresses); known sources are not held.
+    pub max_failed_logins_per_account: u32,
     /// How long counts last, and the longest wait between attempts.
     pub lockout_window_secs: u64,
 }
@@ -370,6 +384,7 @@ impl Default for AuthConfig {
             bootstrap_admin_email: None,
             max_failed_logins_per_source: 5,
             max_failed_logins_per_ip: 50,
+            max_failed_logins_per_account: 100,
             lockout_window_secs: 900,
         }
     }
@@ -440,9 +455,10 @@ pub struct InternalConfig {
     /// comes with each request between them; at least 32 bytes. `taskmesh up` makes one for its
     /// own run when it is not set; services started one by one refuse to start without it.
     pub secret: Option<SecretString>,
-    /// During a rotation, the secret being replaced: assertions made with it are still accepted.
-    /// Roll out the new `secret` with the old one here, then remove it.
-    pub previous_secret: Option<SecretString>,
+    /// A second secret whose assertions are accepted, never used to sign: for a rotation without
+    /// refusals (first every service accepts the new secret here, then every service signs
+    /// with it and accepts the old one here, then the old one goes).
+    pub accepted_secret: Option<SecretString>,
 }
 
 /// Where one service listens, how the others reach it, and its database.

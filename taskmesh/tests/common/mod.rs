@@ -140,6 +140,19 @@ impl App {
         me["id"].as_str().unwrap().to_string()
     }
 
+    /// The value of the first sample of `name` in `/metrics` at `base` whose line contains
+    /// `label` (`""` for any); `None` while there is none.
+    pub async fn metric(&self, base: &str, name: &str, label: &str) -> Option<f64> {
+        let url = format!("{base}/metrics");
+        let text = self.http.get(url).send().await.ok()?.text().await.ok()?;
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains(label))?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
+    }
+
     pub async fn notifications(&self, token: &str) -> Vec<Value> {
         let (status, body) = self.get("/api/v1/notifications", Some(token)).await;
         assert_eq!(status, 200, "{body}");
