@@ -163,10 +163,12 @@ pub(crate) fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr)
 fn forwarded_client(headers: &HeaderMap, trusted_proxies: u32) -> Option<String> {
     let hops = usize::try_from(trusted_proxies).ok().filter(|n| *n > 0)?;
     // Every X-Forwarded-For line, in order, as one list.
+    // A line that is not text still counts its entries (unreadable ones name no client), so a
+    // client cannot make the whole header be ignored.
     let mut entries = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        let value = value.to_str().ok()?;
-        entries.extend(value.split(',').map(str::trim));
+        let value = String::from_utf8_lossy(value.as_bytes());
+        entries.extend(value.split(',').map(|e| e.trim().to_string()));
     }
     // Fewer entries than proxies: all of them were written by trusted proxies.
     let index = entries.len().saturating_sub(hops);
