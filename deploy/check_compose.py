@@ -1,0 +1,74 @@
+"""Rules compose.yaml must keep, checked on its rendered form (`docker-compose config`) on stdin.
+
+- Only the gateway and the consoles publish ports.
+- Every long-running service has a health check; each Taskmesh service probes its own bind port.
+- Every Taskmesh service waits for healthy dependencies.
+- The services that sign and check assertions get the internal secret; workers never do.
+- The worker can be scaled (no published port, no container name).
+"""
+
+import sys
+
+import yaml
+
+TASKMESH = {
+    "api-gateway": ("GATEWAY", 8080),
+    "user-svc": ("USER", 8081),
+    "task-svc": ("TASK", 8082),
+    "notify-svc": ("NOTIFY", 8083),
+    "media-svc": ("MEDIA", 8084),
+    "worker": ("WORKER", 8085),
+}
+PUBLISHED = {"api-gateway": {8080}, "rabbitmq": {15672}, "mailpit": {8025}, "minio": {9001}}
+ONE_SHOT = {"minio-bucket"}
+
+doc = yaml.safe_load(sys.stdin)
+services = doc["services"]
+problems = []
+
+missing = set(TASKMESH) - set(services)
+if missing:
+    problems.append(f"services missing: {sorted(missing)}")
+
+for name, service in services.items():
+    published = {int(p["published"]) if isinstance(p, dict) else int(str(p).split(":")[0])
+                 for p in service.get("ports", [])}
+    if published - PUBLISHED.get(name, set()):
+        problems.append(f"{name} publishes {sorted(published)}; only the gateway and consoles may")
+    if name not in ONE_SHOT and "healthcheck" not in service:
+        problems.append(f"{name} has no health check")
+
+for name, (section, port) in TASKMESH.items():
+    service = services.get(name)
+    if service is None:
+        continue
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    if service.get("command") != ["serve", name]:
+        problems.append(f"{name} runs {service.get('command')}, not serve {name}")
+    bind = env.get(f"TASKMESH_{section}__BIND", "")
+    if bind != f"0.0.0.0:{port}":
+        problems.append(f"{name} binds {bind!r}, not 0.0.0.0:{port}")
+    probe = " ".join(service.get("healthcheck", {}).get("test", []))
+    if f"http://127.0.0.1:{port}/readyz" not in probe:
+        problems.append(f"{name} probes {probe!r}, not its readiness on {port}")
+    secret = "TASKMESH_INTERNAL__SECRET" in env
+    if name == "worker" and secret:
+        problems.append("the worker is given the internal secret")
+    if name != "worker" and not secret:
+        problems.append(f"{name} lacks TASKMESH_INTERNAL__SECRET")
+    for dependency, rule in service.get("depends_on", {}).items():
+        if rule.get("condition") != "service_healthy":
+            problems.append(f"{name} does not wait for {dependency} to be healthy")
+    if name == "worker" and ("container_name" in service or service.get("ports")):
+        problems.append("the worker has a container name or published port: it cannot be scaled")
+    for other, (_, other_port) in TASKMESH.items():
+        url = env.get(f"TASKMESH_{TASKMESH[other][0]}__URL")
+        if other not in ("api-gateway", "worker") and url != f"http://{other}:{other_port}":
+            problems.append(f"{name} reaches {other} at {url!r}")
+
+if problems:
+    print("compose.yaml breaks its rules:", *problems, sep="\n  ", file=sys.stderr)
+    sys.exit(1)
+print(f"compose.yaml keeps its rules ({len(services)} services)")
