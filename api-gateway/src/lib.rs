@@ -4,12 +4,14 @@
 //! # Layout
 //! - [`proxy`]: the routing table and the reverse proxy.
 //! - [`auth`]: access-token verification with cached, refreshable public keys.
+//! - [`client`]: the client's address behind trusted proxies.
 //! - [`ratelimit`]: per-user and per-IP limits in Redis.
 //! - [`docs`]: the merged OpenAPI document and Swagger UI.
 //! - [`idempotency`]: `Idempotency-Key` on POST.
 //! - [`overview`]: `GET /api/v1/me/overview`, one call across services.
 
 pub mod auth;
+pub mod client;
 pub mod docs;
 pub mod idempotency;
 pub mod overview;

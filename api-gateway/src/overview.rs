@@ -14,7 +14,8 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use crate::proxy::{admit, client_ip, write_assertion, RetainInternal};
+use crate::client::client_ip;
+use crate::proxy::{admit, write_assertion, RetainInternal};
 use crate::AppState;
 
 pub async fn overview(

@@ -133,43 +133,48 @@ pub async fn admit<'a>(
     if templates + runs == 0 {
         return Ok(());
     }
-    let (live_templates, live_jobs): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE cron IS NOT NULL), count(*) FILTER (WHERE cron IS NULL)
-           FROM jobs WHERE owner_id = $1 AND finished_at IS NULL",
-    )
-    .bind(identity.user_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (live_templates, live_jobs) = live(tx, identity.user_id).await?;
     let jobs = &config.jobs;
-    let over = |what: &str, live: i64, new: i64, max: u32, setting: &str| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "quota_exceeded",
-            format!(
-                "{live} live {what} and {new} more would pass the quota of {max} ({setting}); \
-                 cancel some or wait for them to finish"
-            ),
-        )
-    };
-    if templates > 0 && live_templates + templates > i64::from(jobs.member_max_cron_templates) {
-        return Err(over(
+    let quotas = [
+        (
             "cron templates",
             live_templates,
             templates,
             jobs.member_max_cron_templates,
             "jobs.member_max_cron_templates",
-        ));
-    }
-    if runs > 0 && live_jobs + runs > i64::from(jobs.member_max_live_jobs) {
-        return Err(over(
+        ),
+        (
             "jobs",
             live_jobs,
             runs,
             jobs.member_max_live_jobs,
             "jobs.member_max_live_jobs",
-        ));
+        ),
+    ];
+    for (what, live, new, max, setting) in quotas {
+        if new > 0 && live + new > i64::from(max) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                format!(
+                    "{live} live {what} and {new} more would pass the quota of {max} ({setting}); \
+                     cancel some or wait for them to finish"
+                ),
+            ));
+        }
     }
     Ok(())
+}
+
+/// `owner`'s live cron templates and live jobs (waiting or running, templates not counted).
+async fn live(tx: &mut PgConnection, owner: uuid::Uuid) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE cron IS NOT NULL), count(*) FILTER (WHERE cron IS NULL)
+           FROM jobs WHERE owner_id = $1 AND finished_at IS NULL",
+    )
+    .bind(owner)
+    .fetch_one(&mut *tx)
+    .await
 }
 
 /// Whether a cron tick of `owner`'s is skipped because they already have `max_live` jobs
@@ -181,12 +186,7 @@ pub async fn skips_tick(
     owner: uuid::Uuid,
     max_live: u32,
 ) -> Result<bool, sqlx::Error> {
-    let live: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM jobs WHERE owner_id = $1 AND finished_at IS NULL AND cron IS NULL",
-    )
-    .bind(owner)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (_, live) = live(tx, owner).await?;
     let skip = live >= i64::from(max_live);
     if skip {
         metrics::counter!("taskmesh_cron_ticks_skipped_total").increment(1);

@@ -83,32 +83,22 @@ pub async fn stop_owned(
     owner: Uuid,
     channel: Option<Uuid>,
 ) -> Result<Vec<Uuid>, ApiError> {
-    let live: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT j.task_id FROM jobs j JOIN tasks t ON t.id = j.task_id
+    // Locked as it is read: a row a concurrent commit changed is checked again under the lock,
+    // so a job that finished meanwhile is left as it ended.
+    let live: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+        "SELECT j.task_id, j.dispatch_event FROM jobs j JOIN tasks t ON t.id = j.task_id
           WHERE j.owner_id = $1 AND j.finished_at IS NULL
             AND (j.cron IS NOT NULL OR t.status IN ('pending', 'scheduled', 'queued', 'retrying'))
             AND ($2::uuid IS NULL OR t.channel_id = $2)
-          ORDER BY j.task_id",
+          ORDER BY j.task_id
+            FOR UPDATE OF t, j",
     )
     .bind(owner)
     .bind(channel)
     .fetch_all(&mut *tx)
     .await?;
     let mut audience = Vec::new();
-    for task_id in live {
-        // Locked, then checked again: a job that finished meanwhile is left as it ended.
-        let still_live: Option<Option<Uuid>> = sqlx::query_scalar(
-            "SELECT j.dispatch_event FROM jobs j JOIN tasks t ON t.id = j.task_id
-              WHERE j.task_id = $1 AND j.finished_at IS NULL
-                AND (j.cron IS NOT NULL OR t.status IN ('pending', 'scheduled', 'queued', 'retrying'))
-                FOR UPDATE OF t, j",
-        )
-        .bind(task_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(dispatch_event) = still_live else {
-            continue;
-        };
+    for (task_id, dispatch_event) in live {
         let task: Task = sqlx::query_as(&format!(
             "SELECT {} FROM tasks WHERE id = $1",
             crate::tasks::COLUMNS
