@@ -104,37 +104,69 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
 /// How long [`commit`] keeps asking what became of a transaction whose COMMIT got no answer.
 const COMMIT_RESOLVE_PATIENCE: Duration = Duration::from_secs(10);
 
+/// How a [`commit`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The transaction did not commit: the server refused it, or it died with the connection.
+    #[error(transparent)]
+    Failed(sqlx::Error),
+    /// It may have committed: the answer was lost and the server could not say. The caller must
+    /// neither report a failure (a retry could do it twice) nor undo what it did outside the
+    /// database; HTTP answers 504 `outcome_unknown`.
+    #[error("the outcome of a COMMIT is unknown: {0}")]
+    Unknown(sqlx::Error),
+}
+
 /// Commits `tx`, and when the connection fails during COMMIT (the server may have committed and
 /// the answer been lost with the connection), asks the server on another connection what became
 /// of the transaction (`pg_xact_status`), so a committed creation is not answered as a failure
-/// that the client would retry into a second one. `Ok` when it committed; the COMMIT's own error
-/// when it did not, or when the server cannot tell within ten seconds.
+/// that the client would retry into a second one.
+///
+/// A server that restarted in between (`pg_postmaster_start_time` changed) may have handed the
+/// same transaction id to someone else: an id is not logged when it is given out, so after a
+/// crash the ids of transactions whose records never reached the log are given out again. There
+/// "committed" proves nothing and the outcome is [`CommitError::Unknown`]; "aborted", or an id
+/// the server has not reached again, proves the transaction never committed.
 pub async fn commit(
     pool: &PgPool,
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
-) -> Result<(), sqlx::Error> {
-    let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
-        .fetch_one(&mut *tx)
-        .await?;
+) -> Result<(), CommitError> {
+    let (xid, started): (String, String) = sqlx::query_as(
+        "SELECT pg_current_xact_id()::text, pg_postmaster_start_time()::text",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(CommitError::Failed)?;
     let err = match tx.commit().await {
         Ok(()) => return Ok(()),
         Err(err) if is_unavailable(&err) => err,
-        Err(err) => return Err(err),
+        Err(err) => return Err(CommitError::Failed(err)),
     };
     let deadline = std::time::Instant::now() + COMMIT_RESOLVE_PATIENCE;
     let mut gap = Duration::from_millis(20);
     while std::time::Instant::now() < deadline {
-        let status: Result<Option<String>, sqlx::Error> =
-            sqlx::query_scalar("SELECT pg_xact_status($1::text::xid8)")
-                .bind(&xid)
-                .fetch_one(pool)
-                .await;
-        match status.as_ref().map(Option::as_deref) {
-            Ok(Some("committed")) => {
-                tracing::info!(%xid, error = %err, "the COMMIT's answer was lost, but it committed");
-                return Ok(());
+        let status: Result<(Option<String>, String), sqlx::Error> = sqlx::query_as(
+            "SELECT pg_xact_status($1::text::xid8), pg_postmaster_start_time()::text",
+        )
+        .bind(&xid)
+        .fetch_one(pool)
+        .await;
+        match status {
+            Ok((Some(status), now)) if status == "committed" => {
+                if now == started {
+                    tracing::info!(%xid, error = %err, "the COMMIT's answer was lost, but it committed");
+                    return Ok(());
+                }
+                tracing::warn!(%xid, error = %err, "the database restarted during a COMMIT; its outcome is unknown");
+                return Err(CommitError::Unknown(err));
             }
-            Ok(Some("aborted")) | Ok(None) => return Err(err),
+            Ok((Some(status), _)) if status == "aborted" => return Err(CommitError::Failed(err)),
+            Ok((None, _)) => return Err(CommitError::Failed(err)),
+            // 22023: the id is past the server's next one, so the server restarted without any
+            // record of the transaction.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22023") => {
+                return Err(CommitError::Failed(err))
+            }
             // In progress, or the database is still away: ask again.
             _ => {}
         }
@@ -142,7 +174,7 @@ pub async fn commit(
         gap = (gap * 2).min(Duration::from_millis(500));
     }
     tracing::warn!(%xid, error = %err, "a COMMIT's outcome is unknown");
-    Err(err)
+    Err(CommitError::Unknown(err))
 }
 
 /// A signing key: the configured one, or else a random one made once under `name` in the

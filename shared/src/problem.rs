@@ -144,6 +144,20 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::db::CommitError> for ApiError {
+    fn from(err: crate::db::CommitError) -> Self {
+        match err {
+            crate::db::CommitError::Failed(err) => err.into(),
+            crate::db::CommitError::Unknown(_) => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "outcome_unknown",
+                "the database did not confirm the change, which may or may not have been made; \
+                 look before trying again, or retry with the same Idempotency-Key",
+            ),
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         // A body that is not JSON, or JSON of the wrong shape (wrong types, missing or unknown

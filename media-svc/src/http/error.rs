@@ -41,6 +41,7 @@ impl From<Error> for ApiError {
                 ApiError::unavailable("the object store")
             }
             Error::Db(e) => e.into(),
+            Error::Unknown(e) => shared::db::CommitError::Unknown(e).into(),
             Error::Event(e) => ApiError::internal(e),
         }
     }

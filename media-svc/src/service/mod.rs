@@ -50,6 +50,9 @@ pub enum Error {
     Store(#[from] crate::blobs::Error),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// The rows may or may not have been committed (`shared::db::CommitError::Unknown`).
+    #[error("the outcome of the commit is unknown: {0}")]
+    Unknown(sqlx::Error),
     #[error("an event could not be written: {0}")]
     Event(#[from] serde_json::Error),
 }

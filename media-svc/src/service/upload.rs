@@ -296,8 +296,8 @@ async fn commit_rows(
     }
     match shared::db::commit(&state.pool, tx).await {
         Ok(()) => Ok(rows),
-        Err(e) if shared::db::is_unavailable(&e) => Err(Committing::Unknown(e.into())),
-        Err(e) => Err(Committing::Refused(e.into())),
+        Err(shared::db::CommitError::Unknown(e)) => Err(Committing::Unknown(Error::Unknown(e))),
+        Err(shared::db::CommitError::Failed(e)) => Err(Committing::Refused(e.into())),
     }
 }
 

@@ -20,7 +20,7 @@ pub enum StoreKind {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct FilesConfig {
     pub store: StoreKind,
     /// The local store's folder (created at start; `taskmesh up` prints it).

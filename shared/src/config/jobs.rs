@@ -6,7 +6,7 @@ use serde::Deserialize;
 /// Automated tasks (jobs), as task-svc schedules them. A job's own settings override the
 /// defaults within the limits.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct JobsConfig {
     /// Largest accepted job payload (serialised JSON).
     pub max_payload_bytes: usize,
@@ -67,7 +67,7 @@ impl Default for JobsConfig {
 /// A worker process: which pools it serves, how much at once, and what its built-in handlers may
 /// reach.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct WorkersConfig {
     /// Pools whose queues (`<ns>.jobs.<pool>`) this worker consumes.
     pub pools: Vec<String>,

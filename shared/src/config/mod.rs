@@ -23,9 +23,25 @@ pub use files::{FilesConfig, StoreKind};
 pub use jobs::{JobsConfig, WorkersConfig};
 pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
 
+/// `TASKMESH_*` variables that are not settings: read directly by a process, a test or a
+/// script (`TASKMESH_CONFIG` names the file above; `TASKMESH_TASK_ID` is what the worker gives
+/// a `command` job). Any other `TASKMESH_*` variable must be a setting: a misspelt one
+/// (`TASKMESH_TASK__BIDN`, `TASKMESH_INTERNAL_SECRET`) stops the process with an error naming it,
+/// instead of being ignored while its default applies.
+pub const PROCESS_VARIABLES: &[&str] = &[
+    "config",
+    "task_id",
+    "media_crash",
+    "test_worker_logs",
+    "python",
+    "venv",
+    "contract_examples",
+    "contract_seed",
+];
+
 /// Everything any Taskmesh process needs; each service reads the sections it uses.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub postgres: PostgresConfig,
     pub amqp: AmqpConfig,
@@ -106,7 +122,11 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed("TASKMESH_").split("__").ignore(&["config"]))
+            .merge(
+                Env::prefixed("TASKMESH_")
+                    .split("__")
+                    .filter(|key| !PROCESS_VARIABLES.iter().any(|v| key == *v)),
+            )
             .extract()
             .map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
@@ -189,7 +209,7 @@ impl Config {
 pub struct ConfigError(pub String);
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PostgresConfig {
     /// Server URL without a database name; each service appends its own database.
     pub url: SecretString,
@@ -210,7 +230,7 @@ impl Default for PostgresConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
     pub url: SecretString,
     /// Prefix of every exchange and queue name: `<namespace>.events`, `<namespace>.notify-svc`.
@@ -247,7 +267,7 @@ pub enum QueueType {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     pub url: SecretString,
     /// Prefix of every key Taskmesh writes; tests use a unique one each.
@@ -264,7 +284,7 @@ impl Default for RedisConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `auto` (pretty in a terminal, JSON otherwise), `json` or `pretty`.
     pub format: LogFormat,
@@ -290,7 +310,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct OutboxConfig {
     /// Rows the relay publishes per round trip.
     pub batch_size: u32,
@@ -325,7 +345,7 @@ impl Default for OutboxConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConsumerConfig {
     /// Attempts before a message goes to `<queue>.dlq` (the first delivery counts).
     pub max_attempts: u32,
@@ -350,7 +370,7 @@ impl Default for ConsumerConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// `iss` of every access token.
     pub issuer: String,
@@ -392,7 +412,7 @@ impl Default for AuthConfig {
 
 /// The gateway's request limits, counted in Redis per window so all replicas share them.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Length of one counting window.
     pub window_secs: u64,
@@ -422,7 +442,7 @@ impl Default for RateLimitConfig {
 
 /// The task domain's settings.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TasksConfig {
     /// `task.due_soon` is published this long before a task's due date.
     pub due_soon_lead_secs: u64,
@@ -441,7 +461,7 @@ impl Default for TasksConfig {
 
 /// Which browser origins may call the API (the gateway answers CORS preflights for them).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CorsConfig {
     /// Exact origins such as `https://app.example.com`; empty: no cross-origin access.
     pub allowed_origins: Vec<String>,
@@ -449,7 +469,7 @@ pub struct CorsConfig {
 
 /// Trust between services (decision 28).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InternalConfig {
     /// The secret every service (not the workers) shares to sign and check the assertion that
     /// comes with each request between them; at least 32 bytes. `taskmesh up` makes one for its
@@ -463,7 +483,7 @@ pub struct InternalConfig {
 
 /// Where one service listens, how the others reach it, and its database.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServiceConfig {
     pub bind: SocketAddr,
     /// Base URL other services (the gateway) use to reach this one.
@@ -544,6 +564,33 @@ mod tests {
             jail.set_env("TASKMESH_AMQP__URL", "http://nope");
             let err = Config::load().unwrap_err();
             assert!(err.to_string().contains("amqp.url"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_variable_stops_the_process_naming_it() {
+        for (variable, named) in [
+            ("TASKMESH_TASK__BIDN", "bidn"),
+            ("TASKMESH_INTERNAL_SECRET", "internal_secret"),
+            ("TASKMESH_TAKS__BIND", "taks"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(variable, "0.0.0.0:9999");
+                let err = Config::load().unwrap_err().to_string();
+                assert!(err.contains(named), "{variable}: {err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn variables_that_are_not_settings_pass() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TASKMESH_TASK_ID", "0191");
+            jail.set_env("TASKMESH_MEDIA_CRASH", "before_commit");
+            jail.set_env("TASKMESH_CONTRACT_SEED", "1");
+            Config::load().unwrap();
             Ok(())
         });
     }

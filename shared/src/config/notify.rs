@@ -9,7 +9,7 @@ use super::{Config, ConfigError};
 
 /// Outgoing mail.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     /// The SMTP server, e.g. `smtp://user:pass@mail.example.com:587?tls=required` (STARTTLS),
     /// `smtps://user:pass@mail.example.com:465` (TLS) or `smtp://127.0.0.1:1025` (plain, local
@@ -36,7 +36,7 @@ impl Default for SmtpConfig {
 
 /// What notifications link to and how much mail one person gets.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct NotificationsConfig {
     /// The platform's public base URL: links in notifications and unsubscribe links point here.
     pub public_url: String,
@@ -62,7 +62,7 @@ impl Default for NotificationsConfig {
 
 /// Outgoing webhooks.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct WebhooksConfig {
     /// Hosts, IP addresses or CIDR ranges endpoints may use although they are loopback, private
     /// or link-local (refused by default: SSRF guard), like `workers.http_allow`.
@@ -105,7 +105,7 @@ impl Default for WebhooksConfig {
 
 /// The SMS provider (a Twilio-style HTTP API). Off while `base_url` is empty.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SmsConfig {
     /// e.g. `https://api.twilio.com`; messages are POSTed to
     /// `<base_url>/2010-04-01/Accounts/<account>/Messages.json`.
