@@ -28,6 +28,8 @@ pub struct Infra {
     pub dir: PathBuf,
     pg_bin: PathBuf,
     redis: Option<Child>,
+    /// Settings added to the suite's own when PostgreSQL starts.
+    pg_options: String,
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -68,6 +70,23 @@ pub async fn listening(addr: SocketAddr) -> bool {
         .is_ok_and(|c| c.is_ok())
 }
 
+/// The newest PostgreSQL's binaries.
+fn pg_bin() -> anyhow::Result<PathBuf> {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL binaries in /usr/lib/postgresql")?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .max_by_key(|p| {
+            p.parent()
+                .and_then(|v| v.file_name())
+                .and_then(|v| v.to_str())
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0)
+        })
+        .context("no initdb under /usr/lib/postgresql/*/bin")
+}
+
 impl Infra {
     /// Creates `dir` and starts the three instances; fails when a port is taken.
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
@@ -81,29 +100,41 @@ impl Infra {
             }
         }
         std::fs::create_dir_all(dir)?;
-        let pg_bin = std::fs::read_dir("/usr/lib/postgresql")
-            .context("PostgreSQL binaries in /usr/lib/postgresql")?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path().join("bin"))
-            .filter(|p| p.join("initdb").exists())
-            .max_by_key(|p| {
-                p.parent()
-                    .and_then(|v| v.file_name())
-                    .and_then(|v| v.to_str())
-                    .and_then(|v| v.parse::<u32>().ok())
-                    .unwrap_or(0)
-            })
-            .context("no initdb under /usr/lib/postgresql/*/bin")?;
+        let pg_bin = pg_bin()?;
         let mut infra = Self {
             dir: dir.to_path_buf(),
             pg_bin,
             redis: None,
+            pg_options: String::new(),
         };
         infra.init_postgres().await?;
         infra.start_postgres().await?;
         infra.start_redis().await?;
         infra.start_rabbitmq().await?;
         Ok(infra)
+    }
+
+    /// Only the private PostgreSQL, started with `options` added to the suite's own (`-c
+    /// name=value ...`). Stop it with [`Infra::stop_postgres_only`].
+    pub async fn postgres_only(dir: &Path, options: &str) -> anyhow::Result<Self> {
+        if listening(pg_addr()).await {
+            bail!("port {PG_PORT} (the suite's private PostgreSQL) is in use: is a fault run going on?");
+        }
+        std::fs::create_dir_all(dir)?;
+        let infra = Self {
+            dir: dir.to_path_buf(),
+            pg_bin: pg_bin()?,
+            redis: None,
+            pg_options: options.to_string(),
+        };
+        infra.init_postgres().await?;
+        infra.start_postgres().await?;
+        Ok(infra)
+    }
+
+    /// Stops a PostgreSQL started by [`Infra::postgres_only`].
+    pub async fn stop_postgres_only(self) -> anyhow::Result<()> {
+        self.stop_postgres().await
     }
 
     fn pg_data(&self) -> PathBuf {
@@ -145,8 +176,9 @@ impl Infra {
     pub async fn start_postgres(&self) -> anyhow::Result<()> {
         let options = format!(
             "-p {PG_PORT} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c full_page_writes=off -c max_connections=300",
-            self.dir.join("pg/sock").display()
+             -c full_page_writes=off -c max_connections=300 {}",
+            self.dir.join("pg/sock").display(),
+            self.pg_options
         );
         run(
             "pg_ctl start",
