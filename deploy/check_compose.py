@@ -4,6 +4,7 @@
 - Every long-running service has a health check; each Taskmesh service probes its own bind port.
 - Every Taskmesh service waits for healthy dependencies.
 - The services that sign and check assertions get the internal secret; workers never do.
+- Only the four services with a database get its URL (not the gateway, never the workers).
 - The worker can be scaled (no published port, no container name).
 """
 
@@ -11,14 +12,9 @@ import sys
 
 import yaml
 
-TASKMESH = {
-    "api-gateway": ("GATEWAY", 8080),
-    "user-svc": ("USER", 8081),
-    "task-svc": ("TASK", 8082),
-    "notify-svc": ("NOTIFY", 8083),
-    "media-svc": ("MEDIA", 8084),
-    "worker": ("WORKER", 8085),
-}
+from services import SERVICES
+
+TASKMESH = SERVICES
 PUBLISHED = {"api-gateway": {8080}, "rabbitmq": {15672}, "mailpit": {8025}, "minio": {9001}}
 ONE_SHOT = {"minio-bucket"}
 
@@ -53,6 +49,9 @@ for name, (section, port) in TASKMESH.items():
     probe = " ".join(service.get("healthcheck", {}).get("test", []))
     if f"http://127.0.0.1:{port}/readyz" not in probe:
         problems.append(f"{name} probes {probe!r}, not its readiness on {port}")
+    database = "TASKMESH_POSTGRES__URL" in env
+    if database != (name not in ("api-gateway", "worker")):
+        problems.append(f"{name} {'is given' if database else 'lacks'} the database URL")
     secret = "TASKMESH_INTERNAL__SECRET" in env
     if name == "worker" and secret:
         problems.append("the worker is given the internal secret")

@@ -131,12 +131,11 @@ pub async fn commit(
     pool: &PgPool,
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
 ) -> Result<(), CommitError> {
-    let (xid, started): (String, String) = sqlx::query_as(
-        "SELECT pg_current_xact_id()::text, pg_postmaster_start_time()::text",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(CommitError::Failed)?;
+    let (xid, started): (String, String) =
+        sqlx::query_as("SELECT pg_current_xact_id()::text, pg_postmaster_start_time()::text")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(CommitError::Failed)?;
     let err = match tx.commit().await {
         Ok(()) => return Ok(()),
         Err(err) if is_unavailable(&err) => err,

@@ -1,0 +1,13 @@
+"""The six Taskmesh services: each one's settings section (`TASKMESH_<SECTION>__BIND`) and port,
+as every deployment file must give them."""
+
+SERVICES = {
+    "api-gateway": ("GATEWAY", 8080),
+    "user-svc": ("USER", 8081),
+    "task-svc": ("TASK", 8082),
+    "notify-svc": ("NOTIFY", 8083),
+    "media-svc": ("MEDIA", 8084),
+    "worker": ("WORKER", 8085),
+}
+# The services with a database of their own.
+WITH_DATABASE = {"user-svc", "task-svc", "notify-svc", "media-svc"}
