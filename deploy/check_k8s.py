@@ -15,7 +15,8 @@ what a schema cannot: that the parts fit together and keep the platform's rules.
 - Network policies: a default deny, and the reachability matrix below, evaluated on the pods.
 - HPAs for the gateway and task-svc on CPU (where the overlay keeps them).
 - The KEDA and operator resources have the fields their CRDs require (their published schemas
-  are not on this machine), and the scaler counts unacknowledged jobs.
+  are not on this machine), the scaler counts unacknowledged jobs, and the RabbitMQ operator's
+  pods are overridden to pass the restricted Pod Security Standard.
 """
 
 import os
@@ -220,6 +221,8 @@ def check_network(by_kind, workloads):
                and p["spec"]["policyTypes"] == ["Ingress"] for p in policies):
         problem("no default-deny ingress policy")
     pods = {name: w["spec"]["template"]["metadata"]["labels"] for name, w in workloads.items()}
+    ports = {name: {value for p in c.get("ports", []) for value in (p.get("name"), p["containerPort"])}
+             for name, w in workloads.items() for c in w["spec"]["template"]["spec"]["containers"][:1]}
 
     def allowed(source, destination):
         labels = pods[destination]
@@ -228,6 +231,9 @@ def check_network(by_kind, workloads):
                     policy["spec"]["podSelector"] != {}:
                 continue
             for rule in policy["spec"].get("ingress", []):
+                if "ports" in rule and not any(p["port"] in ports[destination]
+                                               for p in rule["ports"]):
+                    continue
                 froms = rule.get("from")
                 if froms is None:
                     return True
@@ -301,6 +307,15 @@ def check_custom_resources(by_kind, deployments, secrets, workloads):
                 if not re.fullmatch(r"taskmesh\.jobs\.[a-z0-9_-]+", metadata.get("queueName", "")):
                     problem(f"ScaledObject {name} watches {metadata.get('queueName')!r}, "
                             "not a job queue")
+    for name, cluster in by_kind.get("RabbitmqCluster", {}).items():
+        # The operator's default pods fail the restricted Pod Security Standard.
+        pod = get(cluster, "spec.override.statefulSet.spec.template.spec") or {}
+        containers = {c["name"]: c for c in pod.get("containers", []) + pod.get("initContainers", [])}
+        if not (get(pod, "securityContext.runAsNonRoot")
+                and get(pod, "securityContext.seccompProfile.type") == "RuntimeDefault"
+                and all(get(containers.get(c, {}), "securityContext.capabilities.drop") == ["ALL"]
+                        for c in ("rabbitmq", "setup-container"))):
+            problem(f"RabbitmqCluster {name} does not override its pods to the restricted standard")
     for name, cluster in by_kind.get("Cluster", {}).items():
         statements = " ".join(get(cluster, "spec.bootstrap.initdb.postInitSQL") or [])
         for database in ("taskmesh_users", "taskmesh_tasks", "taskmesh_notify", "taskmesh_media"):

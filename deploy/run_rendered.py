@@ -163,7 +163,7 @@ def management(method, path, body=None):
         headers={"content-type": "application/json",
                  "authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="})  # guest:guest
     try:
-        urllib.request.urlopen(request, timeout=10).read()
+        return json.loads(urllib.request.urlopen(request, timeout=10).read() or b"null")
     except urllib.error.HTTPError as e:
         if not (method == "DELETE" and e.code == 404):
             raise Failed(f"RabbitMQ management {method} {path}: {e.code} {e.read()[:200]}")
@@ -203,6 +203,13 @@ class Surroundings:
         if vhost != "/":
             management("PUT", f"/vhosts/{quoted_vhost}", {})
             self.undo.append(lambda: management("DELETE", f"/vhosts/{quoted_vhost}"))
+        else:
+            # The shared default vhost: only what this run declares is removed afterwards, so
+            # nothing of the default namespace may be there already.
+            if self.ours("queues") or self.ours("exchanges"):
+                raise Failed("vhost / already holds taskmesh.* queues or exchanges (has "
+                             "`taskmesh up` run here?): this check declares and removes its own")
+            self.undo.append(self.remove_declared)
         management("PUT", f"/users/{user}", {"password": password, "tags": ""})
         self.undo.append(lambda: management("DELETE", f"/users/{user}"))
         management("PUT", f"/permissions/{quoted_vhost}/{user}",
@@ -226,6 +233,16 @@ class Surroundings:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.s3_endpoint = f"http://127.0.0.1:{port}"
             self.undo.append(self.s3.terminate)
+
+    @staticmethod
+    def ours(kind):
+        return [item["name"] for item in management("GET", f"/{kind}/%2F") or []
+                if item["name"].startswith("taskmesh.")]
+
+    def remove_declared(self):
+        for kind in ("queues", "exchanges"):
+            for name in self.ours(kind):
+                management("DELETE", f"/{kind}/%2F/{urllib.parse.quote(name, safe='')}")
 
     def drop_databases(self):
         for database in DATABASES:

@@ -24,13 +24,15 @@ pub use jobs::{JobsConfig, WorkersConfig};
 pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
 
 /// `TASKMESH_*` variables that are not settings: read directly by a process, a test or a
-/// script (`TASKMESH_CONFIG` names the file above; `TASKMESH_TASK_ID` is what the worker gives
-/// a `command` job). Any other `TASKMESH_*` variable must be a setting: a misspelt one
+/// script (`TASKMESH_CONFIG` names the file above; `TASKMESH_TASK_ID`, `TASKMESH_ATTEMPT` and
+/// `TASKMESH_IDEMPOTENCY_KEY` are what the worker gives a `command` job). Any other `TASKMESH_*` variable must be a setting: a misspelt one
 /// (`TASKMESH_TASK__BIDN`, `TASKMESH_INTERNAL_SECRET`) stops the process with an error naming it,
 /// instead of being ignored while its default applies.
 pub const PROCESS_VARIABLES: &[&str] = &[
     "config",
     "task_id",
+    "attempt",
+    "idempotency_key",
     "media_crash",
     "test_worker_logs",
     "python",
