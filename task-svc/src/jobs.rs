@@ -1169,14 +1169,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let (task, editable) = crate::tasks::visible_for_edit(&mut tx, &identity, &id).await?;
-    if !editable {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only the task's creator, its channel's owner or an admin can cancel it",
-        ));
-    }
+    let task = crate::operations::editable_job(&mut tx, &identity, &id, "cancel it").await?;
     let is_job: Option<Option<Uuid>> =
         sqlx::query_scalar("SELECT dispatch_event FROM jobs WHERE task_id = $1")
             .bind(task.id)

@@ -17,6 +17,7 @@ pub mod access;
 pub mod cache;
 pub mod channels;
 pub mod jobs;
+pub mod operations;
 pub mod priority;
 pub mod quotas;
 pub mod reminders;
@@ -57,7 +58,7 @@ pub struct AppState {
         channels::create, channels::list, channels::read, channels::join, channels::leave,
         channels::rotate_code, channels::remove_member,
         jobs::cancel, jobs::attempts, jobs::dead_list, jobs::dead_replay, jobs::dead_purge,
-        jobs::workers
+        jobs::workers, operations::search, operations::retry_now
     ),
     tags(
         (name = "tasks", description = "Tasks"),
@@ -119,6 +120,7 @@ pub async fn run(
         .merge(tasks::router())
         .merge(channels::router())
         .merge(jobs::router())
+        .merge(operations::router())
         .merge(access::router())
         .with_state(AppState {
             pool: platform.pool.clone(),

@@ -148,7 +148,15 @@ async fn management_api_is_back(app: &App) {
 #[tokio::test(flavor = "multi_thread")]
 async fn pausing_rabbitmq_during_a_busy_run_runs_no_finished_job_twice() {
     let _turn = BROKER.lock().await;
-    let app = App::start_with(job_config).await;
+    // task-svc with a deployment's pool (10 connections, `postgres.max_connections`), not the
+    // tests' 5: when the broker returns, 100 creations a second meet the backlog's reports, and
+    // with 5 connections on this 2-core machine some creations waited past the pool's 3 s and
+    // were answered 503 (1 run in 3 of this session's CI).
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.postgres.max_connections = shared::Config::default().postgres.max_connections;
+    })
+    .await;
     let ada = app.sign_up("ada@example.com").await;
     let effects = Effects::start(&app).await;
     let _a = WorkerProcess::start(&app, "pause-a", &["pause"], &[]).await;

@@ -85,8 +85,8 @@ pub struct ContentQuery {
         ("Range" = Option<String>, Header, description = "`bytes=<from>-<to>`, `bytes=<from>-` or `bytes=-<last>`: one range"),
         ("If-None-Match" = Option<String>, Header, description = "The `ETag` of a copy the client holds")),
     responses(
-        (status = 200, description = "The bytes, as `attachment` with the stored type, `ETag`, `Accept-Ranges` and `X-Content-Type-Options: nosniff`", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The requested range, with `Content-Range`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The bytes, as `attachment` with the stored type, `ETag`, `Accept-Ranges` and `X-Content-Type-Options: nosniff`", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "The requested range, with `Content-Range`", content_type = "*/*", body = Vec<u8>),
         (status = 304, description = "The client's copy is current"),
         (status = 403, description = "A signed link that expired, was changed, or is for another file, variant or method", body = ProblemBody),
         (status = 404, description = "No such file (or variant) on a task visible to the caller", body = ProblemBody),
