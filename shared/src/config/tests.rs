@@ -1,0 +1,91 @@
+//! Loading the configuration from defaults, files and the environment.
+
+use super::*;
+
+#[test]
+fn defaults_reach_local_services_on_their_ports() {
+    let config = Config::default();
+    config.validate().unwrap();
+    assert_eq!(config.task.bind.port(), 8082);
+    assert_eq!(config.user.database, "taskmesh_users");
+    assert_eq!(config.amqp.namespace, "taskmesh");
+}
+
+#[test]
+fn environment_overrides_nested_values() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TASKMESH_TASK__BIND", "0.0.0.0:9999");
+        jail.set_env("TASKMESH_CONSUMER__MAX_ATTEMPTS", "3");
+        let config = Config::load().unwrap();
+        assert_eq!(config.task.bind.port(), 9999);
+        assert_eq!(config.consumer.max_attempts, 3);
+        Ok(())
+    });
+}
+
+#[test]
+fn one_field_of_a_service_section_keeps_the_sections_other_defaults() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TASKMESH_TASK__URL", "http://task-svc:8082");
+        let config = Config::load().unwrap();
+        assert_eq!(config.task.url, "http://task-svc:8082");
+        assert_eq!(config.task.bind.port(), 8082);
+        assert_eq!(config.task.database, "taskmesh_tasks");
+        assert_eq!(config.user.database, "taskmesh_users");
+        Ok(())
+    });
+}
+
+#[test]
+fn lists_come_from_the_environment() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TASKMESH_WORKERS__POOLS", "[default, py]");
+        let config = Config::load().unwrap();
+        assert_eq!(config.workers.pools, ["default", "py"]);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_url_names_the_setting() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TASKMESH_AMQP__URL", "http://nope");
+        let err = Config::load().unwrap_err();
+        assert!(err.to_string().contains("amqp.url"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_misspelt_variable_stops_the_process_naming_it() {
+    for (variable, named) in [
+        ("TASKMESH_TASK__BIDN", "bidn"),
+        ("TASKMESH_INTERNAL_SECRET", "internal_secret"),
+        ("TASKMESH_TAKS__BIND", "taks"),
+    ] {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(variable, "0.0.0.0:9999");
+            let err = Config::load().unwrap_err().to_string();
+            assert!(err.contains(named), "{variable}: {err}");
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn variables_that_are_not_settings_pass() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TASKMESH_TASK_ID", "0191");
+        jail.set_env("TASKMESH_MEDIA_CRASH", "before_commit");
+        jail.set_env("TASKMESH_CONTRACT_SEED", "1");
+        Config::load().unwrap();
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_do_not_print() {
+    let config = Config::default();
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("guest:guest"), "{printed}");
+}
