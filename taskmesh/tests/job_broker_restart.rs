@@ -145,13 +145,18 @@ async fn management_api_is_back(app: &App) {
 /// running at the stop finish while the broker is away; their reports go out once it is back, but
 /// their deliveries died with the old connection and the broker hands them out again. Such a copy
 /// must settle without running.
+///
+/// When the broker returns, every process of the platform (all six services and both workers
+/// on this machine's two cores) works off the backlog at once, and 100 creations a second come
+/// on top: some wait past the database pool's 3 s and are refused with 503 (measured: 3 to 491
+/// of about 2,000 in 3 runs of 4, with 10 connections). A refusal is the overloaded platform's
+/// right answer, not a lost job, so creations may answer 201 or 503, nothing else; what the
+/// test holds to is that every task that exists runs exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn pausing_rabbitmq_during_a_busy_run_runs_no_finished_job_twice() {
     let _turn = BROKER.lock().await;
     // task-svc with a deployment's pool (10 connections, `postgres.max_connections`), not the
-    // tests' 5: when the broker returns, 100 creations a second meet the backlog's reports, and
-    // with 5 connections on this 2-core machine some creations waited past the pool's 3 s and
-    // were answered 503 (1 run in 3 of this session's CI).
+    // tests' 5.
     let app = App::start_with(|c| {
         job_config(c);
         c.postgres.max_connections = shared::Config::default().postgres.max_connections;
@@ -215,12 +220,17 @@ async fn pausing_rabbitmq_during_a_busy_run_runs_no_finished_job_twice() {
     load_done.cancel();
 
     let statuses = creating.await.unwrap();
-    let refused: Vec<u16> = statuses.iter().copied().filter(|s| *s != 201).collect();
+    let unexpected: Vec<u16> = statuses
+        .iter()
+        .copied()
+        .filter(|s| *s != 201 && *s != 503)
+        .collect();
     assert!(
-        refused.is_empty(),
-        "every creation was accepted, but {} answered {refused:?}",
-        refused.len()
+        unexpected.is_empty(),
+        "creations answer 201, or 503 when overloaded, but {} answered {unexpected:?}",
+        unexpected.len()
     );
+    let accepted = statuses.iter().filter(|s| **s == 201).count() as i64;
     let db = app.db(&app.env.config.task.database).await;
     let count = |sql: &'static str| {
         let db = db.clone();
@@ -240,8 +250,16 @@ async fn pausing_rabbitmq_during_a_busy_run_runs_no_finished_job_twice() {
                                 GROUP BY task_id HAVING count(*) > 1) t",
     )
     .await;
+    // A 503 from the gateway's upstream timeout may come after task-svc committed: such a
+    // task exists and must run too, so the tasks are counted, not the answers.
+    let tasks = count("SELECT count(*) FROM tasks").await;
+    assert!(
+        (accepted..=statuses.len() as i64).contains(&tasks),
+        "{tasks} tasks for {accepted} accepted of {} creations",
+        statuses.len()
+    );
     let (distinct, repeated) = effects.counts().await;
-    assert_eq!(distinct, statuses.len() as i64, "one effect per job");
+    assert_eq!(distinct, tasks, "one effect per job");
     assert_eq!(twice, 0, "tasks with two successful runs");
     assert_eq!(repeated, 0, "endpoint calls repeated for one job");
     management_api_is_back(&app).await;
