@@ -49,8 +49,8 @@ for name, (section, port) in TASKMESH.items():
     probe = " ".join(service.get("healthcheck", {}).get("test", []))
     if f"http://127.0.0.1:{port}/readyz" not in probe:
         problems.append(f"{name} probes {probe!r}, not its readiness on {port}")
-    if ("TASKMESH_AMQP__URL" in env) == (name == "api-gateway"):
-        problems.append(f"{name} {'is given' if name == 'api-gateway' else 'lacks'} the broker URL")
+    if "TASKMESH_AMQP__URL" not in env:
+        problems.append(f"{name} lacks the broker URL")
     database = "TASKMESH_POSTGRES__URL" in env
     if database != (name not in ("api-gateway", "worker")):
         problems.append(f"{name} {'is given' if database else 'lacks'} the database URL")

@@ -38,7 +38,7 @@ REACH = {
     "media-svc": {"api-gateway"},
     "worker": set(),
     "postgres": WITH_DATABASE,
-    "rabbitmq": WITH_DATABASE | {"worker"},
+    "rabbitmq": WITH_DATABASE | {"worker", "api-gateway"},
     "redis": {"api-gateway", "user-svc", "task-svc", "worker"},
     "mailpit": {"notify-svc"},
 }

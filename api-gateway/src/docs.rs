@@ -67,7 +67,10 @@ pub fn merge(parts: Vec<(&str, Option<Value>)>) -> Value {
     let mut schemas = Map::new();
     let mut tags = Vec::new();
     let mut unavailable = Vec::new();
-    for (service, doc) in parts {
+    // The gateway's own routes (the live stream) are one more part.
+    let own = serde_json::to_value(<crate::stream::StreamDoc as utoipa::OpenApi>::openapi())
+        .expect("the stream's document serialises");
+    for (service, doc) in parts.into_iter().chain([(crate::SERVICE, Some(own))]) {
         let Some(doc) = doc else {
             unavailable.push(service);
             continue;
@@ -83,6 +86,7 @@ pub fn merge(parts: Vec<(&str, Option<Value>)>) -> Value {
         }
     }
     paths.insert("/api/v1/me/overview".into(), overview_path());
+
     tags.push(json!({ "name": "overview", "description": "One call across services" }));
     let mut doc = json!({
         "openapi": "3.1.0",

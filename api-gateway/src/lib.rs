@@ -9,6 +9,7 @@
 //! - [`docs`]: the merged OpenAPI document and Swagger UI.
 //! - [`idempotency`]: `Idempotency-Key` on POST.
 //! - [`overview`]: `GET /api/v1/me/overview`, one call across services.
+//! - [`stream`]: the live event stream (`/api/v1/events/...`), fed from the bus.
 
 pub mod auth;
 pub mod client;
@@ -17,6 +18,7 @@ pub mod idempotency;
 pub mod overview;
 pub mod proxy;
 pub mod ratelimit;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -27,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 pub const SERVICE: &str = "api-gateway";
 
+/// Events the stream feed appends to the log at once.
+const FEED_BATCH: usize = 200;
+
 #[derive(Clone)]
 pub struct AppState {
     pub http: reqwest::Client,
@@ -35,6 +40,8 @@ pub struct AppState {
     /// Signs the assertion each request to a service carries (decision 28).
     pub trust: Arc<shared::internal::Trust>,
     pub config: Arc<Config>,
+    /// This gateway's open event streams.
+    pub hub: Arc<stream::hub::Hub>,
 }
 
 impl AppState {
@@ -77,12 +84,31 @@ pub async fn run(
         async move { verifier.prefetch(shutdown).await }
     });
     let state_config = config.clone();
+    let trust = Arc::new(trust);
+    let hub = Arc::new(stream::hub::Hub::new(shutdown.clone()));
+    let tail = shared::cache::connect(&config.redis, &shutdown).await?;
+    tokio::spawn(hub.clone().run(tail, config.redis.key_prefix.clone()));
+    let broker = shared::broker::Broker::new(&config.amqp, SERVICE);
+    let feed = shared::consumer::Consumer::new(
+        broker.clone(),
+        shared::topology::gateway_stream_queue(&broker, &config.consumer),
+        stream::feed::Feed {
+            http: http.clone(),
+            trust: trust.clone(),
+            task_url: config.task.url.clone(),
+            redis: redis.clone(),
+            prefix: config.redis.key_prefix.clone(),
+            retention_secs: config.stream.retention_secs,
+        },
+    );
+    let feeding = tokio::spawn(feed.run_batched(FEED_BATCH, shutdown.clone()));
     let state = AppState {
         http,
         redis: redis.clone(),
         verifier,
-        trust: Arc::new(trust),
+        trust,
         config: Arc::new(config),
+        hub,
     };
     let keys = state.verifier.clone();
     let readiness = Readiness::new(SERVICE)
@@ -102,6 +128,7 @@ pub async fn run(
             "/api/v1/me/overview",
             axum::routing::get(overview::overview),
         )
+        .merge(stream::router())
         .route("/api/v1/{*rest}", any(proxy::proxy))
         .merge(docs::router())
         .with_state(state)
@@ -109,6 +136,8 @@ pub async fn run(
     let cors = cors_layer(&state_config)?;
     let app = shared::startup::finish_router(app, readiness).layer(cors);
     shared::http::serve(listener, app, shutdown).await?;
+    let _ = feeding.await;
+    broker.close().await;
     Ok(())
 }
 

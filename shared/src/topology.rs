@@ -63,6 +63,23 @@ pub fn media_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
         .bind("task.deleted")
 }
 
+/// The gateways' feed of the live stream (`GET /api/v1/events/stream`): every event a user
+/// may be shown. One gateway at a time consumes it (single active consumer, so the order holds)
+/// and appends each event, with who may see it, to the stream log in Redis that every gateway
+/// reads.
+pub fn gateway_stream_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
+    QueueSpec::new(broker, "api-gateway.stream", config)
+        .single_active()
+        .bind("task.*")
+        .bind("job.started")
+        .bind("job.progress")
+        .bind("job.finished")
+        .bind("job.finished.batch")
+        .bind("channel.joined")
+        .bind("notification.created")
+        .bind("media.*")
+}
+
 /// Every consumer queue of the deployment.
 pub fn consumer_queues(broker: &Broker, config: &ConsumerConfig) -> Vec<QueueSpec> {
     vec![
@@ -72,6 +89,7 @@ pub fn consumer_queues(broker: &Broker, config: &ConsumerConfig) -> Vec<QueueSpe
         task_queue(broker, config),
         job_reports_queue(broker, config),
         media_queue(broker, config),
+        gateway_stream_queue(broker, config),
     ]
 }
 

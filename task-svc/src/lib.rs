@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`access`]: what a caller may do with a task, asked by other services (media-svc).
+//! - [`audience`]: who may see some tasks now, asked by the gateway's live stream.
 //! - [`tasks`]: the task resource (ETags, history, events).
 //! - [`status`]: the status state machine.
 //! - [`channels`]: channels joined by code, whose members share tasks.
@@ -14,6 +15,7 @@
 //! - [`users`]: the read model of users, kept from `user.*` events.
 
 pub mod access;
+pub mod audience;
 pub mod cache;
 pub mod channels;
 pub mod jobs;
@@ -122,6 +124,7 @@ pub async fn run(
         .merge(jobs::router())
         .merge(operations::router())
         .merge(access::router())
+        .merge(audience::router())
         .with_state(AppState {
             pool: platform.pool.clone(),
             config: std::sync::Arc::new(config.clone()),

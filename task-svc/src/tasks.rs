@@ -1216,6 +1216,7 @@ pub async fn delete(
         task_id: task.id,
         owner_id: task.owner_id,
         actor_id: identity.user_id,
+        audience: audience.clone(),
     };
     outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, deleted)).await?;
     tx.commit().await?;

@@ -69,15 +69,26 @@ async fn every_answer_of_the_api_is_documented() {
     }
 
     // The whole API as a member (admin-only operations answer 403). Ending the session
-    // (logout, logout-all, a password change) would take the token away.
+    // (logout, logout-all, a password change) would take the token away. An event stream that
+    // opens never ends, so a fuzzer's request to it would only time out: its refusals are
+    // fuzzed below, and its events are checked by tests/stream.rs.
     fuzz(
         &app,
         &document,
         &member,
         &[
             "--exclude-path-regex",
-            "^/api/v1/(auth/logout|users/me/password)",
+            "^/api/v1/(auth/logout|users/me/password|events/stream)",
         ],
+    )
+    .await;
+    // The stream's refusals: every ticket and Last-Event-ID the fuzzer makes up, with a token
+    // that is not one.
+    fuzz(
+        &app,
+        &document,
+        "not-a-token",
+        &["--include-path-regex", "^/api/v1/events/stream$"],
     )
     .await;
     // Then the admin-only operations as an admin, but for the signing keys: rotating, then

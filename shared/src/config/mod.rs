@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 mod files;
 mod jobs;
 mod notify;
+mod stream;
 pub use files::{FilesConfig, StoreKind};
 pub use jobs::{JobsConfig, WorkersConfig};
 pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
+pub use stream::StreamConfig;
 
 /// `TASKMESH_*` variables that are not settings: read directly by a process, a test or a
 /// script (`TASKMESH_CONFIG` names the file above; `TASKMESH_TASK_ID`, `TASKMESH_ATTEMPT` and
@@ -63,6 +65,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub sms: SmsConfig,
     pub files: FilesConfig,
+    pub stream: StreamConfig,
     pub gateway: ServiceConfig,
     pub user: ServiceConfig,
     pub task: ServiceConfig,
@@ -92,6 +95,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             sms: SmsConfig::default(),
             files: FilesConfig::default(),
+            stream: StreamConfig::default(),
             gateway: ServiceConfig::new(8080, ""),
             user: ServiceConfig::new(8081, "taskmesh_users"),
             task: ServiceConfig::new(8082, "taskmesh_tasks"),
@@ -196,6 +200,7 @@ impl Config {
         }
         notify::validate(self)?;
         files::validate(self)?;
+        self.stream.validate()?;
         if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 900 {
             return Err(ConfigError(
                 "auth.access_token_ttl_secs must be between 1 and 900 (15 minutes)".into(),

@@ -58,6 +58,9 @@ pub struct QueueSpec {
     pub retry: RetryPolicy,
     /// Quorum-queue deliveries before the broker dead-letters a message by itself.
     pub delivery_limit: u32,
+    /// Only one consumer receives at a time (the broker fails over to the next): the queue's
+    /// order is kept even with several replicas consuming it.
+    pub single_active: bool,
 }
 
 impl QueueSpec {
@@ -68,7 +71,14 @@ impl QueueSpec {
             bindings: Vec::new(),
             retry: RetryPolicy::from_config(config),
             delivery_limit: config.delivery_limit,
+            single_active: false,
         }
+    }
+
+    /// See [`QueueSpec::single_active`].
+    pub fn single_active(mut self) -> Self {
+        self.single_active = true;
+        self
     }
 
     pub fn bind(mut self, pattern: &str) -> Self {
@@ -96,13 +106,14 @@ impl QueueSpec {
         channel
             .queue_declare(&dlq, durable, broker.queue_args(None, None, None))
             .await?;
-        channel
-            .queue_declare(
-                &self.name,
-                durable,
-                broker.queue_args(Some(&dlq), None, Some(self.delivery_limit)),
-            )
-            .await?;
+        let mut args = broker.queue_args(Some(&dlq), None, Some(self.delivery_limit));
+        if self.single_active {
+            args.insert(
+                "x-single-active-consumer".into(),
+                lapin::types::AMQPValue::Boolean(true),
+            );
+        }
+        channel.queue_declare(&self.name, durable, args).await?;
         for delay in self.retry.delays() {
             channel
                 .queue_declare(

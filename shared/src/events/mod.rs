@@ -304,6 +304,11 @@ pub struct TaskDeleted {
     pub task_id: Uuid,
     pub owner_id: Uuid,
     pub actor_id: Uuid,
+    /// Everyone who could see the task when it went (owner, assignee, channel members): the
+    /// live stream tells them, since nobody can look the task up any more. Absent in events
+    /// from before it was added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<Uuid>,
 }
 
 impl EventPayload for TaskDeleted {

@@ -5,6 +5,7 @@
 pub mod jobs;
 pub mod media;
 pub mod notify;
+pub mod stream;
 
 use std::time::Duration;
 

@@ -1,0 +1,172 @@
+//! The feed: consumes the `api-gateway.stream` queue (one gateway at a time, in order) and
+//! appends each event to the stream log with its audience, the users who may see it when it is
+//! written. Task, job and attachment events are shown to the task's audience as task-svc says
+//! it is now (owner, assignee, channel members; [`TASK_AUDIENCE`]): a task that is gone, or a
+//! member who left its channel, is shown nothing more. A deleted task's event carries its last
+//! audience. A notification goes to its user; a join to the member and the channel's owner.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::http::Method;
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use shared::{
+    consumer::{BatchHandler, Handler, HandlerError, Incoming},
+    events::{ChannelJoined, CloudEvent, EventPayload, NotificationCreated, TaskDeleted},
+    internal::{Caller, Trust, HEADER_ASSERTION},
+};
+use uuid::Uuid;
+
+use super::log::{self, NewEntry};
+
+/// task-svc's internal route that names each task's audience.
+pub const TASK_AUDIENCE: &str = "/internal/v1/tasks/audience";
+
+/// Most tasks asked about at once (task-svc's limit).
+const ASK_AT_ONCE: usize = 500;
+
+pub struct Feed {
+    pub http: reqwest::Client,
+    pub trust: Arc<Trust>,
+    pub task_url: String,
+    pub redis: ConnectionManager,
+    pub prefix: String,
+    pub retention_secs: u64,
+}
+
+/// Who may see an event, before task audiences are looked up.
+enum Audience {
+    Users(Vec<Uuid>),
+    Task(Uuid),
+}
+
+fn audience_of(event: &CloudEvent) -> Result<Option<Audience>, HandlerError> {
+    let reject = |e: shared::events::DecodeError| HandlerError::Reject(e.into());
+    let audience = match event.event_type.as_str() {
+        TaskDeleted::TYPE => {
+            let deleted: TaskDeleted = event.decode().map_err(reject)?;
+            let mut users = deleted.audience;
+            users.push(deleted.owner_id);
+            Audience::Users(users)
+        }
+        NotificationCreated::TYPE => {
+            let created: NotificationCreated = event.decode().map_err(reject)?;
+            Audience::Users(vec![created.user_id])
+        }
+        ChannelJoined::TYPE => {
+            let joined: ChannelJoined = event.decode().map_err(reject)?;
+            Audience::Users(vec![joined.user_id, joined.owner_id])
+        }
+        t if t.starts_with("task.") || t.starts_with("job.") || t.starts_with("media.") => {
+            match event.data.get("task_id").and_then(|v| v.as_str()) {
+                Some(id) => {
+                    Audience::Task(Uuid::parse_str(id).map_err(|e| HandlerError::Reject(e.into()))?)
+                }
+                None => return Ok(None),
+            }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(audience))
+}
+
+impl Feed {
+    /// The audience of each of `tasks` that still exists.
+    async fn task_audiences(
+        &self,
+        tasks: &BTreeSet<Uuid>,
+    ) -> Result<BTreeMap<Uuid, Vec<Uuid>>, HandlerError> {
+        let mut audiences = BTreeMap::new();
+        let ids: Vec<Uuid> = tasks.iter().copied().collect();
+        for chunk in ids.chunks(ASK_AT_ONCE) {
+            let caller = Caller::anonymous(crate::SERVICE, None);
+            let assertion = self
+                .trust
+                .mint("task-svc", &Method::POST, TASK_AUDIENCE, &caller);
+            let answer = self
+                .http
+                .post(format!("{}{TASK_AUDIENCE}", self.task_url))
+                .header(HEADER_ASSERTION, assertion)
+                .json(&json!({ "task_ids": chunk }))
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status());
+            let unavailable = |e: reqwest::Error| {
+                HandlerError::Unavailable(anyhow::anyhow!("task-svc (task audiences): {e}"))
+            };
+            let body: serde_json::Value = answer
+                .map_err(unavailable)?
+                .json()
+                .await
+                .map_err(unavailable)?;
+            let part: BTreeMap<Uuid, Vec<Uuid>> = serde_json::from_value(body["audiences"].clone())
+                .map_err(|e| HandlerError::Retry(e.into()))?;
+            audiences.extend(part);
+        }
+        Ok(audiences)
+    }
+
+    async fn write(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
+        let mut events = Vec::new();
+        for message in messages {
+            let expanded = message
+                .event
+                .expand_reports()
+                .map_err(|e| HandlerError::Reject(e.into()))?;
+            for event in expanded {
+                if let Some(audience) = audience_of(&event)? {
+                    events.push((event, audience));
+                }
+            }
+        }
+        let tasks: BTreeSet<Uuid> = events
+            .iter()
+            .filter_map(|(_, a)| match a {
+                Audience::Task(id) => Some(*id),
+                Audience::Users(_) => None,
+            })
+            .collect();
+        let audiences = match tasks.is_empty() {
+            true => BTreeMap::new(),
+            false => self.task_audiences(&tasks).await?,
+        };
+        let mut entries = Vec::with_capacity(events.len());
+        for (event, audience) in events {
+            let mut users = match audience {
+                Audience::Users(users) => users,
+                Audience::Task(id) => match audiences.get(&id) {
+                    Some(users) => users.clone(),
+                    None => continue, // gone: nobody may see it any more
+                },
+            };
+            users.sort();
+            users.dedup();
+            if users.is_empty() {
+                continue;
+            }
+            entries.push(NewEntry {
+                event_id: event.id.to_string(),
+                event_type: event.event_type.clone(),
+                data: serde_json::to_string(&event).map_err(|e| HandlerError::Reject(e.into()))?,
+                users,
+            });
+        }
+        log::append(&self.redis, &self.prefix, self.retention_secs, &entries)
+            .await
+            .map_err(|e| HandlerError::Unavailable(anyhow::anyhow!("redis (stream log): {e}")))
+    }
+}
+
+impl Handler for Feed {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        self.write(std::slice::from_ref(message)).await
+    }
+}
+
+impl BatchHandler for Feed {
+    async fn handle_batch(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
+        self.write(messages).await
+    }
+}

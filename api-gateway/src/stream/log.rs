@@ -1,0 +1,216 @@
+//! The stream log: a Redis stream (`<prefix>stream:log`) of every event a user may be shown,
+//! each with who may see it. One gateway appends (the feed); every gateway reads it, live and
+//! for `Last-Event-ID` resumes. Entry ids are Redis stream ids (`<ms>-<seq>`): one order for
+//! all replicas, which is what lets a client resume on any of them.
+
+use std::sync::Arc;
+
+use redis::{aio::ConnectionManager, streams::StreamRangeReply, Value};
+use uuid::Uuid;
+
+/// One event in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The stream id, sent as the SSE `id`.
+    pub id: String,
+    /// The CloudEvents type, sent as the SSE `event`.
+    pub event_type: String,
+    /// The CloudEvent as JSON, sent as the SSE `data`.
+    pub data: String,
+    /// Who may see it, sorted.
+    pub users: Vec<Uuid>,
+}
+
+impl Entry {
+    pub fn visible_to(&self, user: Uuid) -> bool {
+        self.users.binary_search(&user).is_ok()
+    }
+}
+
+pub fn key(prefix: &str) -> String {
+    format!("{prefix}stream:log")
+}
+
+fn seen_key(prefix: &str, event_id: &str) -> String {
+    format!("{prefix}stream:seen:{event_id}")
+}
+
+/// Appends the event unless it is already in (a redelivery), trimming what is older than the
+/// retention; the `seen` marker lives as long as the retention.
+const APPEND: &str = r"
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 't', ARGV[3], 'd', ARGV[4], 'u', ARGV[5])
+end
+return false
+";
+
+/// An event to append: its CloudEvents id (the de-duplication key), type, JSON and audience.
+pub struct NewEntry {
+    pub event_id: String,
+    pub event_type: String,
+    pub data: String,
+    pub users: Vec<Uuid>,
+}
+
+/// Appends `entries` in order, in one round trip.
+pub async fn append(
+    redis: &ConnectionManager,
+    prefix: &str,
+    retention_secs: u64,
+    entries: &[NewEntry],
+) -> redis::RedisResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let script = redis::Script::new(APPEND);
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let min_id = now_ms.saturating_sub(retention_secs * 1000);
+    let mut pipe = redis::pipe();
+    // Load the script once; every entry then runs it by hash.
+    pipe.cmd("SCRIPT").arg("LOAD").arg(APPEND).ignore();
+    for entry in entries {
+        let users = entry
+            .users
+            .iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        pipe.cmd("EVALSHA")
+            .arg(script.get_hash())
+            .arg(2)
+            .arg(key(prefix))
+            .arg(seen_key(prefix, &entry.event_id))
+            .arg(retention_secs)
+            .arg(min_id)
+            .arg(&entry.event_type)
+            .arg(&entry.data)
+            .arg(users)
+            .ignore();
+    }
+    let mut conn = redis.clone();
+    pipe.query_async::<()>(&mut conn).await
+}
+
+/// Up to `count` entries after `after` (exclusive), oldest first.
+pub async fn after(
+    redis: &ConnectionManager,
+    prefix: &str,
+    after: &str,
+    count: usize,
+) -> redis::RedisResult<Vec<Entry>> {
+    let mut conn = redis.clone();
+    let reply: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(key(prefix))
+        .arg(format!("({after}"))
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(&mut conn)
+        .await?;
+    Ok(reply.ids.into_iter().filter_map(parse).collect())
+}
+
+/// The ids of the oldest and the newest entry, if the log has any.
+pub async fn bounds(
+    redis: &ConnectionManager,
+    prefix: &str,
+) -> redis::RedisResult<Option<(String, String)>> {
+    let mut conn = redis.clone();
+    let first: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(key(prefix))
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await?;
+    let last: StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(key(prefix))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await?;
+    Ok(first
+        .ids
+        .first()
+        .zip(last.ids.first())
+        .map(|(f, l)| (f.id.clone(), l.id.clone())))
+}
+
+/// Waits up to `block_ms` for entries after `after` and returns up to `count` of them.
+pub async fn read_blocking(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    after: &str,
+    block_ms: u64,
+    count: usize,
+) -> redis::RedisResult<Vec<Arc<Entry>>> {
+    let reply: Value = redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(count)
+        .arg("BLOCK")
+        .arg(block_ms)
+        .arg("STREAMS")
+        .arg(key(prefix))
+        .arg(after)
+        .query_async(conn)
+        .await?;
+    if reply == Value::Nil {
+        return Ok(Vec::new());
+    }
+    let reply: redis::streams::StreamReadReply = redis::FromRedisValue::from_redis_value(&reply)?;
+    Ok(reply
+        .keys
+        .into_iter()
+        .flat_map(|k| k.ids)
+        .filter_map(parse)
+        .map(Arc::new)
+        .collect())
+}
+
+fn parse(id: redis::streams::StreamId) -> Option<Entry> {
+    let field = |name: &str| -> Option<String> {
+        id.map
+            .get(name)
+            .and_then(|v| redis::FromRedisValue::from_redis_value(v).ok())
+    };
+    let mut users: Vec<Uuid> = field("u")?
+        .split(',')
+        .filter_map(|u| Uuid::parse_str(u).ok())
+        .collect();
+    users.sort();
+    Some(Entry {
+        event_type: field("t")?,
+        data: field("d")?,
+        users,
+        id: id.id,
+    })
+}
+
+/// Whether stream id `a` comes after `b` (ids compare as `(ms, seq)`, not as text).
+pub fn is_after(a: &str, b: &str) -> bool {
+    parse_id(a) > parse_id(b)
+}
+
+/// A stream id as `(ms, seq)`; `None` for anything else (a `Last-Event-ID` a client made up).
+pub fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_compare_as_numbers() {
+        assert!(is_after("10-0", "9-5"));
+        assert!(is_after("10-10", "10-9"));
+        assert!(!is_after("10-9", "10-9"));
+        assert_eq!(parse_id("12-3"), Some((12, 3)));
+        assert_eq!(parse_id("12"), None);
+        assert_eq!(parse_id("a-b"), None);
+    }
+}

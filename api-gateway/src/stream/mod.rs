@@ -1,0 +1,184 @@
+//! The live stream: `GET /api/v1/events/stream` (`text/event-stream`) sends a signed-in user
+//! every event they may see as it happens, resumable with `Last-Event-ID`. Opened with a
+//! single-use ticket (`POST /api/v1/events/ticket`, for browsers' `EventSource`) or a bearer
+//! token (programs).
+//!
+//! - [`feed`]: one gateway at a time appends the bus's events to the log, with their audience.
+//! - [`log`]: the log, a Redis stream kept for `stream.retention_secs`.
+//! - [`hub`]: every gateway reads the log and hands entries to its own streams; per-user
+//!   stream leases.
+//! - [`ticket`]: the tickets.
+//! - [`session`]: one stream from opening to end.
+
+pub mod feed;
+pub mod hub;
+pub mod log;
+mod session;
+pub mod ticket;
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{Deserialize, Serialize};
+use shared::{identity::Identity, problem::ProblemBody, ApiError};
+
+use crate::client::client_ip;
+use crate::proxy::{admit, RetainInternal, Route};
+use crate::AppState;
+
+/// The stream's routes in the API description (merged by [`crate::docs`]).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(issue_ticket, open),
+    components(schemas(Ticket)),
+    tags((name = "events", description = "Live events (server-sent events)"))
+)]
+pub struct StreamDoc;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/events/ticket", post(issue_ticket))
+        .route("/api/v1/events/stream", get(open))
+}
+
+/// A ticket for one stream.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Ticket {
+    /// Pass as `?ticket=` to `GET /api/v1/events/stream`; works once.
+    pub ticket: String,
+    /// Seconds left to use it.
+    pub expires_in: u64,
+}
+
+fn redis_down(err: redis::RedisError) -> ApiError {
+    tracing::warn!(error = %err, "stream: redis unavailable");
+    ApiError::unavailable("redis")
+}
+
+/// The caller of a gateway-local route, as the proxy admits callers: bearer token, session
+/// check and the API rate limit.
+async fn bearer_identity(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<Identity, ApiError> {
+    let ip = client_ip(state, headers, peer);
+    let mut headers = headers.clone();
+    headers.retain_internal();
+    let (_, caller) = admit(
+        state,
+        Route::new(crate::SERVICE, false),
+        &headers,
+        &ip,
+        &mut None,
+    )
+    .await?;
+    caller
+        .identity
+        .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))
+}
+
+#[utoipa::path(post, path = "/api/v1/events/ticket", tag = "events", security(("bearer" = [])),
+    responses((status = 200, description = "A single-use ticket to open a stream with", body = Ticket),
+        (status = 401, description = "No valid access token", body = ProblemBody),
+        (status = 503, description = "Redis is unavailable", body = ProblemBody)))]
+pub async fn issue_ticket(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Ticket>, ApiError> {
+    let identity = bearer_identity(&state, &headers, peer).await?;
+    let ttl = state.config.stream.ticket_secs;
+    let prefix = &state.config.redis.key_prefix;
+    let ticket = ticket::issue(&state.redis, prefix, &identity, ttl)
+        .await
+        .map_err(redis_down)?;
+    Ok(Json(Ticket {
+        ticket,
+        expires_in: ttl,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OpenQuery {
+    /// A ticket from `POST /api/v1/events/ticket` (instead of a bearer token).
+    #[param(max_length = 64)]
+    pub ticket: Option<String>,
+    /// Resume after this event (as the `Last-Event-ID` header does; the header wins).
+    #[param(max_length = 48)]
+    pub last_event_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", security((), ("bearer" = [])),
+    params(OpenQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "Server-sent events: `ready` first, then each event the caller may see (`id` to resume from, `event` its type, `data` the CloudEvent); `reset` when events were lost to the retention window (reload, then carry on)", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A malformed `Last-Event-ID`", body = ProblemBody),
+        (status = 401, description = "No valid ticket or access token, or a ticket already used", body = ProblemBody),
+        (status = 429, description = "The user has `stream.max_streams_per_user` streams open (`too_many_streams`)", body = ProblemBody),
+        (status = 503, description = "Redis is unavailable", body = ProblemBody)))]
+pub async fn open(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<OpenQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let prefix = &state.config.redis.key_prefix;
+    let identity = match &query.ticket {
+        Some(ticket) => {
+            let identity = ticket::redeem(&state.redis, prefix, ticket)
+                .await
+                .map_err(redis_down)?
+                .ok_or_else(|| ApiError::unauthorized("this ticket is unknown, expired or used"))?;
+            if let Some(session) = identity.session_id {
+                let live = shared::sessions::is_live(&state.redis, prefix, session)
+                    .await
+                    .map_err(redis_down)?;
+                if !live {
+                    return Err(ApiError::unauthorized(
+                        "this session has ended; log in again",
+                    ));
+                }
+            }
+            identity
+        }
+        None => bearer_identity(&state, &headers, peer).await?,
+    };
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(query.last_event_id)
+        .filter(|id| !id.is_empty());
+    if resume
+        .as_deref()
+        .is_some_and(|id| log::parse_id(id).is_none())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_last_event_id",
+            "Last-Event-ID must be an id this stream sent (`<ms>-<seq>`)",
+        ));
+    }
+    let stream = session::Session::open(&state, identity, resume).await?;
+    let mut response = stream.into_response();
+    let headers = response.headers_mut();
+    headers.insert("cache-control", "no-cache".parse().expect("static"));
+    // Reverse proxies (nginx, the ingress controller) must pass events on as they come.
+    headers.insert("x-accel-buffering", "no".parse().expect("static"));
+    Ok(response)
+}
+
+/// 429 for one stream too many.
+fn too_many_streams(max: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_streams",
+        format!("at most {max} streams per user are open at once (stream.max_streams_per_user); close one"),
+    )
+}

@@ -1,0 +1,227 @@
+//! One stream, from opening to end: a lease among the user's `stream.max_streams_per_user`,
+//! a place in the hub, then `ready`, the entries missed since `Last-Event-ID` (read from the
+//! log a page at a time, so a long absence costs no memory), and the live entries. It ends when
+//! the client goes, falls too far behind, its session ends or the gateway shuts down.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use shared::{identity::Identity, ApiError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::hub::{Leases, Registration};
+use super::log::{self, Entry};
+use crate::AppState;
+
+/// Entries read from the log per page while catching up.
+const PAGE: usize = 500;
+
+/// Gives the lease back when the stream ends, however it ends.
+struct Lease {
+    redis: ConnectionManager,
+    prefix: String,
+    user: Uuid,
+    id: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let (redis, prefix, user, id) = (
+            self.redis.clone(),
+            std::mem::take(&mut self.prefix),
+            self.user,
+            std::mem::take(&mut self.id),
+        );
+        tokio::spawn(async move { Leases::release(&redis, &prefix, user, &id).await });
+    }
+}
+
+pub struct Session {
+    identity: Identity,
+    redis: ConnectionManager,
+    prefix: String,
+    heartbeat: Duration,
+    shutdown: CancellationToken,
+    lease: Lease,
+    _registration: Registration,
+    live: mpsc::Receiver<Arc<Entry>>,
+    /// Catching up: the last entry read from the log; `None` once caught up.
+    cursor: Option<String>,
+    /// The newest entry sent: live entries up to it were sent while catching up.
+    sent: Option<String>,
+    pending: VecDeque<Event>,
+    checks: tokio::time::Interval,
+}
+
+fn event(entry: &Entry) -> Event {
+    Event::default()
+        .id(entry.id.clone())
+        .event(entry.event_type.clone())
+        .data(entry.data.clone())
+}
+
+impl Session {
+    pub async fn open(
+        state: &AppState,
+        identity: Identity,
+        resume: Option<String>,
+    ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+        let config = &state.config.stream;
+        let prefix = state.config.redis.key_prefix.clone();
+        let redis = state.redis.clone();
+        let heartbeat = Duration::from_secs(config.heartbeat_secs);
+        let lease_for = heartbeat * 3;
+        let id = Uuid::new_v4().to_string();
+        let user = identity.user_id;
+        let down = |e: redis::RedisError| {
+            tracing::warn!(error = %e, "stream: redis unavailable");
+            ApiError::unavailable("redis")
+        };
+        let max = config.max_streams_per_user;
+        if !Leases::acquire(&redis, &prefix, user, &id, max, lease_for)
+            .await
+            .map_err(down)?
+        {
+            return Err(super::too_many_streams(max));
+        }
+        let lease = Lease {
+            redis: redis.clone(),
+            prefix: prefix.clone(),
+            user,
+            id,
+        };
+        // In the hub before the log is read: nothing appended from here on can be missed.
+        let (registration, live) = state.hub.register(user, config.client_buffer);
+        let bounds = log::bounds(&redis, &prefix).await.map_err(down)?;
+        let head = bounds.as_ref().map(|(_, last)| last.clone());
+        let mut pending = VecDeque::new();
+        let mut ready = json!({ "last_event_id": head });
+        let cursor = match resume {
+            // Nothing older than the oldest entry is left: if the client's last event is older,
+            // some in between may be gone.
+            Some(after) => match &bounds {
+                Some((first, _)) if !log::is_after(first, &after) || first == &after => Some(after),
+                _ => {
+                    pending.push_back(Event::default().event("reset").data(
+                        json!({ "reason": "events after Last-Event-ID are past the retention window; reload" })
+                            .to_string(),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        if cursor.is_none() {
+            // Resuming later starts here.
+            ready["resumed"] = json!(false);
+        } else {
+            ready["resumed"] = json!(true);
+        }
+        let mut hello = Event::default()
+            .event("ready")
+            .retry(Duration::from_secs(3))
+            .data(ready.to_string());
+        if cursor.is_none() {
+            if let Some(head) = &head {
+                hello = hello.id(head.clone());
+            }
+        }
+        pending.push_front(hello);
+        let mut checks = tokio::time::interval(heartbeat);
+        checks.tick().await; // the first tick is immediate
+        let session = Session {
+            identity,
+            redis,
+            prefix,
+            heartbeat,
+            shutdown: state.hub.shutdown().clone(),
+            lease,
+            _registration: registration,
+            live,
+            sent: cursor.clone(),
+            cursor,
+            pending,
+            checks,
+        };
+        metrics::counter!("taskmesh_streams_opened_total").increment(1);
+        let stream = futures::stream::unfold(session, |mut s| async move {
+            s.next().await.map(|e| (Ok(e), s))
+        });
+        Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("keep-alive")))
+    }
+
+    /// The next event to send; `None` ends the stream.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if let Some(after) = self.cursor.clone() {
+                self.catch_up(&after).await?;
+                continue;
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                entry = self.live.recv() => {
+                    // Closed: the client fell too far behind and was dropped.
+                    let entry = entry?;
+                    if self.sent.as_deref().is_some_and(|sent| !log::is_after(&entry.id, sent)) {
+                        continue; // already sent while catching up
+                    }
+                    self.sent = None;
+                    return Some(event(&entry));
+                }
+                _ = self.checks.tick() => self.check().await?,
+            }
+        }
+    }
+
+    /// Reads the next page of the log after `after` into `pending`.
+    async fn catch_up(&mut self, after: &str) -> Option<()> {
+        let page = match log::after(&self.redis, &self.prefix, after, PAGE).await {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::warn!(error = %err, "stream: cannot read the log to catch up; closing");
+                return None;
+            }
+        };
+        let user = self.identity.user_id;
+        self.cursor = page
+            .last()
+            .map(|e| e.id.clone())
+            .filter(|_| page.len() == PAGE);
+        if let Some(last) = page.last() {
+            self.sent = Some(last.id.clone());
+        }
+        self.pending
+            .extend(page.iter().filter(|e| e.visible_to(user)).map(event));
+        Some(())
+    }
+
+    /// Every heartbeat: the session must still be live, and the lease is renewed.
+    async fn check(&mut self) -> Option<()> {
+        if let Some(session) = self.identity.session_id {
+            if let Ok(false) = shared::sessions::is_live(&self.redis, &self.prefix, session).await {
+                return None;
+            }
+        }
+        let lease = &self.lease;
+        let _ = Leases::renew(
+            &self.redis,
+            &self.prefix,
+            lease.user,
+            &lease.id,
+            self.heartbeat * 3,
+        )
+        .await;
+        Some(())
+    }
+}
