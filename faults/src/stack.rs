@@ -114,7 +114,8 @@ pub const SERVICES: [ServiceSpec; 7] = [
         name: "api-gateway",
         service: "api-gateway",
         section: "GATEWAY",
-        deps: &[Dep::Redis],
+        // RabbitMQ: the live stream's feed.
+        deps: &[Dep::Rabbitmq, Dep::Redis],
     },
 ];
 

@@ -106,7 +106,8 @@ async fn a_user_sees_the_tasks_they_may_see_and_never_another_users() {
     // Eve's private task, then Ada's task for Bob: the log keeps this order, so if Bob reads
     // Ada's task without Eve's before it, Eve's never reached him.
     let secret = create(&app, &eve, "eve's secret", None).await;
-    let _ = until(&mut eves, "task.created", &secret).await;
+    let seen = until(&mut eves, "task.created", &secret).await;
+    let before_channel = seen.last().unwrap().id.clone().unwrap();
     let shared = create(&app, &ada, "for bob", Some(&bob_id)).await;
     let seen = until(&mut bobs, "task.created", &shared).await;
     assert!(
@@ -177,6 +178,15 @@ async fn a_user_sees_the_tasks_they_may_see_and_never_another_users() {
         seen.iter().all(|e| e.subject() != in_channel),
         "Eve saw a channel task after leaving: {seen:?}"
     );
+    // Catching up from before the channel, Eve is shown nothing of its task either: she may
+    // not see it now, though she could when its events were written.
+    let mut resumed = stream::open(&app.api, &eve, Some(&before_channel)).await;
+    let seen = until(&mut resumed, "task.created", &marker).await;
+    assert!(
+        seen.iter().all(|e| e.subject() != in_channel),
+        "Eve caught up on a channel task after leaving: {seen:?}"
+    );
+    assert!(seen.iter().any(|e| e.event == "ready"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

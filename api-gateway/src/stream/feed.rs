@@ -41,7 +41,32 @@ enum Audience {
     Task(Uuid),
 }
 
+/// Every event type the stream shows; anything else on the queue (a worker may publish what it
+/// likes on `job.*`) is skipped.
+pub const SHOWN: &[&str] = &[
+    "task.created",
+    "task.updated",
+    "task.status_changed",
+    "task.completed",
+    "task.assigned",
+    "task.deleted",
+    "task.due_soon",
+    "task.failed",
+    "task.dead",
+    "job.started",
+    "job.progress",
+    "job.finished",
+    "media.uploaded",
+    "media.processed",
+    "media.deleted",
+    "notification.created",
+    "channel.joined",
+];
+
 fn audience_of(event: &CloudEvent) -> Result<Option<Audience>, HandlerError> {
+    if !SHOWN.contains(&event.event_type.as_str()) {
+        return Ok(None);
+    }
     let reject = |e: shared::events::DecodeError| HandlerError::Reject(e.into());
     let audience = match event.event_type.as_str() {
         TaskDeleted::TYPE => {
@@ -58,56 +83,67 @@ fn audience_of(event: &CloudEvent) -> Result<Option<Audience>, HandlerError> {
             let joined: ChannelJoined = event.decode().map_err(reject)?;
             Audience::Users(vec![joined.user_id, joined.owner_id])
         }
-        t if t.starts_with("task.") || t.starts_with("job.") || t.starts_with("media.") => {
-            match event.data.get("task_id").and_then(|v| v.as_str()) {
-                Some(id) => {
-                    Audience::Task(Uuid::parse_str(id).map_err(|e| HandlerError::Reject(e.into()))?)
-                }
-                None => return Ok(None),
+        _ => match event.data.get("task_id").and_then(|v| v.as_str()) {
+            Some(id) => {
+                Audience::Task(Uuid::parse_str(id).map_err(|e| HandlerError::Reject(e.into()))?)
             }
-        }
-        _ => return Ok(None),
+            None => return Ok(None),
+        },
     };
     Ok(Some(audience))
 }
 
-impl Feed {
-    /// The audience of each of `tasks` that still exists.
-    async fn task_audiences(
-        &self,
-        tasks: &BTreeSet<Uuid>,
-    ) -> Result<BTreeMap<Uuid, Vec<Uuid>>, HandlerError> {
-        let mut audiences = BTreeMap::new();
-        let ids: Vec<Uuid> = tasks.iter().copied().collect();
-        for chunk in ids.chunks(ASK_AT_ONCE) {
-            let caller = Caller::anonymous(crate::SERVICE, None);
-            let assertion = self
-                .trust
-                .mint("task-svc", &Method::POST, TASK_AUDIENCE, &caller);
-            let answer = self
-                .http
-                .post(format!("{}{TASK_AUDIENCE}", self.task_url))
-                .header(HEADER_ASSERTION, assertion)
-                .json(&json!({ "task_ids": chunk }))
-                .timeout(std::time::Duration::from_secs(5))
-                .send()
-                .await
-                .and_then(|r| r.error_for_status());
-            let unavailable = |e: reqwest::Error| {
-                HandlerError::Unavailable(anyhow::anyhow!("task-svc (task audiences): {e}"))
-            };
-            let body: serde_json::Value = answer
-                .map_err(unavailable)?
-                .json()
-                .await
-                .map_err(unavailable)?;
-            let part: BTreeMap<Uuid, Vec<Uuid>> = serde_json::from_value(body["audiences"].clone())
-                .map_err(|e| HandlerError::Retry(e.into()))?;
-            audiences.extend(part);
-        }
-        Ok(audiences)
-    }
+/// Why task-svc could not say who may see some tasks.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// Down, slow or failing (5xx): ask again later.
+    #[error("task-svc (task audiences) is unavailable: {0}")]
+    Unavailable(String),
+    /// It refused the question (4xx): asking again will not help.
+    #[error("task-svc refused the audience question: {0}")]
+    Refused(String),
+}
 
+/// The audience of each of `tasks` that still exists, from task-svc, asked as the gateway
+/// acting for nobody.
+pub async fn task_audiences(
+    http: &reqwest::Client,
+    trust: &Trust,
+    task_url: &str,
+    tasks: &BTreeSet<Uuid>,
+) -> Result<BTreeMap<Uuid, Vec<Uuid>>, AskError> {
+    let mut audiences = BTreeMap::new();
+    let ids: Vec<Uuid> = tasks.iter().copied().collect();
+    for chunk in ids.chunks(ASK_AT_ONCE) {
+        let caller = Caller::anonymous(crate::SERVICE, None);
+        let assertion = trust.mint("task-svc", &Method::POST, TASK_AUDIENCE, &caller);
+        let answer = http
+            .post(format!("{task_url}{TASK_AUDIENCE}"))
+            .header(HEADER_ASSERTION, assertion)
+            .json(&json!({ "task_ids": chunk }))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| AskError::Unavailable(e.to_string()))?;
+        let status = answer.status();
+        if status.is_client_error() {
+            return Err(AskError::Refused(status.to_string()));
+        }
+        if !status.is_success() {
+            return Err(AskError::Unavailable(status.to_string()));
+        }
+        let body: serde_json::Value = answer
+            .json()
+            .await
+            .map_err(|e| AskError::Unavailable(e.to_string()))?;
+        let part: BTreeMap<Uuid, Vec<Uuid>> = serde_json::from_value(body["audiences"].clone())
+            .map_err(|e| AskError::Refused(format!("an answer of another shape: {e}")))?;
+        audiences.extend(part);
+    }
+    Ok(audiences)
+}
+
+impl Feed {
     async fn write(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
         let mut events = Vec::new();
         for message in messages {
@@ -130,10 +166,24 @@ impl Feed {
             .collect();
         let audiences = match tasks.is_empty() {
             true => BTreeMap::new(),
-            false => self.task_audiences(&tasks).await?,
+            false => task_audiences(&self.http, &self.trust, &self.task_url, &tasks)
+                .await
+                .map_err(|e| match e {
+                    AskError::Unavailable(_) => HandlerError::Unavailable(e.into()),
+                    // A deployment fault (the secret, a task-svc too old for the route): the
+                    // batch is dead-lettered, loudly, rather than holding every stream up.
+                    AskError::Refused(_) => {
+                        tracing::error!(error = %e, "stream feed: task-svc refuses the audience question");
+                        HandlerError::Reject(e.into())
+                    }
+                })?,
         };
         let mut entries = Vec::with_capacity(events.len());
         for (event, audience) in events {
+            let task = match &audience {
+                Audience::Task(id) => Some(*id),
+                Audience::Users(_) => None,
+            };
             let mut users = match audience {
                 Audience::Users(users) => users,
                 Audience::Task(id) => match audiences.get(&id) {
@@ -151,6 +201,7 @@ impl Feed {
                 event_type: event.event_type.clone(),
                 data: serde_json::to_string(&event).map_err(|e| HandlerError::Reject(e.into()))?,
                 users,
+                task,
             });
         }
         log::append(&self.redis, &self.prefix, self.retention_secs, &entries)

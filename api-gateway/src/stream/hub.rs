@@ -122,19 +122,38 @@ impl Hub {
     /// own Redis connection, since a blocking read holds the connection it runs on.
     pub async fn run(self: Arc<Self>, mut redis: ConnectionManager, prefix: String) {
         let shutdown = self.shutdown.clone();
-        // `$` until the first read succeeds: only what is appended from now on.
-        let mut last = "$".to_string();
+        // From the log's end as it is now (not `$`, which between two reads would skip what
+        // was appended in between): every later entry, however the reads fall.
+        let mut last: Option<String> = None;
         let mut logged = false;
         while !shutdown.is_cancelled() {
+            let after = match &last {
+                Some(last) => last.clone(),
+                None => match log::bounds(&redis, &prefix).await {
+                    Ok(bounds) => {
+                        let start = bounds.map_or_else(|| "0-0".to_string(), |(_, newest)| newest);
+                        last = Some(start.clone());
+                        start
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot read the stream log; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        }
+                        continue;
+                    }
+                },
+            };
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                read = log::read_blocking(&mut redis, &prefix, &last, 1000, 500) => read,
+                read = log::read_blocking(&mut redis, &prefix, &after, 1000, 500) => read,
             };
             match read {
                 Ok(entries) => {
                     logged = false;
                     if let Some(newest) = entries.last() {
-                        last = newest.id.clone();
+                        last = Some(newest.id.clone());
                     }
                     for entry in &entries {
                         self.dispatch(entry);
@@ -207,10 +226,10 @@ impl Leases {
     ) -> redis::RedisResult<()> {
         let expires = chrono::Utc::now().timestamp_millis() + lease.as_millis() as i64;
         let mut conn = redis.clone();
+        // Not `XX`: a lease lost with Redis's data comes back, so the stream counts again.
         redis::pipe()
             .cmd("ZADD")
             .arg(Self::key(prefix, user))
-            .arg("XX")
             .arg(expires)
             .arg(stream)
             .ignore()
@@ -243,6 +262,7 @@ mod tests {
             event_type: "task.updated".into(),
             data: "{}".into(),
             users: users.to_vec(),
+            task: None,
         })
     }
 

@@ -19,6 +19,8 @@ pub struct Entry {
     pub data: String,
     /// Who may see it, sorted.
     pub users: Vec<Uuid>,
+    /// The task it is about, if any.
+    pub task: Option<Uuid>,
 }
 
 impl Entry {
@@ -36,20 +38,25 @@ fn seen_key(prefix: &str, event_id: &str) -> String {
 }
 
 /// Appends the event unless it is already in (a redelivery), trimming what is older than the
-/// retention; the `seen` marker lives as long as the retention.
+/// retention (by Redis's own clock, which also makes the ids). The `seen` marker is set only
+/// once the entry is in, and lives as long as the retention.
 const APPEND: &str = r"
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
-  return redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 't', ARGV[3], 'd', ARGV[4], 'u', ARGV[5])
-end
-return false
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local now = redis.call('TIME')
+local min_id = tonumber(now[1]) * 1000 - tonumber(ARGV[1]) * 1000
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', min_id, '*', 't', ARGV[2], 'd', ARGV[3], 'u', ARGV[4], 'k', ARGV[5])
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return id
 ";
 
-/// An event to append: its CloudEvents id (the de-duplication key), type, JSON and audience.
+/// An event to append: its CloudEvents id (the de-duplication key), type, JSON, audience and
+/// the task it is about (checked again when a client catches up).
 pub struct NewEntry {
     pub event_id: String,
     pub event_type: String,
     pub data: String,
     pub users: Vec<Uuid>,
+    pub task: Option<Uuid>,
 }
 
 /// Appends `entries` in order, in one round trip.
@@ -63,8 +70,6 @@ pub async fn append(
         return Ok(());
     }
     let script = redis::Script::new(APPEND);
-    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-    let min_id = now_ms.saturating_sub(retention_secs * 1000);
     let mut pipe = redis::pipe();
     // Load the script once; every entry then runs it by hash.
     pipe.cmd("SCRIPT").arg("LOAD").arg(APPEND).ignore();
@@ -81,10 +86,10 @@ pub async fn append(
             .arg(key(prefix))
             .arg(seen_key(prefix, &entry.event_id))
             .arg(retention_secs)
-            .arg(min_id)
             .arg(&entry.event_type)
             .arg(&entry.data)
             .arg(users)
+            .arg(entry.task.map(|t| t.to_string()).unwrap_or_default())
             .ignore();
     }
     let mut conn = redis.clone();
@@ -185,6 +190,7 @@ fn parse(id: redis::streams::StreamId) -> Option<Entry> {
         event_type: field("t")?,
         data: field("d")?,
         users,
+        task: field("k").and_then(|k| Uuid::parse_str(&k).ok()),
         id: id.id,
     })
 }
@@ -194,9 +200,14 @@ pub fn is_after(a: &str, b: &str) -> bool {
     parse_id(a) > parse_id(b)
 }
 
-/// A stream id as `(ms, seq)`; `None` for anything else (a `Last-Event-ID` a client made up).
+/// A stream id as `(ms, seq)`; `None` for anything else (a `Last-Event-ID` a client made up):
+/// two runs of 1 to 20 digits.
 pub fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
+    let digits = |s: &str| (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(seq) {
+        return None;
+    }
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
@@ -212,5 +223,7 @@ mod tests {
         assert_eq!(parse_id("12-3"), Some((12, 3)));
         assert_eq!(parse_id("12"), None);
         assert_eq!(parse_id("a-b"), None);
+        assert_eq!(parse_id("+1-+0"), None);
+        assert_eq!(parse_id(&format!("{}-0", "1".repeat(21))), None);
     }
 }

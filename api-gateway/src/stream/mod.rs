@@ -132,6 +132,14 @@ pub async fn open(
     let prefix = &state.config.redis.key_prefix;
     let identity = match &query.ticket {
         Some(ticket) => {
+            // Counted per client address like the signed download links: redeeming costs a
+            // Redis call, and the caller is not known yet.
+            let ip = client_ip(&state, &headers, peer);
+            let route = Route {
+                signed: true,
+                ..Route::new(crate::SERVICE, true)
+            };
+            admit(&state, route, &headers, &ip, &mut None).await?;
             let identity = ticket::redeem(&state.redis, prefix, ticket)
                 .await
                 .map_err(redis_down)?

@@ -3,7 +3,7 @@
 //! log a page at a time, so a long absence costs no memory), and the live entries. It ends when
 //! the client goes, falls too far behind, its session ends or the gateway shuts down.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use shared::events::{EventPayload, TaskDeleted};
+
+use super::feed;
 use super::hub::{Leases, Registration};
 use super::log::{self, Entry};
 use crate::AppState;
@@ -46,6 +49,9 @@ impl Drop for Lease {
 
 pub struct Session {
     identity: Identity,
+    http: reqwest::Client,
+    trust: Arc<shared::internal::Trust>,
+    task_url: String,
     redis: ConnectionManager,
     prefix: String,
     heartbeat: Duration,
@@ -107,8 +113,14 @@ impl Session {
         let cursor = match resume {
             // Nothing older than the oldest entry is left: if the client's last event is older,
             // some in between may be gone.
+            // One newer than the newest was never sent here (the log was lost, say): the
+            // client must reload too.
             Some(after) => match &bounds {
-                Some((first, _)) if !log::is_after(first, &after) || first == &after => Some(after),
+                Some((first, last))
+                    if !log::is_after(first, &after) && !log::is_after(&after, last) =>
+                {
+                    Some(after)
+                }
                 _ => {
                     pending.push_back(Event::default().event("reset").data(
                         json!({ "reason": "events after Last-Event-ID are past the retention window; reload" })
@@ -139,6 +151,9 @@ impl Session {
         checks.tick().await; // the first tick is immediate
         let session = Session {
             identity,
+            http: state.http.clone(),
+            trust: state.trust.clone(),
+            task_url: state.config.task.url.clone(),
             redis,
             prefix,
             heartbeat,
@@ -146,7 +161,9 @@ impl Session {
             lease,
             _registration: registration,
             live,
-            sent: cursor.clone(),
+            // Not resuming: `ready` stands for everything up to the head, so the hub's entries
+            // up to it (appended before `bounds` was read) are not sent again.
+            sent: cursor.clone().or(head),
             cursor,
             pending,
             checks,
@@ -161,6 +178,9 @@ impl Session {
     /// The next event to send; `None` ends the stream.
     async fn next(&mut self) -> Option<Event> {
         loop {
+            if self.shutdown.is_cancelled() {
+                return None;
+            }
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);
             }
@@ -201,8 +221,38 @@ impl Session {
         if let Some(last) = page.last() {
             self.sent = Some(last.id.clone());
         }
-        self.pending
-            .extend(page.iter().filter(|e| e.visible_to(user)).map(event));
+        let mine: Vec<&Entry> = page.iter().filter(|e| e.visible_to(user)).collect();
+        // An entry's audience is who could see its task when it was written; catching up, the
+        // user must still be able to see the task now (a member who left a channel is shown
+        // none of what happened in it while they were away).
+        let rechecked = |e: &Entry| e.event_type != TaskDeleted::TYPE && e.task.is_some();
+        let tasks: BTreeSet<Uuid> = mine
+            .iter()
+            .filter(|e| rechecked(e))
+            .filter_map(|e| e.task)
+            .collect();
+        let now = match tasks.is_empty() {
+            true => Default::default(),
+            false => {
+                match feed::task_audiences(&self.http, &self.trust, &self.task_url, &tasks).await {
+                    Ok(now) => now,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "stream: cannot check audiences to catch up; closing");
+                        return None;
+                    }
+                }
+            }
+        };
+        for entry in mine {
+            let visible = !rechecked(entry)
+                || entry
+                    .task
+                    .and_then(|task| now.get(&task))
+                    .is_some_and(|users| users.binary_search(&user).is_ok());
+            if visible {
+                self.pending.push_back(event(entry));
+            }
+        }
         Some(())
     }
 
