@@ -7,12 +7,14 @@
 //! - [`client`]: the client's address behind trusted proxies.
 //! - [`ratelimit`]: per-user and per-IP limits in Redis.
 //! - [`docs`]: the merged OpenAPI document and Swagger UI.
+//! - [`dashboard`]: the web dashboard at `/`, embedded.
 //! - [`idempotency`]: `Idempotency-Key` on POST.
 //! - [`overview`]: `GET /api/v1/me/overview`, one call across services.
 //! - [`stream`]: the live event stream (`/api/v1/events/...`), fed from the bus.
 
 pub mod auth;
 pub mod client;
+pub mod dashboard;
 pub mod docs;
 pub mod idempotency;
 pub mod overview;
@@ -132,7 +134,8 @@ pub async fn run(
         .route("/api/v1/{*rest}", any(proxy::proxy))
         .merge(docs::router())
         .with_state(state)
-        .merge(docs::swagger_ui());
+        .merge(docs::swagger_ui())
+        .merge(dashboard::router());
     let cors = cors_layer(&state_config)?;
     let app = shared::startup::finish_router(app, readiness).layer(cors);
     shared::http::serve(listener, app, shutdown).await?;

@@ -1,4 +1,4 @@
-//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks|jobs|notify|media]`
+//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks|jobs|notify|media|stream]`
 //!
 //! Events: outbox insert → relay → consumer ack, throughput and end-to-end latency, printed next
 //! to the raw broker limit measured in the same run (plain lapin publish-with-confirms /
@@ -34,6 +34,7 @@ mod jobs;
 mod media;
 mod notify;
 mod platform;
+mod stream;
 mod tasks;
 
 #[tokio::main]
@@ -45,9 +46,10 @@ async fn main() -> anyhow::Result<()> {
         Some("jobs") => jobs::run().await,
         Some("notify") => notify::run().await,
         Some("media") => media::run().await,
+        Some("stream") => stream::run().await,
         Some(other) => {
             anyhow::bail!(
-                "unknown benchmark {other:?}: events, gateway, tasks, jobs, notify or media"
+                "unknown benchmark {other:?}: events, gateway, tasks, jobs, notify, media or stream"
             )
         }
     }
@@ -471,7 +473,7 @@ async fn memory(env: &TestEnv) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rss_mib(pid: Option<u32>) -> f64 {
+pub(crate) fn rss_mib(pid: Option<u32>) -> f64 {
     let Some(pid) = pid else { return f64::NAN };
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

@@ -32,3 +32,9 @@ pub async fn ping(conn: &ConnectionManager) -> redis::RedisResult<()> {
     redis::cmd("PING").query_async::<String>(&mut conn).await?;
     Ok(())
 }
+
+/// The Redis key holding the pools an admin paused (a JSON list of names): task-svc writes it,
+/// workers read it (`POST /api/v1/admin/pools/{pool}/pause`).
+pub fn paused_pools_key(prefix: &str) -> String {
+    format!("{prefix}pools:paused")
+}

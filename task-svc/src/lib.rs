@@ -11,6 +11,8 @@
 //!   letters, cancel, cron, the worker list.
 //! - [`cache`]: the first page of each user's task list in Redis, invalidated on change.
 //! - [`priority`]: priority prediction (naive Bayes on this deployment's tasks, or a heuristic).
+//! - [`pool_pauses`]: pausing and resuming a pool (mirrored into Redis for workers).
+//! - [`pool_stats`]: pools' depth and the last hour's runs, for the operators' views.
 //! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
 //! - [`users`]: the read model of users, kept from `user.*` events.
 
@@ -20,6 +22,8 @@ pub mod cache;
 pub mod channels;
 pub mod jobs;
 pub mod operations;
+pub mod pool_pauses;
+pub mod pool_stats;
 pub mod priority;
 pub mod quotas;
 pub mod reminders;
@@ -60,7 +64,8 @@ pub struct AppState {
         channels::create, channels::list, channels::read, channels::join, channels::leave,
         channels::rotate_code, channels::remove_member,
         jobs::cancel, jobs::attempts, jobs::dead_list, jobs::dead_replay, jobs::dead_purge,
-        jobs::workers, operations::search, operations::retry_now
+        jobs::workers, operations::search, operations::retry_now,
+        pool_stats::pools, pool_stats::activity, pool_pauses::pause, pool_pauses::resume
     ),
     tags(
         (name = "tasks", description = "Tasks"),
@@ -114,6 +119,12 @@ pub async fn run(
         config.jobs.clone(),
         shutdown.clone(),
     ));
+    platform.spawn(pool_pauses::mirror_periodically(
+        platform.pool.clone(),
+        redis.clone(),
+        config.redis.key_prefix.clone(),
+        shutdown.clone(),
+    ));
     platform.spawn(priority::retrain_periodically(
         platform.pool.clone(),
         shutdown.clone(),
@@ -123,6 +134,8 @@ pub async fn run(
         .merge(channels::router())
         .merge(jobs::router())
         .merge(operations::router())
+        .merge(pool_stats::router())
+        .merge(pool_pauses::router())
         .merge(access::router())
         .merge(audience::router())
         .with_state(AppState {

@@ -74,7 +74,9 @@ async fn up(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let c = &stack.config;
     println!();
     println!("Taskmesh is up.");
+    println!("  Dashboard            {}/", c.gateway.url);
     println!("  API (gateway)        {}/api/v1", c.gateway.url);
+    println!("  Swagger UI           {}/docs", c.gateway.url);
     println!("  user-svc             {}", c.user.url);
     println!("  task-svc             {}", c.task.url);
     println!("  notify-svc           {}", c.notify.url);

@@ -190,3 +190,121 @@ async fn a_job_waiting_for_its_backoff_or_its_run_at_runs_now_when_asked() {
     let (status, body) = retry(&ada, task["id"].as_str().unwrap()).await;
     assert_eq!(status, 409, "{body}");
 }
+
+/// The in-process worker's pool reported paused (or not) by its heartbeat.
+async fn worker_reports(app: &App, admin: &str, paused: bool) {
+    let what = if paused { "paused" } else { "resumed" };
+    shared::testkit::eventually(
+        &format!("the worker reports inproc {what}"),
+        common::WAIT,
+        || async {
+            let (_, workers) = app.get("/api/v1/workers", Some(admin)).await;
+            let reports = workers["items"].as_array()?.iter().any(|w| {
+                w["state"] == "alive"
+                    && w["details"]["pools"] == "inproc"
+                    && (w["details"]["paused"] == "inproc") == paused
+            });
+            reports.then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_pool_takes_no_jobs_keeps_them_queued_and_runs_them_once_resumed() {
+    let app = App::start_with(job_config).await;
+    let admin = app.admin_token().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let queue = shared::topology::PoolTopology::new(
+        &shared::broker::Broker::new(&app.env.config.amqp, "test"),
+        "inproc",
+    )
+    .queue;
+    // A job running when the pool is paused finishes: pausing takes nothing from a worker.
+    let running = app
+        .create_job(
+            &ada,
+            "long",
+            json!({"kind": "sleep", "pool": "inproc", "payload": {"ms": 1500}}),
+        )
+        .await;
+    let running_id = running["id"].as_str().unwrap();
+    app.wait_status(&ada, running_id, "running").await;
+
+    let (status, body) = app
+        .post("/api/v1/admin/pools/inproc/pause", Some(&ada), json!({}))
+        .await;
+    assert_eq!(status, 403, "members cannot pause: {body}");
+    let (status, body) = app
+        .post("/api/v1/admin/pools/inproc/pause", Some(&admin), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["paused"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    let (status, _) = app
+        .post(
+            "/api/v1/admin/pools/not%20a%20pool/pause",
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    worker_reports(&app, &admin, true).await;
+    let done = app.wait_status(&ada, running_id, "completed").await;
+    assert_eq!(
+        done["job"]["attempt"], 1,
+        "finished, not handed back: {done}"
+    );
+
+    // Jobs created while paused are dispatched and wait in the queue, untaken.
+    let mut waiting = Vec::new();
+    for i in 0..3 {
+        let job = app
+            .create_job(
+                &ada,
+                &format!("waits {i}"),
+                json!({"kind": "noop", "pool": "inproc"}),
+            )
+            .await;
+        waiting.push(job["id"].as_str().unwrap().to_string());
+    }
+    shared::testkit::eventually("the three wait in the queue", common::WAIT, || async {
+        (common::jobs::queue_depth(&app, &queue).await == 3).then_some(())
+    })
+    .await;
+    let (_, pools) = app.get("/api/v1/admin/pools", Some(&admin)).await;
+    let inproc = pools["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pool"] == "inproc")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (inproc["paused"].clone(), inproc["queued"].clone()),
+        (json!(true), json!(3)),
+        "{inproc}"
+    );
+    // Two more heartbeats with the pool still paused, and the jobs still untaken.
+    worker_reports(&app, &admin, true).await;
+    for id in &waiting {
+        assert_eq!(app.task(&ada, id).await["status"], "queued");
+    }
+    assert_eq!(common::jobs::queue_depth(&app, &queue).await, 3);
+
+    let (status, body) = app
+        .post("/api/v1/admin/pools/inproc/resume", Some(&admin), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["paused"].clone()),
+        (200, json!(false)),
+        "{body}"
+    );
+    for id in &waiting {
+        let done = app.wait_status(&ada, id, "completed").await;
+        assert_eq!(done["job"]["attempt"], 1);
+    }
+    worker_reports(&app, &admin, false).await;
+}

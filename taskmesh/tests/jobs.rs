@@ -5,31 +5,13 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use common::jobs::{job_config, Effects};
+use common::jobs::{job_config, queue_depth, Effects};
 use common::{App, WAIT};
 use serde_json::{json, Value};
 use shared::testkit::eventually;
 
 fn time(value: &Value) -> DateTime<Utc> {
     value.as_str().unwrap().parse().unwrap()
-}
-
-/// Messages ready in `queue`, straight from the broker (the management API's figures lag).
-async fn queue_depth(app: &App, queue: &str) -> u32 {
-    let broker = shared::broker::Broker::new(&app.env.config.amqp, "test");
-    let channel = broker.channel().await.unwrap();
-    let declared = channel
-        .queue_declare(
-            queue,
-            lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    declared.message_count()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,12 +13,14 @@
 //! - [`executor`]: consuming, running, reporting and settling dispatches; cancels.
 //! - [`reports`]: finished reports (batched, confirmed before the ack) and progress.
 //! - [`claims`]: one run per dispatch across redeliveries (a claim per dispatch in Redis).
+//! - [`pauses`]: pools an admin paused; their consumers stop until resumed.
 
 pub mod builtin;
 pub mod claims;
 pub mod command;
 pub mod executor;
 pub mod handler;
+pub mod pauses;
 pub mod reports;
 
 use std::sync::atomic::Ordering;
@@ -96,20 +98,31 @@ impl Worker {
             config.redis.key_prefix.clone(),
         ));
         let key = format!("{}workers:{id}", config.redis.key_prefix);
+
+        let cancels = tokio::spawn(executor.clone().listen_for_cancels(serving.clone()));
+        let hand_back = CancellationToken::new();
+        let (paused_tx, paused) = tokio::sync::watch::channel(Default::default());
+        let watching = tokio::spawn(pauses::watch(
+            redis.clone(),
+            config.redis.key_prefix.clone(),
+            paused_tx,
+            serving.clone(),
+        ));
         let heartbeat = tokio::spawn(heartbeat(
             redis.clone(),
             key,
             executor.clone(),
+            paused.clone(),
             serving.clone(),
         ));
-        let cancels = tokio::spawn(executor.clone().listen_for_cancels(serving.clone()));
-        let hand_back = CancellationToken::new();
         let mut pools = tokio::task::JoinSet::new();
         for pool in &config.workers.pools {
-            pools.spawn(executor.clone().consume_pool(
+            pools.spawn(pauses::serve_pool(
+                executor.clone(),
                 pool.clone(),
                 shutdown.clone(),
                 hand_back.clone(),
+                paused.clone(),
             ));
         }
         tracing::info!(worker_id = %id, pools = ?config.workers.pools, concurrency = config.workers.concurrency, "worker started");
@@ -138,6 +151,7 @@ impl Worker {
         hand_back_later.abort();
         serving.cancel();
         let _ = cancels.await;
+        let _ = watching.await;
         heartbeat.await?;
         server.await??;
         broker.close().await;
@@ -159,6 +173,7 @@ async fn heartbeat(
     mut redis: ConnectionManager,
     key: String,
     executor: Arc<Executor>,
+    paused: pauses::Paused,
     stop: CancellationToken,
 ) {
     let started = chrono::Utc::now().to_rfc3339();
@@ -185,6 +200,17 @@ async fn heartbeat(
                         stats.processed.load(Ordering::Relaxed).to_string(),
                     ),
                     ("failed", stats.failed.load(Ordering::Relaxed).to_string()),
+                    (
+                        "paused",
+                        executor
+                            .config
+                            .pools
+                            .iter()
+                            .filter(|p| paused.borrow().contains(*p))
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
                 ],
             )
             .ignore()

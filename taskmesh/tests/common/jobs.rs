@@ -311,6 +311,24 @@ impl App {
 
 pub const ADMIN: &str = "admin@example.com";
 
+/// Messages ready in `queue`, straight from the broker (the management API's figures lag).
+pub async fn queue_depth(app: &App, queue: &str) -> u32 {
+    let broker = shared::broker::Broker::new(&app.env.config.amqp, "test");
+    let channel = broker.channel().await.unwrap();
+    let declared = channel
+        .queue_declare(
+            queue,
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    declared.message_count()
+}
+
 /// Settings for a job test app: the admin, no API rate limit, the in-process worker on its own
 /// pool with the test endpoint allowed, quick heartbeats.
 pub fn job_config(c: &mut shared::Config) {

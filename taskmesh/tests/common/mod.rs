@@ -2,6 +2,7 @@
 //! typed helpers for requests through the gateway.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod jobs;
 pub mod media;
 pub mod notify;

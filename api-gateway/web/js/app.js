@@ -1,0 +1,109 @@
+// The dashboard: sign-in, the navigation with a live unread badge, and a view per route
+// (`#/tasks`, `#/tasks/<id>`, `#/channels`, `#/notifications`, `#/admin/...`).
+
+import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
+import { api, session, signIn, register, signOut, stream } from "./api.js";
+import { Problem, useAction, useStream } from "./ui.js";
+import { Tasks, TaskPage } from "./tasks.js";
+import { Channels, Notifications } from "./people.js";
+import { Pools, DeadJobs, Workers, Users } from "./admin.js";
+
+function useRoute() {
+  const [hash, setHash] = useState(window.location.hash || "#/tasks");
+  useEffect(() => {
+    const changed = () => setHash(window.location.hash || "#/tasks");
+    window.addEventListener("hashchange", changed);
+    return () => window.removeEventListener("hashchange", changed);
+  }, []);
+  return hash.slice(1).split("/").filter(Boolean);
+}
+
+function SignIn() {
+  const [form, setForm] = useState({ email: "", password: "", display_name: "" });
+  const [creating, setCreating] = useState(false);
+  const action = useAction();
+  const submit = async (e) => {
+    e.preventDefault();
+    const ok = await action.run(() => creating
+      ? register(form.email, form.password, form.display_name)
+      : signIn(form.email, form.password));
+    if (ok) window.location.hash = "#/tasks";
+  };
+  const set = (name) => (e) => setForm({ ...form, [name]: e.target.value });
+  return html`<main id="main" class="signin">
+    <h1>Taskmesh</h1>
+    <form onSubmit=${submit} aria-label=${creating ? "Create an account" : "Sign in"}>
+      <label>Email <input name="email" type="email" autocomplete="username" required value=${form.email} onInput=${set("email")} /></label>
+      <label>Password <input name="password" type="password" autocomplete=${creating ? "new-password" : "current-password"} required minlength=${creating ? 10 : 1} value=${form.password} onInput=${set("password")} /></label>
+      ${creating ? html`<label>Name <input name="display_name" required maxlength="100" value=${form.display_name} onInput=${set("display_name")} /></label>` : ""}
+      <button type="submit" disabled=${action.busy}>${creating ? "Create account" : "Sign in"}</button>
+      <${Problem} error=${action.error} />
+    </form>
+    <button type="button" class="link" onClick=${() => setCreating(!creating)}>
+      ${creating ? "I have an account" : "Create an account"}</button>
+  </main>`;
+}
+
+function UnreadBadge() {
+  const [count, setCount] = useState(0);
+  const load = () => api("GET", "/api/v1/notifications/unread-count").then((r) => setCount(r.count ?? r.unread ?? 0)).catch(() => {});
+  useEffect(load, []);
+  useStream((type) => (type === "notification.created" || type === "reset") && load(), []);
+  useEffect(() => {
+    window.addEventListener("taskmesh:read", load);
+    return () => window.removeEventListener("taskmesh:read", load);
+  }, []);
+  return count ? html`<span class="badge" id="unread-badge" aria-label=${`${count} unread`}>${count}</span>` : "";
+}
+
+function LiveStatus() {
+  const [status, setStatus] = useState(stream.status);
+  useStream((type, event) => type === "status" && setStatus(event.status), []);
+  return html`<span class=${`live live-${status}`} role="status" aria-live="polite">${status === "live" ? "live" : status}</span>`;
+}
+
+function Shell({ route }) {
+  const user = session().user;
+  const admin = user.role === "admin";
+  const link = (href, label, extra = "") => html`<a href=${href}
+    aria-current=${window.location.hash.startsWith(href) ? "page" : undefined}>${label}${extra}</a>`;
+  const [page, arg] = route[0] === "admin" ? [`admin/${route[1]}`, route[2]] : [route[0], route[1]];
+  const view = {
+    tasks: arg ? html`<${TaskPage} id=${arg} />` : html`<${Tasks} />`,
+    channels: html`<${Channels} />`,
+    notifications: html`<${Notifications} />`,
+    "admin/pools": html`<${Pools} />`,
+    "admin/dead": html`<${DeadJobs} />`,
+    "admin/workers": html`<${Workers} />`,
+    "admin/users": html`<${Users} />`,
+  }[page] || html`<${Tasks} />`;
+  return html`
+    <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById("main").focus(); }}>Skip to content</a>
+    <header>
+      <nav aria-label="Main">
+        <b class="brand">Taskmesh</b>
+        ${link("#/tasks", "Tasks")}
+        ${link("#/channels", "Channels")}
+        ${link("#/notifications", "Notifications", html` <${UnreadBadge} />`)}
+        ${admin ? html`${link("#/admin/pools", "Pools")} ${link("#/admin/dead", "Dead jobs")}
+          ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}` : ""}
+      </nav>
+      <div class="me"><${LiveStatus} /> <span title=${`your user id: ${user.id}`}>${user.display_name} (${user.role})</span>
+        <button type="button" onClick=${async () => {
+          await api("POST", "/api/v1/auth/logout").catch(() => {});
+          signOut();
+          window.location.hash = "#/login";
+        }}>Sign out</button></div>
+    </header>
+    <main id="main" tabindex="-1">${view}</main>
+    <footer class="muted">Your user id (to be assigned tasks): <code id="my-id">${user.id}</code></footer>`;
+}
+
+function App() {
+  const route = useRoute();
+  if (!session()?.user || route[0] === "login") return html`<${SignIn} />`;
+  return html`<${Shell} route=${route} />`;
+}
+
+if (session()?.user) stream.open();
+render(html`<${App} />`, document.getElementById("app"));

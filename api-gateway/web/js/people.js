@@ -1,0 +1,102 @@
+// People's other views: channels (create, join by code, leave) and notifications (the list,
+// read, preferences).
+
+import { html, useState } from "../vendor/htm-preact.js";
+import { api } from "./api.js";
+import { useLoad, useStream, Problem, Loading, when, useAction } from "./ui.js";
+
+export function Channels() {
+  const channels = useLoad(() => api("GET", "/api/v1/channels"));
+  const [name, setName] = useState("");
+  const [code, setCode] = useState("");
+  const action = useAction();
+  useStream((type) => type === "channel.joined" && channels.reload(), [channels.reload]);
+  const create = async (e) => {
+    e.preventDefault();
+    if (await action.run(() => api("POST", "/api/v1/channels", { name }))) {
+      setName("");
+      channels.reload();
+    }
+  };
+  const join = async (e) => {
+    e.preventDefault();
+    if (await action.run(() => api("POST", "/api/v1/channels/join", { code }))) {
+      setCode("");
+      channels.reload();
+    }
+  };
+  return html`<section aria-labelledby="channels-title">
+    <h1 id="channels-title">Channels</h1>
+    <form class="inline" onSubmit=${create} aria-label="New channel">
+      <label>Name <input name="name" required maxlength="100" value=${name} onInput=${(e) => setName(e.target.value)} /></label>
+      <button type="submit" disabled=${action.busy}>Create channel</button>
+    </form>
+    <form class="inline" onSubmit=${join} aria-label="Join a channel">
+      <label>Join code <input name="code" required maxlength="64" value=${code} onInput=${(e) => setCode(e.target.value)} /></label>
+      <button type="submit" disabled=${action.busy}>Join</button>
+    </form>
+    <${Problem} error=${action.error || channels.error} />
+    ${!channels.data ? html`<${Loading} what="channels" />` : html`<table>
+      <caption>Your channels</caption>
+      <thead><tr><th scope="col">name</th><th scope="col">members</th><th scope="col">join code</th><th scope="col">id</th><th scope="col"></th></tr></thead>
+      <tbody>${channels.data.items.map((c) => html`<tr>
+        <td>${c.name}</td><td>${c.members}</td><td><code>${c.join_code || ""}</code></td><td><code>${c.id}</code></td>
+        <td>${c.join_code ? "" : html`<button type="button" onClick=${() => action.run(async () => {
+          await api("POST", `/api/v1/channels/${c.id}/leave`);
+          channels.reload();
+        })}>Leave</button>`}</td></tr>`)}</tbody>
+    </table>`}
+  </section>`;
+}
+
+export function Notifications() {
+  const list = useLoad(() => api("GET", "/api/v1/notifications?limit=50"));
+  const action = useAction();
+  useStream((type) => type === "notification.created" && list.reload(), [list.reload]);
+  const read = (id) => action.run(async () => {
+    await api("POST", `/api/v1/notifications/${id}/read`);
+    window.dispatchEvent(new Event("taskmesh:read"));
+    list.reload();
+  });
+  return html`<section aria-labelledby="notifications-title">
+    <h1 id="notifications-title">Notifications</h1>
+    <button type="button" onClick=${() => action.run(async () => {
+      await api("POST", "/api/v1/notifications/read-all");
+      window.dispatchEvent(new Event("taskmesh:read"));
+      list.reload();
+    })}>Mark all read</button>
+    <${Problem} error=${action.error || list.error} />
+    ${!list.data ? html`<${Loading} what="notifications" />` : html`<ul class="notifications">
+      ${list.data.items.map((n) => html`<li class=${n.read_at ? "read" : "unread"}>
+        <b>${n.title}</b> <span class="muted">${n.kind} · ${when(n.created_at)}</span>
+        ${n.body ? html`<p>${n.body}</p>` : ""}
+        ${n.read_at ? "" : html`<button type="button" onClick=${() => read(n.id)}>Mark read</button>`}
+      </li>`)}
+    </ul>`}
+    <${Preferences} />
+  </section>`;
+}
+
+const CHANNELS = ["in_app", "email", "webhook", "sms"];
+
+function Preferences() {
+  const prefs = useLoad(() => api("GET", "/api/v1/notifications/preferences"));
+  const action = useAction();
+  if (!prefs.data) return html`<${Problem} error=${prefs.error} />`;
+  const toggle = (kind, channel) => (e) => action.run(async () => {
+    const update = { preferences: [{ kind, [channel]: e.target.checked }] };
+    await api("PUT", "/api/v1/notifications/preferences", update);
+    prefs.reload();
+  });
+  return html`<section aria-labelledby="prefs-title">
+    <h2 id="prefs-title">Preferences</h2>
+    <table>
+      <caption>Which channels tell you about what</caption>
+      <thead><tr><th scope="col">kind</th>${CHANNELS.map((c) => html`<th scope="col">${c}</th>`)}</tr></thead>
+      <tbody>${prefs.data.preferences.map((p) => html`<tr><th scope="row">${p.kind}</th>
+        ${CHANNELS.map((c) => html`<td><input type="checkbox" aria-label=${`${p.kind} by ${c}`}
+          checked=${p[c]} onChange=${toggle(p.kind, c)} /></td>`)}</tr>`)}</tbody>
+    </table>
+    <${Problem} error=${action.error} />
+  </section>`;
+}

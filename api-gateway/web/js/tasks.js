@@ -1,0 +1,206 @@
+// People's views: my tasks (filters, create, live updates) and one task's page (edit, assign,
+// complete, history, attachments with an upload progress bar, a job's attempts and progress).
+
+import { html, useState } from "../vendor/htm-preact.js";
+import { api, upload, session } from "./api.js";
+import { useLoad, useStream, Problem, Loading, when, useAction } from "./ui.js";
+
+const STATUSES = ["todo", "in_progress", "done", "cancelled"];
+const PRIORITIES = ["low", "normal", "high", "urgent"];
+
+export function Tasks() {
+  const [filters, setFilters] = useState({ status: "", priority: "", q: "" });
+  const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
+  const tasks = useLoad(() => api("GET", `/api/v1/tasks?limit=100&${query}`), [query]);
+  useStream((type) => {
+    if (type.startsWith("task.") || type === "reset") tasks.reload();
+  }, [tasks.reload]);
+  const set = (name) => (e) => setFilters({ ...filters, [name]: e.target.value });
+  return html`
+    <section aria-labelledby="tasks-title">
+      <h1 id="tasks-title">My tasks</h1>
+      <${CreateTask} onCreated=${tasks.reload} />
+      <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
+        <label>Status <select name="status" value=${filters.status} onChange=${set("status")}>
+          <option value="">any</option>
+          ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
+        </select></label>
+        <label>Priority <select name="priority" value=${filters.priority} onChange=${set("priority")}>
+          <option value="">any</option>
+          ${PRIORITIES.map((p) => html`<option value=${p}>${p}</option>`)}
+        </select></label>
+        <label>Search <input name="q" type="search" value=${filters.q} onInput=${set("q")} /></label>
+      </form>
+      <${Problem} error=${tasks.error} />
+      ${tasks.loading && !tasks.data ? html`<${Loading} what="tasks" />` : html`
+        <ul class="tasks" aria-live="polite">
+          ${(tasks.data?.items || []).map((t) => html`<${TaskRow} task=${t} />`)}
+        </ul>
+        ${tasks.data?.items?.length === 0 ? html`<p class="muted">No tasks yet.</p>` : ""}`}
+    </section>`;
+}
+
+function TaskRow({ task }) {
+  const me = session()?.user?.id;
+  const role = task.owner_id === me ? "mine" : task.assignee_id === me ? "assigned to me" : "shared";
+  return html`<li class="task" data-task=${task.id}>
+    <a href=${`#/tasks/${task.id}`}>${task.title}</a>
+    <span class=${`status status-${task.status}`} data-status=${task.status}>${task.status}</span>
+    <span class=${`priority priority-${task.priority}`}>${task.priority}</span>
+    <span class="muted">${role}${task.job ? ` · job ${task.job.kind}` : ""}${task.due_at ? ` · due ${when(task.due_at)}` : ""}</span>
+  </li>`;
+}
+
+function CreateTask({ onCreated }) {
+  const [form, setForm] = useState({ title: "", priority: "", assignee_id: "", due_at: "" });
+  const action = useAction();
+  const submit = async (e) => {
+    e.preventDefault();
+    const body = { title: form.title };
+    if (form.priority) body.priority = form.priority;
+    if (form.assignee_id) body.assignee_id = form.assignee_id.trim();
+    if (form.due_at) body.due_at = new Date(form.due_at).toISOString();
+    if (await action.run(() => api("POST", "/api/v1/tasks", body))) {
+      setForm({ title: "", priority: "", assignee_id: "", due_at: "" });
+      onCreated();
+    }
+  };
+  const set = (name) => (e) => setForm({ ...form, [name]: e.target.value });
+  return html`<form class="create" onSubmit=${submit} aria-label="New task">
+    <label>Title <input name="title" required maxlength="200" value=${form.title} onInput=${set("title")} /></label>
+    <label>Priority <select name="priority" value=${form.priority} onChange=${set("priority")}>
+      <option value="">predict</option>
+      ${PRIORITIES.map((p) => html`<option value=${p}>${p}</option>`)}
+    </select></label>
+    <label>Assignee (user id) <input name="assignee_id" value=${form.assignee_id} onInput=${set("assignee_id")} /></label>
+    <label>Due <input name="due_at" type="datetime-local" value=${form.due_at} onInput=${set("due_at")} /></label>
+    <button type="submit" disabled=${action.busy}>Create</button>
+    <${Problem} error=${action.error} />
+  </form>`;
+}
+
+export function TaskPage({ id }) {
+  const task = useLoad(() => api("GET", `/api/v1/tasks/${id}`), [id]);
+  const history = useLoad(() => api("GET", `/api/v1/tasks/${id}/history`), [id]);
+  useStream((type, event) => {
+    if (event?.subject === id || event?.data?.task_id === id) {
+      task.reload();
+      history.reload();
+    }
+  }, [id, task.reload, history.reload]);
+  if (task.error) return html`<${Problem} error=${task.error} />`;
+  if (!task.data) return html`<${Loading} what="the task" />`;
+  const t = task.data;
+  return html`<article aria-labelledby="task-title">
+    <p><a href="#/tasks">← My tasks</a></p>
+    <h1 id="task-title">${t.title}</h1>
+    <p><span class=${`status status-${t.status}`} data-status=${t.status}>${t.status}</span>
+      <span class=${`priority priority-${t.priority}`}>${t.priority}</span>
+      <span class="muted">(${t.priority_source})</span></p>
+    ${t.description ? html`<p>${t.description}</p>` : ""}
+    <${EditTask} task=${t} onSaved=${task.reload} />
+    ${t.job ? html`<${Job} task=${t} />` : ""}
+    <${Attachments} taskId=${id} />
+    <section aria-labelledby="history-title">
+      <h2 id="history-title">History</h2>
+      <ol class="history">
+        ${(history.data?.items || []).map((h) => html`<li>
+          <time>${when(h.at || h.created_at)}</time> ${Object.entries(h.changes || {}).map(([field, c]) =>
+            html`<span><b>${field}</b>: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)} </span>`)}
+        </li>`)}
+      </ol>
+    </section>
+  </article>`;
+}
+
+function EditTask({ task, onSaved }) {
+  const [form, setForm] = useState({ title: task.title, assignee_id: task.assignee_id || "" });
+  const action = useAction();
+  const patch = (body) => action.run(async () => {
+    await api("PATCH", `/api/v1/tasks/${task.id}`, body);
+    onSaved();
+  });
+  const save = (e) => {
+    e.preventDefault();
+    const body = {};
+    if (form.title !== task.title) body.title = form.title;
+    const assignee = form.assignee_id.trim() || null;
+    if (assignee !== (task.assignee_id || null)) body.assignee_id = assignee;
+    if (Object.keys(body).length) patch(body);
+  };
+  const set = (name) => (e) => setForm({ ...form, [name]: e.target.value });
+  return html`<section aria-labelledby="edit-title">
+    <h2 id="edit-title">Change</h2>
+    <form class="edit" onSubmit=${save}>
+      <label>Title <input name="title" value=${form.title} onInput=${set("title")} /></label>
+      <label>Assignee (user id) <input name="assignee_id" value=${form.assignee_id} onInput=${set("assignee_id")} /></label>
+      <button type="submit" disabled=${action.busy}>Save</button>
+    </form>
+    <div class="actions" role="group" aria-label="Status">
+      ${STATUSES.filter((s) => s !== task.status).map((s) => html`
+        <button type="button" onClick=${() => patch({ status: s })} disabled=${action.busy}>
+          ${s === "done" ? "Complete" : `Move to ${s}`}</button>`)}
+    </div>
+    <${Problem} error=${action.error} />
+  </section>`;
+}
+
+function Job({ task }) {
+  const attempts = useLoad(() => api("GET", `/api/v1/tasks/${task.id}/attempts`), [task.id]);
+  const [progress, setProgress] = useState(task.job.progress || null);
+  const action = useAction();
+  useStream((type, event) => {
+    if (event?.data?.task_id !== task.id) return;
+    if (type === "job.progress") setProgress(event.data);
+    if (type.startsWith("job.")) attempts.reload();
+  }, [task.id, attempts.reload]);
+  const percent = progress?.percent;
+  return html`<section aria-labelledby="job-title">
+    <h2 id="job-title">Job: ${task.job.kind} on ${task.job.pool}</h2>
+    <p>State <b data-job-state=${task.status}>${task.status}</b>, attempt ${task.job.attempt} of ${task.job.max_attempts}</p>
+    ${percent != null ? html`<label>Progress <progress max="100" value=${percent}>${percent}%</progress> ${progress.message || ""}</label>` : ""}
+    <button type="button" onClick=${() => action.run(() => api("POST", `/api/v1/tasks/${task.id}/cancel`))}
+      disabled=${action.busy}>Cancel job</button>
+    <${Problem} error=${action.error} />
+    <table>
+      <caption>Attempts</caption>
+      <thead><tr><th scope="col">#</th><th scope="col">worker</th><th scope="col">started</th><th scope="col">ended</th><th scope="col">outcome</th><th scope="col">error</th></tr></thead>
+      <tbody>${(attempts.data?.items || []).map((a) => html`<tr>
+        <td>${a.attempt}</td><td>${a.worker_id}</td><td>${when(a.started_at)}</td><td>${when(a.ended_at)}</td>
+        <td>${a.outcome}</td><td>${a.error || ""}</td></tr>`)}</tbody>
+    </table>
+  </section>`;
+}
+
+function Attachments({ taskId }) {
+  const files = useLoad(() => api("GET", `/api/v1/tasks/${taskId}/attachments`), [taskId]);
+  const [progress, setProgress] = useState(null);
+  const action = useAction();
+  useStream((type, event) => {
+    if (type.startsWith("media.") && event?.data?.task_id === taskId) files.reload();
+  }, [taskId, files.reload]);
+  const send = async (e) => {
+    e.preventDefault();
+    const input = e.target.elements.file;
+    if (!input.files.length) return;
+    setProgress(0);
+    const ok = await action.run(() => upload(taskId, [...input.files], setProgress));
+    if (ok) {
+      setProgress(1);
+      input.value = "";
+      files.reload();
+    }
+  };
+  return html`<section aria-labelledby="files-title">
+    <h2 id="files-title">Attachments</h2>
+    <form onSubmit=${send}>
+      <label>File <input type="file" name="file" multiple /></label>
+      <button type="submit" disabled=${action.busy}>Upload</button>
+      ${progress != null ? html`<label class="upload">Upload progress
+        <progress id="upload-progress" max="100" value=${Math.round(progress * 100)}>${Math.round(progress * 100)}%</progress>
+        <span>${Math.round(progress * 100)}%</span></label>` : ""}
+    </form>
+    <${Problem} error=${action.error} />
+    <ul>${(files.data?.items || []).map((f) => html`<li>${f.filename} <span class="muted">${f.content_type}, ${f.size_bytes} bytes</span></li>`)}</ul>
+  </section>`;
+}

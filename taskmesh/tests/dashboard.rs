@@ -1,0 +1,120 @@
+//! The web dashboard in headless Chromium (`tests/browser/dashboard.mjs`): live updates between
+//! two people without a reload, an upload's progress bar, an admin replaying a dead job; and
+//! the pages' own answers (embedded files, the Content Security Policy). Needs Debian's
+//! chromium and `tests/browser/node_modules` (both installed by `scripts/test`).
+//!
+//! Screenshots go to a temporary folder; `TASKMESH_SCREENSHOTS=docs/screenshots` writes the
+//! ones the README shows.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::jobs::{job_config, Effects};
+use common::{App, PASSWORD};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_embedded_and_allows_only_its_own_origin() {
+    let app = App::start().await;
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/ui/js/app.js", "text/javascript; charset=utf-8"),
+        (
+            "/ui/vendor/uPlot.iife.min.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/ui/app.css", "text/css; charset=utf-8"),
+    ] {
+        let answer = reqwest::get(format!("{}{path}", app.api)).await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        let headers = answer.headers();
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+    let missing = reqwest::get(format!("{}/ui/js/nothing.js", app.api))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let walk = reqwest::get(format!("{}/ui/../Cargo.toml", app.api))
+        .await
+        .unwrap();
+    assert_eq!(walk.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_see_each_others_changes_live_and_an_admin_replays_a_dead_job() {
+    let app = App::start_with(job_config).await;
+    app.sign_up_as(common::jobs::ADMIN, "Grace").await;
+    let admin = app.admin_token().await;
+    let _ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob_id = app.user_id(&bob).await;
+    // A job of the admin's that dies (its endpoint fails twice, its two attempts are used up)
+    // and succeeds when replayed.
+    let effects = Effects::start(&app).await;
+    let dead_title = "Nightly export";
+    let (status, task) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&admin),
+            json!({"title": dead_title, "job": {"kind": "http", "pool": "inproc",
+                   "payload": effects.job("fail_times=2"), "max_attempts": 2}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    app.wait_status(&admin, task["id"].as_str().unwrap(), "dead")
+        .await;
+    // Bob must be known to task-svc (from user.created) before Ada can assign to him.
+    shared::testkit::eventually("bob is assignable", common::WAIT, || async {
+        let (status, _) = app
+            .post(
+                "/api/v1/tasks",
+                Some(&bob),
+                json!({"title": "warm-up", "assignee_id": bob_id}),
+            )
+            .await;
+        (status == 201).then_some(())
+    })
+    .await;
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let work = std::env::temp_dir().join(format!("taskmesh-dashboard-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&work).unwrap();
+    let shots = match std::env::var("TASKMESH_SCREENSHOTS") {
+        Ok(dir) => root.join(dir),
+        Err(_) => work.clone(),
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    // A photo-sized image (noise compresses badly): large enough for progress to show.
+    let file = work.join("site-photo.png");
+    std::fs::write(&file, noise_png(900, 900)).unwrap();
+    let args = [
+        app.api.clone(),
+        PASSWORD.to_string(),
+        bob_id,
+        dead_title.to_string(),
+        file.display().to_string(),
+        shots.display().to_string(),
+    ];
+    common::browser::run("dashboard.mjs", args.to_vec(), "ok screenshots written").await;
+    std::fs::remove_dir_all(&work).ok();
+}
+
+fn noise_png(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    let image = image::RgbImage::from_fn(width, height, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let [a, b, c, _] = state.to_le_bytes();
+        image::Rgb([a, b, c])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
