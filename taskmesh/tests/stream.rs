@@ -291,3 +291,31 @@ async fn a_user_has_at_most_the_configured_streams_open() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_gets_queue_and_worker_stats_and_a_member_may_not_ask() {
+    let app =
+        App::start_with(|c| c.auth.bootstrap_admin_email = Some("admin@example.com".into())).await;
+    let admin = app.sign_up("admin@example.com").await;
+    let ada = app.sign_up("ada@example.com").await;
+    let ticket = stream::ticket(&app.api, &ada).await;
+    let refused = stream::request(&app.api, &format!("ticket={ticket}&stats=true"), None).await;
+    assert_eq!(refused.status(), 403);
+
+    let ticket = stream::ticket(&app.api, &admin).await;
+    let answer = stream::request(&app.api, &format!("ticket={ticket}&stats=true"), None).await;
+    assert_eq!(answer.status(), 200);
+    let mut events = EventStream::new(answer);
+    // Every 5 s; soon one lists the stack's own worker.
+    loop {
+        let stats = events
+            .next_of("stats", WAIT)
+            .await
+            .expect("a stats event")
+            .json();
+        assert!(stats["pools"].is_array(), "{stats}");
+        if !stats["workers"].as_array().unwrap().is_empty() {
+            break;
+        }
+    }
+}

@@ -9,11 +9,13 @@
 //!   stream leases.
 //! - [`ticket`]: the tickets.
 //! - [`session`]: one stream from opening to end.
+//! - [`stats`]: the admins' `stats` event (pools and workers every 5 s).
 
 pub mod feed;
 pub mod hub;
 pub mod log;
 mod session;
+pub mod stats;
 pub mod ticket;
 
 use std::net::SocketAddr;
@@ -114,12 +116,15 @@ pub struct OpenQuery {
     /// Resume after this event (as the `Last-Event-ID` header does; the header wins).
     #[param(max_length = 48)]
     pub last_event_id: Option<String>,
+    /// Admins: also a `stats` event every 5 seconds (pools' depth, workers).
+    pub stats: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", security((), ("bearer" = [])),
     params(OpenQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
     responses((status = 200, description = "Server-sent events: `ready` first, then each event the caller may see (`id` to resume from, `event` its type, `data` the CloudEvent); `reset` when events were lost to the retention window (reload, then carry on)", content_type = "text/event-stream", body = String),
         (status = 400, description = "A malformed `Last-Event-ID`", body = ProblemBody),
+        (status = 403, description = "`stats` asked for by someone who is not an admin", body = ProblemBody),
         (status = 401, description = "No valid ticket or access token, or a ticket already used", body = ProblemBody),
         (status = 429, description = "The user has `stream.max_streams_per_user` streams open (`too_many_streams`)", body = ProblemBody),
         (status = 503, description = "Redis is unavailable", body = ProblemBody)))]
@@ -162,7 +167,7 @@ pub async fn open(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .or(query.last_event_id)
+        .or(query.last_event_id.clone())
         .filter(|id| !id.is_empty());
     if resume
         .as_deref()
@@ -173,7 +178,11 @@ pub async fn open(
             "Last-Event-ID must be an id this stream sent (`<ms>-<seq>`)",
         ));
     }
-    let stream = session::Session::open(&state, identity, resume).await?;
+    let stats = query.stats.unwrap_or(false);
+    if stats {
+        identity.require_admin()?;
+    }
+    let stream = session::Session::open(&state, identity, resume, stats).await?;
     let mut response = stream.into_response();
     let headers = response.headers_mut();
     headers.insert("cache-control", "no-cache".parse().expect("static"));

@@ -65,6 +65,18 @@ pub struct Session {
     sent: Option<String>,
     pending: VecDeque<Event>,
     checks: tokio::time::Interval,
+    /// An admin's `stats` ticks.
+    stats: Option<tokio::time::Interval>,
+}
+
+/// The next tick of `interval`, or never.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn event(entry: &Entry) -> Event {
@@ -79,6 +91,7 @@ impl Session {
         state: &AppState,
         identity: Identity,
         resume: Option<String>,
+        stats: bool,
     ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
         let config = &state.config.stream;
         let prefix = state.config.redis.key_prefix.clone();
@@ -167,6 +180,7 @@ impl Session {
             cursor,
             pending,
             checks,
+            stats: stats.then(|| tokio::time::interval(super::stats::STATS_EVERY)),
         };
         metrics::counter!("taskmesh_streams_opened_total").increment(1);
         let stream = futures::stream::unfold(session, |mut s| async move {
@@ -200,6 +214,14 @@ impl Session {
                     return Some(event(&entry));
                 }
                 _ = self.checks.tick() => self.check().await?,
+                _ = tick(&mut self.stats) => {
+                    let snapshot = super::stats::snapshot(
+                        &self.http, &self.trust, &self.task_url, &self.identity,
+                    );
+                    if let Some(event) = snapshot.await {
+                        return Some(event);
+                    }
+                }
             }
         }
     }
