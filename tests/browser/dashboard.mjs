@@ -112,6 +112,22 @@ try {
   await admin.locator("th", { hasText: "bob@example.com" }).waitFor();
   await shot(admin, "users");
 
+  // The keyboard alone: the first Tab reaches the skip link, Enter moves to the content, and
+  // Tab goes on through the navigation's links.
+  await bob.goto(`${base}/#/tasks`);
+  await bob.locator("li.task").first().waitFor();
+  await bob.keyboard.press("Tab");
+  const skip = await bob.evaluate(() => document.activeElement?.textContent);
+  if (skip !== "Skip to content") throw new Error(`the first Tab reached ${skip}`);
+  await bob.keyboard.press("Enter");
+  const main = await bob.evaluate(() => document.activeElement?.id);
+  if (main !== "main") throw new Error(`Enter on the skip link focused ${main}`);
+  await bob.reload(); // focus starts from the top again
+  await bob.locator("li.task").first().waitFor();
+  for (const key of ["Tab", "Tab", "Tab", "Enter"]) await bob.keyboard.press(key); // skip link, Tasks, Channels
+  await bob.getByRole("heading", { name: "Channels" }).waitFor();
+  console.log("ok the pages work from the keyboard");
+
   // Phone width: the task list still reads.
   await bob.setViewportSize({ width: 390, height: 800 });
   await bob.goto(`${base}/#/tasks`);
