@@ -466,7 +466,7 @@ async fn past_the_hourly_cap_mail_is_held_for_one_digest_written_as_eml_files_wi
                 .contains(&format!("Ada assigned you “capped {i}”"))
         })
         .count();
-    assert_eq!(titles, 4, "{}", digest.text);
+    assert_eq!(titles, 4, "the digest as parsed: {digest:?}");
     assert!(digest.html.contains("capped"), "{}", digest.html);
     assert_eq!(count("digested").await, 4);
     assert_eq!(bobs(files()).len(), 4);
