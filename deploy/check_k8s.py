@@ -14,9 +14,11 @@ what a schema cannot: that the parts fit together and keep the platform's rules.
 - Every secretKeyRef and configMapRef names something that exists, with that key.
 - Network policies: a default deny, and the reachability matrix below, evaluated on the pods.
 - HPAs for the gateway and task-svc on CPU (where the overlay keeps them).
-- The KEDA and operator resources have the fields their CRDs require (their published schemas
-  are not on this machine), the scaler counts unacknowledged jobs, and the RabbitMQ operator's
-  pods are overridden to pass the restricted Pod Security Standard.
+- The KEDA and operator resources have the fields their CRDs require and no unknown spec field
+  (deploy/crd-schemas/validate.mjs also validates KEDA's and CloudNativePG's against their
+  published schemas; the RabbitMQ operator's has no package to validate with), the scaler counts
+  unacknowledged jobs, and the RabbitMQ operator's pods are overridden to pass the restricted Pod
+  Security Standard.
 """
 
 import os
@@ -192,6 +194,9 @@ def check_service(name, section, port, deployment, by_kind):
                 problem(f"the worker is given {forbidden}")
         if pod.get("terminationGracePeriodSeconds", 30) <= WORKER_GRACE_SECS:
             problem("the worker's terminationGracePeriodSeconds is not longer than its grace")
+        if not pod.get("shareProcessNamespace"):
+            problem("the worker's pod does not share its process namespace (nothing reaps what a "
+                    "command job left behind)")
     else:
         if "TASKMESH_INTERNAL__SECRET" not in names:
             problem(f"{name} lacks TASKMESH_INTERNAL__SECRET")

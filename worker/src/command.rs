@@ -6,8 +6,9 @@
 //! on a full pipe and the worker never holds more). When the job stops (timeout, cancel, worker
 //! shutdown), or when the program exits, the whole group is killed, so nothing it started stays
 //! behind, unless a process left the group on purpose (`setsid`). Killed processes are reaped by
-//! init: in a container, run the worker under an init (`docker run --init`, tini) so they do not
-//! linger as zombies.
+//! init: in a container, run the worker under an init so they do not linger as zombies
+//! (compose.yaml sets `init: true`; k8s/base/worker.yaml shares the pod's process namespace, so
+//! its pause container is PID 1).
 
 use serde::Deserialize;
 use serde_json::json;
