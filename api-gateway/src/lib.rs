@@ -21,6 +21,7 @@ pub mod overview;
 pub mod proxy;
 pub mod ratelimit;
 pub mod stream;
+pub mod upstream;
 
 use std::sync::Arc;
 

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use axum::{
     extract::{ConnectInfo, State},
-    http::{HeaderMap, Method},
+    http::HeaderMap,
     response::{IntoResponse, Response},
     Json,
 };
 use serde_json::{json, Value};
 
 use crate::client::client_ip;
-use crate::proxy::{admit, write_assertion, RetainInternal};
+use crate::proxy::{admit, RetainInternal};
+use crate::upstream::{get_json, Get};
 use crate::AppState;
 
 pub async fn overview(
@@ -45,24 +46,14 @@ pub async fn overview(
                 }
             }
             let get = |service: &'static str, path: &'static str| {
-                let url = format!("{}{path}", state.upstream(service));
-                let mut headers = forwarded.clone();
-                write_assertion(&state, service, &Method::GET, path, &caller, &mut headers);
-                let request = state
-                    .http
-                    .get(url)
-                    .headers(headers)
-                    .timeout(Duration::from_secs(5));
-                async move {
-                    let answer = request.send().await.and_then(|r| r.error_for_status());
-                    match answer {
-                        Ok(r) => r.json::<Value>().await.ok(),
-                        Err(err) => {
-                            tracing::warn!(service, error = %err, "overview part unavailable");
-                            None
-                        }
-                    }
-                }
+                let base = state.upstream(service);
+                let get = Get {
+                    service,
+                    base,
+                    path,
+                    timeout: Duration::from_secs(5),
+                };
+                get_json(&state.http, &state.trust, get, &caller, forwarded.clone())
             };
             let (profile, tasks, notifications) = tokio::join!(
                 get("user-svc", "/api/v1/users/me"),

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use axum::http::Method;
 use axum::response::sse::Event;
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::identity::Identity;
-use shared::internal::{Caller, Trust, HEADER_ASSERTION};
+use shared::internal::{Caller, Trust};
+
+use crate::upstream::{get_json, Get};
 
 /// How often a `stats` event is sent.
 pub const STATS_EVERY: Duration = Duration::from_secs(5);
@@ -22,21 +23,13 @@ pub async fn snapshot(
 ) -> Option<Event> {
     let caller = Caller::user(crate::SERVICE, admin.clone(), None);
     let get = |path: &'static str| {
-        let assertion = trust.mint("task-svc", &Method::GET, path, &caller);
-        let request = http
-            .get(format!("{task_url}{path}"))
-            .header(HEADER_ASSERTION, assertion)
-            .timeout(Duration::from_secs(3));
-        async move {
-            let answer = request.send().await.and_then(|r| r.error_for_status());
-            match answer {
-                Ok(r) => r.json::<Value>().await.ok(),
-                Err(err) => {
-                    tracing::debug!(path, error = %err, "stream stats: task-svc did not answer");
-                    None
-                }
-            }
-        }
+        let get = Get {
+            service: "task-svc",
+            base: task_url,
+            path,
+            timeout: Duration::from_secs(3),
+        };
+        get_json(http, trust, get, &caller, Default::default())
     };
     let (pools, workers) = tokio::join!(get("/api/v1/admin/pools"), get("/api/v1/workers"));
     let data = json!({
