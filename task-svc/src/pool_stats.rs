@@ -33,7 +33,6 @@ pub struct PoolStats {
     /// Completed in the last hour.
     pub completed_last_hour: i64,
     /// An admin paused it: workers take none of its jobs until it is resumed.
-    #[sqlx(default)]
     pub paused: bool,
 }
 
@@ -50,35 +49,29 @@ pub async fn pools(
     identity: Identity,
 ) -> Result<Json<PoolList>, ApiError> {
     identity.require_admin()?;
-    let mut items: Vec<PoolStats> = sqlx::query_as(
-        "SELECT j.pool,
-                count(*) FILTER (WHERE t.status IN ('pending', 'scheduled', 'retrying')) AS waiting,
-                count(*) FILTER (WHERE t.status = 'queued') AS queued,
-                count(*) FILTER (WHERE t.status = 'running') AS running,
-                count(*) FILTER (WHERE t.status = 'dead' AND j.dead_purged_at IS NULL) AS dead,
-                count(*) FILTER (WHERE t.status = 'completed'
-                                   AND j.finished_at > now() - interval '1 hour') AS completed_last_hour
-           FROM jobs j JOIN tasks t ON t.id = j.task_id
-          WHERE j.cron IS NULL
-          GROUP BY j.pool ORDER BY j.pool LIMIT 1000",
+    // Pools with jobs, and paused pools that have none.
+    let items = sqlx::query_as(
+        "WITH depth AS (
+             SELECT j.pool,
+                    count(*) FILTER (WHERE t.status IN ('pending', 'scheduled', 'retrying')) AS waiting,
+                    count(*) FILTER (WHERE t.status = 'queued') AS queued,
+                    count(*) FILTER (WHERE t.status = 'running') AS running,
+                    count(*) FILTER (WHERE t.status = 'dead' AND j.dead_purged_at IS NULL) AS dead,
+                    count(*) FILTER (WHERE t.status = 'completed'
+                                       AND j.finished_at > now() - interval '1 hour') AS completed_last_hour
+               FROM jobs j JOIN tasks t ON t.id = j.task_id
+              WHERE j.cron IS NULL
+              GROUP BY j.pool)
+         SELECT coalesce(d.pool, p.pool) AS pool,
+                coalesce(d.waiting, 0) AS waiting, coalesce(d.queued, 0) AS queued,
+                coalesce(d.running, 0) AS running, coalesce(d.dead, 0) AS dead,
+                coalesce(d.completed_last_hour, 0) AS completed_last_hour,
+                p.pool IS NOT NULL AS paused
+           FROM depth d FULL JOIN pool_pauses p ON p.pool = d.pool
+          ORDER BY 1 LIMIT 1000",
     )
     .fetch_all(&state.pool)
     .await?;
-    for name in crate::pool_pauses::paused(&state.pool).await? {
-        match items.iter_mut().find(|p| p.pool == name) {
-            Some(stats) => stats.paused = true,
-            None => items.push(PoolStats {
-                pool: name,
-                waiting: 0,
-                queued: 0,
-                running: 0,
-                dead: 0,
-                completed_last_hour: 0,
-                paused: true,
-            }),
-        }
-    }
-    items.sort_by(|a, b| a.pool.cmp(&b.pool));
     Ok(Json(PoolList { items }))
 }
 

@@ -251,6 +251,11 @@ async fn a_paused_pool_takes_no_jobs_keeps_them_queued_and_runs_them_once_resume
         )
         .await;
     assert_eq!(status, 404);
+    // A pool that has no jobs yet can be paused ahead of them, and is listed.
+    let (status, body) = app
+        .post("/api/v1/admin/pools/spare/pause", Some(&admin), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
     worker_reports(&app, &admin, true).await;
     let done = app.wait_status(&ada, running_id, "completed").await;
     assert_eq!(
@@ -275,17 +280,30 @@ async fn a_paused_pool_takes_no_jobs_keeps_them_queued_and_runs_them_once_resume
     })
     .await;
     let (_, pools) = app.get("/api/v1/admin/pools", Some(&admin)).await;
-    let inproc = pools["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["pool"] == "inproc")
-        .cloned()
-        .unwrap();
+    let pool = |name: &str| {
+        pools["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pool"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is not listed: {pools}"))
+    };
+    let inproc = pool("inproc");
     assert_eq!(
         (inproc["paused"].clone(), inproc["queued"].clone()),
         (json!(true), json!(3)),
         "{inproc}"
+    );
+    let spare = pool("spare");
+    assert_eq!(
+        (
+            spare["paused"].clone(),
+            spare["waiting"].clone(),
+            spare["queued"].clone()
+        ),
+        (json!(true), json!(0), json!(0)),
+        "{spare}"
     );
     // Two more heartbeats with the pool still paused, and the jobs still untaken.
     worker_reports(&app, &admin, true).await;
