@@ -127,27 +127,15 @@ impl Hub {
         let mut last: Option<String> = None;
         let mut logged = false;
         while !shutdown.is_cancelled() {
-            let after = match &last {
-                Some(last) => last.clone(),
-                None => match log::bounds(&redis, &prefix).await {
-                    Ok(bounds) => {
-                        let start = bounds.map_or_else(|| "0-0".to_string(), |(_, newest)| newest);
-                        last = Some(start.clone());
-                        start
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot read the stream log; retrying");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        }
-                        continue;
-                    }
+            let read = match last.clone() {
+                None => log::bounds(&redis, &prefix).await.map(|bounds| {
+                    last = Some(bounds.map_or_else(|| "0-0".to_string(), |(_, newest)| newest));
+                    Vec::new()
+                }),
+                Some(after) => tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    read = log::read_blocking(&mut redis, &prefix, &after, 1000, 500) => read,
                 },
-            };
-            let read = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                read = log::read_blocking(&mut redis, &prefix, &after, 1000, 500) => read,
             };
             match read {
                 Ok(entries) => {
