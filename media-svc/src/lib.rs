@@ -78,7 +78,10 @@ pub async fn run(
         consumers::MediaEvents {
             state: state.clone(),
         },
-    );
+    )
+    // Thumbnails decode whole images and write to the database: a backlog of uploads runs a
+    // few at a time and leaves the API at least half the pool.
+    .with_concurrency(shared::db::background_share(&config.postgres));
     platform.spawn(events.run(shutdown.clone()));
     platform.spawn(background::sweep_periodically(
         state.clone(),

@@ -46,6 +46,12 @@ pub async fn ensure_database(config: &PostgresConfig, database: &str) -> anyhow:
     Ok(())
 }
 
+/// How many connections of a service's pool its background work (event handlers running at
+/// once) may take: half, so that its API always has the other half.
+pub fn background_share(config: &PostgresConfig) -> usize {
+    (config.max_connections as usize / 2).max(1)
+}
+
 /// The platform migrations followed by `service`'s, as one migrator.
 pub fn migrator(service: &Migrator) -> Migrator {
     let mut migrations: Vec<_> = PLATFORM.iter().chain(service.iter()).cloned().collect();

@@ -700,6 +700,63 @@ async fn shutdown_waits_for_in_flight_messages_and_acks_them() {
     );
 }
 
+/// Holds every delivery until the test hands out permits, counting how many run at once.
+struct Gate {
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicUsize,
+    permits: tokio::sync::Semaphore,
+}
+
+struct Gated(Arc<Gate>);
+
+impl Handler for Gated {
+    async fn handle(&self, _: &Incoming) -> Result<(), HandlerError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let gate = &self.0;
+        let now = gate.running.fetch_add(1, SeqCst) + 1;
+        gate.most.fetch_max(now, SeqCst);
+        gate.permits.acquire().await.unwrap().forget();
+        gate.running.fetch_sub(1, SeqCst);
+        gate.done.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_runs_at_most_its_concurrency_of_handlers_and_the_rest_wait() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let bench = Bench::new().await;
+    let gate = Arc::new(Gate {
+        running: Default::default(),
+        most: Default::default(),
+        done: Default::default(),
+        permits: tokio::sync::Semaphore::new(0),
+    });
+    // The prefetch (64) would let all six start at once; the bound lets two.
+    let consumer = Consumer::new(
+        bench.broker.clone(),
+        bench.queue.clone(),
+        Gated(gate.clone()),
+    )
+    .with_concurrency(2);
+    tokio::spawn(consumer.run(bench.shutdown.clone()));
+    for n in 0..6 {
+        bench.commit_ping(n).await;
+    }
+    bench.relay.drain().await.unwrap();
+    eventually("two handlers running", WAIT, || async {
+        (gate.running.load(SeqCst) == 2).then_some(())
+    })
+    .await;
+    gate.permits.add_permits(6);
+    eventually("all six handled", WAIT, || async {
+        (gate.done.load(SeqCst) == 6).then_some(())
+    })
+    .await;
+    assert_eq!(gate.most.load(SeqCst), 2, "handlers running at once");
+}
+
 #[tokio::test]
 async fn consumer_and_relay_recover_when_the_broker_drops_their_connections() {
     let bench = Bench::new().await;

@@ -102,7 +102,9 @@ pub async fn run(
             pool: platform.pool.clone(),
             cache: list_cache.clone(),
         },
-    );
+    )
+    // Each handler holds a transaction: a backlog takes at most half the pool from the API.
+    .with_concurrency(shared::db::background_share(&config.postgres));
     platform.spawn(consumer.run(shutdown.clone()));
     let reports = shared::consumer::Consumer::new(
         platform.broker.clone(),

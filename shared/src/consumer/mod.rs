@@ -135,6 +135,9 @@ pub struct Consumer<H> {
     spec: Arc<QueueSpec>,
     handler: Arc<H>,
     prefetch: u16,
+    /// Handlers running at once (unbatched consumers), if fewer than the prefetch; the rest of
+    /// the prefetch waits.
+    concurrency: Option<usize>,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -146,11 +149,21 @@ impl<H: Handler> Consumer<H> {
             spec: Arc::new(spec),
             handler: Arc::new(handler),
             prefetch,
+            concurrency: None,
         }
     }
 
     pub fn with_prefetch(mut self, prefetch: u16) -> Self {
         self.prefetch = prefetch.max(1);
+        self
+    }
+
+    /// Runs at most `concurrency` handlers at once (by default as many as the prefetch). A
+    /// service whose handlers each hold a database connection bounds them below its pool's
+    /// size ([`crate::db::background_share`]), so a backlog cannot take every connection from
+    /// its API.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = Some(concurrency.max(1));
         self
     }
 
@@ -195,11 +208,12 @@ impl<H: Handler> Consumer<H> {
         let (channel, mut deliveries) = self.subscribe(self.prefetch).await?;
         tracing::info!(queue = %self.spec.name, prefetch = self.prefetch, "consuming");
         let mut in_flight = JoinSet::new();
+        let concurrency = self.concurrency.unwrap_or(usize::from(self.prefetch));
         let result = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                next = deliveries.next() => match next {
+                next = deliveries.next(), if in_flight.len() < concurrency => match next {
                     Some(Ok(delivery)) => {
                         let (spec, handler, publisher, shutdown) =
                             (self.spec.clone(), self.handler.clone(), self.publisher.clone(), shutdown.clone());
