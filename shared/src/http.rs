@@ -1,5 +1,6 @@
 //! Serving a service's router: common layers and graceful shutdown.
 
+use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use axum::{extract::MatchedPath, http::Request, middleware::Next, response::Response, Router};
@@ -55,16 +56,90 @@ async fn record_metrics(req: Request<axum::body::Body>, next: Next) -> Response 
     response
 }
 
-/// Serves `router` on `listener` until `shutdown`, then finishes in-flight requests.
+/// How long a service waits, once shutdown starts, for its open connections to finish: under
+/// Kubernetes' default grace of 30 s, so that what follows (consumers settling, the outbox) still
+/// runs before the pod is killed.
+pub const DRAIN: Duration = Duration::from_secs(20);
+
+/// Serves `router` on `listener` until `shutdown`, then finishes in-flight requests for at most
+/// [`DRAIN`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
+    serve_draining(listener, router, shutdown, DRAIN).await
+}
+
+/// [`serve`] with its own drain deadline. Past it, the connections still open (a long upload, a
+/// client that stopped reading its event stream) are closed and this returns.
+pub async fn serve_draining(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .into_future();
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(drain).await;
+    };
+    tokio::select! {
+        served = server => served,
+        _ = deadline => {
+            tracing::warn!(drain_secs = drain.as_secs_f64(), "connections still open after the drain deadline: closing them");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::routing::get;
+    use tokio::io::AsyncWriteExt;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_that_never_ends_holds_shutdown_only_until_the_drain_deadline() {
+        let entered = Arc::new(Notify::new());
+        let handler_entered = entered.clone();
+        let router = Router::new().route(
+            "/hang",
+            get(move || {
+                let entered = handler_entered.clone();
+                async move {
+                    entered.notify_one();
+                    std::future::pending::<()>().await
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let drain = Duration::from_millis(200);
+        let server = tokio::spawn(serve_draining(listener, router, shutdown.clone(), drain));
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        client
+            .write_all(b"GET /hang HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(20), entered.notified())
+            .await
+            .expect("the request reached its handler");
+
+        shutdown.cancel();
+        let served = tokio::time::timeout(Duration::from_secs(20), server)
+            .await
+            .expect("serve returned once its drain deadline passed");
+        served.unwrap().unwrap();
+    }
 }
