@@ -466,7 +466,14 @@ async fn past_the_hourly_cap_mail_is_held_for_one_digest_written_as_eml_files_wi
                 .contains(&format!("Ada assigned you “capped {i}”"))
         })
         .count();
-    assert_eq!(titles, 4, "the digest as parsed: {digest:?}");
+    assert_eq!(
+        titles,
+        4,
+        "the digest as parsed: {digest:?}\nthe folder: {:?}",
+        std::fs::read_dir(&dir).map(|d| d
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect::<Vec<_>>())
+    );
     assert!(digest.html.contains("capped"), "{}", digest.html);
     assert_eq!(count("digested").await, 4);
     assert_eq!(bobs(files()).len(), 4);

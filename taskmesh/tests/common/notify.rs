@@ -80,6 +80,8 @@ pub struct Mail {
     pub html: String,
     pub unsubscribe: Option<String>,
     pub unsubscribe_post: Option<String>,
+    /// The message as received, for a failure to show.
+    pub raw: String,
 }
 
 impl Mail {
@@ -106,6 +108,7 @@ impl Mail {
             unsubscribe_post: message
                 .header_raw("List-Unsubscribe-Post")
                 .map(|v| v.trim().to_string()),
+            raw: String::from_utf8_lossy(raw).into_owned(),
         }
     }
 }
