@@ -29,18 +29,18 @@ pub async fn get_json(
 ) -> Option<Value> {
     let assertion = trust.mint(get.service, &Method::GET, get.path, caller);
     headers.insert(HeaderName::from_static(HEADER_ASSERTION), assertion);
-    let answer = http
-        .get(format!("{}{}", get.base, get.path))
-        .headers(headers)
-        .timeout(get.timeout)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status());
-    let answer = match answer {
-        Ok(answer) => answer.json::<Value>().await,
-        Err(err) => Err(err),
+    let answer = async {
+        let url = format!("{}{}", get.base, get.path);
+        let request = http.get(url).headers(headers).timeout(get.timeout);
+        request
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<Value>()
+            .await
     };
     answer
+        .await
         .inspect_err(|err| {
             let (service, path) = (get.service, get.path);
             tracing::debug!(service, path, error = %err, "upstream part unavailable");

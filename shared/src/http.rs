@@ -73,7 +73,7 @@ pub async fn serve(
 
 /// [`serve`] with its own drain deadline. Past it, the connections still open (a long upload, a
 /// client that stopped reading its event stream) are closed and this returns.
-pub async fn serve_draining(
+async fn serve_draining(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
