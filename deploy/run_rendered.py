@@ -7,12 +7,18 @@ For each target, every Taskmesh container becomes one process: the image's entry
 binary) with the container's arguments and exactly its environment, resolved as the platform
 would (compose's interpolation is already done by `docker-compose config`; Kubernetes' ConfigMap
 and Secret references and `$(VAR)` expansion are done here, with k8s/base/secret.example.yaml,
-or stand-ins for the operators' Secrets, where the overlay does not make the Secret). Only two
-things change, as a container's surroundings would: dependency host names point at this
+or stand-ins for the operators' Secrets, where the overlay does not make the Secret). Only what
+a container's surroundings would make different changes: dependency host names point at this
 machine (127.0.0.1: its PostgreSQL, RabbitMQ and Redis, and a local S3 server where the store
-is S3), and a path on a mounted volume becomes a temporary folder. The credentials in the
-rendered URLs are made to work: a PostgreSQL role, a RabbitMQ user and vhost, a Redis ACL user,
-each removed afterwards with the databases the services made.
+is S3), and a path on a mounted volume becomes a temporary folder.
+
+Everything the check makes on this machine is its own, so it runs beside a platform that is
+already here (`taskmesh up`, with its default ports, databases, vhost and key prefix) and never
+touches it, as each container would in its own network namespace (see Sandbox): each service
+listens on a free port instead of its declared one (probes, URLs and binds follow), and every
+name on the shared servers carries this run's tag: the databases (`<tag>_taskmesh_users`,
+...), the PostgreSQL role, the RabbitMQ vhost and user, the Redis key prefix and ACL user. The
+rendered credentials are made to work under those names, and all of it is removed afterwards.
 
 Then every probe (compose's health check; Kubernetes' startup, liveness and readiness probes)
 must answer 200 on the declared port and path within the deadline, and a job created through the
@@ -23,7 +29,6 @@ Finally the check is shown to fail when it should: task-svc started with a missp
 exits, and a wrong probe path or port is refused.
 """
 
-import json
 import os
 import re
 import shutil
@@ -39,10 +44,11 @@ import urllib.request
 
 import yaml
 
-from services import SERVICES
+from beside import DefaultPlatform
+from machine import Failed, log, management, probe, psql, run, smoke
+from services import DATABASES, SERVICES
 
 DEADLINE = 120
-DATABASES = ["taskmesh_users", "taskmesh_tasks", "taskmesh_notify", "taskmesh_media"]
 EXAMPLE_SECRET = "k8s/base/secret.example.yaml"
 # Stand-ins for what the operators of components/operators make.
 OPERATOR_SECRETS = {
@@ -54,22 +60,14 @@ OPERATOR_SECRETS = {
 }
 URL_SCHEMES = {"postgres", "postgresql", "amqp", "amqps", "redis", "rediss", "http", "https",
                "smtp", "smtps"}
-MANAGEMENT = "http://127.0.0.1:15672/api"
-
-
-def log(*parts):
-    print("run-rendered:", *parts, flush=True)
-
-
-class Failed(Exception):
-    pass
 
 
 # ---------------------------------------------------------------- reading the rendered files
 
 class Container:
-    def __init__(self, name, args, env, probes, volumes):
+    def __init__(self, name, args, env, probes, volumes, service=None):
         self.name, self.args, self.env = name, args, env
+        self.service = service or name  # which of SERVICES it runs (a replica has its own name)
         self.probes = probes  # [(kind, port, path)]
         self.volumes = volumes  # container paths on volumes
 
@@ -146,81 +144,70 @@ def from_k8s(path):
 
 # ---------------------------------------------------------------- this machine as the surroundings
 
-def run(*command, check=True):
-    done = subprocess.run(command, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise Failed(f"{' '.join(command)}: {done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def psql(sql):
-    return run("psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tAc", sql)
-
-
-def management(method, path, body=None):
-    request = urllib.request.Request(
-        MANAGEMENT + path, method=method, data=None if body is None else json.dumps(body).encode(),
-        headers={"content-type": "application/json",
-                 "authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="})  # guest:guest
-    try:
-        return json.loads(urllib.request.urlopen(request, timeout=10).read() or b"null")
-    except urllib.error.HTTPError as e:
-        if not (method == "DELETE" and e.code == 404):
-            raise Failed(f"RabbitMQ management {method} {path}: {e.code} {e.read()[:200]}")
-    except OSError as e:
-        raise Failed(f"RabbitMQ management API at {MANAGEMENT}: {e} (scripts/test enables it)")
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-class Surroundings:
-    """The dependencies the rendered URLs name, made to accept their credentials."""
+class Sandbox:
+    """This run's own names and ports, so that nothing it makes meets what another Taskmesh on
+    this machine uses: a free port for each declared one, and a tag before every name made on
+    the shared PostgreSQL, RabbitMQ and Redis."""
 
-    def __init__(self, containers, workdir):
+    runs = 0
+
+    def __init__(self):
+        Sandbox.runs += 1
+        self.tag = f"deploycheck{os.getpid()}r{Sandbox.runs}"
+        self.ports = {port: free_port() for _, port in SERVICES.values()}
+
+    def port(self, declared):
+        return self.ports.get(int(declared), int(declared))
+
+    def name(self, name):
+        return f"{self.tag}_{name}"
+
+
+class Surroundings:
+    """The dependencies the rendered URLs name, made to accept their credentials under this
+    run's own names (Sandbox), and removed afterwards."""
+
+    def __init__(self, containers, workdir, sandbox):
         self.undo = []
         self.s3 = None
+        self.sandbox = sandbox
         values = {k: v for c in containers for k, v in c.env.items()}
         pg = urllib.parse.urlsplit(values["TASKMESH_POSTGRES__URL"])
-        self.pg_role = urllib.parse.unquote(pg.username)
-        for database in DATABASES:
-            owner = psql(f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{database}'").strip()
-            if owner and owner != self.pg_role:
-                raise Failed(f"database {database} exists, owned by {owner}: this check makes its "
-                             "own (drop it, or run the check where `taskmesh up` has not run)")
-        psql(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{self.pg_role}') "
-             f"THEN CREATE ROLE \"{self.pg_role}\" LOGIN CREATEDB; END IF; END $$")
-        self.drop_databases()
+        self.pg_role = sandbox.name(urllib.parse.unquote(pg.username))
+        self.databases = [sandbox.name(d) for d in DATABASES.values()]
+        psql(f'CREATE ROLE "{self.pg_role}" LOGIN CREATEDB')
+        self.undo.append(lambda: psql(f'DROP ROLE IF EXISTS "{self.pg_role}"'))
         self.undo.append(self.drop_databases)
 
         amqp = urllib.parse.urlsplit(values["TASKMESH_AMQP__URL"])
-        user, password = urllib.parse.unquote(amqp.username), urllib.parse.unquote(amqp.password)
-        vhost = urllib.parse.unquote(amqp.path[1:] or "/")
-        quoted_vhost = urllib.parse.quote(vhost, safe="")
-        if vhost != "/":
-            management("PUT", f"/vhosts/{quoted_vhost}", {})
-            self.undo.append(lambda: management("DELETE", f"/vhosts/{quoted_vhost}"))
-        else:
-            # The shared default vhost: only what this run declares is removed afterwards, so
-            # nothing of the default namespace may be there already.
-            if self.ours("queues") or self.ours("exchanges"):
-                raise Failed("vhost / already holds taskmesh.* queues or exchanges (has "
-                             "`taskmesh up` run here?): this check declares and removes its own")
-            self.undo.append(self.remove_declared)
-        management("PUT", f"/users/{user}", {"password": password, "tags": ""})
-        self.undo.append(lambda: management("DELETE", f"/users/{user}"))
-        management("PUT", f"/permissions/{quoted_vhost}/{user}",
+        self.amqp_user = sandbox.name(urllib.parse.unquote(amqp.username))
+        self.vhost = sandbox.name(urllib.parse.unquote(amqp.path[1:]) or "default")
+        quoted_vhost = urllib.parse.quote(self.vhost, safe="")
+        management("PUT", f"/vhosts/{quoted_vhost}", {})
+        self.undo.append(lambda: management("DELETE", f"/vhosts/{quoted_vhost}"))
+        management("PUT", f"/users/{self.amqp_user}",
+                   {"password": urllib.parse.unquote(amqp.password), "tags": ""})
+        self.undo.append(lambda: management("DELETE", f"/users/{self.amqp_user}"))
+        management("PUT", f"/permissions/{quoted_vhost}/{self.amqp_user}",
                    {"configure": ".*", "write": ".*", "read": ".*"})
 
         redis = urllib.parse.urlsplit(values["TASKMESH_REDIS__URL"])
+        self.key_prefix = sandbox.tag + ":" + values.get("TASKMESH_REDIS__KEY_PREFIX", "taskmesh:")
+        self.undo.append(self.delete_keys)
+        self.redis_user = None
         if redis.username:
-            name = urllib.parse.unquote(redis.username)
-            run("redis-cli", "-h", "127.0.0.1", "ACL", "SETUSER", name, "reset", "on",
-                ">" + urllib.parse.unquote(redis.password or ""), "~*", "&*", "+@all")
-            self.undo.append(lambda: run("redis-cli", "-h", "127.0.0.1", "ACL", "DELUSER", name))
+            self.redis_user = sandbox.name(urllib.parse.unquote(redis.username))
+            run("redis-cli", "-h", "127.0.0.1", "ACL", "SETUSER", self.redis_user, "reset", "on",
+                ">" + urllib.parse.unquote(redis.password or ""), f"~{self.key_prefix}*", "&*",
+                "+@all")
+            self.undo.append(
+                lambda: run("redis-cli", "-h", "127.0.0.1", "ACL", "DELUSER", self.redis_user))
 
         if values.get("TASKMESH_FILES__STORE") == "s3":
             root = os.path.join(workdir, "s3")
@@ -234,19 +221,36 @@ class Surroundings:
             self.s3_endpoint = f"http://127.0.0.1:{port}"
             self.undo.append(self.s3.terminate)
 
-    @staticmethod
-    def ours(kind):
-        return [item["name"] for item in management("GET", f"/{kind}/%2F") or []
-                if item["name"].startswith("taskmesh.")]
-
-    def remove_declared(self):
-        for kind in ("queues", "exchanges"):
-            for name in self.ours(kind):
-                management("DELETE", f"/{kind}/%2F/{urllib.parse.quote(name, safe='')}")
-
     def drop_databases(self):
-        for database in DATABASES:
+        for database in self.databases:
             psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    def delete_keys(self):
+        keys = run("redis-cli", "-h", "127.0.0.1", "--scan", "--pattern",
+                   self.key_prefix + "*").split()
+        for start in range(0, len(keys), 500):
+            run("redis-cli", "-h", "127.0.0.1", "UNLINK", *keys[start:start + 500])
+
+    def rename(self, url):
+        """A dependency's URL with this run's user, vhost and host (this machine)."""
+        parts = urllib.parse.urlsplit(url)
+        user = {"postgres": self.pg_role, "postgresql": self.pg_role, "amqp": self.amqp_user,
+                "amqps": self.amqp_user, "redis": self.redis_user,
+                "rediss": self.redis_user}.get(parts.scheme) if parts.username else None
+        auth = ""
+        if parts.username:
+            auth = urllib.parse.quote(user or urllib.parse.unquote(parts.username), safe="")
+            if parts.password is not None:
+                auth += ":" + urllib.parse.quote(urllib.parse.unquote(parts.password), safe="")
+            auth += "@"
+        port = parts.port
+        if parts.scheme in ("http", "https") and port:
+            port = self.sandbox.port(port)
+        path = parts.path
+        if parts.scheme in ("amqp", "amqps"):
+            path = "/" + urllib.parse.quote(self.vhost, safe="")
+        host = "127.0.0.1" + (f":{port}" if port else "")
+        return urllib.parse.urlunsplit(parts._replace(netloc=auth + host, path=path))
 
     def close(self):
         for step in reversed(self.undo):
@@ -257,51 +261,32 @@ class Surroundings:
 
 
 def localise(container, surroundings, workdir):
-    """The container's environment with host names pointed here and volume paths made real."""
+    """The container's environment with host names pointed here, this run's own names and
+    ports (Sandbox), and volume paths made real."""
+    sandbox = surroundings.sandbox
     env = {}
     for key, value in container.env.items():
         url = urllib.parse.urlsplit(value)
         if key == "TASKMESH_FILES__S3_ENDPOINT" and surroundings.s3:
             value = surroundings.s3_endpoint
+        elif key.endswith("__BIND"):
+            value = f"127.0.0.1:{sandbox.port(value.rsplit(':', 1)[1])}"
         elif url.scheme in URL_SCHEMES and url.hostname and not key.endswith("PUBLIC_URL") \
                 and not re.fullmatch(r"[\d.]+", url.hostname):
-            netloc = url.netloc.rsplit("@", 1)
-            host = "127.0.0.1" + (f":{url.port}" if url.port else "")
-            netloc = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
-            value = urllib.parse.urlunsplit(url._replace(netloc=netloc))
+            value = surroundings.rename(value)
         for volume in container.volumes:
             if value == volume or value.startswith(volume + "/"):
                 value = os.path.join(workdir, "volumes", container.name) + value
                 os.makedirs(value, exist_ok=True)
         env[key] = value
+    env["TASKMESH_REDIS__KEY_PREFIX"] = surroundings.key_prefix
+    if container.service in DATABASES:
+        setting = f"TASKMESH_{SERVICES[container.service][0]}__DATABASE"
+        env[setting] = sandbox.name(container.env.get(setting, DATABASES[container.service]))
     return env
 
 
 # ---------------------------------------------------------------- running and probing
-
-def probe(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as answer:
-            return answer.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
-
-
-def call(method, path, body=None, token=None):
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"http://127.0.0.1:8080{path}", method=method,
-                                     data=None if body is None else json.dumps(body).encode(),
-                                     headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()[:300]
-
 
 class Processes:
     def __init__(self, binary, workdir):
@@ -333,8 +318,9 @@ class Processes:
                 process.wait()
 
 
-def wait_ready(processes, containers, deadline):
-    pending = {(c.name, kind, port, path) for c in containers for kind, port, path in c.probes}
+def wait_ready(processes, containers, deadline, sandbox):
+    pending = {(c.name, kind, sandbox.port(port), path)
+               for c in containers for kind, port, path in c.probes}
     while pending:
         exited = processes.exited()
         if exited:
@@ -353,48 +339,19 @@ def wait_ready(processes, containers, deadline):
         time.sleep(0.5)
 
 
-def smoke(deadline):
-    """A job created through the gateway and run by the worker."""
-    email = f"deploy-check-{os.getpid()}@example.com"
-    password = "deploy check password"
-    status, body = call("POST", "/api/v1/auth/register",
-                        {"email": email, "password": password, "display_name": "Deploy check"})
-    if status != 201:
-        raise Failed(f"register answered {status}: {body}")
-    status, body = call("POST", "/api/v1/auth/login", {"email": email, "password": password})
-    if status != 200:
-        raise Failed(f"login answered {status}: {body}")
-    token = body["access_token"]
-    status, body = call("POST", "/api/v1/tasks",
-                        {"title": "deploy check", "job": {"kind": "sleep", "payload": {"ms": 10}}},
-                        token)
-    if status != 201:
-        raise Failed(f"creating a job answered {status}: {body}")
-    job = body["id"]
-    while True:
-        status, body = call("GET", f"/api/v1/tasks/{job}", token=token)
-        if status == 200 and body.get("status") == "completed":
-            return
-        if time.monotonic() > deadline:
-            raise Failed(f"the job did not complete in time: {status} {body}")
-        time.sleep(0.5)
-
-
 def run_target(binary, label, containers, only=None, deadline=DEADLINE):
     workdir = tempfile.mkdtemp(prefix=f"taskmesh-deploy-{label.replace(':', '-')}-")
     started = time.monotonic()
-    for port in {port for _, port in SERVICES.values()}:
-        if probe(port, "/healthz") is not None:
-            raise Failed(f"port {port} is in use (is `taskmesh up` running?)")
-    surroundings = Surroundings(containers, workdir)
+    sandbox = Sandbox()
+    surroundings = Surroundings(containers, workdir, sandbox)
     processes = Processes(binary, workdir)
     try:
         chosen = [c for c in containers if only is None or c.name in only]
         for container in chosen:
             processes.start(container, localise(container, surroundings, workdir))
-        wait_ready(processes, chosen, started + deadline)
+        wait_ready(processes, chosen, started + deadline, sandbox)
         if only is None:
-            smoke(time.monotonic() + 60)
+            smoke(sandbox.port(SERVICES["api-gateway"][1]), time.monotonic() + 60)
         log(f"{label}: {len(chosen)} services ready on their declared probes"
             f"{'' if only else ', a job ran through the gateway'} "
             f"({time.monotonic() - started:.1f} s)")
@@ -412,20 +369,23 @@ def replicas(binary, label, containers, count=3):
     task = next(c for c in containers if c.name == "task-svc")
     copies = []
     for index in range(count):
-        port = 8082 + 10 * index
+        port = free_port()  # each replica's own address, not one of the sandbox's
         copy = Container(f"task-svc-{index}", list(task.args), dict(task.env),
-                         [(kind, port, path) for kind, _, path in task.probes], task.volumes)
+                         [(kind, port, path) for kind, _, path in task.probes], task.volumes,
+                         service="task-svc")
         copy.env["TASKMESH_TASK__BIND"] = f"0.0.0.0:{port}"
         copies.append(copy)
     workdir = tempfile.mkdtemp(prefix="taskmesh-deploy-replicas-")
-    surroundings = Surroundings(containers, workdir)
+    sandbox = Sandbox()
+    surroundings = Surroundings(containers, workdir, sandbox)
     processes = Processes(binary, workdir)
     started = time.monotonic()
     try:
         for copy in copies:
             processes.start(copy, localise(copy, surroundings, workdir))
-        wait_ready(processes, copies, started + DEADLINE)
-        applied = run("psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "taskmesh_tasks", "-tAc",
+        wait_ready(processes, copies, started + DEADLINE, sandbox)
+        database = sandbox.name(DATABASES["task-svc"])
+        applied = run("psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tAc",
                       "SELECT count(*) || ' ' || count(*) FILTER (WHERE success) "
                       "FROM _sqlx_migrations").split()
         expected = sum(len([f for f in os.listdir(os.path.join("migrations", d))
@@ -463,23 +423,23 @@ def must_fail(binary, label, containers, change, expect):
     raise Failed(f"{label}: the broken deployment was reported ready")
 
 
-def main():
-    binary, targets = sys.argv[1], sys.argv[2:]
-    failures = []
+def checks(binary, targets):
+    """Every run of the rendered files; yields (label, failure or None)."""
     for target in targets:
         label, path = target.split("=", 1)
         try:
             containers = from_compose(path) if label == "compose" else from_k8s(path)
             run_target(binary, label, containers)
+            yield label, None
         except Failed as e:
-            failures.append(f"{label}: {e}")
-            log(f"{label}: FAILED: {e}")
+            yield label, f"{label}: {e}"
     kubernetes = next(t for t in targets if t.startswith("k8s:")).split("=", 1)
+    label = f"{kubernetes[0]} task-svc ×3"
     try:
-        replicas(binary, f"{kubernetes[0]} task-svc ×3", from_k8s(kubernetes[1]))
+        replicas(binary, label, from_k8s(kubernetes[1]))
+        yield label, None
     except Failed as e:
-        failures.append(str(e))
-        log(f"FAILED: {e}")
+        yield label, str(e)
     first = targets[0].split("=", 1)
     containers = from_compose(first[1]) if first[0] == "compose" else from_k8s(first[1])
 
@@ -490,16 +450,36 @@ def main():
         c.probes = [(k, port, path.replace("/readyz", "/ready")) for k, port, path in c.probes]
 
     def wrong_port(c):
-        c.env["TASKMESH_TASK__BIND"] = "0.0.0.0:8086"
+        c.env["TASKMESH_TASK__BIND"] = f"0.0.0.0:{free_port()}"  # not where its probes look
 
     for name, change, expect in [("a misspelt variable", misspell, "exited"),
                                  ("a wrong probe path", wrong_path, "ready answered 401"),
                                  ("a wrong port", wrong_port, "not ready in time")]:
+        label = f"{first[0]} with {name}"
         try:
-            must_fail(binary, f"{first[0]} with {name}", containers, change, expect)
+            must_fail(binary, label, containers, change, expect)
+            yield label, None
         except Failed as e:
-            failures.append(str(e))
-            log(f"FAILED: {e}")
+            yield label, str(e)
+
+
+def main():
+    binary, targets = sys.argv[1], sys.argv[2:]
+    failures, passed = [], 0
+    try:
+        with DefaultPlatform(binary) as platform:
+            for label, failure in checks(binary, targets):
+                if failure:
+                    failures.append(failure)
+                    log(f"FAILED: {failure}")
+                else:
+                    passed += 1
+            platform.verify()
+            passed += 1
+    except Failed as e:
+        failures.append(f"beside the default platform: {e}")
+        log(f"FAILED: beside the default platform: {e}")
+    log(f"{passed} passed, {len(failures)} failed")
     if failures:
         print("run-rendered: FAILED:", *failures, sep="\n  ", file=sys.stderr)
         sys.exit(1)

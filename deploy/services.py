@@ -9,5 +9,11 @@ SERVICES = {
     "media-svc": ("MEDIA", 8084),
     "worker": ("WORKER", 8085),
 }
-# The services with a database of their own.
-WITH_DATABASE = {"user-svc", "task-svc", "notify-svc", "media-svc"}
+# The services with a database of their own, and its default name (`TASKMESH_<SECTION>__DATABASE`).
+DATABASES = {
+    "user-svc": "taskmesh_users",
+    "task-svc": "taskmesh_tasks",
+    "notify-svc": "taskmesh_notify",
+    "media-svc": "taskmesh_media",
+}
+WITH_DATABASE = set(DATABASES)
