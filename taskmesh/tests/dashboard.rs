@@ -68,17 +68,7 @@ async fn people_see_each_others_changes_live_and_an_admin_replays_a_dead_job() {
     app.wait_status(&admin, task["id"].as_str().unwrap(), "dead")
         .await;
     // Bob must be known to task-svc (from user.created) before Ada can assign to him.
-    shared::testkit::eventually("bob is assignable", common::WAIT, || async {
-        let (status, _) = app
-            .post(
-                "/api/v1/tasks",
-                Some(&bob),
-                json!({"title": "warm-up", "assignee_id": bob_id}),
-            )
-            .await;
-        (status == 201).then_some(())
-    })
-    .await;
+    wait_assignable(&app, &bob, &bob_id).await;
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let work = std::env::temp_dir().join(format!("taskmesh-dashboard-{}", uuid::Uuid::new_v4()));
@@ -101,6 +91,37 @@ async fn people_see_each_others_changes_live_and_an_admin_replays_a_dead_job() {
     ];
     common::browser::run("dashboard.mjs", args.to_vec(), "ok screenshots written").await;
     std::fs::remove_dir_all(&work).ok();
+}
+
+/// The first minute and editing (tests/browser/editing.mjs): signing up from `/` and signing in
+/// from `/#/tasks` land on the tasks; one task's form is never saved onto another reached by the
+/// address bar, Back or Forward; a stale form's save is refused with 412 (the page sends the
+/// ETag it was filled from) and offers reload or merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_from_any_address_and_saving_never_overwrites_another_task_or_edit() {
+    let app = App::start().await;
+    app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob_id = app.user_id(&bob).await;
+    // Bob must be known to task-svc (from user.created) before Ada can assign to him.
+    wait_assignable(&app, &bob, &bob_id).await;
+    let args = vec![app.api.clone(), PASSWORD.to_string(), bob_id];
+    common::browser::run("editing.mjs", args, "ok editing: every step passed").await;
+}
+
+/// Waits until task-svc knows the user (from `user.created`), so tasks can be assigned to them.
+async fn wait_assignable(app: &App, token: &str, id: &str) {
+    shared::testkit::eventually("the user is assignable", common::WAIT, || async {
+        let (status, _) = app
+            .post(
+                "/api/v1/tasks",
+                Some(token),
+                json!({"title": "warm-up", "assignee_id": id}),
+            )
+            .await;
+        (status == 201).then_some(())
+    })
+    .await;
 }
 
 fn noise_png(width: u32, height: u32) -> Vec<u8> {

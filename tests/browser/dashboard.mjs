@@ -5,7 +5,7 @@
 // Screenshots of each main page go to <screenshot dir>.
 // Usage: node dashboard.mjs <gateway URL> <password> <bob's user id> <dead job title> <file> <screenshot dir>
 // Prints one "ok ..." line per step and exits 0 only when every step passed.
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [base, password, bobId, deadTitle, file, shots] = process.argv.slice(2);
 if (!shots) {
@@ -15,12 +15,7 @@ if (!shots) {
 // Live updates must arrive within this long; no reload, no polling of the list.
 const LIVE = 15000;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launch();
 
 async function signedIn(email) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });

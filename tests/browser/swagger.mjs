@@ -2,7 +2,7 @@
 // bearer token, then "Try it out" on GET /api/v1/users/me and read the status Swagger shows.
 // Usage: node swagger.mjs <gateway base URL> <access token>
 // Prints "status <code>" and exits 0 only when the call answered 200.
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [base, token] = process.argv.slice(2);
 if (!base || !token) {
@@ -10,18 +10,7 @@ if (!base || !token) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(20000);

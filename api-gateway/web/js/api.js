@@ -15,11 +15,23 @@ function keep(tokens, user) {
     "taskmesh.session",
     JSON.stringify({ ...previous, ...tokens, ...(user ? { user } : {}) }),
   );
+  if (user) changed();
+}
+
+/** Tells the views that the person signed in or out (`onSessionChange`). */
+function changed() {
+  window.dispatchEvent(new Event("taskmesh:session"));
+}
+
+export function onSessionChange(listener) {
+  window.addEventListener("taskmesh:session", listener);
+  return () => window.removeEventListener("taskmesh:session", listener);
 }
 
 export function signOut() {
   store.removeItem("taskmesh.session");
   stream.close();
+  changed();
 }
 
 /** An error answer: its problem document's `code` and `detail`. */
@@ -44,9 +56,12 @@ async function refresh() {
   return true;
 }
 
-/** Calls the API; `body` is sent as JSON (or as is, for FormData). */
-export async function api(method, path, body, retried = false) {
-  const headers = {};
+/**
+ * Calls the API; `body` is sent as JSON (or as is, for FormData); `options.headers` are added
+ * (`{ "if-match": etag(task) }` for an edit that must not undo someone else's).
+ */
+export async function api(method, path, body, options = {}) {
+  const headers = { ...options.headers };
   const token = session()?.access_token;
   if (token) headers.authorization = `Bearer ${token}`;
   let payload;
@@ -56,8 +71,8 @@ export async function api(method, path, body, retried = false) {
     payload = JSON.stringify(body);
   }
   const answer = await fetch(path, { method, headers, body: payload });
-  if (answer.status === 401 && token && !retried && (await refresh())) {
-    return api(method, path, body, true);
+  if (answer.status === 401 && token && !options.retried && (await refresh())) {
+    return api(method, path, body, { ...options, retried: true });
   }
   const text = await answer.text();
   const json = text ? safeJson(text) : null;
@@ -70,6 +85,9 @@ export async function api(method, path, body, retried = false) {
   }
   return json;
 }
+
+/** A task's ETag, as task-svc sends it: its version in quotes. */
+export const etag = (task) => `"${task.version}"`;
 
 function safeJson(text) {
   try {

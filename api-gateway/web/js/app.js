@@ -2,7 +2,7 @@
 // (`#/tasks`, `#/tasks/<id>`, `#/channels`, `#/notifications`, `#/admin/...`).
 
 import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
-import { api, session, signIn, register, signOut, stream } from "./api.js";
+import { api, session, signIn, register, signOut, stream, onSessionChange } from "./api.js";
 import { Problem, useAction, useStream } from "./ui.js";
 import { Tasks, TaskPage } from "./tasks.js";
 import { Channels, Notifications } from "./people.js";
@@ -27,7 +27,9 @@ function SignIn() {
     const ok = await action.run(() => creating
       ? register(form.email, form.password, form.display_name)
       : signIn(form.email, form.password));
-    if (ok) window.location.hash = "#/tasks";
+    // Signed in, the App shows the route asked for (it listens for the session's change), or
+    // the tasks when the address was the sign-in page.
+    if (ok && (window.location.hash || "").startsWith("#/login")) window.location.hash = "#/tasks";
   };
   const set = (name) => (e) => setForm({ ...form, [name]: e.target.value });
   return html`<main id="main" class="signin">
@@ -69,7 +71,9 @@ function Shell({ route }) {
     aria-current=${window.location.hash.startsWith(href) ? "page" : undefined}>${label}${extra}</a>`;
   const [page, arg] = route[0] === "admin" ? [`admin/${route[1]}`, route[2]] : [route[0], route[1]];
   const view = {
-    tasks: arg ? html`<${TaskPage} id=${arg} />` : html`<${Tasks} />`,
+    // Keyed by the task, so another task's page is a new page: no form, data or edit of the
+    // one before carries over to it.
+    tasks: arg ? html`<${TaskPage} key=${arg} id=${arg} />` : html`<${Tasks} />`,
     channels: html`<${Channels} />`,
     notifications: html`<${Notifications} />`,
     "admin/pools": html`<${Pools} />`,
@@ -101,6 +105,10 @@ function Shell({ route }) {
 
 function App() {
   const route = useRoute();
+  // Signing in or out re-renders the App whatever the address (from `/` or `#/tasks` the
+  // address does not change, so the route alone would not).
+  const [, setSessions] = useState(0);
+  useEffect(() => onSessionChange(() => setSessions((n) => n + 1)), []);
   if (!session()?.user || route[0] === "login") return html`<${SignIn} />`;
   return html`<${Shell} route=${route} />`;
 }

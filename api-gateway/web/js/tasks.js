@@ -1,8 +1,8 @@
 // People's views: my tasks (filters, create, live updates) and one task's page (edit, assign,
 // complete, history, attachments with an upload progress bar, a job's attempts and progress).
 
-import { html, useState } from "../vendor/htm-preact.js";
-import { api, upload, session } from "./api.js";
+import { html, useEffect, useState } from "../vendor/htm-preact.js";
+import { api, etag, upload, session } from "./api.js";
 import { useLoad, useStream, Problem, Loading, when, useAction } from "./ui.js";
 
 const STATUSES = ["todo", "in_progress", "done", "cancelled"];
@@ -113,20 +113,54 @@ export function TaskPage({ id }) {
   </article>`;
 }
 
+// The edit form: its fields, and what differs from the version it was filled from.
+const formOf = (task) => ({ title: task.title, assignee_id: task.assignee_id || "" });
+
+function changesFrom(form, base) {
+  const body = {};
+  if (form.title !== base.title) body.title = form.title;
+  const assignee = form.assignee_id.trim() || null;
+  if (assignee !== (base.assignee_id || null)) body.assignee_id = assignee;
+  return body;
+}
+
+/**
+ * Editing one task. The form is filled from a version of the task (`base`) and saved with that
+ * version's ETag (`If-Match`), so an edit made meanwhile by someone else is never undone: the
+ * save answers 412 and the page offers to reload (drop mine) or merge (their changes, then
+ * mine). A live change to the task refills the form while nothing is typed in it.
+ */
 function EditTask({ task, onSaved }) {
-  const [form, setForm] = useState({ title: task.title, assignee_id: task.assignee_id || "" });
+  const [base, setBase] = useState(task);
+  const [form, setForm] = useState(formOf(task));
+  const [conflict, setConflict] = useState(null);
   const action = useAction();
-  const patch = (body) => action.run(async () => {
-    await api("PATCH", `/api/v1/tasks/${task.id}`, body);
-    onSaved();
+  const mine = changesFrom(form, base);
+  const dirty = Object.keys(mine).length > 0;
+  useEffect(() => {
+    if (task.version !== base.version && !dirty && !conflict) {
+      setBase(task);
+      setForm(formOf(task));
+    }
+  }, [task.version]);
+  const start = (latest) => {
+    setBase(latest);
+    setForm(formOf(latest));
+    setConflict(null);
+  };
+  const send = (body, version) => action.run(async () => {
+    try {
+      const saved = await api("PATCH", `/api/v1/tasks/${task.id}`, body, { headers: { "if-match": etag(version) } });
+      start(saved);
+      onSaved();
+    } catch (e) {
+      if (e.status !== 412) throw e;
+      setConflict({ latest: await api("GET", `/api/v1/tasks/${task.id}`), mine: body });
+    }
   });
   const save = (e) => {
     e.preventDefault();
-    const body = {};
-    if (form.title !== task.title) body.title = form.title;
-    const assignee = form.assignee_id.trim() || null;
-    if (assignee !== (task.assignee_id || null)) body.assignee_id = assignee;
-    if (Object.keys(body).length) patch(body);
+    if (dirty) send(mine, base);
   };
   const set = (name) => (e) => setForm({ ...form, [name]: e.target.value });
   return html`<section aria-labelledby="edit-title">
@@ -134,15 +168,36 @@ function EditTask({ task, onSaved }) {
     <form class="edit" onSubmit=${save}>
       <label>Title <input name="title" value=${form.title} onInput=${set("title")} /></label>
       <label>Assignee (user id) <input name="assignee_id" value=${form.assignee_id} onInput=${set("assignee_id")} /></label>
-      <button type="submit" disabled=${action.busy}>Save</button>
+      <button type="submit" disabled=${action.busy || !!conflict}>Save</button>
     </form>
+    ${conflict ? html`<${Conflict} conflict=${conflict} base=${base}
+      onReload=${() => start(conflict.latest)}
+      onMerge=${() => send(conflict.mine, conflict.latest)} />` : ""}
     <div class="actions" role="group" aria-label="Status">
       ${STATUSES.filter((s) => s !== task.status).map((s) => html`
-        <button type="button" onClick=${() => patch({ status: s })} disabled=${action.busy}>
-          ${s === "done" ? "Complete" : `Move to ${s}`}</button>`)}
+        <button type="button" disabled=${action.busy} onClick=${() => action.run(async () => {
+          await api("PATCH", `/api/v1/tasks/${task.id}`, { status: s }, { headers: { "if-match": etag(task) } });
+          onSaved();
+        })}>${s === "done" ? "Complete" : `Move to ${s}`}</button>`)}
     </div>
     <${Problem} error=${action.error} />
   </section>`;
+}
+
+/** What someone else changed since the form was filled, and the two ways on. */
+function Conflict({ conflict, base, onReload, onMerge }) {
+  const { latest, mine } = conflict;
+  const theirs = Object.keys(changesFrom(formOf(latest), base));
+  const show = (v) => (v === null || v === "" ? "nobody" : `“${v}”`);
+  return html`<div class="conflict" role="alert">
+    <p><b>This task changed since you opened it.</b> Nothing of yours was saved.</p>
+    <ul>
+      ${theirs.map((f) => html`<li>now: ${f} ${show(formOf(latest)[f])}</li>`)}
+      ${Object.entries(mine).map(([f, v]) => html`<li>yours: ${f} ${show(v)}</li>`)}
+    </ul>
+    <button type="button" onClick=${onReload}>Reload (drop my changes)</button>
+    <button type="button" onClick=${onMerge}>Merge (their changes, then mine)</button>
+  </div>`;
 }
 
 function Job({ task }) {
