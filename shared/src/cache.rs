@@ -38,3 +38,15 @@ pub async fn ping(conn: &ConnectionManager) -> redis::RedisResult<()> {
 pub fn paused_pools_key(prefix: &str) -> String {
     format!("{prefix}pools:paused")
 }
+
+/// The Redis key that tells workers not to start a cancelled job's dispatch: task-svc sets it,
+/// workers read it before running.
+pub fn cancel_mark_key(prefix: &str, task_id: uuid::Uuid) -> String {
+    format!("{prefix}jobs:cancelled:{task_id}")
+}
+
+/// The Redis key of a dispatch's claim (`run:<run id>` while a run holds it, `done:<outcome>`
+/// once its report is confirmed): one run per dispatch across redeliveries.
+pub fn dispatch_claim_key(prefix: &str, dispatch_id: uuid::Uuid) -> String {
+    format!("{prefix}jobs:dispatch:{dispatch_id}")
+}

@@ -21,7 +21,7 @@ const CANCEL_MARK_SECS: u64 = 7 * 86_400;
 
 /// Redis key that tells workers not to start a cancelled job's dispatch.
 pub fn cancel_key(prefix: &str, task_id: Uuid) -> String {
-    format!("{prefix}jobs:cancelled:{task_id}")
+    shared::cache::cancel_mark_key(prefix, task_id)
 }
 
 /// Stops `task`'s live job inside `tx` (cancel marks go to `marks`' Redis) and saves the task as `cancelled` by `actor`; returns it

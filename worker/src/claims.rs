@@ -3,23 +3,32 @@
 //! The broker delivers at least once. A dispatch whose channel died while it ran (the broker
 //! restarted, a connection was reset) is handed out again even though its run goes on and
 //! reports; without a claim the copy would run a second time. So before running, a worker
-//! claims the dispatch (`<prefix>jobs:dispatch:<dispatch_id>` = `run:<run_id>`, a short TTL the
-//! run keeps extending), and once its report is confirmed by the broker it marks the claim
-//! `done` for a day. A copy that finds `done` is settled without running; one that finds a live
-//! run waits until that run is done (settled without running) or its claim lapses (its worker
-//! died: the copy runs).
+//! claims the dispatch (`<prefix>jobs:dispatch:<dispatch_id>` = `run:<run_id>`, a short TTL that
+//! is extended while the run holds it), and once its report is confirmed by the broker the
+//! claim is marked `done` for a day. A copy that finds `done` is settled without running; one
+//! that finds a live run waits until that run is done (settled without running) or its claim
+//! lapses (its worker died: the copy runs).
+//!
+//! What it costs per job, on the path of every dispatch: one round trip to claim (the same
+//! script also reads the task's cancel mark, which the worker needs anyway), nothing while it
+//! runs (one loop per worker extends every held claim in one pipeline), and for marking done a
+//! share of one pipeline per report batch, written by the reporter after the batch's confirm
+//! ([`Claims::settle`]).
 //!
 //! Without Redis the worker runs the dispatch anyway (at least once, as the broker promises)
 //! and says so in its log.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use redis::{aio::ConnectionManager, Script};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// A live run's claim lapses this long after its worker stopped extending it.
 pub const CLAIM_TTL: Duration = Duration::from_secs(10);
-/// A run extends its claim this often.
+/// Held claims are extended this often.
 pub const CLAIM_REFRESH: Duration = Duration::from_secs(3);
 /// A finished dispatch is remembered this long: longer than any redelivery takes.
 const DONE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -29,10 +38,58 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// What a worker may do with a dispatch it received.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// Run it: this run holds the claim (or Redis could not be asked).
-    Run,
+    /// Run it: this run holds the claim (or Redis could not be asked). `cancelled`: the task's
+    /// cancel mark was there.
+    Run { cancelled: bool },
     /// Another run finished it (its report is with the broker): settle without running.
     Done,
+    /// The worker stopped taking jobs while another run held the claim: hand it back.
+    Abandoned,
+}
+
+/// Claims `KEYS[1]` for `ARGV[1]` (TTL `ARGV[2]` ms) unless someone holds it, and reads the
+/// cancel mark `KEYS[2]`: `{1, cancelled}` claimed, `{2, cancelled}` done, `{0, cancelled}` held
+/// by a live run.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cancelled = redis.call('EXISTS', KEYS[2])
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, cancelled} end
+local holder = redis.call('GET', KEYS[1])
+if holder and string.sub(holder, 1, 5) == 'done:' then return {2, cancelled} end
+return {0, cancelled}",
+    )
+});
+
+/// Extends the claim only while it is still this run's.
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0",
+    )
+});
+
+/// Drops the claim only while it is still this run's (a handed-back run frees it at once).
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0",
+    )
+});
+
+/// How a finished run leaves its claim ([`Claims::settle`]).
+pub struct Settle {
+    pub dispatch_id: Uuid,
+    pub run_id: Uuid,
+    /// `Some(outcome)`: its report is confirmed, mark it done; `None`: free it for a copy to
+    /// run at once (handed back, or the report was not confirmed).
+    pub done: Option<&'static str>,
 }
 
 /// Claims of one worker process.
@@ -40,115 +97,187 @@ pub enum Claim {
 pub struct Claims {
     redis: ConnectionManager,
     prefix: String,
+    /// The claims this process's runs hold, extended together: dispatch id → run id.
+    held: Arc<Mutex<HashMap<Uuid, Uuid>>>,
 }
 
-/// Extends the claim only while it is still this run's.
-const EXTEND: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0";
+/// A run's hold on its claim: extended until dropped.
+pub struct Held {
+    held: Arc<Mutex<HashMap<Uuid, Uuid>>>,
+    dispatch_id: Uuid,
+    run_id: Uuid,
+}
 
-/// Drops the claim only while it is still this run's (a handed-back run frees it at once).
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0";
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap();
+        if held.get(&self.dispatch_id) == Some(&self.run_id) {
+            held.remove(&self.dispatch_id);
+        }
+    }
+}
+
+fn run_value(run_id: Uuid) -> String {
+    format!("run:{run_id}")
+}
+
+/// Adds `script` on one claim key with the run as its first argument to `pipe` (by hash: see
+/// [`query`] for a Redis that lost it).
+fn evalsha<'a>(
+    pipe: &'a mut redis::Pipeline,
+    script: &Script,
+    key: &str,
+    run_id: Uuid,
+) -> &'a mut redis::Pipeline {
+    pipe.cmd("EVALSHA")
+        .arg(script.get_hash())
+        .arg(1)
+        .arg(key)
+        .arg(run_value(run_id))
+}
 
 impl Claims {
+    /// Claims in `redis` under `prefix`; held claims are extended as long as any clone lives.
     pub fn new(redis: ConnectionManager, prefix: String) -> Self {
-        Self { redis, prefix }
+        let claims = Self {
+            redis,
+            prefix,
+            held: Arc::default(),
+        };
+        tokio::spawn(extend_held(
+            Arc::downgrade(&claims.held),
+            claims.redis.clone(),
+            claims.prefix.clone(),
+        ));
+        claims
     }
 
     fn key(&self, dispatch_id: Uuid) -> String {
-        format!("{}jobs:dispatch:{dispatch_id}", self.prefix)
+        shared::cache::dispatch_claim_key(&self.prefix, dispatch_id)
     }
 
-    /// Claims `dispatch_id` for `run_id`, waiting while another live run holds it.
-    pub async fn acquire(&self, dispatch_id: Uuid, run_id: Uuid) -> Claim {
+    /// Claims `dispatch_id` for `run_id`, waiting while another live run holds it (until
+    /// `stop`), and says whether `task_id` carries a cancel mark.
+    pub async fn acquire(
+        &self,
+        dispatch_id: Uuid,
+        run_id: Uuid,
+        task_id: Uuid,
+        stop: &CancellationToken,
+    ) -> Claim {
         let key = self.key(dispatch_id);
-        let mine = format!("run:{run_id}");
+        let cancel_mark = shared::cache::cancel_mark_key(&self.prefix, task_id);
+        let mine = run_value(run_id);
         let mut redis = self.redis.clone();
         let mut waited = false;
         loop {
-            let taken: redis::RedisResult<Option<String>> = redis::cmd("SET")
-                .arg(&key)
+            let answer: redis::RedisResult<(u8, bool)> = CLAIM
+                .key(&key)
+                .key(&cancel_mark)
                 .arg(&mine)
-                .arg("NX")
-                .arg("PX")
                 .arg(CLAIM_TTL.as_millis() as u64)
-                .query_async(&mut redis)
+                .invoke_async(&mut redis)
                 .await;
-            let holder: redis::RedisResult<Option<String>> = match taken {
-                Ok(Some(_)) => return Claim::Run,
-                Ok(None) => redis::cmd("GET").arg(&key).query_async(&mut redis).await,
-                Err(err) => Err(err),
-            };
-            match holder {
-                Ok(Some(holder)) if holder.starts_with("done") => return Claim::Done,
-                // Held by a live run, or gone since the SET: look again shortly.
+            match answer {
+                Ok((1, cancelled)) => return Claim::Run { cancelled },
+                Ok((2, _)) => return Claim::Done,
+                // Held by a live run: look again shortly.
                 Ok(_) => {
                     if !waited {
                         tracing::info!(%dispatch_id, "another run holds this dispatch; waiting for it");
                         waited = true;
                     }
-                    tokio::time::sleep(RECHECK).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => return Claim::Abandoned,
+                        _ = tokio::time::sleep(RECHECK) => {}
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(%dispatch_id, error = %err, "cannot claim the dispatch; running it (at least once)");
-                    return Claim::Run;
+                    return Claim::Run { cancelled: false };
                 }
             }
         }
     }
 
-    /// Keeps `run_id`'s claim alive until the returned task is aborted.
-    pub fn keep_alive(&self, dispatch_id: Uuid, run_id: Uuid) -> tokio::task::JoinHandle<()> {
-        let (key, mine) = (self.key(dispatch_id), format!("run:{run_id}"));
-        let mut redis = self.redis.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(CLAIM_REFRESH).await;
-                let extended: redis::RedisResult<i64> = Script::new(EXTEND)
-                    .key(&key)
-                    .arg(&mine)
-                    .arg(CLAIM_TTL.as_millis() as u64)
-                    .invoke_async(&mut redis)
-                    .await;
-                if let Err(err) = extended {
-                    tracing::warn!(%dispatch_id, error = %err, "cannot extend the dispatch claim");
+    /// Keeps `run_id`'s claim alive (extended with the others held) until the returned hold drops.
+    pub fn hold(&self, dispatch_id: Uuid, run_id: Uuid) -> Held {
+        self.held.lock().unwrap().insert(dispatch_id, run_id);
+        Held {
+            held: self.held.clone(),
+            dispatch_id,
+            run_id,
+        }
+    }
+
+    /// Marks each finished run's claim done, or frees it, in one pipeline.
+    pub async fn settle(&self, runs: &[Settle]) {
+        if runs.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for run in runs {
+            let key = self.key(run.dispatch_id);
+            match run.done {
+                Some(outcome) => {
+                    pipe.cmd("SET")
+                        .arg(key)
+                        .arg(format!("done:{outcome}"))
+                        .arg("PX")
+                        .arg(DONE_TTL.as_millis() as u64)
+                        .ignore();
+                }
+                None => {
+                    evalsha(&mut pipe, &RELEASE, &key, run.run_id).ignore();
                 }
             }
-        })
-    }
-
-    /// Marks the dispatch done: its report is confirmed, so no copy of it runs again.
-    pub async fn finish(&self, dispatch_id: Uuid, outcome: &str) {
+        }
         let mut redis = self.redis.clone();
-        let marked: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(self.key(dispatch_id))
-            .arg(format!("done:{outcome}"))
-            .arg("PX")
-            .arg(DONE_TTL.as_millis() as u64)
-            .query_async(&mut redis)
-            .await;
-        if let Err(err) = marked {
-            tracing::warn!(%dispatch_id, error = %err, "cannot mark the dispatch done; a redelivered copy would run again");
+        if let Err(err) = query(&mut redis, &pipe, &RELEASE).await {
+            tracing::warn!(runs = runs.len(), error = %err, "cannot settle the dispatch claims; a redelivered copy of a finished run would run again once its claim lapses");
         }
     }
+}
 
-    /// Frees `run_id`'s claim so a copy can run at once (the run was handed back or its report
-    /// was not confirmed).
-    pub async fn release(&self, dispatch_id: Uuid, run_id: Uuid) {
-        let mut redis = self.redis.clone();
-        let released: redis::RedisResult<i64> = Script::new(RELEASE)
-            .key(self.key(dispatch_id))
-            .arg(format!("run:{run_id}"))
-            .invoke_async(&mut redis)
-            .await;
-        if let Err(err) = released {
-            tracing::debug!(%dispatch_id, error = %err, "cannot release the dispatch claim; it lapses");
+/// Extends every held claim every [`CLAIM_REFRESH`], in one pipeline, until the claims are
+/// gone.
+async fn extend_held(
+    held: std::sync::Weak<Mutex<HashMap<Uuid, Uuid>>>,
+    mut redis: ConnectionManager,
+    prefix: String,
+) {
+    loop {
+        tokio::time::sleep(CLAIM_REFRESH).await;
+        let Some(held) = held.upgrade() else { return };
+        let runs: Vec<(Uuid, Uuid)> = held.lock().unwrap().iter().map(|(d, r)| (*d, *r)).collect();
+        drop(held);
+        if runs.is_empty() {
+            continue;
         }
+        let mut pipe = redis::pipe();
+        for (dispatch_id, run_id) in &runs {
+            let key = shared::cache::dispatch_claim_key(&prefix, *dispatch_id);
+            evalsha(&mut pipe, &EXTEND, &key, *run_id)
+                .arg(CLAIM_TTL.as_millis() as u64)
+                .ignore();
+        }
+        if let Err(err) = query(&mut redis, &pipe, &EXTEND).await {
+            tracing::warn!(claims = runs.len(), error = %err, "cannot extend the held dispatch claims");
+        }
+    }
+}
+
+/// Runs `pipe`, loading `script` and trying once more if Redis had lost it (a restart).
+async fn query(
+    redis: &mut ConnectionManager,
+    pipe: &redis::Pipeline,
+    script: &Script,
+) -> redis::RedisResult<()> {
+    match pipe.query_async::<()>(redis).await {
+        Err(err) if err.kind() == redis::ErrorKind::NoScriptError => {
+            script.prepare_invoke().load_async(redis).await?;
+            pipe.query_async::<()>(redis).await
+        }
+        other => other,
     }
 }

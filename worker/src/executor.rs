@@ -72,8 +72,6 @@ pub struct Executor {
     registry: Registry,
     broker: Broker,
     publisher: Publisher,
-    redis: ConnectionManager,
-    redis_prefix: String,
     /// One run per dispatch across redeliveries ([`crate::claims`]).
     claims: Claims,
     slots: Arc<Semaphore>,
@@ -123,10 +121,12 @@ impl Executor {
         redis_prefix: String,
     ) -> Self {
         let (reports, queue) = mpsc::unbounded_channel();
+        let claims = Claims::new(redis.clone(), redis_prefix.clone());
         tokio::spawn(run_reporter(
             Publisher::new(broker.clone()),
             broker.events_exchange(),
             queue,
+            claims.clone(),
         ));
         Self {
             id,
@@ -137,9 +137,7 @@ impl Executor {
             registry,
             publisher: Publisher::new(broker.clone()),
             broker,
-            claims: Claims::new(redis.clone(), redis_prefix.clone()),
-            redis,
-            redis_prefix,
+            claims,
             running: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashMap::new()),
         }
@@ -276,39 +274,49 @@ impl Executor {
             }
         };
         let run_id = Uuid::now_v7();
-        if self.claims.acquire(dispatch.dispatch_id, run_id).await == Claim::Done {
-            // A copy of a dispatch another run finished (its channel died before it could
-            // settle, so the broker handed it out again): settle it, run nothing.
-            tracing::info!(task_id = %dispatch.task_id, dispatch_id = %dispatch.dispatch_id, "dispatch already finished; settled without running");
-            metrics::counter!("taskmesh_worker_redelivered_finished_total").increment(1);
-            drop(permit);
-            if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
-                tracing::debug!(error = %err, "could not settle a finished dispatch's copy");
+        let claim = self
+            .claims
+            .acquire(dispatch.dispatch_id, run_id, dispatch.task_id, &hand_back)
+            .await;
+        let cancel_marked = match claim {
+            Claim::Run { cancelled } => cancelled,
+            Claim::Done => {
+                // A copy of a dispatch another run finished (its channel died before it could
+                // settle, so the broker handed it out again): settle it, run nothing.
+                tracing::info!(task_id = %dispatch.task_id, dispatch_id = %dispatch.dispatch_id, "dispatch already finished; settled without running");
+                metrics::counter!("taskmesh_worker_redelivered_finished_total").increment(1);
+                drop(permit);
+                if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+                    tracing::debug!(error = %err, "could not settle a finished dispatch's copy");
+                }
+                return;
             }
-            return;
-        }
-        let claim = self.claims.keep_alive(dispatch.dispatch_id, run_id);
+            Claim::Abandoned => {
+                // Stopping while another run held it: back to the queue, for whoever is left.
+                drop(permit);
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                };
+                let _ = delivery.acker.nack(requeue).await;
+                return;
+            }
+        };
+        // Extended until the run is settled; the reporter marks it done (or frees it) once the
+        // report's confirm is in, so a copy of this dispatch never runs after that.
+        let held = self.claims.hold(dispatch.dispatch_id, run_id);
         let span = tracing::info_span!("job", task_id = %dispatch.task_id, kind = %dispatch.kind, attempt = dispatch.attempt);
         let (requeue, reported) = shared::trace::scope(traceparent, async {
-            let finished =
-                tracing::Instrument::instrument(self.execute(&dispatch, run_id, &hand_back), span)
-                    .await;
+            let run = self.execute(&dispatch, run_id, &hand_back, cancel_marked);
+            let finished = tracing::Instrument::instrument(run, span).await;
             drop(permit);
             let requeue = finished.outcome == JobOutcome::Interrupted;
-            let outcome = finished.outcome.as_str();
             // Ack only once task-svc's report is safe with the broker.
             let reported = self.report_until_confirmed(finished).await;
-            // From here a copy of this dispatch settles without running, even if this
-            // delivery's channel is gone and the ack below cannot reach the broker.
-            if reported && !requeue {
-                self.claims.finish(dispatch.dispatch_id, outcome).await;
-            } else {
-                self.claims.release(dispatch.dispatch_id, run_id).await;
-            }
             (requeue, reported)
         })
         .await;
-        claim.abort();
+        drop(held);
         let settled = if reported && !requeue {
             delivery.acker.ack(BasicAckOptions::default()).await
         } else {
@@ -327,40 +335,24 @@ impl Executor {
         }
     }
 
-    /// Whether this task was cancelled (a cancel seen here, or the mark task-svc leaves in
-    /// Redis). Registers the job as running otherwise, so a later cancel reaches it.
-    async fn start_or_skip(&self, task_id: Uuid) -> Option<Running> {
+    /// Whether this task was cancelled (its cancel mark, which the claim read from Redis, or
+    /// a cancel broadcast seen here since). Registers the job as running otherwise, so a later
+    /// cancel broadcast reaches it.
+    fn start_or_skip(&self, task_id: Uuid, cancel_marked: bool) -> Option<Running> {
+        let cancelled = self.cancelled.lock().unwrap();
+        if cancel_marked || cancelled.contains_key(&task_id) {
+            return None;
+        }
         let token = CancellationToken::new();
         let reason = Arc::new(AtomicU8::new(STOP_NONE));
-        {
-            let cancelled = self.cancelled.lock().unwrap();
-            if cancelled.contains_key(&task_id) {
-                return None;
-            }
-            self.running.lock().unwrap().insert(
-                task_id,
-                Running {
-                    token: token.clone(),
-                    reason: reason.clone(),
-                },
-            );
-        }
-        let key = format!("{}jobs:cancelled:{task_id}", self.redis_prefix);
-        let mut redis = self.redis.clone();
-        let marked: redis::RedisResult<bool> =
-            redis::cmd("EXISTS").arg(&key).query_async(&mut redis).await;
-        match marked {
-            Ok(true) => {
-                self.running.lock().unwrap().remove(&task_id);
-                None
-            }
-            Ok(false) => Some(Running { token, reason }),
-            Err(err) => {
-                // Without Redis, cancels still arrive by broadcast; run rather than stall.
-                tracing::warn!(error = %err, "cannot check for a cancel mark");
-                Some(Running { token, reason })
-            }
-        }
+        self.running.lock().unwrap().insert(
+            task_id,
+            Running {
+                token: token.clone(),
+                reason: reason.clone(),
+            },
+        );
+        Some(Running { token, reason })
     }
 
     /// Handles a `job.cancel` broadcast.
@@ -382,6 +374,7 @@ impl Executor {
         dispatch: &JobDispatch,
         run_id: Uuid,
         hand_back: &CancellationToken,
+        cancel_marked: bool,
     ) -> JobFinished {
         let started_at = Utc::now();
         let finished =
@@ -398,7 +391,7 @@ impl Executor {
                 started_at,
                 ended_at: Utc::now(),
             };
-        let Some(running) = self.start_or_skip(dispatch.task_id).await else {
+        let Some(running) = self.start_or_skip(dispatch.task_id, cancel_marked) else {
             tracing::info!("skipping a cancelled job");
             return finished(JobOutcome::Cancelled, None, None);
         };

@@ -1,5 +1,6 @@
 //! Reporting to task-svc: finished reports (batched, published until the broker confirms them,
-//! which is what a dispatch's ack waits for) and progress.
+//! which is what a dispatch's ack waits for, then their dispatch claims settled in one pipeline)
+//! and progress.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +11,9 @@ use shared::{
 };
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
+
+use crate::claims::{Claims, Settle};
+use shared::events::JobOutcome;
 
 /// A finished report, its trace context, and who waits to hear whether the broker confirmed it.
 pub type WaitingReport = (JobFinished, Option<String>, oneshot::Sender<bool>);
@@ -34,10 +38,13 @@ pub fn message<T: EventPayload>(exchange: &str, payload: T) -> OutgoingMessage {
 /// publishes await their confirm at once; the reports that queue up meanwhile go out as one
 /// `job.finished.batch` (a lone report as a plain `job.finished`), so a busy worker sends one
 /// message and waits for one confirm per batch instead of per job, and an idle one adds no delay.
+/// Once a batch's confirm is in (and its runs told), its dispatch claims are marked done in one
+/// pipeline (freed instead for a run handed back, or for a batch never confirmed).
 pub async fn run_reporter(
     publisher: Publisher,
     exchange: String,
     mut queue: mpsc::UnboundedReceiver<WaitingReport>,
+    claims: Claims,
 ) {
     let in_flight = Arc::new(Semaphore::new(REPORTS_IN_FLIGHT));
     while let Some(first) = queue.recv().await {
@@ -56,7 +63,13 @@ pub async fn run_reporter(
         let mut reports = Vec::with_capacity(batch.len());
         let mut traceparents = Vec::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
+        let mut settle = Vec::with_capacity(batch.len());
         for (report, traceparent, waiter) in batch {
+            settle.push(Settle {
+                dispatch_id: report.dispatch_id,
+                run_id: report.run_id,
+                done: (report.outcome != JobOutcome::Interrupted).then(|| report.outcome.as_str()),
+            });
             reports.push(report);
             traceparents.push(traceparent);
             waiting.push(waiter);
@@ -75,11 +88,18 @@ pub async fn run_reporter(
             ),
         };
         let publisher = publisher.clone();
+        let claims = claims.clone();
         tokio::spawn(async move {
             let confirmed = publish_until_confirmed(&publisher, &message).await;
             for waiter in waiting {
                 let _ = waiter.send(confirmed);
             }
+            // The runs hold their claims until told; a copy delivered meanwhile waits for
+            // this (or for the claim to lapse, should this worker die first).
+            if !confirmed {
+                settle.iter_mut().for_each(|run| run.done = None);
+            }
+            claims.settle(&settle).await;
             drop(permit);
         });
     }
