@@ -34,6 +34,10 @@ pub const SERVICE: &str = "api-gateway";
 
 /// Events the stream feed appends to the log at once.
 const FEED_BATCH: usize = 200;
+/// How long the feed lets a batch gather after its first event: each batch costs a question to
+/// task-svc and a round trip to Redis, so under a job engine's load a few milliseconds turn
+/// batches of about ten events into batches of a hundred or more (docs/benchmarks.md).
+const FEED_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -104,7 +108,10 @@ pub async fn run(
             retention_secs: config.stream.retention_secs,
         },
     );
-    let feeding = tokio::spawn(feed.run_batched(FEED_BATCH, shutdown.clone()));
+    let feeding = tokio::spawn(
+        feed.with_linger(FEED_LINGER)
+            .run_batched(FEED_BATCH, shutdown.clone()),
+    );
     let state = AppState {
         http,
         redis: redis.clone(),

@@ -10,7 +10,7 @@ use shared::broker::{
     header_int, header_str, Broker, OutgoingMessage, PublishError, Publisher, HEADER_ATTEMPT,
     HEADER_FAILED_AT, HEADER_LAST_ERROR,
 };
-use shared::consumer::{Consumer, Handler, HandlerError, Incoming, QueueSpec};
+use shared::consumer::{BatchHandler, Consumer, Handler, HandlerError, Incoming, QueueSpec};
 use shared::events::{CloudEvent, EventPayload};
 use shared::outbox::{self, Relay};
 use shared::testkit::{eventually, TestEnv};
@@ -755,6 +755,53 @@ async fn a_consumer_runs_at_most_its_concurrency_of_handlers_and_the_rest_wait()
     })
     .await;
     assert_eq!(gate.most.load(SeqCst), 2, "handlers running at once");
+}
+
+/// Records the size of every batch it is handed.
+struct Batches(Arc<Mutex<Vec<usize>>>);
+
+impl Handler for Batches {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        self.handle_batch(std::slice::from_ref(message)).await
+    }
+}
+
+impl BatchHandler for Batches {
+    async fn handle_batch(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
+        self.0.lock().unwrap().push(messages.len());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_lingering_batch_takes_in_what_arrives_after_its_first_message() {
+    let bench = Bench::new().await;
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let consumer = Consumer::new(
+        bench.broker.clone(),
+        bench.queue.clone(),
+        Batches(batches.clone()),
+    )
+    .with_linger(Duration::from_secs(30));
+    tokio::spawn(consumer.run_batched(5, bench.shutdown.clone()));
+    bench.commit_ping(0).await;
+    bench.relay.drain().await.unwrap();
+    // The first message is with the consumer (none ready in the queue), and its batch waits.
+    eventually("the first message delivered", WAIT, || async {
+        (bench.ready_count(&bench.queue.name).await == 0).then_some(())
+    })
+    .await;
+    assert!(batches.lock().unwrap().is_empty(), "{batches:?}");
+    for n in 1..5 {
+        bench.commit_ping(n).await;
+    }
+    bench.relay.drain().await.unwrap();
+    // Full (five) before the linger is out: handled at once, as one batch.
+    eventually("one batch of five", WAIT, || async {
+        (!batches.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(*batches.lock().unwrap(), [5]);
 }
 
 #[tokio::test]

@@ -138,6 +138,8 @@ pub struct Consumer<H> {
     /// Handlers running at once (unbatched consumers), if fewer than the prefetch; the rest of
     /// the prefetch waits.
     concurrency: Option<usize>,
+    /// How long a batch waits for more after its first message ([`Consumer::with_linger`]).
+    linger: std::time::Duration,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -150,6 +152,7 @@ impl<H: Handler> Consumer<H> {
             handler: Arc::new(handler),
             prefetch,
             concurrency: None,
+            linger: std::time::Duration::ZERO,
         }
     }
 
@@ -164,6 +167,14 @@ impl<H: Handler> Consumer<H> {
     /// its API.
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = Some(concurrency.max(1));
+        self
+    }
+
+    /// With [`Consumer::run_batched`], waits up to `linger` after a batch's first message for
+    /// more to join it (at most the batch's size): a little latency for fewer, larger batches
+    /// when each batch costs round trips of its own.
+    pub fn with_linger(mut self, linger: std::time::Duration) -> Self {
+        self.linger = linger;
         self
     }
 
@@ -272,10 +283,20 @@ impl<H: BatchHandler> Consumer<H> {
                 Some(Err(err)) => break Err(err.into()),
                 None => break Err(anyhow::anyhow!("the broker closed the consumer")),
             };
-            // Whatever else has arrived already joins the batch; nothing waits for more.
+            // Whatever else has arrived already joins the batch, and so does what arrives
+            // within the linger (none by default: then nothing waits for more).
+            let until = tokio::time::Instant::now() + self.linger;
             while batch.len() < max_batch {
-                match futures::FutureExt::now_or_never(deliveries.next()) {
-                    Some(Some(Ok(delivery))) => batch.push(delivery),
+                let next = match futures::FutureExt::now_or_never(deliveries.next()) {
+                    Some(next) => next,
+                    None if self.linger.is_zero() => break,
+                    None => match tokio::time::timeout_at(until, deliveries.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    },
+                };
+                match next {
+                    Some(Ok(delivery)) => batch.push(delivery),
                     _ => break,
                 }
             }
