@@ -20,7 +20,7 @@ impl From<Error> for HandlerError {
 
 impl Handler for FanOut {
     async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
-        if !fanout::concerns(&message.event.event_type) {
+        if !fanout::needs_work(&message.event)? {
             return Ok(());
         }
         let mut tx = self.state.pool.begin().await?;
@@ -32,14 +32,17 @@ impl Handler for FanOut {
 
 impl BatchHandler for FanOut {
     async fn handle_batch(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
-        if !messages
-            .iter()
-            .any(|m| fanout::concerns(&m.event.event_type))
-        {
+        let mut work = Vec::with_capacity(messages.len());
+        for message in messages {
+            if fanout::needs_work(&message.event)? {
+                work.push(message);
+            }
+        }
+        if work.is_empty() {
             return Ok(());
         }
         let mut tx = self.state.pool.begin().await?;
-        for message in messages {
+        for message in work {
             fanout::apply(&self.state, &mut tx, &message.event).await?;
         }
         tx.commit().await?;

@@ -39,6 +39,20 @@ pub fn concerns(event_type: &str) -> bool {
         || event_type == UserDeleted::TYPE
 }
 
+/// Whether `event` needs the database: a change to a user, or an event someone is told of. The
+/// others (a job's pool announcement, a program's job that succeeded: most of a job engine's
+/// events) are acked untouched, without even an idempotency record, since applying them twice
+/// changes nothing either.
+pub fn needs_work(event: &CloudEvent) -> Result<bool, Error> {
+    if !concerns(&event.event_type) {
+        return Ok(false);
+    }
+    if event.event_type.starts_with("user.") {
+        return Ok(true);
+    }
+    Ok(!recipients::drafts(event)?.is_empty())
+}
+
 /// Applies `event` inside `tx`, once.
 pub async fn apply(
     state: &AppState,
@@ -216,4 +230,54 @@ pub async fn tell(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::events::{CloudEvent, TaskAssigned, TaskCompleted, UserUpdated};
+    use uuid::Uuid;
+
+    use super::needs_work;
+
+    fn event<T: shared::events::EventPayload>(data: T) -> CloudEvent {
+        CloudEvent::new("test", data).into_untyped().unwrap()
+    }
+
+    fn completed(job_kind: Option<&str>) -> CloudEvent {
+        event(TaskCompleted {
+            task_id: Uuid::now_v7(),
+            owner_id: Uuid::now_v7(),
+            actor_id: Uuid::now_v7(),
+            assignee_id: None,
+            title: "t".into(),
+            job_kind: job_kind.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn only_events_someone_is_told_of_or_user_changes_need_the_database() {
+        assert!(
+            needs_work(&completed(None)).unwrap(),
+            "a person's task done"
+        );
+        assert!(!needs_work(&completed(Some("noop"))).unwrap(), "a job done");
+        let to_pool = TaskAssigned {
+            task_id: Uuid::now_v7(),
+            owner_id: Uuid::now_v7(),
+            actor_id: Uuid::nil(),
+            assignee_id: None,
+            previous_assignee_id: None,
+            title: "t".into(),
+            pool: Some("default".into()),
+        };
+        assert!(!needs_work(&event(to_pool)).unwrap());
+        let user = UserUpdated {
+            user_id: Uuid::now_v7(),
+            display_name: "Ada".into(),
+            role: "member".into(),
+            active: false,
+            changed: vec!["active".into()],
+        };
+        assert!(needs_work(&event(user)).unwrap());
+    }
 }
