@@ -55,22 +55,16 @@ pub async fn run() -> anyhow::Result<()> {
         false => None,
     };
 
-    let Some(children) = platform::spawn(&env).await? else {
+    let Some(JobsPlatform {
+        children,
+        meter,
+        http,
+        token,
+        db,
+    }) = JobsPlatform::start(&env, "bench-jobs@example.com").await?
+    else {
         return Ok(());
     };
-    let meter = CpuMeter::new(
-        children
-            .iter()
-            .filter_map(|(name, child)| Some((name.to_string(), child.id()?)))
-            .collect(),
-    );
-    let http = reqwest::Client::new();
-    let token = platform::token(&http, "bench-jobs@example.com").await?;
-    let db = PgPool::connect(&shared::db::database_url(
-        &env.config.postgres,
-        &env.config.task.database,
-    )?)
-    .await?;
     one_by_one(&http, &token, &db, 200).await?; // warm-up
     let measure = |title: &'static str| {
         let meter = meter.clone();
@@ -148,6 +142,45 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The platform the job paths run on: every service a process of its own (with a meter of
+/// their CPU), a client signed in as `email`, and task-svc's database, where completions are read.
+pub(crate) struct JobsPlatform {
+    pub children: Vec<(&'static str, tokio::process::Child)>,
+    pub meter: CpuMeter,
+    pub http: reqwest::Client,
+    pub token: String,
+    pub db: PgPool,
+}
+
+impl JobsPlatform {
+    /// `None` (with the reason printed) when the platform cannot be started here.
+    pub async fn start(env: &TestEnv, email: &str) -> anyhow::Result<Option<Self>> {
+        let Some(children) = platform::spawn(env).await? else {
+            return Ok(None);
+        };
+        let meter = CpuMeter::new(
+            children
+                .iter()
+                .filter_map(|(name, child)| Some((name.to_string(), child.id()?)))
+                .collect(),
+        );
+        let http = reqwest::Client::new();
+        let token = platform::token(&http, email).await?;
+        let db = PgPool::connect(&shared::db::database_url(
+            &env.config.postgres,
+            &env.config.task.database,
+        )?)
+        .await?;
+        Ok(Some(Self {
+            children,
+            meter,
+            http,
+            token,
+            db,
+        }))
+    }
+}
+
 struct Celery {
     version: String,
     jobs: usize,
@@ -205,7 +238,7 @@ fn noop(n: usize) -> Value {
 /// `count` jobs created (bulk) ahead of one shared `run_at`, so they fall due together: the
 /// rate from that instant to the last completion is the engine's execution throughput (relay,
 /// broker, worker, reports), apart from the API's creation cost. Latency is due → completed.
-async fn burst(
+pub(crate) async fn burst(
     http: &reqwest::Client,
     token: &str,
     db: &PgPool,
@@ -213,7 +246,8 @@ async fn burst(
     meter: &CpuMeter,
 ) -> anyhow::Result<Figures> {
     let url = format!("{}/tasks/bulk", platform::API);
-    // Creation runs at well over 100 jobs/s; leave room for it.
+    // Creation runs at well over 100 jobs/s; leave room for it, and for the events of the
+    // creations to be consumed before the jobs fall due.
     let lead = Duration::from_secs(5 + (count / 100) as u64);
     let run_at = chrono::Utc::now() + chrono::Duration::from_std(lead)?;
     let since = chrono::Utc::now();
@@ -327,7 +361,7 @@ async fn one_by_one(
 }
 
 /// `count` jobs in requests of `BULK`, two requests at a time.
-async fn bulk(
+pub(crate) async fn bulk(
     http: &reqwest::Client,
     token: &str,
     db: &PgPool,

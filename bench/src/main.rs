@@ -1,4 +1,4 @@
-//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks|jobs|notify|media|stream]`
+//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks|jobs|notify|media|stream|guard]`
 //!
 //! Events: outbox insert → relay → consumer ack, throughput and end-to-end latency, printed next
 //! to the raw broker limit measured in the same run (plain lapin publish-with-confirms /
@@ -30,6 +30,7 @@ const PAYLOAD_BYTES: usize = 200;
 
 mod cpu;
 mod gateway;
+mod guard;
 mod jobs;
 mod media;
 mod notify;
@@ -47,9 +48,10 @@ async fn main() -> anyhow::Result<()> {
         Some("notify") => notify::run().await,
         Some("media") => media::run().await,
         Some("stream") => stream::run().await,
+        Some("guard") => guard::run().await,
         Some(other) => {
             anyhow::bail!(
-                "unknown benchmark {other:?}: events, gateway, tasks, jobs, notify, media or stream"
+                "unknown benchmark {other:?}: events, gateway, tasks, jobs, notify, media, stream or guard"
             )
         }
     }
