@@ -825,6 +825,14 @@ async fn complete_many(
             ON CONFLICT (run_id) DO UPDATE
                SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, error = NULL
              WHERE job_attempts.outcome IN ('running', 'lost')
+         ), lost AS (
+            -- Another run of the same dispatch still open is one whose worker died: a quick
+            -- rerun reports no start, so it is marked here, as a reported start would.
+            UPDATE job_attempts a
+               SET outcome = 'lost', ended_at = r.started_at,
+                   error = 'the worker stopped before finishing; the broker handed the job to another run'
+              FROM r
+             WHERE a.dispatch_id = r.dispatch_id AND a.run_id <> r.run_id AND a.outcome = 'running'
          ), done AS (
             UPDATE tasks t SET status = 'completed', version = t.version + 1, updated_at = now()
               FROM r, jobs j
