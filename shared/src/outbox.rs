@@ -1,9 +1,10 @@
 //! The transactional outbox: events are written in the same transaction as the state change and
 //! published afterwards by a relay, so an event exists if and only if its change committed.
 //!
-//! The relay claims due rows with `FOR UPDATE SKIP LOCKED` (several replicas share the work),
-//! publishes them pipelined with confirms, marks them published and commits. A crash between
-//! publishing and marking publishes the rows again: delivery is at-least-once and consumers
+//! The relay claims due rows, in the order they fell due, with `FOR UPDATE SKIP LOCKED`
+//! (several replicas share the work), publishes them pipelined with confirms, marks them
+//! published and commits. A crash between publishing and marking publishes the rows again:
+//! delivery is at-least-once and consumers
 //! deduplicate on the event id ([`crate::idempotency`]). An insert trigger sends
 //! `NOTIFY taskmesh_outbox`, which wakes the relay at once; a poll is the fallback, and rows
 //! with a later `available_at` (reminders, scheduled jobs) wake it when they fall due.
@@ -115,7 +116,7 @@ pub async fn enqueue_all(tx: &mut PgConnection, rows: Vec<Pending>) -> Result<()
     }
     sqlx::query(
         "INSERT INTO outbox (id, routing_key, payload, available_at, priority)
-         SELECT id, key, payload, COALESCE(at, now()), priority
+         SELECT id, key, payload, COALESCE(at, clock_timestamp()), priority
            FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::int2[])
              AS e(id, key, payload, at, priority)",
     )
@@ -157,7 +158,7 @@ pub async fn enqueue_routed<T: EventPayload>(
     let payload = serde_json::to_value(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "INSERT INTO outbox (id, routing_key, payload, available_at, priority)
-         VALUES ($1, $2, $3, COALESCE($4, now()), $5)",
+         VALUES ($1, $2, $3, COALESCE($4, clock_timestamp()), $5)",
     )
     .bind(id)
     .bind(routing_key)
@@ -266,8 +267,8 @@ impl Relay {
         let rows = sqlx::query(
             "SELECT id, exchange, routing_key, payload::text AS payload, attempts, priority
                FROM outbox
-              WHERE published_at IS NULL AND available_at <= now()
-              ORDER BY seq
+              WHERE published_at IS NULL AND available_at <= statement_timestamp()
+              ORDER BY available_at, seq
               LIMIT $1
                 FOR UPDATE SKIP LOCKED",
         )

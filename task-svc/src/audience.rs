@@ -55,7 +55,7 @@ async fn audience(
                 array_remove(ARRAY[t.owner_id, t.assignee_id]
                     || coalesce((SELECT array_agg(m.user_id) FROM channel_members m
                                   WHERE m.channel_id = t.channel_id), '{}'), NULL)
-           FROM tasks t WHERE t.id = ANY($1)",
+           FROM unnest($1::uuid[]) AS q(id) JOIN tasks t ON t.id = q.id",
     )
     .bind(&query.task_ids)
     .fetch_all(&state.pool)

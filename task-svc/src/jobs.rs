@@ -832,7 +832,8 @@ async fn complete_many(
                SET outcome = 'lost', ended_at = r.started_at,
                    error = 'the worker stopped before finishing; the broker handed the job to another run'
               FROM r
-             WHERE a.dispatch_id = r.dispatch_id AND a.run_id <> r.run_id AND a.outcome = 'running'
+             WHERE a.task_id = r.task_id AND a.dispatch_id = r.dispatch_id
+               AND a.run_id <> r.run_id AND a.outcome = 'running'
          ), done AS (
             UPDATE tasks t SET status = 'completed', version = t.version + 1, updated_at = now()
               FROM r, jobs j
@@ -927,11 +928,12 @@ async fn on_started(
         "UPDATE job_attempts
             SET outcome = 'lost', ended_at = $3,
                 error = 'the worker stopped before finishing; the broker handed the job to another run'
-          WHERE dispatch_id = $1 AND run_id <> $2 AND outcome = 'running'",
+          WHERE task_id = $4 AND dispatch_id = $1 AND run_id <> $2 AND outcome = 'running'",
     )
     .bind(report.dispatch_id)
     .bind(report.run_id)
     .bind(report.started_at)
+    .bind(report.task_id)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -1594,11 +1596,15 @@ pub async fn workers(
 /// owner already has `max_live` jobs waiting or running is skipped (`quotas::skips_tick`).
 pub async fn cron_round(pool: &PgPool, max_live: u32) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
+    // The templates are found through their own index and only then their task's status is
+    // read: as a join, the planner started from the tasks that are 'scheduled' (every job
+    // waiting for its run_at is), a visit per waiting job every round.
     let due: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT j.task_id, j.cron, j.next_run_at FROM jobs j JOIN tasks t ON t.id = j.task_id
-          WHERE j.cron IS NOT NULL AND j.next_run_at <= now() AND t.status = 'scheduled'
+        "SELECT j.task_id, j.cron, j.next_run_at FROM jobs j
+          WHERE j.cron IS NOT NULL AND j.next_run_at <= now()
+            AND (SELECT t.status FROM tasks t WHERE t.id = j.task_id) = 'scheduled'
           ORDER BY j.next_run_at LIMIT 100
-            FOR UPDATE OF j SKIP LOCKED",
+            FOR UPDATE SKIP LOCKED",
     )
     .fetch_all(&mut *tx)
     .await?;
