@@ -39,6 +39,16 @@ impl CpuMeter {
         Self { children }
     }
 
+    /// A meter of the platform's processes, as [`crate::platform::spawn`] started them.
+    pub fn of(children: &[(&str, tokio::process::Child)]) -> Self {
+        Self::new(
+            children
+                .iter()
+                .filter_map(|(name, child)| Some((name.to_string(), child.id()?)))
+                .collect(),
+        )
+    }
+
     pub fn read(&self) -> Reading {
         let mut seconds = BTreeMap::new();
         for (label, pid) in &self.children {

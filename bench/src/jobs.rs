@@ -158,12 +158,7 @@ impl JobsPlatform {
         let Some(children) = platform::spawn(env).await? else {
             return Ok(None);
         };
-        let meter = CpuMeter::new(
-            children
-                .iter()
-                .filter_map(|(name, child)| Some((name.to_string(), child.id()?)))
-                .collect(),
-        );
+        let meter = CpuMeter::of(&children);
         let http = reqwest::Client::new();
         let token = platform::token(&http, email).await?;
         let db = PgPool::connect(&shared::db::database_url(

@@ -119,6 +119,39 @@ pub(crate) fn figures(count: usize, elapsed: Duration, mut latencies_ms: Vec<f64
     }
 }
 
+/// Arguments of a classic queue for the raw loop, from `BENCH_RAW_QUEUE`: `priority` (the job
+/// queues' type, `x-max-priority` 9), `priority:N` (N levels above 0), `classic` (no
+/// priorities); `,v2` after any of them asks for the version 2 queue index and store.
+fn classic_args(kind: &str) -> anyhow::Result<FieldTable> {
+    use lapin::types::AMQPValue;
+    let (kind, v2) = match kind.strip_suffix(",v2") {
+        Some(kind) => (kind, true),
+        None => (kind, false),
+    };
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("classic".into()),
+    );
+    let levels = match kind {
+        "classic" => None,
+        "priority" => Some(9),
+        _ => match kind.strip_prefix("priority:").map(str::parse::<u8>) {
+            Some(Ok(levels)) => Some(levels),
+            _ => anyhow::bail!(
+                "BENCH_RAW_QUEUE={kind}: expected quorum, classic, priority or priority:N (with ,v2)"
+            ),
+        },
+    };
+    if let Some(levels) = levels {
+        args.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(levels));
+    }
+    if v2 {
+        args.insert("x-queue-version".into(), AMQPValue::ShortShortUInt(2));
+    }
+    Ok(args)
+}
+
 /// Plain lapin: a publisher pipelining confirms in windows of 256, a consumer acking each.
 async fn raw_broker(config: &Config, count: usize) -> anyhow::Result<Figures> {
     let broker = Broker::new(&config.amqp, "bench-raw");
@@ -131,20 +164,8 @@ async fn raw_broker(config: &Config, count: usize) -> anyhow::Result<Figures> {
                 durable: true,
                 ..Default::default()
             },
-            match std::env::var("BENCH_RAW_QUEUE").as_deref() {
-                // The job queues' type: classic with x-max-priority.
-                Ok("priority") => {
-                    let mut args = FieldTable::default();
-                    args.insert(
-                        "x-queue-type".into(),
-                        lapin::types::AMQPValue::LongString("classic".into()),
-                    );
-                    args.insert(
-                        "x-max-priority".into(),
-                        lapin::types::AMQPValue::ShortShortUInt(9),
-                    );
-                    args
-                }
+            match std::env::var("BENCH_RAW_QUEUE") {
+                Ok(kind) if kind != "quorum" => classic_args(&kind)?,
                 _ => broker.queue_args(None, None, None),
             },
         )

@@ -72,12 +72,7 @@ pub async fn run() -> anyhow::Result<()> {
     let Some(children) = platform::spawn_with(&env, &extra).await? else {
         return Ok(());
     };
-    let meter = CpuMeter::new(
-        children
-            .iter()
-            .filter_map(|(name, child)| Some((name.to_string(), child.id()?)))
-            .collect(),
-    );
+    let meter = CpuMeter::of(&children);
     let http = reqwest::Client::new();
     let ada = platform::token(&http, "bench-notify-ada@example.com").await?;
     let bob = platform::token(&http, "bench-notify-bob@example.com").await?;
