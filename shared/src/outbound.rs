@@ -106,7 +106,11 @@ fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 
 /// Addresses an outbound call must not reach unless allow-listed: loopback, private,
 /// link-local (cloud metadata), carrier-grade NAT, unspecified, broadcast, multicast, and the
-/// IPv6 equivalents (also IPv4 mapped into IPv6).
+/// IPv6 equivalents: unique-local, link-local, the deprecated site-local (`fec0::/10`), and
+/// every form that carries an IPv4 address (mapped `::ffff:a.b.c.d`, translated
+/// `::ffff:0:a.b.c.d`, compatible `::a.b.c.d` and NAT64, judged by the address they carry).
+/// The tunnels 6to4 (`2002::/16`) and Teredo (`2001::/32`) are refused whole: a relay
+/// unwraps them towards an IPv4 address of the sender's choosing, and no webhook needs them.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -133,10 +137,10 @@ pub fn is_internal(ip: IpAddr) -> bool {
             // reach the IPv4 address they carry.
             let octets = v6.octets();
             let embedded = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
-            if (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0; 6])
-                && !v6.is_loopback()
-                && !v6.is_unspecified()
-            {
+            let carries_v4 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || segments[..6] == [0; 6]
+                || segments[..6] == [0, 0, 0, 0, 0xffff, 0];
+            if carries_v4 && !v6.is_loopback() && !v6.is_unspecified() {
                 return is_internal(IpAddr::V4(embedded));
             }
             if segments[..3] == [0x64, 0xff9b, 1] {
@@ -148,6 +152,9 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
+                || first == 0x2002
+                || (first == 0x2001 && segments[1] == 0)
         }
     }
 }
@@ -267,6 +274,14 @@ mod tests {
             "198.18.0.1",
             "240.0.0.1",
             "192.0.0.8",
+            // 6to4 and Teredo tunnels, site-local, IPv4-translated.
+            "2002:7f00:1::1",
+            "2002:5db8:d822::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "feff::1",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:127.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
@@ -275,6 +290,9 @@ mod tests {
             "2606:4700::1111",
             "8.8.8.8",
             "64:ff9b::808:808",
+            "::ffff:0:808:808",
+            "2001:db9::1",
+            "2001:4860:4860::8888",
         ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }

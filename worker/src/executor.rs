@@ -500,9 +500,10 @@ impl Executor {
                 "job did not succeed"
             );
         }
-        metrics::counter!("taskmesh_worker_jobs_total", "kind" => dispatch.kind.clone(), "outcome" => report.outcome.as_str())
+        let kind = self.registry.metric_label(&dispatch.kind);
+        metrics::counter!("taskmesh_worker_jobs_total", "kind" => kind.clone(), "outcome" => report.outcome.as_str())
             .increment(1);
-        metrics::histogram!("taskmesh_worker_job_seconds", "kind" => dispatch.kind.clone())
+        metrics::histogram!("taskmesh_worker_job_seconds", "kind" => kind)
             .record((report.ended_at - report.started_at).num_milliseconds() as f64 / 1000.0);
         report
     }

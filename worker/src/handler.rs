@@ -113,4 +113,29 @@ impl Registry {
         kinds.sort();
         kinds
     }
+
+    /// The `kind` label of a job's metrics: its kind if this worker has a handler for it,
+    /// `unknown` otherwise, so a made-up kind in a payload cannot add a time series.
+    pub fn metric_label(&self, kind: &str) -> String {
+        match self.handlers.contains_key(kind) {
+            true => kind.to_string(),
+            false => "unknown".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_registered_kinds_become_metric_labels() {
+        let mut registry = Registry::default();
+        registry.register("noop", |_ctx: JobContext| async {
+            Ok(serde_json::Value::Null)
+        });
+        assert_eq!(registry.metric_label("noop"), "noop");
+        assert_eq!(registry.metric_label("made-up-kind-0001"), "unknown");
+        assert_eq!(registry.metric_label(""), "unknown");
+    }
 }
