@@ -14,6 +14,11 @@ const browser = await launch();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(20000);
+  // The page runs under its Content Security Policy: anything it refuses fails the test.
+  const refused = [];
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) refused.push(message.text());
+  });
   await page.goto(`${base}/docs/`);
   // The operation list is rendered from /openapi.json.
   const operation = page.locator(".opblock-get", { hasText: "/api/v1/users/me" }).first();
@@ -37,6 +42,10 @@ try {
   const status = operation.locator(".live-responses-table tr.response .response-col_status").first();
   await status.waitFor();
   const code = (await status.innerText()).trim();
+  if (refused.length) {
+    console.error(`refused by the Content Security Policy:\n${refused.join("\n")}`);
+    process.exit(1);
+  }
   console.log(`status ${code}`);
   process.exit(code === "200" ? 0 : 1);
 } catch (err) {
