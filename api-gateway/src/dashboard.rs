@@ -5,7 +5,7 @@
 
 use axum::{
     extract::Path,
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Router,
@@ -56,9 +56,18 @@ fn serve(content_type: &'static str, body: &'static [u8]) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    protect(headers, CSP);
+    // Small files: always revalidated, so an upgrade shows at once.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The headers of a page the gateway serves itself: its Content Security Policy, `nosniff`, and
+/// no referrer sent onwards.
+pub(crate) fn protect(headers: &mut HeaderMap, csp: &'static str) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -68,9 +77,6 @@ fn serve(content_type: &'static str, body: &'static [u8]) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    // Small files: always revalidated, so an upgrade shows at once.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
 }
 
 async fn index() -> Response {

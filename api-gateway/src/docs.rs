@@ -12,12 +12,7 @@
 
 use std::time::Duration;
 
-use axum::{
-    extract::State,
-    http::{header, HeaderValue, Method},
-    routing::get,
-    Json, Router,
-};
+use axum::{extract::State, http::Method, routing::get, Json, Router};
 use serde_json::{json, Map, Value};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -46,19 +41,7 @@ pub fn swagger_ui() -> Router {
         .persist_authorization(true);
     Router::from(SwaggerUi::new("/docs").config(config)).layer(axum::middleware::map_response(
         |mut response: axum::response::Response| async move {
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(DOCS_CSP),
-            );
-            headers.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            headers.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            );
+            crate::dashboard::protect(response.headers_mut(), DOCS_CSP);
             response
         },
     ))
