@@ -1,6 +1,7 @@
 //! Signed unsubscribe links: `<public_url>/api/v1/notifications/unsubscribe?token=<payload>.<mac>`
-//! where the payload names the person and the kind, and the MAC is an HMAC-SHA256 under a key
-//! only notify-svc holds. The link works without logging in and only for what it names.
+//! where the payload names the person, the day the link was made and the kind, and the MAC is an
+//! HMAC-SHA256 under a key only notify-svc holds. The link works without logging in, only for
+//! what it names, and for `notifications.unsubscribe_link_days` after that day.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use hmac::{Hmac, Mac};
@@ -17,6 +18,8 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct Signer {
     key: Vec<u8>,
     base: String,
+    /// Days a link works after the day it was made.
+    valid_days: u32,
 }
 
 impl std::fmt::Debug for Signer {
@@ -26,10 +29,11 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    pub fn new(key: Vec<u8>, public_url: &str) -> Self {
+    pub fn new(key: Vec<u8>, public_url: &str, valid_days: u32) -> Self {
         Self {
             key,
             base: public_url.trim_end_matches('/').to_string(),
+            valid_days,
         }
     }
 
@@ -37,7 +41,11 @@ impl Signer {
     pub async fn load(pool: &PgPool, config: &NotificationsConfig) -> anyhow::Result<Self> {
         let key =
             shared::db::signing_key(pool, "unsubscribe-links", config.link_secret.as_ref()).await?;
-        Ok(Self::new(key, &config.public_url))
+        Ok(Self::new(
+            key,
+            &config.public_url,
+            config.unsubscribe_link_days,
+        ))
     }
 
     fn mac(&self, payload: &[u8]) -> HmacSha256 {
@@ -47,9 +55,14 @@ impl Signer {
         mac
     }
 
-    /// The token that turns `kind` off for `user_id`.
+    /// The token that turns `kind` off for `user_id`, made today.
     pub fn token(&self, user_id: Uuid, kind: Kind) -> String {
+        self.token_of_day(user_id, kind, today())
+    }
+
+    fn token_of_day(&self, user_id: Uuid, kind: Kind, day: u32) -> String {
         let mut payload = user_id.as_bytes().to_vec();
+        payload.extend_from_slice(&day.to_be_bytes());
         payload.extend_from_slice(kind.as_str().as_bytes());
         let tag = self.mac(&payload).finalize().into_bytes();
         format!(
@@ -68,17 +81,27 @@ impl Signer {
         )
     }
 
-    /// Who and what a token names, if it is intact (the MAC compared in constant time).
+    /// Who and what a token names, if it is intact (the MAC compared in constant time) and
+    /// was made no more than the configured number of days ago.
     pub fn verify(&self, token: &str) -> Option<(Uuid, Kind)> {
+        self.verify_on(token, today())
+    }
+
+    fn verify_on(&self, token: &str, today: u32) -> Option<(Uuid, Kind)> {
         let (payload, tag) = token.split_once('.')?;
         let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
         self.mac(&payload).verify_slice(&tag).ok()?;
-        if payload.len() <= 16 {
+        if payload.len() <= 20 {
             return None;
         }
         let user_id = Uuid::from_slice(&payload[..16]).ok()?;
-        let kind = Kind::parse(std::str::from_utf8(&payload[16..]).ok()?)?;
+        let day = u32::from_be_bytes(payload[16..20].try_into().ok()?);
+        // A day of grace the other way: a replica whose clock is behind, just past midnight.
+        if day > today.saturating_add(1) || today.saturating_sub(day) > self.valid_days {
+            return None;
+        }
+        let kind = Kind::parse(std::str::from_utf8(&payload[20..]).ok()?)?;
         Some((user_id, kind))
     }
 
@@ -88,13 +111,18 @@ impl Signer {
     }
 }
 
+/// Days since the Unix epoch, UTC.
+fn today() -> u32 {
+    u32::try_from(chrono::Utc::now().timestamp() / 86_400).unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_token_names_its_person_and_kind_and_nothing_altered_passes() {
-        let signer = Signer::new(b"k".repeat(32), "http://example.com/");
+        let signer = Signer::new(b"k".repeat(32), "http://example.com/", 90);
         let user = Uuid::now_v7();
         let token = signer.token(user, Kind::TaskAssigned);
         assert_eq!(signer.verify(&token), Some((user, Kind::TaskAssigned)));
@@ -104,12 +132,41 @@ mod tests {
         // Another kind's payload with this MAC, a cut MAC, another key: refused.
         let (_, tag) = token.split_once('.').unwrap();
         let mut other = user.as_bytes().to_vec();
+        other.extend_from_slice(&today().to_be_bytes());
         other.extend_from_slice(b"task.due_soon");
         let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(other));
         assert_eq!(signer.verify(&forged), None);
         assert_eq!(signer.verify(&token[..token.len() - 2]), None);
-        let stranger = Signer::new(b"x".repeat(32), "http://example.com");
+        let stranger = Signer::new(b"x".repeat(32), "http://example.com", 90);
         assert_eq!(stranger.verify(&token), None);
         assert_eq!(signer.verify("garbage"), None);
+    }
+
+    #[test]
+    fn a_link_works_for_its_days_and_not_after() {
+        let signer = Signer::new(b"k".repeat(32), "http://example.com", 90);
+        let user = Uuid::now_v7();
+        let made = 20_000;
+        let token = signer.token_of_day(user, Kind::TaskAssigned, made);
+        for day in [made - 1, made, made + 1, made + 90] {
+            assert_eq!(
+                signer.verify_on(&token, day),
+                Some((user, Kind::TaskAssigned)),
+                "day {day}"
+            );
+        }
+        assert_eq!(signer.verify_on(&token, made + 91), None);
+        // Made further "in the future" than a clock's skew: refused too.
+        assert_eq!(signer.verify_on(&token, made - 2), None);
+        // A link of the earlier form (no day) names nobody.
+        let mut old = user.as_bytes().to_vec();
+        old.extend_from_slice(b"task.assigned");
+        let tag = signer.mac(&old).finalize().into_bytes();
+        let old = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&old),
+            URL_SAFE_NO_PAD.encode(tag)
+        );
+        assert_eq!(signer.verify_on(&old, made), None);
     }
 }

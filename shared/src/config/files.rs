@@ -131,15 +131,6 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 .into(),
         ));
     }
-    if files
-        .link_secret
-        .as_ref()
-        .is_some_and(|s| secrecy::ExposeSecret::expose_secret(s).len() < 32)
-    {
-        return Err(ConfigError(
-            "files.link_secret must be at least 32 bytes".into(),
-        ));
-    }
     url::Url::parse(&files.public_url)
         .map_err(|e| ConfigError(format!("files.public_url is not a URL: {e}")))?;
     Ok(())

@@ -182,6 +182,8 @@ impl Config {
         for (name, secret) in [
             ("internal.secret", &self.internal.secret),
             ("internal.accepted_secret", &self.internal.accepted_secret),
+            ("files.link_secret", &self.files.link_secret),
+            ("notifications.link_secret", &self.notifications.link_secret),
         ] {
             if secret
                 .as_ref()

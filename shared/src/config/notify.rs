@@ -45,8 +45,10 @@ pub struct NotificationsConfig {
     /// How often held mails are checked for a digest.
     pub digest_interval_secs: u64,
     /// Key of the HMAC that signs unsubscribe links. Unset: a random key made once and kept in
-    /// notify-svc's database (shared by its replicas).
+    /// notify-svc's database (shared by its replicas). At least 32 bytes.
     pub link_secret: Option<SecretString>,
+    /// Days an unsubscribe link works after its mail was sent.
+    pub unsubscribe_link_days: u32,
 }
 
 impl Default for NotificationsConfig {
@@ -56,6 +58,7 @@ impl Default for NotificationsConfig {
             email_hourly_cap: 20,
             digest_interval_secs: 60,
             link_secret: None,
+            unsubscribe_link_days: 90,
         }
     }
 }
@@ -156,6 +159,11 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     url::Url::parse(&config.notifications.public_url)
         .map_err(|e| ConfigError(format!("notifications.public_url is not a URL: {e}")))?;
+    if config.notifications.unsubscribe_link_days == 0 {
+        return Err(ConfigError(
+            "notifications.unsubscribe_link_days must be at least 1".into(),
+        ));
+    }
     if config.notifications.email_hourly_cap == 0 {
         return Err(ConfigError(
             "notifications.email_hourly_cap must be at least 1".into(),

@@ -89,3 +89,29 @@ fn secrets_do_not_print() {
     let printed = format!("{config:?}");
     assert!(!printed.contains("guest:guest"), "{printed}");
 }
+
+#[test]
+fn link_keys_are_long_enough_and_links_expire() {
+    for setting in [
+        "TASKMESH_FILES__LINK_SECRET",
+        "TASKMESH_NOTIFICATIONS__LINK_SECRET",
+    ] {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(setting, "short");
+            let err = Config::load().unwrap_err();
+            assert!(
+                err.0.contains("link_secret must be at least 32 bytes"),
+                "{err:?}"
+            );
+            jail.set_env(setting, "k".repeat(32));
+            Config::load().unwrap();
+            Ok(())
+        });
+    }
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TASKMESH_NOTIFICATIONS__UNSUBSCRIBE_LINK_DAYS", "0");
+        let err = Config::load().unwrap_err();
+        assert!(err.0.contains("unsubscribe_link_days"), "{err:?}");
+        Ok(())
+    });
+}
