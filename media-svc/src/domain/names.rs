@@ -6,7 +6,8 @@ const DANGEROUS: &[&str] = &[
     "php", "php3", "php4", "php5", "php7", "phtml", "phar", "pht", "asp", "aspx", "ashx", "jsp",
     "jspx", "cgi", "pl", "py", "rb", "sh", "bash", "bat", "cmd", "com", "exe", "dll", "msi", "scr",
     "ps1", "vbs", "vbe", "js", "mjs", "jse", "wsf", "hta", "jar", "html", "htm", "xhtml", "shtml",
-    "svg", "svgz", "xml", "xsl", "swf", "htaccess", "lnk", "reg",
+    "svg", "svgz", "xml", "xsl", "swf", "htaccess", "lnk", "reg", "xht", "xhtm", "mht", "mhtml",
+    "url", "webloc", "desktop", "chm",
 ];
 
 /// Longest name kept, in bytes (most file systems' limit).
@@ -32,8 +33,33 @@ pub enum NameError {
         "file names must not contain direction-changing characters, which disguise extensions"
     )]
     Bidi,
+    #[error("file names must not contain invisible characters (zero-width spaces, joiners next to a dot or a space, soft hyphens), which disguise names")]
+    Invisible,
     #[error("the extension .{0} is not accepted anywhere in a file name")]
     Dangerous(String),
+}
+
+/// Characters that show as nothing: a name holding one can pass for another name, or hide its
+/// extension (`photo.jpg\u{200B}.exe`).
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+    )
+}
+
+/// Zero-width joiners and non-joiners belong inside words (Persian, Indic scripts, emoji
+/// sequences); at a name's ends or next to a dot or a space they only hide something.
+fn stray_joiner(raw: &str) -> bool {
+    let chars: Vec<char> = raw.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| {
+        matches!(c, '\u{200C}' | '\u{200D}') && {
+            let edge = |n: Option<&char>| {
+                n.is_none_or(|n| matches!(n, '.' | ' ' | '\u{200C}' | '\u{200D}'))
+            };
+            edge(i.checked_sub(1).and_then(|p| chars.get(p))) || edge(chars.get(i + 1))
+        }
+    })
 }
 
 impl FileName {
@@ -56,6 +82,9 @@ impl FileName {
             matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
         }) {
             return Err(NameError::Bidi);
+        }
+        if raw.chars().any(invisible) || stray_joiner(raw) {
+            return Err(NameError::Invisible);
         }
         if raw == "." || raw == ".." || raw.ends_with(['.', ' ']) || raw.trim().is_empty() {
             return Err(NameError::Dots);
@@ -123,6 +152,9 @@ mod tests {
             "notes",
             "été 2026.png",
             ".env.txt",
+            // Joiners inside words: Persian, and an emoji sequence.
+            "می\u{200C}خواهم.pdf",
+            "team \u{1F468}\u{200D}\u{1F469}.png",
         ] {
             assert_eq!(FileName::parse(name).unwrap().as_str(), name);
         }
@@ -151,6 +183,25 @@ mod tests {
             Err(NameError::Dangerous("html".into()))
         );
         assert_eq!(FileName::parse(&"a".repeat(256)), Err(NameError::TooLong));
+        for name in [
+            "photo.jpg\u{200B}.pdf",
+            "re\u{200B}port.pdf",
+            "\u{FEFF}report.pdf",
+            "report\u{2060}.pdf",
+            "report.p\u{00AD}df",
+            "report.\u{200D}pdf",
+            "report\u{200C}.pdf",
+            "\u{200D}report.pdf",
+        ] {
+            assert_eq!(FileName::parse(name), Err(NameError::Invisible), "{name:?}");
+        }
+        for (name, ext) in [
+            ("shortcut.url", "url"),
+            ("page.xht", "xht"),
+            ("a.MHTML", "mhtml"),
+        ] {
+            assert_eq!(FileName::parse(name), Err(NameError::Dangerous(ext.into())));
+        }
     }
 
     #[test]

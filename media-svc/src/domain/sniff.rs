@@ -100,8 +100,27 @@ fn is_text(head: &[u8]) -> bool {
 /// upload. Each needs a following space, `>` or `/`, so that compressed data (which holds every
 /// short byte string somewhere) does not match by chance. (Form feed is HTML whitespace too.)
 const MARKERS: &[&str] = &["<script", "<?php", "<html", "<iframe"];
-/// Also looked for in text files, which have no random bytes.
-const TEXT_MARKERS: &[&str] = &["<svg", "<!doctype html", "<object", "<embed"];
+/// Also looked for in text files, which have no random bytes: documents, and the elements that
+/// run an event handler (`<img src=x onerror=…>`) or load something without a click.
+const TEXT_MARKERS: &[&str] = &[
+    "<svg",
+    "<!doctype html",
+    "<object",
+    "<embed",
+    "<img",
+    "<body",
+    "<math",
+    "<style",
+    "<link",
+    "<meta",
+    "<base",
+    "<form",
+    "<input",
+    "<details",
+    "<video",
+    "<audio",
+    "<marquee",
+];
 /// Longest marker plus its following byte.
 const WINDOW: usize = 15;
 
@@ -212,5 +231,25 @@ mod tests {
         assert_eq!(scanner.feed(b"a < b and <scripted> text <svg x"), None);
         let mut text = MarkupScanner::new(true);
         assert_eq!(text.feed(b"notes\n<svg onload=alert(1)>"), Some("<svg"));
+        for (file, marker) in [
+            (&b"a,b\n1,<img src=x onerror=alert(1)>\n"[..], "<img"),
+            (b"<BODY onload=alert(1)>", "<body"),
+            (b"x <details open ontoggle=alert(1)>", "<details"),
+            (
+                b"<meta http-equiv=refresh content=0;url=javascript:alert(1)>",
+                "<meta",
+            ),
+        ] {
+            let mut text = MarkupScanner::new(true);
+            assert_eq!(
+                text.feed(file),
+                Some(marker),
+                "{}",
+                String::from_utf8_lossy(file)
+            );
+        }
+        // Text that only looks like it: kept.
+        let mut text = MarkupScanner::new(true);
+        assert_eq!(text.feed(b"if a <image and b> c: <imgs>, <metadata>"), None);
     }
 }
