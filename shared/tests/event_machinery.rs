@@ -11,7 +11,7 @@ use shared::broker::{
     HEADER_FAILED_AT, HEADER_LAST_ERROR,
 };
 use shared::consumer::{BatchHandler, Consumer, Handler, HandlerError, Incoming, QueueSpec};
-use shared::events::{CloudEvent, EventPayload};
+use shared::events::{CloudEvent, EventPayload, EventsBatch};
 use shared::outbox::{self, Relay};
 use shared::testkit::{eventually, TestEnv};
 use shared::{idempotency, Config};
@@ -863,4 +863,122 @@ async fn close_connections(config: &Config, name: &str) -> usize {
         }
     }
     closed
+}
+
+/// Fails each event's first delivery once `fail_first` is set on a `test.ping` numbered 2;
+/// records (event id, n, attempt) of every event it is handed, then applies it once.
+struct Records {
+    seen: Arc<Mutex<Vec<(uuid::Uuid, u32, u32)>>>,
+    inner: IdempotentEffect,
+}
+
+impl Handler for Records {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        let ping: Ping = message
+            .event
+            .decode()
+            .map_err(|e| HandlerError::Reject(e.into()))?;
+        self.seen
+            .lock()
+            .unwrap()
+            .push((message.event.id, ping.n, message.attempt));
+        if ping.n == 2 && message.attempt == 1 {
+            return Err(HandlerError::Retry(anyhow::anyhow!(
+                "the second event fails once"
+            )));
+        }
+        self.inner.handle(message).await
+    }
+}
+
+impl BatchHandler for Records {
+    async fn handle_batch(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
+        for message in messages {
+            self.handle(message).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An `events.batch` of three pings and an event of a type the queue does not want.
+async fn publish_batch(bench: &Bench) -> Vec<uuid::Uuid> {
+    let pings: Vec<CloudEvent> = (1..=3)
+        .map(|n| CloudEvent::new("test", Ping { n }).into_untyped().unwrap())
+        .collect();
+    let mut events = pings.clone();
+    events.insert(
+        1,
+        CloudEvent::new("test", Unwanted {}).into_untyped().unwrap(),
+    );
+    let batch = CloudEvent::new("test", EventsBatch { events });
+    let mut message = OutgoingMessage::new(
+        bench.broker.events_exchange(),
+        "test.batch",
+        serde_json::to_vec(&batch).unwrap(),
+    );
+    message.message_id = Some(batch.id.to_string());
+    Publisher::new(bench.broker.clone())
+        .publish(&message)
+        .await
+        .unwrap();
+    pings.iter().map(|e| e.id).collect()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Unwanted {}
+
+impl EventPayload for Unwanted {
+    const TYPE: &'static str = "other.unwanted";
+    fn subject(&self) -> String {
+        String::new()
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_events_is_applied_event_by_event_and_retried_as_one() {
+    for batched in [false, true] {
+        let bench = Bench::new().await;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler = Records {
+            seen: seen.clone(),
+            inner: IdempotentEffect {
+                pool: bench.pool.clone(),
+                calls: Arc::default(),
+            },
+        };
+        let consumer = Consumer::new(bench.broker.clone(), bench.queue.clone(), handler);
+        match batched {
+            true => tokio::spawn(consumer.run_batched(10, bench.shutdown.clone())),
+            false => tokio::spawn(consumer.run(bench.shutdown.clone())),
+        };
+        let ids = publish_batch(&bench).await;
+        eventually("the three pings applied", WAIT, || async {
+            (bench.effects().await == 3).then_some(())
+        })
+        .await;
+        let seen = seen.lock().unwrap().clone();
+        // In the batch's order, without the unwanted type; the whole batch again after the
+        // second failed (the first seen again, applied once), each under its own id. A
+        // failed batch of deliveries is first tried delivery by delivery, at the same attempt.
+        let order: Vec<(u32, u32)> = seen.iter().map(|(_, n, a)| (*n, *a)).collect();
+        let mut expected = vec![(1, 1), (2, 1)];
+        if batched {
+            expected.extend([(1, 1), (2, 1)]);
+        }
+        expected.extend([(1, 2), (2, 2), (3, 2)]);
+        assert_eq!(order, expected, "batched: {batched}");
+        assert_eq!(seen[0].0, ids[0]);
+        assert_eq!(seen.last().unwrap().0, ids[2]);
+        let applied: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT event_id FROM effects ORDER BY n")
+                .fetch_all(&bench.pool)
+                .await
+                .unwrap();
+        assert_eq!(applied, ids);
+        eventually("the queue to drain", WAIT, || async {
+            (bench.ready_count(&bench.queue.name).await == 0).then_some(())
+        })
+        .await;
+        assert_eq!(bench.ready_count(&bench.queue.dead_letter_queue()).await, 0);
+    }
 }

@@ -28,7 +28,7 @@ use crate::broker::{
     header_int, keep_consuming, Broker, OutgoingMessage, Publisher, HEADER_ATTEMPT,
     HEADER_FAILED_AT, HEADER_LAST_ERROR, HEADER_ORIGIN_QUEUE,
 };
-use crate::events::CloudEvent;
+use crate::events::{CloudEvent, DecodeError, EventPayload, EventsBatch};
 
 pub mod queue;
 pub use queue::{QueueSpec, RetryPolicy};
@@ -338,25 +338,26 @@ impl<H: BatchHandler> Consumer<H> {
         let mut messages = Vec::with_capacity(batch.len());
         let mut parsed = Vec::with_capacity(batch.len());
         for delivery in batch {
-            match serde_json::from_slice::<CloudEvent>(&delivery.data) {
-                Ok(event) => {
-                    let headers = delivery.properties.headers().as_ref();
-                    let attempt = header_int(headers, HEADER_ATTEMPT)
-                        .and_then(|a| u32::try_from(a).ok())
-                        .unwrap_or(1)
-                        .max(1);
-                    messages.push(Incoming {
-                        event,
-                        routing_key: delivery.routing_key.as_str().to_string(),
-                        attempt,
-                    });
+            let attempt = attempt_of(&delivery);
+            let unpacked = serde_json::from_slice::<CloudEvent>(&delivery.data)
+                .ok()
+                .and_then(|event| {
+                    unpack(&self.spec, event, delivery.routing_key.as_str(), attempt).ok()
+                });
+            match unpacked {
+                Some(unpacked) => {
+                    messages.extend(unpacked);
                     parsed.push(delivery);
                 }
                 // Malformed: the single path dead-letters it.
-                Err(_) => self.process_one(delivery, shutdown).await?,
+                None => self.process_one(delivery, shutdown).await?,
             }
         }
         if messages.is_empty() {
+            // Nothing wanted in them (batches of other types only): settled at once.
+            if let Some(last) = parsed.last() {
+                last.acker.ack(BasicAckOptions { multiple: true }).await?;
+            }
             return Ok(());
         }
         let span =
@@ -399,6 +400,44 @@ impl<H: BatchHandler> Consumer<H> {
     }
 }
 
+/// Which delivery of its message this is: 1 for the first, 2 for the first retry, …
+fn attempt_of(delivery: &Delivery) -> u32 {
+    let headers = delivery.properties.headers().as_ref();
+    header_int(headers, HEADER_ATTEMPT)
+        .and_then(|a| u32::try_from(a).ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The messages a delivery carries: its event, or the events of an [`EventsBatch`] that this
+/// queue wants (each under its own type as routing key), in the batch's order.
+fn unpack(
+    spec: &QueueSpec,
+    event: CloudEvent,
+    routing_key: &str,
+    attempt: u32,
+) -> Result<Vec<Incoming>, DecodeError> {
+    if event.event_type != EventsBatch::TYPE {
+        let routing_key = routing_key.to_string();
+        return Ok(vec![Incoming {
+            event,
+            routing_key,
+            attempt,
+        }]);
+    }
+    let batch: EventsBatch = event.decode()?;
+    Ok(batch
+        .events
+        .into_iter()
+        .filter(|event| spec.accepts(&event.event_type))
+        .map(|event| Incoming {
+            routing_key: event.event_type.clone(),
+            event,
+            attempt,
+        })
+        .collect())
+}
+
 async fn process<H: Handler>(
     spec: &QueueSpec,
     handler: &H,
@@ -406,26 +445,28 @@ async fn process<H: Handler>(
     delivery: Delivery,
     shutdown: &CancellationToken,
 ) -> Result<(), lapin::Error> {
-    let headers = delivery.properties.headers().as_ref();
-    let attempt = header_int(headers, HEADER_ATTEMPT)
-        .and_then(|a| u32::try_from(a).ok())
-        .unwrap_or(1)
-        .max(1);
-    let routing_key = delivery.routing_key.as_str().to_string();
-    let outcome = match serde_json::from_slice::<CloudEvent>(&delivery.data) {
-        Ok(event) => {
-            let span = tracing::info_span!("consume", queue = %spec.name, event_id = %event.id, event_type = %event.event_type, attempt);
-            let traceparent = event.traceparent.clone();
-            let message = Incoming {
-                event,
-                routing_key,
-                attempt,
-            };
-            // Events the handler causes continue the trace of the event it handles.
-            let handled = while_unavailable(&spec.name, shutdown, || {
-                let handled =
-                    tracing::Instrument::instrument(handler.handle(&message), span.clone());
-                crate::trace::scope(traceparent.clone(), handled)
+    let attempt = attempt_of(&delivery);
+    let messages = serde_json::from_slice::<CloudEvent>(&delivery.data)
+        .map_err(|err| {
+            HandlerError::Reject(anyhow::anyhow!("not a CloudEvents JSON message: {err}"))
+        })
+        .and_then(|event| {
+            unpack(spec, event, delivery.routing_key.as_str(), attempt)
+                .map_err(|err| HandlerError::Reject(err.into()))
+        });
+    let outcome = match messages {
+        Ok(messages) => {
+            // One after another; the first failure settles the delivery (a batch is retried
+            // as a whole, and what it applied already is deduplicated).
+            let handled = while_unavailable(&spec.name, shutdown, || async {
+                for message in &messages {
+                    let event = &message.event;
+                    let span = tracing::info_span!("consume", queue = %spec.name, event_id = %event.id, event_type = %event.event_type, attempt);
+                    // Events the handler causes continue the trace of the event it handles.
+                    let handled = tracing::Instrument::instrument(handler.handle(message), span);
+                    crate::trace::scope(event.traceparent.clone(), handled).await?;
+                }
+                Ok(())
             })
             .await;
             match handled {
@@ -442,9 +483,7 @@ async fn process<H: Handler>(
                 }
             }
         }
-        Err(err) => Err(HandlerError::Reject(anyhow::anyhow!(
-            "not a CloudEvents JSON message: {err}"
-        ))),
+        Err(err) => Err(err),
     };
     let queue = spec.name.clone();
     let outcome_label = match outcome {

@@ -63,7 +63,30 @@ pub struct QueueSpec {
     pub single_active: bool,
 }
 
+/// Whether AMQP topic `pattern` (`*` one word, `#` any number) matches routing key `key`.
+pub fn topic_matches(pattern: &str, key: &str) -> bool {
+    fn words(pattern: &[&str], key: &[&str]) -> bool {
+        match (pattern.split_first(), key.split_first()) {
+            (None, None) => true,
+            (Some((&"#", rest)), _) => {
+                words(rest, key) || key.split_first().is_some_and(|(_, k)| words(pattern, k))
+            }
+            (Some((p, rest)), Some((k, key_rest))) if *p == "*" || p == k => words(rest, key_rest),
+            _ => false,
+        }
+    }
+    let pattern: Vec<&str> = pattern.split('.').collect();
+    let key: Vec<&str> = key.split('.').collect();
+    words(&pattern, &key)
+}
+
 impl QueueSpec {
+    /// Whether this queue wants events of `event_type`: one of its bindings matches it. The
+    /// events of an [`crate::events::EventsBatch`] are filtered by it.
+    pub fn accepts(&self, event_type: &str) -> bool {
+        self.bindings.iter().any(|p| topic_matches(p, event_type))
+    }
+
     /// A queue named `<ns>.<name>` with the configured retry policy.
     pub fn new(broker: &Broker, name: &str, config: &ConsumerConfig) -> Self {
         Self {
@@ -141,6 +164,30 @@ impl QueueSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_patterns_match_as_the_broker_does() {
+        for (pattern, key) in [
+            ("task.*", "task.completed"),
+            ("task.completed", "task.completed"),
+            ("test.#", "test.ping"),
+            ("test.#", "test"),
+            ("test.#", "test.a.b"),
+            ("#", "anything.at.all"),
+            ("*.batch.#", "events.batch.task-svc"),
+        ] {
+            assert!(topic_matches(pattern, key), "{pattern} {key}");
+        }
+        for (pattern, key) in [
+            ("task.*", "task"),
+            ("task.*", "task.completed.extra"),
+            ("task.*", "user.created"),
+            ("test.#", "other.test"),
+            ("job.finished", "job.finished.batch"),
+        ] {
+            assert!(!topic_matches(pattern, key), "{pattern} {key}");
+        }
+    }
 
     #[test]
     fn delays_double_and_are_capped() {

@@ -15,6 +15,22 @@ pub use jobs::{
 };
 pub use media::{MediaDeleted, MediaProcessed, MediaUploaded, Thumbnail};
 
+/// Several events in one message, for the platform's own consumers: each is applied as if it
+/// had arrived alone (its own id, type and trace), and a consumer takes only the types its
+/// queue wants ([`crate::consumer::QueueSpec::accepts`]). The batch is retried or
+/// dead-lettered as one message; consumers deduplicate on each event's id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventsBatch {
+    pub events: Vec<CloudEvent>,
+}
+
+impl EventPayload for EventsBatch {
+    const TYPE: &'static str = "events.batch";
+    fn subject(&self) -> String {
+        format!("{} events", self.events.len())
+    }
+}
+
 /// `datacontenttype` of every event and the AMQP content type of every message.
 pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
 
