@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::broker::{OutgoingMessage, PublishError, Publisher};
 use crate::config::OutboxConfig;
-use crate::events::{CloudEvent, EventPayload};
+use crate::events::{CloudEvent, EventPayload, EventsBatch};
 
 /// The channel the outbox insert trigger notifies.
 pub const NOTIFY_CHANNEL: &str = "taskmesh_outbox";
@@ -179,6 +179,12 @@ fn must_route(routing_key: &str) -> bool {
         || routing_key.starts_with("notify.")
 }
 
+/// The routing key of `service`'s batches: each relay round's events in one message, for the
+/// platform's own consumers ([`crate::consumer::QueueSpec::batches_of`]).
+pub fn batch_key(service: &str) -> String {
+    format!("events.batch.{service}")
+}
+
 /// A wake that published fewer rows than this (and some) means small transactions are
 /// trickling in: the relay lingers before the next round (`outbox.linger_ms`).
 const TRICKLE_ROWS: usize = 32;
@@ -210,6 +216,9 @@ pub struct Relay {
     /// Routing keys the broker last returned as unroutable, and when (see
     /// `outbox.unroutable_recheck_ms`).
     unroutable: Arc<Mutex<HashMap<String, Instant>>>,
+    /// The publishing service and its batch key, when each round's events also go out as one
+    /// [`EventsBatch`].
+    batching: Option<(String, String)>,
 }
 
 impl Relay {
@@ -221,7 +230,17 @@ impl Relay {
             config,
             exchange,
             unroutable: Arc::default(),
+            batching: None,
         }
+    }
+
+    /// Also publishes each round's events (not its commands) as one [`EventsBatch`] on
+    /// [`batch_key`]`(service)`: a queue that binds it gets one delivery per round instead of
+    /// one per event. The events are still published one by one for any other queue (and
+    /// skipped while none is bound, as every unroutable type is).
+    pub fn batching(mut self, service: &str) -> Self {
+        self.batching = Some((service.to_string(), batch_key(service)));
+        self
     }
 
     /// Whether rows with `routing_key` are known to have no queue, recently enough to skip
@@ -286,9 +305,23 @@ impl Relay {
         let mut messages = Vec::with_capacity(rows.len());
         // Events of a type no queue wanted a moment ago are not published again yet.
         let mut skipped = Vec::new();
+        let batch_key = self
+            .batching
+            .as_ref()
+            .filter(|(_, key)| !self.known_unroutable(key));
+        let mut batched = Vec::new();
         for row in &rows {
             let id: Uuid = row.get("id");
             let routing_key: String = row.get("routing_key");
+            if batch_key.is_some() && !must_route(&routing_key) {
+                let payload: &str = row.get("payload");
+                match serde_json::from_str::<CloudEvent>(payload) {
+                    Ok(event) => batched.push(event),
+                    Err(err) => {
+                        tracing::warn!(%id, error = %err, "an outbox row is not an event; left out of the batch")
+                    }
+                }
+            }
             if self.known_unroutable(&routing_key) {
                 metrics::counter!("taskmesh_outbox_unroutable_total", "routing_key" => routing_key)
                     .increment(1);
@@ -309,8 +342,40 @@ impl Relay {
             ids.push(id);
             messages.push(message);
         }
+        let batch = match (batch_key, batched.is_empty()) {
+            (Some((service, key)), false) => {
+                let event = CloudEvent::new(service, EventsBatch { events: batched });
+                let mut message =
+                    OutgoingMessage::new(self.exchange.clone(), key, serde_json::to_vec(&event)?);
+                message.message_id = Some(event.id.to_string());
+                messages.push(message);
+                true
+            }
+            _ => false,
+        };
         // A channel failure aborts the round: the transaction rolls back and the rows stay due.
-        let results = self.publisher.publish_batch(&messages).await?;
+        let mut results = self.publisher.publish_batch(&messages).await?;
+        if batch {
+            let message = messages.pop().expect("the batch was pushed last");
+            match results.pop().expect("one result per message") {
+                Ok(()) => {
+                    self.unroutable
+                        .lock()
+                        .expect("never poisoned")
+                        .remove(&message.routing_key);
+                }
+                Err(PublishError::Unroutable { routing_key, .. }) => {
+                    // No queue takes this service's batches: not built again until the recheck.
+                    self.unroutable
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(routing_key, Instant::now());
+                }
+                // Its events would be missing for the queues that take batches: the round
+                // rolls back and everything in it is published again (consumers deduplicate).
+                Err(err) => anyhow::bail!("the broker refused a batch of events: {err}"),
+            }
+        }
         if !mark {
             // Roll back now: a dropped transaction rolls back only when its connection is next
             // used, and until then its row locks make the next round skip these rows.

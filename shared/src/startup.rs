@@ -96,7 +96,8 @@ impl Platform {
             pool.clone(),
             crate::broker::Publisher::new(broker.clone()),
             config.outbox.clone(),
-        );
+        )
+        .batching(service);
         Ok(Self {
             service,
             pool,

@@ -21,13 +21,18 @@ use crate::consumer::QueueSpec;
 pub fn notify_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "notify-svc", config)
         .bind("user.*")
-        .bind("task.assigned")
-        .bind("task.status_changed")
-        .bind("task.completed")
-        .bind("task.due_soon")
-        .bind("task.failed")
-        .bind("task.dead")
-        .bind("channel.joined")
+        .batches_of(
+            "task-svc",
+            &[
+                "task.assigned",
+                "task.status_changed",
+                "task.completed",
+                "task.due_soon",
+                "task.failed",
+                "task.dead",
+                "channel.joined",
+            ],
+        )
 }
 
 /// notify-svc's mail queue: one command per mail, so that an SMTP server that is away delays
@@ -70,12 +75,11 @@ pub fn media_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
 pub fn gateway_stream_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "api-gateway.stream", config)
         .single_active()
-        .bind("task.*")
+        .batches_of("task-svc", &["task.*", "channel.joined"])
         .bind("job.started")
         .bind("job.progress")
         .bind("job.finished")
         .bind("job.finished.batch")
-        .bind("channel.joined")
         .bind("notification.created")
         .bind("media.*")
 }

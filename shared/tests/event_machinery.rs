@@ -982,3 +982,46 @@ async fn a_batch_of_events_is_applied_event_by_event_and_retried_as_one() {
         assert_eq!(bench.ready_count(&bench.queue.dead_letter_queue()).await, 0);
     }
 }
+
+#[tokio::test]
+async fn a_relay_round_goes_out_as_one_batch_and_an_upgraded_queue_drops_its_single_bindings() {
+    let bench = Bench::new().await;
+    let config = &bench.env.config.consumer;
+    let channel = bench.broker.channel().await.unwrap();
+    // As an earlier version declared it: one message per event.
+    QueueSpec::new(&bench.broker, "upgraded", config)
+        .bind("test.ping")
+        .declare(&bench.broker, &channel)
+        .await
+        .unwrap();
+    let upgraded =
+        QueueSpec::new(&bench.broker, "upgraded", config).batches_of("test", &["test.ping"]);
+    upgraded.declare(&bench.broker, &channel).await.unwrap();
+    let relay = Relay::new(
+        bench.pool.clone(),
+        Publisher::new(bench.broker.clone()),
+        bench.env.config.outbox.clone(),
+    )
+    .batching("test");
+    for n in 0..3 {
+        bench.commit_ping(n).await;
+    }
+    assert_eq!(relay.drain().await.unwrap(), 3);
+    // The confirms are in: the three singles went to the `test.#` queue only, and the
+    // upgraded queue holds one message, the batch of all three.
+    assert_eq!(bench.ready_count(&bench.queue.name).await, 3);
+    assert_eq!(bench.ready_count(&upgraded.name).await, 1);
+    let got = channel
+        .basic_get(&upgraded.name, BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the batch");
+    let batch: CloudEvent = serde_json::from_slice(&got.delivery.data).unwrap();
+    assert_eq!(got.delivery.routing_key.as_str(), "events.batch.test");
+    let events = batch.decode::<EventsBatch>().unwrap().events;
+    let numbers: Vec<u32> = events
+        .iter()
+        .map(|e| e.decode::<Ping>().unwrap().n)
+        .collect();
+    assert_eq!(numbers, [0, 1, 2]);
+}

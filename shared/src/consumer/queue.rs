@@ -55,6 +55,10 @@ pub struct QueueSpec {
     pub name: String,
     /// Routing-key patterns bound from the events exchange.
     pub bindings: Vec<String>,
+    /// Event types taken from the [`crate::events::EventsBatch`] messages this queue binds
+    /// (`events.batch.<service>`, [`QueueSpec::batches_of`]) rather than one message each:
+    /// not bound on their own, and unbound if an earlier version bound them.
+    pub batched: Vec<String>,
     pub retry: RetryPolicy,
     /// Quorum-queue deliveries before the broker dead-letters a message by itself.
     pub delivery_limit: u32,
@@ -81,10 +85,13 @@ pub fn topic_matches(pattern: &str, key: &str) -> bool {
 }
 
 impl QueueSpec {
-    /// Whether this queue wants events of `event_type`: one of its bindings matches it. The
-    /// events of an [`crate::events::EventsBatch`] are filtered by it.
+    /// Whether this queue wants events of `event_type`: one of its bindings or batched types
+    /// matches it. The events of an [`crate::events::EventsBatch`] are filtered by it.
     pub fn accepts(&self, event_type: &str) -> bool {
-        self.bindings.iter().any(|p| topic_matches(p, event_type))
+        self.bindings
+            .iter()
+            .chain(&self.batched)
+            .any(|p| topic_matches(p, event_type))
     }
 
     /// A queue named `<ns>.<name>` with the configured retry policy.
@@ -92,6 +99,7 @@ impl QueueSpec {
         Self {
             name: broker.queue_name(name),
             bindings: Vec::new(),
+            batched: Vec::new(),
             retry: RetryPolicy::from_config(config),
             delivery_limit: config.delivery_limit,
             single_active: false,
@@ -106,6 +114,14 @@ impl QueueSpec {
 
     pub fn bind(mut self, pattern: &str) -> Self {
         self.bindings.push(pattern.to_string());
+        self
+    }
+
+    /// Takes the events of `service`'s relay rounds as one batch message per round
+    /// ([`crate::outbox::batch_key`]), keeping those whose type matches one of `patterns`.
+    pub fn batches_of(mut self, service: &str, patterns: &[&str]) -> Self {
+        self.bindings.push(crate::outbox::batch_key(service));
+        self.batched.extend(patterns.iter().map(|p| p.to_string()));
         self
     }
 
@@ -153,6 +169,18 @@ impl QueueSpec {
                     &broker.events_exchange(),
                     pattern,
                     QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        // Delivered in batches now: a single binding left by an earlier version would deliver
+        // each of these events twice.
+        for pattern in &self.batched {
+            channel
+                .queue_unbind(
+                    &self.name,
+                    &broker.events_exchange(),
+                    pattern,
                     FieldTable::default(),
                 )
                 .await?;

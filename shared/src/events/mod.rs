@@ -158,6 +158,7 @@ pub const ALL_TYPES: &[&str] = &[
     JobFinished::TYPE,
     JobsFinished::TYPE,
     JobCancel::TYPE,
+    EventsBatch::TYPE,
     MediaUploaded::TYPE,
     MediaProcessed::TYPE,
     MediaDeleted::TYPE,
