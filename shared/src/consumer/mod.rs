@@ -425,7 +425,7 @@ fn unpack(
             attempt,
         }]);
     }
-    let batch: EventsBatch = event.decode()?;
+    let batch: EventsBatch = event.into_payload()?;
     Ok(batch
         .events
         .into_iter()

@@ -102,6 +102,17 @@ impl<T: EventPayload> CloudEvent<T> {
 impl CloudEvent {
     /// Reads the body as `T`, refusing another type or an unknown version.
     pub fn decode<T: EventPayload>(&self) -> Result<T, DecodeError> {
+        self.check::<T>()?;
+        serde_json::from_value(self.data.clone()).map_err(DecodeError::Body)
+    }
+
+    /// Like [`CloudEvent::decode`], taking the body instead of copying it (a batch's events).
+    pub fn into_payload<T: EventPayload>(self) -> Result<T, DecodeError> {
+        self.check::<T>()?;
+        serde_json::from_value(self.data).map_err(DecodeError::Body)
+    }
+
+    fn check<T: EventPayload>(&self) -> Result<(), DecodeError> {
         if self.event_type != T::TYPE {
             return Err(DecodeError::WrongType {
                 expected: T::TYPE,
@@ -114,7 +125,7 @@ impl CloudEvent {
                 version: self.dataversion,
             });
         }
-        serde_json::from_value(self.data.clone()).map_err(DecodeError::Body)
+        Ok(())
     }
 }
 
