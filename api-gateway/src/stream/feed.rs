@@ -5,6 +5,7 @@
 //! member who left its channel, is shown nothing more. A deleted task's event carries its last
 //! audience. A notification goes to its user; a join to the member and the channel's owner.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use redis::aio::ConnectionManager;
 use serde_json::json;
 use shared::{
     consumer::{BatchHandler, Handler, HandlerError, Incoming},
-    events::{ChannelJoined, CloudEvent, EventPayload, NotificationCreated, TaskDeleted},
+    events::{
+        ChannelJoined, CloudEvent, EventPayload, JobsFinished, NotificationCreated, TaskDeleted,
+    },
     internal::{Caller, Trust, HEADER_ASSERTION},
 };
 use uuid::Uuid;
@@ -145,15 +148,21 @@ pub async fn task_audiences(
 
 impl Feed {
     async fn write(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
-        let mut events = Vec::new();
+        let mut events: Vec<(Cow<CloudEvent>, Audience)> = Vec::new();
         for message in messages {
-            let expanded = message
-                .event
+            let event = &message.event;
+            if event.event_type != JobsFinished::TYPE {
+                if let Some(audience) = audience_of(event)? {
+                    events.push((Cow::Borrowed(event), audience));
+                }
+                continue;
+            }
+            let reports = event
                 .expand_reports()
                 .map_err(|e| HandlerError::Reject(e.into()))?;
-            for event in expanded {
-                if let Some(audience) = audience_of(&event)? {
-                    events.push((event, audience));
+            for report in reports {
+                if let Some(audience) = audience_of(&report)? {
+                    events.push((Cow::Owned(report), audience));
                 }
             }
         }
@@ -199,7 +208,7 @@ impl Feed {
             entries.push(NewEntry {
                 event_id: event.id.to_string(),
                 event_type: event.event_type.clone(),
-                data: serde_json::to_string(&event).map_err(|e| HandlerError::Reject(e.into()))?,
+                data: serde_json::to_string(&*event).map_err(|e| HandlerError::Reject(e.into()))?,
                 users,
                 task,
             });

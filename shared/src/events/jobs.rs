@@ -169,7 +169,10 @@ impl CloudEvent {
                         .flatten()
                         .or_else(|| self.traceparent.clone()),
                     data: serde_json::to_value(report).map_err(DecodeError::Body)?,
-                    ..self.clone()
+                    specversion: self.specversion.clone(),
+                    source: self.source.clone(),
+                    time: self.time,
+                    datacontenttype: self.datacontenttype.clone(),
                 })
             })
             .collect()

@@ -103,7 +103,8 @@ impl CloudEvent {
     /// Reads the body as `T`, refusing another type or an unknown version.
     pub fn decode<T: EventPayload>(&self) -> Result<T, DecodeError> {
         self.check::<T>()?;
-        serde_json::from_value(self.data.clone()).map_err(DecodeError::Body)
+        // Read from the body in place: no copy of the whole tree first.
+        T::deserialize(&self.data).map_err(DecodeError::Body)
     }
 
     /// Like [`CloudEvent::decode`], taking the body instead of copying it (a batch's events).
