@@ -37,17 +37,29 @@ fn seen_key(prefix: &str, event_id: &str) -> String {
     format!("{prefix}stream:seen:{event_id}")
 }
 
-/// Appends the event unless it is already in (a redelivery), trimming what is older than the
-/// retention (by Redis's own clock, which also makes the ids). The `seen` marker is set only
-/// once the entry is in, and lives as long as the retention.
+/// Appends each event unless it is already in (a redelivery), trimming what is older than the
+/// retention (by Redis's own clock, which also makes the ids). An event's `seen` marker
+/// (`KEYS[i]`, from the second key on) is set only once its entry is in, and lives as long as
+/// the retention. `ARGV[1]` is the retention; each event then has four: type, JSON, audience
+/// and task. One call for many events: the script's own cost is paid once per call, not once
+/// per event.
 const APPEND: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 1 then return false end
 local now = redis.call('TIME')
 local min_id = tonumber(now[1]) * 1000 - tonumber(ARGV[1]) * 1000
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', min_id, '*', 't', ARGV[2], 'd', ARGV[3], 'u', ARGV[4], 'k', ARGV[5])
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
-return id
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local a = 2 + (i - 2) * 4
+    redis.call('XADD', KEYS[1], 'MINID', '~', min_id, '*',
+               't', ARGV[a], 'd', ARGV[a + 1], 'u', ARGV[a + 2], 'k', ARGV[a + 3])
+    redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+  end
+end
+return 0
 ";
+
+/// Events appended per script call: Redis runs nothing else during a call, so a long batch is
+/// split rather than holding every other client (rate limits, sessions) up.
+const PER_CALL: usize = 100;
 
 /// An event to append: its CloudEvents id (the de-duplication key), type, JSON, audience and
 /// the task it is about (checked again when a client catches up).
@@ -71,26 +83,31 @@ pub async fn append(
     }
     let script = redis::Script::new(APPEND);
     let mut pipe = redis::pipe();
-    // Load the script once; every entry then runs it by hash.
+    // Load the script once; every call then runs it by hash.
     pipe.cmd("SCRIPT").arg("LOAD").arg(APPEND).ignore();
-    for entry in entries {
-        let users = entry
-            .users
-            .iter()
-            .map(Uuid::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        pipe.cmd("EVALSHA")
+    for chunk in entries.chunks(PER_CALL) {
+        let call = pipe
+            .cmd("EVALSHA")
             .arg(script.get_hash())
-            .arg(2)
-            .arg(key(prefix))
-            .arg(seen_key(prefix, &entry.event_id))
-            .arg(retention_secs)
-            .arg(&entry.event_type)
-            .arg(&entry.data)
-            .arg(users)
-            .arg(entry.task.map(|t| t.to_string()).unwrap_or_default())
-            .ignore();
+            .arg(chunk.len() + 1)
+            .arg(key(prefix));
+        for entry in chunk {
+            call.arg(seen_key(prefix, &entry.event_id));
+        }
+        call.arg(retention_secs);
+        for entry in chunk {
+            let users = entry
+                .users
+                .iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            call.arg(&entry.event_type)
+                .arg(&entry.data)
+                .arg(users)
+                .arg(entry.task.map(|t| t.to_string()).unwrap_or_default());
+        }
+        call.ignore();
     }
     let mut conn = redis.clone();
     pipe.query_async::<()>(&mut conn).await
@@ -225,5 +242,60 @@ mod tests {
         assert_eq!(parse_id("a-b"), None);
         assert_eq!(parse_id("+1-+0"), None);
         assert_eq!(parse_id(&format!("{}-0", "1".repeat(21))), None);
+    }
+
+    fn entry(n: usize) -> NewEntry {
+        NewEntry {
+            event_id: format!("event-{n}"),
+            event_type: "task.updated".into(),
+            data: format!("{{\"n\":{n}}}"),
+            users: vec![Uuid::from_u128(n as u128)],
+            task: (n % 2 == 0).then(|| Uuid::from_u128(1_000 + n as u128)),
+        }
+    }
+
+    /// Several script calls in one round trip keep the order, skip an event already in (within
+    /// a call, across calls, and when a batch comes again) and keep every field.
+    #[tokio::test]
+    async fn a_long_batch_goes_in_once_in_order_whatever_comes_again() {
+        let url = std::env::var("TASKMESH_REDIS__URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let client = redis::Client::open(url).expect("a Redis URL");
+        let redis = ConnectionManager::new(client).await.expect("Redis is up");
+        let prefix = format!("test:{}:", Uuid::new_v4().simple());
+        // 250 events over three calls, the 7th also at 120 (the second call) and the 130th
+        // twice in a row.
+        let mut batch: Vec<NewEntry> = (0..250).map(entry).collect();
+        batch.insert(120, entry(7));
+        batch.insert(131, entry(130));
+        append(&redis, &prefix, 60, &batch).await.unwrap();
+        // A redelivery of part of it, with one new event.
+        let again: Vec<NewEntry> = (200..251).map(entry).collect();
+        append(&redis, &prefix, 60, &again).await.unwrap();
+
+        let logged = after(&redis, &prefix, "0-0", 1_000).await.unwrap();
+        let ids: Vec<String> = logged
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["n"].to_string())
+            .collect();
+        let expected: Vec<String> = (0..251).map(|n| n.to_string()).collect();
+        assert_eq!(ids, expected);
+        let first = &logged[2];
+        assert_eq!(first.event_type, "task.updated");
+        assert_eq!(first.users, vec![Uuid::from_u128(2)]);
+        assert_eq!(first.task, Some(Uuid::from_u128(1_002)));
+        assert_eq!(logged[3].task, None);
+
+        let mut conn = redis.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
     }
 }
