@@ -121,9 +121,14 @@ pub(crate) fn figures(count: usize, elapsed: Duration, mut latencies_ms: Vec<f64
 
 /// Arguments of a classic queue for the raw loop, from `BENCH_RAW_QUEUE`: `priority` (the job
 /// queues' type, `x-max-priority` 9), `priority:N` (N levels above 0), `classic` (no
-/// priorities); `,v2` after any of them asks for the version 2 queue index and store.
+/// priorities); `,v2` after any of them asks for the version 2 queue index and store, `,lazy`
+/// (last) for lazy mode.
 fn classic_args(kind: &str) -> anyhow::Result<FieldTable> {
     use lapin::types::AMQPValue;
+    let (kind, lazy) = match kind.strip_suffix(",lazy") {
+        Some(kind) => (kind, true),
+        None => (kind, false),
+    };
     let (kind, v2) = match kind.strip_suffix(",v2") {
         Some(kind) => (kind, true),
         None => (kind, false),
@@ -139,7 +144,7 @@ fn classic_args(kind: &str) -> anyhow::Result<FieldTable> {
         _ => match kind.strip_prefix("priority:").map(str::parse::<u8>) {
             Some(Ok(levels)) => Some(levels),
             _ => anyhow::bail!(
-                "BENCH_RAW_QUEUE={kind}: expected quorum, classic, priority or priority:N (with ,v2)"
+                "BENCH_RAW_QUEUE={kind}: expected quorum, classic, priority or priority:N (with ,v2 and ,lazy)"
             ),
         },
     };
@@ -148,6 +153,9 @@ fn classic_args(kind: &str) -> anyhow::Result<FieldTable> {
     }
     if v2 {
         args.insert("x-queue-version".into(), AMQPValue::ShortShortUInt(2));
+    }
+    if lazy {
+        args.insert("x-queue-mode".into(), AMQPValue::LongString("lazy".into()));
     }
     Ok(args)
 }
@@ -183,7 +191,14 @@ async fn raw_broker(config: &Config, count: usize) -> anyhow::Result<Figures> {
         )
         .await?;
     let started = Instant::now();
+    // `BENCH_RAW_BACKLOG`: nothing is taken before everything is published, so the queue holds
+    // the whole run at once, as a burst of due jobs makes a job queue do.
+    let backlog = std::env::var_os("BENCH_RAW_BACKLOG").is_some();
+    let (published_tx, published) = tokio::sync::oneshot::channel::<()>();
     let consume = tokio::spawn(async move {
+        if backlog {
+            let _ = published.await;
+        }
         let mut latencies = Vec::with_capacity(count);
         while latencies.len() < count {
             let delivery = deliveries
@@ -229,6 +244,7 @@ async fn raw_broker(config: &Config, count: usize) -> anyhow::Result<Figures> {
         }
         sent += window;
     }
+    let _ = published_tx.send(());
     let latencies = consume.await?;
     let elapsed = started.elapsed();
     // Close the consumer first: deleting a queue under a live consumer makes the broker cancel it
