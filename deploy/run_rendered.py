@@ -393,7 +393,7 @@ def replicas(binary, label, containers, count=3):
         if applied != [str(expected)] * 2:
             raise Failed(f"{label}: _sqlx_migrations holds {applied} (total, succeeded), "
                          f"not {expected} applied once")
-        retried = [c.name for c in copies if "waiting for a dependency" in open(
+        retried = [c.name for c in copies if "cannot be used yet" in open(
             os.path.join(workdir, f"{c.name}.log")).read()]
         if retried:
             raise Failed(f"{label}: {retried} had to retry while migrating:\n"

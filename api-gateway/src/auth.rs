@@ -254,7 +254,14 @@ impl Verifier {
         match keys {
             Ok(response) => response.json::<JwkSet>().await.ok(),
             Err(err) => {
-                tracing::warn!(error = %err, "cannot fetch the JWK set");
+                // While user-svc starts (or is down) every request asks again: one line every
+                // few seconds, naming it.
+                shared::unreachable::report(
+                    "user-svc",
+                    &self.jwks_url,
+                    "the JWK set",
+                    &err.to_string(),
+                );
                 None
             }
         }

@@ -360,6 +360,7 @@ impl Publisher {
 /// Runs `session` (one consuming session on a channel) again while it fails (the broker went
 /// away), with backoff, until it returns `Ok` (a clean stop) or `shutdown` fires.
 pub async fn keep_consuming<F, Fut>(
+    broker: &Broker,
     what: &str,
     shutdown: &tokio_util::sync::CancellationToken,
     mut session: F,
@@ -381,7 +382,12 @@ pub async fn keep_consuming<F, Fut>(
                 if started.elapsed() >= HEALTHY {
                     backoff = FIRST_GAP;
                 }
-                tracing::warn!(consumer = what, error = format!("{err:#}"), retry_in = ?backoff, "lost the broker; reconnecting");
+                crate::unreachable::report(
+                    "rabbitmq",
+                    broker.config().url.expose_secret(),
+                    what,
+                    &format!("{err:#}"),
+                );
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}

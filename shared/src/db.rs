@@ -72,7 +72,7 @@ pub async fn connect(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<PgPool> {
     let migrator = migrator(service_migrations);
-    crate::startup::retry("postgres", shutdown, || async {
+    crate::startup::retry("postgres", config.url.expose_secret(), shutdown, || async {
         if config.create_databases {
             ensure_database(config, database).await?;
         }

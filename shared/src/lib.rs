@@ -42,6 +42,7 @@ pub mod telemetry;
 pub mod testkit;
 pub mod topology;
 pub mod trace;
+pub mod unreachable;
 
 pub use config::Config;
 pub use problem::ApiError;

@@ -6,12 +6,16 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use secrecy::ExposeSecret;
+
 use crate::config::Config;
 
-/// Runs `attempt` until it succeeds, backing off from 200 ms to 5 s and logging each failure
-/// with `dependency` named. Fails only when `shutdown` fires first.
+/// Runs `attempt` until it succeeds, backing off from 200 ms to 5 s; failures are told once
+/// every few seconds per store ([`crate::unreachable`]), with `url`'s address. Fails only when
+/// `shutdown` fires first.
 pub async fn retry<T, F, Fut>(
     dependency: &str,
+    url: &str,
     shutdown: &CancellationToken,
     mut attempt: F,
 ) -> anyhow::Result<T>
@@ -24,7 +28,7 @@ where
         match attempt().await {
             Ok(value) => return Ok(value),
             Err(err) => {
-                tracing::warn!(dependency, error = format!("{err:#}"), retry_in = ?backoff, "waiting for a dependency");
+                crate::unreachable::report(dependency, url, "start-up", &format!("{err:#}"));
             }
         }
         tokio::select! {
@@ -85,12 +89,17 @@ impl Platform {
         let broker = crate::broker::Broker::new(&config.amqp, service);
         // Declare every consumer queue before the relay publishes anything, so no event is
         // unroutable just because its consumer has not started yet.
-        retry("rabbitmq", shutdown, || async {
-            let channel = broker.channel().await?;
-            crate::topology::declare_all(&broker, &channel, &config.consumer).await?;
-            channel.close(200, "declared").await?;
-            Ok(())
-        })
+        retry(
+            "rabbitmq",
+            config.amqp.url.expose_secret(),
+            shutdown,
+            || async {
+                let channel = broker.channel().await?;
+                crate::topology::declare_all(&broker, &channel, &config.consumer).await?;
+                channel.close(200, "declared").await?;
+                Ok(())
+            },
+        )
         .await?;
         let relay = crate::outbox::Relay::new(
             pool.clone(),

@@ -163,7 +163,7 @@ impl Executor {
         stop_taking: CancellationToken,
         hand_back: CancellationToken,
     ) {
-        keep_consuming(&format!("pool {pool}"), &stop_taking, || {
+        keep_consuming(&self.broker, &format!("pool {pool}"), &stop_taking, || {
             self.clone().consume_once(&pool, &stop_taking, &hand_back)
         })
         .await;
@@ -530,7 +530,10 @@ impl Executor {
     /// Listens for `job.cancel` broadcasts on this worker's own queue
     /// (`<ns>.workers.<id>.control`, exclusive: it goes away with the worker).
     pub async fn listen_for_cancels(self: Arc<Self>, shutdown: CancellationToken) {
-        keep_consuming("cancel listener", &shutdown, || self.listen_once(&shutdown)).await;
+        keep_consuming(&self.broker, "cancel listener", &shutdown, || {
+            self.listen_once(&shutdown)
+        })
+        .await;
     }
 
     async fn listen_once(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {

@@ -188,7 +188,10 @@ impl<H: Handler> Consumer<H> {
     /// Consumes until `shutdown` fires, then stops taking messages, finishes those in flight and
     /// returns. Broker failures are logged and retried with backoff.
     pub async fn run(self, shutdown: CancellationToken) {
-        keep_consuming(&self.spec.name, &shutdown, || self.consume(&shutdown)).await;
+        keep_consuming(&self.broker, &self.spec.name, &shutdown, || {
+            self.consume(&shutdown)
+        })
+        .await;
         tracing::info!(queue = %self.spec.name, "consumer stopped");
     }
 
@@ -255,7 +258,7 @@ impl<H: BatchHandler> Consumer<H> {
     /// applies them with one [`BatchHandler::handle_batch`] call, one batch at a time.
     pub async fn run_batched(self, max_batch: usize, shutdown: CancellationToken) {
         let max_batch = max_batch.max(1);
-        keep_consuming(&self.spec.name, &shutdown, || {
+        keep_consuming(&self.broker, &self.spec.name, &shutdown, || {
             self.consume_batched(max_batch, &shutdown)
         })
         .await;
