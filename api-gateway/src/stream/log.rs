@@ -250,7 +250,9 @@ mod tests {
             event_type: "task.updated".into(),
             data: format!("{{\"n\":{n}}}"),
             users: vec![Uuid::from_u128(n as u128)],
-            task: n.is_multiple_of(2).then(|| Uuid::from_u128(1_000 + n as u128)),
+            task: n
+                .is_multiple_of(2)
+                .then(|| Uuid::from_u128(1_000 + n as u128)),
         }
     }
 
