@@ -292,6 +292,60 @@ async fn a_user_has_at_most_the_configured_streams_open() {
     .await;
 }
 
+/// One address is bounded whoever's streams they are, and one gateway whatever the addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_and_one_gateway_hold_at_most_their_configured_streams() {
+    let app = App::start_with(|c| {
+        c.stream.max_streams_per_address = 2;
+        c.stream.max_streams = 3;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let ada_one = stream::open(&app.api, &ada, None).await;
+    let _bob_one = stream::open(&app.api, &bob, None).await;
+    // Bob has one stream of his five, but this address has its two.
+    let ticket = stream::ticket(&app.api, &bob).await;
+    let third = stream::request(&app.api, &format!("ticket={ticket}"), None).await;
+    assert_eq!(third.status(), 429);
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_streams_from_address");
+    // The refused stream took none of Bob's own slots: once Ada closes hers, he opens a second.
+    drop(ada_one);
+    let bob_two = eventually("the address has a slot again", WAIT, || async {
+        let ticket = stream::ticket(&app.api, &bob).await;
+        let answer = stream::request(&app.api, &format!("ticket={ticket}"), None).await;
+        (answer.status() == 200).then_some(answer)
+    })
+    .await;
+
+    // Behind a proxy every client has its own address; this gateway still holds three at most.
+    let app = App::start_with(|c| {
+        c.rate_limit.trusted_proxies = 1;
+        c.stream.max_streams = 3;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    let mut held = Vec::new();
+    for n in 1..=3 {
+        let ticket = stream::ticket(&app.api, &ada).await;
+        let answer = stream::request_from(
+            &app.api,
+            &format!("ticket={ticket}"),
+            &format!("203.0.113.{n}"),
+        )
+        .await;
+        assert_eq!(answer.status(), 200);
+        held.push(answer);
+    }
+    let ticket = stream::ticket(&app.api, &ada).await;
+    let fourth = stream::request_from(&app.api, &format!("ticket={ticket}"), "203.0.113.4").await;
+    assert_eq!(fourth.status(), 503);
+    let body: Value = fourth.json().await.unwrap();
+    assert_eq!(body["code"], "streams_full");
+    drop((held, bob_two));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_gets_queue_and_worker_stats_and_a_member_may_not_ask() {
     let app =

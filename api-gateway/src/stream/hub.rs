@@ -176,15 +176,20 @@ return 1
 ";
 
 impl Leases {
-    fn key(prefix: &str, user: Uuid) -> String {
+    /// The streams `user` has open, across every gateway.
+    pub fn user_key(prefix: &str, user: Uuid) -> String {
         format!("{prefix}stream:streams:{user}")
     }
 
-    /// Takes one of `user`'s `max` stream slots for `lease`; `false` when all are taken.
+    /// The streams opened from the client address `ip`, across every gateway.
+    pub fn address_key(prefix: &str, ip: &str) -> String {
+        format!("{prefix}stream:streams-from:{ip}")
+    }
+
+    /// Takes one of the `max` stream slots under `key` for `lease`; `false` when all are taken.
     pub async fn acquire(
         redis: &ConnectionManager,
-        prefix: &str,
-        user: Uuid,
+        key: &str,
         stream: &str,
         max: u32,
         lease: Duration,
@@ -193,7 +198,7 @@ impl Leases {
         let lease_ms = lease.as_millis() as i64;
         let mut conn = redis.clone();
         let taken: i64 = redis::Script::new(ACQUIRE)
-            .key(Self::key(prefix, user))
+            .key(key)
             .arg(now)
             .arg(now + lease_ms)
             .arg(max)
@@ -207,8 +212,7 @@ impl Leases {
     /// Extends the lease of a live stream.
     pub async fn renew(
         redis: &ConnectionManager,
-        prefix: &str,
-        user: Uuid,
+        key: &str,
         stream: &str,
         lease: Duration,
     ) -> redis::RedisResult<()> {
@@ -217,12 +221,12 @@ impl Leases {
         // Not `XX`: a lease lost with Redis's data comes back, so the stream counts again.
         redis::pipe()
             .cmd("ZADD")
-            .arg(Self::key(prefix, user))
+            .arg(key)
             .arg(expires)
             .arg(stream)
             .ignore()
             .cmd("PEXPIRE")
-            .arg(Self::key(prefix, user))
+            .arg(key)
             .arg(lease.as_millis() as u64)
             .ignore()
             .query_async::<()>(&mut conn)
@@ -230,10 +234,10 @@ impl Leases {
     }
 
     /// Gives the slot back.
-    pub async fn release(redis: &ConnectionManager, prefix: &str, user: Uuid, stream: &str) {
+    pub async fn release(redis: &ConnectionManager, key: &str, stream: &str) {
         let mut conn = redis.clone();
         let _ = redis::cmd("ZREM")
-            .arg(Self::key(prefix, user))
+            .arg(key)
             .arg(stream)
             .query_async::<()>(&mut conn)
             .await;

@@ -126,8 +126,8 @@ pub struct OpenQuery {
         (status = 400, description = "A malformed `Last-Event-ID`", body = ProblemBody),
         (status = 403, description = "`stats` asked for by someone who is not an admin", body = ProblemBody),
         (status = 401, description = "No valid ticket or access token, or a ticket already used", body = ProblemBody),
-        (status = 429, description = "The user has `stream.max_streams_per_user` streams open (`too_many_streams`)", body = ProblemBody),
-        (status = 503, description = "Redis is unavailable", body = ProblemBody)))]
+        (status = 429, description = "The user has `stream.max_streams_per_user` streams open (`too_many_streams`), or the client's address `stream.max_streams_per_address` (`too_many_streams_from_address`)", body = ProblemBody),
+        (status = 503, description = "Redis is unavailable, or this gateway holds `stream.max_streams` streams (`streams_full`)", body = ProblemBody)))]
 pub async fn open(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -135,11 +135,11 @@ pub async fn open(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let prefix = &state.config.redis.key_prefix;
+    let ip = client_ip(&state, &headers, peer);
     let identity = match &query.ticket {
         Some(ticket) => {
             // Counted per client address like the signed download links: redeeming costs a
             // Redis call, and the caller is not known yet.
-            let ip = client_ip(&state, &headers, peer);
             let route = Route {
                 signed: true,
                 ..Route::new(crate::SERVICE, true)
@@ -182,7 +182,7 @@ pub async fn open(
     if stats {
         identity.require_admin()?;
     }
-    let stream = session::Session::open(&state, identity, resume, stats).await?;
+    let stream = session::Session::open(&state, identity, &ip, resume, stats).await?;
     let mut response = stream.into_response();
     let headers = response.headers_mut();
     headers.insert("cache-control", "no-cache".parse().expect("static"));
@@ -197,5 +197,25 @@ fn too_many_streams(max: u32) -> ApiError {
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_streams",
         format!("at most {max} streams per user are open at once (stream.max_streams_per_user); close one"),
+    )
+}
+
+/// 429 for one stream too many from one client address, whoever's they are.
+fn too_many_streams_from_address(max: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_streams_from_address",
+        format!("at most {max} streams are open at once from one address (stream.max_streams_per_address); close one"),
+    )
+}
+
+/// 503 when this gateway holds all the streams it may.
+fn streams_full(max: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "streams_full",
+        format!(
+            "this gateway has {max} streams open, its most (stream.max_streams); try again shortly"
+        ),
     )
 }

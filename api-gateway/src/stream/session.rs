@@ -1,5 +1,6 @@
-//! One stream, from opening to end: a lease among the user's `stream.max_streams_per_user`,
-//! a place in the hub, then `ready`, the entries missed since `Last-Event-ID` (read from the
+//! One stream, from opening to end: a place under this gateway's `stream.max_streams`, a lease
+//! among the user's `stream.max_streams_per_user` and one among its client address's
+//! `stream.max_streams_per_address`, a place in the hub, then `ready`, the entries missed since `Last-Event-ID` (read from the
 //! log a page at a time, so a long absence costs no memory), and the live entries. It ends when
 //! the client goes, falls too far behind, its session ends or the gateway shuts down.
 
@@ -28,22 +29,25 @@ use crate::AppState;
 const PAGE: usize = 500;
 
 /// Gives the lease back when the stream ends, however it ends.
+/// The stream's slots: among its user's streams and among its client address's.
 struct Lease {
     redis: ConnectionManager,
-    prefix: String,
-    user: Uuid,
+    keys: Vec<String>,
     id: String,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let (redis, prefix, user, id) = (
+        let (redis, keys, id) = (
             self.redis.clone(),
-            std::mem::take(&mut self.prefix),
-            self.user,
+            std::mem::take(&mut self.keys),
             std::mem::take(&mut self.id),
         );
-        tokio::spawn(async move { Leases::release(&redis, &prefix, user, &id).await });
+        tokio::spawn(async move {
+            for key in keys {
+                Leases::release(&redis, &key, &id).await;
+            }
+        });
     }
 }
 
@@ -90,6 +94,7 @@ impl Session {
     pub async fn open(
         state: &AppState,
         identity: Identity,
+        client: &str,
         resume: Option<String>,
         stats: bool,
     ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -104,19 +109,35 @@ impl Session {
             tracing::warn!(error = %e, "stream: redis unavailable");
             ApiError::unavailable("redis")
         };
+        // This gateway's own bound first: it costs nothing to check.
+        if state.hub.open_streams() >= config.max_streams as usize {
+            return Err(super::streams_full(config.max_streams));
+        }
+        let mut lease = Lease {
+            redis: redis.clone(),
+            keys: Vec::with_capacity(2),
+            id,
+        };
+        let user_key = Leases::user_key(&prefix, user);
         let max = config.max_streams_per_user;
-        if !Leases::acquire(&redis, &prefix, user, &id, max, lease_for)
+        if !Leases::acquire(&redis, &user_key, &lease.id, max, lease_for)
             .await
             .map_err(down)?
         {
             return Err(super::too_many_streams(max));
         }
-        let lease = Lease {
-            redis: redis.clone(),
-            prefix: prefix.clone(),
-            user,
-            id,
-        };
+        lease.keys.push(user_key);
+        // Many accounts behind one address (or one made up by the dozen) are bounded too; the
+        // user's slot goes back with `lease` if this one is refused.
+        let address_key = Leases::address_key(&prefix, &shared::identity::source_of(client));
+        let max = config.max_streams_per_address;
+        if !Leases::acquire(&redis, &address_key, &lease.id, max, lease_for)
+            .await
+            .map_err(down)?
+        {
+            return Err(super::too_many_streams_from_address(max));
+        }
+        lease.keys.push(address_key);
         // In the hub before the log is read: nothing appended from here on can be missed.
         let (registration, live) = state.hub.register(user, config.client_buffer);
         let bounds = log::bounds(&redis, &prefix).await.map_err(down)?;
@@ -286,14 +307,9 @@ impl Session {
             }
         }
         let lease = &self.lease;
-        let _ = Leases::renew(
-            &self.redis,
-            &self.prefix,
-            lease.user,
-            &lease.id,
-            self.heartbeat * 3,
-        )
-        .await;
+        for key in &lease.keys {
+            let _ = Leases::renew(&self.redis, key, &lease.id, self.heartbeat * 3).await;
+        }
         Some(())
     }
 }

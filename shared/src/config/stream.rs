@@ -16,6 +16,11 @@ pub struct StreamConfig {
     pub retention_secs: u64,
     /// Open streams per user, across every gateway replica; one more is refused with 429.
     pub max_streams_per_user: u32,
+    /// Open streams from one client address, whoever's, across every gateway replica; one more
+    /// is refused with 429.
+    pub max_streams_per_address: u32,
+    /// Open streams one gateway holds at most; one more is refused with 503.
+    pub max_streams: u32,
     /// Events one client may have waiting unsent; a client that falls further behind is dropped
     /// (it reconnects with `Last-Event-ID` and resumes from the log).
     pub client_buffer: usize,
@@ -28,6 +33,8 @@ impl Default for StreamConfig {
             heartbeat_secs: 15,
             retention_secs: 3600,
             max_streams_per_user: 5,
+            max_streams_per_address: 50,
+            max_streams: 10_000,
             client_buffer: 256,
         }
     }
@@ -43,6 +50,11 @@ impl StreamConfig {
                 "stream.max_streams_per_user",
                 u64::from(self.max_streams_per_user),
             ),
+            (
+                "stream.max_streams_per_address",
+                u64::from(self.max_streams_per_address),
+            ),
+            ("stream.max_streams", u64::from(self.max_streams)),
             ("stream.client_buffer", self.client_buffer as u64),
         ];
         for (name, value) in positive {

@@ -73,6 +73,17 @@ pub async fn request(api: &str, query: &str, last: Option<&str>) -> reqwest::Res
     request.send().await.unwrap()
 }
 
+/// The answer to opening a stream with `query` as the client at `address`, behind one proxy
+/// (`rate_limit.trusted_proxies` = 1) that says so in `X-Forwarded-For`.
+pub async fn request_from(api: &str, query: &str, address: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{api}/api/v1/events/stream?{query}"))
+        .header("x-forwarded-for", address)
+        .send()
+        .await
+        .unwrap()
+}
+
 impl EventStream {
     pub fn new(response: reqwest::Response) -> Self {
         assert_eq!(
