@@ -27,7 +27,12 @@ pub async fn run() -> anyhow::Result<()> {
     );
     let raw = raw_fanout(streams, events).await?;
     let env = TestEnv::new();
-    let limit = [("TASKMESH_STREAM__MAX_STREAMS_PER_USER", streams.to_string())];
+    // One user at one address holds them all.
+    let limit = [
+        ("TASKMESH_STREAM__MAX_STREAMS_PER_USER", streams.to_string()),
+        ("TASKMESH_STREAM__MAX_STREAMS_PER_ADDRESS", streams.to_string()),
+        ("TASKMESH_STREAM__MAX_STREAMS", streams.max(10_000).to_string()),
+    ];
     let Some(children) = platform::spawn_with(&env, &limit).await? else {
         return Ok(());
     };
