@@ -30,8 +30,14 @@ pub async fn run() -> anyhow::Result<()> {
     // One user at one address holds them all.
     let limit = [
         ("TASKMESH_STREAM__MAX_STREAMS_PER_USER", streams.to_string()),
-        ("TASKMESH_STREAM__MAX_STREAMS_PER_ADDRESS", streams.to_string()),
-        ("TASKMESH_STREAM__MAX_STREAMS", streams.max(10_000).to_string()),
+        (
+            "TASKMESH_STREAM__MAX_STREAMS_PER_ADDRESS",
+            streams.to_string(),
+        ),
+        (
+            "TASKMESH_STREAM__MAX_STREAMS",
+            streams.max(10_000).to_string(),
+        ),
     ];
     let Some(children) = platform::spawn_with(&env, &limit).await? else {
         return Ok(());
