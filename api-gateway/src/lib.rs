@@ -6,6 +6,7 @@
 //! - [`auth`]: access-token verification with cached, refreshable public keys.
 //! - [`client`]: the client's address behind trusted proxies.
 //! - [`ratelimit`]: per-user and per-IP limits in Redis.
+//! - [`sessions`]: whether a session is live while Redis cannot be asked (user-svc's answer).
 //! - [`docs`]: the merged OpenAPI document and Swagger UI.
 //! - [`dashboard`]: the web dashboard at `/`, embedded.
 //! - [`idempotency`]: `Idempotency-Key` on POST.
@@ -20,6 +21,7 @@ pub mod idempotency;
 pub mod overview;
 pub mod proxy;
 pub mod ratelimit;
+pub mod sessions;
 pub mod stream;
 pub mod upstream;
 
@@ -49,6 +51,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// This gateway's open event streams.
     pub hub: Arc<stream::hub::Hub>,
+    /// user-svc's recent answers on sessions, while Redis cannot be asked.
+    pub sessions: Arc<sessions::Fallback>,
 }
 
 impl AppState {
@@ -119,6 +123,7 @@ pub async fn run(
         trust,
         config: Arc::new(config),
         hub,
+        sessions: Arc::default(),
     };
     let keys = state.verifier.clone();
     let readiness = Readiness::new(SERVICE)

@@ -153,7 +153,8 @@ pub async fn proxy(
 }
 
 /// Counts the request (and, for a session, checks it is live) in one Redis round trip;
-/// 401 for an ended session, 429 past the limit.
+/// 401 for an ended session, 429 past the limit. Without Redis, the request is not counted and
+/// user-svc says whether the session is live ([`crate::sessions`]).
 async fn limit(
     state: &AppState,
     policy: Policy,
@@ -175,7 +176,13 @@ async fn limit(
         ratelimit::Outcome::SessionEnded => Err(ApiError::unauthorized(
             "this session has ended; log in again",
         )),
-        ratelimit::Outcome::Unavailable => Ok(()),
+        // The rate limit is skipped (counted); the session is still checked, with user-svc.
+        ratelimit::Outcome::Unavailable => match session {
+            Some(session) if !crate::sessions::is_live(state, session).await? => Err(
+                ApiError::unauthorized("this session has ended; log in again"),
+            ),
+            _ => Ok(()),
+        },
         ratelimit::Outcome::Counted(d) => {
             *decision = Some(d);
             if d.allowed {

@@ -570,8 +570,19 @@ async fn with_redis_down_logins_fail_closed_and_the_api_keeps_serving() {
     app.sign_up("ada@example.com").await;
     let login = app.login("ada@example.com", PASSWORD).await;
     let token = login.text("access_token");
+    // A second session, ended before Redis goes: its token must stay refused.
+    let ended = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .text("access_token");
+    let logout = app
+        .send(Method::POST, "/api/v1/auth/logout", Some(&ended), None)
+        .await;
+    assert_eq!(logout.status, 204);
 
     redis.stop();
+    // Without Redis the gateway asks user-svc (PostgreSQL) whether a session is live.
+    assert_eq!(app.get("/api/v1/tasks", Some(&ended)).await.0, 401);
     let refused = app.login("ada@example.com", PASSWORD).await;
     assert_eq!(refused.status, 503, "{:?}", refused.body);
     assert!(refused.body["detail"].as_str().unwrap().contains("redis"));

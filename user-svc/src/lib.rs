@@ -6,6 +6,7 @@
 //! - [`auth`]: register, login, refresh, logout, logout everywhere.
 //! - [`users`]: the user resource (`/api/v1/users/me`, admin routes).
 //! - [`sessions`]: sessions, refresh-token rotation and reuse detection, the Redis mirror.
+//! - [`live`]: which sessions are live, for the gateway while Redis cannot be asked.
 //! - [`tokens`]: access tokens (EdDSA JWT).
 //! - [`password`]: password policy and argon2id hashing.
 //! - [`throttle`]: login attempt limits per account and per IP.
@@ -15,6 +16,7 @@
 pub mod admin;
 pub mod auth;
 pub mod keys;
+pub mod live;
 pub mod password;
 pub mod sessions;
 pub mod throttle;
@@ -91,6 +93,7 @@ pub async fn run(
         .merge(auth::router())
         .merge(users::router())
         .merge(admin::router())
+        .merge(live::router())
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(state)
         .merge(shared::health::openapi_router(

@@ -1,0 +1,82 @@
+//! Whether a session is live while Redis (the sessions' mirror, asked with every request's rate
+//! limit) cannot be asked: user-svc's answer from PostgreSQL, remembered for a few seconds so an
+//! outage does not send every request on to user-svc. A session ended before Redis went away
+//! stays ended; with user-svc unreachable too, the request is refused with 503.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use serde_json::json;
+use shared::{internal::Caller, internal::HEADER_ASSERTION, ApiError};
+use uuid::Uuid;
+
+use crate::AppState;
+
+/// user-svc's route that names the live ones among some sessions.
+pub const LIVE: &str = "/internal/v1/sessions/live";
+
+/// How long an answer is used: a session ended meanwhile is refused at most this much later.
+const REMEMBER: Duration = Duration::from_secs(5);
+
+/// Answers kept at most; past this the oldest half is forgotten.
+const MAX_REMEMBERED: usize = 10_000;
+
+/// user-svc's recent answers.
+#[derive(Default)]
+pub struct Fallback {
+    answers: Mutex<HashMap<Uuid, (bool, Instant)>>,
+}
+
+impl Fallback {
+    fn remembered(&self, session: Uuid) -> Option<bool> {
+        let answers = self.answers.lock().expect("never poisoned");
+        answers
+            .get(&session)
+            .filter(|(_, at)| at.elapsed() < REMEMBER)
+            .map(|(live, _)| *live)
+    }
+
+    fn remember(&self, session: Uuid, live: bool) {
+        let mut answers = self.answers.lock().expect("never poisoned");
+        if answers.len() >= MAX_REMEMBERED {
+            answers.retain(|_, (_, at)| at.elapsed() < REMEMBER);
+        }
+        if answers.len() < MAX_REMEMBERED {
+            answers.insert(session, (live, Instant::now()));
+        }
+    }
+}
+
+/// Whether `session` is live, asked of user-svc (or its answer of the last few seconds).
+pub async fn is_live(state: &AppState, session: Uuid) -> Result<bool, ApiError> {
+    if let Some(live) = state.sessions.remembered(session) {
+        return Ok(live);
+    }
+    let caller = Caller::anonymous(crate::SERVICE, None);
+    let assertion = state.trust.mint("user-svc", &Method::POST, LIVE, &caller);
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "neither Redis nor user-svc can say whether a session is live");
+        ApiError::unavailable("redis (sessions)")
+    };
+    let answer = state
+        .http
+        .post(format!("{}{LIVE}", state.config.user.url))
+        .header(HEADER_ASSERTION, assertion)
+        .json(&json!({ "session_ids": [session] }))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| unavailable(&e))?;
+    let body: serde_json::Value = answer.json().await.map_err(|e| unavailable(&e))?;
+    let live = body["live"]
+        .as_array()
+        .ok_or_else(|| unavailable(&"an answer of another shape"))?
+        .iter()
+        .any(|id| id.as_str() == Some(session.to_string().as_str()));
+    state.sessions.remember(session, live);
+    metrics::counter!("taskmesh_session_check_fallback_total").increment(1);
+    Ok(live)
+}
