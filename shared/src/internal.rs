@@ -70,6 +70,20 @@ impl Caller {
             client_ip,
         }
     }
+
+    /// For a route only the gateway's own machinery may use (the stream's audience question,
+    /// the session check): 403 for a user's assertion or another service's, naming `what` the
+    /// route is for.
+    pub fn require_gateway_itself(&self, what: &str) -> Result<(), crate::ApiError> {
+        if self.service == "api-gateway" && self.identity.is_none() {
+            return Ok(());
+        }
+        Err(crate::ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "internal_route",
+            format!("this route answers {what} only"),
+        ))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::{extract::State, http::StatusCode, routing::post, Extension, Json, Router};
+use axum::{extract::State, routing::post, Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::{internal::Caller, ApiError};
 use uuid::Uuid;
@@ -37,13 +37,7 @@ async fn audience(
     Extension(caller): Extension<Caller>,
     Json(query): Json<AudienceQuery>,
 ) -> Result<Json<Audiences>, ApiError> {
-    if caller.service != "api-gateway" || caller.identity.is_some() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "internal_route",
-            "this route answers the gateway's stream only",
-        ));
-    }
+    caller.require_gateway_itself("the gateway's stream")?;
     if query.task_ids.len() > MAX_TASKS {
         return Err(ApiError::bad_request(
             "too_many_tasks",

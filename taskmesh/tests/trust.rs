@@ -169,6 +169,34 @@ async fn a_service_port_obeys_no_header_and_no_assertion_it_cannot_check() {
         (Some(true), Some(true))
     );
 
+    // user-svc's session check answers the gateway acting for nobody, never a user's assertion
+    // or another service's.
+    let live = "/internal/v1/sessions/live";
+    let ask = |assertion| {
+        app.http
+            .post(format!("{users}{live}"))
+            .header(HEADER_ASSERTION, assertion)
+            .json(&json!({ "session_ids": [uuid::Uuid::nil()] }))
+            .send()
+    };
+    let as_user = gateway.mint("user-svc", &Method::POST, live, &caller);
+    assert_eq!(ask(as_user).await.unwrap().status().as_u16(), 403);
+    let other = trust_as(&app, "task-svc").mint(
+        "user-svc",
+        &Method::POST,
+        live,
+        &Caller::anonymous("task-svc", None),
+    );
+    assert_eq!(ask(other).await.unwrap().status().as_u16(), 403);
+    let itself = gateway.mint(
+        "user-svc",
+        &Method::POST,
+        live,
+        &Caller::anonymous("api-gateway", None),
+    );
+    let answer: Value = ask(itself).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["live"], json!([]));
+
     // Probes and metrics stay open for the platform around the service.
     for path in ["/healthz", "/readyz", "/metrics"] {
         let status = app

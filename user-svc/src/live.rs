@@ -3,7 +3,7 @@
 //! be asked: a session ended before Redis went away stays ended. Clients never reach it (the
 //! gateway routes only `/api/v1/...`), and it answers only the gateway acting for nobody.
 
-use axum::{extract::State, http::StatusCode, routing::post, Extension, Json, Router};
+use axum::{extract::State, routing::post, Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::{internal::Caller, ApiError};
 use uuid::Uuid;
@@ -37,13 +37,7 @@ async fn live(
     Extension(caller): Extension<Caller>,
     Json(query): Json<LiveQuery>,
 ) -> Result<Json<Live>, ApiError> {
-    if caller.service != "api-gateway" || caller.identity.is_some() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "internal_route",
-            "this route answers the gateway's session check only",
-        ));
-    }
+    caller.require_gateway_itself("the gateway's session check")?;
     if query.session_ids.len() > MAX_SESSIONS {
         return Err(ApiError::bad_request(
             "too_many_sessions",
