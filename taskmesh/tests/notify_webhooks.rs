@@ -599,7 +599,13 @@ async fn a_busy_endpoints_retry_after_is_obeyed() {
     .await;
     assert_eq!(delivery["state"], "pending");
     assert_eq!(delivery["last_status"], 503);
-    assert_eq!(delivery["attempt_log"][0]["response_excerpt"], "busy");
+    // The receiver is on 127.0.0.1, let in by the allow-list: its answer is not kept, only how
+    // it answered (an endpoint inside the network is someone else's service).
+    assert_eq!(delivery["attempt_log"][0]["status"], 503);
+    assert!(
+        delivery["attempt_log"][0]["response_excerpt"].is_null(),
+        "{delivery}"
+    );
     let at = |v: &Value| {
         v.as_str()
             .unwrap()

@@ -167,6 +167,9 @@ async fn send(guard: &Guard, delivery: &Claimed, timeout: Duration) -> (Verdict,
         _ => None,
     };
     let (excerpt, read_error) = excerpt(&mut response).await;
+    // An endpoint the allow-list lets inside the network is someone else's service: its owner
+    // sees whether and how it answered, never what it said.
+    let excerpt = keeps_excerpt(&addrs).then_some(excerpt);
     let verdict = if status.is_success() {
         Verdict::Delivered
     } else if status.as_u16() == 410 {
@@ -178,9 +181,17 @@ async fn send(guard: &Guard, delivery: &Claimed, timeout: Duration) -> (Verdict,
         status: Some(status.as_u16()),
         error: read_error.map(|e| clean(&e)),
         latency_ms: 0,
-        response_excerpt: Some(excerpt),
+        response_excerpt: excerpt,
     };
     (verdict, log)
+}
+
+/// Whether an answer's excerpt is kept for the endpoint's owner: only when the endpoint is on
+/// public addresses.
+fn keeps_excerpt(addrs: &[std::net::SocketAddr]) -> bool {
+    !addrs
+        .iter()
+        .any(|addr| shared::outbound::is_internal(addr.ip()))
 }
 
 /// The first KiB of the answer's body as text, and why reading it stopped early, if it did.
@@ -343,4 +354,21 @@ async fn disable(
         },
     };
     crate::service::fanout::tell(state, tx, &draft).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_kept_only_from_public_addresses() {
+        let at = |ip: &str| std::net::SocketAddr::new(ip.parse().unwrap(), 443);
+        assert!(keeps_excerpt(&[at("93.184.216.34")]));
+        assert!(keeps_excerpt(&[at("2606:2800:220:1::1")]));
+        // Allow-listed inside the network: status and latency only.
+        assert!(!keeps_excerpt(&[at("127.0.0.1")]));
+        assert!(!keeps_excerpt(&[at("10.1.2.3")]));
+        assert!(!keeps_excerpt(&[at("93.184.216.34"), at("192.168.0.7")]));
+        assert!(!keeps_excerpt(&[at("fd00::1")]));
+    }
 }
