@@ -152,9 +152,8 @@ pub async fn proxy(
     response
 }
 
-/// Counts the request (and, for a session, checks it is live) in one Redis round trip;
-/// 401 for an ended session, 429 past the limit. Without Redis, the request is not counted and
-/// user-svc says whether the session is live ([`crate::sessions`]).
+/// Counts the request and checks its session in one Redis round trip (401 ended, 429 past the
+/// limit); without Redis, it is not counted and [`crate::sessions`] checks the session.
 async fn limit(
     state: &AppState,
     policy: Policy,
@@ -173,16 +172,10 @@ async fn limit(
     )
     .await
     {
-        ratelimit::Outcome::SessionEnded => Err(ApiError::unauthorized(
-            "this session has ended; log in again",
-        )),
-        // The rate limit is skipped (counted); the session is still checked, with user-svc.
-        ratelimit::Outcome::Unavailable => match session {
-            Some(session) if !crate::sessions::is_live(state, session).await? => Err(
-                ApiError::unauthorized("this session has ended; log in again"),
-            ),
-            _ => Ok(()),
-        },
+        ratelimit::Outcome::SessionEnded => Err(crate::sessions::ended()),
+        ratelimit::Outcome::Unavailable => {
+            crate::sessions::check_without_redis(state, session).await
+        }
         ratelimit::Outcome::Counted(d) => {
             *decision = Some(d);
             if d.allowed {

@@ -49,8 +49,28 @@ impl Fallback {
     }
 }
 
+/// The refusal of a request whose session has ended.
+pub fn ended() -> ApiError {
+    ApiError::unauthorized("this session has ended; log in again")
+}
+
+/// For a request with `session` while Redis cannot be asked: 401 if user-svc says it has
+/// ended, 503 if user-svc cannot say either.
+pub async fn check_without_redis(state: &AppState, session: Option<Uuid>) -> Result<(), ApiError> {
+    match session {
+        Some(session) if !is_live(state, session).await? => Err(ended()),
+        _ => Ok(()),
+    }
+}
+
+/// user-svc's answer.
+#[derive(serde::Deserialize)]
+struct Live {
+    live: Vec<Uuid>,
+}
+
 /// Whether `session` is live, asked of user-svc (or its answer of the last few seconds).
-pub async fn is_live(state: &AppState, session: Uuid) -> Result<bool, ApiError> {
+async fn is_live(state: &AppState, session: Uuid) -> Result<bool, ApiError> {
     if let Some(live) = state.sessions.remembered(session) {
         return Ok(live);
     }
@@ -70,12 +90,8 @@ pub async fn is_live(state: &AppState, session: Uuid) -> Result<bool, ApiError> 
         .await
         .and_then(|r| r.error_for_status())
         .map_err(|e| unavailable(&e))?;
-    let body: serde_json::Value = answer.json().await.map_err(|e| unavailable(&e))?;
-    let live = body["live"]
-        .as_array()
-        .ok_or_else(|| unavailable(&"an answer of another shape"))?
-        .iter()
-        .any(|id| id.as_str() == Some(session.to_string().as_str()));
+    let answer: Live = answer.json().await.map_err(|e| unavailable(&e))?;
+    let live = answer.live.contains(&session);
     state.sessions.remember(session, live);
     metrics::counter!("taskmesh_session_check_fallback_total").increment(1);
     Ok(live)

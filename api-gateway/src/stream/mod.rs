@@ -154,9 +154,7 @@ pub async fn open(
                     .await
                     .map_err(redis_down)?;
                 if !live {
-                    return Err(ApiError::unauthorized(
-                        "this session has ended; log in again",
-                    ));
+                    return Err(crate::sessions::ended());
                 }
             }
             identity

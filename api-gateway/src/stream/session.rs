@@ -118,26 +118,31 @@ impl Session {
             keys: Vec::with_capacity(2),
             id,
         };
-        let user_key = Leases::user_key(&prefix, user);
-        let max = config.max_streams_per_user;
-        if !Leases::acquire(&redis, &user_key, &lease.id, max, lease_for)
-            .await
-            .map_err(down)?
-        {
-            return Err(super::too_many_streams(max));
+        // The user's slots, then the address's: many accounts behind one address (or made up
+        // by the dozen) are bounded too. A slot taken goes back with `lease` if a later one is
+        // refused.
+        type Refusal = fn(u32) -> ApiError;
+        let slots: [(String, u32, Refusal); 2] = [
+            (
+                Leases::user_key(&prefix, user),
+                config.max_streams_per_user,
+                super::too_many_streams,
+            ),
+            (
+                Leases::address_key(&prefix, &shared::identity::source_of(client)),
+                config.max_streams_per_address,
+                super::too_many_streams_from_address,
+            ),
+        ];
+        for (key, max, refused) in slots {
+            if !Leases::acquire(&redis, &key, &lease.id, max, lease_for)
+                .await
+                .map_err(down)?
+            {
+                return Err(refused(max));
+            }
+            lease.keys.push(key);
         }
-        lease.keys.push(user_key);
-        // Many accounts behind one address (or one made up by the dozen) are bounded too; the
-        // user's slot goes back with `lease` if this one is refused.
-        let address_key = Leases::address_key(&prefix, &shared::identity::source_of(client));
-        let max = config.max_streams_per_address;
-        if !Leases::acquire(&redis, &address_key, &lease.id, max, lease_for)
-            .await
-            .map_err(down)?
-        {
-            return Err(super::too_many_streams_from_address(max));
-        }
-        lease.keys.push(address_key);
         // In the hub before the log is read: nothing appended from here on can be missed.
         let (registration, live) = state.hub.register(user, config.client_buffer);
         let bounds = log::bounds(&redis, &prefix).await.map_err(down)?;
