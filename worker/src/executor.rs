@@ -19,7 +19,7 @@ use lapin::{
     message::Delivery,
     options::{
         BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-        BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
+        QueueBindOptions, QueueDeclareOptions,
     },
     types::FieldTable,
 };
@@ -40,6 +40,7 @@ use uuid::Uuid;
 
 use crate::claims::{Claim, Claims};
 use crate::handler::{JobContext, JobError, Registry};
+use crate::holding::{self, Awaiting, Consumer, Waiting, Window};
 use crate::reports::{forward_progress, message, run_reporter, WaitingReport};
 
 /// Why a running job's token fired.
@@ -78,37 +79,10 @@ pub struct Executor {
     running: Mutex<HashMap<Uuid, Running>>,
     /// Cancels that arrived before their dispatch (kept an hour).
     cancelled: Mutex<HashMap<Uuid, Instant>>,
+    /// Finished dispatches awaiting their report's confirm (what the prefetch makes room for).
+    awaiting: Awaiting,
     /// Finished reports on their way to the broker ([`run_reporter`]).
     reports: mpsc::UnboundedSender<WaitingReport>,
-}
-
-/// With `workers.prefetch` 0, dispatches held per slot. A dispatch stays unacked until its
-/// report is confirmed, so quick jobs need room beyond the running ones or the worker idles
-/// waiting for confirms; held ones start in priority order (see [`Waiting`]).
-const AUTO_PREFETCH_PER_SLOT: usize = 4;
-
-/// A dispatch held until a slot is free, ordered by AMQP priority, then arrival.
-struct Waiting {
-    priority: u8,
-    seq: std::cmp::Reverse<u64>,
-    delivery: Delivery,
-}
-
-impl PartialEq for Waiting {
-    fn eq(&self, other: &Self) -> bool {
-        (self.priority, self.seq) == (other.priority, other.seq)
-    }
-}
-impl Eq for Waiting {}
-impl PartialOrd for Waiting {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Waiting {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.priority, self.seq).cmp(&(other.priority, other.seq))
-    }
 }
 
 impl Executor {
@@ -140,18 +114,7 @@ impl Executor {
             claims,
             running: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn prefetch(&self) -> u16 {
-        match self.config.prefetch {
-            0 => u16::try_from(
-                self.config
-                    .concurrency
-                    .saturating_mul(AUTO_PREFETCH_PER_SLOT),
-            )
-            .unwrap_or(u16::MAX),
-            n => n,
+            awaiting: Awaiting::default(),
         }
     }
 
@@ -179,26 +142,23 @@ impl Executor {
         let topology = PoolTopology::new(&self.broker, pool);
         let channel = self.broker.channel().await?;
         topology.declare(&self.broker, &channel).await?;
-        // Prefetch bounds what this worker holds: held dispatches cannot be overtaken by a more
-        // urgent one, so it stays near the concurrency.
-        channel
-            .basic_qos(self.prefetch(), BasicQosOptions::default())
-            .await?;
-        let tag = format!("{}-{pool}", self.id);
-        let mut deliveries = channel
-            .basic_consume(
-                &topology.queue,
-                &tag,
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        tracing::info!(queue = %topology.queue, prefetch = self.prefetch(), concurrency = self.config.concurrency, "consuming jobs");
+        // The prefetch bounds what this worker holds: held dispatches cannot be overtaken by a
+        // more urgent one, so it stays near the concurrency but for finished ones (`holding`).
+        let mut window = Window::new(self.config.concurrency, self.config.prefetch);
+        let mut consumer = Consumer {
+            channel: &channel,
+            queue: &topology.queue,
+            tag: format!("{}-{pool}", self.id),
+            spell: 0,
+        };
+        let mut deliveries = consumer.start(window.current()).await?;
+        tracing::info!(queue = %topology.queue, prefetch = window.current(), concurrency = self.config.concurrency, "consuming jobs");
         let mut in_flight = JoinSet::new();
         // Held dispatches wait here for a slot; the most urgent starts first, so holding more
         // than the concurrency does not let a backlog of low jobs run before an urgent one.
         let mut waiting = std::collections::BinaryHeap::new();
         let mut seq = 0u64;
+        let mut tick = tokio::time::interval(holding::TICK);
         let result = loop {
             tokio::select! {
                 _ = stop_taking.cancelled() => break Ok(()),
@@ -210,14 +170,23 @@ impl Executor {
                     let back = hand_back.clone();
                     in_flight.spawn(async move { executor.handle(delivery, permit, back).await });
                 }
+                _ = tick.tick(), if window.adapts() => {
+                    let Some(prefetch) = window.next(self.awaiting.take_peak()) else { continue };
+                    match consumer.restart(&mut deliveries, prefetch).await {
+                        Ok(held) => {
+                            for delivery in held {
+                                seq += 1;
+                                waiting.push(Waiting::new(delivery, seq));
+                            }
+                            tracing::debug!(queue = %topology.queue, prefetch, "prefetch changed");
+                        }
+                        Err(err) => break Err(err.into()),
+                    }
+                }
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
                         seq += 1;
-                        waiting.push(Waiting {
-                            priority: delivery.properties.priority().unwrap_or(0),
-                            seq: std::cmp::Reverse(seq),
-                            delivery,
-                        });
+                        waiting.push(Waiting::new(delivery, seq));
                     }
                     Some(Err(err)) => break Err(err.into()),
                     None => break Err(anyhow::anyhow!("the broker closed the consumer")),
@@ -243,7 +212,7 @@ impl Executor {
             return result;
         }
         let _ = channel
-            .basic_cancel(&tag, BasicCancelOptions::default())
+            .basic_cancel(&consumer.tag, BasicCancelOptions::default())
             .await;
         while in_flight.join_next().await.is_some() {}
         let _ = channel.close(200, "worker stopped").await;
@@ -306,14 +275,15 @@ impl Executor {
         // report's confirm is in, so a copy of this dispatch never runs after that.
         let held = self.claims.hold(dispatch.dispatch_id, run_id);
         let span = tracing::info_span!("job", task_id = %dispatch.task_id, kind = %dispatch.kind, attempt = dispatch.attempt);
-        let (requeue, reported) = shared::trace::scope(traceparent, async {
+        let (requeue, reported, awaiting) = shared::trace::scope(traceparent, async {
             let run = self.execute(&dispatch, run_id, &hand_back, cancel_marked);
             let finished = tracing::Instrument::instrument(run, span).await;
             drop(permit);
             let requeue = finished.outcome == JobOutcome::Interrupted;
+            let awaiting = self.awaiting.enter();
             // Ack only once task-svc's report is safe with the broker.
             let reported = self.report_until_confirmed(finished).await;
-            (requeue, reported)
+            (requeue, reported, awaiting)
         })
         .await;
         drop(held);
@@ -333,6 +303,7 @@ impl Executor {
             // claim and settles without running.
             tracing::info!(task_id = %dispatch.task_id, error = %err, "could not settle a dispatch on its closed channel; the broker redelivers it");
         }
+        drop(awaiting);
     }
 
     /// Whether this task was cancelled (its cancel mark, which the claim read from Redis, or

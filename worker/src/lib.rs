@@ -11,6 +11,7 @@
 //! - [`handler`]: the [`handler::JobHandler`] trait, the job context and errors, the registry.
 //! - [`builtin`]: the built-in kinds `noop`, `sleep`, `http`, `command`.
 //! - [`executor`]: consuming, running, reporting and settling dispatches; cancels.
+//! - [`holding`]: what a pool consumer holds: its prefetch, and its held dispatches by priority.
 //! - [`reports`]: finished reports (batched, confirmed before the ack) and progress.
 //! - [`claims`]: one run per dispatch across redeliveries (a claim per dispatch in Redis).
 //! - [`pauses`]: pools an admin paused; their consumers stop until resumed.
@@ -20,6 +21,7 @@ pub mod claims;
 pub mod command;
 pub mod executor;
 pub mod handler;
+pub mod holding;
 pub mod pauses;
 pub mod reports;
 

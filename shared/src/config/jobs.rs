@@ -73,10 +73,11 @@ pub struct WorkersConfig {
     pub pools: Vec<String>,
     /// Jobs run at once by this process (across its pools).
     pub concurrency: usize,
-    /// Unacked dispatches held per pool queue; 0: four per slot (4 × concurrency). A dispatch
-    /// is acked only once its report is confirmed, so quick jobs need room beyond the running
-    /// ones; held jobs start most urgent first. Set it to the concurrency for long jobs spread
-    /// over many workers, so that no job waits in one worker while another is idle.
+    /// Unacked dispatches held per pool queue; 0: four per slot (4 × concurrency) for running
+    /// and waiting jobs, growing to sixteen per slot while finished ones await their report's
+    /// confirm (a dispatch is acked only then; see the worker's `holding`). Held jobs start most
+    /// urgent first. Set it to the concurrency for long jobs spread over many workers, so that
+    /// no job waits in one worker while another is idle.
     pub prefetch: u16,
     /// On SIGTERM, how long running jobs may take to finish before they are handed back.
     pub shutdown_grace_secs: u64,
