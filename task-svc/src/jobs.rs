@@ -1594,7 +1594,11 @@ pub async fn workers(
 /// on `(parent_id, scheduled_for)` refuses a second run of a tick). A tick missed while nothing
 /// ran (the platform was down) runs once, then the schedule continues from now. A tick whose
 /// owner already has `max_live` jobs waiting or running is skipped (`quotas::skips_tick`).
-pub async fn cron_round(pool: &PgPool, max_live: u32) -> anyhow::Result<usize> {
+pub async fn cron_round(
+    pool: &PgPool,
+    cache: &cache::ListCache,
+    max_live: u32,
+) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     // The templates are found through their own index and only then their task's status is
     // read: as a join, the planner started from the tasks that are 'scheduled' (every job
@@ -1608,7 +1612,7 @@ pub async fn cron_round(pool: &PgPool, max_live: u32) -> anyhow::Result<usize> {
     )
     .fetch_all(&mut *tx)
     .await?;
-    let mut created = 0;
+    let mut created = Vec::new();
     for (template_id, expression, tick) in due {
         let template: Task = sqlx::query_as(&format!(
             "SELECT {} FROM tasks WHERE id = $1",
@@ -1677,7 +1681,7 @@ pub async fn cron_round(pool: &PgPool, max_live: u32) -> anyhow::Result<usize> {
                     )?,
                 );
                 outbox::enqueue_all(&mut tx, events).await?;
-                created += 1;
+                created.push(run);
             }
             Ok(Inserted::Duplicate(_)) | Err(_) => {
                 sqlx::query("DELETE FROM tasks WHERE id = $1")
@@ -1688,8 +1692,12 @@ pub async fn cron_round(pool: &PgPool, max_live: u32) -> anyhow::Result<usize> {
         }
         advance_cron(&mut tx, template_id, &expression, tick).await?;
     }
+    // The new runs are in their owners' (and channels') lists from the commit on, cached first
+    // pages included.
+    let audience = cache::audience_many(&mut tx, &created.iter().collect::<Vec<_>>()).await?;
     tx.commit().await?;
-    Ok(created)
+    cache.invalidate(&audience).await;
+    Ok(created.len())
 }
 
 /// Moves a template's next tick past `tick` (and past now).
@@ -1713,12 +1721,13 @@ async fn advance_cron(
 /// Runs [`cron_round`] every `jobs.cron_poll_ms` until `shutdown`.
 pub async fn run_cron(
     pool: PgPool,
+    cache: cache::ListCache,
     config: JobsConfig,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let every = std::time::Duration::from_millis(config.cron_poll_ms.max(50));
     while !shutdown.is_cancelled() {
-        match cron_round(&pool, config.member_max_live_jobs).await {
+        match cron_round(&pool, &cache, config.member_max_live_jobs).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(runs = n, "cron runs created"),
             Err(err) => tracing::warn!(error = format!("{err:#}"), "cron round failed"),

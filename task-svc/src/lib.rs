@@ -118,6 +118,7 @@ pub async fn run(
     platform.spawn(reports.run_batched(REPORT_BATCH, shutdown.clone()));
     platform.spawn(jobs::run_cron(
         platform.pool.clone(),
+        list_cache.clone(),
         config.jobs.clone(),
         shutdown.clone(),
     ));

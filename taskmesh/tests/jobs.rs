@@ -503,6 +503,58 @@ async fn cron_creates_one_run_per_tick_even_with_two_schedulers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_cron_run_shows_in_a_cached_task_list_at_once() {
+    // Found in review: a run created by cron did not invalidate the cached first page of task
+    // lists, so it was missing from "my tasks" for up to `tasks.list_cache_secs`.
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.jobs.member_min_cron_interval_secs = 1;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    // No worker serves `later`: its runs stay queued, so only their creation changes the list.
+    let template = app
+        .create_job(
+            &ada,
+            "every second",
+            json!({"kind": "noop", "pool": "later", "cron": "* * * * * *"}),
+        )
+        .await;
+    let template_id = template["id"].as_str().unwrap().to_string();
+    let listed = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The plain first page, read once: now it is cached.
+    let (status, first) = app.get("/api/v1/tasks", Some(&ada)).await;
+    assert_eq!(status, 200, "{first}");
+    let seen = listed(&first);
+    let db = app.db(&app.env.config.task.database).await;
+    let run: String = eventually("a run the cached page lacks", WAIT, || async {
+        let runs: Vec<String> =
+            sqlx::query_scalar("SELECT task_id::text FROM jobs WHERE parent_id = $1::uuid")
+                .bind(&template_id)
+                .fetch_all(&db)
+                .await
+                .unwrap();
+        runs.into_iter().find(|id| !seen.contains(id))
+    })
+    .await;
+    let (status, second) = app.get("/api/v1/tasks", Some(&ada)).await;
+    assert_eq!(status, 200, "{second}");
+    assert!(
+        listed(&second).contains(&run),
+        "the run {run} is missing from the list: {second}"
+    );
+    let reply = app.cancel(&ada, &template_id).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_bulk_path_creates_all_or_nothing() {
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
