@@ -79,8 +79,6 @@ pub struct Executor {
     running: Mutex<HashMap<Uuid, Running>>,
     /// Cancels that arrived before their dispatch (kept an hour).
     cancelled: Mutex<HashMap<Uuid, Instant>>,
-    /// Finished dispatches awaiting their report's confirm (what the prefetch makes room for).
-    awaiting: Awaiting,
     /// Finished reports on their way to the broker ([`run_reporter`]).
     reports: mpsc::UnboundedSender<WaitingReport>,
 }
@@ -114,7 +112,6 @@ impl Executor {
             claims,
             running: Mutex::new(HashMap::new()),
             cancelled: Mutex::new(HashMap::new()),
-            awaiting: Awaiting::default(),
         }
     }
 
@@ -145,12 +142,9 @@ impl Executor {
         // The prefetch bounds what this worker holds: held dispatches cannot be overtaken by a
         // more urgent one, so it stays near the concurrency but for finished ones (`holding`).
         let mut window = Window::new(self.config.concurrency, self.config.prefetch);
-        let mut consumer = Consumer {
-            channel: &channel,
-            queue: &topology.queue,
-            tag: format!("{}-{pool}", self.id),
-            spell: 0,
-        };
+        // This pool's finished dispatches awaiting their confirm: what its window makes room for.
+        let awaiting = Arc::new(Awaiting::default());
+        let mut consumer = Consumer::new(&channel, &topology.queue, format!("{}-{pool}", self.id));
         let mut deliveries = consumer.start(window.current()).await?;
         tracing::info!(queue = %topology.queue, prefetch = window.current(), concurrency = self.config.concurrency, "consuming jobs");
         let mut in_flight = JoinSet::new();
@@ -168,10 +162,11 @@ impl Executor {
                     let Waiting { delivery, .. } = waiting.pop().expect("not empty");
                     let executor = self.clone();
                     let back = hand_back.clone();
-                    in_flight.spawn(async move { executor.handle(delivery, permit, back).await });
+                    let awaiting = awaiting.clone();
+                    in_flight.spawn(async move { executor.handle(delivery, permit, back, &awaiting).await });
                 }
                 _ = tick.tick(), if window.adapts() => {
-                    let Some(prefetch) = window.next(self.awaiting.take_peak()) else { continue };
+                    let Some(prefetch) = window.next(awaiting.take_peak()) else { continue };
                     match consumer.restart(&mut deliveries, prefetch).await {
                         Ok(held) => {
                             for delivery in held {
@@ -212,7 +207,7 @@ impl Executor {
             return result;
         }
         let _ = channel
-            .basic_cancel(&consumer.tag, BasicCancelOptions::default())
+            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
             .await;
         while in_flight.join_next().await.is_some() {}
         let _ = channel.close(200, "worker stopped").await;
@@ -225,6 +220,7 @@ impl Executor {
         delivery: Delivery,
         permit: tokio::sync::OwnedSemaphorePermit,
         hand_back: CancellationToken,
+        awaiting: &Awaiting,
     ) {
         let event = serde_json::from_slice::<CloudEvent>(&delivery.data);
         // Reports carry the dispatch's trace context: one trace from the creating request to
@@ -280,7 +276,7 @@ impl Executor {
             let finished = tracing::Instrument::instrument(run, span).await;
             drop(permit);
             let requeue = finished.outcome == JobOutcome::Interrupted;
-            let awaiting = self.awaiting.enter();
+            let awaiting = awaiting.enter();
             // Ack only once task-svc's report is safe with the broker.
             let reported = self.report_until_confirmed(finished).await;
             (requeue, reported, awaiting)

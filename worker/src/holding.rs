@@ -29,7 +29,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// Ticks of little need before the prefetch halves.
 const QUIET_TICKS: u32 = 10;
 
-/// The finished dispatches of a worker process awaiting their report's confirm, with the most
+/// The finished dispatches of one pool consumer awaiting their report's confirm, with the most
 /// seen since the last look.
 #[derive(Debug, Default)]
 pub struct Awaiting {
@@ -167,16 +167,33 @@ impl Ord for Waiting {
 
 /// A pool's consumer on its channel, started again under another tag when its prefetch changes.
 pub struct Consumer<'a> {
-    pub channel: &'a lapin::Channel,
-    pub queue: &'a str,
-    pub tag: String,
-    pub spell: u32,
+    channel: &'a lapin::Channel,
+    queue: &'a str,
+    /// The consumer tag's stem; the n-th restart consumes as `<base>~<n>`.
+    base: String,
+    tag: String,
+    spell: u32,
 }
 
 /// How long the old consumer's last deliveries may take to arrive after its cancel.
 const RESTART_DRAIN: Duration = Duration::from_secs(5);
 
-impl Consumer<'_> {
+impl<'a> Consumer<'a> {
+    pub fn new(channel: &'a lapin::Channel, queue: &'a str, base: String) -> Self {
+        Self {
+            channel,
+            queue,
+            tag: base.clone(),
+            base,
+            spell: 0,
+        }
+    }
+
+    /// The tag the consumer runs under now.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
     pub async fn start(&mut self, prefetch: u16) -> Result<lapin::Consumer, lapin::Error> {
         self.channel
             .basic_qos(prefetch, BasicQosOptions::default())
@@ -215,9 +232,8 @@ impl Consumer<'_> {
                 tracing::warn!(queue = %self.queue, "a cancelled consumer did not end; starting the next one anyway")
             }
         }
-        let (base, _) = self.tag.rsplit_once('~').unwrap_or((self.tag.as_str(), ""));
         self.spell += 1;
-        self.tag = format!("{base}~{}", self.spell);
+        self.tag = format!("{}~{}", self.base, self.spell);
         *deliveries = self.start(prefetch).await?;
         Ok(held)
     }
