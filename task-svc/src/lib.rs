@@ -2,33 +2,51 @@
 //! its outbox, whose relay runs here.
 //!
 //! # Layout
+//! Layered, dependencies one way: [`http`], [`consumers`] and [`background`] call [`service`],
+//! which uses [`domain`] (pure rules and types), [`store`] (all SQL) and [`infra`] (Redis and
+//! RabbitMQ). [`error::TaskError`] is the layers' one error, mapped once to problem+json and
+//! once to a consumer's decision. Jobs are laid out this way; the modules below the list are
+//! the older, flat part, moving into the layers:
+//! - where a job is completed: [`service::job_reports::complete_many`] (the one rule);
+//! - a job's types and checks: [`domain::job`]; its events: [`domain::events`];
+//! - dispatch, cancel, replay and purge: [`service::jobs`]; cron runs: [`service::cron`].
+//!
+//! The flat part:
 //! - [`access`]: what a caller may do with a task, asked by other services (media-svc).
 //! - [`audience`]: who may see some tasks now, asked by the gateway's live stream.
 //! - [`tasks`]: the task resource (ETags, history, events).
 //! - [`status`]: the status state machine.
 //! - [`channels`]: channels joined by code, whose members share tasks.
-//! - [`jobs`]: automated tasks: dispatch to worker pools, workers' reports, retries, dead
-//!   letters, cancel, cron, the worker list.
+//! - [`operations`]: the operators' job search and retry-now.
 //! - [`cache`]: the first page of each user's task list in Redis, invalidated on change.
 //! - [`priority`]: priority prediction (naive Bayes on this deployment's tasks, or a heuristic).
 //! - [`pool_pauses`]: pausing and resuming a pool (mirrored into Redis for workers).
 //! - [`pool_stats`]: pools' depth and the last hour's runs, for the operators' views.
+//! - [`quotas`]: members' live-job quotas, checked at creation and per cron tick.
 //! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
+//! - [`stopping`]: stopping a job (cancel, a member's removal or deactivation).
 //! - [`users`]: the read model of users, kept from `user.*` events.
 
 pub mod access;
 pub mod audience;
+pub mod background;
 pub mod cache;
 pub mod channels;
-pub mod jobs;
+pub mod consumers;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod infra;
 pub mod operations;
 pub mod pool_pauses;
 pub mod pool_stats;
 pub mod priority;
 pub mod quotas;
 pub mod reminders;
+pub mod service;
 pub mod status;
 pub mod stopping;
+pub mod store;
 pub mod tasks;
 pub mod users;
 
@@ -52,7 +70,7 @@ pub struct AppState {
     pub config: std::sync::Arc<Config>,
     pub cache: cache::ListCache,
     /// Worker pools whose queues this process declared.
-    pub pools: jobs::Pools,
+    pub pools: infra::amqp_pools::Pools,
 }
 
 /// This service's part of the API description.
@@ -63,8 +81,8 @@ pub struct AppState {
         tasks::model_report, tasks::model_retrain,
         channels::create, channels::list, channels::read, channels::join, channels::leave,
         channels::rotate_code, channels::remove_member,
-        jobs::cancel, jobs::attempts, jobs::dead_list, jobs::dead_replay, jobs::dead_purge,
-        jobs::workers, operations::search, operations::retry_now,
+        http::jobs::cancel, http::jobs::attempts, http::admin::dead_list,
+        http::admin::dead_replay, http::admin::dead_purge, http::admin::workers, operations::search, operations::retry_now,
         pool_stats::pools, pool_stats::activity, pool_pauses::pause, pool_pauses::resume
     ),
     tags(
@@ -109,14 +127,14 @@ pub async fn run(
     let reports = shared::consumer::Consumer::new(
         platform.broker.clone(),
         shared::topology::job_reports_queue(&platform.broker, &config.consumer),
-        jobs::JobReports {
+        consumers::job_reports::JobReports {
             pool: platform.pool.clone(),
             cache: list_cache.clone(),
             config: config.jobs.clone(),
         },
     );
     platform.spawn(reports.run_batched(REPORT_BATCH, shutdown.clone()));
-    platform.spawn(jobs::run_cron(
+    platform.spawn(background::cron::run_cron(
         platform.pool.clone(),
         list_cache.clone(),
         config.jobs.clone(),
@@ -135,7 +153,7 @@ pub async fn run(
     let app = Router::new()
         .merge(tasks::router())
         .merge(channels::router())
-        .merge(jobs::router())
+        .merge(http::jobs::router())
         .merge(operations::router())
         .merge(pool_stats::router())
         .merge(pool_pauses::router())
@@ -145,7 +163,7 @@ pub async fn run(
             pool: platform.pool.clone(),
             config: std::sync::Arc::new(config.clone()),
             cache: list_cache.clone(),
-            pools: jobs::Pools::new(platform.broker.clone()),
+            pools: infra::amqp_pools::Pools::new(platform.broker.clone()),
         })
         .merge(shared::health::openapi_router(
             <ApiDoc as utoipa::OpenApi>::openapi(),

@@ -12,7 +12,7 @@ use shared::config::Config;
 use shared::{identity::Identity, ApiError};
 use sqlx::PgConnection;
 
-use crate::jobs::ParsedJob;
+use crate::domain::job::ParsedJob;
 
 fn invalid(code: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::unprocessable(code, detail)
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn the_gap_of_a_schedule_is_its_shortest_between_ticks() {
-        let gap = |e: &str| shortest_gap(&crate::jobs::parse_cron(e).unwrap()).unwrap();
+        let gap = |e: &str| shortest_gap(&crate::domain::job::parse_cron(e).unwrap()).unwrap();
         assert_eq!(gap("* * * * * *"), chrono::Duration::seconds(1));
         assert_eq!(gap("*/5 * * * *"), chrono::Duration::minutes(5));
         assert_eq!(gap("0,1 * * * *"), chrono::Duration::minutes(1));

@@ -71,7 +71,7 @@ pub async fn stop(
     after.status = "cancelled".into();
     let changes = crate::tasks::status_change(task, &after);
     let mut saved = crate::tasks::save(tx, &after, actor, changes).await?;
-    crate::jobs::attach(tx, std::slice::from_mut(&mut saved)).await?;
+    crate::store::jobs::attach(tx, std::slice::from_mut(&mut saved)).await?;
     Ok(saved)
 }
 

@@ -30,7 +30,15 @@ use shared::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{cache, channels, jobs, priority, reminders, status, AppState, SERVICE};
+use crate::{
+    cache, channels,
+    domain::job as jobs,
+    priority, reminders,
+    service::jobs::{self as job_service, Inserted},
+    status,
+    store::jobs::attach,
+    AppState, SERVICE,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -507,11 +515,11 @@ async fn insert_many(
         .enumerate()
         .filter_map(|(i, p)| Some((i, p.job.as_ref()?)))
         .collect();
-    let mut job_results: HashMap<usize, jobs::Inserted> = HashMap::new();
+    let mut job_results: HashMap<usize, Inserted> = HashMap::new();
     if !with_jobs.is_empty() {
         let items: Vec<(&Task, &jobs::ParsedJob)> =
             with_jobs.iter().map(|(i, j)| (&tasks[*i], *j)).collect();
-        let inserted = jobs::insert_many(tx, &items, None).await?;
+        let inserted = job_service::insert_many(tx, &items, None).await?;
         job_results = with_jobs.iter().map(|(i, _)| *i).zip(inserted).collect();
     }
     let lead = state.config.tasks.due_soon_lead_secs;
@@ -521,12 +529,12 @@ async fn insert_many(
     for (index, mut task) in tasks.into_iter().enumerate() {
         let mut job_events = Vec::new();
         match job_results.remove(&index) {
-            Some(jobs::Inserted::Duplicate(existing)) => {
+            Some(Inserted::Duplicate(existing)) => {
                 duplicates.push(task.id);
                 results.push(Created::Existing(existing));
                 continue;
             }
-            Some(jobs::Inserted::Created(view, dispatch)) => {
+            Some(Inserted::Created(view, dispatch)) => {
                 task.job = Some(*view);
                 job_events = dispatch;
             }
@@ -843,7 +851,7 @@ async fn query_list(
     .push_bind(limit + 1);
     let mut conn = state.pool.acquire().await?;
     let mut items: Vec<Task> = sql.build_query_as().fetch_all(&mut *conn).await?;
-    jobs::attach(&mut conn, &mut items).await?;
+    attach(&mut conn, &mut items).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|t| encode_cursor(t, sort))
@@ -873,7 +881,7 @@ pub(crate) async fn visible(
     if !access.read {
         return Err(ApiError::not_found("task"));
     }
-    jobs::attach(conn, std::slice::from_mut(&mut task)).await?;
+    attach(conn, std::slice::from_mut(&mut task)).await?;
     Ok((task, access))
 }
 
@@ -1117,7 +1125,7 @@ pub(crate) async fn save(
         ..task
     };
     if task.job.is_some() {
-        jobs::attach(&mut *tx, std::slice::from_mut(&mut task)).await?;
+        attach(&mut *tx, std::slice::from_mut(&mut task)).await?;
     }
     sqlx::query(
         "INSERT INTO task_history (id, task_id, actor_id, changes) VALUES ($1, $2, $3, $4)",

@@ -1,0 +1,27 @@
+//! The cron loop: [`crate::service::cron::cron_round`] every `jobs.cron_poll_ms`.
+
+use shared::config::JobsConfig;
+use sqlx::PgPool;
+
+use crate::{cache, service::cron::cron_round};
+
+/// Runs [`cron_round`] every `jobs.cron_poll_ms` until `shutdown`.
+pub async fn run_cron(
+    pool: PgPool,
+    cache: cache::ListCache,
+    config: JobsConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let every = std::time::Duration::from_millis(config.cron_poll_ms.max(50));
+    while !shutdown.is_cancelled() {
+        match cron_round(&pool, &cache, config.member_max_live_jobs).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(runs = n, "cron runs created"),
+            Err(err) => tracing::warn!(error = format!("{err:#}"), "cron round failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Periodic loops, thin: each calls `service`.
+
+pub mod cron;

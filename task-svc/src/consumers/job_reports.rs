@@ -1,0 +1,110 @@
+//! The queue of workers' reports (`job.started`, `job.progress`, `job.finished` and its
+//! batches): decoded here, applied by [`crate::service::job_reports`].
+
+use shared::{
+    config::JobsConfig,
+    consumer::{BatchHandler, Handler, HandlerError, Incoming},
+    events::{CloudEvent, EventPayload, JobFinished, JobOutcome, JobProgress, JobStarted},
+    idempotency,
+};
+use sqlx::{PgConnection, PgPool};
+
+use crate::{
+    cache,
+    service::job_reports::{complete_many, on_finished, on_progress, on_started},
+    tasks::Task,
+};
+
+/// Consumer name of the report handler in `processed_events`.
+pub const CONSUMER: &str = "task-svc.job-reports";
+
+/// Applies workers' reports (`job.started`, `job.progress`, `job.finished`) to tasks.
+pub struct JobReports {
+    pub pool: PgPool,
+    pub cache: cache::ListCache,
+    pub config: JobsConfig,
+}
+
+fn reject(err: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
+    HandlerError::Reject(err.into())
+}
+
+impl JobReports {
+    /// Applies one report inside `tx` (once: duplicates are recognised and skipped). Returns the
+    /// task if its status changed.
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &CloudEvent,
+    ) -> Result<Option<Task>, HandlerError> {
+        if !idempotency::first_time(tx, CONSUMER, event.id).await? {
+            return Ok(None);
+        }
+        Ok(match event.event_type.as_str() {
+            JobStarted::TYPE => {
+                on_started(tx, event.decode().map_err(reject)?, &self.config).await?
+            }
+            JobProgress::TYPE => on_progress(tx, event.decode().map_err(reject)?).await?,
+            JobFinished::TYPE => {
+                on_finished(tx, event.decode().map_err(reject)?, &self.config).await?
+            }
+            other => {
+                return Err(HandlerError::Reject(anyhow::anyhow!(
+                    "not a job report: {other}"
+                )))
+            }
+        })
+    }
+
+    /// Commits `tx`, then invalidates the cached lists that show the changed tasks.
+    async fn finish(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        touched: Vec<Task>,
+    ) -> Result<(), HandlerError> {
+        let touched: Vec<&Task> = touched.iter().collect();
+        let audience = cache::audience_many(&mut tx, &touched).await?;
+        tx.commit().await?;
+        self.cache.invalidate(&audience).await;
+        Ok(())
+    }
+}
+
+impl Handler for JobReports {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
+        self.handle_batch(std::slice::from_ref(message)).await
+    }
+}
+
+impl BatchHandler for JobReports {
+    /// A batch in one transaction. Successes, the bulk of a busy queue, are applied together in
+    /// a few set-based statements; every other report goes through [`JobReports::apply`] in
+    /// arrival order. The order between the two does not matter: each report is applied on its
+    /// own merits (stale dispatches, finished tasks and late starts are recognised).
+    async fn handle_batch(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let mut touched = Vec::new();
+        let mut successes = Vec::new();
+        // A worker's `job.finished.batch` counts as its reports, each once.
+        let mut events = Vec::with_capacity(messages.len());
+        for message in messages {
+            events.extend(message.event.expand_reports().map_err(reject)?);
+        }
+        for event in &events {
+            if event.event_type == JobFinished::TYPE {
+                if let Ok(report) = event.decode::<JobFinished>() {
+                    if report.outcome == JobOutcome::Succeeded {
+                        successes.push((report, event.traceparent.clone()));
+                        continue;
+                    }
+                }
+            }
+            // The events a report causes continue its trace.
+            let applied =
+                shared::trace::scope(event.traceparent.clone(), self.apply(&mut tx, event)).await;
+            touched.extend(applied?);
+        }
+        touched.extend(complete_many(&mut tx, successes).await?);
+        self.finish(tx, touched).await
+    }
+}

@@ -1,0 +1,3 @@
+//! Queue consumers, thin: decode, then call `service`.
+
+pub mod job_reports;

@@ -1,0 +1,4 @@
+//! Pure rules and types: no I/O, no async.
+
+pub mod events;
+pub mod job;

@@ -1,0 +1,126 @@
+//! Operators' job routes: dead jobs (list, replay, purge) and the workers.
+
+use axum::{
+    extract::{Query, State},
+    Json,
+};
+use serde::{Deserialize, Serialize};
+use shared::{
+    identity::Identity,
+    problem::{JsonBody, ProblemBody},
+    ApiError,
+};
+
+use crate::{
+    domain::job::{DeadJob, DeadSelection},
+    infra::workers::WorkerInfo,
+    AppState,
+};
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeadJobs {
+    pub items: Vec<DeadJob>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeadQuery {
+    pub pool: Option<String>,
+    /// At most this many, newest first (1 to 1000, default 100).
+    pub limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/jobs/dead", tag = "jobs", security(("bearer" = [])), params(DeadQuery),
+    responses((status = 200, description = "Dead jobs not purged, newest first", body = DeadJobs),
+        (status = 403, description = "Not an admin", body = ProblemBody)))]
+pub async fn dead_list(
+    State(state): State<AppState>,
+    identity: Identity,
+    query: Result<Query<DeadQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DeadJobs>, ApiError> {
+    identity.require_admin()?;
+    let Query(query) = query?;
+    let limit = i64::from(query.limit.unwrap_or(100).clamp(1, 1000));
+    let items = crate::store::jobs::dead_list(&state.pool, query.pool.as_deref(), limit).await?;
+    Ok(Json(DeadJobs { items }))
+}
+
+/// How many jobs an admin call changed.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Affected {
+    pub count: u64,
+}
+
+fn check_selection(selection: &DeadSelection) -> Result<(), ApiError> {
+    if selection
+        .task_ids
+        .as_ref()
+        .is_some_and(|ids| ids.len() > 1000)
+    {
+        return Err(ApiError::unprocessable(
+            "too_many",
+            "at most 1000 task_ids per call",
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/jobs/dead/replay", tag = "jobs", security(("bearer" = [])), request_body = DeadSelection,
+    responses((status = 200, description = "Replayed: each job is queued again with a fresh budget of attempts", body = Affected),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 422, description = "More than 1000 task_ids", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
+pub async fn dead_replay(
+    State(state): State<AppState>,
+    identity: Identity,
+    JsonBody(selection): JsonBody<DeadSelection>,
+) -> Result<Json<Affected>, ApiError> {
+    identity.require_admin()?;
+    check_selection(&selection)?;
+    let count = crate::service::jobs::replay_dead(&state, &selection).await?;
+    Ok(Json(Affected { count }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/admin/jobs/dead", tag = "jobs", security(("bearer" = [])), request_body = DeadSelection,
+    responses((status = 200, description = "Purged from the dead list and the dead-letter queue (the tasks stay, dead)", body = Affected),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 422, description = "More than 1000 task_ids", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
+pub async fn dead_purge(
+    State(state): State<AppState>,
+    identity: Identity,
+    JsonBody(selection): JsonBody<DeadSelection>,
+) -> Result<Json<Affected>, ApiError> {
+    identity.require_admin()?;
+    check_selection(&selection)?;
+    let count = crate::service::jobs::purge_dead(&state, &selection).await?;
+    Ok(Json(Affected { count }))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Workers {
+    pub items: Vec<WorkerInfo>,
+}
+
+#[utoipa::path(get, path = "/api/v1/workers", tag = "jobs", security(("bearer" = [])),
+    responses((status = 200, description = "Workers that reported in the last hour, with alive/dead/stopped", body = Workers),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 503, description = "Redis is down", body = ProblemBody)))]
+pub async fn workers(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<Workers>, ApiError> {
+    identity.require_admin()?;
+    let dead_after = chrono::Duration::seconds(state.config.jobs.worker_dead_after_secs as i64);
+    let items = crate::infra::workers::list(
+        state.cache.redis.clone(),
+        &state.config.redis.key_prefix,
+        dead_after,
+    )
+    .await
+    .map_err(|err| {
+        tracing::warn!(error = %err, "cannot list workers");
+        ApiError::unavailable("redis")
+    })?;
+    Ok(Json(Workers { items }))
+}

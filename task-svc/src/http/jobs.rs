@@ -1,0 +1,59 @@
+//! A task's job over HTTP: cancel it, list its runs.
+
+use crate::{
+    domain::job::Attempt,
+    http::admin::{dead_list, dead_purge, dead_replay, workers},
+    tasks::Task,
+    AppState,
+};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{Deserialize, Serialize};
+use shared::{identity::Identity, problem::ProblemBody, ApiError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tasks/{id}/attempts", get(attempts))
+        .route("/api/v1/tasks/{id}/cancel", post(cancel))
+        .route("/api/v1/admin/jobs/dead", get(dead_list).delete(dead_purge))
+        .route("/api/v1/admin/jobs/dead/replay", post(dead_replay))
+        .route("/api/v1/workers", get(workers))
+}
+
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "jobs", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Task id")),
+    responses((status = 200, description = "Cancelled: a queued job never starts, a running one is told to stop; a cron template stops ticking", body = Task),
+        (status = 403, description = "Visible but not editable by the caller", body = ProblemBody),
+        (status = 404, description = "No such task visible to the caller", body = ProblemBody),
+        (status = 409, description = "Already finished", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id, task_id = %id))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let saved = crate::service::jobs::cancel(&state, &identity, &id).await?;
+    Ok(crate::tasks::with_etag(StatusCode::OK, saved))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attempts {
+    pub items: Vec<Attempt>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/attempts", tag = "jobs", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Task id")),
+    responses((status = 200, description = "Every run of the task's job, oldest first", body = Attempts),
+        (status = 404, description = "No such task visible to the caller", body = ProblemBody)))]
+pub async fn attempts(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<Attempts>, ApiError> {
+    let items = crate::service::jobs::attempts(&state, &identity, &id).await?;
+    Ok(Json(Attempts { items }))
+}

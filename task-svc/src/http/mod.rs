@@ -1,0 +1,4 @@
+//! Routes and their request and response types, thin: no SQL.
+
+pub mod admin;
+pub mod jobs;

@@ -1,0 +1,4 @@
+//! Redis and RabbitMQ helpers.
+
+pub mod amqp_pools;
+pub mod workers;

@@ -1,0 +1,142 @@
+//! Cron templates' runs: each due tick creates one run, exactly once.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use shared::{
+    events::CloudEvent,
+    outbox::{self, Route},
+};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    cache,
+    domain::job::{parse_cron, ParsedJob},
+    service::jobs::{insert, Inserted},
+    tasks::Task,
+    SERVICE,
+};
+
+/// Creates the due runs of cron templates: one task per tick, exactly once however many
+/// task-svc replicas run this (the template row is locked with `SKIP LOCKED`, and a unique index
+/// on `(parent_id, scheduled_for)` refuses a second run of a tick). A tick missed while nothing
+/// ran (the platform was down) runs once, then the schedule continues from now. A tick whose
+/// owner already has `max_live` jobs waiting or running is skipped (`quotas::skips_tick`).
+pub async fn cron_round(
+    pool: &PgPool,
+    cache: &cache::ListCache,
+    max_live: u32,
+) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    // The templates are found through their own index and only then their task's status is
+    // read: as a join, the planner started from the tasks that are 'scheduled' (every job
+    // waiting for its run_at is), a visit per waiting job every round.
+    let due: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT j.task_id, j.cron, j.next_run_at FROM jobs j
+          WHERE j.cron IS NOT NULL AND j.next_run_at <= now()
+            AND (SELECT t.status FROM tasks t WHERE t.id = j.task_id) = 'scheduled'
+          ORDER BY j.next_run_at LIMIT 100
+            FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut created = Vec::new();
+    for (template_id, expression, tick) in due {
+        let template: Task = sqlx::query_as(&format!(
+            "SELECT {} FROM tasks WHERE id = $1",
+            crate::tasks::COLUMNS
+        ))
+        .bind(template_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if crate::quotas::skips_tick(&mut tx, template.owner_id, max_live).await? {
+            advance_cron(&mut tx, template_id, &expression, tick).await?;
+            continue;
+        }
+        let job: (String, Value, String, i32, i64, i64, i64) = sqlx::query_as(
+            "SELECT kind, payload, pool, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms
+               FROM jobs WHERE task_id = $1",
+        )
+        .bind(template_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let run: Task = sqlx::query_as(&format!(
+            "INSERT INTO tasks (id, owner_id, title, description, status, priority,
+                                priority_source, channel_id, tags)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8) RETURNING {}",
+            crate::tasks::COLUMNS
+        ))
+        .bind(Uuid::now_v7())
+        .bind(template.owner_id)
+        .bind(&template.title)
+        .bind(&template.description)
+        .bind(&template.priority)
+        .bind(&template.priority_source)
+        .bind(template.channel_id)
+        .bind(&template.tags)
+        .fetch_one(&mut *tx)
+        .await?;
+        let parsed = ParsedJob {
+            kind: job.0.clone(),
+            payload: job.1,
+            pool: job.2,
+            run_at: None,
+            cron: None,
+            max_attempts: job.3,
+            backoff_base_ms: job.4,
+            backoff_max_ms: job.5,
+            timeout_ms: job.6,
+            unique_key: None,
+        };
+        match insert(&mut tx, &run, &parsed, Some((template_id, tick))).await {
+            Ok(Inserted::Created(_, mut events)) => {
+                let created_event = shared::events::TaskCreated {
+                    task_id: run.id,
+                    owner_id: run.owner_id,
+                    title: run.title.clone(),
+                    status: run.status.clone(),
+                    priority: run.priority.clone(),
+                    assignee_id: None,
+                    channel_id: run.channel_id,
+                    due_at: None,
+                    job_kind: Some(job.0),
+                };
+                events.insert(
+                    0,
+                    outbox::Pending::new(
+                        CloudEvent::new(SERVICE, created_event),
+                        Route::default(),
+                    )?,
+                );
+                outbox::enqueue_all(&mut tx, events).await?;
+                created.push(run);
+            }
+            Ok(Inserted::Duplicate(_)) | Err(_) => {
+                sqlx::query("DELETE FROM tasks WHERE id = $1")
+                    .bind(run.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        advance_cron(&mut tx, template_id, &expression, tick).await?;
+    }
+    // The new runs are in their owners' (and channels') lists from the commit on, cached first
+    // pages included.
+    let audience = cache::audience_many(&mut tx, &created.iter().collect::<Vec<_>>()).await?;
+    tx.commit().await?;
+    cache.invalidate(&audience).await;
+    Ok(created.len())
+}
+
+/// Moves a template's next tick past `tick` (and past now).
+async fn advance_cron(
+    tx: &mut PgConnection,
+    template_id: Uuid,
+    expression: &str,
+    tick: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let next = parse_cron(expression)
+        .ok()
+        .and_then(|schedule| schedule.after(&tick.max(Utc::now())).next());
+    crate::store::jobs::set_next_run(tx, template_id, next).await
+}

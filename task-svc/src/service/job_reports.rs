@@ -1,0 +1,316 @@
+//! Workers' reports applied to tasks: a run started, progressed or finished, and what follows
+//! (completion, a retry after the backoff, the dead-letter queue).
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use shared::{
+    config::JobsConfig,
+    events::{
+        CloudEvent, JobCancel, JobFinished, JobOutcome, JobProgress, JobStarted, TaskCompleted,
+        TaskDead, TaskFailed,
+    },
+    outbox::{self, Route},
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    domain::job::{backoff, LIVE},
+    service::jobs::dispatch,
+    store::jobs::{lock, set_status, Locked},
+    tasks::Task,
+    SERVICE,
+};
+
+/// Records the run; marks other open runs of the dispatch lost (their worker died and the broker
+/// redelivered); the task becomes `running`. Returns the task if its status changed.
+pub async fn on_started(
+    tx: &mut PgConnection,
+    report: JobStarted,
+    config: &JobsConfig,
+) -> Result<Option<Task>, sqlx::Error> {
+    let Some((mut task, job)) = lock(tx, report.task_id).await? else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "INSERT INTO job_attempts (run_id, task_id, dispatch_id, attempt, worker_id, started_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (run_id) DO UPDATE
+            SET started_at = COALESCE(job_attempts.started_at, EXCLUDED.started_at)",
+    )
+    .bind(report.run_id)
+    .bind(report.task_id)
+    .bind(report.dispatch_id)
+    .bind(report.attempt)
+    .bind(&report.worker_id)
+    .bind(report.started_at)
+    .execute(&mut *tx)
+    .await?;
+    if job.dispatch_id != Some(report.dispatch_id) {
+        return Ok(None);
+    }
+    let lost = sqlx::query(
+        "UPDATE job_attempts
+            SET outcome = 'lost', ended_at = $3,
+                error = 'the worker stopped before finishing; the broker handed the job to another run'
+          WHERE task_id = $4 AND dispatch_id = $1 AND run_id <> $2 AND outcome = 'running'",
+    )
+    .bind(report.dispatch_id)
+    .bind(report.run_id)
+    .bind(report.started_at)
+    .bind(report.task_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "UPDATE jobs SET current_run = $2, lost_runs = lost_runs + $3,
+                         started_at = COALESCE(started_at, $4), progress = NULL
+          WHERE task_id = $1",
+    )
+    .bind(task.id)
+    .bind(report.run_id)
+    .bind(lost as i32)
+    .bind(report.started_at)
+    .execute(&mut *tx)
+    .await?;
+    if lost > 0 {
+        tracing::warn!(task_id = %task.id, lost, previous_lost = job.lost_runs, "a run of this job was lost with its worker");
+        let lost_runs = job.lost_runs + lost as i32;
+        if lost_runs >= config.max_lost_runs as i32 && LIVE.contains(&task.status.as_str()) {
+            // Its workers keep dying while running it: most likely the job kills them. Stop
+            // the current run and dead-letter it rather than rerun it without end.
+            let error = format!(
+                "its runs were lost with their workers {lost_runs} times; it may be what stops them"
+            );
+            bury(tx, &mut task, &job, &error).await?;
+            outbox::enqueue(tx, CloudEvent::new(SERVICE, JobCancel { task_id: task.id })).await?;
+            return Ok(Some(task));
+        }
+    }
+    if matches!(
+        task.status.as_str(),
+        "pending" | "scheduled" | "queued" | "retrying"
+    ) {
+        set_status(tx, &mut task, "running").await?;
+        return Ok(Some(task));
+    }
+    Ok(None)
+}
+
+pub async fn on_progress(
+    tx: &mut PgConnection,
+    report: JobProgress,
+) -> Result<Option<Task>, sqlx::Error> {
+    let progress = serde_json::json!({ "percent": report.percent, "message": report.message });
+    sqlx::query(
+        "UPDATE jobs SET progress = $3, progress_seq = $4
+          WHERE task_id = $1 AND dispatch_id = $2 AND current_run IS NOT DISTINCT FROM $5
+            AND progress_seq < $4",
+    )
+    .bind(report.task_id)
+    .bind(report.dispatch_id)
+    .bind(&progress)
+    .bind(report.seq)
+    .bind(report.run_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE job_attempts SET progress = $2 WHERE run_id = $1 AND ended_at IS NULL")
+        .bind(report.run_id)
+        .bind(&progress)
+        .execute(&mut *tx)
+        .await?;
+    Ok(None)
+}
+
+/// Records how the run ended and moves the job on: completed, retrying (a new dispatch after
+/// the backoff), dead (the pool's dead-letter queue), cancelled, or queued again (handed back).
+pub async fn on_finished(
+    tx: &mut PgConnection,
+    report: JobFinished,
+    config: &JobsConfig,
+) -> Result<Option<Task>, sqlx::Error> {
+    let Some((mut task, job)) = lock(tx, report.task_id).await? else {
+        return Ok(None);
+    };
+    let error: Option<String> = report
+        .error
+        .as_ref()
+        .map(|e| e.chars().take(4000).collect());
+    // A dispatch skipped because its task was cancelled never ran: no attempt to record.
+    let skipped = report.outcome == JobOutcome::Cancelled;
+    sqlx::query(
+        "INSERT INTO job_attempts (run_id, task_id, dispatch_id, attempt, worker_id, started_at,
+                                   ended_at, outcome, error)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+          WHERE NOT $10 OR EXISTS (SELECT 1 FROM job_attempts WHERE run_id = $1)
+         ON CONFLICT (run_id) DO UPDATE
+            SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, error = EXCLUDED.error
+          WHERE job_attempts.outcome IN ('running', 'lost')",
+    )
+    .bind(report.run_id)
+    .bind(report.task_id)
+    .bind(report.dispatch_id)
+    .bind(report.attempt)
+    .bind(&report.worker_id)
+    .bind(report.started_at)
+    .bind(report.ended_at)
+    .bind(report.outcome.as_str())
+    .bind(&error)
+    .bind(skipped)
+    .execute(&mut *tx)
+    .await?;
+    let current = job.dispatch_id == Some(report.dispatch_id);
+    let live = LIVE.contains(&task.status.as_str());
+    if !current || !live {
+        return Ok(None);
+    }
+    // Another run took over this dispatch (this one was presumed lost): only a success still
+    // counts; a failure of the old run must not retry what the new run is doing.
+    let this_run = job.current_run.is_none() || job.current_run == Some(report.run_id);
+    match report.outcome {
+        // Never reached from the queue (successes go to `complete_many` together); kept on
+        // the one rule all the same.
+        JobOutcome::Succeeded => return Ok(complete_many(tx, vec![(report, None)]).await?.pop()),
+        JobOutcome::Interrupted if this_run => {
+            // The worker shut down and requeued the dispatch: it runs again, same attempt.
+            sqlx::query("UPDATE jobs SET current_run = NULL WHERE task_id = $1")
+                .bind(task.id)
+                .execute(&mut *tx)
+                .await?;
+            set_status(tx, &mut task, "queued").await?;
+        }
+        JobOutcome::Cancelled if this_run => {
+            sqlx::query(
+                "UPDATE jobs SET finished_at = $2, unique_lock = NULL, current_run = NULL
+                  WHERE task_id = $1",
+            )
+            .bind(task.id)
+            .bind(report.ended_at)
+            .execute(&mut *tx)
+            .await?;
+            set_status(tx, &mut task, "cancelled").await?;
+        }
+        JobOutcome::Failed | JobOutcome::TimedOut if this_run => {
+            let error = error.unwrap_or_else(|| report.outcome.as_str().to_string());
+            fail(tx, &mut task, &job, &error, report.retryable, config).await?;
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(task))
+}
+
+/// A failed attempt: retry after the backoff, or dead-letter when attempts are used up (or
+/// retrying cannot help).
+async fn fail(
+    tx: &mut PgConnection,
+    task: &mut Task,
+    job: &Locked,
+    error: &str,
+    retryable: bool,
+    _config: &JobsConfig,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET last_error = $2, current_run = NULL WHERE task_id = $1")
+        .bind(task.id)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+    if retryable && job.attempt < job.max_attempts {
+        let retry_at = Utc::now() + backoff(job.backoff_base_ms, job.backoff_max_ms, job.attempt);
+        set_status(tx, task, "retrying").await?;
+        dispatch(tx, task, job.attempt + 1, Some(retry_at), false).await?;
+        let failed = TaskFailed {
+            task_id: task.id,
+            owner_id: task.owner_id,
+            title: task.title.clone(),
+            kind: job.kind.clone(),
+            pool: job.pool.clone(),
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            error: error.to_string(),
+            retry_at: Some(retry_at),
+        };
+        outbox::enqueue(tx, CloudEvent::new(SERVICE, failed)).await?;
+        return Ok(());
+    }
+    bury(tx, task, job, error).await
+}
+
+/// The job is dead: the task says so, `task.dead` is published, and a copy goes to the pool's
+/// dead-letter queue (`<ns>.jobs.<pool>.dlq`) for the console and for replay.
+async fn bury(
+    tx: &mut PgConnection,
+    task: &mut Task,
+    job: &Locked,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET finished_at = now(), unique_lock = NULL, dead_purged_at = NULL,
+                         last_error = $2
+          WHERE task_id = $1",
+    )
+    .bind(task.id)
+    .bind(error)
+    .execute(&mut *tx)
+    .await?;
+    set_status(tx, task, "dead").await?;
+    let dead = TaskDead {
+        task_id: task.id,
+        owner_id: task.owner_id,
+        title: task.title.clone(),
+        kind: job.kind.clone(),
+        pool: job.pool.clone(),
+        attempts: job.attempt,
+        error: error.to_string(),
+    };
+    let route = Route {
+        routing_key: Some(format!("job.dead.{}", job.pool)),
+        ..Route::default()
+    };
+    outbox::enqueue_routed(tx, CloudEvent::new(SERVICE, dead.clone()), route).await?;
+    outbox::enqueue(tx, CloudEvent::new(SERVICE, dead)).await?;
+    Ok(())
+}
+
+/// Applies successful `job.finished` reports together (with their trace contexts): the one rule
+/// that completes a job. Records their runs, completes their tasks (only a live task whose
+/// current dispatch it is) and announces `task.completed`. Returns the completed tasks.
+///
+/// Idempotent without a processed-events record: a duplicate report changes nothing and
+/// announces nothing.
+pub async fn complete_many(
+    tx: &mut PgConnection,
+    reports: Vec<(JobFinished, Option<String>)>,
+) -> Result<Vec<Task>, sqlx::Error> {
+    let traces: HashMap<Uuid, Option<String>> = reports
+        .iter()
+        .map(|(r, traceparent)| (r.task_id, traceparent.clone()))
+        .collect();
+    let reports: Vec<JobFinished> = reports.into_iter().map(|(r, _)| r).collect();
+    let done = crate::store::jobs::complete_many(tx, &reports).await?;
+    if done.is_empty() {
+        return Ok(Vec::new());
+    }
+    let events = done
+        .iter()
+        .map(|(task, job_kind)| {
+            let mut event = CloudEvent::new(
+                SERVICE,
+                TaskCompleted {
+                    task_id: task.id,
+                    owner_id: task.owner_id,
+                    actor_id: Uuid::nil(),
+                    assignee_id: None,
+                    title: task.title.clone(),
+                    job_kind: Some(job_kind.clone()),
+                },
+            );
+            if let Some(traceparent) = traces.get(&task.id).cloned().flatten() {
+                event.traceparent = Some(traceparent);
+            }
+            event
+        })
+        .collect();
+    outbox::enqueue_many(tx, events).await?;
+    Ok(done.into_iter().map(|(task, _)| task).collect())
+}

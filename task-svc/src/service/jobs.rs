@@ -1,0 +1,374 @@
+//! A task's job: written with its task, and handed to its pool (a dispatch).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use shared::{identity::Identity, outbox, ApiError};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        events::{assigned_event, dispatch_event},
+        job::{Attempt, DeadSelection, JobView, ParsedJob, LIVE},
+    },
+    error::TaskError,
+    infra::amqp_pools::prune_dead_letters,
+    store,
+    tasks::Task,
+    AppState,
+};
+
+/// Outcome of writing a new job.
+pub enum Inserted {
+    /// Written; these events (its first dispatch and `task.assigned`, unless it waits for a
+    /// cron tick) go to the outbox with the caller's.
+    Created(Box<JobView>, Vec<outbox::Pending>),
+    /// A live job with the same `unique_key` exists: this one.
+    Duplicate(Uuid),
+}
+
+/// Writes the job of the just-inserted `task` and prepares its first dispatch. Inside the
+/// caller's transaction; the caller writes the returned events.
+pub async fn insert(
+    tx: &mut PgConnection,
+    task: &Task,
+    job: &ParsedJob,
+    parent: Option<(Uuid, DateTime<Utc>)>,
+) -> Result<Inserted, TaskError> {
+    let mut inserted = insert_many(tx, &[(task, job)], parent).await?;
+    Ok(inserted.pop().expect("one result per job"))
+}
+
+/// [`insert`] for several tasks in one statement (a bulk creation), results in their order.
+pub async fn insert_many(
+    tx: &mut PgConnection,
+    items: &[(&Task, &ParsedJob)],
+    parent: Option<(Uuid, DateTime<Utc>)>,
+) -> Result<Vec<Inserted>, TaskError> {
+    struct Row {
+        next_run_at: Option<DateTime<Utc>>,
+        attempt: i32,
+        first: Option<(Uuid, outbox::Pending)>,
+    }
+    let mut rows = Vec::with_capacity(items.len());
+    for (task, job) in items {
+        let next_run_at = job
+            .cron
+            .as_ref()
+            .and_then(|(_, schedule)| schedule.upcoming(Utc).next());
+        // The first dispatch is written with the job (its ids are known before), so a new job
+        // costs one row here and its events.
+        let first = match job.cron {
+            Some(_) => None,
+            None => {
+                let at = job.run_at.filter(|at| *at > Utc::now());
+                Some(dispatch_event(task, job, 1, at)?)
+            }
+        };
+        rows.push(Row {
+            next_run_at,
+            attempt: i32::from(first.is_some()),
+            first,
+        });
+    }
+    let inserted: HashSet<Uuid> = sqlx::query_scalar(
+        "INSERT INTO jobs (task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
+                           parent_id, scheduled_for, max_attempts, backoff_base_ms,
+                           backoff_max_ms, timeout_ms, unique_key, unique_lock, attempt,
+                           dispatch_id, dispatch_event)
+         SELECT task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at, $9, $10,
+                max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key, unique_key,
+                attempt, dispatch_id, dispatch_event
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[],
+                       $6::timestamptz[], $7::text[], $8::timestamptz[], $11::int4[], $12::int8[],
+                       $13::int8[], $14::int8[], $15::text[], $16::int4[], $17::uuid[],
+                       $18::uuid[])
+             AS j(task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
+                  max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key,
+                  attempt, dispatch_id, dispatch_event)
+         ON CONFLICT DO NOTHING
+         RETURNING task_id",
+    )
+    .bind(items.iter().map(|(t, _)| t.id).collect::<Vec<_>>())
+    .bind(items.iter().map(|(t, _)| t.owner_id).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.kind.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.payload.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.pool.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(items.iter().map(|(_, j)| j.run_at).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.cron.as_ref().map(|(text, _)| text.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.next_run_at).collect::<Vec<_>>())
+    .bind(parent.map(|p| p.0))
+    .bind(parent.map(|p| p.1))
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.max_attempts)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.backoff_base_ms)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.backoff_max_ms)
+            .collect::<Vec<_>>(),
+    )
+    .bind(items.iter().map(|(_, j)| j.timeout_ms).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|(_, j)| j.unique_key.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.first.as_ref().map(|f| f.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.first.as_ref().map(|f| f.1.event.id))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    // Refused rows: a live job with the same key (maybe one earlier in this batch), or a cron
+    // tick that has run already.
+    let refused: Vec<(Uuid, String)> = items
+        .iter()
+        .filter(|(t, _)| !inserted.contains(&t.id))
+        .filter_map(|(t, j)| Some((t.owner_id, j.unique_key.clone()?)))
+        .collect();
+    let existing: HashMap<(Uuid, String), Uuid> = if refused.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (Uuid, String, Uuid)>(
+            "SELECT j.owner_id, j.unique_lock, j.task_id
+               FROM jobs j JOIN unnest($1::uuid[], $2::text[]) AS r(owner_id, unique_lock)
+                 ON j.owner_id = r.owner_id AND j.unique_lock = r.unique_lock",
+        )
+        .bind(refused.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(refused.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(owner, key, task)| ((owner, key), task))
+        .collect()
+    };
+    let mut results = Vec::with_capacity(items.len());
+    for ((task, job), row) in items.iter().zip(rows) {
+        if !inserted.contains(&task.id) {
+            let key = (task.owner_id, job.unique_key.clone().unwrap_or_default());
+            results.push(match existing.get(&key) {
+                Some(id) => Inserted::Duplicate(*id),
+                None => {
+                    return Err(TaskError::conflict(
+                        "duplicate_run",
+                        "this cron tick has run already",
+                    ))
+                }
+            });
+            continue;
+        }
+        let mut events = Vec::new();
+        if let Some((_, pending)) = row.first {
+            events.push(pending);
+            events.push(assigned_event(task, &job.pool)?);
+        }
+        let view = JobView {
+            kind: job.kind.clone(),
+            payload: job.payload.clone(),
+            pool: job.pool.clone(),
+            run_at: job.run_at,
+            cron: job.cron.as_ref().map(|(text, _)| text.clone()),
+            next_run_at: row.next_run_at,
+            parent_id: parent.map(|p| p.0),
+            scheduled_for: parent.map(|p| p.1),
+            max_attempts: job.max_attempts,
+            backoff_base_ms: job.backoff_base_ms,
+            backoff_max_ms: job.backoff_max_ms,
+            timeout_ms: job.timeout_ms,
+            unique_key: job.unique_key.clone(),
+            attempt: row.attempt,
+            progress: None,
+            result: None,
+            last_error: None,
+            started_at: None,
+            finished_at: None,
+        };
+        results.push(Inserted::Created(Box::new(view), events));
+    }
+    Ok(results)
+}
+
+/// Hands `task`'s job to its pool as attempt `attempt`, not before `at`: a new dispatch id and
+/// an outbox row on `job.dispatch.<pool>`. `announce` also publishes `task.assigned`.
+pub async fn dispatch(
+    tx: &mut PgConnection,
+    task: &Task,
+    attempt: i32,
+    at: Option<DateTime<Utc>>,
+    announce: bool,
+) -> Result<Uuid, sqlx::Error> {
+    let (kind, payload, pool, max_attempts, timeout_ms): (String, Value, String, i32, i64) =
+        sqlx::query_as(
+            "SELECT kind, payload, pool, max_attempts, timeout_ms FROM jobs WHERE task_id = $1",
+        )
+        .bind(task.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let job = ParsedJob {
+        kind,
+        payload,
+        pool,
+        run_at: None,
+        cron: None,
+        max_attempts,
+        backoff_base_ms: 0,
+        backoff_max_ms: 0,
+        timeout_ms,
+        unique_key: None,
+    };
+    let (dispatch_id, pending) = dispatch_event(task, &job, attempt, at)?;
+    sqlx::query(
+        "UPDATE jobs SET attempt = $2, dispatch_id = $3, dispatch_event = $4, lost_runs = 0,
+                         current_run = NULL
+          WHERE task_id = $1",
+    )
+    .bind(task.id)
+    .bind(attempt)
+    .bind(dispatch_id)
+    .bind(pending.event.id)
+    .execute(&mut *tx)
+    .await?;
+    let mut events = vec![pending];
+    if announce {
+        events.push(assigned_event(task, &job.pool)?);
+    }
+    outbox::enqueue_all(tx, events).await?;
+    Ok(dispatch_id)
+}
+
+/// Cancels task `id`'s job for `identity`: a queued job never starts, a running one is told to
+/// stop, a cron template stops ticking. A person's task moves to `cancelled` by the ordinary
+/// state machine.
+pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<Task, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let task = crate::operations::editable_job(&mut tx, identity, id, "cancel it").await?;
+    let Some(dispatch_event) = store::jobs::dispatch_event_of(&mut tx, task.id).await? else {
+        crate::status::check(&task.status, "cancelled")?;
+        let mut after = task.clone();
+        after.status = "cancelled".into();
+        let changes = crate::tasks::status_change(&task, &after);
+        let saved = crate::tasks::save(&mut tx, &after, identity.user_id, changes).await?;
+        let audience = crate::cache::audience(&mut tx, &saved).await?;
+        tx.commit().await?;
+        state.cache.invalidate(&audience).await;
+        return Ok(saved);
+    };
+    if !LIVE.contains(&task.status.as_str()) {
+        return Err(TaskError::conflict(
+            "already_finished",
+            format!("the job is {} already", task.status),
+        )
+        .into());
+    }
+    let saved = crate::stopping::stop(
+        &mut tx,
+        &state.cache,
+        &task,
+        dispatch_event,
+        identity.user_id,
+    )
+    .await?;
+    let audience = crate::cache::audience(&mut tx, &saved).await?;
+    tx.commit().await?;
+    state.cache.invalidate(&audience).await;
+    Ok(saved)
+}
+
+/// Every run of task `id`'s job, oldest first, if `identity` may see the task.
+pub async fn attempts(
+    state: &AppState,
+    identity: &Identity,
+    id: &str,
+) -> Result<Vec<Attempt>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let task = crate::tasks::visible_task(&mut conn, identity, id).await?;
+    Ok(store::runs::list(&mut conn, task.id).await?)
+}
+
+/// Queues the dead jobs `selection` names again, each with a fresh budget of attempts, and
+/// removes them from their pools' dead-letter queues. Returns how many.
+pub async fn replay_dead(state: &AppState, selection: &DeadSelection) -> Result<u64, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let tasks = select_dead(&mut tx, selection).await?;
+    let mut pools = HashSet::new();
+    let mut audience = Vec::new();
+    for mut task in tasks.clone() {
+        let pool = store::jobs::reset_for_replay(&mut tx, task.id).await?;
+        state.pools.ensure(&pool).await?;
+        pools.insert(pool);
+        store::jobs::set_status(&mut tx, &mut task, "queued").await?;
+        dispatch(&mut tx, &task, 1, None, true).await?;
+        audience.extend(crate::cache::audience(&mut tx, &task).await?);
+    }
+    tx.commit().await?;
+    state.cache.invalidate(&audience).await;
+    for pool in pools {
+        prune_dead_letters(state, &pool).await;
+    }
+    tracing::info!(count = tasks.len(), "replayed dead jobs");
+    Ok(tasks.len() as u64)
+}
+
+/// Takes the dead jobs `selection` names off the dead list and out of their pools' dead-letter
+/// queues (the tasks stay, dead). Returns how many.
+pub async fn purge_dead(state: &AppState, selection: &DeadSelection) -> Result<u64, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let tasks = select_dead(&mut tx, selection).await?;
+    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+    let pools = store::jobs::mark_purged(&mut tx, &ids).await?;
+    tx.commit().await?;
+    for pool in pools {
+        prune_dead_letters(state, &pool).await;
+    }
+    Ok(ids.len() as u64)
+}
+
+/// Locks the dead, unpurged jobs `selection` names (at most 1000).
+async fn select_dead(
+    tx: &mut PgConnection,
+    selection: &DeadSelection,
+) -> Result<Vec<Task>, sqlx::Error> {
+    store::jobs::select_dead(tx, selection.pool.as_deref(), selection.task_ids.as_deref()).await
+}

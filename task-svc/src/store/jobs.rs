@@ -1,0 +1,293 @@
+//! The `jobs` table (and the task rows report handling locks with it).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use shared::events::JobFinished;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    domain::job::{DeadJob, JobView},
+    tasks::Task,
+};
+
+pub const VIEW_COLUMNS: &str = "kind, payload, pool, run_at, cron, next_run_at, parent_id, \
+    scheduled_for, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key, attempt, \
+    progress, result, last_error, started_at, finished_at";
+
+/// Attaches their jobs to `tasks` (one query for the page).
+pub async fn attach(conn: &mut PgConnection, tasks: &mut [Task]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(Uuid, sqlx::types::Json<JobView>)> = sqlx::query_as(&format!(
+        "SELECT task_id, to_jsonb(v) FROM (SELECT task_id, {VIEW_COLUMNS} FROM jobs
+           WHERE task_id = ANY($1)) v"
+    ))
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    let mut views: HashMap<Uuid, JobView> = rows.into_iter().map(|(id, v)| (id, v.0)).collect();
+    for task in tasks {
+        task.job = views.remove(&task.id);
+    }
+    Ok(())
+}
+
+/// The task and the job fields report handling needs, locked.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Locked {
+    pub dispatch_id: Option<Uuid>,
+    pub current_run: Option<Uuid>,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub backoff_base_ms: i64,
+    pub backoff_max_ms: i64,
+    pub kind: String,
+    pub pool: String,
+    pub lost_runs: i32,
+}
+
+pub async fn lock(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+) -> Result<Option<(Task, Locked)>, sqlx::Error> {
+    let task: Option<Task> = sqlx::query_as(&format!(
+        "SELECT {} FROM tasks WHERE id = $1 FOR UPDATE",
+        crate::tasks::COLUMNS
+    ))
+    .bind(task_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(task) = task else { return Ok(None) };
+    let job: Option<Locked> = sqlx::query_as(
+        "SELECT dispatch_id, current_run, attempt, max_attempts, backoff_base_ms, backoff_max_ms,
+                kind, pool, lost_runs
+           FROM jobs WHERE task_id = $1",
+    )
+    .bind(task_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(job.map(|job| (task, job)))
+}
+
+/// Moves an automated task to `status` (no history entry: runs are recorded in
+/// `job_attempts`); bumps the version so ETags change.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    task: &mut Task,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    let (version, updated_at): (i32, DateTime<Utc>) = sqlx::query_as(
+        "UPDATE tasks SET status = $2, version = version + 1, updated_at = now()
+          WHERE id = $1 RETURNING version, updated_at",
+    )
+    .bind(task.id)
+    .bind(status)
+    .fetch_one(&mut *conn)
+    .await?;
+    task.status = status.to_string();
+    task.version = version;
+    task.updated_at = updated_at;
+    Ok(())
+}
+
+/// Records successful runs and completes their tasks (only a live task whose current dispatch
+/// it is), in one statement. Returns each completed task with its job's kind.
+///
+/// Idempotent: a run is recorded once (its id is unique and a finished run is not
+/// overwritten), and a task completes only from a live status, so a duplicate report changes
+/// nothing.
+pub async fn complete_many(
+    tx: &mut PgConnection,
+    reports: &[JobFinished],
+) -> Result<Vec<(Task, String)>, sqlx::Error> {
+    if reports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&JobFinished) -> Uuid| reports.iter().map(f).collect::<Vec<Uuid>>();
+    #[derive(sqlx::FromRow)]
+    struct Done {
+        #[sqlx(flatten)]
+        task: Task,
+        job_kind: String,
+    }
+    let done: Vec<Done> = sqlx::query_as(&format!(
+        "WITH r AS (
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int4[],
+                                 $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
+                AS r(task_id, dispatch_id, run_id, worker_id, attempt, started_at, ended_at, result)
+         ), runs AS (
+            INSERT INTO job_attempts (run_id, task_id, dispatch_id, attempt, worker_id, started_at,
+                                      ended_at, outcome)
+            SELECT run_id, task_id, dispatch_id, attempt, worker_id, started_at, ended_at,
+                   'succeeded'
+              FROM r WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = r.task_id)
+            ON CONFLICT (run_id) DO UPDATE
+               SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, error = NULL
+             WHERE job_attempts.outcome IN ('running', 'lost')
+         ), lost AS (
+            -- Another run of the same dispatch still open is one whose worker died: a quick
+            -- rerun reports no start, so it is marked here, as a reported start would.
+            UPDATE job_attempts a
+               SET outcome = 'lost', ended_at = r.started_at,
+                   error = 'the worker stopped before finishing; the broker handed the job to another run'
+              FROM r
+             WHERE a.task_id = r.task_id AND a.dispatch_id = r.dispatch_id
+               AND a.run_id <> r.run_id AND a.outcome = 'running'
+         ), done AS (
+            UPDATE tasks t SET status = 'completed', version = t.version + 1, updated_at = now()
+              FROM r, jobs j
+             WHERE t.id = r.task_id AND j.task_id = r.task_id AND j.dispatch_id = r.dispatch_id
+               AND t.status IN ('pending', 'scheduled', 'queued', 'running', 'retrying')
+            RETURNING t.*, j.kind AS job_kind, r.result AS run_result,
+                      r.started_at AS run_started_at, r.ended_at AS run_ended_at
+         ), finished AS (
+            UPDATE jobs j
+               SET result = done.run_result, finished_at = done.run_ended_at, last_error = NULL,
+                   unique_lock = NULL, started_at = COALESCE(j.started_at, done.run_started_at)
+              FROM done WHERE j.task_id = done.id
+         )
+         SELECT {}, job_kind FROM done",
+        crate::tasks::COLUMNS
+    ))
+    .bind(column(|r| r.task_id))
+    .bind(column(|r| r.dispatch_id))
+    .bind(column(|r| r.run_id))
+    .bind(
+        reports
+            .iter()
+            .map(|r| r.worker_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(reports.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind(reports.iter().map(|r| r.started_at).collect::<Vec<_>>())
+    .bind(reports.iter().map(|r| r.ended_at).collect::<Vec<_>>())
+    .bind(
+        reports
+            .iter()
+            .map(|r| r.result.clone().unwrap_or(Value::Null))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(done
+        .into_iter()
+        .map(|Done { task, job_kind }| (task, job_kind))
+        .collect())
+}
+
+/// Locks the dead, unpurged jobs `selection` names (at most 1000).
+pub async fn select_dead(
+    conn: &mut PgConnection,
+    pool: Option<&str>,
+    task_ids: Option<&[Uuid]>,
+) -> Result<Vec<Task>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {} FROM tasks t
+          WHERE t.status = 'dead'
+            AND EXISTS (SELECT 1 FROM jobs j WHERE j.task_id = t.id AND j.dead_purged_at IS NULL
+                          AND ($1::text IS NULL OR j.pool = $1))
+            AND ($2::uuid[] IS NULL OR t.id = ANY($2))
+          ORDER BY t.updated_at LIMIT 1000 FOR UPDATE",
+        crate::tasks::COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .bind(pool)
+    .bind(task_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Sets a cron template's next tick (`None`: it never fires again).
+pub async fn set_next_run(
+    tx: &mut PgConnection,
+    template_id: Uuid,
+    next: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET next_run_at = $2 WHERE task_id = $1")
+        .bind(template_id)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Which of `ids` are dead and still on the dead list (not replayed or purged).
+pub async fn still_dead(pool: &PgPool, ids: &[Uuid]) -> Result<HashSet<Uuid>, sqlx::Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT t.id FROM tasks t JOIN jobs j ON j.task_id = t.id
+          WHERE t.id = ANY($1) AND t.status = 'dead' AND j.dead_purged_at IS NULL",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect())
+}
+
+/// The dispatch event of task `task_id`'s job: `None` when the task has no job.
+pub async fn dispatch_event_of(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT dispatch_event FROM jobs WHERE task_id = $1")
+        .bind(task_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Dead jobs not purged (of `pool`, or all), newest first.
+pub async fn dead_list(
+    pool: &PgPool,
+    job_pool: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeadJob>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.id AS task_id, t.owner_id, t.title, j.kind, j.pool, j.attempt, j.max_attempts,
+                j.last_error, j.finished_at AS died_at
+           FROM tasks t JOIN jobs j ON j.task_id = t.id
+          WHERE t.status = 'dead' AND j.dead_purged_at IS NULL
+            AND ($1::text IS NULL OR j.pool = $1)
+          ORDER BY j.finished_at DESC NULLS LAST LIMIT $2",
+    )
+    .bind(job_pool)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Clears a dead job's outcome for a replay (and takes its unique key again). Returns its pool.
+pub async fn reset_for_replay(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE jobs SET finished_at = NULL, last_error = NULL, result = NULL,
+                unique_lock = unique_key, progress = NULL
+          WHERE task_id = $1 RETURNING pool",
+    )
+    .bind(task_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Takes jobs off the dead list. Returns their pools, once each.
+pub async fn mark_purged(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let pools: Vec<String> = sqlx::query_scalar(
+        "UPDATE jobs SET dead_purged_at = now() WHERE task_id = ANY($1) RETURNING pool",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(pools.into_iter().collect())
+}

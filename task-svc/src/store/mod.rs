@@ -1,0 +1,4 @@
+//! SQL, and only here: each function returns `sqlx::Error`.
+
+pub mod jobs;
+pub mod runs;
