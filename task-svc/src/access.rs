@@ -43,7 +43,7 @@ async fn access(
         ));
     }
     let mut conn = state.pool.acquire().await?;
-    let (task, access) = crate::tasks::visible(&mut conn, &identity, &id, false).await?;
+    let (task, access) = crate::service::tasks::visible(&mut conn, &identity, &id, false).await?;
     Ok(Json(TaskAccess {
         task_id: task.id,
         read: access.read,

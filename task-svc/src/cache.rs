@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::tasks::Task;
+use crate::domain::task::Task;
 
 #[derive(Clone)]
 pub struct ListCache {

@@ -2,16 +2,29 @@
 //! ([`ApiError`], for handlers) and once to a consumer's retry, reject or wait
 //! ([`HandlerError`]).
 
+use axum::http::StatusCode;
 use shared::{consumer::HandlerError, ApiError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
+    /// A request the API cannot read (a bad cursor, an unknown sort): 400 with `code`.
+    #[error("{detail}")]
+    Malformed { code: &'static str, detail: String },
     /// Input that breaks a rule: 422 with `code`; a consumer rejects it.
     #[error("{detail}")]
     Invalid { code: &'static str, detail: String },
     /// The task's state refuses the change: 409 with `code`; a consumer rejects it.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// No such thing visible to the caller: 404 (never 403, so ids do not leak).
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// Visible, but the caller may not do this: 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// `If-Match` named another version: 412, nothing changed.
+    #[error("the task changed meanwhile; its current ETag is {current}")]
+    Stale { current: String },
     /// A dependency other than the database is down: 503; a consumer retries.
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
@@ -28,6 +41,13 @@ impl TaskError {
         }
     }
 
+    pub fn malformed(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Malformed {
+            code,
+            detail: detail.into(),
+        }
+    }
+
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         Self::Conflict {
             code,
@@ -39,8 +59,18 @@ impl TaskError {
 impl From<TaskError> for ApiError {
     fn from(err: TaskError) -> Self {
         match err {
+            TaskError::Malformed { code, detail } => ApiError::bad_request(code, detail),
             TaskError::Invalid { code, detail } => ApiError::unprocessable(code, detail),
             TaskError::Conflict { code, detail } => ApiError::conflict(code, detail),
+            TaskError::NotFound(what) => ApiError::not_found(what),
+            TaskError::Forbidden(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+            }
+            err @ TaskError::Stale { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "stale_version",
+                err.to_string(),
+            ),
             TaskError::Unavailable(dependency) => ApiError::unavailable(dependency),
             TaskError::Store(err) => err.into(),
         }
@@ -52,9 +82,12 @@ impl From<TaskError> for HandlerError {
         match err {
             TaskError::Store(err) => err.into(),
             TaskError::Unavailable(_) => HandlerError::Retry(err.into()),
-            TaskError::Invalid { .. } | TaskError::Conflict { .. } => {
-                HandlerError::Reject(err.into())
-            }
+            TaskError::Malformed { .. }
+            | TaskError::Invalid { .. }
+            | TaskError::Conflict { .. }
+            | TaskError::NotFound(_)
+            | TaskError::Forbidden(_)
+            | TaskError::Stale { .. } => HandlerError::Reject(err.into()),
         }
     }
 }
@@ -62,7 +95,7 @@ impl From<TaskError> for HandlerError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::{http::StatusCode, response::IntoResponse};
+    use axum::response::IntoResponse;
 
     #[test]
     fn each_error_maps_once_to_a_status_and_a_consumer_decision() {
@@ -78,6 +111,17 @@ mod tests {
         assert_eq!(
             status(TaskError::Unavailable("rabbitmq")),
             StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status(TaskError::NotFound("task")), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status(TaskError::Forbidden("x".into())),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(TaskError::Stale {
+                current: "\"2\"".into()
+            }),
+            StatusCode::PRECONDITION_FAILED
         );
         assert!(matches!(
             HandlerError::from(TaskError::invalid("invalid_job", "x")),

@@ -5,8 +5,12 @@
 //! Layered, dependencies one way: [`http`], [`consumers`] and [`background`] call [`service`],
 //! which uses [`domain`] (pure rules and types), [`store`] (all SQL) and [`infra`] (Redis and
 //! RabbitMQ). [`error::TaskError`] is the layers' one error, mapped once to problem+json and
-//! once to a consumer's decision. Jobs are laid out this way; the modules below the list are
+//! once to a consumer's decision. Tasks and jobs are laid out this way; the modules below the list are
 //! the older, flat part, moving into the layers:
+//! - where a task's visibility is decided: [`domain::task::Access::of`] (the rule) and
+//!   [`service::tasks::visible`] (the check every route makes);
+//! - creating tasks, one or in bulk: [`service::create`]; lists: [`service::query`];
+//!   reading, changing, deleting: [`service::tasks`];
 //! - where a job is completed: [`service::job_reports::complete_many`] (the one rule);
 //! - a job's types and checks: [`domain::job`]; its events: [`domain::events`];
 //! - dispatch, cancel, replay and purge: [`service::jobs`]; cron runs: [`service::cron`].
@@ -14,7 +18,6 @@
 //! The flat part:
 //! - [`access`]: what a caller may do with a task, asked by other services (media-svc).
 //! - [`audience`]: who may see some tasks now, asked by the gateway's live stream.
-//! - [`tasks`]: the task resource (ETags, history, events).
 //! - [`status`]: the status state machine.
 //! - [`channels`]: channels joined by code, whose members share tasks.
 //! - [`operations`]: the operators' job search and retry-now.
@@ -47,7 +50,6 @@ pub mod service;
 pub mod status;
 pub mod stopping;
 pub mod store;
-pub mod tasks;
 pub mod users;
 
 use axum::Router;
@@ -77,8 +79,8 @@ pub struct AppState {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(
-        tasks::create, tasks::create_bulk, tasks::list, tasks::read, tasks::update, tasks::delete, tasks::history,
-        tasks::model_report, tasks::model_retrain,
+        http::tasks::create, http::tasks::create_bulk, http::tasks::list, http::tasks::read, http::tasks::update, http::tasks::delete, http::tasks::history,
+        http::tasks::model_report, http::tasks::model_retrain,
         channels::create, channels::list, channels::read, channels::join, channels::leave,
         channels::rotate_code, channels::remove_member,
         http::jobs::cancel, http::jobs::attempts, http::admin::dead_list,
@@ -151,7 +153,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let app = Router::new()
-        .merge(tasks::router())
+        .merge(http::tasks::router())
         .merge(channels::router())
         .merge(http::jobs::router())
         .merge(operations::router())

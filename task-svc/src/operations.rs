@@ -14,7 +14,7 @@ use serde_json::Value;
 use shared::{identity::Identity, outbox, problem::ProblemBody, ApiError};
 use uuid::Uuid;
 
-use crate::{tasks::Task, AppState};
+use crate::{domain::task::Task, AppState};
 
 /// Every state a job's task can be in.
 const STATES: [&str; 8] = [
@@ -164,7 +164,7 @@ pub(crate) async fn editable_job(
     id: &str,
     action: &str,
 ) -> Result<Task, ApiError> {
-    let (task, editable) = crate::tasks::visible_for_edit(tx, identity, id).await?;
+    let (task, editable) = crate::service::tasks::visible_for_edit(tx, identity, id).await?;
     if !editable {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -219,5 +219,5 @@ pub async fn retry_now(
         .await?;
     tx.commit().await?;
     tracing::info!("job handed to its pool now");
-    Ok(crate::tasks::with_etag(StatusCode::ACCEPTED, task))
+    Ok(crate::http::tasks::with_etag(StatusCode::ACCEPTED, task))
 }

@@ -11,7 +11,7 @@ use shared::{
 };
 use sqlx::PgConnection;
 
-use crate::{tasks::Task, SERVICE};
+use crate::{domain::task::Task, SERVICE};
 
 /// Replaces the task's pending reminder to match its current due date and status.
 pub async fn reschedule(

@@ -14,7 +14,7 @@ use shared::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{cache::ListCache, tasks::Task, SERVICE};
+use crate::{cache::ListCache, domain::task::Task, SERVICE};
 
 /// How long a cancel mark stays: longer than any dispatch waits in a queue in practice.
 const CANCEL_MARK_SECS: u64 = 7 * 86_400;
@@ -69,8 +69,8 @@ pub async fn stop(
     .await?;
     let mut after = task.clone();
     after.status = "cancelled".into();
-    let changes = crate::tasks::status_change(task, &after);
-    let mut saved = crate::tasks::save(tx, &after, actor, changes).await?;
+    let changes = crate::domain::task::status_change(task, &after);
+    let mut saved = crate::service::tasks::save(tx, &after, actor, changes).await?;
     crate::store::jobs::attach(tx, std::slice::from_mut(&mut saved)).await?;
     Ok(saved)
 }
@@ -101,7 +101,7 @@ pub async fn stop_owned(
     for (task_id, dispatch_event) in live {
         let task: Task = sqlx::query_as(&format!(
             "SELECT {} FROM tasks WHERE id = $1",
-            crate::tasks::COLUMNS
+            crate::store::tasks::COLUMNS
         ))
         .bind(task_id)
         .fetch_one(&mut *tx)

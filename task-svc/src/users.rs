@@ -13,7 +13,7 @@ use shared::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::tasks::{self, Task};
+use crate::{domain::task::Task, service::tasks::save, store::tasks::COLUMNS};
 
 pub const CONSUMER: &str = "task-svc.users";
 
@@ -88,7 +88,7 @@ impl Handler for UserEvents {
                     .await?;
                 let assigned: Vec<Task> = sqlx::query_as(&format!(
                     "SELECT {} FROM tasks WHERE assignee_id = $1 FOR UPDATE",
-                    tasks::COLUMNS
+                    COLUMNS
                 ))
                 .bind(user.user_id)
                 .fetch_all(&mut *tx)
@@ -103,7 +103,7 @@ impl Handler for UserEvents {
                         "assignee_id".into(),
                         json!({ "from": task.assignee_id, "to": null }),
                     );
-                    tasks::save(&mut tx, &after, Uuid::nil(), changes)
+                    save(&mut tx, &after, Uuid::nil(), changes)
                         .await
                         .map_err(|e| HandlerError::Retry(anyhow::anyhow!("{e:?}")))?;
                 }

@@ -11,8 +11,8 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::{
     cache,
+    domain::task::Task,
     service::job_reports::{complete_many, on_finished, on_progress, on_started},
-    tasks::Task,
 };
 
 /// Consumer name of the report handler in `processed_events`.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::job::{amqp_priority, ParsedJob},
-    tasks::Task,
+    domain::task::Task,
     SERVICE,
 };
 

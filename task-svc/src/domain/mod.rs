@@ -2,3 +2,5 @@
 
 pub mod events;
 pub mod job;
+pub mod listing;
+pub mod task;

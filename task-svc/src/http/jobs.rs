@@ -2,8 +2,8 @@
 
 use crate::{
     domain::job::Attempt,
+    domain::task::Task,
     http::admin::{dead_list, dead_purge, dead_replay, workers},
-    tasks::Task,
     AppState,
 };
 use axum::{
@@ -37,7 +37,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     let saved = crate::service::jobs::cancel(&state, &identity, &id).await?;
-    Ok(crate::tasks::with_etag(StatusCode::OK, saved))
+    Ok(crate::http::tasks::with_etag(StatusCode::OK, saved))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

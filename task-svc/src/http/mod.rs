@@ -2,3 +2,4 @@
 
 pub mod admin;
 pub mod jobs;
+pub mod tasks;

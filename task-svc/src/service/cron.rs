@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::{
     cache,
     domain::job::{parse_cron, ParsedJob},
+    domain::task::Task,
     service::jobs::{insert, Inserted},
-    tasks::Task,
     SERVICE,
 };
 
@@ -44,7 +44,7 @@ pub async fn cron_round(
     for (template_id, expression, tick) in due {
         let template: Task = sqlx::query_as(&format!(
             "SELECT {} FROM tasks WHERE id = $1",
-            crate::tasks::COLUMNS
+            crate::store::tasks::COLUMNS
         ))
         .bind(template_id)
         .fetch_one(&mut *tx)
@@ -64,7 +64,7 @@ pub async fn cron_round(
             "INSERT INTO tasks (id, owner_id, title, description, status, priority,
                                 priority_source, channel_id, tags)
              VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8) RETURNING {}",
-            crate::tasks::COLUMNS
+            crate::store::tasks::COLUMNS
         ))
         .bind(Uuid::now_v7())
         .bind(template.owner_id)

@@ -17,9 +17,9 @@ use uuid::Uuid;
 
 use crate::{
     domain::job::{backoff, LIVE},
+    domain::task::Task,
     service::jobs::dispatch,
     store::jobs::{lock, set_status, Locked},
-    tasks::Task,
     SERVICE,
 };
 

@@ -9,15 +9,14 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
+    domain::task::Task,
     domain::{
         events::{assigned_event, dispatch_event},
         job::{Attempt, DeadSelection, JobView, ParsedJob, LIVE},
     },
     error::TaskError,
     infra::amqp_pools::prune_dead_letters,
-    store,
-    tasks::Task,
-    AppState,
+    store, AppState,
 };
 
 /// Outcome of writing a new job.
@@ -288,8 +287,8 @@ pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<T
         crate::status::check(&task.status, "cancelled")?;
         let mut after = task.clone();
         after.status = "cancelled".into();
-        let changes = crate::tasks::status_change(&task, &after);
-        let saved = crate::tasks::save(&mut tx, &after, identity.user_id, changes).await?;
+        let changes = crate::domain::task::status_change(&task, &after);
+        let saved = crate::service::tasks::save(&mut tx, &after, identity.user_id, changes).await?;
         let audience = crate::cache::audience(&mut tx, &saved).await?;
         tx.commit().await?;
         state.cache.invalidate(&audience).await;
@@ -323,7 +322,7 @@ pub async fn attempts(
     id: &str,
 ) -> Result<Vec<Attempt>, ApiError> {
     let mut conn = state.pool.acquire().await?;
-    let task = crate::tasks::visible_task(&mut conn, identity, id).await?;
+    let task = crate::service::tasks::visible_task(&mut conn, identity, id).await?;
     Ok(store::runs::list(&mut conn, task.id).await?)
 }
 

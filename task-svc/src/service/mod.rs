@@ -1,5 +1,8 @@
 //! What task-svc does, over `domain`, `store` and `infra`.
 
+pub mod create;
 pub mod cron;
 pub mod job_reports;
 pub mod jobs;
+pub mod query;
+pub mod tasks;

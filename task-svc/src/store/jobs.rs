@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::job::{DeadJob, JobView},
-    tasks::Task,
+    domain::task::Task,
 };
 
 pub const VIEW_COLUMNS: &str = "kind, payload, pool, run_at, cron, next_run_at, parent_id, \
@@ -57,7 +57,7 @@ pub async fn lock(
 ) -> Result<Option<(Task, Locked)>, sqlx::Error> {
     let task: Option<Task> = sqlx::query_as(&format!(
         "SELECT {} FROM tasks WHERE id = $1 FOR UPDATE",
-        crate::tasks::COLUMNS
+        crate::store::tasks::COLUMNS
     ))
     .bind(task_id)
     .fetch_optional(&mut *conn)
@@ -152,7 +152,7 @@ pub async fn complete_many(
               FROM done WHERE j.task_id = done.id
          )
          SELECT {}, job_kind FROM done",
-        crate::tasks::COLUMNS
+        crate::store::tasks::COLUMNS
     ))
     .bind(column(|r| r.task_id))
     .bind(column(|r| r.dispatch_id))
@@ -193,7 +193,7 @@ pub async fn select_dead(
                           AND ($1::text IS NULL OR j.pool = $1))
             AND ($2::uuid[] IS NULL OR t.id = ANY($2))
           ORDER BY t.updated_at LIMIT 1000 FOR UPDATE",
-        crate::tasks::COLUMNS
+        crate::store::tasks::COLUMNS
             .split(", ")
             .map(|c| format!("t.{c}"))
             .collect::<Vec<_>>()

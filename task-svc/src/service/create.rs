@@ -1,0 +1,294 @@
+//! Creating tasks: one (`POST /api/v1/tasks`) or many in one transaction (the bulk path),
+//! with their jobs and their events, `task.created` first.
+
+use std::collections::HashMap;
+
+use shared::{
+    events::{CloudEvent, TaskAssigned, TaskCreated},
+    identity::Identity,
+    outbox, ApiError,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    cache,
+    domain::{
+        job::ParsedJob,
+        task::{assignable, check_description, parse_tags, parse_title, CreateTask, Task},
+    },
+    priority, reminders,
+    service::jobs::{self as job_service, Inserted},
+    store, AppState, SERVICE,
+};
+
+/// Most tasks one bulk request creates.
+pub const BULK_LIMIT: usize = 1000;
+
+/// Creates one task. Returns it and `true`, or, when a live job has the same `unique_key`,
+/// that job's task and `false`.
+pub async fn create(
+    state: &AppState,
+    identity: &Identity,
+    request: CreateTask,
+) -> Result<(Task, bool), ApiError> {
+    let prepared = prepare(state, identity, request, &mut None).await?;
+    let mut tx = state.pool.begin().await?;
+    let (mut created, audience) = insert_many(&mut tx, state, identity, vec![prepared]).await?;
+    shared::db::commit(&state.pool, tx).await?;
+    state.cache.invalidate(&audience).await;
+    match created.pop().expect("one result per task") {
+        Created::New(task) => Ok((*task, true)),
+        Created::Existing(id) => {
+            let mut conn = state.pool.acquire().await?;
+            let existing =
+                crate::service::tasks::visible_task(&mut conn, identity, &id.to_string()).await?;
+            Ok((existing, false))
+        }
+    }
+}
+
+/// Creates 1 to [`BULK_LIMIT`] tasks in one transaction: all or none. Returns a result per
+/// task, in order.
+pub async fn create_bulk(
+    state: &AppState,
+    identity: &Identity,
+    requests: Vec<CreateTask>,
+) -> Result<Vec<Created>, ApiError> {
+    if requests.is_empty() || requests.len() > BULK_LIMIT {
+        return Err(ApiError::unprocessable(
+            "invalid_bulk",
+            format!("tasks must hold 1 to {BULK_LIMIT} tasks"),
+        ));
+    }
+    let mut prepared = Vec::with_capacity(requests.len());
+    let mut predictor = None;
+    for (index, task) in requests.into_iter().enumerate() {
+        let task = prepare(state, identity, task, &mut predictor)
+            .await
+            .map_err(|err| at_index(index, err))?;
+        prepared.push(task);
+    }
+    let mut tx = state.pool.begin().await?;
+    let (results, audience) = insert_many(&mut tx, state, identity, prepared).await?;
+    shared::db::commit(&state.pool, tx).await?;
+    state.cache.invalidate(&audience).await;
+    Ok(results)
+}
+
+/// An error about the `index`th task of a bulk request.
+pub fn at_index(index: usize, mut err: ApiError) -> ApiError {
+    err.detail = Some(format!(
+        "tasks[{index}]: {}",
+        err.detail.unwrap_or_default()
+    ));
+    err
+}
+
+/// A creation request, validated, with its priority decided.
+pub struct Prepared {
+    request: CreateTask,
+    title: String,
+    tags: Vec<String>,
+    job: Option<ParsedJob>,
+    priority: String,
+    source: &'static str,
+}
+
+/// Validates a creation request (and declares a job's pool) before any transaction.
+/// `predictor` is loaded on first need and kept for the next tasks of a bulk request.
+pub async fn prepare(
+    state: &AppState,
+    identity: &Identity,
+    request: CreateTask,
+    predictor: &mut Option<priority::Predictor>,
+) -> Result<Prepared, ApiError> {
+    let title = parse_title(&request.title)?;
+    check_description(&request.description)?;
+    let tags = parse_tags(&request.tags)?;
+    let job = match &request.job {
+        Some(spec) => {
+            let job = crate::domain::job::parse(spec, &state.config.jobs)?;
+            crate::quotas::check_job(&job, identity, &state.config)?;
+            crate::quotas::check_pool(&state.pool, identity, &state.config, &job.pool).await?;
+            if request.assignee_id.is_some() {
+                return Err(ApiError::unprocessable(
+                    "invalid_job",
+                    "an automated task runs on a worker pool; it takes no assignee",
+                ));
+            }
+            state.pools.ensure(&job.pool).await?;
+            Some(job)
+        }
+        None => None,
+    };
+    let (priority, source) = match request.priority {
+        Some(priority) => (priority.as_str().to_string(), "user"),
+        None => {
+            if predictor.is_none() {
+                *predictor = Some(priority::Predictor::load(&state.pool).await?);
+            }
+            let predictor = predictor.as_ref().expect("loaded above");
+            predictor.predict(&title, &request.description, request.due_at)
+        }
+    };
+    Ok(Prepared {
+        request,
+        title,
+        tags,
+        job,
+        priority,
+        source,
+    })
+}
+
+/// A created task, or the live task with the same `unique_key`.
+pub enum Created {
+    New(Box<Task>),
+    Existing(Uuid),
+}
+
+/// Inserts prepared tasks, their jobs and their events inside `tx`, a few statements for the
+/// whole batch. Returns a result per task, in order, and everyone whose list changed. An error
+/// names the task (`tasks[i]`) when there are several.
+pub async fn insert_many(
+    tx: &mut PgConnection,
+    state: &AppState,
+    identity: &Identity,
+    prepared: Vec<Prepared>,
+) -> Result<(Vec<Created>, Vec<Uuid>), ApiError> {
+    let jobs = prepared.iter().filter_map(|p| p.job.as_ref());
+    crate::quotas::admit(tx, identity, &state.config, jobs).await?;
+    let name = |index: usize, err: ApiError| match prepared.len() {
+        1 => err,
+        _ => at_index(index, err),
+    };
+    let assignees: Vec<Uuid> = prepared
+        .iter()
+        .filter_map(|p| p.request.assignee_id)
+        .collect();
+    let active = store::tasks::users_active(tx, &assignees).await?;
+    let channels: Vec<Uuid> = prepared
+        .iter()
+        .filter_map(|p| p.request.channel_id)
+        .collect();
+    let member_of = store::tasks::member_of(tx, &channels, identity.user_id).await?;
+    for (index, p) in prepared.iter().enumerate() {
+        if let Some(assignee) = p.request.assignee_id {
+            assignable(active.get(&assignee).copied()).map_err(|err| name(index, err.into()))?;
+        }
+        if let Some(channel) = p.request.channel_id {
+            if !member_of.contains(&channel) {
+                return Err(name(index, ApiError::not_found("channel")));
+            }
+        }
+    }
+    let ids: Vec<Uuid> = prepared.iter().map(|_| Uuid::now_v7()).collect();
+    let new = store::tasks::NewTasks {
+        ids: ids.clone(),
+        owner_id: identity.user_id,
+        titles: prepared.iter().map(|p| p.title.clone()).collect(),
+        descriptions: prepared
+            .iter()
+            .map(|p| p.request.description.clone())
+            .collect(),
+        priorities: prepared.iter().map(|p| p.priority.clone()).collect(),
+        due_at: prepared.iter().map(|p| p.request.due_at).collect(),
+        assignees: prepared.iter().map(|p| p.request.assignee_id).collect(),
+        tags: prepared.iter().map(|p| p.tags.clone()).collect(),
+        channels: prepared.iter().map(|p| p.request.channel_id).collect(),
+        sources: prepared.iter().map(|p| p.source).collect(),
+        statuses: prepared
+            .iter()
+            .map(|p| p.job.as_ref().map_or("todo", |j| j.initial_status()))
+            .collect(),
+    };
+    let mut rows: HashMap<Uuid, Task> = store::tasks::insert_many(tx, &new)
+        .await?
+        .into_iter()
+        .map(|task| (task.id, task))
+        .collect();
+    let tasks: Vec<Task> = ids
+        .iter()
+        .map(|id| rows.remove(id).expect("every task was inserted"))
+        .collect();
+    // Jobs, in one statement; a live unique_key gives the existing task instead.
+    let with_jobs: Vec<(usize, &ParsedJob)> = prepared
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((i, p.job.as_ref()?)))
+        .collect();
+    let mut job_results: HashMap<usize, Inserted> = HashMap::new();
+    if !with_jobs.is_empty() {
+        let items: Vec<(&Task, &ParsedJob)> =
+            with_jobs.iter().map(|(i, j)| (&tasks[*i], *j)).collect();
+        let inserted = job_service::insert_many(tx, &items, None).await?;
+        job_results = with_jobs.iter().map(|(i, _)| *i).zip(inserted).collect();
+    }
+    let lead = state.config.tasks.due_soon_lead_secs;
+    let mut events = Vec::new();
+    let mut results = Vec::with_capacity(prepared.len());
+    let mut duplicates = Vec::new();
+    for (index, mut task) in tasks.into_iter().enumerate() {
+        let mut job_events = Vec::new();
+        match job_results.remove(&index) {
+            Some(Inserted::Duplicate(existing)) => {
+                duplicates.push(task.id);
+                results.push(Created::Existing(existing));
+                continue;
+            }
+            Some(Inserted::Created(view, dispatch)) => {
+                task.job = Some(*view);
+                job_events = dispatch;
+            }
+            None => {}
+        }
+        let created = TaskCreated {
+            task_id: task.id,
+            owner_id: task.owner_id,
+            title: task.title.clone(),
+            status: task.status.clone(),
+            priority: task.priority.clone(),
+            assignee_id: task.assignee_id,
+            channel_id: task.channel_id,
+            due_at: task.due_at,
+            job_kind: task.job.as_ref().map(|j| j.kind.clone()),
+        };
+        // task.created first: consumers see a task before what happens to it.
+        events.push(outbox::Pending::new(
+            CloudEvent::new(SERVICE, created),
+            outbox::Route::default(),
+        )?);
+        events.extend(job_events);
+        if let Some(assignee_id) = task.assignee_id {
+            let assigned = TaskAssigned {
+                task_id: task.id,
+                owner_id: task.owner_id,
+                actor_id: identity.user_id,
+                assignee_id: Some(assignee_id),
+                previous_assignee_id: None,
+                title: task.title.clone(),
+                pool: None,
+            };
+            events.push(outbox::Pending::new(
+                CloudEvent::new(SERVICE, assigned),
+                outbox::Route::default(),
+            )?);
+        }
+        events.extend(reminders::first(&task, lead)?);
+        results.push(Created::New(Box::new(task)));
+    }
+    if !duplicates.is_empty() {
+        store::tasks::delete(tx, &duplicates).await?;
+    }
+    outbox::enqueue_all(tx, events).await?;
+    let created: Vec<&Task> = results
+        .iter()
+        .filter_map(|r| match r {
+            Created::New(task) => Some(&**task),
+            Created::Existing(_) => None,
+        })
+        .collect();
+    let audience = cache::audience_many(tx, &created).await?;
+    Ok((results, audience))
+}

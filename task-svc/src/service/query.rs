@@ -1,0 +1,72 @@
+//! Task lists: the tasks a person may see, filtered and ordered, a page at a time; the plain
+//! first page ("my tasks") is served from the cache.
+
+use shared::identity::Identity;
+
+use crate::{
+    domain::listing::{decode_cursor, encode_cursor, ListQuery, Sort, TaskList},
+    error::TaskError,
+    store::{self, jobs::attach},
+    AppState,
+};
+
+/// The page `query` asks for, of the tasks `identity` may see.
+pub async fn list(
+    state: &AppState,
+    identity: &Identity,
+    query: ListQuery,
+) -> Result<TaskList, TaskError> {
+    // The plain first page ("my tasks") is what clients ask for most: serve it from the cache.
+    let cached = match query.is_plain() {
+        true => state.cache.get(identity.user_id).await,
+        false => None,
+    };
+    if let Some((_, Some(page))) = &cached {
+        if let Ok(list) = serde_json::from_str::<TaskList>(page) {
+            metrics::counter!("taskmesh_task_list_cache_total", "outcome" => "hit").increment(1);
+            return Ok(list);
+        }
+    }
+    let list = query_list(state, identity, query).await?;
+    if let Some((generation, None)) = cached {
+        metrics::counter!("taskmesh_task_list_cache_total", "outcome" => "miss").increment(1);
+        if let Ok(page) = serde_json::to_string(&list) {
+            state.cache.put(identity.user_id, generation, &page).await;
+        }
+    }
+    Ok(list)
+}
+
+async fn query_list(
+    state: &AppState,
+    identity: &Identity,
+    query: ListQuery,
+) -> Result<TaskList, TaskError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 100) as i64;
+    let sort = Sort::parse(query.sort.as_deref())?;
+    if query
+        .q
+        .as_deref()
+        .is_some_and(|q| q.trim().chars().count() > 200)
+    {
+        return Err(TaskError::malformed(
+            "invalid_query",
+            "q is limited to 200 characters",
+        ));
+    }
+    let after = match &query.cursor {
+        Some(cursor) => Some(decode_cursor(cursor, sort)?),
+        None => None,
+    };
+    let mut conn = state.pool.acquire().await?;
+    let mut items =
+        store::tasks::list(&mut conn, identity.user_id, &query, sort, after, limit).await?;
+    attach(&mut conn, &mut items).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|t| encode_cursor(t, sort))
+    } else {
+        None
+    };
+    Ok(TaskList { items, next_cursor })
+}

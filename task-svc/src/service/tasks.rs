@@ -1,0 +1,286 @@
+//! A task's life after creation: who sees it, reading, changing (with `If-Match`), deleting,
+//! its history. Every change bumps its version, is recorded, and announces itself through the
+//! outbox in the same transaction.
+
+use serde_json::{Map, Value};
+use shared::{
+    events::{
+        CloudEvent, TaskAssigned, TaskCompleted, TaskDeleted, TaskStatusChanged, TaskUpdated,
+    },
+    identity::Identity,
+    outbox, ApiError,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    cache,
+    domain::task::{
+        assignable, check_description, check_if_match, diff, parse_tags, parse_title, Access,
+        HistoryEntry, Task, UpdateTask,
+    },
+    error::TaskError,
+    reminders, status, store,
+    store::jobs::attach,
+    AppState, SERVICE,
+};
+
+/// What `identity` may do with `task` (its channel's membership read here).
+async fn access(
+    conn: &mut PgConnection,
+    task: &Task,
+    identity: &Identity,
+) -> Result<Access, sqlx::Error> {
+    let channel = match task.channel_id {
+        Some(channel) => crate::channels::membership(conn, channel, identity.user_id).await?,
+        None => None,
+    };
+    Ok(Access::of(task, identity, channel))
+}
+
+/// The assignee must be a known, active user (from task-svc's read model of users).
+async fn check_assignee(conn: &mut PgConnection, assignee: Uuid) -> Result<(), TaskError> {
+    assignable(store::tasks::user_active(conn, assignee).await?)
+}
+
+/// The task if `identity` may see it, and what they may do; 404 otherwise (also for a
+/// malformed id).
+pub async fn visible(
+    conn: &mut PgConnection,
+    identity: &Identity,
+    id: &str,
+    lock: bool,
+) -> Result<(Task, Access), TaskError> {
+    let id = Uuid::parse_str(id).map_err(|_| TaskError::NotFound("task"))?;
+    let mut task = store::tasks::find(conn, id, lock)
+        .await?
+        .ok_or(TaskError::NotFound("task"))?;
+    let access = access(conn, &task, identity).await?;
+    if !access.read {
+        return Err(TaskError::NotFound("task"));
+    }
+    attach(conn, std::slice::from_mut(&mut task)).await?;
+    Ok((task, access))
+}
+
+/// The task if `identity` may see it; 404 otherwise.
+pub async fn visible_task(
+    conn: &mut PgConnection,
+    identity: &Identity,
+    id: &str,
+) -> Result<Task, TaskError> {
+    Ok(visible(conn, identity, id, false).await?.0)
+}
+
+/// The task, locked, if `identity` may see it, and whether they may edit it; 404 otherwise.
+pub async fn visible_for_edit(
+    conn: &mut PgConnection,
+    identity: &Identity,
+    id: &str,
+) -> Result<(Task, bool), TaskError> {
+    let (task, access) = visible(conn, identity, id, true).await?;
+    Ok((task, access.edit))
+}
+
+/// Task `id` as `identity` may see it.
+pub async fn read(state: &AppState, identity: &Identity, id: &str) -> Result<Task, TaskError> {
+    let mut conn = state.pool.acquire().await?;
+    visible_task(&mut conn, identity, id).await
+}
+
+/// Every recorded change of task `id`, oldest first.
+pub async fn history(
+    state: &AppState,
+    identity: &Identity,
+    id: &str,
+) -> Result<Vec<HistoryEntry>, TaskError> {
+    let mut conn = state.pool.acquire().await?;
+    let task = visible_task(&mut conn, identity, id).await?;
+    Ok(store::tasks::history(&mut conn, task.id).await?)
+}
+
+/// Applies `request` to task `id` for `identity`, if `if_match` (the header's value, when
+/// given) names its current version. The owner, the channel's owner and admins change every
+/// field; the assignee only the status.
+pub async fn update(
+    state: &AppState,
+    identity: &Identity,
+    id: &str,
+    if_match: Option<&str>,
+    request: UpdateTask,
+) -> Result<Task, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let (before, access) = visible(&mut tx, identity, id, true).await?;
+    let assignee_may = before.assignee_id == Some(identity.user_id) && request.only_status();
+    if !access.edit && !assignee_may {
+        return Err(TaskError::Forbidden(
+            "only the task's creator, its channel's owner or an admin can change this (its assignee can change the status)".into(),
+        )
+        .into());
+    }
+    check_if_match(if_match, &before)?;
+    let mut after = before.clone();
+    if let Some(title) = &request.title {
+        after.title = parse_title(title)?;
+    }
+    if let Some(description) = &request.description {
+        check_description(description)?;
+        after.description = description.clone();
+    }
+    if let Some(priority) = request.priority {
+        after.priority = priority.as_str().to_string();
+        after.priority_source = "user".into();
+    }
+    if let Some(to) = &request.status {
+        if before.job.is_some() {
+            if *to != before.status {
+                return Err(TaskError::conflict(
+                    "job_status",
+                    "an automated task's status follows its job; cancel it with POST /api/v1/tasks/{id}/cancel",
+                )
+                .into());
+            }
+        } else {
+            status::check(&before.status, to)?;
+        }
+        after.status = to.clone();
+    }
+    if before.job.is_some() && matches!(request.assignee_id, Some(Some(_))) {
+        return Err(TaskError::invalid(
+            "invalid_job",
+            "an automated task runs on a worker pool; it takes no assignee",
+        )
+        .into());
+    }
+    if let Some(due_at) = request.due_at {
+        after.due_at = due_at;
+    }
+    if let Some(tags) = &request.tags {
+        after.tags = parse_tags(tags)?;
+    }
+    if let Some(assignee) = request.assignee_id {
+        if let (Some(new), true) = (assignee, assignee != before.assignee_id) {
+            check_assignee(&mut tx, new).await?;
+        }
+        after.assignee_id = assignee;
+    }
+    let changes = diff(&before, &after);
+    if changes.is_empty() {
+        return Ok(before);
+    }
+    let reschedule = changes.contains_key("due_at") || changes.contains_key("status");
+    let task = save(&mut tx, &after, identity.user_id, changes).await?;
+    if reschedule {
+        let lead = state.config.tasks.due_soon_lead_secs;
+        reminders::reschedule(&mut tx, &task, lead).await?;
+    }
+    // The previous assignee's list changes too.
+    let mut audience = cache::audience(&mut tx, &task).await?;
+    audience.extend(before.assignee_id);
+    tx.commit().await?;
+    state.cache.invalidate(&audience).await;
+    Ok(task)
+}
+
+/// Deletes task `id` for `identity` (its creator, its channel's owner or an admin), if
+/// `if_match` names its current version; `task.deleted` tells everyone who could see it.
+pub async fn delete(
+    state: &AppState,
+    identity: &Identity,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let (task, access) = visible(&mut tx, identity, id, true).await?;
+    if !access.edit {
+        return Err(TaskError::Forbidden(
+            "only the task's creator, its channel's owner or an admin can delete it".into(),
+        )
+        .into());
+    }
+    check_if_match(if_match, &task)?;
+    store::tasks::delete(&mut tx, &[task.id]).await?;
+    let gone = Task {
+        due_at: None,
+        ..task.clone()
+    };
+    reminders::reschedule(&mut tx, &gone, 0).await?;
+    let audience = cache::audience(&mut tx, &task).await?;
+    let deleted = TaskDeleted {
+        task_id: task.id,
+        owner_id: task.owner_id,
+        actor_id: identity.user_id,
+        audience: audience.clone(),
+    };
+    outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, deleted)).await?;
+    tx.commit().await?;
+    state.cache.invalidate(&audience).await;
+    Ok(())
+}
+
+/// Writes `after` (a changed task), its history entry and its events, inside `tx`.
+pub async fn save(
+    tx: &mut PgConnection,
+    after: &Task,
+    actor_id: Uuid,
+    changes: Map<String, Value>,
+) -> Result<Task, ApiError> {
+    let task = store::tasks::update(tx, after).await?;
+    let mut task = Task {
+        job: after.job.clone(),
+        ..task
+    };
+    if task.job.is_some() {
+        attach(&mut *tx, std::slice::from_mut(&mut task)).await?;
+    }
+    store::tasks::record_history(tx, task.id, actor_id, &changes).await?;
+    let updated = TaskUpdated {
+        task_id: task.id,
+        owner_id: task.owner_id,
+        actor_id,
+        title: task.title.clone(),
+        changed: changes.keys().cloned().collect(),
+        version: task.version,
+    };
+    outbox::enqueue(tx, CloudEvent::new(SERVICE, updated)).await?;
+    if let Some(change) = changes.get("status") {
+        let from = change["from"].as_str().unwrap_or_default().to_string();
+        let moved = TaskStatusChanged {
+            task_id: task.id,
+            owner_id: task.owner_id,
+            actor_id,
+            title: task.title.clone(),
+            from,
+            to: task.status.clone(),
+            assignee_id: task.assignee_id,
+        };
+        outbox::enqueue(tx, CloudEvent::new(SERVICE, moved)).await?;
+        if task.status == "done" {
+            let completed = TaskCompleted {
+                task_id: task.id,
+                owner_id: task.owner_id,
+                actor_id,
+                assignee_id: task.assignee_id,
+                title: task.title.clone(),
+                job_kind: None,
+            };
+            outbox::enqueue(tx, CloudEvent::new(SERVICE, completed)).await?;
+        }
+    }
+    if let (Some(change), Some(assignee_id)) = (changes.get("assignee_id"), task.assignee_id) {
+        let previous = change["from"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok());
+        let assigned = TaskAssigned {
+            task_id: task.id,
+            owner_id: task.owner_id,
+            actor_id,
+            assignee_id: Some(assignee_id),
+            previous_assignee_id: previous,
+            title: task.title.clone(),
+            pool: None,
+        };
+        outbox::enqueue(tx, CloudEvent::new(SERVICE, assigned)).await?;
+    }
+    Ok(task)
+}
