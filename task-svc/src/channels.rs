@@ -247,7 +247,7 @@ pub async fn leave(
         .await?;
     // Their jobs stop posting into the channel they left.
     let mut audience =
-        crate::stopping::stop_owned(&mut tx, &state.cache, identity.user_id, Some(channel.id))
+        crate::service::stop::stop_owned(&mut tx, &state.cache, identity.user_id, Some(channel.id))
             .await?;
     tx.commit().await?;
     audience.push(identity.user_id);
@@ -310,7 +310,7 @@ pub async fn remove_member(
     }
     // Their jobs stop posting into the channel they were removed from.
     let mut audience =
-        crate::stopping::stop_owned(&mut tx, &state.cache, user_id, Some(channel.id)).await?;
+        crate::service::stop::stop_owned(&mut tx, &state.cache, user_id, Some(channel.id)).await?;
     tx.commit().await?;
     audience.push(user_id);
     state.cache.invalidate(&audience).await;

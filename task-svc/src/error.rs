@@ -25,7 +25,8 @@ pub enum TaskError {
     /// `If-Match` named another version: 412, nothing changed.
     #[error("the task changed meanwhile; its current ETag is {current}")]
     Stale { current: String },
-    /// A dependency other than the database is down: 503; a consumer retries.
+    /// A dependency other than the database is down: 503; a consumer holds the message until
+    /// it is back.
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
     /// The database failed (or is unreachable: 503, and a consumer waits for it).
@@ -81,7 +82,8 @@ impl From<TaskError> for HandlerError {
     fn from(err: TaskError) -> Self {
         match err {
             TaskError::Store(err) => err.into(),
-            TaskError::Unavailable(_) => HandlerError::Retry(err.into()),
+            // Held until the dependency is back, without spending the message's attempts.
+            TaskError::Unavailable(_) => HandlerError::Unavailable(err.into()),
             TaskError::Malformed { .. }
             | TaskError::Invalid { .. }
             | TaskError::Conflict { .. }
@@ -129,7 +131,7 @@ mod tests {
         ));
         assert!(matches!(
             HandlerError::from(TaskError::Unavailable("rabbitmq")),
-            HandlerError::Retry(_)
+            HandlerError::Unavailable(_)
         ));
     }
 }

@@ -28,12 +28,8 @@
 //! - [`quotas`]: members' live-job quotas, checked at creation and per cron tick.
 //! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
 //! - [`stopping`]: stopping a job (cancel, a member's removal or deactivation).
-//! - [`users`]: the read model of users, kept from `user.*` events.
 
-pub mod access;
-pub mod audience;
 pub mod background;
-pub mod cache;
 pub mod channels;
 pub mod consumers;
 pub mod domain;
@@ -45,12 +41,8 @@ pub mod pool_pauses;
 pub mod pool_stats;
 pub mod priority;
 pub mod quotas;
-pub mod reminders;
 pub mod service;
-pub mod status;
-pub mod stopping;
 pub mod store;
-pub mod users;
 
 use axum::Router;
 use shared::{startup::Platform, Config};
@@ -70,7 +62,7 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/t
 pub struct AppState {
     pub pool: PgPool,
     pub config: std::sync::Arc<Config>,
-    pub cache: cache::ListCache,
+    pub cache: crate::infra::list_cache::ListCache,
     /// Worker pools whose queues this process declared.
     pub pools: infra::amqp_pools::Pools,
 }
@@ -110,7 +102,7 @@ pub async fn run(
     )
     .await?;
     let redis = shared::cache::connect(&config.redis, &shutdown).await?;
-    let list_cache = cache::ListCache {
+    let list_cache = crate::infra::list_cache::ListCache {
         redis: redis.clone(),
         prefix: config.redis.key_prefix.clone(),
         ttl_secs: config.tasks.list_cache_secs,
@@ -118,7 +110,7 @@ pub async fn run(
     let consumer = shared::consumer::Consumer::new(
         platform.broker.clone(),
         shared::topology::task_queue(&platform.broker, &config.consumer),
-        users::UserEvents {
+        consumers::users::UserEvents {
             pool: platform.pool.clone(),
             cache: list_cache.clone(),
         },
@@ -159,8 +151,7 @@ pub async fn run(
         .merge(operations::router())
         .merge(pool_stats::router())
         .merge(pool_pauses::router())
-        .merge(access::router())
-        .merge(audience::router())
+        .merge(http::internal::router())
         .with_state(AppState {
             pool: platform.pool.clone(),
             config: std::sync::Arc::new(config.clone()),

@@ -3,12 +3,12 @@
 use shared::config::JobsConfig;
 use sqlx::PgPool;
 
-use crate::{cache, service::cron::cron_round};
+use crate::service::cron::cron_round;
 
 /// Runs [`cron_round`] every `jobs.cron_poll_ms` until `shutdown`.
 pub async fn run_cron(
     pool: PgPool,
-    cache: cache::ListCache,
+    cache: crate::infra::list_cache::ListCache,
     config: JobsConfig,
     shutdown: tokio_util::sync::CancellationToken,
 ) {

@@ -10,7 +10,6 @@ use shared::{
 use sqlx::{PgConnection, PgPool};
 
 use crate::{
-    cache,
     domain::task::Task,
     service::job_reports::{complete_many, on_finished, on_progress, on_started},
 };
@@ -21,7 +20,7 @@ pub const CONSUMER: &str = "task-svc.job-reports";
 /// Applies workers' reports (`job.started`, `job.progress`, `job.finished`) to tasks.
 pub struct JobReports {
     pub pool: PgPool,
-    pub cache: cache::ListCache,
+    pub cache: crate::infra::list_cache::ListCache,
     pub config: JobsConfig,
 }
 
@@ -63,7 +62,7 @@ impl JobReports {
         touched: Vec<Task>,
     ) -> Result<(), HandlerError> {
         let touched: Vec<&Task> = touched.iter().collect();
-        let audience = cache::audience_many(&mut tx, &touched).await?;
+        let audience = crate::store::tasks::audience_many(&mut tx, &touched).await?;
         tx.commit().await?;
         self.cache.invalidate(&audience).await;
         Ok(())

@@ -1,3 +1,4 @@
 //! Queue consumers, thin: decode, then call `service`.
 
 pub mod job_reports;
+pub mod users;

@@ -3,4 +3,6 @@
 pub mod events;
 pub mod job;
 pub mod listing;
+pub mod reminder;
+pub mod status;
 pub mod task;

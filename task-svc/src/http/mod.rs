@@ -1,5 +1,6 @@
 //! Routes and their request and response types, thin: no SQL.
 
 pub mod admin;
+pub mod internal;
 pub mod jobs;
 pub mod tasks;

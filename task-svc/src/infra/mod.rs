@@ -1,4 +1,5 @@
 //! Redis and RabbitMQ helpers.
 
 pub mod amqp_pools;
+pub mod list_cache;
 pub mod workers;

@@ -12,12 +12,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    cache,
     domain::{
         job::ParsedJob,
         task::{assignable, check_description, parse_tags, parse_title, CreateTask, Task},
     },
-    priority, reminders,
+    priority,
     service::jobs::{self as job_service, Inserted},
     store, AppState, SERVICE,
 };
@@ -275,7 +274,7 @@ pub async fn insert_many(
                 outbox::Route::default(),
             )?);
         }
-        events.extend(reminders::first(&task, lead)?);
+        events.extend(crate::domain::reminder::first(&task, lead)?);
         results.push(Created::New(Box::new(task)));
     }
     if !duplicates.is_empty() {
@@ -289,6 +288,6 @@ pub async fn insert_many(
             Created::Existing(_) => None,
         })
         .collect();
-    let audience = cache::audience_many(tx, &created).await?;
+    let audience = crate::store::tasks::audience_many(tx, &created).await?;
     Ok((results, audience))
 }

@@ -10,7 +10,6 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    cache,
     domain::job::{parse_cron, ParsedJob},
     domain::task::Task,
     service::jobs::{insert, Inserted},
@@ -24,7 +23,7 @@ use crate::{
 /// owner already has `max_live` jobs waiting or running is skipped (`quotas::skips_tick`).
 pub async fn cron_round(
     pool: &PgPool,
-    cache: &cache::ListCache,
+    cache: &crate::infra::list_cache::ListCache,
     max_live: u32,
 ) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
@@ -122,7 +121,8 @@ pub async fn cron_round(
     }
     // The new runs are in their owners' (and channels') lists from the commit on, cached first
     // pages included.
-    let audience = cache::audience_many(&mut tx, &created.iter().collect::<Vec<_>>()).await?;
+    let audience =
+        crate::store::tasks::audience_many(&mut tx, &created.iter().collect::<Vec<_>>()).await?;
     tx.commit().await?;
     cache.invalidate(&audience).await;
     Ok(created.len())

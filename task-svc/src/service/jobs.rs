@@ -284,12 +284,12 @@ pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<T
     let mut tx = state.pool.begin().await?;
     let task = crate::operations::editable_job(&mut tx, identity, id, "cancel it").await?;
     let Some(dispatch_event) = store::jobs::dispatch_event_of(&mut tx, task.id).await? else {
-        crate::status::check(&task.status, "cancelled")?;
+        crate::domain::status::check(&task.status, "cancelled")?;
         let mut after = task.clone();
         after.status = "cancelled".into();
         let changes = crate::domain::task::status_change(&task, &after);
         let saved = crate::service::tasks::save(&mut tx, &after, identity.user_id, changes).await?;
-        let audience = crate::cache::audience(&mut tx, &saved).await?;
+        let audience = crate::store::tasks::audience(&mut tx, &saved).await?;
         tx.commit().await?;
         state.cache.invalidate(&audience).await;
         return Ok(saved);
@@ -301,7 +301,7 @@ pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<T
         )
         .into());
     }
-    let saved = crate::stopping::stop(
+    let saved = crate::service::stop::stop(
         &mut tx,
         &state.cache,
         &task,
@@ -309,7 +309,7 @@ pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<T
         identity.user_id,
     )
     .await?;
-    let audience = crate::cache::audience(&mut tx, &saved).await?;
+    let audience = crate::store::tasks::audience(&mut tx, &saved).await?;
     tx.commit().await?;
     state.cache.invalidate(&audience).await;
     Ok(saved)
@@ -339,7 +339,7 @@ pub async fn replay_dead(state: &AppState, selection: &DeadSelection) -> Result<
         pools.insert(pool);
         store::jobs::set_status(&mut tx, &mut task, "queued").await?;
         dispatch(&mut tx, &task, 1, None, true).await?;
-        audience.extend(crate::cache::audience(&mut tx, &task).await?);
+        audience.extend(crate::store::tasks::audience(&mut tx, &task).await?);
     }
     tx.commit().await?;
     state.cache.invalidate(&audience).await;

@@ -5,4 +5,6 @@ pub mod cron;
 pub mod job_reports;
 pub mod jobs;
 pub mod query;
+pub mod stop;
 pub mod tasks;
+pub mod users;

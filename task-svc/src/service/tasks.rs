@@ -14,13 +14,13 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    cache,
     domain::task::{
         assignable, check_description, check_if_match, diff, parse_tags, parse_title, Access,
         HistoryEntry, Task, UpdateTask,
     },
+    domain::{reminder, status},
     error::TaskError,
-    reminders, status, store,
+    store,
     store::jobs::attach,
     AppState, SERVICE,
 };
@@ -168,14 +168,14 @@ pub async fn update(
     if changes.is_empty() {
         return Ok(before);
     }
-    let reschedule = changes.contains_key("due_at") || changes.contains_key("status");
+    let moved = changes.contains_key("due_at") || changes.contains_key("status");
     let task = save(&mut tx, &after, identity.user_id, changes).await?;
-    if reschedule {
+    if moved {
         let lead = state.config.tasks.due_soon_lead_secs;
-        reminders::reschedule(&mut tx, &task, lead).await?;
+        reschedule(&mut tx, &task, lead).await?;
     }
     // The previous assignee's list changes too.
-    let mut audience = cache::audience(&mut tx, &task).await?;
+    let mut audience = crate::store::tasks::audience(&mut tx, &task).await?;
     audience.extend(before.assignee_id);
     tx.commit().await?;
     state.cache.invalidate(&audience).await;
@@ -204,8 +204,8 @@ pub async fn delete(
         due_at: None,
         ..task.clone()
     };
-    reminders::reschedule(&mut tx, &gone, 0).await?;
-    let audience = cache::audience(&mut tx, &task).await?;
+    reschedule(&mut tx, &gone, 0).await?;
+    let audience = crate::store::tasks::audience(&mut tx, &task).await?;
     let deleted = TaskDeleted {
         task_id: task.id,
         owner_id: task.owner_id,
@@ -224,7 +224,7 @@ pub async fn save(
     after: &Task,
     actor_id: Uuid,
     changes: Map<String, Value>,
-) -> Result<Task, ApiError> {
+) -> Result<Task, TaskError> {
     let task = store::tasks::update(tx, after).await?;
     let mut task = Task {
         job: after.job.clone(),
@@ -283,4 +283,41 @@ pub async fn save(
         outbox::enqueue(tx, CloudEvent::new(SERVICE, assigned)).await?;
     }
     Ok(task)
+}
+
+/// Replaces the task's pending reminder to match its current due date and status.
+pub async fn reschedule(
+    tx: &mut PgConnection,
+    task: &Task,
+    lead_secs: u64,
+) -> Result<(), sqlx::Error> {
+    store::tasks::drop_pending_reminder(tx, task.id).await?;
+    if let Some(reminder) = reminder::first(task, lead_secs)? {
+        outbox::enqueue_all(tx, vec![reminder]).await?;
+    }
+    Ok(())
+}
+
+/// Task `id` and what `identity` may do with it (for another service); 404 if they may not
+/// see it.
+pub async fn access_of(
+    state: &AppState,
+    identity: &Identity,
+    id: &str,
+) -> Result<(Task, Access), TaskError> {
+    let mut conn = state.pool.acquire().await?;
+    visible(&mut conn, identity, id, false).await
+}
+
+/// Who may see each of `ids` now, each list sorted and without repeats.
+pub async fn audiences(
+    state: &AppState,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Vec<Uuid>)>, TaskError> {
+    let mut rows = store::tasks::audiences(&state.pool, ids).await?;
+    for (_, users) in &mut rows {
+        users.sort();
+        users.dedup();
+    }
+    Ok(rows)
 }

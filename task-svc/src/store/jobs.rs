@@ -291,3 +291,49 @@ pub async fn mark_purged(
     .await?;
     Ok(pools.into_iter().collect())
 }
+
+/// Drops the dispatch `event` if the relay has not published it. Returns whether it did.
+pub async fn drop_unpublished(conn: &mut PgConnection, event: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM outbox WHERE id = $1 AND published_at IS NULL")
+            .bind(event)
+            .execute(conn)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+/// A stopped job: finished now, its unique key free, no next cron tick.
+pub async fn mark_stopped(conn: &mut PgConnection, task_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET finished_at = now(), unique_lock = NULL, next_run_at = NULL
+          WHERE task_id = $1",
+    )
+    .bind(task_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `owner`'s live cron templates and jobs not yet running (only those in `channel`, if given),
+/// locked, with their dispatch events. A row a concurrent commit changed is checked again
+/// under the lock, so a job that finished meanwhile is left out.
+pub async fn live_owned(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    channel: Option<Uuid>,
+) -> Result<Vec<(Uuid, Option<Uuid>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT j.task_id, j.dispatch_event FROM jobs j JOIN tasks t ON t.id = j.task_id
+          WHERE j.owner_id = $1 AND j.finished_at IS NULL
+            AND (j.cron IS NOT NULL OR t.status IN ('pending', 'scheduled', 'queued', 'retrying'))
+            AND ($2::uuid IS NULL OR t.channel_id = $2)
+          ORDER BY j.task_id
+            FOR UPDATE OF t, j",
+    )
+    .bind(owner)
+    .bind(channel)
+    .fetch_all(conn)
+    .await
+}

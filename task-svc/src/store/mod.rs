@@ -3,3 +3,4 @@
 pub mod jobs;
 pub mod runs;
 pub mod tasks;
+pub mod users;

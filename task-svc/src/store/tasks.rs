@@ -276,3 +276,66 @@ pub fn sort_key(sort: Sort) -> (&'static str, &'static str, bool) {
         ),
     }
 }
+
+/// Everyone whose list shows `task`: its owner, its assignee and its channel's members.
+pub async fn audience(conn: &mut PgConnection, task: &Task) -> Result<Vec<Uuid>, sqlx::Error> {
+    audience_many(conn, &[task]).await
+}
+
+/// Everyone whose list shows any of `tasks` (see [`audience`]), in one query for the channels.
+pub async fn audience_many(
+    conn: &mut PgConnection,
+    tasks: &[&Task],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut users: Vec<Uuid> = tasks
+        .iter()
+        .flat_map(|t| std::iter::once(t.owner_id).chain(t.assignee_id))
+        .collect();
+    let channels: Vec<Uuid> = tasks.iter().filter_map(|t| t.channel_id).collect();
+    if !channels.is_empty() {
+        let members: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT user_id FROM channel_members WHERE channel_id = ANY($1)",
+        )
+        .bind(&channels)
+        .fetch_all(conn)
+        .await?;
+        users.extend(members);
+    }
+    users.sort();
+    users.dedup();
+    Ok(users)
+}
+
+/// Who may see each of `ids` now (owner, assignee, channel members), sorted; unknown ids are
+/// left out.
+pub async fn audiences(
+    pool: &sqlx::PgPool,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Vec<Uuid>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.id,
+                array_remove(ARRAY[t.owner_id, t.assignee_id]
+                    || coalesce((SELECT array_agg(m.user_id) FROM channel_members m
+                                  WHERE m.channel_id = t.channel_id), '{}'), NULL)
+           FROM unnest($1::uuid[]) AS q(id) JOIN tasks t ON t.id = q.id",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// Drops task `task_id`'s reminder that is not published yet, if any.
+pub async fn drop_pending_reminder(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM outbox
+          WHERE published_at IS NULL AND routing_key = 'task.due_soon'
+            AND payload->>'subject' = $1",
+    )
+    .bind(task_id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

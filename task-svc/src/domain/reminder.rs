@@ -9,29 +9,8 @@ use shared::{
     events::{CloudEvent, TaskDueSoon},
     outbox,
 };
-use sqlx::PgConnection;
 
 use crate::{domain::task::Task, SERVICE};
-
-/// Replaces the task's pending reminder to match its current due date and status.
-pub async fn reschedule(
-    tx: &mut PgConnection,
-    task: &Task,
-    lead_secs: u64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM outbox
-          WHERE published_at IS NULL AND routing_key = 'task.due_soon'
-            AND payload->>'subject' = $1",
-    )
-    .bind(task.id.to_string())
-    .execute(&mut *tx)
-    .await?;
-    if let Some(reminder) = first(task, lead_secs)? {
-        outbox::enqueue_all(tx, vec![reminder]).await?;
-    }
-    Ok(())
-}
 
 /// The reminder a task with no pending one needs (a new task), if any.
 pub fn first(task: &Task, lead_secs: u64) -> Result<Option<outbox::Pending>, sqlx::Error> {

@@ -9,12 +9,12 @@
 
 use shared::{
     events::{CloudEvent, JobCancel},
-    outbox, ApiError,
+    outbox,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{cache::ListCache, domain::task::Task, SERVICE};
+use crate::{domain::task::Task, error::TaskError, infra::list_cache::ListCache, SERVICE};
 
 /// How long a cancel mark stays: longer than any dispatch waits in a queue in practice.
 const CANCEL_MARK_SECS: u64 = 7 * 86_400;
@@ -32,16 +32,9 @@ pub async fn stop(
     task: &Task,
     dispatch_event: Option<Uuid>,
     actor: Uuid,
-) -> Result<Task, ApiError> {
+) -> Result<Task, TaskError> {
     let dropped = match dispatch_event {
-        Some(event) => {
-            sqlx::query("DELETE FROM outbox WHERE id = $1 AND published_at IS NULL")
-                .bind(event)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1
-        }
+        Some(event) => crate::store::jobs::drop_unpublished(tx, event).await?,
         None => true,
     };
     if !dropped || task.status == "running" {
@@ -56,17 +49,11 @@ pub async fn stop(
             .await;
         if let Err(err) = marked {
             tracing::warn!(error = %err, "cannot mark a job cancelled in Redis");
-            return Err(ApiError::unavailable("redis"));
+            return Err(TaskError::Unavailable("redis"));
         }
         outbox::enqueue(tx, CloudEvent::new(SERVICE, JobCancel { task_id: task.id })).await?;
     }
-    sqlx::query(
-        "UPDATE jobs SET finished_at = now(), unique_lock = NULL, next_run_at = NULL
-          WHERE task_id = $1",
-    )
-    .bind(task.id)
-    .execute(&mut *tx)
-    .await?;
+    crate::store::jobs::mark_stopped(tx, task.id).await?;
     let mut after = task.clone();
     after.status = "cancelled".into();
     let changes = crate::domain::task::status_change(task, &after);
@@ -82,32 +69,17 @@ pub async fn stop_owned(
     marks: &ListCache,
     owner: Uuid,
     channel: Option<Uuid>,
-) -> Result<Vec<Uuid>, ApiError> {
+) -> Result<Vec<Uuid>, TaskError> {
     // Locked as it is read: a row a concurrent commit changed is checked again under the lock,
     // so a job that finished meanwhile is left as it ended.
-    let live: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
-        "SELECT j.task_id, j.dispatch_event FROM jobs j JOIN tasks t ON t.id = j.task_id
-          WHERE j.owner_id = $1 AND j.finished_at IS NULL
-            AND (j.cron IS NOT NULL OR t.status IN ('pending', 'scheduled', 'queued', 'retrying'))
-            AND ($2::uuid IS NULL OR t.channel_id = $2)
-          ORDER BY j.task_id
-            FOR UPDATE OF t, j",
-    )
-    .bind(owner)
-    .bind(channel)
-    .fetch_all(&mut *tx)
-    .await?;
+    let live = crate::store::jobs::live_owned(tx, owner, channel).await?;
     let mut audience = Vec::new();
     for (task_id, dispatch_event) in live {
-        let task: Task = sqlx::query_as(&format!(
-            "SELECT {} FROM tasks WHERE id = $1",
-            crate::store::tasks::COLUMNS
-        ))
-        .bind(task_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let task = crate::store::tasks::find(tx, task_id, false)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
         let saved = stop(tx, marks, &task, dispatch_event, Uuid::nil()).await?;
-        audience.extend(crate::cache::audience(tx, &saved).await?);
+        audience.extend(crate::store::tasks::audience(tx, &saved).await?);
     }
     if !audience.is_empty() {
         tracing::info!(%owner, ?channel, "stopped a user's jobs");

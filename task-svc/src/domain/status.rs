@@ -2,7 +2,7 @@
 //! open state, and reopen (`done`/`cancelled → todo`). A forbidden move is a 409 naming the
 //! allowed ones.
 
-use shared::ApiError;
+use crate::error::TaskError;
 
 pub const STATES: [&str; 4] = ["todo", "in_progress", "done", "cancelled"];
 
@@ -17,9 +17,9 @@ pub fn allowed_from(from: &str) -> &'static [&'static str] {
 }
 
 /// `Ok` when `from → to` is allowed (staying put is always allowed).
-pub fn check(from: &str, to: &str) -> Result<(), ApiError> {
+pub fn check(from: &str, to: &str) -> Result<(), TaskError> {
     if !STATES.contains(&to) {
-        return Err(ApiError::unprocessable(
+        return Err(TaskError::invalid(
             "invalid_status",
             format!("status must be one of {}", STATES.join(", ")),
         ));
@@ -27,7 +27,7 @@ pub fn check(from: &str, to: &str) -> Result<(), ApiError> {
     if from == to || allowed_from(from).contains(&to) {
         return Ok(());
     }
-    Err(ApiError::conflict(
+    Err(TaskError::conflict(
         "forbidden_transition",
         format!(
             "a task in {from} can move to {} only",
@@ -55,9 +55,13 @@ mod tests {
 
     #[test]
     fn a_forbidden_move_names_the_allowed_ones() {
-        let err = check("done", "in_progress").unwrap_err();
+        let answer = |err: TaskError| shared::ApiError::from(err);
+        let err = answer(check("done", "in_progress").unwrap_err());
         assert_eq!(err.status.as_u16(), 409);
         assert!(err.detail.unwrap().contains("todo"));
-        assert_eq!(check("todo", "nope").unwrap_err().status.as_u16(), 422);
+        assert_eq!(
+            answer(check("todo", "nope").unwrap_err()).status.as_u16(),
+            422
+        );
     }
 }

@@ -7,10 +7,7 @@
 //! no reader sees a stale list after a successful write. Without Redis, reads go to PostgreSQL.
 
 use redis::aio::ConnectionManager;
-use sqlx::PgConnection;
 use uuid::Uuid;
-
-use crate::domain::task::Task;
 
 #[derive(Clone)]
 pub struct ListCache {
@@ -76,33 +73,4 @@ impl ListCache {
             tracing::warn!(error = %err, "cannot invalidate cached task lists");
         }
     }
-}
-
-/// Everyone whose list shows `task`: its owner, its assignee and its channel's members.
-pub async fn audience(conn: &mut PgConnection, task: &Task) -> Result<Vec<Uuid>, sqlx::Error> {
-    audience_many(conn, &[task]).await
-}
-
-/// Everyone whose list shows any of `tasks` (see [`audience`]), in one query for the channels.
-pub async fn audience_many(
-    conn: &mut PgConnection,
-    tasks: &[&Task],
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    let mut users: Vec<Uuid> = tasks
-        .iter()
-        .flat_map(|t| std::iter::once(t.owner_id).chain(t.assignee_id))
-        .collect();
-    let channels: Vec<Uuid> = tasks.iter().filter_map(|t| t.channel_id).collect();
-    if !channels.is_empty() {
-        let members: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT DISTINCT user_id FROM channel_members WHERE channel_id = ANY($1)",
-        )
-        .bind(&channels)
-        .fetch_all(conn)
-        .await?;
-        users.extend(members);
-    }
-    users.sort();
-    users.dedup();
-    Ok(users)
 }

@@ -1,0 +1,93 @@
+//! Routes for other services, never for clients (the gateway routes only `/api/v1/...`):
+//!
+//! - `GET /internal/v1/tasks/{id}/access`: what the user a service acts for may do with a task
+//!   (media-svc asks before storing or serving a task's files). Only another service asks it:
+//!   the gateway's own assertion is refused.
+//! - `POST /internal/v1/tasks/audience`: who may see each of some tasks now (owner, assignee,
+//!   channel members), for the gateway's live stream, which shows a user an event about a task
+//!   only if they are in its audience when the event is written to the stream log. It answers
+//!   only the gateway acting for nobody: a user's assertion is refused.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{get, post},
+    Extension, Json, Router,
+};
+use serde::{Deserialize, Serialize};
+use shared::{identity::Identity, internal::Caller, ApiError};
+use uuid::Uuid;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/v1/tasks/{id}/access", get(access))
+        .route("/internal/v1/tasks/audience", post(audience))
+}
+
+/// What the caller may do: `read` (see it, its attachments), `edit` (change every field,
+/// delete it, attach and delete files).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TaskAccess {
+    pub task_id: Uuid,
+    pub read: bool,
+    pub edit: bool,
+}
+
+/// 200 with the caller's rights, 404 when the caller may not see the task (or it is gone).
+async fn access(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<TaskAccess>, ApiError> {
+    if caller.service == "api-gateway" {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "internal_route",
+            "this route answers other services only",
+        ));
+    }
+    let (task, access) = crate::service::tasks::access_of(&state, &identity, &id).await?;
+    Ok(Json(TaskAccess {
+        task_id: task.id,
+        read: access.read,
+        edit: access.edit,
+    }))
+}
+
+/// Most tasks one question may name.
+pub const MAX_TASKS: usize = 500;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceQuery {
+    pub task_ids: Vec<Uuid>,
+}
+
+/// Each existing task's audience, sorted; a task that is gone is absent.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Audiences {
+    pub audiences: BTreeMap<Uuid, Vec<Uuid>>,
+}
+
+async fn audience(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(query): Json<AudienceQuery>,
+) -> Result<Json<Audiences>, ApiError> {
+    caller.require_gateway_itself("the gateway's stream")?;
+    if query.task_ids.len() > MAX_TASKS {
+        return Err(ApiError::bad_request(
+            "too_many_tasks",
+            format!("at most {MAX_TASKS} tasks per question"),
+        ));
+    }
+    let rows = crate::service::tasks::audiences(&state, &query.task_ids).await?;
+    Ok(Json(Audiences {
+        audiences: rows.into_iter().collect(),
+    }))
+}
