@@ -25,6 +25,9 @@ pub enum TaskError {
     /// `If-Match` named another version: 412, nothing changed.
     #[error("the task changed meanwhile; its current ETag is {current}")]
     Stale { current: String },
+    /// A member's quota would be passed: 429 `quota_exceeded`, nothing created.
+    #[error("{0}")]
+    Quota(String),
     /// A dependency other than the database is down: 503; a consumer holds the message until
     /// it is back.
     #[error("{0} is unavailable")]
@@ -72,6 +75,9 @@ impl From<TaskError> for ApiError {
                 "stale_version",
                 err.to_string(),
             ),
+            TaskError::Quota(detail) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", detail)
+            }
             TaskError::Unavailable(dependency) => ApiError::unavailable(dependency),
             TaskError::Store(err) => err.into(),
         }
@@ -89,7 +95,8 @@ impl From<TaskError> for HandlerError {
             | TaskError::Conflict { .. }
             | TaskError::NotFound(_)
             | TaskError::Forbidden(_)
-            | TaskError::Stale { .. } => HandlerError::Reject(err.into()),
+            | TaskError::Stale { .. }
+            | TaskError::Quota(_) => HandlerError::Reject(err.into()),
         }
     }
 }

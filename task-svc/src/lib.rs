@@ -20,12 +20,8 @@
 //! - [`audience`]: who may see some tasks now, asked by the gateway's live stream.
 //! - [`status`]: the status state machine.
 //! - [`channels`]: channels joined by code, whose members share tasks.
-//! - [`operations`]: the operators' job search and retry-now.
 //! - [`cache`]: the first page of each user's task list in Redis, invalidated on change.
 //! - [`priority`]: priority prediction (naive Bayes on this deployment's tasks, or a heuristic).
-//! - [`pool_pauses`]: pausing and resuming a pool (mirrored into Redis for workers).
-//! - [`pool_stats`]: pools' depth and the last hour's runs, for the operators' views.
-//! - [`quotas`]: members' live-job quotas, checked at creation and per cron tick.
 //! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
 //! - [`stopping`]: stopping a job (cancel, a member's removal or deactivation).
 
@@ -36,11 +32,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod infra;
-pub mod operations;
-pub mod pool_pauses;
-pub mod pool_stats;
 pub mod priority;
-pub mod quotas;
 pub mod service;
 pub mod store;
 
@@ -76,8 +68,8 @@ pub struct AppState {
         channels::create, channels::list, channels::read, channels::join, channels::leave,
         channels::rotate_code, channels::remove_member,
         http::jobs::cancel, http::jobs::attempts, http::admin::dead_list,
-        http::admin::dead_replay, http::admin::dead_purge, http::admin::workers, operations::search, operations::retry_now,
-        pool_stats::pools, pool_stats::activity, pool_pauses::pause, pool_pauses::resume
+        http::admin::dead_replay, http::admin::dead_purge, http::admin::workers, http::operations::search, http::operations::retry_now,
+        http::pools::pools, http::pools::activity, http::pools::pause, http::pools::resume
     ),
     tags(
         (name = "tasks", description = "Tasks"),
@@ -134,7 +126,7 @@ pub async fn run(
         config.jobs.clone(),
         shutdown.clone(),
     ));
-    platform.spawn(pool_pauses::mirror_periodically(
+    platform.spawn(background::pool_mirror::mirror_periodically(
         platform.pool.clone(),
         redis.clone(),
         config.redis.key_prefix.clone(),
@@ -148,9 +140,8 @@ pub async fn run(
         .merge(http::tasks::router())
         .merge(channels::router())
         .merge(http::jobs::router())
-        .merge(operations::router())
-        .merge(pool_stats::router())
-        .merge(pool_pauses::router())
+        .merge(http::operations::router())
+        .merge(http::pools::router())
         .merge(http::internal::router())
         .with_state(AppState {
             pool: platform.pool.clone(),

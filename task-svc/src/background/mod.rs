@@ -1,3 +1,4 @@
 //! Periodic loops, thin: each calls `service`.
 
 pub mod cron;
+pub mod pool_mirror;

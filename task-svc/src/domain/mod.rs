@@ -3,6 +3,8 @@
 pub mod events;
 pub mod job;
 pub mod listing;
+pub mod pool;
+pub mod quota;
 pub mod reminder;
 pub mod status;
 pub mod task;

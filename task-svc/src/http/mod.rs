@@ -3,4 +3,6 @@
 pub mod admin;
 pub mod internal;
 pub mod jobs;
+pub mod operations;
+pub mod pools;
 pub mod tasks;

@@ -2,4 +2,5 @@
 
 pub mod amqp_pools;
 pub mod list_cache;
+pub mod pauses;
 pub mod workers;

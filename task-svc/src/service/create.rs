@@ -108,8 +108,9 @@ pub async fn prepare(
     let job = match &request.job {
         Some(spec) => {
             let job = crate::domain::job::parse(spec, &state.config.jobs)?;
-            crate::quotas::check_job(&job, identity, &state.config)?;
-            crate::quotas::check_pool(&state.pool, identity, &state.config, &job.pool).await?;
+            crate::domain::quota::check_job(&job, identity, &state.config)?;
+            crate::service::quotas::check_pool(&state.pool, identity, &state.config, &job.pool)
+                .await?;
             if request.assignee_id.is_some() {
                 return Err(ApiError::unprocessable(
                     "invalid_job",
@@ -157,7 +158,7 @@ pub async fn insert_many(
     prepared: Vec<Prepared>,
 ) -> Result<(Vec<Created>, Vec<Uuid>), ApiError> {
     let jobs = prepared.iter().filter_map(|p| p.job.as_ref());
-    crate::quotas::admit(tx, identity, &state.config, jobs).await?;
+    crate::service::quotas::admit(tx, identity, &state.config, jobs).await?;
     let name = |index: usize, err: ApiError| match prepared.len() {
         1 => err,
         _ => at_index(index, err),

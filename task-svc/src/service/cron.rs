@@ -20,7 +20,7 @@ use crate::{
 /// task-svc replicas run this (the template row is locked with `SKIP LOCKED`, and a unique index
 /// on `(parent_id, scheduled_for)` refuses a second run of a tick). A tick missed while nothing
 /// ran (the platform was down) runs once, then the schedule continues from now. A tick whose
-/// owner already has `max_live` jobs waiting or running is skipped (`quotas::skips_tick`).
+/// owner already has `max_live` jobs waiting or running is skipped ([`crate::service::quotas::skips_tick`]).
 pub async fn cron_round(
     pool: &PgPool,
     cache: &crate::infra::list_cache::ListCache,
@@ -48,7 +48,7 @@ pub async fn cron_round(
         .bind(template_id)
         .fetch_one(&mut *tx)
         .await?;
-        if crate::quotas::skips_tick(&mut tx, template.owner_id, max_live).await? {
+        if crate::service::quotas::skips_tick(&mut tx, template.owner_id, max_live).await? {
             advance_cron(&mut tx, template_id, &expression, tick).await?;
             continue;
         }

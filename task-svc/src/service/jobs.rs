@@ -282,7 +282,7 @@ pub async fn dispatch(
 /// state machine.
 pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<Task, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let task = crate::operations::editable_job(&mut tx, identity, id, "cancel it").await?;
+    let task = crate::service::operations::editable_job(&mut tx, identity, id, "cancel it").await?;
     let Some(dispatch_event) = store::jobs::dispatch_event_of(&mut tx, task.id).await? else {
         crate::domain::status::check(&task.status, "cancelled")?;
         let mut after = task.clone();

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    domain::job::{DeadJob, JobView},
+    domain::job::{DeadJob, JobQuery, JobSummary, JobView},
     domain::task::Task,
 };
 
@@ -335,5 +335,75 @@ pub async fn live_owned(
     .bind(owner)
     .bind(channel)
     .fetch_all(conn)
+    .await
+}
+
+/// Jobs matching every filter of `query` (`payload`: a JSON object their payload contains),
+/// newest first, at most `limit`.
+pub async fn search(
+    pool: &PgPool,
+    query: &JobQuery,
+    payload: Option<&Value>,
+    limit: i64,
+) -> Result<Vec<JobSummary>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.id AS task_id, t.owner_id, t.title, t.status, j.kind, j.pool, j.payload,
+                j.attempt, j.max_attempts, j.last_error, t.created_at, j.run_at, j.finished_at
+           FROM tasks t JOIN jobs j ON j.task_id = t.id
+          WHERE ($1::text IS NULL OR j.kind = $1)
+            AND ($2::text IS NULL OR t.status = $2)
+            AND ($3::text IS NULL OR j.pool = $3)
+            AND ($4::jsonb IS NULL OR j.payload @> $4)
+            AND ($5::uuid IS NULL OR t.id < $5)
+          ORDER BY t.id DESC
+          LIMIT $6",
+    )
+    .bind(&query.kind)
+    .bind(&query.state)
+    .bind(&query.pool)
+    .bind(payload)
+    .bind(query.before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Brings task `task_id`'s waiting dispatch (a retry or a scheduled run, not yet published) to
+/// now, and wakes the relay at commit. Returns false when there is none to bring forward.
+pub async fn bring_forward(conn: &mut PgConnection, task_id: Uuid) -> Result<bool, sqlx::Error> {
+    let moved = sqlx::query(
+        "UPDATE outbox o SET available_at = now()
+           FROM jobs j, tasks t
+          WHERE j.task_id = $1 AND t.id = j.task_id AND o.id = j.dispatch_event
+            AND t.status IN ('retrying', 'scheduled') AND j.cron IS NULL
+            AND o.published_at IS NULL AND o.available_at > now()",
+    )
+    .bind(task_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE jobs SET run_at = now() WHERE task_id = $1 AND run_at > now()")
+        .bind(task_id)
+        .execute(&mut *conn)
+        .await?;
+    // The relay may be asleep until the row's old time: wake it at commit.
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(shared::outbox::NOTIFY_CHANNEL)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
+/// `owner`'s live cron templates and live jobs (waiting or running, templates not counted).
+pub async fn live_counts(conn: &mut PgConnection, owner: Uuid) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE cron IS NOT NULL), count(*) FILTER (WHERE cron IS NULL)
+           FROM jobs WHERE owner_id = $1 AND finished_at IS NULL",
+    )
+    .bind(owner)
+    .fetch_one(conn)
     .await
 }

@@ -1,0 +1,112 @@
+//! The operators' pool routes (admins): each pool's depth by state, its dead letters and
+//! whether it is paused (`GET /api/v1/admin/pools`), the last hour's runs minute by minute
+//! (`GET /api/v1/admin/jobs/activity`), and pausing and resuming a pool
+//! (`POST /api/v1/admin/pools/{pool}/pause` and `/resume`). A paused pool's workers stop taking
+//! its jobs within a second and finish the ones they are running; its jobs are still
+//! dispatched and wait in its queue, and run once it is resumed.
+
+use axum::{
+    extract::{Path, Query, State},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::{Deserialize, Serialize};
+use shared::{identity::Identity, problem::ProblemBody, ApiError};
+
+use crate::{
+    domain::pool::{Minute, PoolPause, PoolStats},
+    service, store, AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/admin/pools", get(pools))
+        .route("/api/v1/admin/jobs/activity", get(activity))
+        .route("/api/v1/admin/pools/{pool}/pause", post(pause))
+        .route("/api/v1/admin/pools/{pool}/resume", post(resume))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PoolList {
+    pub items: Vec<PoolStats>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/pools", tag = "jobs", security(("bearer" = [])),
+    responses((status = 200, description = "Every pool that has jobs, with its depth by state", body = PoolList),
+        (status = 403, description = "Not an admin", body = ProblemBody)))]
+pub async fn pools(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<PoolList>, ApiError> {
+    identity.require_admin()?;
+    let items = store::pools::stats(&state.pool).await?;
+    Ok(Json(PoolList { items }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityQuery {
+    /// How far back, in minutes (1 to 1440, default 60).
+    #[param(minimum = 1, maximum = 1440)]
+    pub minutes: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Activity {
+    /// Oldest first; a minute without ended runs is absent.
+    pub minutes: Vec<Minute>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/jobs/activity", tag = "jobs", security(("bearer" = [])), params(ActivityQuery),
+    responses((status = 200, description = "Runs ended per minute: successes, failures, run time", body = Activity),
+        (status = 400, description = "`minutes` out of range", body = ProblemBody),
+        (status = 403, description = "Not an admin", body = ProblemBody)))]
+pub async fn activity(
+    State(state): State<AppState>,
+    identity: Identity,
+    query: Result<Query<ActivityQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Activity>, ApiError> {
+    identity.require_admin()?;
+    let Query(query) = query?;
+    let minutes = query.minutes.unwrap_or(60);
+    if !(1..=1440).contains(&minutes) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "minutes is 1 to 1440",
+        ));
+    }
+    let minutes = store::runs::activity(&state.pool, minutes as i32).await?;
+    Ok(Json(Activity { minutes }))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/pools/{pool}/pause", tag = "jobs", security(("bearer" = [])),
+    params(("pool" = String, Path, description = "Pool name")),
+    responses((status = 200, description = "Paused (or already paused): workers stop taking its jobs within a second; running ones finish", body = PoolPause),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "Not a pool name", body = ProblemBody)))]
+pub async fn pause(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(pool): Path<String>,
+) -> Result<Json<PoolPause>, ApiError> {
+    identity.require_admin()?;
+    Ok(Json(
+        service::pools::set(&state, &identity, pool, true).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/pools/{pool}/resume", tag = "jobs", security(("bearer" = [])),
+    params(("pool" = String, Path, description = "Pool name")),
+    responses((status = 200, description = "Resumed (or was not paused): workers take its jobs again within a second", body = PoolPause),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "Not a pool name", body = ProblemBody)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(pool): Path<String>,
+) -> Result<Json<PoolPause>, ApiError> {
+    identity.require_admin()?;
+    Ok(Json(
+        service::pools::set(&state, &identity, pool, false).await?,
+    ))
+}

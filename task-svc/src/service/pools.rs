@@ -1,0 +1,50 @@
+//! Pausing and resuming a pool. The paused set lives in `pool_pauses`; every replica mirrors
+//! it into Redis ([`shared::cache::paused_pools_key`]) on each change and every few seconds
+//! ([`crate::background::pool_mirror`]), where workers read it.
+
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use shared::identity::Identity;
+use sqlx::PgPool;
+
+use crate::{
+    domain::pool::{checked, PoolPause},
+    error::TaskError,
+    store, AppState,
+};
+
+/// Pauses or resumes `pool` for an admin, then mirrors the paused set to Redis.
+pub async fn set(
+    state: &AppState,
+    identity: &Identity,
+    pool: String,
+    pause: bool,
+) -> Result<PoolPause, TaskError> {
+    checked(&pool)?;
+    let paused_at: Option<DateTime<Utc>> = match pause {
+        true => Some(store::pools::pause(&state.pool, &pool, identity.user_id).await?),
+        false => {
+            store::pools::resume(&state.pool, &pool).await?;
+            None
+        }
+    };
+    tracing::info!(%pool, admin = %identity.user_id, paused = pause, "pool pause changed");
+    mirror(&state.pool, &state.cache.redis, &state.cache.prefix).await?;
+    Ok(PoolPause {
+        pool,
+        paused: pause,
+        paused_at,
+    })
+}
+
+/// Writes the paused set to Redis; 503 naming Redis if it cannot (the change is kept and the
+/// next mirror round writes it).
+async fn mirror(pool: &PgPool, redis: &ConnectionManager, prefix: &str) -> Result<(), TaskError> {
+    let names = store::pools::paused(pool).await?;
+    crate::infra::pauses::write(redis, prefix, &names)
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "cannot mirror the paused pools to Redis");
+            TaskError::Unavailable("redis")
+        })
+}
