@@ -19,20 +19,16 @@
 //! - [`access`]: what a caller may do with a task, asked by other services (media-svc).
 //! - [`audience`]: who may see some tasks now, asked by the gateway's live stream.
 //! - [`status`]: the status state machine.
-//! - [`channels`]: channels joined by code, whose members share tasks.
 //! - [`cache`]: the first page of each user's task list in Redis, invalidated on change.
-//! - [`priority`]: priority prediction (naive Bayes on this deployment's tasks, or a heuristic).
 //! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
 //! - [`stopping`]: stopping a job (cancel, a member's removal or deactivation).
 
 pub mod background;
-pub mod channels;
 pub mod consumers;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod infra;
-pub mod priority;
 pub mod service;
 pub mod store;
 
@@ -65,8 +61,8 @@ pub struct AppState {
     paths(
         http::tasks::create, http::tasks::create_bulk, http::tasks::list, http::tasks::read, http::tasks::update, http::tasks::delete, http::tasks::history,
         http::tasks::model_report, http::tasks::model_retrain,
-        channels::create, channels::list, channels::read, channels::join, channels::leave,
-        channels::rotate_code, channels::remove_member,
+        http::channels::create, http::channels::list, http::channels::read, http::channels::join, http::channels::leave,
+        http::channels::rotate_code, http::channels::remove_member,
         http::jobs::cancel, http::jobs::attempts, http::admin::dead_list,
         http::admin::dead_replay, http::admin::dead_purge, http::admin::workers, http::operations::search, http::operations::retry_now,
         http::pools::pools, http::pools::activity, http::pools::pause, http::pools::resume
@@ -132,13 +128,13 @@ pub async fn run(
         config.redis.key_prefix.clone(),
         shutdown.clone(),
     ));
-    platform.spawn(priority::retrain_periodically(
+    platform.spawn(background::retrain::retrain_periodically(
         platform.pool.clone(),
         shutdown.clone(),
     ));
     let app = Router::new()
         .merge(http::tasks::router())
-        .merge(channels::router())
+        .merge(http::channels::router())
         .merge(http::jobs::router())
         .merge(http::operations::router())
         .merge(http::pools::router())

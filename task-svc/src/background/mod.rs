@@ -2,3 +2,4 @@
 
 pub mod cron;
 pub mod pool_mirror;
+pub mod retrain;

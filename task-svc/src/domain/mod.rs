@@ -1,9 +1,11 @@
 //! Pure rules and types: no I/O, no async.
 
+pub mod channel;
 pub mod events;
 pub mod job;
 pub mod listing;
 pub mod pool;
+pub mod priority;
 pub mod quota;
 pub mod reminder;
 pub mod status;

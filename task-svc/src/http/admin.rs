@@ -41,7 +41,7 @@ pub async fn dead_list(
     identity.require_admin()?;
     let Query(query) = query?;
     let limit = i64::from(query.limit.unwrap_or(100).clamp(1, 1000));
-    let items = crate::store::jobs::dead_list(&state.pool, query.pool.as_deref(), limit).await?;
+    let items = crate::store::dead::dead_list(&state.pool, query.pool.as_deref(), limit).await?;
     Ok(Json(DeadJobs { items }))
 }
 
@@ -77,7 +77,7 @@ pub async fn dead_replay(
 ) -> Result<Json<Affected>, ApiError> {
     identity.require_admin()?;
     check_selection(&selection)?;
-    let count = crate::service::jobs::replay_dead(&state, &selection).await?;
+    let count = crate::service::dead::replay_dead(&state, &selection).await?;
     Ok(Json(Affected { count }))
 }
 
@@ -93,7 +93,7 @@ pub async fn dead_purge(
 ) -> Result<Json<Affected>, ApiError> {
     identity.require_admin()?;
     check_selection(&selection)?;
-    let count = crate::service::jobs::purge_dead(&state, &selection).await?;
+    let count = crate::service::dead::purge_dead(&state, &selection).await?;
     Ok(Json(Affected { count }))
 }
 

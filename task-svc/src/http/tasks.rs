@@ -21,12 +21,12 @@ use shared::{
 use uuid::Uuid;
 
 use crate::{
+    domain::priority::{Report, MIN_SAMPLES},
     domain::{
         listing::{ListQuery, TaskList},
         task::{CreateTask, HistoryEntry, Task, UpdateTask},
     },
-    priority,
-    service::create::Created,
+    service::{self, create::Created},
     AppState,
 };
 
@@ -216,35 +216,35 @@ pub async fn history(
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/priority-model", tag = "tasks", security(("bearer" = [])),
-    responses((status = 200, description = "The newest priority model's held-out accuracy next to the majority-class baseline", body = priority::Report),
+    responses((status = 200, description = "The newest priority model's held-out accuracy next to the majority-class baseline", body = Report),
         (status = 403, description = "Not an admin", body = ProblemBody),
         (status = 404, description = "No model trained yet (the heuristic decides)", body = ProblemBody)))]
 pub async fn model_report(
     State(state): State<AppState>,
     identity: Identity,
-) -> Result<Json<priority::Report>, ApiError> {
+) -> Result<Json<Report>, ApiError> {
     identity.require_admin()?;
-    priority::latest(&state.pool)
+    service::priority::latest(&state.pool)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("priority model"))
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/priority-model/retrain", tag = "tasks", security(("bearer" = [])),
-    responses((status = 200, description = "Trained now on every user-labelled task", body = priority::Report),
+    responses((status = 200, description = "Trained now on every user-labelled task", body = Report),
         (status = 403, description = "Not an admin", body = ProblemBody),
         (status = 409, description = "Too few labelled tasks (or a single priority) to train on", body = ProblemBody)))]
 pub async fn model_retrain(
     State(state): State<AppState>,
     identity: Identity,
-) -> Result<Json<priority::Report>, ApiError> {
+) -> Result<Json<Report>, ApiError> {
     identity.require_admin()?;
-    priority::retrain(&state.pool).await?.map(Json).ok_or_else(|| {
+    service::priority::retrain(&state.pool).await?.map(Json).ok_or_else(|| {
         ApiError::conflict(
             "not_enough_data",
             format!(
                 "training needs at least {} tasks whose priority a person set, with two priorities or more",
-                priority::MIN_SAMPLES
+                MIN_SAMPLES
             ),
         )
     })

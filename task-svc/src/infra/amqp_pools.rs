@@ -82,7 +82,7 @@ pub async fn prune_dead_letters(state: &AppState, pool: &str) {
             seen.push((message.delivery.delivery_tag, task_id));
         }
         let ids: Vec<Uuid> = seen.iter().filter_map(|(_, id)| *id).collect();
-        let still_dead = crate::store::jobs::still_dead(&state.pool, &ids).await?;
+        let still_dead = crate::store::dead::still_dead(&state.pool, &ids).await?;
         let mut removed = 0;
         for (tag, id) in &seen {
             if !id.is_some_and(|id| still_dead.contains(&id)) {

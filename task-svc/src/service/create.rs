@@ -14,9 +14,9 @@ use uuid::Uuid;
 use crate::{
     domain::{
         job::ParsedJob,
+        priority::Predictor,
         task::{assignable, check_description, parse_tags, parse_title, CreateTask, Task},
     },
-    priority,
     service::jobs::{self as job_service, Inserted},
     store, AppState, SERVICE,
 };
@@ -100,7 +100,7 @@ pub async fn prepare(
     state: &AppState,
     identity: &Identity,
     request: CreateTask,
-    predictor: &mut Option<priority::Predictor>,
+    predictor: &mut Option<Predictor>,
 ) -> Result<Prepared, ApiError> {
     let title = parse_title(&request.title)?;
     check_description(&request.description)?;
@@ -126,7 +126,7 @@ pub async fn prepare(
         Some(priority) => (priority.as_str().to_string(), "user"),
         None => {
             if predictor.is_none() {
-                *predictor = Some(priority::Predictor::load(&state.pool).await?);
+                *predictor = Some(crate::service::priority::predictor(&state.pool).await?);
             }
             let predictor = predictor.as_ref().expect("loaded above");
             predictor.predict(&title, &request.description, request.due_at)

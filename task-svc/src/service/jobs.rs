@@ -12,10 +12,9 @@ use crate::{
     domain::task::Task,
     domain::{
         events::{assigned_event, dispatch_event},
-        job::{Attempt, DeadSelection, JobView, ParsedJob, LIVE},
+        job::{Attempt, JobView, ParsedJob, LIVE},
     },
     error::TaskError,
-    infra::amqp_pools::prune_dead_letters,
     store, AppState,
 };
 
@@ -324,50 +323,4 @@ pub async fn attempts(
     let mut conn = state.pool.acquire().await?;
     let task = crate::service::tasks::visible_task(&mut conn, identity, id).await?;
     Ok(store::runs::list(&mut conn, task.id).await?)
-}
-
-/// Queues the dead jobs `selection` names again, each with a fresh budget of attempts, and
-/// removes them from their pools' dead-letter queues. Returns how many.
-pub async fn replay_dead(state: &AppState, selection: &DeadSelection) -> Result<u64, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let tasks = select_dead(&mut tx, selection).await?;
-    let mut pools = HashSet::new();
-    let mut audience = Vec::new();
-    for mut task in tasks.clone() {
-        let pool = store::jobs::reset_for_replay(&mut tx, task.id).await?;
-        state.pools.ensure(&pool).await?;
-        pools.insert(pool);
-        store::jobs::set_status(&mut tx, &mut task, "queued").await?;
-        dispatch(&mut tx, &task, 1, None, true).await?;
-        audience.extend(crate::store::tasks::audience(&mut tx, &task).await?);
-    }
-    tx.commit().await?;
-    state.cache.invalidate(&audience).await;
-    for pool in pools {
-        prune_dead_letters(state, &pool).await;
-    }
-    tracing::info!(count = tasks.len(), "replayed dead jobs");
-    Ok(tasks.len() as u64)
-}
-
-/// Takes the dead jobs `selection` names off the dead list and out of their pools' dead-letter
-/// queues (the tasks stay, dead). Returns how many.
-pub async fn purge_dead(state: &AppState, selection: &DeadSelection) -> Result<u64, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let tasks = select_dead(&mut tx, selection).await?;
-    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
-    let pools = store::jobs::mark_purged(&mut tx, &ids).await?;
-    tx.commit().await?;
-    for pool in pools {
-        prune_dead_letters(state, &pool).await;
-    }
-    Ok(ids.len() as u64)
-}
-
-/// Locks the dead, unpurged jobs `selection` names (at most 1000).
-async fn select_dead(
-    tx: &mut PgConnection,
-    selection: &DeadSelection,
-) -> Result<Vec<Task>, sqlx::Error> {
-    store::jobs::select_dead(tx, selection.pool.as_deref(), selection.task_ids.as_deref()).await
 }

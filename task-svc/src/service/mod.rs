@@ -1,11 +1,14 @@
 //! What task-svc does, over `domain`, `store` and `infra`.
 
+pub mod channels;
 pub mod create;
 pub mod cron;
+pub mod dead;
 pub mod job_reports;
 pub mod jobs;
 pub mod operations;
 pub mod pools;
+pub mod priority;
 pub mod query;
 pub mod quotas;
 pub mod stop;

@@ -32,7 +32,9 @@ async fn access(
     identity: &Identity,
 ) -> Result<Access, sqlx::Error> {
     let channel = match task.channel_id {
-        Some(channel) => crate::channels::membership(conn, channel, identity.user_id).await?,
+        Some(channel) => {
+            crate::store::channels::membership(conn, channel, identity.user_id).await?
+        }
         None => None,
     };
     Ok(Access::of(task, identity, channel))

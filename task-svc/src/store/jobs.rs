@@ -1,6 +1,6 @@
 //! The `jobs` table (and the task rows report handling locks with it).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    domain::job::{DeadJob, JobQuery, JobSummary, JobView},
+    domain::job::{JobQuery, JobSummary, JobView},
     domain::task::Task,
 };
 
@@ -180,31 +180,6 @@ pub async fn complete_many(
         .collect())
 }
 
-/// Locks the dead, unpurged jobs `selection` names (at most 1000).
-pub async fn select_dead(
-    conn: &mut PgConnection,
-    pool: Option<&str>,
-    task_ids: Option<&[Uuid]>,
-) -> Result<Vec<Task>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {} FROM tasks t
-          WHERE t.status = 'dead'
-            AND EXISTS (SELECT 1 FROM jobs j WHERE j.task_id = t.id AND j.dead_purged_at IS NULL
-                          AND ($1::text IS NULL OR j.pool = $1))
-            AND ($2::uuid[] IS NULL OR t.id = ANY($2))
-          ORDER BY t.updated_at LIMIT 1000 FOR UPDATE",
-        crate::store::tasks::COLUMNS
-            .split(", ")
-            .map(|c| format!("t.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-    .bind(pool)
-    .bind(task_ids)
-    .fetch_all(conn)
-    .await
-}
-
 /// Sets a cron template's next tick (`None`: it never fires again).
 pub async fn set_next_run(
     tx: &mut PgConnection,
@@ -219,19 +194,6 @@ pub async fn set_next_run(
     Ok(())
 }
 
-/// Which of `ids` are dead and still on the dead list (not replayed or purged).
-pub async fn still_dead(pool: &PgPool, ids: &[Uuid]) -> Result<HashSet<Uuid>, sqlx::Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT t.id FROM tasks t JOIN jobs j ON j.task_id = t.id
-          WHERE t.id = ANY($1) AND t.status = 'dead' AND j.dead_purged_at IS NULL",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .collect())
-}
-
 /// The dispatch event of task `task_id`'s job: `None` when the task has no job.
 pub async fn dispatch_event_of(
     conn: &mut PgConnection,
@@ -241,55 +203,6 @@ pub async fn dispatch_event_of(
         .bind(task_id)
         .fetch_optional(conn)
         .await
-}
-
-/// Dead jobs not purged (of `pool`, or all), newest first.
-pub async fn dead_list(
-    pool: &PgPool,
-    job_pool: Option<&str>,
-    limit: i64,
-) -> Result<Vec<DeadJob>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT t.id AS task_id, t.owner_id, t.title, j.kind, j.pool, j.attempt, j.max_attempts,
-                j.last_error, j.finished_at AS died_at
-           FROM tasks t JOIN jobs j ON j.task_id = t.id
-          WHERE t.status = 'dead' AND j.dead_purged_at IS NULL
-            AND ($1::text IS NULL OR j.pool = $1)
-          ORDER BY j.finished_at DESC NULLS LAST LIMIT $2",
-    )
-    .bind(job_pool)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
-/// Clears a dead job's outcome for a replay (and takes its unique key again). Returns its pool.
-pub async fn reset_for_replay(
-    conn: &mut PgConnection,
-    task_id: Uuid,
-) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE jobs SET finished_at = NULL, last_error = NULL, result = NULL,
-                unique_lock = unique_key, progress = NULL
-          WHERE task_id = $1 RETURNING pool",
-    )
-    .bind(task_id)
-    .fetch_one(conn)
-    .await
-}
-
-/// Takes jobs off the dead list. Returns their pools, once each.
-pub async fn mark_purged(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-) -> Result<HashSet<String>, sqlx::Error> {
-    let pools: Vec<String> = sqlx::query_scalar(
-        "UPDATE jobs SET dead_purged_at = now() WHERE task_id = ANY($1) RETURNING pool",
-    )
-    .bind(ids)
-    .fetch_all(conn)
-    .await?;
-    Ok(pools.into_iter().collect())
 }
 
 /// Drops the dispatch `event` if the relay has not published it. Returns whether it did.

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 pub const CLASSES: [&str; 4] = ["low", "normal", "high", "urgent"];
@@ -180,7 +179,7 @@ fn held_out(id: &Uuid) -> bool {
 }
 
 /// A task whose priority a person set: id, title, description, due date, creation, priority.
-type LabelledRow = (
+pub type LabelledRow = (
     Uuid,
     String,
     String,
@@ -189,15 +188,10 @@ type LabelledRow = (
     String,
 );
 
-/// Trains on every user-labelled task, stores the model and returns its report. `None` when
-/// there are too few labelled tasks or only one priority among them.
-pub async fn retrain(pool: &PgPool) -> Result<Option<Report>, sqlx::Error> {
-    let rows: Vec<LabelledRow> = sqlx::query_as(
-        "SELECT id, title, description, due_at, created_at, priority FROM tasks
-          WHERE priority_source = 'user' ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await?;
+/// Trains on `rows` (every user-labelled task): the model to keep (trained on all of them) and
+/// the report of a run that held out every fifth. `None` when there are too few labelled tasks
+/// or only one priority among them.
+pub fn train(rows: Vec<LabelledRow>) -> Option<(Model, Report)> {
     let samples: Vec<Sample> = rows
         .into_iter()
         .map(
@@ -212,11 +206,11 @@ pub async fn retrain(pool: &PgPool) -> Result<Option<Report>, sqlx::Error> {
     let labels: std::collections::HashSet<&str> =
         samples.iter().map(|s| s.label.as_str()).collect();
     if (samples.len() as i64) < MIN_SAMPLES || labels.len() < 2 {
-        return Ok(None);
+        return None;
     }
     let (test, train): (Vec<&Sample>, Vec<&Sample>) = samples.iter().partition(|s| held_out(&s.id));
     if test.is_empty() || train.is_empty() {
-        return Ok(None);
+        return None;
     }
     let model = Model::train(&train);
     let mut majority: HashMap<&str, usize> = HashMap::new();
@@ -243,63 +237,13 @@ pub async fn retrain(pool: &PgPool) -> Result<Option<Report>, sqlx::Error> {
         baseline_accuracy,
         in_use: accuracy > baseline_accuracy,
     };
-    sqlx::query(
-        "INSERT INTO priority_models (id, trained_at, samples, accuracy, baseline_accuracy, model)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(report.trained_at)
-    .bind(report.samples)
-    .bind(report.accuracy)
-    .bind(report.baseline_accuracy)
-    .bind(sqlx::types::Json(&full))
-    .execute(pool)
-    .await?;
-    tracing::info!(
-        samples = report.samples,
-        accuracy = report.accuracy,
-        baseline = report.baseline_accuracy,
-        "priority model trained"
-    );
-    Ok(Some(report))
-}
-
-/// The newest model's report.
-pub async fn latest(pool: &PgPool) -> Result<Option<Report>, sqlx::Error> {
-    let row: Option<(DateTime<Utc>, i32, f64, f64)> = sqlx::query_as(
-        "SELECT trained_at, samples, accuracy, baseline_accuracy FROM priority_models
-          ORDER BY trained_at DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(
-        |(trained_at, samples, accuracy, baseline_accuracy)| Report {
-            trained_at,
-            samples,
-            accuracy,
-            baseline_accuracy,
-            in_use: accuracy > baseline_accuracy,
-        },
-    ))
+    Some((full, report))
 }
 
 /// The deployment's current model, loaded once for several predictions (a bulk creation).
-pub struct Predictor(Option<Model>);
+pub struct Predictor(pub Option<Model>);
 
 impl Predictor {
-    /// The newest model, if it beats the baseline; otherwise predictions use the heuristic.
-    pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
-        let row: Option<(sqlx::types::Json<Model>, f64, f64)> = sqlx::query_as(
-            "SELECT model, accuracy, baseline_accuracy FROM priority_models
-              ORDER BY trained_at DESC LIMIT 1",
-        )
-        .fetch_optional(pool)
-        .await?;
-        Ok(Self(row.and_then(|(model, accuracy, baseline)| {
-            (accuracy > baseline).then_some(model.0)
-        })))
-    }
-
     /// A priority and where it came from (`model` or `heuristic`).
     pub fn predict(
         &self,
@@ -318,40 +262,6 @@ impl Predictor {
             "heuristic",
         )
     }
-}
-
-/// Checks once a minute whether to retrain (see [`retrain_if_due`]), until `shutdown`.
-pub async fn retrain_periodically(pool: PgPool, shutdown: tokio_util::sync::CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
-        }
-        if let Err(err) = retrain_if_due(&pool).await {
-            tracing::warn!(error = %err, "priority model retraining failed");
-        }
-    }
-}
-
-/// Retrains when labelled tasks have grown by [`RETRAIN_EVERY`] since the newest model (or there
-/// is none yet and enough data).
-pub async fn retrain_if_due(pool: &PgPool) -> Result<(), sqlx::Error> {
-    let labelled: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM tasks WHERE priority_source = 'user'")
-            .fetch_one(pool)
-            .await?;
-    let last: Option<i32> =
-        sqlx::query_scalar("SELECT samples FROM priority_models ORDER BY trained_at DESC LIMIT 1")
-            .fetch_optional(pool)
-            .await?;
-    let due = match last {
-        None => labelled >= MIN_SAMPLES,
-        Some(samples) => labelled - i64::from(samples) >= RETRAIN_EVERY,
-    };
-    if due {
-        retrain(pool).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,66 @@
+//! Dead jobs, for admins: queued again with a fresh budget of attempts (replay), or taken off
+//! the dead list (purge); either way out of their pools' dead-letter queues.
+
+use std::collections::HashSet;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    domain::{job::DeadSelection, task::Task},
+    infra::amqp_pools::prune_dead_letters,
+    service::jobs::dispatch,
+    store, AppState,
+};
+
+/// Queues the dead jobs `selection` names again, each with a fresh budget of attempts, and
+/// removes them from their pools' dead-letter queues. Returns how many.
+pub async fn replay_dead(
+    state: &AppState,
+    selection: &DeadSelection,
+) -> Result<u64, shared::ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let tasks = select_dead(&mut tx, selection).await?;
+    let mut pools = HashSet::new();
+    let mut audience = Vec::new();
+    for mut task in tasks.clone() {
+        let pool = store::dead::reset_for_replay(&mut tx, task.id).await?;
+        state.pools.ensure(&pool).await?;
+        pools.insert(pool);
+        store::jobs::set_status(&mut tx, &mut task, "queued").await?;
+        dispatch(&mut tx, &task, 1, None, true).await?;
+        audience.extend(crate::store::tasks::audience(&mut tx, &task).await?);
+    }
+    tx.commit().await?;
+    state.cache.invalidate(&audience).await;
+    for pool in pools {
+        prune_dead_letters(state, &pool).await;
+    }
+    tracing::info!(count = tasks.len(), "replayed dead jobs");
+    Ok(tasks.len() as u64)
+}
+
+/// Takes the dead jobs `selection` names off the dead list and out of their pools' dead-letter
+/// queues (the tasks stay, dead). Returns how many.
+pub async fn purge_dead(
+    state: &AppState,
+    selection: &DeadSelection,
+) -> Result<u64, shared::ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let tasks = select_dead(&mut tx, selection).await?;
+    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+    let pools = store::dead::mark_purged(&mut tx, &ids).await?;
+    tx.commit().await?;
+    for pool in pools {
+        prune_dead_letters(state, &pool).await;
+    }
+    Ok(ids.len() as u64)
+}
+
+/// Locks the dead, unpurged jobs `selection` names (at most 1000).
+async fn select_dead(
+    tx: &mut PgConnection,
+    selection: &DeadSelection,
+) -> Result<Vec<Task>, sqlx::Error> {
+    store::dead::select_dead(tx, selection.pool.as_deref(), selection.task_ids.as_deref()).await
+}
