@@ -3,25 +3,27 @@
 //!
 //! # Layout
 //! Layered, dependencies one way: [`http`], [`consumers`] and [`background`] call [`service`],
-//! which uses [`domain`] (pure rules and types), [`store`] (all SQL) and [`infra`] (Redis and
-//! RabbitMQ). [`error::TaskError`] is the layers' one error, mapped once to problem+json and
-//! once to a consumer's decision. Tasks and jobs are laid out this way; the modules below the list are
-//! the older, flat part, moving into the layers:
-//! - where a task's visibility is decided: [`domain::task::Access::of`] (the rule) and
-//!   [`service::tasks::visible`] (the check every route makes);
-//! - creating tasks, one or in bulk: [`service::create`]; lists: [`service::query`];
-//!   reading, changing, deleting: [`service::tasks`];
-//! - where a job is completed: [`service::job_reports::complete_many`] (the one rule);
-//! - a job's types and checks: [`domain::job`]; its events: [`domain::events`];
-//! - dispatch, cancel, replay and purge: [`service::jobs`]; cron runs: [`service::cron`].
+//! which uses [`domain`] (pure rules and types, no I/O), [`store`] (all SQL, returning
+//! `sqlx::Error`) and [`infra`] (Redis and RabbitMQ). [`error::TaskError`] is the layers' one
+//! error, mapped once to problem+json and once to a consumer's retry, reject or wait.
 //!
-//! The flat part:
-//! - [`access`]: what a caller may do with a task, asked by other services (media-svc).
-//! - [`audience`]: who may see some tasks now, asked by the gateway's live stream.
-//! - [`status`]: the status state machine.
-//! - [`cache`]: the first page of each user's task list in Redis, invalidated on change.
-//! - [`reminders`]: the `task.due_soon` reminder, scheduled through the outbox.
-//! - [`stopping`]: stopping a job (cancel, a member's removal or deactivation).
+//! - Where a task's visibility is decided: [`domain::task::Access::of`] (the rule), checked by
+//!   every route through [`service::tasks::visible`].
+//! - Where a job is completed: [`service::job_reports::complete_many`] (the one rule).
+//! - Tasks: created (one or in bulk) in [`service::create`], listed in [`service::query`],
+//!   read, changed and deleted in [`service::tasks`]; their fields' rules in [`domain::task`],
+//!   the status machine in [`domain::status`], the due-soon reminder in [`domain::reminder`].
+//! - Jobs: their types and checks in [`domain::job`], their events in [`domain::events`];
+//!   dispatch and cancel in [`service::jobs`], workers' reports in [`service::job_reports`]
+//!   (fed by [`consumers::job_reports`]), cron runs in [`service::cron`] (driven by
+//!   [`background::cron`]), stopping in [`service::stop`], the dead list in [`service::dead`],
+//!   operators' search and retry-now in [`service::operations`], quotas in [`domain::quota`]
+//!   and [`service::quotas`].
+//! - Pools: depth, activity and pauses in [`service::pools`] and [`http::pools`].
+//! - Channels in [`service::channels`]; the read model of users in [`service::users`] (fed by
+//!   [`consumers::users`]); priority prediction in [`domain::priority`] and
+//!   [`service::priority`]; the cached first page of task lists in [`infra::list_cache`].
+//! - Routes other services call (a task's access, its audience): [`http::internal`].
 
 pub mod background;
 pub mod consumers;

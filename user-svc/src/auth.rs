@@ -12,7 +12,10 @@ use shared::{
 use uuid::Uuid;
 
 use crate::{
-    password, sessions, throttle,
+    domain::{parse_display_name, parse_email},
+    password,
+    sessions::{self, end_sessions, Ending},
+    throttle,
     tokens::{self, TokenResponse},
     users::User,
     AppState, SERVICE,
@@ -37,35 +40,6 @@ pub struct RegisterRequest {
     pub password: String,
     #[schema(min_length = 1, max_length = 100)]
     pub display_name: String,
-}
-
-/// A parsed e-mail address: trimmed, at most 254 characters, one `@` with text on both sides.
-pub fn parse_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim();
-    let valid = email.len() <= 254
-        && email.split('@').count() == 2
-        && email.split('@').all(|part| !part.is_empty())
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email.to_string())
-    } else {
-        Err(ApiError::unprocessable(
-            "invalid_email",
-            "email must be an address like name@example.com",
-        ))
-    }
-}
-
-/// 1 to 100 printable characters, trimmed.
-pub fn parse_display_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            "invalid_display_name",
-            "display_name must be 1 to 100 printable characters",
-        ));
-    }
-    Ok(name.to_string())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
@@ -281,51 +255,4 @@ pub async fn logout_all(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Which of a user's sessions to end.
-pub enum Ending {
-    One(Uuid),
-    /// Every live session except the one given (if any).
-    AllBut(Option<Uuid>),
-}
-
-/// Revokes sessions in the database and in Redis, so their tokens stop working now.
-pub async fn end_sessions(
-    state: &AppState,
-    user_id: Uuid,
-    ending: Ending,
-    reason: &str,
-) -> Result<(), ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let ids = match ending {
-        Ending::One(id) => vec![id],
-        Ending::AllBut(keep) => sessions::live_sessions(&mut tx, user_id, keep).await?,
-    };
-    sessions::revoke(&mut tx, &ids, reason).await?;
-    tx.commit().await?;
-    sessions::unmirror(state, &ids).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_trimmed_and_checked() {
-        assert_eq!(
-            parse_email("  ada@example.com ").unwrap(),
-            "ada@example.com"
-        );
-        for bad in [
-            "",
-            "ada",
-            "@example.com",
-            "ada@",
-            "a@b@c",
-            "a da@example.com",
-        ] {
-            assert!(parse_email(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 }

@@ -5,7 +5,9 @@
 //! # Layout
 //! - [`auth`]: register, login, refresh, logout, logout everywhere.
 //! - [`users`]: the user resource (`/api/v1/users/me`, admin routes).
-//! - [`sessions`]: sessions, refresh-token rotation and reuse detection, the Redis mirror.
+//! - [`sessions`]: sessions, refresh-token rotation and reuse detection, the Redis mirror, and
+//!   ending sessions (logout, a password change, deactivation).
+//! - [`domain`]: the rules of an account's fields (email, display name).
 //! - [`live`]: which sessions are live, for the gateway while Redis cannot be asked.
 //! - [`tokens`]: access tokens (EdDSA JWT).
 //! - [`password`]: password policy and argon2id hashing.
@@ -15,6 +17,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod domain;
 pub mod keys;
 pub mod live;
 pub mod password;

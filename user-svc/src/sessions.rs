@@ -191,3 +191,27 @@ pub async fn unmirror(state: &AppState, session_ids: &[Uuid]) -> Result<(), ApiE
             ApiError::unavailable("redis")
         })
 }
+
+/// Which of a user's sessions to end.
+pub enum Ending {
+    One(Uuid),
+    /// Every live session except the one given (if any).
+    AllBut(Option<Uuid>),
+}
+
+/// Revokes sessions in the database and in Redis, so their tokens stop working now.
+pub async fn end_sessions(
+    state: &AppState,
+    user_id: Uuid,
+    ending: Ending,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let ids = match ending {
+        Ending::One(id) => vec![id],
+        Ending::AllBut(keep) => live_sessions(&mut tx, user_id, keep).await?,
+    };
+    revoke(&mut tx, &ids, reason).await?;
+    tx.commit().await?;
+    unmirror(state, &ids).await
+}

@@ -20,8 +20,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    auth::{end_sessions, parse_display_name, Ending},
-    password, AppState, SERVICE,
+    domain::parse_display_name,
+    password,
+    sessions::{end_sessions, Ending},
+    AppState, SERVICE,
 };
 
 pub fn router() -> Router<AppState> {

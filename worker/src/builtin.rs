@@ -36,11 +36,6 @@ pub fn registry(config: &WorkersConfig) -> anyhow::Result<Registry> {
     Ok(registry)
 }
 
-pub(crate) fn payload<T: serde::de::DeserializeOwned>(ctx: &JobContext) -> Result<T, JobError> {
-    serde_json::from_value(ctx.payload.clone())
-        .map_err(|e| JobError::fatal(format!("invalid {} payload: {e}", ctx.kind)))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SleepPayload {
@@ -50,7 +45,7 @@ struct SleepPayload {
 
 /// Waits `ms`, reporting progress every tenth; stops when cancelled.
 async fn sleep(ctx: JobContext) -> JobResult {
-    let SleepPayload { ms } = payload(&ctx)?;
+    let SleepPayload { ms } = ctx.payload_as()?;
     if ms > 86_400_000 {
         return Err(JobError::fatal("sleep ms must be at most 86400000"));
     }
@@ -117,7 +112,7 @@ impl Http {
     }
 
     async fn run(&self, ctx: JobContext) -> JobResult {
-        let request: HttpPayload = payload(&ctx)?;
+        let request: HttpPayload = ctx.payload_as()?;
         for name in request.headers.keys() {
             if let Some(why) = shared::outbound::refused_header(name) {
                 return Err(JobError::fatal(format!(

@@ -85,7 +85,7 @@ async fn capped(stream: Option<impl AsyncRead + Unpin>, max: usize) -> (Vec<u8>,
 
 impl Commands {
     pub async fn run(&self, ctx: JobContext) -> JobResult {
-        let request: CommandPayload = crate::builtin::payload(&ctx)?;
+        let request: CommandPayload = ctx.payload_as()?;
         if request.args.len() > 100 || request.args.iter().any(|a| a.len() > 4096) {
             return Err(JobError::fatal(
                 "command: at most 100 arguments of 4096 bytes",

@@ -37,6 +37,13 @@ impl JobContext {
         let message = message.map(|m| m.chars().take(500).collect());
         let _ = self.progress.send((percent, message));
     }
+
+    /// The payload as a handler's input type; a payload that does not fit fails the job for
+    /// good (retrying cannot fix it).
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_value(self.payload.clone())
+            .map_err(|e| JobError::fatal(format!("invalid {} payload: {e}", self.kind)))
+    }
 }
 
 /// Why a run failed.

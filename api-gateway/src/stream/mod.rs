@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 
 use axum::{
     extract::{ConnectInfo, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
@@ -187,33 +187,4 @@ pub async fn open(
     // Reverse proxies (nginx, the ingress controller) must pass events on as they come.
     headers.insert("x-accel-buffering", "no".parse().expect("static"));
     Ok(response)
-}
-
-/// 429 for one stream too many.
-fn too_many_streams(max: u32) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_streams",
-        format!("at most {max} streams per user are open at once (stream.max_streams_per_user); close one"),
-    )
-}
-
-/// 429 for one stream too many from one client address, whoever's they are.
-fn too_many_streams_from_address(max: u32) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_streams_from_address",
-        format!("at most {max} streams are open at once from one address (stream.max_streams_per_address); close one"),
-    )
-}
-
-/// 503 when this gateway holds all the streams it may.
-fn streams_full(max: u32) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "streams_full",
-        format!(
-            "this gateway has {max} streams open, its most (stream.max_streams); try again shortly"
-        ),
-    )
 }

@@ -9,6 +9,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use redis::aio::ConnectionManager;
@@ -111,7 +112,7 @@ impl Session {
         };
         // This gateway's own bound first: it costs nothing to check.
         if state.hub.open_streams() >= config.max_streams as usize {
-            return Err(super::streams_full(config.max_streams));
+            return Err(streams_full(config.max_streams));
         }
         let mut lease = Lease {
             redis: redis.clone(),
@@ -126,12 +127,12 @@ impl Session {
             (
                 Leases::user_key(&prefix, user),
                 config.max_streams_per_user,
-                super::too_many_streams,
+                too_many_streams,
             ),
             (
                 Leases::address_key(&prefix, &shared::identity::source_of(client)),
                 config.max_streams_per_address,
-                super::too_many_streams_from_address,
+                too_many_streams_from_address,
             ),
         ];
         for (key, max, refused) in slots {
@@ -317,4 +318,33 @@ impl Session {
         }
         Some(())
     }
+}
+
+/// 429 for one stream too many.
+fn too_many_streams(max: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_streams",
+        format!("at most {max} streams per user are open at once (stream.max_streams_per_user); close one"),
+    )
+}
+
+/// 429 for one stream too many from one client address, whoever's they are.
+fn too_many_streams_from_address(max: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_streams_from_address",
+        format!("at most {max} streams are open at once from one address (stream.max_streams_per_address); close one"),
+    )
+}
+
+/// 503 when this gateway holds all the streams it may.
+fn streams_full(max: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "streams_full",
+        format!(
+            "this gateway has {max} streams open, its most (stream.max_streams); try again shortly"
+        ),
+    )
 }

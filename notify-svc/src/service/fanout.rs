@@ -131,7 +131,8 @@ pub async fn apply(
             }
         }
         if on(Channel::Webhook) {
-            crate::webhooks::enqueue(&mut *tx, draft.user_id, draft.kind, event).await?;
+            crate::webhooks::store::enqueue_event(&mut *tx, draft.user_id, draft.kind, event)
+                .await?;
         }
     }
     Ok(())

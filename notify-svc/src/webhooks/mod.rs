@@ -18,15 +18,9 @@ pub mod schedule;
 pub mod sign;
 pub mod store;
 
-use std::time::Duration;
-
 use axum::Router;
-use shared::events::CloudEvent;
-use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use crate::domain::Kind;
 use crate::AppState;
 
 /// The webhook routes.
@@ -61,27 +55,6 @@ pub fn router() -> Router<AppState> {
     tags((name = "webhooks", description = "Outgoing webhooks: endpoints, signed deliveries and their log"))
 )]
 pub struct ApiDoc;
-
-/// Queues `event` for each of `user_id`'s enabled endpoints subscribed to `kind`, inside the
-/// fan-out's transaction; how many deliveries were queued. Once per (event, endpoint): a
-/// redelivered event queues nothing new. The body is the event's JSON without its
-/// `traceparent`, stored and sent as is.
-/// The first attempt is due at once (`enqueue` has no config: `schedule_secs[0]`, 0 by
-/// default, is not applied).
-pub async fn enqueue(
-    tx: &mut PgConnection,
-    user_id: Uuid,
-    kind: Kind,
-    event: &CloudEvent,
-) -> Result<u64, sqlx::Error> {
-    // Receivers are third parties: the platform's trace context stays inside.
-    let public = CloudEvent {
-        traceparent: None,
-        ..event.clone()
-    };
-    let body = serde_json::to_vec(&public).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    store::enqueue(tx, user_id, kind.as_str(), event.id, &body, Duration::ZERO).await
-}
 
 /// Delivers due deliveries until `shutdown`.
 pub async fn run(state: AppState, shutdown: CancellationToken) {

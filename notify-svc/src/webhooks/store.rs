@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use shared::events::CloudEvent;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::model::{DeliveryState, Endpoint};
 use super::sign::Secret;
+use crate::domain::Kind;
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, enabled, disabled_reason,
     failing_since, previous_secret_until, created_at, updated_at";
@@ -499,4 +501,25 @@ pub async fn cancel_pending(tx: &mut PgConnection, id: Uuid) -> Result<u64, sqlx
     .execute(tx)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Queues `event` for each of `user_id`'s enabled endpoints subscribed to `kind`, inside the
+/// fan-out's transaction; how many deliveries were queued. Once per (event, endpoint): a
+/// redelivered event queues nothing new. The body is the event's JSON without its
+/// `traceparent`, stored and sent as is.
+/// The first attempt is due at once (it has no config: `schedule_secs[0]`, 0 by
+/// default, is not applied).
+pub async fn enqueue_event(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    kind: Kind,
+    event: &CloudEvent,
+) -> Result<u64, sqlx::Error> {
+    // Receivers are third parties: the platform's trace context stays inside.
+    let public = CloudEvent {
+        traceparent: None,
+        ..event.clone()
+    };
+    let body = serde_json::to_vec(&public).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    enqueue(tx, user_id, kind.as_str(), event.id, &body, Duration::ZERO).await
 }
