@@ -1,7 +1,6 @@
 //! Cron templates' runs: each due tick creates one run, exactly once.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use shared::{
     events::CloudEvent,
     outbox::{self, Route},
@@ -11,9 +10,8 @@ use uuid::Uuid;
 
 use crate::{
     domain::job::{parse_cron, ParsedJob},
-    domain::task::Task,
     service::jobs::{insert, Inserted},
-    SERVICE,
+    store, SERVICE,
 };
 
 /// Creates the due runs of cron templates: one task per tick, exactly once however many
@@ -27,54 +25,18 @@ pub async fn cron_round(
     max_live: u32,
 ) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
-    // The templates are found through their own index and only then their task's status is
-    // read: as a join, the planner started from the tasks that are 'scheduled' (every job
-    // waiting for its run_at is), a visit per waiting job every round.
-    let due: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT j.task_id, j.cron, j.next_run_at FROM jobs j
-          WHERE j.cron IS NOT NULL AND j.next_run_at <= now()
-            AND (SELECT t.status FROM tasks t WHERE t.id = j.task_id) = 'scheduled'
-          ORDER BY j.next_run_at LIMIT 100
-            FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let due = store::cron::due(&mut tx).await?;
     let mut created = Vec::new();
     for (template_id, expression, tick) in due {
-        let template: Task = sqlx::query_as(&format!(
-            "SELECT {} FROM tasks WHERE id = $1",
-            crate::store::tasks::COLUMNS
-        ))
-        .bind(template_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let template = store::tasks::find(&mut tx, template_id, false)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
         if crate::service::quotas::skips_tick(&mut tx, template.owner_id, max_live).await? {
             advance_cron(&mut tx, template_id, &expression, tick).await?;
             continue;
         }
-        let job: (String, Value, String, i32, i64, i64, i64) = sqlx::query_as(
-            "SELECT kind, payload, pool, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms
-               FROM jobs WHERE task_id = $1",
-        )
-        .bind(template_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let run: Task = sqlx::query_as(&format!(
-            "INSERT INTO tasks (id, owner_id, title, description, status, priority,
-                                priority_source, channel_id, tags)
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8) RETURNING {}",
-            crate::store::tasks::COLUMNS
-        ))
-        .bind(Uuid::now_v7())
-        .bind(template.owner_id)
-        .bind(&template.title)
-        .bind(&template.description)
-        .bind(&template.priority)
-        .bind(&template.priority_source)
-        .bind(template.channel_id)
-        .bind(&template.tags)
-        .fetch_one(&mut *tx)
-        .await?;
+        let job = store::cron::template_job(&mut tx, template_id).await?;
+        let run = store::cron::insert_run(&mut tx, &template).await?;
         let parsed = ParsedJob {
             kind: job.0.clone(),
             payload: job.1,
@@ -111,10 +73,7 @@ pub async fn cron_round(
                 created.push(run);
             }
             Ok(Inserted::Duplicate(_)) | Err(_) => {
-                sqlx::query("DELETE FROM tasks WHERE id = $1")
-                    .bind(run.id)
-                    .execute(&mut *tx)
-                    .await?;
+                store::tasks::delete(&mut tx, &[run.id]).await?;
             }
         }
         advance_cron(&mut tx, template_id, &expression, tick).await?;

@@ -19,7 +19,10 @@ use crate::{
     domain::job::{backoff, LIVE},
     domain::task::Task,
     service::jobs::dispatch,
-    store::jobs::{lock, set_status, Locked},
+    store::{
+        jobs::{lock, set_status, Locked},
+        reports,
+    },
     SERVICE,
 };
 
@@ -33,47 +36,12 @@ pub async fn on_started(
     let Some((mut task, job)) = lock(tx, report.task_id).await? else {
         return Ok(None);
     };
-    sqlx::query(
-        "INSERT INTO job_attempts (run_id, task_id, dispatch_id, attempt, worker_id, started_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (run_id) DO UPDATE
-            SET started_at = COALESCE(job_attempts.started_at, EXCLUDED.started_at)",
-    )
-    .bind(report.run_id)
-    .bind(report.task_id)
-    .bind(report.dispatch_id)
-    .bind(report.attempt)
-    .bind(&report.worker_id)
-    .bind(report.started_at)
-    .execute(&mut *tx)
-    .await?;
+    reports::record_start(tx, &report).await?;
     if job.dispatch_id != Some(report.dispatch_id) {
         return Ok(None);
     }
-    let lost = sqlx::query(
-        "UPDATE job_attempts
-            SET outcome = 'lost', ended_at = $3,
-                error = 'the worker stopped before finishing; the broker handed the job to another run'
-          WHERE task_id = $4 AND dispatch_id = $1 AND run_id <> $2 AND outcome = 'running'",
-    )
-    .bind(report.dispatch_id)
-    .bind(report.run_id)
-    .bind(report.started_at)
-    .bind(report.task_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    sqlx::query(
-        "UPDATE jobs SET current_run = $2, lost_runs = lost_runs + $3,
-                         started_at = COALESCE(started_at, $4), progress = NULL
-          WHERE task_id = $1",
-    )
-    .bind(task.id)
-    .bind(report.run_id)
-    .bind(lost as i32)
-    .bind(report.started_at)
-    .execute(&mut *tx)
-    .await?;
+    let lost = reports::mark_others_lost(tx, &report).await?;
+    reports::start_run(tx, task.id, report.run_id, lost as i32, report.started_at).await?;
     if lost > 0 {
         tracing::warn!(task_id = %task.id, lost, previous_lost = job.lost_runs, "a run of this job was lost with its worker");
         let lost_runs = job.lost_runs + lost as i32;
@@ -103,23 +71,8 @@ pub async fn on_progress(
     report: JobProgress,
 ) -> Result<Option<Task>, sqlx::Error> {
     let progress = serde_json::json!({ "percent": report.percent, "message": report.message });
-    sqlx::query(
-        "UPDATE jobs SET progress = $3, progress_seq = $4
-          WHERE task_id = $1 AND dispatch_id = $2 AND current_run IS NOT DISTINCT FROM $5
-            AND progress_seq < $4",
-    )
-    .bind(report.task_id)
-    .bind(report.dispatch_id)
-    .bind(&progress)
-    .bind(report.seq)
-    .bind(report.run_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE job_attempts SET progress = $2 WHERE run_id = $1 AND ended_at IS NULL")
-        .bind(report.run_id)
-        .bind(&progress)
-        .execute(&mut *tx)
-        .await?;
+    reports::set_job_progress(tx, &report, &progress).await?;
+    reports::set_run_progress(tx, report.run_id, &progress).await?;
     Ok(None)
 }
 
@@ -139,27 +92,7 @@ pub async fn on_finished(
         .map(|e| e.chars().take(4000).collect());
     // A dispatch skipped because its task was cancelled never ran: no attempt to record.
     let skipped = report.outcome == JobOutcome::Cancelled;
-    sqlx::query(
-        "INSERT INTO job_attempts (run_id, task_id, dispatch_id, attempt, worker_id, started_at,
-                                   ended_at, outcome, error)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
-          WHERE NOT $10 OR EXISTS (SELECT 1 FROM job_attempts WHERE run_id = $1)
-         ON CONFLICT (run_id) DO UPDATE
-            SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, error = EXCLUDED.error
-          WHERE job_attempts.outcome IN ('running', 'lost')",
-    )
-    .bind(report.run_id)
-    .bind(report.task_id)
-    .bind(report.dispatch_id)
-    .bind(report.attempt)
-    .bind(&report.worker_id)
-    .bind(report.started_at)
-    .bind(report.ended_at)
-    .bind(report.outcome.as_str())
-    .bind(&error)
-    .bind(skipped)
-    .execute(&mut *tx)
-    .await?;
+    reports::record_end(tx, &report, error.as_deref(), skipped).await?;
     let current = job.dispatch_id == Some(report.dispatch_id);
     let live = LIVE.contains(&task.status.as_str());
     if !current || !live {
@@ -174,21 +107,11 @@ pub async fn on_finished(
         JobOutcome::Succeeded => return Ok(complete_many(tx, vec![(report, None)]).await?.pop()),
         JobOutcome::Interrupted if this_run => {
             // The worker shut down and requeued the dispatch: it runs again, same attempt.
-            sqlx::query("UPDATE jobs SET current_run = NULL WHERE task_id = $1")
-                .bind(task.id)
-                .execute(&mut *tx)
-                .await?;
+            reports::clear_run(tx, task.id).await?;
             set_status(tx, &mut task, "queued").await?;
         }
         JobOutcome::Cancelled if this_run => {
-            sqlx::query(
-                "UPDATE jobs SET finished_at = $2, unique_lock = NULL, current_run = NULL
-                  WHERE task_id = $1",
-            )
-            .bind(task.id)
-            .bind(report.ended_at)
-            .execute(&mut *tx)
-            .await?;
+            reports::finish_cancelled(tx, task.id, report.ended_at).await?;
             set_status(tx, &mut task, "cancelled").await?;
         }
         JobOutcome::Failed | JobOutcome::TimedOut if this_run => {
@@ -210,11 +133,7 @@ async fn fail(
     retryable: bool,
     _config: &JobsConfig,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET last_error = $2, current_run = NULL WHERE task_id = $1")
-        .bind(task.id)
-        .bind(error)
-        .execute(&mut *tx)
-        .await?;
+    reports::record_failure(tx, task.id, error).await?;
     if retryable && job.attempt < job.max_attempts {
         let retry_at = Utc::now() + backoff(job.backoff_base_ms, job.backoff_max_ms, job.attempt);
         set_status(tx, task, "retrying").await?;
@@ -244,15 +163,7 @@ async fn bury(
     job: &Locked,
     error: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE jobs SET finished_at = now(), unique_lock = NULL, dead_purged_at = NULL,
-                         last_error = $2
-          WHERE task_id = $1",
-    )
-    .bind(task.id)
-    .bind(error)
-    .execute(&mut *tx)
-    .await?;
+    reports::mark_dead(tx, task.id, error).await?;
     set_status(tx, task, "dead").await?;
     let dead = TaskDead {
         task_id: task.id,
@@ -287,7 +198,7 @@ pub async fn complete_many(
         .map(|(r, traceparent)| (r.task_id, traceparent.clone()))
         .collect();
     let reports: Vec<JobFinished> = reports.into_iter().map(|(r, _)| r).collect();
-    let done = crate::store::jobs::complete_many(tx, &reports).await?;
+    let done = crate::store::reports::complete_many(tx, &reports).await?;
     if done.is_empty() {
         return Ok(Vec::new());
     }

@@ -1,9 +1,8 @@
 //! A task's job: written with its task, and handed to its pool (a dispatch).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use shared::{identity::Identity, outbox, ApiError};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -71,94 +70,21 @@ pub async fn insert_many(
             first,
         });
     }
-    let inserted: HashSet<Uuid> = sqlx::query_scalar(
-        "INSERT INTO jobs (task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
-                           parent_id, scheduled_for, max_attempts, backoff_base_ms,
-                           backoff_max_ms, timeout_ms, unique_key, unique_lock, attempt,
-                           dispatch_id, dispatch_event)
-         SELECT task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at, $9, $10,
-                max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key, unique_key,
-                attempt, dispatch_id, dispatch_event
-           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[],
-                       $6::timestamptz[], $7::text[], $8::timestamptz[], $11::int4[], $12::int8[],
-                       $13::int8[], $14::int8[], $15::text[], $16::int4[], $17::uuid[],
-                       $18::uuid[])
-             AS j(task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
-                  max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key,
-                  attempt, dispatch_id, dispatch_event)
-         ON CONFLICT DO NOTHING
-         RETURNING task_id",
-    )
-    .bind(items.iter().map(|(t, _)| t.id).collect::<Vec<_>>())
-    .bind(items.iter().map(|(t, _)| t.owner_id).collect::<Vec<_>>())
-    .bind(
-        items
-            .iter()
-            .map(|(_, j)| j.kind.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        items
-            .iter()
-            .map(|(_, j)| j.payload.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        items
-            .iter()
-            .map(|(_, j)| j.pool.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(items.iter().map(|(_, j)| j.run_at).collect::<Vec<_>>())
-    .bind(
-        items
-            .iter()
-            .map(|(_, j)| j.cron.as_ref().map(|(text, _)| text.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.next_run_at).collect::<Vec<_>>())
-    .bind(parent.map(|p| p.0))
-    .bind(parent.map(|p| p.1))
-    .bind(
-        items
-            .iter()
-            .map(|(_, j)| j.max_attempts)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        items
-            .iter()
-            .map(|(_, j)| j.backoff_base_ms)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        items
-            .iter()
-            .map(|(_, j)| j.backoff_max_ms)
-            .collect::<Vec<_>>(),
-    )
-    .bind(items.iter().map(|(_, j)| j.timeout_ms).collect::<Vec<_>>())
-    .bind(
-        items
-            .iter()
-            .map(|(_, j)| j.unique_key.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.first.as_ref().map(|f| f.0))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.first.as_ref().map(|f| f.1.event.id))
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
+    let new: Vec<store::jobs::NewJob> = items
+        .iter()
+        .zip(&rows)
+        .map(|((task, job), row)| store::jobs::NewJob {
+            task,
+            job,
+            next_run_at: row.next_run_at,
+            attempt: row.attempt,
+            dispatch: row
+                .first
+                .as_ref()
+                .map(|(id, pending)| (*id, pending.event.id)),
+        })
+        .collect();
+    let inserted = store::jobs::insert_many(tx, &new, parent).await?;
     // Refused rows: a live job with the same key (maybe one earlier in this batch), or a cron
     // tick that has run already.
     let refused: Vec<(Uuid, String)> = items
@@ -169,18 +95,7 @@ pub async fn insert_many(
     let existing: HashMap<(Uuid, String), Uuid> = if refused.is_empty() {
         HashMap::new()
     } else {
-        sqlx::query_as::<_, (Uuid, String, Uuid)>(
-            "SELECT j.owner_id, j.unique_lock, j.task_id
-               FROM jobs j JOIN unnest($1::uuid[], $2::text[]) AS r(owner_id, unique_lock)
-                 ON j.owner_id = r.owner_id AND j.unique_lock = r.unique_lock",
-        )
-        .bind(refused.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind(refused.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(owner, key, task)| ((owner, key), task))
-        .collect()
+        store::jobs::live_by_keys(tx, &refused).await?
     };
     let mut results = Vec::with_capacity(items.len());
     for ((task, job), row) in items.iter().zip(rows) {
@@ -237,13 +152,8 @@ pub async fn dispatch(
     at: Option<DateTime<Utc>>,
     announce: bool,
 ) -> Result<Uuid, sqlx::Error> {
-    let (kind, payload, pool, max_attempts, timeout_ms): (String, Value, String, i32, i64) =
-        sqlx::query_as(
-            "SELECT kind, payload, pool, max_attempts, timeout_ms FROM jobs WHERE task_id = $1",
-        )
-        .bind(task.id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let (kind, payload, pool, max_attempts, timeout_ms) =
+        store::jobs::dispatch_settings(tx, task.id).await?;
     let job = ParsedJob {
         kind,
         payload,
@@ -257,17 +167,7 @@ pub async fn dispatch(
         unique_key: None,
     };
     let (dispatch_id, pending) = dispatch_event(task, &job, attempt, at)?;
-    sqlx::query(
-        "UPDATE jobs SET attempt = $2, dispatch_id = $3, dispatch_event = $4, lost_runs = 0,
-                         current_run = NULL
-          WHERE task_id = $1",
-    )
-    .bind(task.id)
-    .bind(attempt)
-    .bind(dispatch_id)
-    .bind(pending.event.id)
-    .execute(&mut *tx)
-    .await?;
+    store::jobs::set_dispatch(tx, task.id, attempt, dispatch_id, pending.event.id).await?;
     let mut events = vec![pending];
     if announce {
         events.push(assigned_event(task, &job.pool)?);

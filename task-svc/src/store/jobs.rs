@@ -1,15 +1,14 @@
 //! The `jobs` table (and the task rows report handling locks with it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use shared::events::JobFinished;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    domain::job::{JobQuery, JobSummary, JobView},
+    domain::job::{JobQuery, JobSummary, JobView, ParsedJob},
     domain::task::Task,
 };
 
@@ -93,91 +92,6 @@ pub async fn set_status(
     task.version = version;
     task.updated_at = updated_at;
     Ok(())
-}
-
-/// Records successful runs and completes their tasks (only a live task whose current dispatch
-/// it is), in one statement. Returns each completed task with its job's kind.
-///
-/// Idempotent: a run is recorded once (its id is unique and a finished run is not
-/// overwritten), and a task completes only from a live status, so a duplicate report changes
-/// nothing.
-pub async fn complete_many(
-    tx: &mut PgConnection,
-    reports: &[JobFinished],
-) -> Result<Vec<(Task, String)>, sqlx::Error> {
-    if reports.is_empty() {
-        return Ok(Vec::new());
-    }
-    let column = |f: fn(&JobFinished) -> Uuid| reports.iter().map(f).collect::<Vec<Uuid>>();
-    #[derive(sqlx::FromRow)]
-    struct Done {
-        #[sqlx(flatten)]
-        task: Task,
-        job_kind: String,
-    }
-    let done: Vec<Done> = sqlx::query_as(&format!(
-        "WITH r AS (
-            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int4[],
-                                 $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
-                AS r(task_id, dispatch_id, run_id, worker_id, attempt, started_at, ended_at, result)
-         ), runs AS (
-            INSERT INTO job_attempts (run_id, task_id, dispatch_id, attempt, worker_id, started_at,
-                                      ended_at, outcome)
-            SELECT run_id, task_id, dispatch_id, attempt, worker_id, started_at, ended_at,
-                   'succeeded'
-              FROM r WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = r.task_id)
-            ON CONFLICT (run_id) DO UPDATE
-               SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, error = NULL
-             WHERE job_attempts.outcome IN ('running', 'lost')
-         ), lost AS (
-            -- Another run of the same dispatch still open is one whose worker died: a quick
-            -- rerun reports no start, so it is marked here, as a reported start would.
-            UPDATE job_attempts a
-               SET outcome = 'lost', ended_at = r.started_at,
-                   error = 'the worker stopped before finishing; the broker handed the job to another run'
-              FROM r
-             WHERE a.task_id = r.task_id AND a.dispatch_id = r.dispatch_id
-               AND a.run_id <> r.run_id AND a.outcome = 'running'
-         ), done AS (
-            UPDATE tasks t SET status = 'completed', version = t.version + 1, updated_at = now()
-              FROM r, jobs j
-             WHERE t.id = r.task_id AND j.task_id = r.task_id AND j.dispatch_id = r.dispatch_id
-               AND t.status IN ('pending', 'scheduled', 'queued', 'running', 'retrying')
-            RETURNING t.*, j.kind AS job_kind, r.result AS run_result,
-                      r.started_at AS run_started_at, r.ended_at AS run_ended_at
-         ), finished AS (
-            UPDATE jobs j
-               SET result = done.run_result, finished_at = done.run_ended_at, last_error = NULL,
-                   unique_lock = NULL, started_at = COALESCE(j.started_at, done.run_started_at)
-              FROM done WHERE j.task_id = done.id
-         )
-         SELECT {}, job_kind FROM done",
-        crate::store::tasks::COLUMNS
-    ))
-    .bind(column(|r| r.task_id))
-    .bind(column(|r| r.dispatch_id))
-    .bind(column(|r| r.run_id))
-    .bind(
-        reports
-            .iter()
-            .map(|r| r.worker_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(reports.iter().map(|r| r.attempt).collect::<Vec<_>>())
-    .bind(reports.iter().map(|r| r.started_at).collect::<Vec<_>>())
-    .bind(reports.iter().map(|r| r.ended_at).collect::<Vec<_>>())
-    .bind(
-        reports
-            .iter()
-            .map(|r| r.result.clone().unwrap_or(Value::Null))
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    Ok(done
-        .into_iter()
-        .map(|Done { task, job_kind }| (task, job_kind))
-        .collect())
 }
 
 /// Sets a cron template's next tick (`None`: it never fires again).
@@ -319,4 +233,150 @@ pub async fn live_counts(conn: &mut PgConnection, owner: Uuid) -> Result<(i64, i
     .bind(owner)
     .fetch_one(conn)
     .await
+}
+
+/// A job row to write with its (just inserted) task.
+pub struct NewJob<'a> {
+    pub task: &'a Task,
+    pub job: &'a ParsedJob,
+    /// A cron template's first tick.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// 1 with a first dispatch, 0 for a cron template.
+    pub attempt: i32,
+    /// The first dispatch's id and its outbox event's id.
+    pub dispatch: Option<(Uuid, Uuid)>,
+}
+
+/// Inserts `rows` in one statement (the runs of cron template `parent` at its tick, if given).
+/// Returns the tasks whose job was written; the others were refused: a live job of the owner
+/// has the same `unique_key`, or the cron tick has a run already.
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    rows: &[NewJob<'_>],
+    parent: Option<(Uuid, DateTime<Utc>)>,
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO jobs (task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
+                           parent_id, scheduled_for, max_attempts, backoff_base_ms,
+                           backoff_max_ms, timeout_ms, unique_key, unique_lock, attempt,
+                           dispatch_id, dispatch_event)
+         SELECT task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at, $9, $10,
+                max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key, unique_key,
+                attempt, dispatch_id, dispatch_event
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[],
+                       $6::timestamptz[], $7::text[], $8::timestamptz[], $11::int4[], $12::int8[],
+                       $13::int8[], $14::int8[], $15::text[], $16::int4[], $17::uuid[],
+                       $18::uuid[])
+             AS j(task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
+                  max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key,
+                  attempt, dispatch_id, dispatch_event)
+         ON CONFLICT DO NOTHING
+         RETURNING task_id",
+    )
+    .bind(rows.iter().map(|r| r.task.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.task.owner_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.job.kind.clone()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.job.payload.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.job.pool.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.job.run_at).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.job.cron.as_ref().map(|(text, _)| text.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.next_run_at).collect::<Vec<_>>())
+    .bind(parent.map(|p| p.0))
+    .bind(parent.map(|p| p.1))
+    .bind(rows.iter().map(|r| r.job.max_attempts).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.job.backoff_base_ms)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.job.backoff_max_ms)
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.job.timeout_ms).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.job.unique_key.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.dispatch.map(|d| d.0))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.dispatch.map(|d| d.1))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .collect())
+}
+
+/// The live jobs holding each (owner, unique key) of `keys`, by key.
+pub async fn live_by_keys(
+    conn: &mut PgConnection,
+    keys: &[(Uuid, String)],
+) -> Result<HashMap<(Uuid, String), Uuid>, sqlx::Error> {
+    Ok(sqlx::query_as::<_, (Uuid, String, Uuid)>(
+        "SELECT j.owner_id, j.unique_lock, j.task_id
+           FROM jobs j JOIN unnest($1::uuid[], $2::text[]) AS r(owner_id, unique_lock)
+             ON j.owner_id = r.owner_id AND j.unique_lock = r.unique_lock",
+    )
+    .bind(keys.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|(owner, key, task)| ((owner, key), task))
+    .collect())
+}
+
+/// What a new dispatch of task `task_id`'s job carries: kind, payload, pool, max attempts,
+/// timeout.
+pub async fn dispatch_settings(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+) -> Result<(String, Value, String, i32, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT kind, payload, pool, max_attempts, timeout_ms FROM jobs WHERE task_id = $1",
+    )
+    .bind(task_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// The job's current dispatch is attempt `attempt`, `dispatch_id`, published as outbox event
+/// `event_id`; no run of it is open or lost yet.
+pub async fn set_dispatch(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    attempt: i32,
+    dispatch_id: Uuid,
+    event_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET attempt = $2, dispatch_id = $3, dispatch_event = $4, lost_runs = 0,
+                         current_run = NULL
+          WHERE task_id = $1",
+    )
+    .bind(task_id)
+    .bind(attempt)
+    .bind(dispatch_id)
+    .bind(event_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

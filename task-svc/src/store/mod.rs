@@ -1,10 +1,12 @@
 //! SQL, and only here: each function returns `sqlx::Error`.
 
 pub mod channels;
+pub mod cron;
 pub mod dead;
 pub mod jobs;
 pub mod pools;
 pub mod priority;
+pub mod reports;
 pub mod runs;
 pub mod tasks;
 pub mod users;

@@ -1,0 +1,61 @@
+//! Cron templates: which are due, what they run, and their runs' task rows.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{domain::task::Task, store::tasks::COLUMNS};
+
+/// Due templates (at most 100), locked, skipping those another replica holds: each with its
+/// cron expression and the tick that is due.
+pub async fn due(
+    conn: &mut PgConnection,
+) -> Result<Vec<(Uuid, String, DateTime<Utc>)>, sqlx::Error> {
+    // The templates are found through their own index and only then their task's status is
+    // read: as a join, the planner started from the tasks that are 'scheduled' (every job
+    // waiting for its run_at is), a visit per waiting job every round.
+    sqlx::query_as(
+        "SELECT j.task_id, j.cron, j.next_run_at FROM jobs j
+          WHERE j.cron IS NOT NULL AND j.next_run_at <= now()
+            AND (SELECT t.status FROM tasks t WHERE t.id = j.task_id) = 'scheduled'
+          ORDER BY j.next_run_at LIMIT 100
+            FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// What a template's runs run: kind, payload, pool, max attempts, backoff base and cap,
+/// timeout.
+pub async fn template_job(
+    conn: &mut PgConnection,
+    template_id: Uuid,
+) -> Result<(String, Value, String, i32, i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT kind, payload, pool, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms
+           FROM jobs WHERE task_id = $1",
+    )
+    .bind(template_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// A run's task: the template's fields, queued.
+pub async fn insert_run(conn: &mut PgConnection, template: &Task) -> Result<Task, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO tasks (id, owner_id, title, description, status, priority,
+                            priority_source, channel_id, tags)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8) RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(template.owner_id)
+    .bind(&template.title)
+    .bind(&template.description)
+    .bind(&template.priority)
+    .bind(&template.priority_source)
+    .bind(template.channel_id)
+    .bind(&template.tags)
+    .fetch_one(conn)
+    .await
+}
