@@ -4,7 +4,10 @@
 //   2. going from one task's page to another's by the address bar, Back or Forward never saves
 //      one task's form onto the other;
 //   3. a form filled before someone else's edit is saved with its ETag (If-Match): the stale
-//      save is refused (412) and nothing is undone; the page offers to reload or to merge.
+//      save is refused (412) and nothing is undone; the page offers to reload or to merge;
+//   4. calls made at once with an expired access token refresh it once: a refresh token works
+//      once (presenting it twice ends the session), so a page whose calls each refreshed would
+//      sign the person out.
 // Ada and Bob have accounts; Bob is assignable. Every outcome is checked through the API too.
 // Usage: node editing.mjs <gateway URL> <password> <bob's user id>
 // Prints one "ok ..." line per step and exits 0 only when every step passed.
@@ -136,6 +139,22 @@ try {
   await call(ada, "PATCH", `/api/v1/tasks/${y.id}`, { title: "Renamed a third time" });
   await page.getByRole("heading", { name: "Renamed a third time" }).waitFor({ timeout: LIVE });
   await page.waitForFunction(() => document.querySelector("form.edit input[name=title]")?.value === "Renamed a third time");
+  console.log("ok an untouched form follows live changes");
+
+  // 4. The access token expires (here: is made unusable) while the page makes calls at once.
+  const answers = await page.evaluate(async () => {
+    const session = JSON.parse(sessionStorage.getItem("taskmesh.session"));
+    sessionStorage.setItem("taskmesh.session", JSON.stringify({ ...session, access_token: "expired" }));
+    const { api } = await import("/ui/js/api.js");
+    const calls = ["/api/v1/users/me", "/api/v1/tasks", "/api/v1/channels", "/api/v1/notifications"];
+    const settled = await Promise.allSettled(calls.map((path) => api("GET", path)));
+    return settled.map((s) => s.status);
+  });
+  expect("the calls made at once", answers, ["fulfilled", "fulfilled", "fulfilled", "fulfilled"]);
+  const after = await page.evaluate(() => JSON.parse(sessionStorage.getItem("taskmesh.session")));
+  const me = await call(after.access_token, "GET", "/api/v1/users/me");
+  expect("still signed in as", me.email, "ada@example.com");
+  console.log("ok calls made at once with an expired token refresh it once and stay signed in");
   console.log("ok editing: every step passed");
 } catch (e) {
   console.error(`FAILED: ${e.message}`);

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{aio::ConnectionManager, Script};
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,8 @@ pub enum Claim {
     Run { cancelled: bool },
     /// Another run finished it (its report is with the broker): settle without running.
     Done,
-    /// The worker stopped taking jobs while another run held the claim: hand it back.
+    /// The worker stopped taking jobs while another run held the claim, or that run held it
+    /// past its time: hand it back.
     Abandoned,
 }
 
@@ -157,13 +158,15 @@ impl Claims {
     }
 
     /// Claims `dispatch_id` for `run_id`, waiting while another live run holds it (until
-    /// `stop`), and says whether `task_id` carries a cancel mark.
+    /// `stop`, or `deadline`: past it the holder is not a run that is still doing its work),
+    /// and says whether `task_id` carries a cancel mark.
     pub async fn acquire(
         &self,
         dispatch_id: Uuid,
         run_id: Uuid,
         task_id: Uuid,
         stop: &CancellationToken,
+        deadline: Instant,
     ) -> Claim {
         let key = self.key(dispatch_id);
         let cancel_mark = shared::cache::cancel_mark_key(&self.prefix, task_id);
@@ -187,9 +190,13 @@ impl Claims {
                         tracing::info!(%dispatch_id, "another run holds this dispatch; waiting for it");
                         waited = true;
                     }
+                    if Instant::now() >= deadline {
+                        tracing::warn!(%dispatch_id, "another run still holds this dispatch past its time; handing the copy back");
+                        return Claim::Abandoned;
+                    }
                     tokio::select! {
                         _ = stop.cancelled() => return Claim::Abandoned,
-                        _ = tokio::time::sleep(RECHECK) => {}
+                        _ = tokio::time::sleep(RECHECK.min(deadline.saturating_duration_since(Instant::now()))) => {}
                     }
                 }
                 Err(err) => {
@@ -279,5 +286,94 @@ async fn query(
             pipe.query_async::<()>(redis).await
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Claims on the machine's Redis under a prefix of their own.
+    async fn claims() -> Claims {
+        let client = redis::Client::open("redis://127.0.0.1:6379").expect("a Redis URL");
+        let redis = ConnectionManager::new(client)
+            .await
+            .expect("Redis runs on 127.0.0.1:6379 (scripts/test starts it)");
+        Claims::new(redis, format!("test-claims-{}:", Uuid::now_v7()))
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
+    /// The answer of `acquire`, or a failure if it has not come within a minute (it waits for
+    /// nothing that takes that long in these tests).
+    async fn answer(claim: impl std::future::Future<Output = Claim>) -> Claim {
+        tokio::time::timeout(Duration::from_secs(60), claim)
+            .await
+            .expect("acquire answered")
+    }
+
+    #[tokio::test]
+    async fn a_copy_waiting_on_a_live_run_is_handed_back_when_the_worker_stops() {
+        let claims = claims().await;
+        let (dispatch, task) = (Uuid::now_v7(), Uuid::now_v7());
+        let never = CancellationToken::new();
+        let first = claims.acquire(dispatch, Uuid::now_v7(), task, &never, far());
+        assert_eq!(answer(first).await, Claim::Run { cancelled: false });
+        let stop = CancellationToken::new();
+        let copy = {
+            let (claims, stop) = (claims.clone(), stop.clone());
+            tokio::spawn(async move {
+                claims
+                    .acquire(dispatch, Uuid::now_v7(), task, &stop, far())
+                    .await
+            })
+        };
+        stop.cancel();
+        assert_eq!(
+            answer(async { copy.await.unwrap() }).await,
+            Claim::Abandoned
+        );
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_handed_back_once_the_live_run_holds_it_past_its_deadline() {
+        let claims = claims().await;
+        let (dispatch, task) = (Uuid::now_v7(), Uuid::now_v7());
+        let never = CancellationToken::new();
+        let first = claims.acquire(dispatch, Uuid::now_v7(), task, &never, far());
+        assert_eq!(answer(first).await, Claim::Run { cancelled: false });
+        let soon = Instant::now() + RECHECK;
+        let copy = claims.acquire(dispatch, Uuid::now_v7(), task, &never, soon);
+        assert_eq!(answer(copy).await, Claim::Abandoned);
+    }
+
+    #[tokio::test]
+    async fn a_finished_run_settles_its_copies_without_running_them() {
+        let claims = claims().await;
+        let (dispatch, task, run) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let never = CancellationToken::new();
+        let first = claims.acquire(dispatch, run, task, &never, far());
+        assert_eq!(answer(first).await, Claim::Run { cancelled: false });
+        claims
+            .settle(&[Settle {
+                dispatch_id: dispatch,
+                run_id: run,
+                done: Some("succeeded"),
+            }])
+            .await;
+        let copy = claims.acquire(dispatch, Uuid::now_v7(), task, &never, far());
+        assert_eq!(answer(copy).await, Claim::Done);
+    }
+
+    #[tokio::test]
+    async fn a_hold_is_extended_only_until_it_drops() {
+        let claims = claims().await;
+        let (dispatch, run) = (Uuid::now_v7(), Uuid::now_v7());
+        let hold = claims.hold(dispatch, run);
+        assert_eq!(claims.held.lock().unwrap().get(&dispatch), Some(&run));
+        drop(hold);
+        assert!(claims.held.lock().unwrap().is_empty());
     }
 }

@@ -241,7 +241,18 @@ impl Executor {
         let run_id = Uuid::now_v7();
         let claim = self
             .claims
-            .acquire(dispatch.dispatch_id, run_id, dispatch.task_id, &hand_back)
+            .acquire(
+                dispatch.dispatch_id,
+                run_id,
+                dispatch.task_id,
+                &hand_back,
+                // A live holder is done by then: its run's timeout, the stop's grace, and a
+                // claim's life after its worker stops extending it.
+                std::time::Instant::now()
+                    + Duration::from_millis(dispatch.timeout_ms.max(1) as u64)
+                    + STOP_GRACE
+                    + crate::claims::CLAIM_TTL,
+            )
             .await;
         let cancel_marked = match claim {
             Claim::Run { cancelled } => cancelled,

@@ -43,17 +43,31 @@ export class ApiError extends Error {
   }
 }
 
-async function refresh() {
+/** The refresh under way, if any: every call that meets an expired access token waits on it. */
+let refreshing = null;
+
+/**
+ * New tokens for a call that was refused with the access token `stale`. A refresh token works
+ * once, and presenting a spent one ends the whole session (it means it leaked), so calls made
+ * at once share one refresh, and a call whose token was already replaced just retries.
+ */
+function refresh(stale) {
   const current = session();
-  if (!current?.refresh_token) return false;
-  const answer = await fetch("/api/v1/auth/refresh", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ refresh_token: current.refresh_token }),
+  if (!current?.refresh_token) return Promise.resolve(false);
+  if (current.access_token !== stale) return Promise.resolve(true);
+  refreshing ??= (async () => {
+    const answer = await fetch("/api/v1/auth/refresh", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ refresh_token: current.refresh_token }),
+    });
+    if (!answer.ok) return false;
+    keep(await answer.json());
+    return true;
+  })().finally(() => {
+    refreshing = null;
   });
-  if (!answer.ok) return false;
-  keep(await answer.json());
-  return true;
+  return refreshing;
 }
 
 /**
@@ -71,7 +85,7 @@ export async function api(method, path, body, options = {}) {
     payload = JSON.stringify(body);
   }
   const answer = await fetch(path, { method, headers, body: payload });
-  if (answer.status === 401 && token && !options.retried && (await refresh())) {
+  if (answer.status === 401 && token && !options.retried && (await refresh(token))) {
     return api(method, path, body, { ...options, retried: true });
   }
   const text = await answer.text();
