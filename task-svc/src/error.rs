@@ -35,6 +35,13 @@ pub enum TaskError {
     /// The database failed (or is unreachable: 503, and a consumer waits for it).
     #[error(transparent)]
     Store(#[from] sqlx::Error),
+    /// A COMMIT failed, or its outcome is unknown (504 `outcome_unknown`: not to be retried
+    /// blindly).
+    #[error(transparent)]
+    Commit(#[from] shared::db::CommitError),
+    /// About the `index`th task of a bulk request: the detail names it (`tasks[3]: ...`).
+    #[error("tasks[{index}]: {error}")]
+    InTask { index: usize, error: Box<TaskError> },
 }
 
 impl TaskError {
@@ -49,6 +56,14 @@ impl TaskError {
         Self::Malformed {
             code,
             detail: detail.into(),
+        }
+    }
+
+    /// This error, about the `index`th task of a bulk request.
+    pub fn in_task(self, index: usize) -> Self {
+        Self::InTask {
+            index,
+            error: Box::new(self),
         }
     }
 
@@ -80,6 +95,15 @@ impl From<TaskError> for ApiError {
             }
             TaskError::Unavailable(dependency) => ApiError::unavailable(dependency),
             TaskError::Store(err) => err.into(),
+            TaskError::Commit(err) => err.into(),
+            TaskError::InTask { index, error } => {
+                let mut answer = ApiError::from(*error);
+                answer.detail = Some(format!(
+                    "tasks[{index}]: {}",
+                    answer.detail.unwrap_or_default()
+                ));
+                answer
+            }
         }
     }
 }
@@ -87,7 +111,11 @@ impl From<TaskError> for ApiError {
 impl From<TaskError> for HandlerError {
     fn from(err: TaskError) -> Self {
         match err {
-            TaskError::Store(err) => err.into(),
+            TaskError::Store(err) | TaskError::Commit(shared::db::CommitError::Failed(err)) => {
+                err.into()
+            }
+            TaskError::Commit(_) => HandlerError::Retry(err.into()),
+            TaskError::InTask { error, .. } => (*error).into(),
             // Held until the dependency is back, without spending the message's attempts.
             TaskError::Unavailable(_) => HandlerError::Unavailable(err.into()),
             TaskError::Malformed { .. }
@@ -132,6 +160,9 @@ mod tests {
             }),
             StatusCode::PRECONDITION_FAILED
         );
+        let named = ApiError::from(TaskError::NotFound("channel").in_task(3));
+        assert_eq!(named.status, StatusCode::NOT_FOUND);
+        assert_eq!(named.detail.as_deref(), Some("tasks[3]: channel not found"));
         assert!(matches!(
             HandlerError::from(TaskError::invalid("invalid_job", "x")),
             HandlerError::Reject(_)

@@ -3,11 +3,7 @@
 
 use std::collections::HashMap;
 
-use shared::{
-    events::{CloudEvent, TaskAssigned, TaskCreated},
-    identity::Identity,
-    outbox, ApiError,
-};
+use shared::{identity::Identity, outbox};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -17,8 +13,9 @@ use crate::{
         priority::Predictor,
         task::{assignable, check_description, parse_tags, parse_title, CreateTask, Task},
     },
+    error::TaskError,
     service::jobs::{self as job_service, Inserted},
-    store, AppState, SERVICE,
+    store, AppState,
 };
 
 /// Most tasks one bulk request creates.
@@ -30,7 +27,7 @@ pub async fn create(
     state: &AppState,
     identity: &Identity,
     request: CreateTask,
-) -> Result<(Task, bool), ApiError> {
+) -> Result<(Task, bool), TaskError> {
     let prepared = prepare(state, identity, request, &mut None).await?;
     let mut tx = state.pool.begin().await?;
     let (mut created, audience) = insert_many(&mut tx, state, identity, vec![prepared]).await?;
@@ -53,9 +50,9 @@ pub async fn create_bulk(
     state: &AppState,
     identity: &Identity,
     requests: Vec<CreateTask>,
-) -> Result<Vec<Created>, ApiError> {
+) -> Result<Vec<Created>, TaskError> {
     if requests.is_empty() || requests.len() > BULK_LIMIT {
-        return Err(ApiError::unprocessable(
+        return Err(TaskError::invalid(
             "invalid_bulk",
             format!("tasks must hold 1 to {BULK_LIMIT} tasks"),
         ));
@@ -65,7 +62,7 @@ pub async fn create_bulk(
     for (index, task) in requests.into_iter().enumerate() {
         let task = prepare(state, identity, task, &mut predictor)
             .await
-            .map_err(|err| at_index(index, err))?;
+            .map_err(|err| err.in_task(index))?;
         prepared.push(task);
     }
     let mut tx = state.pool.begin().await?;
@@ -73,15 +70,6 @@ pub async fn create_bulk(
     shared::db::commit(&state.pool, tx).await?;
     state.cache.invalidate(&audience).await;
     Ok(results)
-}
-
-/// An error about the `index`th task of a bulk request.
-pub fn at_index(index: usize, mut err: ApiError) -> ApiError {
-    err.detail = Some(format!(
-        "tasks[{index}]: {}",
-        err.detail.unwrap_or_default()
-    ));
-    err
 }
 
 /// A creation request, validated, with its priority decided.
@@ -101,7 +89,7 @@ pub async fn prepare(
     identity: &Identity,
     request: CreateTask,
     predictor: &mut Option<Predictor>,
-) -> Result<Prepared, ApiError> {
+) -> Result<Prepared, TaskError> {
     let title = parse_title(&request.title)?;
     check_description(&request.description)?;
     let tags = parse_tags(&request.tags)?;
@@ -112,7 +100,7 @@ pub async fn prepare(
             crate::service::quotas::check_pool(&state.pool, identity, &state.config, &job.pool)
                 .await?;
             if request.assignee_id.is_some() {
-                return Err(ApiError::unprocessable(
+                return Err(TaskError::invalid(
                     "invalid_job",
                     "an automated task runs on a worker pool; it takes no assignee",
                 ));
@@ -156,12 +144,12 @@ pub async fn insert_many(
     state: &AppState,
     identity: &Identity,
     prepared: Vec<Prepared>,
-) -> Result<(Vec<Created>, Vec<Uuid>), ApiError> {
+) -> Result<(Vec<Created>, Vec<Uuid>), TaskError> {
     let jobs = prepared.iter().filter_map(|p| p.job.as_ref());
     crate::service::quotas::admit(tx, identity, &state.config, jobs).await?;
-    let name = |index: usize, err: ApiError| match prepared.len() {
+    let name = |index: usize, err: TaskError| match prepared.len() {
         1 => err,
-        _ => at_index(index, err),
+        _ => err.in_task(index),
     };
     let assignees: Vec<Uuid> = prepared
         .iter()
@@ -175,11 +163,11 @@ pub async fn insert_many(
     let member_of = store::tasks::member_of(tx, &channels, identity.user_id).await?;
     for (index, p) in prepared.iter().enumerate() {
         if let Some(assignee) = p.request.assignee_id {
-            assignable(active.get(&assignee).copied()).map_err(|err| name(index, err.into()))?;
+            assignable(active.get(&assignee).copied()).map_err(|err| name(index, err))?;
         }
         if let Some(channel) = p.request.channel_id {
             if !member_of.contains(&channel) {
-                return Err(name(index, ApiError::not_found("channel")));
+                return Err(name(index, TaskError::NotFound("channel")));
             }
         }
     }
@@ -243,39 +231,13 @@ pub async fn insert_many(
             }
             None => {}
         }
-        let created = TaskCreated {
-            task_id: task.id,
-            owner_id: task.owner_id,
-            title: task.title.clone(),
-            status: task.status.clone(),
-            priority: task.priority.clone(),
-            assignee_id: task.assignee_id,
-            channel_id: task.channel_id,
-            due_at: task.due_at,
-            job_kind: task.job.as_ref().map(|j| j.kind.clone()),
-        };
-        // task.created first: consumers see a task before what happens to it.
-        events.push(outbox::Pending::new(
-            CloudEvent::new(SERVICE, created),
-            outbox::Route::default(),
+        let reminder = crate::domain::reminder::first(&task, lead)?;
+        events.extend(crate::domain::events::of_creation(
+            &task,
+            identity.user_id,
+            job_events,
+            reminder,
         )?);
-        events.extend(job_events);
-        if let Some(assignee_id) = task.assignee_id {
-            let assigned = TaskAssigned {
-                task_id: task.id,
-                owner_id: task.owner_id,
-                actor_id: identity.user_id,
-                assignee_id: Some(assignee_id),
-                previous_assignee_id: None,
-                title: task.title.clone(),
-                pool: None,
-            };
-            events.push(outbox::Pending::new(
-                CloudEvent::new(SERVICE, assigned),
-                outbox::Route::default(),
-            )?);
-        }
-        events.extend(crate::domain::reminder::first(&task, lead)?);
         results.push(Created::New(Box::new(task)));
     }
     if !duplicates.is_empty() {

@@ -1,17 +1,14 @@
 //! Cron templates' runs: each due tick creates one run, exactly once.
 
 use chrono::{DateTime, Utc};
-use shared::{
-    events::CloudEvent,
-    outbox::{self, Route},
-};
+use shared::outbox::{self};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
     domain::job::{parse_cron, ParsedJob},
     service::jobs::{insert, Inserted},
-    store, SERVICE,
+    store,
 };
 
 /// Creates the due runs of cron templates: one task per tick, exactly once however many
@@ -50,25 +47,11 @@ pub async fn cron_round(
             unique_key: None,
         };
         match insert(&mut tx, &run, &parsed, Some((template_id, tick))).await {
-            Ok(Inserted::Created(_, mut events)) => {
-                let created_event = shared::events::TaskCreated {
-                    task_id: run.id,
-                    owner_id: run.owner_id,
-                    title: run.title.clone(),
-                    status: run.status.clone(),
-                    priority: run.priority.clone(),
-                    assignee_id: None,
-                    channel_id: run.channel_id,
-                    due_at: None,
-                    job_kind: Some(job.0),
-                };
-                events.insert(
-                    0,
-                    outbox::Pending::new(
-                        CloudEvent::new(SERVICE, created_event),
-                        Route::default(),
-                    )?,
-                );
+            Ok(Inserted::Created(view, job_events)) => {
+                let mut run = run;
+                run.job = Some(*view);
+                let events =
+                    crate::domain::events::of_creation(&run, Uuid::nil(), job_events, None)?;
                 outbox::enqueue_all(&mut tx, events).await?;
                 created.push(run);
             }

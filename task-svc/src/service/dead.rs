@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{job::DeadSelection, task::Task},
+    error::TaskError,
     infra::amqp_pools::prune_dead_letters,
     service::jobs::dispatch,
     store, AppState,
@@ -15,10 +16,7 @@ use crate::{
 
 /// Queues the dead jobs `selection` names again, each with a fresh budget of attempts, and
 /// removes them from their pools' dead-letter queues. Returns how many.
-pub async fn replay_dead(
-    state: &AppState,
-    selection: &DeadSelection,
-) -> Result<u64, shared::ApiError> {
+pub async fn replay_dead(state: &AppState, selection: &DeadSelection) -> Result<u64, TaskError> {
     let mut tx = state.pool.begin().await?;
     let tasks = select_dead(&mut tx, selection).await?;
     let mut pools = HashSet::new();
@@ -42,10 +40,7 @@ pub async fn replay_dead(
 
 /// Takes the dead jobs `selection` names off the dead list and out of their pools' dead-letter
 /// queues (the tasks stay, dead). Returns how many.
-pub async fn purge_dead(
-    state: &AppState,
-    selection: &DeadSelection,
-) -> Result<u64, shared::ApiError> {
+pub async fn purge_dead(state: &AppState, selection: &DeadSelection) -> Result<u64, TaskError> {
     let mut tx = state.pool.begin().await?;
     let tasks = select_dead(&mut tx, selection).await?;
     let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();

@@ -6,16 +6,14 @@ use std::collections::HashMap;
 use chrono::Utc;
 use shared::{
     config::JobsConfig,
-    events::{
-        CloudEvent, JobCancel, JobFinished, JobOutcome, JobProgress, JobStarted, TaskCompleted,
-        TaskDead, TaskFailed,
-    },
-    outbox::{self, Route},
+    events::{JobFinished, JobOutcome, JobProgress, JobStarted},
+    outbox::{self},
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
+    domain::events,
     domain::job::{backoff, LIVE},
     domain::task::Task,
     service::jobs::dispatch,
@@ -23,7 +21,6 @@ use crate::{
         jobs::{lock, set_status, Locked},
         reports,
     },
-    SERVICE,
 };
 
 /// Records the run; marks other open runs of the dispatch lost (their worker died and the broker
@@ -52,7 +49,7 @@ pub async fn on_started(
                 "its runs were lost with their workers {lost_runs} times; it may be what stops them"
             );
             bury(tx, &mut task, &job, &error).await?;
-            outbox::enqueue(tx, CloudEvent::new(SERVICE, JobCancel { task_id: task.id })).await?;
+            outbox::enqueue_all(tx, vec![events::job_cancel(task.id)?]).await?;
             return Ok(Some(task));
         }
     }
@@ -138,18 +135,14 @@ async fn fail(
         let retry_at = Utc::now() + backoff(job.backoff_base_ms, job.backoff_max_ms, job.attempt);
         set_status(tx, task, "retrying").await?;
         dispatch(tx, task, job.attempt + 1, Some(retry_at), false).await?;
-        let failed = TaskFailed {
-            task_id: task.id,
-            owner_id: task.owner_id,
-            title: task.title.clone(),
-            kind: job.kind.clone(),
-            pool: job.pool.clone(),
-            attempt: job.attempt,
-            max_attempts: job.max_attempts,
-            error: error.to_string(),
-            retry_at: Some(retry_at),
-        };
-        outbox::enqueue(tx, CloudEvent::new(SERVICE, failed)).await?;
+        let failed = events::failed(
+            task,
+            (&job.kind, &job.pool),
+            (job.attempt, job.max_attempts),
+            error,
+            retry_at,
+        )?;
+        outbox::enqueue_all(tx, vec![failed]).await?;
         return Ok(());
     }
     bury(tx, task, job, error).await
@@ -165,21 +158,8 @@ async fn bury(
 ) -> Result<(), sqlx::Error> {
     reports::mark_dead(tx, task.id, error).await?;
     set_status(tx, task, "dead").await?;
-    let dead = TaskDead {
-        task_id: task.id,
-        owner_id: task.owner_id,
-        title: task.title.clone(),
-        kind: job.kind.clone(),
-        pool: job.pool.clone(),
-        attempts: job.attempt,
-        error: error.to_string(),
-    };
-    let route = Route {
-        routing_key: Some(format!("job.dead.{}", job.pool)),
-        ..Route::default()
-    };
-    outbox::enqueue_routed(tx, CloudEvent::new(SERVICE, dead.clone()), route).await?;
-    outbox::enqueue(tx, CloudEvent::new(SERVICE, dead)).await?;
+    let dead = events::dead(task, (&job.kind, &job.pool), job.attempt, error)?;
+    outbox::enqueue_all(tx, dead).await?;
     Ok(())
 }
 
@@ -204,22 +184,9 @@ pub async fn complete_many(
     }
     let events = done
         .iter()
-        .map(|(task, job_kind)| {
-            let mut event = CloudEvent::new(
-                SERVICE,
-                TaskCompleted {
-                    task_id: task.id,
-                    owner_id: task.owner_id,
-                    actor_id: Uuid::nil(),
-                    assignee_id: None,
-                    title: task.title.clone(),
-                    job_kind: Some(job_kind.clone()),
-                },
-            );
-            if let Some(traceparent) = traces.get(&task.id).cloned().flatten() {
-                event.traceparent = Some(traceparent);
-            }
-            event
+        .map(|(task, kind)| {
+            let traceparent = traces.get(&task.id).cloned().flatten();
+            events::completed_by_job(task, kind, traceparent)
         })
         .collect();
     outbox::enqueue_many(tx, events).await?;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use shared::{identity::Identity, outbox, ApiError};
+use shared::{identity::Identity, outbox};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -179,7 +179,7 @@ pub async fn dispatch(
 /// Cancels task `id`'s job for `identity`: a queued job never starts, a running one is told to
 /// stop, a cron template stops ticking. A person's task moves to `cancelled` by the ordinary
 /// state machine.
-pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<Task, ApiError> {
+pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<Task, TaskError> {
     let mut tx = state.pool.begin().await?;
     let task = crate::service::operations::editable_job(&mut tx, identity, id, "cancel it").await?;
     let Some(dispatch_event) = store::jobs::dispatch_event_of(&mut tx, task.id).await? else {
@@ -197,8 +197,7 @@ pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<T
         return Err(TaskError::conflict(
             "already_finished",
             format!("the job is {} already", task.status),
-        )
-        .into());
+        ));
     }
     let saved = crate::service::stop::stop(
         &mut tx,
@@ -219,7 +218,7 @@ pub async fn attempts(
     state: &AppState,
     identity: &Identity,
     id: &str,
-) -> Result<Vec<Attempt>, ApiError> {
+) -> Result<Vec<Attempt>, TaskError> {
     let mut conn = state.pool.acquire().await?;
     let task = crate::service::tasks::visible_task(&mut conn, identity, id).await?;
     Ok(store::runs::list(&mut conn, task.id).await?)

@@ -7,14 +7,11 @@
 //! the commit, so that no worker starts it, and a running one is told to stop by a `job.cancel`
 //! broadcast. A cron template stops ticking.
 
-use shared::{
-    events::{CloudEvent, JobCancel},
-    outbox,
-};
+use shared::outbox;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{domain::task::Task, error::TaskError, infra::list_cache::ListCache, SERVICE};
+use crate::{domain::task::Task, error::TaskError, infra::list_cache::ListCache};
 
 /// How long a cancel mark stays: longer than any dispatch waits in a queue in practice.
 const CANCEL_MARK_SECS: u64 = 7 * 86_400;
@@ -51,7 +48,7 @@ pub async fn stop(
             tracing::warn!(error = %err, "cannot mark a job cancelled in Redis");
             return Err(TaskError::Unavailable("redis"));
         }
-        outbox::enqueue(tx, CloudEvent::new(SERVICE, JobCancel { task_id: task.id })).await?;
+        outbox::enqueue_all(tx, vec![crate::domain::events::job_cancel(task.id)?]).await?;
     }
     crate::store::jobs::mark_stopped(tx, task.id).await?;
     let mut after = task.clone();

@@ -3,13 +3,7 @@
 //! outbox in the same transaction.
 
 use serde_json::{Map, Value};
-use shared::{
-    events::{
-        CloudEvent, TaskAssigned, TaskCompleted, TaskDeleted, TaskStatusChanged, TaskUpdated,
-    },
-    identity::Identity,
-    outbox, ApiError,
-};
+use shared::{identity::Identity, outbox};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -18,11 +12,11 @@ use crate::{
         assignable, check_description, check_if_match, diff, parse_tags, parse_title, Access,
         HistoryEntry, Task, UpdateTask,
     },
-    domain::{reminder, status},
+    domain::{events, reminder, status},
     error::TaskError,
     store,
     store::jobs::attach,
-    AppState, SERVICE,
+    AppState,
 };
 
 /// What `identity` may do with `task` (its channel's membership read here).
@@ -110,15 +104,14 @@ pub async fn update(
     id: &str,
     if_match: Option<&str>,
     request: UpdateTask,
-) -> Result<Task, ApiError> {
+) -> Result<Task, TaskError> {
     let mut tx = state.pool.begin().await?;
     let (before, access) = visible(&mut tx, identity, id, true).await?;
     let assignee_may = before.assignee_id == Some(identity.user_id) && request.only_status();
     if !access.edit && !assignee_may {
         return Err(TaskError::Forbidden(
             "only the task's creator, its channel's owner or an admin can change this (its assignee can change the status)".into(),
-        )
-        .into());
+        ));
     }
     check_if_match(if_match, &before)?;
     let mut after = before.clone();
@@ -139,8 +132,7 @@ pub async fn update(
                 return Err(TaskError::conflict(
                     "job_status",
                     "an automated task's status follows its job; cancel it with POST /api/v1/tasks/{id}/cancel",
-                )
-                .into());
+                ));
             }
         } else {
             status::check(&before.status, to)?;
@@ -151,8 +143,7 @@ pub async fn update(
         return Err(TaskError::invalid(
             "invalid_job",
             "an automated task runs on a worker pool; it takes no assignee",
-        )
-        .into());
+        ));
     }
     if let Some(due_at) = request.due_at {
         after.due_at = due_at;
@@ -191,14 +182,13 @@ pub async fn delete(
     identity: &Identity,
     id: &str,
     if_match: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), TaskError> {
     let mut tx = state.pool.begin().await?;
     let (task, access) = visible(&mut tx, identity, id, true).await?;
     if !access.edit {
         return Err(TaskError::Forbidden(
             "only the task's creator, its channel's owner or an admin can delete it".into(),
-        )
-        .into());
+        ));
     }
     check_if_match(if_match, &task)?;
     store::tasks::delete(&mut tx, &[task.id]).await?;
@@ -208,13 +198,8 @@ pub async fn delete(
     };
     reschedule(&mut tx, &gone, 0).await?;
     let audience = crate::store::tasks::audience(&mut tx, &task).await?;
-    let deleted = TaskDeleted {
-        task_id: task.id,
-        owner_id: task.owner_id,
-        actor_id: identity.user_id,
-        audience: audience.clone(),
-    };
-    outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, deleted)).await?;
+    let deleted = events::deleted(&task, identity.user_id, audience.clone())?;
+    outbox::enqueue_all(&mut tx, vec![deleted]).await?;
     tx.commit().await?;
     state.cache.invalidate(&audience).await;
     Ok(())
@@ -236,54 +221,7 @@ pub async fn save(
         attach(&mut *tx, std::slice::from_mut(&mut task)).await?;
     }
     store::tasks::record_history(tx, task.id, actor_id, &changes).await?;
-    let updated = TaskUpdated {
-        task_id: task.id,
-        owner_id: task.owner_id,
-        actor_id,
-        title: task.title.clone(),
-        changed: changes.keys().cloned().collect(),
-        version: task.version,
-    };
-    outbox::enqueue(tx, CloudEvent::new(SERVICE, updated)).await?;
-    if let Some(change) = changes.get("status") {
-        let from = change["from"].as_str().unwrap_or_default().to_string();
-        let moved = TaskStatusChanged {
-            task_id: task.id,
-            owner_id: task.owner_id,
-            actor_id,
-            title: task.title.clone(),
-            from,
-            to: task.status.clone(),
-            assignee_id: task.assignee_id,
-        };
-        outbox::enqueue(tx, CloudEvent::new(SERVICE, moved)).await?;
-        if task.status == "done" {
-            let completed = TaskCompleted {
-                task_id: task.id,
-                owner_id: task.owner_id,
-                actor_id,
-                assignee_id: task.assignee_id,
-                title: task.title.clone(),
-                job_kind: None,
-            };
-            outbox::enqueue(tx, CloudEvent::new(SERVICE, completed)).await?;
-        }
-    }
-    if let (Some(change), Some(assignee_id)) = (changes.get("assignee_id"), task.assignee_id) {
-        let previous = change["from"]
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok());
-        let assigned = TaskAssigned {
-            task_id: task.id,
-            owner_id: task.owner_id,
-            actor_id,
-            assignee_id: Some(assignee_id),
-            previous_assignee_id: previous,
-            title: task.title.clone(),
-            pool: None,
-        };
-        outbox::enqueue(tx, CloudEvent::new(SERVICE, assigned)).await?;
-    }
+    outbox::enqueue_all(tx, events::of_change(&task, actor_id, &changes)?).await?;
     Ok(task)
 }
 
