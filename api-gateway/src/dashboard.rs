@@ -1,7 +1,11 @@
 //! The web dashboard at `/`: a handful of files under `api-gateway/web/`, embedded in the binary
 //! at build time (no build step, nothing fetched from a CDN), served with a Content Security
 //! Policy that allows this origin alone. It talks to the API like any client, with the
-//! signed-in user's token, and to the live stream with a ticket.
+//! signed-in user's token, and to the live stream with a ticket. Each file carries an `ETag`
+//! (a hash of its bytes): a browser revalidates it on every load (`no-cache`, so an upgrade
+//! shows at once) and gets `304 Not Modified`, no body, while it has not changed.
+
+use std::sync::LazyLock;
 
 use axum::{
     extract::Path,
@@ -52,10 +56,50 @@ pub fn router() -> Router {
         .route("/ui/{*path}", get(asset))
 }
 
-fn serve(content_type: &'static str, body: &'static [u8]) -> Response {
-    let mut response = body.into_response();
+/// The strong `ETag` of a file: the first 16 bytes of its SHA-256, in hex and quotes.
+fn etag_of(body: &[u8]) -> HeaderValue {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a header value")
+}
+
+/// Each file's `ETag`, computed once: the index page's first, then the assets' in their order.
+static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+    std::iter::once(INDEX)
+        .chain(ASSETS.iter().map(|(_, _, body)| *body))
+        .map(etag_of)
+        .collect()
+});
+
+/// Whether `If-None-Match` names `etag` (or is `*`): the browser's copy is current.
+fn fresh(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Some(wanted) = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let etag = etag.to_str().unwrap_or_default();
+    wanted
+        .split(',')
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|v| v == "*" || v == etag)
+}
+
+fn serve(
+    request: &HeaderMap,
+    content_type: &'static str,
+    body: &'static [u8],
+    etag: &HeaderValue,
+) -> Response {
+    let mut response = match fresh(request, etag) {
+        true => StatusCode::NOT_MODIFIED.into_response(),
+        false => body.into_response(),
+    };
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::ETAG, etag.clone());
     protect(headers, CSP);
     // Small files: always revalidated, so an upgrade shows at once.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -79,13 +123,16 @@ pub(crate) fn protect(headers: &mut HeaderMap, csp: &'static str) {
     );
 }
 
-async fn index() -> Response {
-    serve("text/html; charset=utf-8", INDEX)
+async fn index(request: HeaderMap) -> Response {
+    serve(&request, "text/html; charset=utf-8", INDEX, &ETAGS[0])
 }
 
-async fn asset(Path(path): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == path) {
-        Some((_, content_type, body)) => serve(content_type, body),
+async fn asset(Path(path): Path<String>, request: HeaderMap) -> Response {
+    match ASSETS.iter().position(|(name, _, _)| *name == path) {
+        Some(i) => {
+            let (_, content_type, body) = ASSETS[i];
+            serve(&request, content_type, body, &ETAGS[i + 1])
+        }
         None => (StatusCode::NOT_FOUND, "no such file").into_response(),
     }
 }
@@ -119,5 +166,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_file_is_sent_again_only_when_it_changed() {
+        use tower::ServiceExt;
+        let get = |path: &str, etag: Option<&str>| {
+            let mut request = axum::http::Request::get(path);
+            if let Some(etag) = etag {
+                request = request.header(header::IF_NONE_MATCH, etag);
+            }
+            router().oneshot(request.body(axum::body::Body::empty()).unwrap())
+        };
+        for path in ["/", "/ui/js/api.js", "/ui/app.css"] {
+            let first = get(path, None).await.unwrap();
+            assert_eq!(first.status(), StatusCode::OK, "{path}");
+            let etag = first.headers()[header::ETAG].to_str().unwrap().to_string();
+            let again = get(path, Some(&etag)).await.unwrap();
+            assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+            assert_eq!(again.headers()[header::ETAG].to_str().unwrap(), etag);
+            let body = axum::body::to_bytes(again.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            assert!(body.is_empty(), "{path}: a 304 has no body");
+            let other = get(path, Some("\"an-older-version\"")).await.unwrap();
+            assert_eq!(other.status(), StatusCode::OK, "{path}");
+        }
+        let etags: std::collections::HashSet<_> = ETAGS.iter().collect();
+        assert_eq!(etags.len(), ETAGS.len(), "every file has its own ETag");
     }
 }
