@@ -40,6 +40,7 @@ pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod text;
 pub mod topology;
 pub mod trace;
 pub mod unreachable;

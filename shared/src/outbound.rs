@@ -51,7 +51,7 @@ pub enum Refusal {
 #[derive(Debug, Clone, Default)]
 pub struct AllowList {
     hosts: Vec<String>,
-    nets: Vec<(IpAddr, u8)>,
+    nets: Vec<ipnet::IpNet>,
 }
 
 impl AllowList {
@@ -61,12 +61,10 @@ impl AllowList {
         for entry in entries {
             let entry = entry.trim();
             let bad = || anyhow::anyhow!("{setting}: bad CIDR {entry:?}");
-            if let Some((ip, bits)) = entry.split_once('/') {
-                let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-                let bits: u8 = bits.parse().map_err(|_| bad())?;
-                list.nets.push((ip, bits));
+            if entry.contains('/') {
+                list.nets.push(entry.parse().map_err(|_| bad())?);
             } else if let Ok(ip) = entry.parse::<IpAddr>() {
-                list.nets.push((ip, if ip.is_ipv4() { 32 } else { 128 }));
+                list.nets.push(ip.into());
             } else {
                 list.hosts.push(entry.to_ascii_lowercase());
             }
@@ -76,31 +74,7 @@ impl AllowList {
 
     pub fn allows(&self, host: &str, ip: IpAddr) -> bool {
         self.hosts.iter().any(|h| h == &host.to_ascii_lowercase())
-            || self.nets.iter().any(|(net, bits)| in_net(ip, *net, *bits))
-    }
-}
-
-fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let bits = u32::from(bits.min(32));
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let bits = u32::from(bits.min(128));
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
+            || self.nets.iter().any(|net| net.contains(&ip))
     }
 }
 
@@ -310,6 +284,10 @@ mod tests {
         assert!(list.allows("x", "::1".parse().unwrap()));
         assert!(!list.allows("x", "127.0.0.1".parse().unwrap()));
         assert!(AllowList::parse("x.allow", &["10.0.0.0/x".into()]).is_err());
+        assert!(AllowList::parse("x.allow", &["10.0.0.0/33".into()]).is_err());
+        let v6 = AllowList::parse("x.allow", &["fd00::/8".into()]).unwrap();
+        assert!(v6.allows("x", "fd12::1".parse().unwrap()));
+        assert!(!v6.allows("x", "fe80::1".parse().unwrap()));
     }
 
     #[tokio::test]

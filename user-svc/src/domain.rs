@@ -21,14 +21,14 @@ pub fn parse_email(raw: &str) -> Result<String, ApiError> {
 
 /// 1 to 100 printable characters, trimmed.
 pub fn parse_display_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            "invalid_display_name",
-            "display_name must be 1 to 100 printable characters",
-        ));
-    }
-    Ok(name.to_string())
+    shared::text::one_line(raw, 100)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_display_name",
+                "display_name must be 1 to 100 printable characters",
+            )
+        })
 }
 
 #[cfg(test)]

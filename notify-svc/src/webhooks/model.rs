@@ -137,18 +137,14 @@ pub fn parse_event_types(raw: &[String]) -> Result<Vec<String>, Invalid> {
 
 /// A description: at most 500 characters, no control characters but newlines and tabs.
 pub fn parse_description(raw: &str) -> Result<String, Invalid> {
-    let text = raw.trim();
-    if text.chars().count() > MAX_DESCRIPTION_CHARS
-        || text
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(invalid(
-            "invalid_description",
-            format!("description must be at most {MAX_DESCRIPTION_CHARS} printable characters"),
-        ));
-    }
-    Ok(text.to_string())
+    shared::text::lines(raw, MAX_DESCRIPTION_CHARS)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            invalid(
+                "invalid_description",
+                format!("description must be at most {MAX_DESCRIPTION_CHARS} printable characters"),
+            )
+        })
 }
 
 /// The URL as it may be shown in notifications and logs: without query or fragment, which

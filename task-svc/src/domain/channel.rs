@@ -44,14 +44,11 @@ pub fn new_code() -> String {
 
 /// A channel's name: 1 to 100 printable characters, trimmed.
 pub fn parse_name(raw: &str) -> Result<String, TaskError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(TaskError::invalid(
-            "invalid_name",
-            "name must be 1 to 100 printable characters",
-        ));
-    }
-    Ok(name.to_string())
+    shared::text::one_line(raw, 100)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            TaskError::invalid("invalid_name", "name must be 1 to 100 printable characters")
+        })
 }
 
 /// A join code as typed (trimmed, upper-cased); `None` when it cannot be one: codes are short

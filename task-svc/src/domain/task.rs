@@ -105,14 +105,14 @@ impl Priority {
 }
 
 pub fn parse_title(raw: &str) -> Result<String, TaskError> {
-    let title = raw.trim();
-    if title.is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control) {
-        return Err(TaskError::invalid(
-            "invalid_title",
-            "title must be 1 to 200 printable characters",
-        ));
-    }
-    Ok(title.to_string())
+    shared::text::one_line(raw, 200)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            TaskError::invalid(
+                "invalid_title",
+                "title must be 1 to 200 printable characters",
+            )
+        })
 }
 
 pub fn check_description(description: &str) -> Result<(), TaskError> {
@@ -132,7 +132,7 @@ pub fn parse_tags(raw: &[String]) -> Result<Vec<String>, TaskError> {
     tags.dedup();
     let bad = tags
         .iter()
-        .any(|t| t.is_empty() || t.chars().count() > 40 || t.chars().any(char::is_control));
+        .any(|t| shared::text::one_line(t, 40) != Some(t.as_str()));
     if tags.len() > 20 || bad {
         return Err(TaskError::invalid(
             "invalid_tags",
