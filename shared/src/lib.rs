@@ -19,6 +19,7 @@
 //! - [`startup`], [`shutdown`]: waiting for dependencies, the common `main`, signals.
 //! - `testkit` (feature `testkit`): isolated test environments on the real services.
 
+pub mod background;
 pub mod broker;
 pub mod cache;
 pub mod config;

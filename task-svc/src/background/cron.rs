@@ -12,16 +12,13 @@ pub async fn run_cron(
     config: JobsConfig,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let every = std::time::Duration::from_millis(config.cron_poll_ms.max(50));
-    while !shutdown.is_cancelled() {
+    let period = std::time::Duration::from_millis(config.cron_poll_ms.max(50));
+    shared::background::every(period, &shutdown, || async {
         match cron_round(&pool, &cache, config.member_max_live_jobs).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(runs = n, "cron runs created"),
             Err(err) => tracing::warn!(error = format!("{err:#}"), "cron round failed"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
+    })
+    .await
 }

@@ -17,7 +17,7 @@ pub async fn mirror_periodically(
     prefix: String,
     shutdown: CancellationToken,
 ) {
-    loop {
+    shared::background::every(MIRROR_EVERY, &shutdown, || async {
         match crate::store::pools::paused(&pool).await {
             Ok(names) => {
                 if let Err(err) = crate::infra::pauses::write(&redis, &prefix, &names).await {
@@ -26,9 +26,6 @@ pub async fn mirror_periodically(
             }
             Err(err) => tracing::debug!(error = %err, "cannot read the paused pools yet"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(MIRROR_EVERY) => {}
-        }
-    }
+    })
+    .await
 }
