@@ -71,7 +71,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let platform = Platform::start(
+    let mut platform = Platform::start(
         &config,
         SERVICE,
         &config.user.database,
@@ -91,7 +91,7 @@ pub async fn run(
         keys: Arc::new(RwLock::new(keys)),
     };
     // Other replicas rotate and retire keys too: pick their changes up.
-    tokio::spawn(reload_keys_periodically(state.clone(), shutdown.clone()));
+    platform.spawn(reload_keys_periodically(state.clone(), shutdown.clone()));
     let app = Router::new()
         .merge(auth::router())
         .merge(users::router())
@@ -134,16 +134,14 @@ async fn bootstrap_admin(pool: &PgPool, email: &str) -> anyhow::Result<()> {
 }
 
 async fn reload_keys_periodically(state: AppState, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
-        }
+    let period = std::time::Duration::from_secs(30);
+    shared::background::every_after(period, &shutdown, || async {
         match keys::Keys::load(&state.pool).await {
             Ok(fresh) => *state.keys.write().await = fresh,
             Err(err) => tracing::warn!(error = format!("{err:#}"), "cannot reload signing keys"),
         }
-    }
+    })
+    .await
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {

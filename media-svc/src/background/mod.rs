@@ -12,13 +12,10 @@ pub async fn sweep_periodically(state: AppState, shutdown: CancellationToken) {
     if every == 0 {
         return;
     }
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(every)) => {}
-        }
+    shared::background::every_after(Duration::from_secs(every), &shutdown, || async {
         if let Err(err) = crate::service::cleanup::sweep(&state).await {
             tracing::warn!(error = %err, "media sweep failed; next round later");
         }
-    }
+    })
+    .await
 }

@@ -12,15 +12,12 @@ use crate::AppState;
 
 pub async fn run(state: AppState, mailer: Arc<Mailer>, shutdown: CancellationToken) {
     let every = Duration::from_secs(state.config.notifications.digest_interval_secs.max(1));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
+    shared::background::every_after(every, &shutdown, || async {
         match mail::send_digests(&state, &mailer).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(digests = n, "sent digests of held mail"),
             Err(e) => tracing::warn!(error = %e, "digest round failed; trying again next round"),
         }
-    }
+    })
+    .await
 }
