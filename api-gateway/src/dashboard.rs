@@ -80,11 +80,7 @@ fn fresh(request: &HeaderMap, etag: &HeaderValue) -> bool {
     else {
         return false;
     };
-    let etag = etag.to_str().unwrap_or_default();
-    wanted
-        .split(',')
-        .map(|v| v.trim().trim_start_matches("W/"))
-        .any(|v| v == "*" || v == etag)
+    shared::http::etag_listed(wanted, etag.to_str().unwrap_or_default())
 }
 
 fn serve(

@@ -98,6 +98,15 @@ async fn serve_draining(
     }
 }
 
+/// Whether an `If-Match` or `If-None-Match` value (a list of entity tags, or `*`) names
+/// `etag`. Tags compare by their opaque part, weak or strong (`W/"3"` names `"3"`).
+pub fn etag_listed(list: &str, etag: &str) -> bool {
+    let etag = etag.trim_start_matches("W/");
+    list.split(',')
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|v| v == "*" || v == etag)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -107,6 +116,15 @@ mod tests {
     use tokio::sync::Notify;
 
     use super::*;
+
+    #[test]
+    fn an_etag_is_listed_weak_or_strong_or_by_a_star() {
+        assert!(etag_listed("\"1\", \"3\"", "\"3\""));
+        assert!(etag_listed("W/\"3\"", "\"3\""));
+        assert!(etag_listed(" * ", "\"3\""));
+        assert!(!etag_listed("\"33\"", "\"3\""));
+        assert!(!etag_listed("", "\"3\""));
+    }
 
     #[tokio::test]
     async fn a_request_that_never_ends_holds_shutdown_only_until_the_drain_deadline() {

@@ -248,7 +248,7 @@ impl Executor {
                 &hand_back,
                 // A live holder is done by then: its run's timeout, the stop's grace, and a
                 // claim's life after its worker stops extending it.
-                std::time::Instant::now()
+                Instant::now()
                     + Duration::from_millis(dispatch.timeout_ms.max(1) as u64)
                     + STOP_GRACE
                     + crate::claims::CLAIM_TTL,

@@ -152,7 +152,7 @@ pub async fn open(
             )
         }
     };
-    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    if if_none_match.is_some_and(|v| shared::http::etag_listed(v, &etag)) {
         return Ok(Download::NotModified { etag });
     }
     let range = match range::parse(range_header, size) {

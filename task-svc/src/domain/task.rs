@@ -74,11 +74,7 @@ pub fn check_if_match(if_match: Option<&str>, task: &Task) -> Result<(), TaskErr
         return Ok(());
     };
     let current = task.etag();
-    let matches = value
-        .split(',')
-        .map(|v| v.trim().trim_start_matches("W/"))
-        .any(|v| v == "*" || v == current);
-    match matches {
+    match shared::http::etag_listed(value, &current) {
         true => Ok(()),
         false => Err(TaskError::Stale { current }),
     }
