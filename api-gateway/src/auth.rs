@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use shared::ApiError;
+use shared::{identity::Role, ApiError};
 use uuid::Uuid;
 
 #[derive(Debug, Deserialize)]
 pub struct Claims {
     pub sub: String,
-    pub role: String,
+    pub role: Role,
     pub sid: String,
     pub exp: u64,
 }
@@ -31,7 +31,7 @@ pub struct Claims {
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub user_id: Uuid,
-    pub role: String,
+    pub role: Role,
     pub session_id: Uuid,
 }
 

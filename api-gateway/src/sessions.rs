@@ -8,14 +8,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
-use serde_json::json;
-use shared::{internal::Caller, internal::HEADER_ASSERTION, ApiError};
+use shared::{
+    internal::{Caller, HEADER_ASSERTION},
+    sessions::{Live, LiveQuery, LIVE_PATH},
+    ApiError,
+};
 use uuid::Uuid;
 
 use crate::AppState;
-
-/// user-svc's route that names the live ones among some sessions.
-pub const LIVE: &str = "/internal/v1/sessions/live";
 
 /// How long an answer is used: a session ended meanwhile is refused at most this much later.
 const REMEMBER: Duration = Duration::from_secs(5);
@@ -63,28 +63,26 @@ pub async fn check_without_redis(state: &AppState, session: Option<Uuid>) -> Res
     }
 }
 
-/// user-svc's answer.
-#[derive(serde::Deserialize)]
-struct Live {
-    live: Vec<Uuid>,
-}
-
 /// Whether `session` is live, asked of user-svc (or its answer of the last few seconds).
 async fn is_live(state: &AppState, session: Uuid) -> Result<bool, ApiError> {
     if let Some(live) = state.sessions.remembered(session) {
         return Ok(live);
     }
     let caller = Caller::anonymous(crate::SERVICE, None);
-    let assertion = state.trust.mint("user-svc", &Method::POST, LIVE, &caller);
+    let assertion = state
+        .trust
+        .mint("user-svc", &Method::POST, LIVE_PATH, &caller);
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::warn!(error = %e, "neither Redis nor user-svc can say whether a session is live");
         ApiError::unavailable("redis (sessions)")
     };
     let answer = state
         .http
-        .post(format!("{}{LIVE}", state.config.user.url))
+        .post(format!("{}{LIVE_PATH}", state.config.user.url))
         .header(HEADER_ASSERTION, assertion)
-        .json(&json!({ "session_ids": [session] }))
+        .json(&LiveQuery {
+            session_ids: vec![session],
+        })
         .timeout(Duration::from_secs(2))
         .send()
         .await

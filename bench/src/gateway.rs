@@ -48,7 +48,7 @@ pub async fn run() -> anyhow::Result<()> {
     let trust = shared::internal::Trust::new("api-gateway", env.config.internal.secret.as_ref())?;
     let identity = shared::identity::Identity {
         user_id: me["id"].as_str().unwrap_or_default().parse()?,
-        role: "member".into(),
+        role: shared::identity::Role::Member,
         session_id: None,
     };
     let caller = shared::internal::Caller::user("api-gateway", identity, None);

@@ -12,18 +12,32 @@ use crate::problem::ApiError;
 /// Every header with this prefix is set by the gateway only; it strips client copies.
 pub const INTERNAL_HEADER_PREFIX: &str = "x-taskmesh-";
 
+// What an account may do: `admin` (everything), `member` (tasks and channels), `worker` (an
+// automated worker's account). (Not a doc comment: the API's schema of `Role` has none.)
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+    Worker,
+}
+
+crate::text_enum!(Role, "role", { Admin = "admin", Member = "member", Worker = "worker" });
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub user_id: Uuid,
-    pub role: String,
+    pub role: Role,
     /// The session (`sid` claim) the access token belongs to.
     pub session_id: Option<Uuid>,
 }
 
 impl Identity {
     pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+        self.role == Role::Admin
     }
 
     /// `Ok` for an admin, 403 otherwise.
@@ -87,7 +101,14 @@ pub fn source_of(ip: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::source_of;
+    use super::{source_of, Role};
+
+    #[test]
+    fn roles_have_one_name_each() {
+        crate::text_enum::assert_serde_names(Role::ALL, |r| r.as_str());
+        assert_eq!("worker".parse::<Role>(), Ok(Role::Worker));
+        assert!("root".parse::<Role>().is_err());
+    }
 
     #[test]
     fn ipv6_addresses_count_per_64_and_ipv4_per_address() {

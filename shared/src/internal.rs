@@ -25,7 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::identity::Identity;
+use crate::identity::{Identity, Role};
 use crate::problem::ApiError;
 
 /// The header that carries the assertion.
@@ -96,7 +96,7 @@ struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sub: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    role: Option<String>,
+    role: Option<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sid: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,7 +196,7 @@ impl Trust {
             htm: method.as_str().to_string(),
             htp: path.to_string(),
             sub: identity.map(|i| i.user_id),
-            role: identity.map(|i| i.role.clone()),
+            role: identity.map(|i| i.role),
             sid: identity.and_then(|i| i.session_id),
             ip: caller.client_ip.clone(),
         };
@@ -298,7 +298,7 @@ mod tests {
         let users = trust("user-svc", SECRET);
         let identity = Identity {
             user_id: Uuid::now_v7(),
-            role: "member".into(),
+            role: Role::Member,
             session_id: Some(Uuid::now_v7()),
         };
         let caller = Caller::user("api-gateway", identity.clone(), Some("192.0.2.1".into()));

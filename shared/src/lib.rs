@@ -10,7 +10,9 @@
 //! - [`topology`]: every exchange and consumer queue of the deployment, declared by all.
 //! - [`outbox`]: the transactional outbox and its relay.
 //! - [`idempotency`]: `processed_events`, so redelivered events have one effect.
-//! - [`identity`]: the verified caller, passed from the gateway to services.
+//! - [`identity`]: the verified caller and its [`identity::Role`], passed from the gateway to
+//!   services.
+//! - [`text_enum`]: states kept as `text`, each with one checked conversion.
 //! - [`openapi`]: the answers every operation shares, added to each service's API description.
 //! - [`sessions`]: the Redis mirror of live sessions (written by user-svc, read by the gateway).
 //! - [`db`], [`cache`]: PostgreSQL pools with migrations, Redis connections.
@@ -42,6 +44,7 @@ pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod text;
+pub mod text_enum;
 pub mod topology;
 pub mod trace;
 pub mod unreachable;

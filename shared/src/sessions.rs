@@ -55,3 +55,23 @@ pub async fn is_live(
         .await?;
     Ok(exists == 1)
 }
+
+/// user-svc's route that names the live ones among some sessions, from PostgreSQL, for the
+/// gateway while Redis cannot be asked.
+pub const LIVE_PATH: &str = "/internal/v1/sessions/live";
+
+/// Most sessions one [`LiveQuery`] may name.
+pub const MAX_LIVE_QUERY: usize = 100;
+
+/// The question to [`LIVE_PATH`].
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveQuery {
+    pub session_ids: Vec<Uuid>,
+}
+
+/// The answer: the named sessions that are live (not ended, not expired, their user active).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Live {
+    pub live: Vec<Uuid>,
+}

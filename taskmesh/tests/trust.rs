@@ -97,7 +97,7 @@ async fn a_service_port_obeys_no_header_and_no_assertion_it_cannot_check() {
     let me = || format!("{users}/api/v1/users/me");
     let identity = Identity {
         user_id: ada.parse().unwrap(),
-        role: "member".into(),
+        role: shared::identity::Role::Member,
         session_id: None,
     };
     let caller = Caller::user("api-gateway", identity.clone(), None);

@@ -8,13 +8,13 @@ use rand::RngCore;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shared::identity::Identity;
+use shared::identity::{Identity, Role};
 use uuid::Uuid;
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
     user_id: Uuid,
-    role: String,
+    role: Role,
     session_id: Option<Uuid>,
 }
 
@@ -35,7 +35,7 @@ pub async fn issue(
     let ticket = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let stored = Stored {
         user_id: identity.user_id,
-        role: identity.role.clone(),
+        role: identity.role,
         session_id: identity.session_id,
     };
     let value = serde_json::to_string(&stored).expect("serialisable");

@@ -16,10 +16,10 @@
 //! A successful login clears its pair and makes its source known. Without Redis, login fails
 //! closed (503).
 
-use redis::Script;
-use shared::ApiError;
+use std::sync::LazyLock;
 
-use crate::AppState;
+use crate::{error::UserError, AppState};
+use redis::Script;
 
 /// How long a source an account signed in from stays known.
 const KNOWN_SECS: u64 = 30 * 86_400;
@@ -51,6 +51,9 @@ end
 return {0, 0}
 ";
 
+/// [`COUNT`], its digest computed once.
+static COUNTING: LazyLock<Script> = LazyLock::new(|| Script::new(COUNT));
+
 /// KEYS as for [`COUNT`]. ARGV: how long the source stays known (s).
 const SUCCEEDED: &str = r"
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -58,6 +61,9 @@ if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('DECR', KEYS[3]) end
 redis.call('SET', KEYS[5], '1', 'EX', ARGV[1])
 return 0
 ";
+
+/// [`SUCCEEDED`], its digest computed once.
+static RESETTING: LazyLock<Script> = LazyLock::new(|| Script::new(SUCCEEDED));
 
 fn keys(state: &AppState, email: &str, ip: &str) -> [String; 5] {
     let prefix = &state.config.redis.key_prefix;
@@ -72,17 +78,16 @@ fn keys(state: &AppState, email: &str, ip: &str) -> [String; 5] {
     ]
 }
 
-fn unavailable(err: redis::RedisError) -> ApiError {
+fn unavailable(err: redis::RedisError) -> UserError {
     tracing::warn!(error = %err, "login throttle unavailable; refusing logins");
-    ApiError::unavailable("redis")
+    UserError::Unavailable("redis")
 }
 
 /// Counts this attempt; refuses it with 429 while its pair waits, or its source or (from an
 /// unknown source) its account is over its limit.
-pub async fn admit(state: &AppState, email: &str, ip: &str) -> Result<(), ApiError> {
+pub async fn admit(state: &AppState, email: &str, ip: &str) -> Result<(), UserError> {
     let auth = &state.config.auth;
-    let script = Script::new(COUNT);
-    let mut invocation = script.prepare_invoke();
+    let mut invocation = COUNTING.prepare_invoke();
     for key in keys(state, email, ip) {
         invocation.key(key);
     }
@@ -97,20 +102,14 @@ pub async fn admit(state: &AppState, email: &str, ip: &str) -> Result<(), ApiErr
     if outcome == 0 {
         return Ok(());
     }
-    let seconds = ((ms.max(0) as u64).div_ceil(1000)).max(1);
-    Err(ApiError::new(
-        axum::http::StatusCode::TOO_MANY_REQUESTS,
-        "too_many_login_attempts",
-        "too many login attempts from here; try again later",
-    )
-    .with_retry_after(seconds))
+    let retry_after = ((ms.max(0) as u64).div_ceil(1000)).max(1);
+    Err(UserError::Throttled { retry_after })
 }
 
 /// After a successful login: the pair starts again, this attempt no longer counts against the
 /// source, and the source is known to the account for 30 days.
 pub async fn succeeded(state: &AppState, email: &str, ip: &str) {
-    let script = Script::new(SUCCEEDED);
-    let mut invocation = script.prepare_invoke();
+    let mut invocation = RESETTING.prepare_invoke();
     for key in keys(state, email, ip) {
         invocation.key(key);
     }

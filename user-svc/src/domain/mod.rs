@@ -1,0 +1,6 @@
+//! The rules of accounts, passwords and sessions. Pure: no I/O, no async.
+
+pub mod account;
+pub mod keys;
+pub mod password;
+pub mod session;

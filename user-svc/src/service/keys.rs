@@ -1,0 +1,63 @@
+//! Signing keys: loaded at start (one is created when none is active), rotated and retired by
+//! admins, reloaded when other replicas change them.
+
+use crate::{
+    domain::keys::{check_retirable, KeyList},
+    error::UserError,
+    infra::signing::{self, Keys},
+    store, AppState,
+};
+
+/// Creates a new signing key; it signs from the next [`load`] on.
+async fn create(pool: &sqlx::PgPool) -> Result<String, UserError> {
+    let (kid, pem, public) = signing::generate()?;
+    store::keys::insert(pool, &kid, &pem, &public).await?;
+    tracing::info!(%kid, "created a token signing key");
+    Ok(kid)
+}
+
+/// The active keys: the newest signs, all are published.
+pub async fn load(pool: &sqlx::PgPool) -> Result<Keys, UserError> {
+    Ok(Keys::from_active(&store::keys::active(pool).await?)?)
+}
+
+/// Loads the active keys, creating one when there is none.
+pub async fn load_or_create(pool: &sqlx::PgPool) -> Result<Keys, UserError> {
+    if store::keys::active(pool).await?.is_empty() {
+        create(pool).await?;
+    }
+    load(pool).await
+}
+
+/// Picks up keys other replicas rotated or retired.
+pub async fn reload(state: &AppState) -> Result<(), UserError> {
+    let fresh = load(&state.pool).await?;
+    *state.keys.write().await = fresh;
+    Ok(())
+}
+
+pub async fn list(state: &AppState) -> Result<KeyList, UserError> {
+    let items = store::keys::list(&state.pool).await?;
+    Ok(KeyList {
+        signing: state.keys.read().await.kid.clone(),
+        items,
+    })
+}
+
+/// A new key signs from now on; the old stays published.
+pub async fn rotate(state: &AppState) -> Result<KeyList, UserError> {
+    create(&state.pool).await?;
+    reload(state).await?;
+    list(state).await
+}
+
+/// Retires a key that no longer signs: tokens it signed are refused.
+pub async fn retire(state: &AppState, kid: &str) -> Result<KeyList, UserError> {
+    let mut tx = state.pool.begin().await?;
+    let active = store::keys::lock_active(&mut tx).await?;
+    check_retirable(&active, kid)?;
+    store::keys::retire(&mut tx, kid).await?;
+    tx.commit().await?;
+    reload(state).await?;
+    list(state).await
+}

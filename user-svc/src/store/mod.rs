@@ -1,0 +1,5 @@
+//! All of user-svc's SQL. Functions take a connection or a pool and return `sqlx::Error`.
+
+pub mod keys;
+pub mod sessions;
+pub mod users;
