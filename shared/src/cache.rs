@@ -18,7 +18,7 @@ pub async fn connect(
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(Duration::from_secs(2))
         .set_number_of_retries(1);
-    crate::startup::retry("redis", config.url.expose_secret(), shutdown, || {
+    crate::unreachable::retry("redis", config.url.expose_secret(), shutdown, || {
         let client = client.clone();
         let manager_config = manager_config.clone();
         async move { Ok(ConnectionManager::new_with_config(client, manager_config).await?) }

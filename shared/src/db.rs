@@ -11,6 +11,7 @@ use sqlx::{migrate::Migrator, postgres::PgPoolOptions, Connection, PgConnection,
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PostgresConfig;
+use crate::problem::ApiError;
 
 static PLATFORM: Migrator = sqlx::migrate!("../migrations/platform");
 
@@ -72,7 +73,7 @@ pub async fn connect(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<PgPool> {
     let migrator = migrator(service_migrations);
-    crate::startup::retry("postgres", config.url.expose_secret(), shutdown, || async {
+    crate::unreachable::retry("postgres", config.url.expose_secret(), shutdown, || async {
         if config.create_databases {
             ensure_database(config, database).await?;
         }
@@ -218,4 +219,35 @@ pub async fn shared_secret(
         .bind(name)
         .fetch_one(pool)
         .await
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            err if is_unavailable(err) => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::unavailable("database")
+            }
+            // PostgreSQL refuses text with a NUL character (character_not_in_repertoire): a
+            // value the client sent that no validation caught, so the request's fault, not ours.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+                ApiError::bad_request("invalid_text", "text must not contain NUL characters")
+            }
+            _ => ApiError::internal(err),
+        }
+    }
+}
+
+impl From<CommitError> for ApiError {
+    fn from(err: CommitError) -> Self {
+        match err {
+            CommitError::Failed(err) => err.into(),
+            CommitError::Unknown(_) => ApiError::new(
+                axum::http::StatusCode::GATEWAY_TIMEOUT,
+                "outcome_unknown",
+                "the database did not confirm the change, which may or may not have been made; \
+                 look before trying again, or retry with the same Idempotency-Key",
+            ),
+        }
+    }
 }

@@ -6,7 +6,6 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 use uuid::Uuid;
 
-use crate::internal::Caller;
 use crate::problem::ApiError;
 
 /// Every header with this prefix is set by the gateway only; it strips client copies.
@@ -96,6 +95,51 @@ pub fn source_of(ip: &str) -> String {
         },
         Ok(v4) => v4.to_string(),
         Err(_) => ip.chars().take(64).collect(),
+    }
+}
+
+/// Who called, as the assertion says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The service that made the assertion (`api-gateway` for client requests).
+    pub service: String,
+    /// The user it acts for; `None` on a public route.
+    pub identity: Option<Identity>,
+    /// The client's address as the gateway saw it.
+    pub client_ip: Option<String>,
+}
+
+impl Caller {
+    /// A caller acting for `identity`.
+    pub fn user(service: &str, identity: Identity, client_ip: Option<String>) -> Self {
+        Self {
+            service: service.to_string(),
+            identity: Some(identity),
+            client_ip,
+        }
+    }
+
+    /// A caller acting for nobody in particular (a public route, a document fetch).
+    pub fn anonymous(service: &str, client_ip: Option<String>) -> Self {
+        Self {
+            service: service.to_string(),
+            identity: None,
+            client_ip,
+        }
+    }
+
+    /// For a route only the gateway's own machinery may use (the stream's audience question,
+    /// the session check): 403 for a user's assertion or another service's, naming `what` the
+    /// route is for.
+    pub fn require_gateway_itself(&self, what: &str) -> Result<(), crate::ApiError> {
+        if self.service == "api-gateway" && self.identity.is_none() {
+            return Ok(());
+        }
+        Err(crate::ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "internal_route",
+            format!("this route answers {what} only"),
+        ))
     }
 }
 

@@ -34,57 +34,12 @@ pub const HEADER_ASSERTION: &str = "x-taskmesh-assertion";
 /// How long an assertion is accepted after it was made (plus a few seconds of clock skew).
 pub const TTL: Duration = Duration::from_secs(30);
 
-/// The shortest secret accepted.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub use crate::config::MIN_SECRET_BYTES;
+pub use crate::identity::Caller;
 
 /// Paths a service answers without an assertion: its probes and metrics (scraped by the platform
 /// around it, never routed by the gateway) and the public half of user-svc's signing keys.
 const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"];
-
-/// Who called, as the assertion says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// The service that made the assertion (`api-gateway` for client requests).
-    pub service: String,
-    /// The user it acts for; `None` on a public route.
-    pub identity: Option<Identity>,
-    /// The client's address as the gateway saw it.
-    pub client_ip: Option<String>,
-}
-
-impl Caller {
-    /// A caller acting for `identity`.
-    pub fn user(service: &str, identity: Identity, client_ip: Option<String>) -> Self {
-        Self {
-            service: service.to_string(),
-            identity: Some(identity),
-            client_ip,
-        }
-    }
-
-    /// A caller acting for nobody in particular (a public route, a document fetch).
-    pub fn anonymous(service: &str, client_ip: Option<String>) -> Self {
-        Self {
-            service: service.to_string(),
-            identity: None,
-            client_ip,
-        }
-    }
-
-    /// For a route only the gateway's own machinery may use (the stream's audience question,
-    /// the session check): 403 for a user's assertion or another service's, naming `what` the
-    /// route is for.
-    pub fn require_gateway_itself(&self, what: &str) -> Result<(), crate::ApiError> {
-        if self.service == "api-gateway" && self.identity.is_none() {
-            return Ok(());
-        }
-        Err(crate::ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "internal_route",
-            format!("this route answers {what} only"),
-        ))
-    }
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {

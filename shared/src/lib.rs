@@ -12,13 +12,22 @@
 //! - [`idempotency`]: `processed_events`, so redelivered events have one effect.
 //! - [`identity`]: the verified caller and its [`identity::Role`], passed from the gateway to
 //!   services.
-//! - [`text_enum`]: states kept as `text`, each with one checked conversion.
+//! - [`text_enum`](mod@text_enum): states kept as `text`, each with one checked conversion.
 //! - [`openapi`]: the answers every operation shares, added to each service's API description.
 //! - [`sessions`]: the Redis mirror of live sessions (written by user-svc, read by the gateway).
 //! - [`db`], [`cache`]: PostgreSQL pools with migrations, Redis connections.
 //! - [`health`], [`http`]: `/healthz`, `/readyz`, `/metrics`, common layers, serving.
 //! - [`trace`]: W3C `traceparent` from the request through the events it causes.
-//! - [`startup`], [`shutdown`]: waiting for dependencies, the common `main`, signals.
+//! - [`startup`], [`shutdown`]: the common start of a service, signals.
+//! - [`unreachable`](mod@unreachable): waiting for a store with backoff ([`unreachable::retry`]), told to a
+//!   person once every few seconds.
+//! - [`background`]: the one periodic loop; [`outbound`]: requests to addresses users give;
+//!   [`text`]: one-line text rules.
+//!
+//! Modules depend one way (CI runs `scripts/check-modules`): `problem`, `trace`, `unreachable`
+//! and `config` at the bottom; `identity`, `internal`, `db`, `cache`, `broker` and `telemetry`
+//! on them; then `outbox`, `consumer`, `topology`, `openapi`, `http`, `health`; `startup` on
+//! top.
 //! - `testkit` (feature `testkit`): isolated test environments on the real services.
 
 pub mod background;

@@ -127,37 +127,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        match &err {
-            err if crate::db::is_unavailable(err) => {
-                tracing::warn!(error = %err, "database unavailable");
-                ApiError::unavailable("database")
-            }
-            // PostgreSQL refuses text with a NUL character (character_not_in_repertoire): a
-            // value the client sent that no validation caught, so the request's fault, not ours.
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
-                ApiError::bad_request("invalid_text", "text must not contain NUL characters")
-            }
-            _ => ApiError::internal(err),
-        }
-    }
-}
-
-impl From<crate::db::CommitError> for ApiError {
-    fn from(err: crate::db::CommitError) -> Self {
-        match err {
-            crate::db::CommitError::Failed(err) => err.into(),
-            crate::db::CommitError::Unknown(_) => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "outcome_unknown",
-                "the database did not confirm the change, which may or may not have been made; \
-                 look before trying again, or retry with the same Idempotency-Key",
-            ),
-        }
-    }
-}
-
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         // A body that is not JSON, or JSON of the wrong shape (wrong types, missing or unknown

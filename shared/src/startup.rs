@@ -10,34 +10,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 
-/// Runs `attempt` until it succeeds, backing off from 200 ms to 5 s; failures are told once
-/// every few seconds per store ([`crate::unreachable`]), with `url`'s address. Fails only when
-/// `shutdown` fires first.
-pub async fn retry<T, F, Fut>(
-    dependency: &str,
-    url: &str,
-    shutdown: &CancellationToken,
-    mut attempt: F,
-) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(err) => {
-                crate::unreachable::report(dependency, url, "start-up", &format!("{err:#}"));
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for {dependency}"),
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
+pub use crate::unreachable::retry;
 
 /// The whole `main` of a service binary: config, telemetry, listener, signals, then `run`.
 pub async fn service_main<F, Fut>(

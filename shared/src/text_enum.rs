@@ -1,5 +1,5 @@
 //! States kept as `text` columns (a CHECK constraint lists their values) and sent as strings:
-//! [`text_enum!`](crate::text_enum) gives an enum its one checked conversion between variant and
+//! [`text_enum!`](crate::text_enum!) gives an enum its one checked conversion between variant and
 //! name, for Rust (`as_str`, `FromStr`, `Display`) and for PostgreSQL (`sqlx::Type`, `Encode`,
 //! `Decode`, arrays), so no code compares a state's name as a string.
 //!

@@ -70,6 +70,35 @@ pub fn report(dependency: &str, url: &str, who: &str, error: &str) -> bool {
     true
 }
 
+/// Runs `attempt` until it succeeds, backing off from 200 ms to 5 s; failures are told once
+/// every few seconds per store ([`crate::unreachable`]), with `url`'s address. Fails only when
+/// `shutdown` fires first.
+pub async fn retry<T, F, Fut>(
+    dependency: &str,
+    url: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+    mut attempt: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) => {
+                report(dependency, url, "start-up", &format!("{err:#}"));
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for {dependency}"),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

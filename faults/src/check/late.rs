@@ -5,9 +5,16 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::Told;
 use crate::receiver::{Hooks, Receiver};
 use crate::smtp::SmtpSink;
+
+/// What was counted of one person's task's mail and webhooks, to find late ones at the end.
+#[derive(Clone, Debug, Default)]
+pub struct Told {
+    pub mail_ids: Vec<Uuid>,
+    pub mail_files: usize,
+    pub hook_ids: usize,
+}
 
 /// Problems only visible at the end of the run.
 #[derive(Debug, Default)]

@@ -44,7 +44,7 @@ mod late;
 use crate::smtp::SmtpSink;
 use crate::workload::{title_prefix, Outcome, Record};
 pub use files::{files, FileFigures};
-pub use late::{at_the_end, Late};
+pub use late::{at_the_end, Late, Told};
 
 /// One fault's figures.
 #[derive(Clone, Debug, Default)]
@@ -274,14 +274,6 @@ pub async fn settle(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     true
-}
-
-/// What was counted of one person's task's mail and webhooks, to find late ones at the end.
-#[derive(Clone, Debug, Default)]
-pub struct Told {
-    pub mail_ids: Vec<Uuid>,
-    pub mail_files: usize,
-    pub hook_ids: usize,
 }
 
 /// Counts lost, duplicated and unexpected for fault `tag`, whose fault ended at `healed`; fills

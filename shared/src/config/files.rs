@@ -5,7 +5,7 @@
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{Config, ConfigError};
+use super::error::ConfigError;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -104,34 +104,36 @@ impl Default for FilesConfig {
     }
 }
 
-pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
-    let files = &config.files;
-    if files.store == StoreKind::S3 && files.s3_bucket.is_empty() {
-        return Err(ConfigError("files.store = s3 needs files.s3_bucket".into()));
-    }
-    if files.max_file_bytes == 0 || files.max_files_per_request == 0 {
-        return Err(ConfigError(
-            "files.max_file_bytes and files.max_files_per_request must be at least 1".into(),
-        ));
-    }
-    if files.link_ttl_secs == 0 || files.link_ttl_secs > 7 * 24 * 3600 {
-        return Err(ConfigError(
-            "files.link_ttl_secs must be between 1 and 604800 (a week)".into(),
-        ));
-    }
-    if files.part_bytes < 5 * MIB as usize {
-        return Err(ConfigError(
-            "files.part_bytes must be at least 5 MiB (S3's smallest part)".into(),
-        ));
-    }
-    if files.sweep_grace_secs <= files.transfer_timeout_secs {
-        return Err(ConfigError(
+impl FilesConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let files = self;
+        if files.store == StoreKind::S3 && files.s3_bucket.is_empty() {
+            return Err(ConfigError("files.store = s3 needs files.s3_bucket".into()));
+        }
+        if files.max_file_bytes == 0 || files.max_files_per_request == 0 {
+            return Err(ConfigError(
+                "files.max_file_bytes and files.max_files_per_request must be at least 1".into(),
+            ));
+        }
+        if files.link_ttl_secs == 0 || files.link_ttl_secs > 7 * 24 * 3600 {
+            return Err(ConfigError(
+                "files.link_ttl_secs must be between 1 and 604800 (a week)".into(),
+            ));
+        }
+        if files.part_bytes < 5 * MIB as usize {
+            return Err(ConfigError(
+                "files.part_bytes must be at least 5 MiB (S3's smallest part)".into(),
+            ));
+        }
+        if files.sweep_grace_secs <= files.transfer_timeout_secs {
+            return Err(ConfigError(
             "files.sweep_grace_secs must be longer than files.transfer_timeout_secs (an upload \
              still in progress would be swept)"
                 .into(),
         ));
+        }
+        url::Url::parse(&files.public_url)
+            .map_err(|e| ConfigError(format!("files.public_url is not a URL: {e}")))?;
+        Ok(())
     }
-    url::Url::parse(&files.public_url)
-        .map_err(|e| ConfigError(format!("files.public_url is not a URL: {e}")))?;
-    Ok(())
 }

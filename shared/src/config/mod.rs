@@ -16,10 +16,12 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod error;
 mod files;
 mod jobs;
 mod notify;
 mod stream;
+pub use error::ConfigError;
 pub use files::{FilesConfig, StoreKind};
 pub use jobs::{JobsConfig, WorkersConfig};
 pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
@@ -30,6 +32,9 @@ pub use stream::StreamConfig;
 /// `TASKMESH_IDEMPOTENCY_KEY` are what the worker gives a `command` job). Any other `TASKMESH_*` variable must be a setting: a misspelt one
 /// (`TASKMESH_TASK__BIDN`, `TASKMESH_INTERNAL_SECRET`) stops the process with an error naming it,
 /// instead of being ignored while its default applies.
+/// The shortest secret accepted (`internal.*`, link secrets).
+pub const MIN_SECRET_BYTES: usize = 32;
+
 pub const PROCESS_VARIABLES: &[&str] = &[
     "config",
     "task_id",
@@ -187,11 +192,11 @@ impl Config {
         ] {
             if secret
                 .as_ref()
-                .is_some_and(|s| s.expose_secret().len() < crate::internal::MIN_SECRET_BYTES)
+                .is_some_and(|s| s.expose_secret().len() < MIN_SECRET_BYTES)
             {
                 return Err(ConfigError(format!(
                     "{name} must be at least {} bytes",
-                    crate::internal::MIN_SECRET_BYTES
+                    MIN_SECRET_BYTES
                 )));
             }
         }
@@ -200,8 +205,8 @@ impl Config {
                 "auth.lockout_window_secs must be at least 1".into(),
             ));
         }
-        notify::validate(self)?;
-        files::validate(self)?;
+        notify::validate(&self.smtp, &self.notifications, &self.webhooks, &self.sms)?;
+        self.files.validate()?;
         self.stream.validate()?;
         if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 900 {
             return Err(ConfigError(
@@ -211,11 +216,6 @@ impl Config {
         Ok(())
     }
 }
-
-/// A configuration value that cannot work; the message names the setting.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -5,7 +5,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{Config, ConfigError};
+use super::error::ConfigError;
 
 /// Outgoing mail.
 #[derive(Debug, Clone, Deserialize)]
@@ -143,33 +143,38 @@ impl SmsConfig {
     }
 }
 
-pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
-    if let Some(url) = &config.smtp.url {
+pub(super) fn validate(
+    smtp: &SmtpConfig,
+    notifications: &NotificationsConfig,
+    webhooks: &WebhooksConfig,
+    sms: &SmsConfig,
+) -> Result<(), ConfigError> {
+    if let Some(url) = &smtp.url {
         let parsed = url::Url::parse(url.expose_secret())
             .map_err(|e| ConfigError(format!("smtp.url is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "smtp" | "smtps") {
             return Err(ConfigError("smtp.url must use smtp:// or smtps://".into()));
         }
     }
-    if config.smtp.from.parse::<lettre_free::Mailbox>().is_err() {
+    if smtp.from.parse::<lettre_free::Mailbox>().is_err() {
         return Err(ConfigError(format!(
             "smtp.from is not a mailbox: {:?}",
-            config.smtp.from
+            smtp.from
         )));
     }
-    url::Url::parse(&config.notifications.public_url)
+    url::Url::parse(&notifications.public_url)
         .map_err(|e| ConfigError(format!("notifications.public_url is not a URL: {e}")))?;
-    if config.notifications.unsubscribe_link_days == 0 {
+    if notifications.unsubscribe_link_days == 0 {
         return Err(ConfigError(
             "notifications.unsubscribe_link_days must be at least 1".into(),
         ));
     }
-    if config.notifications.email_hourly_cap == 0 {
+    if notifications.email_hourly_cap == 0 {
         return Err(ConfigError(
             "notifications.email_hourly_cap must be at least 1".into(),
         ));
     }
-    let hooks = &config.webhooks;
+    let hooks = webhooks;
     if hooks.schedule_secs.is_empty()
         || hooks.concurrency == 0
         || hooks.per_endpoint == 0
@@ -179,8 +184,8 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             "webhooks.schedule_secs, webhooks.concurrency, webhooks.per_endpoint and webhooks.per_user must not be empty or 0".into(),
         ));
     }
-    if config.sms.enabled() {
-        url::Url::parse(&config.sms.base_url)
+    if sms.enabled() {
+        url::Url::parse(&sms.base_url)
             .map_err(|e| ConfigError(format!("sms.base_url is not a URL: {e}")))?;
     }
     Ok(())

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{CloudEvent, DecodeError, EventPayload};
+use super::envelope::{CloudEvent, DecodeError, EventPayload};
 
 /// A job handed to a worker pool: published on `job.dispatch.<pool>` to the pool's queue
 /// `<ns>.jobs.<pool>` with the task's priority as the AMQP priority. Workers in any language

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::EventPayload;
+use super::envelope::EventPayload;
 
 /// A file was stored and attached to a task (published once its row committed).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
