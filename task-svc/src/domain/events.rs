@@ -15,11 +15,7 @@ use shared::{
 };
 use uuid::Uuid;
 
-use crate::{
-    domain::job::{amqp_priority, ParsedJob},
-    domain::task::Task,
-    SERVICE,
-};
+use crate::{domain::job::ParsedJob, domain::status::Status, domain::task::Task, SERVICE};
 
 /// The dispatch of attempt `attempt` of `task`'s job (not before `at`), and its new id.
 pub fn dispatch_event(
@@ -39,12 +35,12 @@ pub fn dispatch_event(
         max_attempts: job.max_attempts,
         timeout_ms: job.timeout_ms,
         idempotency_key: task.id.to_string(),
-        priority: task.priority.clone(),
+        priority: task.priority.as_str().into(),
     };
     let route = Route {
         routing_key: Some(format!("job.dispatch.{}", job.pool)),
         available_at: at,
-        priority: Some(amqp_priority(&task.priority)),
+        priority: Some(task.priority.amqp()),
     };
     Ok((
         dispatch_id,
@@ -82,8 +78,8 @@ pub fn of_creation(
         task_id: task.id,
         owner_id: task.owner_id,
         title: task.title.clone(),
-        status: task.status.clone(),
-        priority: task.priority.clone(),
+        status: task.status.as_str().into(),
+        priority: task.priority.as_str().into(),
         assignee_id: task.assignee_id,
         channel_id: task.channel_id,
         due_at: task.due_at,
@@ -128,10 +124,10 @@ pub fn of_change(
             actor_id: actor,
             title: task.title.clone(),
             from: change["from"].as_str().unwrap_or_default().to_string(),
-            to: task.status.clone(),
+            to: task.status.as_str().into(),
             assignee_id: task.assignee_id,
         })?);
-        if task.status == "done" {
+        if task.status == Status::Done {
             events.push(event(TaskCompleted {
                 task_id: task.id,
                 owner_id: task.owner_id,

@@ -11,10 +11,7 @@ use serde_json::Value;
 use shared::{config::JobsConfig, topology::valid_pool};
 use uuid::Uuid;
 
-use crate::error::TaskError;
-
-/// States of an automated task that are not final.
-pub const LIVE: [&str; 5] = ["pending", "scheduled", "queued", "running", "retrying"];
+use crate::{domain::status::Status, error::TaskError};
 
 /// The `job` object of `POST /api/v1/tasks`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -64,11 +61,11 @@ pub struct ParsedJob {
 
 impl ParsedJob {
     /// The status a new task with this job starts in.
-    pub fn initial_status(&self) -> &'static str {
+    pub fn initial_status(&self) -> Status {
         if self.cron.is_some() || self.run_at.is_some_and(|at| at > Utc::now()) {
-            "scheduled"
+            Status::Scheduled
         } else {
-            "queued"
+            Status::Queued
         }
     }
 }
@@ -201,16 +198,6 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// AMQP priority of a task priority (the job queues have `x-max-priority` 9).
-pub fn amqp_priority(priority: &str) -> u8 {
-    match priority {
-        "urgent" => 9,
-        "high" => 7,
-        "normal" => 4,
-        _ => 1,
-    }
-}
-
 /// One run of a job.
 #[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Attempt {
@@ -253,24 +240,14 @@ pub struct DeadSelection {
     pub task_ids: Option<Vec<Uuid>>,
 }
 
-/// Every state a job's task can be in.
-pub const STATES: [&str; 8] = [
-    "pending",
-    "scheduled",
-    "queued",
-    "running",
-    "retrying",
-    "completed",
-    "dead",
-    "cancelled",
-];
 /// One job as an operator looks for it.
 #[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct JobSummary {
     pub task_id: Uuid,
     pub owner_id: Uuid,
     pub title: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: Status,
     pub kind: String,
     pub pool: String,
     pub payload: Value,
@@ -345,7 +322,7 @@ mod tests {
         let spec = |json: Value| serde_json::from_value::<JobSpec>(json).unwrap();
         let ok = parse(&spec(serde_json::json!({"kind": "noop"})), &config).unwrap();
         assert_eq!(ok.pool, "default");
-        assert_eq!(ok.initial_status(), "queued");
+        assert_eq!(ok.initial_status(), Status::Queued);
         for bad in [
             serde_json::json!({"kind": "Bad Kind"}),
             serde_json::json!({"kind": "noop", "pool": "../x"}),
@@ -360,7 +337,7 @@ mod tests {
             spec(serde_json::json!({"kind": "noop", "run_at": Utc::now() + Duration::hours(1)}));
         assert_eq!(
             parse(&later, &config).unwrap().initial_status(),
-            "scheduled"
+            Status::Scheduled
         );
     }
 }

@@ -101,13 +101,7 @@ impl Sort {
             Sort::DueAsc => task
                 .due_at
                 .map_or_else(|| "infinity".to_string(), |d| d.to_rfc3339()),
-            Sort::PriorityDesc => match task.priority.as_str() {
-                "urgent" => "3",
-                "high" => "2",
-                "normal" => "1",
-                _ => "0",
-            }
-            .to_string(),
+            Sort::PriorityDesc => task.priority.rank().to_string(),
         }
     }
 }

@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub const CLASSES: [&str; 4] = ["low", "normal", "high", "urgent"];
+use crate::domain::task::{Priority, PrioritySource};
+
 /// Labelled tasks needed before a model is trained.
 pub const MIN_SAMPLES: i64 = 30;
 /// New labelled tasks that trigger retraining.
@@ -23,7 +24,7 @@ pub const RETRAIN_EVERY: i64 = 50;
 
 /// The heuristic used before there is a model: words that signal urgency, then due-date
 /// proximity, then words that signal low priority; otherwise `normal`.
-pub fn heuristic(title: &str, description: &str, due_at: Option<DateTime<Utc>>) -> &'static str {
+pub fn heuristic(title: &str, description: &str, due_at: Option<DateTime<Utc>>) -> Priority {
     let text = format!("{title} {description}").to_lowercase();
     let has = |words: &[&str]| tokens(&text).any(|t| words.contains(&t.as_str()));
     if has(&[
@@ -36,11 +37,11 @@ pub fn heuristic(title: &str, description: &str, due_at: Option<DateTime<Utc>>) 
         "blocker",
         "down",
     ]) {
-        return "urgent";
+        return Priority::Urgent;
     }
     let hours = due_at.map(|d| (d - Utc::now()).num_hours());
     if matches!(hours, Some(h) if h < 24) {
-        return "high";
+        return Priority::High;
     }
     if has(&[
         "bug",
@@ -53,12 +54,12 @@ pub fn heuristic(title: &str, description: &str, due_at: Option<DateTime<Utc>>) 
         "important",
     ]) || matches!(hours, Some(h) if h < 72)
     {
-        return "high";
+        return Priority::High;
     }
     if has(&["someday", "maybe", "idea", "later", "wishlist", "nice"]) {
-        return "low";
+        return Priority::Low;
     }
-    "normal"
+    Priority::Normal
 }
 
 fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
@@ -244,22 +245,22 @@ pub fn train(rows: Vec<LabelledRow>) -> Option<(Model, Report)> {
 pub struct Predictor(pub Option<Model>);
 
 impl Predictor {
-    /// A priority and where it came from (`model` or `heuristic`).
+    /// A priority and where it came from (the model or the heuristic).
     pub fn predict(
         &self,
         title: &str,
         description: &str,
         due_at: Option<DateTime<Utc>>,
-    ) -> (String, &'static str) {
+    ) -> (Priority, PrioritySource) {
         if let Some(model) = &self.0 {
             let predicted = model.predict(&features(title, description, due_at, Utc::now()));
-            if CLASSES.contains(&predicted.as_str()) {
-                return (predicted, "model");
+            if let Ok(priority) = predicted.parse() {
+                return (priority, PrioritySource::Model);
             }
         }
         (
-            heuristic(title, description, due_at).to_string(),
-            "heuristic",
+            heuristic(title, description, due_at),
+            PrioritySource::Heuristic,
         )
     }
 }
@@ -270,14 +271,17 @@ mod tests {
 
     #[test]
     fn the_heuristic_reads_urgency_words_and_due_dates() {
-        assert_eq!(heuristic("Prod is DOWN", "", None), "urgent");
+        assert_eq!(heuristic("Prod is DOWN", "", None).as_str(), "urgent");
         assert_eq!(
-            heuristic("Tidy up", "", Some(Utc::now() + chrono::Duration::hours(3))),
+            heuristic("Tidy up", "", Some(Utc::now() + chrono::Duration::hours(3))).as_str(),
             "high"
         );
-        assert_eq!(heuristic("Fix the flaky test", "", None), "high");
-        assert_eq!(heuristic("Idea: dark mode", "", None), "low");
-        assert_eq!(heuristic("Write the newsletter", "", None), "normal");
+        assert_eq!(heuristic("Fix the flaky test", "", None).as_str(), "high");
+        assert_eq!(heuristic("Idea: dark mode", "", None).as_str(), "low");
+        assert_eq!(
+            heuristic("Write the newsletter", "", None).as_str(),
+            "normal"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::{domain::task::Task, SERVICE};
 
 /// The reminder a task with no pending one needs (a new task), if any.
 pub fn first(task: &Task, lead_secs: u64) -> Result<Option<outbox::Pending>, sqlx::Error> {
-    let open = matches!(task.status.as_str(), "todo" | "in_progress");
+    let open = task.status.is_open();
     let Some(due_at) = task.due_at.filter(|due| open && *due > Utc::now()) else {
         return Ok(None);
     };

@@ -9,7 +9,10 @@ use uuid::Uuid;
 use shared::identity::Identity;
 
 use crate::{
-    domain::job::{JobSpec, JobView},
+    domain::{
+        job::{JobSpec, JobView},
+        status::Status,
+    },
     error::TaskError,
 };
 
@@ -19,10 +22,13 @@ pub struct Task {
     pub owner_id: Uuid,
     pub title: String,
     pub description: String,
-    pub status: String,
-    pub priority: String,
+    #[schema(value_type = String)]
+    pub status: Status,
+    #[schema(value_type = String)]
+    pub priority: Priority,
     /// Where the priority came from: `user`, `model` or `heuristic`.
-    pub priority_source: String,
+    #[schema(value_type = String)]
+    pub priority_source: PrioritySource,
     pub assignee_id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
     pub due_at: Option<DateTime<Utc>>,
@@ -89,16 +95,52 @@ pub enum Priority {
     Urgent,
 }
 
+shared::text_enum!(Priority, "priority", {
+    Low = "low",
+    Normal = "normal",
+    High = "high",
+    Urgent = "urgent",
+});
+
 impl Priority {
-    pub fn as_str(self) -> &'static str {
+    /// Its rank, lowest first: the sort key of `-priority` lists and the order of classes.
+    pub fn rank(self) -> u8 {
         match self {
-            Priority::Low => "low",
-            Priority::Normal => "normal",
-            Priority::High => "high",
-            Priority::Urgent => "urgent",
+            Priority::Low => 0,
+            Priority::Normal => 1,
+            Priority::High => 2,
+            Priority::Urgent => 3,
+        }
+    }
+
+    /// The AMQP priority of its job's dispatch (the job queues have `x-max-priority` 9).
+    pub fn amqp(self) -> u8 {
+        match self {
+            Priority::Urgent => 9,
+            Priority::High => 7,
+            Priority::Normal => 4,
+            Priority::Low => 1,
         }
     }
 }
+
+/// Where a task's priority came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrioritySource {
+    /// A person set it.
+    User,
+    /// The deployment's trained model predicted it.
+    Model,
+    /// The documented heuristic decided it (no model yet, or none better than its baseline).
+    Heuristic,
+}
+
+shared::text_enum!(PrioritySource, "priority source", {
+    User = "user",
+    Model = "model",
+    Heuristic = "heuristic",
+});
 
 pub fn parse_title(raw: &str) -> Result<String, TaskError> {
     shared::text::one_line(raw, 200)
@@ -254,6 +296,14 @@ pub struct HistoryEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn priorities_and_their_sources_have_one_name_each() {
+        shared::text_enum::assert_serde_names(Priority::ALL, |p| p.as_str());
+        shared::text_enum::assert_serde_names(PrioritySource::ALL, |p| p.as_str());
+        let ranks: Vec<u8> = Priority::ALL.iter().map(|p| p.rank()).collect();
+        assert_eq!(ranks, [0, 1, 2, 3]);
+    }
 
     #[test]
     fn tags_are_normalised_and_bounded() {

@@ -11,7 +11,11 @@ use crate::{
     domain::{
         job::ParsedJob,
         priority::Predictor,
-        task::{assignable, check_description, parse_tags, parse_title, CreateTask, Task},
+        status::Status,
+        task::{
+            assignable, check_description, parse_tags, parse_title, CreateTask, Priority,
+            PrioritySource, Task,
+        },
     },
     error::TaskError,
     service::jobs::{self as job_service, Inserted},
@@ -78,8 +82,8 @@ pub struct Prepared {
     title: String,
     tags: Vec<String>,
     job: Option<ParsedJob>,
-    priority: String,
-    source: &'static str,
+    priority: Priority,
+    source: PrioritySource,
 }
 
 /// Validates a creation request (and declares a job's pool) before any transaction.
@@ -111,7 +115,7 @@ pub async fn prepare(
         None => None,
     };
     let (priority, source) = match request.priority {
-        Some(priority) => (priority.as_str().to_string(), "user"),
+        Some(priority) => (priority, PrioritySource::User),
         None => {
             if predictor.is_none() {
                 *predictor = Some(crate::service::priority::predictor(&state.pool).await?);
@@ -180,7 +184,7 @@ pub async fn insert_many(
             .iter()
             .map(|p| p.request.description.clone())
             .collect(),
-        priorities: prepared.iter().map(|p| p.priority.clone()).collect(),
+        priorities: prepared.iter().map(|p| p.priority).collect(),
         due_at: prepared.iter().map(|p| p.request.due_at).collect(),
         assignees: prepared.iter().map(|p| p.request.assignee_id).collect(),
         tags: prepared.iter().map(|p| p.tags.clone()).collect(),
@@ -188,7 +192,7 @@ pub async fn insert_many(
         sources: prepared.iter().map(|p| p.source).collect(),
         statuses: prepared
             .iter()
-            .map(|p| p.job.as_ref().map_or("todo", |j| j.initial_status()))
+            .map(|p| p.job.as_ref().map_or(Status::Todo, |j| j.initial_status()))
             .collect(),
     };
     let mut rows: HashMap<Uuid, Task> = store::tasks::insert_many(tx, &new)

@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    domain::{job::DeadSelection, task::Task},
+    domain::{job::DeadSelection, status::Status, task::Task},
     error::TaskError,
     infra::amqp_pools::prune_dead_letters,
     service::jobs::dispatch,
@@ -25,7 +25,7 @@ pub async fn replay_dead(state: &AppState, selection: &DeadSelection) -> Result<
         let pool = store::dead::reset_for_replay(&mut tx, task.id).await?;
         state.pools.ensure(&pool).await?;
         pools.insert(pool);
-        store::jobs::set_status(&mut tx, &mut task, "queued").await?;
+        store::jobs::set_status(&mut tx, &mut task, Status::Queued).await?;
         dispatch(&mut tx, &task, 1, None, true).await?;
         audience.extend(crate::store::tasks::audience(&mut tx, &task).await?);
     }

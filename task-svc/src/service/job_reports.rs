@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::{
     domain::events,
-    domain::job::{backoff, LIVE},
+    domain::job::backoff,
+    domain::status::Status,
     domain::task::Task,
     service::jobs::dispatch,
     store::{
@@ -42,7 +43,7 @@ pub async fn on_started(
     if lost > 0 {
         tracing::warn!(task_id = %task.id, lost, previous_lost = job.lost_runs, "a run of this job was lost with its worker");
         let lost_runs = job.lost_runs + lost as i32;
-        if lost_runs >= config.max_lost_runs as i32 && LIVE.contains(&task.status.as_str()) {
+        if lost_runs >= config.max_lost_runs as i32 && task.status.is_live_job() {
             // Its workers keep dying while running it: most likely the job kills them. Stop
             // the current run and dead-letter it rather than rerun it without end.
             let error = format!(
@@ -53,11 +54,8 @@ pub async fn on_started(
             return Ok(Some(task));
         }
     }
-    if matches!(
-        task.status.as_str(),
-        "pending" | "scheduled" | "queued" | "retrying"
-    ) {
-        set_status(tx, &mut task, "running").await?;
+    if task.status.awaits_start() {
+        set_status(tx, &mut task, Status::Running).await?;
         return Ok(Some(task));
     }
     Ok(None)
@@ -91,7 +89,7 @@ pub async fn on_finished(
     let skipped = report.outcome == JobOutcome::Cancelled;
     reports::record_end(tx, &report, error.as_deref(), skipped).await?;
     let current = job.dispatch_id == Some(report.dispatch_id);
-    let live = LIVE.contains(&task.status.as_str());
+    let live = task.status.is_live_job();
     if !current || !live {
         return Ok(None);
     }
@@ -105,11 +103,11 @@ pub async fn on_finished(
         JobOutcome::Interrupted if this_run => {
             // The worker shut down and requeued the dispatch: it runs again, same attempt.
             reports::clear_run(tx, task.id).await?;
-            set_status(tx, &mut task, "queued").await?;
+            set_status(tx, &mut task, Status::Queued).await?;
         }
         JobOutcome::Cancelled if this_run => {
             reports::finish_cancelled(tx, task.id, report.ended_at).await?;
-            set_status(tx, &mut task, "cancelled").await?;
+            set_status(tx, &mut task, Status::Cancelled).await?;
         }
         JobOutcome::Failed | JobOutcome::TimedOut if this_run => {
             let error = error.unwrap_or_else(|| report.outcome.as_str().to_string());
@@ -133,7 +131,7 @@ async fn fail(
     reports::record_failure(tx, task.id, error).await?;
     if retryable && job.attempt < job.max_attempts {
         let retry_at = Utc::now() + backoff(job.backoff_base_ms, job.backoff_max_ms, job.attempt);
-        set_status(tx, task, "retrying").await?;
+        set_status(tx, task, Status::Retrying).await?;
         dispatch(tx, task, job.attempt + 1, Some(retry_at), false).await?;
         let failed = events::failed(
             task,
@@ -157,7 +155,7 @@ async fn bury(
     error: &str,
 ) -> Result<(), sqlx::Error> {
     reports::mark_dead(tx, task.id, error).await?;
-    set_status(tx, task, "dead").await?;
+    set_status(tx, task, Status::Dead).await?;
     let dead = events::dead(task, (&job.kind, &job.pool), job.attempt, error)?;
     outbox::enqueue_all(tx, dead).await?;
     Ok(())

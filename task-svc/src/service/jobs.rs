@@ -11,7 +11,8 @@ use crate::{
     domain::task::Task,
     domain::{
         events::{assigned_event, dispatch_event},
-        job::{Attempt, JobView, ParsedJob, LIVE},
+        job::{Attempt, JobView, ParsedJob},
+        status::Status,
     },
     error::TaskError,
     store, AppState,
@@ -183,9 +184,9 @@ pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<T
     let mut tx = state.pool.begin().await?;
     let task = crate::service::operations::editable_job(&mut tx, identity, id, "cancel it").await?;
     let Some(dispatch_event) = store::jobs::dispatch_event_of(&mut tx, task.id).await? else {
-        crate::domain::status::check(&task.status, "cancelled")?;
+        crate::domain::status::check(task.status, Status::Cancelled)?;
         let mut after = task.clone();
-        after.status = "cancelled".into();
+        after.status = Status::Cancelled;
         let changes = crate::domain::task::status_change(&task, &after);
         let saved = crate::service::tasks::save(&mut tx, &after, identity.user_id, changes).await?;
         let audience = crate::store::tasks::audience(&mut tx, &saved).await?;
@@ -193,7 +194,7 @@ pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<T
         state.cache.invalidate(&audience).await;
         return Ok(saved);
     };
-    if !LIVE.contains(&task.status.as_str()) {
+    if !task.status.is_live_job() {
         return Err(TaskError::conflict(
             "already_finished",
             format!("the job is {} already", task.status),

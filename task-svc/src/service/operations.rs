@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        job::{JobQuery, JobSummary, STATES},
+        job::{JobQuery, JobSummary},
+        status::parse_job_state,
         task::Task,
     },
     error::TaskError,
@@ -36,12 +37,7 @@ pub async fn search(
     check_length("kind", &query.kind, 100)?;
     check_length("pool", &query.pool, 100)?;
     check_length("payload", &query.payload, MAX_FILTER_BYTES)?;
-    if let Some(s) = query.state.as_deref().filter(|s| !STATES.contains(s)) {
-        return Err(TaskError::invalid(
-            "invalid_filter",
-            format!("state {s:?} is not one of {}", STATES.join(", ")),
-        ));
-    }
+    let job_state = query.state.as_deref().map(parse_job_state).transpose()?;
     let payload: Option<Value> = match &query.payload {
         None => None,
         Some(text) => match serde_json::from_str::<Value>(text) {
@@ -55,7 +51,8 @@ pub async fn search(
         },
     };
     let limit = i64::from(query.limit.unwrap_or(50).clamp(1, 200));
-    let mut items = store::jobs::search(&state.pool, query, payload.as_ref(), limit + 1).await?;
+    let mut items =
+        store::jobs::search(&state.pool, query, job_state, payload.as_ref(), limit + 1).await?;
     let next_before = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|job| job.task_id)

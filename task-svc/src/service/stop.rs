@@ -11,7 +11,11 @@ use shared::outbox;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{domain::task::Task, error::TaskError, infra::list_cache::ListCache};
+use crate::{
+    domain::{status::Status, task::Task},
+    error::TaskError,
+    infra::list_cache::ListCache,
+};
 
 /// How long a cancel mark stays: longer than any dispatch waits in a queue in practice.
 const CANCEL_MARK_SECS: u64 = 7 * 86_400;
@@ -34,7 +38,7 @@ pub async fn stop(
         Some(event) => crate::store::jobs::drop_unpublished(tx, event).await?,
         None => true,
     };
-    if !dropped || task.status == "running" {
+    if !dropped || task.status == Status::Running {
         // Marked before commit: once the cancel is visible, no worker may start the job.
         let mut redis = marks.redis.clone();
         let marked: redis::RedisResult<()> = redis::cmd("SET")
@@ -52,7 +56,7 @@ pub async fn stop(
     }
     crate::store::jobs::mark_stopped(tx, task.id).await?;
     let mut after = task.clone();
-    after.status = "cancelled".into();
+    after.status = Status::Cancelled;
     let changes = crate::domain::task::status_change(task, &after);
     let mut saved = crate::service::tasks::save(tx, &after, actor, changes).await?;
     crate::store::jobs::attach(tx, std::slice::from_mut(&mut saved)).await?;

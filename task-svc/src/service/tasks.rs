@@ -10,9 +10,12 @@ use uuid::Uuid;
 use crate::{
     domain::task::{
         assignable, check_description, check_if_match, diff, parse_tags, parse_title, Access,
-        HistoryEntry, Task, UpdateTask,
+        HistoryEntry, PrioritySource, Task, UpdateTask,
     },
-    domain::{events, reminder, status},
+    domain::{
+        events, reminder,
+        status::{self, Status},
+    },
     error::TaskError,
     store,
     store::jobs::attach,
@@ -123,21 +126,21 @@ pub async fn update(
         after.description = description.clone();
     }
     if let Some(priority) = request.priority {
-        after.priority = priority.as_str().to_string();
-        after.priority_source = "user".into();
+        after.priority = priority;
+        after.priority_source = PrioritySource::User;
     }
     if let Some(to) = &request.status {
         if before.job.is_some() {
-            if *to != before.status {
+            if to.parse::<Status>().ok() != Some(before.status) {
                 return Err(TaskError::conflict(
                     "job_status",
                     "an automated task's status follows its job; cancel it with POST /api/v1/tasks/{id}/cancel",
                 ));
             }
         } else {
-            status::check(&before.status, to)?;
+            after.status = status::parse_person_status(to)?;
+            status::check(before.status, after.status)?;
         }
-        after.status = to.clone();
     }
     if before.job.is_some() && matches!(request.assignee_id, Some(Some(_))) {
         return Err(TaskError::invalid(

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::job::{JobQuery, JobSummary, JobView, ParsedJob},
+    domain::status::Status,
     domain::task::Task,
 };
 
@@ -78,7 +79,7 @@ pub async fn lock(
 pub async fn set_status(
     conn: &mut PgConnection,
     task: &mut Task,
-    status: &str,
+    status: Status,
 ) -> Result<(), sqlx::Error> {
     let (version, updated_at): (i32, DateTime<Utc>) = sqlx::query_as(
         "UPDATE tasks SET status = $2, version = version + 1, updated_at = now()
@@ -88,7 +89,7 @@ pub async fn set_status(
     .bind(status)
     .fetch_one(&mut *conn)
     .await?;
-    task.status = status.to_string();
+    task.status = status;
     task.version = version;
     task.updated_at = updated_at;
     Ok(())
@@ -170,6 +171,7 @@ pub async fn live_owned(
 pub async fn search(
     pool: &PgPool,
     query: &JobQuery,
+    state: Option<Status>,
     payload: Option<&Value>,
     limit: i64,
 ) -> Result<Vec<JobSummary>, sqlx::Error> {
@@ -186,7 +188,7 @@ pub async fn search(
           LIMIT $6",
     )
     .bind(&query.kind)
-    .bind(&query.state)
+    .bind(state)
     .bind(&query.pool)
     .bind(payload)
     .bind(query.before)

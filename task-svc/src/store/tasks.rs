@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::domain::{
     listing::{ListQuery, Sort},
-    task::{HistoryEntry, Task},
+    status::Status,
+    task::{HistoryEntry, Priority, PrioritySource, Task},
 };
 
 /// The columns of a [`Task`], in its order.
@@ -86,12 +87,12 @@ pub async fn update(conn: &mut PgConnection, after: &Task) -> Result<Task, sqlx:
     .bind(after.id)
     .bind(&after.title)
     .bind(&after.description)
-    .bind(&after.priority)
-    .bind(&after.status)
+    .bind(after.priority)
+    .bind(after.status)
     .bind(after.due_at)
     .bind(after.assignee_id)
     .bind(&after.tags)
-    .bind(&after.priority_source)
+    .bind(after.priority_source)
     .fetch_one(conn)
     .await
 }
@@ -143,13 +144,13 @@ pub struct NewTasks {
     pub owner_id: Uuid,
     pub titles: Vec<String>,
     pub descriptions: Vec<String>,
-    pub priorities: Vec<String>,
+    pub priorities: Vec<Priority>,
     pub due_at: Vec<Option<DateTime<Utc>>>,
     pub assignees: Vec<Option<Uuid>>,
     pub tags: Vec<Vec<String>>,
     pub channels: Vec<Option<Uuid>>,
-    pub sources: Vec<&'static str>,
-    pub statuses: Vec<&'static str>,
+    pub sources: Vec<PrioritySource>,
+    pub statuses: Vec<Status>,
 }
 
 /// Inserts `new` in one statement. Returns the rows as stored, in no particular order.
@@ -208,7 +209,7 @@ pub async fn list(
         sql.push(" AND status = ").push_bind(status.clone());
     }
     if let Some(priority) = query.priority {
-        sql.push(" AND priority = ").push_bind(priority.as_str());
+        sql.push(" AND priority = ").push_bind(priority);
     }
     if let Some(assignee) = query.assignee_id {
         sql.push(" AND assignee_id = ").push_bind(assignee);
