@@ -18,13 +18,8 @@ pub async fn mirror_periodically(
     shutdown: CancellationToken,
 ) {
     shared::background::every(MIRROR_EVERY, &shutdown, || async {
-        match crate::store::pools::paused(&pool).await {
-            Ok(names) => {
-                if let Err(err) = crate::infra::pauses::write(&redis, &prefix, &names).await {
-                    tracing::debug!(error = %err, "cannot mirror the paused pools to Redis yet");
-                }
-            }
-            Err(err) => tracing::debug!(error = %err, "cannot read the paused pools yet"),
+        if let Err(err) = crate::service::pools::mirror(&pool, &redis, &prefix).await {
+            tracing::debug!(error = %err, "cannot mirror the paused pools yet");
         }
     })
     .await

@@ -11,7 +11,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::{
     domain::task::Task,
-    service::job_reports::{complete_many, on_finished, on_progress, on_started},
+    service::job_reports::{commit, complete_many, on_finished, on_progress, on_started},
 };
 
 /// Consumer name of the report handler in `processed_events`.
@@ -58,14 +58,10 @@ impl JobReports {
     /// Commits `tx`, then invalidates the cached lists that show the changed tasks.
     async fn finish(
         &self,
-        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        tx: sqlx::Transaction<'_, sqlx::Postgres>,
         touched: Vec<Task>,
     ) -> Result<(), HandlerError> {
-        let touched: Vec<&Task> = touched.iter().collect();
-        let audience = crate::store::tasks::audience_many(&mut tx, &touched).await?;
-        tx.commit().await?;
-        self.cache.invalidate(&audience).await;
-        Ok(())
+        Ok(commit(tx, &touched, &self.cache).await?)
     }
 }
 

@@ -40,8 +40,7 @@ pub async fn dead_list(
 ) -> Result<Json<DeadJobs>, ApiError> {
     identity.require_admin()?;
     let Query(query) = query?;
-    let limit = i64::from(query.limit.unwrap_or(100).clamp(1, 1000));
-    let items = crate::store::dead::dead_list(&state.pool, query.pool.as_deref(), limit).await?;
+    let items = crate::service::dead::list(&state, query.pool.as_deref(), query.limit).await?;
     Ok(Json(DeadJobs { items }))
 }
 

@@ -15,7 +15,7 @@ use shared::{identity::Identity, problem::ProblemBody, ApiError};
 
 use crate::{
     domain::pool::{Minute, PoolPause, PoolStats},
-    service, store, AppState,
+    service, AppState,
 };
 
 pub fn router() -> Router<AppState> {
@@ -39,7 +39,7 @@ pub async fn pools(
     identity: Identity,
 ) -> Result<Json<PoolList>, ApiError> {
     identity.require_admin()?;
-    let items = store::pools::stats(&state.pool).await?;
+    let items = service::pools::stats(&state).await?;
     Ok(Json(PoolList { items }))
 }
 
@@ -68,14 +68,7 @@ pub async fn activity(
 ) -> Result<Json<Activity>, ApiError> {
     identity.require_admin()?;
     let Query(query) = query?;
-    let minutes = query.minutes.unwrap_or(60);
-    if !(1..=1440).contains(&minutes) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "minutes is 1 to 1440",
-        ));
-    }
-    let minutes = store::runs::activity(&state.pool, minutes as i32).await?;
+    let minutes = service::pools::activity(&state, query.minutes).await?;
     Ok(Json(Activity { minutes }))
 }
 

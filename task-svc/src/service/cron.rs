@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::job::{parse_cron, ParsedJob},
+    domain::{status::Status, task::Task},
     service::jobs::{insert, Inserted},
     store,
 };
@@ -33,7 +34,7 @@ pub async fn cron_round(
             continue;
         }
         let job = store::cron::template_job(&mut tx, template_id).await?;
-        let run = store::cron::insert_run(&mut tx, &template).await?;
+        let run = insert_run(&mut tx, &template).await?;
         let parsed = ParsedJob {
             kind: job.0.clone(),
             payload: job.1,
@@ -68,6 +69,28 @@ pub async fn cron_round(
     tx.commit().await?;
     cache.invalidate(&audience).await;
     Ok(created.len())
+}
+
+/// A run's task: the template's fields, queued, inserted as every new task is
+/// ([`store::tasks::insert_many`], as `POST /api/v1/tasks` does).
+async fn insert_run(tx: &mut PgConnection, template: &Task) -> Result<Task, sqlx::Error> {
+    let run = store::tasks::NewTasks {
+        ids: vec![Uuid::now_v7()],
+        owner_id: template.owner_id,
+        titles: vec![template.title.clone()],
+        descriptions: vec![template.description.clone()],
+        priorities: vec![template.priority],
+        due_at: vec![None],
+        assignees: vec![None],
+        tags: vec![template.tags.clone()],
+        channels: vec![template.channel_id],
+        sources: vec![template.priority_source],
+        statuses: vec![Status::Queued],
+    };
+    store::tasks::insert_many(tx, &run)
+        .await?
+        .pop()
+        .ok_or(sqlx::Error::RowNotFound)
 }
 
 /// Moves a template's next tick past `tick` (and past now).

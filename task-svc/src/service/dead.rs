@@ -7,12 +7,26 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    domain::{job::DeadSelection, status::Status, task::Task},
+    domain::{
+        job::{DeadJob, DeadSelection},
+        status::Status,
+        task::Task,
+    },
     error::TaskError,
     infra::amqp_pools::prune_dead_letters,
     service::jobs::dispatch,
     store, AppState,
 };
+
+/// Dead jobs not purged (of `pool`, if given), newest first; `limit` 1 to 1000 (default 100).
+pub async fn list(
+    state: &AppState,
+    pool: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Vec<DeadJob>, TaskError> {
+    let limit = i64::from(limit.unwrap_or(100).clamp(1, 1000));
+    Ok(store::dead::dead_list(&state.pool, pool, limit).await?)
+}
 
 /// Queues the dead jobs `selection` names again, each with a fresh budget of attempts, and
 /// removes them from their pools' dead-letter queues. Returns how many.

@@ -17,6 +17,7 @@ use crate::{
     domain::job::backoff,
     domain::status::Status,
     domain::task::Task,
+    error::TaskError,
     service::jobs::dispatch,
     store::{
         jobs::{lock, set_status, Locked},
@@ -189,4 +190,17 @@ pub async fn complete_many(
         .collect();
     outbox::enqueue_many(tx, events).await?;
     Ok(done.into_iter().map(|(task, _)| task).collect())
+}
+
+/// Commits `tx`, then invalidates the cached lists that show the `touched` tasks.
+pub async fn commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    touched: &[Task],
+    cache: &crate::infra::list_cache::ListCache,
+) -> Result<(), TaskError> {
+    let touched: Vec<&Task> = touched.iter().collect();
+    let audience = crate::store::tasks::audience_many(&mut tx, &touched).await?;
+    tx.commit().await?;
+    cache.invalidate(&audience).await;
+    Ok(())
 }

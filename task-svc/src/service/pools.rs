@@ -8,7 +8,7 @@ use shared::identity::Identity;
 use sqlx::PgPool;
 
 use crate::{
-    domain::pool::{checked, PoolPause},
+    domain::pool::{checked, Minute, PoolPause, PoolStats},
     error::TaskError,
     store, AppState,
 };
@@ -29,7 +29,11 @@ pub async fn set(
         }
     };
     tracing::info!(%pool, admin = %identity.user_id, paused = pause, "pool pause changed");
-    mirror(&state.pool, &state.cache.redis, &state.cache.prefix).await?;
+    let mirrored = mirror(&state.pool, &state.cache.redis, &state.cache.prefix).await;
+    if let Err(err) = &mirrored {
+        tracing::warn!(error = %err, "cannot mirror the paused pools to Redis");
+    }
+    mirrored?;
     Ok(PoolPause {
         pool,
         paused: pause,
@@ -39,12 +43,33 @@ pub async fn set(
 
 /// Writes the paused set to Redis; 503 naming Redis if it cannot (the change is kept and the
 /// next mirror round writes it).
-async fn mirror(pool: &PgPool, redis: &ConnectionManager, prefix: &str) -> Result<(), TaskError> {
+pub async fn mirror(
+    pool: &PgPool,
+    redis: &ConnectionManager,
+    prefix: &str,
+) -> Result<(), TaskError> {
     let names = store::pools::paused(pool).await?;
     crate::infra::pauses::write(redis, prefix, &names)
         .await
         .map_err(|err| {
-            tracing::warn!(error = %err, "cannot mirror the paused pools to Redis");
+            tracing::debug!(error = %err, "cannot write the paused pools to Redis");
             TaskError::Unavailable("redis")
         })
+}
+
+/// Every pool that has jobs, with its depth by state.
+pub async fn stats(state: &AppState) -> Result<Vec<PoolStats>, TaskError> {
+    Ok(store::pools::stats(&state.pool).await?)
+}
+
+/// Runs ended per minute over the last `minutes` (1 to 1440, default 60).
+pub async fn activity(state: &AppState, minutes: Option<u32>) -> Result<Vec<Minute>, TaskError> {
+    let minutes = minutes.unwrap_or(60);
+    if !(1..=1440).contains(&minutes) {
+        return Err(TaskError::malformed(
+            "invalid_query",
+            "minutes is 1 to 1440",
+        ));
+    }
+    Ok(store::runs::activity(&state.pool, minutes as i32).await?)
 }

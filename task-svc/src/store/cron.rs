@@ -1,11 +1,9 @@
-//! Cron templates: which are due, what they run, and their runs' task rows.
+//! Cron templates: which are due and what they run.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-use crate::{domain::task::Task, store::tasks::COLUMNS};
 
 /// Due templates (at most 100), locked, skipping those another replica holds: each with its
 /// cron expression and the tick that is due.
@@ -37,25 +35,6 @@ pub async fn template_job(
            FROM jobs WHERE task_id = $1",
     )
     .bind(template_id)
-    .fetch_one(conn)
-    .await
-}
-
-/// A run's task: the template's fields, queued.
-pub async fn insert_run(conn: &mut PgConnection, template: &Task) -> Result<Task, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "INSERT INTO tasks (id, owner_id, title, description, status, priority,
-                            priority_source, channel_id, tags)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8) RETURNING {COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(template.owner_id)
-    .bind(&template.title)
-    .bind(&template.description)
-    .bind(template.priority)
-    .bind(template.priority_source)
-    .bind(template.channel_id)
-    .bind(&template.tags)
     .fetch_one(conn)
     .await
 }
