@@ -9,7 +9,12 @@ use axum::{
     Json, Router,
 };
 use serde::{Deserialize, Serialize};
-use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use shared::{
+    identity::Identity,
+    paging::{next_after, Limit},
+    problem::ProblemBody,
+    ApiError,
+};
 use uuid::Uuid;
 
 use crate::store::notifications::{self as store, Notification};
@@ -55,13 +60,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<NotificationList>, ApiError> {
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            "limit must be 1 to 100",
-        ));
-    }
+    let limit = Limit::new(50, 100).check(query.limit.map(i64::from))?;
     let before = match &query.cursor {
         Some(cursor) => Some(Uuid::parse_str(cursor).map_err(|_| {
             ApiError::bad_request("invalid_cursor", "cursor is not one this API gave")
@@ -73,15 +72,10 @@ pub async fn list(
         identity.user_id,
         query.unread.unwrap_or(false),
         before,
-        i64::from(limit) + 1,
+        limit + 1,
     )
     .await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|n| n.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = next_after(&mut items, limit, |n| n.id.to_string());
     let unread = store::unread_count(&state.pool, identity.user_id).await?;
     Ok(Json(NotificationList {
         items,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use shared::{
     identity::Identity,
     outbound::{Guard, Refusal},
+    paging::{next_after, Limit},
     problem::{JsonBody, ProblemBody},
     ApiError,
 };
@@ -352,13 +353,7 @@ pub async fn webhook_deliveries(
 ) -> Result<Json<WebhookDeliveryPage>, ApiError> {
     let Query(query) = query?;
     let endpoint = own_endpoint(&state, &identity, &id).await?;
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            "limit must be 1 to 100",
-        ));
-    }
+    let limit = Limit::new(20, 100).check(query.limit)?;
     let before =
         match query.cursor.as_deref().filter(|c| !c.is_empty()) {
             Some(cursor) => Some(Uuid::parse_str(cursor).map_err(|_| {
@@ -367,12 +362,7 @@ pub async fn webhook_deliveries(
             None => None,
         };
     let mut rows = store::deliveries_page(&state.pool, endpoint.id, before, limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = next_after(&mut rows, limit, |r| r.id.to_string());
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut logs: HashMap<Uuid, Vec<WebhookAttempt>> = HashMap::new();
     for a in store::attempts_of(&state.pool, &ids).await? {

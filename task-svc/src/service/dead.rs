@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use shared::paging::Limit;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -24,7 +25,7 @@ pub async fn list(
     pool: Option<&str>,
     limit: Option<u32>,
 ) -> Result<Vec<DeadJob>, TaskError> {
-    let limit = i64::from(limit.unwrap_or(100).clamp(1, 1000));
+    let limit = Limit::new(100, 1000).clamp(limit);
     Ok(store::dead::dead_list(&state.pool, pool, limit).await?)
 }
 

@@ -3,7 +3,10 @@
 //! `run_at` (whoever may cancel it).
 
 use serde_json::Value;
-use shared::identity::Identity;
+use shared::{
+    identity::Identity,
+    paging::{next_after, Limit},
+};
 use uuid::Uuid;
 
 use crate::{
@@ -15,6 +18,9 @@ use crate::{
     error::TaskError,
     store, AppState,
 };
+
+/// A page of an operator's job search: 50 unless asked, at most 200 (more is clamped).
+const JOB_PAGE: Limit = Limit::new(50, 200);
 
 /// Longest `payload` filter, in bytes.
 const MAX_FILTER_BYTES: usize = 1024;
@@ -50,15 +56,10 @@ pub async fn search(
             }
         },
     };
-    let limit = i64::from(query.limit.unwrap_or(50).clamp(1, 200));
+    let limit = JOB_PAGE.clamp(query.limit);
     let mut items =
         store::jobs::search(&state.pool, query, job_state, payload.as_ref(), limit + 1).await?;
-    let next_before = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|job| job.task_id)
-    } else {
-        None
-    };
+    let next_before = next_after(&mut items, limit, |job| job.task_id);
     Ok((items, next_before))
 }
 

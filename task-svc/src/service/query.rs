@@ -1,7 +1,10 @@
 //! Task lists: the tasks a person may see, filtered and ordered, a page at a time; the plain
 //! first page ("my tasks") is served from the cache.
 
-use shared::identity::Identity;
+use shared::{
+    identity::Identity,
+    paging::{next_after, Limit},
+};
 
 use crate::{
     domain::listing::{decode_cursor, encode_cursor, ListQuery, Sort, TaskList},
@@ -9,6 +12,9 @@ use crate::{
     store::{self, jobs::attach},
     AppState,
 };
+
+/// A page of `GET /api/v1/tasks`: 50 tasks unless asked, at most 100 (more is clamped).
+const TASK_PAGE: Limit = Limit::new(50, 100);
 
 /// The page `query` asks for, of the tasks `identity` may see.
 pub async fn list(
@@ -42,7 +48,7 @@ async fn query_list(
     identity: &Identity,
     query: ListQuery,
 ) -> Result<TaskList, TaskError> {
-    let limit = query.limit.unwrap_or(50).clamp(1, 100) as i64;
+    let limit = TASK_PAGE.clamp(query.limit);
     let sort = Sort::parse(query.sort.as_deref())?;
     if query
         .q
@@ -62,11 +68,6 @@ async fn query_list(
     let mut items =
         store::tasks::list(&mut conn, identity.user_id, &query, sort, after, limit).await?;
     attach(&mut conn, &mut items).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|t| encode_cursor(t, sort))
-    } else {
-        None
-    };
+    let next_cursor = next_after(&mut items, limit, |t| encode_cursor(t, sort));
     Ok(TaskList { items, next_cursor })
 }

@@ -5,6 +5,7 @@
 use shared::{
     events::{CloudEvent, UserCreated, UserDeleted, UserUpdated},
     outbox,
+    paging::Limit,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -66,8 +67,9 @@ pub async fn list(
     offset: u32,
     limit: Option<u32>,
 ) -> Result<(Vec<User>, u32), UserError> {
-    let limit = limit.unwrap_or(50).clamp(1, 200);
-    Ok((store::users::list(&state.pool, offset, limit).await?, limit))
+    let limit = Limit::new(50, 200).clamp(limit);
+    let users = store::users::list(&state.pool, offset, limit).await?;
+    Ok((users, limit as u32))
 }
 
 /// The user's own change of their display name.

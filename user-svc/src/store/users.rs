@@ -99,12 +99,12 @@ pub async fn set_password_hash(
 }
 
 /// A page of users, oldest first.
-pub async fn list(pool: &PgPool, offset: u32, limit: u32) -> Result<Vec<User>, sqlx::Error> {
+pub async fn list(pool: &PgPool, offset: u32, limit: i64) -> Result<Vec<User>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM users ORDER BY created_at, id OFFSET $1 LIMIT $2"
     ))
     .bind(i64::from(offset))
-    .bind(i64::from(limit))
+    .bind(limit)
     .fetch_all(pool)
     .await
 }
