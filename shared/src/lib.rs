@@ -13,10 +13,14 @@
 //! - [`identity`]: the verified caller and its [`identity::Role`], passed from the gateway to
 //!   services.
 //! - [`text_enum`](mod@text_enum): states kept as `text`, each with one checked conversion.
+//! - [`paging`]: page sizes (clamped or refused, as each route says) and the next-page rule.
 //! - [`openapi`]: the answers every operation shares, added to each service's API description.
+//! - [`tasks_api`]: task-svc's routes for other services (paths, limits, types).
 //! - [`sessions`]: the Redis mirror of live sessions (written by user-svc, read by the gateway).
+//! - [`heartbeat`]: workers' heartbeats in Redis (written by workers, listed by task-svc).
 //! - [`db`], [`cache`]: PostgreSQL pools with migrations, Redis connections.
 //! - [`health`], [`http`]: `/healthz`, `/readyz`, `/metrics`, common layers, serving.
+//! - [`signing`]: HMAC-SHA256 tags for signed links and webhooks.
 //! - [`trace`]: W3C `traceparent` from the request through the events it causes.
 //! - [`startup`], [`shutdown`]: the common start of a service, signals.
 //! - [`unreachable`](mod@unreachable): waiting for a store with backoff ([`unreachable::retry`]), told to a
@@ -38,6 +42,7 @@ pub mod consumer;
 pub mod db;
 pub mod events;
 pub mod health;
+pub mod heartbeat;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
@@ -45,10 +50,13 @@ pub mod internal;
 pub mod openapi;
 pub mod outbound;
 pub mod outbox;
+pub mod paging;
 pub mod problem;
 pub mod sessions;
 pub mod shutdown;
+pub mod signing;
 pub mod startup;
+pub mod tasks_api;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -14,6 +14,10 @@ use lapin::{
 use crate::broker::Broker;
 use crate::config::ConsumerConfig;
 use crate::consumer::QueueSpec;
+use crate::events::{
+    ChannelJoined, EventPayload, JobFinished, JobProgress, JobStarted, JobsFinished, MediaUploaded,
+    NotificationCreated, TaskDeleted, NOTIFYING_TYPES,
+};
 
 /// notify-svc's queue: the events it turns into notifications, and no others (a job engine
 /// publishes several task events per job; a consumer that only acks them would still pay for
@@ -21,18 +25,7 @@ use crate::consumer::QueueSpec;
 pub fn notify_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "notify-svc", config)
         .bind("user.*")
-        .batches_of(
-            "task-svc",
-            &[
-                "task.assigned",
-                "task.status_changed",
-                "task.completed",
-                "task.due_soon",
-                "task.failed",
-                "task.dead",
-                "channel.joined",
-            ],
-        )
+        .batches_of("task-svc", NOTIFYING_TYPES)
 }
 
 /// notify-svc's mail queue: one command per mail, so that an SMTP server that is away delays
@@ -55,17 +48,17 @@ pub fn task_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
 /// task-svc's queue of workers' reports on the jobs they run.
 pub fn job_reports_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "task-svc.job-reports", config)
-        .bind("job.started")
-        .bind("job.progress")
-        .bind("job.finished")
-        .bind("job.finished.batch")
+        .bind(JobStarted::TYPE)
+        .bind(JobProgress::TYPE)
+        .bind(JobFinished::TYPE)
+        .bind(JobsFinished::TYPE)
 }
 
 /// media-svc's queue: its own uploads (to make thumbnails) and deleted tasks (their files go).
 pub fn media_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "media-svc", config)
-        .bind("media.uploaded")
-        .bind("task.deleted")
+        .bind(MediaUploaded::TYPE)
+        .bind(TaskDeleted::TYPE)
 }
 
 /// The gateways' feed of the live stream (`GET /api/v1/events/stream`): every event a user
@@ -75,12 +68,12 @@ pub fn media_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
 pub fn gateway_stream_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "api-gateway.stream", config)
         .single_active()
-        .batches_of("task-svc", &["task.*", "channel.joined"])
-        .bind("job.started")
-        .bind("job.progress")
-        .bind("job.finished")
-        .bind("job.finished.batch")
-        .bind("notification.created")
+        .batches_of("task-svc", &["task.*", ChannelJoined::TYPE])
+        .bind(JobStarted::TYPE)
+        .bind(JobProgress::TYPE)
+        .bind(JobFinished::TYPE)
+        .bind(JobsFinished::TYPE)
+        .bind(NotificationCreated::TYPE)
         .bind("media.*")
 }
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use axum::Router;
 use redis::aio::ConnectionManager;
-use shared::{broker::Broker, health::Readiness, Config};
+use shared::{broker::Broker, health::Readiness, heartbeat::Heartbeat, Config};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -99,7 +99,7 @@ impl Worker {
             redis.clone(),
             config.redis.key_prefix.clone(),
         ));
-        let key = format!("{}workers:{id}", config.redis.key_prefix);
+        let key = shared::heartbeat::worker_key(&config.redis.key_prefix, &id);
 
         let cancels = tokio::spawn(executor.clone().listen_for_cancels(serving.clone()));
         let hand_back = CancellationToken::new();
@@ -172,65 +172,56 @@ pub async fn run(
 }
 
 async fn heartbeat(
-    mut redis: ConnectionManager,
+    redis: ConnectionManager,
     key: String,
     executor: Arc<Executor>,
     paused: pauses::Paused,
     stop: CancellationToken,
 ) {
-    let started = chrono::Utc::now().to_rfc3339();
+    let started_at = chrono::Utc::now();
     let every = Duration::from_secs(executor.config.heartbeat_secs.max(1));
-    loop {
+    shared::background::every(every, &stop, || {
         let stats = &executor.stats;
-        let beat: redis::RedisResult<()> = redis::pipe()
-            .hset_multiple(
-                &key,
-                &[
-                    ("id", executor.id.clone()),
-                    ("pools", executor.config.pools.join(",")),
-                    ("host", hostname()),
-                    ("version", env!("CARGO_PKG_VERSION").to_string()),
-                    ("started_at", started.clone()),
-                    ("seen_at", chrono::Utc::now().to_rfc3339()),
-                    ("concurrency", executor.config.concurrency.to_string()),
-                    (
-                        "in_flight",
-                        stats.in_flight.load(Ordering::Relaxed).to_string(),
-                    ),
-                    (
-                        "processed",
-                        stats.processed.load(Ordering::Relaxed).to_string(),
-                    ),
-                    ("failed", stats.failed.load(Ordering::Relaxed).to_string()),
-                    (
-                        "paused",
-                        executor
-                            .config
-                            .pools
-                            .iter()
-                            .filter(|p| paused.borrow().contains(*p))
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    ),
-                ],
-            )
-            .ignore()
-            .expire(&key, LISTED_AFTER_DEATH.as_secs() as i64)
-            .ignore()
-            .query_async(&mut redis)
-            .await;
-        if let Err(err) = beat {
-            tracing::warn!(error = %err, "heartbeat failed");
+        let config = &executor.config;
+        let beat = Heartbeat {
+            id: executor.id.clone(),
+            pools: config.pools.clone(),
+            host: hostname(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at,
+            seen_at: chrono::Utc::now(),
+            concurrency: config.concurrency,
+            in_flight: stats.in_flight.load(Ordering::Relaxed) as u64,
+            processed: stats.processed.load(Ordering::Relaxed),
+            failed: stats.failed.load(Ordering::Relaxed),
+            paused: (config.pools.iter())
+                .filter(|p| paused.borrow().contains(*p))
+                .cloned()
+                .collect(),
+        };
+        let (mut redis, key) = (redis.clone(), key.clone());
+        async move {
+            let written: redis::RedisResult<()> = redis::pipe()
+                .hset_multiple(&key, &beat.fields())
+                .ignore()
+                .expire(&key, LISTED_AFTER_DEATH.as_secs() as i64)
+                .ignore()
+                .query_async(&mut redis)
+                .await;
+            if let Err(err) = written {
+                tracing::warn!(error = %err, "heartbeat failed");
+            }
         }
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
+    })
+    .await;
+    let mut redis = redis;
     // A cleanly stopped worker is listed as stopped for a while, then disappears.
     let _: redis::RedisResult<()> = redis::pipe()
-        .hset(&key, "stopped_at", chrono::Utc::now().to_rfc3339())
+        .hset(
+            &key,
+            shared::heartbeat::STOPPED_AT,
+            chrono::Utc::now().to_rfc3339(),
+        )
         .ignore()
         .expire(&key, LISTED_AFTER_STOP.as_secs() as i64)
         .ignore()

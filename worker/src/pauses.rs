@@ -20,38 +20,37 @@ pub type Paused = watch::Receiver<BTreeSet<String>>;
 
 /// Reads the paused set every [`POLL`] into `tx` until `stop`.
 pub async fn watch(
-    mut redis: ConnectionManager,
+    redis: ConnectionManager,
     prefix: String,
     tx: watch::Sender<BTreeSet<String>>,
     stop: CancellationToken,
 ) {
     let key = shared::cache::paused_pools_key(&prefix);
-    loop {
-        let read: redis::RedisResult<Option<String>> =
-            redis::cmd("GET").arg(&key).query_async(&mut redis).await;
-        match read {
-            Ok(value) => {
-                let names: BTreeSet<String> = value
+    shared::background::every(POLL, &stop, || {
+        let (mut redis, key, tx) = (redis.clone(), key.clone(), &tx);
+        async move {
+            let read: redis::RedisResult<Option<String>> =
+                redis::cmd("GET").arg(&key).query_async(&mut redis).await;
+            let names: BTreeSet<String> = match read {
+                Ok(value) => value
                     .and_then(|v| serde_json::from_str(&v).ok())
-                    .unwrap_or_default();
-                tx.send_if_modified(|current| {
-                    let changed = *current != names;
-                    if changed {
-                        tracing::info!(paused = ?names, "paused pools changed");
-                        *current = names;
-                    }
-                    changed
-                });
-            }
-            Err(err) => {
-                tracing::debug!(error = %err, "cannot read the paused pools; keeping the last known")
-            }
+                    .unwrap_or_default(),
+                Err(err) => {
+                    tracing::debug!(error = %err, "cannot read the paused pools; keeping the last known");
+                    return;
+                }
+            };
+            tx.send_if_modified(|current| {
+                let changed = *current != names;
+                if changed {
+                    tracing::info!(paused = ?names, "paused pools changed");
+                    *current = names;
+                }
+                changed
+            });
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(POLL) => {}
-        }
-    }
+    })
+    .await
 }
 
 /// Consumes `pool` while it is not paused, until `shutdown`.

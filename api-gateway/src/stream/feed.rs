@@ -11,23 +11,18 @@ use std::sync::Arc;
 
 use axum::http::Method;
 use redis::aio::ConnectionManager;
-use serde_json::json;
 use shared::{
     consumer::{BatchHandler, Handler, HandlerError, Incoming},
     events::{
         ChannelJoined, CloudEvent, EventPayload, JobsFinished, NotificationCreated, TaskDeleted,
+        STREAMED_TYPES,
     },
     internal::{Caller, Trust, HEADER_ASSERTION},
+    tasks_api::{AudienceQuery, Audiences, AUDIENCE_PATH, MAX_AUDIENCE_TASKS},
 };
 use uuid::Uuid;
 
 use super::log::{self, NewEntry};
-
-/// task-svc's internal route that names each task's audience.
-pub const TASK_AUDIENCE: &str = "/internal/v1/tasks/audience";
-
-/// Most tasks asked about at once (task-svc's limit).
-const ASK_AT_ONCE: usize = 500;
 
 pub struct Feed {
     pub http: reqwest::Client,
@@ -44,30 +39,8 @@ enum Audience {
     Task(Uuid),
 }
 
-/// Every event type the stream shows; anything else on the queue (a worker may publish what it
-/// likes on `job.*`) is skipped.
-pub const SHOWN: &[&str] = &[
-    "task.created",
-    "task.updated",
-    "task.status_changed",
-    "task.completed",
-    "task.assigned",
-    "task.deleted",
-    "task.due_soon",
-    "task.failed",
-    "task.dead",
-    "job.started",
-    "job.progress",
-    "job.finished",
-    "media.uploaded",
-    "media.processed",
-    "media.deleted",
-    "notification.created",
-    "channel.joined",
-];
-
 fn audience_of(event: &CloudEvent) -> Result<Option<Audience>, HandlerError> {
-    if !SHOWN.contains(&event.event_type.as_str()) {
+    if !STREAMED_TYPES.contains(&event.event_type.as_str()) {
         return Ok(None);
     }
     let reject = |e: shared::events::DecodeError| HandlerError::Reject(e.into());
@@ -117,13 +90,16 @@ pub async fn task_audiences(
 ) -> Result<BTreeMap<Uuid, Vec<Uuid>>, AskError> {
     let mut audiences = BTreeMap::new();
     let ids: Vec<Uuid> = tasks.iter().copied().collect();
-    for chunk in ids.chunks(ASK_AT_ONCE) {
+    for chunk in ids.chunks(MAX_AUDIENCE_TASKS) {
         let caller = Caller::anonymous(crate::SERVICE, None);
-        let assertion = trust.mint("task-svc", &Method::POST, TASK_AUDIENCE, &caller);
+        let assertion = trust.mint("task-svc", &Method::POST, AUDIENCE_PATH, &caller);
+        let question = AudienceQuery {
+            task_ids: chunk.to_vec(),
+        };
         let answer = http
-            .post(format!("{task_url}{TASK_AUDIENCE}"))
+            .post(format!("{task_url}{AUDIENCE_PATH}"))
             .header(HEADER_ASSERTION, assertion)
-            .json(&json!({ "task_ids": chunk }))
+            .json(&question)
             .timeout(std::time::Duration::from_secs(5))
             .send()
             .await
@@ -139,9 +115,9 @@ pub async fn task_audiences(
             .json()
             .await
             .map_err(|e| AskError::Unavailable(e.to_string()))?;
-        let part: BTreeMap<Uuid, Vec<Uuid>> = serde_json::from_value(body["audiences"].clone())
+        let part: Audiences = serde_json::from_value(body)
             .map_err(|e| AskError::Refused(format!("an answer of another shape: {e}")))?;
-        audiences.extend(part);
+        audiences.extend(part.audiences);
     }
     Ok(audiences)
 }

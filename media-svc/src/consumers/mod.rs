@@ -2,7 +2,10 @@
 //! `task.deleted` (remove the task's files). Maps the service's errors to retries and dead
 //! letters, here and nowhere else.
 
-use shared::consumer::{Handler, HandlerError, Incoming};
+use shared::{
+    consumer::{Handler, HandlerError, Incoming},
+    events::{EventPayload, MediaUploaded, TaskDeleted},
+};
 
 use crate::service::{cleanup, process, Error};
 use crate::AppState;
@@ -25,8 +28,8 @@ impl From<Error> for HandlerError {
 impl Handler for MediaEvents {
     async fn handle(&self, message: &Incoming) -> Result<(), HandlerError> {
         match message.event.event_type.as_str() {
-            "media.uploaded" => process::process(&self.state, &message.event).await?,
-            "task.deleted" => {
+            MediaUploaded::TYPE => process::process(&self.state, &message.event).await?,
+            TaskDeleted::TYPE => {
                 cleanup::task_deleted(&self.state, &message.event).await?;
             }
             _ => {}

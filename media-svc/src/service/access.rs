@@ -35,12 +35,6 @@ impl std::fmt::Debug for Tasks {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct Answer {
-    read: bool,
-    edit: bool,
-}
-
 impl Tasks {
     pub fn new(task_url: &str, trust: Arc<Trust>) -> Self {
         let http = reqwest::Client::builder()
@@ -57,7 +51,7 @@ impl Tasks {
 
     /// What `identity` may do with task `task_id`, as task-svc decides it now.
     pub async fn access(&self, identity: &Identity, task_id: Uuid) -> Result<Access, Unavailable> {
-        let path = format!("/internal/v1/tasks/{task_id}/access");
+        let path = shared::tasks_api::access_path(task_id);
         let caller = Caller::user(self.trust.service(), identity.clone(), None);
         let assertion = self
             .trust
@@ -75,7 +69,7 @@ impl Tasks {
             .map_err(|e| Unavailable(e.to_string()))?;
         match response.status().as_u16() {
             200 => {
-                let answer: Answer = response
+                let answer: shared::tasks_api::TaskAccess = response
                     .json()
                     .await
                     .map_err(|e| Unavailable(e.to_string()))?;

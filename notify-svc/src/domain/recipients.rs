@@ -67,17 +67,11 @@ pub enum Change {
     },
 }
 
-/// The event types that can notify anyone.
-pub const TYPES: &[&str] = &[
-    TaskAssigned::TYPE,
-    TaskStatusChanged::TYPE,
-    TaskCompleted::TYPE,
-    TaskDueSoon::TYPE,
-    TaskFailed::TYPE,
-    TaskDead::TYPE,
-    ChannelJoined::TYPE,
-    UserCreated::TYPE,
-];
+/// Whether an event of `event_type` can notify anyone: the task and channel events of
+/// [`shared::events::NOTIFYING_TYPES`], and a new account (its welcome).
+pub fn notifies(event_type: &str) -> bool {
+    shared::events::NOTIFYING_TYPES.contains(&event_type) || event_type == UserCreated::TYPE
+}
 
 fn task_link(task_id: Uuid) -> Option<String> {
     Some(format!("/api/v1/tasks/{task_id}"))

@@ -34,7 +34,7 @@ pub enum Error {
 
 /// Whether `event_type` can change anything here (the others are acked untouched).
 pub fn concerns(event_type: &str) -> bool {
-    recipients::TYPES.contains(&event_type)
+    recipients::notifies(event_type)
         || event_type == UserUpdated::TYPE
         || event_type == UserDeleted::TYPE
 }

@@ -3,9 +3,8 @@
 //! HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}") with the decoded key.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::Sha256;
+use shared::signing::MacKey;
 
 const PREFIX: &str = "whsec_";
 /// 32 bytes: the spec asks for 24 to 64.
@@ -53,13 +52,10 @@ impl std::fmt::Debug for Secret {
 
 /// One signature, `v1,<base64>`.
 pub fn sign(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&secret.key()).expect("HMAC takes any key length");
-    mac.update(msg_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    let timestamp = timestamp.to_string();
+    let parts = [msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
+    let tag = MacKey::new(secret.key()).tag(&parts);
+    format!("v1,{}", STANDARD.encode(tag))
 }
 
 /// The `webhook-signature` header: one signature per secret, space separated (the current one

@@ -66,6 +66,40 @@ pub const ALL_TYPES: &[&str] = &[
     MediaDeleted::TYPE,
 ];
 
+/// The task and channel events notify-svc turns into notifications (its queue takes these and
+/// `user.*`, no others).
+pub const NOTIFYING_TYPES: &[&str] = &[
+    TaskAssigned::TYPE,
+    TaskStatusChanged::TYPE,
+    TaskCompleted::TYPE,
+    TaskDueSoon::TYPE,
+    TaskFailed::TYPE,
+    TaskDead::TYPE,
+    ChannelJoined::TYPE,
+];
+
+/// Every event type the live stream (`GET /api/v1/events/stream`) shows; anything else on its
+/// queue (a worker may publish what it likes on `job.*`) is skipped.
+pub const STREAMED_TYPES: &[&str] = &[
+    TaskCreated::TYPE,
+    TaskUpdated::TYPE,
+    TaskStatusChanged::TYPE,
+    TaskCompleted::TYPE,
+    TaskAssigned::TYPE,
+    TaskDeleted::TYPE,
+    TaskDueSoon::TYPE,
+    TaskFailed::TYPE,
+    TaskDead::TYPE,
+    JobStarted::TYPE,
+    JobProgress::TYPE,
+    JobFinished::TYPE,
+    MediaUploaded::TYPE,
+    MediaProcessed::TYPE,
+    MediaDeleted::TYPE,
+    NotificationCreated::TYPE,
+    ChannelJoined::TYPE,
+];
+
 /// A user registered.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserCreated {

@@ -8,33 +8,27 @@
 //!   only if they are in its audience when the event is written to the stream log. It answers
 //!   only the gateway acting for nobody: a user's assertion is refused.
 
-use std::collections::BTreeMap;
-
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
     Extension, Json, Router,
 };
-use serde::{Deserialize, Serialize};
-use shared::{identity::Identity, internal::Caller, ApiError};
-use uuid::Uuid;
+use shared::{
+    identity::Identity,
+    internal::Caller,
+    tasks_api::{
+        AudienceQuery, Audiences, TaskAccess, ACCESS_ROUTE, AUDIENCE_PATH, MAX_AUDIENCE_TASKS,
+    },
+    ApiError,
+};
 
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/internal/v1/tasks/{id}/access", get(access))
-        .route("/internal/v1/tasks/audience", post(audience))
-}
-
-/// What the caller may do: `read` (see it, its attachments), `edit` (change every field,
-/// delete it, attach and delete files).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TaskAccess {
-    pub task_id: Uuid,
-    pub read: bool,
-    pub edit: bool,
+        .route(ACCESS_ROUTE, get(access))
+        .route(AUDIENCE_PATH, post(audience))
 }
 
 /// 200 with the caller's rights, 404 when the caller may not see the task (or it is gone).
@@ -59,31 +53,16 @@ async fn access(
     }))
 }
 
-/// Most tasks one question may name.
-pub const MAX_TASKS: usize = 500;
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AudienceQuery {
-    pub task_ids: Vec<Uuid>,
-}
-
-/// Each existing task's audience, sorted; a task that is gone is absent.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Audiences {
-    pub audiences: BTreeMap<Uuid, Vec<Uuid>>,
-}
-
 async fn audience(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(query): Json<AudienceQuery>,
 ) -> Result<Json<Audiences>, ApiError> {
     caller.require_gateway_itself("the gateway's stream")?;
-    if query.task_ids.len() > MAX_TASKS {
+    if query.task_ids.len() > MAX_AUDIENCE_TASKS {
         return Err(ApiError::bad_request(
             "too_many_tasks",
-            format!("at most {MAX_TASKS} tasks per question"),
+            format!("at most {MAX_AUDIENCE_TASKS} tasks per question"),
         ));
     }
     let rows = crate::service::tasks::audiences(&state, &query.task_ids).await?;

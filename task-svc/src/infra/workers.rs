@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -24,7 +24,7 @@ pub async fn list(
     key_prefix: &str,
     dead_after: Duration,
 ) -> Result<Vec<WorkerInfo>, redis::RedisError> {
-    let prefix = format!("{key_prefix}workers:");
+    let prefix = shared::heartbeat::workers_prefix(key_prefix);
     let mut keys: Vec<String> = Vec::new();
     let mut cursor: u64 = 0;
     loop {
@@ -51,11 +51,8 @@ pub async fn list(
         if fields.is_empty() {
             continue;
         }
-        let seen = fields
-            .get("seen_at")
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|d| d.with_timezone(&Utc));
-        let state = if fields.contains_key("stopped_at") {
+        let seen = shared::heartbeat::seen_at(&fields);
+        let state = if fields.contains_key(shared::heartbeat::STOPPED_AT) {
             "stopped"
         } else if seen.is_some_and(|seen| Utc::now() - seen <= dead_after) {
             "alive"

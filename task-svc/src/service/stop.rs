@@ -20,11 +20,6 @@ use crate::{
 /// How long a cancel mark stays: longer than any dispatch waits in a queue in practice.
 const CANCEL_MARK_SECS: u64 = 7 * 86_400;
 
-/// Redis key that tells workers not to start a cancelled job's dispatch.
-pub fn cancel_key(prefix: &str, task_id: Uuid) -> String {
-    shared::cache::cancel_mark_key(prefix, task_id)
-}
-
 /// Stops `task`'s live job inside `tx` (cancel marks go to `marks`' Redis) and saves the task as `cancelled` by `actor`; returns it
 /// saved (with its job).
 pub async fn stop(
@@ -42,7 +37,7 @@ pub async fn stop(
         // Marked before commit: once the cancel is visible, no worker may start the job.
         let mut redis = marks.redis.clone();
         let marked: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(cancel_key(&marks.prefix, task.id))
+            .arg(shared::cache::cancel_mark_key(&marks.prefix, task.id))
             .arg(1)
             .arg("EX")
             .arg(CANCEL_MARK_SECS)
