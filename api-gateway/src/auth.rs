@@ -270,19 +270,15 @@ impl Verifier {
     /// Fetches the key set until it succeeds once, so the gateway can verify tokens even if
     /// user-svc goes down before the first authenticated request.
     pub async fn prefetch(&self, shutdown: tokio_util::sync::CancellationToken) {
-        let mut pause = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            if let Some(keys) = self.fetch().await {
-                let mut cache = self.write();
-                cache.keys = Some(keys);
-                cache.fetched_at = Some(Instant::now());
-                return;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(Duration::from_secs(5));
+        let fetched = shared::unreachable::retry("user-svc", &self.jwks_url, &shutdown, || async {
+            self.fetch()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("no key set from {}", self.jwks_url))
+        });
+        if let Ok(keys) = fetched.await {
+            let mut cache = self.write();
+            cache.keys = Some(keys);
+            cache.fetched_at = Some(Instant::now());
         }
     }
 

@@ -21,6 +21,7 @@ use lapin::{
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
+use crate::backoff::Policy;
 use crate::config::{AmqpConfig, QueueType};
 
 /// Header: attempt number of this delivery (1 for the first).
@@ -363,39 +364,26 @@ pub async fn keep_consuming<F, Fut>(
     broker: &Broker,
     what: &str,
     shutdown: &tokio_util::sync::CancellationToken,
-    mut session: F,
+    session: F,
 ) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    const FIRST_GAP: Duration = Duration::from_millis(200);
     // The longest gap between tries: a consumer is back within about two seconds of the broker.
-    const MAX_GAP: Duration = Duration::from_secs(2);
-    // A session that lasted this long was connected: the next outage starts from the first gap.
-    const HEALTHY: Duration = Duration::from_secs(5);
-    let mut backoff = FIRST_GAP;
-    while !shutdown.is_cancelled() {
-        let started = std::time::Instant::now();
-        match session().await {
-            Ok(()) => break,
-            Err(err) => {
-                if started.elapsed() >= HEALTHY {
-                    backoff = FIRST_GAP;
-                }
-                crate::unreachable::report(
-                    "rabbitmq",
-                    broker.config().url.expose_secret(),
-                    what,
-                    &format!("{err:#}"),
-                );
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_GAP);
-            }
-        }
+    // A session that lasted five seconds was connected: the next outage starts from the first
+    // gap.
+    const SESSION: Policy = Policy::exponential(Duration::from_millis(200), Duration::from_secs(2))
+        .reset_after(Duration::from_secs(5));
+    if shutdown.is_cancelled() {
+        return;
     }
+    let url = broker.config().url.expose_secret();
+    let reported = |err: &anyhow::Error| {
+        crate::unreachable::report("rabbitmq", url, what, &format!("{err:#}"));
+        true
+    };
+    // Ends with a clean stop (`Ok`) or the shutdown; it never gives up otherwise.
+    let _ = crate::backoff::retry(SESSION, shutdown, reported, session).await;
 }
 
 /// Reads a header as text.

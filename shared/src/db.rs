@@ -148,9 +148,12 @@ pub async fn commit(
         Err(err) if is_unavailable(&err) => err,
         Err(err) => return Err(CommitError::Failed(err)),
     };
-    let deadline = std::time::Instant::now() + COMMIT_RESOLVE_PATIENCE;
-    let mut gap = Duration::from_millis(20);
-    while std::time::Instant::now() < deadline {
+    let policy =
+        crate::backoff::Policy::exponential(Duration::from_millis(20), Duration::from_millis(500))
+            .give_up_after(COMMIT_RESOLVE_PATIENCE);
+    let mut backoff = crate::backoff::Backoff::new(policy);
+    let never = tokio_util::sync::CancellationToken::new();
+    loop {
         let status: Result<(Option<String>, String), sqlx::Error> = sqlx::query_as(
             "SELECT pg_xact_status($1::text::xid8), pg_postmaster_start_time()::text",
         )
@@ -176,8 +179,9 @@ pub async fn commit(
             // In progress, or the database is still away: ask again.
             _ => {}
         }
-        tokio::time::sleep(gap).await;
-        gap = (gap * 2).min(Duration::from_millis(500));
+        if !backoff.wait(&never).await {
+            break;
+        }
     }
     tracing::warn!(%xid, error = %err, "a COMMIT's outcome is unknown");
     Err(CommitError::Unknown(err))

@@ -25,7 +25,8 @@
 //! - [`startup`], [`shutdown`]: the common start of a service, signals.
 //! - [`unreachable`](mod@unreachable): waiting for a store with backoff ([`unreachable::retry`]), told to a
 //!   person once every few seconds.
-//! - [`background`]: the one periodic loop; [`outbound`]: requests to addresses users give;
+//! - [`backoff`]: waiting between tries ([`backoff::retry`], [`backoff::Backoff`]);
+//!   [`background`]: the one periodic loop; [`outbound`]: requests to addresses users give;
 //!   [`text`]: one-line text rules.
 //!
 //! Modules depend one way (CI runs `scripts/check-modules`): `problem`, `trace`, `unreachable`
@@ -35,6 +36,7 @@
 //! - `testkit` (feature `testkit`): isolated test environments on the real services.
 
 pub mod background;
+pub mod backoff;
 pub mod broker;
 pub mod cache;
 pub mod config;

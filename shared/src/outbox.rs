@@ -18,6 +18,7 @@ use sqlx::{postgres::PgListener, PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::backoff::{Backoff, Policy};
 use crate::broker::{OutgoingMessage, PublishError, Publisher};
 use crate::config::OutboxConfig;
 use crate::events::{CloudEvent, EventPayload, EventsBatch};
@@ -496,7 +497,10 @@ impl Relay {
             .connect_lazy_with((*self.pool.connect_options()).clone());
         let mut listener: Option<PgListener> = None;
         let mut last_cleanup = Instant::now();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Policy::exponential(
+            Duration::from_millis(100),
+            RELAY_RETRY_GAP,
+        ));
         while !shutdown.is_cancelled() {
             if listener.is_none() {
                 listener = match PgListener::connect_with(&listener_pool).await {
@@ -520,7 +524,7 @@ impl Relay {
                     // A trickle: the last wake found a few rows, so more are likely on the way.
                     // Not after idleness (the first event goes at once) nor under big commits.
                     trickle = published > 0 && published < TRICKLE_ROWS;
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     if let Ok(Some(due)) = self.next_due_in().await {
                         wait = wait.min(due);
                     }
@@ -528,12 +532,10 @@ impl Relay {
                 Err(err) => {
                     // Wait out the gap whatever commits meanwhile: a wake per commit would
                     // hammer a broker that is away (and log each try).
-                    tracing::warn!(error = format!("{err:#}"), retry_in = ?backoff, "outbox relay round failed");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                    tracing::warn!(error = format!("{err:#}"), "outbox relay round failed");
+                    if !backoff.wait(&shutdown).await {
+                        break;
                     }
-                    backoff = (backoff * 2).min(RELAY_RETRY_GAP);
                     continue;
                 }
             }

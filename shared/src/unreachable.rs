@@ -77,27 +77,24 @@ pub async fn retry<T, F, Fut>(
     dependency: &str,
     url: &str,
     shutdown: &tokio_util::sync::CancellationToken,
-    mut attempt: F,
+    attempt: F,
 ) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(err) => {
-                report(dependency, url, "start-up", &format!("{err:#}"));
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for {dependency}"),
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    let reported = |err: &anyhow::Error| {
+        report(dependency, url, "start-up", &format!("{err:#}"));
+        true
+    };
+    crate::backoff::retry(STORE, shutdown, reported, attempt)
+        .await
+        .map_err(|_| anyhow::anyhow!("shut down while waiting for {dependency}"))
 }
+
+/// The waits between tries of a store at start-up: 200 ms, doubling up to 5 s.
+pub const STORE: crate::backoff::Policy =
+    crate::backoff::Policy::exponential(Duration::from_millis(200), Duration::from_secs(5));
 
 #[cfg(test)]
 mod tests {

@@ -3,13 +3,15 @@
 //! and progress.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shared::{
-    broker::{OutgoingMessage, Publisher},
+    backoff::{self, Policy},
+    broker::{OutgoingMessage, PublishError, Publisher},
     events::{CloudEvent, EventPayload, JobDispatch, JobFinished, JobProgress, JobsFinished},
 };
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::claims::{Claims, Settle};
@@ -112,20 +114,19 @@ const REPORT_RETRY_GAP: Duration = Duration::from_secs(1);
 
 /// Publishes `message`, retrying while the broker is away (for [`REPORT_PATIENCE`]).
 async fn publish_until_confirmed(publisher: &Publisher, message: &OutgoingMessage) -> bool {
-    let deadline = Instant::now() + REPORT_PATIENCE;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match publisher.publish(message).await {
-            Ok(()) => return true,
-            Err(err) if Instant::now() + backoff < deadline => {
-                tracing::warn!(error = %err, retry_in = ?backoff, "cannot report finished jobs yet");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(REPORT_RETRY_GAP);
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "finished jobs not reported; their dispatches run again");
-                return false;
-            }
+    let policy = Policy::exponential(Duration::from_millis(100), REPORT_RETRY_GAP)
+        .give_up_after(REPORT_PATIENCE);
+    let yet = |err: &PublishError| {
+        tracing::warn!(error = %err, "cannot report finished jobs yet");
+        true
+    };
+    // No shutdown ends it: reports must go out while the worker stops, too.
+    let never = CancellationToken::new();
+    match backoff::retry(policy, &never, yet, || publisher.publish(message)).await {
+        Ok(()) => true,
+        Err(_) => {
+            tracing::warn!("finished jobs not reported; their dispatches run again");
+            false
         }
     }
 }

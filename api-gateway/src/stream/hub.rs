@@ -9,11 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use shared::backoff::{Backoff, Policy};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::log::{self, Entry};
+
+/// The gap between reads of the stream log while Redis cannot be read.
+const READ_RETRY_GAP: Duration = Duration::from_millis(500);
 
 /// One open stream's way in: its id in the hub and its buffer.
 type Inlet = (u64, mpsc::Sender<Arc<Entry>>);
@@ -126,6 +130,7 @@ impl Hub {
         // was appended in between): every later entry, however the reads fall.
         let mut last: Option<String> = None;
         let mut logged = false;
+        let mut backoff = Backoff::new(Policy::exponential(READ_RETRY_GAP, READ_RETRY_GAP));
         while !shutdown.is_cancelled() {
             let read = match last.clone() {
                 None => log::bounds(&redis, &prefix).await.map(|bounds| {
@@ -140,6 +145,7 @@ impl Hub {
             match read {
                 Ok(entries) => {
                     logged = false;
+                    backoff.reset();
                     if let Some(newest) = entries.last() {
                         last = Some(newest.id.clone());
                     }
@@ -152,9 +158,8 @@ impl Hub {
                         tracing::warn!(error = %err, "cannot read the stream log; retrying");
                         logged = true;
                     }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    if !backoff.wait(&shutdown).await {
+                        break;
                     }
                 }
             }

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use shared::outbound::Guard;
+use shared::{
+    backoff::{Backoff, Policy},
+    outbound::Guard,
+};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -53,17 +56,26 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     // not wait for the idle poll (with one busy endpoint that poll capped it at ~20/s).
     let finished = Arc::new(Notify::new());
     let mut in_flight = JoinSet::new();
+    // While PostgreSQL is away, claims are tried less and less often (not every idle poll).
+    let mut unclaimable = Backoff::new(Policy::exponential(IDLE_POLL, Duration::from_secs(2)));
     while !shutdown.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
         let free = permits.available_permits();
         let claimed = match free {
             0 => Vec::new(),
-            _ => store::claim(&state.pool, free, room, lease)
-                .await
-                .unwrap_or_else(|err| {
+            _ => match store::claim(&state.pool, free, room, lease).await {
+                Ok(claimed) => {
+                    unclaimable.reset();
+                    claimed
+                }
+                Err(err) => {
                     tracing::warn!(error = %err, "claiming webhook deliveries failed");
-                    Vec::new()
-                }),
+                    if !unclaimable.wait(&shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            },
         };
         if claimed.is_empty() {
             tokio::select! {

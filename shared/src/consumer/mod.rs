@@ -24,6 +24,7 @@ use lapin::{
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::{Policy, Stopped};
 use crate::broker::{
     header_int, keep_consuming, Broker, OutgoingMessage, Publisher, HEADER_ATTEMPT,
     HEADER_FAILED_AT, HEADER_LAST_ERROR, HEADER_ORIGIN_QUEUE,
@@ -78,35 +79,34 @@ pub const UNAVAILABLE_MAX_GAP: Duration = Duration::from_secs(2);
 async fn while_unavailable<F, Fut>(
     queue: &str,
     shutdown: &CancellationToken,
-    mut attempt: F,
+    attempt: F,
 ) -> Option<Result<(), HandlerError>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), HandlerError>>,
 {
-    let mut gap = Duration::from_millis(100);
+    let policy = Policy::exponential(Duration::from_millis(100), UNAVAILABLE_MAX_GAP);
     let mut logged = false;
-    loop {
-        match attempt().await {
-            Err(HandlerError::Unavailable(err)) => {
-                if !logged {
-                    tracing::warn!(
-                        queue,
-                        error = format!("{err:#}"),
-                        "a dependency is unavailable; holding the message until it is back"
-                    );
-                    logged = true;
-                }
-                metrics::counter!("taskmesh_consumer_unavailable_total", "queue" => queue.to_string())
-                    .increment(1);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(gap) => {}
-                }
-                gap = (gap * 2).min(UNAVAILABLE_MAX_GAP);
-            }
-            outcome => return Some(outcome),
+    let unavailable = |err: &HandlerError| {
+        let HandlerError::Unavailable(err) = err else {
+            return false;
+        };
+        if !logged {
+            tracing::warn!(
+                queue,
+                error = format!("{err:#}"),
+                "a dependency is unavailable; holding the message until it is back"
+            );
+            logged = true;
         }
+        metrics::counter!("taskmesh_consumer_unavailable_total", "queue" => queue.to_string())
+            .increment(1);
+        true
+    };
+    match crate::backoff::retry(policy, shutdown, unavailable, attempt).await {
+        Ok(()) => Some(Ok(())),
+        Err(Stopped::Final(err) | Stopped::GaveUp(err)) => Some(Err(err)),
+        Err(Stopped::Shutdown) => None,
     }
 }
 
