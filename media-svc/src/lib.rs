@@ -43,11 +43,6 @@ pub struct AppState {
     pub links: Arc<service::links::Signer>,
 }
 
-/// This service's part of the API description.
-pub fn api_doc() -> utoipa::openapi::OpenApi {
-    <http::ApiDoc as utoipa::OpenApi>::openapi()
-}
-
 /// Runs media-svc on `listener` until `shutdown`.
 pub async fn run(
     config: Config,
@@ -88,10 +83,10 @@ pub async fn run(
         shutdown.clone(),
     ));
     let store = state.blobs.clone();
-    let app = http::transfers()
-        .merge(http::rest())
+    let (routes, api) = http::router();
+    let app = routes
         .with_state(state)
-        .merge(shared::health::openapi_router(api_doc()));
+        .merge(shared::health::openapi_router(api));
     let readiness = platform.readiness().check("object store", move || {
         let store = store.clone();
         async move {

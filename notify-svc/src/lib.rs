@@ -98,10 +98,10 @@ pub async fn run(
         shutdown.clone(),
     ));
     platform.spawn(webhooks::run(state.clone(), shutdown.clone()));
-    let app = http::router()
-        .merge(webhooks::router())
+    let (routes, api) = http::router();
+    let app = routes
         .with_state(state)
-        .merge(shared::health::openapi_router(http::api_doc()));
+        .merge(shared::health::openapi_router(api));
     let readiness = platform.readiness();
     platform.serve(listener, app, readiness, shutdown).await
 }

@@ -34,7 +34,6 @@ pub mod infra;
 pub mod service;
 pub mod store;
 
-use axum::Router;
 use shared::{startup::Platform, Config};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -57,18 +56,10 @@ pub struct AppState {
     pub pools: infra::amqp_pools::Pools,
 }
 
-/// This service's part of the API description.
+/// This service's part of the API description: its tags; the operations come from the routes
+/// themselves ([`router`]).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(
-        http::tasks::create, http::tasks::create_bulk, http::tasks::list, http::tasks::read, http::tasks::update, http::tasks::delete, http::tasks::history,
-        http::tasks::model_report, http::tasks::model_retrain,
-        http::channels::create, http::channels::list, http::channels::read, http::channels::join, http::channels::leave,
-        http::channels::rotate_code, http::channels::remove_member,
-        http::jobs::cancel, http::jobs::attempts, http::admin::dead_list,
-        http::admin::dead_replay, http::admin::dead_purge, http::admin::workers, http::operations::search, http::operations::retry_now,
-        http::pools::pools, http::pools::activity, http::pools::pause, http::pools::resume
-    ),
     tags(
         (name = "tasks", description = "Tasks"),
         (name = "jobs", description = "Automated tasks: runs, cancel, dead letters, workers"),
@@ -76,6 +67,19 @@ pub struct AppState {
     )
 )]
 pub struct ApiDoc;
+
+/// Every route and the API description of the documented ones: each route is declared once,
+/// by its handler's `#[utoipa::path]`.
+pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    utoipa_axum::router::OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .merge(http::tasks::router())
+        .merge(http::channels::router())
+        .merge(http::jobs::router())
+        .merge(http::operations::router())
+        .merge(http::pools::router())
+        .merge(http::internal::router())
+        .split_for_parts()
+}
 
 /// Runs task-svc on `listener` until `shutdown`.
 pub async fn run(
@@ -134,22 +138,15 @@ pub async fn run(
         platform.pool.clone(),
         shutdown.clone(),
     ));
-    let app = Router::new()
-        .merge(http::tasks::router())
-        .merge(http::channels::router())
-        .merge(http::jobs::router())
-        .merge(http::operations::router())
-        .merge(http::pools::router())
-        .merge(http::internal::router())
+    let (routes, api) = router();
+    let app = routes
         .with_state(AppState {
             pool: platform.pool.clone(),
             config: std::sync::Arc::new(config.clone()),
             cache: list_cache.clone(),
             pools: infra::amqp_pools::Pools::new(platform.broker.clone()),
         })
-        .merge(shared::health::openapi_router(
-            <ApiDoc as utoipa::OpenApi>::openapi(),
-        ));
+        .merge(shared::health::openapi_router(api));
     let readiness = platform.readiness().redis(redis);
     platform.serve(listener, app, readiness, shutdown).await
 }

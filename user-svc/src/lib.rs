@@ -34,8 +34,6 @@ use tokio::net::TcpListener;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
-pub use http::ApiDoc;
-
 pub const SERVICE: &str = "user-svc";
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/users");
@@ -76,11 +74,10 @@ pub async fn run(
     }
     // Other replicas rotate and retire keys too: pick their changes up.
     platform.spawn(reload_keys_periodically(state.clone(), shutdown.clone()));
-    let app = http::router()
+    let (routes, api) = http::router();
+    let app = routes
         .with_state(state)
-        .merge(shared::health::openapi_router(
-            <ApiDoc as utoipa::OpenApi>::openapi(),
-        ));
+        .merge(shared::health::openapi_router(api));
     let readiness = platform.readiness().redis(redis);
     platform.serve(listener, app, readiness, shutdown).await
 }

@@ -1,13 +1,14 @@
 //! `POST /api/v1/admin/media/sweep`: run the sweep now and see what it did.
 
-use axum::{extract::State, routing::post, Json, Router};
+use axum::{extract::State, Json};
 use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::service::cleanup::{self, SweepReport};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/admin/media/sweep", post(sweep))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(sweep))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/media/sweep", tag = "media",

@@ -1,12 +1,12 @@
 //! `POST/GET /api/v1/tasks/{id}/attachments`: a task's files.
 
 use axum::{
-    extract::{DefaultBodyLimit, Path, Request, State},
+    extract::{Path, Request, State},
     http::{header, StatusCode},
-    routing::get,
-    Json, Router,
+    Json,
 };
 use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::error::for_file;
@@ -16,14 +16,8 @@ use crate::domain::names::FileName;
 use crate::service::{access::Access, files, upload, Error};
 use crate::{store, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/tasks/{id}/attachments",
-        get(list)
-            .post(upload)
-            // Each file is limited while it streams (files.max_file_bytes), not the body.
-            .layer(DefaultBodyLimit::disable()),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, upload))
 }
 
 /// The body of an upload, as OpenAPI describes it: one part named `file` per file.

@@ -6,24 +6,24 @@ use axum::{
     extract::{Path, Query, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    Json,
 };
 use futures::StreamExt;
 use serde::Deserialize;
 use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::views::{FileList, FileView, LinkView};
 use crate::service::{access::Access, files, Error};
 use crate::{store, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/media", get(mine))
-        .route("/api/v1/media/{id}", get(read).delete(delete))
-        .route("/api/v1/media/{id}/content", get(content))
-        .route("/api/v1/media/{id}/link", get(link))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(mine))
+        .routes(routes!(read, delete))
+        .routes(routes!(content))
+        .routes(routes!(link))
 }
 
 #[utoipa::path(get, path = "/api/v1/media", tag = "media",

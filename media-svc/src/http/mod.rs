@@ -8,32 +8,22 @@ pub mod multipart;
 pub mod views;
 
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
-/// The routes whose bodies are files: no overall time limit but `files.transfer_timeout_secs`.
-pub fn transfers() -> Router<AppState> {
-    Router::new()
+/// Every route and the API description of all of them: each route is declared once, by its
+/// handler's `#[utoipa::path]`.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .merge(attachments::router())
         .merge(files::router())
-}
-
-pub fn rest() -> Router<AppState> {
-    admin::router()
+        .merge(admin::router())
+        .split_for_parts()
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(
-        attachments::upload,
-        attachments::list,
-        files::mine,
-        files::read,
-        files::delete,
-        files::content,
-        files::link,
-        admin::sweep,
-    ),
     tags((name = "media", description = "Files attached to tasks: uploads, downloads, signed links, thumbnails"))
 )]
 pub struct ApiDoc;

@@ -5,8 +5,7 @@
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
-    routing::{delete as delete_route, get, post},
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Serialize};
 use shared::{
@@ -15,18 +14,19 @@ use shared::{
     problem::ProblemBody,
     ApiError,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::store::notifications::{self as store, Notification};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/notifications", get(list))
-        .route("/api/v1/notifications/unread-count", get(unread_count))
-        .route("/api/v1/notifications/read-all", post(mark_all_read))
-        .route("/api/v1/notifications/{id}/read", post(mark_read))
-        .route("/api/v1/notifications/{id}", delete_route(delete))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(unread_count))
+        .routes(routes!(mark_all_read))
+        .routes(routes!(mark_read))
+        .routes(routes!(delete))
 }
 
 /// A page of notifications.

@@ -1,20 +1,18 @@
 //! `GET/PUT /api/v1/notifications/preferences`: per kind, which channels (in-app, email,
 //! webhook, SMS) tell the caller, and the caller's SMS number.
 
-use axum::{extract::State, routing::get, Json, Router};
+use axum::{extract::State, Json};
 use serde::{Deserialize, Serialize};
 use shared::{identity::Identity, problem::JsonBody, problem::ProblemBody, ApiError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::domain::{Channel, Kind};
 use crate::service::preferences::{self as service, Change, Error};
 use crate::store::preferences::Choices;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/notifications/preferences",
-        get(get_preferences).put(put_preferences),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_preferences, put_preferences))
 }
 
 /// One kind's channels.

@@ -6,21 +6,17 @@
 use axum::{
     extract::{Query, State},
     response::Html,
-    routing::get,
-    Router,
 };
 use serde::Deserialize;
 use shared::{problem::ProblemBody, ApiError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::domain::{Channel, Kind};
 use crate::service::preferences::{self as service, Change};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/notifications/unsubscribe",
-        get(unsubscribe_page).post(unsubscribe),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(unsubscribe_page, unsubscribe))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

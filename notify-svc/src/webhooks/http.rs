@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,24 +27,13 @@ use super::sign::Secret;
 use super::store;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/webhooks", get(webhook_list).post(webhook_create))
-        .route(
-            "/api/v1/webhooks/{id}",
-            get(webhook_read)
-                .patch(webhook_update)
-                .delete(webhook_delete),
-        )
-        .route(
-            "/api/v1/webhooks/{id}/rotate-secret",
-            post(webhook_rotate_secret),
-        )
-        .route("/api/v1/webhooks/{id}/deliveries", get(webhook_deliveries))
-        .route(
-            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
-            post(webhook_redeliver),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(webhook_list, webhook_create))
+        .routes(routes!(webhook_read, webhook_update, webhook_delete))
+        .routes(routes!(webhook_rotate_secret))
+        .routes(routes!(webhook_deliveries))
+        .routes(routes!(webhook_redeliver))
 }
 
 impl From<Invalid> for ApiError {

@@ -18,29 +18,18 @@ pub mod schedule;
 pub mod sign;
 pub mod store;
 
-use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 
 /// The webhook routes.
-pub fn router() -> Router<AppState> {
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     http::router()
 }
 
 /// This part of the API description.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(
-        http::webhook_create,
-        http::webhook_list,
-        http::webhook_read,
-        http::webhook_update,
-        http::webhook_delete,
-        http::webhook_rotate_secret,
-        http::webhook_deliveries,
-        http::webhook_redeliver,
-    ),
     components(schemas(
         model::Endpoint,
         model::DeliveryState,

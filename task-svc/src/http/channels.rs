@@ -6,8 +6,7 @@
 use axum::{
     extract::{Path, State},
     http::StatusCode,
-    routing::{delete, get, post},
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Serialize};
 use shared::{
@@ -15,6 +14,7 @@ use shared::{
     problem::{JsonBody, ProblemBody},
     ApiError,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     domain::channel::{Channel, CreateChannel, JoinChannel},
@@ -22,17 +22,14 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/channels", get(list).post(create))
-        .route("/api/v1/channels/join", post(join))
-        .route("/api/v1/channels/{id}", get(read))
-        .route("/api/v1/channels/{id}/leave", post(leave))
-        .route("/api/v1/channels/{id}/rotate-code", post(rotate_code))
-        .route(
-            "/api/v1/channels/{id}/members/{user_id}",
-            delete(remove_member),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(join))
+        .routes(routes!(read))
+        .routes(routes!(leave))
+        .routes(routes!(rotate_code))
+        .routes(routes!(remove_member))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

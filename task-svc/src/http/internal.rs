@@ -12,7 +12,7 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
-    Extension, Json, Router,
+    Extension, Json,
 };
 use shared::{
     identity::Identity,
@@ -22,11 +22,12 @@ use shared::{
     },
     ApiError,
 };
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .route(ACCESS_ROUTE, get(access))
         .route(AUDIENCE_PATH, post(audience))
 }

@@ -1,27 +1,22 @@
 //! A task's job over HTTP: cancel it, list its runs.
 
-use crate::{
-    domain::job::Attempt,
-    domain::task::Task,
-    http::admin::{dead_list, dead_purge, dead_replay, workers},
-    AppState,
-};
+use crate::{domain::job::Attempt, domain::task::Task, http::admin, AppState};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Serialize};
 use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tasks/{id}/attempts", get(attempts))
-        .route("/api/v1/tasks/{id}/cancel", post(cancel))
-        .route("/api/v1/admin/jobs/dead", get(dead_list).delete(dead_purge))
-        .route("/api/v1/admin/jobs/dead/replay", post(dead_replay))
-        .route("/api/v1/workers", get(workers))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(attempts))
+        .routes(routes!(cancel))
+        .routes(routes!(admin::dead_list, admin::dead_purge))
+        .routes(routes!(admin::dead_replay))
+        .routes(routes!(admin::workers))
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "jobs", security(("bearer" = [])),

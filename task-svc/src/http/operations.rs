@@ -5,11 +5,11 @@
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Serialize};
 use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -20,10 +20,10 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/jobs", get(search))
-        .route("/api/v1/admin/jobs/{id}/retry", post(retry_now))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(retry_now))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

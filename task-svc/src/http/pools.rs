@@ -7,23 +7,23 @@
 
 use axum::{
     extract::{Path, Query, State},
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Serialize};
 use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     domain::pool::{Minute, PoolPause, PoolStats},
     service, AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/pools", get(pools))
-        .route("/api/v1/admin/jobs/activity", get(activity))
-        .route("/api/v1/admin/pools/{pool}/pause", post(pause))
-        .route("/api/v1/admin/pools/{pool}/resume", post(resume))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(pools))
+        .routes(routes!(activity))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

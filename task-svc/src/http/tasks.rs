@@ -9,8 +9,7 @@ use axum::{
     extract::{Path, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Serialize};
 use shared::{
@@ -18,6 +17,7 @@ use shared::{
     problem::{JsonBody, ProblemBody},
     ApiError,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -30,17 +30,14 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tasks", get(list).post(create))
-        .route("/api/v1/tasks/bulk", axum::routing::post(create_bulk))
-        .route("/api/v1/tasks/{id}", get(read).patch(update).delete(delete))
-        .route("/api/v1/tasks/{id}/history", get(history))
-        .route("/api/v1/tasks/priority-model", get(model_report))
-        .route(
-            "/api/v1/tasks/priority-model/retrain",
-            axum::routing::post(model_retrain),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(create_bulk))
+        .routes(routes!(read, update, delete))
+        .routes(routes!(history))
+        .routes(routes!(model_report))
+        .routes(routes!(model_retrain))
 }
 
 /// A task with its `ETag` header.

@@ -1,12 +1,13 @@
 //! Authentication: `POST /api/v1/auth/register`, `/login`, `/refresh`, `/logout`, `/logout-all`.
 
-use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
+use axum::{extract::State, http::StatusCode, Json};
 use serde::Deserialize;
 use shared::{
     identity::{ClientIp, Identity},
     problem::{JsonBody, ProblemBody},
     ApiError,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     domain::{
@@ -20,13 +21,13 @@ use crate::{
     AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/register", post(register))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/auth/logout-all", post(logout_all))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -4,18 +4,18 @@
 
 use axum::{
     extract::{Path, State},
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{domain::keys::KeyList, service::keys, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/keys", get(list))
-        .route("/api/v1/admin/keys/rotate", post(rotate))
-        .route("/api/v1/admin/keys/{kid}/retire", post(retire))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(rotate))
+        .routes(routes!(retire))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/keys", tag = "admin", security(("bearer" = [])),

@@ -4,17 +4,18 @@
 //! Clients never reach it (the gateway routes only `/api/v1/...`), and it answers only the
 //! gateway acting for nobody.
 
-use axum::{extract::State, routing::post, Extension, Json, Router};
+use axum::{extract::State, routing::post, Extension, Json};
 use shared::{
     internal::Caller,
     sessions::{Live, LiveQuery, LIVE_PATH},
     ApiError,
 };
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{service::sessions, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(LIVE_PATH, post(live))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().route(LIVE_PATH, post(live))
 }
 
 async fn live(

@@ -7,17 +7,14 @@ pub mod live;
 pub mod users;
 
 use axum::{extract::State, routing::get, Json, Router};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
-/// This service's part of the API description.
+/// This service's part of the API description: its tags; the operations come from the routes
+/// themselves ([`router`]).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(
-        auth::register, auth::login, auth::refresh, auth::logout, auth::logout_all,
-        users::me, users::update_me, users::change_password, users::list, users::read,
-        users::admin_update, users::delete, keys::list, keys::rotate, keys::retire
-    ),
     tags(
         (name = "auth", description = "Accounts, login and sessions"),
         (name = "users", description = "The caller's profile"),
@@ -26,14 +23,16 @@ use crate::AppState;
 )]
 pub struct ApiDoc;
 
-/// Every route, the JWK set at `/.well-known/jwks.json` included.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Every route, the JWK set at `/.well-known/jwks.json` included, and the API description of
+/// the documented ones: each route is declared once, by its handler's `#[utoipa::path]`.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .merge(auth::router())
         .merge(users::router())
         .merge(keys::router())
         .merge(live::router())
         .route("/.well-known/jwks.json", get(jwks))
+        .split_for_parts()
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {

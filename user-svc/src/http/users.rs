@@ -4,8 +4,7 @@
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Serialize};
 use shared::{
@@ -13,19 +12,17 @@ use shared::{
     problem::{JsonBody, ProblemBody},
     ApiError,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{domain::account::User, service::accounts, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/users/me", get(me).patch(update_me))
-        .route("/api/v1/users/me/password", post(change_password))
-        .route("/api/v1/users", get(list))
-        .route(
-            "/api/v1/users/{id}",
-            get(read).patch(admin_update).delete(delete),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me, update_me))
+        .routes(routes!(change_password))
+        .routes(routes!(list))
+        .routes(routes!(read, admin_update, delete))
 }
 
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
