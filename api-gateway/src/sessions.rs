@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::Method;
 use shared::{
-    internal::{Caller, HEADER_ASSERTION},
+    calls::Service,
+    internal::Caller,
     sessions::{Live, LiveQuery, LIVE_PATH},
     ApiError,
 };
@@ -68,27 +68,21 @@ async fn is_live(state: &AppState, session: Uuid) -> Result<bool, ApiError> {
     if let Some(live) = state.sessions.remembered(session) {
         return Ok(live);
     }
+    let user_svc = Service {
+        http: &state.http,
+        trust: &state.trust,
+        name: "user-svc",
+        base: &state.config.user.url,
+    };
     let caller = Caller::anonymous(crate::SERVICE, None);
-    let assertion = state
-        .trust
-        .mint("user-svc", &Method::POST, LIVE_PATH, &caller);
-    let unavailable = |e: &dyn std::fmt::Display| {
+    let question = LiveQuery {
+        session_ids: vec![session],
+    };
+    let asked = user_svc.post::<_, Live>(LIVE_PATH, &caller, &question, Duration::from_secs(2));
+    let answer = asked.await.map_err(|e| {
         tracing::warn!(error = %e, "neither Redis nor user-svc can say whether a session is live");
         ApiError::unavailable("redis (sessions)")
-    };
-    let answer = state
-        .http
-        .post(format!("{}{LIVE_PATH}", state.config.user.url))
-        .header(HEADER_ASSERTION, assertion)
-        .json(&LiveQuery {
-            session_ids: vec![session],
-        })
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| unavailable(&e))?;
-    let answer: Live = answer.json().await.map_err(|e| unavailable(&e))?;
+    })?;
     let live = answer.live.contains(&session);
     state.sessions.remember(session, live);
     metrics::counter!("taskmesh_session_check_fallback_total").increment(1);

@@ -11,7 +11,7 @@
 //! - [`service`]: uploads, downloads, links, access, thumbnails, cleanup and the sweep.
 //! - [`consumers`]: `media.uploaded` and `task.deleted`.
 //! - [`background`]: the periodic sweep.
-//! - [`http`]: the REST routes.
+//! - [`http`]: the REST routes, each declared once by its handler's `#[utoipa::path]`.
 
 pub mod background;
 pub mod blobs;

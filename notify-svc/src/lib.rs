@@ -10,7 +10,7 @@
 //! - [`consumers`]: the event fan-out and the mail and SMS queues.
 //! - [`background`]: the digest of mail held back by the hourly cap.
 //! - [`webhooks`]: endpoints, signed deliveries and their retries.
-//! - [`http`]: the REST routes.
+//! - [`http`]: the REST routes, each declared once by its handler's `#[utoipa::path]`.
 
 pub mod background;
 pub mod channels;

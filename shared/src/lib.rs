@@ -15,6 +15,7 @@
 //! - [`text_enum`](mod@text_enum): states kept as `text`, each with one checked conversion.
 //! - [`paging`]: page sizes (clamped or refused, as each route says) and the next-page rule.
 //! - [`openapi`]: the answers every operation shares, added to each service's API description.
+//! - [`calls`]: one service calling another's internal routes (assertion, trace, time limit).
 //! - [`tasks_api`]: task-svc's routes for other services (paths, limits, types).
 //! - [`sessions`]: the Redis mirror of live sessions (written by user-svc, read by the gateway).
 //! - [`heartbeat`]: workers' heartbeats in Redis (written by workers, listed by task-svc).
@@ -39,6 +40,7 @@ pub mod background;
 pub mod backoff;
 pub mod broker;
 pub mod cache;
+pub mod calls;
 pub mod config;
 pub mod consumer;
 pub mod db;

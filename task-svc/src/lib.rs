@@ -24,6 +24,9 @@
 //!   [`consumers::users`]); priority prediction in [`domain::priority`] and
 //!   [`service::priority`]; the cached first page of task lists in [`infra::list_cache`].
 //! - Routes other services call (a task's access, its audience): [`http::internal`].
+//! - A task's status (for an automated task, its job's state) and priority, typed:
+//!   [`domain::status::Status`], [`domain::task::Priority`]. Every route is declared once, by
+//!   its handler's `#[utoipa::path]`, and put together in [`router`].
 
 pub mod background;
 pub mod consumers;

@@ -9,15 +9,15 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use axum::http::Method;
 use redis::aio::ConnectionManager;
 use shared::{
+    calls::{CallError, Service},
     consumer::{BatchHandler, Handler, HandlerError, Incoming},
     events::{
         ChannelJoined, CloudEvent, EventPayload, JobsFinished, NotificationCreated, TaskDeleted,
         STREAMED_TYPES,
     },
-    internal::{Caller, Trust, HEADER_ASSERTION},
+    internal::{Caller, Trust},
     tasks_api::{AudienceQuery, Audiences, AUDIENCE_PATH, MAX_AUDIENCE_TASKS},
 };
 use uuid::Uuid;
@@ -69,6 +69,9 @@ fn audience_of(event: &CloudEvent) -> Result<Option<Audience>, HandlerError> {
     Ok(Some(audience))
 }
 
+/// How long task-svc may take to name some tasks' audiences.
+const ASK_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why task-svc could not say who may see some tasks.
 #[derive(Debug, thiserror::Error)]
 pub enum AskError {
@@ -90,33 +93,22 @@ pub async fn task_audiences(
 ) -> Result<BTreeMap<Uuid, Vec<Uuid>>, AskError> {
     let mut audiences = BTreeMap::new();
     let ids: Vec<Uuid> = tasks.iter().copied().collect();
+    let task_svc = Service {
+        http,
+        trust,
+        name: "task-svc",
+        base: task_url,
+    };
+    let caller = Caller::anonymous(crate::SERVICE, None);
     for chunk in ids.chunks(MAX_AUDIENCE_TASKS) {
-        let caller = Caller::anonymous(crate::SERVICE, None);
-        let assertion = trust.mint("task-svc", &Method::POST, AUDIENCE_PATH, &caller);
         let question = AudienceQuery {
             task_ids: chunk.to_vec(),
         };
-        let answer = http
-            .post(format!("{task_url}{AUDIENCE_PATH}"))
-            .header(HEADER_ASSERTION, assertion)
-            .json(&question)
-            .timeout(std::time::Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| AskError::Unavailable(e.to_string()))?;
-        let status = answer.status();
-        if status.is_client_error() {
-            return Err(AskError::Refused(status.to_string()));
-        }
-        if !status.is_success() {
-            return Err(AskError::Unavailable(status.to_string()));
-        }
-        let body: serde_json::Value = answer
-            .json()
-            .await
-            .map_err(|e| AskError::Unavailable(e.to_string()))?;
-        let part: Audiences = serde_json::from_value(body)
-            .map_err(|e| AskError::Refused(format!("an answer of another shape: {e}")))?;
+        let asked = task_svc.post::<_, Audiences>(AUDIENCE_PATH, &caller, &question, ASK_WITHIN);
+        let part = asked.await.map_err(|err| match err {
+            CallError::Unavailable(e) => AskError::Unavailable(e),
+            refused => AskError::Refused(refused.to_string()),
+        })?;
         audiences.extend(part.audiences);
     }
     Ok(audiences)

@@ -4,9 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::identity::Identity;
-use shared::internal::{Caller, Trust, HEADER_ASSERTION};
+use shared::{
+    calls::{CallError, Service},
+    identity::Identity,
+    internal::{Caller, Trust},
+    tasks_api::TaskAccess,
+};
 use uuid::Uuid;
+
+/// How long task-svc may take to answer.
+const ASK_WITHIN: Duration = Duration::from_secs(10);
 
 /// What the caller may do with a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +46,6 @@ impl Tasks {
     pub fn new(task_url: &str, trust: Arc<Trust>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
             .build()
             .expect("a plain HTTP client builds");
         Self {
@@ -51,36 +57,23 @@ impl Tasks {
 
     /// What `identity` may do with task `task_id`, as task-svc decides it now.
     pub async fn access(&self, identity: &Identity, task_id: Uuid) -> Result<Access, Unavailable> {
-        let path = shared::tasks_api::access_path(task_id);
+        let task_svc = Service {
+            http: &self.http,
+            trust: &self.trust,
+            name: "task-svc",
+            base: &self.base,
+        };
         let caller = Caller::user(self.trust.service(), identity.clone(), None);
-        let assertion = self
-            .trust
-            .mint("task-svc", &reqwest::Method::GET, &path, &caller);
-        let mut request = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(HEADER_ASSERTION, assertion);
-        if let Some(traceparent) = shared::trace::current() {
-            request = request.header("traceparent", traceparent);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Unavailable(e.to_string()))?;
-        match response.status().as_u16() {
-            200 => {
-                let answer: shared::tasks_api::TaskAccess = response
-                    .json()
-                    .await
-                    .map_err(|e| Unavailable(e.to_string()))?;
-                Ok(match (answer.read, answer.edit) {
-                    (_, true) => Access::Edit,
-                    (true, false) => Access::Read,
-                    _ => Access::None,
-                })
-            }
-            404 => Ok(Access::None),
-            status => Err(Unavailable(format!("task-svc answered {status}"))),
+        let path = shared::tasks_api::access_path(task_id);
+        let asked = task_svc.get::<TaskAccess>(&path, &caller, ASK_WITHIN).await;
+        match asked {
+            Ok(answer) => Ok(match (answer.read, answer.edit) {
+                (_, true) => Access::Edit,
+                (true, false) => Access::Read,
+                _ => Access::None,
+            }),
+            Err(CallError::NotFound) => Ok(Access::None),
+            Err(err) => Err(Unavailable(err.to_string())),
         }
     }
 }
