@@ -23,7 +23,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::{aio::ConnectionManager, Script};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
 /// A live run's claim lapses this long after its worker stopped extending it.
@@ -98,20 +98,27 @@ pub struct Settle {
 pub struct Claims {
     redis: ConnectionManager,
     prefix: String,
-    /// The claims this process's runs hold, extended together: dispatch id → run id.
-    held: Arc<Mutex<HashMap<Uuid, Uuid>>>,
+    /// The claims this process's runs hold, extended together.
+    held: Arc<Holding>,
+}
+
+/// The claims held (dispatch id → run id); the loop extending them stops once neither the
+/// claims nor any hold is left.
+struct Holding {
+    runs: Mutex<HashMap<Uuid, Uuid>>,
+    _extending: DropGuard,
 }
 
 /// A run's hold on its claim: extended until dropped.
 pub struct Held {
-    held: Arc<Mutex<HashMap<Uuid, Uuid>>>,
+    held: Arc<Holding>,
     dispatch_id: Uuid,
     run_id: Uuid,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let mut held = self.held.lock().unwrap();
+        let mut held = self.held.runs.lock().unwrap();
         if held.get(&self.dispatch_id) == Some(&self.run_id) {
             held.remove(&self.dispatch_id);
         }
@@ -140,17 +147,22 @@ fn evalsha<'a>(
 impl Claims {
     /// Claims in `redis` under `prefix`; held claims are extended as long as any clone lives.
     pub fn new(redis: ConnectionManager, prefix: String) -> Self {
-        let claims = Self {
+        let extending = CancellationToken::new();
+        let held = Arc::new(Holding {
+            runs: Mutex::default(),
+            _extending: extending.clone().drop_guard(),
+        });
+        tokio::spawn(extend_held(
+            Arc::downgrade(&held),
+            redis.clone(),
+            prefix.clone(),
+            extending,
+        ));
+        Self {
             redis,
             prefix,
-            held: Arc::default(),
-        };
-        tokio::spawn(extend_held(
-            Arc::downgrade(&claims.held),
-            claims.redis.clone(),
-            claims.prefix.clone(),
-        ));
-        claims
+            held,
+        }
     }
 
     fn key(&self, dispatch_id: Uuid) -> String {
@@ -209,7 +221,7 @@ impl Claims {
 
     /// Keeps `run_id`'s claim alive (extended with the others held) until the returned hold drops.
     pub fn hold(&self, dispatch_id: Uuid, run_id: Uuid) -> Held {
-        self.held.lock().unwrap().insert(dispatch_id, run_id);
+        self.held.runs.lock().unwrap().insert(dispatch_id, run_id);
         Held {
             held: self.held.clone(),
             dispatch_id,
@@ -246,31 +258,39 @@ impl Claims {
     }
 }
 
-/// Extends every held claim every [`CLAIM_REFRESH`], in one pipeline, until the claims are
-/// gone.
+/// Extends every held claim every [`CLAIM_REFRESH`], in one pipeline, until `stop` (the
+/// claims and every hold are gone).
 async fn extend_held(
-    held: std::sync::Weak<Mutex<HashMap<Uuid, Uuid>>>,
-    mut redis: ConnectionManager,
+    held: std::sync::Weak<Holding>,
+    redis: ConnectionManager,
     prefix: String,
+    stop: CancellationToken,
 ) {
-    loop {
-        tokio::time::sleep(CLAIM_REFRESH).await;
-        let Some(held) = held.upgrade() else { return };
-        let runs: Vec<(Uuid, Uuid)> = held.lock().unwrap().iter().map(|(d, r)| (*d, *r)).collect();
-        drop(held);
-        if runs.is_empty() {
-            continue;
-        }
-        let mut pipe = redis::pipe();
-        for (dispatch_id, run_id) in &runs {
-            let key = shared::cache::dispatch_claim_key(&prefix, *dispatch_id);
-            evalsha(&mut pipe, &EXTEND, &key, *run_id)
-                .arg(CLAIM_TTL.as_millis() as u64)
-                .ignore();
-        }
-        if let Err(err) = query(&mut redis, &pipe, &EXTEND).await {
-            tracing::warn!(claims = runs.len(), error = %err, "cannot extend the held dispatch claims");
-        }
+    shared::background::every_after(CLAIM_REFRESH, &stop, || {
+        extend_round(&held, redis.clone(), &prefix)
+    })
+    .await
+}
+
+/// One round of [`extend_held`].
+async fn extend_round(held: &std::sync::Weak<Holding>, mut redis: ConnectionManager, prefix: &str) {
+    let Some(held) = held.upgrade() else { return };
+    let runs: Vec<(Uuid, Uuid)> = (held.runs.lock().unwrap().iter())
+        .map(|(d, r)| (*d, *r))
+        .collect();
+    drop(held);
+    if runs.is_empty() {
+        return;
+    }
+    let mut pipe = redis::pipe();
+    for (dispatch_id, run_id) in &runs {
+        let key = shared::cache::dispatch_claim_key(prefix, *dispatch_id);
+        evalsha(&mut pipe, &EXTEND, &key, *run_id)
+            .arg(CLAIM_TTL.as_millis() as u64)
+            .ignore();
+    }
+    if let Err(err) = query(&mut redis, &pipe, &EXTEND).await {
+        tracing::warn!(claims = runs.len(), error = %err, "cannot extend the held dispatch claims");
     }
 }
 
@@ -372,8 +392,8 @@ mod tests {
         let claims = claims().await;
         let (dispatch, run) = (Uuid::now_v7(), Uuid::now_v7());
         let hold = claims.hold(dispatch, run);
-        assert_eq!(claims.held.lock().unwrap().get(&dispatch), Some(&run));
+        assert_eq!(claims.held.runs.lock().unwrap().get(&dispatch), Some(&run));
         drop(hold);
-        assert!(claims.held.lock().unwrap().is_empty());
+        assert!(claims.held.runs.lock().unwrap().is_empty());
     }
 }

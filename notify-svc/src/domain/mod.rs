@@ -29,37 +29,19 @@ pub enum Kind {
     WebhookDisabled,
 }
 
+shared::text_enum!(Kind, "notification kind", {
+    TaskAssigned = "task.assigned",
+    TaskStatusChanged = "task.status_changed",
+    TaskCompleted = "task.completed",
+    TaskDueSoon = "task.due_soon",
+    TaskFailed = "task.failed",
+    TaskDead = "task.dead",
+    ChannelJoined = "channel.joined",
+    Welcome = "user.created",
+    WebhookDisabled = "webhook.disabled",
+});
+
 impl Kind {
-    pub const ALL: [Kind; 9] = [
-        Kind::TaskAssigned,
-        Kind::TaskStatusChanged,
-        Kind::TaskCompleted,
-        Kind::TaskDueSoon,
-        Kind::TaskFailed,
-        Kind::TaskDead,
-        Kind::ChannelJoined,
-        Kind::Welcome,
-        Kind::WebhookDisabled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::TaskAssigned => "task.assigned",
-            Kind::TaskStatusChanged => "task.status_changed",
-            Kind::TaskCompleted => "task.completed",
-            Kind::TaskDueSoon => "task.due_soon",
-            Kind::TaskFailed => "task.failed",
-            Kind::TaskDead => "task.dead",
-            Kind::ChannelJoined => "channel.joined",
-            Kind::Welcome => "user.created",
-            Kind::WebhookDisabled => "webhook.disabled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
     /// Whether `channel` is on for a person who has not chosen: in-app for everything but job
     /// attempts that will be retried; email for what needs acting on (assignment, due soon, a
     /// dead job, welcome, a disabled webhook); webhooks for every kind an endpoint subscribes
@@ -81,12 +63,6 @@ impl Kind {
     }
 }
 
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A way a notification reaches a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -97,27 +73,12 @@ pub enum Channel {
     Sms,
 }
 
-impl Channel {
-    pub const ALL: [Channel; 4] = [
-        Channel::InApp,
-        Channel::Email,
-        Channel::Webhook,
-        Channel::Sms,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::InApp => "in_app",
-            Channel::Email => "email",
-            Channel::Webhook => "webhook",
-            Channel::Sms => "sms",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Channel> {
-        Channel::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-}
+shared::text_enum!(Channel, "channel", {
+    InApp = "in_app",
+    Email = "email",
+    Webhook = "webhook",
+    Sms = "sms",
+});
 
 /// Whether `phone` is an E.164 number: `+`, a country code not starting with 0, 7 to 15 digits.
 pub fn valid_phone(phone: &str) -> bool {
@@ -132,12 +93,13 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_their_names() {
-        for kind in Kind::ALL {
-            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+        for &kind in Kind::ALL {
+            assert_eq!(kind.as_str().parse::<Kind>().ok(), Some(kind));
             let json = serde_json::to_value(kind).unwrap();
             assert_eq!(json, kind.as_str());
         }
-        assert_eq!(Kind::parse("task.created"), None);
+        assert!("task.created".parse::<Kind>().is_err());
+        shared::text_enum::assert_serde_names(Channel::ALL, |c| c.as_str());
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub async fn put_preferences(
         ..Change::default()
     };
     for item in &update.preferences {
-        let kind = Kind::parse(&item.kind).ok_or_else(|| {
+        let kind = item.kind.parse::<Kind>().ok().ok_or_else(|| {
             ApiError::unprocessable("unknown_kind", format!("unknown kind {:?}", item.kind))
         })?;
         for (channel, value) in [

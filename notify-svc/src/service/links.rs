@@ -87,7 +87,10 @@ impl Signer {
         if day > today.saturating_add(1) || today.saturating_sub(day) > self.valid_days {
             return None;
         }
-        let kind = Kind::parse(std::str::from_utf8(&payload[20..]).ok()?)?;
+        let kind = std::str::from_utf8(&payload[20..])
+            .ok()?
+            .parse::<Kind>()
+            .ok()?;
         Some((user_id, kind))
     }
 

@@ -53,7 +53,11 @@ fn mailbox(content: &Content) -> Result<Mailbox, SendError> {
 /// from the event, the recipient and the kind.
 pub fn compose(state: &AppState, message: &Message) -> Result<Mail, SendError> {
     let content = &message.content;
-    let unsubscribe = Kind::parse(&message.kind).map(|k| state.links.url(message.user_id, k));
+    let unsubscribe = message
+        .kind
+        .parse::<Kind>()
+        .ok()
+        .map(|k| state.links.url(message.user_id, k));
     let (text, html) = templates::render(
         "notification",
         json!({

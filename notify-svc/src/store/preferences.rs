@@ -40,7 +40,9 @@ pub async fn choices(
     .await?;
     let mut out: HashMap<Uuid, Choices> = users.iter().map(|u| (*u, Choices::default())).collect();
     for (user, kind, channel, enabled) in rows {
-        if let (Some(kind), Some(channel)) = (Kind::parse(&kind), Channel::parse(&channel)) {
+        if let (Some(kind), Some(channel)) =
+            (kind.parse::<Kind>().ok(), channel.parse::<Channel>().ok())
+        {
             out.entry(user)
                 .or_default()
                 .explicit

@@ -121,7 +121,7 @@ pub fn parse_event_types(raw: &[String]) -> Result<Vec<String>, Invalid> {
     }
     let mut types: Vec<String> = Vec::with_capacity(raw.len());
     for name in raw {
-        let kind = Kind::parse(name).ok_or_else(|| {
+        let kind = name.parse::<Kind>().ok().ok_or_else(|| {
             let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
             invalid(
                 "unknown_event_type",
