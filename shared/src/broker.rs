@@ -94,7 +94,15 @@ impl Broker {
             .with_executor(tokio_executor_trait::Tokio::current())
             .with_reactor(tokio_reactor_trait::Tokio)
             .with_connection_name(self.inner.connection_name.clone().into());
-        let conn = Arc::new(Connection::connect(self.inner.url.expose_secret(), properties).await?);
+        let limit = Duration::from_secs(self.inner.config.connect_timeout_secs.max(1));
+        let connecting = Connection::connect(self.inner.url.expose_secret(), properties);
+        let conn = match tokio::time::timeout(limit, connecting).await {
+            Ok(connected) => Arc::new(connected?),
+            Err(_) => {
+                let silent = format!("no AMQP handshake within {limit:?}");
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, silent).into());
+            }
+        };
         tracing::info!(connection = %self.inner.connection_name, "connected to RabbitMQ");
         *guard = Some(conn.clone());
         Ok(conn)

@@ -143,14 +143,11 @@ async fn with_every_store_down_up_says_so_once_every_few_seconds_per_store() {
     );
 }
 
-/// RabbitMQ alone down: six services and their consumers wait for it, and it is still one line
-/// every few seconds (and one for user-svc, which waits for it, as the gateway asks for its keys).
-#[tokio::test]
-async fn with_the_broker_down_every_consumer_waits_and_one_line_says_so() {
-    let test = TestEnv::new();
+/// Settings pointing every store at `test`'s, except RabbitMQ, looked for at `port`.
+fn with_broker_at(test: &TestEnv, port: u16) -> Vec<(String, String)> {
     let c = &test.config;
-    let mq = closed_port();
-    let env = [
+    let mq = port;
+    [
         (
             "TASKMESH_POSTGRES__URL",
             c.postgres.url.expose_secret().to_string(),
@@ -170,7 +167,17 @@ async fn with_the_broker_down_every_consumer_waits_and_one_line_says_so() {
         ),
         ("TASKMESH_AMQP__NAMESPACE", c.amqp.namespace.clone()),
     ]
-    .map(|(k, v)| (k.to_string(), v));
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec()
+}
+
+/// RabbitMQ alone down: six services and their consumers wait for it, and it is still one line
+/// every few seconds (and one for user-svc, which waits for it, as the gateway asks for its keys).
+#[tokio::test]
+async fn with_the_broker_down_every_consumer_waits_and_one_line_says_so() {
+    let test = TestEnv::new();
+    let mq = closed_port();
+    let env = with_broker_at(&test, mq);
     let (lines, printed) = watch(&env, WINDOW).await;
     let warnings = warnings(&lines);
     told_every_few_seconds(&warnings, "rabbitmq", mq, "TASKMESH_AMQP__URL", &printed);
@@ -185,4 +192,25 @@ async fn with_the_broker_down_every_consumer_waits_and_one_line_says_so() {
             .all(|w| w["dependency"] == "rabbitmq" || w["dependency"] == "user-svc"),
         "other warnings:\n{printed}"
     );
+}
+
+/// A broker that accepts connections but never speaks AMQP (a port of something else, a proxy
+/// whose far side is gone): each try gives up after `amqp.connect_timeout_secs` and it is told
+/// like a broker that is down, instead of every service waiting on it for ever.
+#[tokio::test]
+async fn a_broker_that_accepts_but_never_answers_is_told_like_one_that_is_down() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mq = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in silent.incoming() {
+            held.push(connection);
+        }
+    });
+    let test = TestEnv::new();
+    let mut env = with_broker_at(&test, mq);
+    env.push(("TASKMESH_AMQP__CONNECT_TIMEOUT_SECS".into(), "1".into()));
+    let (lines, printed) = watch(&env, WINDOW).await;
+    let warnings = warnings(&lines);
+    told_every_few_seconds(&warnings, "rabbitmq", mq, "TASKMESH_AMQP__URL", &printed);
 }

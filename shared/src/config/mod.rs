@@ -253,6 +253,9 @@ pub struct AmqpConfig {
     pub queue_expires_ms: Option<u32>,
     /// Base URL of the RabbitMQ management console, printed by `taskmesh up`.
     pub management_url: String,
+    /// How long connecting may take, the AMQP handshake included: a broker that accepts the
+    /// connection but never answers is tried again (and told about) rather than waited on.
+    pub connect_timeout_secs: u64,
 }
 
 impl Default for AmqpConfig {
@@ -264,6 +267,7 @@ impl Default for AmqpConfig {
             prefetch: 64,
             queue_expires_ms: None,
             management_url: "http://127.0.0.1:15672".into(),
+            connect_timeout_secs: 10,
         }
     }
 }
