@@ -270,11 +270,10 @@ impl Verifier {
     /// Fetches the key set until it succeeds once, so the gateway can verify tokens even if
     /// user-svc goes down before the first authenticated request.
     pub async fn prefetch(&self, shutdown: tokio_util::sync::CancellationToken) {
-        let fetched = shared::unreachable::retry("user-svc", &self.jwks_url, &shutdown, || async {
-            self.fetch()
-                .await
-                .ok_or_else(|| anyhow::anyhow!("no key set from {}", self.jwks_url))
-        });
+        // `fetch` tells of each failure itself (one line every few seconds, naming user-svc).
+        let fetch = || async { self.fetch().await.ok_or(()) };
+        let waits = shared::unreachable::STORE;
+        let fetched = shared::backoff::retry(waits, &shutdown, |_| true, fetch);
         if let Ok(keys) = fetched.await {
             let mut cache = self.write();
             cache.keys = Some(keys);

@@ -23,10 +23,12 @@ pub async fn load(pool: &sqlx::PgPool) -> Result<Keys, UserError> {
 
 /// Loads the active keys, creating one when there is none.
 pub async fn load_or_create(pool: &sqlx::PgPool) -> Result<Keys, UserError> {
-    if store::keys::active(pool).await?.is_empty() {
+    let active = store::keys::active(pool).await?;
+    if active.is_empty() {
         create(pool).await?;
+        return load(pool).await;
     }
-    load(pool).await
+    Ok(Keys::from_active(&active)?)
 }
 
 /// Picks up keys other replicas rotated or retired.
