@@ -57,6 +57,8 @@ pub struct AppState {
     pub cache: crate::infra::list_cache::ListCache,
     /// Worker pools whose queues this process declared.
     pub pools: infra::amqp_pools::Pools,
+    /// Single creations that arrive together share a transaction.
+    pub group_commit: service::group_commit::GroupCommit,
 }
 
 /// This service's part of the API description: its tags; the operations come from the routes
@@ -142,12 +144,19 @@ pub async fn run(
         shutdown.clone(),
     ));
     let (routes, api) = router();
+    let config = std::sync::Arc::new(config.clone());
+    let group_commit = service::group_commit::GroupCommit::start(
+        platform.pool.clone(),
+        config.clone(),
+        list_cache.clone(),
+    );
     let app = routes
         .with_state(AppState {
             pool: platform.pool.clone(),
-            config: std::sync::Arc::new(config.clone()),
+            config,
             cache: list_cache.clone(),
             pools: infra::amqp_pools::Pools::new(platform.broker.clone()),
+            group_commit,
         })
         .merge(shared::health::openapi_router(api));
     let readiness = platform.readiness().redis(redis);

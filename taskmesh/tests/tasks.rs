@@ -925,3 +925,84 @@ async fn each_change_publishes_its_events_once_with_the_right_payload() {
     assert_eq!(deleted.len(), 1);
     assert_eq!(deleted[0]["actor_id"], ada_id.as_str());
 }
+
+/// Single creations that arrive together share a transaction (group commit); each still gets
+/// its own answer: its own task, or its own error while the others of its group are created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creations_at_the_same_moment_each_get_their_own_answer() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let ada_id = user_id(&app, &ada).await;
+    let bob_id = user_id(&app, &bob).await;
+    let (status, channel) = app
+        .post("/api/v1/channels", Some(&ada), json!({"name": "Ada's"}))
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let foreign = channel["id"].as_str().unwrap().to_string();
+
+    // Every third request is bob's into ada's channel, which he is not a member of: 404.
+    let requests: Vec<(usize, &str, &str, Value)> = (0..60)
+        .map(|i| {
+            let (token, id) = if i % 2 == 0 {
+                (&ada, &ada_id)
+            } else {
+                (&bob, &bob_id)
+            };
+            let mut body = json!({"title": format!("t{i}"), "priority": "low"});
+            if i % 3 == 0 {
+                body = json!({"title": format!("t{i}"), "channel_id": foreign});
+                return (i, bob.as_str(), bob_id.as_str(), body);
+            }
+            (i, token.as_str(), id.as_str(), body)
+        })
+        .collect();
+    let answers = futures::future::join_all(requests.iter().map(|(i, token, owner, body)| {
+        let app = &app;
+        async move {
+            let (status, task) = app.post("/api/v1/tasks", Some(token), body.clone()).await;
+            (*i, *owner, status, task)
+        }
+    }))
+    .await;
+    let mut created = 0;
+    for (i, owner, status, task) in answers {
+        if i % 3 == 0 {
+            assert_eq!(
+                (status, task["code"].as_str()),
+                (404, Some("not_found")),
+                "t{i}: {task}"
+            );
+            continue;
+        }
+        assert_eq!(status, 201, "t{i}: {task}");
+        assert_eq!(
+            task["title"],
+            format!("t{i}"),
+            "its own task, not another's"
+        );
+        assert_eq!(task["owner_id"], owner, "t{i}");
+        created += 1;
+    }
+    assert_eq!(created, 40);
+    let pool = app.db(&app.env.config.task.database).await;
+    let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM tasks ORDER BY title")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = (0..60)
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("t{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        titles, expected,
+        "each created once; the refused ones not at all"
+    );
+    pool.close().await;
+    assert_eq!(
+        outbox_count(&app, "task.created").await,
+        40,
+        "one event each"
+    );
+}

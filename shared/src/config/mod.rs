@@ -340,7 +340,7 @@ pub struct OutboxConfig {
     pub unroutable_recheck_ms: u64,
     /// When small transactions trickle in (the last wake found fewer than 32 rows), how long
     /// the relay waits for more after a commit wakes it (milliseconds): fewer, larger rounds,
-    /// at the cost of this much latency. The first event after a quiet spell goes at once.
+    /// at the cost of this much latency. The first event after a quiet second goes at once.
     pub linger_ms: u64,
 }
 
@@ -352,7 +352,7 @@ impl Default for OutboxConfig {
             retention_hours: 24,
             processed_retention_hours: 24 * 7,
             unroutable_recheck_ms: 1000,
-            linger_ms: 5,
+            linger_ms: 20,
         }
     }
 }

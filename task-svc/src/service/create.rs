@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use shared::{identity::Identity, outbox};
+use shared::{config::Config, identity::Identity, outbox};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -32,12 +32,14 @@ pub async fn create(
     identity: &Identity,
     request: CreateTask,
 ) -> Result<(Task, bool), TaskError> {
+    // Shares a transaction with the creations that arrive at the same moment.
+    let arriving = state.group_commit.arriving();
     let prepared = prepare(state, identity, request, &mut None).await?;
-    let mut tx = state.pool.begin().await?;
-    let (mut created, audience) = insert_many(&mut tx, state, identity, vec![prepared]).await?;
-    shared::db::commit(&state.pool, tx).await?;
-    state.cache.invalidate(&audience).await;
-    match created.pop().expect("one result per task") {
+    match state
+        .group_commit
+        .create(arriving, identity, prepared)
+        .await?
+    {
         Created::New(task) => Ok((*task, true)),
         Created::Existing(id) => {
             let mut conn = state.pool.acquire().await?;
@@ -70,7 +72,8 @@ pub async fn create_bulk(
         prepared.push(task);
     }
     let mut tx = state.pool.begin().await?;
-    let (results, audience) = insert_many(&mut tx, state, identity, prepared).await?;
+    let prepared: Vec<&Prepared> = prepared.iter().collect();
+    let (results, audience) = insert_many(&mut tx, &state.config, identity, &prepared).await?;
     shared::db::commit(&state.pool, tx).await?;
     state.cache.invalidate(&audience).await;
     Ok(results)
@@ -84,6 +87,8 @@ pub struct Prepared {
     job: Option<ParsedJob>,
     priority: Priority,
     source: PrioritySource,
+    /// The request's trace context, which its events carry.
+    traceparent: Option<String>,
 }
 
 /// Validates a creation request (and declares a job's pool) before any transaction.
@@ -131,6 +136,7 @@ pub async fn prepare(
         job,
         priority,
         source,
+        traceparent: shared::trace::current(),
     })
 }
 
@@ -145,12 +151,12 @@ pub enum Created {
 /// names the task (`tasks[i]`) when there are several.
 pub async fn insert_many(
     tx: &mut PgConnection,
-    state: &AppState,
+    config: &Config,
     identity: &Identity,
-    prepared: Vec<Prepared>,
+    prepared: &[&Prepared],
 ) -> Result<(Vec<Created>, Vec<Uuid>), TaskError> {
     let jobs = prepared.iter().filter_map(|p| p.job.as_ref());
-    crate::service::quotas::admit(tx, identity, &state.config, jobs).await?;
+    crate::service::quotas::admit(tx, identity, config, jobs).await?;
     let name = |index: usize, err: TaskError| match prepared.len() {
         1 => err,
         _ => err.in_task(index),
@@ -217,7 +223,7 @@ pub async fn insert_many(
         let inserted = job_service::insert_many(tx, &items, None).await?;
         job_results = with_jobs.iter().map(|(i, _)| *i).zip(inserted).collect();
     }
-    let lead = state.config.tasks.due_soon_lead_secs;
+    let lead = config.tasks.due_soon_lead_secs;
     let mut events = Vec::new();
     let mut results = Vec::with_capacity(prepared.len());
     let mut duplicates = Vec::new();
@@ -236,12 +242,13 @@ pub async fn insert_many(
             None => {}
         }
         let reminder = crate::domain::reminder::first(&task, lead)?;
-        events.extend(crate::domain::events::of_creation(
-            &task,
-            identity.user_id,
-            job_events,
-            reminder,
-        )?);
+        let mut of_task =
+            crate::domain::events::of_creation(&task, identity.user_id, job_events, reminder)?;
+        // The request's trace, also when a group's transaction runs outside the request.
+        for pending in &mut of_task {
+            pending.event.traceparent = prepared[index].traceparent.clone();
+        }
+        events.extend(of_task);
         results.push(Created::New(Box::new(task)));
     }
     if !duplicates.is_empty() {

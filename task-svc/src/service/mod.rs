@@ -4,6 +4,7 @@ pub mod channels;
 pub mod create;
 pub mod cron;
 pub mod dead;
+pub mod group_commit;
 pub mod job_reports;
 pub mod jobs;
 pub mod operations;
