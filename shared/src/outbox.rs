@@ -558,10 +558,18 @@ impl Relay {
                 } => {
                     if notified.is_err() {
                         listener = None;
-                    } else if trickle && linger > Duration::ZERO {
-                        // Let more commits land, so a stream of small transactions is published
-                        // in fewer, larger rounds.
-                        tokio::time::sleep(linger).await;
+                    } else {
+                        if trickle && linger > Duration::ZERO {
+                            // Let more commits land, so a stream of small transactions is
+                            // published in fewer, larger rounds.
+                            tokio::time::sleep(linger).await;
+                        }
+                        // Every commit notifies. Those already received are for rows committed
+                        // before the next round's claim, which takes them all: one round, not
+                        // one per commit (most of them would find nothing).
+                        if let Some(l) = listener.as_mut() {
+                            while l.next_buffered().is_some() {}
+                        }
                     }
                 }
             }

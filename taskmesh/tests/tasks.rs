@@ -719,6 +719,14 @@ async fn predicted_priorities_beat_the_majority_baseline_once_trained() {
             }
         }
     }
+    // Automated tasks are not labels: a program's priorities say nothing about words.
+    let jobs: Vec<Value> = (0..20)
+        .map(|i| json!({"title": format!("pager sync {i}"), "priority": "low", "job": {"kind": "noop"}}))
+        .collect();
+    let (status, body) = app
+        .post("/api/v1/tasks/bulk", Some(&ada), json!({ "tasks": jobs }))
+        .await;
+    assert_eq!(status, 201, "{body}");
     let refused = app
         .send(
             Method::POST,

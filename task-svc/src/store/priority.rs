@@ -6,19 +6,25 @@ use uuid::Uuid;
 
 use crate::domain::priority::{LabelledRow, Model, Report};
 
+/// Which tasks are labels: a priority a person set on a task of people, not on a job (a
+/// program's priorities say nothing about words, and jobs would retrain the model every minute
+/// while they are created by the thousand).
+const LABELLED: &str =
+    "priority_source = 'user' AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.task_id = tasks.id)";
+
 /// Every task whose priority a person set, by id.
 pub async fn labelled(pool: &PgPool) -> Result<Vec<LabelledRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "SELECT id, title, description, due_at, created_at, priority FROM tasks
-          WHERE priority_source = 'user' ORDER BY id",
-    )
+          WHERE {LABELLED} ORDER BY id"
+    ))
     .fetch_all(pool)
     .await
 }
 
 /// How many tasks' priorities a person set.
 pub async fn labelled_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM tasks WHERE priority_source = 'user'")
+    sqlx::query_scalar(&format!("SELECT count(*) FROM tasks WHERE {LABELLED}"))
         .fetch_one(pool)
         .await
 }
