@@ -138,22 +138,24 @@ pub async fn run() -> anyhow::Result<()> {
         &burst,
     );
     let rate = |f: &Option<Figures>| f.as_ref().map_or(f64::NAN, |f| f.rate);
-    if let Some(c) = &celery {
-        println!(
-            "Taskmesh / Celery: {:.1}x one by one (aim: at least 2x), {:.1}x bulk (aim: at least 5x), {:.1}x execution alone",
-            rate(&api) / c.figures.rate,
-            rate(&bulk) / c.figures.rate,
-            rate(&burst) / c.figures.rate
-        );
-    }
-    if let Some(b) = &bullmq {
-        println!(
-            "Taskmesh / BullMQ: {:.2}x one by one, {:.2}x bulk, {:.2}x execution alone",
-            rate(&api) / b.figures.rate,
-            rate(&bulk) / b.figures.rate,
-            rate(&burst) / b.figures.rate
-        );
-    }
+    let against = |name: &str, aims: [&str; 2], other: &Option<Baseline>| {
+        if let Some(o) = other {
+            println!(
+                "Taskmesh / {name}: {:.2}x one by one{}, {:.2}x bulk{}, {:.2}x execution alone",
+                rate(&api) / o.figures.rate,
+                aims[0],
+                rate(&bulk) / o.figures.rate,
+                aims[1],
+                rate(&burst) / o.figures.rate
+            );
+        }
+    };
+    against(
+        "Celery",
+        [" (aim: at least 2x)", " (aim: at least 5x)"],
+        &celery,
+    );
+    against("BullMQ", ["", ""], &bullmq);
     if let Some(raw) = &raw {
         println!(
             "raw broker / Taskmesh: {:.1}x (bulk), {:.1}x (execution alone; aim: within 2x)",

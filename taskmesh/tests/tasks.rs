@@ -952,16 +952,16 @@ async fn creations_at_the_same_moment_each_get_their_own_answer() {
     // Every third request is bob's into ada's channel, which he is not a member of: 404.
     let requests: Vec<(usize, &str, &str, Value)> = (0..60)
         .map(|i| {
+            if i % 3 == 0 {
+                let body = json!({"title": format!("t{i}"), "channel_id": foreign});
+                return (i, bob.as_str(), bob_id.as_str(), body);
+            }
             let (token, id) = if i % 2 == 0 {
                 (&ada, &ada_id)
             } else {
                 (&bob, &bob_id)
             };
-            let mut body = json!({"title": format!("t{i}"), "priority": "low"});
-            if i % 3 == 0 {
-                body = json!({"title": format!("t{i}"), "channel_id": foreign});
-                return (i, bob.as_str(), bob_id.as_str(), body);
-            }
+            let body = json!({"title": format!("t{i}"), "priority": "low"});
             (i, token.as_str(), id.as_str(), body)
         })
         .collect();

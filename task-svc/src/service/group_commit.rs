@@ -149,8 +149,7 @@ impl Lane {
         }
     }
 
-    async fn commit(&self, group: Vec<Request>) {
-        let mut group = group;
+    async fn commit(&self, mut group: Vec<Request>) {
         if group.len() == 1 {
             let request = group.pop().expect("one");
             let result = self.alone(&request.identity, &request.prepared).await;
