@@ -39,6 +39,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Signs and checks unsubscribe links.
     pub links: Arc<service::links::Signer>,
+    /// Claims on mail and texts to send, batched.
+    pub claims: service::claims::Claims,
 }
 
 /// Runs notify-svc on `listener` until `shutdown`.
@@ -60,6 +62,7 @@ pub async fn run(
         pool: platform.pool.clone(),
         config: Arc::new(config.clone()),
         links: Arc::new(links),
+        claims: service::claims::Claims::start(platform.pool.clone()),
     };
     let mailer = Arc::new(channels::mail::Mailer::from_config(&config.smtp)?);
     if let channels::mail::Mailer::Files { dir, .. } = mailer.as_ref() {

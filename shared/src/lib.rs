@@ -28,7 +28,7 @@
 //!   person once every few seconds.
 //! - [`backoff`]: waiting between tries ([`backoff::retry`], [`backoff::Backoff`]);
 //!   [`background`]: the one periodic loop; [`outbound`]: requests to addresses users give;
-//!   [`text`]: one-line text rules.
+//!   [`text`]: one-line text rules; [`batch`]: concurrent calls coalesced into batches.
 //!
 //! Modules depend one way (CI runs `scripts/check-modules`): `problem`, `trace`, `unreachable`
 //! and `config` at the bottom; `identity`, `internal`, `db`, `cache`, `broker` and `telemetry`
@@ -38,6 +38,7 @@
 
 pub mod background;
 pub mod backoff;
+pub mod batch;
 pub mod broker;
 pub mod cache;
 pub mod calls;

@@ -4,6 +4,7 @@
 //! to the checked addresses (no DNS rebinding) and no redirects (a redirect could point inside).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Why a header a user gave may not be sent on an outgoing call, or `None` when it may: the
@@ -202,7 +203,7 @@ impl Guard {
         addrs: &[SocketAddr],
         timeout: Duration,
     ) -> reqwest::Result<reqwest::Client> {
-        let mut builder = reqwest::Client::builder()
+        let mut builder = client_builder()
             // A proxy from the environment would resolve the name itself, past the check.
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -213,6 +214,44 @@ impl Guard {
         }
         builder.build()
     }
+}
+
+/// A client builder with the process's TLS settings, read once: the bundled webpki roots and the
+/// system's (what reqwest itself would load). reqwest reads the system's roots from disk again on
+/// every `build()`, and a client is built per webhook attempt and per `http` job (each pinned to
+/// its checked addresses), so that reading was most of notify-svc's CPU while delivering.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().use_preconfigured_tls(tls().clone())
+}
+
+/// The TLS settings [`client_builder`] hands out (a clone shares the roots).
+fn tls() -> &'static rustls::ClientConfig {
+    static TLS: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // As reqwest does: a system store often holds a few certificates rustls cannot parse
+        // (ancient roots without extensions); those are skipped.
+        let native = rustls_native_certs::load_native_certs();
+        let (added, skipped) = roots.add_parsable_certificates(native.certs);
+        tracing::debug!(
+            added,
+            skipped,
+            errors = native.errors.len(),
+            "trust roots for outgoing calls loaded"
+        );
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports TLS 1.2 and 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // What reqwest sets for a client built with HTTP/1 only (this build has no HTTP/2).
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config
+    })
 }
 
 fn host_of(url: &url::Url) -> Result<String, Refusal> {
@@ -227,6 +266,14 @@ fn host_of(url: &url::Url) -> Result<String, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_use_the_shared_tls_settings() {
+        // reqwest refuses a preconfigured TLS value it does not recognise (another rustls
+        // version than its own) only when the client is built.
+        let client = client_builder().build();
+        assert!(client.is_ok(), "{client:?}");
+    }
 
     #[test]
     fn internal_addresses_are_recognised() {

@@ -533,3 +533,109 @@ async fn a_mail_whose_sender_died_mid_send_is_sent_once_its_claim_lapses() {
     .await;
     notify.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_in_one_batch_count_the_cap_in_order_and_claim_a_message_once() {
+    use notify_svc::store::messages::{claim_many, Claim, ClaimRequest};
+    // No digest during the test: it would take the held mail.
+    let app = App::start_with(|c| c.notifications.digest_interval_secs = 3600).await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let ada_id: uuid::Uuid = app.user_id(&ada).await.parse().unwrap();
+    let bob_id: uuid::Uuid = app.user_id(&bob).await.parse().unwrap();
+    let notify = app.db(&app.env.config.notify.database).await;
+    eventually(
+        "both people known, their welcome mails queued",
+        WAIT,
+        || async {
+            let known: (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM users WHERE id = ANY($1)),
+                    (SELECT count(*) FROM messages WHERE user_id = ANY($1))",
+            )
+            .bind(vec![ada_id, bob_id])
+            .fetch_one(&notify)
+            .await
+            .unwrap();
+            (known == (2, 2)).then_some(())
+        },
+    )
+    .await;
+    // Their welcome mails count for an hour: moved out of it, so the cap counts only this test's.
+    sqlx::query("UPDATE messages SET state = 'sent', sent_at = now() - interval '2 hours'")
+        .execute(&notify)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET active = false WHERE id = $1")
+        .bind(ada_id)
+        .execute(&notify)
+        .await
+        .unwrap();
+    let queued = |user: uuid::Uuid| {
+        let notify = notify.clone();
+        async move {
+            let id = uuid::Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO messages (id, channel, user_id, kind, event_id, content)
+                 VALUES ($1, 'email', $2, 'task_assigned', $1, '{\"to_name\": \"x\", \"to\": \"x@example.com\", \"title\": \"t\", \"body\": \"b\", \"link\": null}')",
+            )
+            .bind(id)
+            .bind(user)
+            .execute(&notify)
+            .await
+            .unwrap();
+            id
+        }
+    };
+    let (b1, b2, b3, a1) = (
+        queued(bob_id).await,
+        queued(bob_id).await,
+        queued(bob_id).await,
+        queued(ada_id).await,
+    );
+    let lease = std::time::Duration::from_secs(60);
+    let request = |id| ClaimRequest { id, cap: 2, lease };
+    let answers = claim_many(
+        &notify,
+        &[
+            request(b1),
+            request(b1),
+            request(b2),
+            request(a1),
+            request(b3),
+            request(uuid::Uuid::now_v7()),
+        ],
+    )
+    .await
+    .unwrap();
+    let claims: Vec<Claim> = answers.iter().map(|(claim, _)| *claim).collect();
+    assert_eq!(
+        claims,
+        [
+            Claim::Claimed,
+            Claim::Busy,
+            Claim::Claimed,
+            Claim::Skipped,
+            Claim::Held,
+            Claim::Settled
+        ],
+        "b1 once, b2 within the cap of 2, Ada inactive, b3 over the cap, an unknown id"
+    );
+    let states: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, state FROM messages WHERE id = ANY($1) ORDER BY id")
+            .bind(vec![b1, b2, b3, a1])
+            .fetch_all(&notify)
+            .await
+            .unwrap();
+    let state = |id| states.iter().find(|(i, _)| *i == id).unwrap().1.clone();
+    assert_eq!(
+        [state(b1), state(b2), state(b3), state(a1)],
+        ["sending", "sending", "held", "skipped"]
+    );
+    // A second batch sees the first's claims: still sending, so busy; nothing more is claimed.
+    let again = claim_many(&notify, &[request(b1), request(b3)])
+        .await
+        .unwrap();
+    assert_eq!(again[0].0, Claim::Busy);
+    assert_eq!(again[1].0, Claim::Settled, "held waits for the digest");
+    notify.close().await;
+}

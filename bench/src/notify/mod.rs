@@ -357,7 +357,8 @@ async fn raw_http(
     let results: Vec<anyhow::Result<f64>> = futures::stream::iter(0..count)
         .map(|n| {
             let client = match fresh {
-                true => reqwest::Client::builder()
+                // Built as notify-svc builds a delivery's client (shared::outbound's TLS settings).
+                true => shared::outbound::client_builder()
                     .redirect(reqwest::redirect::Policy::none())
                     .timeout(Duration::from_secs(10))
                     .build(),

@@ -96,7 +96,7 @@ pub async fn deliver(
     last_attempt: bool,
 ) -> Result<Outcome, Error> {
     let cap = i64::from(state.config.notifications.email_hourly_cap);
-    let message = match messages::claim(&state.pool, id, cap, lease(state)).await? {
+    let message = match state.claims.claim(id, cap, lease(state)).await? {
         (Claim::Claimed, Some(message)) => message,
         (Claim::Busy, _) => return Err(Error::Busy),
         (Claim::Held, _) => {

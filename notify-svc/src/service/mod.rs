@@ -1,6 +1,7 @@
 //! The use cases: fanning an event out to the people and channels it concerns, changing
-//! preferences, and signing the links mail carries.
+//! preferences, signing the links mail carries, and claiming messages to send in batches.
 
+pub mod claims;
 pub mod fanout;
 pub mod links;
 pub mod mail;

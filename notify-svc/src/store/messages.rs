@@ -1,6 +1,8 @@
 //! Outgoing mail and SMS: one row per (event, recipient, kind, channel), whose id is derived
 //! from those, so every replica and every redelivery agrees on it.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
@@ -83,84 +85,154 @@ pub enum Claim {
 
 const COLUMNS: &str = "id, channel, user_id, kind, event_id, content, state, attempts, created_at";
 
-/// Claims message `id` for sending for `lease`, under a lock on its person, counting what they
-/// got in the last hour against `cap` (what is being sent counts too, so concurrent senders
-/// cannot pass the cap). A `failed` one can be claimed again: its command only comes back when
-/// an operator moves it out of the dead-letter queue.
+/// One message to claim: its id, its person's hourly cap on its channel and how long the claim
+/// lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest {
+    pub id: Uuid,
+    pub cap: i64,
+    pub lease: std::time::Duration,
+}
+
+/// Claims message `id` for sending for `lease`: [`claim_many`] of one.
 pub async fn claim(
     pool: &PgPool,
     id: Uuid,
     cap: i64,
     lease: std::time::Duration,
 ) -> Result<(Claim, Option<Message>), sqlx::Error> {
+    let request = ClaimRequest { id, cap, lease };
+    Ok(claim_many(pool, &[request])
+        .await?
+        .pop()
+        .expect("one answer per request"))
+}
+
+/// Claims messages for sending, in one transaction, under a lock on each of their people (taken
+/// in one order, so two batches never wait on each other in a circle), counting what each
+/// person got on each channel in the last hour against the cap (what is being sent counts too,
+/// so concurrent senders cannot pass it; earlier requests of the batch come first). A `failed`
+/// one can be claimed again: its command only comes back when an operator moves it out of the
+/// dead-letter queue. The answers are in the order of `requests`; a message named twice is
+/// `Busy` the second time if the first claimed it.
+pub async fn claim_many(
+    pool: &PgPool,
+    requests: &[ClaimRequest],
+) -> Result<Vec<(Claim, Option<Message>)>, sqlx::Error> {
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
     let mut tx = pool.begin().await?;
-    let Some(message) =
-        sqlx::query_as::<_, Message>(&format!("SELECT {COLUMNS} FROM messages WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-    else {
-        return Ok((Claim::Settled, None));
-    };
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
-        .bind(message.user_id)
-        .execute(&mut *tx)
-        .await?;
-    let open: Option<(bool, bool)> = sqlx::query_as(
-        "SELECT state = ANY('{queued,failed}') OR (state = 'sending' AND locked_until < now()),
-                state = 'sending' AND locked_until >= now()
-           FROM messages WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
+    let found: Vec<Message> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM messages WHERE id = ANY($1)"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *tx)
     .await?;
-    match open {
-        Some((true, _)) => {}
-        Some((false, true)) => return Ok((Claim::Busy, Some(message))),
-        _ => return Ok((Claim::Settled, Some(message))),
-    }
-    let active: Option<bool> = sqlx::query_scalar("SELECT active FROM users WHERE id = $1")
-        .bind(message.user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let (claim, state) = if active != Some(true) {
-        (Claim::Skipped, "skipped")
-    } else {
-        let recent: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM messages
-              WHERE user_id = $1 AND channel = $2
-                AND ((state = 'sent' AND sent_at > now() - interval '1 hour')
-                     OR (state = 'sending' AND locked_until >= now()))",
-        )
-        .bind(message.user_id)
-        .bind(&message.channel)
-        .fetch_one(&mut *tx)
-        .await?;
-        if recent >= cap {
-            // Mail over the cap waits for a digest; a text over it is not sent at all.
-            let over = if message.channel == "sms" {
-                "skipped"
-            } else {
-                "held"
-            };
-            (Claim::Held, over)
-        } else {
-            (Claim::Claimed, "sending")
-        }
-    };
+    let found: HashMap<Uuid, Message> = found.into_iter().map(|m| (m.id, m)).collect();
+    let mut people: Vec<Uuid> = found.values().map(|m| m.user_id).collect();
+    people.sort_unstable();
+    people.dedup();
     sqlx::query(
-        "UPDATE messages SET state = $2,
-                locked_until = CASE WHEN $2 = 'sending' THEN now() + make_interval(secs => $3) END,
-                content = CASE WHEN $2 = 'skipped' THEN '{}'::jsonb ELSE content END
-          WHERE id = $1",
+        "SELECT pg_advisory_xact_lock(k)
+           FROM (SELECT DISTINCT hashtextextended(p::text, 7) AS k
+                   FROM unnest($1::uuid[]) AS p ORDER BY k) AS keys",
     )
-    .bind(id)
-    .bind(state)
-    .bind(lease.as_secs_f64())
+    .bind(&people)
+    .execute(&mut *tx)
+    .await?;
+    // Read again under the locks: another sender may have claimed or settled them meanwhile.
+    let open: HashMap<Uuid, (bool, bool)> = sqlx::query_as::<_, (Uuid, bool, bool)>(
+        "SELECT id, state = ANY('{queued,failed}') OR (state = 'sending' AND locked_until < now()),
+                state = 'sending' AND locked_until >= now()
+           FROM messages WHERE id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(id, open, busy)| (id, (open, busy)))
+    .collect();
+    let active: HashMap<Uuid, bool> =
+        sqlx::query_as::<_, (Uuid, bool)>("SELECT id, active FROM users WHERE id = ANY($1)")
+            .bind(&people)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut recent: HashMap<(Uuid, String), i64> = sqlx::query_as::<_, (Uuid, String, i64)>(
+        "SELECT user_id, channel, count(*) FROM messages
+          WHERE user_id = ANY($1)
+            AND ((state = 'sent' AND sent_at > now() - interval '1 hour')
+                 OR (state = 'sending' AND locked_until >= now()))
+          GROUP BY user_id, channel",
+    )
+    .bind(&people)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(user, channel, count)| ((user, channel), count))
+    .collect();
+    let mut answers = Vec::with_capacity(requests.len());
+    let mut decided: HashMap<Uuid, Claim> = HashMap::new();
+    let (mut changed, mut states, mut leases) = (Vec::new(), Vec::new(), Vec::new());
+    for request in requests {
+        let Some(message) = found.get(&request.id) else {
+            answers.push((Claim::Settled, None));
+            continue;
+        };
+        let claim = match (decided.get(&request.id), open.get(&request.id)) {
+            (Some(Claim::Claimed), _) => Claim::Busy,
+            (Some(_), _) => Claim::Settled,
+            (None, Some((true, _))) => {
+                let (claim, state) = if active.get(&message.user_id) != Some(&true) {
+                    (Claim::Skipped, "skipped")
+                } else {
+                    let count = recent
+                        .entry((message.user_id, message.channel.clone()))
+                        .or_insert(0);
+                    if *count >= request.cap {
+                        // Mail over the cap waits for a digest; a text over it is not sent.
+                        let over = if message.channel == "sms" {
+                            "skipped"
+                        } else {
+                            "held"
+                        };
+                        (Claim::Held, over)
+                    } else {
+                        *count += 1;
+                        (Claim::Claimed, "sending")
+                    }
+                };
+                changed.push(request.id);
+                states.push(state);
+                leases.push(request.lease.as_secs_f64());
+                decided.insert(request.id, claim);
+                claim
+            }
+            (None, Some((false, true))) => Claim::Busy,
+            (None, _) => Claim::Settled,
+        };
+        answers.push((claim, Some(message.clone())));
+    }
+    if changed.is_empty() {
+        // Ended now, not when the connection is next used: until then it holds the locks.
+        tx.commit().await?;
+        return Ok(answers);
+    }
+    sqlx::query(
+        "UPDATE messages m SET state = c.state,
+                locked_until = CASE WHEN c.state = 'sending'
+                                    THEN now() + make_interval(secs => c.lease) END,
+                content = CASE WHEN c.state = 'skipped' THEN '{}'::jsonb ELSE m.content END
+           FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS c(id, state, lease)
+          WHERE m.id = c.id",
+    )
+    .bind(&changed)
+    .bind(&states)
+    .bind(&leases)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok((claim, Some(message)))
+    Ok(answers)
 }
 
 /// Records how sending a claimed message ended: `sent` or `failed`.
