@@ -2,6 +2,8 @@
 //! `processed_events` in the same transaction as its effect, so a redelivered event is
 //! recognised and skipped.
 
+use std::collections::HashSet;
+
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -25,4 +27,23 @@ pub async fn first_time(
     .await?
     .rows_affected();
     Ok(inserted == 1)
+}
+
+/// [`first_time`] for many events in one statement: the ids among `event_ids` that `consumer`
+/// handles for the first time (an id given twice is in it once).
+pub async fn first_times(
+    tx: &mut PgConnection,
+    consumer: &str,
+    event_ids: &[Uuid],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let fresh: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO processed_events (consumer, event_id)
+         SELECT $1, e FROM unnest($2::uuid[]) AS e
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(consumer)
+    .bind(event_ids)
+    .fetch_all(tx)
+    .await?;
+    Ok(fresh.into_iter().collect())
 }

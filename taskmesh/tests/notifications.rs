@@ -576,7 +576,7 @@ async fn claims_in_one_batch_count_the_cap_in_order_and_claim_a_message_once() {
             let id = uuid::Uuid::now_v7();
             sqlx::query(
                 "INSERT INTO messages (id, channel, user_id, kind, event_id, content)
-                 VALUES ($1, 'email', $2, 'task_assigned', $1, '{\"to_name\": \"x\", \"to\": \"x@example.com\", \"title\": \"t\", \"body\": \"b\", \"link\": null}')",
+                 VALUES ($1, 'email', $2, 'task.assigned', $1, '{\"to_name\": \"x\", \"to\": \"x@example.com\", \"title\": \"t\", \"body\": \"b\", \"link\": null}')",
             )
             .bind(id)
             .bind(user)
@@ -638,4 +638,123 @@ async fn claims_in_one_batch_count_the_cap_in_order_and_claim_a_message_once() {
     assert_eq!(again[0].0, Claim::Busy);
     assert_eq!(again[1].0, Claim::Settled, "held waits for the digest");
     notify.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_events_is_applied_in_order_and_each_event_once() {
+    use shared::events::{CloudEvent, TaskAssigned, UserCreated, UserUpdated};
+    let app = App::start().await;
+    let config = app.env.config.clone();
+    let pool = app.db(&config.notify.database).await;
+    let state = notify_svc::AppState {
+        pool: pool.clone(),
+        links: std::sync::Arc::new(
+            notify_svc::service::links::Signer::load(&pool, &config.notifications)
+                .await
+                .unwrap(),
+        ),
+        claims: notify_svc::service::claims::Claims::start(pool.clone()),
+        config: std::sync::Arc::new(config),
+    };
+    let (ada, bob, cy) = (
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    );
+    let created = |id, name: &str| {
+        CloudEvent::new(
+            "user-svc",
+            UserCreated {
+                user_id: id,
+                email: format!("{name}@example.com"),
+                display_name: name.into(),
+                role: "member".into(),
+            },
+        )
+        .into_untyped()
+        .unwrap()
+    };
+    let assigned = |to, title: &str| {
+        CloudEvent::new(
+            "task-svc",
+            TaskAssigned {
+                task_id: uuid::Uuid::now_v7(),
+                owner_id: ada,
+                actor_id: ada,
+                assignee_id: Some(to),
+                previous_assignee_id: None,
+                title: title.into(),
+                pool: None,
+            },
+        )
+        .into_untyped()
+        .unwrap()
+    };
+    let cy_leaves = CloudEvent::new(
+        "user-svc",
+        UserUpdated {
+            user_id: cy,
+            display_name: "Cy".into(),
+            role: "member".into(),
+            active: false,
+            changed: vec!["active".into()],
+        },
+    )
+    .into_untyped()
+    .unwrap();
+    let to_bob = assigned(bob, "for Bob");
+    let to_cy_before = assigned(cy, "for Cy, before");
+    let to_cy_after = assigned(cy, "for Cy, after");
+    // Bob is created in the same run as his assignment (named twice); Cy is deactivated
+    // between her two assignments.
+    let run = [
+        created(ada, "ada"),
+        created(bob, "bob"),
+        created(cy, "cy"),
+        to_bob.clone(),
+        to_bob.clone(),
+        to_cy_before.clone(),
+        cy_leaves,
+        to_cy_after.clone(),
+    ];
+    let refs: Vec<&CloudEvent> = run.iter().collect();
+    let mut tx = pool.begin().await.unwrap();
+    notify_svc::service::fanout::apply(&state, &mut tx, &refs)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let titles: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT user_id, content->>'title' FROM messages
+          WHERE kind = 'task.assigned' ORDER BY content->>'title'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        titles,
+        [
+            (bob, "ada assigned you “for Bob”".to_string()),
+            (cy, "ada assigned you “for Cy, before”".to_string())
+        ],
+        "Bob's mail once; Cy's second assignment came after she left"
+    );
+    let in_app: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE kind = 'task.assigned'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(in_app, 2);
+    // Applied again (a redelivered batch): nothing new.
+    let mut tx = pool.begin().await.unwrap();
+    notify_svc::service::fanout::apply(&state, &mut tx, &refs)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE user_id = ANY($1)")
+        .bind(vec![ada, bob, cy])
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(all, 5, "three welcomes and two assignments, once each");
+    pool.close().await;
 }

@@ -5,6 +5,9 @@ use shared::consumer::{BatchHandler, Handler, HandlerError, Incoming};
 use crate::service::fanout::{self, Error};
 use crate::AppState;
 
+/// Events applied in one transaction at most.
+const COMMIT_EVERY: usize = 256;
+
 pub struct FanOut {
     pub state: AppState,
 }
@@ -24,7 +27,7 @@ impl Handler for FanOut {
             return Ok(());
         }
         let mut tx = self.state.pool.begin().await?;
-        fanout::apply(&self.state, &mut tx, &message.event).await?;
+        fanout::apply(&self.state, &mut tx, &[&message.event]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -41,11 +44,16 @@ impl BatchHandler for FanOut {
         if work.is_empty() {
             return Ok(());
         }
-        let mut tx = self.state.pool.begin().await?;
-        for message in work {
-            fanout::apply(&self.state, &mut tx, &message.event).await?;
+        // A batch of task events can be thousands: committed in parts, so that the mail and
+        // webhooks of the first part are on their way while the rest is written. A failure
+        // after some parts committed is safe: the messages are then handled one by one, and the
+        // events already applied are skipped as duplicates.
+        let events: Vec<_> = work.iter().map(|m| &m.event).collect();
+        for part in events.chunks(COMMIT_EVERY) {
+            let mut tx = self.state.pool.begin().await?;
+            fanout::apply(&self.state, &mut tx, part).await?;
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -1,10 +1,10 @@
-//! Fanning one event out: the users read model first (a new user can be welcomed by mail),
-//! then each person it concerns ([`crate::domain::recipients`]) on each channel they left on:
+//! Fanning events out: the users read model first (a new user can be welcomed by mail), then
+//! each person an event concerns ([`crate::domain::recipients`]) on each channel they left on:
 //! an in-app notification (announced as `notification.created`), a queued mail and text (sent
 //! by their own consumers), and webhook deliveries. All in the caller's transaction, once per
-//! event.
+//! event, a run of events written with one statement of each kind.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use shared::events::{
     CloudEvent, DecodeError, EventPayload, MailDue, NotificationCreated, SmsDue, UserCreated,
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::recipients::{self, Draft};
 use crate::domain::Channel;
-use crate::store::messages::{self, Content};
+use crate::store::messages::{self, Content, NewMessage};
 use crate::store::notifications::{self, NewNotification};
 use crate::store::{preferences, users};
 use crate::{AppState, SERVICE};
@@ -53,154 +53,222 @@ pub fn needs_work(event: &CloudEvent) -> Result<bool, Error> {
     Ok(!recipients::drafts(event)?.is_empty())
 }
 
-/// Applies `event` inside `tx`, once.
+/// Applies `events` inside `tx`, each once, in their order: a change to a user alone (what
+/// follows must see it), the runs of events people are told of between them together, one
+/// statement of each kind per run (a bulk of task events is thousands of events).
 pub async fn apply(
     state: &AppState,
     tx: &mut PgConnection,
-    event: &CloudEvent,
+    events: &[&CloudEvent],
 ) -> Result<(), Error> {
-    if !concerns(&event.event_type) {
-        return Ok(());
-    }
-    if !idempotency::first_time(&mut *tx, CONSUMER, event.id).await? {
-        tracing::debug!(event_id = %event.id, "duplicate event skipped");
-        return Ok(());
-    }
-    match event.event_type.as_str() {
-        UserCreated::TYPE => {
-            let e: UserCreated = event.decode()?;
-            users::upsert_created(&mut *tx, e.user_id, &e.email, &e.display_name).await?;
-        }
-        UserUpdated::TYPE => {
-            let e: UserUpdated = event.decode()?;
-            users::update(&mut *tx, e.user_id, &e.display_name, e.active).await?;
-            return Ok(());
-        }
-        UserDeleted::TYPE => {
-            let e: UserDeleted = event.decode()?;
-            users::delete(&mut *tx, e.user_id).await?;
-            return Ok(());
-        }
-        _ => {}
-    }
-    let drafts = recipients::drafts(event)?;
-    if drafts.is_empty() {
-        return Ok(());
-    }
-    let mut people: Vec<Uuid> = drafts.iter().map(|d| d.user_id).collect();
-    people.extend(drafts.iter().filter_map(|d| d.actor_id));
-    let known: HashMap<Uuid, users::User> = users::many(&mut *tx, &people)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
+    let events: Vec<&CloudEvent> = events
+        .iter()
+        .copied()
+        .filter(|e| concerns(&e.event_type))
         .collect();
-    let recipients: Vec<Uuid> = drafts.iter().map(|d| d.user_id).collect();
-    let choices = preferences::choices(&mut *tx, &recipients, None).await?;
-    for draft in &drafts {
-        let recipient = known.get(&draft.user_id);
-        if recipient.is_some_and(|u| !u.active) {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let mut fresh = idempotency::first_times(&mut *tx, CONSUMER, &ids).await?;
+    let mut plan = Plan::default();
+    for event in events {
+        if !fresh.remove(&event.id) {
+            tracing::debug!(event_id = %event.id, "duplicate event skipped");
             continue;
         }
-        let actor = draft
-            .actor_id
-            .and_then(|a| known.get(&a))
-            .map(|u| u.display_name.as_str());
-        let choice = choices.get(&draft.user_id).cloned().unwrap_or_default();
-        let on = |channel| choice.enabled(draft.kind, channel);
-        let title = draft.title(actor);
-        let body = draft.body(actor);
-        let link = draft.link_path.as_deref().map(|p| state.links.absolute(p));
-        if on(Channel::InApp) {
-            in_app(tx, event.id, draft, &title, &body, link.clone()).await?;
-        }
-        if let Some(user) = recipient {
-            let content = |to: &str| Content {
-                to_name: user.display_name.clone(),
-                to: to.to_string(),
-                title: title.clone(),
-                body: body.clone(),
-                link: link.clone(),
-            };
-            if on(Channel::Email) {
-                queue(tx, event.id, draft, Channel::Email, &content(&user.email)).await?;
+        match event.event_type.as_str() {
+            UserCreated::TYPE => {
+                let e: UserCreated = event.decode()?;
+                plan = plan.write(state, tx).await?;
+                users::upsert_created(&mut *tx, e.user_id, &e.email, &e.display_name).await?;
             }
-            if let (true, true, Some(phone)) =
-                (on(Channel::Sms), state.config.sms.enabled(), &choice.phone)
-            {
-                queue(tx, event.id, draft, Channel::Sms, &content(phone)).await?;
+            UserUpdated::TYPE => {
+                let e: UserUpdated = event.decode()?;
+                plan = plan.write(state, tx).await?;
+                users::update(&mut *tx, e.user_id, &e.display_name, e.active).await?;
+                continue;
             }
+            UserDeleted::TYPE => {
+                let e: UserDeleted = event.decode()?;
+                plan = plan.write(state, tx).await?;
+                users::delete(&mut *tx, e.user_id).await?;
+                continue;
+            }
+            _ => {}
         }
-        if on(Channel::Webhook) {
-            crate::webhooks::store::enqueue_event(&mut *tx, draft.user_id, draft.kind, event)
-                .await?;
+        for draft in recipients::drafts(event)? {
+            plan.drafts.push((event, draft));
         }
     }
+    plan.write(state, tx).await?;
     Ok(())
 }
 
-async fn in_app(
-    tx: &mut PgConnection,
-    event_id: Uuid,
-    draft: &Draft,
-    title: &str,
-    body: &str,
-    link: Option<String>,
-) -> Result<(), sqlx::Error> {
-    let note = NewNotification {
-        user_id: draft.user_id,
-        kind: draft.kind.as_str().into(),
-        title: title.into(),
-        body: body.into(),
-        subject: draft.subject.map(|s| s.to_string()),
-        actor_id: draft.actor_id,
-        link,
-        event_id,
-    };
-    if let Some(written) = notifications::insert(&mut *tx, &note).await? {
-        let created = NotificationCreated {
-            notification_id: written.id,
-            user_id: note.user_id,
-            kind: written.kind,
-            title: written.title,
-            link: written.link,
-            actor_id: written.actor_id,
-        };
-        outbox::enqueue(tx, CloudEvent::new(SERVICE, created)).await?;
-    }
-    Ok(())
+/// The drafts of a run of events, turned into rows all at once.
+#[derive(Default)]
+struct Plan<'a> {
+    drafts: Vec<(&'a CloudEvent, Draft)>,
 }
 
-/// Writes the message and the command that sends it (the mail or SMS queue).
-async fn queue(
-    tx: &mut PgConnection,
-    event_id: Uuid,
-    draft: &Draft,
-    channel: Channel,
-    content: &Content,
-) -> Result<(), sqlx::Error> {
-    let id = messages::message_id(event_id, draft.user_id, draft.kind, channel);
-    if !messages::insert(
-        &mut *tx,
-        id,
-        channel,
-        draft.user_id,
-        draft.kind,
-        event_id,
-        content,
-    )
-    .await?
-    {
-        return Ok(());
-    }
-    match channel {
-        Channel::Email => {
-            outbox::enqueue(tx, CloudEvent::new(SERVICE, MailDue { message_id: id })).await?;
+impl<'a> Plan<'a> {
+    /// Writes the drafts (each person on each channel they left on) and returns an empty plan.
+    async fn write(self, state: &AppState, tx: &mut PgConnection) -> Result<Plan<'a>, Error> {
+        if self.drafts.is_empty() {
+            return Ok(self);
         }
-        _ => {
-            outbox::enqueue(tx, CloudEvent::new(SERVICE, SmsDue { message_id: id })).await?;
+        let mut people: Vec<Uuid> = self.drafts.iter().map(|(_, d)| d.user_id).collect();
+        people.extend(self.drafts.iter().filter_map(|(_, d)| d.actor_id));
+        people.sort_unstable();
+        people.dedup();
+        let known: HashMap<Uuid, users::User> = users::many(&mut *tx, &people)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+        let mut recipients: Vec<Uuid> = self.drafts.iter().map(|(_, d)| d.user_id).collect();
+        recipients.sort_unstable();
+        recipients.dedup();
+        let choices = preferences::choices(&mut *tx, &recipients, None).await?;
+        let mut rows = Rows::default();
+        let mut hooks = Vec::new();
+        for (event, draft) in &self.drafts {
+            let recipient = known.get(&draft.user_id);
+            if recipient.is_some_and(|u| !u.active) {
+                continue;
+            }
+            let actor = draft
+                .actor_id
+                .and_then(|a| known.get(&a))
+                .map(|u| u.display_name.as_str());
+            let choice = choices.get(&draft.user_id).cloned().unwrap_or_default();
+            let on = |channel| choice.enabled(draft.kind, channel);
+            let title = draft.title(actor);
+            let body = draft.body(actor);
+            let link = draft.link_path.as_deref().map(|p| state.links.absolute(p));
+            if on(Channel::InApp) {
+                rows.in_app(event.id, draft, &title, &body, link.clone());
+            }
+            if let Some(user) = recipient {
+                let content = |to: &str| Content {
+                    to_name: user.display_name.clone(),
+                    to: to.to_string(),
+                    title: title.clone(),
+                    body: body.clone(),
+                    link: link.clone(),
+                };
+                if on(Channel::Email) {
+                    rows.queue(event.id, draft, Channel::Email, content(&user.email));
+                }
+                if let (true, true, Some(phone)) =
+                    (on(Channel::Sms), state.config.sms.enabled(), &choice.phone)
+                {
+                    rows.queue(event.id, draft, Channel::Sms, content(phone));
+                }
+            }
+            if on(Channel::Webhook) {
+                hooks.push((draft.user_id, draft.kind, *event));
+            }
         }
+        rows.write(tx).await?;
+        crate::webhooks::store::enqueue_events(&mut *tx, &hooks).await?;
+        Ok(Plan::default())
     }
-    Ok(())
+}
+
+/// In-app notifications and queued messages to write together.
+#[derive(Default)]
+struct Rows {
+    notes: Vec<NewNotification>,
+    messages: Vec<NewMessage>,
+}
+
+impl Rows {
+    fn in_app(
+        &mut self,
+        event_id: Uuid,
+        draft: &Draft,
+        title: &str,
+        body: &str,
+        link: Option<String>,
+    ) {
+        self.notes.push(NewNotification {
+            user_id: draft.user_id,
+            kind: draft.kind.as_str().into(),
+            title: title.into(),
+            body: body.into(),
+            subject: draft.subject.map(|s| s.to_string()),
+            actor_id: draft.actor_id,
+            link,
+            event_id,
+        });
+    }
+
+    fn queue(&mut self, event_id: Uuid, draft: &Draft, channel: Channel, content: Content) {
+        self.messages.push(NewMessage {
+            id: messages::message_id(event_id, draft.user_id, draft.kind, channel),
+            channel,
+            user_id: draft.user_id,
+            kind: draft.kind,
+            event_id,
+            content,
+        });
+    }
+
+    /// The notifications (each announced as `notification.created`), and the messages with the
+    /// commands that send them (the mail or SMS queue); only the new ones of each.
+    async fn write(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let created: Vec<CloudEvent<NotificationCreated>> =
+            notifications::insert_many(&mut *tx, &self.notes)
+                .await?
+                .into_iter()
+                .map(|(user_id, written)| {
+                    CloudEvent::new(
+                        SERVICE,
+                        NotificationCreated {
+                            notification_id: written.id,
+                            user_id,
+                            kind: written.kind,
+                            title: written.title,
+                            link: written.link,
+                            actor_id: written.actor_id,
+                        },
+                    )
+                })
+                .collect();
+        let new: HashSet<Uuid> = messages::insert_many(&mut *tx, &self.messages)
+            .await?
+            .into_iter()
+            .collect();
+        let mut mail = Vec::new();
+        let mut texts = Vec::new();
+        for message in self.messages.iter().filter(|m| new.contains(&m.id)) {
+            match message.channel {
+                Channel::Email => mail.push(CloudEvent::new(
+                    SERVICE,
+                    MailDue {
+                        message_id: message.id,
+                    },
+                )),
+                _ => texts.push(CloudEvent::new(
+                    SERVICE,
+                    SmsDue {
+                        message_id: message.id,
+                    },
+                )),
+            }
+        }
+        if !created.is_empty() {
+            outbox::enqueue_many(&mut *tx, created).await?;
+        }
+        if !mail.is_empty() {
+            outbox::enqueue_many(&mut *tx, mail).await?;
+        }
+        if !texts.is_empty() {
+            outbox::enqueue_many(&mut *tx, texts).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Tells `user_id` about something notify-svc itself noticed (a webhook endpoint it disabled):
@@ -215,8 +283,9 @@ pub async fn tell(
     let choice = choices.get(&draft.user_id).cloned().unwrap_or_default();
     let (title, body) = (draft.title(None), draft.body(None));
     let link = draft.link_path.as_deref().map(|p| state.links.absolute(p));
+    let mut rows = Rows::default();
     if choice.enabled(draft.kind, Channel::InApp) {
-        in_app(tx, event_id, draft, &title, &body, link.clone()).await?;
+        rows.in_app(event_id, draft, &title, &body, link.clone());
     }
     if choice.enabled(draft.kind, Channel::Email) {
         if let Some(user) = users::many(&mut *tx, &[draft.user_id]).await?.pop() {
@@ -227,10 +296,10 @@ pub async fn tell(
                 body,
                 link,
             };
-            queue(tx, event_id, draft, Channel::Email, &content).await?;
+            rows.queue(event_id, draft, Channel::Email, content);
         }
     }
-    Ok(())
+    rows.write(tx).await
 }
 
 #[cfg(test)]

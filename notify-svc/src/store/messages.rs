@@ -41,29 +41,44 @@ pub fn message_id(event_id: Uuid, user_id: Uuid, kind: Kind, channel: Channel) -
     Uuid::new_v5(&event_id, name.as_bytes())
 }
 
-/// Writes a queued message unless it exists; whether it was new.
-pub async fn insert(
+/// A message to queue.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub channel: Channel,
+    pub user_id: Uuid,
+    pub kind: Kind,
+    pub event_id: Uuid,
+    pub content: Content,
+}
+
+/// Writes queued messages, each unless it exists; the ids of the new ones.
+pub async fn insert_many(
     tx: &mut PgConnection,
-    id: Uuid,
-    channel: Channel,
-    user_id: Uuid,
-    kind: Kind,
-    event_id: Uuid,
-    content: &Content,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    rows: &[NewMessage],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let contents = rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.content))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query_scalar(
         "INSERT INTO messages (id, channel, user_id, kind, event_id, content)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::uuid[],
+                              $6::jsonb[])
+         ON CONFLICT (id) DO NOTHING RETURNING id",
     )
-    .bind(id)
-    .bind(channel.as_str())
-    .bind(user_id)
-    .bind(kind.as_str())
-    .bind(event_id)
-    .bind(sqlx::types::Json(content))
-    .execute(tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.channel.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+    .bind(contents)
+    .fetch_all(tx)
+    .await
 }
 
 /// Why a message cannot be claimed.

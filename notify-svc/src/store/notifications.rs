@@ -37,29 +37,46 @@ pub struct NewNotification {
     pub event_id: Uuid,
 }
 
-/// Writes `note` unless one for its (event, recipient, kind) exists; the new one's id, or
-/// `None` when it existed.
-pub async fn insert(
+/// Writes `notes`, each unless one for its (event, recipient, kind) exists; the new ones with
+/// their recipients.
+pub async fn insert_many(
     tx: &mut PgConnection,
-    note: &NewNotification,
-) -> Result<Option<Notification>, sqlx::Error> {
-    sqlx::query_as(
+    notes: &[NewNotification],
+) -> Result<Vec<(Uuid, Notification)>, sqlx::Error> {
+    if notes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column =
+        |f: fn(&NewNotification) -> Option<String>| notes.iter().map(f).collect::<Vec<_>>();
+    #[derive(sqlx::FromRow)]
+    struct Written {
+        user_id: Uuid,
+        #[sqlx(flatten)]
+        notification: Notification,
+    }
+    let written: Vec<Written> = sqlx::query_as(
         "INSERT INTO notifications (id, user_id, kind, title, body, subject, actor_id, link, event_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::uuid[], $8::text[], $9::uuid[])
          ON CONFLICT (event_id, user_id, kind) DO NOTHING
-         RETURNING id, kind, title, body, subject, actor_id, link, event_id, created_at, read_at",
+         RETURNING user_id, id, kind, title, body, subject, actor_id, link, event_id, created_at,
+                   read_at",
     )
-    .bind(Uuid::now_v7())
-    .bind(note.user_id)
-    .bind(&note.kind)
-    .bind(&note.title)
-    .bind(&note.body)
-    .bind(&note.subject)
-    .bind(note.actor_id)
-    .bind(&note.link)
-    .bind(note.event_id)
-    .fetch_optional(tx)
-    .await
+    .bind(notes.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+    .bind(notes.iter().map(|n| n.user_id).collect::<Vec<_>>())
+    .bind(column(|n| Some(n.kind.clone())))
+    .bind(column(|n| Some(n.title.clone())))
+    .bind(column(|n| Some(n.body.clone())))
+    .bind(column(|n| n.subject.clone()))
+    .bind(notes.iter().map(|n| n.actor_id).collect::<Vec<_>>())
+    .bind(column(|n| n.link.clone()))
+    .bind(notes.iter().map(|n| n.event_id).collect::<Vec<_>>())
+    .fetch_all(tx)
+    .await?;
+    Ok(written
+        .into_iter()
+        .map(|w| (w.user_id, w.notification))
+        .collect())
 }
 
 /// A page of `user_id`'s notifications, newest first, older than `before` if given.

@@ -160,45 +160,6 @@ pub async fn rotate_secret(
     .await
 }
 
-/// Queues `body` for each of `user_id`'s enabled endpoints subscribed to `event_type`, first
-/// tried after `first_delay`; once per (endpoint, event). How many were queued.
-pub async fn enqueue(
-    tx: &mut PgConnection,
-    user_id: Uuid,
-    event_type: &str,
-    event_id: Uuid,
-    body: &[u8],
-    first_delay: Duration,
-) -> Result<u64, sqlx::Error> {
-    let endpoints: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM webhook_endpoints
-          WHERE user_id = $1 AND enabled AND $2 = ANY(event_types) ORDER BY id",
-    )
-    .bind(user_id)
-    .bind(event_type)
-    .fetch_all(&mut *tx)
-    .await?;
-    if endpoints.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<Uuid> = endpoints.iter().map(|_| Uuid::now_v7()).collect();
-    let done = sqlx::query(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, next_attempt_at)
-         SELECT d.id, d.endpoint_id, $3, $4, $5, now() + make_interval(secs => $6)
-           FROM UNNEST($1::uuid[], $2::uuid[]) AS d (id, endpoint_id)
-         ON CONFLICT (endpoint_id, event_id) DO NOTHING",
-    )
-    .bind(&ids)
-    .bind(&endpoints)
-    .bind(event_id)
-    .bind(event_type)
-    .bind(body)
-    .bind(first_delay.as_secs_f64())
-    .execute(tx)
-    .await?;
-    Ok(done.rows_affected())
-}
-
 /// A delivery as its endpoint's owner sees it (without the log).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryRow {
@@ -503,23 +464,68 @@ pub async fn cancel_pending(tx: &mut PgConnection, id: Uuid) -> Result<u64, sqlx
     Ok(done.rows_affected())
 }
 
-/// Queues `event` for each of `user_id`'s enabled endpoints subscribed to `kind`, inside the
-/// fan-out's transaction; how many deliveries were queued. Once per (event, endpoint): a
-/// redelivered event queues nothing new. The body is the event's JSON without its
-/// `traceparent`, stored and sent as is.
-/// The first attempt is due at once (it has no config: `schedule_secs[0]`, 0 by
-/// default, is not applied).
-pub async fn enqueue_event(
+/// Queues each `(user, kind, event)` for each of that user's enabled endpoints subscribed to
+/// `kind`, inside the fan-out's transaction; how many deliveries were queued. Once per (event,
+/// endpoint): a redelivered event queues nothing new. The body is the event's JSON without its
+/// `traceparent`, stored and sent as is. The first attempt is due at once (it has no config:
+/// `schedule_secs[0]`, 0 by default, is not applied).
+pub async fn enqueue_events(
     tx: &mut PgConnection,
-    user_id: Uuid,
-    kind: Kind,
-    event: &CloudEvent,
+    items: &[(Uuid, Kind, &CloudEvent)],
 ) -> Result<u64, sqlx::Error> {
-    // Receivers are third parties: the platform's trace context stays inside.
-    let public = CloudEvent {
-        traceparent: None,
-        ..event.clone()
-    };
-    let body = serde_json::to_vec(&public).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    enqueue(tx, user_id, kind.as_str(), event.id, &body, Duration::ZERO).await
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let mut users: Vec<Uuid> = items.iter().map(|(user, _, _)| *user).collect();
+    users.sort_unstable();
+    users.dedup();
+    let endpoints: Vec<(Uuid, Uuid, Vec<String>)> = sqlx::query_as(
+        "SELECT id, user_id, event_types FROM webhook_endpoints
+          WHERE user_id = ANY($1) AND enabled ORDER BY id",
+    )
+    .bind(&users)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (mut ids, mut to, mut event_ids, mut types, mut bodies) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (user, kind, event) in items {
+        let mut body = None;
+        for (endpoint, _, _) in endpoints.iter().filter(|(_, owner, subscribed)| {
+            owner == user && subscribed.iter().any(|t| t == kind.as_str())
+        }) {
+            if body.is_none() {
+                // Receivers are third parties: the platform's trace context stays inside.
+                let public = CloudEvent {
+                    traceparent: None,
+                    ..(*event).clone()
+                };
+                body = Some(
+                    serde_json::to_vec(&public).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+                );
+            }
+            ids.push(Uuid::now_v7());
+            to.push(*endpoint);
+            event_ids.push(event.id);
+            types.push(kind.as_str());
+            bodies.push(body.clone().expect("set above"));
+        }
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, next_attempt_at)
+         SELECT d.id, d.endpoint_id, d.event_id, d.event_type, d.body, now()
+           FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bytea[])
+                AS d (id, endpoint_id, event_id, event_type, body)
+         ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&to)
+    .bind(&event_ids)
+    .bind(&types)
+    .bind(&bodies)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
 }
