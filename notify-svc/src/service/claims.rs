@@ -1,7 +1,8 @@
-//! Claims on outgoing messages, batched. The mail consumer handles up to its prefetch of
-//! commands at once, and a claim locks its person to count the hourly cap exactly; claimed one
-//! by one, a bulk of mail to one person went through that lock (and a commit) one mail at a
-//! time. Claims that wait together now share one transaction: one lock per person, one count.
+//! Claims on outgoing messages and their outcomes, batched. The mail consumer handles up to its
+//! prefetch of commands at once, and a claim locks its person to count the hourly cap exactly;
+//! claimed one by one, a bulk of mail to one person went through that lock (and a commit) one
+//! mail at a time. Claims that wait together now share one transaction (one lock per person,
+//! one count), and so do the outcomes recorded together (one statement, one commit).
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use shared::batch::Batcher;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::store::messages::{self, Claim, ClaimRequest, Message};
+use crate::store::messages::{self, Claim, ClaimRequest, Message, Outcome};
 
 /// Claim transactions at once (a second one builds while the first commits).
 const LANES: usize = 2;
@@ -18,24 +19,68 @@ const MOST: usize = 256;
 
 type Answer = Result<(Claim, Option<Message>), sqlx::Error>;
 
-/// The handle senders claim through (cheap to clone).
+/// The handle senders claim and settle through (cheap to clone).
 #[derive(Clone)]
-pub struct Claims(Batcher<ClaimRequest, Answer>);
+pub struct Claims {
+    claims: Batcher<ClaimRequest, Answer>,
+    outcomes: Batcher<Outcome, Result<(), sqlx::Error>>,
+}
 
 impl Claims {
     /// Starts the lanes on the current runtime.
     pub fn start(pool: PgPool) -> Self {
-        Self(Batcher::start(LANES, MOST, move |batch| {
+        let claims = Batcher::start(LANES, MOST, {
             let pool = pool.clone();
-            async move { answer(&pool, batch).await }
-        }))
+            move |batch| {
+                let pool = pool.clone();
+                async move { answer(&pool, batch).await }
+            }
+        });
+        let outcomes = Batcher::start(LANES, MOST, move |batch: Vec<Outcome>| {
+            let pool = pool.clone();
+            async move {
+                match messages::settle_many(&pool, &batch).await {
+                    Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+                    // Each alone, for its own error.
+                    Err(_) => {
+                        let mut answers = Vec::with_capacity(batch.len());
+                        for o in batch {
+                            answers.push(
+                                messages::settle(&pool, o.id, o.state, o.error.as_deref()).await,
+                            );
+                        }
+                        answers
+                    }
+                }
+            }
+        });
+        Self { claims, outcomes }
+    }
+
+    /// Records how sending claimed message `id` ended (`sent`, `failed` or `skipped`), with
+    /// others recorded at the same moment.
+    pub async fn settle(
+        &self,
+        id: Uuid,
+        state: &'static str,
+        error: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        let outcome = Outcome {
+            id,
+            state,
+            error: error.map(str::to_string),
+        };
+        self.outcomes
+            .call(outcome)
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolClosed))
     }
 
     /// Claims message `id` for `lease`, its person's cap on its channel being `cap` (see
     /// [`messages::claim_many`]), in the next batch.
     pub async fn claim(&self, id: Uuid, cap: i64, lease: Duration) -> Answer {
         let request = ClaimRequest { id, cap, lease };
-        self.0
+        self.claims
             .call(request)
             .await
             .unwrap_or(Err(sqlx::Error::PoolClosed))

@@ -111,7 +111,7 @@ pub async fn deliver(
     };
     match sent {
         Ok(()) => {
-            messages::settle(&state.pool, id, "sent", None).await?;
+            state.claims.settle(id, "sent", None).await?;
             metrics::counter!("taskmesh_notify_mail_total", "outcome" => "sent").increment(1);
             Ok(Outcome::Sent)
         }
@@ -123,7 +123,7 @@ pub async fn deliver(
         Err(err) => {
             let text = err.to_string();
             if last_attempt || matches!(err, SendError::Permanent(_)) {
-                messages::settle(&state.pool, id, "failed", Some(&text)).await?;
+                state.claims.settle(id, "failed", Some(&text)).await?;
                 metrics::counter!("taskmesh_notify_mail_total", "outcome" => "failed").increment(1);
             } else {
                 messages::release(&state.pool, id, Some(&text)).await?;

@@ -44,7 +44,10 @@ pub async fn deliver(
         _ => return Ok(()),
     };
     let Some(provider) = provider else {
-        messages::settle(&state.pool, id, "skipped", Some("sms is off")).await?;
+        state
+            .claims
+            .settle(id, "skipped", Some("sms is off"))
+            .await?;
         return Ok(());
     };
     let content = &message.content;
@@ -56,7 +59,7 @@ pub async fn deliver(
     let body: String = body.chars().take(320).collect();
     match provider.send(&content.to, &body).await {
         Ok(()) => {
-            messages::settle(&state.pool, id, "sent", None).await?;
+            state.claims.settle(id, "sent", None).await?;
             metrics::counter!("taskmesh_notify_sms_total", "outcome" => "sent").increment(1);
             Ok(())
         }
@@ -67,7 +70,7 @@ pub async fn deliver(
         Err(err) => {
             let text = err.to_string();
             if last_attempt || matches!(err, SmsError::Permanent(_)) {
-                messages::settle(&state.pool, id, "failed", Some(&text)).await?;
+                state.claims.settle(id, "failed", Some(&text)).await?;
                 metrics::counter!("taskmesh_notify_sms_total", "outcome" => "failed").increment(1);
             } else {
                 messages::release(&state.pool, id, Some(&text)).await?;

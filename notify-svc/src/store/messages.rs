@@ -250,22 +250,41 @@ pub async fn claim_many(
     Ok(answers)
 }
 
-/// Records how sending a claimed message ended: `sent` or `failed`.
+/// How sending a claimed message ended: `state` is `sent`, `failed` or `skipped`.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: Uuid,
+    pub state: &'static str,
+    pub error: Option<String>,
+}
+
+/// Records how sending a claimed message ended: [`settle_many`] of one.
 pub async fn settle(
     pool: &PgPool,
     id: Uuid,
-    state: &str,
+    state: &'static str,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
+    let outcome = Outcome {
+        id,
+        state,
+        error: error.map(str::to_string),
+    };
+    settle_many(pool, std::slice::from_ref(&outcome)).await
+}
+
+/// Records how sending claimed messages ended, in one statement (only while still claimed).
+pub async fn settle_many(pool: &PgPool, outcomes: &[Outcome]) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE messages SET state = $2, last_error = $3, attempts = attempts + 1,
+        "UPDATE messages m SET state = o.state, last_error = o.error, attempts = attempts + 1,
                 locked_until = NULL,
-                sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END
-          WHERE id = $1 AND state = 'sending'",
+                sent_at = CASE WHEN o.state = 'sent' THEN now() ELSE m.sent_at END
+           FROM unnest($1::uuid[], $2::text[], $3::text[]) AS o(id, state, error)
+          WHERE m.id = o.id AND m.state = 'sending'",
     )
-    .bind(id)
-    .bind(state)
-    .bind(error)
+    .bind(outcomes.iter().map(|o| o.id).collect::<Vec<_>>())
+    .bind(outcomes.iter().map(|o| o.state).collect::<Vec<_>>())
+    .bind(outcomes.iter().map(|o| o.error.clone()).collect::<Vec<_>>())
     .execute(pool)
     .await?;
     Ok(())
