@@ -305,10 +305,10 @@ async fn raw_lettre(
     count: usize,
     concurrency: usize,
 ) -> anyhow::Result<Figures> {
-    // Built as notify-svc builds it (channels/mail.rs): 32 pooled connections.
+    // Built as notify-svc builds it (channels/mail.rs): 64 pooled connections.
     let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
         .timeout(Some(Duration::from_secs(10)))
-        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(32))
+        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(64))
         .build();
     sink.log.lock().unwrap().reset();
     let started = Instant::now();

@@ -44,10 +44,8 @@ impl Claims {
                     // Each alone, for its own error.
                     Err(_) => {
                         let mut answers = Vec::with_capacity(batch.len());
-                        for o in batch {
-                            answers.push(
-                                messages::settle(&pool, o.id, o.state, o.error.as_deref()).await,
-                            );
+                        for outcome in batch {
+                            answers.push(messages::settle(&pool, outcome).await);
                         }
                         answers
                     }
@@ -65,13 +63,9 @@ impl Claims {
         state: &'static str,
         error: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        let outcome = Outcome {
-            id,
-            state,
-            error: error.map(str::to_string),
-        };
+        let error = error.map(str::to_string);
         self.outcomes
-            .call(outcome)
+            .call(Outcome { id, state, error })
             .await
             .unwrap_or(Err(sqlx::Error::PoolClosed))
     }

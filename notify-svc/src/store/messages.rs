@@ -136,56 +136,62 @@ pub async fn claim_many(
 ) -> Result<Vec<(Claim, Option<Message>)>, sqlx::Error> {
     let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
     let mut tx = pool.begin().await?;
-    let found: Vec<Message> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM messages WHERE id = ANY($1)"
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k)
+           FROM (SELECT DISTINCT hashtextextended(user_id::text, 7) AS k
+                   FROM messages WHERE id = ANY($1) ORDER BY k) AS keys",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    // Read under the locks (another sender may have claimed or settled them meanwhile): each
+    // message, whether it can be claimed, its person's state and their last hour's count.
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        #[sqlx(flatten)]
+        message: Message,
+        open: bool,
+        busy: bool,
+        active: bool,
+        recent: i64,
+    }
+    let found: Vec<Found> = sqlx::query_as(&format!(
+        "WITH m AS (
+            SELECT {COLUMNS},
+                   state = ANY('{{queued,failed}}')
+                       OR (state = 'sending' AND locked_until < now()) AS open,
+                   state = 'sending' AND locked_until >= now() AS busy
+              FROM messages WHERE id = ANY($1)
+         ), recent AS (
+            SELECT user_id, channel, count(*) AS n FROM messages
+             WHERE user_id IN (SELECT user_id FROM m)
+               AND ((state = 'sent' AND sent_at > now() - interval '1 hour')
+                    OR (state = 'sending' AND locked_until >= now()))
+             GROUP BY user_id, channel
+         )
+         SELECT m.*, coalesce(u.active, false) AS active, coalesce(recent.n, 0) AS recent
+           FROM m LEFT JOIN users u ON u.id = m.user_id
+                  LEFT JOIN recent ON recent.user_id = m.user_id AND recent.channel = m.channel"
     ))
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
-    let found: HashMap<Uuid, Message> = found.into_iter().map(|m| (m.id, m)).collect();
-    let mut people: Vec<Uuid> = found.values().map(|m| m.user_id).collect();
-    people.sort_unstable();
-    people.dedup();
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(k)
-           FROM (SELECT DISTINCT hashtextextended(p::text, 7) AS k
-                   FROM unnest($1::uuid[]) AS p ORDER BY k) AS keys",
-    )
-    .bind(&people)
-    .execute(&mut *tx)
-    .await?;
-    // Read again under the locks: another sender may have claimed or settled them meanwhile.
-    let open: HashMap<Uuid, (bool, bool)> = sqlx::query_as::<_, (Uuid, bool, bool)>(
-        "SELECT id, state = ANY('{queued,failed}') OR (state = 'sending' AND locked_until < now()),
-                state = 'sending' AND locked_until >= now()
-           FROM messages WHERE id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|(id, open, busy)| (id, (open, busy)))
-    .collect();
-    let active: HashMap<Uuid, bool> =
-        sqlx::query_as::<_, (Uuid, bool)>("SELECT id, active FROM users WHERE id = ANY($1)")
-            .bind(&people)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-    let mut recent: HashMap<(Uuid, String), i64> = sqlx::query_as::<_, (Uuid, String, i64)>(
-        "SELECT user_id, channel, count(*) FROM messages
-          WHERE user_id = ANY($1)
-            AND ((state = 'sent' AND sent_at > now() - interval '1 hour')
-                 OR (state = 'sending' AND locked_until >= now()))
-          GROUP BY user_id, channel",
-    )
-    .bind(&people)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|(user, channel, count)| ((user, channel), count))
-    .collect();
+    let mut recent: HashMap<(Uuid, String), i64> = found
+        .iter()
+        .map(|f| ((f.message.user_id, f.message.channel.clone()), f.recent))
+        .collect();
+    let active: HashMap<Uuid, bool> = found
+        .iter()
+        .map(|f| (f.message.user_id, f.active))
+        .collect();
+    let open: HashMap<Uuid, (bool, bool)> = found
+        .iter()
+        .map(|f| (f.message.id, (f.open, f.busy)))
+        .collect();
+    let found: HashMap<Uuid, Message> = found
+        .into_iter()
+        .map(|f| (f.message.id, f.message))
+        .collect();
     let mut answers = Vec::with_capacity(requests.len());
     let mut decided: HashMap<Uuid, Claim> = HashMap::new();
     let (mut changed, mut states, mut leases) = (Vec::new(), Vec::new(), Vec::new());
@@ -259,17 +265,7 @@ pub struct Outcome {
 }
 
 /// Records how sending a claimed message ended: [`settle_many`] of one.
-pub async fn settle(
-    pool: &PgPool,
-    id: Uuid,
-    state: &'static str,
-    error: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    let outcome = Outcome {
-        id,
-        state,
-        error: error.map(str::to_string),
-    };
+pub async fn settle(pool: &PgPool, outcome: Outcome) -> Result<(), sqlx::Error> {
     settle_many(pool, std::slice::from_ref(&outcome)).await
 }
 
