@@ -544,13 +544,14 @@ async fn claims_in_one_batch_count_the_cap_in_order_and_claim_a_message_once() {
     let ada_id: uuid::Uuid = app.user_id(&ada).await.parse().unwrap();
     let bob_id: uuid::Uuid = app.user_id(&bob).await.parse().unwrap();
     let notify = app.db(&app.env.config.notify.database).await;
+    // Their welcome mails settled first: a claim still in flight would undo the move below.
     eventually(
-        "both people known, their welcome mails queued",
+        "both people known, their welcome mails sent",
         WAIT,
         || async {
             let known: (i64, i64) = sqlx::query_as(
                 "SELECT (SELECT count(*) FROM users WHERE id = ANY($1)),
-                    (SELECT count(*) FROM messages WHERE user_id = ANY($1))",
+                    (SELECT count(*) FROM messages WHERE user_id = ANY($1) AND state = 'sent')",
             )
             .bind(vec![ada_id, bob_id])
             .fetch_one(&notify)
@@ -561,7 +562,7 @@ async fn claims_in_one_batch_count_the_cap_in_order_and_claim_a_message_once() {
     )
     .await;
     // Their welcome mails count for an hour: moved out of it, so the cap counts only this test's.
-    sqlx::query("UPDATE messages SET state = 'sent', sent_at = now() - interval '2 hours'")
+    sqlx::query("UPDATE messages SET sent_at = now() - interval '2 hours'")
         .execute(&notify)
         .await
         .unwrap();
