@@ -36,13 +36,16 @@ pub async fn first_times(
     consumer: &str,
     event_ids: &[Uuid],
 ) -> Result<HashSet<Uuid>, sqlx::Error> {
+    // In one order, so two transactions recording the same events cannot wait on each other.
+    let mut event_ids = event_ids.to_vec();
+    event_ids.sort_unstable();
     let fresh: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO processed_events (consumer, event_id)
          SELECT $1, e FROM unnest($2::uuid[]) AS e
          ON CONFLICT DO NOTHING RETURNING event_id",
     )
     .bind(consumer)
-    .bind(event_ids)
+    .bind(&event_ids)
     .fetch_all(tx)
     .await?;
     Ok(fresh.into_iter().collect())

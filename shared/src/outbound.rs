@@ -221,7 +221,11 @@ impl Guard {
 /// every `build()`, and a client is built per webhook attempt and per `http` job (each pinned to
 /// its checked addresses), so that reading was most of notify-svc's CPU while delivering.
 pub fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().use_preconfigured_tls(tls().clone())
+    // HTTP/1.1 only, whichever reqwest features the build unifies (the whole binary gets HTTP/2
+    // through object_store, a service built alone does not): the ALPN below must match.
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls().clone())
+        .http1_only()
 }
 
 /// The TLS settings [`client_builder`] hands out (a clone shares the roots).
@@ -248,7 +252,7 @@ fn tls() -> &'static rustls::ClientConfig {
             .expect("the ring provider supports TLS 1.2 and 1.3")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        // What reqwest sets for a client built with HTTP/1 only (this build has no HTTP/2).
+        // What reqwest offers for a client built with `http1_only`.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         config
     })

@@ -31,25 +31,24 @@ impl Claims {
     pub fn start(pool: PgPool) -> Self {
         let claims = Batcher::start(LANES, MOST, {
             let pool = pool.clone();
-            move |batch| {
+            move |batch: Vec<ClaimRequest>| {
                 let pool = pool.clone();
-                async move { answer(&pool, batch).await }
+                async move {
+                    let together = messages::claim_many(&pool, &batch).await;
+                    each(together, batch, |request| {
+                        messages::claim(&pool, request.id, request.cap, request.lease)
+                    })
+                    .await
+                }
             }
         });
         let outcomes = Batcher::start(LANES, MOST, move |batch: Vec<Outcome>| {
             let pool = pool.clone();
             async move {
-                match messages::settle_many(&pool, &batch).await {
-                    Ok(()) => batch.iter().map(|_| Ok(())).collect(),
-                    // Each alone, for its own error.
-                    Err(_) => {
-                        let mut answers = Vec::with_capacity(batch.len());
-                        for outcome in batch {
-                            answers.push(messages::settle(&pool, outcome).await);
-                        }
-                        answers
-                    }
-                }
+                let together = messages::settle_many(&pool, &batch)
+                    .await
+                    .map(|()| batch.iter().map(|_| ()).collect());
+                each(together, batch, |outcome| messages::settle(&pool, outcome)).await
             }
         });
         Self { claims, outcomes }
@@ -81,16 +80,38 @@ impl Claims {
     }
 }
 
-async fn answer(pool: &PgPool, batch: Vec<ClaimRequest>) -> Vec<Answer> {
-    match messages::claim_many(pool, &batch).await {
+/// The answers to a batch: `together`'s, or when it failed, each item's `alone`, so that each
+/// gets its own error (they are not `Clone`) and one that cannot be done does not fail the
+/// others. When the database is away, every item gets that answer at once: trying each alone
+/// would only wait out the pool's timeout once per item, holding every sender meanwhile.
+async fn each<T, R, F, Fut>(
+    together: Result<Vec<R>, sqlx::Error>,
+    batch: Vec<T>,
+    alone: F,
+) -> Vec<Result<R, sqlx::Error>>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<R, sqlx::Error>>,
+{
+    match together {
         Ok(answers) => answers.into_iter().map(Ok).collect(),
-        Err(err) if batch.len() == 1 => vec![Err(err)],
-        // Each alone: each gets its own error (they are not `Clone`), and a request that
-        // cannot be claimed does not fail the others.
+        Err(err) if shared::db::is_unavailable(&err) || batch.len() == 1 => {
+            let message = err.to_string();
+            let mut err = Some(err);
+            batch
+                .iter()
+                .map(|_| {
+                    Err(err.take().unwrap_or_else(|| {
+                        // The same classification for the others: away, so held, not retried.
+                        sqlx::Error::Io(std::io::Error::other(message.clone()))
+                    }))
+                })
+                .collect()
+        }
         Err(_) => {
             let mut answers = Vec::with_capacity(batch.len());
-            for request in batch {
-                answers.push(messages::claim(pool, request.id, request.cap, request.lease).await);
+            for item in batch {
+                answers.push(alone(item).await);
             }
             answers
         }

@@ -1,7 +1,7 @@
 //! Outgoing mail and SMS: one row per (event, recipient, kind, channel), whose id is derived
 //! from those, so every replica and every redelivery agrees on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -234,24 +234,36 @@ pub async fn claim_many(
         };
         answers.push((claim, Some(message.clone())));
     }
-    if changed.is_empty() {
-        // Ended now, not when the connection is next used: until then it holds the locks.
-        tx.commit().await?;
-        return Ok(answers);
+    if !changed.is_empty() {
+        // Only while still claimable: settling and handing back take no lock on the person, so a
+        // sender whose claim lapsed may have settled the message since it was read.
+        let taken: HashSet<Uuid> = sqlx::query_scalar(
+            "UPDATE messages m SET state = c.state,
+                    locked_until = CASE WHEN c.state = 'sending'
+                                        THEN now() + make_interval(secs => c.lease) END,
+                    content = CASE WHEN c.state = 'skipped' THEN '{}'::jsonb ELSE m.content END
+               FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS c(id, state, lease)
+              WHERE m.id = c.id
+                AND (m.state IN ('queued', 'failed')
+                     OR (m.state = 'sending' AND m.locked_until < now()))
+             RETURNING m.id",
+        )
+        .bind(&changed)
+        .bind(&states)
+        .bind(&leases)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let mut first = HashSet::new();
+        for (request, answer) in requests.iter().zip(answers.iter_mut()) {
+            let decided_here = decided.contains_key(&request.id) && first.insert(request.id);
+            if decided_here && !taken.contains(&request.id) {
+                answer.0 = Claim::Settled;
+            }
+        }
     }
-    sqlx::query(
-        "UPDATE messages m SET state = c.state,
-                locked_until = CASE WHEN c.state = 'sending'
-                                    THEN now() + make_interval(secs => c.lease) END,
-                content = CASE WHEN c.state = 'skipped' THEN '{}'::jsonb ELSE m.content END
-           FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS c(id, state, lease)
-          WHERE m.id = c.id",
-    )
-    .bind(&changed)
-    .bind(&states)
-    .bind(&leases)
-    .execute(&mut *tx)
-    .await?;
+    // Ended now, not when the connection is next used: until then it holds the locks.
     tx.commit().await?;
     Ok(answers)
 }
