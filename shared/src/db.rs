@@ -108,6 +108,15 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// The same failure for another caller that shared the work (errors are not `Clone`), keeping
+/// what [`is_unavailable`] says of it: a database that is away stays away for each of them.
+pub fn echo(err: &sqlx::Error) -> sqlx::Error {
+    match is_unavailable(err) {
+        true => sqlx::Error::Io(std::io::Error::other(err.to_string())),
+        false => sqlx::Error::Protocol(err.to_string()),
+    }
+}
+
 /// How long [`commit`] keeps asking what became of a transaction whose COMMIT got no answer.
 const COMMIT_RESOLVE_PATIENCE: Duration = Duration::from_secs(10);
 

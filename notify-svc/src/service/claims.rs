@@ -96,17 +96,10 @@ where
     match together {
         Ok(answers) => answers.into_iter().map(Ok).collect(),
         Err(err) if shared::db::is_unavailable(&err) || batch.len() == 1 => {
-            let message = err.to_string();
-            let mut err = Some(err);
-            batch
-                .iter()
-                .map(|_| {
-                    Err(err.take().unwrap_or_else(|| {
-                        // The same classification for the others: away, so held, not retried.
-                        sqlx::Error::Io(std::io::Error::other(message.clone()))
-                    }))
-                })
-                .collect()
+            let copies = batch.len() - 1;
+            let mut answers: Vec<_> = (0..copies).map(|_| Err(shared::db::echo(&err))).collect();
+            answers.push(Err(err));
+            answers
         }
         Err(_) => {
             let mut answers = Vec::with_capacity(batch.len());

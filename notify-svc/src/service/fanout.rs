@@ -80,18 +80,18 @@ pub async fn apply(
         match event.event_type.as_str() {
             UserCreated::TYPE => {
                 let e: UserCreated = event.decode()?;
-                plan = plan.write(state, tx).await?;
+                plan.write(state, tx).await?;
                 users::upsert_created(&mut *tx, e.user_id, &e.email, &e.display_name).await?;
             }
             UserUpdated::TYPE => {
                 let e: UserUpdated = event.decode()?;
-                plan = plan.write(state, tx).await?;
+                plan.write(state, tx).await?;
                 users::update(&mut *tx, e.user_id, &e.display_name, e.active).await?;
                 continue;
             }
             UserDeleted::TYPE => {
                 let e: UserDeleted = event.decode()?;
-                plan = plan.write(state, tx).await?;
+                plan.write(state, tx).await?;
                 users::delete(&mut *tx, e.user_id).await?;
                 continue;
             }
@@ -112,13 +112,14 @@ struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    /// Writes the drafts (each person on each channel they left on) and returns an empty plan.
-    async fn write(self, state: &AppState, tx: &mut PgConnection) -> Result<Plan<'a>, Error> {
-        if self.drafts.is_empty() {
-            return Ok(self);
+    /// Writes the drafts (each person on each channel they left on), leaving none.
+    async fn write(&mut self, state: &AppState, tx: &mut PgConnection) -> Result<(), Error> {
+        let drafts = std::mem::take(&mut self.drafts);
+        if drafts.is_empty() {
+            return Ok(());
         }
-        let mut people: Vec<Uuid> = self.drafts.iter().map(|(_, d)| d.user_id).collect();
-        people.extend(self.drafts.iter().filter_map(|(_, d)| d.actor_id));
+        let mut people: Vec<Uuid> = drafts.iter().map(|(_, d)| d.user_id).collect();
+        people.extend(drafts.iter().filter_map(|(_, d)| d.actor_id));
         people.sort_unstable();
         people.dedup();
         let known: HashMap<Uuid, users::User> = users::many(&mut *tx, &people)
@@ -126,13 +127,13 @@ impl<'a> Plan<'a> {
             .into_iter()
             .map(|u| (u.id, u))
             .collect();
-        let mut recipients: Vec<Uuid> = self.drafts.iter().map(|(_, d)| d.user_id).collect();
+        let mut recipients: Vec<Uuid> = drafts.iter().map(|(_, d)| d.user_id).collect();
         recipients.sort_unstable();
         recipients.dedup();
         let choices = preferences::choices(&mut *tx, &recipients, None).await?;
         let mut rows = Rows::default();
         let mut hooks = Vec::new();
-        for (event, draft) in &self.drafts {
+        for (event, draft) in &drafts {
             let recipient = known.get(&draft.user_id);
             if recipient.is_some_and(|u| !u.active) {
                 continue;
@@ -172,7 +173,7 @@ impl<'a> Plan<'a> {
         }
         rows.write(tx).await?;
         crate::webhooks::store::enqueue_events(&mut *tx, &hooks).await?;
-        Ok(Plan::default())
+        Ok(())
     }
 }
 

@@ -255,10 +255,10 @@ pub async fn claim_many(
         .await?
         .into_iter()
         .collect();
-        let mut first = HashSet::new();
+        // A second request for one message is never answered with a change of its own.
         for (request, answer) in requests.iter().zip(answers.iter_mut()) {
-            let decided_here = decided.contains_key(&request.id) && first.insert(request.id);
-            if decided_here && !taken.contains(&request.id) {
+            let changed_here = matches!(answer.0, Claim::Claimed | Claim::Held | Claim::Skipped);
+            if changed_here && !taken.contains(&request.id) {
                 answer.0 = Claim::Settled;
             }
         }

@@ -489,25 +489,26 @@ pub async fn enqueue_events(
     let (mut ids, mut to, mut event_ids, mut types, mut bodies) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (user, kind, event) in items {
-        let mut body = None;
-        for (endpoint, _, _) in endpoints.iter().filter(|(_, owner, subscribed)| {
-            owner == user && subscribed.iter().any(|t| t == kind.as_str())
-        }) {
-            if body.is_none() {
-                // Receivers are third parties: the platform's trace context stays inside.
-                let public = CloudEvent {
-                    traceparent: None,
-                    ..(*event).clone()
-                };
-                body = Some(
-                    serde_json::to_vec(&public).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
-                );
-            }
+        let subscribed: Vec<Uuid> = endpoints
+            .iter()
+            .filter(|(_, owner, wants)| owner == user && wants.iter().any(|t| t == kind.as_str()))
+            .map(|(id, _, _)| *id)
+            .collect();
+        if subscribed.is_empty() {
+            continue;
+        }
+        // Receivers are third parties: the platform's trace context stays inside.
+        let public = CloudEvent {
+            traceparent: None,
+            ..(*event).clone()
+        };
+        let body = serde_json::to_vec(&public).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        for endpoint in subscribed {
             ids.push(Uuid::now_v7());
-            to.push(*endpoint);
+            to.push(endpoint);
             event_ids.push(event.id);
             types.push(kind.as_str());
-            bodies.push(body.clone().expect("set above"));
+            bodies.push(body.clone());
         }
     }
     if ids.is_empty() {

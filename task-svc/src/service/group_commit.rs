@@ -239,12 +239,8 @@ enum Failure {
 /// The same failure for another member of the group (errors are not `Clone`), keeping what
 /// the API answers: 503 for a database that is away, 504 for an unknown outcome, else 500.
 fn echo(err: &CommitError) -> CommitError {
-    let copy = |e: &sqlx::Error| match shared::db::is_unavailable(e) {
-        true => sqlx::Error::Io(std::io::Error::other(e.to_string())),
-        false => sqlx::Error::Protocol(e.to_string()),
-    };
     match err {
-        CommitError::Failed(e) => CommitError::Failed(copy(e)),
-        CommitError::Unknown(e) => CommitError::Unknown(copy(e)),
+        CommitError::Failed(e) => CommitError::Failed(shared::db::echo(e)),
+        CommitError::Unknown(e) => CommitError::Unknown(shared::db::echo(e)),
     }
 }
