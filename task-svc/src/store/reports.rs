@@ -117,16 +117,24 @@ pub async fn complete_many(
         job_kind: String,
     }
     let done: Vec<Done> = sqlx::query_as(&format!(
-        "WITH r AS (
-            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int4[],
-                                 $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
-                AS r(task_id, dispatch_id, run_id, worker_id, attempt, started_at, ended_at, result)
+        "WITH r AS MATERIALIZED (
+            -- Each report with its job, looked up by key (LIMIT 1 keeps it a lookup per report:
+            -- a join here gets hashed over the whole table while its statistics still call it
+            -- small, as they do for minutes after a burst on a new deployment). A report whose
+            -- task is gone has no job and is dropped.
+            SELECT r.*, j.kind AS job_kind, j.dispatch_id AS current_dispatch
+              FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int4[],
+                          $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
+                   AS r(task_id, dispatch_id, run_id, worker_id, attempt, started_at, ended_at,
+                        result)
+              CROSS JOIN LATERAL (SELECT kind, dispatch_id FROM jobs
+                                   WHERE jobs.task_id = r.task_id LIMIT 1) j
          ), runs AS (
             INSERT INTO job_attempts (run_id, task_id, dispatch_id, attempt, worker_id, started_at,
                                       ended_at, outcome)
             SELECT run_id, task_id, dispatch_id, attempt, worker_id, started_at, ended_at,
                    'succeeded'
-              FROM r WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = r.task_id)
+              FROM r
             ON CONFLICT (run_id) DO UPDATE
                SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, error = NULL
              WHERE job_attempts.outcome IN ('running', 'lost')
@@ -141,10 +149,10 @@ pub async fn complete_many(
                AND a.run_id <> r.run_id AND a.outcome = 'running'
          ), done AS (
             UPDATE tasks t SET status = 'completed', version = t.version + 1, updated_at = now()
-              FROM r, jobs j
-             WHERE t.id = r.task_id AND j.task_id = r.task_id AND j.dispatch_id = r.dispatch_id
+              FROM r
+             WHERE t.id = r.task_id AND r.dispatch_id = r.current_dispatch
                AND t.status IN ('pending', 'scheduled', 'queued', 'running', 'retrying')
-            RETURNING t.*, j.kind AS job_kind, r.result AS run_result,
+            RETURNING t.*, r.job_kind, r.result AS run_result,
                       r.started_at AS run_started_at, r.ended_at AS run_ended_at
          ), finished AS (
             UPDATE jobs j

@@ -308,7 +308,7 @@ pub async fn audience_many(
 }
 
 /// Who may see each of `ids` now (owner, assignee, channel members), sorted; unknown ids are
-/// left out.
+/// left out. Each id is looked up by key (`LIMIT 1`), never hashed over the whole table.
 pub async fn audiences(
     pool: &sqlx::PgPool,
     ids: &[Uuid],
@@ -318,7 +318,8 @@ pub async fn audiences(
                 array_remove(ARRAY[t.owner_id, t.assignee_id]
                     || coalesce((SELECT array_agg(m.user_id) FROM channel_members m
                                   WHERE m.channel_id = t.channel_id), '{}'), NULL)
-           FROM unnest($1::uuid[]) AS q(id) JOIN tasks t ON t.id = q.id",
+           FROM unnest($1::uuid[]) AS q(id)
+          CROSS JOIN LATERAL (SELECT * FROM tasks WHERE tasks.id = q.id LIMIT 1) t",
     )
     .bind(ids)
     .fetch_all(pool)
