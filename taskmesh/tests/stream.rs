@@ -1,6 +1,7 @@
 //! The live stream (`GET /api/v1/events/stream`): tickets work once, a user sees the events of
 //! the tasks they may see and never another's, `Last-Event-ID` resumes without a gap across a
-//! gateway restart, a second gateway serves the same log, and a user's streams are limited.
+//! gateway restart, a second gateway serves the same log, a user's streams are limited, and
+//! every event matches the schema the OpenAPI document gives for it.
 
 mod common;
 
@@ -372,4 +373,77 @@ async fn an_admin_gets_queue_and_worker_stats_and_a_member_may_not_ask() {
             break;
         }
     }
+}
+
+/// The OpenAPI document describes each event of the stream (the `text/event-stream` response's
+/// schema, which contract checkers apply to every event), and what the stream sends matches
+/// it: `ready` (with `retry`), a task's event, and `reset`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_matches_the_documented_event_schema() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let mut adas = stream::open(&app.api, &ada, None).await;
+    let task = create(&app, &ada, "documented", None).await;
+    let mut events = until(&mut adas, "task.created", &task).await;
+    // A client whose last event is older than the log is told to reload.
+    let mut late = stream::open(&app.api, &ada, Some("1-0")).await;
+    events.extend(late.next_of("reset", WAIT).await);
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    for kind in ["ready", "task.created", "reset"] {
+        assert!(kinds.contains(&kind), "no {kind} among {kinds:?}");
+    }
+    assert!(events.iter().any(|e| e.retry.is_some()), "{events:?}");
+
+    let (status, document) = app.get("/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let mut schema = document["paths"]["/api/v1/events/stream"]["get"]["responses"]["200"]
+        ["content"]["text/event-stream"]["schema"]
+        .clone();
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        schema = document["components"]["schemas"][name].clone();
+    }
+    // Each event as contract checkers read it: its fields, `retry` as a number.
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut event = json!({"event": e.event, "data": e.data});
+            if let Some(id) = &e.id {
+                event["id"] = json!(id);
+            }
+            if let Some(retry) = &e.retry {
+                event["retry"] = json!(retry.parse::<u64>().expect("retry is a number"));
+            }
+            event
+        })
+        .collect();
+    // Checked by the JSON Schema validator schemathesis uses (OpenAPI 3.1: draft 2020-12).
+    let script = "import json, sys, jsonschema\n\
+                  given = json.load(sys.stdin)\n\
+                  validator = jsonschema.Draft202012Validator(given['schema'])\n\
+                  errors = [f'{e[\"event\"]}: {x.message}' for e in given['events'] \
+                            for x in validator.iter_errors(e)]\n\
+                  print('\\n'.join(errors))\n\
+                  sys.exit(1 if errors else 0)\n";
+    let mut check = tokio::process::Command::new(common::venv_python())
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the project's Python runs");
+    let input = serde_json::to_vec(&json!({"schema": schema, "events": events})).unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = check.stdin.take().unwrap();
+    stdin.write_all(&input).await.unwrap();
+    drop(stdin);
+    let output = check.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "events that do not match the documented schema {schema}:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -11,6 +11,8 @@ pub struct SseEvent {
     pub id: Option<String>,
     pub event: String,
     pub data: String,
+    /// `retry:`, as sent (milliseconds).
+    pub retry: Option<String>,
 }
 
 impl SseEvent {
@@ -135,7 +137,8 @@ impl EventStream {
 }
 
 fn parse(block: &str) -> Option<SseEvent> {
-    let (mut id, mut event, mut data) = (None, String::from("message"), Vec::new());
+    let (mut id, mut event, mut data, mut retry) =
+        (None, String::from("message"), Vec::new(), None);
     for line in block.lines() {
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
@@ -143,6 +146,7 @@ fn parse(block: &str) -> Option<SseEvent> {
             "id" => id = Some(value.to_string()),
             "event" => event = value.to_string(),
             "data" => data.push(value.to_string()),
+            "retry" => retry = Some(value.to_string()),
             _ => {}
         }
     }
@@ -150,5 +154,6 @@ fn parse(block: &str) -> Option<SseEvent> {
         id,
         event,
         data: data.join("\n"),
+        retry,
     })
 }
