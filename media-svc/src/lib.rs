@@ -41,6 +41,8 @@ pub struct AppState {
     pub blobs: blobs::Blobs,
     pub tasks: service::access::Tasks,
     pub links: Arc<service::links::Signer>,
+    /// The memory thumbnails may hold at once (`files.thumbnail_memory_bytes`).
+    pub decode_memory: service::memory::DecodeMemory,
 }
 
 /// Runs media-svc on `listener` until `shutdown`.
@@ -66,6 +68,7 @@ pub async fn run(
         blobs,
         tasks: service::access::Tasks::new(&config.task.url, platform.trust.clone()),
         links: Arc::new(links),
+        decode_memory: service::memory::DecodeMemory::new(config.files.thumbnail_memory_bytes),
     };
     let events = Consumer::new(
         platform.broker.clone(),

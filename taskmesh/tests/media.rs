@@ -362,6 +362,46 @@ async fn an_image_gets_an_upright_thumbnail_without_its_metadata() {
     assert_eq!(via_link.bytes, got.bytes);
 }
 
+/// Thumbnails decode within `files.thumbnail_memory_bytes`: an image whose decoding takes more
+/// than all of it (read from its header) is refused without being decoded, naming the setting;
+/// a small one under the same budget gets its thumbnail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_needs_more_decoding_memory_than_the_budget_is_refused() {
+    let app = App::start_with(|c| c.files.thumbnail_memory_bytes = 1024 * 1024).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let task_id = task(&app, &ada, "Photos").await;
+    // 1,000 × 1,000 RGB: 3 MB decoded, 6 MB with the upright copy.
+    let uploaded = upload(
+        &app,
+        &ada,
+        &task_id,
+        &[
+            ("large.png", media::png(1000, 1000)),
+            ("small.png", media::png(64, 64)),
+        ],
+    )
+    .await;
+    assert_eq!(uploaded.status, 201, "{:?}", uploaded.body);
+    let id = |i: usize| {
+        uploaded.body["items"][i]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    let large = media::processed(&app, &ada, &id(0)).await;
+    assert_eq!(large["state"], "refused", "{large}");
+    let error = large["processing_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("files.thumbnail_memory_bytes") && error.contains("6 MiB"),
+        "{error}"
+    );
+    assert_eq!(large["thumbnails"], json!([]));
+    let small = media::processed(&app, &ada, &id(1)).await;
+    assert_eq!(small["state"], "processed", "{small}");
+    assert_eq!(small["thumbnails"][0]["width"], 64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_task_removes_its_files_and_their_objects() {
     let app = App::start().await;

@@ -6,6 +6,7 @@ pub mod access;
 pub mod cleanup;
 pub mod files;
 pub mod links;
+pub mod memory;
 pub mod process;
 pub mod upload;
 

@@ -1,14 +1,15 @@
 //! Processing an upload (`media.uploaded`): images get a thumbnail, with their EXIF orientation
 //! applied and none of their metadata (GPS and the rest) carried over, and the outcome is
 //! published as `media.processed`. An image whose header claims more pixels than the budget
-//! is refused without decoding (a decompression bomb).
+//! is refused without decoding (a decompression bomb); decoding waits for its share of the
+//! memory budget ([`DecodeMemory`]), and an image that needs more than all of it is refused.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use shared::events::{CloudEvent, MediaProcessed, MediaUploaded, Thumbnail};
 
-use super::Error;
+use super::{memory::DecodeMemory, Error};
 use crate::domain;
 use crate::store::{self, ThumbnailRow};
 use crate::AppState;
@@ -23,6 +24,8 @@ pub enum Refusal {
     Bomb { width: u32, height: u32, max: u64 },
     #[error("the image could not be decoded: {0}")]
     Undecodable(String),
+    #[error("decoding the image takes about {} MiB, more than the {} MiB all thumbnails may hold at once (files.thumbnail_memory_bytes)", need.div_ceil(1 << 20), budget >> 20)]
+    Memory { need: u64, budget: u64 },
 }
 
 /// A thumbnail: PNG bytes and their size.
@@ -30,6 +33,59 @@ pub struct Made {
     pub png: Vec<u8>,
     pub width: u32,
     pub height: u32,
+}
+
+/// The memory decoding `bytes` takes, read from the image's header without decoding a pixel:
+/// the decoded image twice (turning it upright may copy it). An image of more than
+/// `max_pixels` is refused here already.
+pub fn decode_need(bytes: &[u8], max_pixels: u64) -> Result<u64, Refusal> {
+    let decoder = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Refusal::Undecodable(e.to_string()))?
+        .into_decoder()
+        .map_err(|e| Refusal::Undecodable(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    within_pixels(width, height, max_pixels)?;
+    Ok(decoder.total_bytes().saturating_mul(2))
+}
+
+/// Refuses an image of more than `max_pixels` (a decompression bomb).
+fn within_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Refusal> {
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(Refusal::Bomb {
+            width,
+            height,
+            max: max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// Makes the thumbnail of `bytes` on a blocking thread once the memory its decoding takes is
+/// free in `memory` (refused if it is more than the whole budget).
+async fn make(
+    memory: &DecodeMemory,
+    bytes: bytes::Bytes,
+    max_pixels: u64,
+    px: u32,
+) -> Result<Result<Made, Refusal>, Error> {
+    let need = match decode_need(&bytes, max_pixels) {
+        Ok(need) => need,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let Some(held) = memory.reserve(need).await else {
+        return Ok(Err(Refusal::Memory {
+            need,
+            budget: memory.bytes(),
+        }));
+    };
+    tokio::task::spawn_blocking(move || {
+        let made = thumbnail(&bytes, max_pixels, px);
+        drop(held);
+        made
+    })
+    .await
+    .map_err(|e| Error::BadRequest(format!("thumbnailing panicked: {e}")))
 }
 
 /// Decodes `bytes` (at most `max_pixels`), turns it upright and scales it down to fit `px` ×
@@ -45,13 +101,7 @@ pub fn thumbnail(bytes: &[u8], max_pixels: u64, px: u32) -> Result<Made, Refusal
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(undecodable)?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(Refusal::Bomb {
-            width,
-            height,
-            max: max_pixels,
-        });
-    }
+    within_pixels(width, height, max_pixels)?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -98,10 +148,7 @@ pub async fn process(state: &AppState, event: &CloudEvent) -> Result<(), Error> 
     } else {
         let bytes = state.blobs.read(&row.object_key).await?;
         let (max, px) = (files.max_image_pixels, files.thumbnail_px);
-        let made = tokio::task::spawn_blocking(move || thumbnail(&bytes, max, px))
-            .await
-            .map_err(|e| Error::BadRequest(format!("thumbnailing panicked: {e}")))?;
-        match made {
+        match make(&state.decode_memory, bytes, max, px).await? {
             Ok(made) => {
                 let key = domain::thumbnail_key(row.id, &variant);
                 let size = made.png.len() as i64;

@@ -47,6 +47,10 @@ pub struct FilesConfig {
     pub thumbnail_px: u32,
     /// Images larger than this many bytes get no thumbnail (their decoding would hold too much).
     pub max_thumbnail_source_bytes: u64,
+    /// Memory media-svc's thumbnails may hold at once while decoding (bytes). An image takes
+    /// its decoded size twice over, read from its header before it is decoded; it waits until
+    /// that much is free, and one that needs more than all of it gets no thumbnail (`refused`).
+    pub thumbnail_memory_bytes: u64,
     /// Signed links are valid this long at most (seconds); a caller may ask for less.
     pub link_ttl_secs: u64,
     /// Key of the HMAC that signs links. Unset: a random key made once and kept in media-svc's
@@ -93,6 +97,7 @@ impl Default for FilesConfig {
             max_image_pixels: 50_000_000,
             thumbnail_px: 256,
             max_thumbnail_source_bytes: 50 * MIB,
+            thumbnail_memory_bytes: 512 * MIB,
             link_ttl_secs: 900,
             link_secret: None,
             public_url: "http://127.0.0.1:8080".into(),

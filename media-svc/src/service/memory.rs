@@ -1,0 +1,71 @@
+//! The memory thumbnails may hold at once while decoding (`files.thumbnail_memory_bytes`): an
+//! image's decoding reserves what it needs before it starts and gives it back when it ends, so a
+//! few large images wait their turn instead of running the service out of memory together.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Reservations are counted in KiB (a semaphore counts up to `u32::MAX` permits).
+const UNIT: u64 = 1024;
+
+/// The budget, shared by every thumbnail of the process (cheap to clone).
+#[derive(Clone)]
+pub struct DecodeMemory {
+    permits: Arc<Semaphore>,
+    units: u64,
+    bytes: u64,
+}
+
+impl DecodeMemory {
+    pub fn new(bytes: u64) -> Self {
+        let units = (bytes / UNIT).clamp(1, u64::from(u32::MAX)) as u32;
+        Self {
+            permits: Arc::new(Semaphore::new(units as usize)),
+            units: u64::from(units),
+            bytes,
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Waits until `bytes` are free and holds them until the permit is dropped; `None` when
+    /// `bytes` is more than the whole budget (it would never be free).
+    pub async fn reserve(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
+        let units = bytes.div_ceil(UNIT).max(1);
+        if units > self.units {
+            return None;
+        }
+        let units = u32::try_from(units).ok()?;
+        self.permits.clone().acquire_many_owned(units).await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reservation_waits_for_memory_and_one_larger_than_the_budget_is_refused() {
+        let memory = DecodeMemory::new(10 * UNIT);
+        let first = memory.reserve(6 * UNIT).await.expect("fits");
+        // 6 of 10 KiB are held: another 6 waits until they are given back, 4 do not.
+        assert!(memory.reserve(6 * UNIT).now_or_never().is_none(), "waits");
+        assert!(memory.reserve(4 * UNIT).await.is_some());
+        drop(first);
+        assert!(memory.reserve(6 * UNIT).now_or_never().flatten().is_some());
+        assert!(
+            memory.reserve(10 * UNIT).await.is_some(),
+            "the whole budget"
+        );
+        assert!(
+            memory.reserve(10 * UNIT + 1).await.is_none(),
+            "more than the budget"
+        );
+    }
+}
