@@ -43,6 +43,8 @@ pub struct AppState {
     pub links: Arc<service::links::Signer>,
     /// The memory thumbnails may hold at once (`files.thumbnail_memory_bytes`).
     pub decode_memory: service::memory::DecodeMemory,
+    /// Uploads in progress per person (`files.max_uploads_per_user`).
+    pub uploads: service::in_progress::InProgress,
 }
 
 /// Runs media-svc on `listener` until `shutdown`.
@@ -69,6 +71,7 @@ pub async fn run(
         tasks: service::access::Tasks::new(&config.task.url, platform.trust.clone()),
         links: Arc::new(links),
         decode_memory: service::memory::DecodeMemory::new(config.files.thumbnail_memory_bytes),
+        uploads: service::in_progress::InProgress::new(config.files.max_uploads_per_user),
     };
     let events = Consumer::new(
         platform.broker.clone(),

@@ -362,6 +362,76 @@ async fn an_image_gets_an_upright_thumbnail_without_its_metadata() {
     assert_eq!(via_link.bytes, got.bytes);
 }
 
+/// A person has at most `files.max_uploads_per_user` uploads in progress: while one is still
+/// sending its bytes, another is refused with 429 before any of its bytes is read; once it is
+/// done, the next one is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_has_at_most_the_configured_uploads_in_progress() {
+    let app = App::start_with(|c| c.files.max_uploads_per_user = 1).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let task_id = task(&app, &ada, "Uploads").await;
+    let url = format!("{}/api/v1/tasks/{task_id}/attachments", app.api);
+    let boundary = "taskmesh-test-boundary";
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    // An upload whose bytes come when the test sends them.
+    let (bytes, body) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    let held = tokio::spawn({
+        let (request, content_type) = (app.http.post(&url).bearer_auth(&ada), content_type.clone());
+        async move {
+            let response = request
+                .header("content-type", content_type)
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await
+                .unwrap();
+            common::Reply::read(response).await
+        }
+    });
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nthe first half, "
+    );
+    bytes.unbounded_send(Ok(head.into_bytes())).unwrap();
+    // Once the held upload has its slot, an empty form (400 while a slot is free) gets 429.
+    let empty = format!("--{boundary}--\r\n");
+    eventually("the held upload to take the only slot", WAIT, || async {
+        let response = app
+            .http
+            .post(&url)
+            .bearer_auth(&ada)
+            .header("content-type", &content_type)
+            .body(empty.clone())
+            .send()
+            .await
+            .unwrap();
+        (response.status() == 429).then_some(())
+    })
+    .await;
+    let refused = upload(&app, &ada, &task_id, &[("other.txt", b"other".to_vec())]).await;
+    assert_eq!((refused.status, refused.code()), (429, "too_many_uploads"));
+    // Another person is not held back.
+    let bob = app.sign_up("bob@example.com").await;
+    let bobs_task = task(&app, &bob, "Bob's").await;
+    let bobs = upload(&app, &bob, &bobs_task, &[("b.txt", b"bob".to_vec())]).await;
+    assert_eq!(bobs.status, 201, "{:?}", bobs.body);
+
+    bytes
+        .unbounded_send(Ok(
+            format!("then the rest\r\n--{boundary}--\r\n").into_bytes()
+        ))
+        .unwrap();
+    drop(bytes);
+    let done = held.await.unwrap();
+    assert_eq!(done.status, 201, "{:?}", done.body);
+    let next = upload(&app, &ada, &task_id, &[("other.txt", b"other".to_vec())]).await;
+    assert_eq!(next.status, 201, "{:?}", next.body);
+    let (status, list) = app
+        .get(&format!("/api/v1/tasks/{task_id}/attachments"), Some(&ada))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
+}
+
 /// Thumbnails decode within `files.thumbnail_memory_bytes`: an image whose decoding takes more
 /// than all of it (read from its header) is refused without being decoded, naming the setting;
 /// a small one under the same budget gets its thumbnail.

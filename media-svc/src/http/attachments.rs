@@ -40,7 +40,8 @@ pub struct UploadForm {
         (status = 404, description = "No such task visible to the caller", body = ProblemBody),
         (status = 413, description = "A file is over the size limit (`file_too_large`) or the caller's quota (`quota_exceeded`); nothing is stored", body = ProblemBody),
         (status = 415, description = "A file's type (from its bytes) is not accepted, or it is SVG or HTML; nothing is stored", body = ProblemBody),
-        (status = 422, description = "A file's name is refused, its extension contradicts its bytes, it holds markup a browser would run, it is empty, or an image over the pixel limit; nothing is stored", body = ProblemBody)))]
+        (status = 422, description = "A file's name is refused, its extension contradicts its bytes, it holds markup a browser would run, it is empty, or an image over the pixel limit; nothing is stored", body = ProblemBody),
+        (status = 429, description = "The caller has `files.max_uploads_per_user` uploads in progress (`too_many_uploads`); nothing is read", body = ProblemBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     identity: Identity,
@@ -82,12 +83,25 @@ pub async fn upload(
         }
         .into());
     }
+    // Held until the answer: the caller's other uploads in progress see what this one declared.
+    let Some((_slot, others)) = state.uploads.begin(identity.user_id, declared.unwrap_or(0)) else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_uploads",
+            format!(
+                "you have {} uploads in progress; send this one when one of them has finished",
+                config.max_uploads_per_user
+            ),
+        ));
+    };
     let used = {
         let mut conn = state.pool.acquire().await?;
         store::media::used_bytes(&mut conn, identity.user_id)
             .await?
             .max(0) as u64
     };
+    // What the caller's uploads in progress declared counts as used until they end.
+    let used = used.saturating_add(others);
     let mut received: Vec<upload::Received> = Vec::new();
     let outcome = receive_all(&state, &mut multipart, &guard, used, &mut received).await;
     if let Err(err) = outcome {

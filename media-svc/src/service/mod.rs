@@ -5,6 +5,7 @@
 pub mod access;
 pub mod cleanup;
 pub mod files;
+pub mod in_progress;
 pub mod links;
 pub mod memory;
 pub mod process;

@@ -38,6 +38,9 @@ pub struct FilesConfig {
     pub max_files_per_request: u32,
     /// Bytes one person's uploads may take together.
     pub user_quota_bytes: u64,
+    /// Upload requests one person may have in progress at once on one media-svc process (each
+    /// holds up to a file's buffers); one more is refused with 429 `too_many_uploads`.
+    pub max_uploads_per_user: u32,
     /// Content types that may be uploaded, as decided from the bytes themselves.
     pub allowed_types: Vec<String>,
     /// Largest image (width × height) that is decoded; a larger one is refused as a
@@ -97,6 +100,7 @@ impl Default for FilesConfig {
             max_image_pixels: 50_000_000,
             thumbnail_px: 256,
             max_thumbnail_source_bytes: 50 * MIB,
+            max_uploads_per_user: 4,
             thumbnail_memory_bytes: 512 * MIB,
             link_ttl_secs: 900,
             link_secret: None,
