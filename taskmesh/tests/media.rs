@@ -373,29 +373,42 @@ async fn a_person_has_at_most_the_configured_uploads_in_progress() {
     let url = format!("{}/api/v1/tasks/{task_id}/attachments", app.api);
     let boundary = "taskmesh-test-boundary";
     let content_type = format!("multipart/form-data; boundary={boundary}");
-    // An upload whose bytes come when the test sends them.
-    let (bytes, body) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
-    let held = tokio::spawn({
-        let (request, content_type) = (app.http.post(&url).bearer_auth(&ada), content_type.clone());
-        async move {
-            let response = request
-                .header("content-type", content_type)
-                .body(reqwest::Body::wrap_stream(body))
-                .send()
-                .await
-                .unwrap();
-            common::Reply::read(response).await
-        }
-    });
-    let head = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\
-         Content-Type: text/plain\r\n\r\nthe first half, "
-    );
-    bytes.unbounded_send(Ok(head.into_bytes())).unwrap();
-    // Once the held upload has its slot, an empty form (400 while a slot is free) gets 429.
+    // An upload whose bytes come when the test sends them: its head now, the rest later.
+    let hold = || {
+        let (bytes, body) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\
+             Content-Type: text/plain\r\n\r\nthe first half, "
+        );
+        bytes.unbounded_send(Ok(head.into_bytes())).unwrap();
+        let request = app
+            .http
+            .post(&url)
+            .bearer_auth(&ada)
+            .header("content-type", content_type.clone())
+            .body(reqwest::Body::wrap_stream(body));
+        let answer =
+            tokio::spawn(async move { common::Reply::read(request.send().await.unwrap()).await });
+        (bytes, answer)
+    };
+    // Once the held upload has the only slot, an empty form (400 while the slot is free) gets
+    // 429. A probe that holds the slot at the moment the upload arrives makes the upload the
+    // refused one: it is then sent again.
     let empty = format!("--{boundary}--\r\n");
-    eventually("the held upload to take the only slot", WAIT, || async {
-        let response = app
+    let (mut bytes, mut held) = hold();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the held upload never took the only slot"
+        );
+        if held.is_finished() {
+            let refused = held.await.unwrap();
+            assert_eq!(refused.status, 429, "{:?}", refused.body);
+            (bytes, held) = hold();
+            continue;
+        }
+        let probe = app
             .http
             .post(&url)
             .bearer_auth(&ada)
@@ -404,9 +417,11 @@ async fn a_person_has_at_most_the_configured_uploads_in_progress() {
             .send()
             .await
             .unwrap();
-        (response.status() == 429).then_some(())
-    })
-    .await;
+        if probe.status() == 429 {
+            break;
+        }
+        assert_eq!(probe.status(), 400);
+    }
     let refused = upload(&app, &ada, &task_id, &[("other.txt", b"other".to_vec())]).await;
     assert_eq!((refused.status, refused.code()), (429, "too_many_uploads"));
     // Another person is not held back.
@@ -440,7 +455,7 @@ async fn an_image_that_needs_more_decoding_memory_than_the_budget_is_refused() {
     let app = App::start_with(|c| c.files.thumbnail_memory_bytes = 1024 * 1024).await;
     let ada = app.sign_up("ada@example.com").await;
     let task_id = task(&app, &ada, "Photos").await;
-    // 1,000 × 1,000 RGB: 3 MB decoded, 6 MB with the upright copy.
+    // 1,000 × 1,000 RGB: 3 MB decoded, over 6 MB with the upright copy and the source.
     let uploaded = upload(
         &app,
         &ada,
@@ -463,7 +478,7 @@ async fn an_image_that_needs_more_decoding_memory_than_the_budget_is_refused() {
     assert_eq!(large["state"], "refused", "{large}");
     let error = large["processing_error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("files.thumbnail_memory_bytes") && error.contains("6 MiB"),
+        error.contains("files.thumbnail_memory_bytes") && error.contains("more than the 1 MiB"),
         "{error}"
     );
     assert_eq!(large["thumbnails"], json!([]));

@@ -24,7 +24,7 @@ pub enum Error {
     Forbidden,
     #[error("the file is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
-    #[error("uploading it would pass your quota of {quota} bytes ({used} bytes are in use)")]
+    #[error("uploading it would pass your quota of {quota} bytes ({used} bytes are in use or being uploaded)")]
     QuotaExceeded { quota: u64, used: u64 },
     #[error(transparent)]
     Name(#[from] NameError),

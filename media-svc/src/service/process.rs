@@ -36,17 +36,26 @@ pub struct Made {
 }
 
 /// The memory decoding `bytes` takes, read from the image's header without decoding a pixel:
-/// the decoded image twice (turning it upright may copy it). An image of more than
-/// `max_pixels` is refused here already.
+/// the decoded image twice (turning it upright may copy it), three times for a JPEG (a
+/// progressive one keeps its coefficients besides), and the source once more (a decoder may
+/// copy it). An image of more than `max_pixels` is refused here already.
 pub fn decode_need(bytes: &[u8], max_pixels: u64) -> Result<u64, Refusal> {
-    let decoder = ImageReader::new(Cursor::new(bytes))
+    let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| Refusal::Undecodable(e.to_string()))?
+        .map_err(|e| Refusal::Undecodable(e.to_string()))?;
+    let copies = match reader.format() {
+        Some(ImageFormat::Jpeg) => 3,
+        _ => 2,
+    };
+    let decoder = reader
         .into_decoder()
         .map_err(|e| Refusal::Undecodable(e.to_string()))?;
     let (width, height) = decoder.dimensions();
     within_pixels(width, height, max_pixels)?;
-    Ok(decoder.total_bytes().saturating_mul(2))
+    Ok(decoder
+        .total_bytes()
+        .saturating_mul(copies)
+        .saturating_add(bytes.len() as u64))
 }
 
 /// Refuses an image of more than `max_pixels` (a decompression bomb).
@@ -69,7 +78,12 @@ async fn make(
     max_pixels: u64,
     px: u32,
 ) -> Result<Result<Made, Refusal>, Error> {
-    let need = match decode_need(&bytes, max_pixels) {
+    // Reading a header may copy the source (a JPEG's does): off the async threads too.
+    let source = bytes.clone();
+    let need = tokio::task::spawn_blocking(move || decode_need(&source, max_pixels))
+        .await
+        .map_err(|e| Error::BadRequest(format!("reading the image's header panicked: {e}")))?;
+    let need = match need {
         Ok(need) => need,
         Err(refusal) => return Ok(Err(refusal)),
     };

@@ -124,6 +124,13 @@ impl FilesConfig {
                 "files.max_file_bytes and files.max_files_per_request must be at least 1".into(),
             ));
         }
+        if files.thumbnail_memory_bytes < MIB || files.max_uploads_per_user == 0 {
+            return Err(ConfigError(
+                "files.thumbnail_memory_bytes must be at least 1 MiB and \
+                 files.max_uploads_per_user at least 1"
+                    .into(),
+            ));
+        }
         if files.link_ttl_secs == 0 || files.link_ttl_secs > 7 * 24 * 3600 {
             return Err(ConfigError(
                 "files.link_ttl_secs must be between 1 and 604800 (a week)".into(),
