@@ -291,6 +291,11 @@ impl Stack {
 
     /// Starts process `name` (again) on its address.
     pub fn spawn(&mut self, name: &'static str) -> anyhow::Result<()> {
+        self.spawn_with(name, &[])
+    }
+
+    /// Starts process `name` (again) on its address with `extra` variables besides its own.
+    pub fn spawn_with(&mut self, name: &'static str, extra: &[(&str, &str)]) -> anyhow::Result<()> {
         let spec = Self::spec(name);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -338,6 +343,7 @@ impl Stack {
         if spec.service == "worker" {
             command.env("TASKMESH_WORKERS__ID", name);
         }
+        command.envs(extra.iter().copied());
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", self.bin.display()))?;
@@ -353,6 +359,34 @@ impl Stack {
             .with_context(|| format!("{name} is not running"))?;
         child.start_kill()?;
         child.wait().await?;
+        Ok(())
+    }
+
+    /// SIGTERM to process `name` (a worker hands its unfinished jobs back); waits until it is gone.
+    pub async fn terminate(&mut self, name: &str) -> anyhow::Result<()> {
+        let mut child = self
+            .children
+            .remove(name)
+            .with_context(|| format!("{name} is not running"))?;
+        if let Some(pid) = child.id() {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// Waits (within `deadline`) until process `name` exits by itself, and forgets it.
+    pub async fn exit_of(&mut self, name: &str, deadline: Duration) -> anyhow::Result<()> {
+        let child = self
+            .children
+            .get_mut(name)
+            .with_context(|| format!("{name} is not running"))?;
+        tokio::time::timeout(deadline, child.wait())
+            .await
+            .with_context(|| format!("{name} did not exit within {deadline:?}"))??;
+        self.children.remove(name);
         Ok(())
     }
 

@@ -27,6 +27,10 @@ pub enum Fault {
     Baseline,
     /// `kill -9` of a process, started again after the hold.
     Kill9(&'static str),
+    /// A worker restarted with a crash point (`TASKMESH_CRASH=after_report`): it dies right
+    /// after the broker confirmed its first finished report, before acking the dispatches or
+    /// marking their claims; started again (without it) after the hold.
+    WorkerCrashAfterReport,
     /// `rabbitmqctl stop_app`, `start_app` after the hold.
     RabbitmqStopStart,
     /// `pg_ctl stop -m immediate`, started after the hold.
@@ -63,6 +67,7 @@ impl Fault {
         match self {
             Fault::Baseline => "baseline".into(),
             Fault::Kill9(p) => format!("kill9:{}", p.trim_end_matches("-a")),
+            Fault::WorkerCrashAfterReport => "crash:worker-after-report".into(),
             Fault::RabbitmqStopStart => "rabbitmq:stop-start".into(),
             Fault::PostgresRestart => "postgres:restart".into(),
             Fault::PostgresOutage(secs) => format!("postgres:down-{secs}s"),
@@ -84,6 +89,7 @@ pub fn all() -> Vec<Fault> {
     let mut faults = vec![
         Fault::Baseline,
         Fault::Kill9("worker-a"),
+        Fault::WorkerCrashAfterReport,
         Fault::Kill9("task-svc"),
         Fault::Kill9("notify-svc"),
         Fault::Kill9("media-svc"),
@@ -509,6 +515,14 @@ async fn inject(
             stack.kill9(process).await?;
             tokio::time::sleep(hold).await;
             stack.spawn(process)?;
+        }
+        Fault::WorkerCrashAfterReport => {
+            stack.terminate("worker-a").await?;
+            stack.spawn_with("worker-a", &[("TASKMESH_CRASH", "after_report")])?;
+            stack.exit_of("worker-a", settings.settle).await?;
+            worker_deaths.push(Instant::now());
+            tokio::time::sleep(hold).await;
+            stack.spawn("worker-a")?;
         }
         Fault::RabbitmqStopStart => {
             infra.stop_rabbitmq_app().await?;

@@ -46,7 +46,27 @@ pub fn cancel_mark_key(prefix: &str, task_id: uuid::Uuid) -> String {
 }
 
 /// The Redis key of a dispatch's claim (`run:<run id>` while a run holds it, `done:<outcome>`
-/// once its report is confirmed): one run per dispatch across redeliveries.
+/// once it finished): one run per dispatch across redeliveries.
 pub fn dispatch_claim_key(prefix: &str, dispatch_id: uuid::Uuid) -> String {
     format!("{prefix}jobs:dispatch:{dispatch_id}")
+}
+
+/// How long a finished dispatch's claim says so: longer than any redelivery takes.
+pub const DISPATCH_DONE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Adds to `pipe` the mark that dispatch `dispatch_id` finished (`done:<outcome>` on its claim,
+/// whoever holds it): a copy of it that a worker receives is settled without running. Written
+/// by task-svc as it applies the run's report, and by the worker once the broker confirmed it.
+pub fn mark_dispatch_done(
+    pipe: &mut redis::Pipeline,
+    prefix: &str,
+    dispatch_id: uuid::Uuid,
+    outcome: &str,
+) {
+    pipe.cmd("SET")
+        .arg(dispatch_claim_key(prefix, dispatch_id))
+        .arg(format!("done:{outcome}"))
+        .arg("PX")
+        .arg(DISPATCH_DONE_TTL.as_millis() as u64)
+        .ignore();
 }

@@ -28,7 +28,9 @@
 //!   person once every few seconds.
 //! - [`backoff`]: waiting between tries ([`backoff::retry`], [`backoff::Backoff`]);
 //!   [`background`]: the one periodic loop; [`outbound`]: requests to addresses users give;
-//!   [`text`]: one-line text rules; [`batch`]: concurrent calls coalesced into batches.
+//!   [`text`]: one-line text rules; [`batch`]: concurrent calls coalesced into batches;
+//!   [`crash`]: crash points the tests trigger (`TASKMESH_CRASH`); [`commands`]: the `command`
+//!   kind's templates and payloads (below `config`).
 //!
 //! Modules depend one way (CI runs `scripts/check-modules`): `problem`, `trace`, `unreachable`
 //! and `config` at the bottom; `identity`, `internal`, `db`, `cache`, `broker` and `telemetry`
@@ -42,8 +44,10 @@ pub mod batch;
 pub mod broker;
 pub mod cache;
 pub mod calls;
+pub mod commands;
 pub mod config;
 pub mod consumer;
+pub mod crash;
 pub mod db;
 pub mod events;
 pub mod health;

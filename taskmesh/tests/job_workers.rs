@@ -1,5 +1,6 @@
 //! Jobs on real worker processes (`taskmesh serve worker`) and the real broker: volume with
-//! exactly-once effects, `kill -9` mid-job, graceful shutdown, and a worker in Python.
+//! exactly-once effects, `kill -9` mid-job, a crash between a report and its mark, graceful
+//! shutdown, and a worker in Python.
 
 mod common;
 
@@ -148,6 +149,83 @@ async fn killing_a_worker_mid_job_loses_nothing_and_duplicates_nothing() {
         worker_state(&app, &admin, "survivor").await.as_deref(),
         Some("alive")
     );
+}
+
+/// A counter from a process's `/metrics` at `addr` (0 while it has not been counted).
+async fn counter(addr: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A free port on 127.0.0.1 for a process to bind.
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_between_its_report_and_its_mark_leaves_no_copy_to_run_again() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let effects = Effects::start(&app).await;
+    // The victim dies right after the broker confirmed its first report: the run is over and
+    // reported, its dispatch neither acked nor marked done by the worker.
+    let mut victim = WorkerProcess::start(
+        &app,
+        "victim",
+        &["crash"],
+        &[
+            ("TASKMESH_WORKERS__CONCURRENCY", "1"),
+            ("TASKMESH_CRASH", "after_report"),
+        ],
+    )
+    .await;
+    let ids = create_many(
+        &app,
+        &ada,
+        1,
+        |_| json!({"kind": "http", "pool": "crash", "payload": effects.job("")}),
+    )
+    .await;
+    let exit = victim.exited(WAIT).await;
+    assert!(!exit.success(), "the victim crashed: {exit:?}");
+    wait_all_completed(&app, &ids, WAIT).await;
+
+    // The broker hands the unacked dispatch to the next worker: a copy of a finished run,
+    // settled without running (before the fix it waited for the dead run's claim to lapse,
+    // then ran the job a second time).
+    let addr = free_addr();
+    let _survivor = WorkerProcess::start(
+        &app,
+        "survivor",
+        &["crash"],
+        &[("TASKMESH_WORKER__BIND", addr.as_str())],
+    )
+    .await;
+    eventually(
+        "the survivor settles the copy without running it",
+        WAIT,
+        || async {
+            (counter(&addr, "taskmesh_worker_redelivered_finished_total").await >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(effects.counts().await, (1, 0), "one effect, made once");
+    let history = app.attempts(&ada, &ids[0]).await;
+    let outcomes: Vec<&str> = history
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["succeeded"], "{history:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

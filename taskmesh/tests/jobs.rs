@@ -674,47 +674,97 @@ async fn the_bulk_path_creates_all_or_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_command_kind_runs_only_allow_listed_programs_without_a_shell() {
+async fn the_command_kind_runs_only_the_operators_commands_for_whom_an_admin_allowed() {
     let app = App::start_with(|c| {
         job_config(c);
-        c.workers.commands = vec!["/bin/echo".into()];
+        c.workers.commands =
+            common::jobs::commands(&[("echo", "/bin/echo", &["{words}", "and", "{more}"])]);
     })
     .await;
     let ada = app.sign_up("ada@example.com").await;
-    let echo = app
-        .create_job(
-            &ada,
-            "echo",
-            json!({"kind": "command", "pool": "inproc",
-                   "payload": {"program": "echo", "args": ["hello", "$(id)", ";", "ls"]}}),
-        )
-        .await;
+    let admin = app.admin_token().await;
+    let echo = |params: Value| {
+        json!({"title": "echo", "job": {"kind": "command", "pool": "inproc", "max_attempts": 3,
+            "payload": {"command": "echo", "params": params}}})
+    };
+    let hello = echo(json!({"words": "hello $(id) ; ls", "more": "x"}));
+
+    // A member in a pool without a grant: 403, nothing created.
+    let (status, body) = app.post("/api/v1/tasks", Some(&ada), hello.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "forbidden");
+    assert!(
+        body["detail"].as_str().unwrap().contains("/commands/grant"),
+        "{body}"
+    );
+    let (_, mine) = app.get("/api/v1/tasks", Some(&ada)).await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 0, "{mine}");
+    // Granting is an admin's.
+    let grant = "/api/v1/admin/pools/inproc/commands/grant";
+    let (status, _) = app.post(grant, Some(&ada), json!({})).await;
+    assert_eq!(status, 403);
+    app.grant_commands("inproc").await;
+
+    // Values reach the program in their placeholders, as given: no shell expands or chains them.
+    let (status, task) = app.post("/api/v1/tasks", Some(&ada), hello).await;
+    assert_eq!(status, 201, "{task}");
     let done = app
-        .wait_status(&ada, echo["id"].as_str().unwrap(), "completed")
+        .wait_status(&ada, task["id"].as_str().unwrap(), "completed")
         .await;
-    // Arguments reach the program as they are: no shell expands or chains them.
-    assert_eq!(done["job"]["result"]["stdout"], "hello $(id) ; ls\n");
+    assert_eq!(done["job"]["result"]["stdout"], "hello $(id) ; ls and x\n");
     assert_eq!(done["job"]["result"]["exit_code"], 0);
 
-    let refused = app
-        .create_job(
-            &ada,
-            "shell",
-            json!({"kind": "command", "pool": "inproc", "max_attempts": 3,
-                   "payload": {"program": "/bin/sh", "args": ["-c", "true"]}}),
+    // A payload that chooses a program, an argument or an option is refused: 422.
+    for bad in [
+        json!({"title": "sh", "job": {"kind": "command", "pool": "inproc",
+            "payload": {"program": "/bin/sh", "args": ["-c", "true"]}}}),
+        echo(json!({"words": "--help", "more": "x"})),
+        echo(json!({"words": "a\nb", "more": "x"})),
+    ] {
+        let (status, body) = app.post("/api/v1/tasks", Some(&ada), bad).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["code"], "invalid_job", "{body}");
+    }
+    // A command the worker does not have, a parameter its template does not: dead at once.
+    for (payload, why) in [
+        (json!({"command": "sh"}), "not in workers.commands"),
+        (
+            json!({"command": "echo", "params": {"words": "a", "more": "b", "exec": "c"}}),
+            "params.exec is not a parameter",
+        ),
+    ] {
+        let job = json!({"title": "no", "job": {"kind": "command", "pool": "inproc",
+            "max_attempts": 3, "payload": payload}});
+        let (status, task) = app.post("/api/v1/tasks", Some(&ada), job).await;
+        assert_eq!(status, 201, "{task}");
+        let dead = app
+            .wait_status(&ada, task["id"].as_str().unwrap(), "dead")
+            .await;
+        assert!(
+            dead["job"]["last_error"].as_str().unwrap().contains(why),
+            "{dead}"
+        );
+        assert_eq!(dead["job"]["attempt"], 1);
+    }
+
+    // Taken back: 403 again for the member; an admin still may.
+    let (status, body) = app
+        .post(
+            "/api/v1/admin/pools/inproc/commands/revoke",
+            Some(&admin),
+            json!({}),
         )
         .await;
-    let dead = app
-        .wait_status(&ada, refused["id"].as_str().unwrap(), "dead")
-        .await;
-    assert!(
-        dead["job"]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("not in workers.commands"),
-        "{dead}"
+    assert_eq!(
+        (status, body["granted"].clone()),
+        (200, json!(false)),
+        "{body}"
     );
-    assert_eq!(dead["job"]["attempt"], 1);
+    let again = echo(json!({"words": "a", "more": "b"}));
+    let (status, _) = app.post("/api/v1/tasks", Some(&ada), again.clone()).await;
+    assert_eq!(status, 403);
+    let (status, _) = app.post("/api/v1/tasks", Some(&admin), again).await;
+    assert_eq!(status, 201);
 }
 
 #[tokio::test(flavor = "multi_thread")]

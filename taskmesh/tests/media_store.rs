@@ -263,11 +263,8 @@ async fn a_crash_between_the_store_write_and_the_commit_leaves_only_what_the_swe
     let task_id = task(&app, &ada, "Files").await;
 
     // media-svc dies right after writing the object, before committing its row.
-    let mut crashing = MediaProcess::start(
-        &mut app,
-        &[("TASKMESH_MEDIA_CRASH", "before_commit".into())],
-    )
-    .await;
+    let mut crashing =
+        MediaProcess::start(&mut app, &[("TASKMESH_CRASH", "before_commit".into())]).await;
     let lost = upload(
         &app,
         &ada,

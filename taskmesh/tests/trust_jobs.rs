@@ -194,15 +194,16 @@ async fn pid_in(file: &std::path::Path) -> u32 {
 async fn a_command_is_capped_while_it_streams_and_nothing_it_starts_outlives_it() {
     let app = App::start_with(|c| {
         job_config(c);
-        c.workers.commands = vec!["/bin/sh".into()];
+        c.workers.commands = common::jobs::commands(&[("sh", "/bin/sh", &["-c", "{script}"])]);
         c.workers.http_max_response_bytes = 1000;
     })
     .await;
     let ada = app.sign_up("ada@example.com").await;
+    app.grant_commands("inproc").await;
     let dir = tempfile_dir(&app);
     let sh = |script: String, extra: Value| {
         let mut job = json!({"kind": "command", "pool": "inproc", "max_attempts": 1,
-            "payload": {"program": "sh", "args": ["-c", script]}});
+            "payload": {"command": "sh", "params": {"script": script}}});
         job.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
@@ -248,6 +249,43 @@ async fn a_command_is_capped_while_it_streams_and_nothing_it_starts_outlives_it(
         ended(child).then_some(())
     })
     .await;
+}
+
+/// Python connecting to the port it is given, printing `connected`.
+const CONNECT: &str = "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=3); print('connected')";
+
+/// Runs a command connecting to the machine's Redis on a platform whose commands have
+/// `network`; returns the task once its job ended (`status`).
+async fn connect_to_redis(network: shared::config::CommandNetwork, status: &str) -> Value {
+    let app = App::start_with(move |c| {
+        job_config(c);
+        c.workers.commands =
+            common::jobs::commands(&[("connect", "/usr/bin/python3", &["-c", CONNECT, "{port}"])]);
+        c.workers.command_network = network;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    app.grant_commands("inproc").await;
+    let job = json!({"kind": "command", "pool": "inproc", "max_attempts": 1,
+        "payload": {"command": "connect", "params": {"port": "6379"}}});
+    let (created, task) = try_job(&app, &ada, job).await;
+    assert_eq!(created, 201, "{task}");
+    app.wait_status(&ada, task["id"].as_str().unwrap(), status)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_reaches_no_network_unless_the_operator_shares_it() {
+    // By default the program has a network of its own: the platform's Redis is not there.
+    let dead = connect_to_redis(shared::config::CommandNetwork::None, "dead").await;
+    let error = dead["job"]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("unreachable") || error.contains("refused"),
+        "{error}"
+    );
+    // The same command with the worker's network, as an operator may choose: it connects.
+    let done = connect_to_redis(shared::config::CommandNetwork::Shared, "completed").await;
+    assert_eq!(done["job"]["result"]["stdout"], "connected\n");
 }
 
 /// A folder of this test's own.

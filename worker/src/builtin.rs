@@ -1,5 +1,6 @@
-//! The built-in kinds: `noop`, `sleep`, `http` (with an SSRF guard) and `command` (an
-//! allow-listed executable, no shell, off unless configured; in [`crate::command`]).
+//! The built-in kinds: `noop`, `sleep`, `http` (with an SSRF guard) and `command` (one of the
+//! operator's command templates, no shell, no network, off unless configured; in
+//! [`crate::command`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +26,8 @@ pub fn registry(config: &WorkersConfig) -> anyhow::Result<Registry> {
     if !config.commands.is_empty() {
         crate::command::shield_worker();
         let commands = Arc::new(crate::command::Commands {
-            allowed: config.commands.clone(),
+            templates: config.commands.clone(),
+            network: config.command_network,
             max_output: config.http_max_response_bytes,
         });
         registry.register("command", move |ctx: JobContext| {

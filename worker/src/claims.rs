@@ -5,9 +5,11 @@
 //! reports; without a claim the copy would run a second time. So before running, a worker
 //! claims the dispatch (`<prefix>jobs:dispatch:<dispatch_id>` = `run:<run_id>`, a short TTL that
 //! is extended while the run holds it), and once its report is confirmed by the broker the
-//! claim is marked `done` for a day. A copy that finds `done` is settled without running; one
-//! that finds a live run waits until that run is done (settled without running) or its claim
-//! lapses (its worker died: the copy runs).
+//! claim is marked `done` for a day. task-svc marks it `done` too, as it applies the report
+//! ([`shared::cache::mark_dispatch_done`]): a worker that dies between its report's confirm and
+//! its own mark leaves a finished dispatch marked all the same. A copy that finds `done` is
+//! settled without running; one that finds a live run waits until that run is done (settled
+//! without running) or its claim lapses (its worker died before reporting: the copy runs).
 //!
 //! What it costs per job, on the path of every dispatch: one round trip to claim (the same
 //! script also reads the task's cancel mark, which the worker needs anyway), nothing while it
@@ -30,8 +32,6 @@ use uuid::Uuid;
 pub const CLAIM_TTL: Duration = Duration::from_secs(10);
 /// Held claims are extended this often.
 pub const CLAIM_REFRESH: Duration = Duration::from_secs(3);
-/// A finished dispatch is remembered this long: longer than any redelivery takes.
-const DONE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How often a copy looks again at a claim held by another run.
 const RECHECK: Duration = Duration::from_millis(250);
 
@@ -236,18 +236,17 @@ impl Claims {
         }
         let mut pipe = redis::pipe();
         for run in runs {
-            let key = self.key(run.dispatch_id);
             match run.done {
                 Some(outcome) => {
-                    pipe.cmd("SET")
-                        .arg(key)
-                        .arg(format!("done:{outcome}"))
-                        .arg("PX")
-                        .arg(DONE_TTL.as_millis() as u64)
-                        .ignore();
+                    shared::cache::mark_dispatch_done(
+                        &mut pipe,
+                        &self.prefix,
+                        run.dispatch_id,
+                        outcome,
+                    );
                 }
                 None => {
-                    evalsha(&mut pipe, &RELEASE, &key, run.run_id).ignore();
+                    evalsha(&mut pipe, &RELEASE, &self.key(run.dispatch_id), run.run_id).ignore();
                 }
             }
         }

@@ -1,5 +1,8 @@
-//! The `command` kind: runs an allow-listed executable with arguments, no shell, in a clean
-//! environment (`PATH` and the job's `TASKMESH_*` variables only), in a process group of its own.
+//! The `command` kind: runs one of the operator's commands (`workers.commands`: a program and an
+//! argument template whose named parameters are all a job gives; [`shared::commands`]), no
+//! shell, in a clean environment (`PATH` and the job's `TASKMESH_*` variables only), in a process
+//! group of its own, and by default in a network namespace of its own (started through
+//! util-linux's `unshare`), so it reaches neither the platform's stores nor anything else.
 //!
 //! Output is read while it streams: each of stdout and stderr keeps its first
 //! `workers.http_max_response_bytes` and reads the rest into nothing (so the program never blocks
@@ -10,22 +13,23 @@
 //! (compose.yaml sets `init: true`; k8s/base/worker.yaml shares the pod's process namespace, so
 //! its pause container is PID 1).
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
 use serde_json::json;
+use shared::commands::{CommandRequest, CommandTemplate};
+use shared::config::CommandNetwork;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::handler::{JobContext, JobError, JobResult};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommandPayload {
-    program: String,
-    #[serde(default)]
-    args: Vec<String>,
-}
+/// util-linux's `unshare`, which starts a command in namespaces of its own
+/// (`workers.command_network = "none"`).
+const UNSHARE: &str = "/usr/bin/unshare";
 
 pub struct Commands {
-    pub allowed: Vec<String>,
+    /// The operator's commands by name (`workers.commands`).
+    pub templates: BTreeMap<String, CommandTemplate>,
+    pub network: CommandNetwork,
     pub max_output: usize,
 }
 
@@ -84,31 +88,49 @@ async fn capped(stream: Option<impl AsyncRead + Unpin>, max: usize) -> (Vec<u8>,
 }
 
 impl Commands {
-    pub async fn run(&self, ctx: JobContext) -> JobResult {
-        let request: CommandPayload = ctx.payload_as()?;
-        if request.args.len() > 100 || request.args.iter().any(|a| a.len() > 4096) {
-            return Err(JobError::fatal(
-                "command: at most 100 arguments of 4096 bytes",
-            ));
+    /// The program and arguments a job's payload names: one of the operator's commands with
+    /// the job's values in its placeholders.
+    fn resolve(&self, payload: &serde_json::Value) -> Result<(String, Vec<String>), JobError> {
+        let request = CommandRequest::parse(payload)
+            .map_err(|why| JobError::fatal(format!("command: {why}")))?;
+        let template = self.templates.get(&request.command).ok_or_else(|| {
+            JobError::fatal(format!(
+                "command: {:?} is not in workers.commands",
+                request.command
+            ))
+        })?;
+        let args = template
+            .render(&request.params)
+            .map_err(|why| JobError::fatal(format!("command {:?}: {why}", request.command)))?;
+        Ok((template.program.clone(), args))
+    }
+
+    /// The process to start: the program itself, or `unshare` starting it without a network.
+    fn process(&self, program: &str, args: &[String]) -> tokio::process::Command {
+        match self.network {
+            CommandNetwork::Shared => {
+                let mut command = tokio::process::Command::new(program);
+                command.args(args);
+                command
+            }
+            CommandNetwork::None => {
+                let mut command = tokio::process::Command::new(UNSHARE);
+                // As root a network namespace needs nothing more; otherwise a user namespace
+                // comes with it, the worker's own ids mapped, so files look as they did.
+                if !rustix::process::geteuid().is_root() {
+                    command.args(["--user", "--map-current-user"]);
+                }
+                command.args(["--net", "--", program]).args(args);
+                command
+            }
         }
-        let program = self
-            .allowed
-            .iter()
-            .find(|allowed| {
-                **allowed == request.program
-                    || std::path::Path::new(allowed.as_str())
-                        .file_name()
-                        .is_some_and(|name| name == request.program.as_str())
-            })
-            .ok_or_else(|| {
-                JobError::fatal(format!(
-                    "command: {:?} is not in workers.commands",
-                    request.program
-                ))
-            })?;
-        let mut command = tokio::process::Command::new(program);
+    }
+
+    pub async fn run(&self, ctx: JobContext) -> JobResult {
+        let (program, args) = self.resolve(&ctx.payload)?;
+        let program = program.as_str();
+        let mut command = self.process(program, &args);
         command
-            .args(&request.args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("TASKMESH_TASK_ID", ctx.task_id.to_string())
@@ -156,6 +178,14 @@ impl Commands {
                 let chars: Vec<char> = stderr.chars().collect();
                 chars[chars.len().saturating_sub(300)..].iter().collect()
             };
+            let refused = ["unshare: unshare failed", "unshare: write failed"];
+            if self.network == CommandNetwork::None && refused.iter().any(|r| stderr.starts_with(r))
+            {
+                return Err(JobError::fatal(format!(
+                    "command: cannot start {program} without a network ({}); run the worker where it may create namespaces, or set workers.command_network = \"shared\"",
+                    tail.trim()
+                )));
+            }
             return Err(JobError::retry(format!(
                 "command: {program} exited with {status}: {tail}"
             )));

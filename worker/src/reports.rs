@@ -93,6 +93,10 @@ pub async fn run_reporter(
         let claims = claims.clone();
         tokio::spawn(async move {
             let confirmed = publish_until_confirmed(&publisher, &message).await;
+            if confirmed {
+                // The fault suite's point: reported, neither acked nor marked.
+                shared::crash::point("after_report");
+            }
             for waiter in waiting {
                 let _ = waiter.send(confirmed);
             }

@@ -9,8 +9,9 @@
 //!   worker died: the run is `lost` or `interrupted`, or, for a run killed within its first
 //!   `workers.report_started_after_ms`, the two calls lie on either side of a worker's
 //!   `kill -9`) or the run failed or timed out; such calls are *reruns*, which the key makes
-//!   harmless. Any other repeated call is a duplicate, and so is a call under a second key, and
-//!   so is a second notification for one task.
+//!   harmless. Any other repeated call is a duplicate, and so is a call under a second key, a
+//!   second successful run of one job (whatever its calls' times), and a second notification
+//!   for one task.
 //! - **stuck**: an ok job whose receiver was called but which never reached `completed`: the
 //!   effect happened, the task does not say so.
 //! - **unexpected**: a task or a call for a request the client was told had failed, or for a
@@ -119,6 +120,19 @@ async fn rerun_allowance(db: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uu
         "SELECT task_id, count(*) FROM job_attempts
           WHERE task_id = ANY($1) AND outcome IN ('lost', 'interrupted', 'failed', 'timed_out')
           GROUP BY task_id",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(id, n)| (id, n as usize)).collect())
+}
+
+/// Tasks whose job succeeded more than once (by task: how many successful runs).
+async fn twice_succeeded(db: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, usize>> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT task_id, count(*) FROM job_attempts
+          WHERE task_id = ANY($1) AND outcome = 'succeeded'
+          GROUP BY task_id HAVING count(*) > 1",
     )
     .bind(ids)
     .fetch_all(db)
@@ -294,6 +308,7 @@ pub async fn check(
     let tasks = tasks(db, tag).await?;
     let ids: Vec<Uuid> = tasks.values().map(|t| t.id).collect();
     let allowance = rerun_allowance(db, &ids).await?;
+    let twice = twice_succeeded(db, &ids).await?;
     let notes = notifications(notify, &ids).await?;
     let mails = mail_rows(notify, &ids).await?;
     let at_sink = sink.mails();
@@ -506,17 +521,20 @@ pub async fn check(
             .filter(|w| worker_deaths.iter().any(|d| w[0] < *d && *d <= w[1]))
             .count();
         let reruns = extra.min(allowed + straddles);
-        let dup = (extra - reruns).max(keys.len() - 1);
+        // A job that succeeded twice ran once too often, whatever its calls' times explain.
+        let succeeded = task.and_then(|t| twice.get(&t.id)).copied().unwrap_or(1);
+        let dup = (extra - reruns).max(keys.len() - 1).max(succeeded - 1);
         f.reruns += reruns;
         if dup > 0 {
             f.duplicated += dup;
             f.notes.push(format!(
-                "duplicated: request {} ({}) called the receiver {} times under {} key(s), {} rerun(s) explained",
+                "duplicated: request {} ({}) called the receiver {} times under {} key(s), {} rerun(s) explained, {} successful run(s)",
                 r.req,
                 task.map(|t| t.id.to_string()).unwrap_or("no task".into()),
                 calls.len(),
                 keys.len(),
-                reruns
+                reruns,
+                succeeded
             ));
         }
     }

@@ -211,7 +211,7 @@ pub async fn commit(
     task_id: Uuid,
     files: Vec<Received>,
 ) -> Result<Vec<MediaRow>, Error> {
-    crash_point("before_commit");
+    shared::crash::point("before_commit");
     match commit_rows(state, identity, task_id, &files).await {
         Ok(rows) => Ok(rows),
         Err(Committing::Refused(err)) => {
@@ -307,14 +307,5 @@ pub async fn discard(blobs: &Blobs, files: &[Received]) {
         if let Err(err) = blobs.delete(&file.key).await {
             tracing::warn!(key = %file.key, error = %err, "an uncommitted object stays for the sweep");
         }
-    }
-}
-
-/// Test builds only: `TASKMESH_MEDIA_CRASH=<point>` makes the process die at that point, the
-/// way a power cut or `kill -9` would (the crash test of the sweep).
-fn crash_point(point: &str) {
-    if cfg!(debug_assertions) && std::env::var("TASKMESH_MEDIA_CRASH").is_ok_and(|p| p == point) {
-        eprintln!("media-svc: crashing at {point} (TASKMESH_MEDIA_CRASH)");
-        std::process::abort();
     }
 }

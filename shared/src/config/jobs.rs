@@ -1,7 +1,11 @@
 //! The job engine's settings: job defaults and limits (`jobs`, task-svc) and what a worker
 //! process runs (`workers`).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
+
+use crate::commands::CommandTemplate;
 
 /// Automated tasks (jobs), as task-svc schedules them. A job's own settings override the
 /// defaults within the limits.
@@ -93,8 +97,24 @@ pub struct WorkersConfig {
     pub http_allow: Vec<String>,
     /// Largest response body the `http` kind records.
     pub http_max_response_bytes: usize,
-    /// Executables the `command` kind may run (absolute paths); empty: the kind is off.
-    pub commands: Vec<String>,
+    /// The commands the `command` kind may run, by name: each a program (absolute path) and
+    /// its argument template, whose `{name}` placeholders are the only thing a job gives
+    /// ([`crate::commands`]); empty: the kind is off.
+    pub commands: BTreeMap<String, CommandTemplate>,
+    /// Whether a command reaches the network: `none` (default) runs it in a network namespace
+    /// of its own (no interface but a loopback that is down), so it cannot reach the
+    /// platform's PostgreSQL, RabbitMQ or Redis, nor anything else; `shared` gives it the
+    /// worker's network.
+    pub command_network: CommandNetwork,
+}
+
+/// `workers.command_network`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandNetwork {
+    #[default]
+    None,
+    Shared,
 }
 
 impl Default for WorkersConfig {
@@ -109,7 +129,8 @@ impl Default for WorkersConfig {
             id: String::new(),
             http_allow: Vec::new(),
             http_max_response_bytes: 64 * 1024,
-            commands: Vec::new(),
+            commands: BTreeMap::new(),
+            command_network: CommandNetwork::None,
         }
     }
 }

@@ -23,7 +23,7 @@ mod notify;
 mod stream;
 pub use error::ConfigError;
 pub use files::{FilesConfig, StoreKind};
-pub use jobs::{JobsConfig, WorkersConfig};
+pub use jobs::{CommandNetwork, JobsConfig, WorkersConfig};
 pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
 pub use stream::StreamConfig;
 
@@ -40,7 +40,7 @@ pub const PROCESS_VARIABLES: &[&str] = &[
     "task_id",
     "attempt",
     "idempotency_key",
-    "media_crash",
+    "crash",
     "test_worker_logs",
     "python",
     "venv",
@@ -178,6 +178,11 @@ impl Config {
             return Err(ConfigError(
                 "workers.pools must name at least one pool".into(),
             ));
+        }
+        for (name, template) in &self.workers.commands {
+            template
+                .validate()
+                .map_err(|why| ConfigError(format!("workers.commands.{name}: {why}")))?;
         }
         if self.jobs.backoff_base_ms == 0 || self.jobs.backoff_max_ms < self.jobs.backoff_base_ms {
             return Err(ConfigError(

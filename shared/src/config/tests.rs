@@ -76,7 +76,7 @@ fn a_misspelt_variable_stops_the_process_naming_it() {
 fn variables_that_are_not_settings_pass() {
     figment::Jail::expect_with(|jail| {
         jail.set_env("TASKMESH_TASK_ID", "0191");
-        jail.set_env("TASKMESH_MEDIA_CRASH", "before_commit");
+        jail.set_env("TASKMESH_CRASH", "after_report");
         jail.set_env("TASKMESH_CONTRACT_SEED", "1");
         Config::load().unwrap();
         Ok(())

@@ -11,7 +11,9 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::{
     domain::task::Task,
-    service::job_reports::{commit, complete_many, on_finished, on_progress, on_started},
+    service::job_reports::{
+        commit, complete_many, mark_finished, on_finished, on_progress, on_started,
+    },
 };
 
 /// Consumer name of the report handler in `processed_events`.
@@ -77,29 +79,42 @@ impl BatchHandler for JobReports {
     /// arrival order. The order between the two does not matter: each report is applied on its
     /// own merits (stale dispatches, finished tasks and late starts are recognised).
     async fn handle_batch(&self, messages: &[Incoming]) -> Result<(), HandlerError> {
-        let mut tx = self.pool.begin().await?;
-        let mut touched = Vec::new();
-        let mut successes = Vec::new();
         // A worker's `job.finished.batch` counts as its reports, each once.
         let mut events = Vec::with_capacity(messages.len());
         for message in messages {
             events.extend(message.event.expand_reports().map_err(reject)?);
         }
+        let mut successes = Vec::new();
+        let mut others = Vec::new();
+        // Every dispatch a report here ended: marked for workers while the batch is applied
+        // (the batch is acked only after both, so a crash before the mark marks it again).
+        let mut finished = Vec::new();
         for event in &events {
             if event.event_type == JobFinished::TYPE {
                 if let Ok(report) = event.decode::<JobFinished>() {
+                    finished.push((report.dispatch_id, report.outcome));
                     if report.outcome == JobOutcome::Succeeded {
                         successes.push((report, event.traceparent.clone()));
                         continue;
                     }
                 }
             }
-            // The events a report causes continue its trace.
-            let applied =
-                shared::trace::scope(event.traceparent.clone(), self.apply(&mut tx, event)).await;
-            touched.extend(applied?);
+            others.push(event);
         }
-        touched.extend(complete_many(&mut tx, successes).await?);
-        self.finish(tx, touched).await
+        let apply = async {
+            let mut tx = self.pool.begin().await?;
+            let mut touched = Vec::new();
+            for event in others {
+                // The events a report causes continue its trace.
+                let applied =
+                    shared::trace::scope(event.traceparent.clone(), self.apply(&mut tx, event))
+                        .await;
+                touched.extend(applied?);
+            }
+            touched.extend(complete_many(&mut tx, successes).await?);
+            self.finish(tx, touched).await
+        };
+        let ((), applied) = tokio::join!(mark_finished(&self.cache, &finished), apply);
+        applied
     }
 }

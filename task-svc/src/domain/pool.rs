@@ -42,6 +42,14 @@ pub struct PoolPause {
     pub paused_at: Option<DateTime<Utc>>,
 }
 
+/// Whether members may create `command` jobs in a pool (an admin granted it).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommandGrant {
+    pub pool: String,
+    pub granted: bool,
+    pub granted_at: Option<DateTime<Utc>>,
+}
+
 /// `pool` must be a pool's name; 404 otherwise.
 pub fn checked(pool: &str) -> Result<(), TaskError> {
     if shared::topology::valid_pool(pool) {

@@ -1,7 +1,7 @@
 //! Bounds on what one member may ask of the job engine, so that no member can exhaust it: the
 //! shortest cron interval, the longest timeout and sleep, the pools a job may name, live cron
 //! templates and live jobs per member. Admins are bound only by the engine's own limits. The
-//! `http` kind's headers are checked for everyone. Settings: `jobs.member_*` and `jobs.pools`.
+//! `http` kind's headers and the `command` kind's payload are checked for everyone. Settings: `jobs.member_*` and `jobs.pools`.
 //!
 //! A value out of bounds is 422 (`invalid_job`, `cron_too_frequent`, `unknown_pool`); a count
 //! past its quota is 429 `quota_exceeded`, nothing created.
@@ -22,6 +22,10 @@ pub fn shortest_gap(schedule: &cron::Schedule) -> Option<chrono::Duration> {
 
 /// The bounds of one job, before anything is written.
 pub fn check_job(job: &ParsedJob, identity: &Identity, config: &Config) -> Result<(), TaskError> {
+    if job.kind == "command" {
+        shared::commands::CommandRequest::parse(&job.payload)
+            .map_err(|why| TaskError::invalid("invalid_job", why))?;
+    }
     if job.kind == "http" {
         if let Some(headers) = job.payload.get("headers").and_then(|h| h.as_object()) {
             for name in headers.keys() {

@@ -3,7 +3,9 @@
 //! (`GET /api/v1/admin/jobs/activity`), and pausing and resuming a pool
 //! (`POST /api/v1/admin/pools/{pool}/pause` and `/resume`). A paused pool's workers stop taking
 //! its jobs within a second and finish the ones they are running; its jobs are still
-//! dispatched and wait in its queue, and run once it is resumed.
+//! dispatched and wait in its queue, and run once it is resumed. Members create `command` jobs
+//! only in a pool an admin granted (`POST /api/v1/admin/pools/{pool}/commands/grant`,
+//! `/revoke`).
 
 use axum::{
     extract::{Path, Query, State},
@@ -14,7 +16,7 @@ use shared::{identity::Identity, problem::ProblemBody, ApiError};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    domain::pool::{Minute, PoolPause, PoolStats},
+    domain::pool::{CommandGrant, Minute, PoolPause, PoolStats},
     service, AppState,
 };
 
@@ -24,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(activity))
         .routes(routes!(pause))
         .routes(routes!(resume))
+        .routes(routes!(grant_commands))
+        .routes(routes!(revoke_commands))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -101,5 +105,37 @@ pub async fn resume(
     identity.require_admin()?;
     Ok(Json(
         service::pools::set(&state, &identity, pool, false).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/pools/{pool}/commands/grant", tag = "jobs", security(("bearer" = [])),
+    params(("pool" = String, Path, description = "Pool name")),
+    responses((status = 200, description = "Granted (or already granted): members may create `command` jobs in this pool, running the commands its workers' operator configured (workers.commands)", body = CommandGrant),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "Not a pool name", body = ProblemBody)))]
+pub async fn grant_commands(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(pool): Path<String>,
+) -> Result<Json<CommandGrant>, ApiError> {
+    identity.require_admin()?;
+    Ok(Json(
+        service::commands::set(&state, &identity, pool, true).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/pools/{pool}/commands/revoke", tag = "jobs", security(("bearer" = [])),
+    params(("pool" = String, Path, description = "Pool name")),
+    responses((status = 200, description = "Taken back (or was not granted): members' new `command` jobs in this pool get 403; jobs already created run", body = CommandGrant),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "Not a pool name", body = ProblemBody)))]
+pub async fn revoke_commands(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(pool): Path<String>,
+) -> Result<Json<CommandGrant>, ApiError> {
+    identity.require_admin()?;
+    Ok(Json(
+        service::commands::set(&state, &identity, pool, false).await?,
     ))
 }

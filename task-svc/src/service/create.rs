@@ -108,6 +108,7 @@ pub async fn prepare(
             crate::domain::quota::check_job(&job, identity, &state.config)?;
             crate::service::quotas::check_pool(&state.pool, identity, &state.config, &job.pool)
                 .await?;
+            crate::service::commands::check(&state.pool, identity, &job).await?;
             if request.assignee_id.is_some() {
                 return Err(TaskError::invalid(
                     "invalid_job",

@@ -192,6 +192,22 @@ pub async fn complete_many(
     Ok(done.into_iter().map(|(task, _)| task).collect())
 }
 
+/// Marks the dispatches that `finished` reports ended where workers look before running a copy
+/// (every outcome but `interrupted`, whose dispatch is handed back to run again), beside the
+/// reports' transaction: a run that reported is over whether or not that commits, and a report
+/// redelivered because task-svc stopped before its ack marks again.
+pub async fn mark_finished(
+    cache: &crate::infra::list_cache::ListCache,
+    finished: &[(Uuid, JobOutcome)],
+) {
+    let done: Vec<(Uuid, &str)> = finished
+        .iter()
+        .filter(|(_, outcome)| *outcome != JobOutcome::Interrupted)
+        .map(|(dispatch_id, outcome)| (*dispatch_id, outcome.as_str()))
+        .collect();
+    crate::infra::dispatch_marks::mark_done(&cache.redis, &cache.prefix, &done).await;
+}
+
 /// Commits `tx`, then invalidates the cached lists that show the `touched` tasks.
 pub async fn commit(
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,

@@ -1,6 +1,7 @@
 //! What task-svc does, over `domain`, `store` and `infra`.
 
 pub mod channels;
+pub mod commands;
 pub mod create;
 pub mod cron;
 pub mod dead;

@@ -1,4 +1,5 @@
-//! Pools: their depth by state, and which are paused (`pool_pauses`).
+//! Pools: their depth by state, which are paused (`pool_pauses`), and where members may run
+//! commands (`pool_command_grants`).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -77,4 +78,40 @@ pub async fn is_open(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
         .fetch_optional(pool)
         .await?;
     Ok(opened.is_some())
+}
+
+/// Lets members create `command` jobs in `pool` (kept as first granted); returns since when.
+pub async fn grant_commands(
+    pool: &PgPool,
+    name: &str,
+    admin: Uuid,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO pool_command_grants (pool, granted_by) VALUES ($1, $2)
+         ON CONFLICT (pool) DO UPDATE SET pool = EXCLUDED.pool
+         RETURNING granted_at",
+    )
+    .bind(name)
+    .bind(admin)
+    .fetch_one(pool)
+    .await
+}
+
+/// Takes the grant back: members' new `command` jobs in `pool` are refused again.
+pub async fn revoke_commands(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM pool_command_grants WHERE pool = $1")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Whether members may create `command` jobs in `pool`.
+pub async fn commands_granted(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
+    let granted: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM pool_command_grants WHERE pool = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(granted.is_some())
 }

@@ -93,6 +93,11 @@ impl WorkerProcess {
             .status()
             .unwrap();
         assert!(status.success());
+        self.exited(deadline).await
+    }
+
+    /// The exit status, once the process ended by itself (within the deadline).
+    pub async fn exited(&mut self, deadline: Duration) -> std::process::ExitStatus {
         tokio::time::timeout(deadline, self.child.wait())
             .await
             .expect("the worker exits within the deadline")
@@ -310,6 +315,37 @@ impl App {
 }
 
 pub const ADMIN: &str = "admin@example.com";
+
+/// `workers.commands` from (name, program, argument template) triples.
+pub fn commands(
+    list: &[(&str, &str, &[&str])],
+) -> std::collections::BTreeMap<String, shared::commands::CommandTemplate> {
+    list.iter()
+        .map(|(name, program, args)| {
+            let template = shared::commands::CommandTemplate {
+                program: program.to_string(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+            };
+            (name.to_string(), template)
+        })
+        .collect()
+}
+
+impl App {
+    /// Lets members create `command` jobs in `pool` (as the admin).
+    pub async fn grant_commands(&self, pool: &str) {
+        let admin = self.admin_token().await;
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/admin/pools/{pool}/commands/grant"),
+                Some(&admin),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["granted"], true, "{body}");
+    }
+}
 
 /// Messages ready in `queue`, straight from the broker (the management API's figures lag).
 pub async fn queue_depth(app: &App, queue: &str) -> u32 {
