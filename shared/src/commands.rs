@@ -4,15 +4,17 @@
 //! operator did not write.
 //!
 //! ```toml
-//! [workers.commands.thumbnail]
-//! program = "/usr/bin/convert"
-//! args = ["--", "{input}", "-resize", "{size}", "out/{input}.png"]
+//! [workers.commands.report]
+//! program = "/usr/local/bin/make-report"
+//! args = ["--month", "{month}", "--team", "{team}"]
 //! ```
 //!
-//! A job's payload: `{"command": "thumbnail", "params": {"input": "a.jpg", "size": "64x64"}}`.
+//! A job's payload: `{"command": "report", "params": {"month": "2026-11", "team": "ops"}}`.
 //! A placeholder is `{name}` (letters, digits, `_`), replaced by its value inside the argument
 //! it stands in; every placeholder needs a value and every value a placeholder. A value may not
-//! start with `-` (it cannot become an option), nor hold control characters.
+//! start with `-`, `+` or `@` (options, and the response files and `+cmd` arguments some
+//! programs read), hold a `..` path segment, nor hold control characters. What a value means is
+//! up to the program: a template hands values only to arguments whose every value is harmless.
 //!
 //! task-svc checks the payload's shape when a job is created ([`CommandRequest::parse`]); the
 //! worker renders it against its own templates ([`CommandTemplate::render`]).
@@ -153,8 +155,8 @@ impl CommandTemplate {
 
 impl CommandRequest {
     /// A `command` job's payload, checked: `command` a name, `params` (optional) an object of at
-    /// most [`MAX_PARAMS`] string values of at most [`MAX_VALUE_BYTES`], none starting with `-`
-    /// or holding control characters.
+    /// most [`MAX_PARAMS`] string values of at most [`MAX_VALUE_BYTES`], none starting with `-`,
+    /// `+` or `@`, holding a `..` segment or control characters.
     pub fn parse(payload: &Value) -> Result<Self, String> {
         let object = payload
             .as_object()
@@ -202,9 +204,14 @@ fn check_value(name: &str, value: &str) -> Result<(), String> {
             "payload.params.{name}: at most {MAX_VALUE_BYTES} bytes"
         ));
     }
-    if value.starts_with('-') {
+    if value.starts_with(['-', '+', '@']) {
         return Err(format!(
-            "payload.params.{name} may not start with `-`: a value never becomes an option"
+            "payload.params.{name} may not start with `-`, `+` or `@`: a value never becomes an option"
+        ));
+    }
+    if value.split(['/', '\\']).any(|segment| segment == "..") {
+        return Err(format!(
+            "payload.params.{name} may not hold a `..` path segment"
         ));
     }
     if value.chars().any(char::is_control) {
@@ -272,6 +279,9 @@ mod tests {
             json!({"command": "thumb", "args": ["x"]}),
             json!({"command": "../sh"}),
             json!({"command": "thumb", "params": {"input": "-exec"}}),
+            json!({"command": "thumb", "params": {"input": "@/etc/passwd"}}),
+            json!({"command": "thumb", "params": {"input": "+x"}}),
+            json!({"command": "thumb", "params": {"input": "a/../../etc"}}),
             json!({"command": "thumb", "params": {"input": "a\nb"}}),
             json!({"command": "thumb", "params": {"input": 3}}),
             json!({"command": "thumb", "params": {"input": "x".repeat(MAX_VALUE_BYTES + 1)}}),

@@ -5,7 +5,8 @@
 //! reports; without a claim the copy would run a second time. So before running, a worker
 //! claims the dispatch (`<prefix>jobs:dispatch:<dispatch_id>` = `run:<run_id>`, a short TTL that
 //! is extended while the run holds it), and once its report is confirmed by the broker the
-//! claim is marked `done` for a day. task-svc marks it `done` too, as it applies the report
+//! claim is marked `done` for a day (unless another run took it over meanwhile). task-svc marks
+//! it `done` too, as it applies the report
 //! ([`shared::cache::mark_dispatch_done`]): a worker that dies between its report's confirm and
 //! its own mark leaves a finished dispatch marked all the same. A copy that finds `done` is
 //! settled without running; one that finds a live run waits until that run is done (settled
@@ -79,6 +80,21 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
+end
+return 0",
+    )
+});
+
+/// Marks the claim `done` (`ARGV[2]`, for `ARGV[3]` ms) only while it is this run's, lapsed, or
+/// done already: a run that another took over (its claim lapsed while it ran) leaves the live
+/// run's claim alone. (task-svc marks a success done whoever holds the claim.)
+static DONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local holder = redis.call('GET', KEYS[1])
+if (not holder) or holder == ARGV[1] or string.sub(holder, 1, 5) == 'done:' then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
 end
 return 0",
     )
@@ -238,12 +254,10 @@ impl Claims {
         for run in runs {
             match run.done {
                 Some(outcome) => {
-                    shared::cache::mark_dispatch_done(
-                        &mut pipe,
-                        &self.prefix,
-                        run.dispatch_id,
-                        outcome,
-                    );
+                    evalsha(&mut pipe, &DONE, &self.key(run.dispatch_id), run.run_id)
+                        .arg(format!("done:{outcome}"))
+                        .arg(shared::cache::DISPATCH_DONE_TTL.as_millis() as u64)
+                        .ignore();
                 }
                 None => {
                     evalsha(&mut pipe, &RELEASE, &self.key(run.dispatch_id), run.run_id).ignore();
@@ -251,7 +265,7 @@ impl Claims {
             }
         }
         let mut redis = self.redis.clone();
-        if let Err(err) = query(&mut redis, &pipe, &RELEASE).await {
+        if let Err(err) = query(&mut redis, &pipe, &[&RELEASE, &DONE]).await {
             tracing::warn!(runs = runs.len(), error = %err, "cannot settle the dispatch claims; a redelivered copy of a finished run would run again once its claim lapses");
         }
     }
@@ -288,20 +302,22 @@ async fn extend_round(held: &std::sync::Weak<Holding>, mut redis: ConnectionMana
             .arg(CLAIM_TTL.as_millis() as u64)
             .ignore();
     }
-    if let Err(err) = query(&mut redis, &pipe, &EXTEND).await {
+    if let Err(err) = query(&mut redis, &pipe, &[&EXTEND]).await {
         tracing::warn!(claims = runs.len(), error = %err, "cannot extend the held dispatch claims");
     }
 }
 
-/// Runs `pipe`, loading `script` and trying once more if Redis had lost it (a restart).
+/// Runs `pipe`, loading `scripts` and trying once more if Redis had lost one (a restart).
 async fn query(
     redis: &mut ConnectionManager,
     pipe: &redis::Pipeline,
-    script: &Script,
+    scripts: &[&Script],
 ) -> redis::RedisResult<()> {
     match pipe.query_async::<()>(redis).await {
         Err(err) if err.kind() == redis::ErrorKind::NoScriptError => {
-            script.prepare_invoke().load_async(redis).await?;
+            for script in scripts {
+                script.prepare_invoke().load_async(redis).await?;
+            }
             pipe.query_async::<()>(redis).await
         }
         other => other,
@@ -384,6 +400,28 @@ mod tests {
             .await;
         let copy = claims.acquire(dispatch, Uuid::now_v7(), task, &never, far());
         assert_eq!(answer(copy).await, Claim::Done);
+    }
+
+    #[tokio::test]
+    async fn a_run_that_was_taken_over_leaves_the_live_runs_claim_alone() {
+        let claims = claims().await;
+        let (dispatch, task) = (Uuid::now_v7(), Uuid::now_v7());
+        let (stale, live) = (Uuid::now_v7(), Uuid::now_v7());
+        let never = CancellationToken::new();
+        // The stale run's claim lapsed and `live` claimed the dispatch; then the stale run ends.
+        let taken = claims.acquire(dispatch, live, task, &never, far());
+        assert_eq!(answer(taken).await, Claim::Run { cancelled: false });
+        claims
+            .settle(&[Settle {
+                dispatch_id: dispatch,
+                run_id: stale,
+                done: Some("failed"),
+            }])
+            .await;
+        // A copy still waits on the live run (handed back at its deadline), never settled.
+        let soon = Instant::now() + RECHECK;
+        let copy = claims.acquire(dispatch, Uuid::now_v7(), task, &never, soon);
+        assert_eq!(answer(copy).await, Claim::Abandoned);
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 //! argument template whose named parameters are all a job gives; [`shared::commands`]), no
 //! shell, in a clean environment (`PATH` and the job's `TASKMESH_*` variables only), in a process
 //! group of its own, and by default in a network namespace of its own (started through
-//! util-linux's `unshare`), so it reaches neither the platform's stores nor anything else.
+//! util-linux's `unshare`), so it reaches no address over the network, the platform's stores
+//! included (a Unix socket with a path on the worker's file system stays reachable).
 //!
 //! Output is read while it streams: each of stdout and stderr keeps its first
 //! `workers.http_max_response_bytes` and reads the rest into nothing (so the program never blocks
@@ -128,6 +129,11 @@ impl Commands {
 
     pub async fn run(&self, ctx: JobContext) -> JobResult {
         let (program, args) = self.resolve(&ctx.payload)?;
+        if self.network == CommandNetwork::None && !std::path::Path::new(UNSHARE).exists() {
+            return Err(JobError::fatal(format!(
+                "command: {UNSHARE} (util-linux) is needed to run commands without a network (workers.command_network = \"none\"); install it in the worker's image, or set workers.command_network = \"shared\""
+            )));
+        }
         let program = program.as_str();
         let mut command = self.process(program, &args);
         command

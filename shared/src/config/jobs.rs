@@ -102,9 +102,9 @@ pub struct WorkersConfig {
     /// ([`crate::commands`]); empty: the kind is off.
     pub commands: BTreeMap<String, CommandTemplate>,
     /// Whether a command reaches the network: `none` (default) runs it in a network namespace
-    /// of its own (no interface but a loopback that is down), so it cannot reach the
-    /// platform's PostgreSQL, RabbitMQ or Redis, nor anything else; `shared` gives it the
-    /// worker's network.
+    /// of its own (no interface but a loopback that is down), so it reaches no address, the
+    /// platform's PostgreSQL, RabbitMQ and Redis included (Unix sockets with a path on the file
+    /// system are not network); `shared` gives it the worker's network.
     pub command_network: CommandNetwork,
 }
 

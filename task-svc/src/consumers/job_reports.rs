@@ -86,35 +86,44 @@ impl BatchHandler for JobReports {
         }
         let mut successes = Vec::new();
         let mut others = Vec::new();
-        // Every dispatch a report here ended: marked for workers while the batch is applied
-        // (the batch is acked only after both, so a crash before the mark marks it again).
-        let mut finished = Vec::new();
+        // The dispatches whose runs succeeded: marked for workers while the batch is applied
+        // (it is acked only after both, so a crash before the mark marks them again).
+        let mut succeeded = Vec::new();
         for event in &events {
+            let mut ended = None;
             if event.event_type == JobFinished::TYPE {
                 if let Ok(report) = event.decode::<JobFinished>() {
-                    finished.push((report.dispatch_id, report.outcome));
                     if report.outcome == JobOutcome::Succeeded {
+                        succeeded.push((report.dispatch_id, report.outcome));
                         successes.push((report, event.traceparent.clone()));
                         continue;
                     }
+                    ended = Some((report.dispatch_id, report.outcome));
                 }
             }
-            others.push(event);
+            others.push((event, ended));
         }
         let apply = async {
             let mut tx = self.pool.begin().await?;
             let mut touched = Vec::new();
-            for event in others {
+            // Other ends (failed, timed out, cancelled) are marked only when they were the
+            // dispatch's current run: a stale run's failure must not stop the run that took over.
+            let mut ended = Vec::new();
+            for (event, end) in others {
                 // The events a report causes continue its trace.
                 let applied =
                     shared::trace::scope(event.traceparent.clone(), self.apply(&mut tx, event))
-                        .await;
-                touched.extend(applied?);
+                        .await?;
+                if applied.is_some() {
+                    ended.extend(end);
+                }
+                touched.extend(applied);
             }
             touched.extend(complete_many(&mut tx, successes).await?);
+            mark_finished(&self.cache, &ended).await;
             self.finish(tx, touched).await
         };
-        let ((), applied) = tokio::join!(mark_finished(&self.cache, &finished), apply);
+        let ((), applied) = tokio::join!(mark_finished(&self.cache, &succeeded), apply);
         applied
     }
 }

@@ -193,9 +193,11 @@ pub async fn complete_many(
 }
 
 /// Marks the dispatches that `finished` reports ended where workers look before running a copy
-/// (every outcome but `interrupted`, whose dispatch is handed back to run again), beside the
-/// reports' transaction: a run that reported is over whether or not that commits, and a report
-/// redelivered because task-svc stopped before its ack marks again.
+/// (every outcome but `interrupted`, whose dispatch is handed back to run again), before the
+/// reports are acked: a run that reported is over whether or not their transaction commits,
+/// and a report redelivered because task-svc stopped before its ack marks again. A success
+/// is marked whichever run of the dispatch it came from; any other end only when it was the
+/// dispatch's current run (the caller knows).
 pub async fn mark_finished(
     cache: &crate::infra::list_cache::ListCache,
     finished: &[(Uuid, JobOutcome)],
