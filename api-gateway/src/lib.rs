@@ -53,6 +53,8 @@ pub struct AppState {
     pub hub: Arc<stream::hub::Hub>,
     /// user-svc's recent answers on sessions, while Redis cannot be asked.
     pub sessions: Arc<sessions::Fallback>,
+    /// Tags the identity a stream ticket stands for, so Redis cannot vouch for one by itself.
+    pub tickets: Arc<shared::signing::MacKey>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let trust = shared::internal::Trust::from_config(SERVICE, &config.internal)?;
+    let tickets = Arc::new(stream::ticket::key(&config.internal)?);
     let redis = shared::cache::connect(&config.redis, &shutdown).await?;
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(2))
@@ -124,6 +127,7 @@ pub async fn run(
         config: Arc::new(config),
         hub,
         sessions: Arc::default(),
+        tickets,
     };
     let keys = state.verifier.clone();
     let readiness = Readiness::new(SERVICE)

@@ -200,6 +200,19 @@ impl Trust {
     }
 }
 
+/// A MAC key of its own for `purpose`, derived from `internal.secret` (which the services hold
+/// and workers do not).
+pub fn purpose_key(
+    config: &crate::config::InternalConfig,
+    purpose: &str,
+) -> Result<crate::signing::MacKey, MissingSecret> {
+    let secret = config.secret.as_ref().ok_or(MissingSecret)?;
+    Ok(crate::signing::MacKey::derived(
+        secret.expose_secret().as_bytes(),
+        purpose,
+    ))
+}
+
 /// A fresh random secret (64 hex digits), for a launcher that runs every service itself.
 pub fn generate_secret() -> SecretString {
     use rand::RngCore;

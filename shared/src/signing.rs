@@ -23,6 +23,12 @@ impl MacKey {
         Self(key)
     }
 
+    /// A key of its own for `purpose`, derived from `secret` (HMAC of the purpose under it), so
+    /// that one secret can key several uses without a tag of one passing for another.
+    pub fn derived(secret: &[u8], purpose: &str) -> Self {
+        Self(MacKey(secret.to_vec()).tag(&[purpose.as_bytes()]).to_vec())
+    }
+
     fn mac(&self, parts: &[&[u8]]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
         for part in parts {

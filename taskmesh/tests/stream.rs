@@ -1,4 +1,5 @@
-//! The live stream (`GET /api/v1/events/stream`): tickets work once, a user sees the events of
+//! The live stream (`GET /api/v1/events/stream`): tickets work once and only as a gateway issued
+//! them, a user sees the events of
 //! the tasks they may see and never another's, `Last-Event-ID` resumes without a gap across a
 //! gateway restart, a second gateway serves the same log, a user's streams are limited, and
 //! every event matches the schema the OpenAPI document gives for it.
@@ -92,6 +93,48 @@ async fn a_ticket_opens_one_stream_once_and_nothing_opens_without_one() {
     assert!(status == 204 || status == 200, "logout: {status}");
     let after_logout = stream::request(&app.api, &format!("ticket={late}"), None).await;
     assert_eq!(after_logout.status(), 401);
+}
+
+/// Writes a ticket entry straight into Redis, as anyone who can reach Redis could (a worker, a
+/// job's program); returns the ticket.
+async fn forge_ticket(app: &App, entry: Value) -> String {
+    use secrecy::ExposeSecret;
+    use sha2::Digest;
+    let ticket = "F".repeat(43);
+    let config = &app.env.config.redis;
+    let client = redis::Client::open(config.url.expose_secret()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let digest = hex::encode(sha2::Sha256::digest(ticket.as_bytes()));
+    let _: () = redis::cmd("SET")
+        .arg(format!("{}stream:ticket:{digest}", config.key_prefix))
+        .arg(entry.to_string())
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    ticket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_written_into_redis_by_anyone_but_a_gateway_opens_nothing() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let id = user_id(&app, &ada).await;
+    // No session: it used to skip the session check and open a stream as anyone, admin included.
+    let no_session = json!({"user_id": id, "role": "admin", "session_id": null});
+    // A live-looking session and a tag made up without the gateways' key.
+    let made_up = json!({"user_id": id, "role": "admin", "session_id": uuid::Uuid::now_v7(),
+        "tag": "AAAA"});
+    for entry in [no_session, made_up] {
+        let ticket = forge_ticket(&app, entry.clone()).await;
+        let answer = stream::request(&app.api, &format!("ticket={ticket}"), None).await;
+        assert_eq!(answer.status(), 401, "{entry}");
+    }
+    // A ticket the gateway issued still opens its stream.
+    let ticket = stream::ticket(&app.api, &ada).await;
+    let answer = stream::request(&app.api, &format!("ticket={ticket}"), None).await;
+    assert_eq!(answer.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,9 +118,13 @@ pub async fn issue_ticket(
     headers: HeaderMap,
 ) -> Result<Json<Ticket>, ApiError> {
     let identity = bearer_identity(&state, &headers, peer).await?;
+    let session = identity
+        .session_id
+        .ok_or_else(|| ApiError::unauthorized("a ticket is for a signed-in session"))?;
     let ttl = state.config.stream.ticket_secs;
     let prefix = &state.config.redis.key_prefix;
-    let ticket = ticket::issue(&state.redis, prefix, &identity, ttl)
+    let for_whom = (&identity, session);
+    let ticket = ticket::issue(&state.redis, prefix, &state.tickets, for_whom, ttl)
         .await
         .map_err(redis_down)?;
     Ok(Json(Ticket {
@@ -167,7 +171,7 @@ pub async fn open(
                 ..Route::new(crate::SERVICE, true)
             };
             admit(&state, route, &headers, &ip, &mut None).await?;
-            let identity = ticket::redeem(&state.redis, prefix, ticket)
+            let identity = ticket::redeem(&state.redis, prefix, &state.tickets, ticket)
                 .await
                 .map_err(redis_down)?
                 .ok_or_else(|| ApiError::unauthorized("this ticket is unknown, expired or used"))?;
