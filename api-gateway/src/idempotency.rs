@@ -4,6 +4,10 @@
 //! request is still running is 409. Keys are scoped to the caller (user, or IP on public routes)
 //! and the path. A 5xx answer is not kept, so the client can retry. Without Redis, requests that
 //! carry a key are refused with 503 rather than risk running twice.
+//!
+//! A kept answer's body is sealed ([`shared::seal`]) under a key derived from the gateways' key
+//! (from `internal.secret`), the scope and the `Idempotency-Key` itself: Redis holds no answer
+//! anyone can read (a new webhook's signing secret, say) without the key the client chose.
 
 use axum::{
     body::Bytes,
@@ -14,6 +18,8 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use shared::seal::SealKey;
+use shared::signing::{lines, MacKey};
 use shared::ApiError;
 
 pub const HEADER: &str = "idempotency-key";
@@ -49,6 +55,13 @@ pub struct Guard {
     redis: ConnectionManager,
     key: String,
     fingerprint: String,
+    /// Seals the kept answer's body.
+    seal: SealKey,
+}
+
+/// The key a kept answer for `key` in `scope` is sealed with.
+fn seal_key(answers: &MacKey, scope: &str, key: &str) -> SealKey {
+    SealKey::derived(answers, &lines(&[scope, key]))
 }
 
 /// Reads and checks the key header; `None` when the request has none.
@@ -67,12 +80,13 @@ pub fn key_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 pub async fn begin(
-    redis: &ConnectionManager,
+    (redis, answers): (&ConnectionManager, &MacKey),
     prefix: &str,
     scope: &str,
     key: &str,
     body: &Bytes,
 ) -> Result<Begin, ApiError> {
+    let seal = seal_key(answers, scope, key);
     let fingerprint = hex(&Sha256::digest(body));
     let redis_key = format!(
         "{prefix}idempotency:{}",
@@ -101,6 +115,7 @@ pub async fn begin(
             redis: redis.clone(),
             key: redis_key,
             fingerprint,
+            seal,
         }));
     }
     let existing: Option<String> = redis::cmd("GET")
@@ -126,7 +141,16 @@ pub async fn begin(
             headers,
             body,
             ..
-        }) => Ok(Begin::Replay(replay(status, headers, body))),
+        }) => {
+            let body = STANDARD.decode(body).ok().and_then(|b| seal.open(&b));
+            let body = body.ok_or_else(|| {
+                ApiError::unprocessable(
+                    "idempotency_key_reused",
+                    "the answer kept for this Idempotency-Key cannot be read (it was kept under another internal.secret); use a new key",
+                )
+            })?;
+            Ok(Begin::Replay(replay(status, headers, body)))
+        }
         // Still running, or expired between SET and GET: the client may retry shortly.
         Some(Entry::Pending { .. }) | None => Err(ApiError::conflict(
             "idempotency_key_in_progress",
@@ -157,7 +181,7 @@ impl Guard {
                 fingerprint: self.fingerprint,
                 status: status.as_u16(),
                 headers: kept,
-                body: STANDARD.encode(body),
+                body: STANDARD.encode(self.seal.seal(body)),
             };
             match serde_json::to_string(&entry) {
                 Ok(value) => {
@@ -178,8 +202,7 @@ impl Guard {
     }
 }
 
-fn replay(status: u16, headers: Vec<(String, String)>, body: String) -> Response {
-    let body = STANDARD.decode(body).unwrap_or_default();
+fn replay(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Response {
     let mut response =
         (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
     for (name, value) in headers {

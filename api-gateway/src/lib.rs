@@ -55,6 +55,8 @@ pub struct AppState {
     pub sessions: Arc<sessions::Fallback>,
     /// Tags the identity a stream ticket stands for, so Redis cannot vouch for one by itself.
     pub tickets: Arc<shared::signing::MacKey>,
+    /// Derives the keys that seal the answers the idempotency cache keeps.
+    pub answers: Arc<shared::signing::MacKey>,
 }
 
 impl AppState {
@@ -79,6 +81,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let trust = shared::internal::Trust::from_config(SERVICE, &config.internal)?;
     let tickets = Arc::new(stream::ticket::key(&config.internal)?);
+    let answers = shared::internal::purpose_key(&config.internal, "taskmesh idempotency answers");
+    let answers = Arc::new(answers?);
     let redis = shared::cache::connect(&config.redis, &shutdown).await?;
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(2))
@@ -128,6 +132,7 @@ pub async fn run(
         hub,
         sessions: Arc::default(),
         tickets,
+        answers,
     };
     let keys = state.verifier.clone();
     let readiness = Readiness::new(SERVICE)

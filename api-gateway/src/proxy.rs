@@ -311,7 +311,9 @@ async fn forward(
         Some(key) => {
             let scope = format!("{subject} {path}");
             let prefix = &state.config.redis.key_prefix;
-            match idempotency::begin(&state.redis, prefix, &scope, &key, &body).await? {
+            match idempotency::begin((&state.redis, &state.answers), prefix, &scope, &key, &body)
+                .await?
+            {
                 idempotency::Begin::Replay(response) => return Ok(response),
                 idempotency::Begin::Proceed(guard) => Some(guard),
             }

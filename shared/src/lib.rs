@@ -21,7 +21,8 @@
 //! - [`heartbeat`]: workers' heartbeats in Redis (written by workers, listed by task-svc).
 //! - [`db`], [`cache`]: PostgreSQL pools with migrations, Redis connections.
 //! - [`health`], [`http`]: `/healthz`, `/readyz`, `/metrics`, common layers, serving.
-//! - [`signing`]: HMAC-SHA256 tags for signed links and webhooks.
+//! - [`signing`]: HMAC-SHA256 tags for signed links and webhooks; [`seal`]: authenticated
+//!   encryption for what is kept where others can read it.
 //! - [`trace`]: W3C `traceparent` from the request through the events it causes.
 //! - [`startup`], [`shutdown`]: the common start of a service, signals.
 //! - [`unreachable`](mod@unreachable): waiting for a store with backoff ([`unreachable::retry`]), told to a
@@ -61,6 +62,7 @@ pub mod outbound;
 pub mod outbox;
 pub mod paging;
 pub mod problem;
+pub mod seal;
 pub mod sessions;
 pub mod shutdown;
 pub mod signing;

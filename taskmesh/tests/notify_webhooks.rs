@@ -702,6 +702,45 @@ async fn an_endpoint_failing_past_the_limit_is_disabled_and_its_owner_told() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_creation_returns_its_secret_and_redis_never_holds_it_readable() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    let bob = app.sign_up("bob@example.com").await;
+    let create = || {
+        app.http
+            .post(format!("{}/api/v1/webhooks", app.api))
+            .bearer_auth(&bob)
+            .header("idempotency-key", "hook-1")
+            .json(&json!({"url": receiver.url("/kept"), "event_types": ["task.assigned"]}))
+    };
+    let first = Reply::read(create().send().await.unwrap()).await;
+    let again = Reply::read(create().send().await.unwrap()).await;
+    assert_eq!((first.status, again.status), (201, 201));
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let secret = first.text("secret");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert_eq!(
+        again.text("secret"),
+        secret,
+        "the retry returns the same endpoint"
+    );
+    assert_eq!(endpoint_rows(&app).await, 1);
+
+    // What the cache keeps is sealed: neither the secret nor the endpoint's id is in it.
+    let entries = app.idempotency_entries().await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let value = &entries[0];
+    let entry: Value = serde_json::from_str(value).unwrap();
+    let body = STANDARD.decode(entry["body"].as_str().unwrap()).unwrap();
+    let kept = String::from_utf8_lossy(&body);
+    assert!(
+        !value.contains("whsec_") && !kept.contains("whsec_"),
+        "{kept}"
+    );
+    assert!(!kept.contains(first.text("id").as_str()), "{kept}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_a_rotation_both_secrets_verify() {
     let app = app().await;
     let receiver = Receiver::start().await;

@@ -385,24 +385,9 @@ async fn the_idempotency_cache_never_keeps_a_token() {
         (answer.status().as_u16(), ())
     };
     assert_eq!(status, 201);
-    let client = redis::Client::open(secrecy::ExposeSecret::expose_secret(
-        &app.env.config.redis.url,
-    ))
-    .unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
-    let pattern = format!("{}idempotency:*", app.env.config.redis.key_prefix);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(&pattern)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(keys.len(), 1, "only the task creation is kept: {keys:?}");
-    for key in keys {
-        let value: String = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
+    let entries = app.idempotency_entries().await;
+    assert_eq!(entries.len(), 1, "only the task creation is kept");
+    for value in entries {
         assert!(!value.contains("access_token") && !value.contains("refresh_token"));
     }
 }

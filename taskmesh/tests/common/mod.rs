@@ -136,6 +136,29 @@ impl App {
     }
 
     /// The id of the token's user.
+    /// What the gateway's `Idempotency-Key` cache holds in Redis, entry by entry.
+    pub async fn idempotency_entries(&self) -> Vec<String> {
+        let url = secrecy::ExposeSecret::expose_secret(&self.env.config.redis.url);
+        let client = redis::Client::open(url).unwrap();
+        let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+        let pattern = format!("{}idempotency:*", self.env.config.redis.key_prefix);
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let mut entries = Vec::new();
+        for key in keys {
+            let value: String = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            entries.push(value);
+        }
+        entries
+    }
+
     pub async fn user_id(&self, token: &str) -> String {
         let (status, me) = self.get("/api/v1/users/me", Some(token)).await;
         assert_eq!(status, 200, "{me}");
