@@ -80,13 +80,13 @@ pub fn key_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 pub async fn begin(
-    (redis, answers): (&ConnectionManager, &MacKey),
-    prefix: &str,
+    state: &crate::AppState,
     scope: &str,
     key: &str,
     body: &Bytes,
 ) -> Result<Begin, ApiError> {
-    let seal = seal_key(answers, scope, key);
+    let (redis, prefix) = (&state.redis, &state.config.redis.key_prefix);
+    let seal = seal_key(&state.answers, scope, key);
     let fingerprint = hex(&Sha256::digest(body));
     let redis_key = format!(
         "{prefix}idempotency:{}",

@@ -310,10 +310,7 @@ async fn forward(
         None => None,
         Some(key) => {
             let scope = format!("{subject} {path}");
-            let prefix = &state.config.redis.key_prefix;
-            match idempotency::begin((&state.redis, &state.answers), prefix, &scope, &key, &body)
-                .await?
-            {
+            match idempotency::begin(state, &scope, &key, &body).await? {
                 idempotency::Begin::Replay(response) => return Ok(response),
                 idempotency::Begin::Proceed(guard) => Some(guard),
             }

@@ -15,6 +15,7 @@
 //! - `objects`: the S3 server media-svc stores files in (`s3s-fs`); objects by key.
 //! - `workload`: the API client, its load and the record of every request.
 //! - `check`: the history checker.
+//! - `settings`: how hard and how long (`--quick` or a full run).
 //! - `suite`: the faults, how each runs, and the report.
 
 pub mod check;
@@ -22,6 +23,7 @@ pub mod infra;
 pub mod objects;
 pub mod proxy;
 pub mod receiver;
+pub mod settings;
 pub mod smtp;
 pub mod stack;
 pub mod suite;
