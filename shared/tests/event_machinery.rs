@@ -1025,3 +1025,92 @@ async fn a_relay_round_goes_out_as_one_batch_and_an_upgraded_queue_drops_its_sin
         .collect();
     assert_eq!(numbers, [0, 1, 2]);
 }
+
+#[tokio::test]
+async fn a_transactions_messages_share_rows_and_a_refused_one_is_retried_alone() {
+    let bench = Bench::new().await;
+    // A command for a pool whose queue does not exist yet, then 300 events, in one transaction.
+    let dispatch = outbox::Pending::new(
+        CloudEvent::new("test", Ping { n: 0 }),
+        outbox::Route {
+            routing_key: Some("job.dispatch.later".into()),
+            priority: Some(3),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let dispatch_id = dispatch.event.id;
+    let mut pending = vec![dispatch];
+    for n in 1..=300 {
+        pending.push(
+            outbox::Pending::new(CloudEvent::new("test", Ping { n }), Default::default()).unwrap(),
+        );
+    }
+    let mut tx = bench.pool.begin().await.unwrap();
+    outbox::enqueue_all(&mut tx, pending).await.unwrap();
+    tx.commit().await.unwrap();
+    let rows: Vec<(String, i32)> =
+        sqlx::query_as("SELECT routing_key, messages FROM outbox ORDER BY seq")
+            .fetch_all(&bench.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (outbox::GROUP_KEY.to_string(), outbox::GROUP_MAX as i32),
+            (
+                outbox::GROUP_KEY.to_string(),
+                301 - outbox::GROUP_MAX as i32
+            )
+        ]
+    );
+    let listed: i64 = sqlx::query_scalar("SELECT count(DISTINCT id) FROM outbox_messages")
+        .fetch_one(&bench.pool)
+        .await
+        .unwrap();
+    assert_eq!(listed, 301, "the view shows every message");
+
+    // Every event goes out; the command nobody can take yet is split out, to be retried.
+    assert_eq!(bench.relay.drain().await.unwrap(), 300);
+    eventually("the 300 events in the queue", WAIT, || async {
+        (bench.ready_count(&bench.queue.name).await == 300).then_some(())
+    })
+    .await;
+    let left: Vec<(uuid::Uuid, i32, Option<String>, Option<i16>)> = sqlx::query_as(
+        "SELECT id, attempts, last_error, priority FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_all(&bench.pool)
+    .await
+    .unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!((left[0].0, left[0].1, left[0].3), (dispatch_id, 1, Some(3)));
+    assert!(left[0]
+        .2
+        .as_deref()
+        .unwrap_or_default()
+        .contains("unroutable"));
+
+    // Once its queue exists, the retry delivers it, with its priority.
+    let pool_queue = QueueSpec::new(&bench.broker, "pool-later", &bench.env.config.consumer)
+        .bind("job.dispatch.later");
+    let channel = bench.broker.channel().await.unwrap();
+    pool_queue.declare(&bench.broker, &channel).await.unwrap();
+    sqlx::query("UPDATE outbox SET available_at = now() WHERE published_at IS NULL")
+        .execute(&bench.pool)
+        .await
+        .unwrap();
+    assert_eq!(bench.relay.drain().await.unwrap(), 1);
+    let got = channel
+        .basic_get(&pool_queue.name, BasicGetOptions::default())
+        .await
+        .unwrap()
+        .expect("the dispatch reached its queue");
+    assert_eq!(got.properties.priority(), &Some(3));
+    assert_eq!(
+        got.properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string()),
+        Some(dispatch_id.to_string())
+    );
+}

@@ -76,7 +76,7 @@ async fn the_callers_trace_context_reaches_the_event() {
     assert!(response.headers().contains_key("x-request-id"));
     let pool = app.db(&app.env.config.task.database).await;
     let carried: Option<String> = sqlx::query_scalar(
-        "SELECT payload->>'traceparent' FROM outbox WHERE routing_key = 'task.created'",
+        "SELECT payload->>'traceparent' FROM outbox_messages WHERE routing_key = 'task.created'",
     )
     .fetch_one(&pool)
     .await

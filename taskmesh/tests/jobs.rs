@@ -899,11 +899,12 @@ async fn a_batch_of_reports_is_applied_report_by_report_and_once() {
             "one run recorded for {id}"
         );
     }
-    let completed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key = 'task.completed'")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let completed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_messages WHERE routing_key = 'task.completed'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
     assert_eq!(completed, 3);
 }
 
@@ -928,8 +929,8 @@ async fn a_jobs_trace_runs_from_the_request_to_its_completion() {
     // The dispatch, the worker's report and task-svc's task.completed all carry it.
     let db = app.db(&app.env.config.task.database).await;
     let carried: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT routing_key, payload->>'traceparent' FROM outbox
-          WHERE routing_key IN ('job.dispatch.inproc', 'task.completed') ORDER BY seq",
+        "SELECT routing_key, payload->>'traceparent' FROM outbox_messages
+          WHERE routing_key IN ('job.dispatch.inproc', 'task.completed') ORDER BY seq, position",
     )
     .fetch_all(&db)
     .await

@@ -339,7 +339,7 @@ async fn an_image_gets_an_upright_thumbnail_without_its_metadata() {
     let db = app.db(&app.env.config.media.database).await;
     eventually("media.processed to be published", WAIT, || async {
         let published: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM outbox WHERE routing_key = 'media.processed'
+            "SELECT count(*) FROM outbox_messages WHERE routing_key = 'media.processed'
                AND published_at IS NOT NULL AND payload->'data'->>'media_id' = $1
                AND payload->'data'->>'state' = 'processed'",
         )

@@ -10,7 +10,7 @@ use shared::testkit::eventually;
 
 async fn outbox_count(app: &App, routing_key: &str) -> i64 {
     let pool = app.db(&app.env.config.task.database).await;
-    let n = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key = $1")
+    let n = sqlx::query_scalar("SELECT count(*) FROM outbox_messages WHERE routing_key = $1")
         .bind(routing_key)
         .fetch_one(&pool)
         .await
@@ -497,7 +497,7 @@ async fn list_filters_combine() {
 async fn pending_reminders(app: &App) -> Vec<chrono::DateTime<chrono::Utc>> {
     let pool = app.db(&app.env.config.task.database).await;
     let rows = sqlx::query_scalar(
-        "SELECT available_at FROM outbox
+        "SELECT available_at FROM outbox_messages
           WHERE routing_key = 'task.due_soon' AND published_at IS NULL ORDER BY available_at",
     )
     .fetch_all(&pool)
@@ -852,7 +852,7 @@ async fn lists_sort_by_due_date_and_priority_across_pages() {
 async fn payloads(app: &App, routing_key: &str, task_id: &str) -> Vec<Value> {
     let pool = app.db(&app.env.config.task.database).await;
     let rows: Vec<Value> = sqlx::query_scalar(
-        "SELECT payload FROM outbox WHERE routing_key = $1 AND payload->>'subject' = $2 ORDER BY seq",
+        "SELECT payload FROM outbox_messages WHERE routing_key = $1 AND payload->>'subject' = $2 ORDER BY seq, position",
     )
     .bind(routing_key)
     .bind(task_id)

@@ -1,190 +1,19 @@
-//! The transactional outbox: events are written in the same transaction as the state change and
-//! published afterwards by a relay, so an event exists if and only if its change committed.
-//!
-//! The relay claims due rows, in the order they fell due, with `FOR UPDATE SKIP LOCKED`
-//! (several replicas share the work), publishes them pipelined with confirms, marks them
-//! published and commits. A crash between publishing and marking publishes the rows again:
-//! delivery is at-least-once and consumers
-//! deduplicate on the event id ([`crate::idempotency`]). An insert trigger sends
-//! `NOTIFY taskmesh_outbox`, which wakes the relay at once; a poll is the fallback, and rows
-//! with a later `available_at` (reminders, scheduled jobs) wake it when they fall due.
+//! The relay: publishes committed outbox rows (see the module above).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use sqlx::{postgres::PgListener, PgConnection, PgPool, Row};
+use sqlx::{postgres::PgListener, PgPool};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
+use super::claim;
+use super::message::{batch_key, must_route, NOTIFY_CHANNEL};
+use super::settle::Settle;
 use crate::backoff::{Backoff, Policy};
 use crate::broker::{OutgoingMessage, PublishError, Publisher};
 use crate::config::OutboxConfig;
-use crate::events::{CloudEvent, EventPayload, EventsBatch};
-
-/// The channel the outbox insert trigger notifies.
-pub const NOTIFY_CHANNEL: &str = "taskmesh_outbox";
-
-/// Writes `event` to the outbox inside `tx`; it is published once `tx` commits.
-pub async fn enqueue<T: EventPayload>(
-    tx: &mut PgConnection,
-    event: CloudEvent<T>,
-) -> Result<Uuid, sqlx::Error> {
-    enqueue_at(tx, event, None).await
-}
-
-/// Like [`enqueue`], but not published before `available_at`.
-pub async fn enqueue_at<T: EventPayload>(
-    tx: &mut PgConnection,
-    event: CloudEvent<T>,
-    available_at: Option<DateTime<Utc>>,
-) -> Result<Uuid, sqlx::Error> {
-    let route = Route {
-        available_at,
-        ..Route::default()
-    };
-    enqueue_routed(tx, event, route).await
-}
-
-/// Writes several events of one type in one statement (the batch paths).
-pub async fn enqueue_many<T: EventPayload>(
-    tx: &mut PgConnection,
-    events: Vec<CloudEvent<T>>,
-) -> Result<(), sqlx::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut ids = Vec::with_capacity(events.len());
-    let mut payloads = Vec::with_capacity(events.len());
-    for event in events {
-        ids.push(event.id);
-        let event = event
-            .into_untyped()
-            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        payloads.push(serde_json::to_value(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
-    }
-    sqlx::query(
-        "INSERT INTO outbox (id, routing_key, payload)
-         SELECT id, $3, payload FROM unnest($1::uuid[], $2::jsonb[]) AS e(id, payload)",
-    )
-    .bind(&ids)
-    .bind(&payloads)
-    .bind(T::TYPE)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// An event ready for the outbox with its route, for [`enqueue_all`].
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub event: CloudEvent,
-    pub route: Route,
-}
-
-impl Pending {
-    pub fn new<T: EventPayload>(event: CloudEvent<T>, route: Route) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            event: event
-                .into_untyped()
-                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
-            route,
-        })
-    }
-}
-
-/// Writes several events, of any types and routes, in one statement.
-pub async fn enqueue_all(tx: &mut PgConnection, rows: Vec<Pending>) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut keys = Vec::with_capacity(rows.len());
-    let mut payloads = Vec::with_capacity(rows.len());
-    let mut available = Vec::with_capacity(rows.len());
-    let mut priorities: Vec<Option<i16>> = Vec::with_capacity(rows.len());
-    for Pending { event, route } in rows {
-        ids.push(event.id);
-        keys.push(
-            route
-                .routing_key
-                .unwrap_or_else(|| event.event_type.clone()),
-        );
-        payloads.push(serde_json::to_value(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
-        available.push(route.available_at);
-        priorities.push(route.priority.map(i16::from));
-    }
-    sqlx::query(
-        "INSERT INTO outbox (id, routing_key, payload, available_at, priority)
-         SELECT id, key, payload, COALESCE(at, clock_timestamp()), priority
-           FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::int2[])
-             AS e(id, key, payload, at, priority)",
-    )
-    .bind(&ids)
-    .bind(&keys)
-    .bind(&payloads)
-    .bind(&available)
-    .bind(&priorities)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// How an outbox row is published, beyond the defaults (the events exchange, the event type as
-/// routing key, now, no priority).
-#[derive(Debug, Clone, Default)]
-pub struct Route {
-    /// Another routing key than the event type (job dispatches go to `job.dispatch.<pool>`).
-    pub routing_key: Option<String>,
-    /// Not published before this.
-    pub available_at: Option<DateTime<Utc>>,
-    /// The AMQP priority of the message.
-    pub priority: Option<u8>,
-}
-
-/// Writes `event` to the outbox inside `tx`, published as `route` says once `tx` commits.
-pub async fn enqueue_routed<T: EventPayload>(
-    tx: &mut PgConnection,
-    event: CloudEvent<T>,
-    route: Route,
-) -> Result<Uuid, sqlx::Error> {
-    let event = event
-        .into_untyped()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let id = event.id;
-    let routing_key = route
-        .routing_key
-        .unwrap_or_else(|| event.event_type.clone());
-    let payload = serde_json::to_value(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
-        "INSERT INTO outbox (id, routing_key, payload, available_at, priority)
-         VALUES ($1, $2, $3, COALESCE($4, clock_timestamp()), $5)",
-    )
-    .bind(id)
-    .bind(routing_key)
-    .bind(payload)
-    .bind(route.available_at)
-    .bind(route.priority.map(i16::from))
-    .execute(tx)
-    .await?;
-    Ok(id)
-}
-
-/// Whether an outbox row is a command that must reach its queue (a job dispatch or dead
-/// letter) rather than an event nobody may be listening for: unroutable, it is retried with
-/// backoff instead of being marked, so a job is never dropped while its pool's queue is missing.
-fn must_route(routing_key: &str) -> bool {
-    routing_key.starts_with("job.dispatch.")
-        || routing_key.starts_with("job.dead.")
-        || routing_key.starts_with("notify.")
-}
-
-/// The routing key of `service`'s batches: each relay round's events in one message, for the
-/// platform's own consumers ([`crate::consumer::QueueSpec::batches_of`]).
-pub fn batch_key(service: &str) -> String {
-    format!("events.batch.{service}")
-}
+use crate::events::{CloudEvent, EventsBatch};
 
 /// A wake that published fewer rows than this (and some) means small transactions are
 /// trickling in: the relay lingers before the next round (`outbox.linger_ms`).
@@ -276,7 +105,8 @@ impl Relay {
         loop {
             let stats = self.publish_due().await?;
             total += stats.published + stats.unroutable;
-            if stats.claimed < self.config.batch_size as usize || stats.claimed == 0 {
+            // A round stops short of the batch only when nothing more was due.
+            if stats.claimed < self.config.batch_size as usize {
                 return Ok(total);
             }
         }
@@ -284,26 +114,16 @@ impl Relay {
 
     async fn round(&self, mark: bool) -> anyhow::Result<RoundStats> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT id, exchange, routing_key, payload::text AS payload, attempts, priority
-               FROM outbox
-              WHERE published_at IS NULL AND available_at <= statement_timestamp()
-              ORDER BY available_at, seq
-              LIMIT $1
-                FOR UPDATE SKIP LOCKED",
-        )
-        .bind(i64::from(self.config.batch_size))
-        .fetch_all(&mut *tx)
-        .await?;
+        let claim = claim::claim(&mut tx, self.config.batch_size).await?;
         let mut stats = RoundStats {
-            claimed: rows.len(),
+            claimed: claim.messages.len(),
             ..Default::default()
         };
-        if rows.is_empty() {
+        if claim.messages.is_empty() && claim.unreadable.is_empty() {
             return Ok(stats);
         }
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut messages = Vec::with_capacity(rows.len());
+        let mut claimed = Vec::with_capacity(claim.messages.len());
+        let mut outgoing = Vec::with_capacity(claim.messages.len() + 1);
         // Events of a type no queue wanted a moment ago are not published again yet.
         let mut skipped = Vec::new();
         let batch_key = self
@@ -311,37 +131,33 @@ impl Relay {
             .as_ref()
             .filter(|(_, key)| !self.known_unroutable(key));
         let mut batched = Vec::new();
-        for row in &rows {
-            let id: Uuid = row.get("id");
-            let routing_key: String = row.get("routing_key");
-            if batch_key.is_some() && !must_route(&routing_key) {
-                let payload: &str = row.get("payload");
-                match serde_json::from_str::<CloudEvent>(payload) {
+        for mut message in claim.messages {
+            if batch_key.is_some() && !must_route(&message.routing_key) {
+                match serde_json::from_str::<CloudEvent>(&message.payload) {
                     Ok(event) => batched.push(event),
                     Err(err) => {
-                        tracing::warn!(%id, error = %err, "an outbox row is not an event; left out of the batch")
+                        tracing::warn!(id = %message.id, error = %err, "an outbox message is not an event; left out of the batch")
                     }
                 }
             }
-            if self.known_unroutable(&routing_key) {
-                metrics::counter!("taskmesh_outbox_unroutable_total", "routing_key" => routing_key)
+            if self.known_unroutable(&message.routing_key) {
+                metrics::counter!("taskmesh_outbox_unroutable_total", "routing_key" => message.routing_key.clone())
                     .increment(1);
-                skipped.push(id);
+                skipped.push(message);
                 continue;
             }
-            let exchange: Option<String> = row.get("exchange");
-            let payload: String = row.get("payload");
-            let mut message = OutgoingMessage::new(
-                exchange.unwrap_or_else(|| self.exchange.clone()),
-                routing_key,
-                payload.into_bytes(),
+            let mut out = OutgoingMessage::new(
+                message
+                    .exchange
+                    .clone()
+                    .unwrap_or_else(|| self.exchange.clone()),
+                message.routing_key.clone(),
+                std::mem::take(&mut message.payload).into_bytes(),
             );
-            message.message_id = Some(id.to_string());
-            message.priority = row
-                .get::<Option<i16>, _>("priority")
-                .and_then(|p| u8::try_from(p).ok());
-            ids.push(id);
-            messages.push(message);
+            out.message_id = Some(message.id.to_string());
+            out.priority = message.priority;
+            outgoing.push(out);
+            claimed.push(message);
         }
         let batch = match (batch_key, batched.is_empty()) {
             (Some((service, key)), false) => {
@@ -349,22 +165,17 @@ impl Relay {
                 let mut message =
                     OutgoingMessage::new(self.exchange.clone(), key, serde_json::to_vec(&event)?);
                 message.message_id = Some(event.id.to_string());
-                messages.push(message);
+                outgoing.push(message);
                 true
             }
             _ => false,
         };
         // A channel failure aborts the round: the transaction rolls back and the rows stay due.
-        let mut results = self.publisher.publish_batch(&messages).await?;
+        let mut results = self.publisher.publish_batch(&outgoing).await?;
         if batch {
-            let message = messages.pop().expect("the batch was pushed last");
+            let message = outgoing.pop().expect("the batch was pushed last");
             match results.pop().expect("one result per message") {
-                Ok(()) => {
-                    self.unroutable
-                        .lock()
-                        .expect("never poisoned")
-                        .remove(&message.routing_key);
-                }
+                Ok(()) => self.routable(&message.routing_key),
                 Err(PublishError::Unroutable { routing_key, .. }) => {
                     // No queue takes this service's batches: not built again until the recheck.
                     self.unroutable
@@ -383,68 +194,65 @@ impl Relay {
             tx.rollback().await?;
             return Ok(stats);
         }
-        let mut published = Vec::new();
-        let mut unroutable = skipped;
-        for ((id, result), message) in ids.into_iter().zip(results).zip(&messages) {
+        let mut settle = Settle {
+            unroutable: skipped
+                .iter()
+                .filter(|m| !m.grouped)
+                .map(|m| m.row)
+                .collect(),
+            ..Settle::default()
+        };
+        stats.unroutable = skipped.len();
+        for ((mut message, result), out) in claimed.into_iter().zip(results).zip(&outgoing) {
             match result {
                 Ok(()) => {
-                    self.unroutable
-                        .lock()
-                        .expect("never poisoned")
-                        .remove(&message.routing_key);
-                    published.push(id);
+                    self.routable(&message.routing_key);
+                    stats.published += 1;
+                    if !message.grouped {
+                        settle.published.push(message.row);
+                    }
                 }
                 Err(PublishError::Unroutable { routing_key, .. }) if !must_route(&routing_key) => {
                     // Normal for an event no consumer of this deployment wants; counted.
-                    tracing::debug!(%id, %routing_key, "no queue is bound for this event type; marked unroutable");
+                    tracing::debug!(id = %message.id, %routing_key, "no queue is bound for this event type; marked unroutable");
                     self.unroutable
                         .lock()
                         .expect("never poisoned")
                         .insert(routing_key.clone(), Instant::now());
                     metrics::counter!("taskmesh_outbox_unroutable_total", "routing_key" => routing_key)
                         .increment(1);
-                    unroutable.push(id);
+                    stats.unroutable += 1;
+                    if !message.grouped {
+                        settle.unroutable.push(message.row);
+                    }
                 }
                 Err(err) => {
-                    tracing::warn!(%id, routing_key = %message.routing_key, error = %err, "broker refused an event; will retry");
+                    tracing::warn!(id = %message.id, routing_key = %message.routing_key, error = %err, "broker refused an event; will retry");
                     stats.failed += 1;
-                    sqlx::query(
-                        "UPDATE outbox
-                            SET attempts = attempts + 1, last_error = $2,
-                                available_at = now() + make_interval(secs => least(300, 2 ^ least(attempts, 10)))
-                          WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(err.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                    message.payload = String::from_utf8_lossy(&out.body).into_owned();
+                    settle.failed.push((message, err.to_string()));
                 }
             }
         }
-        if !published.is_empty() || !unroutable.is_empty() {
-            let settled: Vec<Uuid> = published.iter().chain(&unroutable).copied().collect();
-            sqlx::query(
-                "UPDATE outbox
-                    SET published_at = now(),
-                        last_error = CASE WHEN id = ANY($2) THEN 'unroutable: no queue bound'
-                                          ELSE last_error END
-                  WHERE id = ANY($1)",
-            )
-            .bind(&settled)
-            .bind(&unroutable)
-            .execute(&mut *tx)
-            .await?;
-        }
+        settle.groups = claim.groups;
+        settle.unreadable = claim.unreadable;
+        settle.write(&mut tx).await?;
         // Losing this commit in a crash only publishes the rows again (at-least-once, and
         // consumers deduplicate), so it need not wait for the WAL flush.
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        stats.published = published.len();
-        stats.unroutable = unroutable.len();
-        metrics::counter!("taskmesh_outbox_published_total").increment(published.len() as u64);
+        metrics::counter!("taskmesh_outbox_published_total").increment(stats.published as u64);
         Ok(stats)
+    }
+
+    /// Forgets that `routing_key` was unroutable: a queue took it.
+    fn routable(&self, routing_key: &str) {
+        let mut unroutable = self.unroutable.lock().expect("never poisoned");
+        if !unroutable.is_empty() {
+            unroutable.remove(routing_key);
+        }
     }
 
     /// Deletes published rows and processed-event records past their retention.
