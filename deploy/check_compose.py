@@ -12,7 +12,7 @@ import sys
 
 import yaml
 
-from services import SERVICES
+from services import SEALING, SERVICES
 
 TASKMESH = SERVICES
 PUBLISHED = {"api-gateway": {8080}, "rabbitmq": {15672}, "mailpit": {8025}, "minio": {9001}}
@@ -59,6 +59,8 @@ for name, (section, port) in TASKMESH.items():
         problems.append("the worker is given the internal secret")
     if name != "worker" and not secret:
         problems.append(f"{name} lacks TASKMESH_INTERNAL__SECRET")
+    if (name in SEALING) != ("TASKMESH_SEALING__KEY" in env):
+        problems.append(f"{name} {'lacks' if name in SEALING else 'is given'} the sealing key")
     for dependency, rule in service.get("depends_on", {}).items():
         if rule.get("condition") != "service_healthy":
             problems.append(f"{name} does not wait for {dependency} to be healthy")

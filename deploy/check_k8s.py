@@ -27,7 +27,7 @@ import sys
 
 import yaml
 
-from services import SERVICES, WITH_DATABASE
+from services import SEALING, SERVICES, WITH_DATABASE
 
 # Who may open a connection to whom (pod name → callers); "*" is anything, the ingress
 # controller included. Pods not listed as a destination take no connections at all but from
@@ -202,6 +202,8 @@ def check_service(name, section, port, deployment, by_kind):
             problem(f"{name} lacks TASKMESH_INTERNAL__SECRET")
         if (name in WITH_DATABASE) != ("TASKMESH_POSTGRES__URL" in names):
             problem(f"{name} {'lacks' if name in WITH_DATABASE else 'is given'} the database")
+    if (name in SEALING) != ("TASKMESH_SEALING__KEY" in names):
+        problem(f"{name} {'lacks' if name in SEALING else 'is given'} the sealing key")
 
 
 def check_refs(name, workload, config_maps, secrets):

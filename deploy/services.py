@@ -17,3 +17,5 @@ DATABASES = {
     "media-svc": "taskmesh_media",
 }
 WITH_DATABASE = set(DATABASES)
+# The services that keep secrets in their database, sealed with `TASKMESH_SEALING__KEY`.
+SEALING = {"user-svc", "notify-svc", "media-svc"}

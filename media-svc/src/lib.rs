@@ -63,7 +63,8 @@ pub async fn run(
         &shutdown,
     )
     .await?;
-    let links = service::links::Signer::load(&platform.pool, &config.files).await?;
+    let at_rest = shared::startup::at_rest(&config)?;
+    let links = service::links::Signer::load(&platform.pool, &at_rest, &config.files).await?;
     let state = AppState {
         pool: platform.pool.clone(),
         config: Arc::new(config.clone()),

@@ -23,7 +23,7 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-use shared::{consumer::Consumer, startup::Platform, topology, Config};
+use shared::{consumer::Consumer, seal::AtRest, startup::Platform, topology, Config};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,8 @@ pub struct AppState {
     pub links: Arc<service::links::Signer>,
     /// Claims on mail and texts to send, batched.
     pub claims: service::claims::Claims,
+    /// Seals the webhook secrets and the link key kept in the database.
+    pub at_rest: Arc<AtRest>,
 }
 
 /// Runs notify-svc on `listener` until `shutdown`.
@@ -57,12 +59,19 @@ pub async fn run(
         &shutdown,
     )
     .await?;
-    let links = service::links::Signer::load(&platform.pool, &config.notifications).await?;
+    let at_rest = shared::startup::at_rest(&config)?;
+    for column in ["secret", "previous_secret"] {
+        shared::db::reseal_column(&platform.pool, &at_rest, "webhook_endpoints", "id", column)
+            .await?;
+    }
+    let links =
+        service::links::Signer::load(&platform.pool, &at_rest, &config.notifications).await?;
     let state = AppState {
         pool: platform.pool.clone(),
         config: Arc::new(config.clone()),
         links: Arc::new(links),
         claims: service::claims::Claims::start(platform.pool.clone()),
+        at_rest: Arc::new(at_rest),
     };
     let mailer = Arc::new(channels::mail::Mailer::from_config(&config.smtp)?);
     if let channels::mail::Mailer::Files { dir, .. } = mailer.as_ref() {

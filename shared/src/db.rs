@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::PostgresConfig;
 use crate::problem::ApiError;
+use crate::seal::{AtRest, Unsealable};
 
 static PLATFORM: Migrator = sqlx::migrate!("../migrations/platform");
 
@@ -200,9 +201,10 @@ pub async fn commit(
 /// service's `secrets` table ([`shared_secret`]), so that every replica signs alike.
 pub async fn signing_key(
     pool: &sqlx::PgPool,
+    at_rest: &AtRest,
     name: &str,
     configured: Option<&secrecy::SecretString>,
-) -> Result<Vec<u8>, sqlx::Error> {
+) -> anyhow::Result<Vec<u8>> {
     use rand::RngCore;
     use secrecy::ExposeSecret;
     match configured {
@@ -210,28 +212,92 @@ pub async fn signing_key(
         None => {
             let mut fresh = vec![0u8; 32];
             rand::thread_rng().fill_bytes(&mut fresh);
-            shared_secret(pool, name, fresh).await
+            shared_secret(pool, at_rest, name, fresh).await
         }
     }
 }
 
 /// The key named `name` in the service's `secrets (name text PRIMARY KEY, value bytea)` table,
 /// made from `fresh` by whichever replica asks first, so that every replica signs with the same
-/// key.
+/// key. It is kept sealed ([`AtRest`]); one kept in the clear by an earlier version, or sealed
+/// under a key that is no longer current, is sealed again now.
 pub async fn shared_secret(
     pool: &sqlx::PgPool,
+    at_rest: &AtRest,
     name: &str,
     fresh: Vec<u8>,
-) -> Result<Vec<u8>, sqlx::Error> {
+) -> anyhow::Result<Vec<u8>> {
     sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
         .bind(name)
-        .bind(fresh)
+        .bind(at_rest.seal(&fresh).into_bytes())
         .execute(pool)
         .await?;
-    sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
         .bind(name)
         .fetch_one(pool)
-        .await
+        .await?;
+    let (key, kept) = match std::str::from_utf8(&stored).map(|s| (s, at_rest.open(s))) {
+        Ok((sealed, Ok(key))) => (key, at_rest.reseal(sealed)?),
+        Ok((_, Err(err))) if err != Unsealable::NotSealed => {
+            anyhow::bail!("the {name} key in the database cannot be opened: {err}")
+        }
+        // Kept in the clear before secrets were sealed.
+        _ => (stored.clone(), Some(at_rest.seal(&stored))),
+    };
+    if let Some(kept) = kept {
+        // Only over the value read: a replica that sealed it meanwhile keeps its own.
+        sqlx::query("UPDATE secrets SET value = $3 WHERE name = $1 AND value = $2")
+            .bind(name)
+            .bind(&stored)
+            .bind(kept.into_bytes())
+            .execute(pool)
+            .await?;
+    }
+    Ok(key)
+}
+
+/// Seals every value of `table.column` not sealed under the current key (kept in the clear by
+/// an earlier version, or under a key being rotated out), one row at a time, each only if it is
+/// still the value read. `id` is the table's key column. Returns how many changed.
+pub async fn reseal_column(
+    pool: &sqlx::PgPool,
+    at_rest: &AtRest,
+    table: &str,
+    id: &str,
+    column: &str,
+) -> anyhow::Result<u64> {
+    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT {id}::text, {column} FROM {table} WHERE {column} IS NOT NULL"
+    ))
+    .fetch_all(pool)
+    .await?;
+    let mut changed = 0;
+    for (key, stored) in rows {
+        let Some(kept) = at_rest
+            .reseal(&stored)
+            .map_err(|err| anyhow::anyhow!("{table}.{column} of {key} cannot be opened: {err}"))?
+        else {
+            continue;
+        };
+        changed += sqlx::query(&format!(
+            "UPDATE {table} SET {column} = $3 WHERE {id}::text = $1 AND {column} = $2"
+        ))
+        .bind(&key)
+        .bind(&stored)
+        .bind(kept)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    }
+    if changed > 0 {
+        tracing::info!(
+            table,
+            column,
+            changed,
+            "sealed stored secrets under the current key"
+        );
+    }
+    Ok(changed)
 }
 
 impl From<sqlx::Error> for ApiError {

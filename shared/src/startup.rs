@@ -162,3 +162,13 @@ fn finish_router_with(
     }
     crate::http::with_common_layers(app, request_timeout)
 }
+
+/// The keys a service seals what it keeps with (`sealing.key`, or one derived from
+/// `internal.secret`), or an error that says what to set.
+pub fn at_rest(config: &Config) -> anyhow::Result<crate::seal::AtRest> {
+    crate::seal::AtRest::from_config(config).map_err(|_| {
+        anyhow::anyhow!(
+            "sealing.key (TASKMESH_SEALING__KEY) or internal.secret must be set: the secrets this service keeps are sealed with it; `openssl rand -base64 32` makes one"
+        )
+    })
+}

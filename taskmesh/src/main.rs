@@ -64,7 +64,38 @@ async fn probe(url: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn up(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Where `taskmesh up` keeps its sealing key when `sealing.key` is not set.
+const SEALING_KEY_FILE: &str = ".taskmesh/sealing.key";
+
+/// The sealing key kept in [`SEALING_KEY_FILE`], made (readable by this user alone) on the
+/// first `taskmesh up`: the secrets the services keep must open at the next start too.
+fn local_sealing_key() -> anyhow::Result<secrecy::SecretString> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::path::Path::new(SEALING_KEY_FILE);
+    if let Ok(key) = std::fs::read_to_string(path) {
+        return Ok(key.trim().to_string().into());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key = shared::internal::generate_secret();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {SEALING_KEY_FILE}: {e}"))?;
+    use secrecy::ExposeSecret;
+    writeln!(file, "{}", key.expose_secret())?;
+    Ok(key)
+}
+
+async fn up(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let local_key = config.sealing.key.is_none();
+    if local_key {
+        config.sealing.key = Some(local_sealing_key()?);
+    }
     let management = config.amqp.management_url.clone();
     let mut stack = taskmesh::Stack::start(config, shutdown.clone()).await?;
     tokio::select! {
@@ -109,6 +140,14 @@ async fn up(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
                 c.files.s3_bucket
             )
         }
+    }
+    if local_key {
+        let path =
+            std::path::absolute(SEALING_KEY_FILE).unwrap_or_else(|_| SEALING_KEY_FILE.into());
+        println!(
+            "  Secrets              sealed with the key in {} (keep it; set TASKMESH_SEALING__KEY to use another)",
+            path.display()
+        );
     }
     println!("  RabbitMQ console     {management}  (guest/guest; `rabbitmq-plugins enable rabbitmq_management` if it does not load)");
     println!("Press Ctrl-C to stop.");

@@ -647,15 +647,17 @@ async fn a_run_of_events_is_applied_in_order_and_each_event_once() {
     let app = App::start().await;
     let config = app.env.config.clone();
     let pool = app.db(&config.notify.database).await;
+    let at_rest = shared::startup::at_rest(&config).unwrap();
     let state = notify_svc::AppState {
         pool: pool.clone(),
         links: std::sync::Arc::new(
-            notify_svc::service::links::Signer::load(&pool, &config.notifications)
+            notify_svc::service::links::Signer::load(&pool, &at_rest, &config.notifications)
                 .await
                 .unwrap(),
         ),
         claims: notify_svc::service::claims::Claims::start(pool.clone()),
         config: std::sync::Arc::new(config),
+        at_rest: std::sync::Arc::new(at_rest),
     };
     let (ada, bob, cy) = (
         uuid::Uuid::now_v7(),

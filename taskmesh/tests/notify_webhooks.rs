@@ -741,6 +741,82 @@ async fn a_retried_creation_returns_its_secret_and_redis_never_holds_it_readable
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_services_keep_secret_is_sealed_in_their_databases() {
+    let app = app().await;
+    let receiver = Receiver::start().await;
+    let bob = app.sign_up("bob@example.com").await;
+    let endpoint = create_endpoint(&app, &bob, &receiver.url("/sealed"), &["task.assigned"]).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+    let rotated = call(
+        &app,
+        Method::POST,
+        &format!(
+            "/api/v1/webhooks/{}/rotate-secret",
+            endpoint["id"].as_str().unwrap()
+        ),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(rotated.status, 200);
+    let kept_in = |database: String, query: &'static str| {
+        let app = &app;
+        async move {
+            let pool = app.db(&database).await;
+            let values: Vec<Vec<u8>> = sqlx::query_scalar(query).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            values
+                .into_iter()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let notify = app.env.config.notify.database.clone();
+    let mut kept = kept_in(
+        notify.clone(),
+        "SELECT convert_to(secret, 'UTF8') FROM webhook_endpoints
+         UNION ALL SELECT convert_to(previous_secret, 'UTF8') FROM webhook_endpoints",
+    )
+    .await;
+    assert_eq!(kept.len(), 2, "the secret and the one before the rotation");
+    let keys = kept_in(
+        app.env.config.user.database.clone(),
+        "SELECT convert_to(private_pem, 'UTF8') FROM signing_keys",
+    )
+    .await;
+    assert!(!keys.is_empty());
+    kept.extend(keys);
+    kept.extend(kept_in(notify, "SELECT value FROM secrets").await);
+    kept.extend(
+        kept_in(
+            app.env.config.media.database.clone(),
+            "SELECT value FROM secrets",
+        )
+        .await,
+    );
+    for value in &kept {
+        assert!(value.starts_with("tmseal1."), "kept in the clear: {value}");
+        assert!(
+            !value.contains("whsec_") && !value.contains("PRIVATE KEY"),
+            "{value}"
+        );
+        let decoded: Vec<String> = value
+            .split('.')
+            .filter_map(|part| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(part)
+                    .ok()
+            })
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .collect();
+        assert!(decoded
+            .iter()
+            .all(|d| !d.contains(secret.trim_start_matches("whsec_"))));
+    }
+    // Sealed, they still sign: during_a_rotation_both_secrets_verify delivers with both.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_a_rotation_both_secrets_verify() {
     let app = app().await;
     let receiver = Receiver::start().await;

@@ -45,6 +45,8 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub config: Arc<Config>,
     pub keys: Arc<RwLock<infra::signing::Keys>>,
+    /// Seals the signing keys' private halves kept in the database.
+    pub at_rest: Arc<shared::seal::AtRest>,
 }
 
 /// Runs user-svc on `listener` until `shutdown`.
@@ -62,12 +64,22 @@ pub async fn run(
     )
     .await?;
     let redis = shared::cache::connect(&config.redis, &shutdown).await?;
-    let keys = service::keys::load_or_create(&platform.pool).await?;
+    let at_rest = shared::startup::at_rest(&config)?;
+    shared::db::reseal_column(
+        &platform.pool,
+        &at_rest,
+        "signing_keys",
+        "kid",
+        "private_pem",
+    )
+    .await?;
+    let keys = service::keys::load_or_create(&platform.pool, &at_rest).await?;
     let state = AppState {
         pool: platform.pool.clone(),
         redis: redis.clone(),
         config: Arc::new(config),
         keys: Arc::new(RwLock::new(keys)),
+        at_rest: Arc::new(at_rest),
     };
     if let Some(email) = &state.config.auth.bootstrap_admin_email {
         service::accounts::bootstrap_admin(&state, email).await?;

@@ -34,9 +34,14 @@ impl Signer {
     }
 
     /// The configured key, or the one kept in the database (made by the first replica).
-    pub async fn load(pool: &PgPool, config: &FilesConfig) -> anyhow::Result<Self> {
+    pub async fn load(
+        pool: &PgPool,
+        at_rest: &shared::seal::AtRest,
+        config: &FilesConfig,
+    ) -> anyhow::Result<Self> {
         let key =
-            shared::db::signing_key(pool, "download-links", config.link_secret.as_ref()).await?;
+            shared::db::signing_key(pool, at_rest, "download-links", config.link_secret.as_ref())
+                .await?;
         Ok(Self::new(key, &config.public_url))
     }
 

@@ -29,9 +29,18 @@ impl Signer {
     }
 
     /// The configured key, or the one kept in the database (made by the first replica).
-    pub async fn load(pool: &PgPool, config: &NotificationsConfig) -> anyhow::Result<Self> {
-        let key =
-            shared::db::signing_key(pool, "unsubscribe-links", config.link_secret.as_ref()).await?;
+    pub async fn load(
+        pool: &PgPool,
+        at_rest: &shared::seal::AtRest,
+        config: &NotificationsConfig,
+    ) -> anyhow::Result<Self> {
+        let key = shared::db::signing_key(
+            pool,
+            at_rest,
+            "unsubscribe-links",
+            config.link_secret.as_ref(),
+        )
+        .await?;
         Ok(Self::new(
             key,
             &config.public_url,

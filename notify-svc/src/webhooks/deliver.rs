@@ -13,6 +13,7 @@ use chrono::Utc;
 use shared::{
     backoff::{Backoff, Policy},
     outbound::Guard,
+    seal::Unsealable,
 };
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -21,7 +22,7 @@ use uuid::Uuid;
 
 use super::model::{display_url, DeliveryState};
 use super::schedule;
-use super::sign;
+use super::sign::{self, Secret};
 use super::store::{self, AttemptLog, Claimed};
 use crate::domain::recipients::{Change, Draft};
 use crate::domain::Kind;
@@ -115,7 +116,13 @@ enum Verdict {
 #[tracing::instrument(skip_all, fields(delivery_id = %delivery.id, endpoint_id = %delivery.endpoint_id))]
 async fn attempt(state: &AppState, guard: &Guard, delivery: Claimed, timeout: Duration) {
     let started = Instant::now();
-    let (verdict, mut log) = send(guard, &delivery, timeout).await;
+    let (verdict, mut log) = match secrets(state, &delivery) {
+        Ok(secrets) => send(guard, &delivery, &secrets, timeout).await,
+        Err(err) => {
+            tracing::error!(error = %err, "a webhook endpoint's secret cannot be opened");
+            failed(format!("its signing secret cannot be opened: {err}"))
+        }
+    };
     log.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     if let Err(err) = record(state, &delivery, verdict, &log).await {
         // The lease runs out and the delivery is tried again: at least once, not lost.
@@ -123,16 +130,31 @@ async fn attempt(state: &AppState, guard: &Guard, delivery: Claimed, timeout: Du
     }
 }
 
-async fn send(guard: &Guard, delivery: &Claimed, timeout: Duration) -> (Verdict, AttemptLog) {
-    let failed = |error: String| {
-        let log = AttemptLog {
-            status: None,
-            error: Some(clean(&error)),
-            latency_ms: 0,
-            response_excerpt: None,
-        };
-        (Verdict::Retry { retry_after: None }, log)
+/// The delivery's signing secrets (the previous one while its overlap lasts), opened.
+fn secrets(state: &AppState, delivery: &Claimed) -> Result<Vec<Secret>, Unsealable> {
+    std::iter::once(&delivery.secret)
+        .chain(&delivery.previous_secret)
+        .map(|sealed| state.at_rest.open_text(sealed).map(Secret::from))
+        .collect()
+}
+
+/// An attempt that reached no answer.
+fn failed(error: String) -> (Verdict, AttemptLog) {
+    let log = AttemptLog {
+        status: None,
+        error: Some(clean(&error)),
+        latency_ms: 0,
+        response_excerpt: None,
     };
+    (Verdict::Retry { retry_after: None }, log)
+}
+
+async fn send(
+    guard: &Guard,
+    delivery: &Claimed,
+    secrets: &[Secret],
+    timeout: Duration,
+) -> (Verdict, AttemptLog) {
     let url = match url::Url::parse(&delivery.url) {
         Ok(url) => url,
         Err(err) => return failed(format!("invalid url: {err}")),
@@ -150,10 +172,7 @@ async fn send(guard: &Guard, delivery: &Claimed, timeout: Duration) -> (Verdict,
     };
     let msg_id = sign::message_id(delivery.id);
     let timestamp = Utc::now().timestamp();
-    let mut secrets = vec![&delivery.secret];
-    if let Some(previous) = &delivery.previous_secret.0 {
-        secrets.push(previous);
-    }
+    let secrets: Vec<&Secret> = secrets.iter().collect();
     let signature = sign::signature_header(&secrets, &msg_id, timestamp, &delivery.body);
     let sent = client
         .post(url)

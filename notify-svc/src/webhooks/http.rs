@@ -120,6 +120,7 @@ pub async fn webhook_create(
     let description = model::parse_description(request.description.as_deref().unwrap_or(""))?;
     let url = checked_url(&guard, &request.url).await?;
     let secret = Secret::generate();
+    let sealed_secret = state.at_rest.seal(secret.expose().as_bytes());
     let mut tx = state.pool.begin().await?;
     store::lock_user(&mut tx, identity.user_id).await?;
     let max = state.config.webhooks.max_endpoints_per_user;
@@ -135,7 +136,7 @@ pub async fn webhook_create(
         url: &url,
         description: &description,
         event_types: &event_types,
-        secret: &secret,
+        sealed_secret: &sealed_secret,
     };
     let endpoint = store::insert_endpoint(&mut tx, &new).await?;
     tx.commit().await?;
@@ -267,9 +268,10 @@ pub async fn webhook_rotate_secret(
 ) -> Result<Json<WebhookEndpointWithSecret>, ApiError> {
     let id = parse_id(&id, "webhook endpoint")?;
     let secret = Secret::generate();
+    let sealed = state.at_rest.seal(secret.expose().as_bytes());
     let overlap = Duration::from_secs(state.config.webhooks.secret_overlap_secs);
     let mut conn = state.pool.acquire().await?;
-    let endpoint = store::rotate_secret(&mut conn, identity.user_id, id, &secret, overlap)
+    let endpoint = store::rotate_secret(&mut conn, identity.user_id, id, &sealed, overlap)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
     tracing::info!("webhook secret rotated");

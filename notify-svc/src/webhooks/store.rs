@@ -9,7 +9,6 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::model::{DeliveryState, Endpoint};
-use super::sign::Secret;
 use crate::domain::Kind;
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, enabled, disabled_reason,
@@ -22,7 +21,8 @@ pub struct NewEndpoint<'a> {
     pub url: &'a str,
     pub description: &'a str,
     pub event_types: &'a [String],
-    pub secret: &'a Secret,
+    /// The signing secret, sealed (`shared::seal::AtRest`).
+    pub sealed_secret: &'a str,
 }
 
 /// Serialises `user_id`'s endpoint writes until the transaction ends (the count limit).
@@ -54,7 +54,7 @@ pub async fn insert_endpoint(
     .bind(new.url)
     .bind(new.description)
     .bind(new.event_types)
-    .bind(new.secret.expose())
+    .bind(new.sealed_secret)
     .fetch_one(tx)
     .await
 }
@@ -134,13 +134,13 @@ pub async fn delete_endpoint(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<b
     Ok(done.rows_affected() == 1)
 }
 
-/// Makes `secret` the signing secret of `user_id`'s endpoint `id`; the current one keeps
-/// signing for `overlap`.
+/// Makes `sealed_secret` the signing secret of `user_id`'s endpoint `id`; the current one
+/// keeps signing for `overlap`.
 pub async fn rotate_secret(
     tx: &mut PgConnection,
     user_id: Uuid,
     id: Uuid,
-    secret: &Secret,
+    sealed_secret: &str,
     overlap: Duration,
 ) -> Result<Option<Endpoint>, sqlx::Error> {
     sqlx::query_as(&format!(
@@ -154,7 +154,7 @@ pub async fn rotate_secret(
     ))
     .bind(id)
     .bind(user_id)
-    .bind(secret.expose())
+    .bind(sealed_secret)
     .bind(overlap.as_secs_f64())
     .fetch_optional(tx)
     .await
@@ -255,21 +255,10 @@ pub struct Claimed {
     pub attempts: i32,
     pub body: Vec<u8>,
     pub url: String,
-    #[sqlx(try_from = "String")]
-    pub secret: Secret,
-    /// The previous secret while its overlap lasts.
-    #[sqlx(try_from = "Option<String>")]
-    pub previous_secret: OptionalSecret,
-}
-
-/// A secret that may be absent (`sqlx(try_from)` needs a local type).
-#[derive(Debug, Clone)]
-pub struct OptionalSecret(pub Option<Secret>);
-
-impl From<Option<String>> for OptionalSecret {
-    fn from(value: Option<String>) -> Self {
-        OptionalSecret(value.map(Secret::from))
-    }
+    /// The signing secret, sealed.
+    pub secret: String,
+    /// The previous secret while its overlap lasts, sealed.
+    pub previous_secret: Option<String>,
 }
 
 /// How many attempts may be in flight at once, over every replica.

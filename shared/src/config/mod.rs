@@ -20,11 +20,13 @@ mod error;
 mod files;
 mod jobs;
 mod notify;
+mod sealing;
 mod stream;
 pub use error::ConfigError;
 pub use files::{FilesConfig, StoreKind};
 pub use jobs::{CommandNetwork, JobsConfig, WorkersConfig};
 pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
+pub use sealing::SealingConfig;
 pub use stream::StreamConfig;
 
 /// `TASKMESH_*` variables that are not settings: read directly by a process, a test or a
@@ -62,6 +64,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub cors: CorsConfig,
     pub internal: InternalConfig,
+    pub sealing: SealingConfig,
     pub tasks: TasksConfig,
     pub jobs: JobsConfig,
     pub workers: WorkersConfig,
@@ -92,6 +95,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             cors: CorsConfig::default(),
             internal: InternalConfig::default(),
+            sealing: SealingConfig::default(),
             tasks: TasksConfig::default(),
             jobs: JobsConfig::default(),
             workers: WorkersConfig::default(),
@@ -194,6 +198,8 @@ impl Config {
             ("internal.accepted_secret", &self.internal.accepted_secret),
             ("files.link_secret", &self.files.link_secret),
             ("notifications.link_secret", &self.notifications.link_secret),
+            ("sealing.key", &self.sealing.key),
+            ("sealing.previous_key", &self.sealing.previous_key),
         ] {
             if secret
                 .as_ref()

@@ -1,39 +1,53 @@
 //! Signing keys: loaded at start (one is created when none is active), rotated and retired by
 //! admins, reloaded when other replicas change them.
 
+use shared::seal::AtRest;
+
 use crate::{
     domain::keys::{check_retirable, KeyList},
     error::UserError,
     infra::signing::{self, Keys},
-    store, AppState,
+    store::{self, keys::ActiveKey},
+    AppState,
 };
 
-/// Creates a new signing key; it signs from the next [`load`] on.
-async fn create(pool: &sqlx::PgPool) -> Result<String, UserError> {
+/// Creates a new signing key, its private half sealed; it signs from the next [`load`] on.
+async fn create(pool: &sqlx::PgPool, at_rest: &AtRest) -> Result<String, UserError> {
     let (kid, pem, public) = signing::generate()?;
-    store::keys::insert(pool, &kid, &pem, &public).await?;
+    store::keys::insert(pool, &kid, &at_rest.seal(pem.as_bytes()), &public).await?;
     tracing::info!(%kid, "created a token signing key");
     Ok(kid)
 }
 
+/// The active keys, their private halves opened: the newest signs, all are published.
+async fn active(pool: &sqlx::PgPool, at_rest: &AtRest) -> Result<Vec<ActiveKey>, UserError> {
+    let mut active = store::keys::active(pool).await?;
+    for key in &mut active {
+        key.private_pem = at_rest.open_text(&key.private_pem).map_err(|err| {
+            anyhow::anyhow!("the signing key {} cannot be opened: {err}", key.kid)
+        })?;
+    }
+    Ok(active)
+}
+
 /// The active keys: the newest signs, all are published.
-pub async fn load(pool: &sqlx::PgPool) -> Result<Keys, UserError> {
-    Ok(Keys::from_active(&store::keys::active(pool).await?)?)
+pub async fn load(pool: &sqlx::PgPool, at_rest: &AtRest) -> Result<Keys, UserError> {
+    Ok(Keys::from_active(&active(pool, at_rest).await?)?)
 }
 
 /// Loads the active keys, creating one when there is none.
-pub async fn load_or_create(pool: &sqlx::PgPool) -> Result<Keys, UserError> {
-    let active = store::keys::active(pool).await?;
-    if active.is_empty() {
-        create(pool).await?;
-        return load(pool).await;
+pub async fn load_or_create(pool: &sqlx::PgPool, at_rest: &AtRest) -> Result<Keys, UserError> {
+    let keys = active(pool, at_rest).await?;
+    if keys.is_empty() {
+        create(pool, at_rest).await?;
+        return load(pool, at_rest).await;
     }
-    Ok(Keys::from_active(&active)?)
+    Ok(Keys::from_active(&keys)?)
 }
 
 /// Picks up keys other replicas rotated or retired.
 pub async fn reload(state: &AppState) -> Result<(), UserError> {
-    let fresh = load(&state.pool).await?;
+    let fresh = load(&state.pool, &state.at_rest).await?;
     *state.keys.write().await = fresh;
     Ok(())
 }
@@ -48,7 +62,7 @@ pub async fn list(state: &AppState) -> Result<KeyList, UserError> {
 
 /// A new key signs from now on; the old stays published.
 pub async fn rotate(state: &AppState) -> Result<KeyList, UserError> {
-    create(&state.pool).await?;
+    create(&state.pool, &state.at_rest).await?;
     reload(state).await?;
     list(state).await
 }
