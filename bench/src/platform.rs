@@ -54,6 +54,8 @@ pub async fn spawn_with(
             .env("RUST_LOG", "warn")
             .kill_on_drop(true);
         command.env("TASKMESH_RATE_LIMIT__API_REQUESTS", "1000000000");
+        // Every process is this version: group rows (decision 35), as `taskmesh up` writes.
+        command.env("TASKMESH_OUTBOX__GROUP_ROWS", "true");
         // One member makes every job: no quota gets in the way.
         command.env("TASKMESH_JOBS__MEMBER_MAX_LIVE_JOBS", "1000000000");
         command.envs(extra.iter().map(|(k, v)| (*k, v.as_str())));

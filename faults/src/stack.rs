@@ -179,6 +179,8 @@ impl Stack {
                     uuid::Uuid::new_v4().simple()
                 ),
             ),
+            // Every process is this version: group rows (decision 35).
+            ("TASKMESH_OUTBOX__GROUP_ROWS".into(), "true".into()),
             // One client makes every request: no rate limit gets in the way.
             (
                 "TASKMESH_RATE_LIMIT__API_REQUESTS".into(),

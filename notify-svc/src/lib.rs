@@ -61,8 +61,7 @@ pub async fn run(
     .await?;
     let at_rest = shared::startup::at_rest(&config)?;
     for column in ["secret", "previous_secret"] {
-        shared::db::reseal_column(&platform.pool, &at_rest, "webhook_endpoints", "id", column)
-            .await?;
+        shared::db::reseal_column(&platform.pool, &at_rest, "webhook_endpoints", column).await?;
     }
     let links =
         service::links::Signer::load(&platform.pool, &at_rest, &config.notifications).await?;

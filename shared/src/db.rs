@@ -245,6 +245,7 @@ pub async fn shared_secret(
         _ => (stored.clone(), Some(at_rest.seal(&stored))),
     };
     if let Some(kept) = kept {
+        tracing::info!(name, "sealed a stored link key under the current key");
         // Only over the value read: a replica that sealed it meanwhile keeps its own.
         sqlx::query("UPDATE secrets SET value = $3 WHERE name = $1 AND value = $2")
             .bind(name)
@@ -258,31 +259,35 @@ pub async fn shared_secret(
 
 /// Seals every value of `table.column` not sealed under the current key (kept in the clear by
 /// an earlier version, or under a key being rotated out), one row at a time, each only if it is
-/// still the value read. `id` is the table's key column. Returns how many changed.
+/// still the value read. A value no key here opens is logged and left as it is (what uses it
+/// fails, naming the key it needs). Returns how many changed.
 pub async fn reseal_column(
     pool: &sqlx::PgPool,
     at_rest: &AtRest,
     table: &str,
-    id: &str,
     column: &str,
 ) -> anyhow::Result<u64> {
     let rows: Vec<(String, String)> = sqlx::query_as(&format!(
-        "SELECT {id}::text, {column} FROM {table} WHERE {column} IS NOT NULL"
+        "SELECT ctid::text, {column} FROM {table} WHERE {column} IS NOT NULL"
     ))
     .fetch_all(pool)
     .await?;
     let mut changed = 0;
-    for (key, stored) in rows {
-        let Some(kept) = at_rest
-            .reseal(&stored)
-            .map_err(|err| anyhow::anyhow!("{table}.{column} of {key} cannot be opened: {err}"))?
-        else {
-            continue;
+    for (row, stored) in rows {
+        let kept = match at_rest.reseal(&stored) {
+            Ok(Some(kept)) => kept,
+            Ok(None) => continue,
+            Err(err) => {
+                tracing::error!(table, column, error = %err, "a stored secret cannot be opened; left as it is");
+                continue;
+            }
         };
+        // By the row's place, only if the value is still the one read (a row another replica
+        // changed meanwhile has moved, and is left to it).
         changed += sqlx::query(&format!(
-            "UPDATE {table} SET {column} = $3 WHERE {id}::text = $1 AND {column} = $2"
+            "UPDATE {table} SET {column} = $3 WHERE ctid = $1::tid AND {column} = $2"
         ))
-        .bind(&key)
+        .bind(&row)
         .bind(&stored)
         .bind(kept)
         .execute(pool)

@@ -187,6 +187,15 @@ impl AtRest {
         String::from_utf8(self.open(sealed)?).map_err(|_| Unsealable::Damaged)
     }
 
+    /// [`AtRest::open_text`], or `stored` itself when it is not sealed at all: a value a pod of
+    /// an earlier version wrote in the clear during an upgrade (sealed at the next start).
+    pub fn open_text_or_clear(&self, stored: &str) -> Result<String, Unsealable> {
+        match self.open_text(stored) {
+            Err(Unsealable::NotSealed) => Ok(stored.to_string()),
+            other => other,
+        }
+    }
+
     /// `stored` as it should be kept: `None` when it is sealed under the current key already;
     /// a value sealed under another key held here gets its data key re-wrapped (the value is
     /// not touched); a value not sealed at all (kept before sealing existed) is sealed.
@@ -258,6 +267,11 @@ mod tests {
         let plain = new.reseal("whsec_plain").unwrap().unwrap();
         assert_eq!(new.open_text(&plain).unwrap(), "whsec_plain");
         assert_eq!(new.open("whsec_plain"), Err(Unsealable::NotSealed));
+        assert_eq!(
+            new.open_text_or_clear("whsec_plain").unwrap(),
+            "whsec_plain"
+        );
+        assert_eq!(new.open_text_or_clear(&plain).unwrap(), "whsec_plain");
         let mut damaged = resealed.clone();
         damaged.pop();
         assert_eq!(new.open(&damaged), Err(Unsealable::Damaged));

@@ -74,6 +74,10 @@ impl Platform {
             },
         )
         .await?;
+        // Only ever turned on: services sharing a process (`taskmesh up`) all write alike.
+        if config.outbox.group_rows {
+            crate::outbox::set_grouping(true);
+        }
         let relay = crate::outbox::Relay::new(
             pool.clone(),
             crate::broker::Publisher::new(broker.clone()),

@@ -1028,6 +1028,7 @@ async fn a_relay_round_goes_out_as_one_batch_and_an_upgraded_queue_drops_its_sin
 
 #[tokio::test]
 async fn a_transactions_messages_share_rows_and_a_refused_one_is_retried_alone() {
+    outbox::set_grouping(true);
     let bench = Bench::new().await;
     // A command for a pool whose queue does not exist yet, then 300 events, in one transaction.
     let dispatch = outbox::Pending::new(

@@ -50,7 +50,7 @@ async fn values_kept_in_the_clear_or_under_an_old_key_are_sealed_again_and_still
         .await
         .unwrap();
 
-    let changed = shared::db::reseal_column(&pool, &rotated, "hooks", "id", "secret")
+    let changed = shared::db::reseal_column(&pool, &rotated, "hooks", "secret")
         .await
         .unwrap();
     assert_eq!(changed, 2);
@@ -66,7 +66,7 @@ async fn values_kept_in_the_clear_or_under_an_old_key_are_sealed_again_and_still
         .collect();
     assert_eq!(opened, ["whsec_plain", "whsec_old"]);
     assert_eq!(
-        shared::db::reseal_column(&pool, &rotated, "hooks", "id", "secret")
+        shared::db::reseal_column(&pool, &rotated, "hooks", "secret")
             .await
             .unwrap(),
         0,

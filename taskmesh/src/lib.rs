@@ -89,6 +89,8 @@ impl Stack {
         if config.internal.secret.is_none() {
             config.internal.secret = Some(shared::internal::generate_secret());
         }
+        // One process, one version: no relay of an earlier version can meet a group row.
+        config.outbox.group_rows = true;
         let mut listeners = Vec::new();
         for service in SERVICES {
             let section = section(&mut config, service)?;

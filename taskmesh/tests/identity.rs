@@ -14,7 +14,7 @@ async fn admin_app() -> App {
     App::start_with(|c| c.auth.bootstrap_admin_email = Some(ADMIN.into())).await
 }
 
-/// The private key user-svc signs with, read from its database, to forge tokens that differ
+/// The private key user-svc signs with, read from its database and opened, to forge tokens that differ
 /// from real ones in exactly one respect.
 async fn signing_key(app: &App) -> (String, EncodingKey) {
     let pool = app.db(&app.env.config.user.database).await;
@@ -25,6 +25,9 @@ async fn signing_key(app: &App) -> (String, EncodingKey) {
     .await
     .unwrap();
     pool.close().await;
+    // Kept sealed: opened with the deployment's sealing key, as user-svc does.
+    let at_rest = shared::startup::at_rest(&app.env.config).unwrap();
+    let pem = at_rest.open_text(&pem).unwrap();
     (kid, EncodingKey::from_ed_pem(pem.as_bytes()).unwrap())
 }
 

@@ -65,14 +65,7 @@ pub async fn run(
     .await?;
     let redis = shared::cache::connect(&config.redis, &shutdown).await?;
     let at_rest = shared::startup::at_rest(&config)?;
-    shared::db::reseal_column(
-        &platform.pool,
-        &at_rest,
-        "signing_keys",
-        "kid",
-        "private_pem",
-    )
-    .await?;
+    shared::db::reseal_column(&platform.pool, &at_rest, "signing_keys", "private_pem").await?;
     let keys = service::keys::load_or_create(&platform.pool, &at_rest).await?;
     let state = AppState {
         pool: platform.pool.clone(),

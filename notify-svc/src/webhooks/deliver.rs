@@ -134,7 +134,7 @@ async fn attempt(state: &AppState, guard: &Guard, delivery: Claimed, timeout: Du
 fn secrets(state: &AppState, delivery: &Claimed) -> Result<Vec<Secret>, Unsealable> {
     std::iter::once(&delivery.secret)
         .chain(&delivery.previous_secret)
-        .map(|sealed| state.at_rest.open_text(sealed).map(Secret::from))
+        .map(|sealed| state.at_rest.open_text_or_clear(sealed).map(Secret::from))
         .collect()
 }
 

@@ -353,6 +353,11 @@ pub struct OutboxConfig {
     /// the relay waits for more after a commit wakes it (milliseconds): fewer, larger rounds,
     /// at the cost of this much latency. The first event after a quiet second goes at once.
     pub linger_ms: u64,
+    /// Write a transaction's messages that are due at once as one row (decision 35). Every
+    /// relay of this version reads such rows, but a relay of an earlier version would publish
+    /// one as a single unroutable message and lose what it holds: turn this on once no pod of
+    /// an earlier version runs. `taskmesh up` (one process) always writes them.
+    pub group_rows: bool,
 }
 
 impl Default for OutboxConfig {
@@ -364,6 +369,7 @@ impl Default for OutboxConfig {
             processed_retention_hours: 24 * 7,
             unroutable_recheck_ms: 1000,
             linger_ms: 20,
+            group_rows: false,
         }
     }
 }

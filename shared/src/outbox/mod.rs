@@ -9,7 +9,8 @@
 //! `NOTIFY taskmesh_outbox`, which wakes the relay at once; a poll is the fallback, and rows
 //! with a later `available_at` (reminders, scheduled jobs) wake it when they fall due.
 //!
-//! A transaction's messages that are due at once share one row (a *group*, [`GROUP_KEY`]):
+//! With `outbox.group_rows` ([`set_grouping`]), a transaction's messages that are due at once
+//! share one row (a *group*, [`GROUP_KEY`]):
 //! writing, claiming and marking a row costs about the same for one message as for a hundred,
 //! and a job's creation writes three. A message that must wait (a reminder, a scheduled run, a
 //! retry) keeps a row of its own, which can be moved or dropped by its id. The view
@@ -25,4 +26,4 @@ pub use message::{
     batch_key, Grouped, GroupedRaw, Pending, Route, GROUP_KEY, GROUP_MAX, NOTIFY_CHANNEL,
 };
 pub use relay::{Relay, RoundStats};
-pub use write::{enqueue, enqueue_all, enqueue_at, enqueue_many, enqueue_routed};
+pub use write::{enqueue, enqueue_all, enqueue_at, enqueue_many, enqueue_routed, set_grouping};

@@ -1,5 +1,7 @@
 //! Writing events to the outbox inside the transaction of the change they announce.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -53,9 +55,23 @@ pub async fn enqueue_many<T: EventPayload>(
     enqueue_all(tx, rows).await
 }
 
-/// Writes several events, of any types and routes, in one statement: those due at once share
-/// group rows when there are several, each later one gets a row of its own.
+/// Whether this process writes group rows (`outbox.group_rows`; see [`set_grouping`]).
+static GROUPING: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`enqueue_all`] and [`enqueue_many`] write a call's messages due at once as group rows
+/// (on), or each in a row of its own (off, the default: what relays of earlier versions read).
+/// Set once at start from `outbox.group_rows`.
+pub fn set_grouping(on: bool) {
+    GROUPING.store(on, Ordering::Relaxed);
+}
+
+/// Writes several events, of any types and routes, in one statement: with grouping on, those
+/// due at once share group rows when there are several; every other one gets a row of its own.
 pub async fn enqueue_all(tx: &mut PgConnection, rows: Vec<Pending>) -> Result<(), sqlx::Error> {
+    if !GROUPING.load(Ordering::Relaxed) {
+        let rows = rows.into_iter().map(Row::single);
+        return insert(tx, rows.collect::<Result<Vec<_>, _>>()?).await;
+    }
     let (now, later): (Vec<Pending>, Vec<Pending>) = rows
         .into_iter()
         .partition(|p| p.route.available_at.is_none());

@@ -3,7 +3,8 @@
 //! (every live cron template and every job not yet running stops), or left or was removed from a
 //! channel (the same, for their jobs in that channel).
 //!
-//! An unpublished dispatch is dropped from the outbox; a published one is marked in Redis before
+//! An unpublished dispatch with an outbox row of its own (a scheduled run, a retry) is dropped
+//! from the outbox; any other (published, or sharing its transaction's row) is marked in Redis before
 //! the commit, so that no worker starts it, and a running one is told to stop by a `job.cancel`
 //! broadcast. A cron template stops ticking.
 

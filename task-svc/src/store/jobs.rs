@@ -120,7 +120,8 @@ pub async fn dispatch_event_of(
         .await
 }
 
-/// Drops the dispatch `event` if the relay has not published it. Returns whether it did.
+/// Drops the dispatch `event` if the relay has not published it and it has an outbox row of its
+/// own (one sharing a group row is left to the relay). Returns whether it did.
 pub async fn drop_unpublished(conn: &mut PgConnection, event: Uuid) -> Result<bool, sqlx::Error> {
     Ok(
         sqlx::query("DELETE FROM outbox WHERE id = $1 AND published_at IS NULL")

@@ -19,14 +19,21 @@ async fn create(pool: &sqlx::PgPool, at_rest: &AtRest) -> Result<String, UserErr
     Ok(kid)
 }
 
-/// The active keys, their private halves opened: the newest signs, all are published.
+/// The active keys, their private halves opened: the newest signs, all are published. A key
+/// no sealing key here opens (the sealing key was lost) is left out, logged: tokens it signed
+/// are refused, and with none left a new key is made.
 async fn active(pool: &sqlx::PgPool, at_rest: &AtRest) -> Result<Vec<ActiveKey>, UserError> {
     let mut active = store::keys::active(pool).await?;
-    for key in &mut active {
-        key.private_pem = at_rest.open_text(&key.private_pem).map_err(|err| {
-            anyhow::anyhow!("the signing key {} cannot be opened: {err}", key.kid)
-        })?;
-    }
+    active.retain_mut(|key| match at_rest.open_text_or_clear(&key.private_pem) {
+        Ok(pem) => {
+            key.private_pem = pem;
+            true
+        }
+        Err(err) => {
+            tracing::error!(kid = %key.kid, error = %err, "a signing key cannot be opened; not used");
+            false
+        }
+    });
     Ok(active)
 }
 
