@@ -18,7 +18,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use shared::internal::{Caller, HEADER_ASSERTION};
 
-use crate::{proxy, AppState};
+use crate::{routes, AppState};
 
 /// The services that own parts of the API.
 const PARTS: [&str; 4] = ["user-svc", "task-svc", "notify-svc", "media-svc"];
@@ -137,7 +137,7 @@ pub fn merge(parts: Vec<(&str, Option<Value>)>) -> Value {
 /// the `Idempotency-Key` header with its 400, 409 and 422 (but uploads, which stream through).
 pub fn gateway_answers(doc: &mut Value) {
     shared::openapi::for_each_operation(doc, |path, method, op| {
-        let Some(route) = proxy::route_for(path) else {
+        let Some(route) = routes::route_for(path) else {
             return;
         };
         let add = shared::openapi::add_problem;

@@ -2,17 +2,21 @@
 //! access tokens against user-svc's JWK set and passes the verified identity on.
 //!
 //! # Layout
-//! - [`proxy`]: the routing table and the reverse proxy.
+//! - [`routes`]: the routing table.
+//! - [`proxy`]: the reverse proxy.
+//! - [`admission`]: whether a request may go on (token, session, rate limit).
 //! - [`auth`]: access-token verification with cached, refreshable public keys.
 //! - [`client`]: the client's address behind trusted proxies.
-//! - [`ratelimit`]: per-user and per-IP limits in Redis.
-//! - [`sessions`]: whether a session is live while Redis cannot be asked (user-svc's answer).
+//! - [`ratelimit`]: per-user and per-IP limits in Redis, reserved in batches.
+//! - [`sessions`]: whether a session is live: known for a moment, ends followed, and user-svc's
+//!   answer while Redis cannot be asked.
 //! - [`docs`]: the merged OpenAPI document and Swagger UI.
 //! - [`dashboard`]: the web dashboard at `/`, embedded.
 //! - [`idempotency`]: `Idempotency-Key` on POST.
 //! - [`overview`]: `GET /api/v1/me/overview`, one call across services.
 //! - [`stream`]: the live event stream (`/api/v1/events/...`), fed from the bus.
 
+pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod dashboard;
@@ -21,6 +25,7 @@ pub mod idempotency;
 pub mod overview;
 pub mod proxy;
 pub mod ratelimit;
+pub mod routes;
 pub mod sessions;
 pub mod stream;
 pub mod upstream;
@@ -53,6 +58,10 @@ pub struct AppState {
     pub hub: Arc<stream::hub::Hub>,
     /// user-svc's recent answers on sessions, while Redis cannot be asked.
     pub sessions: Arc<sessions::Fallback>,
+    /// Sessions known live for a moment, or ended.
+    pub known: Arc<sessions::known::Known>,
+    /// Requests reserved in Redis and not admitted yet.
+    pub leases: Arc<ratelimit::lease::Leases>,
     /// Tags the identity a stream ticket stands for, so Redis cannot vouch for one by itself.
     pub tickets: Arc<shared::signing::MacKey>,
     /// Derives the keys that seal the answers the idempotency cache keeps.
@@ -101,6 +110,13 @@ pub async fn run(
         let shutdown = shutdown.clone();
         async move { verifier.prefetch(shutdown).await }
     });
+    let live_for = std::time::Duration::from_millis(config.auth.live_session_cache_ms);
+    let known = Arc::new(sessions::known::Known::new(live_for));
+    tokio::spawn(sessions::revocations::follow(
+        config.redis.clone(),
+        known.clone(),
+        shutdown.clone(),
+    ));
     let state_config = config.clone();
     let trust = Arc::new(trust);
     let hub = Arc::new(stream::hub::Hub::new(shutdown.clone()));
@@ -131,6 +147,8 @@ pub async fn run(
         config: Arc::new(config),
         hub,
         sessions: Arc::default(),
+        known,
+        leases: Arc::default(),
         tickets,
         answers,
     };

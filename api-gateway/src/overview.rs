@@ -14,8 +14,9 @@ use axum::{
 };
 use serde_json::{json, Value};
 
+use crate::admission::admit;
 use crate::client::client_ip;
-use crate::proxy::{admit, RetainInternal};
+use crate::proxy::RetainInternal;
 use crate::upstream::{get_json, Get};
 use crate::AppState;
 
@@ -29,7 +30,7 @@ pub async fn overview(
     let mut decision = None;
     let mut response = match admit(
         &state,
-        crate::proxy::Route::new("api-gateway", false),
+        crate::routes::Route::new("api-gateway", false),
         &headers,
         &ip,
         &mut decision,

@@ -26,6 +26,19 @@ pub async fn connect(
     .await
 }
 
+/// A connection of its own subscribed to `channel`, split into its sink (to ping it) and its
+/// messages. Unlike [`connect`], it is not re-made: the caller notices the end of the messages
+/// and subscribes again.
+pub async fn subscribe(
+    config: &RedisConfig,
+    channel: &str,
+) -> redis::RedisResult<(redis::aio::PubSubSink, redis::aio::PubSubStream)> {
+    let client = redis::Client::open(config.url.expose_secret())?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub.split())
+}
+
 /// `PING`, for readiness.
 pub async fn ping(conn: &ConnectionManager) -> redis::RedisResult<()> {
     let mut conn = conn.clone();

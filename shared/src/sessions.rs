@@ -1,7 +1,9 @@
 //! The session mirror in Redis: user-svc writes `<prefix>session:<sid>` for every live session
 //! and deletes it when the session ends; the gateway refuses an access token whose session key is
 //! gone, so logout and deactivation take effect at once rather than at the token's expiry.
-//! PostgreSQL (user-svc) stays the source of truth; a refresh writes the key again.
+//! PostgreSQL (user-svc) stays the source of truth; a refresh writes the key again. Each end is
+//! also published on [`ended_channel`] (the ids, comma-separated), in the same transaction as the
+//! delete, so gateways that trust a live answer for a moment hear of it at once.
 
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
@@ -28,7 +30,17 @@ pub async fn put(
         .await
 }
 
-/// Ends sessions now.
+/// The pub/sub channel on which [`remove`] publishes the sessions it ended.
+pub fn ended_channel(prefix: &str) -> String {
+    format!("{prefix}sessions:ended")
+}
+
+/// The sessions named in a message on [`ended_channel`]; `None` if it cannot be read.
+pub fn parse_ended(payload: &str) -> Option<Vec<Uuid>> {
+    payload.split(',').map(|id| id.parse().ok()).collect()
+}
+
+/// Ends sessions now: deletes their keys and publishes their ids, in one transaction.
 pub async fn remove(
     redis: &ConnectionManager,
     prefix: &str,
@@ -39,7 +51,15 @@ pub async fn remove(
     }
     let mut conn = redis.clone();
     let keys: Vec<String> = session_ids.iter().map(|s| key(prefix, *s)).collect();
-    redis::cmd("DEL").arg(keys).query_async(&mut conn).await
+    let ids: Vec<String> = session_ids.iter().map(Uuid::to_string).collect();
+    redis::pipe()
+        .atomic()
+        .del(keys)
+        .ignore()
+        .publish(ended_channel(prefix), ids.join(","))
+        .ignore()
+        .query_async(&mut conn)
+        .await
 }
 
 /// Whether a session is live.

@@ -624,3 +624,113 @@ async fn with_redis_down_logins_fail_closed_and_the_api_keeps_serving() {
         200
     );
 }
+
+/// A plain connection to the test's Redis, as another gateway replica or user-svc would have.
+async fn redis_of(app: &App) -> redis::aio::MultiplexedConnection {
+    use secrecy::ExposeSecret;
+    let client = redis::Client::open(app.env.config.redis.url.expose_secret()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+fn session_of(token: &str) -> uuid::Uuid {
+    claims_of(token)["sid"].as_str().unwrap().parse().unwrap()
+}
+
+/// Waits until the gateway follows the session ends user-svc publishes.
+async fn following(app: &App) {
+    let gateway = app.api.clone();
+    eventually("the gateway to follow session ends", WAIT, || async {
+        let followed = app.metric(&gateway, "taskmesh_session_ends_followed", "");
+        (followed.await == Some(1.0)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_known_live_is_refused_once_its_end_is_heard_or_the_subscription_lost() {
+    // Ten minutes: without hearing of the end, the gateway would serve the session that long.
+    let app = App::start_with(|c| c.auth.live_session_cache_ms = 600_000).await;
+    let token = app.sign_up("ada@example.com").await;
+    let mut redis = redis_of(&app).await;
+    let prefix = app.env.config.redis.key_prefix.clone();
+    following(&app).await;
+
+    // Known live: the mirror's key deleted without a word is not seen.
+    let session = session_of(&token);
+    assert_eq!(app.get("/api/v1/users/me", Some(&token)).await.0, 200);
+    let key = shared::sessions::key(&prefix, session);
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(app.get("/api/v1/users/me", Some(&token)).await.0, 200);
+    // Ended where this gateway did not see it (another replica's logout): heard, refused.
+    let channel = shared::sessions::ended_channel(&prefix);
+    let _: () = redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(session.to_string())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    eventually("the ended session to be refused", WAIT, || async {
+        (app.get("/api/v1/users/me", Some(&token)).await.0 == 401).then_some(())
+    })
+    .await;
+
+    // A second session, known live, whose end is missed: losing the subscription forgets it.
+    let other = app
+        .login("ada@example.com", PASSWORD)
+        .await
+        .text("access_token");
+    following(&app).await;
+    assert_eq!(app.get("/api/v1/users/me", Some(&other)).await.0, 200);
+    let key = shared::sessions::key(&prefix, session_of(&other));
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(app.get("/api/v1/users/me", Some(&other)).await.0, 200);
+    let _: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    eventually("the session to be asked about again", WAIT, || async {
+        (app.get("/api/v1/users/me", Some(&other)).await.0 == 401).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_reserved_in_batches_never_pass_the_limit_and_count_down_one_by_one() {
+    let app = App::start_with(|c| c.rate_limit.api_requests = 200).await;
+    let token = app.sign_up("ada@example.com").await;
+    let mut admitted = vec![];
+    let mut refused = 0;
+    for _ in 0..230 {
+        let reply = app
+            .send(Method::GET, "/api/v1/tasks", Some(&token), None)
+            .await;
+        match reply.status {
+            200 => {
+                let state = reply.headers["ratelimit"].to_str().unwrap().to_string();
+                let remaining = state
+                    .split(";r=")
+                    .nth(1)
+                    .unwrap()
+                    .split(';')
+                    .next()
+                    .unwrap();
+                admitted.push(remaining.parse::<u64>().unwrap());
+            }
+            429 => refused += 1,
+            other => panic!("{other}: {:?}", reply.body),
+        }
+    }
+    // Sign-up and login count under the auth policy: the first request here opens the window.
+    assert_eq!((admitted.len(), refused), (200, 30));
+    let expected: Vec<u64> = (0..200).rev().collect();
+    assert_eq!(admitted, expected);
+}

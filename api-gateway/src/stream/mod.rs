@@ -30,8 +30,10 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use shared::{identity::Identity, problem::ProblemBody, ApiError};
 
+use crate::admission::admit;
 use crate::client::client_ip;
-use crate::proxy::{admit, RetainInternal, Route};
+use crate::proxy::RetainInternal;
+use crate::routes::Route;
 use crate::AppState;
 
 /// The stream's routes in the API description (merged by [`crate::docs`]).

@@ -422,6 +422,10 @@ pub struct AuthConfig {
     pub max_failed_logins_per_account: u32,
     /// How long counts last, and the longest wait between attempts.
     pub lockout_window_secs: u64,
+    /// How long the gateway trusts Redis's answer that a session is live, while it hears the
+    /// ends user-svc publishes (an end heard is refused at once). 0: Redis is asked on every
+    /// request.
+    pub live_session_cache_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -436,6 +440,7 @@ impl Default for AuthConfig {
             max_failed_logins_per_ip: 50,
             max_failed_logins_per_account: 100,
             lockout_window_secs: 900,
+            live_session_cache_ms: 1000,
         }
     }
 }

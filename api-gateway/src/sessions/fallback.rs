@@ -1,7 +1,7 @@
-//! Whether a session is live while Redis (the sessions' mirror, asked with every request's rate
-//! limit) cannot be asked: user-svc's answer from PostgreSQL, remembered for a few seconds so an
-//! outage does not send every request on to user-svc. A session ended before Redis went away
-//! stays ended; with user-svc unreachable too, the request is refused with 503.
+//! Whether a session is live while Redis (the sessions' mirror) cannot be asked: user-svc's
+//! answer from PostgreSQL, remembered for a few seconds so an outage does not send every request
+//! on to user-svc. A session ended before Redis went away stays ended; with user-svc unreachable
+//! too, the request is refused with 503.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,0 +1,150 @@
+//! Whether a request may go on: its token, its session and its rate limit.
+//!
+//! The session and the rate limit need Redis, asked as seldom as the guarantees allow: a session
+//! Redis called live less than a second ago while this gateway follows the ends user-svc
+//! publishes ([`crate::sessions::known`]) is not asked about again, and requests are admitted
+//! from reservations made in batches ([`crate::ratelimit::lease`]). When either needs Redis, one
+//! round trip answers both. Without Redis, requests are not counted and user-svc says whether the
+//! session is live ([`crate::sessions::fallback`]).
+
+use axum::http::{header, HeaderMap, StatusCode};
+use shared::{identity::Identity, internal::Caller, ApiError};
+use uuid::Uuid;
+
+use crate::ratelimit::{self, Decision, Outcome, Policy};
+use crate::routes::Route;
+use crate::sessions::{self, known::Liveness};
+use crate::AppState;
+
+/// Checks limits and identity for `route`. Returns the subject the request counts for and the
+/// caller the services are told of (in the assertion the proxy writes).
+pub(crate) async fn admit(
+    state: &AppState,
+    route: Route,
+    headers: &HeaderMap,
+    ip: &str,
+    decision: &mut Option<Decision>,
+) -> Result<(String, Caller), ApiError> {
+    let limits = &state.config.rate_limit;
+    if route.public {
+        let policy = match route.signed {
+            true => Policy {
+                name: "signed",
+                limit: limits.api_requests,
+                window_secs: limits.window_secs,
+            },
+            false => Policy {
+                name: "auth",
+                limit: limits.auth_requests,
+                window_secs: limits.window_secs,
+            },
+        };
+        let source = shared::identity::source_of(ip);
+        limit(state, policy, &source, None, decision).await?;
+        let caller = Caller::anonymous(crate::SERVICE, Some(ip.to_string()));
+        Ok((format!("ip:{source}"), caller))
+    } else {
+        let token = bearer(headers)
+            .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
+        let verified = state.verifier.verify(token).await?;
+        let policy = Policy {
+            name: "api",
+            limit: limits.api_requests,
+            window_secs: limits.window_secs,
+        };
+        let user = verified.user_id.to_string();
+        limit(state, policy, &user, Some(verified.session_id), decision).await?;
+        let identity = Identity {
+            user_id: verified.user_id,
+            role: verified.role,
+            session_id: Some(verified.session_id),
+        };
+        let caller = Caller::user(crate::SERVICE, identity, Some(ip.to_string()));
+        Ok((format!("user:{user}"), caller))
+    }
+}
+
+/// Admits one request of `subject` under `policy` (429 past the limit); with `session`, only if
+/// it is live (401 if it has ended).
+async fn limit(
+    state: &AppState,
+    policy: Policy,
+    subject: &str,
+    session: Option<Uuid>,
+    decision: &mut Option<Decision>,
+) -> Result<(), ApiError> {
+    let prefix = &state.config.redis.key_prefix;
+    let key = format!("{prefix}ratelimit:{}:{subject}", policy.name);
+    let liveness = session.map(|s| (s, state.known.of(s)));
+    let unknown = match liveness {
+        Some((_, Liveness::Ended)) => return Err(sessions::ended()),
+        Some((session, Liveness::Unknown)) => Some(session),
+        _ => None,
+    };
+    let leased = state.leases.take(&key, policy);
+    if let (Some(admitted), None) = (leased, unknown) {
+        *decision = Some(admitted);
+        return Ok(());
+    }
+    let want = match leased {
+        Some(_) => 0,
+        None => state.leases.want(&key, policy),
+    };
+    let epoch = state.known.epoch();
+    let session_key = unknown.map(|s| shared::sessions::key(prefix, s));
+    let outcome = ratelimit::reserve(&state.redis, &key, policy, want, session_key.as_deref());
+    let admitted = match outcome.await {
+        Outcome::SessionEnded => return Err(sessions::ended()),
+        Outcome::Unavailable => {
+            *decision = leased;
+            return sessions::check_without_redis(state, unknown).await;
+        }
+        Outcome::Reserved { count, resets_at } => match leased {
+            Some(admitted) => admitted,
+            None => state.leases.reserved(&key, policy, want, count, resets_at),
+        },
+    };
+    if let Some(session) = unknown {
+        state.known.remember(session, epoch);
+    }
+    *decision = Some(admitted);
+    if admitted.allowed {
+        return Ok(());
+    }
+    let refusal = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "more than {} requests in {} seconds",
+            policy.limit, policy.window_secs
+        ),
+    );
+    Err(refusal.with_retry_after(admitted.reset_secs))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_tokens_are_read_case_insensitively() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc"),
+        );
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), None);
+    }
+}
