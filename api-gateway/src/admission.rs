@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use shared::{identity::Identity, internal::Caller, ApiError};
 use uuid::Uuid;
 
-use crate::ratelimit::{self, Decision, Outcome, Policy};
+use crate::ratelimit::{self, lease::Want, Decision, Outcome, Policy};
 use crate::routes::Route;
 use crate::sessions::{self, known::Liveness};
 use crate::AppState;
@@ -64,6 +64,15 @@ pub(crate) async fn admit(
     }
 }
 
+/// What a request asks Redis.
+#[derive(Clone, Copy)]
+enum Ask {
+    /// Whether its session is live; it was admitted from the lease.
+    Session(Decision),
+    /// A reservation (and whether its session is live, if not known).
+    Reserve(Want),
+}
+
 /// Admits one request of `subject` under `policy` (429 past the limit); with `session`, only if
 /// it is live (401 if it has ended).
 async fn limit(
@@ -86,23 +95,32 @@ async fn limit(
         *decision = Some(admitted);
         return Ok(());
     }
-    let want = match leased {
-        Some(_) => 0,
-        None => state.leases.want(&key, policy),
+    // With a request admitted from the lease, Redis is asked about the session only.
+    let ask = match leased {
+        Some(admitted) => Ask::Session(admitted),
+        None => Ask::Reserve(state.leases.want(&key, policy)),
     };
     let epoch = state.known.epoch();
     let session_key = unknown.map(|s| shared::sessions::key(prefix, s));
-    let outcome = ratelimit::reserve(&state.redis, &key, policy, want, session_key.as_deref());
-    let admitted = match outcome.await {
-        Outcome::SessionEnded => return Err(sessions::ended()),
-        Outcome::Unavailable => {
+    let n = match ask {
+        Ask::Session(_) => 0,
+        Ask::Reserve(want) => want.n,
+    };
+    let outcome = ratelimit::reserve(&state.redis, &key, policy, n, session_key.as_deref());
+    let outcome = outcome.await;
+    if let (Ask::Reserve(want), Outcome::SessionEnded | Outcome::Unavailable) = (ask, outcome) {
+        state.leases.abandon(&key, want);
+    }
+    let admitted = match (outcome, ask) {
+        (Outcome::SessionEnded, _) => return Err(sessions::ended()),
+        (Outcome::Unavailable, _) => {
             *decision = leased;
             return sessions::check_without_redis(state, unknown).await;
         }
-        Outcome::Reserved { count, resets_at } => match leased {
-            Some(admitted) => admitted,
-            None => state.leases.reserved(&key, policy, want, count, resets_at),
-        },
+        (Outcome::Reserved(_), Ask::Session(admitted)) => admitted,
+        (Outcome::Reserved(grant), Ask::Reserve(want)) => {
+            state.leases.reserved(&key, policy, want, grant)
+        }
     };
     if let Some(session) = unknown {
         state.known.remember(session, epoch);

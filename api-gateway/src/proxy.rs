@@ -130,6 +130,12 @@ async fn forward(
         .send()
         .await
         .map_err(|err| upstream_error(route.service, &err));
+    if route.service == "user-svc" && !method_is_safe {
+        // It may have ended sessions (a logout, a deactivation), even if its answer was lost:
+        // this gateway's next requests ask Redis, which knows already, without waiting to hear
+        // of it.
+        state.known.forget();
+    }
     let upstream = match upstream {
         Ok(upstream) => upstream,
         Err(err) => {
@@ -141,11 +147,6 @@ async fn forward(
             return Err(err);
         }
     };
-    if route.service == "user-svc" && !method_is_safe {
-        // It may have ended sessions (a logout, a deactivation): this gateway's next requests
-        // ask Redis, which knows already, without waiting to hear of it.
-        state.known.forget();
-    }
     let status = upstream.status();
     let mut upstream_headers = upstream.headers().clone();
     strip_hop_by_hop(&mut upstream_headers);

@@ -2,8 +2,8 @@
 //! and deletes it when the session ends; the gateway refuses an access token whose session key is
 //! gone, so logout and deactivation take effect at once rather than at the token's expiry.
 //! PostgreSQL (user-svc) stays the source of truth; a refresh writes the key again. Each end is
-//! also published on [`ended_channel`] (the ids, comma-separated), in the same transaction as the
-//! delete, so gateways that trust a live answer for a moment hear of it at once.
+//! also published on [`ended_channel`] (the ids, comma-separated) right after the delete, so
+//! gateways that trust a live answer for a moment hear of it at once.
 
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
@@ -40,7 +40,10 @@ pub fn parse_ended(payload: &str) -> Option<Vec<Uuid>> {
     payload.split(',').map(|id| id.parse().ok()).collect()
 }
 
-/// Ends sessions now: deletes their keys and publishes their ids, in one transaction.
+/// Ends sessions now: deletes their keys, then publishes their ids. A failed publication is
+/// logged and not an error: the keys are gone, and a gateway trusts a live answer only for
+/// `auth.live_session_cache_ms` after it asked. (Not one transaction: a Redis user without the
+/// right to publish on the channel would then lose the delete too.)
 pub async fn remove(
     redis: &ConnectionManager,
     prefix: &str,
@@ -51,15 +54,20 @@ pub async fn remove(
     }
     let mut conn = redis.clone();
     let keys: Vec<String> = session_ids.iter().map(|s| key(prefix, *s)).collect();
+    redis::cmd("DEL")
+        .arg(keys)
+        .query_async::<()>(&mut conn)
+        .await?;
     let ids: Vec<String> = session_ids.iter().map(Uuid::to_string).collect();
-    redis::pipe()
-        .atomic()
-        .del(keys)
-        .ignore()
-        .publish(ended_channel(prefix), ids.join(","))
-        .ignore()
-        .query_async(&mut conn)
-        .await
+    let published = redis::cmd("PUBLISH")
+        .arg(ended_channel(prefix))
+        .arg(ids.join(","))
+        .query_async::<i64>(&mut conn)
+        .await;
+    if let Err(err) = published {
+        tracing::warn!(error = %err, "ended sessions not published; gateways refuse them within a second");
+    }
+    Ok(())
 }
 
 /// Whether a session is live.

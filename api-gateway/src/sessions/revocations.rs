@@ -40,8 +40,7 @@ pub async fn follow(config: RedisConfig, known: Arc<Known>, shutdown: Cancellati
 /// Subscribes, then applies ends until the subscription is lost; returns why.
 async fn subscribed(config: &RedisConfig, channel: &str, known: &Known) -> anyhow::Error {
     let connect = shared::cache::subscribe(config, channel);
-    let (mut sink, mut messages) = match tokio::time::timeout(Duration::from_secs(2), connect).await
-    {
+    let (sink, mut messages) = match tokio::time::timeout(Duration::from_secs(2), connect).await {
         Ok(Ok(split)) => split,
         Ok(Err(err)) => return err.into(),
         Err(_) => return anyhow::anyhow!("subscribing took more than 2 s"),
@@ -51,6 +50,9 @@ async fn subscribed(config: &RedisConfig, channel: &str, known: &Known) -> anyho
     tracing::info!("following session ends");
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.reset();
+    // Pings run beside the messages (an end is applied while a ping waits); a failed one ends
+    // the subscription.
+    let (lost, mut ping_failed) = tokio::sync::mpsc::channel::<anyhow::Error>(1);
     loop {
         tokio::select! {
             message = messages.next() => {
@@ -66,13 +68,17 @@ async fn subscribed(config: &RedisConfig, channel: &str, known: &Known) -> anyho
                     }
                 }
             }
+            Some(failure) = ping_failed.recv() => return failure,
             _ = ping.tick() => {
-                let pong = tokio::time::timeout(PING_EVERY, sink.ping::<redis::Value>()).await;
-                match pong {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(err)) => return err.into(),
-                    Err(_) => return anyhow::anyhow!("no answer to a ping in {PING_EVERY:?}"),
-                }
+                let (mut sink, lost) = (sink.clone(), lost.clone());
+                tokio::spawn(async move {
+                    let failure = match tokio::time::timeout(PING_EVERY, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => return,
+                        Ok(Err(err)) => err.into(),
+                        Err(_) => anyhow::anyhow!("no answer to a ping in {PING_EVERY:?}"),
+                    };
+                    let _ = lost.try_send(failure);
+                });
             }
         }
     }
