@@ -744,22 +744,28 @@ async fn requests_reserved_in_batches_never_pass_the_limit_and_count_down_one_by
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_user_without_the_sessions_channel_still_ends_sessions() {
-    // An ACL user given the keys but no channel (Redis 7's default for a new user).
-    let probe = App::start().await;
-    let mut admin = redis_of(&probe).await;
+    // An ACL user given the keys but no channel (Redis 7's default for a new user), made before
+    // the services start and used by all of them.
     let user = format!("tm{}", uuid::Uuid::new_v4().simple());
-    let prefix = format!("{user}:");
-    let _: () = redis::cmd("ACL")
-        .arg(&["SETUSER", &user, "reset", "on", ">secret-password"])
-        .arg(format!("~{prefix}*"))
-        .arg(&["resetchannels", "+@all"])
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    drop(probe);
+    let mut admin_url = None;
     let app = App::start_with(|c| {
-        c.redis.url = format!("redis://{user}:secret-password@127.0.0.1:6379").into();
-        c.redis.key_prefix = prefix.clone();
+        use secrecy::ExposeSecret;
+        let url = c.redis.url.expose_secret().to_string();
+        let mut admin = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("ACL")
+            .arg(&["SETUSER", &user, "reset", "on", ">secret-password"])
+            .arg(format!("~{}*", c.redis.key_prefix))
+            .arg(&["resetchannels", "+@all"])
+            .query(&mut admin)
+            .unwrap();
+        let mut as_user = url::Url::parse(&url).unwrap();
+        as_user.set_username(&user).unwrap();
+        as_user.set_password(Some("secret-password")).unwrap();
+        c.redis.url = as_user.to_string().into();
+        admin_url = Some(url);
     })
     .await;
     let token = app.sign_up("ada@example.com").await;
@@ -770,6 +776,11 @@ async fn a_redis_user_without_the_sessions_channel_still_ends_sessions() {
     assert_eq!(logout.status, 204, "{:?}", logout.body);
     assert_eq!(app.get("/api/v1/users/me", Some(&token)).await.0, 401);
     drop(app);
+    let mut admin = redis::Client::open(admin_url.unwrap().as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let _: () = redis::cmd("ACL")
         .arg(&["DELUSER", &user])
         .query_async(&mut admin)
