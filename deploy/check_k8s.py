@@ -10,7 +10,8 @@ what a schema cannot: that the parts fit together and keep the platform's rules.
   requests and limits, the restricted security context, a ServiceAccount without a token, a
   Service whose target port is the container's, and a PodDisruptionBudget.
 - The worker gets neither the internal secret nor database credentials, and its grace period is
-  longer than workers.shutdown_grace_secs.
+  longer than workers.shutdown_grace_secs. Only the gateway gets the internal secret; the other
+  services get their own assertion keys (TASKMESH_INTERNAL__KEYS).
 - Every secretKeyRef and configMapRef names something that exists, with that key.
 - Network policies: a default deny, and the reachability matrix below, evaluated on the pods.
 - HPAs for the gateway and task-svc on CPU (where the overlay keeps them).
@@ -197,11 +198,17 @@ def check_service(name, section, port, deployment, by_kind):
         if not pod.get("shareProcessNamespace"):
             problem("the worker's pod does not share its process namespace (nothing reaps what a "
                     "command job left behind)")
-    else:
+    elif name == "api-gateway":
         if "TASKMESH_INTERNAL__SECRET" not in names:
             problem(f"{name} lacks TASKMESH_INTERNAL__SECRET")
-        if (name in WITH_DATABASE) != ("TASKMESH_POSTGRES__URL" in names):
-            problem(f"{name} {'lacks' if name in WITH_DATABASE else 'is given'} the database")
+    else:
+        # A service holds its own assertion keys only, never the secret that signs for all.
+        if "TASKMESH_INTERNAL__SECRET" in names:
+            problem(f"{name} is given TASKMESH_INTERNAL__SECRET (give it TASKMESH_INTERNAL__KEYS)")
+        if "TASKMESH_INTERNAL__KEYS" not in names:
+            problem(f"{name} lacks TASKMESH_INTERNAL__KEYS")
+    if name != "worker" and (name in WITH_DATABASE) != ("TASKMESH_POSTGRES__URL" in names):
+        problem(f"{name} {'lacks' if name in WITH_DATABASE else 'is given'} the database")
     if (name in SEALING) != ("TASKMESH_SEALING__KEY" in names):
         problem(f"{name} {'lacks' if name in SEALING else 'is given'} the sealing key")
 

@@ -16,7 +16,7 @@ use axum::{extract::State, http::Method, routing::get, Json, Router};
 use serde_json::{json, Map, Value};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use shared::internal::{Caller, HEADER_ASSERTION};
+use shared::internal::{Caller, Payload, HEADER_ASSERTION};
 
 use crate::{routes, AppState};
 
@@ -52,9 +52,13 @@ async fn openapi(State(state): State<AppState>) -> Json<Value> {
         let url = format!("{}/openapi.json", state.upstream(service));
         let http = state.http.clone();
         let caller = Caller::anonymous(crate::SERVICE, None);
-        let assertion = state
-            .trust
-            .mint(service, &Method::GET, "/openapi.json", &caller);
+        let assertion = state.trust.mint(
+            service,
+            &Method::GET,
+            "/openapi.json",
+            Payload::EMPTY,
+            &caller,
+        );
         async move {
             let doc = http
                 .get(url)

@@ -18,7 +18,7 @@ use axum::{
 };
 use shared::{
     identity::INTERNAL_HEADER_PREFIX,
-    internal::{Caller, HEADER_ASSERTION},
+    internal::{Caller, Payload, HEADER_ASSERTION, HEADER_REFUSED},
     ApiError,
 };
 
@@ -47,16 +47,23 @@ pub async fn proxy(
     response
 }
 
-/// Writes the assertion for one request to `service` (decision 28).
-pub(crate) fn write_assertion(
+/// Writes the assertion for one request to `url` on `service` with `payload` as its body
+/// (decisions 28 and 37): for the path and query exactly as the service will see them (the URL
+/// percent-encodes what the request line carried raw).
+fn write_assertion(
     state: &AppState,
     service: &str,
     method: &Method,
-    path: &str,
+    url: &reqwest::Url,
+    payload: Payload<'_>,
     caller: &Caller,
     headers: &mut HeaderMap,
 ) {
-    let value = state.trust.mint(service, method, path, caller);
+    let target = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    };
+    let value = state.trust.mint(service, method, &target, payload, caller);
     headers.insert(HeaderName::from_static(HEADER_ASSERTION), value);
 }
 
@@ -83,28 +90,39 @@ async fn forward(
     headers.retain_internal();
     let (subject, caller) = admit(state, route, &headers, &ip, decision).await?;
     let url = upstream_url(state, route.service, &parts.uri)?;
-    // For the path exactly as the service will see it (the URL percent-encodes what the
-    // request line carried raw).
-    let method = &parts.method;
-    write_assertion(
-        state,
-        route.service,
-        method,
-        url.path(),
-        &caller,
-        &mut headers,
-    );
     // The service trusts the assertion; the client's token goes no further than the gateway.
     headers.remove(header::AUTHORIZATION);
+    let sign = |payload: Payload<'_>, headers: &mut HeaderMap| {
+        write_assertion(
+            state,
+            route.service,
+            &parts.method,
+            &url,
+            payload,
+            &caller,
+            headers,
+        )
+    };
     if route.streamed {
         // The service sees the length the client declared, to refuse an oversized upload at
-        // once; hyper holds the body to it.
+        // once; hyper holds the body to it, and the assertion binds it.
+        let declared = length
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if let Some(length) = length {
             headers.insert(header::CONTENT_LENGTH, length);
         }
+        // A download has no body: bound as empty, like any GET.
+        let payload = match parts.method == Method::GET || parts.method == Method::HEAD {
+            true => Payload::EMPTY,
+            false => Payload::Streamed { length: declared },
+        };
+        sign(payload, &mut headers);
         return forward_streamed(state, route, parts.method, url, headers, body).await;
     }
     let body = read_body(body).await?;
+    sign(Payload::Bytes(&body), &mut headers);
     let idempotency_key = if parts.method == Method::POST && !route.credentials {
         idempotency::key_of(&headers)?
     } else {
@@ -129,7 +147,8 @@ async fn forward(
         .timeout(Duration::from_secs(30))
         .send()
         .await
-        .map_err(|err| upstream_error(route.service, &err));
+        .map_err(|err| upstream_error(route.service, &err))
+        .and_then(|answer| not_refused(route.service, answer));
     if route.service == "user-svc" && !method_is_safe {
         // It may have ended sessions (a logout, a deactivation), even if its answer was lost:
         // this gateway's next requests ask Redis, which knows already, without waiting to hear
@@ -198,7 +217,8 @@ async fn forward_streamed(
         .body(reqwest::Body::wrap_stream(body.into_data_stream()))
         .send()
         .await
-        .map_err(|err| upstream_error(route.service, &err))?;
+        .map_err(|err| upstream_error(route.service, &err))
+        .and_then(|answer| not_refused(route.service, answer))?;
     let status = upstream.status();
     let mut upstream_headers = upstream.headers().clone();
     let length = upstream_headers.get(header::CONTENT_LENGTH).cloned();
@@ -250,6 +270,25 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
 
 /// How much of an oversized body the gateway reads before answering 413.
 const DRAIN_BYTES: usize = 16 * MAX_BODY_BYTES;
+
+/// `answer`, unless it is the service refusing the gateway's own assertion: the deployment's
+/// fault (a clock off, parts of two versions, keys that do not match), not the client's, so a
+/// 502 naming the service rather than a 401 a client would take for its token.
+fn not_refused(service: &str, answer: reqwest::Response) -> Result<reqwest::Response, ApiError> {
+    if answer.status() != StatusCode::UNAUTHORIZED || !answer.headers().contains_key(HEADER_REFUSED)
+    {
+        return Ok(answer);
+    }
+    tracing::error!(
+        service,
+        "the service refused the gateway's assertion: check that its clock, version and keys match the gateway's"
+    );
+    Err(ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_refused",
+        format!("{service} refused the gateway's credentials (a deployment fault; the operator is told)"),
+    ))
+}
 
 /// 504 when the service was too slow, 503 naming it when it could not be reached.
 pub(crate) fn upstream_error(service: &str, err: &reqwest::Error) -> ApiError {
@@ -303,6 +342,22 @@ impl RetainInternal for HeaderMap {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn a_service_refusing_the_gateways_assertion_is_a_502_not_a_401() {
+        let answer = |refused: bool| {
+            let mut answer = axum::http::Response::builder().status(StatusCode::UNAUTHORIZED);
+            if refused {
+                answer = answer.header(HEADER_REFUSED, "assertion");
+            }
+            reqwest::Response::from(answer.body("{}").unwrap())
+        };
+        let err = not_refused("task-svc", answer(true)).err().unwrap();
+        assert_eq!(err.status, StatusCode::BAD_GATEWAY);
+        // A 401 of the service's own (a wrong password) reaches the client as it is.
+        let passed = not_refused("user-svc", answer(false)).unwrap();
+        assert_eq!(passed.status(), StatusCode::UNAUTHORIZED);
+    }
 
     #[test]
     fn client_identity_headers_are_dropped() {

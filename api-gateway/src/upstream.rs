@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, Method};
 use serde_json::Value;
-use shared::internal::{Caller, Trust, HEADER_ASSERTION};
+use shared::internal::{Caller, Payload, Trust, HEADER_ASSERTION};
 
 /// One `GET` of a service's JSON.
 pub struct Get<'a> {
@@ -27,7 +27,7 @@ pub async fn get_json(
     caller: &Caller,
     mut headers: HeaderMap,
 ) -> Option<Value> {
-    let assertion = trust.mint(get.service, &Method::GET, get.path, caller);
+    let assertion = trust.mint(get.service, &Method::GET, get.path, Payload::EMPTY, caller);
     headers.insert(HeaderName::from_static(HEADER_ASSERTION), assertion);
     let answer = async {
         let url = format!("{}{}", get.base, get.path);

@@ -36,8 +36,9 @@ pub async fn run() -> anyhow::Result<()> {
     let url = format!("{}/users/me", platform::API);
     load(&url, &token, 500).await?; // warm-up: connections, caches
     let gateway = load(&url, &token, requests).await?;
-    // The same endpoint on user-svc directly, with the assertion the gateway would add (one
-    // made up front, valid for the run): the upstream's own ceiling on this machine.
+    // The same endpoint on user-svc directly, with the assertion the gateway would add (made
+    // here per request, as the gateway does: each is good once): the upstream's own ceiling on
+    // this machine.
     let me: serde_json::Value = http
         .get(&url)
         .bearer_auth(&token)
@@ -52,19 +53,18 @@ pub async fn run() -> anyhow::Result<()> {
         session_id: None,
     };
     let caller = shared::internal::Caller::user("api-gateway", identity, None);
-    let assertion = trust.mint(
-        "user-svc",
-        &reqwest::Method::GET,
-        "/api/v1/users/me",
-        &caller,
-    );
-    let direct_headers = [(
-        shared::internal::HEADER_ASSERTION,
-        assertion.to_str()?.to_string(),
-    )];
-    let direct = load_with(
-        &format!("{}/api/v1/users/me", platform::USER_SVC),
-        &direct_headers,
+    let path = "/api/v1/users/me";
+    let empty = shared::internal::Payload::EMPTY;
+    let minted = move || {
+        let assertion = trust.mint("user-svc", &reqwest::Method::GET, path, empty, &caller);
+        vec![(
+            shared::internal::HEADER_ASSERTION.to_string(),
+            assertion.to_str().unwrap_or_default().to_string(),
+        )]
+    };
+    let direct = load_each(
+        &format!("{}{path}", platform::USER_SVC),
+        std::sync::Arc::new(minted),
         requests,
     )
     .await?;
@@ -153,6 +153,18 @@ pub(crate) async fn load_with(
     headers: &[(&str, String)],
     requests: usize,
 ) -> anyhow::Result<Figures> {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    load_each(url, std::sync::Arc::new(move || headers.clone()), requests).await
+}
+
+/// The headers of one request.
+type MakeHeaders = std::sync::Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
+/// [`load_with`] with headers made for each request.
+async fn load_each(url: &str, headers: MakeHeaders, requests: usize) -> anyhow::Result<Figures> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()?;
@@ -160,18 +172,15 @@ pub(crate) async fn load_with(
     let per_worker = requests / CONCURRENCY;
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (http, url) = (http.clone(), url.to_string());
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
+        let (http, url, headers) = (http.clone(), url.to_string(), headers.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_worker);
             for _ in 0..per_worker {
+                let headers = headers();
                 let sent = Instant::now();
                 let mut request = http.get(&url);
-                for (name, value) in &headers {
-                    request = request.header(name.as_str(), value.as_str());
+                for (name, value) in headers {
+                    request = request.header(name, value);
                 }
                 let response = request.send().await?;
                 anyhow::ensure!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::internal::{Caller, Trust, HEADER_ASSERTION};
+use crate::internal::{Caller, Payload, Trust, HEADER_ASSERTION};
 
 /// Another service, as a caller sees it.
 #[derive(Clone, Copy)]
@@ -70,7 +70,14 @@ impl Service<'_> {
         body: Option<&Q>,
         timeout: Duration,
     ) -> Result<A, CallError> {
-        let assertion = self.trust.mint(self.name, &method, path, caller);
+        let body = match body {
+            Some(body) => {
+                Some(serde_json::to_vec(body).map_err(|e| CallError::Malformed(e.to_string()))?)
+            }
+            None => None,
+        };
+        let payload = Payload::Bytes(body.as_deref().unwrap_or_default());
+        let assertion = self.trust.mint(self.name, &method, path, payload, caller);
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -80,7 +87,9 @@ impl Service<'_> {
             request = request.header("traceparent", traceparent);
         }
         if let Some(body) = body {
-            request = request.json(body);
+            request = request
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .body(body);
         }
         let unavailable = |e: reqwest::Error| CallError::Unavailable(e.to_string());
         let answer = request.send().await.map_err(unavailable)?;

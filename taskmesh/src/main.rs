@@ -26,6 +26,10 @@ enum Command {
     /// Exit 0 if `url` answers 2xx within 3 seconds, 1 otherwise: a container's health check,
     /// for images without curl (`taskmesh probe http://127.0.0.1:8082/readyz`).
     Probe { url: String },
+    /// Print `TASKMESH_INTERNAL__KEYS=…` for one service (user-svc, task-svc, notify-svc,
+    /// media-svc), derived from TASKMESH_INTERNAL__SECRET: given that instead of the secret, the
+    /// service holds the keys of its own calls only. (The gateway keeps the secret.)
+    Keys { service: String },
 }
 
 #[tokio::main]
@@ -41,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up => up(config, shutdown).await,
         Command::Probe { .. } => unreachable!("answered before the config is read"),
+        Command::Keys { service } => keys(&config, &service),
         Command::Serve { service } => {
             let addr = taskmesh::bind_address(&config, &service)?;
             let listener = tokio::net::TcpListener::bind(addr)
@@ -50,6 +55,21 @@ async fn main() -> anyhow::Result<()> {
             taskmesh::run_service(&service, config, listener, shutdown)?.await
         }
     }
+}
+
+fn keys(config: &Config, service: &str) -> anyhow::Result<()> {
+    use shared::internal::keys;
+    anyhow::ensure!(
+        keys::SERVICES.contains(&service) && service != "api-gateway",
+        "{service}: give keys to user-svc, task-svc, notify-svc or media-svc (the gateway keeps TASKMESH_INTERNAL__SECRET)"
+    );
+    let secret = config
+        .internal
+        .secret
+        .as_ref()
+        .ok_or(shared::internal::MissingSecret)?;
+    println!("TASKMESH_INTERNAL__KEYS={}", keys::render(secret, service));
+    Ok(())
 }
 
 async fn probe(url: &str) -> anyhow::Result<()> {

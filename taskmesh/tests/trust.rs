@@ -8,7 +8,9 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared::identity::Identity;
-use shared::internal::{Caller, Trust, HEADER_ASSERTION};
+use shared::internal::{Caller, Payload, Trust, HEADER_ASSERTION};
+
+const EMPTY: Payload<'static> = Payload::EMPTY;
 use shared::testkit::eventually;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -110,10 +112,16 @@ async fn a_service_port_obeys_no_header_and_no_assertion_it_cannot_check() {
     .unwrap();
     let gateway = trust_as(&app, "api-gateway");
     let refused = [
-        stranger.mint("user-svc", &Method::GET, "/api/v1/users/me", &caller),
-        gateway.mint("task-svc", &Method::GET, "/api/v1/users/me", &caller),
-        gateway.mint("user-svc", &Method::GET, "/api/v1/users", &caller),
-        gateway.mint("user-svc", &Method::DELETE, "/api/v1/users/me", &caller),
+        stranger.mint("user-svc", &Method::GET, "/api/v1/users/me", EMPTY, &caller),
+        gateway.mint("task-svc", &Method::GET, "/api/v1/users/me", EMPTY, &caller),
+        gateway.mint("user-svc", &Method::GET, "/api/v1/users", EMPTY, &caller),
+        gateway.mint(
+            "user-svc",
+            &Method::DELETE,
+            "/api/v1/users/me",
+            EMPTY,
+            &caller,
+        ),
     ];
     for assertion in refused {
         let answer = app
@@ -125,15 +133,33 @@ async fn a_service_port_obeys_no_header_and_no_assertion_it_cannot_check() {
             .unwrap();
         assert_eq!(answer.status().as_u16(), 401);
     }
-    let good = gateway.mint("user-svc", &Method::GET, "/api/v1/users/me", &caller);
+    let good = gateway.mint("user-svc", &Method::GET, "/api/v1/users/me", EMPTY, &caller);
+    let send = |assertion| {
+        app.http
+            .get(me())
+            .header(HEADER_ASSERTION, assertion)
+            .send()
+    };
+    assert_eq!(send(good.clone()).await.unwrap().status().as_u16(), 200);
+    // Issue 26, finding 5: the same assertion a second time (a replay of a request seen on the
+    // network) is refused, though it is still within its life.
+    assert_eq!(send(good).await.unwrap().status().as_u16(), 401);
+    // Bound to the query too: made for another query, refused.
+    let other_query = gateway.mint(
+        "user-svc",
+        &Method::GET,
+        "/api/v1/users/me?a=1",
+        EMPTY,
+        &caller,
+    );
     let answer = app
         .http
-        .get(me())
-        .header(HEADER_ASSERTION, good)
+        .get(format!("{}?a=2", me()))
+        .header(HEADER_ASSERTION, other_query)
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(answer.status().as_u16(), 401);
 
     // task-svc's internal route answers another service, never an assertion of the gateway's.
     let path = format!("/internal/v1/tasks/{task_id}/access");
@@ -143,6 +169,7 @@ async fn a_service_port_obeys_no_header_and_no_assertion_it_cannot_check() {
             "task-svc",
             &Method::GET,
             &path,
+            EMPTY,
             &Caller::user(service, identity.clone(), None),
         )
     };
@@ -172,19 +199,23 @@ async fn a_service_port_obeys_no_header_and_no_assertion_it_cannot_check() {
     // user-svc's session check answers the gateway acting for nobody, never a user's assertion
     // or another service's.
     let live = "/internal/v1/sessions/live";
+    let question = serde_json::to_vec(&json!({ "session_ids": [uuid::Uuid::nil()] })).unwrap();
+    let asked = Payload::Bytes(&question);
     let ask = |assertion| {
         app.http
             .post(format!("{users}{live}"))
             .header(HEADER_ASSERTION, assertion)
-            .json(&json!({ "session_ids": [uuid::Uuid::nil()] }))
+            .header("content-type", "application/json")
+            .body(question.clone())
             .send()
     };
-    let as_user = gateway.mint("user-svc", &Method::POST, live, &caller);
+    let as_user = gateway.mint("user-svc", &Method::POST, live, asked, &caller);
     assert_eq!(ask(as_user).await.unwrap().status().as_u16(), 403);
     let other = trust_as(&app, "task-svc").mint(
         "user-svc",
         &Method::POST,
         live,
+        asked,
         &Caller::anonymous("task-svc", None),
     );
     assert_eq!(ask(other).await.unwrap().status().as_u16(), 403);
@@ -192,10 +223,29 @@ async fn a_service_port_obeys_no_header_and_no_assertion_it_cannot_check() {
         "user-svc",
         &Method::POST,
         live,
+        asked,
         &Caller::anonymous("api-gateway", None),
     );
     let answer: Value = ask(itself).await.unwrap().json().await.unwrap();
     assert_eq!(answer["live"], json!([]));
+    // Bound to the body: the gateway's assertion for one question, sent with another body (a
+    // captured assertion put on a request of the attacker's own), is refused.
+    let itself = gateway.mint(
+        "user-svc",
+        &Method::POST,
+        live,
+        asked,
+        &Caller::anonymous("api-gateway", None),
+    );
+    let answer = app
+        .http
+        .post(format!("{users}{live}"))
+        .header(HEADER_ASSERTION, itself)
+        .json(&json!({ "session_ids": [uuid::Uuid::now_v7()] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 401);
 
     // Probes and metrics stay open for the platform around the service.
     for path in ["/healthz", "/readyz", "/metrics"] {
@@ -501,4 +551,78 @@ async fn an_attacker_elsewhere_is_slowed_down_while_the_owner_signs_in() {
     assert_eq!(refused.code(), "too_many_login_attempts");
     let owner_again = login_via(&app, owner, "ada@example.com", common::PASSWORD).await;
     assert_eq!(owner_again.status, 200, "{:?}", owner_again.body);
+}
+
+/// Issue 26, finding 5: with one shared secret any service could make an assertion for any
+/// other, as the gateway, for any user. A service given only its own keys (`taskmesh keys`) can
+/// call what it calls, as itself, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_given_only_its_keys_cannot_make_assertions_for_another() {
+    use base64::Engine;
+    use shared::internal::keys;
+    let app = App::start().await;
+    let token = app.sign_up("ada@example.com").await;
+    let ada = app.user_id(&token).await;
+    let (status, task) = app
+        .post("/api/v1/tasks", Some(&token), json!({ "title": "mine" }))
+        .await;
+    assert_eq!(status, 201);
+    let task_id = task["id"].as_str().unwrap();
+    let secret = app.env.config.internal.secret.as_ref().unwrap();
+    let rendered = keys::render(secret, "media-svc");
+    let internal = shared::config::InternalConfig {
+        keys: Some(SecretString::from(rendered.clone())),
+        ..Default::default()
+    };
+    let media = Trust::from_config("media-svc", &internal).unwrap();
+    let identity = Identity {
+        user_id: ada.parse().unwrap(),
+        role: shared::identity::Role::Admin,
+        session_id: None,
+    };
+    let caller = Caller::user("media-svc", identity, None);
+    let get = |service: &str, path: &str, assertion| {
+        let url = format!("{}{path}", service_url(&app, service));
+        app.http.get(url).header(HEADER_ASSERTION, assertion).send()
+    };
+
+    // Its own call: task-svc's access question.
+    let access = format!("/internal/v1/tasks/{task_id}/access");
+    let own = media.mint("task-svc", &Method::GET, &access, EMPTY, &caller);
+    let answer = get("task-svc", &access, own).await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+
+    // A service it does not call: it holds no key for it.
+    let me = "/api/v1/users/me";
+    let forged = media.mint("user-svc", &Method::GET, me, EMPTY, &caller);
+    assert_eq!(
+        get("user-svc", me, forged).await.unwrap().status().as_u16(),
+        401
+    );
+
+    // As the gateway, with the one key it has for task-svc: refused whether it names itself or
+    // the gateway as the key's owner.
+    let key = rendered
+        .split(',')
+        .find_map(|entry| entry.strip_prefix("media-svc>task-svc:"))
+        .unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .unwrap();
+    let now = jsonwebtoken::get_current_timestamp();
+    for kid in ["api-gateway", "media-svc"] {
+        let claims = json!({
+            "iss": "api-gateway", "aud": "task-svc", "exp": now + 10, "nbf": now,
+            "jti": format!("{:032x}", rand::random::<u128>()),
+            "htm": "GET", "htp": "/api/v1/tasks",
+            "bd": "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU",
+            "sub": ada, "role": "admin",
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(kid.to_string());
+        let key = jsonwebtoken::EncodingKey::from_secret(&key);
+        let forged = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        let answer = get("task-svc", "/api/v1/tasks", forged.parse().unwrap());
+        assert_eq!(answer.await.unwrap().status().as_u16(), 401, "kid {kid}");
+    }
 }

@@ -196,6 +196,8 @@ impl Config {
         for (name, secret) in [
             ("internal.secret", &self.internal.secret),
             ("internal.accepted_secret", &self.internal.accepted_secret),
+            ("internal.keys", &self.internal.keys),
+            ("internal.accepted_keys", &self.internal.accepted_keys),
             ("files.link_secret", &self.files.link_secret),
             ("notifications.link_secret", &self.notifications.link_secret),
             ("sealing.key", &self.sealing.key),
@@ -514,6 +516,12 @@ pub struct InternalConfig {
     /// refusals (first every service accepts the new secret here, then every service signs
     /// with it and accepts the old one here, then the old one goes).
     pub accepted_secret: Option<SecretString>,
+    /// Instead of `secret` in a service: the keys of the pairs it calls and is called in only
+    /// (`caller>callee:<base64>,…`), as `taskmesh keys <service>` prints them from the secret.
+    /// A service given these can make assertions only as itself, for the services it calls.
+    pub keys: Option<SecretString>,
+    /// Keys accepted besides `keys` during a rotation, never used to sign.
+    pub accepted_keys: Option<SecretString>,
 }
 
 /// Where one service listens, how the others reach it, and its database.
