@@ -16,11 +16,14 @@ use tokio::process::{Child, Command};
 
 use crate::wait_until;
 
-/// Ports of the private instances (well away from the shared 5432, 5672, 6379).
-pub const PG_PORT: u16 = 55432;
-pub const REDIS_PORT: u16 = 56379;
-pub const AMQP_PORT: u16 = 55672;
-const AMQP_DIST_PORT: u16 = 55673;
+/// Ports of the private instances: away from the shared 5432, 5672 and 6379 and the shared
+/// broker's distribution port (25672), and below the kernel's ephemeral range (32768 and up),
+/// where a client connection may hold the port (the shared broker's own link to epmd once held
+/// 55672, and the suite's broker could not listen).
+pub const PG_PORT: u16 = 23432;
+pub const REDIS_PORT: u16 = 23379;
+pub const AMQP_PORT: u16 = 23672;
+const AMQP_DIST_PORT: u16 = 23673;
 const RABBIT_NODE: &str = "taskmesh-faults@localhost";
 
 /// The three dependencies, running.

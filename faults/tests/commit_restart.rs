@@ -3,7 +3,7 @@
 //! the next transactions. The commit must not be reported as done (the fault suite once saw a
 //! task answered 201 that did not exist: docs/reliability.md, finding 8).
 //!
-//! On the suite's private PostgreSQL (port 55432), with the WAL writer slowed down so that the
+//! On the suite's private PostgreSQL (port 23432), with the WAL writer slowed down so that the
 //! transaction's records stay in memory until the crash. The COMMIT is held in a deferred
 //! trigger's `pg_sleep` while the server is stopped with `-m immediate`.
 

@@ -371,26 +371,10 @@ async fn a_person_has_at_most_the_configured_uploads_in_progress() {
     let ada = app.sign_up("ada@example.com").await;
     let task_id = task(&app, &ada, "Uploads").await;
     let url = format!("{}/api/v1/tasks/{task_id}/attachments", app.api);
-    let boundary = "taskmesh-test-boundary";
+    let boundary = media::HELD_BOUNDARY;
     let content_type = format!("multipart/form-data; boundary={boundary}");
     // An upload whose bytes come when the test sends them: its head now, the rest later.
-    let hold = || {
-        let (bytes, body) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
-        let head = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\
-             Content-Type: text/plain\r\n\r\nthe first half, "
-        );
-        bytes.unbounded_send(Ok(head.into_bytes())).unwrap();
-        let request = app
-            .http
-            .post(&url)
-            .bearer_auth(&ada)
-            .header("content-type", content_type.clone())
-            .body(reqwest::Body::wrap_stream(body));
-        let answer =
-            tokio::spawn(async move { common::Reply::read(request.send().await.unwrap()).await });
-        (bytes, answer)
-    };
+    let hold = || media::held_upload(&app, &ada, &task_id);
     // Once the held upload has the only slot, an empty form (400 while the slot is free) gets
     // 429. A probe that holds the slot at the moment the upload arrives makes the upload the
     // refused one: it is then sent again.
@@ -430,12 +414,7 @@ async fn a_person_has_at_most_the_configured_uploads_in_progress() {
     let bobs = upload(&app, &bob, &bobs_task, &[("b.txt", b"bob".to_vec())]).await;
     assert_eq!(bobs.status, 201, "{:?}", bobs.body);
 
-    bytes
-        .unbounded_send(Ok(
-            format!("then the rest\r\n--{boundary}--\r\n").into_bytes()
-        ))
-        .unwrap();
-    drop(bytes);
+    media::finish_held(bytes);
     let done = held.await.unwrap();
     assert_eq!(done.status, 201, "{:?}", done.body);
     let next = upload(&app, &ada, &task_id, &[("other.txt", b"other".to_vec())]).await;
@@ -445,6 +424,43 @@ async fn a_person_has_at_most_the_configured_uploads_in_progress() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list}");
+}
+
+/// An upload sent without a length (chunked) holds all that is left of its owner's quota while
+/// it runs (issue 26, finding 6): their other uploads are refused before their bytes are
+/// stored, and once it ends what it did not use is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_without_a_length_holds_the_rest_of_the_quota_while_it_runs() {
+    let app = App::start_with(|c| c.files.user_quota_bytes = 10 * KIB as u64).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let task_id = task(&app, &ada, "Quota").await;
+    let (bytes, held) = media::held_upload(&app, &ada, &task_id);
+    // One-byte uploads pass until the held one has taken its hold, then are refused for the
+    // quota, though a single byte of the 10 KiB is in use.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut passed = 0;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{passed} one-byte uploads passed while the chunked upload ran; none was refused"
+        );
+        assert!(
+            !held.is_finished(),
+            "the chunked upload ended before its last byte"
+        );
+        let probe = upload(&app, &ada, &task_id, &[("one.txt", b"1".to_vec())]).await;
+        if probe.status == 413 {
+            assert_eq!(probe.code(), "quota_exceeded", "{:?}", probe.body);
+            break;
+        }
+        assert_eq!(probe.status, 201, "{:?}", probe.body);
+        passed += 1;
+    }
+    media::finish_held(bytes);
+    let done = held.await.unwrap();
+    assert_eq!(done.status, 201, "{:?}", done.body);
+    let after = upload(&app, &ada, &task_id, &[("two.txt", b"22".to_vec())]).await;
+    assert_eq!(after.status, 201, "{:?}", after.body);
 }
 
 /// Thumbnails decode within `files.thumbnail_memory_bytes`: an image whose decoding takes more

@@ -83,8 +83,18 @@ pub async fn upload(
         }
         .into());
     }
-    // Held until the answer: the caller's other uploads in progress see what this one declared.
-    let Some((_slot, others)) = state.uploads.begin(identity.user_id, declared.unwrap_or(0)) else {
+    let used = {
+        let mut conn = state.pool.acquire().await?;
+        store::media::used_bytes(&mut conn, identity.user_id)
+            .await?
+            .max(0) as u64
+    };
+    // Held until the answer: the caller's other uploads in progress see what this one declared;
+    // one sent without a length (chunked) holds all that is left of the quota, up to the
+    // largest request, so that no bytes arrive that the quota has no room for.
+    let holding =
+        declared.unwrap_or_else(|| largest.min(config.user_quota_bytes.saturating_sub(used)));
+    let Some((_slot, others)) = state.uploads.begin(identity.user_id, holding) else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_uploads",
@@ -93,12 +103,6 @@ pub async fn upload(
                 config.max_uploads_per_user
             ),
         ));
-    };
-    let used = {
-        let mut conn = state.pool.acquire().await?;
-        store::media::used_bytes(&mut conn, identity.user_id)
-            .await?
-            .max(0) as u64
     };
     // What the caller's uploads in progress declared counts as used until they end.
     let used = used.saturating_add(others);

@@ -35,6 +35,45 @@ pub async fn upload(app: &App, token: &str, task_id: &str, files: &[(&str, Vec<u
     Reply::read(response).await
 }
 
+/// The boundary of the forms [`held_upload`] sends.
+pub const HELD_BOUNDARY: &str = "taskmesh-test-boundary";
+
+/// The bytes still to send of a [`held_upload`].
+pub type Rest = futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>;
+
+/// An upload of one text file to `task_id`, sent chunked (no `Content-Length`), whose bytes come
+/// when the test sends them: its head now, then what the test sends on the returned sender;
+/// [`finish_held`] sends the end. The answer is awaited on its own task.
+pub fn held_upload(
+    app: &App,
+    token: &str,
+    task_id: &str,
+) -> (Rest, tokio::task::JoinHandle<Reply>) {
+    let (bytes, body) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    let head = format!(
+        "--{HELD_BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nthe first half, "
+    );
+    bytes.unbounded_send(Ok(head.into_bytes())).unwrap();
+    let request = app
+        .http
+        .post(format!("{}/api/v1/tasks/{task_id}/attachments", app.api))
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={HELD_BOUNDARY}"),
+        )
+        .body(reqwest::Body::wrap_stream(body));
+    let answer = tokio::spawn(async move { Reply::read(request.send().await.unwrap()).await });
+    (bytes, answer)
+}
+
+/// Sends the rest of a [`held_upload`] and its end.
+pub fn finish_held(bytes: Rest) {
+    let end = format!("then the rest\r\n--{HELD_BOUNDARY}--\r\n");
+    bytes.unbounded_send(Ok(end.into_bytes())).unwrap();
+}
+
 /// Uploads one file whose part header says `filename="<raw_name>"` byte for byte.
 pub async fn upload_raw_name(
     app: &App,
