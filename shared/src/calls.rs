@@ -70,12 +70,10 @@ impl Service<'_> {
         body: Option<&Q>,
         timeout: Duration,
     ) -> Result<A, CallError> {
-        let body = match body {
-            Some(body) => {
-                Some(serde_json::to_vec(body).map_err(|e| CallError::Malformed(e.to_string()))?)
-            }
-            None => None,
-        };
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| CallError::Malformed(e.to_string()))?;
         let payload = Payload::Bytes(body.as_deref().unwrap_or_default());
         let assertion = self.trust.mint(self.name, &method, path, payload, caller);
         let mut request = self

@@ -20,7 +20,6 @@ pub mod keys;
 mod seen;
 
 use std::collections::HashMap;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,8 +101,6 @@ pub struct Trust {
     header: Header,
     /// Callee → the key this service signs for it with.
     signing: HashMap<String, EncodingKey>,
-    /// `internal.secret`, when held: the key for a callee not in `signing` is derived from it.
-    secret: Option<SecretString>,
     /// Caller → the keys its assertions to this service are checked with (during a rotation,
     /// the accepted one second).
     checking: HashMap<String, Vec<DecodingKey>>,
@@ -111,6 +108,7 @@ pub struct Trust {
     /// The `jti`s of the assertions accepted within their possible life.
     seen: seen::Seen,
 }
+
 /// The body of a request an assertion is minted for.
 #[derive(Debug, Clone, Copy)]
 pub enum Payload<'a> {
@@ -183,7 +181,6 @@ impl Trust {
             let signing = EncodingKey::from_secret(&signing);
             trust.signing.insert(caller.to_string(), signing);
         }
-        trust.secret = Some(secret.clone());
         Ok(trust)
     }
 
@@ -232,7 +229,6 @@ impl Trust {
             service,
             header,
             signing: HashMap::new(),
-            secret: None,
             checking: HashMap::new(),
             validation,
             // Valid from nbf - leeway to nbf + TTL + leeway by the receiver's clock, compared in
@@ -246,27 +242,21 @@ impl Trust {
         self.service
     }
 
-    /// The key to sign for `to` with: its pair's, derived from `internal.secret` if this service
-    /// holds that, else one nobody accepts (a call this deployment's keys do not provide for).
+    /// The key to sign for `to` with: its pair's, else one nobody accepts (a call this
+    /// deployment's keys do not provide for, or not a Taskmesh service).
     fn signing_key(&self, to: &str) -> std::borrow::Cow<'_, EncodingKey> {
         use std::borrow::Cow;
         if let Some(key) = self.signing.get(to) {
             return Cow::Borrowed(key);
         }
-        let secret = match &self.secret {
-            Some(secret) => keys::derive(secret.expose_secret().as_bytes(), self.service, to),
-            None => {
-                tracing::error!(
-                    caller = self.service,
-                    callee = to,
-                    "internal.keys has no key for this call; it will be refused"
-                );
-                let mut key = [0u8; 32];
-                rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
-                key
-            }
-        };
-        Cow::Owned(EncodingKey::from_secret(&secret))
+        tracing::error!(
+            caller = self.service,
+            callee = to,
+            "no assertion key for this call; it will be refused"
+        );
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+        Cow::Owned(EncodingKey::from_secret(&key))
     }
 
     /// An assertion for one request to service `to`: `method` and `target` (the path, with the
