@@ -92,7 +92,8 @@ pub async fn run(
             state: state.clone(),
             mailer: mailer.clone(),
         },
-    );
+    )
+    .with_prefetch(channels::mail::COMMANDS_AT_ONCE);
     platform.spawn(mail.run(shutdown.clone()));
     let texts = Consumer::new(
         platform.broker.clone(),

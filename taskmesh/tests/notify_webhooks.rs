@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::{body::Bytes, extract::State, http::HeaderMap, http::StatusCode, http::Uri, Router};
@@ -34,11 +35,39 @@ struct Inbox {
 
 /// A script entry: answer only once released.
 const HANG: u16 = 0;
+/// A script entry: a slow endpoint, 200 after [`SLOW_ANSWER`].
+const SLOW: u16 = 1;
+const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Clone)]
 struct Shared {
     inbox: Arc<Mutex<Inbox>>,
     gate: Arc<tokio::sync::Semaphore>,
+    flight: Arc<Flight>,
+}
+
+/// Requests being answered now, and the most there were at once.
+#[derive(Default)]
+struct Flight {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+/// One request in flight, until dropped.
+struct Aloft(Arc<Flight>);
+
+impl Aloft {
+    fn take_off(flight: &Arc<Flight>) -> Self {
+        let now = flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+        flight.most.fetch_max(now, Ordering::SeqCst);
+        Aloft(flight.clone())
+    }
+}
+
+impl Drop for Aloft {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The webhook receiver: records every request, answers per path from a script.
@@ -46,20 +75,33 @@ struct Receiver {
     base: String,
     inbox: Arc<Mutex<Inbox>>,
     gate: Arc<tokio::sync::Semaphore>,
+    flight: Arc<Flight>,
 }
 
 impl Receiver {
     async fn start() -> Self {
         let inbox = Arc::new(Mutex::new(Inbox::default()));
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let flight = Arc::new(Flight::default());
         let app = Router::new().fallback(receive).with_state(Shared {
             inbox: inbox.clone(),
             gate: gate.clone(),
+            flight: flight.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { base, inbox, gate }
+        Receiver {
+            base,
+            inbox,
+            gate,
+            flight,
+        }
+    }
+
+    /// The most requests the receiver was answering at once.
+    fn most_in_flight(&self) -> usize {
+        self.flight.most.load(Ordering::SeqCst)
     }
 
     /// Lets every held request answer.
@@ -107,10 +149,15 @@ async fn receive(
     body: Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let _aloft = Aloft::take_off(&shared.flight);
     let status = record(&shared.inbox, method, uri, headers, body);
     match status {
         HANG => {
             shared.gate.acquire().await.unwrap().forget();
+            StatusCode::OK.into_response()
+        }
+        SLOW => {
+            tokio::time::sleep(SLOW_ANSWER).await;
             StatusCode::OK.into_response()
         }
         // Busy: come back in RETRY_AFTER seconds.
@@ -883,6 +930,59 @@ async fn a_hanging_endpoint_does_not_hold_up_another() {
     receiver.release();
     let slow = receiver.wait_for("/slow", 2).await;
     assert_ne!(slow[0].headers["webhook-id"], slow[1].headers["webhook-id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_goes_out_once_each_within_the_endpoints_bound() {
+    const BACKLOG: usize = 16;
+    let app = App::start_with(|c| {
+        c.webhooks.allow = vec!["127.0.0.1".into()];
+        c.webhooks.per_endpoint = 2;
+        c.webhooks.timeout_secs = 300;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    // The first two hang, so the rest queue up behind them; then each answers slowly.
+    let mut script = vec![HANG, HANG];
+    script.resize(BACKLOG, SLOW);
+    receiver.script("/hook", &script);
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    let endpoint = create_endpoint(&app, &bob, &receiver.url("/hook"), &["task.assigned"]).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    for n in 0..BACKLOG {
+        assign_task_to(&app, &ada, &bob_id, &format!("Task {n}")).await;
+    }
+    eventually("the backlog queued", WAIT, || async {
+        (deliveries(&app, &bob, endpoint_id).await.len() == BACKLOG).then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.requests("/hook").len(),
+        2,
+        "two in flight, hanging"
+    );
+
+    receiver.release();
+    eventually("every delivery delivered", WAIT, || async {
+        let all = deliveries(&app, &bob, endpoint_id).await;
+        all.iter()
+            .all(|d| d["state"] == "delivered" && d["attempts"] == 1)
+            .then_some(())
+    })
+    .await;
+    let got = receiver.requests("/hook");
+    let ids: std::collections::HashSet<_> = got
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!((got.len(), ids.len()), (BACKLOG, BACKLOG), "each once");
+    assert_eq!(
+        receiver.most_in_flight(),
+        2,
+        "webhooks.per_endpoint bounds the backlog"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,8 +28,8 @@ use crate::{platform, Figures};
 const NOTIFICATIONS: usize = 2000;
 /// Assignments per bulk request.
 const BULK: usize = 500;
-/// notify-svc's mail consumer: the default prefetch (`amqp.prefetch`, 64), each delivery
-/// handled in a task of its own, all sharing one pooled lettre transport.
+/// notify-svc's mail sends at once: 64, over one pooled lettre transport keeping up to 128 idle
+/// connections (its consumer handles 128 commands at once, so claims overlap the sends).
 const MAIL_CONCURRENCY: usize = 64;
 /// notify-svc's webhook loop: `webhooks.per_endpoint` (4) in flight to one endpoint, a new
 /// reqwest client (so a new connection) per attempt.
@@ -305,10 +305,10 @@ async fn raw_lettre(
     count: usize,
     concurrency: usize,
 ) -> anyhow::Result<Figures> {
-    // Built as notify-svc builds it (channels/mail.rs): 64 pooled connections.
+    // Built as notify-svc builds it (channels/mail.rs): 128 idle connections kept.
     let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
         .timeout(Some(Duration::from_secs(10)))
-        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(64))
+        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(128))
         .build();
     sink.log.lock().unwrap().reset();
     let started = Instant::now();

@@ -11,11 +11,19 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use shared::config::SmtpConfig;
 
-/// SMTP connections kept open for reuse: as many as the mail consumer sends at once (the
-/// default `amqp.prefetch`). With fewer, every burst closed the connections past the pool's
-/// size and the next one opened them again (a connection, greeting and EHLO each time: 594
-/// connections for 2,000 mails with 32).
-const POOL_SIZE: u32 = 64;
+/// The most sends at once. The mail consumer takes twice as many commands
+/// ([`COMMANDS_AT_ONCE`]), so a command's claim is made while others are sending and a send
+/// that ends lets the next one start at once.
+const SENDS_AT_ONCE: usize = 64;
+/// Mail commands the consumer handles at once: each claims its mail, waits for one of the
+/// [`SENDS_AT_ONCE`] sends, sends, and records the outcome.
+pub const COMMANDS_AT_ONCE: u16 = 2 * SENDS_AT_ONCE as u16;
+/// Idle SMTP connections kept for reuse: more than the sends, because lettre puts a connection
+/// back from a task of its own, so the send after it often finds the pool empty and opens one
+/// more; kept, it serves later sends. With as many as the sends, those extra connections were
+/// closed again at once (230 connections for 2,000 mails), and with fewer, every burst closed
+/// and reopened most of them (594 with 32): a connection, greeting and EHLO each time.
+const CONNECTIONS_KEPT: u32 = 2 * SENDS_AT_ONCE as u32;
 
 /// A mail ready to leave.
 #[derive(Debug, Clone)]
@@ -50,6 +58,8 @@ pub enum Mailer {
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
+        /// One permit per send in flight.
+        sends: tokio::sync::Semaphore,
     },
     Files {
         dir: PathBuf,
@@ -97,9 +107,10 @@ impl Mailer {
                     .timeout(Some(Duration::from_secs(config.timeout_secs)))
                     // Room for the mail consumer's concurrent sends: lettre's default keeps 10
                     // connections, so a burst closed and reopened most of them.
-                    .pool_config(PoolConfig::new().max_size(POOL_SIZE))
+                    .pool_config(PoolConfig::new().max_size(CONNECTIONS_KEPT))
                     .build(),
                 from,
+                sends: tokio::sync::Semaphore::new(SENDS_AT_ONCE),
             },
             None => Mailer::Files {
                 dir: PathBuf::from(&config.mail_dir),
@@ -145,10 +156,16 @@ impl Mailer {
     pub async fn send(&self, mail: &Mail) -> Result<(), SendError> {
         let message = self.build(mail)?;
         match self {
-            Mailer::Smtp { transport, .. } => match transport.send(message).await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(classify(&e)),
-            },
+            Mailer::Smtp {
+                transport, sends, ..
+            } => {
+                // Never closed, so acquiring cannot fail.
+                let _send = sends.acquire().await;
+                match transport.send(message).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(classify(&e)),
+                }
+            }
             Mailer::Files { dir, .. } => {
                 let io =
                     |e: std::io::Error| SendError::Transient(format!("{}: {e}", dir.display()));

@@ -35,6 +35,9 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// The most of an answer's body kept in the log.
 const EXCERPT_BYTES: usize = 1024;
 const USER_AGENT: &str = "Taskmesh-Webhooks/1";
+/// How many deliveries of one endpoint a slot carries on to, each leased as the one before it
+/// is recorded delivered, before the slot goes back to the loop and other endpoints' claims.
+const SUCCESSIONS: u32 = 64;
 
 /// Delivers due deliveries until `shutdown`, then lets the attempts in flight finish.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
@@ -91,8 +94,18 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                 break;
             };
             let (state, guard, finished) = (state.clone(), guard.clone(), finished.clone());
+            let shutdown = shutdown.clone();
             in_flight.spawn(async move {
-                attempt(&state, &guard, delivery, timeout).await;
+                // A delivered attempt hands its lease on to the endpoint's next due delivery in
+                // the statement that records it: a backlog goes out without a claim per row.
+                let mut next = Some(delivery);
+                let mut turns = 0;
+                while let Some(delivery) = next {
+                    turns += 1;
+                    let succeed = turns < SUCCESSIONS && !shutdown.is_cancelled();
+                    let successor = succeed.then_some(lease);
+                    next = attempt(&state, &guard, delivery, timeout, successor).await;
+                }
                 drop(permit);
                 finished.notify_one();
             });
@@ -106,15 +119,28 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 enum Verdict {
     /// A 2xx.
     Delivered,
+    Undelivered(Failure),
+}
+
+/// Why an attempt did not deliver.
+#[derive(Debug)]
+enum Failure {
     /// `410 Gone`: the receiver wants no more.
     Gone,
     /// Anything else: try again per the schedule, not sooner than `retry_after`.
     Retry { retry_after: Option<Duration> },
 }
 
-/// Sends `delivery` once and records the outcome.
+/// Sends `delivery` once and records the outcome; given a `successor` lease and delivered, the
+/// endpoint's next due delivery, leased for it.
 #[tracing::instrument(skip_all, fields(delivery_id = %delivery.id, endpoint_id = %delivery.endpoint_id))]
-async fn attempt(state: &AppState, guard: &Guard, delivery: Claimed, timeout: Duration) {
+async fn attempt(
+    state: &AppState,
+    guard: &Guard,
+    delivery: Claimed,
+    timeout: Duration,
+    successor: Option<Duration>,
+) -> Option<Claimed> {
     let started = Instant::now();
     let (verdict, mut log) = match secrets(state, &delivery) {
         Ok(secrets) => send(guard, &delivery, &secrets, timeout).await,
@@ -124,9 +150,26 @@ async fn attempt(state: &AppState, guard: &Guard, delivery: Claimed, timeout: Du
         }
     };
     log.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    if let Err(err) = record(state, &delivery, verdict, &log).await {
-        // The lease runs out and the delivery is tried again: at least once, not lost.
-        tracing::warn!(error = %err, "recording a webhook attempt failed");
+    let recorded = match verdict {
+        Verdict::Delivered => store::delivered(&state.pool, &delivery, &log, successor)
+            .await
+            .map(|next| ("delivered", next)),
+        Verdict::Undelivered(failure) => record(state, &delivery, failure, &log)
+            .await
+            .map(|outcome| (outcome, None)),
+    };
+    match recorded {
+        Ok((outcome, next)) => {
+            metrics::counter!("taskmesh_webhook_deliveries_total", "outcome" => outcome)
+                .increment(1);
+            tracing::debug!(outcome, status = ?log.status, "webhook attempt");
+            next
+        }
+        Err(err) => {
+            // The lease runs out and the delivery is tried again: at least once, not lost.
+            tracing::warn!(error = %err, "recording a webhook attempt failed");
+            None
+        }
     }
 }
 
@@ -146,7 +189,10 @@ fn failed(error: String) -> (Verdict, AttemptLog) {
         latency_ms: 0,
         response_excerpt: None,
     };
-    (Verdict::Retry { retry_after: None }, log)
+    (
+        Verdict::Undelivered(Failure::Retry { retry_after: None }),
+        log,
+    )
 }
 
 async fn send(
@@ -204,9 +250,9 @@ async fn send(
     let verdict = if status.is_success() {
         Verdict::Delivered
     } else if status.as_u16() == 410 {
-        Verdict::Gone
+        Verdict::Undelivered(Failure::Gone)
     } else {
-        Verdict::Retry { retry_after }
+        Verdict::Undelivered(Failure::Retry { retry_after })
     };
     let log = AttemptLog {
         status: Some(status.as_u16()),
@@ -279,30 +325,18 @@ fn clean(text: &str) -> String {
     out
 }
 
-/// Writes the attempt and its consequences in one transaction.
+/// Writes an undelivered attempt and its consequences in one transaction; the outcome.
 async fn record(
     state: &AppState,
     delivery: &Claimed,
-    verdict: Verdict,
+    failure: Failure,
     log: &AttemptLog,
-) -> Result<(), sqlx::Error> {
+) -> Result<&'static str, sqlx::Error> {
     let config = &state.config.webhooks;
     let mut tx = state.pool.begin().await?;
     store::log_attempt(&mut tx, delivery.id, log).await?;
-    let outcome = match verdict {
-        Verdict::Delivered => {
-            store::finish_attempt(
-                &mut tx,
-                delivery.id,
-                log.status,
-                DeliveryState::Delivered,
-                None,
-            )
-            .await?;
-            store::endpoint_succeeded(&mut tx, delivery.endpoint_id).await?;
-            "delivered"
-        }
-        Verdict::Gone => {
+    let outcome = match failure {
+        Failure::Gone => {
             store::finish_attempt(
                 &mut tx,
                 delivery.id,
@@ -320,7 +354,7 @@ async fn record(
             .await?;
             "gone"
         }
-        Verdict::Retry { retry_after } => {
+        Failure::Retry { retry_after } => {
             let made = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
             let outcome = match schedule::next_delay(&config.schedule_secs, made, retry_after) {
                 Some(delay) => {
@@ -356,9 +390,7 @@ async fn record(
         }
     };
     tx.commit().await?;
-    metrics::counter!("taskmesh_webhook_deliveries_total", "outcome" => outcome).increment(1);
-    tracing::debug!(outcome, status = ?log.status, "webhook attempt");
-    Ok(())
+    Ok(outcome)
 }
 
 /// Disables the endpoint and tells its owner (once: only when this disabled it), in-app and

@@ -274,7 +274,8 @@ pub struct Room {
 /// Claims up to `limit` due deliveries of enabled endpoints for `lease`, within `room` (in
 /// flight = leased and not yet recorded), the longest waiting first. Claims are serialised by
 /// an advisory lock, so two replicas never count the same room twice; `SKIP LOCKED` passes over
-/// rows being recorded.
+/// rows being recorded, and a row that an attempt's successor ([`delivered`]) leased after this
+/// statement's snapshot fails the re-check under its row lock instead of being leased twice.
 pub async fn claim(
     pool: &PgPool,
     limit: usize,
@@ -317,7 +318,9 @@ pub async fn claim(
          ), leased AS (
             UPDATE webhook_deliveries d SET locked_until = now() + make_interval(secs => $3)
              WHERE d.id IN (SELECT id FROM webhook_deliveries
-                             WHERE id IN (SELECT id FROM chosen) FOR UPDATE SKIP LOCKED)
+                             WHERE id IN (SELECT id FROM chosen) AND state = 'pending'
+                               AND (locked_until IS NULL OR locked_until <= now())
+                               FOR UPDATE SKIP LOCKED)
              RETURNING d.id, d.endpoint_id, d.attempts, d.body
          )
          SELECT l.id, l.endpoint_id, l.attempts, l.body, e.url, e.secret,
@@ -332,6 +335,54 @@ pub async fn claim(
     .await?;
     tx.commit().await?;
     Ok(claimed)
+}
+
+/// Records a delivered attempt of `delivery` (its log line, the delivery, the endpoint's failure
+/// clock stopped) in one statement and, given a `lease`, leases in the same statement the next
+/// due delivery of the same endpoint, if it is still enabled: the endpoint's and its owner's
+/// leased counts stay as they were, so this needs no claim and no advisory lock.
+pub async fn delivered(
+    pool: &PgPool,
+    delivery: &Claimed,
+    log: &AttemptLog,
+    lease: Option<Duration>,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH logged AS (
+            INSERT INTO webhook_attempts (delivery_id, status, error, latency_ms, response_excerpt)
+            VALUES ($1, $3, $4, $5, $6)
+         ), finished AS (
+            UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1,
+                   last_status = COALESCE($3, last_status), next_attempt_at = NULL,
+                   locked_until = NULL, updated_at = now()
+             WHERE id = $1
+         ), answered AS (
+            UPDATE webhook_endpoints SET failing_since = NULL
+             WHERE id = $2 AND failing_since IS NOT NULL
+         ), leased AS (
+            UPDATE webhook_deliveries d SET locked_until = now() + make_interval(secs => $7)
+             WHERE d.id = (SELECT n.id FROM webhook_deliveries n
+                             JOIN webhook_endpoints e ON e.id = n.endpoint_id AND e.enabled
+                            WHERE $7 IS NOT NULL AND n.endpoint_id = $2 AND n.id <> $1
+                              AND n.state = 'pending' AND n.next_attempt_at <= now()
+                              AND (n.locked_until IS NULL OR n.locked_until <= now())
+                            ORDER BY n.next_attempt_at LIMIT 1
+                              FOR UPDATE OF n SKIP LOCKED)
+             RETURNING d.id, d.endpoint_id, d.attempts, d.body
+         )
+         SELECT l.id, l.endpoint_id, l.attempts, l.body, e.url, e.secret,
+                CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret
+           FROM leased l JOIN webhook_endpoints e ON e.id = l.endpoint_id",
+    )
+    .bind(delivery.id)
+    .bind(delivery.endpoint_id)
+    .bind(log.status.map(i32::from))
+    .bind(&log.error)
+    .bind(log.latency_ms)
+    .bind(&log.response_excerpt)
+    .bind(lease.map(|lease| lease.as_secs_f64()))
+    .fetch_optional(pool)
+    .await
 }
 
 /// One attempt as the log keeps it.
@@ -384,17 +435,6 @@ pub async fn finish_attempt(
     .bind(state.as_str())
     .bind(status.map(i32::from))
     .bind(retry_in.map(|d| d.as_secs_f64()))
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// Endpoint `id` answered: its failure clock stops.
-pub async fn endpoint_succeeded(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-    )
-    .bind(id)
     .execute(tx)
     .await?;
     Ok(())
