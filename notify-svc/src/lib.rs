@@ -93,7 +93,9 @@ pub async fn run(
             mailer: mailer.clone(),
         },
     )
-    .with_prefetch(channels::mail::COMMANDS_AT_ONCE);
+    // Twice the sends at once (with the default prefetch, 128 commands for 64 sends): claims
+    // are made while others send.
+    .with_prefetch(config.amqp.prefetch.saturating_mul(2));
     platform.spawn(mail.run(shutdown.clone()));
     let texts = Consumer::new(
         platform.broker.clone(),

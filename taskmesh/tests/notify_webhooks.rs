@@ -958,6 +958,7 @@ async fn a_backlog_goes_out_once_each_within_the_endpoints_bound() {
         (deliveries(&app, &bob, endpoint_id).await.len() == BACKLOG).then_some(())
     })
     .await;
+    receiver.wait_for("/hook", 2).await;
     assert_eq!(
         receiver.requests("/hook").len(),
         2,

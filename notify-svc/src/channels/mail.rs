@@ -11,13 +11,10 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use shared::config::SmtpConfig;
 
-/// The most sends at once. The mail consumer takes twice as many commands
-/// ([`COMMANDS_AT_ONCE`]), so a command's claim is made while others are sending and a send
-/// that ends lets the next one start at once.
+/// The most SMTP sends at once (the default `amqp.prefetch`). The mail consumer takes twice as
+/// many commands, so a command's claim is made while others are sending and a send that ends
+/// lets the next one start at once.
 const SENDS_AT_ONCE: usize = 64;
-/// Mail commands the consumer handles at once: each claims its mail, waits for one of the
-/// [`SENDS_AT_ONCE`] sends, sends, and records the outcome.
-pub const COMMANDS_AT_ONCE: u16 = 2 * SENDS_AT_ONCE as u16;
 /// Idle SMTP connections kept for reuse: more than the sends, because lettre puts a connection
 /// back from a task of its own, so the send after it often finds the pool empty and opens one
 /// more; kept, it serves later sends. With as many as the sends, those extra connections were

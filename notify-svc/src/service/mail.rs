@@ -80,11 +80,12 @@ pub fn compose(state: &AppState, message: &Message) -> Result<Mail, SendError> {
     })
 }
 
-/// How long a claim on a mail lasts: a send is a handful of SMTP commands, each bounded by
+/// How long a claim on a mail lasts: a send on a new connection is up to a dozen SMTP steps
+/// (connect, greeting, EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, the body), each bounded by
 /// `smtp.timeout_secs`, and a claimed mail may first wait for one of the sends ahead of it
 /// (the consumer handles twice as many commands as it sends at once).
 fn lease(state: &AppState) -> Duration {
-    Duration::from_secs(state.config.smtp.timeout_secs * 16 + 30)
+    Duration::from_secs(state.config.smtp.timeout_secs * 24 + 30)
 }
 
 /// Sends the queued mail `id`, unless it was settled before, another sender holds it, its person

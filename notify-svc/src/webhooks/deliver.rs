@@ -35,9 +35,11 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// The most of an answer's body kept in the log.
 const EXCERPT_BYTES: usize = 1024;
 const USER_AGENT: &str = "Taskmesh-Webhooks/1";
-/// How many deliveries of one endpoint a slot carries on to, each leased as the one before it
-/// is recorded delivered, before the slot goes back to the loop and other endpoints' claims.
+/// How many deliveries of one endpoint a slot sends in a row, each leased as the one before it
+/// is recorded delivered, and for how long at most, before the slot goes back to the loop and
+/// other endpoints' claims.
 const SUCCESSIONS: u32 = 64;
+const SUCCESSION_TIME: Duration = Duration::from_secs(1);
 
 /// Delivers due deliveries until `shutdown`, then lets the attempts in flight finish.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
@@ -98,12 +100,14 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             in_flight.spawn(async move {
                 // A delivered attempt hands its lease on to the endpoint's next due delivery in
                 // the statement that records it: a backlog goes out without a claim per row.
+                let (started, mut turns) = (Instant::now(), 0);
                 let mut next = Some(delivery);
-                let mut turns = 0;
                 while let Some(delivery) = next {
                     turns += 1;
-                    let succeed = turns < SUCCESSIONS && !shutdown.is_cancelled();
-                    let successor = succeed.then_some(lease);
+                    let successor = || {
+                        let more = turns < SUCCESSIONS && started.elapsed() < SUCCESSION_TIME;
+                        (more && !shutdown.is_cancelled()).then_some(lease)
+                    };
                     next = attempt(&state, &guard, delivery, timeout, successor).await;
                 }
                 drop(permit);
@@ -131,15 +135,15 @@ enum Failure {
     Retry { retry_after: Option<Duration> },
 }
 
-/// Sends `delivery` once and records the outcome; given a `successor` lease and delivered, the
-/// endpoint's next due delivery, leased for it.
+/// Sends `delivery` once and records the outcome; delivered, and given a lease by `successor`
+/// (asked once the answer is in), the endpoint's next due delivery, leased for it.
 #[tracing::instrument(skip_all, fields(delivery_id = %delivery.id, endpoint_id = %delivery.endpoint_id))]
 async fn attempt(
     state: &AppState,
     guard: &Guard,
     delivery: Claimed,
     timeout: Duration,
-    successor: Option<Duration>,
+    successor: impl FnOnce() -> Option<Duration>,
 ) -> Option<Claimed> {
     let started = Instant::now();
     let (verdict, mut log) = match secrets(state, &delivery) {
@@ -151,7 +155,7 @@ async fn attempt(
     };
     log.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let recorded = match verdict {
-        Verdict::Delivered => store::delivered(&state.pool, &delivery, &log, successor)
+        Verdict::Delivered => store::delivered(&state.pool, &delivery, &log, successor())
             .await
             .map(|next| ("delivered", next)),
         Verdict::Undelivered(failure) => record(state, &delivery, failure, &log)

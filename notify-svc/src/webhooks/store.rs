@@ -259,6 +259,8 @@ pub struct Claimed {
     pub secret: String,
     /// The previous secret while its overlap lasts, sealed.
     pub previous_secret: Option<String>,
+    /// When this lease ends: a successor is leased only while the row still holds it.
+    pub locked_until: DateTime<Utc>,
 }
 
 /// How many attempts may be in flight at once, over every replica.
@@ -321,10 +323,11 @@ pub async fn claim(
                              WHERE id IN (SELECT id FROM chosen) AND state = 'pending'
                                AND (locked_until IS NULL OR locked_until <= now())
                                FOR UPDATE SKIP LOCKED)
-             RETURNING d.id, d.endpoint_id, d.attempts, d.body
+             RETURNING d.id, d.endpoint_id, d.attempts, d.body, d.locked_until
          )
          SELECT l.id, l.endpoint_id, l.attempts, l.body, e.url, e.secret,
-                CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret
+                CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret,
+                l.locked_until
            FROM leased l JOIN webhook_endpoints e ON e.id = l.endpoint_id",
     )
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -339,8 +342,9 @@ pub async fn claim(
 
 /// Records a delivered attempt of `delivery` (its log line, the delivery, the endpoint's failure
 /// clock stopped) in one statement and, given a `lease`, leases in the same statement the next
-/// due delivery of the same endpoint, if it is still enabled: the endpoint's and its owner's
-/// leased counts stay as they were, so this needs no claim and no advisory lock.
+/// due delivery of the same endpoint, if it is still enabled and `delivery` still held its own
+/// lease (not cancelled, not lapsed and claimed again): the endpoint's and its owner's leased
+/// counts stay as they were, so this needs no claim and no advisory lock.
 pub async fn delivered(
     pool: &PgPool,
     delivery: &Claimed,
@@ -348,7 +352,10 @@ pub async fn delivered(
     lease: Option<Duration>,
 ) -> Result<Option<Claimed>, sqlx::Error> {
     sqlx::query_as(
-        "WITH logged AS (
+        "WITH held AS (
+            SELECT 1 FROM webhook_deliveries
+             WHERE id = $1 AND state = 'pending' AND locked_until = $8
+         ), logged AS (
             INSERT INTO webhook_attempts (delivery_id, status, error, latency_ms, response_excerpt)
             VALUES ($1, $3, $4, $5, $6)
          ), finished AS (
@@ -363,15 +370,17 @@ pub async fn delivered(
             UPDATE webhook_deliveries d SET locked_until = now() + make_interval(secs => $7)
              WHERE d.id = (SELECT n.id FROM webhook_deliveries n
                              JOIN webhook_endpoints e ON e.id = n.endpoint_id AND e.enabled
-                            WHERE $7 IS NOT NULL AND n.endpoint_id = $2 AND n.id <> $1
+                            WHERE $7 IS NOT NULL AND EXISTS (SELECT 1 FROM held)
+                              AND n.endpoint_id = $2 AND n.id <> $1
                               AND n.state = 'pending' AND n.next_attempt_at <= now()
                               AND (n.locked_until IS NULL OR n.locked_until <= now())
                             ORDER BY n.next_attempt_at LIMIT 1
                               FOR UPDATE OF n SKIP LOCKED)
-             RETURNING d.id, d.endpoint_id, d.attempts, d.body
+             RETURNING d.id, d.endpoint_id, d.attempts, d.body, d.locked_until
          )
          SELECT l.id, l.endpoint_id, l.attempts, l.body, e.url, e.secret,
-                CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret
+                CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret,
+                l.locked_until
            FROM leased l JOIN webhook_endpoints e ON e.id = l.endpoint_id",
     )
     .bind(delivery.id)
@@ -381,6 +390,7 @@ pub async fn delivered(
     .bind(log.latency_ms)
     .bind(&log.response_excerpt)
     .bind(lease.map(|lease| lease.as_secs_f64()))
+    .bind(delivery.locked_until)
     .fetch_optional(pool)
     .await
 }
