@@ -6,13 +6,16 @@
 - The services that sign and check assertions get the internal secret; workers never do.
 - Only the four services with a database get its URL (not the gateway, never the workers).
 - The worker can be scaled (no published port, no container name).
+- Redis: the services that use it reach it as the services' user, the worker as its own
+  (`taskmesh-worker`; run_rendered.py checks the rules its Redis gives that user).
 """
 
 import sys
+import urllib.parse
 
 import yaml
 
-from services import SEALING, SERVICES
+from services import SEALING, SERVICES, WITH_REDIS
 
 TASKMESH = SERVICES
 PUBLISHED = {"api-gateway": {8080}, "rabbitmq": {15672}, "mailpit": {8025}, "minio": {9001}}
@@ -61,6 +64,11 @@ for name, (section, port) in TASKMESH.items():
         problems.append(f"{name} lacks TASKMESH_INTERNAL__SECRET")
     if (name in SEALING) != ("TASKMESH_SEALING__KEY" in env):
         problems.append(f"{name} {'lacks' if name in SEALING else 'is given'} the sealing key")
+    redis_user = urllib.parse.urlsplit(env.get("TASKMESH_REDIS__URL", "")).username
+    if name == "worker" and redis_user != "taskmesh-worker":
+        problems.append(f"the worker reaches Redis as {redis_user!r}, not its own taskmesh-worker")
+    if name != "worker" and (name in WITH_REDIS) != (redis_user is not None):
+        problems.append(f"{name} {'lacks' if name in WITH_REDIS else 'is given'} the Redis URL")
     for dependency, rule in service.get("depends_on", {}).items():
         if rule.get("condition") != "service_healthy":
             problems.append(f"{name} does not wait for {dependency} to be healthy")

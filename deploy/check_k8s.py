@@ -9,8 +9,8 @@ what a schema cannot: that the parts fit together and keep the platform's rules.
   probes on /healthz and /readyz at a declared container port that its bind address listens on,
   requests and limits, the restricted security context, a ServiceAccount without a token, a
   Service whose target port is the container's, and a PodDisruptionBudget.
-- The worker gets neither the internal secret nor database credentials, and its grace period is
-  longer than workers.shutdown_grace_secs. Only the gateway gets the internal secret; the other
+- The worker gets neither the internal secret nor database credentials, reaches Redis as its
+  own user (worker-redis-url), and its grace period is longer than workers.shutdown_grace_secs. Only the gateway gets the internal secret; the other
   services get their own assertion keys (TASKMESH_INTERNAL__KEYS).
 - Every secretKeyRef and configMapRef names something that exists, with that key.
 - Network policies: a default deny, and the reachability matrix below, evaluated on the pods.
@@ -28,7 +28,7 @@ import sys
 
 import yaml
 
-from services import SEALING, SERVICES, WITH_DATABASE
+from services import SEALING, SERVICES, WITH_DATABASE, WITH_REDIS
 
 # Who may open a connection to whom (pod name → callers); "*" is anything, the ingress
 # controller included. Pods not listed as a destination take no connections at all but from
@@ -193,6 +193,8 @@ def check_service(name, section, port, deployment, by_kind):
         for forbidden in ("TASKMESH_INTERNAL__SECRET", "TASKMESH_POSTGRES__URL"):
             if forbidden in names:
                 problem(f"the worker is given {forbidden}")
+        if get(env.get("TASKMESH_REDIS__URL", {}), "valueFrom.secretKeyRef.key") != "worker-redis-url":
+            problem("the worker does not reach Redis as its own user (worker-redis-url)")
         if pod.get("terminationGracePeriodSeconds", 30) <= WORKER_GRACE_SECS:
             problem("the worker's terminationGracePeriodSeconds is not longer than its grace")
         if not pod.get("shareProcessNamespace"):
@@ -209,6 +211,11 @@ def check_service(name, section, port, deployment, by_kind):
             problem(f"{name} lacks TASKMESH_INTERNAL__KEYS")
     if name != "worker" and (name in WITH_DATABASE) != ("TASKMESH_POSTGRES__URL" in names):
         problem(f"{name} {'lacks' if name in WITH_DATABASE else 'is given'} the database")
+    if name != "worker" and (name in WITH_REDIS) != ("TASKMESH_REDIS__URL" in names):
+        problem(f"{name} {'lacks' if name in WITH_REDIS else 'is given'} the Redis URL")
+    if name != "worker" and get(env.get("TASKMESH_REDIS__URL", {}),
+                                "valueFrom.secretKeyRef.key") == "worker-redis-url":
+        problem(f"{name} reaches Redis as the workers' user")
     if (name in SEALING) != ("TASKMESH_SEALING__KEY" in names):
         problem(f"{name} {'lacks' if name in SEALING else 'is given'} the sealing key")
 

@@ -17,8 +17,10 @@ already here (`taskmesh up`, with its default ports, databases, vhost and key pr
 touches it, as each container would in its own network namespace (see Sandbox): each service
 listens on a free port instead of its declared one (probes, URLs and binds follow), and every
 name on the shared servers carries this run's tag: the databases (`<tag>_taskmesh_users`,
-...), the PostgreSQL role, the RabbitMQ vhost and user, the Redis key prefix and ACL user. The
+...), the PostgreSQL role, the RabbitMQ vhost and user, the Redis key prefix and ACL users. The
 rendered credentials are made to work under those names, and all of it is removed afterwards.
+The workers' Redis user gets the rules `taskmesh worker-acl` prints (so the job below shows they
+are enough), and a deployment that runs its own Redis must declare the same rules for it.
 
 Then every probe (compose's health check; Kubernetes' startup, liveness and readiness probes)
 must answer 200 on the declared port and path within the deadline, and a job created through the
@@ -142,6 +144,67 @@ def from_k8s(path):
     return out
 
 
+def redis_users(containers):
+    """The Redis users the containers' URLs name: name → (whether it is the workers', password).
+    The workers must have one of their own: the services' user reaches the keys they trust."""
+    users = {}
+    for c in containers:
+        url = urllib.parse.urlsplit(c.env.get("TASKMESH_REDIS__URL", ""))
+        if not url.scheme:
+            continue
+        worker = c.service == "worker"
+        if worker and not url.username:
+            raise Failed("the worker reaches Redis without a user of its own")
+        name = urllib.parse.unquote(url.username or "")
+        if name in users and users[name][0] != worker:
+            raise Failed(f"the worker and the services share the Redis user {name!r}")
+        users[name] = (worker, urllib.parse.unquote(url.password or ""))
+    return {name: user for name, user in users.items() if name}
+
+
+def worker_acl(binary, prefix):
+    """The workers' Redis ACL rules for `prefix`, as the binary gives them."""
+    done = subprocess.run([binary, "worker-acl"], capture_output=True, text=True,
+                          env={"PATH": os.environ.get("PATH", ""),
+                               "TASKMESH_REDIS__KEY_PREFIX": prefix})
+    if done.returncode != 0:
+        raise Failed(f"{binary} worker-acl: {done.stdout}{done.stderr}")
+    return done.stdout.split()
+
+
+def declared_worker_acl(label, path, containers):
+    """The rules a deployment that runs its own Redis gives the workers' user (its `--user`
+    arguments, without `on` and the password), or None when it runs no Redis."""
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    if label == "compose":
+        redis = docs[0]["services"].get("redis")
+        args = redis and redis.get("command")
+    else:
+        redis = next((d for d in docs if d["kind"] == "Deployment"
+                      and d["metadata"]["name"] == "redis"), None)
+        args = redis and redis["spec"]["template"]["spec"]["containers"][0].get("args")
+    if not args:
+        return None
+    worker = next(c for c in containers if c.service == "worker")
+    user = urllib.parse.unquote(urllib.parse.urlsplit(worker.env["TASKMESH_REDIS__URL"]).username)
+    groups, current = {}, None
+    for arg in map(str, args):
+        if arg == "--user":
+            current = None
+            continue
+        if arg.startswith("--"):
+            current = ""
+            continue
+        if current is None:
+            current = arg
+            groups[current] = []
+        elif current:
+            groups[current].append(arg)
+    if user not in groups:
+        raise Failed(f"{label}: its Redis declares no user {user!r} for the worker")
+    return [r for r in groups[user] if r != "on" and not r.startswith(">")]
+
+
 # ---------------------------------------------------------------- this machine as the surroundings
 
 def free_port():
@@ -173,7 +236,7 @@ class Surroundings:
     """The dependencies the rendered URLs name, made to accept their credentials under this
     run's own names (Sandbox), and removed afterwards."""
 
-    def __init__(self, containers, workdir, sandbox):
+    def __init__(self, binary, containers, workdir, sandbox):
         self.undo = []
         self.s3 = None
         self.sandbox = sandbox
@@ -197,17 +260,21 @@ class Surroundings:
         management("PUT", f"/permissions/{quoted_vhost}/{self.amqp_user}",
                    {"configure": ".*", "write": ".*", "read": ".*"})
 
-        redis = urllib.parse.urlsplit(values["TASKMESH_REDIS__URL"])
         self.key_prefix = sandbox.tag + ":" + values.get("TASKMESH_REDIS__KEY_PREFIX", "taskmesh:")
         self.undo.append(self.delete_keys)
-        self.redis_user = None
-        if redis.username:
-            self.redis_user = sandbox.name(urllib.parse.unquote(redis.username))
-            run("redis-cli", "-h", "127.0.0.1", "ACL", "SETUSER", self.redis_user, "reset", "on",
-                ">" + urllib.parse.unquote(redis.password or ""), f"~{self.key_prefix}*", "&*",
-                "+@all")
+        # Each Redis user the URLs name: the services' with every key under the prefix, the
+        # workers' with the rules the binary gives them (`taskmesh worker-acl`), so the job the
+        # check runs shows those rules are enough.
+        self.redis_users = {}
+        for name, (worker, password) in redis_users(containers).items():
+            user = sandbox.name(name)
+            rules = (worker_acl(binary, self.key_prefix) if worker
+                     else [f"~{self.key_prefix}*", "&*", "+@all"])
+            run("redis-cli", "-h", "127.0.0.1", "ACL", "SETUSER", user, "reset", "on",
+                ">" + password, *rules)
             self.undo.append(
-                lambda: run("redis-cli", "-h", "127.0.0.1", "ACL", "DELUSER", self.redis_user))
+                lambda user=user: run("redis-cli", "-h", "127.0.0.1", "ACL", "DELUSER", user))
+            self.redis_users[name] = user
 
         if values.get("TASKMESH_FILES__STORE") == "s3":
             root = os.path.join(workdir, "s3")
@@ -234,9 +301,10 @@ class Surroundings:
     def rename(self, url):
         """A dependency's URL with this run's user, vhost and host (this machine)."""
         parts = urllib.parse.urlsplit(url)
+        redis_user = self.redis_users.get(urllib.parse.unquote(parts.username or ""))
         user = {"postgres": self.pg_role, "postgresql": self.pg_role, "amqp": self.amqp_user,
-                "amqps": self.amqp_user, "redis": self.redis_user,
-                "rediss": self.redis_user}.get(parts.scheme) if parts.username else None
+                "amqps": self.amqp_user, "redis": redis_user,
+                "rediss": redis_user}.get(parts.scheme) if parts.username else None
         auth = ""
         if parts.username:
             auth = urllib.parse.quote(user or urllib.parse.unquote(parts.username), safe="")
@@ -343,7 +411,7 @@ def run_target(binary, label, containers, only=None, deadline=DEADLINE):
     workdir = tempfile.mkdtemp(prefix=f"taskmesh-deploy-{label.replace(':', '-')}-")
     started = time.monotonic()
     sandbox = Sandbox()
-    surroundings = Surroundings(containers, workdir, sandbox)
+    surroundings = Surroundings(binary, containers, workdir, sandbox)
     processes = Processes(binary, workdir)
     try:
         chosen = [c for c in containers if only is None or c.name in only]
@@ -377,7 +445,7 @@ def replicas(binary, label, containers, count=3):
         copies.append(copy)
     workdir = tempfile.mkdtemp(prefix="taskmesh-deploy-replicas-")
     sandbox = Sandbox()
-    surroundings = Surroundings(containers, workdir, sandbox)
+    surroundings = Surroundings(binary, containers, workdir, sandbox)
     processes = Processes(binary, workdir)
     started = time.monotonic()
     try:
@@ -429,6 +497,12 @@ def checks(binary, targets):
         label, path = target.split("=", 1)
         try:
             containers = from_compose(path) if label == "compose" else from_k8s(path)
+            declared = declared_worker_acl(label, path, containers)
+            worker = next(c for c in containers if c.service == "worker")
+            expected = worker_acl(binary, worker.env.get("TASKMESH_REDIS__KEY_PREFIX", "taskmesh:"))
+            if declared is not None and declared != expected:
+                raise Failed(f"its Redis gives the worker {declared}, not what "
+                             f"`taskmesh worker-acl` prints: {expected}")
             run_target(binary, label, containers)
             yield label, None
         except Failed as e:

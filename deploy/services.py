@@ -17,5 +17,7 @@ DATABASES = {
     "media-svc": "taskmesh_media",
 }
 WITH_DATABASE = set(DATABASES)
+# The services that use Redis (as the services' user; the workers have a user of their own).
+WITH_REDIS = {"api-gateway", "user-svc", "task-svc"}
 # The services that keep secrets in their database, sealed with `TASKMESH_SEALING__KEY`.
 SEALING = {"user-svc", "notify-svc", "media-svc"}

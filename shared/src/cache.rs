@@ -83,3 +83,72 @@ pub fn mark_dispatch_done(
         .arg(DISPATCH_DONE_TTL.as_millis() as u64)
         .ignore();
 }
+
+/// What the workers send to Redis, and nothing more: their heartbeats (`HMSET`, `HSET`,
+/// `EXPIRE`), the claim scripts (`EVALSHA`, `EVAL` and `SCRIPT LOAD` when Redis lost them; inside
+/// them `GET`, `SET`, `EXISTS`, `PEXPIRE`, `DEL`), the paused pools (`GET`) and readiness (`PING`).
+/// (The client's `CLIENT SETINFO` at connection is refused and ignored; naming it would fail on
+/// Redis before 7.2, which does not know it.)
+const WORKER_COMMANDS: &[&str] = &[
+    "ping",
+    "get",
+    "set",
+    "del",
+    "exists",
+    "pexpire",
+    "expire",
+    "hset",
+    "hmset",
+    "evalsha",
+    "eval",
+    "script|load",
+];
+
+/// The ACL rules of the workers' own Redis user (`ACL SETUSER <user> reset on ><password>
+/// <rules>`, or a `user` line of an ACL file): read and write on their heartbeats
+/// (`workers:*`) and the job keys (`jobs:*`: claims, cancel marks), read-only on the paused
+/// pools, the commands they send, no pub/sub channel. Nothing the services trust (sessions,
+/// stream tickets, rate limits, idempotency records) is in reach, nor is any key's name (no
+/// `KEYS` or `SCAN`).
+pub fn worker_acl_rules(prefix: &str) -> Vec<String> {
+    let prefix = glob_escape(prefix);
+    let mut rules = vec![
+        format!("~{prefix}workers:*"),
+        format!("~{prefix}jobs:*"),
+        format!("%R~{prefix}pools:paused"),
+        "resetchannels".to_string(),
+        "-@all".to_string(),
+    ];
+    rules.extend(WORKER_COMMANDS.iter().map(|command| format!("+{command}")));
+    rules
+}
+
+/// `text` matched literally by a Redis glob pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workers_rules_name_their_keys_under_the_prefix_literally() {
+        let rules = worker_acl_rules("a*b:");
+        assert_eq!(
+            rules[..3],
+            ["~a\\*b:workers:*", "~a\\*b:jobs:*", "%R~a\\*b:pools:paused"]
+        );
+        assert!(rules.contains(&"-@all".to_string()));
+        assert!(!rules
+            .iter()
+            .any(|r| r.contains("session") || r == "~*" || r == "+@all"));
+    }
+}

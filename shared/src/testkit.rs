@@ -8,15 +8,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::config::Config;
+use crate::config::{Config, RedisConfig};
 
 /// One test's slice of the real services.
 #[derive(Debug)]
 pub struct TestEnv {
     pub id: String,
     pub config: Config,
+    /// The workers' own Redis user, once made: its name and URL.
+    worker_redis: std::sync::OnceLock<(String, SecretString)>,
 }
 
 impl TestEnv {
@@ -71,7 +74,21 @@ impl TestEnv {
                 format!("tm_{id}_{name}")
             };
         }
-        Self { id, config }
+        Self {
+            id,
+            config,
+            worker_redis: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The URL of this env's own Redis user for workers (`test-<id>-worker`, with the rules of
+    /// [`crate::cache::worker_acl_rules`] on this env's prefix), made on first use and deleted
+    /// when the env drops.
+    pub fn worker_redis_url(&self) -> SecretString {
+        let (_, url) = self
+            .worker_redis
+            .get_or_init(|| worker_user(&self.config.redis, &self.id));
+        url.clone()
     }
 
     fn databases(&self) -> Vec<String> {
@@ -87,6 +104,33 @@ impl TestEnv {
     }
 }
 
+/// Makes the workers' Redis user of env `id`: its name and URL.
+fn worker_user(redis: &RedisConfig, id: &str) -> (String, SecretString) {
+    let user = format!("test-{id}-worker");
+    let password = Uuid::new_v4().simple().to_string();
+    let mut conn = redis_admin(redis).expect("Redis runs (scripts/test starts it)");
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&user)
+        .arg("reset")
+        .arg("on")
+        .arg(format!(">{password}"))
+        .arg(crate::cache::worker_acl_rules(&redis.key_prefix))
+        .query::<()>(&mut conn)
+        .expect("ACL SETUSER for the workers' user");
+    let mut url = url::Url::parse(redis.url.expose_secret()).expect("redis.url is a URL");
+    url.set_username(&user).expect("a Redis URL takes a user");
+    url.set_password(Some(&password))
+        .expect("a Redis URL takes a password");
+    (user, url.to_string().into())
+}
+
+/// A blocking connection as the services' Redis user.
+fn redis_admin(redis: &RedisConfig) -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(redis.url.expose_secret())?
+        .get_connection_with_timeout(Duration::from_secs(5))
+}
+
 impl Default for TestEnv {
     fn default() -> Self {
         Self::new()
@@ -95,6 +139,12 @@ impl Default for TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        if let Some((user, _)) = self.worker_redis.get() {
+            if let Ok(mut conn) = redis_admin(&self.config.redis) {
+                let _: redis::RedisResult<()> =
+                    redis::cmd("ACL").arg("DELUSER").arg(user).query(&mut conn);
+            }
+        }
         let config = self.config.postgres.clone();
         let databases = self.databases();
         let amqp = self.config.amqp.clone();

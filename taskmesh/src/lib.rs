@@ -73,6 +73,8 @@ pub struct Stack {
     pub config: Config,
     shutdown: CancellationToken,
     services: Vec<Running>,
+    /// The workers' own Redis URL, if they have one ([`Stack::with_worker_redis`]).
+    worker_redis: Option<secrecy::SecretString>,
 }
 
 /// One service task and the token that stops just it.
@@ -84,7 +86,17 @@ struct Running {
 
 impl Stack {
     /// Binds every service's listener (port 0 picks a free port) and starts them all.
-    pub async fn start(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        Self::with_worker_redis(config, None, shutdown).await
+    }
+
+    /// As [`Stack::start`], the worker connecting to Redis as `worker_redis` (its own ACL user,
+    /// `taskmesh worker-acl`) instead of the services' `redis.url`.
+    pub async fn with_worker_redis(
+        mut config: Config,
+        worker_redis: Option<secrecy::SecretString>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         // Every service runs here, so they can share a secret made for this run alone.
         if config.internal.secret.is_none() {
             config.internal.secret = Some(shared::internal::generate_secret());
@@ -102,21 +114,32 @@ impl Stack {
             section.url = format!("http://{addr}");
             listeners.push((service, listener));
         }
-        let mut services = Vec::new();
-        for (service, listener) in listeners {
-            let stop = shutdown.child_token();
-            let run = run_service(service, config.clone(), listener, stop.clone())?;
-            services.push(Running {
-                name: service,
-                stop,
-                handle: tokio::spawn(run),
-            });
-        }
-        Ok(Self {
+        let mut stack = Self {
             config,
             shutdown,
-            services,
-        })
+            services: Vec::new(),
+            worker_redis,
+        };
+        for (service, listener) in listeners {
+            stack.launch(service, listener)?;
+        }
+        Ok(stack)
+    }
+
+    /// Runs `service` on `listener` with its config.
+    fn launch(&mut self, service: &'static str, listener: TcpListener) -> anyhow::Result<()> {
+        let mut config = self.config.clone();
+        if let (worker::SERVICE, Some(url)) = (service, &self.worker_redis) {
+            config.redis.url = url.clone();
+        }
+        let stop = self.shutdown.child_token();
+        let run = run_service(service, config, listener, stop.clone())?;
+        self.services.push(Running {
+            name: service,
+            stop,
+            handle: tokio::spawn(run),
+        });
+        Ok(())
     }
 
     /// The gateway's base URL.
@@ -188,14 +211,7 @@ impl Stack {
     pub async fn start_service(&mut self, service: &'static str) -> anyhow::Result<()> {
         let addr = bind_address(&self.config, service)?;
         let listener = TcpListener::bind(addr).await?;
-        let stop = self.shutdown.child_token();
-        let run = run_service(service, self.config.clone(), listener, stop.clone())?;
-        self.services.push(Running {
-            name: service,
-            stop,
-            handle: tokio::spawn(run),
-        });
-        Ok(())
+        self.launch(service, listener)
     }
 
     /// Signals shutdown and waits for every service to drain and stop.

@@ -30,6 +30,10 @@ enum Command {
     /// media-svc), derived from TASKMESH_INTERNAL__SECRET: given that instead of the secret, the
     /// service holds the keys of its own calls only. (The gateway keeps the secret.)
     Keys { service: String },
+    /// Print the ACL rules of the workers' own Redis user for TASKMESH_REDIS__KEY_PREFIX, for
+    /// `ACL SETUSER <user> reset on ><password> <rules>` or a `user` line of an ACL file: their
+    /// heartbeats and job keys only, none of the keys the services trust.
+    WorkerAcl,
 }
 
 #[tokio::main]
@@ -46,6 +50,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Up => up(config, shutdown).await,
         Command::Probe { .. } => unreachable!("answered before the config is read"),
         Command::Keys { service } => keys(&config, &service),
+        Command::WorkerAcl => {
+            println!(
+                "{}",
+                shared::cache::worker_acl_rules(&config.redis.key_prefix).join(" ")
+            );
+            Ok(())
+        }
         Command::Serve { service } => {
             let addr = taskmesh::bind_address(&config, &service)?;
             let listener = tokio::net::TcpListener::bind(addr)

@@ -423,3 +423,70 @@ async fn a_cron_template_stops_adding_runs_once_its_owner_is_at_the_quota() {
     db.close().await;
     assert_eq!(runs, 2, "the runs stopped at the quota of live jobs");
 }
+
+/// Issue 26, finding 7: the workers' own Redis user (what `taskmesh worker-acl` prints, as every
+/// test's worker runs) reaches their heartbeats and the job keys, and none of the keys the
+/// services trust: before, workers held the services' credentials and could write a session or
+/// a stream ticket the gateway believes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workers_redis_user_reaches_only_the_job_keys() {
+    use secrecy::ExposeSecret;
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    // A job runs to the end under that user: claim, heartbeats, pauses read, report.
+    let task = app
+        .create_job(&ada, "noop", json!({"kind": "noop", "pool": "inproc"}))
+        .await;
+    app.wait_status(&ada, task["id"].as_str().unwrap(), "completed")
+        .await;
+
+    let p = &app.env.config.redis.key_prefix;
+    let client = redis::Client::open(app.env.worker_redis_url().expose_secret()).unwrap();
+    let mut worker = client.get_multiplexed_async_connection().await.unwrap();
+    let nil = uuid::Uuid::nil();
+    let attempts = [
+        ("read a session", format!("GET {p}session:{nil}")),
+        ("write a session", format!("SET {p}session:{nil} u")),
+        (
+            "write a stream ticket",
+            format!("SET {p}stream:ticket:x {{}}"),
+        ),
+        ("reset a rate limit", format!("DEL {p}ratelimit:api:x")),
+        (
+            "read an idempotency record",
+            format!("GET {p}idempotency:x"),
+        ),
+        ("unpause a pool", format!("SET {p}pools:paused []")),
+        ("end sessions", format!("PUBLISH {p}sessions:ended {nil}")),
+        ("list keys", "SCAN 0".to_string()),
+        (
+            "another prefix's jobs",
+            format!("GET taskmesh:jobs:dispatch:{nil}"),
+        ),
+        ("flush", "FLUSHALL".to_string()),
+    ];
+    for (what, words) in attempts {
+        let mut words = words.split(' ');
+        let mut command = redis::cmd(words.next().unwrap());
+        command.arg(words.collect::<Vec<_>>());
+        let answer: redis::RedisResult<redis::Value> = command.query_async(&mut worker).await;
+        assert!(
+            matches!(&answer, Err(err) if err.code() == Some("NOPERM")),
+            "{what}: {answer:?}"
+        );
+    }
+    // What workers do is allowed.
+    let _: Option<String> = redis::cmd("GET")
+        .arg(format!("{p}pools:paused"))
+        .query_async(&mut worker)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{p}jobs:dispatch:{}", uuid::Uuid::nil()))
+        .arg("run:x")
+        .arg("PX")
+        .arg(1000)
+        .query_async(&mut worker)
+        .await
+        .unwrap();
+}

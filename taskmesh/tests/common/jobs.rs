@@ -26,7 +26,8 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts `taskmesh serve worker` with the app's broker and Redis, serving `pools`, and waits
+    /// Starts `taskmesh serve worker` with the app's broker and the workers' Redis user, serving
+    /// `pools`, and waits
     /// until it heartbeats. `extra` adds `TASKMESH_*` settings.
     pub async fn start(app: &App, id: &str, pools: &[&str], extra: &[(&str, &str)]) -> Self {
         let c = &app.env.config;
@@ -38,7 +39,10 @@ impl WorkerProcess {
             .env("NO_CLAIMS", "1")
             .env("TASKMESH_AMQP__URL", c.amqp.url.expose_secret())
             .env("TASKMESH_AMQP__NAMESPACE", &c.amqp.namespace)
-            .env("TASKMESH_REDIS__URL", c.redis.url.expose_secret())
+            .env(
+                "TASKMESH_REDIS__URL",
+                app.env.worker_redis_url().expose_secret(),
+            )
             .env("TASKMESH_REDIS__KEY_PREFIX", &c.redis.key_prefix)
             .env("TASKMESH_WORKER__BIND", "127.0.0.1:0")
             .env("TASKMESH_WORKERS__ID", id)

@@ -35,9 +35,13 @@ impl App {
     pub async fn start_with(adjust: impl FnOnce(&mut shared::Config)) -> Self {
         let mut env = TestEnv::new();
         adjust(&mut env.config);
-        let stack = Stack::start(env.config.clone(), CancellationToken::new())
-            .await
-            .unwrap();
+        // The worker connects as the workers' own Redis user, as deployments run it: every test
+        // with jobs shows its rules are enough.
+        let worker_redis = Some(env.worker_redis_url());
+        let stack =
+            Stack::with_worker_redis(env.config.clone(), worker_redis, CancellationToken::new())
+                .await
+                .unwrap();
         // Generous: a machine busy with other test processes starts slowly, and start-up is not
         // what these tests measure.
         stack.wait_ready(WAIT * 3).await.unwrap();
