@@ -497,6 +497,7 @@ def checks(binary, targets):
         label, path = target.split("=", 1)
         try:
             containers = from_compose(path) if label == "compose" else from_k8s(path)
+            redis_users(containers)  # the worker has a Redis user of its own
             declared = declared_worker_acl(label, path, containers)
             worker = next(c for c in containers if c.service == "worker")
             expected = worker_acl(binary, worker.env.get("TASKMESH_REDIS__KEY_PREFIX", "taskmesh:"))

@@ -85,8 +85,9 @@ pub fn mark_dispatch_done(
 }
 
 /// What the workers send to Redis, and nothing more: their heartbeats (`HMSET`, `HSET`,
-/// `EXPIRE`), the claim scripts (`EVALSHA`, `EVAL` and `SCRIPT LOAD` when Redis lost them; inside
-/// them `GET`, `SET`, `EXISTS`, `PEXPIRE`, `DEL`), the paused pools (`GET`) and readiness (`PING`).
+/// `EXPIRE`), the claim scripts (`EVALSHA`, and `SCRIPT LOAD` when Redis lost them; inside them
+/// `GET`, `SET`, `EXISTS`, `PEXPIRE`, `DEL`), the paused pools (`GET`) and readiness (`PING`).
+/// No `SELECT`: the workers' Redis URL names database 0.
 /// (The client's `CLIENT SETINFO` at connection is refused and ignored; naming it would fail on
 /// Redis before 7.2, which does not know it.)
 const WORKER_COMMANDS: &[&str] = &[
@@ -100,7 +101,6 @@ const WORKER_COMMANDS: &[&str] = &[
     "hset",
     "hmset",
     "evalsha",
-    "eval",
     "script|load",
 ];
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::config::{Config, RedisConfig};
+use crate::config::{AmqpConfig, Config, RedisConfig};
 
 /// One test's slice of the real services.
 #[derive(Debug)]
@@ -20,6 +20,8 @@ pub struct TestEnv {
     pub config: Config,
     /// The workers' own Redis user, once made: its name and URL.
     worker_redis: std::sync::OnceLock<(String, SecretString)>,
+    /// The workers' own RabbitMQ user, once made: its name and URL.
+    worker_amqp: std::sync::OnceLock<(String, SecretString)>,
 }
 
 impl TestEnv {
@@ -78,7 +80,20 @@ impl TestEnv {
             id,
             config,
             worker_redis: std::sync::OnceLock::new(),
+            worker_amqp: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The URL of this env's own RabbitMQ user for workers (`test-<id>-worker`, with the
+    /// permissions of [`crate::topology::worker_permissions`] on this env's namespace), made on
+    /// first use and deleted when the env drops.
+    pub fn worker_amqp_url(&self) -> SecretString {
+        let (_, url) = self.worker_amqp.get_or_init(|| {
+            let (amqp, id) = (self.config.amqp.clone(), self.id.clone());
+            on_own_runtime(async move { worker_amqp_user(&amqp, &id).await })
+                .expect("the workers' RabbitMQ user is made")
+        });
+        url.clone()
     }
 
     /// The URL of this env's own Redis user for workers (`test-<id>-worker`, with the rules of
@@ -151,54 +166,75 @@ impl Drop for TestEnv {
         let _ = std::fs::remove_dir_all(&self.config.smtp.mail_dir);
         let _ = std::fs::remove_dir_all(&self.config.files.dir);
         // Drop runs inside the test's runtime, which must not block on its own futures.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+        let worker_amqp = self.worker_amqp.get().map(|(user, _)| user.clone());
+        on_own_runtime(async move {
+            delete_queues(&amqp).await;
+            if let Some(user) = worker_amqp {
+                delete_amqp_user(&amqp, &user).await;
+            }
+            use sqlx::Connection;
+            let Ok(url) = crate::db::database_url(&config, "postgres") else {
                 return;
             };
-            runtime.block_on(async move {
-                delete_queues(&amqp).await;
-                use sqlx::Connection;
-                let Ok(url) = crate::db::database_url(&config, "postgres") else {
-                    return;
-                };
-                let Ok(mut conn) = sqlx::PgConnection::connect(&url).await else {
-                    return;
-                };
-                for db in databases {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
+            let Ok(mut conn) = sqlx::PgConnection::connect(&url).await else {
+                return;
+            };
+            for db in databases {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
         });
-        let _ = cleanup.join();
+    }
+}
+
+/// RabbitMQ's management API, as the user of `amqp.url` (the management API takes the same user
+/// as AMQP).
+struct Management {
+    http: reqwest::Client,
+    base: String,
+    user: String,
+    password: Option<String>,
+}
+
+impl Management {
+    fn of(amqp: &AmqpConfig) -> Option<Self> {
+        let url = url::Url::parse(amqp.url.expose_secret()).ok()?;
+        Some(Self {
+            http: reqwest::Client::new(),
+            base: amqp.management_url.trim_end_matches('/').to_string(),
+            user: url.username().to_string(),
+            password: url.password().map(str::to_string),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/{path}", self.base))
+            .basic_auth(&self.user, self.password.as_deref())
+            .timeout(Duration::from_secs(5));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await?.error_for_status()
     }
 }
 
 /// Deletes every queue and the exchange of this test's namespace through the management API.
 /// Without the management plugin the queues' `x-expires` removes them later.
-async fn delete_queues(amqp: &crate::config::AmqpConfig) {
-    use secrecy::ExposeSecret;
-    let http = reqwest::Client::new();
-    let base = amqp.management_url.trim_end_matches('/');
-    // The management API takes the same user as AMQP.
-    let Ok(url) = url::Url::parse(amqp.url.expose_secret()) else {
+async fn delete_queues(amqp: &AmqpConfig) {
+    use reqwest::Method;
+    let Some(api) = Management::of(amqp) else {
         return;
     };
-    let (user, password) = (
-        url.username().to_string(),
-        url.password().map(str::to_string),
-    );
     let prefix = format!("{}.", amqp.namespace);
-    let listed = http
-        .get(format!("{base}/api/queues/%2F?columns=name"))
-        .basic_auth(&user, password.as_deref())
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await;
+    let listed = api.send(Method::GET, "queues/%2F?columns=name", None).await;
     let Ok(response) = listed else { return };
     let Ok(queues) = response.json::<Vec<serde_json::Value>>().await else {
         return;
@@ -208,22 +244,79 @@ async fn delete_queues(amqp: &crate::config::AmqpConfig) {
         .filter_map(|q| q["name"].as_str())
         .filter(|name| name.starts_with(&prefix));
     for name in names {
-        let _ = http
-            .delete(format!("{base}/api/queues/%2F/{}", encode(name)))
-            .basic_auth(&user, password.as_deref())
-            .timeout(Duration::from_secs(5))
-            .send()
+        let _ = api
+            .send(
+                Method::DELETE,
+                &format!("queues/%2F/{}", encode(name)),
+                None,
+            )
             .await;
     }
-    let _ = http
-        .delete(format!(
-            "{base}/api/exchanges/%2F/{}",
-            encode(&format!("{}events", prefix))
-        ))
-        .basic_auth(&user, password.as_deref())
-        .timeout(Duration::from_secs(5))
-        .send()
+    let exchange = encode(&format!("{prefix}events"));
+    let _ = api
+        .send(Method::DELETE, &format!("exchanges/%2F/{exchange}"), None)
         .await;
+}
+
+/// Makes the workers' RabbitMQ user of env `id` (vhost `/`): its name and URL.
+async fn worker_amqp_user(amqp: &AmqpConfig, id: &str) -> (String, SecretString) {
+    use reqwest::Method;
+    use serde_json::json;
+    let user = format!("test-{id}-worker");
+    let password = Uuid::new_v4().simple().to_string();
+    let api = Management::of(amqp).expect("amqp.url is a URL");
+    let can = crate::topology::worker_permissions(&amqp.namespace);
+    let name = encode(&user);
+    for (path, body) in [
+        (
+            format!("users/{name}"),
+            json!({"password": password, "tags": ""}),
+        ),
+        (
+            format!("permissions/%2F/{name}"),
+            json!({"configure": can.configure, "write": can.write, "read": can.read}),
+        ),
+        (
+            format!("topic-permissions/%2F/{name}"),
+            json!({"exchange": can.exchange, "write": can.topic_write, "read": can.topic_read}),
+        ),
+    ] {
+        api.send(Method::PUT, &path, Some(body))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("the management API (rabbitmq_management) makes {path}: {e}")
+            });
+    }
+    let mut url = url::Url::parse(amqp.url.expose_secret()).expect("amqp.url is a URL");
+    url.set_username(&user).expect("an AMQP URL takes a user");
+    url.set_password(Some(&password))
+        .expect("an AMQP URL takes a password");
+    (user, url.to_string().into())
+}
+
+/// Deletes a user through the management API.
+async fn delete_amqp_user(amqp: &AmqpConfig, user: &str) {
+    if let Some(api) = Management::of(amqp) {
+        let path = format!("users/{}", encode(user));
+        let _ = api.send(reqwest::Method::DELETE, &path, None).await;
+    }
+}
+
+/// Runs `work` to its end on a runtime of its own, in a thread of its own (a test's runtime must
+/// not block on its own futures).
+fn on_own_runtime<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        Some(runtime.block_on(work))
+    })
+    .join()
+    .ok()
+    .flatten()
 }
 
 /// Percent-encodes a queue name for a management API path.

@@ -195,3 +195,50 @@ pub async fn declare_all(
     }
     Ok(())
 }
+
+/// What the workers' own RabbitMQ user may do in namespace `ns` (regular expressions, as
+/// `rabbitmqctl set_permissions` and `set_topic_permissions` take them).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerPermissions {
+    /// Declare: the events exchange, the pools' job and dead-letter queues, its control queue.
+    pub configure: String,
+    /// Publish to the events exchange; bind those queues.
+    pub write: String,
+    /// Consume the job and control queues; bind to the events exchange.
+    pub read: String,
+    /// The events exchange, on which the routing keys are limited:
+    pub exchange: String,
+    /// publish only its reports (`job.started`, `job.progress`, `job.finished`,
+    /// `job.finished.batch`): never a task's, a user's or a dispatch;
+    pub topic_write: String,
+    /// bind only to dispatches and dead jobs of a pool, and cancels.
+    pub topic_read: String,
+}
+
+/// The permissions of the workers' RabbitMQ user in namespace `ns` (`amqp.namespace`).
+pub fn worker_permissions(ns: &str) -> WorkerPermissions {
+    let exchange = format!("{ns}.events");
+    let ns = regex_escape(ns);
+    // Pool names hold no dot (`valid_pool`); a worker id may.
+    let queues = r"jobs\.[^.]+|workers\..+\.control";
+    WorkerPermissions {
+        configure: format!(r"^{ns}\.(events|{queues}|jobs\.[^.]+\.dlq)$"),
+        write: format!(r"^{ns}\.(events|{queues}|jobs\.[^.]+\.dlq)$"),
+        read: format!(r"^{ns}\.(events|{queues})$"),
+        exchange,
+        topic_write: r"^job\.(started|progress|finished|finished\.batch)$".into(),
+        topic_read: r"^job\.((dispatch|dead)\.[^.]+|cancel)$".into(),
+    }
+}
+
+/// `text` matched literally in a regular expression.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -73,8 +73,17 @@ pub struct Stack {
     pub config: Config,
     shutdown: CancellationToken,
     services: Vec<Running>,
-    /// The workers' own Redis URL, if they have one ([`Stack::with_worker_redis`]).
-    worker_redis: Option<secrecy::SecretString>,
+    /// The workers' own credentials ([`Stack::with_worker_credentials`]).
+    worker: WorkerCredentials,
+}
+
+/// Credentials of the workers' own, in place of the services' (`None` keeps the services').
+#[derive(Debug, Clone, Default)]
+pub struct WorkerCredentials {
+    /// A Redis user with the rules of `taskmesh worker-acl`.
+    pub redis_url: Option<secrecy::SecretString>,
+    /// A RabbitMQ user with `shared::topology::worker_permissions`.
+    pub amqp_url: Option<secrecy::SecretString>,
 }
 
 /// One service task and the token that stops just it.
@@ -87,14 +96,13 @@ struct Running {
 impl Stack {
     /// Binds every service's listener (port 0 picks a free port) and starts them all.
     pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        Self::with_worker_redis(config, None, shutdown).await
+        Self::with_worker_credentials(config, WorkerCredentials::default(), shutdown).await
     }
 
-    /// As [`Stack::start`], the worker connecting to Redis as `worker_redis` (its own ACL user,
-    /// `taskmesh worker-acl`) instead of the services' `redis.url`.
-    pub async fn with_worker_redis(
+    /// As [`Stack::start`], the worker connecting to Redis and RabbitMQ as its own users.
+    pub async fn with_worker_credentials(
         mut config: Config,
-        worker_redis: Option<secrecy::SecretString>,
+        worker: WorkerCredentials,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         // Every service runs here, so they can share a secret made for this run alone.
@@ -118,7 +126,7 @@ impl Stack {
             config,
             shutdown,
             services: Vec::new(),
-            worker_redis,
+            worker,
         };
         for (service, listener) in listeners {
             stack.launch(service, listener)?;
@@ -129,8 +137,13 @@ impl Stack {
     /// Runs `service` on `listener` with its config.
     fn launch(&mut self, service: &'static str, listener: TcpListener) -> anyhow::Result<()> {
         let mut config = self.config.clone();
-        if let (worker::SERVICE, Some(url)) = (service, &self.worker_redis) {
-            config.redis.url = url.clone();
+        if service == worker::SERVICE {
+            if let Some(url) = &self.worker.redis_url {
+                config.redis.url = url.clone();
+            }
+            if let Some(url) = &self.worker.amqp_url {
+                config.amqp.url = url.clone();
+            }
         }
         let stop = self.shutdown.child_token();
         let run = run_service(service, config, listener, stop.clone())?;

@@ -424,6 +424,19 @@ async fn a_cron_template_stops_adding_runs_once_its_owner_is_at_the_quota() {
     assert_eq!(runs, 2, "the runs stopped at the quota of live jobs");
 }
 
+/// A platform whose worker (as its own Redis and RabbitMQ users) ran a job to the end: claim,
+/// heartbeats, pauses read, reports.
+async fn app_whose_worker_ran_a_job() -> App {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let task = app
+        .create_job(&ada, "noop", json!({"kind": "noop", "pool": "inproc"}))
+        .await;
+    app.wait_status(&ada, task["id"].as_str().unwrap(), "completed")
+        .await;
+    app
+}
+
 /// Issue 26, finding 7: the workers' own Redis user (what `taskmesh worker-acl` prints, as every
 /// test's worker runs) reaches their heartbeats and the job keys, and none of the keys the
 /// services trust: before, workers held the services' credentials and could write a session or
@@ -431,14 +444,7 @@ async fn a_cron_template_stops_adding_runs_once_its_owner_is_at_the_quota() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_workers_redis_user_reaches_only_the_job_keys() {
     use secrecy::ExposeSecret;
-    let app = App::start_with(job_config).await;
-    let ada = app.sign_up("ada@example.com").await;
-    // A job runs to the end under that user: claim, heartbeats, pauses read, report.
-    let task = app
-        .create_job(&ada, "noop", json!({"kind": "noop", "pool": "inproc"}))
-        .await;
-    app.wait_status(&ada, task["id"].as_str().unwrap(), "completed")
-        .await;
+    let app = app_whose_worker_ran_a_job().await;
 
     let p = &app.env.config.redis.key_prefix;
     let client = redis::Client::open(app.env.worker_redis_url().expose_secret()).unwrap();
@@ -489,4 +495,73 @@ async fn the_workers_redis_user_reaches_only_the_job_keys() {
         .query_async(&mut worker)
         .await
         .unwrap();
+}
+
+/// Issue 26, finding 7: the workers' own RabbitMQ user (as every test's worker runs) consumes
+/// the job queues and its control queue and publishes its reports, and nothing else: before,
+/// workers held the services' user and could publish any event (a task's, a user's, a
+/// dispatch) or drain a service's queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workers_rabbitmq_user_reaches_only_the_job_path() {
+    use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    use shared::broker::{Broker, OutgoingMessage, Publisher};
+    let app = app_whose_worker_ran_a_job().await;
+
+    let mut amqp = app.env.config.amqp.clone();
+    amqp.url = app.env.worker_amqp_url();
+    let worker = Broker::new(&amqp, "test-worker-credentials");
+    let services = Broker::new(&app.env.config.amqp, "test-services");
+    let events = worker.events_exchange();
+    // Publishing anything but a job's report is refused (its channel closed: no confirm).
+    let publisher = Publisher::new(worker.clone());
+    for key in [
+        "task.created",
+        "job.dispatch.inproc",
+        "user.deactivated",
+        "job.cancel",
+    ] {
+        let forged = OutgoingMessage::new(&events, key, b"{}".to_vec());
+        assert!(
+            publisher.publish(&forged).await.is_err(),
+            "{key} was published"
+        );
+    }
+    let reports = shared::topology::job_reports_queue(&services, &app.env.config.consumer);
+    let channel = || async { worker.channel().await.unwrap() };
+    // Another's queue cannot be read, a queue of its own naming cannot be made, and a job
+    // queue cannot be bound to what the services publish.
+    let drained = channel()
+        .await
+        .basic_consume(
+            &reports.name,
+            "spy",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert!(drained.is_err(), "consumed {}", reports.name);
+    let made = channel()
+        .await
+        .queue_declare(
+            &worker.queue_name("spy"),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert!(made.is_err(), "declared a queue of its own naming");
+    let jobs = shared::topology::PoolTopology::new(&worker, "inproc");
+    let bound = channel()
+        .await
+        .queue_bind(
+            &jobs.queue,
+            &events,
+            "task.#",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert!(bound.is_err(), "bound {} to task.#", jobs.queue);
+    worker.close().await;
+    services.close().await;
 }

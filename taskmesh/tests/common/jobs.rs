@@ -26,7 +26,7 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts `taskmesh serve worker` with the app's broker and the workers' Redis user, serving
+    /// Starts `taskmesh serve worker` with the workers' RabbitMQ and Redis users, serving
     /// `pools`, and waits
     /// until it heartbeats. `extra` adds `TASKMESH_*` settings.
     pub async fn start(app: &App, id: &str, pools: &[&str], extra: &[(&str, &str)]) -> Self {
@@ -37,7 +37,10 @@ impl WorkerProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NO_CLAIMS", "1")
-            .env("TASKMESH_AMQP__URL", c.amqp.url.expose_secret())
+            .env(
+                "TASKMESH_AMQP__URL",
+                app.env.worker_amqp_url().expose_secret(),
+            )
             .env("TASKMESH_AMQP__NAMESPACE", &c.amqp.namespace)
             .env(
                 "TASKMESH_REDIS__URL",
@@ -284,7 +287,10 @@ impl App {
         &self,
         event: &shared::events::CloudEvent<T>,
     ) {
-        let broker = shared::broker::Broker::new(&self.env.config.amqp, "test-playing-a-worker");
+        // As a worker would: with the workers' own RabbitMQ user.
+        let mut amqp = self.env.config.amqp.clone();
+        amqp.url = self.env.worker_amqp_url();
+        let broker = shared::broker::Broker::new(&amqp, "test-playing-a-worker");
         let mut message = shared::broker::OutgoingMessage::new(
             broker.events_exchange(),
             T::TYPE,

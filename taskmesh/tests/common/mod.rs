@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use shared::testkit::TestEnv;
-use taskmesh::Stack;
+use taskmesh::{Stack, WorkerCredentials};
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -35,11 +35,14 @@ impl App {
     pub async fn start_with(adjust: impl FnOnce(&mut shared::Config)) -> Self {
         let mut env = TestEnv::new();
         adjust(&mut env.config);
-        // The worker connects as the workers' own Redis user, as deployments run it: every test
-        // with jobs shows its rules are enough.
-        let worker_redis = Some(env.worker_redis_url());
+        // The worker connects as the workers' own Redis and RabbitMQ users, as deployments run
+        // it: every test with jobs shows their rules are enough.
+        let worker = WorkerCredentials {
+            redis_url: Some(env.worker_redis_url()),
+            amqp_url: Some(env.worker_amqp_url()),
+        };
         let stack =
-            Stack::with_worker_redis(env.config.clone(), worker_redis, CancellationToken::new())
+            Stack::with_worker_credentials(env.config.clone(), worker, CancellationToken::new())
                 .await
                 .unwrap();
         // Generous: a machine busy with other test processes starts slowly, and start-up is not
