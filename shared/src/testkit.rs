@@ -133,11 +133,17 @@ fn worker_user(redis: &RedisConfig, id: &str) -> (String, SecretString) {
         .arg(crate::cache::worker_acl_rules(&redis.key_prefix))
         .query::<()>(&mut conn)
         .expect("ACL SETUSER for the workers' user");
-    let mut url = url::Url::parse(redis.url.expose_secret()).expect("redis.url is a URL");
-    url.set_username(&user).expect("a Redis URL takes a user");
-    url.set_password(Some(&password))
-        .expect("a Redis URL takes a password");
-    (user, url.to_string().into())
+    let url = signed_in_as(&redis.url, &user, &password);
+    (user, url)
+}
+
+/// `url` with `user` and `password` in place of its own.
+fn signed_in_as(url: &SecretString, user: &str, password: &str) -> SecretString {
+    let mut url = url::Url::parse(url.expose_secret()).expect("a dependency's URL");
+    url.set_username(user).expect("the URL takes a user");
+    url.set_password(Some(password))
+        .expect("the URL takes a password");
+    url.to_string().into()
 }
 
 /// A blocking connection as the services' Redis user.
@@ -165,8 +171,8 @@ impl Drop for TestEnv {
         let amqp = self.config.amqp.clone();
         let _ = std::fs::remove_dir_all(&self.config.smtp.mail_dir);
         let _ = std::fs::remove_dir_all(&self.config.files.dir);
-        // Drop runs inside the test's runtime, which must not block on its own futures.
         let worker_amqp = self.worker_amqp.get().map(|(user, _)| user.clone());
+        // Drop runs inside the test's runtime, which must not block on its own futures.
         on_own_runtime(async move {
             delete_queues(&amqp).await;
             if let Some(user) = worker_amqp {
@@ -287,11 +293,8 @@ async fn worker_amqp_user(amqp: &AmqpConfig, id: &str) -> (String, SecretString)
                 panic!("the management API (rabbitmq_management) makes {path}: {e}")
             });
     }
-    let mut url = url::Url::parse(amqp.url.expose_secret()).expect("amqp.url is a URL");
-    url.set_username(&user).expect("an AMQP URL takes a user");
-    url.set_password(Some(&password))
-        .expect("an AMQP URL takes a password");
-    (user, url.to_string().into())
+    let url = signed_in_as(&amqp.url, &user, &password);
+    (user, url)
 }
 
 /// Deletes a user through the management API.

@@ -221,9 +221,11 @@ pub fn worker_permissions(ns: &str) -> WorkerPermissions {
     let ns = regex_escape(ns);
     // Pool names hold no dot (`valid_pool`); a worker id may.
     let queues = r"jobs\.[^.]+|workers\..+\.control";
+    // What it declares is what it publishes to and binds.
+    let declared = format!(r"^{ns}\.(events|{queues}|jobs\.[^.]+\.dlq)$");
     WorkerPermissions {
-        configure: format!(r"^{ns}\.(events|{queues}|jobs\.[^.]+\.dlq)$"),
-        write: format!(r"^{ns}\.(events|{queues}|jobs\.[^.]+\.dlq)$"),
+        configure: declared.clone(),
+        write: declared,
         read: format!(r"^{ns}\.(events|{queues})$"),
         exchange,
         topic_write: r"^job\.(started|progress|finished|finished\.batch)$".into(),

@@ -511,7 +511,6 @@ async fn the_workers_rabbitmq_user_reaches_only_the_job_path() {
     let mut amqp = app.env.config.amqp.clone();
     amqp.url = app.env.worker_amqp_url();
     let worker = Broker::new(&amqp, "test-worker-credentials");
-    let services = Broker::new(&app.env.config.amqp, "test-services");
     let events = worker.events_exchange();
     // Publishing anything but a job's report is refused (its channel closed: no confirm).
     let publisher = Publisher::new(worker.clone());
@@ -527,7 +526,7 @@ async fn the_workers_rabbitmq_user_reaches_only_the_job_path() {
             "{key} was published"
         );
     }
-    let reports = shared::topology::job_reports_queue(&services, &app.env.config.consumer);
+    let reports = shared::topology::job_reports_queue(&worker, &app.env.config.consumer);
     let channel = || async { worker.channel().await.unwrap() };
     // Another's queue cannot be read, a queue of its own naming cannot be made, and a job
     // queue cannot be bound to what the services publish.
@@ -563,5 +562,4 @@ async fn the_workers_rabbitmq_user_reaches_only_the_job_path() {
         .await;
     assert!(bound.is_err(), "bound {} to task.#", jobs.queue);
     worker.close().await;
-    services.close().await;
 }

@@ -423,9 +423,9 @@ pub async fn log_attempt(
     Ok(())
 }
 
-/// Ends an attempt of delivery `id`: `retry_in` schedules the next one, otherwise it is
-/// `state` (delivered or failed). The lease is released. A delivery cancelled meanwhile stays
-/// cancelled unless this attempt delivered it.
+/// Ends an attempt of delivery `id` that did not deliver (a delivered one is recorded by
+/// [`delivered`]): `retry_in` schedules the next one, otherwise it is `state` (failed). The
+/// lease is released. A delivery cancelled meanwhile stays cancelled.
 pub async fn finish_attempt(
     tx: &mut PgConnection,
     id: Uuid,
@@ -439,7 +439,7 @@ pub async fn finish_attempt(
             next_attempt_at = CASE WHEN $4::float8 IS NULL THEN NULL
                                    ELSE now() + make_interval(secs => $4) END,
             locked_until = NULL, updated_at = now()
-          WHERE id = $1 AND (state = 'pending' OR $2 = 'delivered')",
+          WHERE id = $1 AND state = 'pending'",
     )
     .bind(id)
     .bind(state.as_str())
