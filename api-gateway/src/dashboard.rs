@@ -31,6 +31,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("js/tasks.js", JS, include_bytes!("../web/js/tasks.js")),
     ("js/people.js", JS, include_bytes!("../web/js/people.js")),
     ("js/admin.js", JS, include_bytes!("../web/js/admin.js")),
+    ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
     (
         "vendor/htm-preact.js",
         JS,
@@ -53,6 +54,8 @@ const INDEX: &[u8] = include_bytes!("../web/index.html");
 pub fn router() -> Router {
     Router::new()
         .route("/", get(index))
+        // The page a verification link opens (the mail's link: `/verify-email?token=…`).
+        .route("/verify-email", get(index))
         .route("/ui/{*path}", get(asset))
 }
 

@@ -42,7 +42,7 @@ pub fn route_for(path: &str) -> Option<Route> {
                 credentials: true,
                 ..Route::new(
                     "user-svc",
-                    matches!(action, "register" | "login" | "refresh"),
+                    matches!(action, "register" | "login" | "refresh" | "verify-email"),
                 )
             }
         }

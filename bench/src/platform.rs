@@ -96,6 +96,60 @@ pub async fn spawn_with(
 }
 
 /// Registers a user and returns an access token.
+/// Opens the verification link notify-svc queued for `email` (read from its database): only
+/// verified addresses are mailed. Returns once notify-svc knows.
+pub async fn verify_email(
+    http: &reqwest::Client,
+    env: &TestEnv,
+    email: &str,
+) -> anyhow::Result<()> {
+    let url = shared::db::database_url(&env.config.postgres, &env.config.notify.database)?;
+    let notify = sqlx::PgPool::connect(&url).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let link: String = loop {
+        let link = sqlx::query_scalar(
+            "SELECT content->>'link' FROM messages
+              WHERE kind = 'email.verification' AND content->>'to' = $1",
+        )
+        .bind(email)
+        .fetch_optional(&notify)
+        .await?;
+        match link {
+            Some(link) => break link,
+            None if Instant::now() > deadline => anyhow::bail!("no verification mail for {email}"),
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let token = link.split_once("token=").map_or("", |(_, t)| t);
+    let verified = http
+        .post(format!("{API}/auth/verify-email"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        verified.status() == 200,
+        "verify-email: {}",
+        verified.status()
+    );
+    loop {
+        let known: Option<bool> =
+            sqlx::query_scalar("SELECT email_verified FROM users WHERE lower(email) = lower($1)")
+                .bind(email)
+                .fetch_optional(&notify)
+                .await?;
+        if known == Some(true) {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "notify-svc never heard {email} verified"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    notify.close().await;
+    Ok(())
+}
+
 pub async fn token(http: &reqwest::Client, email: &str) -> anyhow::Result<String> {
     let password = "bench password 123";
     http.post(format!("{API}/auth/register"))

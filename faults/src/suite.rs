@@ -305,6 +305,7 @@ async fn run_in(
     let notify = database("taskmesh_notify").await?;
     let media = database("taskmesh_media").await?;
     let client = Client::new(stack.url("api-gateway"), format!("http://{receiver_addr}")).await?;
+    client.verify_peer(&notify).await?;
     // The peer's webhook endpoint; notify-svc's users read model learns of the peer from
     // user.created, so the registration may need a moment.
     let hook_url = stack.hook_url();

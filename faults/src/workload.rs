@@ -131,6 +131,57 @@ impl Client {
         Ok(())
     }
 
+    /// The peer opens the verification link notify-svc mailed it (read from notify-svc's
+    /// queued mail): only verified addresses are mailed. Returns once notify-svc knows.
+    pub async fn verify_peer(&self, notify: &sqlx::PgPool) -> anyhow::Result<()> {
+        let link: String = crate::wait_until(
+            "the peer's verification mail",
+            Duration::from_secs(30),
+            || async {
+                sqlx::query_scalar(
+                    "SELECT content->>'link' FROM messages
+                      WHERE kind = 'email.verification' AND content->>'to' = $1",
+                )
+                .bind(&self.peer_email)
+                .fetch_optional(notify)
+                .await
+                .ok()
+                .flatten()
+            },
+        )
+        .await?;
+        let token = link
+            .split_once("token=")
+            .ok_or_else(|| anyhow::anyhow!("a verification link without a token: {link}"))?
+            .1;
+        let response = self
+            .http
+            .post(format!("{}/api/v1/auth/verify-email", self.api))
+            .json(&json!({ "token": token }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 200,
+            "verify-email: {}",
+            response.status()
+        );
+        crate::wait_until(
+            "notify-svc to know the peer's address is verified",
+            Duration::from_secs(30),
+            || async {
+                sqlx::query_scalar::<_, bool>("SELECT email_verified FROM users WHERE id = $1")
+                    .bind(self.peer)
+                    .fetch_optional(notify)
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|verified| *verified)
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The peer registers a webhook endpoint at `url` for `task.assigned` (logged in as itself).
     pub async fn register_webhook(&self, url: &str) -> anyhow::Result<()> {
         let response = self

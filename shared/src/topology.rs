@@ -16,7 +16,7 @@ use crate::config::ConsumerConfig;
 use crate::consumer::QueueSpec;
 use crate::events::{
     ChannelJoined, EventPayload, JobFinished, JobProgress, JobStarted, JobsFinished, MediaUploaded,
-    NotificationCreated, TaskDeleted, NOTIFYING_TYPES,
+    NotificationCreated, TaskDeleted, VerificationMailDue, NOTIFYING_TYPES,
 };
 
 /// notify-svc's queue: the events it turns into notifications, and no others (a job engine
@@ -25,6 +25,7 @@ use crate::events::{
 pub fn notify_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "notify-svc", config)
         .bind("user.*")
+        .bind(VerificationMailDue::TYPE)
         .batches_of("task-svc", NOTIFYING_TYPES)
 }
 

@@ -24,7 +24,7 @@ async fn every_answer_of_the_api_is_documented() {
         c.auth.max_failed_logins_per_ip = 1_000_000;
     })
     .await;
-    let admin = app.sign_up("admin@example.com").await;
+    let admin = app.sign_up_verified("admin@example.com").await;
     let member = app.sign_up("member@example.com").await;
     // So that the lists have items, whose schemas are checked too: a task and a channel.
     let (status, task) = app

@@ -181,7 +181,7 @@ async fn malformed_input_is_a_4xx_problem_everywhere_and_writes_nothing() {
         c.auth.max_failed_logins_per_source = 10_000;
     })
     .await;
-    let admin = app.sign_up("admin@example.com").await;
+    let admin = app.sign_up_verified("admin@example.com").await;
     let token = app.sign_up("ada@example.com").await;
     let ada_id = app.get("/api/v1/users/me", Some(&token)).await.1["id"]
         .as_str()

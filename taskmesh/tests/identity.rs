@@ -248,7 +248,7 @@ async fn a_password_change_ends_every_other_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_cannot_use_admin_routes_or_raise_their_own_role() {
     let app = admin_app().await;
-    let admin = app.sign_up(ADMIN).await;
+    let admin = app.sign_up_verified(ADMIN).await;
     let member = app.sign_up("ada@example.com").await;
     let me = app.get("/api/v1/users/me", Some(&member)).await.1;
     let my_id = me["id"].as_str().unwrap().to_string();
@@ -317,9 +317,52 @@ async fn members_cannot_use_admin_routes_or_raise_their_own_role() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bootstrap_admin_needs_a_verified_address_and_is_promoted_once() {
+    let mut app = admin_app().await;
+    // Whoever registers the address first is a member until the mailbox's owner opens the link,
+    // across restarts too.
+    let first = app.sign_up(ADMIN).await;
+    let me = app.get("/api/v1/users/me", Some(&first)).await.1;
+    assert_eq!(
+        (me["role"].as_str(), me["email_verified"].as_bool()),
+        (Some("member"), Some(false)),
+        "{me}"
+    );
+    app.restart().await;
+    let first = app.log_in(ADMIN).await;
+    assert_eq!(app.get("/api/v1/users", Some(&first)).await.0, 403);
+
+    // Verified, the account is admin (a new token carries the role).
+    app.verify_email(ADMIN).await;
+    let admin = app.log_in(ADMIN).await;
+    assert_eq!(app.get("/api/v1/users", Some(&admin)).await.0, 200);
+
+    // Another admin demotes it: a restart does not promote it again.
+    let ada = app.sign_up("ada@example.com").await;
+    let ada_id = app.user_id(&ada).await;
+    let admin_id = app.user_id(&admin).await;
+    let role = |role: &str| Some(json!({ "role": role }));
+    let path = format!("/api/v1/users/{ada_id}");
+    let reply = app
+        .send(Method::PATCH, &path, Some(&admin), role("admin"))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let ada = app.log_in("ada@example.com").await;
+    let path = format!("/api/v1/users/{admin_id}");
+    let reply = app
+        .send(Method::PATCH, &path, Some(&ada), role("member"))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    app.restart().await;
+    let demoted = app.log_in(ADMIN).await;
+    let me = app.get("/api/v1/users/me", Some(&demoted)).await.1;
+    assert_eq!(me["role"], "member", "{me}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deactivated_user_is_signed_out_at_once_and_cannot_log_in() {
     let app = admin_app().await;
-    let admin = app.sign_up(ADMIN).await;
+    let admin = app.sign_up_verified(ADMIN).await;
     let member = app.sign_up("ada@example.com").await;
     let id = app.get("/api/v1/users/me", Some(&member)).await.1["id"]
         .as_str()
@@ -427,7 +470,7 @@ async fn keys_rotate_without_downtime_and_retired_keys_are_refused() {
         c.rate_limit.jwks_cache_secs = 1;
     })
     .await;
-    let admin = app.sign_up(ADMIN).await;
+    let admin = app.sign_up_verified(ADMIN).await;
     let old_kid = app.get("/api/v1/admin/keys", Some(&admin)).await.1["signing"]
         .as_str()
         .unwrap()

@@ -258,7 +258,7 @@ async fn files_round_trip_on_s3_with_multipart_uploads_and_flat_memory() {
 async fn a_crash_between_the_store_write_and_the_commit_leaves_only_what_the_sweep_removes() {
     let mut app = App::start_with(big_files).await;
     let dir = PathBuf::from(&app.env.config.files.dir);
-    let admin = app.sign_up("admin@example.com").await;
+    let admin = app.sign_up_verified("admin@example.com").await;
     let ada = app.sign_up("ada@example.com").await;
     let task_id = task(&app, &ada, "Files").await;
 

@@ -51,6 +51,54 @@ async fn sms_provider() -> (String, SmsProvider) {
     (url, provider)
 }
 
+/// The code texted to `number` (the newest), as the provider received it.
+async fn code_texted(provider: &SmsProvider, number: &str, nth: usize) -> String {
+    eventually("the verification code's text", WAIT, || async {
+        let texts = provider.received.lock().unwrap().clone();
+        let codes: Vec<String> = texts
+            .iter()
+            .filter(|(_, form)| form["To"] == number)
+            .filter_map(|(_, form)| form["Body"].strip_prefix("Your Taskmesh code: "))
+            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+            .collect();
+        codes.get(nth).cloned()
+    })
+    .await
+}
+
+/// Texts go to the stand-in provider at `url`.
+fn texts_through(c: &mut shared::Config, url: &str) {
+    c.sms.base_url = url.to_string();
+    c.sms.account = "AC123".into();
+    c.sms.token = Some("sms-token".to_string().into());
+    c.sms.from = "+15550000000".into();
+}
+
+/// Ada assigns a task to Bob; returns once Bob is told in-app.
+async fn assign_seen_in_app(app: &App, ada: &str, title: &str, bob: &str) {
+    let bob_id = app.user_id(bob).await;
+    assign(app, ada, title, &bob_id).await;
+    eventually("Bob's in-app notification", WAIT, || async {
+        let notes = app.notifications(bob).await;
+        notes
+            .iter()
+            .any(|n| n["title"].as_str().is_some_and(|t| t.contains(title)))
+            .then_some(())
+    })
+    .await;
+}
+
+/// Sends `code` to verify the caller's number.
+async fn verify_number(app: &App, token: &str, code: &str) -> common::Reply {
+    app.send(
+        reqwest::Method::POST,
+        "/api/v1/notifications/sms-number/verify",
+        Some(token),
+        Some(json!({ "code": code })),
+    )
+    .await
+}
+
 async fn assign(app: &App, token: &str, title: &str, assignee: &str) -> String {
     let (status, task) = app
         .post("/api/v1/tasks", Some(token), json!({ "title": title }))
@@ -78,14 +126,11 @@ async fn an_assignment_mails_texts_and_tells_the_assignee_in_app_and_never_the_a
     let port = sink.port;
     let app = App::start_with(|c| {
         c.smtp.url = Some(format!("smtp://taskmesh:s3cret@127.0.0.1:{port}").into());
-        c.sms.base_url = sms_url.clone();
-        c.sms.account = "AC123".into();
-        c.sms.token = Some("sms-token".to_string().into());
-        c.sms.from = "+15550000000".into();
+        texts_through(c, &sms_url);
     })
     .await;
     let ada = app.sign_up_as("ada@example.com", "Ada").await;
-    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob = app.sign_up_verified_as("bob@example.com", "Bob").await;
     let bob_id = app.user_id(&bob).await;
     // Bob opts in to texts about assignments.
     let reply = app
@@ -97,6 +142,9 @@ async fn an_assignment_mails_texts_and_tells_the_assignee_in_app_and_never_the_a
                         "preferences": [{"kind": "task.assigned", "sms": true}]})),
         )
         .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let code = code_texted(&provider, "+15551234567", 0).await;
+    let reply = verify_number(&app, &bob, &code).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
 
     let task_id = assign(&app, &ada, "Fix the roof", &bob_id).await;
@@ -165,7 +213,10 @@ async fn an_assignment_mails_texts_and_tells_the_assignee_in_app_and_never_the_a
         .all(|n| n["subject"] != task_id.as_str()));
     // The text went to the provider with the account's credentials.
     let (auth, form) = eventually("Bob's text", WAIT, || async {
-        provider.received.lock().unwrap().first().cloned()
+        let texts = provider.received.lock().unwrap().clone();
+        texts
+            .into_iter()
+            .find(|(_, f)| f["Body"].starts_with(subject))
     })
     .await;
     assert!(auth.starts_with("Basic "), "{auth}");
@@ -178,7 +229,9 @@ async fn an_assignment_mails_texts_and_tells_the_assignee_in_app_and_never_the_a
         .filter(|m| m.rcpt == "ada@example.com")
         .collect();
     assert!(
-        ada_mail.iter().all(|m| m.subject.starts_with("Welcome")),
+        ada_mail
+            .iter()
+            .all(|m| m.subject == "Confirm your email address for Taskmesh"),
         "{ada_mail:?}"
     );
 
@@ -275,6 +328,12 @@ async fn bad_preferences_are_refused_and_change_nothing() {
             "unknown_kind",
         ),
         (json!({"sms_number": "0555 1234"}), "invalid_phone"),
+        (json!({"sms_number": "+19005550100"}), "refused_phone"),
+        (json!({"sms_number": "+449098790000"}), "refused_phone"),
+        (
+            json!({"preferences": [{"kind": "email.verification", "email": false}]}),
+            "unknown_kind",
+        ),
         (
             json!({"preferences": [{"kind": "task.assigned", "sms": true}]}),
             "sms_number_required",
@@ -315,9 +374,9 @@ async fn mail_that_falls_due_while_smtp_is_down_arrives_once_each_when_it_return
     })
     .await;
     let ada = app.sign_up_as("ada@example.com", "Ada").await;
-    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob = app.sign_up_verified_as("bob@example.com", "Bob").await;
     let bob_id = app.user_id(&bob).await;
-    eventually("both welcome mails", WAIT, || async {
+    eventually("both verification mails", WAIT, || async {
         (sink.mails().len() == 2).then_some(())
     })
     .await;
@@ -406,7 +465,7 @@ async fn past_the_hourly_cap_mail_is_held_for_one_digest_written_as_eml_files_wi
             .unwrap_or_default()
     };
     let ada = app.sign_up_as("ada@example.com", "Ada").await;
-    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob = app.sign_up_verified_as("bob@example.com", "Bob").await;
     let bob_id = app.user_id(&bob).await;
     let tasks: Vec<Value> = (0..6)
         .map(|i| json!({"title": format!("capped {i}"), "assignee_id": bob_id}))
@@ -416,7 +475,7 @@ async fn past_the_hourly_cap_mail_is_held_for_one_digest_written_as_eml_files_wi
         .await;
     assert_eq!(status, 201, "{body}");
 
-    // Bob's welcome and two assignments fill his hour; the other four are held.
+    // Bob's verification mail and two assignments fill his hour; the other four are held.
     let notify = app.db(&app.env.config.notify.database).await;
     let count = |state: &'static str| {
         let notify = notify.clone();
@@ -496,7 +555,7 @@ async fn a_mail_whose_sender_died_mid_send_is_sent_once_its_claim_lapses() {
             .unwrap_or(0)
     };
     let _ada = app.sign_up_as("ada@example.com", "Ada").await;
-    eventually("the welcome mail", WAIT, || async {
+    eventually("the verification mail", WAIT, || async {
         (eml() == 1).then_some(())
     })
     .await;
@@ -544,9 +603,9 @@ async fn claims_in_one_batch_count_the_cap_in_order_and_claim_a_message_once() {
     let ada_id: uuid::Uuid = app.user_id(&ada).await.parse().unwrap();
     let bob_id: uuid::Uuid = app.user_id(&bob).await.parse().unwrap();
     let notify = app.db(&app.env.config.notify.database).await;
-    // Their welcome mails settled first: a claim still in flight would undo the move below.
+    // Their verification mails settled first: a claim still in flight would undo the move below.
     eventually(
-        "both people known, their welcome mails sent",
+        "both people known, their verification mails sent",
         WAIT,
         || async {
             let known: (i64, i64) = sqlx::query_as(
@@ -561,7 +620,8 @@ async fn claims_in_one_batch_count_the_cap_in_order_and_claim_a_message_once() {
         },
     )
     .await;
-    // Their welcome mails count for an hour: moved out of it, so the cap counts only this test's.
+    // Their verification mails count for an hour: moved out of it, so the cap counts only this
+    // test's.
     sqlx::query("UPDATE messages SET sent_at = now() - interval '2 hours'")
         .execute(&notify)
         .await
@@ -693,27 +753,33 @@ async fn a_run_of_events_is_applied_in_order_and_each_event_once() {
         .into_untyped()
         .unwrap()
     };
-    let cy_leaves = CloudEvent::new(
-        "user-svc",
-        UserUpdated {
-            user_id: cy,
-            display_name: "Cy".into(),
-            role: "member".into(),
-            active: false,
-            changed: vec!["active".into()],
-        },
-    )
-    .into_untyped()
-    .unwrap();
+    let updated = |id, name: &str, active, changed: &str| {
+        CloudEvent::new(
+            "user-svc",
+            UserUpdated {
+                user_id: id,
+                display_name: name.into(),
+                role: "member".into(),
+                active,
+                email_verified: true,
+                changed: vec![changed.into()],
+            },
+        )
+        .into_untyped()
+        .unwrap()
+    };
+    let cy_leaves = updated(cy, "Cy", false, "active");
     let to_bob = assigned(bob, "for Bob");
     let to_cy_before = assigned(cy, "for Cy, before");
     let to_cy_after = assigned(cy, "for Cy, after");
-    // Bob is created in the same run as his assignment (named twice); Cy is deactivated
-    // between her two assignments.
+    // Bob is created (and verified) in the same run as his assignment (named twice); Cy is
+    // deactivated between her two assignments.
     let run = [
         created(ada, "ada"),
         created(bob, "bob"),
         created(cy, "cy"),
+        updated(bob, "bob", true, "email_verified"),
+        updated(cy, "cy", true, "email_verified"),
         to_bob.clone(),
         to_bob.clone(),
         to_cy_before.clone(),
@@ -758,6 +824,188 @@ async fn a_run_of_events_is_applied_in_order_and_each_event_once() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(all, 5, "three welcomes and two assignments, once each");
+    assert_eq!(
+        all, 2,
+        "two assignments, once each; no welcome mail (addresses not verified when welcomed)"
+    );
     pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_only_to_verified_addresses_and_in_app_always() {
+    let dir = mail_dir("verify");
+    let sink = SmtpSink::start(&dir, 0);
+    let port = sink.port;
+    let app =
+        App::start_with(|c| c.smtp.url = Some(format!("smtp://127.0.0.1:{port}").into())).await;
+    let ada = app.sign_up_verified_as("ada@example.com", "Ada").await;
+    // Someone signs up with a stranger's address, and a name written to pass for the platform.
+    let lure = "Your bank account is locked, call +1 900 555 0100";
+    let bob = app.sign_up_as("bob@example.com", lure).await;
+    let bob_id = app.user_id(&bob).await;
+    let me = app.get("/api/v1/users/me", Some(&bob)).await.1;
+    assert_eq!(me["email_verified"], false, "{me}");
+
+    // The address gets one mail: the link, with nothing the registrant wrote in it.
+    let link = eventually("the verification mail", WAIT, || async {
+        sink.mails()
+            .into_iter()
+            .find(|m| m.rcpt == "bob@example.com")
+    })
+    .await;
+    assert_eq!(link.subject, "Confirm your email address for Taskmesh");
+    assert!(!link.raw.contains("locked"), "{}", link.raw);
+    assert!(link.unsubscribe.is_none(), "{}", link.raw);
+    let url = app.verification_link("bob@example.com").await;
+    assert!(url.contains("/verify-email?token="), "{url}");
+    assert!(
+        link.text.contains(&url) && link.html.contains(&url),
+        "{}",
+        link.raw
+    );
+
+    // Unverified, Bob is told in-app and mailed nothing.
+    assign_seen_in_app(&app, &ada, "Before verifying", &bob).await;
+    let notify = app.db(&app.env.config.notify.database).await;
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE user_id = $1::uuid AND kind <> 'email.verification'",
+    )
+    .bind(&bob_id)
+    .fetch_one(&notify)
+    .await
+    .unwrap();
+    assert_eq!(queued, 0, "mail queued for an unverified address");
+
+    // A made-up token, and a new link asked for at once, are refused; nothing changes.
+    let app = &app;
+    let spend = |token: String| async move {
+        let (status, body) = app
+            .post("/api/v1/auth/verify-email", None, json!({ "token": token }))
+            .await;
+        (status, body["code"].as_str().map(str::to_string))
+    };
+    let ask_again = || {
+        app.send(
+            reqwest::Method::POST,
+            "/api/v1/users/me/verify-email",
+            Some(&bob),
+            None,
+        )
+    };
+    let invalid = (422, Some("invalid_token".to_string()));
+    assert_eq!(spend("not-a-token".into()).await, invalid);
+    let again = ask_again().await;
+    assert_eq!(again.status, 429, "{:?}", again.body);
+    assert!(again.headers.contains_key("retry-after"));
+
+    // Verified (the link works once), Bob is mailed from then on.
+    app.verify_email("bob@example.com").await;
+    let token = url.split_once("token=").unwrap().1;
+    assert_eq!(spend(token.to_string()).await, invalid);
+    let verified = ask_again().await;
+    assert_eq!(verified.status, 409, "{:?}", verified.body);
+    assign(app, &ada, "After verifying", &bob_id).await;
+    eventually("Bob's assignment mail", WAIT, || async {
+        let mails = sink.mails();
+        mails
+            .iter()
+            .any(|m| m.subject.contains("After verifying"))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !sink
+            .mails()
+            .iter()
+            .any(|m| m.subject.contains("Before verifying")),
+        "the assignment made before verifying was mailed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_gets_texts_only_once_verified_by_the_code_texted_to_it() {
+    let (sms_url, provider) = sms_provider().await;
+    let app = App::start_with(|c| texts_through(c, &sms_url)).await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob_id = app.user_id(&bob).await;
+    let number = "+15551234567";
+    let set_number = |number: &str| {
+        app.send(
+            reqwest::Method::PUT,
+            "/api/v1/notifications/preferences",
+            Some(&bob),
+            Some(json!({"sms_number": number,
+                        "preferences": [{"kind": "task.assigned", "sms": true}]})),
+        )
+    };
+    let reply = set_number(number).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["sms_number_verified"], false);
+    let code = code_texted(&provider, number, 0).await;
+
+    // Unverified, the number gets no text about the assignment (Bob is told in-app).
+    assign_seen_in_app(&app, &ada, "Before the code", &bob).await;
+    let notify = app.db(&app.env.config.notify.database).await;
+    let texts = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM messages WHERE channel = 'sms' AND kind = 'task.assigned'",
+        )
+        .fetch_one(&notify)
+        .await
+        .unwrap()
+    };
+    assert_eq!(texts().await, 0, "a text queued for an unverified number");
+
+    // A wrong code and a new code asked for at once are refused; the right one verifies.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let reply = verify_number(&app, &bob, wrong).await;
+    assert_eq!(
+        (reply.status, reply.text("code").as_str()),
+        (422, "wrong_code")
+    );
+    let again = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/notifications/sms-number/code",
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 429, "{:?}", again.body);
+    let reply = verify_number(&app, &bob, &code).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["sms_number_verified"], true);
+    assign(&app, &ada, "After the code", &bob_id).await;
+    eventually("Bob's text about the assignment", WAIT, || async {
+        let received = provider.received.lock().unwrap().clone();
+        received
+            .iter()
+            .any(|(_, f)| f["Body"].contains("After the code"))
+            .then_some(())
+    })
+    .await;
+    assert!(!provider
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, f)| f["Body"].contains("Before the code")));
+
+    // Another number starts unverified; five wrong tries spend its code.
+    let other = "+15557654321";
+    let reply = set_number(other).await;
+    assert_eq!(reply.body["sms_number_verified"], false, "{:?}", reply.body);
+    let code = code_texted(&provider, other, 0).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        let reply = verify_number(&app, &bob, wrong).await;
+        assert_eq!(reply.text("code"), "wrong_code");
+    }
+    let reply = verify_number(&app, &bob, &code).await;
+    assert_eq!(
+        (reply.status, reply.text("code").as_str()),
+        (422, "code_spent")
+    );
+    notify.close().await;
 }

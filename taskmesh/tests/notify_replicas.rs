@@ -110,7 +110,7 @@ async fn two_notify_svc_processes_deliver_each_mail_and_webhook_once() {
     .await;
 
     let ada = app.sign_up_as("ada@example.com", "Ada").await;
-    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob = app.sign_up_verified_as("bob@example.com", "Bob").await;
     let bob_id = app.user_id(&bob).await;
     let (hook_url, hooks) = receiver().await;
     let (status, endpoint) = app

@@ -572,7 +572,7 @@ async fn bobs_endpoint_after_an_assignment(
     let receiver = Receiver::start().await;
     receiver.script(path, script);
     let ada = app.sign_up("ada@example.com").await;
-    let bob = app.sign_up("bob@example.com").await;
+    let bob = app.sign_up_verified("bob@example.com").await;
     let bob_id = user_id(app, &bob).await;
     let endpoint = create_endpoint(app, &bob, &receiver.url(path), &["task.assigned"]).await;
     let endpoint_id = endpoint["id"].as_str().unwrap().to_string();

@@ -394,7 +394,7 @@ async fn one_address_and_one_gateway_hold_at_most_their_configured_streams() {
 async fn an_admin_gets_queue_and_worker_stats_and_a_member_may_not_ask() {
     let app =
         App::start_with(|c| c.auth.bootstrap_admin_email = Some("admin@example.com".into())).await;
-    let admin = app.sign_up("admin@example.com").await;
+    let admin = app.sign_up_verified("admin@example.com").await;
     let ada = app.sign_up("ada@example.com").await;
     let ticket = stream::ticket(&app.api, &ada).await;
     let refused = stream::request(&app.api, &format!("ticket={ticket}&stats=true"), None).await;

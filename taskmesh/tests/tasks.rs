@@ -160,7 +160,7 @@ async fn another_members_token_gets_404_on_every_task_route_and_changes_nothing(
 async fn an_assignee_sees_the_task_changes_only_its_status_and_is_unassigned_when_deleted() {
     let app =
         App::start_with(|c| c.auth.bootstrap_admin_email = Some("admin@example.com".into())).await;
-    let admin = app.sign_up("admin@example.com").await;
+    let admin = app.sign_up_verified("admin@example.com").await;
     let ada = app.sign_up("ada@example.com").await;
     let bob = app.sign_up("bob@example.com").await;
     let bob_id = user_id(&app, &bob).await;
@@ -657,7 +657,7 @@ async fn cached_lists_never_show_a_stale_page_after_a_write() {
 async fn predicted_priorities_beat_the_majority_baseline_once_trained() {
     let app =
         App::start_with(|c| c.auth.bootstrap_admin_email = Some("admin@example.com".into())).await;
-    let admin = app.sign_up("admin@example.com").await;
+    let admin = app.sign_up_verified("admin@example.com").await;
     let ada = app.sign_up("ada@example.com").await;
 
     // Before any data: the heuristic decides, and says so.

@@ -26,6 +26,9 @@ pub enum UserError {
     /// Too many login attempts from here: 429 with `Retry-After` (seconds).
     #[error("too many login attempts; retry after {retry_after} s")]
     Throttled { retry_after: u64 },
+    /// Asked again too soon (a new verification link within a minute): 429 with `Retry-After`.
+    #[error("asked again too soon; retry after {retry_after} s")]
+    TooSoon { retry_after: u64 },
     /// A dependency other than the database is down: 503.
     #[error("{0} is unavailable")]
     Unavailable(&'static str),
@@ -77,6 +80,12 @@ impl From<UserError> for ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_login_attempts",
                 "too many login attempts from here; try again later",
+            )
+            .with_retry_after(retry_after),
+            UserError::TooSoon { retry_after } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_soon",
+                format!("a link was sent less than a minute ago; try again in {retry_after} s"),
             )
             .with_retry_after(retry_after),
             UserError::Unavailable(dependency) => ApiError::unavailable(dependency),

@@ -75,7 +75,7 @@ pub async fn run(
         at_rest: Arc::new(at_rest),
     };
     if let Some(email) = &state.config.auth.bootstrap_admin_email {
-        service::accounts::bootstrap_admin(&state, email).await?;
+        service::verification::bootstrap_admin(&state, email).await?;
     }
     // Other replicas rotate and retire keys too: pick their changes up.
     platform.spawn(reload_keys_periodically(state.clone(), shutdown.clone()));

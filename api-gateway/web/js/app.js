@@ -1,5 +1,6 @@
 // The dashboard: sign-in, the navigation with a live unread badge, and a view per route
-// (`#/tasks`, `#/tasks/<id>`, `#/channels`, `#/notifications`, `#/admin/...`).
+// (`#/tasks`, `#/tasks/<id>`, `#/channels`, `#/notifications`, `#/admin/...`), and the page a
+// verification link opens (`/verify-email?token=…`).
 
 import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
 import { api, session, signIn, register, signOut, stream, onSessionChange } from "./api.js";
@@ -7,6 +8,7 @@ import { Problem, useAction, useStream } from "./ui.js";
 import { Tasks, TaskPage } from "./tasks.js";
 import { Channels, Notifications } from "./people.js";
 import { Pools, DeadJobs, Workers, Users } from "./admin.js";
+import { VerifyEmail, UnverifiedBanner } from "./verify.js";
 
 function useRoute() {
   const [hash, setHash] = useState(window.location.hash || "#/tasks");
@@ -99,6 +101,7 @@ function Shell({ route }) {
           window.location.hash = "#/login";
         }}>Sign out</button></div>
     </header>
+    <${UnverifiedBanner} />
     <main id="main" tabindex="-1">${view}</main>
     <footer class="muted">Your user id (to be assigned tasks): <code id="my-id">${user.id}</code></footer>`;
 }
@@ -109,6 +112,7 @@ function App() {
   // address does not change, so the route alone would not).
   const [, setSessions] = useState(0);
   useEffect(() => onSessionChange(() => setSessions((n) => n + 1)), []);
+  if (window.location.pathname === "/verify-email") return html`<${VerifyEmail} />`;
   if (!session()?.user || route[0] === "login") return html`<${SignIn} />`;
   return html`<${Shell} route=${route} />`;
 }

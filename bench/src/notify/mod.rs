@@ -76,6 +76,7 @@ pub async fn run() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let ada = platform::token(&http, "bench-notify-ada@example.com").await?;
     let bob = platform::token(&http, "bench-notify-bob@example.com").await?;
+    platform::verify_email(&http, &env, "bench-notify-bob@example.com").await?;
     let me: Value = http
         .get(format!("{}/users/me", platform::API))
         .bearer_auth(&bob)

@@ -19,6 +19,14 @@ fn env() -> &'static Environment<'static> {
                 "notification.html",
                 include_str!("../../templates/notification.html"),
             ),
+            (
+                "verification.txt",
+                include_str!("../../templates/verification.txt"),
+            ),
+            (
+                "verification.html",
+                include_str!("../../templates/verification.html"),
+            ),
             ("digest.txt", include_str!("../../templates/digest.txt")),
             ("digest.html", include_str!("../../templates/digest.html")),
         ] {
@@ -29,7 +37,7 @@ fn env() -> &'static Environment<'static> {
     })
 }
 
-/// The text and HTML bodies of template `name` (`notification` or `digest`).
+/// The text and HTML bodies of template `name` (`notification`, `verification` or `digest`).
 pub fn render(name: &str, context: impl Serialize) -> Result<(String, String), minijinja::Error> {
     let context = minijinja::Value::from_serialize(&context);
     let text = env()

@@ -27,6 +27,13 @@ pub enum Kind {
     Welcome,
     #[serde(rename = "webhook.disabled")]
     WebhookDisabled,
+    /// The link that verifies an address: mailed to it whatever the preferences, not a kind
+    /// anyone chooses or subscribes to.
+    #[serde(rename = "email.verification")]
+    EmailVerification,
+    /// The code that verifies an SMS number: texted to it whatever the preferences.
+    #[serde(rename = "sms.verification")]
+    SmsVerification,
 }
 
 shared::text_enum!(Kind, "notification kind", {
@@ -39,9 +46,27 @@ shared::text_enum!(Kind, "notification kind", {
     ChannelJoined = "channel.joined",
     Welcome = "user.created",
     WebhookDisabled = "webhook.disabled",
+    EmailVerification = "email.verification",
+    SmsVerification = "sms.verification",
 });
 
 impl Kind {
+    /// The kinds people choose channels for and webhooks subscribe to: all but the platform's
+    /// own verification messages.
+    pub fn choosable() -> impl Iterator<Item = Kind> {
+        Kind::ALL
+            .iter()
+            .copied()
+            .filter(|k| !matches!(k, Kind::EmailVerification | Kind::SmsVerification))
+    }
+
+    /// The choosable kind named `name`.
+    pub fn parse_choosable(name: &str) -> Option<Kind> {
+        name.parse()
+            .ok()
+            .filter(|k| Kind::choosable().any(|c| c == *k))
+    }
+
     /// Whether `channel` is on for a person who has not chosen: in-app for everything but job
     /// attempts that will be retried; email for what needs acting on (assignment, due soon, a
     /// dead job, welcome, a disabled webhook); webhooks for every kind an endpoint subscribes
@@ -80,6 +105,13 @@ shared::text_enum!(Channel, "channel", {
     Sms = "sms",
 });
 
+/// Whether `phone` starts with one of `refused` (premium-rate and costly ranges).
+pub fn refused_phone(phone: &str, refused: &[String]) -> bool {
+    refused
+        .iter()
+        .any(|prefix| phone.starts_with(prefix.as_str()))
+}
+
 /// Whether `phone` is an E.164 number: `+`, a country code not starting with 0, 7 to 15 digits.
 pub fn valid_phone(phone: &str) -> bool {
     phone.strip_prefix('+').is_some_and(|d| {
@@ -99,6 +131,11 @@ mod tests {
             assert_eq!(json, kind.as_str());
         }
         assert!("task.created".parse::<Kind>().is_err());
+        assert_eq!(
+            Kind::parse_choosable("task.assigned"),
+            Some(Kind::TaskAssigned)
+        );
+        assert_eq!(Kind::parse_choosable("email.verification"), None);
         shared::text_enum::assert_serde_names(Channel::ALL, |c| c.as_str());
     }
 
@@ -109,6 +146,30 @@ mod tests {
         assert!(!Kind::TaskStatusChanged.default_on(Channel::Email));
         assert!(!Kind::TaskFailed.default_on(Channel::InApp));
         assert!(Kind::ALL.iter().all(|k| !k.default_on(Channel::Sms)));
+    }
+
+    #[test]
+    fn premium_ranges_are_refused_by_default() {
+        let refused: Vec<String> = shared::config::PREMIUM_PREFIXES
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        for premium in [
+            "+19005550100",
+            "+449098790000",
+            "+4990012345678",
+            "+881612345678",
+        ] {
+            assert!(refused_phone(premium, &refused), "{premium}");
+        }
+        for ordinary in [
+            "+15551234567",
+            "+447700900123",
+            "+4915112345678",
+            "+8005551234",
+        ] {
+            assert!(!refused_phone(ordinary, &refused), "{ordinary}");
+        }
     }
 
     #[test]

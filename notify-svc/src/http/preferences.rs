@@ -1,5 +1,6 @@
 //! `GET/PUT /api/v1/notifications/preferences`: per kind, which channels (in-app, email,
-//! webhook, SMS) tell the caller, and the caller's SMS number.
+//! webhook, SMS) tell the caller, and the caller's SMS number, verified with a texted code
+//! (`POST /api/v1/notifications/sms-number/verify`, a new code from `…/sms-number/code`).
 
 use axum::{extract::State, Json};
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,10 @@ use crate::store::preferences::Choices;
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_preferences, put_preferences))
+    OpenApiRouter::new()
+        .routes(routes!(get_preferences, put_preferences))
+        .routes(routes!(send_code))
+        .routes(routes!(verify_code))
 }
 
 /// One kind's channels.
@@ -31,6 +35,8 @@ pub struct Preferences {
     pub preferences: Vec<KindChoices>,
     /// Where texts go (E.164), if set.
     pub sms_number: Option<String>,
+    /// Whether the number is verified: texts go only to a verified number.
+    pub sms_number_verified: bool,
 }
 
 /// Channels to switch for one kind; an absent channel stays as it is.
@@ -58,9 +64,8 @@ pub struct PreferencesUpdate {
 
 fn view(choices: &Choices) -> Preferences {
     Preferences {
-        preferences: Kind::ALL
-            .iter()
-            .map(|&kind| KindChoices {
+        preferences: Kind::choosable()
+            .map(|kind| KindChoices {
                 kind,
                 in_app: choices.enabled(kind, Channel::InApp),
                 email: choices.enabled(kind, Channel::Email),
@@ -69,6 +74,7 @@ fn view(choices: &Choices) -> Preferences {
             })
             .collect(),
         sms_number: choices.phone.clone(),
+        sms_number_verified: choices.phone_verified,
     }
 }
 
@@ -103,7 +109,7 @@ pub async fn put_preferences(
         ..Change::default()
     };
     for item in &update.preferences {
-        let kind = item.kind.parse::<Kind>().ok().ok_or_else(|| {
+        let kind = Kind::parse_choosable(&item.kind).ok_or_else(|| {
             ApiError::unprocessable("unknown_kind", format!("unknown kind {:?}", item.kind))
         })?;
         for (channel, value) in [
@@ -117,12 +123,64 @@ pub async fn put_preferences(
             }
         }
     }
-    let after = service::set(&state.pool, identity.user_id, change)
-        .await
-        .map_err(|e| match e {
+    let after = service::set(&state, identity.user_id, change).await?;
+    Ok(Json(view(&after)))
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let detail = e.to_string();
+        match e {
             Error::Db(e) => e.into(),
-            Error::InvalidPhone(_) => ApiError::unprocessable("invalid_phone", e.to_string()),
-            Error::NoPhone => ApiError::unprocessable("sms_number_required", e.to_string()),
-        })?;
+            Error::InvalidPhone(_) => ApiError::unprocessable("invalid_phone", detail),
+            Error::RefusedPhone(_) => ApiError::unprocessable("refused_phone", detail),
+            Error::NoPhone => ApiError::unprocessable("sms_number_required", detail),
+            Error::NoCode => ApiError::conflict("no_code", detail),
+            Error::TooSoon(seconds) => ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_soon",
+                detail,
+            )
+            .with_retry_after(seconds),
+            Error::WrongCode => ApiError::unprocessable("wrong_code", detail),
+            Error::CodeSpent => ApiError::unprocessable("code_spent", detail),
+        }
+    }
+}
+
+/// Texts a new code to the caller's unverified number (the last one stops working).
+#[utoipa::path(post, path = "/api/v1/notifications/sms-number/code", tag = "notifications", security(("bearer" = [])),
+    responses((status = 202, description = "A new code is on its way"),
+        (status = 409, description = "The number is verified already", body = ProblemBody),
+        (status = 422, description = "No number is set", body = ProblemBody),
+        (status = 429, description = "A code went out less than a minute ago; see Retry-After", body = ProblemBody)))]
+pub async fn send_code(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<axum::http::StatusCode, ApiError> {
+    service::resend_code(&state, identity.user_id).await?;
+    Ok(axum::http::StatusCode::ACCEPTED)
+}
+
+/// The code texted to the number.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyCode {
+    #[schema(max_length = 16)]
+    pub code: String,
+}
+
+/// Verifies the caller's number with the code texted to it (ten minutes, five tries).
+#[utoipa::path(post, path = "/api/v1/notifications/sms-number/verify", tag = "notifications", security(("bearer" = [])),
+    request_body = VerifyCode,
+    responses((status = 200, description = "Verified: the preferences after", body = Preferences),
+        (status = 409, description = "No code is outstanding", body = ProblemBody),
+        (status = 422, description = "A wrong code (`wrong_code`), or one expired or tried five times (`code_spent`)", body = ProblemBody)))]
+pub async fn verify_code(
+    State(state): State<AppState>,
+    identity: Identity,
+    JsonBody(request): JsonBody<VerifyCode>,
+) -> Result<Json<Preferences>, ApiError> {
+    let after = service::verify_code(&state, identity.user_id, &request.code).await?;
     Ok(Json(view(&after)))
 }

@@ -79,7 +79,7 @@ pub async fn unsubscribe(
         switches: vec![(kind, Channel::Email, false)],
         phone: None,
     };
-    service::set(&state.pool, user_id, change)
+    service::set(&state, user_id, change)
         .await
         .map_err(|e| match e {
             service::Error::Db(e) => ApiError::from(e),

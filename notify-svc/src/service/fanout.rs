@@ -8,14 +8,14 @@ use std::collections::{HashMap, HashSet};
 
 use shared::events::{
     CloudEvent, DecodeError, EventPayload, MailDue, NotificationCreated, SmsDue, UserCreated,
-    UserDeleted, UserUpdated,
+    UserDeleted, UserUpdated, VerificationMailDue,
 };
 use shared::{idempotency, outbox};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::recipients::{self, Draft};
-use crate::domain::Channel;
+use crate::domain::{Channel, Kind};
 use crate::store::messages::{self, Content, NewMessage};
 use crate::store::notifications::{self, NewNotification};
 use crate::store::{preferences, users};
@@ -37,6 +37,7 @@ pub fn concerns(event_type: &str) -> bool {
     recipients::notifies(event_type)
         || event_type == UserUpdated::TYPE
         || event_type == UserDeleted::TYPE
+        || event_type == VerificationMailDue::TYPE
 }
 
 /// Whether `event` needs the database: a change to a user, or an event someone is told of. The
@@ -47,7 +48,7 @@ pub fn needs_work(event: &CloudEvent) -> Result<bool, Error> {
     if !concerns(&event.event_type) {
         return Ok(false);
     }
-    if event.event_type.starts_with("user.") {
+    if event.event_type.starts_with("user.") || event.event_type == VerificationMailDue::TYPE {
         return Ok(true);
     }
     Ok(!recipients::drafts(event)?.is_empty())
@@ -86,7 +87,16 @@ pub async fn apply(
             UserUpdated::TYPE => {
                 let e: UserUpdated = event.decode()?;
                 plan.write(state, tx).await?;
-                users::update(&mut *tx, e.user_id, &e.display_name, e.active).await?;
+                let (name, verified) = (&e.display_name, e.email_verified);
+                users::update(&mut *tx, e.user_id, name, e.active, verified).await?;
+                continue;
+            }
+            VerificationMailDue::TYPE => {
+                let e: VerificationMailDue = event.decode()?;
+                plan.write(state, tx).await?;
+                let mut rows = Rows::default();
+                rows.verification(state, event.id, e);
+                rows.write(tx).await?;
                 continue;
             }
             UserDeleted::TYPE => {
@@ -158,12 +168,14 @@ impl<'a> Plan<'a> {
                     body: body.clone(),
                     link: link.clone(),
                 };
-                if on(Channel::Email) {
+                if on(Channel::Email) && user.email_verified {
                     rows.queue(event.id, draft, Channel::Email, content(&user.email));
                 }
-                if let (true, true, Some(phone)) =
-                    (on(Channel::Sms), state.config.sms.enabled(), &choice.phone)
-                {
+                if let (true, true, Some(phone)) = (
+                    on(Channel::Sms),
+                    state.config.sms.enabled(),
+                    choice.texts_to(),
+                ) {
                     rows.queue(event.id, draft, Channel::Sms, content(phone));
                 }
             }
@@ -202,6 +214,30 @@ impl Rows {
             actor_id: draft.actor_id,
             link,
             event_id,
+        });
+    }
+
+    /// The mail with the link that verifies `due.email`: whatever the preferences, no text
+    /// anyone wrote (not even the recipient's name), no unsubscribe link.
+    fn verification(&mut self, state: &AppState, event_id: Uuid, due: VerificationMailDue) {
+        let (kind, channel) = (Kind::EmailVerification, Channel::Email);
+        let link = format!("/verify-email?token={}", due.token);
+        self.messages.push(NewMessage {
+            id: messages::message_id(event_id, due.user_id, kind, channel),
+            channel,
+            user_id: due.user_id,
+            kind,
+            event_id,
+            content: Content {
+                to_name: String::new(),
+                to: due.email,
+                title: "Confirm your email address for Taskmesh".into(),
+                body: format!(
+                    "The link works until {}.",
+                    due.expires_at.format("%Y-%m-%d %H:%M UTC")
+                ),
+                link: Some(state.links.absolute(&link)),
+            },
         });
     }
 
@@ -272,6 +308,33 @@ impl Rows {
     }
 }
 
+/// Texts `body` (a verification code) to `phone`, whatever the preferences: the number is not
+/// verified yet.
+pub async fn text_code(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    phone: &str,
+    body: String,
+) -> Result<(), sqlx::Error> {
+    let (event_id, kind, channel) = (Uuid::now_v7(), Kind::SmsVerification, Channel::Sms);
+    let mut rows = Rows::default();
+    rows.messages.push(NewMessage {
+        id: messages::message_id(event_id, user_id, kind, channel),
+        channel,
+        user_id,
+        kind,
+        event_id,
+        content: Content {
+            to_name: String::new(),
+            to: phone.to_string(),
+            title: body,
+            body: String::new(),
+            link: None,
+        },
+    });
+    rows.write(tx).await
+}
+
 /// Tells `user_id` about something notify-svc itself noticed (a webhook endpoint it disabled):
 /// in-app and by mail, as their preferences for `kind` say.
 pub async fn tell(
@@ -289,7 +352,8 @@ pub async fn tell(
         rows.in_app(event_id, draft, &title, &body, link.clone());
     }
     if choice.enabled(draft.kind, Channel::Email) {
-        if let Some(user) = users::many(&mut *tx, &[draft.user_id]).await?.pop() {
+        let user = users::many(&mut *tx, &[draft.user_id]).await?.pop();
+        if let Some(user) = user.filter(|u| u.email_verified) {
             let content = Content {
                 to_name: user.display_name,
                 to: user.email,
@@ -347,6 +411,7 @@ mod tests {
             display_name: "Ada".into(),
             role: "member".into(),
             active: false,
+            email_verified: true,
             changed: vec!["active".into()],
         };
         assert!(needs_work(&event(user)).unwrap());

@@ -46,20 +46,27 @@ fn mailbox(content: &Content) -> Result<Mailbox, SendError> {
         .to
         .parse()
         .map_err(|e| SendError::Permanent(format!("bad address {:?}: {e}", content.to)))?;
-    Ok(Mailbox::new(Some(content.to_name.clone()), address))
+    let name = Some(content.to_name.clone()).filter(|n| !n.is_empty());
+    Ok(Mailbox::new(name, address))
 }
 
 /// The mail for a queued message: its Message-ID is made from the message id, which is made
 /// from the event, the recipient and the kind.
 pub fn compose(state: &AppState, message: &Message) -> Result<Mail, SendError> {
     let content = &message.content;
-    let unsubscribe = message
-        .kind
-        .parse::<Kind>()
-        .ok()
+    let kind = message.kind.parse::<Kind>().ok();
+    // The verification mail goes to an address nobody has confirmed: a template of its own,
+    // with nothing anyone wrote in it, and nothing to unsubscribe from.
+    let verification = kind == Some(Kind::EmailVerification);
+    let unsubscribe = kind
+        .filter(|_| !verification)
         .map(|k| state.links.url(message.user_id, k));
     let (text, html) = templates::render(
-        "notification",
+        if verification {
+            "verification"
+        } else {
+            "notification"
+        },
         json!({
             "to_name": content.to_name,
             "title": content.title,

@@ -1,4 +1,5 @@
-//! The read model of users, fed by user events: names for the text, addresses for the mail.
+//! The read model of users, fed by user events: names for the text, addresses for the mail
+//! (only verified ones are mailed).
 
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -9,6 +10,7 @@ pub struct User {
     pub email: String,
     pub display_name: String,
     pub active: bool,
+    pub email_verified: bool,
 }
 
 pub async fn upsert_created(
@@ -35,13 +37,16 @@ pub async fn update(
     id: Uuid,
     display_name: &str,
     active: bool,
+    email_verified: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE users SET display_name = $2, active = $3, updated_at = now() WHERE id = $1",
+        "UPDATE users SET display_name = $2, active = $3, email_verified = $4, updated_at = now()
+          WHERE id = $1",
     )
     .bind(id)
     .bind(display_name)
     .bind(active)
+    .bind(email_verified)
     .execute(tx)
     .await?;
     Ok(())
@@ -66,8 +71,10 @@ pub async fn delete(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> 
 
 /// The users among `ids` that this read model knows.
 pub async fn many(tx: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<User>, sqlx::Error> {
-    sqlx::query_as("SELECT id, email, display_name, active FROM users WHERE id = ANY($1)")
-        .bind(ids)
-        .fetch_all(tx)
-        .await
+    sqlx::query_as(
+        "SELECT id, email, display_name, active, email_verified FROM users WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(tx)
+    .await
 }

@@ -121,8 +121,8 @@ pub fn parse_event_types(raw: &[String]) -> Result<Vec<String>, Invalid> {
     }
     let mut types: Vec<String> = Vec::with_capacity(raw.len());
     for name in raw {
-        let kind = name.parse::<Kind>().ok().ok_or_else(|| {
-            let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        let kind = Kind::parse_choosable(name).ok_or_else(|| {
+            let known: Vec<&str> = Kind::choosable().map(|k| k.as_str()).collect();
             invalid(
                 "unknown_event_type",
                 format!("unknown event type {name:?}; known: {}", known.join(", ")),

@@ -25,7 +25,7 @@ mod stream;
 pub use error::ConfigError;
 pub use files::{FilesConfig, StoreKind};
 pub use jobs::{CommandNetwork, JobsConfig, WorkersConfig};
-pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig};
+pub use notify::{NotificationsConfig, SmsConfig, SmtpConfig, WebhooksConfig, PREMIUM_PREFIXES};
 pub use sealing::SealingConfig;
 pub use stream::StreamConfig;
 

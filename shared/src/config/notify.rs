@@ -122,7 +122,19 @@ pub struct SmsConfig {
     /// Texts one person gets per hour; past it they are not sent (texts cost money, and a
     /// person could otherwise make the platform text any number without end).
     pub hourly_cap: u32,
+    /// Number prefixes (E.164) refused as SMS numbers: premium-rate and shared-cost ranges,
+    /// satellite and international networks, where a text costs the platform money someone
+    /// else earns.
+    pub refused_prefixes: Vec<String>,
 }
+
+/// Premium-rate and costly ranges refused by default: North America's 900 and 976, the UK's
+/// 09 and 087, Germany's 0900 and 0137, France's 089, Italy's 899, Spain's 803/806/807/905,
+/// Australia's 19, and the international and satellite codes (+800's free phones excepted).
+pub const PREMIUM_PREFIXES: &[&str] = &[
+    "+1900", "+1976", "+449", "+4487", "+49900", "+49137", "+3389", "+39899", "+34803", "+34806",
+    "+34807", "+34905", "+6119", "+870", "+881", "+882", "+883", "+979", "+991",
+];
 
 impl Default for SmsConfig {
     fn default() -> Self {
@@ -133,6 +145,7 @@ impl Default for SmsConfig {
             from: String::new(),
             timeout_secs: 10,
             hourly_cap: 10,
+            refused_prefixes: PREMIUM_PREFIXES.iter().map(|p| p.to_string()).collect(),
         }
     }
 }

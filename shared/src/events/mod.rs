@@ -53,6 +53,7 @@ pub const ALL_TYPES: &[&str] = &[
     ChannelJoined::TYPE,
     NotificationCreated::TYPE,
     MailDue::TYPE,
+    VerificationMailDue::TYPE,
     SmsDue::TYPE,
     JobDispatch::TYPE,
     JobStarted::TYPE,
@@ -123,6 +124,9 @@ pub struct UserUpdated {
     pub display_name: String,
     pub role: String,
     pub active: bool,
+    /// Whether the address is verified (absent in events from before verification: false).
+    #[serde(default)]
+    pub email_verified: bool,
     pub changed: Vec<String>,
 }
 
@@ -374,6 +378,24 @@ impl EventPayload for MailDue {
     const TYPE: &'static str = "notify.mail";
     fn subject(&self) -> String {
         self.message_id.to_string()
+    }
+}
+
+/// user-svc's command to notify-svc: mail `email` the link that verifies it. Carries the
+/// one-time token (user-svc keeps only its hash), so it goes only to notify-svc's queue, never
+/// under `user.*` (other consumers, webhooks) nor to the live stream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VerificationMailDue {
+    pub user_id: Uuid,
+    pub email: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl EventPayload for VerificationMailDue {
+    const TYPE: &'static str = "notify.verification_mail";
+    fn subject(&self) -> String {
+        self.user_id.to_string()
     }
 }
 

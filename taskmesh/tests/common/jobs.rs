@@ -240,7 +240,7 @@ impl App {
         if login.status == 200 {
             return login.text("access_token");
         }
-        self.sign_up(ADMIN).await
+        self.sign_up_verified(ADMIN).await
     }
 
     /// Creates an automated task; returns the task.

@@ -11,7 +11,7 @@ pub mod stream;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use shared::testkit::TestEnv;
+use shared::testkit::{eventually, TestEnv};
 use taskmesh::{Stack, WorkerCredentials};
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +35,16 @@ impl App {
     pub async fn start_with(adjust: impl FnOnce(&mut shared::Config)) -> Self {
         let mut env = TestEnv::new();
         adjust(&mut env.config);
+        let stack = Self::stack(&env).await;
+        Self {
+            api: stack.api_url(),
+            stack: Some(stack),
+            env,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn stack(env: &TestEnv) -> Stack {
         // The worker connects as the workers' own Redis and RabbitMQ users, as deployments run
         // it: every test with jobs shows their rules are enough.
         let worker = WorkerCredentials {
@@ -48,12 +58,18 @@ impl App {
         // Generous: a machine busy with other test processes starts slowly, and start-up is not
         // what these tests measure.
         stack.wait_ready(WAIT * 3).await.unwrap();
-        Self {
-            api: stack.api_url(),
-            stack: Some(stack),
-            env,
-            http: reqwest::Client::new(),
+        stack
+    }
+
+    /// Stops every service and starts them again on the same databases and broker, as a
+    /// deployment's restart does; the gateway's address changes.
+    pub async fn restart(&mut self) {
+        if let Some(stack) = self.stack.take() {
+            stack.stop().await.unwrap();
         }
+        let stack = Self::stack(&self.env).await;
+        self.api = stack.api_url();
+        self.stack = Some(stack);
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -85,17 +101,75 @@ impl App {
         self.sign_up_as(email, "Ada").await
     }
 
-    /// Registers `name` and logs in; returns the access token.
+    /// Registers `name` and logs in; returns the access token. The address stays unverified:
+    /// nothing is mailed to it ([`App::sign_up_verified`]).
     pub async fn sign_up_as(&self, email: &str, name: &str) -> String {
-        let password = PASSWORD;
-        let (status, _) = self
-            .post(
-                "/api/v1/auth/register",
-                None,
-                json!({ "email": email, "password": password, "display_name": name }),
+        self.register(email, name).await;
+        self.log_in(email).await
+    }
+
+    /// Registers, opens the verification link mailed to the address, and logs in (the bootstrap
+    /// admin's address becomes admin then).
+    pub async fn sign_up_verified(&self, email: &str) -> String {
+        self.sign_up_verified_as(email, "Ada").await
+    }
+
+    /// [`App::sign_up_verified`] as `name`.
+    pub async fn sign_up_verified_as(&self, email: &str, name: &str) -> String {
+        self.register(email, name).await;
+        self.verify_email(email).await;
+        self.log_in(email).await
+    }
+
+    async fn register(&self, email: &str, name: &str) {
+        let body = json!({ "email": email, "password": PASSWORD, "display_name": name });
+        let (status, body) = self.post("/api/v1/auth/register", None, body).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// The newest verification link queued for `email`, read where notify-svc keeps the mail
+    /// it sends (whatever the transport).
+    pub async fn verification_link(&self, email: &str) -> String {
+        let notify = self.db(&self.env.config.notify.database).await;
+        eventually("the verification mail queued", WAIT, || async {
+            sqlx::query_scalar::<_, String>(
+                "SELECT content->>'link' FROM messages
+                  WHERE kind = 'email.verification' AND content->>'to' = $1
+                  ORDER BY created_at DESC LIMIT 1",
             )
+            .bind(email)
+            .fetch_optional(&notify)
+            .await
+            .unwrap()
+        })
+        .await
+    }
+
+    /// Opens the verification link mailed to `email`; returns once notify-svc knows the address
+    /// is verified (mail to it goes from then on).
+    pub async fn verify_email(&self, email: &str) {
+        let link = self.verification_link(email).await;
+        let token = link.split_once("token=").expect("a token in the link").1;
+        let (status, user) = self
+            .post("/api/v1/auth/verify-email", None, json!({ "token": token }))
             .await;
-        assert_eq!(status, 201);
+        assert_eq!(status, 200, "{user}");
+        let id: uuid::Uuid = user["id"].as_str().unwrap().parse().unwrap();
+        let notify = self.db(&self.env.config.notify.database).await;
+        eventually("notify-svc knows the address is verified", WAIT, || async {
+            sqlx::query_scalar::<_, bool>("SELECT email_verified FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&notify)
+                .await
+                .unwrap()
+                .filter(|verified| *verified)
+        })
+        .await;
+    }
+
+    /// Logs in with the tests' password; returns the access token.
+    pub async fn log_in(&self, email: &str) -> String {
+        let password = PASSWORD;
         let (status, body) = self
             .post(
                 "/api/v1/auth/login",

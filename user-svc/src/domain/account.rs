@@ -49,15 +49,6 @@ pub fn parse_display_name(raw: &str) -> Result<String, UserError> {
         })
 }
 
-/// The role a new account gets: nobody registers as admin, except the configured bootstrap
-/// address.
-pub fn role_on_registration(email: &str, bootstrap_admin: Option<&str>) -> Role {
-    match bootstrap_admin {
-        Some(admin) if admin.eq_ignore_ascii_case(email) => Role::Admin,
-        _ => Role::Member,
-    }
-}
-
 /// A partial update of a user; `None` leaves a field as it is.
 #[derive(Debug, Default)]
 pub struct Change {
@@ -120,14 +111,6 @@ mod tests {
         ] {
             assert!(parse_email(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn only_the_bootstrap_address_registers_as_admin() {
-        let admin = Some("Root@Example.com");
-        assert_eq!(role_on_registration("root@example.com", admin), Role::Admin);
-        assert_eq!(role_on_registration("ada@example.com", admin), Role::Member);
-        assert_eq!(role_on_registration("root@example.com", None), Role::Member);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Authentication: `POST /api/v1/auth/register`, `/login`, `/refresh`, `/logout`, `/logout-all`.
+//! Authentication: `POST /api/v1/auth/register`, `/verify-email`, `/login`, `/refresh`,
+//! `/logout`, `/logout-all`.
 
 use axum::{extract::State, http::StatusCode, Json};
 use serde::Deserialize;
@@ -16,7 +17,7 @@ use crate::{
     },
     service::{
         accounts::{self, Registration},
-        auth, sessions,
+        auth, sessions, verification,
     },
     AppState,
 };
@@ -24,6 +25,7 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
+        .routes(routes!(verify_email))
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
@@ -59,6 +61,28 @@ pub async fn register(
     };
     let user = accounts::register(&state, registration).await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The `token` of the link mailed at registration (or on request).
+    #[schema(max_length = 128)]
+    pub token: String,
+}
+
+/// Verifies the address a link was mailed to (the dashboard's `/verify-email?token=…` page
+/// calls it); no sign-in needed. A link works once, for 24 hours.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = VerifyEmailRequest,
+    responses((status = 200, description = "Verified: the account", body = User),
+        (status = 400, description = "Malformed body", body = ProblemBody),
+        (status = 422, description = "A link that does not work (`invalid_token`) or has expired (`token_expired`)", body = ProblemBody)))]
+#[tracing::instrument(skip_all)]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<VerifyEmailRequest>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(verification::verify(&state, &request.token).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

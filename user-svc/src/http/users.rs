@@ -1,4 +1,5 @@
-//! The user resource: `GET/PATCH /api/v1/users/me`, `POST /api/v1/users/me/password`, and the
+//! The user resource: `GET/PATCH /api/v1/users/me`, `POST /api/v1/users/me/password` and
+//! `/verify-email`, and the
 //! admin routes `GET /api/v1/users`, `GET/PATCH/DELETE /api/v1/users/{id}`.
 
 use axum::{
@@ -15,12 +16,17 @@ use shared::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::{domain::account::User, service::accounts, AppState};
+use crate::{
+    domain::account::User,
+    service::{accounts, verification},
+    AppState,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me, update_me))
         .routes(routes!(change_password))
+        .routes(routes!(resend_verification))
         .routes(routes!(list))
         .routes(routes!(read, admin_update, delete))
 }
@@ -53,6 +59,20 @@ pub async fn update_me(
     Ok(Json(
         accounts::update_own(&state, identity.user_id, name).await?,
     ))
+}
+
+/// Mails the caller a new verification link (the earlier one stops working).
+#[utoipa::path(post, path = "/api/v1/users/me/verify-email", tag = "users", security(("bearer" = [])),
+    responses((status = 202, description = "A new link is on its way"),
+        (status = 401, description = "Not authenticated", body = ProblemBody),
+        (status = 409, description = "Already verified", body = ProblemBody),
+        (status = 429, description = "A link went out less than a minute ago; see Retry-After", body = ProblemBody)))]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<StatusCode, ApiError> {
+    verification::resend(&state, identity.user_id).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

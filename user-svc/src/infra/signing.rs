@@ -99,8 +99,9 @@ pub fn access_token(
     Ok(jsonwebtoken::encode(&header, &claims, &keys.encoding)?)
 }
 
-/// A new opaque refresh token and the hash that is stored.
-pub fn refresh_token() -> (String, Vec<u8>) {
+/// A new opaque token (a refresh token, an email verification link's) and the hash that is
+/// stored.
+pub fn opaque_token() -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);
@@ -108,7 +109,7 @@ pub fn refresh_token() -> (String, Vec<u8>) {
     (token, hash)
 }
 
-/// What is stored of a refresh token.
+/// What is stored of an opaque token.
 pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }

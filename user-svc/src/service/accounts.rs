@@ -3,11 +3,11 @@
 //! in the transaction that makes it.
 
 use shared::{
-    events::{CloudEvent, UserCreated, UserDeleted, UserUpdated},
+    events::{CloudEvent, UserCreated, UserDeleted},
+    identity::Role,
     outbox,
     paging::Limit,
 };
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
@@ -18,7 +18,7 @@ use crate::{
     },
     error::UserError,
     infra::{hashing, mirror},
-    service::sessions,
+    service::{sessions, verification},
     store, AppState, SERVICE,
 };
 
@@ -34,10 +34,8 @@ pub async fn register(state: &AppState, new: Registration<'_>) -> Result<User, U
     password::check_policy(&new.password, &email)?;
     let display_name = account::parse_display_name(new.display_name)?;
     let password_hash = hashing::hash(new.password).await?;
-    let bootstrap = state.config.auth.bootstrap_admin_email.as_deref();
-    let role = account::role_on_registration(&email, bootstrap);
     let mut tx = state.pool.begin().await?;
-    let user = store::users::insert(&mut tx, &email, &display_name, &password_hash, role)
+    let user = store::users::insert(&mut tx, &email, &display_name, &password_hash, Role::Member)
         .await?
         .ok_or_else(|| {
             UserError::conflict("email_taken", "an account with this email already exists")
@@ -49,6 +47,7 @@ pub async fn register(state: &AppState, new: Registration<'_>) -> Result<User, U
         role: user.role.as_str().into(),
     };
     outbox::enqueue(&mut tx, CloudEvent::new(SERVICE, event)).await?;
+    verification::issue(&mut tx, &user).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok(user)
@@ -159,39 +158,8 @@ async fn apply(state: &AppState, id: Uuid, change: &Change) -> Result<User, User
         .await?
         .ok_or(UserError::NotFound("user"))?;
     let user = store::users::update(&mut tx, id, change).await?;
-    announce(&mut tx, &user, account::changed_fields(&before, &user)).await?;
+    let changed = account::changed_fields(&before, &user);
+    store::users::announce(&mut tx, &user, changed).await?;
     tx.commit().await?;
     Ok(user)
-}
-
-/// `user.updated` for `changed` fields (nothing when none changed).
-async fn announce(
-    tx: &mut PgConnection,
-    user: &User,
-    changed: Vec<String>,
-) -> Result<(), UserError> {
-    if changed.is_empty() {
-        return Ok(());
-    }
-    let event = UserUpdated {
-        user_id: user.id,
-        display_name: user.display_name.clone(),
-        role: user.role.as_str().into(),
-        active: user.active,
-        changed,
-    };
-    outbox::enqueue(tx, CloudEvent::new(SERVICE, event)).await?;
-    Ok(())
-}
-
-/// Makes the configured account admin if it exists (it becomes admin on registration
-/// otherwise), announcing the change like any other role change.
-pub async fn bootstrap_admin(state: &AppState, email: &str) -> Result<(), UserError> {
-    let mut tx = state.pool.begin().await?;
-    if let Some(user) = store::users::promote_to_admin(&mut tx, email).await? {
-        announce(&mut tx, &user, vec!["role".into()]).await?;
-        tracing::info!(user_id = %user.id, "bootstrap admin promoted");
-    }
-    tx.commit().await?;
-    Ok(())
 }

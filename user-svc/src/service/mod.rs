@@ -6,3 +6,4 @@ pub mod accounts;
 pub mod auth;
 pub mod keys;
 pub mod sessions;
+pub mod verification;

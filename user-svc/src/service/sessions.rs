@@ -34,7 +34,7 @@ pub async fn open(
 
 /// The next refresh token of a session's family.
 pub async fn issue_refresh(tx: &mut PgConnection, session_id: Uuid) -> Result<String, sqlx::Error> {
-    let (token, hash) = signing::refresh_token();
+    let (token, hash) = signing::opaque_token();
     store::sessions::insert_refresh(tx, &hash, session_id).await?;
     Ok(token)
 }

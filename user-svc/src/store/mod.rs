@@ -3,3 +3,4 @@
 pub mod keys;
 pub mod sessions;
 pub mod users;
+pub mod verifications;

@@ -1,10 +1,13 @@
 //! The `users` table.
 
+use shared::events::{CloudEvent, UserUpdated};
 use shared::identity::Role;
+use shared::outbox;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::account::{Change, User};
+use crate::SERVICE;
 
 const COLUMNS: &str = "id, email, display_name, role, active, email_verified, created_at";
 
@@ -134,17 +137,47 @@ pub async fn delete(tx: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error
     Ok(deleted > 0)
 }
 
-/// Makes the account with `email` (any case) admin unless it is; the promoted user, if any.
-pub async fn promote_to_admin(
+/// The account with `email` (any case), locked for an update in `tx`.
+pub async fn lock_by_email(
     tx: &mut PgConnection,
     email: &str,
 ) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "UPDATE users SET role = 'admin', updated_at = now()
-          WHERE lower(email) = lower($1) AND role <> 'admin'
-          RETURNING {COLUMNS}"
+        "SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1) FOR UPDATE"
     ))
     .bind(email)
     .fetch_optional(tx)
     .await
+}
+
+/// Marks `id`'s address verified.
+pub async fn mark_verified(tx: &mut PgConnection, id: Uuid) -> Result<User, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE users SET email_verified = true, updated_at = now()
+          WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_one(tx)
+    .await
+}
+
+/// `user.updated` for `changed` fields, through the outbox in `tx` (nothing when none changed).
+pub async fn announce(
+    tx: &mut PgConnection,
+    user: &User,
+    changed: Vec<String>,
+) -> Result<(), sqlx::Error> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let event = UserUpdated {
+        user_id: user.id,
+        display_name: user.display_name.clone(),
+        role: user.role.as_str().into(),
+        active: user.active,
+        email_verified: user.email_verified,
+        changed,
+    };
+    outbox::enqueue(tx, CloudEvent::new(SERVICE, event)).await?;
+    Ok(())
 }

@@ -1,0 +1,149 @@
+//! Email verification: a one-time link mailed at registration and on request
+//! (`notify.verification_mail` to notify-svc, which mails only verified addresses otherwise),
+//! and the bootstrap admin, promoted once its address is verified, once.
+
+use chrono::{Duration, Utc};
+use shared::{
+    events::{CloudEvent, VerificationMailDue},
+    identity::Role,
+    outbox,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    domain::account::{Change, User},
+    error::UserError,
+    infra::signing,
+    store, AppState, SERVICE,
+};
+
+/// How long a link works.
+pub const LINK_TTL: Duration = Duration::hours(24);
+/// How long after one link the next may be asked for.
+pub const RESEND_AFTER: Duration = Duration::seconds(60);
+
+/// Issues `user` a new link in `tx` (an earlier one stops working) and asks notify-svc to mail
+/// it.
+pub async fn issue(tx: &mut PgConnection, user: &User) -> Result<(), UserError> {
+    let (token, hash) = signing::opaque_token();
+    let expires_at = Utc::now() + LINK_TTL;
+    store::verifications::replace(&mut *tx, user.id, &user.email, &hash, expires_at).await?;
+    let command = VerificationMailDue {
+        user_id: user.id,
+        email: user.email.clone(),
+        token,
+        expires_at,
+    };
+    outbox::enqueue(tx, CloudEvent::new(SERVICE, command)).await?;
+    Ok(())
+}
+
+/// A new link for the signed-in user: 409 once verified, 429 within a minute of the last.
+pub async fn resend(state: &AppState, user_id: Uuid) -> Result<(), UserError> {
+    let mut tx = state.pool.begin().await?;
+    let user = store::users::lock(&mut tx, user_id)
+        .await?
+        .ok_or(UserError::NotFound("user"))?;
+    if user.email_verified {
+        return Err(UserError::conflict(
+            "already_verified",
+            "this account's email address is already verified",
+        ));
+    }
+    if let Some(issued) = store::verifications::issued_at(&mut tx, user_id).await? {
+        let wait = issued + RESEND_AFTER - Utc::now();
+        if wait > Duration::zero() {
+            let retry_after = wait.num_seconds().max(1) as u64;
+            return Err(UserError::TooSoon { retry_after });
+        }
+    }
+    issue(&mut tx, &user).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn invalid_link() -> UserError {
+    UserError::invalid(
+        "invalid_token",
+        "this verification link does not work: it was used, replaced by a newer one, or cut short",
+    )
+}
+
+/// Verifies the address a link was mailed to; the bootstrap address's account becomes admin
+/// the first time. A token works once; an expired one is used up too.
+pub async fn verify(state: &AppState, token: &str) -> Result<User, UserError> {
+    if token.is_empty() || token.len() > 128 {
+        return Err(invalid_link());
+    }
+    let mut tx = state.pool.begin().await?;
+    let taken = store::verifications::take(&mut tx, &signing::token_hash(token))
+        .await?
+        .ok_or_else(invalid_link)?;
+    if taken.expires_at <= Utc::now() {
+        tx.commit().await?;
+        return Err(UserError::invalid(
+            "token_expired",
+            "this verification link has expired; sign in and ask for a new one",
+        ));
+    }
+    let user = store::users::lock(&mut tx, taken.user_id)
+        .await?
+        .filter(|u| u.email.eq_ignore_ascii_case(&taken.email))
+        .ok_or_else(invalid_link)?;
+    let mut changed = Vec::new();
+    let mut user = if user.email_verified {
+        user
+    } else {
+        changed.push("email_verified".to_string());
+        store::users::mark_verified(&mut tx, user.id).await?
+    };
+    if let Some(promoted) = promote_once(state, &mut tx, &user).await? {
+        user = promoted;
+        changed.push("role".into());
+    }
+    store::users::announce(&mut tx, &user, changed).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, "email address verified");
+    Ok(user)
+}
+
+/// Makes `user` admin if theirs is the bootstrap address, it is verified, and it was never
+/// promoted before; the promoted user.
+async fn promote_once(
+    state: &AppState,
+    tx: &mut PgConnection,
+    user: &User,
+) -> Result<Option<User>, UserError> {
+    let bootstrap = state.config.auth.bootstrap_admin_email.as_deref();
+    let ours = bootstrap.is_some_and(|email| email.eq_ignore_ascii_case(&user.email));
+    // An account an earlier version made admin at registration counts as promoted.
+    if !ours || !(user.email_verified || user.role == Role::Admin) {
+        return Ok(None);
+    }
+    if !store::verifications::record_bootstrap(&mut *tx, &user.email, user.id).await?
+        || user.role == Role::Admin
+    {
+        return Ok(None);
+    }
+    let change = Change {
+        role: Some(Role::Admin),
+        ..Change::default()
+    };
+    let promoted = store::users::update(tx, user.id, &change).await?;
+    tracing::info!(user_id = %user.id, "bootstrap admin promoted");
+    Ok(Some(promoted))
+}
+
+/// At start: the configured bootstrap address's account, if verified and never promoted, is
+/// promoted (announced like any role change).
+pub async fn bootstrap_admin(state: &AppState, email: &str) -> Result<(), UserError> {
+    let mut tx = state.pool.begin().await?;
+    if let Some(user) = store::users::lock_by_email(&mut tx, email).await? {
+        if let Some(promoted) = promote_once(state, &mut tx, &user).await? {
+            store::users::announce(&mut tx, &promoted, vec!["role".into()]).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
