@@ -9,10 +9,12 @@ what a schema cannot: that the parts fit together and keep the platform's rules.
   probes on /healthz and /readyz at a declared container port that its bind address listens on,
   requests and limits, the restricted security context, a ServiceAccount without a token, a
   Service whose target port is the container's, and a PodDisruptionBudget.
-- The worker gets neither the internal secret nor database credentials, reaches Redis as its
-  own user (worker-redis-url), and its grace period is longer than workers.shutdown_grace_secs. Only the gateway gets the internal secret; the other
+- The worker gets neither the internal secret nor database credentials, reaches RabbitMQ and
+  Redis as its own users (worker-amqp-url, worker-redis-url), and its grace period is longer than workers.shutdown_grace_secs. Only the gateway gets the internal secret; the other
   services get their own assertion keys (TASKMESH_INTERNAL__KEYS).
-- Every secretKeyRef and configMapRef names something that exists, with that key.
+- A Job that makes the workers' RabbitMQ user (`taskmesh worker-amqp-user`, the dev overlay's)
+  signs in as the services' user, not the workers', and keeps the restricted security context.
+- Every secretKeyRef and configMapRef names something that exists, with that key (Jobs' too).
 - Network policies: a default deny, and the reachability matrix below, evaluated on the pods.
 - HPAs for the gateway and task-svc on CPU (where the overlay keeps them).
 - The KEDA and operator resources have the fields their CRDs require and no unknown spec field
@@ -129,8 +131,11 @@ def main():
     for name, (section, port) in SERVICES.items():
         check_service(name, section, port, deployments.get(name), by_kind)
 
-    for name, workload in workloads.items():
+    jobs = by_kind.get("Job", {})
+    for name, workload in (workloads | jobs).items():
         check_refs(name, workload, config_maps, secrets)
+    for name, job in jobs.items():
+        check_job(name, job)
 
     check_network(by_kind, workloads)
     check_autoscaling(by_kind, deployments)
@@ -195,6 +200,8 @@ def check_service(name, section, port, deployment, by_kind):
                 problem(f"the worker is given {forbidden}")
         if get(env.get("TASKMESH_REDIS__URL", {}), "valueFrom.secretKeyRef.key") != "worker-redis-url":
             problem("the worker does not reach Redis as its own user (worker-redis-url)")
+        if get(env.get("TASKMESH_AMQP__URL", {}), "valueFrom.secretKeyRef.key") != "worker-amqp-url":
+            problem("the worker does not reach RabbitMQ as its own user (worker-amqp-url)")
         if pod.get("terminationGracePeriodSeconds", 30) <= WORKER_GRACE_SECS:
             problem("the worker's terminationGracePeriodSeconds is not longer than its grace")
         if not pod.get("shareProcessNamespace"):
@@ -216,8 +223,31 @@ def check_service(name, section, port, deployment, by_kind):
     if name != "worker" and get(env.get("TASKMESH_REDIS__URL", {}),
                                 "valueFrom.secretKeyRef.key") == "worker-redis-url":
         problem(f"{name} reaches Redis as the workers' user")
+    if name != "worker" and get(env.get("TASKMESH_AMQP__URL", {}),
+                                "valueFrom.secretKeyRef.key") == "worker-amqp-url":
+        problem(f"{name} reaches RabbitMQ as the workers' user")
     if (name in SEALING) != ("TASKMESH_SEALING__KEY" in names):
         problem(f"{name} {'lacks' if name in SEALING else 'is given'} the sealing key")
+
+
+def check_job(name, job):
+    pod = job["spec"]["template"]["spec"]
+    for container in pod["containers"]:
+        security = container.get("securityContext", {})
+        if not (get(pod, "securityContext.runAsNonRoot")
+                and get(pod, "securityContext.seccompProfile.type") == "RuntimeDefault"
+                and security.get("allowPrivilegeEscalation") is False
+                and security.get("capabilities", {}).get("drop") == ["ALL"]
+                and pod.get("automountServiceAccountToken") is False):
+            problem(f"Job {name} lacks the restricted security context or mounts a token")
+        if (container.get("args") or [None])[0] != "worker-amqp-user":
+            continue
+        env = {e["name"]: e for e in container.get("env", [])}
+        if get(env.get("TASKMESH_AMQP__URL", {}), "valueFrom.secretKeyRef.key") == "worker-amqp-url" \
+                or "TASKMESH_AMQP__URL" not in env:
+            problem(f"Job {name} does not make the workers' user as the services' user")
+        if "RABBITMQ_WORKER_PASSWORD" not in env:
+            problem(f"Job {name} is not given the workers' password (RABBITMQ_WORKER_PASSWORD)")
 
 
 def check_refs(name, workload, config_maps, secrets):

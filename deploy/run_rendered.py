@@ -6,21 +6,25 @@ be ready on the probes that deployment declares.
 For each target, every Taskmesh container becomes one process: the image's entrypoint (the
 binary) with the container's arguments and exactly its environment, resolved as the platform
 would (compose's interpolation is already done by `docker-compose config`; Kubernetes' ConfigMap
-and Secret references and `$(VAR)` expansion are done here, with k8s/base/secret.example.yaml,
-or stand-ins for the operators' Secrets, where the overlay does not make the Secret). Only what
-a container's surroundings would make different changes: dependency host names point at this
-machine (127.0.0.1: its PostgreSQL, RabbitMQ and Redis, and a local S3 server where the store
-is S3), and a path on a mounted volume becomes a temporary folder.
+and Secret references and `$(VAR)` expansion are done by rendered.py, with
+k8s/base/secret.example.yaml, or stand-ins for the operators' Secrets, where the overlay does not
+make the Secret). Only what a container's surroundings would make different changes: dependency
+host names point at this machine (127.0.0.1: its PostgreSQL, RabbitMQ and Redis, and a local S3
+server where the store is S3), and a path on a mounted volume becomes a temporary folder.
 
 Everything the check makes on this machine is its own, so it runs beside a platform that is
 already here (`taskmesh up`, with its default ports, databases, vhost and key prefix) and never
 touches it, as each container would in its own network namespace (see Sandbox): each service
 listens on a free port instead of its declared one (probes, URLs and binds follow), and every
 name on the shared servers carries this run's tag: the databases (`<tag>_taskmesh_users`,
-...), the PostgreSQL role, the RabbitMQ vhost and user, the Redis key prefix and ACL users. The
+...), the PostgreSQL role, the RabbitMQ vhost and users, the Redis key prefix and ACL users. The
 rendered credentials are made to work under those names, and all of it is removed afterwards.
 The workers' Redis user gets the rules `taskmesh worker-acl` prints (so the job below shows they
-are enough), and a deployment that runs its own Redis must declare the same rules for it.
+are enough), and a deployment that runs its own Redis must declare the same rules for it. The
+workers' RabbitMQ user is made as the deployment makes it before any worker starts: by its
+one-shot (compose's rabbitmq-worker-user, the dev overlay's Job: `taskmesh worker-amqp-user`),
+or, where the broker is the operator's, by that command as docs/deploy.md tells the operator to
+run it; so the worker runs the job below with the permissions the binary gives that user.
 
 Then every probe (compose's health check; Kubernetes' startup, liveness and readiness probes)
 must answer 200 on the declared port and path within the deadline, and a job created through the
@@ -44,165 +48,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import yaml
-
 from beside import DefaultPlatform
 from machine import Failed, log, management, probe, psql, run, smoke
+from rendered import (DEFAULT_WORKER_USER, Container, amqp_users, declared_worker_acl,
+                      from_compose, from_k8s, redis_users, worker_acl)
 from services import DATABASES, SERVICES
 
 DEADLINE = 120
-EXAMPLE_SECRET = "k8s/base/secret.example.yaml"
-# Stand-ins for what the operators of components/operators make.
-OPERATOR_SECRETS = {
-    "taskmesh-postgres-app": {
-        "uri": "postgresql://app:operator-made@taskmesh-postgres-rw.taskmesh:5432/app",
-        "username": "app", "password": "operator-made",
-    },
-    "taskmesh-rabbitmq-default-user": {"username": "operator-user", "password": "operator-made"},
-}
 URL_SCHEMES = {"postgres", "postgresql", "amqp", "amqps", "redis", "rediss", "http", "https",
                "smtp", "smtps"}
-
-
-# ---------------------------------------------------------------- reading the rendered files
-
-class Container:
-    def __init__(self, name, args, env, probes, volumes, service=None):
-        self.name, self.args, self.env = name, args, env
-        self.service = service or name  # which of SERVICES it runs (a replica has its own name)
-        self.probes = probes  # [(kind, port, path)]
-        self.volumes = volumes  # container paths on volumes
-
-
-def from_compose(path):
-    doc = yaml.safe_load(open(path))
-    out = []
-    for name in SERVICES:
-        service = doc["services"][name]
-        env = service.get("environment") or {}
-        if isinstance(env, list):
-            env = dict(item.split("=", 1) for item in env)
-        test = service["healthcheck"]["test"]
-        url = urllib.parse.urlsplit(test[-1])
-        if test[:3] != ["CMD", "/usr/local/bin/taskmesh", "probe"]:
-            raise Failed(f"compose {name}: health check {test} is not `taskmesh probe <url>`")
-        volumes = [v.split(":")[1] if isinstance(v, str) else v["target"]
-                   for v in service.get("volumes", [])]
-        out.append(Container(name, service["command"], {k: str(v) for k, v in env.items()},
-                             [("healthcheck", url.port, url.path)], volumes))
-    return out
-
-
-def from_k8s(path):
-    docs = [d for d in yaml.safe_load_all(open(path)) if d]
-    maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
-    secrets = {}
-    for d in docs:
-        if d["kind"] == "Secret":
-            data = {k: __import__("base64").b64decode(v).decode() for k, v in
-                    (d.get("data") or {}).items()}
-            secrets[d["metadata"]["name"]] = data | (d.get("stringData") or {})
-    if "taskmesh-secrets" not in secrets and not any(
-            s.startswith("taskmesh-secrets-") for s in secrets):
-        secrets["taskmesh-secrets"] = yaml.safe_load(open(EXAMPLE_SECRET))["stringData"]
-    secrets |= OPERATOR_SECRETS
-    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    out = []
-    for name in SERVICES:
-        pod = deployments[name]["spec"]["template"]["spec"]
-        container = pod["containers"][0]
-        env = {}
-        for source in container.get("envFrom", []):
-            if "configMapRef" in source:
-                env |= maps[source["configMapRef"]["name"]]
-            else:
-                env |= secrets[source["secretRef"]["name"]]
-        for entry in container.get("env", []):
-            if "value" in entry:
-                # $(VAR) refers to a variable defined before it; $$ is a literal $.
-                value = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                               lambda m: env.get(m.group(1), m.group(0)), entry["value"])
-                env[entry["name"]] = value.replace("$$", "$")
-            else:
-                ref = entry["valueFrom"].get("secretKeyRef") or entry["valueFrom"]["configMapKeyRef"]
-                source = secrets if "secretKeyRef" in entry["valueFrom"] else maps
-                value = source.get(ref["name"], {}).get(ref["key"])
-                if value is None and not ref.get("optional"):
-                    raise Failed(f"{path} {name}: {entry['name']} reads a missing "
-                                 f"{ref['name']}/{ref['key']}")
-                if value is not None:
-                    env[entry["name"]] = value
-        ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
-        probes = []
-        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
-            http = container[kind]["httpGet"]
-            probes.append((kind, ports.get(http["port"], http["port"]), http["path"]))
-        volumes = [m["mountPath"] for m in container.get("volumeMounts", [])]
-        if container.get("command"):
-            raise Failed(f"{path} {name} overrides the image's entrypoint")
-        out.append(Container(name, container["args"], env, probes, volumes))
-    return out
-
-
-def redis_users(containers):
-    """The Redis users the containers' URLs name: name → (whether it is the workers', password).
-    The workers must have one of their own: the services' user reaches the keys they trust."""
-    users = {}
-    for c in containers:
-        url = urllib.parse.urlsplit(c.env.get("TASKMESH_REDIS__URL", ""))
-        if not url.scheme:
-            continue
-        worker = c.service == "worker"
-        if worker and not url.username:
-            raise Failed("the worker reaches Redis without a user of its own")
-        name = urllib.parse.unquote(url.username or "")
-        if name in users and users[name][0] != worker:
-            raise Failed(f"the worker and the services share the Redis user {name!r}")
-        users[name] = (worker, urllib.parse.unquote(url.password or ""))
-    return {name: user for name, user in users.items() if name}
-
-
-def worker_acl(binary, prefix):
-    """The workers' Redis ACL rules for `prefix`, as the binary gives them."""
-    done = subprocess.run([binary, "worker-acl"], capture_output=True, text=True,
-                          env={"PATH": os.environ.get("PATH", ""),
-                               "TASKMESH_REDIS__KEY_PREFIX": prefix})
-    if done.returncode != 0:
-        raise Failed(f"{binary} worker-acl: {done.stdout}{done.stderr}")
-    return done.stdout.split()
-
-
-def declared_worker_acl(label, path, containers):
-    """The rules a deployment that runs its own Redis gives the workers' user (its `--user`
-    arguments, without `on` and the password), or None when it runs no Redis."""
-    docs = [d for d in yaml.safe_load_all(open(path)) if d]
-    if label == "compose":
-        redis = docs[0]["services"].get("redis")
-        args = redis and redis.get("command")
-    else:
-        redis = next((d for d in docs if d["kind"] == "Deployment"
-                      and d["metadata"]["name"] == "redis"), None)
-        args = redis and redis["spec"]["template"]["spec"]["containers"][0].get("args")
-    if not args:
-        return None
-    worker = next(c for c in containers if c.service == "worker")
-    user = urllib.parse.unquote(urllib.parse.urlsplit(worker.env["TASKMESH_REDIS__URL"]).username)
-    groups, current = {}, None
-    for arg in map(str, args):
-        if arg == "--user":
-            current = None
-            continue
-        if arg.startswith("--"):
-            current = ""
-            continue
-        if current is None:
-            current = arg
-            groups[current] = []
-        elif current:
-            groups[current].append(arg)
-    if user not in groups:
-        raise Failed(f"{label}: its Redis declares no user {user!r} for the worker")
-    return [r for r in groups[user] if r != "on" and not r.startswith(">")]
 
 
 # ---------------------------------------------------------------- this machine as the surroundings
@@ -248,17 +102,27 @@ class Surroundings:
         self.undo.append(lambda: psql(f'DROP ROLE IF EXISTS "{self.pg_role}"'))
         self.undo.append(self.drop_databases)
 
-        amqp = urllib.parse.urlsplit(values["TASKMESH_AMQP__URL"])
-        self.amqp_user = sandbox.name(urllib.parse.unquote(amqp.username))
+        amqp = urllib.parse.urlsplit(next(c.env["TASKMESH_AMQP__URL"] for c in containers
+                                          if c.service in SERVICES and c.service != "worker"))
         self.vhost = sandbox.name(urllib.parse.unquote(amqp.path[1:]) or "default")
         quoted_vhost = urllib.parse.quote(self.vhost, safe="")
         management("PUT", f"/vhosts/{quoted_vhost}", {})
         self.undo.append(lambda: management("DELETE", f"/vhosts/{quoted_vhost}"))
-        management("PUT", f"/users/{self.amqp_user}",
-                   {"password": urllib.parse.unquote(amqp.password), "tags": ""})
-        self.undo.append(lambda: management("DELETE", f"/users/{self.amqp_user}"))
-        management("PUT", f"/permissions/{quoted_vhost}/{self.amqp_user}",
-                   {"configure": ".*", "write": ".*", "read": ".*"})
+        # Each RabbitMQ user the URLs name: the services' with every right on the vhost, and an
+        # administrator, as a broker's default user is (it makes the workers' user); the
+        # workers' is made by the binary before the worker starts (make_worker_user), and only
+        # removed here.
+        self.amqp_users = {}
+        for name, (worker, password) in amqp_users(containers).items():
+            user = sandbox.name(name)
+            quoted = urllib.parse.quote(user, safe="")
+            self.undo.append(lambda quoted=quoted: management("DELETE", f"/users/{quoted}"))
+            self.amqp_users[name] = user
+            if worker:
+                continue
+            management("PUT", f"/users/{quoted}", {"password": password, "tags": "administrator"})
+            management("PUT", f"/permissions/{quoted_vhost}/{quoted}",
+                       {"configure": ".*", "write": ".*", "read": ".*"})
 
         self.key_prefix = sandbox.tag + ":" + values.get("TASKMESH_REDIS__KEY_PREFIX", "taskmesh:")
         self.undo.append(self.delete_keys)
@@ -302,8 +166,9 @@ class Surroundings:
         """A dependency's URL with this run's user, vhost and host (this machine)."""
         parts = urllib.parse.urlsplit(url)
         redis_user = self.redis_users.get(urllib.parse.unquote(parts.username or ""))
-        user = {"postgres": self.pg_role, "postgresql": self.pg_role, "amqp": self.amqp_user,
-                "amqps": self.amqp_user, "redis": redis_user,
+        amqp_user = self.amqp_users.get(urllib.parse.unquote(parts.username or ""))
+        user = {"postgres": self.pg_role, "postgresql": self.pg_role, "amqp": amqp_user,
+                "amqps": amqp_user, "redis": redis_user,
                 "rediss": redis_user}.get(parts.scheme) if parts.username else None
         auth = ""
         if parts.username:
@@ -355,6 +220,46 @@ def localise(container, surroundings, workdir):
 
 
 # ---------------------------------------------------------------- running and probing
+
+def make_worker_user(binary, containers, surroundings, workdir, deadline):
+    """The workers' RabbitMQ user, made as the deployment makes it: by its one-shots (compose's
+    rabbitmq-worker-user, the dev overlay's Job), run to their end; where it has none (the
+    broker is the operator's), by `taskmesh worker-amqp-user` as docs/deploy.md tells the
+    operator to run it: the services' URL, the worker's other broker settings, the password of
+    the worker's URL."""
+    one_shots = [c for c in containers if c.one_shot]
+    if not one_shots:
+        worker = next(c for c in containers if c.service == "worker")
+        services = next(c for c in containers if c.service == "task-svc")
+        url = urllib.parse.urlsplit(worker.env["TASKMESH_AMQP__URL"])
+        env = {k: v for k, v in worker.env.items() if k.startswith("TASKMESH_AMQP__")}
+        env["TASKMESH_AMQP__URL"] = services.env["TASKMESH_AMQP__URL"]
+        env["RABBITMQ_WORKER_PASSWORD"] = urllib.parse.unquote(url.password or "")
+        one_shots = [Container("worker-amqp-user (the operator's step)",
+                               ["worker-amqp-user", "--user",
+                                urllib.parse.unquote(url.username or "")],
+                               env, [], [], one_shot=True)]
+    for one_shot in one_shots:
+        # The user it names (or the binary's default) is this run's own (Sandbox), as in the
+        # worker's URL.
+        args = [surroundings.amqp_users.get(arg, arg) if before == "--user" else arg
+                for before, arg in zip([None, *one_shot.args], one_shot.args)]
+        if "--user" not in args:
+            args += ["--user", surroundings.sandbox.name(DEFAULT_WORKER_USER)]
+        output = os.path.join(workdir, f"{one_shot.name.split()[0]}.log")
+        with open(output, "w") as out:
+            try:
+                done = subprocess.run([binary, *args],
+                                      env=localise(one_shot, surroundings, workdir), stdout=out,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      cwd=workdir, timeout=max(1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise Failed(f"{one_shot.name} did not finish in time")
+        if done.returncode != 0:
+            with open(output) as f:
+                tail = "".join(f.readlines()[-15:])
+            raise Failed(f"{one_shot.name} exited with {done.returncode}:\n{tail}")
+
 
 class Processes:
     def __init__(self, binary, workdir):
@@ -414,7 +319,10 @@ def run_target(binary, label, containers, only=None, deadline=DEADLINE):
     surroundings = Surroundings(binary, containers, workdir, sandbox)
     processes = Processes(binary, workdir)
     try:
-        chosen = [c for c in containers if only is None or c.name in only]
+        chosen = [c for c in containers
+                  if not c.one_shot and (only is None or c.name in only)]
+        if any(c.service == "worker" for c in chosen):
+            make_worker_user(binary, containers, surroundings, workdir, started + deadline)
         for container in chosen:
             processes.start(container, localise(container, surroundings, workdir))
         wait_ready(processes, chosen, started + deadline, sandbox)
@@ -498,6 +406,7 @@ def checks(binary, targets):
         try:
             containers = from_compose(path) if label == "compose" else from_k8s(path)
             redis_users(containers)  # the worker has a Redis user of its own
+            amqp_users(containers)  # and a RabbitMQ user
             declared = declared_worker_acl(label, path, containers)
             worker = next(c for c in containers if c.service == "worker")
             expected = worker_acl(binary, worker.env.get("TASKMESH_REDIS__KEY_PREFIX", "taskmesh:"))

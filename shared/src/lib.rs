@@ -7,7 +7,8 @@
 //! - [`events`]: the CloudEvents envelope and typed event payloads.
 //! - [`broker`]: RabbitMQ connection with reconnect, topology names, the confirming publisher.
 //! - [`consumer`]: the consumer loop with retries through delay queues and dead letters.
-//! - [`topology`]: every exchange and consumer queue of the deployment, declared by all.
+//! - [`topology`]: every exchange and consumer queue of the deployment, declared by all; what
+//!   the workers' own user may do, made through the management API ([`topology::management`]).
 //! - [`outbox`]: the transactional outbox and its relay.
 //! - [`idempotency`]: `processed_events`, so redelivered events have one effect.
 //! - [`identity`]: the verified caller and its [`identity::Role`], passed from the gateway to

@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::config::{AmqpConfig, Config, RedisConfig};
+use crate::topology::management::{encode, ensure_worker_user, Management};
 
 /// One test's slice of the real services.
 #[derive(Debug)]
@@ -194,54 +195,18 @@ impl Drop for TestEnv {
     }
 }
 
-/// RabbitMQ's management API, as the user of `amqp.url` (the management API takes the same user
-/// as AMQP).
-struct Management {
-    http: reqwest::Client,
-    base: String,
-    user: String,
-    password: Option<String>,
-}
-
-impl Management {
-    fn of(amqp: &AmqpConfig) -> Option<Self> {
-        let url = url::Url::parse(amqp.url.expose_secret()).ok()?;
-        Some(Self {
-            http: reqwest::Client::new(),
-            base: amqp.management_url.trim_end_matches('/').to_string(),
-            user: url.username().to_string(),
-            password: url.password().map(str::to_string),
-        })
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> reqwest::Result<reqwest::Response> {
-        let mut request = self
-            .http
-            .request(method, format!("{}/api/{path}", self.base))
-            .basic_auth(&self.user, self.password.as_deref())
-            .timeout(Duration::from_secs(5));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await?.error_for_status()
-    }
-}
-
 /// Deletes every queue and the exchange of this test's namespace through the management API.
 /// Without the management plugin the queues' `x-expires` removes them later.
 async fn delete_queues(amqp: &AmqpConfig) {
     use reqwest::Method;
-    let Some(api) = Management::of(amqp) else {
+    let Ok(api) = Management::of(amqp) else {
         return;
     };
     let prefix = format!("{}.", amqp.namespace);
-    let listed = api.send(Method::GET, "queues/%2F?columns=name", None).await;
-    let Ok(response) = listed else { return };
+    let listed = format!("queues/{}?columns=name", api.vhost());
+    let Ok(response) = api.send(Method::GET, &listed, None).await else {
+        return;
+    };
     let Ok(queues) = response.json::<Vec<serde_json::Value>>().await else {
         return;
     };
@@ -250,56 +215,28 @@ async fn delete_queues(amqp: &AmqpConfig) {
         .filter_map(|q| q["name"].as_str())
         .filter(|name| name.starts_with(&prefix));
     for name in names {
-        let _ = api
-            .send(
-                Method::DELETE,
-                &format!("queues/%2F/{}", encode(name)),
-                None,
-            )
-            .await;
+        let path = format!("queues/{}/{}", api.vhost(), encode(name));
+        let _ = api.send(Method::DELETE, &path, None).await;
     }
     let exchange = encode(&format!("{prefix}events"));
-    let _ = api
-        .send(Method::DELETE, &format!("exchanges/%2F/{exchange}"), None)
-        .await;
+    let path = format!("exchanges/{}/{exchange}", api.vhost());
+    let _ = api.send(Method::DELETE, &path, None).await;
 }
 
-/// Makes the workers' RabbitMQ user of env `id` (vhost `/`): its name and URL.
+/// Makes the workers' RabbitMQ user of env `id` on the vhost of `amqp.url`: its name and URL.
 async fn worker_amqp_user(amqp: &AmqpConfig, id: &str) -> (String, SecretString) {
-    use reqwest::Method;
-    use serde_json::json;
     let user = format!("test-{id}-worker");
     let password = Uuid::new_v4().simple().to_string();
-    let api = Management::of(amqp).expect("amqp.url is a URL");
-    let can = crate::topology::worker_permissions(&amqp.namespace);
-    let name = encode(&user);
-    for (path, body) in [
-        (
-            format!("users/{name}"),
-            json!({"password": password, "tags": ""}),
-        ),
-        (
-            format!("permissions/%2F/{name}"),
-            json!({"configure": can.configure, "write": can.write, "read": can.read}),
-        ),
-        (
-            format!("topic-permissions/%2F/{name}"),
-            json!({"exchange": can.exchange, "write": can.topic_write, "read": can.topic_read}),
-        ),
-    ] {
-        api.send(Method::PUT, &path, Some(body))
-            .await
-            .unwrap_or_else(|e| {
-                panic!("the management API (rabbitmq_management) makes {path}: {e}")
-            });
-    }
+    ensure_worker_user(amqp, &user, &password)
+        .await
+        .unwrap_or_else(|e| panic!("the workers' RabbitMQ user {user} is made: {e}"));
     let url = signed_in_as(&amqp.url, &user, &password);
     (user, url)
 }
 
 /// Deletes a user through the management API.
 async fn delete_amqp_user(amqp: &AmqpConfig, user: &str) {
-    if let Some(api) = Management::of(amqp) {
+    if let Ok(api) = Management::of(amqp) {
         let path = format!("users/{}", encode(user));
         let _ = api.send(reqwest::Method::DELETE, &path, None).await;
     }
@@ -320,11 +257,6 @@ fn on_own_runtime<T: Send + 'static>(
     .join()
     .ok()
     .flatten()
-}
-
-/// Percent-encodes a queue name for a management API path.
-fn encode(name: &str) -> String {
-    url::form_urlencoded::byte_serialize(name.as_bytes()).collect()
 }
 
 /// Logs to the test's captured output; `RUST_LOG` picks the level (default `warn`).

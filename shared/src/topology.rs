@@ -4,6 +4,11 @@
 //! Every service declares all of it at start-up (declaration is idempotent), so an event
 //! published by one service is routed to the queues of its consumers even if those consumers
 //! have never run yet. An event that is still unroutable has no consumer in this table.
+//!
+//! [`worker_permissions`] is what the workers' own RabbitMQ user may do; [`management`] makes
+//! that user through the management API.
+
+pub mod management;
 
 use lapin::{
     options::{QueueBindOptions, QueueDeclareOptions},
@@ -216,7 +221,8 @@ pub struct WorkerPermissions {
     pub topic_read: String,
 }
 
-/// The permissions of the workers' RabbitMQ user in namespace `ns` (`amqp.namespace`).
+/// The permissions of the workers' RabbitMQ user in namespace `ns` (`amqp.namespace`), which
+/// [`management::ensure_worker_user`] gives it (`taskmesh worker-amqp-user`).
 pub fn worker_permissions(ns: &str) -> WorkerPermissions {
     let exchange = format!("{ns}.events");
     let ns = regex_escape(ns);

@@ -15,6 +15,11 @@ fn known(dependency: &str) -> (&str, Option<u16>, &'static str) {
     match dependency {
         "postgres" => ("PostgreSQL", Some(5432), "TASKMESH_POSTGRES__URL"),
         "rabbitmq" => ("RabbitMQ", Some(5672), "TASKMESH_AMQP__URL"),
+        "rabbitmq-management" => (
+            "RabbitMQ's management API",
+            None,
+            "TASKMESH_AMQP__MANAGEMENT_URL",
+        ),
         "redis" => ("Redis", Some(6379), "TASKMESH_REDIS__URL"),
         "user-svc" => ("user-svc", None, "TASKMESH_USER__URL"),
         other => (other, None, "its URL setting"),

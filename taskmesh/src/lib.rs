@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - this file: [`Stack`], the set of running services.
+//! - [`worker_amqp_user`]: `taskmesh worker-amqp-user`, the workers' own RabbitMQ user.
 //! - `main.rs`: the command line.
 
 use std::future::Future;
@@ -16,6 +17,8 @@ use shared::Config;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub mod worker_amqp_user;
 
 /// The six services, in start order (the gateway last, once the rest listen).
 pub const SERVICES: [&str; 6] = [

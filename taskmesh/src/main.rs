@@ -34,6 +34,19 @@ enum Command {
     /// `ACL SETUSER <user> reset on ><password> <rules>` or a `user` line of an ACL file: their
     /// heartbeats and job keys only, none of the keys the services trust.
     WorkerAcl,
+    /// Make the workers' own RabbitMQ user, or bring it up to date (idempotent): the password in
+    /// RABBITMQ_WORKER_PASSWORD, the permissions of their exchange, queues and routing keys
+    /// for TASKMESH_AMQP__NAMESPACE on the vhost of TASKMESH_AMQP__URL, through the management
+    /// API (TASKMESH_AMQP__MANAGEMENT_URL) as the services' user of TASKMESH_AMQP__URL, which
+    /// needs the administrator tag. Waits up to 60 s for the API to answer.
+    WorkerAmqpUser {
+        /// The workers' user: the one in their own TASKMESH_AMQP__URL.
+        #[arg(long, default_value = "taskmesh-worker")]
+        user: String,
+        /// Print the `rabbitmqctl` commands that make the user instead (nothing is changed).
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 #[tokio::main]
@@ -56,6 +69,16 @@ async fn main() -> anyhow::Result<()> {
                 shared::cache::worker_acl_rules(&config.redis.key_prefix).join(" ")
             );
             Ok(())
+        }
+        Command::WorkerAmqpUser { user, print: true } => {
+            print!(
+                "{}",
+                taskmesh::worker_amqp_user::rabbitmqctl_commands(&config.amqp, &user)?
+            );
+            Ok(())
+        }
+        Command::WorkerAmqpUser { user, print: false } => {
+            taskmesh::worker_amqp_user::ensure(&config.amqp, &user, &shutdown).await
         }
         Command::Serve { service } => {
             let addr = taskmesh::bind_address(&config, &service)?;

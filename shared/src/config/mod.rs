@@ -264,7 +264,8 @@ pub struct AmqpConfig {
     pub prefetch: u16,
     /// Let unused queues expire after this many milliseconds (tests only; unset in production).
     pub queue_expires_ms: Option<u32>,
-    /// Base URL of the RabbitMQ management console, printed by `taskmesh up`.
+    /// Base URL of the RabbitMQ management console, printed by `taskmesh up`; its API is where
+    /// `taskmesh worker-amqp-user` makes the workers' own user.
     pub management_url: String,
     /// How long connecting may take, the AMQP handshake included: a broker that accepts the
     /// connection but never answers is tried again (and told about) rather than waited on.
