@@ -1,6 +1,7 @@
-//! The memory thumbnails may hold at once while decoding (`files.thumbnail_memory_bytes`): an
-//! image's decoding reserves what it needs before it starts and gives it back when it ends, so a
-//! few large images wait their turn instead of running the service out of memory together.
+//! The memory thumbnails may hold at once (`files.thumbnail_memory_bytes`): an image's source
+//! is reserved before it is read, its decoding before it starts, and both are given back when it
+//! ends, so a few large images wait their turn (holding nothing) instead of running the service
+//! out of memory together.
 
 use std::sync::Arc;
 
@@ -42,6 +43,26 @@ impl DecodeMemory {
         let units = u32::try_from(units).ok()?;
         self.permits.clone().acquire_many_owned(units).await.ok()
     }
+
+    /// Brings `held` up to `bytes` if that much more is free now, without waiting: a holder that
+    /// waited for more while holding some could wait forever on others doing the same.
+    pub fn top_up(&self, held: &mut OwnedSemaphorePermit, bytes: u64) -> bool {
+        let units = bytes.div_ceil(UNIT).max(1);
+        let more = units.saturating_sub(held.num_permits() as u64);
+        if more == 0 {
+            return true;
+        }
+        let Ok(more) = u32::try_from(more) else {
+            return false;
+        };
+        match self.permits.clone().try_acquire_many_owned(more) {
+            Ok(permit) => {
+                held.merge(permit);
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -67,5 +88,19 @@ mod tests {
             memory.reserve(10 * UNIT + 1).await.is_none(),
             "more than the budget"
         );
+    }
+
+    #[tokio::test]
+    async fn a_top_up_takes_what_is_free_now_or_nothing() {
+        let memory = DecodeMemory::new(10 * UNIT);
+        let mut held = memory.reserve(2 * UNIT).await.unwrap();
+        let other = memory.reserve(5 * UNIT).await.unwrap();
+        assert!(!memory.top_up(&mut held, 6 * UNIT), "3 KiB free, 4 more asked");
+        assert_eq!(held.num_permits(), 2, "nothing taken");
+        assert!(memory.top_up(&mut held, 5 * UNIT));
+        assert_eq!(held.num_permits(), 5);
+        drop(other);
+        assert!(memory.top_up(&mut held, 10 * UNIT));
+        assert!(memory.reserve(UNIT).now_or_never().is_none(), "all of it held");
     }
 }

@@ -70,14 +70,33 @@ fn within_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Refusal
     Ok(())
 }
 
-/// Makes the thumbnail of `bytes` on a blocking thread once the memory its decoding takes is
-/// free in `memory` (refused if it is more than the whole budget).
-async fn make(
+/// Makes the thumbnail of a `size`-byte image that `load` reads, holding in `memory` all it
+/// takes: the source from before it is read, what its decoding takes before that starts (on a
+/// blocking thread). When the rest is not free at once it lets go of everything, the source
+/// too, waits for all of it and reads the source again: a thumbnail never waits while holding
+/// memory, so waiting ones cannot hold each other up. An image that needs more than the whole
+/// budget is refused.
+async fn make<F, Fut>(
     memory: &DecodeMemory,
-    bytes: bytes::Bytes,
+    size: u64,
+    mut load: F,
     max_pixels: u64,
     px: u32,
-) -> Result<Result<Made, Refusal>, Error> {
+) -> Result<Result<Made, Refusal>, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bytes::Bytes, Error>>,
+{
+    let refused = |need| {
+        Ok(Err(Refusal::Memory {
+            need,
+            budget: memory.bytes(),
+        }))
+    };
+    let Some(mut held) = memory.reserve(size).await else {
+        return refused(size);
+    };
+    let mut bytes = load().await?;
     // Reading a header may copy the source (a JPEG's does): off the async threads too.
     let source = bytes.clone();
     let need = tokio::task::spawn_blocking(move || decode_need(&source, max_pixels))
@@ -87,12 +106,14 @@ async fn make(
         Ok(need) => need,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let Some(held) = memory.reserve(need).await else {
-        return Ok(Err(Refusal::Memory {
-            need,
-            budget: memory.bytes(),
-        }));
-    };
+    if !memory.top_up(&mut held, need) {
+        drop((bytes, held));
+        held = match memory.reserve(need).await {
+            Some(held) => held,
+            None => return refused(need),
+        };
+        bytes = load().await?;
+    }
     tokio::task::spawn_blocking(move || {
         let made = thumbnail(&bytes, max_pixels, px);
         drop(held);
@@ -160,9 +181,10 @@ pub async fn process(state: &AppState, event: &CloudEvent) -> Result<(), Error> 
             Some("the image is too large to make a thumbnail of".to_string()),
         )
     } else {
-        let bytes = state.blobs.read(&row.object_key).await?;
+        let load = || async { Ok(state.blobs.read(&row.object_key).await?) };
         let (max, px) = (files.max_image_pixels, files.thumbnail_px);
-        match make(&state.decode_memory, bytes, max, px).await? {
+        let size = row.size_bytes as u64;
+        match make(&state.decode_memory, size, load, max, px).await? {
             Ok(made) => {
                 let key = domain::thumbnail_key(row.id, &variant);
                 let size = made.png.len() as i64;
@@ -255,5 +277,30 @@ mod tests {
             thumbnail(b"\x89PNG\r\n\x1a\nnot really", 1_000_000, 256),
             Err(Refusal::Undecodable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_thumbnail_reads_its_source_only_once_its_memory_is_reserved() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use futures::FutureExt;
+
+        let source = bytes::Bytes::from(png(64, 64));
+        let memory = DecodeMemory::new(1 << 20);
+        let everything = memory.reserve(1 << 20).await.unwrap();
+        let loads = AtomicUsize::new(0);
+        let load = || {
+            loads.fetch_add(1, Ordering::SeqCst);
+            let source = source.clone();
+            async move { Ok(source) }
+        };
+        let job = make(&memory, source.len() as u64, load, 1 << 20, 16);
+        let mut job = std::pin::pin!(job);
+        assert!((&mut job).now_or_never().is_none(), "waits for memory");
+        assert_eq!(loads.load(Ordering::SeqCst), 0, "read before its memory was free");
+        drop(everything);
+        let made = job.await.unwrap().unwrap();
+        assert_eq!((made.width, made.height), (16, 16));
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
     }
 }
