@@ -319,8 +319,8 @@ async fn members_cannot_use_admin_routes_or_raise_their_own_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bootstrap_admin_needs_a_verified_address_and_is_promoted_once() {
     let mut app = admin_app().await;
-    // Whoever registers the address first is a member until the mailbox's owner opens the link,
-    // across restarts too.
+    // Whoever registers the address first is a member, across restarts too; the mailbox's owner
+    // opening the link does not make it admin without the account's password (the link is kept).
     let first = app.sign_up(ADMIN).await;
     let me = app.get("/api/v1/users/me", Some(&first)).await.1;
     assert_eq!(
@@ -328,11 +328,27 @@ async fn the_bootstrap_admin_needs_a_verified_address_and_is_promoted_once() {
         (Some("member"), Some(false)),
         "{me}"
     );
+    let link = app.verification_link(ADMIN).await;
+    let token = link.split_once("token=").unwrap().1;
+    for (password, status, code) in [
+        (None, 422, "password_required"),
+        (Some("not the account's password"), 403, "wrong_password"),
+    ] {
+        let body = json!({ "token": token, "password": password });
+        let (got, problem) = app.post("/api/v1/auth/verify-email", None, body).await;
+        assert_eq!(
+            (got, problem["code"].as_str()),
+            (status, Some(code)),
+            "{problem}"
+        );
+    }
     app.restart().await;
     let first = app.log_in(ADMIN).await;
     assert_eq!(app.get("/api/v1/users", Some(&first)).await.0, 403);
+    let me = app.get("/api/v1/users/me", Some(&first)).await.1;
+    assert_eq!(me["email_verified"], false, "{me}");
 
-    // Verified, the account is admin (a new token carries the role).
+    // With the link and the password, the account is admin (a new token carries the role).
     app.verify_email(ADMIN).await;
     let admin = app.log_in(ADMIN).await;
     assert_eq!(app.get("/api/v1/users", Some(&admin)).await.0, 200);

@@ -761,7 +761,7 @@ async fn a_run_of_events_is_applied_in_order_and_each_event_once() {
                 display_name: name.into(),
                 role: "member".into(),
                 active,
-                email_verified: true,
+                email_verified: Some(true),
                 changed: vec![changed.into()],
             },
         )
@@ -845,6 +845,27 @@ async fn mail_goes_only_to_verified_addresses_and_in_app_always() {
     let bob_id = app.user_id(&bob).await;
     let me = app.get("/api/v1/users/me", Some(&bob)).await.1;
     assert_eq!(me["email_verified"], false, "{me}");
+    // A new link asked for at once, and a made-up token, are refused; nothing changes.
+    let app = &app;
+    let spend = |token: String| async move {
+        let (status, body) = app
+            .post("/api/v1/auth/verify-email", None, json!({ "token": token }))
+            .await;
+        (status, body["code"].as_str().map(str::to_string))
+    };
+    let ask_again = || {
+        app.send(
+            reqwest::Method::POST,
+            "/api/v1/users/me/verify-email",
+            Some(&bob),
+            None,
+        )
+    };
+    let again = ask_again().await;
+    assert_eq!(again.status, 429, "{:?}", again.body);
+    assert!(again.headers.contains_key("retry-after"));
+    let invalid = (422, Some("invalid_token".to_string()));
+    assert_eq!(spend("not-a-token".into()).await, invalid);
 
     // The address gets one mail: the link, with nothing the registrant wrote in it.
     let link = eventually("the verification mail", WAIT, || async {
@@ -865,7 +886,7 @@ async fn mail_goes_only_to_verified_addresses_and_in_app_always() {
     );
 
     // Unverified, Bob is told in-app and mailed nothing.
-    assign_seen_in_app(&app, &ada, "Before verifying", &bob).await;
+    assign_seen_in_app(app, &ada, "Before verifying", &bob).await;
     let notify = app.db(&app.env.config.notify.database).await;
     let queued: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM messages WHERE user_id = $1::uuid AND kind <> 'email.verification'",
@@ -875,28 +896,6 @@ async fn mail_goes_only_to_verified_addresses_and_in_app_always() {
     .await
     .unwrap();
     assert_eq!(queued, 0, "mail queued for an unverified address");
-
-    // A made-up token, and a new link asked for at once, are refused; nothing changes.
-    let app = &app;
-    let spend = |token: String| async move {
-        let (status, body) = app
-            .post("/api/v1/auth/verify-email", None, json!({ "token": token }))
-            .await;
-        (status, body["code"].as_str().map(str::to_string))
-    };
-    let ask_again = || {
-        app.send(
-            reqwest::Method::POST,
-            "/api/v1/users/me/verify-email",
-            Some(&bob),
-            None,
-        )
-    };
-    let invalid = (422, Some("invalid_token".to_string()));
-    assert_eq!(spend("not-a-token".into()).await, invalid);
-    let again = ask_again().await;
-    assert_eq!(again.status, 429, "{:?}", again.body);
-    assert!(again.headers.contains_key("retry-after"));
 
     // Verified (the link works once), Bob is mailed from then on.
     app.verify_email("bob@example.com").await;
@@ -942,6 +941,22 @@ async fn a_number_gets_texts_only_once_verified_by_the_code_texted_to_it() {
     let reply = set_number(number).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.body["sms_number_verified"], false);
+    // Within a minute, no new code: neither asked for nor by another number (nothing changes).
+    let again = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/notifications/sms-number/code",
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 429, "{:?}", again.body);
+    let other = "+15557654321";
+    let reply = set_number(other).await;
+    assert_eq!(
+        (reply.status, reply.text("code").as_str()),
+        (429, "too_soon")
+    );
     let code = code_texted(&provider, number, 0).await;
 
     // Unverified, the number gets no text about the assignment (Bob is told in-app).
@@ -957,22 +972,13 @@ async fn a_number_gets_texts_only_once_verified_by_the_code_texted_to_it() {
     };
     assert_eq!(texts().await, 0, "a text queued for an unverified number");
 
-    // A wrong code and a new code asked for at once are refused; the right one verifies.
+    // A wrong code is refused; the right one verifies.
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let reply = verify_number(&app, &bob, wrong).await;
     assert_eq!(
         (reply.status, reply.text("code").as_str()),
         (422, "wrong_code")
     );
-    let again = app
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/notifications/sms-number/code",
-            Some(&bob),
-            None,
-        )
-        .await;
-    assert_eq!(again.status, 429, "{:?}", again.body);
     let reply = verify_number(&app, &bob, &code).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.body["sms_number_verified"], true);
@@ -992,8 +998,12 @@ async fn a_number_gets_texts_only_once_verified_by_the_code_texted_to_it() {
         .iter()
         .any(|(_, f)| f["Body"].contains("Before the code")));
 
-    // Another number starts unverified; five wrong tries spend its code.
-    let other = "+15557654321";
+    // A minute later (moved in the database), another number starts unverified; five wrong
+    // tries spend its code.
+    sqlx::query("UPDATE contacts SET code_sent_at = code_sent_at - interval '2 minutes'")
+        .execute(&notify)
+        .await
+        .unwrap();
     let reply = set_number(other).await;
     assert_eq!(reply.body["sms_number_verified"], false, "{:?}", reply.body);
     let code = code_texted(&provider, other, 0).await;

@@ -5,27 +5,42 @@ import { html, useEffect, useState } from "../vendor/htm-preact.js";
 import { api, session } from "./api.js";
 import { Problem, useAction } from "./ui.js";
 
-/** Reads the link's token once, takes it out of the address bar and history, and spends it. */
+/**
+ * Reads the link's token once, takes it out of the address bar and history, and spends it. The
+ * platform's first admin address also needs the account's password: the page asks for it.
+ */
 export function VerifyEmail() {
+  const [token] = useState(() => new URLSearchParams(window.location.search).get("token") || "");
   const [verified, setVerified] = useState(null);
+  const [password, setPassword] = useState("");
   const action = useAction();
+  const spend = (body) => action.run(async () => {
+    const user = await api("POST", "/api/v1/auth/verify-email", body);
+    setVerified(user);
+    const current = session();
+    if (current?.user?.id === user.id) {
+      window.sessionStorage.setItem("taskmesh.session", JSON.stringify({ ...current, user }));
+    }
+  });
   useEffect(() => {
-    const token = new URLSearchParams(window.location.search).get("token") || "";
     window.history.replaceState(null, "", "/verify-email");
-    action.run(async () => {
-      const user = await api("POST", "/api/v1/auth/verify-email", { token });
-      setVerified(user);
-      const current = session();
-      if (current?.user?.id === user.id) {
-        window.sessionStorage.setItem("taskmesh.session", JSON.stringify({ ...current, user }));
-      }
-    });
+    spend({ token });
   }, []);
+  const needsPassword = !verified && ["password_required", "wrong_password"].includes(action.error?.code);
+  const confirm = (e) => {
+    e.preventDefault();
+    spend({ token, password });
+  };
   return html`<main id="main" class="signin">
     <h1>Taskmesh</h1>
     ${verified
-      ? html`<p role="status" id="verified">Your address <b>${verified.email}</b> is confirmed: Taskmesh can mail you now.</p>`
+      ? html`<p role="status" id="verified">Your address <b>${verified.email}</b> is confirmed: Taskmesh can mail you now.${verified.role === "admin" ? " This account is the platform's admin." : ""}</p>`
       : action.busy ? html`<p class="muted" aria-live="polite">Confirming your address…</p>` : ""}
+    ${needsPassword ? html`<form onSubmit=${confirm} aria-label="Confirm with the account's password">
+      <label>This address is the platform's first admin: the account's password
+        <input name="password" type="password" autocomplete="current-password" required value=${password} onInput=${(e) => setPassword(e.target.value)} /></label>
+      <button type="submit" disabled=${action.busy}>Confirm</button>
+    </form>` : ""}
     <${Problem} error=${action.error} />
     <p><a href="/#/tasks">Continue to Taskmesh</a></p>
   </main>`;

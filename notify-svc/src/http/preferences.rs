@@ -91,8 +91,9 @@ pub async fn get_preferences(
 
 #[utoipa::path(put, path = "/api/v1/notifications/preferences", tag = "notifications", security(("bearer" = [])),
     request_body = PreferencesUpdate,
-    responses((status = 200, description = "The preferences after the change", body = Preferences),
-        (status = 422, description = "Unknown kind, bad number, or SMS on without a number: nothing changed", body = ProblemBody)))]
+    responses((status = 200, description = "The preferences after the change; a new number is unverified and gets a code by text", body = Preferences),
+        (status = 422, description = "Unknown kind, bad number (`invalid_phone`), a refused range (`refused_phone`), or SMS on without a number: nothing changed", body = ProblemBody),
+        (status = 429, description = "A new number within a minute of the last code (`too_soon`), or past five codes in 24 hours (`too_many_codes`): nothing changed", body = ProblemBody)))]
 pub async fn put_preferences(
     State(state): State<AppState>,
     identity: Identity,
@@ -136,6 +137,13 @@ impl From<Error> for ApiError {
             Error::RefusedPhone(_) => ApiError::unprocessable("refused_phone", detail),
             Error::NoPhone => ApiError::unprocessable("sms_number_required", detail),
             Error::NoCode => ApiError::conflict("no_code", detail),
+            Error::AlreadyVerified => ApiError::conflict("already_verified", detail),
+            Error::TooManyCodes => ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_codes",
+                detail,
+            )
+            .with_retry_after(3600),
             Error::TooSoon(seconds) => ApiError::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 "too_soon",
@@ -152,8 +160,8 @@ impl From<Error> for ApiError {
 #[utoipa::path(post, path = "/api/v1/notifications/sms-number/code", tag = "notifications", security(("bearer" = [])),
     responses((status = 202, description = "A new code is on its way"),
         (status = 409, description = "The number is verified already", body = ProblemBody),
-        (status = 422, description = "No number is set", body = ProblemBody),
-        (status = 429, description = "A code went out less than a minute ago; see Retry-After", body = ProblemBody)))]
+        (status = 422, description = "No number is set (`sms_number_required`), or it is in a refused range (`refused_phone`)", body = ProblemBody),
+        (status = 429, description = "A code went out less than a minute ago (`too_soon`), or five in 24 hours (`too_many_codes`); see Retry-After", body = ProblemBody)))]
 pub async fn send_code(
     State(state): State<AppState>,
     identity: Identity,

@@ -94,6 +94,7 @@ pub async fn apply(
             VerificationMailDue::TYPE => {
                 let e: VerificationMailDue = event.decode()?;
                 plan.write(state, tx).await?;
+                users::ensure(&mut *tx, e.user_id, &e.email).await?;
                 let mut rows = Rows::default();
                 rows.verification(state, event.id, e);
                 rows.write(tx).await?;
@@ -411,7 +412,7 @@ mod tests {
             display_name: "Ada".into(),
             role: "member".into(),
             active: false,
-            email_verified: true,
+            email_verified: Some(true),
             changed: vec!["active".into()],
         };
         assert!(needs_work(&event(user)).unwrap());

@@ -32,8 +32,12 @@ pub enum Error {
     NoPhone,
     #[error("no code is outstanding: set sms_number, or ask for a new code")]
     NoCode,
+    #[error("the number is verified already")]
+    AlreadyVerified,
     #[error("a code was sent less than a minute ago; try again in {0} s")]
     TooSoon(u64),
+    #[error("{CODES_A_DAY} codes were texted in the last 24 hours; try again later")]
+    TooManyCodes,
     #[error("this code is wrong")]
     WrongCode,
     #[error("this code has expired or was tried too often; ask for a new one")]
@@ -44,6 +48,9 @@ pub enum Error {
 const CODE_TTL: Duration = Duration::minutes(10);
 const CODE_TRIES: i32 = 5;
 const RESEND_AFTER: Duration = Duration::seconds(60);
+/// Codes a person may have texted in 24 hours (whatever the numbers): with five tries each, at
+/// most 25 guesses a day at a six-digit code, and few texts to numbers nobody verified.
+const CODES_A_DAY: i64 = 5;
 
 pub async fn get(pool: &PgPool, user_id: Uuid) -> Result<Choices, sqlx::Error> {
     let mut conn = pool.acquire().await?;
@@ -66,9 +73,9 @@ pub async fn set(state: &AppState, user_id: Uuid, change: Change) -> Result<Choi
     if let Some(phone) = &change.phone {
         let phone = Some(phone.as_str()).filter(|p| !p.is_empty());
         let before = store::lock_contact(&mut tx, user_id).await?;
-        if before.and_then(|c| c.phone).as_deref() != phone {
+        if before.as_ref().and_then(|c| c.phone.as_deref()) != phone {
             match phone {
-                Some(phone) => send_code(&mut tx, user_id, phone).await?,
+                Some(phone) => send_code(&mut tx, user_id, before.as_ref(), phone).await?,
                 None => store::set_phone(&mut tx, user_id, None, None).await?,
             }
         }
@@ -98,8 +105,23 @@ fn code_hash(user_id: Uuid, code: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// Records `phone` unverified with a new six-digit code, and texts the code to it.
-async fn send_code(tx: &mut PgConnection, user_id: Uuid, phone: &str) -> Result<(), Error> {
+/// Records `phone` unverified with a new six-digit code, and texts the code to it: not within a
+/// minute of the last code (`before`'s), nor past [`CODES_A_DAY`].
+async fn send_code(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    before: Option<&store::Contact>,
+    phone: &str,
+) -> Result<(), Error> {
+    if let Some(sent) = before.and_then(|c| c.code_sent_at) {
+        let wait = sent + RESEND_AFTER - Utc::now();
+        if wait > Duration::zero() {
+            return Err(Error::TooSoon(wait.num_seconds().max(1) as u64));
+        }
+    }
+    if store::codes_texted_today(&mut *tx, user_id).await? >= CODES_A_DAY {
+        return Err(Error::TooManyCodes);
+    }
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
     store::set_phone(
         &mut *tx,
@@ -113,23 +135,21 @@ async fn send_code(tx: &mut PgConnection, user_id: Uuid, phone: &str) -> Result<
     Ok(())
 }
 
-/// A new code for the caller's unverified number (at most one a minute).
+/// A new code for the caller's unverified number (at most one a minute, [`CODES_A_DAY`] a day).
 pub async fn resend_code(state: &AppState, user_id: Uuid) -> Result<(), Error> {
     let mut tx = state.pool.begin().await?;
     let contact = store::lock_contact(&mut tx, user_id).await?;
-    let Some((phone, contact)) = contact.and_then(|c| Some((c.phone.clone()?, c))) else {
+    let Some(phone) = contact.as_ref().and_then(|c| c.phone.clone()) else {
         return Err(Error::NoPhone);
     };
-    if contact.verified {
-        return Err(Error::NoCode);
+    if contact.as_ref().is_some_and(|c| c.verified) {
+        return Err(Error::AlreadyVerified);
     }
-    if let Some(sent) = contact.code_sent_at {
-        let wait = sent + RESEND_AFTER - Utc::now();
-        if wait > Duration::zero() {
-            return Err(Error::TooSoon(wait.num_seconds().max(1) as u64));
-        }
+    // A number kept from before a range was refused gets no code either.
+    if refused_phone(&phone, &state.config.sms.refused_prefixes) {
+        return Err(Error::RefusedPhone(phone));
     }
-    send_code(&mut tx, user_id, &phone).await?;
+    send_code(&mut tx, user_id, contact.as_ref(), &phone).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -140,6 +140,18 @@ pub async fn set_phone(
     Ok(())
 }
 
+/// The verification codes texted to `user_id` (queued) in the last 24 hours.
+pub async fn codes_texted_today(tx: &mut PgConnection, user_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM messages
+          WHERE user_id = $1 AND kind = 'sms.verification'
+            AND created_at > now() - interval '24 hours'",
+    )
+    .bind(user_id)
+    .fetch_one(tx)
+    .await
+}
+
 /// A wrong code tried.
 pub async fn count_attempt(tx: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE contacts SET code_attempts = code_attempts + 1 WHERE user_id = $1")

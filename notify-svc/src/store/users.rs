@@ -31,16 +31,30 @@ pub async fn upsert_created(
     Ok(())
 }
 
+/// A user a verification mail is for, known before its `user.created` is (it may come later,
+/// through another replica or a retry): its address, so the mail is not skipped as for nobody.
+pub async fn ensure(tx: &mut PgConnection, id: Uuid, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, email, display_name) VALUES ($1, $2, '') ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(email)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// A profile change; a user this read model never saw created stays unknown (no address).
 pub async fn update(
     tx: &mut PgConnection,
     id: Uuid,
     display_name: &str,
     active: bool,
-    email_verified: bool,
+    email_verified: Option<bool>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE users SET display_name = $2, active = $3, email_verified = $4, updated_at = now()
+        "UPDATE users SET display_name = $2, active = $3,
+                email_verified = COALESCE($4, email_verified), updated_at = now()
           WHERE id = $1",
     )
     .bind(id)

@@ -124,9 +124,10 @@ pub struct UserUpdated {
     pub display_name: String,
     pub role: String,
     pub active: bool,
-    /// Whether the address is verified (absent in events from before verification: false).
-    #[serde(default)]
-    pub email_verified: bool,
+    /// Whether the address is verified; absent from events made before verification existed
+    /// (a consumer then keeps what it knew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     pub changed: Vec<String>,
 }
 

@@ -145,14 +145,14 @@ impl App {
         .await
     }
 
-    /// Opens the verification link mailed to `email`; returns once notify-svc knows the address
-    /// is verified (mail to it goes from then on).
+    /// Opens the verification link mailed to `email`, with the account's password (which the
+    /// bootstrap admin's address needs); returns once notify-svc knows the address is verified
+    /// (mail to it goes from then on).
     pub async fn verify_email(&self, email: &str) {
         let link = self.verification_link(email).await;
         let token = link.split_once("token=").expect("a token in the link").1;
-        let (status, user) = self
-            .post("/api/v1/auth/verify-email", None, json!({ "token": token }))
-            .await;
+        let body = json!({ "token": token, "password": PASSWORD });
+        let (status, user) = self.post("/api/v1/auth/verify-email", None, body).await;
         assert_eq!(status, 200, "{user}");
         let id: uuid::Uuid = user["id"].as_str().unwrap().parse().unwrap();
         let notify = self.db(&self.env.config.notify.database).await;

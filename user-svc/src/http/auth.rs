@@ -69,6 +69,9 @@ pub struct VerifyEmailRequest {
     /// The `token` of the link mailed at registration (or on request).
     #[schema(max_length = 128)]
     pub token: String,
+    /// The account's password: needed (`password_required`) only to confirm the bootstrap
+    /// admin's address; when given, it must be the account's.
+    pub password: Option<String>,
 }
 
 /// Verifies the address a link was mailed to (the dashboard's `/verify-email?token=…` page
@@ -76,13 +79,15 @@ pub struct VerifyEmailRequest {
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = VerifyEmailRequest,
     responses((status = 200, description = "Verified: the account", body = User),
         (status = 400, description = "Malformed body", body = ProblemBody),
-        (status = 422, description = "A link that does not work (`invalid_token`) or has expired (`token_expired`)", body = ProblemBody)))]
+        (status = 403, description = "A password that is not the account's (`wrong_password`): the link is kept", body = ProblemBody),
+        (status = 422, description = "A link that does not work (`invalid_token`) or has expired (`token_expired`); the bootstrap admin's address needs the account's password (`password_required`: the link is kept)", body = ProblemBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn verify_email(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<VerifyEmailRequest>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(verification::verify(&state, &request.token).await?))
+    let verified = verification::verify(&state, &request.token, request.password).await?;
+    Ok(Json(verified))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     domain::account::{Change, User},
     error::UserError,
-    infra::signing,
+    infra::{hashing, signing},
     store, AppState, SERVICE,
 };
 
@@ -70,14 +70,30 @@ fn invalid_link() -> UserError {
     )
 }
 
-/// Verifies the address a link was mailed to; the bootstrap address's account becomes admin
-/// the first time. A token works once; an expired one is used up too.
-pub async fn verify(state: &AppState, token: &str) -> Result<User, UserError> {
+/// Verifies the address a link was mailed to. The bootstrap address's account becomes admin
+/// the first time, and only with its password (`password_required` until it is given, the link
+/// kept): whoever registered the address first holds the password, and the mailbox's owner, who
+/// opens the link, may not be them. A password, when given, must be the account's (403, the
+/// link kept). A token works once; an expired one is used up too.
+pub async fn verify(
+    state: &AppState,
+    token: &str,
+    password: Option<String>,
+) -> Result<User, UserError> {
     if token.is_empty() || token.len() > 128 {
         return Err(invalid_link());
     }
+    let hash = signing::token_hash(token);
     let mut tx = state.pool.begin().await?;
-    let taken = store::verifications::take(&mut tx, &signing::token_hash(token))
+    let found = store::verifications::find(&mut tx, &hash)
+        .await?
+        .ok_or_else(invalid_link)?;
+    // The account first, then its token: the order a new link's request takes them in.
+    let user = store::users::lock(&mut tx, found.user_id)
+        .await?
+        .filter(|u| u.email.eq_ignore_ascii_case(&found.email))
+        .ok_or_else(invalid_link)?;
+    let taken = store::verifications::take(&mut tx, &hash)
         .await?
         .ok_or_else(invalid_link)?;
     if taken.expires_at <= Utc::now() {
@@ -87,10 +103,18 @@ pub async fn verify(state: &AppState, token: &str) -> Result<User, UserError> {
             "this verification link has expired; sign in and ask for a new one",
         ));
     }
-    let user = store::users::lock(&mut tx, taken.user_id)
-        .await?
-        .filter(|u| u.email.eq_ignore_ascii_case(&taken.email))
-        .ok_or_else(invalid_link)?;
+    let promote = bootstrap_pending(state, &mut tx, &user).await?;
+    match password {
+        Some(password) => check_password(state, user.id, password).await?,
+        None if promote => {
+            return Err(UserError::invalid(
+                "password_required",
+                "this address is the platform's first admin: give the account's password with \
+                 the link to confirm it",
+            ))
+        }
+        None => {}
+    }
     let mut changed = Vec::new();
     let mut user = if user.email_verified {
         user
@@ -98,8 +122,8 @@ pub async fn verify(state: &AppState, token: &str) -> Result<User, UserError> {
         changed.push("email_verified".to_string());
         store::users::mark_verified(&mut tx, user.id).await?
     };
-    if let Some(promoted) = promote_once(state, &mut tx, &user).await? {
-        user = promoted;
+    if promote {
+        user = promote_once(&mut tx, &user).await?.unwrap_or(user);
         changed.push("role".into());
     }
     store::users::announce(&mut tx, &user, changed).await?;
@@ -108,22 +132,35 @@ pub async fn verify(state: &AppState, token: &str) -> Result<User, UserError> {
     Ok(user)
 }
 
-/// Makes `user` admin if theirs is the bootstrap address, it is verified, and it was never
-/// promoted before; the promoted user.
-async fn promote_once(
+async fn check_password(state: &AppState, id: Uuid, password: String) -> Result<(), UserError> {
+    let (_, stored) = store::users::password_of(&state.pool, id)
+        .await?
+        .ok_or(UserError::NotFound("user"))?;
+    if !hashing::verify(password, stored).await?.ok {
+        return Err(UserError::Forbidden {
+            code: "wrong_password",
+            detail: "this is not the account's password".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `user` has the bootstrap address, is not admin, and its promotion was never made.
+async fn bootstrap_pending(
     state: &AppState,
     tx: &mut PgConnection,
     user: &User,
-) -> Result<Option<User>, UserError> {
+) -> Result<bool, UserError> {
     let bootstrap = state.config.auth.bootstrap_admin_email.as_deref();
     let ours = bootstrap.is_some_and(|email| email.eq_ignore_ascii_case(&user.email));
-    // An account an earlier version made admin at registration counts as promoted.
-    if !ours || !(user.email_verified || user.role == Role::Admin) {
-        return Ok(None);
-    }
-    if !store::verifications::record_bootstrap(&mut *tx, &user.email, user.id).await?
-        || user.role == Role::Admin
-    {
+    Ok(ours
+        && user.role != Role::Admin
+        && !store::verifications::bootstrapped(tx, &user.email).await?)
+}
+
+/// Makes `user` admin and records it, unless it was recorded before; the promoted user.
+async fn promote_once(tx: &mut PgConnection, user: &User) -> Result<Option<User>, UserError> {
+    if !store::verifications::record_bootstrap(&mut *tx, &user.email, user.id).await? {
         return Ok(None);
     }
     let change = Change {
@@ -135,12 +172,25 @@ async fn promote_once(
     Ok(Some(promoted))
 }
 
-/// At start: the configured bootstrap address's account, if verified and never promoted, is
-/// promoted (announced like any role change).
+/// At start: the configured bootstrap address's account, verified before the address was
+/// configured and never promoted, is promoted (announced like any role change). One an earlier
+/// version made admin at registration stays admin; verified, it counts as promoted, unverified
+/// it is named in a warning (whoever registered the address first got it).
 pub async fn bootstrap_admin(state: &AppState, email: &str) -> Result<(), UserError> {
     let mut tx = state.pool.begin().await?;
-    if let Some(user) = store::users::lock_by_email(&mut tx, email).await? {
-        if let Some(promoted) = promote_once(state, &mut tx, &user).await? {
+    let Some(user) = store::users::lock_by_email(&mut tx, email).await? else {
+        return Ok(());
+    };
+    if user.role == Role::Admin && !user.email_verified {
+        tracing::warn!(
+            user_id = %user.id,
+            "the bootstrap admin's address is not verified: it was made admin on registration by \
+             an earlier version; check it is yours (its owner can ask for a link from the dashboard)"
+        );
+    } else if user.email_verified && !store::verifications::bootstrapped(&mut tx, email).await? {
+        if user.role == Role::Admin {
+            store::verifications::record_bootstrap(&mut tx, &user.email, user.id).await?;
+        } else if let Some(promoted) = promote_once(&mut tx, &user).await? {
             store::users::announce(&mut tx, &promoted, vec!["role".into()]).await?;
         }
     }

@@ -175,7 +175,7 @@ pub async fn announce(
         display_name: user.display_name.clone(),
         role: user.role.as_str().into(),
         active: user.active,
-        email_verified: user.email_verified,
+        email_verified: Some(user.email_verified),
         changed,
     };
     outbox::enqueue(tx, CloudEvent::new(SERVICE, event)).await?;

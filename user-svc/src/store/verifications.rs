@@ -39,27 +39,41 @@ pub async fn issued_at(
         .await
 }
 
-/// A presented token, used up.
+/// A presented token.
+#[derive(sqlx::FromRow)]
 pub struct Taken {
     pub user_id: Uuid,
     pub email: String,
     pub expires_at: DateTime<Utc>,
 }
 
+/// The token with `token_hash`, if any, without taking it.
+pub async fn find(tx: &mut PgConnection, token_hash: &[u8]) -> Result<Option<Taken>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, email, expires_at FROM email_verifications WHERE token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(tx)
+    .await
+}
+
+/// Whether `email`'s bootstrap promotion was recorded.
+pub async fn bootstrapped(tx: &mut PgConnection, email: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM bootstrap_admins WHERE email = lower($1))")
+        .bind(email)
+        .fetch_one(tx)
+        .await
+}
+
 /// Removes the token with `token_hash` (used or expired, it never works again); what it was.
 pub async fn take(tx: &mut PgConnection, token_hash: &[u8]) -> Result<Option<Taken>, sqlx::Error> {
-    let row: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+    sqlx::query_as(
         "DELETE FROM email_verifications WHERE token_hash = $1
          RETURNING user_id, email, expires_at",
     )
     .bind(token_hash)
     .fetch_optional(tx)
-    .await?;
-    Ok(row.map(|(user_id, email, expires_at)| Taken {
-        user_id,
-        email,
-        expires_at,
-    }))
+    .await
 }
 
 /// Records `email`'s bootstrap promotion; false when it was recorded before (promoted once).
