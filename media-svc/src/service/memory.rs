@@ -95,12 +95,18 @@ mod tests {
         let memory = DecodeMemory::new(10 * UNIT);
         let mut held = memory.reserve(2 * UNIT).await.unwrap();
         let other = memory.reserve(5 * UNIT).await.unwrap();
-        assert!(!memory.top_up(&mut held, 6 * UNIT), "3 KiB free, 4 more asked");
+        assert!(
+            !memory.top_up(&mut held, 6 * UNIT),
+            "3 KiB free, 4 more asked"
+        );
         assert_eq!(held.num_permits(), 2, "nothing taken");
         assert!(memory.top_up(&mut held, 5 * UNIT));
         assert_eq!(held.num_permits(), 5);
         drop(other);
         assert!(memory.top_up(&mut held, 10 * UNIT));
-        assert!(memory.reserve(UNIT).now_or_never().is_none(), "all of it held");
+        assert!(
+            memory.reserve(UNIT).now_or_never().is_none(),
+            "all of it held"
+        );
     }
 }

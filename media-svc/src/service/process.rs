@@ -297,7 +297,11 @@ mod tests {
         let job = make(&memory, source.len() as u64, load, 1 << 20, 16);
         let mut job = std::pin::pin!(job);
         assert!((&mut job).now_or_never().is_none(), "waits for memory");
-        assert_eq!(loads.load(Ordering::SeqCst), 0, "read before its memory was free");
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            0,
+            "read before its memory was free"
+        );
         drop(everything);
         let made = job.await.unwrap().unwrap();
         assert_eq!((made.width, made.height), (16, 16));
