@@ -47,7 +47,7 @@ async fn the_dashboard_is_embedded_and_allows_only_its_own_origin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_see_each_others_changes_live_and_an_admin_replays_a_dead_job() {
     let app = App::start_with(job_config).await;
-    app.sign_up_as(common::jobs::ADMIN, "Grace").await;
+    app.sign_up_verified_as(common::jobs::ADMIN, "Grace").await;
     let admin = app.admin_token().await;
     let _ada = app.sign_up_as("ada@example.com", "Ada").await;
     let bob = app.sign_up_as("bob@example.com", "Bob").await;
@@ -107,6 +107,46 @@ async fn signing_in_from_any_address_and_saving_never_overwrites_another_task_or
     wait_assignable(&app, &bob, &bob_id).await;
     let args = vec![app.api.clone(), PASSWORD.to_string(), bob_id];
     common::browser::run("editing.mjs", args, "ok editing: every step passed").await;
+}
+
+/// The page a mailed link opens (tests/browser/verify.mjs): a member's link confirms the
+/// address; the bootstrap admin's asks for the account's password and makes it admin; an
+/// unconfirmed address shows a banner offering a new link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_link_confirms_the_address_in_the_dashboard() {
+    const ADMIN: &str = "admin@example.com";
+    let app = App::start_with(|c| c.auth.bootstrap_admin_email = Some(ADMIN.into())).await;
+    for email in ["ada@example.com", ADMIN, "cy@example.com"] {
+        app.sign_up(email).await;
+    }
+    let token = |link: String| link.split_once("token=").unwrap().1.to_string();
+    let ada = token(app.verification_link("ada@example.com").await);
+    let admin = token(app.verification_link(ADMIN).await);
+    let args = vec![
+        app.api.clone(),
+        ada,
+        admin,
+        PASSWORD.into(),
+        "cy@example.com".into(),
+    ];
+    common::browser::run("verify.mjs", args, "ok verify: every step passed").await;
+    // What the pages showed, through the API.
+    let app = &app;
+    let me = |email: &'static str| async move {
+        let token = app.log_in(email).await;
+        app.get("/api/v1/users/me", Some(&token)).await.1
+    };
+    let ada = me("ada@example.com").await;
+    assert_eq!(
+        (ada["email_verified"].as_bool(), ada["role"].as_str()),
+        (Some(true), Some("member"))
+    );
+    let admin = me(ADMIN).await;
+    assert_eq!(
+        (admin["email_verified"].as_bool(), admin["role"].as_str()),
+        (Some(true), Some("admin"))
+    );
+    assert_eq!(me("cy@example.com").await["email_verified"], false);
 }
 
 /// Waits until task-svc knows the user (from `user.created`), so tasks can be assigned to them.
