@@ -67,14 +67,15 @@ pub async fn ensure(
 }
 
 /// The `rabbitmqctl` commands that make the workers' user `user` (its password from
-/// `$RABBITMQ_WORKER_PASSWORD` in the shell that runs them) and give it its permissions, one
-/// a line, for a broker whose management API cannot be reached.
+/// `$RABBITMQ_WORKER_PASSWORD` in the shell that runs them, given on standard input so that no
+/// process list shows it; for a user that exists already, `change_password` the same way) and
+/// give it its permissions, one a line, for a broker whose management API cannot be reached.
 pub fn rabbitmqctl_commands(amqp: &AmqpConfig, user: &str) -> anyhow::Result<String> {
     let vhost = quote(&management::vhost(amqp)?);
     let can = shared::topology::worker_permissions(&amqp.namespace);
     let user = quote(user);
     Ok(format!(
-        "rabbitmqctl add_user {user} \"${PASSWORD_VAR}\"\n\
+        "printf '%s\\n' \"${PASSWORD_VAR}\" | rabbitmqctl add_user {user}\n\
          rabbitmqctl set_permissions -p {vhost} {user} {} {} {}\n\
          rabbitmqctl set_topic_permissions -p {vhost} {user} {} {} {}\n",
         quote(&can.configure),
@@ -105,7 +106,7 @@ mod tests {
         let lines: Vec<_> = commands.lines().collect();
         assert_eq!(
             lines[0],
-            "rabbitmqctl add_user 'taskmesh-worker' \"$RABBITMQ_WORKER_PASSWORD\""
+            "printf '%s\\n' \"$RABBITMQ_WORKER_PASSWORD\" | rabbitmqctl add_user 'taskmesh-worker'"
         );
         assert!(lines[1].starts_with(
             "rabbitmqctl set_permissions -p 'taskmesh' 'taskmesh-worker' '^taskmesh\\.(events|"
