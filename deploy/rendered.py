@@ -136,41 +136,34 @@ def container_env(path, name, container, maps, secrets):
     return env
 
 
-def redis_users(containers):
-    """The Redis users the containers' URLs name: name → (whether it is the workers', password).
-    The workers must have one of their own: the services' user reaches the keys they trust."""
+def url_users(containers, variable, store, default=""):
+    """The users the containers' `variable` URLs name for `store`: name → (whether it is the
+    workers', password); a URL without a user or password stands for `default`. The workers must
+    have a user of their own: the services' user reaches what the workers may not (keys they
+    trust, events they may not publish)."""
     users = {}
     for c in containers:
-        url = urllib.parse.urlsplit(c.env.get("TASKMESH_REDIS__URL", ""))
+        url = urllib.parse.urlsplit(c.env.get(variable, ""))
         if not url.scheme:
             continue
         worker = c.service == "worker"
         if worker and not url.username:
-            raise Failed("the worker reaches Redis without a user of its own")
-        name = urllib.parse.unquote(url.username or "")
+            raise Failed(f"the worker reaches {store} without a user of its own")
+        name = urllib.parse.unquote(url.username or default)
         if name in users and users[name][0] != worker:
-            raise Failed(f"the worker and the services share the Redis user {name!r}")
-        users[name] = (worker, urllib.parse.unquote(url.password or ""))
+            raise Failed(f"the worker and the services share the {store} user {name!r}")
+        users[name] = (worker, urllib.parse.unquote(url.password or default))
     return {name: user for name, user in users.items() if name}
 
 
+def redis_users(containers):
+    """The Redis users the containers' URLs name (Redis's default user left out)."""
+    return url_users(containers, "TASKMESH_REDIS__URL", "Redis")
+
+
 def amqp_users(containers):
-    """The RabbitMQ users the containers' URLs name: name → (whether it is the workers',
-    password). The workers must have one of their own: the services' user may publish any
-    event."""
-    users = {}
-    for c in containers:
-        url = urllib.parse.urlsplit(c.env.get("TASKMESH_AMQP__URL", ""))
-        if not url.scheme:
-            continue
-        worker = c.service == "worker"
-        if worker and not url.username:
-            raise Failed("the worker reaches RabbitMQ without a user of its own")
-        name = urllib.parse.unquote(url.username or "guest")
-        if name in users and users[name][0] != worker:
-            raise Failed(f"the worker and the services share the RabbitMQ user {name!r}")
-        users[name] = (worker, urllib.parse.unquote(url.password or "guest"))
-    return users
+    """The RabbitMQ users the containers' URLs name (`guest` where a URL names none)."""
+    return url_users(containers, "TASKMESH_AMQP__URL", "RabbitMQ", default="guest")
 
 
 def worker_acl(binary, prefix):

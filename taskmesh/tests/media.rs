@@ -370,42 +370,8 @@ async fn a_person_has_at_most_the_configured_uploads_in_progress() {
     let app = App::start_with(|c| c.files.max_uploads_per_user = 1).await;
     let ada = app.sign_up("ada@example.com").await;
     let task_id = task(&app, &ada, "Uploads").await;
-    let url = format!("{}/api/v1/tasks/{task_id}/attachments", app.api);
-    let boundary = media::HELD_BOUNDARY;
-    let content_type = format!("multipart/form-data; boundary={boundary}");
     // An upload whose bytes come when the test sends them: its head now, the rest later.
-    let hold = || media::held_upload(&app, &ada, &task_id);
-    // Once the held upload has the only slot, an empty form (400 while the slot is free) gets
-    // 429. A probe that holds the slot at the moment the upload arrives makes the upload the
-    // refused one: it is then sent again.
-    let empty = format!("--{boundary}--\r\n");
-    let (mut bytes, mut held) = hold();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the held upload never took the only slot"
-        );
-        if held.is_finished() {
-            let refused = held.await.unwrap();
-            assert_eq!(refused.status, 429, "{:?}", refused.body);
-            (bytes, held) = hold();
-            continue;
-        }
-        let probe = app
-            .http
-            .post(&url)
-            .bearer_auth(&ada)
-            .header("content-type", &content_type)
-            .body(empty.clone())
-            .send()
-            .await
-            .unwrap();
-        if probe.status() == 429 {
-            break;
-        }
-        assert_eq!(probe.status(), 400);
-    }
+    let (bytes, held) = media::held_upload_begun(&app, &ada, &task_id).await;
     let refused = upload(&app, &ada, &task_id, &[("other.txt", b"other".to_vec())]).await;
     assert_eq!((refused.status, refused.code()), (429, "too_many_uploads"));
     // Another person is not held back.
@@ -733,4 +699,129 @@ async fn endless_part_headers_are_refused_before_they_fill_memory() {
         reply.body
     );
     assert_eq!(rows(&app).await, 0);
+}
+
+/// An upload's edit right is asked again when its bytes are in (issue 26, finding 9): an admin
+/// demoted and an owner deactivated while sending store nothing, and nothing of theirs is left in
+/// the store; the same upload finished by someone who kept the right is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_edit_right_ends_while_sending_stores_nothing() {
+    const ADMIN: &str = "admin@example.com";
+    let app = App::start_with(|c| {
+        c.auth.bootstrap_admin_email = Some(ADMIN.into());
+        c.files.max_uploads_per_user = 1;
+    })
+    .await;
+    let admin = app.sign_up_verified(ADMIN).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let eve = app.sign_up("eve@example.com").await;
+    let (ada_id, eve_id) = (app.user_id(&ada).await, app.user_id(&eve).await);
+    let promoted = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{eve_id}"),
+            Some(&admin),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(promoted.status, 200, "{:?}", promoted.body);
+    // task-svc's read model lowers a role it has heard of, so Eve uploads as an admin once it
+    // has heard of her promotion.
+    let tasks_db = app.db(&app.env.config.task.database).await;
+    let heard = |id: &str| {
+        let (db, id) = (tasks_db.clone(), uuid::Uuid::parse_str(id).unwrap());
+        async move {
+            sqlx::query_as::<_, (bool, Option<String>)>(
+                "SELECT active, role FROM users WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&db)
+            .await
+            .unwrap()
+        }
+    };
+    eventually("task-svc to hear of Eve's promotion", WAIT, || async {
+        (heard(&eve_id).await == Some((true, Some("admin".into())))).then_some(())
+    })
+    .await;
+    let eve = app.log_in("eve@example.com").await;
+    let task_id = task(&app, &ada, "Plans").await;
+    let kept_id = task(&app, &admin, "Kept").await;
+    let dir = std::path::PathBuf::from(&app.env.config.files.dir);
+
+    // Eve (an admin, so she may edit Ada's task) and Ada start; the admin's own upload too.
+    // Each has passed the edit-right check and holds its one slot.
+    let (eves_bytes, eves) = media::held_upload_begun(&app, &eve, &task_id).await;
+    let (adas_bytes, adas) = media::held_upload_begun(&app, &ada, &task_id).await;
+    let (admins_bytes, admins) = media::held_upload_begun(&app, &admin, &kept_id).await;
+    let before = rows(&app).await;
+
+    for (id, change) in [
+        (&eve_id, json!({"role": "member"})),
+        (&ada_id, json!({"active": false})),
+    ] {
+        let reply = app
+            .send(
+                Method::PATCH,
+                &format!("/api/v1/users/{id}"),
+                Some(&admin),
+                Some(change),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    eventually("task-svc to hear of both changes", WAIT, || async {
+        let member = Some("member".to_string());
+        let both = (heard(&ada_id).await, heard(&eve_id).await);
+        (both == (Some((false, member.clone())), Some((true, member)))).then_some(())
+    })
+    .await;
+
+    for bytes in [eves_bytes, adas_bytes, admins_bytes] {
+        media::finish_held(bytes);
+    }
+    let (eves, adas, admins) = (
+        eves.await.unwrap(),
+        adas.await.unwrap(),
+        admins.await.unwrap(),
+    );
+    // Eve as a member may not see Ada's task; Ada deactivated may see nothing.
+    assert_eq!(
+        (eves.status, eves.code()),
+        (404, "not_found"),
+        "{:?}",
+        eves.body
+    );
+    assert_eq!(
+        (adas.status, adas.code()),
+        (404, "not_found"),
+        "{:?}",
+        adas.body
+    );
+    assert_eq!(admins.status, 201, "{:?}", admins.body);
+    assert_eq!(
+        rows(&app).await,
+        before + 1,
+        "only the admin's upload is recorded"
+    );
+    let (status, list) = app
+        .get(
+            &format!("/api/v1/tasks/{task_id}/attachments"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|file| file["filename"].as_str())
+        .collect();
+    assert!(!names.contains(&"slow.txt"), "{list}");
+    eventually(
+        "the refused uploads' bytes to leave the store",
+        WAIT,
+        || async { (files_in(&dir).len() as i64 == rows(&app).await).then_some(()) },
+    )
+    .await;
 }

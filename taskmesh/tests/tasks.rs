@@ -1014,3 +1014,111 @@ async fn creations_at_the_same_moment_each_get_their_own_answer() {
         "one event each"
     );
 }
+
+/// task-svc applies `user.*` events in their order (decision 40): one older than what a row
+/// says changes nothing (a retried promotion cannot make a member an admin again), and a
+/// deleted user stays deleted whatever comes after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_events_handled_out_of_order_never_bring_back_an_older_state() {
+    use shared::events::{CloudEvent, EventPayload, UserDeleted, UserUpdated};
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let id = uuid::Uuid::parse_str(&user_id(&app, &ada).await).unwrap();
+    let db = app.db(&app.env.config.task.database).await;
+    let row = || async {
+        sqlx::query_as::<_, (String, bool, Option<String>, bool)>(
+            "SELECT display_name, active, role, deleted FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&db)
+        .await
+        .unwrap()
+    };
+    let member = || ("Ada".to_string(), true, Some("member".to_string()), false);
+    eventually("task-svc to hear of Ada", WAIT, || async {
+        (row().await == Some(member())).then_some(())
+    })
+    .await;
+    let broker = shared::broker::Broker::new(&app.env.config.amqp, "test-playing-user-svc");
+    let publisher = shared::broker::Publisher::new(broker.clone());
+    let publish = |event: serde_json::Value, type_: &'static str, event_id: uuid::Uuid| {
+        let mut message = shared::broker::OutgoingMessage::new(
+            broker.events_exchange(),
+            type_,
+            serde_json::to_vec(&event).unwrap(),
+        );
+        message.message_id = Some(event_id.to_string());
+        let publisher = publisher.clone();
+        async move { publisher.publish(&message).await.unwrap() }
+    };
+    let handled = |event_id: uuid::Uuid| {
+        let db = db.clone();
+        async move {
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE event_id = $1")
+                    .bind(event_id)
+                    .fetch_one(&db)
+                    .await
+                    .unwrap();
+            (n == 1).then_some(())
+        }
+    };
+    let updated = |name: &str, role: &str, active: bool| UserUpdated {
+        user_id: id,
+        display_name: name.into(),
+        role: role.into(),
+        active,
+        email_verified: None,
+        changed: vec!["role".into()],
+    };
+
+    // A promotion made an hour ago, handled now: older than Ada's creation, so nothing changes.
+    let mut late = CloudEvent::new("user-svc", updated("Ada (admin)", "admin", true));
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, hour_ago.timestamp() as u64, 0);
+    late.id = uuid::Uuid::new_v7(ts);
+    publish(
+        serde_json::to_value(&late).unwrap(),
+        UserUpdated::TYPE,
+        late.id,
+    )
+    .await;
+    eventually("task-svc to handle the late promotion", WAIT, || {
+        handled(late.id)
+    })
+    .await;
+    assert_eq!(
+        row().await,
+        Some(member()),
+        "an older event changed the row"
+    );
+
+    // Deleted, then a newer update: the tombstone stays.
+    let gone = CloudEvent::new("user-svc", UserDeleted { user_id: id });
+    publish(
+        serde_json::to_value(&gone).unwrap(),
+        UserDeleted::TYPE,
+        gone.id,
+    )
+    .await;
+    let after = CloudEvent::new("user-svc", updated("Ada again", "member", true));
+    publish(
+        serde_json::to_value(&after).unwrap(),
+        UserUpdated::TYPE,
+        after.id,
+    )
+    .await;
+    for event_id in [gone.id, after.id] {
+        eventually(
+            "task-svc to handle the deletion and the update",
+            WAIT,
+            || handled(event_id),
+        )
+        .await;
+    }
+    let tombstone = row()
+        .await
+        .expect("the deleted user's row stays as a tombstone");
+    assert_eq!((tombstone.1, tombstone.3), (false, true), "{tombstone:?}");
+    broker.close().await;
+}

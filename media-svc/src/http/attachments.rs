@@ -36,12 +36,13 @@ pub struct UploadForm {
     responses(
         (status = 201, description = "Every file stored; `media.uploaded` published for each", body = FileList),
         (status = 400, description = "Not a multipart body, a part that is not named `file`, no file, too many files, or the upload broke off", body = ProblemBody),
-        (status = 403, description = "The caller may see the task but not edit it", body = ProblemBody),
-        (status = 404, description = "No such task visible to the caller", body = ProblemBody),
+        (status = 403, description = "The caller may see the task but not edit it, asked before the bytes are read and again after (a right lost while sending stores nothing)", body = ProblemBody),
+        (status = 404, description = "No such task visible to the caller (before or after the bytes are read; nothing is stored)", body = ProblemBody),
         (status = 413, description = "A file is over the size limit (`file_too_large`) or the caller's quota (`quota_exceeded`); nothing is stored", body = ProblemBody),
         (status = 415, description = "A file's type (from its bytes) is not accepted, or it is SVG or HTML; nothing is stored", body = ProblemBody),
         (status = 422, description = "A file's name is refused, its extension contradicts its bytes, it holds markup a browser would run, it is empty, or an image over the pixel limit; nothing is stored", body = ProblemBody),
-        (status = 429, description = "The caller has `files.max_uploads_per_user` uploads in progress (`too_many_uploads`); nothing is read", body = ProblemBody)))]
+        (status = 429, description = "The caller has `files.max_uploads_per_user` uploads in progress (`too_many_uploads`); nothing is read", body = ProblemBody),
+        (status = 503, description = "task-svc (asked for the edit right) or the object store is unavailable; nothing is stored", body = ProblemBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     identity: Identity,
@@ -108,6 +109,12 @@ pub async fn upload(
     let used = used.saturating_add(others);
     let mut received: Vec<upload::Received> = Vec::new();
     let outcome = receive_all(&state, &mut multipart, &guard, used, &mut received).await;
+    // The edit right is asked again once the bytes are in: an upload can outlast it (the
+    // uploader removed from the channel, demoted or deactivated while sending).
+    let outcome = match outcome {
+        Ok(()) => still_editable(&state, &identity, task_id).await,
+        Err(err) => Err(err),
+    };
     if let Err(err) = outcome {
         upload::discard(&state.blobs, &received).await;
         return Err(err);
@@ -116,6 +123,17 @@ pub async fn upload(
     metrics::counter!("taskmesh_media_uploaded_total").increment(rows.len() as u64);
     let files = rows.into_iter().map(|row| (row, Vec::new())).collect();
     Ok((StatusCode::CREATED, Json(FileList::new(files))))
+}
+
+/// Whether `identity` may still edit task `task_id`, as task-svc judges it now.
+async fn still_editable(
+    state: &AppState,
+    identity: &Identity,
+    task_id: Uuid,
+) -> Result<(), ApiError> {
+    let access = state.tasks.access(identity, task_id).await;
+    files::allow(access.map_err(Error::from)?, Access::Edit)?;
+    Ok(())
 }
 
 /// Streams every part into the store; `received` holds what was stored (to discard on error).

@@ -221,36 +221,42 @@ impl Rows {
     /// The mail with the link that verifies `due.email`: whatever the preferences, no text
     /// anyone wrote (not even the recipient's name), no unsubscribe link.
     fn verification(&mut self, state: &AppState, event_id: Uuid, due: VerificationMailDue) {
-        let (kind, channel) = (Kind::EmailVerification, Channel::Email);
         let link = format!("/verify-email?token={}", due.token);
+        let content = Content {
+            to_name: String::new(),
+            to: due.email,
+            title: "Confirm your email address for Taskmesh".into(),
+            body: format!(
+                "The link works until {}.",
+                due.expires_at.format("%Y-%m-%d %H:%M UTC")
+            ),
+            link: Some(state.links.absolute(&link)),
+        };
+        let (kind, channel) = (Kind::EmailVerification, Channel::Email);
+        self.message(event_id, due.user_id, kind, channel, content);
+    }
+
+    /// Queues one message to `user_id` (its id made from the event, the kind and the channel).
+    fn message(
+        &mut self,
+        event_id: Uuid,
+        user_id: Uuid,
+        kind: Kind,
+        channel: Channel,
+        content: Content,
+    ) {
         self.messages.push(NewMessage {
-            id: messages::message_id(event_id, due.user_id, kind, channel),
+            id: messages::message_id(event_id, user_id, kind, channel),
             channel,
-            user_id: due.user_id,
+            user_id,
             kind,
             event_id,
-            content: Content {
-                to_name: String::new(),
-                to: due.email,
-                title: "Confirm your email address for Taskmesh".into(),
-                body: format!(
-                    "The link works until {}.",
-                    due.expires_at.format("%Y-%m-%d %H:%M UTC")
-                ),
-                link: Some(state.links.absolute(&link)),
-            },
+            content,
         });
     }
 
     fn queue(&mut self, event_id: Uuid, draft: &Draft, channel: Channel, content: Content) {
-        self.messages.push(NewMessage {
-            id: messages::message_id(event_id, draft.user_id, draft.kind, channel),
-            channel,
-            user_id: draft.user_id,
-            kind: draft.kind,
-            event_id,
-            content,
-        });
+        self.message(event_id, draft.user_id, draft.kind, channel, content);
     }
 
     /// The notifications (each announced as `notification.created`), and the messages with the
@@ -317,22 +323,16 @@ pub async fn text_code(
     phone: &str,
     body: String,
 ) -> Result<(), sqlx::Error> {
-    let (event_id, kind, channel) = (Uuid::now_v7(), Kind::SmsVerification, Channel::Sms);
+    let content = Content {
+        to_name: String::new(),
+        to: phone.to_string(),
+        title: body,
+        body: String::new(),
+        link: None,
+    };
     let mut rows = Rows::default();
-    rows.messages.push(NewMessage {
-        id: messages::message_id(event_id, user_id, kind, channel),
-        channel,
-        user_id,
-        kind,
-        event_id,
-        content: Content {
-            to_name: String::new(),
-            to: phone.to_string(),
-            title: body,
-            body: String::new(),
-            link: None,
-        },
-    });
+    let (kind, channel) = (Kind::SmsVerification, Channel::Sms);
+    rows.message(Uuid::now_v7(), user_id, kind, channel, content);
     rows.write(tx).await
 }
 

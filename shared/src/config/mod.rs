@@ -172,6 +172,15 @@ impl Config {
                 "consumer.max_attempts must be at least 1".into(),
             ));
         }
+        let namespace = &self.amqp.namespace;
+        let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_';
+        if namespace.is_empty() || namespace.len() > 64 || !namespace.bytes().all(plain) {
+            return Err(ConfigError(format!(
+                "amqp.namespace must be 1 to 64 lowercase letters, digits, `-` or `_` (it begins \
+                 every exchange and queue name, and the workers' RabbitMQ permissions match it), \
+                 not {namespace:?}"
+            )));
+        }
         if self.amqp.prefetch == 0 {
             return Err(ConfigError("amqp.prefetch must be at least 1".into()));
         }

@@ -115,3 +115,16 @@ fn link_keys_are_long_enough_and_links_expire() {
         Ok(())
     });
 }
+
+#[test]
+fn the_amqp_namespace_is_plain_lowercase() {
+    for bad in ["", "Taskmesh", "task.mesh", "a b", "täsk", &"x".repeat(65)] {
+        let mut config = Config::default();
+        config.amqp.namespace = bad.to_string();
+        let refused = config.validate().unwrap_err();
+        assert!(refused.0.contains("amqp.namespace"), "{bad:?}: {refused:?}");
+    }
+    let mut config = Config::default();
+    config.amqp.namespace = "test-0f3a_b".into();
+    config.validate().unwrap();
+}

@@ -171,10 +171,11 @@ fn vhost_of(url: &url::Url) -> String {
     url.path().get(1..).map_or_else(|| "/".to_string(), decode)
 }
 
-/// Makes the workers' own RabbitMQ user `user` with `password` on the vhost of `amqp.url`, or
-/// brings one that exists to that password, no tags (it cannot use the management API) and the
-/// permissions of [`super::worker_permissions`] for `amqp.namespace`: three PUTs, so running it
-/// again changes nothing. The user of `amqp.url` needs the administrator tag.
+/// Makes the workers' own RabbitMQ user `user` with `password` on the vhost of `amqp.url` (no
+/// tags: it cannot use the management API), or brings one that exists and has no tags to that
+/// password and the permissions of [`super::worker_permissions`] for `amqp.namespace`: running
+/// it again changes nothing. A user with tags (someone's) and the user of `amqp.url` are
+/// refused. The user of `amqp.url` needs the administrator tag.
 pub async fn ensure_worker_user(
     amqp: &AmqpConfig,
     user: &str,
@@ -192,8 +193,33 @@ pub async fn ensure_worker_user(
              theirs would take the services' rights away)"
         )));
     }
-    let can = super::worker_permissions(&amqp.namespace);
     let (name, vhost) = (encode(user), api.vhost());
+    // A user with tags is someone's (an administrator's, the monitoring's): making it the
+    // workers' would take those rights away.
+    match api.send(Method::GET, &format!("users/{name}"), None).await {
+        Ok(found) => {
+            let found: serde_json::Value = found.json().await.map_err(|e| {
+                ManagementError::Invalid(format!(
+                    "the management API's answer about {user} could not be read: {e}"
+                ))
+            })?;
+            let tags = match &found["tags"] {
+                serde_json::Value::Array(tags) => !tags.is_empty(),
+                serde_json::Value::String(tags) => !tags.is_empty(),
+                _ => false,
+            };
+            if tags {
+                return Err(ManagementError::Invalid(format!(
+                    "{user} is a RabbitMQ user with tags ({}): the workers need a user of their \
+                     own (making it theirs would take its tags away)",
+                    found["tags"]
+                )));
+            }
+        }
+        Err(ManagementError::Refused { status, .. }) if status == StatusCode::NOT_FOUND => {}
+        Err(err) => return Err(err),
+    }
+    let can = super::worker_permissions(&amqp.namespace);
     for (path, body) in [
         (
             format!("users/{name}"),

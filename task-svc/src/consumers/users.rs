@@ -1,5 +1,6 @@
-//! The `user.*` events that keep task-svc's read model of users, so assignments are checked
-//! without calling user-svc: decoded here, applied by [`crate::service::users`].
+//! The `user.*` events that keep task-svc's read model of users, so assignments (and the access
+//! other services ask about) are checked without calling user-svc: decoded here, applied by
+//! [`crate::service::users`]. A role this build does not know is refused (dead-lettered, seen).
 
 use shared::{
     consumer::{Handler, HandlerError, Incoming},
@@ -32,16 +33,18 @@ impl Handler for UserEvents {
         let audience = match event.event_type.as_str() {
             UserCreated::TYPE => {
                 let user: UserCreated = event.decode().map_err(reject)?;
-                users::created(&mut tx, user.user_id, &user.display_name).await?
+                let role = user.role.parse().map_err(reject)?;
+                users::created(&mut tx, event.id, user.user_id, &user.display_name, role).await?
             }
             UserUpdated::TYPE => {
                 let user: UserUpdated = event.decode().map_err(reject)?;
                 let (id, name, active) = (user.user_id, &user.display_name, user.active);
-                users::updated(&mut tx, &self.cache, id, name, active).await?
+                let role = user.role.parse().map_err(reject)?;
+                users::updated(&mut tx, &self.cache, event.id, id, name, active, role).await?
             }
             UserDeleted::TYPE => {
                 let user: UserDeleted = event.decode().map_err(reject)?;
-                users::deleted(&mut tx, &self.cache, user.user_id).await?
+                users::deleted(&mut tx, &self.cache, event.id, user.user_id).await?
             }
             _ => Vec::new(),
         };

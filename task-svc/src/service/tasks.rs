@@ -241,15 +241,24 @@ pub async fn reschedule(
     Ok(())
 }
 
-/// Task `id` and what `identity` may do with it (for another service); 404 if they may not
-/// see it.
+/// Task `id` and what `identity` may do with it now (for another service, which may ask again
+/// when long work ends); 404 if they may not see it. Judged also by what task-svc has heard of
+/// the user since the assertion was made: a deactivated or deleted user may do nothing, an admin
+/// demoted only what their new role allows. The read model only ever takes rights away: a row
+/// that lags never raises the asserted role.
 pub async fn access_of(
     state: &AppState,
     identity: &Identity,
     id: &str,
 ) -> Result<(Task, Access), TaskError> {
     let mut conn = state.pool.acquire().await?;
-    visible(&mut conn, identity, id, false).await
+    let mut now = identity.clone();
+    match store::users::standing(&mut conn, identity.user_id).await? {
+        Some((false, _)) => return Err(TaskError::NotFound("task")),
+        Some((true, Some(role))) if identity.is_admin() => now.role = role,
+        _ => {}
+    }
+    visible(&mut conn, &now, id, false).await
 }
 
 /// Who may see each of `ids` now, each list sorted and without repeats.

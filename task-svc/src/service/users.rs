@@ -5,6 +5,7 @@
 //! ([`crate::service::stop`]).
 
 use serde_json::{json, Map};
+use shared::identity::Role;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -16,23 +17,27 @@ use crate::{
 /// A new user. Returns everyone whose list changed (nobody).
 pub async fn created(
     tx: &mut PgConnection,
+    event_id: Uuid,
     id: Uuid,
     display_name: &str,
+    role: Role,
 ) -> Result<Vec<Uuid>, TaskError> {
-    store::users::insert(tx, id, display_name).await?;
+    store::users::insert(tx, event_id, id, display_name, role).await?;
     Ok(Vec::new())
 }
 
-/// A user's name or `active` flag changed; a deactivated user's jobs stop. Returns everyone
+/// A user's name, role or `active` flag changed; a deactivated user's jobs stop. Returns everyone
 /// whose list changed.
 pub async fn updated(
     tx: &mut PgConnection,
     marks: &ListCache,
+    event_id: Uuid,
     id: Uuid,
     display_name: &str,
     active: bool,
+    role: Role,
 ) -> Result<Vec<Uuid>, TaskError> {
-    store::users::upsert(tx, id, display_name, active).await?;
+    store::users::upsert(tx, event_id, id, display_name, active, role).await?;
     match active {
         true => Ok(Vec::new()),
         false => stop_owned(tx, marks, id, None).await,
@@ -44,9 +49,10 @@ pub async fn updated(
 pub async fn deleted(
     tx: &mut PgConnection,
     marks: &ListCache,
+    event_id: Uuid,
     id: Uuid,
 ) -> Result<Vec<Uuid>, TaskError> {
-    store::users::delete(tx, id).await?;
+    store::users::delete(tx, event_id, id).await?;
     let assigned = store::users::assigned_tasks(tx, id).await?;
     let mut audience = stop_owned(tx, marks, id, None).await?;
     for task in assigned {

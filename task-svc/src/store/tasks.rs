@@ -32,7 +32,7 @@ pub async fn find(
 
 /// Whether user `id` is active (`None`: no such user).
 pub async fn user_active(conn: &mut PgConnection, id: Uuid) -> Result<Option<bool>, sqlx::Error> {
-    sqlx::query_scalar("SELECT active FROM users WHERE id = $1")
+    sqlx::query_scalar("SELECT active FROM users WHERE id = $1 AND NOT deleted")
         .bind(id)
         .fetch_optional(conn)
         .await
@@ -46,14 +46,14 @@ pub async fn users_active(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    Ok(
-        sqlx::query_as::<_, (Uuid, bool)>("SELECT id, active FROM users WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(conn)
-            .await?
-            .into_iter()
-            .collect(),
+    Ok(sqlx::query_as::<_, (Uuid, bool)>(
+        "SELECT id, active FROM users WHERE id = ANY($1) AND NOT deleted",
     )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .collect())
 }
 
 /// Which of `channels` `user` is a member of.

@@ -68,6 +68,47 @@ pub fn held_upload(
     (bytes, answer)
 }
 
+/// A [`held_upload`] once media-svc has taken it in: past the edit-right check, holding its
+/// slot. Needs `files.max_uploads_per_user = 1`: once the held upload has the only slot, an empty
+/// form (400 while the slot is free) gets 429. A probe that holds the slot at the moment the
+/// upload arrives makes the upload the refused one: it is then sent again.
+pub async fn held_upload_begun(
+    app: &App,
+    token: &str,
+    task_id: &str,
+) -> (Rest, tokio::task::JoinHandle<Reply>) {
+    let url = format!("{}/api/v1/tasks/{task_id}/attachments", app.api);
+    let content_type = format!("multipart/form-data; boundary={HELD_BOUNDARY}");
+    let empty = format!("--{HELD_BOUNDARY}--\r\n");
+    let (mut bytes, mut held) = held_upload(app, token, task_id);
+    let deadline = tokio::time::Instant::now() + super::WAIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the held upload never took the only slot"
+        );
+        if held.is_finished() {
+            let refused = held.await.unwrap();
+            assert_eq!(refused.status, 429, "{:?}", refused.body);
+            (bytes, held) = held_upload(app, token, task_id);
+            continue;
+        }
+        let probe = app
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .header("content-type", &content_type)
+            .body(empty.clone())
+            .send()
+            .await
+            .unwrap();
+        if probe.status() == 429 {
+            return (bytes, held);
+        }
+        assert_eq!(probe.status(), 400);
+    }
+}
+
 /// Sends the rest of a [`held_upload`] and its end.
 pub fn finish_held(bytes: Rest) {
     let end = format!("then the rest\r\n--{HELD_BOUNDARY}--\r\n");
