@@ -40,6 +40,12 @@ def noop():
     return None
 
 
+@app.task(name="bench.join")
+def join(results):
+    """A chord's body: how many of its header's results it received."""
+    return len(results)
+
+
 @worker_ready.connect
 def _announce_ready(**_kwargs):
     # run.py starts the worker with --loglevel=WARNING (INFO would log two lines per task and slow

@@ -21,7 +21,7 @@ const BULK: usize = 500;
 /// Messages through the raw broker loop (its CPU is printed per 1,000 messages).
 const RAW_MESSAGES: usize = 20_000;
 /// The repository, where the other engines' scripts are.
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+pub(crate) const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 pub async fn run() -> anyhow::Result<()> {
     let jobs = std::env::var("BENCH_JOBS")
@@ -211,23 +211,33 @@ struct Baseline {
 /// Runs `bench/celery/run.py` in the project's Python venv; `None` (with the reason printed) if
 /// Python or Celery is not available.
 fn celery(jobs: usize) -> anyhow::Result<Option<Baseline>> {
-    let venv = Command::new(format!("{ROOT}/scripts/python-env")).output();
-    let python = match venv {
-        Ok(out) if out.status.success() => String::from_utf8(out.stdout)?
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-        other => {
-            println!("(no Python venv for Celery: {other:?})");
-            return Ok(None);
-        }
+    let Some(python) = python()? else {
+        return Ok(None);
     };
     let mut run = Command::new(python);
     run.arg(format!("{ROOT}/bench/celery/run.py"))
         .args(["--jobs", &jobs.to_string()]);
     baseline("Celery", run, jobs)
+}
+
+/// The project's Python (its venv, with Celery), made on first use by `scripts/python-env`;
+/// `None` (with the reason printed) if it cannot be had.
+pub(crate) fn python() -> anyhow::Result<Option<String>> {
+    let venv = Command::new(format!("{ROOT}/scripts/python-env")).output();
+    match venv {
+        Ok(out) if out.status.success() => Ok(Some(
+            String::from_utf8(out.stdout)?
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        )),
+        other => {
+            println!("(no Python venv for Celery: {other:?})");
+            Ok(None)
+        }
+    }
 }
 
 /// Runs `bench/bullmq/run.mjs` (BullMQ from npm, installed here on first use as the Celery venv

@@ -1,4 +1,4 @@
-//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks|jobs|notify|media|stream|guard]`
+//! `cargo build --release -p taskmesh -p bench && target/release/bench [events|gateway|tasks|jobs|notify|media|stream|guard|workflows]`
 //!
 //! Events: outbox insert → relay → consumer ack, throughput and end-to-end latency, printed next
 //! to the raw broker limit measured in the same run (plain lapin publish-with-confirms /
@@ -37,6 +37,7 @@ mod notify;
 mod platform;
 mod stream;
 mod tasks;
+mod workflows;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -49,9 +50,10 @@ async fn main() -> anyhow::Result<()> {
         Some("media") => media::run().await,
         Some("stream") => stream::run().await,
         Some("guard") => guard::run().await,
+        Some("workflows") => workflows::run().await,
         Some(other) => {
             anyhow::bail!(
-                "unknown benchmark {other:?}: events, gateway, tasks, jobs, notify, media, stream or guard"
+                "unknown benchmark {other:?}: events, gateway, tasks, jobs, notify, media, stream, guard or workflows"
             )
         }
     }
