@@ -10,3 +10,4 @@ pub mod quota;
 pub mod reminder;
 pub mod status;
 pub mod task;
+pub mod workflow;
