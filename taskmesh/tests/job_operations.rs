@@ -326,3 +326,32 @@ async fn a_paused_pool_takes_no_jobs_keeps_them_queued_and_runs_them_once_resume
     }
     worker_reports(&app, &admin, false).await;
 }
+
+/// A key under `workers:` that is not a heartbeat (a worker writes its own key and could write
+/// any value there) is left out of the admin's list of workers instead of failing it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_that_is_not_a_heartbeat_leaves_the_workers_list_whole() {
+    use secrecy::ExposeSecret;
+    let app = App::start_with(job_config).await;
+    let admin = app.admin_token().await;
+    worker_reports(&app, &admin, false).await;
+    let client = redis::Client::open(app.env.config.redis.url.expose_secret()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}workers:intruder", app.env.config.redis.key_prefix);
+    redis::cmd("SET")
+        .arg(&key)
+        .arg("not a heartbeat")
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+
+    let (status, workers) = app.get("/api/v1/workers", Some(&admin)).await;
+    assert_eq!(status, 200, "{workers}");
+    let ids: Vec<&str> = workers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["id"].as_str())
+        .collect();
+    assert!(!ids.is_empty() && !ids.contains(&"intruder"), "{workers}");
+}

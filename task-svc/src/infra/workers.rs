@@ -44,10 +44,20 @@ pub async fn list(
     }
     let mut items = Vec::new();
     for key in keys {
-        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        let fields: HashMap<String, String> = match redis::cmd("HGETALL")
             .arg(&key)
             .query_async(&mut redis)
-            .await?;
+            .await
+        {
+            Ok(fields) => fields,
+            Err(err) if err.is_io_error() || err.is_connection_dropped() => return Err(err),
+            // Not a heartbeat (a worker writes its own key, and could write anything there):
+            // left out, and the list still answers.
+            Err(err) => {
+                tracing::warn!(%key, error = %err, "not a worker's heartbeat; left out");
+                continue;
+            }
+        };
         if fields.is_empty() {
             continue;
         }
