@@ -59,7 +59,7 @@ pub fn route_for(path: &str) -> Option<Route> {
             streamed: true,
             ..Route::new("media-svc", false)
         },
-        "tasks" | "channels" | "workers" => Route::new("task-svc", false),
+        "tasks" | "channels" | "workers" | "workflows" => Route::new("task-svc", false),
         // The unsubscribe link in every mail works without logging in (its token is signed).
         "notifications" => Route::new("notify-svc", segments.next() == Some("unsubscribe")),
         "webhooks" => Route::new("notify-svc", false),
@@ -129,6 +129,10 @@ mod tests {
         );
         assert_eq!(route_for("/api/v1/admin/keys").unwrap().service, "user-svc");
         assert!(!route_for("/api/v1/tasks").unwrap().public);
+        assert_eq!(
+            route_for("/api/v1/workflows/abc/cancel").unwrap().service,
+            "task-svc"
+        );
         assert!(
             route_for("/api/v1/notifications/unsubscribe")
                 .unwrap()

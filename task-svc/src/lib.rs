@@ -71,7 +71,8 @@ pub struct AppState {
     tags(
         (name = "tasks", description = "Tasks"),
         (name = "jobs", description = "Automated tasks: runs, cancel, dead letters, workers"),
-        (name = "channels", description = "Channels: tasks shared by join code")
+        (name = "channels", description = "Channels: tasks shared by join code"),
+        (name = "workflows", description = "Workflows: graphs of steps, each a job")
     )
 )]
 pub struct ApiDoc;
@@ -85,6 +86,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::jobs::router())
         .merge(http::operations::router())
         .merge(http::pools::router())
+        .merge(http::workflows::router())
         .merge(http::internal::router())
         .split_for_parts()
 }

@@ -70,9 +70,11 @@ async fn a_member_cannot_exhaust_the_job_engine() {
         0,
         "nothing of the bulk request was created"
     );
+    // Once a year (1 January, 00:00): a template that fires while the test runs would add a
+    // live run and fill the quota of live jobs below before its time (seen in CI at 16:45:00).
     for _ in 0..3 {
         let (status, body) =
-            try_job(&app, &ada, json!({"kind": "noop", "cron": "* * * * *"})).await;
+            try_job(&app, &ada, json!({"kind": "noop", "cron": "0 0 1 1 *"})).await;
         assert_eq!(status, 201, "{body}");
     }
     let (status, body) = try_job(&app, &ada, json!({"kind": "noop", "cron": "*/5 * * * *"})).await;

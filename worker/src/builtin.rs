@@ -1,4 +1,4 @@
-//! The built-in kinds: `noop`, `sleep`, `http` (with an SSRF guard) and `command` (one of the
+//! The built-in kinds: `noop`, `echo`, `sleep`, `http` (with an SSRF guard) and `command` (one of the
 //! operator's command templates, no shell, no network, off unless configured; in
 //! [`crate::command`]).
 
@@ -17,6 +17,7 @@ use crate::handler::{JobContext, JobError, JobResult, Registry};
 pub fn registry(config: &WorkersConfig) -> anyhow::Result<Registry> {
     let mut registry = Registry::default();
     registry.register("noop", |_ctx: JobContext| async { Ok(json!({})) });
+    registry.register("echo", |ctx: JobContext| async move { Ok(echo(ctx)) });
     registry.register("sleep", sleep);
     let http = Arc::new(Http::new(config)?);
     registry.register("http", move |ctx: JobContext| {
@@ -36,6 +37,19 @@ pub fn registry(config: &WorkersConfig) -> anyhow::Result<Registry> {
         });
     }
     Ok(registry)
+}
+
+/// `echo`: what the run was given, `{"payload", "inputs"}` (`inputs` `{}` for a job on its own)
+/// and `item` for a map step's run. For tests and demonstrations of workflows.
+fn echo(ctx: JobContext) -> Value {
+    let mut result = json!({
+        "payload": ctx.payload,
+        "inputs": ctx.inputs.unwrap_or_else(|| json!({})),
+    });
+    if let Some(item) = ctx.item {
+        result["item"] = item;
+    }
+    result
 }
 
 #[derive(Deserialize)]

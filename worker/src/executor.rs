@@ -409,6 +409,8 @@ impl Executor {
             attempt: dispatch.attempt,
             max_attempts: dispatch.max_attempts,
             idempotency_key: dispatch.idempotency_key.clone(),
+            inputs: dispatch.inputs.clone(),
+            item: dispatch.item.clone(),
             cancel: running.token.clone(),
             progress: progress_tx,
         };

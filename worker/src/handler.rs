@@ -23,6 +23,11 @@ pub struct JobContext {
     pub max_attempts: i32,
     /// The same for every attempt of this task: deduplicate effects on it.
     pub idempotency_key: String,
+    /// A workflow step's inputs: the `result` of each step it needs, by step id (`None` for a
+    /// job on its own).
+    pub inputs: Option<Value>,
+    /// A map step's run: the element it runs for.
+    pub item: Option<Value>,
     /// Fires when the handler must stop: the task was cancelled, the timeout passed, or the
     /// worker is shutting down. A handler that ignores it is abandoned after a short grace.
     pub cancel: CancellationToken,

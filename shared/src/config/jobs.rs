@@ -44,6 +44,8 @@ pub struct JobsConfig {
     pub member_max_timeout_secs: u64,
     /// The longest `sleep` a member's job may ask for.
     pub member_max_sleep_ms: u64,
+    /// Most steps one workflow may have (`POST /api/v1/workflows`).
+    pub workflow_max_steps: u32,
 }
 
 impl Default for JobsConfig {
@@ -64,6 +66,7 @@ impl Default for JobsConfig {
             member_max_live_jobs: 10_000,
             member_max_timeout_secs: 3600,
             member_max_sleep_ms: 600_000,
+            workflow_max_steps: 2_000,
         }
     }
 }

@@ -25,6 +25,19 @@ pub struct JobDispatch {
     /// The same for every attempt of this task: handlers deduplicate their effects on it.
     pub idempotency_key: String,
     pub priority: String,
+    /// A workflow step's: the workflow it belongs to (absent for a job on its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<Uuid>,
+    /// A workflow step's: its id in the workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// A workflow step's: the `result` of each step it needs, by step id (a need that ended
+    /// without success and lets it run anyway gives `{"error", "status"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<serde_json::Value>,
+    /// A map step's run: the element of the array it runs for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<serde_json::Value>,
 }
 
 impl EventPayload for JobDispatch {

@@ -120,6 +120,10 @@ impl BatchHandler for JobReports {
                 touched.extend(applied);
             }
             touched.extend(complete_many(&mut tx, successes).await?);
+            // Workflow steps that ended move their workflows on, in this transaction.
+            let moved =
+                crate::service::workflows::advance::after_changes(&mut tx, &touched).await?;
+            touched.extend(moved);
             mark_finished(&self.cache, &ended).await;
             self.finish(tx, touched).await
         };

@@ -36,6 +36,10 @@ pub fn dispatch_event(
         timeout_ms: job.timeout_ms,
         idempotency_key: task.id.to_string(),
         priority: task.priority.as_str().into(),
+        workflow_id: job.step.as_ref().map(|s| s.workflow_id),
+        step: job.step.as_ref().map(|s| s.step.clone()),
+        inputs: job.step.as_ref().and_then(|s| s.inputs.clone()),
+        item: job.step.as_ref().and_then(|s| s.item.clone()),
     };
     let route = Route {
         routing_key: Some(format!("job.dispatch.{}", job.pool)),

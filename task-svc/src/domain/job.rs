@@ -57,12 +57,18 @@ pub struct ParsedJob {
     pub backoff_max_ms: i64,
     pub timeout_ms: i64,
     pub unique_key: Option<String>,
+    /// A workflow step waiting for the steps it needs: written `pending`, not dispatched.
+    pub held: bool,
+    /// A workflow step's part of its dispatch (its workflow, id, inputs, item).
+    pub step: Option<crate::domain::workflow::StepRun>,
 }
 
 impl ParsedJob {
     /// The status a new task with this job starts in.
     pub fn initial_status(&self) -> Status {
-        if self.cron.is_some() || self.run_at.is_some_and(|at| at > Utc::now()) {
+        if self.held {
+            Status::Pending
+        } else if self.cron.is_some() || self.run_at.is_some_and(|at| at > Utc::now()) {
             Status::Scheduled
         } else {
             Status::Queued
@@ -164,6 +170,8 @@ pub fn parse(spec: &JobSpec, config: &JobsConfig) -> Result<ParsedJob, TaskError
         backoff_max_ms: max as i64,
         timeout_ms: (timeout * 1000) as i64,
         unique_key,
+        held: false,
+        step: None,
     })
 }
 

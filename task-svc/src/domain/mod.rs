@@ -11,3 +11,5 @@ pub mod reminder;
 pub mod status;
 pub mod task;
 pub mod workflow;
+pub mod workflow_plan;
+pub mod workflow_view;

@@ -79,6 +79,33 @@ pub struct Graph {
     pub order: Vec<usize>,
 }
 
+/// A workflow step's part of a dispatch: its workflow, its id, and what it is handed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRun {
+    pub workflow_id: uuid::Uuid,
+    pub step: String,
+    pub inputs: Option<Value>,
+    pub item: Option<Value>,
+}
+
+/// Where a workflow stands: `running` until every step has ended, then `completed` if all
+/// succeeded, `failed` if any did not; `cancelled` from the moment it is cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkflowStatus {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+shared::text_enum!(WorkflowStatus, "workflow status", {
+    Running = "running",
+    Completed = "completed",
+    Failed = "failed",
+    Cancelled = "cancelled",
+});
+
 fn invalid(step: &str, detail: impl std::fmt::Display) -> TaskError {
     TaskError::invalid("invalid_workflow", format!("step {step:?}: {detail}"))
 }

@@ -7,3 +7,4 @@ pub mod jobs;
 pub mod operations;
 pub mod pools;
 pub mod tasks;
+pub mod workflows;

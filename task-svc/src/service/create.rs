@@ -91,6 +91,16 @@ pub struct Prepared {
     traceparent: Option<String>,
 }
 
+impl Prepared {
+    /// Makes its job a workflow step that waits for what it needs: written `pending`, not
+    /// dispatched.
+    pub fn hold(&mut self) {
+        if let Some(job) = &mut self.job {
+            job.held = true;
+        }
+    }
+}
+
 /// Validates a creation request (and declares a job's pool) before any transaction.
 /// `predictor` is loaded on first need and kept for the next tasks of a bulk request.
 pub async fn prepare(

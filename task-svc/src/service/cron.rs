@@ -46,6 +46,8 @@ pub async fn cron_round(
             backoff_max_ms: job.5,
             timeout_ms: job.6,
             unique_key: None,
+            held: false,
+            step: None,
         };
         match insert(&mut tx, &run, &parsed, Some((template_id, tick))).await {
             Ok(Inserted::Created(view, job_events)) => {

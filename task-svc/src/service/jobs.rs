@@ -60,6 +60,7 @@ pub async fn insert_many(
         // costs one row here and its events.
         let first = match job.cron {
             Some(_) => None,
+            None if job.held => None,
             None => {
                 let at = job.run_at.filter(|at| *at > Utc::now());
                 Some(dispatch_event(task, job, 1, at)?)
@@ -71,10 +72,10 @@ pub async fn insert_many(
             first,
         });
     }
-    let new: Vec<store::jobs::NewJob> = items
+    let new: Vec<store::job_inserts::NewJob> = items
         .iter()
         .zip(&rows)
-        .map(|((task, job), row)| store::jobs::NewJob {
+        .map(|((task, job), row)| store::job_inserts::NewJob {
             task,
             job,
             next_run_at: row.next_run_at,
@@ -85,7 +86,7 @@ pub async fn insert_many(
                 .map(|(id, pending)| (*id, pending.event.id)),
         })
         .collect();
-    let inserted = store::jobs::insert_many(tx, &new, parent).await?;
+    let inserted = store::job_inserts::insert_many(tx, &new, parent).await?;
     // Refused rows: a live job with the same key (maybe one earlier in this batch), or a cron
     // tick that has run already.
     let refused: Vec<(Uuid, String)> = items
@@ -96,7 +97,7 @@ pub async fn insert_many(
     let existing: HashMap<(Uuid, String), Uuid> = if refused.is_empty() {
         HashMap::new()
     } else {
-        store::jobs::live_by_keys(tx, &refused).await?
+        store::job_inserts::live_by_keys(tx, &refused).await?
     };
     let mut results = Vec::with_capacity(items.len());
     for ((task, job), row) in items.iter().zip(rows) {
@@ -153,19 +154,28 @@ pub async fn dispatch(
     at: Option<DateTime<Utc>>,
     announce: bool,
 ) -> Result<Uuid, sqlx::Error> {
-    let (kind, payload, pool, max_attempts, timeout_ms) =
-        store::jobs::dispatch_settings(tx, task.id).await?;
+    let settings = store::jobs::dispatch_settings(tx, task.id).await?;
+    let step = settings
+        .workflow_id
+        .map(|workflow_id| crate::domain::workflow::StepRun {
+            workflow_id,
+            step: settings.step.clone().unwrap_or_default(),
+            inputs: settings.inputs.clone(),
+            item: settings.item.clone(),
+        });
     let job = ParsedJob {
-        kind,
-        payload,
-        pool,
+        kind: settings.kind,
+        payload: settings.payload,
+        pool: settings.pool,
         run_at: None,
         cron: None,
-        max_attempts,
+        max_attempts: settings.max_attempts,
         backoff_base_ms: 0,
         backoff_max_ms: 0,
-        timeout_ms,
+        timeout_ms: settings.timeout_ms,
         unique_key: None,
+        held: false,
+        step,
     };
     let (dispatch_id, pending) = dispatch_event(task, &job, attempt, at)?;
     store::jobs::set_dispatch(tx, task.id, attempt, dispatch_id, pending.event.id).await?;
@@ -208,7 +218,13 @@ pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<T
         identity.user_id,
     )
     .await?;
-    let audience = crate::store::tasks::audience(&mut tx, &saved).await?;
+    // A workflow step cancelled on its own: its dependents are skipped.
+    let moved =
+        crate::service::workflows::advance::after_changes(&mut tx, std::slice::from_ref(&saved))
+            .await?;
+    let mut touched: Vec<&Task> = moved.iter().collect();
+    touched.push(&saved);
+    let audience = crate::store::tasks::audience_many(&mut tx, &touched).await?;
     tx.commit().await?;
     state.cache.invalidate(&audience).await;
     Ok(saved)

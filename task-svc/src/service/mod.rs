@@ -16,3 +16,4 @@ pub mod quotas;
 pub mod stop;
 pub mod tasks;
 pub mod users;
+pub mod workflows;

@@ -194,6 +194,12 @@ pub async fn delete(
         ));
     }
     check_if_match(if_match, &task)?;
+    if let Some(workflow) = store::workflows::of_tasks(&mut tx, &[task.id]).await?.pop() {
+        return Err(TaskError::conflict(
+            "workflow_step",
+            format!("this task is a step of workflow {workflow}: cancel the workflow instead"),
+        ));
+    }
     store::tasks::delete(&mut tx, &[task.id]).await?;
     let gone = Task {
         due_at: None,

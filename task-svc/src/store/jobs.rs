@@ -1,6 +1,6 @@
 //! The `jobs` table (and the task rows report handling locks with it).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    domain::job::{JobQuery, JobSummary, JobView, ParsedJob},
+    domain::job::{JobQuery, JobSummary, JobView},
     domain::status::Status,
     domain::task::Task,
 };
@@ -35,6 +35,20 @@ pub async fn attach(conn: &mut PgConnection, tasks: &mut [Task]) -> Result<(), s
         task.job = views.remove(&task.id);
     }
     Ok(())
+}
+
+/// What a dispatch of a job carries.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DispatchSettings {
+    pub kind: String,
+    pub payload: Value,
+    pub pool: String,
+    pub max_attempts: i32,
+    pub timeout_ms: i64,
+    pub workflow_id: Option<Uuid>,
+    pub step: Option<String>,
+    pub inputs: Option<Value>,
+    pub item: Option<Value>,
 }
 
 /// The task and the job fields report handling needs, locked.
@@ -238,123 +252,14 @@ pub async fn live_counts(conn: &mut PgConnection, owner: Uuid) -> Result<(i64, i
     .await
 }
 
-/// A job row to write with its (just inserted) task.
-pub struct NewJob<'a> {
-    pub task: &'a Task,
-    pub job: &'a ParsedJob,
-    /// A cron template's first tick.
-    pub next_run_at: Option<DateTime<Utc>>,
-    /// 1 with a first dispatch, 0 for a cron template.
-    pub attempt: i32,
-    /// The first dispatch's id and its outbox event's id.
-    pub dispatch: Option<(Uuid, Uuid)>,
-}
-
-/// Inserts `rows` in one statement (the runs of cron template `parent` at its tick, if given).
-/// Returns the tasks whose job was written; the others were refused: a live job of the owner
-/// has the same `unique_key`, or the cron tick has a run already.
-pub async fn insert_many(
-    conn: &mut PgConnection,
-    rows: &[NewJob<'_>],
-    parent: Option<(Uuid, DateTime<Utc>)>,
-) -> Result<HashSet<Uuid>, sqlx::Error> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO jobs (task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
-                           parent_id, scheduled_for, max_attempts, backoff_base_ms,
-                           backoff_max_ms, timeout_ms, unique_key, unique_lock, attempt,
-                           dispatch_id, dispatch_event)
-         SELECT task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at, $9, $10,
-                max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key, unique_key,
-                attempt, dispatch_id, dispatch_event
-           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[],
-                       $6::timestamptz[], $7::text[], $8::timestamptz[], $11::int4[], $12::int8[],
-                       $13::int8[], $14::int8[], $15::text[], $16::int4[], $17::uuid[],
-                       $18::uuid[])
-             AS j(task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
-                  max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key,
-                  attempt, dispatch_id, dispatch_event)
-         ON CONFLICT DO NOTHING
-         RETURNING task_id",
-    )
-    .bind(rows.iter().map(|r| r.task.id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.task.owner_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.job.kind.clone()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.job.payload.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.job.pool.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.job.run_at).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.job.cron.as_ref().map(|(text, _)| text.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.next_run_at).collect::<Vec<_>>())
-    .bind(parent.map(|p| p.0))
-    .bind(parent.map(|p| p.1))
-    .bind(rows.iter().map(|r| r.job.max_attempts).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.job.backoff_base_ms)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.job.backoff_max_ms)
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.job.timeout_ms).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.job.unique_key.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.dispatch.map(|d| d.0))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.dispatch.map(|d| d.1))
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(conn)
-    .await?
-    .into_iter()
-    .collect())
-}
-
-/// The live jobs holding each (owner, unique key) of `keys`, by key.
-pub async fn live_by_keys(
-    conn: &mut PgConnection,
-    keys: &[(Uuid, String)],
-) -> Result<HashMap<(Uuid, String), Uuid>, sqlx::Error> {
-    Ok(sqlx::query_as::<_, (Uuid, String, Uuid)>(
-        "SELECT j.owner_id, j.unique_lock, j.task_id
-           FROM jobs j JOIN unnest($1::uuid[], $2::text[]) AS r(owner_id, unique_lock)
-             ON j.owner_id = r.owner_id AND j.unique_lock = r.unique_lock",
-    )
-    .bind(keys.iter().map(|r| r.0).collect::<Vec<_>>())
-    .bind(keys.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
-    .fetch_all(conn)
-    .await?
-    .into_iter()
-    .map(|(owner, key, task)| ((owner, key), task))
-    .collect())
-}
-
-/// What a new dispatch of task `task_id`'s job carries: kind, payload, pool, max attempts,
-/// timeout.
+/// What a new dispatch of task `task_id`'s job carries.
 pub async fn dispatch_settings(
     conn: &mut PgConnection,
     task_id: Uuid,
-) -> Result<(String, Value, String, i32, i64), sqlx::Error> {
+) -> Result<DispatchSettings, sqlx::Error> {
     sqlx::query_as(
-        "SELECT kind, payload, pool, max_attempts, timeout_ms FROM jobs WHERE task_id = $1",
+        "SELECT kind, payload, pool, max_attempts, timeout_ms, workflow_id, step, inputs, item
+           FROM jobs WHERE task_id = $1",
     )
     .bind(task_id)
     .fetch_one(conn)

@@ -3,6 +3,7 @@
 pub mod channels;
 pub mod cron;
 pub mod dead;
+pub mod job_inserts;
 pub mod jobs;
 pub mod pools;
 pub mod priority;
@@ -10,3 +11,4 @@ pub mod reports;
 pub mod runs;
 pub mod tasks;
 pub mod users;
+pub mod workflows;
