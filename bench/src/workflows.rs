@@ -2,13 +2,17 @@
 //! Celery's canvas through RabbitMQ with the Redis result backend (`bench/celery/workflows.py`):
 //! a chord (a fan-out of `BENCH_FANOUT` no-op tasks, default 1,000, and a join) and a chain of
 //! `BENCH_CHAIN` no-op links (default 100), each from its first enqueue to its last task's
-//! recorded completion. Taskmesh's rows come with its workflows; until then the table says so.
+//! recorded completion. Taskmesh's rows are the same two shapes as workflows of `noop` steps
+//! (`POST /api/v1/workflows` through the gateway), each from the request to the workflow's
+//! recorded end, on the platform `bench jobs` starts (every service a process of its own).
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use shared::testkit::TestEnv;
 
-use crate::jobs::{python, ROOT};
+use crate::jobs::{python, JobsPlatform, ROOT};
 
 fn count(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -22,6 +26,7 @@ pub async fn run() -> anyhow::Result<()> {
     println!(
         "Workflows benchmark: a fan-out of {fanout} no-op steps and a join; a chain of {chain}"
     );
+    let taskmesh = taskmesh(fanout, chain).await?;
     let Some(python) = python()? else {
         return Ok(());
     };
@@ -53,6 +58,92 @@ pub async fn run() -> anyhow::Result<()> {
         fanout as f64 / fan_s,
         chain_s * 1000.0 / chain as f64,
     );
-    println!("| Taskmesh | workflows are not built yet (issue 27) | |");
+    match taskmesh {
+        Some((fan, link)) => println!(
+            "| Taskmesh (this build): workflow of {fanout} steps and a join / chain of {chain} | {fan:.3} ({:.0}) | {link:.3} ({:.1}) |",
+            fanout as f64 / fan,
+            link * 1000.0 / chain as f64,
+        ),
+        None => println!("| Taskmesh | not measured (the platform could not start) | |"),
+    }
+    println!(
+        "Taskmesh against Celery: fan-out and join {:.2}x, chain {:.2}x",
+        fan_s / taskmesh.map_or(f64::NAN, |t| t.0),
+        chain_s / taskmesh.map_or(f64::NAN, |t| t.1),
+    );
     Ok(())
+}
+
+/// A fan-out of `n` no-op steps and a join that needs them all.
+fn fan_out(n: usize) -> Value {
+    let mut steps: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("s{i}"), "job": {"kind": "noop"}}))
+        .collect();
+    let needs: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    steps.push(json!({"id": "join", "needs": needs, "job": {"kind": "noop"}}));
+    json!({"title": format!("fan-out of {n}"), "priority": "normal", "steps": steps})
+}
+
+/// A chain of `n` no-op steps, each needing the one before.
+fn chain_of(n: usize) -> Value {
+    let steps: Vec<Value> = (0..n)
+        .map(|i| match i {
+            0 => json!({"id": "l0", "job": {"kind": "noop"}}),
+            _ => json!({"id": format!("l{i}"), "needs": [format!("l{}", i - 1)], "job": {"kind": "noop"}}),
+        })
+        .collect();
+    json!({"title": format!("chain of {n}"), "priority": "normal", "steps": steps})
+}
+
+/// Taskmesh's seconds for the fan-out and the chain, with the CPU each took per process.
+async fn taskmesh(fanout: usize, chain: usize) -> anyhow::Result<Option<(f64, f64)>> {
+    let env = TestEnv::new();
+    let Some(platform) = JobsPlatform::start(&env, "bench-workflows@example.com").await? else {
+        return Ok(None);
+    };
+    timed(&platform, &fan_out(10)).await?; // warm-up
+    timed(&platform, &chain_of(5)).await?;
+    let mut seconds = Vec::new();
+    for (title, body, steps) in [
+        ("workflow: fan-out and join", fan_out(fanout), fanout + 1),
+        ("workflow: chain", chain_of(chain), chain),
+    ] {
+        let before = platform.meter.read();
+        seconds.push(timed(&platform, &body).await?);
+        crate::cpu::report(title, &before, &platform.meter.read(), steps, "steps");
+    }
+    drop(platform);
+    Ok(Some((seconds[0], seconds[1])))
+}
+
+/// Creates workflow `body`; returns the seconds from the request to its recorded end.
+async fn timed(platform: &JobsPlatform, body: &Value) -> anyhow::Result<f64> {
+    let since = chrono::Utc::now();
+    let started = Instant::now();
+    let response = platform
+        .http
+        .post(format!("{}/workflows", crate::platform::API))
+        .bearer_auth(&platform.token)
+        .json(body)
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 201, "{}", response.text().await?);
+    let created: Value = response.json().await?;
+    let id = uuid::Uuid::parse_str(created["id"].as_str().unwrap_or_default())?;
+    loop {
+        let (status, finished): (String, Option<chrono::DateTime<chrono::Utc>>) =
+            sqlx::query_as("SELECT status, finished_at FROM workflows WHERE id = $1")
+                .bind(id)
+                .fetch_one(&platform.db)
+                .await?;
+        if let Some(finished) = finished {
+            anyhow::ensure!(status == "completed", "the workflow ended {status}");
+            return Ok((finished - since).as_seconds_f64());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "not over after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -308,3 +308,37 @@ async fn a_cancelled_workflow_stops_its_running_step_and_runs_nothing_more() {
         .await;
     assert_eq!((deleted.status, deleted.code()), (409, "workflow_step"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_more_than_max_parallel_steps_run_at_once() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let steps: Vec<Value> = (0..6)
+        .map(|i| step(&format!("s{i}"), json!([]), "sleep", json!({"ms": 200})))
+        .collect();
+    let created = create(
+        &app,
+        &ada,
+        json!({"title": "bounded", "steps": steps, "max_parallel": 2}),
+    )
+    .await;
+    let waiting = created["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "waiting")
+        .count();
+    assert_eq!(waiting, 4, "two released at creation: {created}");
+    let done = wait_workflow(&app, &ada, created["id"].as_str().unwrap(), "completed").await;
+    let runs: Vec<_> = done["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (time(s, "started_at"), time(s, "finished_at")))
+        .collect();
+    // At the start of each run, at most 2 runs were going (from the runs' own times).
+    for (start, _) in &runs {
+        let going = runs.iter().filter(|(s, f)| s <= start && start < f).count();
+        assert!(going <= 2, "{going} running at {start}: {done}");
+    }
+}

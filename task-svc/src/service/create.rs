@@ -92,11 +92,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Makes its job a workflow step that waits for what it needs: written `pending`, not
-    /// dispatched.
-    pub fn hold(&mut self) {
+    /// Makes its job workflow step `run`; `held`: it waits for what it needs (written
+    /// `pending`, not dispatched), else it is dispatched as any new job.
+    pub fn as_step(&mut self, run: crate::domain::workflow::StepRun, held: bool) {
         if let Some(job) = &mut self.job {
-            job.held = true;
+            job.held = held;
+            job.step = Some(run);
         }
     }
 }

@@ -68,9 +68,12 @@ pub async fn insert_steps(
             SELECT $1, step, position - 1, task_id, needs
               FROM unnest($2::text[], $3::uuid[], $4::jsonb[]) WITH ORDINALITY
                    AS u (step, task_id, needs, position)
-            RETURNING step, task_id
+            RETURNING step, task_id, needs
          )
-         UPDATE jobs j SET workflow_id = $1, step = s.step FROM s WHERE j.task_id = s.task_id",
+         UPDATE jobs j
+            SET workflow_id = $1, step = s.step,
+                inputs = CASE WHEN s.needs = '[]'::jsonb THEN '{}'::jsonb END
+           FROM s WHERE j.task_id = s.task_id",
     )
     .bind(id)
     .bind(steps)

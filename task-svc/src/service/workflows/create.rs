@@ -1,7 +1,8 @@
 //! `POST /api/v1/workflows`: the graph checked, every step written as a task with its job
-//! (`pending`, not dispatched) in one transaction with the workflow, and the steps that need
-//! nothing released before the commit.
+//! in one transaction with the workflow: the steps that need nothing dispatched with it, the
+//! others `pending`, not dispatched.
 
+use serde_json::json;
 use shared::identity::Identity;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -10,7 +11,7 @@ use crate::{
     domain::{
         job::JobSpec,
         task::{parse_title, CreateTask, Priority},
-        workflow::{check, StepSpec},
+        workflow::{check, StepRun, StepSpec},
         workflow_view::{CreateWorkflow, WorkflowView},
     },
     error::TaskError,
@@ -55,6 +56,7 @@ pub async fn create(
     }
     let priority = request.priority.unwrap_or(Priority::Normal);
     let prefix: String = title.chars().take(120).collect();
+    let id = Uuid::now_v7();
     let mut prepared = Vec::with_capacity(request.steps.len());
     let mut predictor = None;
     for step in &request.steps {
@@ -77,10 +79,20 @@ pub async fn create(
                 },
                 other => other,
             })?;
-        one.hold();
+        // A step that needs nothing goes out with the creation, as a bulk creation's jobs do
+        // (unless `max_parallel` bounds them: then the release below chooses).
+        let run = StepRun {
+            workflow_id: id,
+            step: step.id.clone(),
+            inputs: Some(json!({})),
+            item: None,
+        };
+        one.as_step(
+            run,
+            !step.needs.is_empty() || request.max_parallel.is_some(),
+        );
         prepared.push(one);
     }
-    let id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
     let refs: Vec<_> = prepared.iter().collect();
     let (created, mut audience) = insert_many(&mut tx, &state.config, identity, &refs).await?;
