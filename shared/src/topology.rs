@@ -74,7 +74,7 @@ pub fn media_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
 pub fn gateway_stream_queue(broker: &Broker, config: &ConsumerConfig) -> QueueSpec {
     QueueSpec::new(broker, "api-gateway.stream", config)
         .single_active()
-        .batches_of("task-svc", &["task.*", ChannelJoined::TYPE])
+        .batches_of("task-svc", &["task.*", "workflow.*", ChannelJoined::TYPE])
         .bind(JobStarted::TYPE)
         .bind(JobProgress::TYPE)
         .bind(JobFinished::TYPE)

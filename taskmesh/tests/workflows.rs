@@ -119,6 +119,7 @@ async fn a_diamonds_join_starts_after_both_branches_with_their_results() {
 async fn a_dead_step_skips_what_follows_it_unless_a_need_continues() {
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
+    let mut adas = common::stream::open(&app.api, &ada, None).await;
     // b's payload does not fit `sleep`: it dies at its first run (retrying cannot help).
     let created = create(
         &app,
@@ -146,6 +147,18 @@ async fn a_dead_step_skips_what_follows_it_unless_a_need_continues() {
         ],
         ["completed", "dead", "skipped", "skipped", "completed"],
         "{failed}"
+    );
+    // Its owner sees it created and failed on the live stream, with what did not succeed.
+    let created_event = adas.next_of("workflow.created", WAIT).await.unwrap().json();
+    assert_eq!(created_event["data"]["workflow_id"], id);
+    let failed_event = adas.next_of("workflow.failed", WAIT).await.unwrap().json();
+    assert_eq!(
+        (
+            &failed_event["subject"],
+            &failed_event["data"]["failed_steps"]
+        ),
+        (&json!(id), &json!(["b", "c", "e"])),
+        "{failed_event}"
     );
     let d = step_of(&failed, "d");
     assert_eq!(d["result"]["inputs"]["b"]["status"], "dead", "{d}");
@@ -341,4 +354,179 @@ async fn no_more_than_max_parallel_steps_run_at_once() {
         let going = runs.iter().filter(|(s, f)| s <= start && start < f).count();
         assert!(going <= 2, "{going} running at {start}: {done}");
     }
+}
+
+/// How many runs task `task_id` had.
+async fn runs(app: &App, token: &str, task_id: &Value) -> usize {
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/tasks/{}/attempts", task_id.as_str().unwrap()),
+            Some(token),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_runs_again_only_what_did_not_succeed() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let effects = common::jobs::Effects::start(&app).await;
+    // b's endpoint answers 500 to its first call: with one attempt, b dies.
+    let created = create(
+        &app,
+        &ada,
+        json!({"title": "retried", "steps": [
+            step("a", json!([]), "echo", json!({})),
+            json!({"id": "b", "needs": ["a"], "job": {"kind": "http", "pool": "inproc",
+                   "max_attempts": 1, "payload": effects.job("fail_times=1")}}),
+            step("c", json!(["b"]), "echo", json!({})),
+            step("d", json!(["a"]), "echo", json!({})),
+        ]}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let failed = wait_workflow(&app, &ada, id, "failed").await;
+    let status = |w: &Value, s: &str| step_of(w, s)["status"].as_str().unwrap().to_string();
+    assert_eq!(
+        ["a", "b", "c", "d"].map(|s| status(&failed, s)),
+        ["completed", "dead", "skipped", "completed"]
+    );
+    let eve = app.sign_up("eve@example.com").await;
+    let (code, _) = app
+        .post(
+            &format!("/api/v1/workflows/{id}/retry"),
+            Some(&eve),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 404, "not Eve's");
+    let (code, retried) = app
+        .post(
+            &format!("/api/v1/workflows/{id}/retry"),
+            Some(&ada),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 200, "{retried}");
+    assert_eq!(retried["status"], "running");
+    assert_eq!(status(&retried, "c"), "waiting", "{retried}");
+    let done = wait_workflow(&app, &ada, id, "completed").await;
+    let mut counts = Vec::new();
+    for s in ["a", "b", "c", "d"] {
+        counts.push(runs(&app, &ada, &step_of(&done, s)["task_id"]).await);
+    }
+    assert_eq!(counts, [1, 2, 1, 1], "a and d never ran twice: {done}");
+    // b's dead letter went with its retry.
+    let admin = app.admin_token().await;
+    let (_, dead) = app.get("/api/v1/admin/jobs/dead", Some(&admin)).await;
+    assert_eq!(dead["items"], json!([]), "{dead}");
+    let (code, body) = app
+        .post(
+            &format!("/api/v1/workflows/{id}/retry"),
+            Some(&ada),
+            json!({}),
+        )
+        .await;
+    assert_eq!((code, body["code"].as_str()), (409, Some("not_retryable")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_map_runs_once_per_element_and_its_dependent_gets_the_results_in_order() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let items: Vec<i64> = (0..100).collect();
+    let created = create(
+        &app,
+        &ada,
+        json!({"title": "mapped", "steps": [
+            step("list", json!([]), "echo", json!({"items": items})),
+            json!({"id": "each", "needs": ["list"], "map": {"step": "list", "pointer": "/payload/items"},
+                   "job": {"kind": "echo", "pool": "inproc", "payload": {"x": 1}}}),
+            step("sum", json!(["each"]), "echo", json!({})),
+            // Over what is not an array: the map step dies, what needs it is skipped.
+            json!({"id": "wrong", "needs": ["list"], "map": {"step": "list", "pointer": "/payload"},
+                   "job": {"kind": "echo", "pool": "inproc"}}),
+            step("after-wrong", json!(["wrong"]), "echo", json!({})),
+            // At a pointer that names nothing: it dies too.
+            json!({"id": "none", "needs": ["list"], "map": {"step": "list", "pointer": "/inputs/nothing"},
+                   "job": {"kind": "echo", "pool": "inproc"}}),
+        ]}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let done = wait_workflow(&app, &ada, id, "failed").await;
+    let status = |s: &str| step_of(&done, s)["status"].as_str().unwrap().to_string();
+    assert_eq!(
+        ["list", "each", "sum", "wrong", "after-wrong", "none"].map(status),
+        [
+            "completed",
+            "completed",
+            "completed",
+            "dead",
+            "skipped",
+            "dead"
+        ],
+        "{done}"
+    );
+    assert!(
+        step_of(&done, "wrong")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not an array")),
+        "{done}"
+    );
+    assert!(
+        step_of(&done, "none")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nothing at")),
+        "{done}"
+    );
+    // sum was handed each run's result, in the array's order.
+    let results = step_of(&done, "sum")["result"]["inputs"]["each"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{done}"))
+        .clone();
+    assert_eq!(results.len(), 100);
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result["item"], json!(i), "{result}");
+        assert_eq!(result["payload"], json!({"x": 1}));
+        // A run is handed its element, not the whole list again.
+        assert_eq!(result["inputs"], json!({}));
+    }
+    // 100 runs, each a task of its own that ran once.
+    let db = app.db(&app.env.config.task.database).await;
+    let (runs, attempts): (i64, i64) = sqlx::query_as(
+        "SELECT count(DISTINCT j.task_id), count(a.run_id) FROM jobs j
+           LEFT JOIN job_attempts a ON a.task_id = j.task_id
+          WHERE j.workflow_id = $1::uuid AND j.step = 'each' AND j.item_index IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((runs, attempts), (100, 100));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_map_over_an_empty_array_completes_at_once() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let created = create(
+        &app,
+        &ada,
+        json!({"title": "empty map", "steps": [
+            step("list", json!([]), "echo", json!({"items": []})),
+            json!({"id": "each", "needs": ["list"], "map": {"step": "list", "pointer": "/payload/items"},
+                   "job": {"kind": "echo", "pool": "inproc"}}),
+            step("after", json!(["each"]), "echo", json!({})),
+        ]}),
+    )
+    .await;
+    let done = wait_workflow(&app, &ada, created["id"].as_str().unwrap(), "completed").await;
+    assert_eq!(step_of(&done, "each")["result"], json!([]));
+    assert_eq!(
+        step_of(&done, "after")["result"]["inputs"]["each"],
+        json!([])
+    );
 }

@@ -3,7 +3,8 @@
 //! written. Task, job and attachment events are shown to the task's audience as task-svc says
 //! it is now (owner, assignee, channel members; [`TASK_AUDIENCE`]): a task that is gone, or a
 //! member who left its channel, is shown nothing more. A deleted task's event carries its last
-//! audience. A notification goes to its user; a join to the member and the channel's owner.
+//! audience. A notification goes to its user; a join to the member and the channel's owner; a
+//! workflow's event to the workflow's owner.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,6 +59,14 @@ fn audience_of(event: &CloudEvent) -> Result<Option<Audience>, HandlerError> {
         ChannelJoined::TYPE => {
             let joined: ChannelJoined = event.decode().map_err(reject)?;
             Audience::Users(vec![joined.user_id, joined.owner_id])
+        }
+        // A workflow's events: shown to its owner.
+        kind if kind.starts_with("workflow.") => {
+            let owner = event.data.get("owner_id").and_then(|v| v.as_str());
+            let owner = owner.and_then(|o| Uuid::parse_str(o).ok()).ok_or_else(|| {
+                HandlerError::Reject(anyhow::anyhow!("a {kind} event without its owner_id"))
+            })?;
+            Audience::Users(vec![owner])
         }
         _ => match event.data.get("task_id").and_then(|v| v.as_str()) {
             Some(id) => {

@@ -11,11 +11,15 @@ use uuid::Uuid;
 mod envelope;
 mod jobs;
 mod media;
+mod workflows;
 pub use envelope::{CloudEvent, DecodeError, EventPayload};
 pub use jobs::{
     JobCancel, JobDispatch, JobFinished, JobOutcome, JobProgress, JobStarted, JobsFinished,
 };
 pub use media::{MediaDeleted, MediaProcessed, MediaUploaded, Thumbnail};
+pub use workflows::{
+    WorkflowCancelled, WorkflowCompleted, WorkflowCreated, WorkflowFailed, WorkflowFields,
+};
 
 /// Several events in one message, for the platform's own consumers: each is applied as if it
 /// had arrived alone (its own id, type and trace), and a consumer takes only the types its
@@ -65,6 +69,10 @@ pub const ALL_TYPES: &[&str] = &[
     MediaUploaded::TYPE,
     MediaProcessed::TYPE,
     MediaDeleted::TYPE,
+    WorkflowCreated::TYPE,
+    WorkflowCompleted::TYPE,
+    WorkflowFailed::TYPE,
+    WorkflowCancelled::TYPE,
 ];
 
 /// The task and channel events notify-svc turns into notifications (its queue takes these and
@@ -99,6 +107,10 @@ pub const STREAMED_TYPES: &[&str] = &[
     MediaDeleted::TYPE,
     NotificationCreated::TYPE,
     ChannelJoined::TYPE,
+    WorkflowCreated::TYPE,
+    WorkflowCompleted::TYPE,
+    WorkflowFailed::TYPE,
+    WorkflowCancelled::TYPE,
 ];
 
 /// A user registered.

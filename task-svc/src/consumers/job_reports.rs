@@ -122,7 +122,8 @@ impl BatchHandler for JobReports {
             touched.extend(complete_many(&mut tx, successes).await?);
             // Workflow steps that ended move their workflows on, in this transaction.
             let moved =
-                crate::service::workflows::advance::after_changes(&mut tx, &touched).await?;
+                crate::service::workflows::advance::after_changes(&mut tx, &self.config, &touched)
+                    .await?;
             touched.extend(moved);
             mark_finished(&self.cache, &ended).await;
             self.finish(tx, touched).await

@@ -244,3 +244,30 @@ pub fn dead(
 pub fn job_cancel(task_id: Uuid) -> Result<Pending, sqlx::Error> {
     event(JobCancel { task_id })
 }
+
+/// A workflow's event for its status: `workflow.created` while `running`, else the one of its
+/// end; with how many steps it has and those that did not succeed.
+pub fn workflow(
+    workflow: &crate::domain::workflow_view::Workflow,
+    steps: usize,
+    failed_steps: Vec<String>,
+) -> Result<Pending, sqlx::Error> {
+    use crate::domain::workflow::WorkflowStatus;
+    use shared::events::{
+        WorkflowCancelled, WorkflowCompleted, WorkflowCreated, WorkflowFailed, WorkflowFields,
+    };
+    let fields = WorkflowFields {
+        workflow_id: workflow.id,
+        owner_id: workflow.owner_id,
+        title: workflow.title.clone(),
+        status: workflow.status.as_str().to_string(),
+        steps,
+        failed_steps,
+    };
+    match workflow.status {
+        WorkflowStatus::Running => event(WorkflowCreated(fields)),
+        WorkflowStatus::Completed => event(WorkflowCompleted(fields)),
+        WorkflowStatus::Failed => event(WorkflowFailed(fields)),
+        WorkflowStatus::Cancelled => event(WorkflowCancelled(fields)),
+    }
+}

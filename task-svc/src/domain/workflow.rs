@@ -52,7 +52,7 @@ impl NeedSpec {
 }
 
 /// Runs a step once per element of the array at `pointer` (RFC 6901) in `step`'s result.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MapSpec {
     pub step: String,

@@ -4,9 +4,11 @@
 //! `max_parallel` steps live at once, in the order they were sent), and whether it is over.
 //! Pure: no I/O.
 
+use serde_json::Value;
+
 use crate::domain::{
     status::Status,
-    workflow::{OnFailure, WorkflowStatus},
+    workflow::{MapSpec, OnFailure, WorkflowStatus},
 };
 
 /// A step as the plan sees it: its task's status, whether it was skipped, and its needs (by
@@ -102,9 +104,33 @@ pub fn plan(steps: &[StepNow], max_parallel: Option<u32>) -> Plan {
     plan
 }
 
+/// The elements step `map` runs over, from its mapped step's `result`, at most `max`; or why
+/// there are none to run.
+pub fn elements(map: &MapSpec, result: Option<&Value>, max: usize) -> Result<Vec<Value>, String> {
+    let found = result.and_then(|r| r.pointer(&map.pointer));
+    match found {
+        Some(Value::Array(items)) if items.len() <= max => Ok(items.clone()),
+        Some(Value::Array(items)) => Err(format!(
+            "{} elements at {:?} in {:?}'s result, more than the {max} a map runs",
+            items.len(),
+            map.pointer,
+            map.step
+        )),
+        Some(_) => Err(format!(
+            "the value at {:?} in {:?}'s result is not an array",
+            map.pointer, map.step
+        )),
+        None => Err(format!(
+            "{:?}'s result has nothing at {:?}",
+            map.step, map.pointer
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use OnFailure::{Continue, Skip};
     use Status::{Completed, Dead, Pending, Queued};
 
@@ -170,5 +196,30 @@ mod tests {
         steps[2].status = Queued;
         assert!(plan(&steps, Some(2)).release.is_empty());
         assert_eq!(plan(&steps, None).release, vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn a_map_runs_over_the_array_its_pointer_names_and_nothing_else() {
+        let map = MapSpec {
+            step: "list".into(),
+            pointer: "/data/items".into(),
+        };
+        let result = json!({"data": {"items": [1, 2, 3], "name": "x"}});
+        assert_eq!(
+            elements(&map, Some(&result), 3),
+            Ok(vec![json!(1), json!(2), json!(3)])
+        );
+        assert!(elements(&map, Some(&result), 2)
+            .unwrap_err()
+            .contains("more than the 2"));
+        let whole = MapSpec {
+            step: "list".into(),
+            pointer: String::new(),
+        };
+        assert_eq!(elements(&whole, Some(&json!([])), 5), Ok(vec![]));
+        assert!(elements(&whole, Some(&result), 5)
+            .unwrap_err()
+            .contains("not an array"));
+        assert!(elements(&map, None, 5).unwrap_err().contains("nothing at"));
     }
 }

@@ -31,7 +31,7 @@ pub async fn cancel(
     identity: Identity,
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
-    let saved = crate::service::jobs::cancel(&state, &identity, &id).await?;
+    let saved = crate::service::stop::cancel(&state, &identity, &id).await?;
     Ok(crate::http::tasks::with_etag(StatusCode::OK, saved))
 }
 

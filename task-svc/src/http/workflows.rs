@@ -1,4 +1,4 @@
-//! Workflows over HTTP (issue 27): create, read, list, cancel.
+//! Workflows over HTTP (issue 27): create, read, list, cancel, retry.
 
 use axum::{
     extract::{Path, State},
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create, list))
         .routes(routes!(read))
         .routes(routes!(cancel))
+        .routes(routes!(retry))
 }
 
 #[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows", security(("bearer" = [])), request_body = CreateWorkflow,
@@ -92,5 +93,21 @@ pub async fn cancel(
 ) -> Result<Json<WorkflowView>, ApiError> {
     Ok(Json(
         crate::service::workflows::control::cancel(&state, &identity, &id).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/retry", tag = "workflows", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Workflow id")),
+    responses((status = 200, description = "Running again from where it stopped: its dead, cancelled and skipped steps wait again, those whose needs all succeeded are dispatched; a succeeded step never runs twice", body = WorkflowView),
+        (status = 404, description = "No such workflow of the caller's", body = ProblemBody),
+        (status = 409, description = "It is running or completed (`not_retryable`)", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id, workflow_id = %id))]
+pub async fn retry(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowView>, ApiError> {
+    Ok(Json(
+        crate::service::workflows::control::retry(&state, &identity, &id).await?,
     ))
 }

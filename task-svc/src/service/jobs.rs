@@ -12,7 +12,6 @@ use crate::{
     domain::{
         events::{assigned_event, dispatch_event},
         job::{Attempt, JobView, ParsedJob},
-        status::Status,
     },
     error::TaskError,
     store, AppState,
@@ -185,49 +184,6 @@ pub async fn dispatch(
     }
     outbox::enqueue_all(tx, events).await?;
     Ok(dispatch_id)
-}
-
-/// Cancels task `id`'s job for `identity`: a queued job never starts, a running one is told to
-/// stop, a cron template stops ticking. A person's task moves to `cancelled` by the ordinary
-/// state machine.
-pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<Task, TaskError> {
-    let mut tx = state.pool.begin().await?;
-    let task = crate::service::operations::editable_job(&mut tx, identity, id, "cancel it").await?;
-    let Some(dispatch_event) = store::jobs::dispatch_event_of(&mut tx, task.id).await? else {
-        crate::domain::status::check(task.status, Status::Cancelled)?;
-        let mut after = task.clone();
-        after.status = Status::Cancelled;
-        let changes = crate::domain::task::status_change(&task, &after);
-        let saved = crate::service::tasks::save(&mut tx, &after, identity.user_id, changes).await?;
-        let audience = crate::store::tasks::audience(&mut tx, &saved).await?;
-        tx.commit().await?;
-        state.cache.invalidate(&audience).await;
-        return Ok(saved);
-    };
-    if !task.status.is_live_job() {
-        return Err(TaskError::conflict(
-            "already_finished",
-            format!("the job is {} already", task.status),
-        ));
-    }
-    let saved = crate::service::stop::stop(
-        &mut tx,
-        &state.cache,
-        &task,
-        dispatch_event,
-        identity.user_id,
-    )
-    .await?;
-    // A workflow step cancelled on its own: its dependents are skipped.
-    let moved =
-        crate::service::workflows::advance::after_changes(&mut tx, std::slice::from_ref(&saved))
-            .await?;
-    let mut touched: Vec<&Task> = moved.iter().collect();
-    touched.push(&saved);
-    let audience = crate::store::tasks::audience_many(&mut tx, &touched).await?;
-    tx.commit().await?;
-    state.cache.invalidate(&audience).await;
-    Ok(saved)
 }
 
 /// Every run of task `id`'s job, oldest first, if `identity` may see the task.

@@ -8,7 +8,7 @@
 //! the commit, so that no worker starts it, and a running one is told to stop by a `job.cancel`
 //! broadcast. A cron template stops ticking.
 
-use shared::outbox;
+use shared::{identity::Identity, outbox};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -16,6 +16,7 @@ use crate::{
     domain::{status::Status, task::Task},
     error::TaskError,
     infra::list_cache::ListCache,
+    store, AppState,
 };
 
 /// How long a cancel mark stays: longer than any dispatch waits in a queue in practice.
@@ -82,4 +83,50 @@ pub async fn stop_owned(
         tracing::info!(%owner, ?channel, "stopped a user's jobs");
     }
     Ok(audience)
+}
+
+/// Cancels task `id`'s job for `identity`: a queued job never starts, a running one is told to
+/// stop, a cron template stops ticking. A person's task moves to `cancelled` by the ordinary
+/// state machine.
+pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<Task, TaskError> {
+    let mut tx = state.pool.begin().await?;
+    let task = crate::service::operations::editable_job(&mut tx, identity, id, "cancel it").await?;
+    let Some(dispatch_event) = store::jobs::dispatch_event_of(&mut tx, task.id).await? else {
+        crate::domain::status::check(task.status, Status::Cancelled)?;
+        let mut after = task.clone();
+        after.status = Status::Cancelled;
+        let changes = crate::domain::task::status_change(&task, &after);
+        let saved = crate::service::tasks::save(&mut tx, &after, identity.user_id, changes).await?;
+        let audience = crate::store::tasks::audience(&mut tx, &saved).await?;
+        tx.commit().await?;
+        state.cache.invalidate(&audience).await;
+        return Ok(saved);
+    };
+    if !task.status.is_live_job() {
+        return Err(TaskError::conflict(
+            "already_finished",
+            format!("the job is {} already", task.status),
+        ));
+    }
+    let saved = stop(
+        &mut tx,
+        &state.cache,
+        &task,
+        dispatch_event,
+        identity.user_id,
+    )
+    .await?;
+    // A workflow step cancelled on its own: its dependents are skipped.
+    let moved = crate::service::workflows::advance::after_changes(
+        &mut tx,
+        &state.config.jobs,
+        std::slice::from_ref(&saved),
+    )
+    .await?;
+    let mut touched: Vec<&Task> = moved.iter().collect();
+    touched.push(&saved);
+    let audience = crate::store::tasks::audience_many(&mut tx, &touched).await?;
+    tx.commit().await?;
+    state.cache.invalidate(&audience).await;
+    Ok(saved)
 }

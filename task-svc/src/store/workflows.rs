@@ -5,7 +5,10 @@ use serde_json::Value;
 use sqlx::{types::Json, PgConnection};
 use uuid::Uuid;
 
-use crate::domain::{status::Status, workflow::WorkflowStatus};
+use crate::domain::{
+    status::Status,
+    workflow::{MapSpec, WorkflowStatus},
+};
 
 pub use crate::domain::workflow_view::Workflow as WorkflowRow;
 
@@ -26,6 +29,7 @@ pub struct StepRow {
     pub task_id: Uuid,
     pub needs: Json<Vec<NeedRow>>,
     pub skipped: bool,
+    pub map: Option<Json<MapSpec>>,
     pub status: Status,
     pub result: Option<Value>,
     pub last_error: Option<String>,
@@ -54,20 +58,22 @@ pub async fn insert(
     .await
 }
 
-/// Writes workflow `id`'s steps (ids, tasks and needs, in the order sent) and marks their jobs.
+/// Writes workflow `id`'s steps (ids, tasks, needs and maps, in the order sent) and marks their
+/// jobs.
 pub async fn insert_steps(
     conn: &mut PgConnection,
     id: Uuid,
     steps: &[String],
     tasks: &[Uuid],
     needs: &[Json<Vec<NeedRow>>],
+    maps: &[Option<Json<MapSpec>>],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "WITH s AS (
-            INSERT INTO workflow_steps (workflow_id, step, position, task_id, needs)
-            SELECT $1, step, position - 1, task_id, needs
-              FROM unnest($2::text[], $3::uuid[], $4::jsonb[]) WITH ORDINALITY
-                   AS u (step, task_id, needs, position)
+            INSERT INTO workflow_steps (workflow_id, step, position, task_id, needs, map)
+            SELECT $1, step, position - 1, task_id, needs, map
+              FROM unnest($2::text[], $3::uuid[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY
+                   AS u (step, task_id, needs, map, position)
             RETURNING step, task_id, needs
          )
          UPDATE jobs j
@@ -79,6 +85,7 @@ pub async fn insert_steps(
     .bind(steps)
     .bind(tasks)
     .bind(needs)
+    .bind(maps)
     .execute(conn)
     .await?;
     Ok(())
@@ -113,7 +120,7 @@ pub async fn find(
 /// Workflow `id`'s steps in the order sent, with their tasks' statuses and their jobs' outcomes.
 pub async fn steps(conn: &mut PgConnection, id: Uuid) -> Result<Vec<StepRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT s.step, s.task_id, s.needs, s.skipped, t.status, j.result, j.last_error,
+        "SELECT s.step, s.task_id, s.needs, s.skipped, s.map, t.status, j.result, j.last_error,
                 j.attempt, j.started_at, j.finished_at
            FROM workflow_steps s
            JOIN tasks t ON t.id = s.task_id
@@ -186,6 +193,140 @@ pub async fn list(
     .bind(status)
     .bind(before)
     .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Clears the outcome of the jobs of `tasks` (workflow steps run again by a retry) and their
+/// steps' skips. Returns the pools of those that were dead (their dead letters go).
+pub async fn reset_steps(
+    conn: &mut PgConnection,
+    tasks: &[Uuid],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query("UPDATE workflow_steps SET skipped = false WHERE task_id = ANY($1)")
+        .bind(tasks)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar(
+        "WITH old AS (
+            SELECT j.task_id, j.pool, t.status FROM jobs j JOIN tasks t ON t.id = j.task_id
+             WHERE j.task_id = ANY($1)
+         )
+         UPDATE jobs j
+            SET attempt = 0, dispatch_id = NULL, dispatch_event = NULL, current_run = NULL,
+                lost_runs = 0, progress = NULL, result = NULL, last_error = NULL,
+                started_at = NULL, finished_at = NULL,
+                dead_purged_at = CASE WHEN old.status = 'dead' THEN now() END
+           FROM old
+          WHERE j.task_id = old.task_id
+         RETURNING CASE WHEN old.status = 'dead' THEN old.pool END",
+    )
+    .bind(tasks)
+    .fetch_all(conn)
+    .await
+    .map(|pools: Vec<Option<String>>| pools.into_iter().flatten().collect())
+}
+
+/// Marks `tasks` as the runs of map step `step` of workflow `id`, one per element of `items`
+/// in order, each handed `inputs`.
+pub async fn mark_runs(
+    conn: &mut PgConnection,
+    id: Uuid,
+    step: &str,
+    tasks: &[Uuid],
+    inputs: &Value,
+    items: &[Value],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs j SET workflow_id = $1, step = $2, inputs = $3, item = u.item,
+                item_index = u.position - 1
+           FROM unnest($4::uuid[], $5::jsonb[]) WITH ORDINALITY AS u (task_id, item, position)
+          WHERE j.task_id = u.task_id",
+    )
+    .bind(id)
+    .bind(step)
+    .bind(inputs)
+    .bind(tasks)
+    .bind(items)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Of each expanded map step of workflow `id`: its runs, how many ended, how many of those did
+/// not succeed.
+pub async fn map_runs(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT j.step, count(*),
+                count(*) FILTER (WHERE t.status IN ('completed', 'dead', 'cancelled')),
+                count(*) FILTER (WHERE t.status IN ('dead', 'cancelled'))
+           FROM jobs j JOIN tasks t ON t.id = j.task_id
+          WHERE j.workflow_id = $1 AND j.item_index IS NOT NULL
+          GROUP BY j.step",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Ends map step `step`'s own job (task `task_id`): its result the runs' results in order, or
+/// `error`. It is never on the dead list (its runs are).
+pub async fn finish_map(
+    conn: &mut PgConnection,
+    id: Uuid,
+    step: &str,
+    task_id: Uuid,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET
+                result = CASE WHEN $4::text IS NULL THEN COALESCE((
+                    SELECT jsonb_agg(r.result ORDER BY r.item_index) FROM jobs r
+                     WHERE r.workflow_id = $1 AND r.step = $2 AND r.item_index IS NOT NULL
+                ), '[]'::jsonb) END,
+                last_error = $4, finished_at = now(), unique_lock = NULL,
+                dead_purged_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END
+          WHERE task_id = $3",
+    )
+    .bind(id)
+    .bind(step)
+    .bind(task_id)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every live task of workflow `id`: its steps' and its map runs'.
+pub async fn live_tasks(conn: &mut PgConnection, id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT j.task_id FROM jobs j JOIN tasks t ON t.id = j.task_id
+          WHERE j.workflow_id = $1
+            AND t.status IN ('pending', 'scheduled', 'queued', 'running', 'retrying')
+          ORDER BY j.task_id",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
+}
+
+/// The runs of map step `step` of workflow `id` that did not succeed.
+pub async fn failed_runs(
+    conn: &mut PgConnection,
+    id: Uuid,
+    step: &str,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT j.task_id FROM jobs j JOIN tasks t ON t.id = j.task_id
+          WHERE j.workflow_id = $1 AND j.step = $2 AND j.item_index IS NOT NULL
+            AND t.status IN ('dead', 'cancelled')
+          ORDER BY j.task_id",
+    )
+    .bind(id)
+    .bind(step)
     .fetch_all(conn)
     .await
 }

@@ -127,8 +127,16 @@ pub async fn create(
             )
         })
         .collect();
-    store::workflows::insert_steps(&mut tx, id, &ids, &tasks, &needs).await?;
-    let released = crate::service::workflows::advance::advance(&mut tx, id).await?;
+    let maps: Vec<_> = request
+        .steps
+        .iter()
+        .map(|s| s.map.clone().map(Json))
+        .collect();
+    store::workflows::insert_steps(&mut tx, id, &ids, &tasks, &needs, &maps).await?;
+    let created = crate::domain::events::workflow(&row, ids.len(), Vec::new())?;
+    shared::outbox::enqueue_all(&mut tx, vec![created]).await?;
+    let released =
+        crate::service::workflows::advance::advance(&mut tx, &state.config.jobs, id).await?;
     let touched: Vec<&crate::domain::task::Task> = released.iter().collect();
     audience.extend(store::tasks::audience_many(&mut tx, &touched).await?);
     let steps = store::workflows::steps(&mut tx, id).await?;

@@ -5,6 +5,7 @@
 pub mod advance;
 pub mod control;
 pub mod create;
+pub mod expand;
 pub mod query;
 
 use crate::{
