@@ -264,3 +264,77 @@ async fn pausing_rabbitmq_during_a_busy_run_runs_no_finished_job_twice() {
     assert_eq!(repeated, 0, "endpoint calls repeated for one job");
     management_api_is_back(&app).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restarting_rabbitmq_mid_workflow_runs_each_step_once_and_each_join_once() {
+    let _turn = BROKER.lock().await;
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let effects = Effects::start(&app).await;
+    let _worker = WorkerProcess::start(&app, "steady", &["restart"], &[]).await;
+    // A chain of 40 links, then a fan-out of 20 and a join: each link and branch an effect.
+    let http = || json!({"kind": "http", "pool": "restart", "payload": effects.job("")});
+    let mut steps: Vec<serde_json::Value> = (0..40)
+        .map(|i| match i {
+            0 => json!({"id": "l0", "job": http()}),
+            _ => json!({"id": format!("l{i}"), "needs": [format!("l{}", i - 1)], "job": http()}),
+        })
+        .collect();
+    steps.extend((0..20).map(|i| json!({"id": format!("b{i}"), "needs": ["l39"], "job": http()})));
+    let branches: Vec<String> = (0..20).map(|i| format!("b{i}")).collect();
+    steps.push(json!({"id": "join", "needs": branches, "job": http()}));
+    let created = app
+        .create_workflow(&ada, json!({"title": "through a restart", "steps": steps}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let db = app.db(&app.env.config.task.database).await;
+    eventually(
+        "the chain is under way",
+        Duration::from_secs(60),
+        || async {
+            let done: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM tasks WHERE status = 'completed'")
+                    .fetch_one(&db)
+                    .await
+                    .unwrap();
+            (done >= 5).then_some(())
+        },
+    )
+    .await;
+    tokio::task::spawn_blocking(|| {
+        rabbitmqctl(&["stop"]);
+        let status = Command::new("rabbitmq-server")
+            .arg("-detached")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    })
+    .await
+    .unwrap();
+    broker_is_back().await;
+    let done = app
+        .wait_workflow_within(&ada, id, "completed", Duration::from_secs(240))
+        .await;
+    assert_eq!(
+        effects.counts().await,
+        (61, 0),
+        "one effect per step: {done}"
+    );
+    // Each step was released once (one dispatch each), and the join ran once.
+    let dispatches: Vec<i32> =
+        sqlx::query_scalar("SELECT attempt FROM jobs WHERE workflow_id = $1::uuid")
+            .bind(id)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(dispatches, vec![1; 61], "{done}");
+    let join = common::workflows::step_of(&done, "join")["task_id"].clone();
+    let join_runs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM job_attempts WHERE task_id = $1::uuid")
+            .bind(join.as_str().unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(join_runs, 1);
+    management_api_is_back(&app).await;
+}

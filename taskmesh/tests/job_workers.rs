@@ -337,3 +337,74 @@ async fn a_python_worker_joins_a_pool_by_following_the_asyncapi_document() {
     worker.start_kill().unwrap();
     let _ = worker.wait().await;
 }
+
+/// A fan-out of `width` http steps on `pool` (each working `delay_ms` before its effect), a join
+/// that needs them all, and a step after the join.
+fn fan_out_and_join(effects: &Effects, pool: &str, width: usize, delay_ms: u64) -> Value {
+    let http = |query: &str| json!({"kind": "http", "pool": pool, "payload": effects.job(query)});
+    let mut steps: Vec<Value> = (0..width)
+        .map(|i| json!({"id": format!("s{i}"), "job": http(&format!("delay_ms={delay_ms}"))}))
+        .collect();
+    let all: Vec<String> = (0..width).map(|i| format!("s{i}")).collect();
+    steps.push(json!({"id": "join", "needs": all, "job": http("")}));
+    steps.push(json!({"id": "after", "needs": ["join"], "job": http("")}));
+    json!({"title": "fan-out", "steps": steps})
+}
+
+/// Runs of task `id` (every outcome), from task-svc's records.
+async fn runs_of(db: &sqlx::PgPool, id: &Value) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM job_attempts WHERE task_id = $1::uuid")
+        .bind(id.as_str().unwrap())
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_workflow_leaves_one_effect_per_step_and_starts_the_join_once() {
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.jobs.worker_dead_after_secs = 3;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    let effects = Effects::start(&app).await;
+    let concurrency = [("TASKMESH_WORKERS__CONCURRENCY", "4")];
+    let mut victim = WorkerProcess::start(&app, "victim", &["crash"], &concurrency).await;
+    // Each branch works 3 s before its effect: runs seen running are still running at the kill.
+    let created = app
+        .create_workflow(&ada, fan_out_and_join(&effects, "crash", 6, 3000))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let db = app.db(&app.env.config.task.database).await;
+    eventually("the victim holds running steps", WAIT, || async {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_attempts WHERE worker_id = 'victim' AND outcome = 'running'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        (running >= 2).then_some(())
+    })
+    .await;
+    victim.kill9().await;
+    let _survivor = WorkerProcess::start(&app, "survivor", &["crash"], &concurrency).await;
+    let done = app
+        .wait_workflow_within(&ada, id, "completed", Duration::from_secs(120))
+        .await;
+    // Every step's effect (keyed by its task): none missing; a second call only where a killed
+    // run may have reached the endpoint before dying, and its rerun found it done.
+    let lost: i64 = sqlx::query_scalar("SELECT count(*) FROM job_attempts WHERE outcome = 'lost'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(lost > 0, "the kill interrupted some steps");
+    let (effected, repeated) = effects.counts().await;
+    assert_eq!(effected, 8, "{done}");
+    assert!(repeated <= lost, "{repeated} repeated, {lost} lost");
+    // The join and the step after it started once each, after the kill.
+    for step in ["join", "after"] {
+        let task = &common::workflows::step_of(&done, step)["task_id"];
+        assert_eq!(runs_of(&db, task).await, 1, "{step}: {done}");
+    }
+}

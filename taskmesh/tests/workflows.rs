@@ -6,6 +6,7 @@
 mod common;
 
 use common::jobs::job_config;
+use common::workflows::step_of;
 use common::{App, WAIT};
 use serde_json::{json, Value};
 use shared::testkit::eventually;
@@ -13,33 +14,6 @@ use shared::testkit::eventually;
 /// A step on the in-process worker's pool.
 fn step(id: &str, needs: Value, kind: &str, payload: Value) -> Value {
     json!({"id": id, "needs": needs, "job": {"kind": kind, "pool": "inproc", "payload": payload}})
-}
-
-async fn create(app: &App, token: &str, body: Value) -> Value {
-    let (status, created) = app.post("/api/v1/workflows", Some(token), body).await;
-    assert_eq!(status, 201, "{created}");
-    created
-}
-
-/// Waits until workflow `id` is `status`; returns it.
-async fn wait_workflow(app: &App, token: &str, id: &str, status: &str) -> Value {
-    eventually(&format!("workflow {id} is {status}"), WAIT, || async {
-        let (code, body) = app
-            .get(&format!("/api/v1/workflows/{id}"), Some(token))
-            .await;
-        assert_eq!(code, 200, "{body}");
-        (body["status"] == status).then_some(body)
-    })
-    .await
-}
-
-fn step_of<'a>(workflow: &'a Value, id: &str) -> &'a Value {
-    workflow["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {workflow}"))
 }
 
 fn time(step: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
@@ -54,21 +28,21 @@ fn time(step: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
 async fn a_diamonds_join_starts_after_both_branches_with_their_results() {
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
-    let created = create(
-        &app,
-        &ada,
-        json!({"title": "diamond", "steps": [
-            step("a", json!([]), "echo", json!({"n": 1})),
-            step("b", json!(["a"]), "sleep", json!({"ms": 300})),
-            step("c", json!(["a"]), "echo", json!({"n": 3})),
-            step("d", json!(["b", "c"]), "echo", json!({"n": 4})),
-        ]}),
-    )
-    .await;
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "diamond", "steps": [
+                step("a", json!([]), "echo", json!({"n": 1})),
+                step("b", json!(["a"]), "sleep", json!({"ms": 300})),
+                step("c", json!(["a"]), "echo", json!({"n": 3})),
+                step("d", json!(["b", "c"]), "echo", json!({"n": 4})),
+            ]}),
+        )
+        .await;
     assert_eq!(created["status"], "running");
     assert_eq!(step_of(&created, "d")["status"], "waiting", "{created}");
     let id = created["id"].as_str().unwrap();
-    let done = wait_workflow(&app, &ada, id, "completed").await;
+    let done = app.wait_workflow(&ada, id, "completed").await;
     let (a, b, c, d) = (
         step_of(&done, "a"),
         step_of(&done, "b"),
@@ -121,21 +95,21 @@ async fn a_dead_step_skips_what_follows_it_unless_a_need_continues() {
     let ada = app.sign_up("ada@example.com").await;
     let mut adas = common::stream::open(&app.api, &ada, None).await;
     // b's payload does not fit `sleep`: it dies at its first run (retrying cannot help).
-    let created = create(
-        &app,
-        &ada,
-        json!({"title": "failing middle", "steps": [
-            step("a", json!([]), "echo", json!({})),
-            step("b", json!(["a"]), "sleep", json!({"ms": "soon"})),
-            step("c", json!(["b"]), "echo", json!({})),
-            step("e", json!(["c"]), "echo", json!({})),
-            json!({"id": "d", "needs": [{"step": "b", "on_failure": "continue"}],
-                   "job": {"kind": "echo", "pool": "inproc"}}),
-        ]}),
-    )
-    .await;
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "failing middle", "steps": [
+                step("a", json!([]), "echo", json!({})),
+                step("b", json!(["a"]), "sleep", json!({"ms": "soon"})),
+                step("c", json!(["b"]), "echo", json!({})),
+                step("e", json!(["c"]), "echo", json!({})),
+                json!({"id": "d", "needs": [{"step": "b", "on_failure": "continue"}],
+                       "job": {"kind": "echo", "pool": "inproc"}}),
+            ]}),
+        )
+        .await;
     let id = created["id"].as_str().unwrap();
-    let failed = wait_workflow(&app, &ada, id, "failed").await;
+    let failed = app.wait_workflow(&ada, id, "failed").await;
     let status = |s: &str| step_of(&failed, s)["status"].as_str().unwrap().to_string();
     assert_eq!(
         [
@@ -251,15 +225,15 @@ async fn a_bad_graph_is_refused_naming_the_step_and_nothing_is_created() {
 async fn a_cancelled_workflow_stops_its_running_step_and_runs_nothing_more() {
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
-    let created = create(
-        &app,
-        &ada,
-        json!({"title": "long", "steps": [
-            step("a", json!([]), "sleep", json!({"ms": 60_000})),
-            step("b", json!(["a"]), "echo", json!({})),
-        ]}),
-    )
-    .await;
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "long", "steps": [
+                step("a", json!([]), "sleep", json!({"ms": 60_000})),
+                step("b", json!(["a"]), "echo", json!({})),
+            ]}),
+        )
+        .await;
     let id = created["id"].as_str().unwrap();
     let a_task = step_of(&created, "a")["task_id"]
         .as_str()
@@ -329,12 +303,12 @@ async fn no_more_than_max_parallel_steps_run_at_once() {
     let steps: Vec<Value> = (0..6)
         .map(|i| step(&format!("s{i}"), json!([]), "sleep", json!({"ms": 200})))
         .collect();
-    let created = create(
-        &app,
-        &ada,
-        json!({"title": "bounded", "steps": steps, "max_parallel": 2}),
-    )
-    .await;
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "bounded", "steps": steps, "max_parallel": 2}),
+        )
+        .await;
     let waiting = created["steps"]
         .as_array()
         .unwrap()
@@ -342,7 +316,9 @@ async fn no_more_than_max_parallel_steps_run_at_once() {
         .filter(|s| s["status"] == "waiting")
         .count();
     assert_eq!(waiting, 4, "two released at creation: {created}");
-    let done = wait_workflow(&app, &ada, created["id"].as_str().unwrap(), "completed").await;
+    let done = app
+        .wait_workflow(&ada, created["id"].as_str().unwrap(), "completed")
+        .await;
     let runs: Vec<_> = done["steps"]
         .as_array()
         .unwrap()
@@ -374,20 +350,20 @@ async fn a_retry_runs_again_only_what_did_not_succeed() {
     let ada = app.sign_up("ada@example.com").await;
     let effects = common::jobs::Effects::start(&app).await;
     // b's endpoint answers 500 to its first call: with one attempt, b dies.
-    let created = create(
-        &app,
-        &ada,
-        json!({"title": "retried", "steps": [
-            step("a", json!([]), "echo", json!({})),
-            json!({"id": "b", "needs": ["a"], "job": {"kind": "http", "pool": "inproc",
-                   "max_attempts": 1, "payload": effects.job("fail_times=1")}}),
-            step("c", json!(["b"]), "echo", json!({})),
-            step("d", json!(["a"]), "echo", json!({})),
-        ]}),
-    )
-    .await;
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "retried", "steps": [
+                step("a", json!([]), "echo", json!({})),
+                json!({"id": "b", "needs": ["a"], "job": {"kind": "http", "pool": "inproc",
+                       "max_attempts": 1, "payload": effects.job("fail_times=1")}}),
+                step("c", json!(["b"]), "echo", json!({})),
+                step("d", json!(["a"]), "echo", json!({})),
+            ]}),
+        )
+        .await;
     let id = created["id"].as_str().unwrap();
-    let failed = wait_workflow(&app, &ada, id, "failed").await;
+    let failed = app.wait_workflow(&ada, id, "failed").await;
     let status = |w: &Value, s: &str| step_of(w, s)["status"].as_str().unwrap().to_string();
     assert_eq!(
         ["a", "b", "c", "d"].map(|s| status(&failed, s)),
@@ -412,7 +388,7 @@ async fn a_retry_runs_again_only_what_did_not_succeed() {
     assert_eq!(code, 200, "{retried}");
     assert_eq!(retried["status"], "running");
     assert_eq!(status(&retried, "c"), "waiting", "{retried}");
-    let done = wait_workflow(&app, &ada, id, "completed").await;
+    let done = app.wait_workflow(&ada, id, "completed").await;
     let mut counts = Vec::new();
     for s in ["a", "b", "c", "d"] {
         counts.push(runs(&app, &ada, &step_of(&done, s)["task_id"]).await);
@@ -437,9 +413,7 @@ async fn a_map_runs_once_per_element_and_its_dependent_gets_the_results_in_order
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
     let items: Vec<i64> = (0..100).collect();
-    let created = create(
-        &app,
-        &ada,
+    let created = app.create_workflow(&ada,
         json!({"title": "mapped", "steps": [
             step("list", json!([]), "echo", json!({"items": items})),
             json!({"id": "each", "needs": ["list"], "map": {"step": "list", "pointer": "/payload/items"},
@@ -456,7 +430,7 @@ async fn a_map_runs_once_per_element_and_its_dependent_gets_the_results_in_order
     )
     .await;
     let id = created["id"].as_str().unwrap();
-    let done = wait_workflow(&app, &ada, id, "failed").await;
+    let done = app.wait_workflow(&ada, id, "failed").await;
     let status = |s: &str| step_of(&done, s)["status"].as_str().unwrap().to_string();
     assert_eq!(
         ["list", "each", "sum", "wrong", "after-wrong", "none"].map(status),
@@ -512,9 +486,7 @@ async fn a_map_runs_once_per_element_and_its_dependent_gets_the_results_in_order
 async fn a_map_over_an_empty_array_completes_at_once() {
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
-    let created = create(
-        &app,
-        &ada,
+    let created = app.create_workflow(&ada,
         json!({"title": "empty map", "steps": [
             step("list", json!([]), "echo", json!({"items": []})),
             json!({"id": "each", "needs": ["list"], "map": {"step": "list", "pointer": "/payload/items"},
@@ -523,7 +495,9 @@ async fn a_map_over_an_empty_array_completes_at_once() {
         ]}),
     )
     .await;
-    let done = wait_workflow(&app, &ada, created["id"].as_str().unwrap(), "completed").await;
+    let done = app
+        .wait_workflow(&ada, created["id"].as_str().unwrap(), "completed")
+        .await;
     assert_eq!(step_of(&done, "each")["result"], json!([]));
     assert_eq!(
         step_of(&done, "after")["result"]["inputs"]["each"],

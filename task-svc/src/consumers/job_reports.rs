@@ -119,11 +119,17 @@ impl BatchHandler for JobReports {
                 }
                 touched.extend(applied);
             }
-            touched.extend(complete_many(&mut tx, successes).await?);
-            // Workflow steps that ended move their workflows on, in this transaction.
-            let moved =
-                crate::service::workflows::advance::after_changes(&mut tx, &self.config, &touched)
-                    .await?;
+            // Workflow steps that ended move their workflows on, in this transaction: those of
+            // successes are known; other ends are looked up.
+            let (completed, workflows) = complete_many(&mut tx, successes).await?;
+            let moved = crate::service::workflows::advance::after_changes(
+                &mut tx,
+                &self.config,
+                &touched,
+                workflows,
+            )
+            .await?;
+            touched.extend(completed);
             touched.extend(moved);
             mark_finished(&self.cache, &ended).await;
             self.finish(tx, touched).await

@@ -100,7 +100,7 @@ pub async fn on_finished(
     match report.outcome {
         // Never reached from the queue (successes go to `complete_many` together); kept on
         // the one rule all the same.
-        JobOutcome::Succeeded => return Ok(complete_many(tx, vec![(report, None)]).await?.pop()),
+        JobOutcome::Succeeded => return Ok(complete_many(tx, vec![(report, None)]).await?.0.pop()),
         JobOutcome::Interrupted if this_run => {
             // The worker shut down and requeued the dispatch: it runs again, same attempt.
             reports::clear_run(tx, task.id).await?;
@@ -164,14 +164,15 @@ async fn bury(
 
 /// Applies successful `job.finished` reports together (with their trace contexts): the one rule
 /// that completes a job. Records their runs, completes their tasks (only a live task whose
-/// current dispatch it is) and announces `task.completed`. Returns the completed tasks.
+/// current dispatch it is) and announces `task.completed`. Returns the completed tasks, and
+/// the workflows of those that are workflow steps.
 ///
 /// Idempotent without a processed-events record: a duplicate report changes nothing and
 /// announces nothing.
 pub async fn complete_many(
     tx: &mut PgConnection,
     reports: Vec<(JobFinished, Option<String>)>,
-) -> Result<Vec<Task>, sqlx::Error> {
+) -> Result<(Vec<Task>, Vec<Uuid>), sqlx::Error> {
     let traces: HashMap<Uuid, Option<String>> = reports
         .iter()
         .map(|(r, traceparent)| (r.task_id, traceparent.clone()))
@@ -179,17 +180,18 @@ pub async fn complete_many(
     let reports: Vec<JobFinished> = reports.into_iter().map(|(r, _)| r).collect();
     let done = crate::store::reports::complete_many(tx, &reports).await?;
     if done.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let events = done
         .iter()
-        .map(|(task, kind)| {
+        .map(|(task, kind, _)| {
             let traceparent = traces.get(&task.id).cloned().flatten();
             events::completed_by_job(task, kind, traceparent)
         })
         .collect();
     outbox::enqueue_many(tx, events).await?;
-    Ok(done.into_iter().map(|(task, _)| task).collect())
+    let workflows = done.iter().filter_map(|(_, _, w)| *w).collect();
+    Ok((done.into_iter().map(|(task, ..)| task).collect(), workflows))
 }
 
 /// Marks the dispatches that `finished` reports ended where workers look before running a copy

@@ -121,6 +121,7 @@ pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<T
         &mut tx,
         &state.config.jobs,
         std::slice::from_ref(&saved),
+        Vec::new(),
     )
     .await?;
     let mut touched: Vec<&Task> = moved.iter().collect();

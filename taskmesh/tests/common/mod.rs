@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod media;
 pub mod notify;
 pub mod stream;
+pub mod workflows;
 
 use std::time::Duration;
 

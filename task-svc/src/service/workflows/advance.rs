@@ -22,12 +22,13 @@ use crate::{
     store::{self, workflows::StepRow},
 };
 
-/// After `touched` tasks changed: moves on the workflows of those that ended. Returns the tasks
-/// it changed in turn (released, expanded or skipped steps).
+/// After `touched` tasks changed: moves on `workflows` and those of the tasks that ended.
+/// Returns the tasks it changed in turn (released, expanded or skipped steps).
 pub async fn after_changes(
     tx: &mut PgConnection,
     config: &JobsConfig,
     touched: &[Task],
+    mut workflows: Vec<Uuid>,
 ) -> Result<Vec<Task>, TaskError> {
     let ended: Vec<Uuid> = touched
         .iter()
@@ -39,12 +40,15 @@ pub async fn after_changes(
         })
         .map(|t| t.id)
         .collect();
-    if ended.is_empty() {
+    if !ended.is_empty() {
+        workflows.extend(store::workflows::of_tasks(tx, &ended).await?);
+    }
+    if workflows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut workflows = store::workflows::of_tasks(tx, &ended).await?;
     // One order for every transaction that locks several.
     workflows.sort_unstable();
+    workflows.dedup();
     let mut changed = Vec::new();
     for id in workflows {
         changed.extend(advance(tx, config, id).await?);
@@ -232,7 +236,9 @@ async fn apply(
         }
         let inputs = Value::Object(inputs);
         store::workflows::set_inputs(tx, step.task_id, &inputs).await?;
-        let Some(mut task) = store::tasks::find(tx, step.task_id, true).await? else {
+        // Checked again under its lock: a step stopped meanwhile (its owner deactivated) stays.
+        let task = store::tasks::find(tx, step.task_id, true).await?;
+        let Some(mut task) = task.filter(|t| t.status == Status::Pending) else {
             continue;
         };
         let Some(map) = &step.map else {
