@@ -504,3 +504,183 @@ async fn a_map_over_an_empty_array_completes_at_once() {
         json!([])
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_workflow_runs_again_on_retry_even_the_step_its_cancel_stopped() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "resumed", "steps": [
+                step("a", json!([]), "sleep", json!({"ms": 1500})),
+                step("b", json!(["a"]), "echo", json!({})),
+            ]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let a_task = step_of(&created, "a")["task_id"].clone();
+    app.wait_status(&ada, a_task.as_str().unwrap(), "running")
+        .await;
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/workflows/{id}/cancel"),
+            Some(&ada),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Its stopped run has ended before the retry (else the retry would race the stop).
+    eventually("a's run ends", WAIT, || async {
+        let (_, runs) = app
+            .get(
+                &format!("/api/v1/tasks/{}/attempts", a_task.as_str().unwrap()),
+                Some(&ada),
+            )
+            .await;
+        (runs["items"][0]["outcome"] != "running").then_some(())
+    })
+    .await;
+    let (status, retried) = app
+        .post(
+            &format!("/api/v1/workflows/{id}/retry"),
+            Some(&ada),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{retried}");
+    // The cancel's mark on a no longer stops its new dispatch.
+    let done = app.wait_workflow(&ada, id, "completed").await;
+    assert_eq!(runs(&app, &ada, &a_task).await, 2, "{done}");
+    assert_eq!(step_of(&done, "b")["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_waiting_step_skips_what_needs_it_and_a_map_step_is_cancelled_whole() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "partly cancelled", "steps": [
+                step("a", json!([]), "sleep", json!({"ms": 1000})),
+                step("b", json!(["a"]), "echo", json!({})),
+                step("c", json!(["b"]), "echo", json!({})),
+                json!({"id": "m", "needs": ["a"], "map": {"step": "a", "pointer": "/list"},
+                       "job": {"kind": "echo", "pool": "inproc"}}),
+            ]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let task_of = |s: &str| {
+        step_of(&created, s)["task_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/tasks/{}/cancel", task_of("m")),
+            Some(&ada),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("map_step")),
+        "{body}"
+    );
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/tasks/{}/cancel", task_of("b")),
+            Some(&ada),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let failed = app.wait_workflow(&ada, id, "failed").await;
+    let status = |s: &str| step_of(&failed, s)["status"].as_str().unwrap().to_string();
+    // a ran; b was cancelled, c skipped; the map over a's result (no `list`) died.
+    assert_eq!(
+        ["a", "b", "c", "m"].map(status),
+        ["completed", "cancelled", "skipped", "dead"],
+        "{failed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_whose_inputs_are_too_large_dies_saying_so() {
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.jobs.workflow_max_inputs_bytes = 1000;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    let big = "x".repeat(2000);
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "large", "steps": [
+                step("a", json!([]), "echo", json!({"text": big})),
+                step("b", json!(["a"]), "echo", json!({})),
+            ]}),
+        )
+        .await;
+    let failed = app
+        .wait_workflow(&ada, created["id"].as_str().unwrap(), "failed")
+        .await;
+    let b = step_of(&failed, "b");
+    assert_eq!(b["status"], "dead", "{failed}");
+    assert!(
+        b["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("jobs.workflow_max_inputs_bytes")),
+        "{b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deactivated_owners_workflow_is_cancelled_and_its_waiting_steps_never_run() {
+    let app = App::start_with(job_config).await;
+    let admin = app.admin_token().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "orphaned", "steps": [
+                step("a", json!([]), "sleep", json!({"ms": 1500})),
+                step("b", json!(["a"]), "echo", json!({})),
+            ]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let ada_id = app.user_id(&ada).await;
+    let deactivated = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{ada_id}"),
+            Some(&admin),
+            Some(json!({ "active": false })),
+        )
+        .await;
+    assert_eq!(deactivated.status, 200, "{:?}", deactivated.body);
+    let cancelled = app.wait_workflow(&admin, id, "cancelled").await;
+    assert_eq!(
+        step_of(&cancelled, "b")["status"],
+        "cancelled",
+        "{cancelled}"
+    );
+    // a (running when its owner went) ends as it will; nothing after it is released.
+    eventually("a has ended", WAIT, || async {
+        let (_, now) = app
+            .get(&format!("/api/v1/workflows/{id}"), Some(&admin))
+            .await;
+        (step_of(&now, "a")["finished_at"].is_string()).then_some(())
+    })
+    .await;
+    let (_, after) = app
+        .get(&format!("/api/v1/workflows/{id}"), Some(&admin))
+        .await;
+    assert_eq!(step_of(&after, "b")["status"], "cancelled", "{after}");
+    assert_eq!(after["status"], "cancelled");
+}

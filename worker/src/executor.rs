@@ -78,7 +78,7 @@ pub struct Executor {
     slots: Arc<Semaphore>,
     running: Mutex<HashMap<Uuid, Running>>,
     /// Cancels that arrived before their dispatch (kept an hour).
-    cancelled: Mutex<HashMap<Uuid, Instant>>,
+    cancelled: Mutex<HashMap<Uuid, (Instant, Option<Uuid>)>>,
     /// Finished reports on their way to the broker ([`run_reporter`]).
     reports: mpsc::UnboundedSender<WaitingReport>,
 }
@@ -316,9 +316,17 @@ impl Executor {
     /// Whether this task was cancelled (its cancel mark, which the claim read from Redis, or
     /// a cancel broadcast seen here since). Registers the job as running otherwise, so a later
     /// cancel broadcast reaches it.
-    fn start_or_skip(&self, task_id: Uuid, cancel_marked: bool) -> Option<Running> {
+    fn start_or_skip(
+        &self,
+        task_id: Uuid,
+        dispatch_id: Uuid,
+        cancel_marked: bool,
+    ) -> Option<Running> {
         let cancelled = self.cancelled.lock().unwrap();
-        if cancel_marked || cancelled.contains_key(&task_id) {
+        let broadcast = cancelled
+            .get(&task_id)
+            .is_some_and(|(_, of)| of.is_none_or(|d| d == dispatch_id));
+        if cancel_marked || broadcast {
             return None;
         }
         let token = CancellationToken::new();
@@ -333,8 +341,8 @@ impl Executor {
         Some(Running { token, reason })
     }
 
-    /// Handles a `job.cancel` broadcast.
-    pub fn cancel(&self, task_id: Uuid) {
+    /// Handles a `job.cancel` broadcast (of `dispatch_id` only, when it names one).
+    pub fn cancel(&self, task_id: Uuid, dispatch_id: Option<Uuid>) {
         let mut cancelled = self.cancelled.lock().unwrap();
         if let Some(running) = self.running.lock().unwrap().get(&task_id) {
             running.reason.store(STOP_CANCELLED, Ordering::SeqCst);
@@ -343,8 +351,8 @@ impl Executor {
             return;
         }
         let hour = Duration::from_secs(3600);
-        cancelled.retain(|_, at| at.elapsed() < hour);
-        cancelled.insert(task_id, Instant::now());
+        cancelled.retain(|_, (at, _)| at.elapsed() < hour);
+        cancelled.insert(task_id, (Instant::now(), dispatch_id));
     }
 
     async fn execute(
@@ -369,7 +377,9 @@ impl Executor {
                 started_at,
                 ended_at: Utc::now(),
             };
-        let Some(running) = self.start_or_skip(dispatch.task_id, cancel_marked) else {
+        let Some(running) =
+            self.start_or_skip(dispatch.task_id, dispatch.dispatch_id, cancel_marked)
+        else {
             tracing::info!("skipping a cancelled job");
             return finished(JobOutcome::Cancelled, None, None);
         };
@@ -563,7 +573,7 @@ impl Executor {
                             .ok()
                             .and_then(|e| e.decode::<JobCancel>().ok());
                         if let Some(cancel) = cancel {
-                            self.cancel(cancel.task_id);
+                            self.cancel(cancel.task_id, cancel.dispatch_id);
                         }
                     }
                     Some(Err(err)) => return Err(err.into()),

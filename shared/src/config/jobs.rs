@@ -44,8 +44,11 @@ pub struct JobsConfig {
     pub member_max_timeout_secs: u64,
     /// The longest `sleep` a member's job may ask for.
     pub member_max_sleep_ms: u64,
-    /// Most steps one workflow may have (`POST /api/v1/workflows`).
+    /// Most steps one workflow may have (`POST /api/v1/workflows`), and most runs of one map.
     pub workflow_max_steps: u32,
+    /// Largest inputs (the results of the steps it needs, as JSON) a workflow step is handed;
+    /// a step whose inputs are larger dies with the reason.
+    pub workflow_max_inputs_bytes: usize,
 }
 
 impl Default for JobsConfig {
@@ -67,6 +70,7 @@ impl Default for JobsConfig {
             member_max_timeout_secs: 3600,
             member_max_sleep_ms: 600_000,
             workflow_max_steps: 2_000,
+            workflow_max_inputs_bytes: 1024 * 1024,
         }
     }
 }

@@ -363,7 +363,8 @@ pub struct OutboxConfig {
     pub unroutable_recheck_ms: u64,
     /// When small transactions trickle in (the last wake found fewer than 32 rows), how long
     /// the relay waits for more after a commit wakes it (milliseconds): fewer, larger rounds,
-    /// at the cost of this much latency. The first event after a quiet second goes at once.
+    /// at the cost of this much latency. The first event after a quiet second goes at once, and
+    /// so does a commit that asks for it (a workflow's released steps).
     pub linger_ms: u64,
     /// Write a transaction's messages that are due at once as one row (decision 35). Every
     /// relay of this version reads such rows, but a relay of an earlier version would publish

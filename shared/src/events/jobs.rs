@@ -207,6 +207,10 @@ impl EventPayload for JobsFinished {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobCancel {
     pub task_id: Uuid,
+    /// The dispatch it stops; absent: every dispatch of the task. A later dispatch of the same
+    /// task (a workflow retried after a cancel) runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_id: Option<Uuid>,
 }
 
 impl EventPayload for JobCancel {

@@ -17,7 +17,8 @@ pub struct WorkflowFields {
     pub status: String,
     /// How many steps it has.
     pub steps: usize,
-    /// The ids of its steps that did not succeed (dead, cancelled, skipped).
+    /// The ids of its steps that did not succeed (dead, cancelled, skipped; in
+    /// `workflow.cancelled`, also those that had not ended).
     pub failed_steps: Vec<String>,
 }
 

@@ -10,6 +10,10 @@ use crate::events::{CloudEvent, EventPayload};
 /// The channel the outbox insert trigger notifies.
 pub const NOTIFY_CHANNEL: &str = "taskmesh_outbox";
 
+/// The payload of a notification on [`NOTIFY_CHANNEL`] that asks the relay to publish at
+/// once, without waiting for more commits ([`crate::outbox::wake_now`]).
+pub const NOTIFY_NOW: &str = "now";
+
 /// The routing key of a group row: its payload is an array of [`Grouped`] messages, each
 /// published on its own routing key. No event type starts with `outbox.`.
 pub const GROUP_KEY: &str = "outbox.group";

@@ -24,6 +24,9 @@ mod write;
 
 pub use message::{
     batch_key, Grouped, GroupedRaw, Pending, Route, GROUP_KEY, GROUP_MAX, NOTIFY_CHANNEL,
+    NOTIFY_NOW,
 };
 pub use relay::{Relay, RoundStats};
-pub use write::{enqueue, enqueue_all, enqueue_at, enqueue_many, enqueue_routed, set_grouping};
+pub use write::{
+    enqueue, enqueue_all, enqueue_at, enqueue_many, enqueue_routed, set_grouping, wake_now,
+};

@@ -8,7 +8,7 @@ use sqlx::{postgres::PgListener, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::claim;
-use super::message::{batch_key, must_route, NOTIFY_CHANNEL};
+use super::message::{batch_key, must_route, NOTIFY_CHANNEL, NOTIFY_NOW};
 use super::settle::Settle;
 use crate::backoff::{Backoff, Policy};
 use crate::broker::{OutgoingMessage, PublishError, Publisher};
@@ -360,14 +360,16 @@ impl Relay {
                 _ = tokio::time::sleep(wait) => {}
                 notified = async {
                     match listener.as_mut() {
-                        Some(l) => l.recv().await.map(|_| ()),
+                        Some(l) => l.recv().await.map(|n| n.payload() == NOTIFY_NOW),
                         None => std::future::pending().await,
                     }
                 } => {
                     if notified.is_err() {
                         listener = None;
                     } else {
-                        if trickle && linger > Duration::ZERO {
+                        // A commit that asked for it ([`super::wake_now`]) goes at once.
+                        let now = notified.unwrap_or(false);
+                        if trickle && linger > Duration::ZERO && !now {
                             // Let more commits land, so a stream of small transactions is
                             // published in fewer, larger rounds.
                             tokio::time::sleep(linger).await;

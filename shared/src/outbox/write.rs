@@ -65,6 +65,18 @@ pub fn set_grouping(on: bool) {
     GROUPING.store(on, Ordering::Relaxed);
 }
 
+/// Asks the relay to publish what `tx` writes as soon as it commits, without lingering for more
+/// commits (a workflow's next step waits on it). Call it before writing the rows: a
+/// transaction's notifications arrive in the order they were made.
+pub async fn wake_now(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(super::message::NOTIFY_CHANNEL)
+        .bind(super::message::NOTIFY_NOW)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// Writes several events, of any types and routes, in one statement: with grouping on, those
 /// due at once share group rows when there are several; every other one gets a row of its own.
 pub async fn enqueue_all(tx: &mut PgConnection, rows: Vec<Pending>) -> Result<(), sqlx::Error> {

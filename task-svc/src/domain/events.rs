@@ -241,8 +241,11 @@ pub fn dead(
 }
 
 /// `job.cancel`: workers stop the task's running job.
-pub fn job_cancel(task_id: Uuid) -> Result<Pending, sqlx::Error> {
-    event(JobCancel { task_id })
+pub fn job_cancel(task_id: Uuid, dispatch_id: Option<Uuid>) -> Result<Pending, sqlx::Error> {
+    event(JobCancel {
+        task_id,
+        dispatch_id,
+    })
 }
 
 /// A workflow's event for its status: `workflow.created` while `running`, else the one of its

@@ -22,3 +22,23 @@ pub async fn mark_done(redis: &ConnectionManager, prefix: &str, finished: &[(Uui
         tracing::warn!(dispatches = finished.len(), error = %err, "cannot mark finished dispatches done; a copy of one whose worker died before marking it would run again");
     }
 }
+
+/// Takes the cancel marks of `tasks` away (a workflow runs them again after a cancel): their new
+/// dispatches run. Their earlier dispatches are marked done first, so that a copy of one still
+/// in a queue settles without running.
+pub async fn clear_cancel_marks(
+    redis: &ConnectionManager,
+    prefix: &str,
+    earlier: &[Uuid],
+    tasks: &[Uuid],
+) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    for dispatch_id in earlier {
+        shared::cache::mark_dispatch_done(&mut pipe, prefix, *dispatch_id, "cancelled");
+    }
+    for task_id in tasks {
+        pipe.del(shared::cache::cancel_mark_key(prefix, *task_id));
+    }
+    let mut redis = redis.clone();
+    pipe.query_async::<()>(&mut redis).await
+}

@@ -51,7 +51,7 @@ pub async fn on_started(
                 "its runs were lost with their workers {lost_runs} times; it may be what stops them"
             );
             bury(tx, &mut task, &job, &error).await?;
-            outbox::enqueue_all(tx, vec![events::job_cancel(task.id)?]).await?;
+            outbox::enqueue_all(tx, vec![events::job_cancel(task.id, job.dispatch_id)?]).await?;
             return Ok(Some(task));
         }
     }

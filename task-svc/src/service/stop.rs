@@ -49,7 +49,9 @@ pub async fn stop(
             tracing::warn!(error = %err, "cannot mark a job cancelled in Redis");
             return Err(TaskError::Unavailable("redis"));
         }
-        outbox::enqueue_all(tx, vec![crate::domain::events::job_cancel(task.id)?]).await?;
+        let dispatch = store::jobs::current_dispatch(tx, task.id).await?;
+        let cancel = crate::domain::events::job_cancel(task.id, dispatch)?;
+        outbox::enqueue_all(tx, vec![cancel]).await?;
     }
     crate::store::jobs::mark_stopped(tx, task.id).await?;
     let mut after = task.clone();
@@ -68,6 +70,11 @@ pub async fn stop_owned(
     owner: Uuid,
     channel: Option<Uuid>,
 ) -> Result<Vec<Uuid>, TaskError> {
+    // A user's going stops their workflows first (a channel holds no steps): nothing more of
+    // them is released, and their waiting steps are then stopped with the rest.
+    if channel.is_none() {
+        crate::service::workflows::advance::cancel_owned(tx, owner).await?;
+    }
     // Locked as it is read: a row a concurrent commit changed is checked again under the lock,
     // so a job that finished meanwhile is left as it ended.
     let live = crate::store::jobs::live_owned(tx, owner, channel).await?;
@@ -90,7 +97,25 @@ pub async fn stop_owned(
 /// state machine.
 pub async fn cancel(state: &AppState, identity: &Identity, id: &str) -> Result<Task, TaskError> {
     let mut tx = state.pool.begin().await?;
+    let mut step = None;
+    if let Ok(task_id) = Uuid::parse_str(id) {
+        step = store::workflows::step_of_task(&mut tx, task_id).await?;
+        if let Some((workflow, _)) = step {
+            // A waiting step changes only under its workflow's lock, taken before the step's,
+            // as a release does.
+            let task = store::tasks::find(&mut tx, task_id, false).await?;
+            if task.is_some_and(|t| t.status == Status::Pending) {
+                store::workflows::find(&mut tx, workflow, true).await?;
+            }
+        }
+    }
     let task = crate::service::operations::editable_job(&mut tx, identity, id, "cancel it").await?;
+    if step.is_some_and(|(_, map)| map) {
+        return Err(TaskError::conflict(
+            "map_step",
+            "this step stands for its map's runs: cancel the workflow, or the runs, instead",
+        ));
+    }
     let Some(dispatch_event) = store::jobs::dispatch_event_of(&mut tx, task.id).await? else {
         crate::domain::status::check(task.status, Status::Cancelled)?;
         let mut after = task.clone();

@@ -134,6 +134,20 @@ pub async fn dispatch_event_of(
         .await
 }
 
+/// The current dispatch of task `task_id`'s job, if it has one.
+pub async fn current_dispatch(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    Ok(
+        sqlx::query_scalar("SELECT dispatch_id FROM jobs WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(conn)
+            .await?
+            .flatten(),
+    )
+}
+
 /// Drops the dispatch `event` if the relay has not published it and it has an outbox row of its
 /// own (one sharing a group row is left to the relay). Returns whether it did.
 pub async fn drop_unpublished(conn: &mut PgConnection, event: Uuid) -> Result<bool, sqlx::Error> {

@@ -198,18 +198,20 @@ pub async fn list(
 }
 
 /// Clears the outcome of the jobs of `tasks` (workflow steps run again by a retry) and their
-/// steps' skips. Returns the pools of those that were dead (their dead letters go).
+/// steps' skips. Returns, per job, its pool if it was dead (its dead letter goes) and its
+/// dispatch before.
 pub async fn reset_steps(
     conn: &mut PgConnection,
     tasks: &[Uuid],
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<(Option<String>, Option<Uuid>)>, sqlx::Error> {
     sqlx::query("UPDATE workflow_steps SET skipped = false WHERE task_id = ANY($1)")
         .bind(tasks)
         .execute(&mut *conn)
         .await?;
-    sqlx::query_scalar(
+    sqlx::query_as(
         "WITH old AS (
-            SELECT j.task_id, j.pool, t.status FROM jobs j JOIN tasks t ON t.id = j.task_id
+            SELECT j.task_id, j.pool, j.dispatch_id, t.status
+              FROM jobs j JOIN tasks t ON t.id = j.task_id
              WHERE j.task_id = ANY($1)
          )
          UPDATE jobs j
@@ -219,12 +221,11 @@ pub async fn reset_steps(
                 dead_purged_at = CASE WHEN old.status = 'dead' THEN now() END
            FROM old
           WHERE j.task_id = old.task_id
-         RETURNING CASE WHEN old.status = 'dead' THEN old.pool END",
+         RETURNING CASE WHEN old.status = 'dead' THEN old.pool END, old.dispatch_id",
     )
     .bind(tasks)
     .fetch_all(conn)
     .await
-    .map(|pools: Vec<Option<String>>| pools.into_iter().flatten().collect())
 }
 
 /// Marks `tasks` as the runs of map step `step` of workflow `id`, one per element of `items`
@@ -327,6 +328,32 @@ pub async fn failed_runs(
     )
     .bind(id)
     .bind(step)
+    .fetch_all(conn)
+    .await
+}
+
+/// The workflow task `task_id` is a step of, and whether that step maps (runs of a map are not
+/// steps themselves).
+pub async fn step_of_task(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+) -> Result<Option<(Uuid, bool)>, sqlx::Error> {
+    sqlx::query_as("SELECT workflow_id, map IS NOT NULL FROM workflow_steps WHERE task_id = $1")
+        .bind(task_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Cancels `owner`'s running workflows (locking them); returns them.
+pub async fn cancel_owned(
+    conn: &mut PgConnection,
+    owner: Uuid,
+) -> Result<Vec<WorkflowRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE workflows SET status = 'cancelled', updated_at = now(), finished_at = now()
+          WHERE owner_id = $1 AND status = 'running' RETURNING {COLUMNS}"
+    ))
+    .bind(owner)
     .fetch_all(conn)
     .await
 }

@@ -159,7 +159,8 @@ async fn finish_maps(
     Ok(finished)
 }
 
-/// Ends map step `step` itself: completed with its runs' results, or dead with `error`.
+/// Ends step `step` without a run of its own: completed with its map runs' results (in order),
+/// or dead with `error` (a map over what is not an array, inputs too large).
 async fn end_step(
     tx: &mut PgConnection,
     id: Uuid,
@@ -167,7 +168,7 @@ async fn end_step(
     error: Option<&str>,
     touched: &mut Vec<Task>,
 ) -> Result<(), TaskError> {
-    let Some(mut task) = store::tasks::find(tx, step.task_id, true).await? else {
+    let Some(task) = store::tasks::find(tx, step.task_id, true).await? else {
         return Ok(());
     };
     store::workflows::finish_map(tx, id, &step.step, step.task_id, error).await?;
@@ -175,9 +176,17 @@ async fn end_step(
         None => Status::Completed,
         Some(_) => Status::Dead,
     };
-    store::jobs::set_status(tx, &mut task, status).await?;
-    touched.push(task);
+    touched.push(end_task(tx, &task, status).await?);
     Ok(())
+}
+
+/// Saves `task` in `status` as the platform's doing, with the events of that change (which the
+/// live stream shows).
+async fn end_task(tx: &mut PgConnection, task: &Task, status: Status) -> Result<Task, TaskError> {
+    let mut after = task.clone();
+    after.status = status;
+    let changes = crate::domain::task::status_change(task, &after);
+    crate::service::tasks::save(tx, &after, Uuid::nil(), changes).await
 }
 
 /// `items` if their runs keep the owner within `jobs.member_max_live_jobs` (admins included: a
@@ -215,15 +224,18 @@ async fn apply(
         let skipped: Vec<Uuid> = next.skip.iter().map(|&i| steps[i].task_id).collect();
         store::workflows::mark_skipped(tx, &skipped).await?;
         for task_id in skipped {
-            let Some(mut task) = store::tasks::find(tx, task_id, true).await? else {
+            let Some(task) = store::tasks::find(tx, task_id, true).await? else {
                 continue;
             };
             store::reports::finish_cancelled(tx, task_id, chrono::Utc::now()).await?;
-            store::jobs::set_status(tx, &mut task, Status::Cancelled).await?;
-            touched.push(task);
+            touched.push(end_task(tx, &task, Status::Cancelled).await?);
         }
     }
     let mut ended = false;
+    if !next.release.is_empty() {
+        // The steps released here are what the workflow waits on: published at the commit.
+        shared::outbox::wake_now(tx).await?;
+    }
     for &i in &next.release {
         let step = &steps[i];
         let mapped = step.map.as_ref().map(|m| m.0.step.as_str());
@@ -235,6 +247,16 @@ async fn apply(
             }
         }
         let inputs = Value::Object(inputs);
+        let size = serde_json::to_vec(&inputs).map_or(0, |b| b.len());
+        if size > config.workflow_max_inputs_bytes {
+            let error = format!(
+                "its inputs are {size} bytes, more than jobs.workflow_max_inputs_bytes ({})",
+                config.workflow_max_inputs_bytes
+            );
+            end_step(tx, id, step, Some(&error), touched).await?;
+            ended = true;
+            continue;
+        }
         store::workflows::set_inputs(tx, step.task_id, &inputs).await?;
         // Checked again under its lock: a step stopped meanwhile (its owner deactivated) stays.
         let task = store::tasks::find(tx, step.task_id, true).await?;
@@ -270,4 +292,17 @@ async fn apply(
         }
     }
     Ok(ended)
+}
+
+/// Cancels `owner`'s running workflows inside `tx` (the owner was deactivated or deleted):
+/// nothing more of them is released. Locked before their steps, as a release does; the caller
+/// stops the steps, which are among the owner's live jobs.
+pub async fn cancel_owned(tx: &mut PgConnection, owner: Uuid) -> Result<(), TaskError> {
+    for row in store::workflows::cancel_owned(tx, owner).await? {
+        let steps = store::workflows::steps(tx, row.id).await?;
+        let event = crate::domain::events::workflow(&row, steps.len(), failed(&steps))?;
+        shared::outbox::enqueue_all(tx, vec![event]).await?;
+        tracing::info!(workflow_id = %row.id, %owner, "workflow cancelled with its owner");
+    }
+    Ok(())
 }

@@ -123,11 +123,42 @@ pub async fn retry(
             ),
         ));
     }
+    // A cancel that did not finish (Redis away) left live steps that a retry would not see.
+    if row.status == WorkflowStatus::Cancelled
+        && !store::workflows::live_tasks(&mut tx, row.id)
+            .await?
+            .is_empty()
+    {
+        return Err(TaskError::conflict(
+            "cancel_unfinished",
+            "steps of this cancelled workflow are still live: cancel it again, then retry",
+        ));
+    }
     let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
-    let dead_pools: HashSet<String> = store::workflows::reset_steps(&mut tx, &ids)
-        .await?
-        .into_iter()
-        .collect();
+    // Live again: within a member's quota of live jobs, as new ones are.
+    if !identity.is_admin() {
+        let (_, live) = store::jobs::live_counts(&mut tx, row.owner_id).await?;
+        let max = state.config.jobs.member_max_live_jobs;
+        if live + ids.len() as i64 > i64::from(max) {
+            return Err(TaskError::Quota(format!(
+                "{live} live jobs and {} steps run again would pass the quota of {max} \
+                 (jobs.member_max_live_jobs); cancel some or wait for them to finish",
+                ids.len()
+            )));
+        }
+    }
+    let reset = store::workflows::reset_steps(&mut tx, &ids).await?;
+    let dead_pools: HashSet<String> = reset.iter().filter_map(|(p, _)| p.clone()).collect();
+    // A step stopped by a cancel carries its cancel mark: taken away before the commit, and
+    // its earlier dispatches marked done so that no copy of one runs.
+    let earlier: Vec<Uuid> = reset.iter().filter_map(|(_, d)| *d).collect();
+    let (redis, prefix) = (&state.cache.redis, &state.cache.prefix);
+    if let Err(err) =
+        crate::infra::dispatch_marks::clear_cancel_marks(redis, prefix, &earlier, &ids).await
+    {
+        tracing::warn!(error = %err, "cannot clear cancel marks for a retry");
+        return Err(TaskError::Unavailable("redis"));
+    }
     for task in &mut tasks {
         let status = if resumed.contains(&task.id) {
             Status::Running
