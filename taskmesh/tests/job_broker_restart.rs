@@ -33,6 +33,33 @@ async fn broker_is_back() {
     .await;
 }
 
+/// A full broker restart: the node stops and starts again from disk; returns once it answers.
+async fn restart_broker() {
+    tokio::task::spawn_blocking(|| {
+        rabbitmqctl(&["stop"]);
+        let status = Command::new("rabbitmq-server")
+            .arg("-detached")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    })
+    .await
+    .unwrap();
+    broker_is_back().await;
+}
+
+/// Waits until at least `n` tasks are completed.
+async fn completed_at_least(db: &sqlx::PgPool, n: i64, what: &str) {
+    eventually(what, Duration::from_secs(60), || async {
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE status = 'completed'")
+            .fetch_one(db)
+            .await
+            .unwrap();
+        (done >= n).then_some(())
+    })
+    .await;
+}
+
 fn broker_answers() -> bool {
     Command::new("rabbitmq-diagnostics")
         .args(["-q", "check_port_connectivity"])
@@ -68,32 +95,10 @@ async fn restarting_rabbitmq_mid_dispatch_loses_no_job() {
         })
     };
     let db = app.db(&app.env.config.task.database).await;
-    eventually(
-        "dispatching is under way",
-        Duration::from_secs(60),
-        || async {
-            let done: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM tasks WHERE status = 'completed'")
-                    .fetch_one(&db)
-                    .await
-                    .unwrap();
-            (done >= 100).then_some(())
-        },
-    )
-    .await;
+    completed_at_least(&db, 100, "dispatching is under way").await;
 
     // A full broker restart: the node stops and starts again from disk.
-    tokio::task::spawn_blocking(|| {
-        rabbitmqctl(&["stop"]);
-        let status = Command::new("rabbitmq-server")
-            .arg("-detached")
-            .status()
-            .unwrap();
-        assert!(status.success());
-    })
-    .await
-    .unwrap();
-    broker_is_back().await;
+    restart_broker().await;
 
     let statuses = creating.await.unwrap();
     let refused: Vec<u16> = statuses.iter().copied().filter(|s| *s != 201).collect();
@@ -288,30 +293,8 @@ async fn restarting_rabbitmq_mid_workflow_runs_each_step_once_and_each_join_once
         .await;
     let id = created["id"].as_str().unwrap();
     let db = app.db(&app.env.config.task.database).await;
-    eventually(
-        "the chain is under way",
-        Duration::from_secs(60),
-        || async {
-            let done: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM tasks WHERE status = 'completed'")
-                    .fetch_one(&db)
-                    .await
-                    .unwrap();
-            (done >= 5).then_some(())
-        },
-    )
-    .await;
-    tokio::task::spawn_blocking(|| {
-        rabbitmqctl(&["stop"]);
-        let status = Command::new("rabbitmq-server")
-            .arg("-detached")
-            .status()
-            .unwrap();
-        assert!(status.success());
-    })
-    .await
-    .unwrap();
-    broker_is_back().await;
+    completed_at_least(&db, 5, "the chain is under way").await;
+    restart_broker().await;
     let done = app
         .wait_workflow_within(&ada, id, "completed", Duration::from_secs(240))
         .await;

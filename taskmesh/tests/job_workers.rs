@@ -50,6 +50,28 @@ async fn wait_all_completed(app: &App, ids: &[String], deadline: Duration) {
     .await;
 }
 
+/// Once `victim` (on pool `crash`) holds at least two running runs, kills it with SIGKILL and
+/// starts a survivor on the same pool; returns the survivor.
+async fn kill_mid_run(
+    app: &App,
+    db: &sqlx::PgPool,
+    mut victim: WorkerProcess,
+    env: &[(&str, &str)],
+) -> WorkerProcess {
+    eventually("the victim holds running runs", WAIT, || async {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_attempts WHERE worker_id = 'victim' AND outcome = 'running'",
+        )
+        .fetch_one(db)
+        .await
+        .unwrap();
+        (running >= 2).then_some(())
+    })
+    .await;
+    victim.kill9().await;
+    WorkerProcess::start(app, "survivor", &["crash"], env).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_jobs_through_two_worker_processes_have_exactly_one_effect_each() {
     let app = App::start_with(job_config).await;
@@ -92,7 +114,7 @@ async fn killing_a_worker_mid_job_loses_nothing_and_duplicates_nothing() {
     let admin = app.admin_token().await;
     let effects = Effects::start(&app).await;
     let concurrency = [("TASKMESH_WORKERS__CONCURRENCY", "4")];
-    let mut victim = WorkerProcess::start(&app, "victim", &["crash"], &concurrency).await;
+    let victim = WorkerProcess::start(&app, "victim", &["crash"], &concurrency).await;
 
     // Each job works 3 s before its effect: a run seen running (its start is reported after
     // `report_started_after_ms`, 200 ms) is still running when the victim dies, however slowly a
@@ -105,18 +127,7 @@ async fn killing_a_worker_mid_job_loses_nothing_and_duplicates_nothing() {
     )
     .await;
     let db = app.db(&app.env.config.task.database).await;
-    eventually("the victim holds running jobs", WAIT, || async {
-        let running: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM job_attempts WHERE worker_id = 'victim' AND outcome = 'running'",
-        )
-        .fetch_one(&db)
-        .await
-        .unwrap();
-        (running >= 2).then_some(())
-    })
-    .await;
-    victim.kill9().await;
-    let _survivor = WorkerProcess::start(&app, "survivor", &["crash"], &concurrency).await;
+    let _survivor = kill_mid_run(&app, &db, victim, &concurrency).await;
 
     wait_all_completed(&app, &ids, Duration::from_secs(120)).await;
     let (effected, repeated) = effects.counts().await;
@@ -370,25 +381,14 @@ async fn a_worker_killed_mid_workflow_leaves_one_effect_per_step_and_starts_the_
     let ada = app.sign_up("ada@example.com").await;
     let effects = Effects::start(&app).await;
     let concurrency = [("TASKMESH_WORKERS__CONCURRENCY", "4")];
-    let mut victim = WorkerProcess::start(&app, "victim", &["crash"], &concurrency).await;
+    let victim = WorkerProcess::start(&app, "victim", &["crash"], &concurrency).await;
     // Each branch works 3 s before its effect: runs seen running are still running at the kill.
     let created = app
         .create_workflow(&ada, fan_out_and_join(&effects, "crash", 6, 3000))
         .await;
     let id = created["id"].as_str().unwrap();
     let db = app.db(&app.env.config.task.database).await;
-    eventually("the victim holds running steps", WAIT, || async {
-        let running: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM job_attempts WHERE worker_id = 'victim' AND outcome = 'running'",
-        )
-        .fetch_one(&db)
-        .await
-        .unwrap();
-        (running >= 2).then_some(())
-    })
-    .await;
-    victim.kill9().await;
-    let _survivor = WorkerProcess::start(&app, "survivor", &["crash"], &concurrency).await;
+    let _survivor = kill_mid_run(&app, &db, victim, &concurrency).await;
     let done = app
         .wait_workflow_within(&ada, id, "completed", Duration::from_secs(120))
         .await;
