@@ -59,7 +59,7 @@ pub fn route_for(path: &str) -> Option<Route> {
             streamed: true,
             ..Route::new("media-svc", false)
         },
-        "tasks" | "channels" | "workers" | "workflows" => Route::new("task-svc", false),
+        "tasks" | "channels" | "workers" | "workflows" | "limits" => Route::new("task-svc", false),
         // The unsubscribe link in every mail works without logging in (its token is signed).
         "notifications" => Route::new("notify-svc", segments.next() == Some("unsubscribe")),
         "webhooks" => Route::new("notify-svc", false),

@@ -133,6 +133,10 @@ pub async fn run(
     )
     .with_linger(REPORT_LINGER);
     platform.spawn(reports.run_batched(REPORT_BATCH, shutdown.clone()));
+    platform.spawn(background::limits::run_sweep(
+        platform.pool.clone(),
+        shutdown.clone(),
+    ));
     platform.spawn(background::cron::run_cron(
         platform.pool.clone(),
         list_cache.clone(),

@@ -1,5 +1,6 @@
 //! Periodic loops, thin: each calls `service`.
 
 pub mod cron;
+pub mod limits;
 pub mod pool_mirror;
 pub mod retrain;

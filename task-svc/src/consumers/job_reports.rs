@@ -121,7 +121,7 @@ impl BatchHandler for JobReports {
             }
             // Workflow steps that ended move their workflows on, in this transaction: those of
             // successes are known; other ends are looked up.
-            let (completed, workflows) = complete_many(&mut tx, successes).await?;
+            let (completed, workflows, keys) = complete_many(&mut tx, successes).await?;
             let moved = crate::service::workflows::advance::after_changes(
                 &mut tx,
                 &self.config,
@@ -129,6 +129,8 @@ impl BatchHandler for JobReports {
                 workflows,
             )
             .await?;
+            // Jobs that ended free their keys' places: the next waiting ones are admitted.
+            crate::service::limits::after_ends(&mut tx, &touched, keys).await?;
             touched.extend(completed);
             touched.extend(moved);
             mark_finished(&self.cache, &ended).await;

@@ -42,6 +42,10 @@ pub struct JobSpec {
     pub timeout_secs: Option<u64>,
     /// While a job with this key is live, creating another returns it (200) instead.
     pub unique_key: Option<String>,
+    /// A per-key limit shared with the owner's other jobs of the same key: it waits (without
+    /// holding a worker) while the key has `concurrency` jobs in flight, and starts at most
+    /// `per_second` a second. Not with `run_at`.
+    pub limit: Option<crate::domain::limit::Limit>,
 }
 
 /// A validated [`JobSpec`].
@@ -61,6 +65,8 @@ pub struct ParsedJob {
     pub held: bool,
     /// A workflow step's part of its dispatch (its workflow, id, inputs, item).
     pub step: Option<crate::domain::workflow::StepRun>,
+    /// Its key's limit: it starts when the key admits it.
+    pub limit: Option<crate::domain::limit::Limit>,
 }
 
 impl ParsedJob {
@@ -159,6 +165,16 @@ pub fn parse(spec: &JobSpec, config: &JobsConfig) -> Result<ParsedJob, TaskError
         Some(key) => Some(key.to_string()),
         None => None,
     };
+    let limit = spec
+        .limit
+        .as_ref()
+        .map(crate::domain::limit::parse)
+        .transpose()?;
+    if limit.is_some() && spec.run_at.is_some() {
+        return Err(invalid(
+            "give run_at or limit, not both: a limited job starts when its key admits it",
+        ));
+    }
     Ok(ParsedJob {
         kind: kind.to_string(),
         payload: spec.payload.clone(),
@@ -172,11 +188,12 @@ pub fn parse(spec: &JobSpec, config: &JobsConfig) -> Result<ParsedJob, TaskError
         unique_key,
         held: false,
         step: None,
+        limit,
     })
 }
 
 /// What a client sees of a task's job.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     pub kind: String,
     /// Any JSON value; `null` when none was given.
@@ -204,6 +221,12 @@ pub struct JobView {
     pub last_error: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub limit: Option<crate::domain::limit::Limit>,
+    /// With a limit: `waiting` (over it, not yet dispatched) or `admitted` (holding one of its
+    /// key's places until it ends).
+    pub limit_state: Option<String>,
+    /// Since when it waited for its limit.
+    pub limit_since: Option<DateTime<Utc>>,
 }
 
 /// One run of a job.

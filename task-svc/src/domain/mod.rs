@@ -3,6 +3,7 @@
 pub mod channel;
 pub mod events;
 pub mod job;
+pub mod limit;
 pub mod listing;
 pub mod pool;
 pub mod priority;

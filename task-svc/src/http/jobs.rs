@@ -1,4 +1,4 @@
-//! A task's job over HTTP: cancel it, list its runs.
+//! A task's job over HTTP: cancel it, list its runs; the caller's per-key limits.
 
 use crate::{domain::job::Attempt, domain::task::Task, http::admin, AppState};
 use axum::{
@@ -17,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::dead_list, admin::dead_purge))
         .routes(routes!(admin::dead_replay))
         .routes(routes!(admin::workers))
+        .routes(routes!(limits))
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "jobs", security(("bearer" = [])),
@@ -51,4 +52,19 @@ pub async fn attempts(
 ) -> Result<Json<Attempts>, ApiError> {
     let items = crate::service::jobs::attempts(&state, &identity, &id).await?;
     Ok(Json(Attempts { items }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Limits {
+    pub items: Vec<crate::domain::limit::KeySummary>,
+}
+
+#[utoipa::path(get, path = "/api/v1/limits", tag = "jobs", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's limit keys (by name, at most 500): settings, jobs in flight and waiting, and since when the oldest waits", body = Limits)))]
+pub async fn limits(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<Limits>, ApiError> {
+    let items = crate::service::limits::summary(&state, &identity).await?;
+    Ok(Json(Limits { items }))
 }

@@ -48,6 +48,7 @@ pub async fn cron_round(
             unique_key: None,
             held: false,
             step: None,
+            limit: store::limits::of_job(&mut tx, template_id).await?,
         };
         match insert(&mut tx, &run, &parsed, Some((template_id, tick))).await {
             Ok(Inserted::Created(view, job_events)) => {

@@ -15,7 +15,6 @@ use crate::{
     },
     error::TaskError,
     infra::amqp_pools::prune_dead_letters,
-    service::jobs::dispatch,
     store, AppState,
 };
 
@@ -41,7 +40,7 @@ pub async fn replay_dead(state: &AppState, selection: &DeadSelection) -> Result<
         state.pools.ensure(&pool).await?;
         pools.insert(pool);
         store::jobs::set_status(&mut tx, &mut task, Status::Queued).await?;
-        dispatch(&mut tx, &task, 1, None, true).await?;
+        crate::service::limits::dispatch_first(&mut tx, &task).await?;
         audience.extend(crate::store::tasks::audience(&mut tx, &task).await?);
     }
     tx.commit().await?;

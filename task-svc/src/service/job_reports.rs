@@ -18,7 +18,7 @@ use crate::{
     domain::status::Status,
     domain::task::Task,
     error::TaskError,
-    service::jobs::dispatch,
+    service::dispatch::dispatch,
     store::{
         jobs::{lock, set_status, Locked},
         reports,
@@ -164,15 +164,15 @@ async fn bury(
 
 /// Applies successful `job.finished` reports together (with their trace contexts): the one rule
 /// that completes a job. Records their runs, completes their tasks (only a live task whose
-/// current dispatch it is) and announces `task.completed`. Returns the completed tasks, and
-/// the workflows of those that are workflow steps.
+/// current dispatch it is) and announces `task.completed`. Returns the completed tasks, the
+/// workflows of those that are workflow steps and the limit keys of those that have one.
 ///
 /// Idempotent without a processed-events record: a duplicate report changes nothing and
 /// announces nothing.
 pub async fn complete_many(
     tx: &mut PgConnection,
     reports: Vec<(JobFinished, Option<String>)>,
-) -> Result<(Vec<Task>, Vec<Uuid>), sqlx::Error> {
+) -> Result<(Vec<Task>, Vec<Uuid>, Vec<(Uuid, String)>), sqlx::Error> {
     let traces: HashMap<Uuid, Option<String>> = reports
         .iter()
         .map(|(r, traceparent)| (r.task_id, traceparent.clone()))
@@ -180,18 +180,22 @@ pub async fn complete_many(
     let reports: Vec<JobFinished> = reports.into_iter().map(|(r, _)| r).collect();
     let done = crate::store::reports::complete_many(tx, &reports).await?;
     if done.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), Vec::new()));
     }
     let events = done
         .iter()
-        .map(|(task, kind, _)| {
-            let traceparent = traces.get(&task.id).cloned().flatten();
-            events::completed_by_job(task, kind, traceparent)
+        .map(|d| {
+            let traceparent = traces.get(&d.task.id).cloned().flatten();
+            events::completed_by_job(&d.task, &d.job_kind, traceparent)
         })
         .collect();
     outbox::enqueue_many(tx, events).await?;
-    let workflows = done.iter().filter_map(|(_, _, w)| *w).collect();
-    Ok((done.into_iter().map(|(task, ..)| task).collect(), workflows))
+    let workflows = done.iter().filter_map(|d| d.job_workflow).collect();
+    let keys = done
+        .iter()
+        .filter_map(|d| Some((d.task.owner_id, d.job_limit.clone()?)))
+        .collect();
+    Ok((done.into_iter().map(|d| d.task).collect(), workflows, keys))
 }
 
 /// Marks the dispatches that `finished` reports ended where workers look before running a copy

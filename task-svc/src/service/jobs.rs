@@ -14,6 +14,7 @@ use crate::{
         job::{Attempt, JobView, ParsedJob},
     },
     error::TaskError,
+    service::limits::Admission,
     store, AppState,
 };
 
@@ -48,19 +49,22 @@ pub async fn insert_many(
         next_run_at: Option<DateTime<Utc>>,
         attempt: i32,
         first: Option<(Uuid, outbox::Pending)>,
+        admission: Admission,
     }
+    let admissions = crate::service::limits::reserve(tx, items).await?;
     let mut rows = Vec::with_capacity(items.len());
-    for (task, job) in items {
+    for ((task, job), admission) in items.iter().zip(admissions) {
         let next_run_at = job
             .cron
             .as_ref()
             .and_then(|(_, schedule)| schedule.upcoming(Utc).next());
         // The first dispatch is written with the job (its ids are known before), so a new job
         // costs one row here and its events.
-        let first = match job.cron {
-            Some(_) => None,
-            None if job.held => None,
-            None => {
+        let first = match (job.cron.as_ref(), admission) {
+            (Some(_), _) | (_, Admission::Waits) => None,
+            _ if job.held => None,
+            (None, Admission::Admitted(at)) => Some(dispatch_event(task, job, 1, at)?),
+            (None, Admission::Unlimited) => {
                 let at = job.run_at.filter(|at| *at > Utc::now());
                 Some(dispatch_event(task, job, 1, at)?)
             }
@@ -69,6 +73,7 @@ pub async fn insert_many(
             next_run_at,
             attempt: i32::from(first.is_some()),
             first,
+            admission,
         });
     }
     let new: Vec<store::job_inserts::NewJob> = items
@@ -83,9 +88,25 @@ pub async fn insert_many(
                 .first
                 .as_ref()
                 .map(|(id, pending)| (*id, pending.event.id)),
+            limit_state: match row.admission {
+                Admission::Unlimited => None,
+                Admission::Admitted(_) => Some("admitted"),
+                Admission::Waits => Some("waiting"),
+            },
         })
         .collect();
     let inserted = store::job_inserts::insert_many(tx, &new, parent).await?;
+    // A key whose older jobs wait took the new ones in line behind them; room may have freed
+    // since they were last admitted.
+    let waiting: Vec<(Uuid, String)> = items
+        .iter()
+        .zip(&rows)
+        .filter(|(_, row)| row.admission == Admission::Waits)
+        .filter_map(|((task, job), _)| Some((task.owner_id, job.limit.as_ref()?.key.clone())))
+        .collect();
+    if !waiting.is_empty() {
+        crate::service::limits::admit(tx, waiting, false).await?;
+    }
     // Refused rows: a live job with the same key (maybe one earlier in this batch), or a cron
     // tick that has run already.
     let refused: Vec<(Uuid, String)> = items
@@ -138,52 +159,17 @@ pub async fn insert_many(
             last_error: None,
             started_at: None,
             finished_at: None,
+            limit: job.limit.clone(),
+            limit_state: match row.admission {
+                Admission::Unlimited => None,
+                Admission::Admitted(_) => Some("admitted".into()),
+                Admission::Waits => Some("waiting".into()),
+            },
+            limit_since: (row.admission == Admission::Waits).then(Utc::now),
         };
         results.push(Inserted::Created(Box::new(view), events));
     }
     Ok(results)
-}
-
-/// Hands `task`'s job to its pool as attempt `attempt`, not before `at`: a new dispatch id and
-/// an outbox row on `job.dispatch.<pool>`. `announce` also publishes `task.assigned`.
-pub async fn dispatch(
-    tx: &mut PgConnection,
-    task: &Task,
-    attempt: i32,
-    at: Option<DateTime<Utc>>,
-    announce: bool,
-) -> Result<Uuid, sqlx::Error> {
-    let settings = store::jobs::dispatch_settings(tx, task.id).await?;
-    let step = settings
-        .workflow_id
-        .map(|workflow_id| crate::domain::workflow::StepRun {
-            workflow_id,
-            step: settings.step.clone().unwrap_or_default(),
-            inputs: settings.inputs.clone(),
-            item: settings.item.clone(),
-        });
-    let job = ParsedJob {
-        kind: settings.kind,
-        payload: settings.payload,
-        pool: settings.pool,
-        run_at: None,
-        cron: None,
-        max_attempts: settings.max_attempts,
-        backoff_base_ms: 0,
-        backoff_max_ms: 0,
-        timeout_ms: settings.timeout_ms,
-        unique_key: None,
-        held: false,
-        step,
-    };
-    let (dispatch_id, pending) = dispatch_event(task, &job, attempt, at)?;
-    store::jobs::set_dispatch(tx, task.id, attempt, dispatch_id, pending.event.id).await?;
-    let mut events = vec![pending];
-    if announce {
-        events.push(assigned_event(task, &job.pool)?);
-    }
-    outbox::enqueue_all(tx, events).await?;
-    Ok(dispatch_id)
 }
 
 /// Every run of task `id`'s job, oldest first, if `identity` may see the task.

@@ -72,7 +72,8 @@ pub async fn reset_for_replay(
 ) -> Result<String, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE jobs SET finished_at = NULL, last_error = NULL, result = NULL,
-                unique_lock = unique_key, progress = NULL
+                unique_lock = unique_key, progress = NULL, limit_state = NULL,
+                limit_since = NULL
           WHERE task_id = $1 RETURNING pool",
     )
     .bind(task_id)

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{domain::job::ParsedJob, domain::task::Task};
+use crate::{domain::job::ParsedJob, domain::limit::Limit, domain::task::Task};
 
 /// A job row to write with its (just inserted) task.
 pub struct NewJob<'a> {
@@ -19,6 +19,8 @@ pub struct NewJob<'a> {
     pub attempt: i32,
     /// The first dispatch's id and its outbox event's id.
     pub dispatch: Option<(Uuid, Uuid)>,
+    /// With a limit: `waiting` or `admitted` (`None` until it may start).
+    pub limit_state: Option<&'static str>,
 }
 
 /// Inserts `rows` in one statement (the runs of cron template `parent` at its tick, if given).
@@ -33,17 +35,21 @@ pub async fn insert_many(
         "INSERT INTO jobs (task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
                            parent_id, scheduled_for, max_attempts, backoff_base_ms,
                            backoff_max_ms, timeout_ms, unique_key, unique_lock, attempt,
-                           dispatch_id, dispatch_event)
+                           dispatch_id, dispatch_event, limit_key, limit_concurrency,
+                           limit_per_second, limit_state, limit_since)
          SELECT task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at, $9, $10,
                 max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key, unique_key,
-                attempt, dispatch_id, dispatch_event
+                attempt, dispatch_id, dispatch_event, limit_key, limit_concurrency,
+                limit_per_second, limit_state,
+                CASE WHEN limit_state = 'waiting' THEN now() END
            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::text[],
                        $6::timestamptz[], $7::text[], $8::timestamptz[], $11::int4[], $12::int8[],
                        $13::int8[], $14::int8[], $15::text[], $16::int4[], $17::uuid[],
-                       $18::uuid[])
+                       $18::uuid[], $19::text[], $20::int4[], $21::float8[], $22::text[])
              AS j(task_id, owner_id, kind, payload, pool, run_at, cron, next_run_at,
                   max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key,
-                  attempt, dispatch_id, dispatch_event)
+                  attempt, dispatch_id, dispatch_event, limit_key, limit_concurrency,
+                  limit_per_second, limit_state)
          ON CONFLICT DO NOTHING
          RETURNING task_id",
     )
@@ -93,10 +99,31 @@ pub async fn insert_many(
             .map(|r| r.dispatch.map(|d| d.1))
             .collect::<Vec<_>>(),
     )
+    .bind(limits(rows, |l| l.key.clone()))
+    .bind(
+        limits(rows, |l| l.concurrency)
+            .into_iter()
+            .map(Option::flatten)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        limits(rows, |l| l.per_second)
+            .into_iter()
+            .map(Option::flatten)
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.limit_state).collect::<Vec<_>>())
     .fetch_all(conn)
     .await?
     .into_iter()
     .collect())
+}
+
+/// A column of the rows' limits.
+fn limits<T>(rows: &[NewJob<'_>], field: impl Fn(&Limit) -> T) -> Vec<Option<T>> {
+    rows.iter()
+        .map(|r| r.job.limit.as_ref().map(&field))
+        .collect()
 }
 
 /// The live jobs holding each (owner, unique key) of `keys`, by key.

@@ -15,7 +15,9 @@ use crate::{
 
 pub const VIEW_COLUMNS: &str = "kind, payload, pool, run_at, cron, next_run_at, parent_id, \
     scheduled_for, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key, attempt, \
-    progress, result, last_error, started_at, finished_at";
+    progress, result, last_error, started_at, finished_at, limit_state, limit_since, \
+    CASE WHEN limit_key IS NOT NULL THEN jsonb_strip_nulls(jsonb_build_object('key', limit_key, \
+    'concurrency', limit_concurrency, 'per_second', limit_per_second)) END AS \"limit\"";
 
 /// Attaches their jobs to `tasks` (one query for the page).
 pub async fn attach(conn: &mut PgConnection, tasks: &mut [Task]) -> Result<(), sqlx::Error> {

@@ -5,6 +5,7 @@ pub mod cron;
 pub mod dead;
 pub mod job_inserts;
 pub mod jobs;
+pub mod limits;
 pub mod pools;
 pub mod priority;
 pub mod reports;

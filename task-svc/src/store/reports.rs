@@ -96,8 +96,19 @@ pub async fn record_end(
     Ok(())
 }
 
+/// A task [`complete_many`] completed, with its job's kind, workflow and limit key.
+#[derive(sqlx::FromRow)]
+pub struct Completion {
+    #[sqlx(flatten)]
+    pub task: Task,
+    pub job_kind: String,
+    pub job_workflow: Option<Uuid>,
+    pub job_limit: Option<String>,
+}
+
 /// Records successful runs and completes their tasks (only a live task whose current dispatch
-/// it is), in one statement. Returns each completed task with its job's kind and workflow.
+/// it is), in one statement. Returns each completed task with its job's kind, workflow and
+/// limit key.
 ///
 /// Idempotent: a run is recorded once (its id is unique and a finished run is not
 /// overwritten), and a task completes only from a live status, so a duplicate report changes
@@ -105,31 +116,24 @@ pub async fn record_end(
 pub async fn complete_many(
     tx: &mut PgConnection,
     reports: &[JobFinished],
-) -> Result<Vec<(Task, String, Option<Uuid>)>, sqlx::Error> {
+) -> Result<Vec<Completion>, sqlx::Error> {
     if reports.is_empty() {
         return Ok(Vec::new());
     }
     let column = |f: fn(&JobFinished) -> Uuid| reports.iter().map(f).collect::<Vec<Uuid>>();
-    #[derive(sqlx::FromRow)]
-    struct Done {
-        #[sqlx(flatten)]
-        task: Task,
-        job_kind: String,
-        job_workflow: Option<Uuid>,
-    }
-    let done: Vec<Done> = sqlx::query_as(&format!(
+    sqlx::query_as(&format!(
         "WITH r AS MATERIALIZED (
             -- Each report with its job, looked up by key (LIMIT 1 keeps it a lookup per report:
             -- a join here gets hashed over the whole table while its statistics still call it
             -- small, as they do for minutes after a burst on a new deployment). A report whose
             -- task is gone has no job and is dropped.
             SELECT r.*, j.kind AS job_kind, j.dispatch_id AS current_dispatch,
-                   j.workflow_id AS job_workflow
+                   j.workflow_id AS job_workflow, j.limit_key AS job_limit
               FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int4[],
                           $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
                    AS r(task_id, dispatch_id, run_id, worker_id, attempt, started_at, ended_at,
                         result)
-              CROSS JOIN LATERAL (SELECT kind, dispatch_id, workflow_id FROM jobs
+              CROSS JOIN LATERAL (SELECT kind, dispatch_id, workflow_id, limit_key FROM jobs
                                    WHERE jobs.task_id = r.task_id LIMIT 1) j
          ), runs AS (
             INSERT INTO job_attempts (run_id, task_id, dispatch_id, attempt, worker_id, started_at,
@@ -154,7 +158,7 @@ pub async fn complete_many(
               FROM r
              WHERE t.id = r.task_id AND r.dispatch_id = r.current_dispatch
                AND t.status IN ('pending', 'scheduled', 'queued', 'running', 'retrying')
-            RETURNING t.*, r.job_kind, r.job_workflow, r.result AS run_result,
+            RETURNING t.*, r.job_kind, r.job_workflow, r.job_limit, r.result AS run_result,
                       r.started_at AS run_started_at, r.ended_at AS run_ended_at
          ), finished AS (
             UPDATE jobs j
@@ -162,7 +166,7 @@ pub async fn complete_many(
                    unique_lock = NULL, started_at = COALESCE(j.started_at, done.run_started_at)
               FROM done WHERE j.task_id = done.id
          )
-         SELECT {}, job_kind, job_workflow FROM done",
+         SELECT {}, job_kind, job_workflow, job_limit FROM done",
         crate::store::tasks::COLUMNS
     ))
     .bind(column(|r| r.task_id))
@@ -184,11 +188,7 @@ pub async fn complete_many(
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *tx)
-    .await?;
-    Ok(done
-        .into_iter()
-        .map(|d| (d.task, d.job_kind, d.job_workflow))
-        .collect())
+    .await
 }
 
 /// The job's current run is `run_id` (and `lost` more of its runs were lost); it has started.

@@ -217,7 +217,7 @@ pub async fn reset_steps(
          UPDATE jobs j
             SET attempt = 0, dispatch_id = NULL, dispatch_event = NULL, current_run = NULL,
                 lost_runs = 0, progress = NULL, result = NULL, last_error = NULL,
-                started_at = NULL, finished_at = NULL,
+                started_at = NULL, finished_at = NULL, limit_state = NULL, limit_since = NULL,
                 dead_purged_at = CASE WHEN old.status = 'dead' THEN now() END
            FROM old
           WHERE j.task_id = old.task_id

@@ -265,7 +265,7 @@ async fn apply(
         };
         let Some(map) = &step.map else {
             store::jobs::set_status(tx, &mut task, Status::Queued).await?;
-            crate::service::jobs::dispatch(tx, &task, 1, None, true).await?;
+            crate::service::limits::dispatch_first(tx, &task).await?;
             touched.push(task);
             continue;
         };

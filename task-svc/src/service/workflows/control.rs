@@ -169,7 +169,7 @@ pub async fn retry(
         };
         store::jobs::set_status(&mut tx, task, status).await?;
         if status == Status::Queued {
-            crate::service::jobs::dispatch(&mut tx, task, 1, None, true).await?;
+            crate::service::limits::dispatch_first(&mut tx, task).await?;
         }
     }
     store::workflows::set_status(&mut tx, row.id, WorkflowStatus::Running).await?;

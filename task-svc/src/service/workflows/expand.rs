@@ -48,6 +48,7 @@ pub async fn expand(
     let runs: Vec<Task> = new.ids.iter().filter_map(|id| rows.remove(id)).collect();
     let (kind, payload, pool, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms) =
         store::cron::template_job(tx, parent.id).await?;
+    let limit = store::limits::of_job(tx, parent.id).await?;
     let jobs: Vec<ParsedJob> = items
         .iter()
         .map(|item| ParsedJob {
@@ -68,6 +69,7 @@ pub async fn expand(
                 inputs: Some(inputs.clone()),
                 item: Some(item.clone()),
             }),
+            limit: limit.clone(),
         })
         .collect();
     let pairs: Vec<(&Task, &ParsedJob)> = runs.iter().zip(&jobs).collect();
