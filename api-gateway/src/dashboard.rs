@@ -32,6 +32,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("js/people.js", JS, include_bytes!("../web/js/people.js")),
     ("js/admin.js", JS, include_bytes!("../web/js/admin.js")),
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
+    ("js/limits.js", JS, include_bytes!("../web/js/limits.js")),
     (
         "vendor/htm-preact.js",
         JS,

@@ -18,13 +18,14 @@ ALTER TABLE jobs
     ADD COLUMN limit_key         text,
     ADD COLUMN limit_concurrency integer,
     ADD COLUMN limit_per_second  double precision,
-    -- NULL: no limit, or not yet eligible (a workflow step waiting for its needs, a cron
-    -- template); 'waiting': over its limit, no dispatch; 'admitted': dispatched, holding one
-    -- of its key's places until it ends (finished_at).
+    -- NULL: no limit, not yet eligible (a workflow step waiting for its needs, a cron
+    -- template), or ended; 'waiting': over its limit, no dispatch; 'admitted': dispatched,
+    -- holding one of its key's places until its run ends (a job cancelled while a worker
+    -- holds it keeps the place until that run's report).
     ADD COLUMN limit_state       text CHECK (limit_state IN ('waiting', 'admitted')),
     -- Since when it waited (its admission measures the wait).
     ADD COLUMN limit_since       timestamptz;
 
 -- Counting a key's jobs in flight and finding its oldest waiting ones.
 CREATE INDEX jobs_limit_live ON jobs (owner_id, limit_key, limit_state, limit_since)
-    WHERE limit_state IS NOT NULL AND finished_at IS NULL;
+    WHERE limit_state IS NOT NULL;

@@ -179,3 +179,27 @@ fn noise_png(width: u32, height: u32) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// The Limits page (tests/browser/limits.mjs): a member's key with a job in flight and others
+/// waiting, followed live until it drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_follows_their_limit_key_drain_live() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    for i in 0..3 {
+        app.create_job(
+            &ada,
+            &format!("one at a time {i}"),
+            json!({"kind": "sleep", "pool": "inproc", "payload": {"ms": 2500},
+                   "limit": {"key": "customer-42", "concurrency": 1}}),
+        )
+        .await;
+    }
+    let args = vec![
+        app.api.clone(),
+        PASSWORD.to_string(),
+        "ada@example.com".to_string(),
+        "customer-42".to_string(),
+    ];
+    common::browser::run("limits.mjs", args, "ok limits:").await;
+}

@@ -223,7 +223,7 @@ async fn a_bad_limit_is_refused_with_what_is_wrong() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_workflows_map_runs_obey_their_steps_limit() {
+async fn a_workflows_steps_and_map_runs_obey_their_limits() {
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
     let created = app
@@ -235,11 +235,21 @@ async fn a_workflows_map_runs_obey_their_steps_limit() {
                 {"id": "each", "needs": ["list"], "map": {"step": "list", "pointer": "/payload/items"},
                  "job": {"kind": "sleep", "pool": "inproc", "payload": {"ms": 200},
                          "limit": {"key": "fan-out", "concurrency": 2}}},
+                // A step released with a key no job named before.
+                {"id": "report", "needs": ["each"],
+                 "job": {"kind": "echo", "pool": "inproc",
+                         "limit": {"key": "reports", "concurrency": 1}}},
             ]}),
         )
         .await;
     let id = created["id"].as_str().unwrap();
-    app.wait_workflow(&ada, id, "completed").await;
+    let done = app.wait_workflow(&ada, id, "completed").await;
+    let report = common::workflows::step_of(&done, "report");
+    assert_eq!(
+        report["result"]["inputs"]["each"].as_array().map(Vec::len),
+        Some(6),
+        "{report}"
+    );
     let db = app.db(&app.env.config.task.database).await;
     let runs: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
         "SELECT a.started_at, a.ended_at FROM job_attempts a JOIN jobs j ON j.task_id = a.task_id
@@ -251,9 +261,14 @@ async fn a_workflows_map_runs_obey_their_steps_limit() {
     .unwrap();
     assert_eq!(runs.len(), 6, "{runs:?}");
     assert_eq!(most_at_once(&runs), 2, "{runs:?}");
-    eventually("the key has nothing in flight", WAIT, || async {
+    eventually("the keys have nothing in flight", WAIT, || async {
         let (_, limits) = app.get("/api/v1/limits", Some(&ada)).await;
-        (limits["items"][0]["in_flight"] == 0).then_some(())
+        let keys = limits["items"].as_array()?;
+        (keys.len() == 2
+            && keys
+                .iter()
+                .all(|k| k["in_flight"] == 0 && k["waiting"] == 0))
+        .then_some(())
     })
     .await;
 }

@@ -152,6 +152,15 @@ async fn a_dead_step_skips_what_follows_it_unless_a_need_continues() {
         .get(&format!("/api/v1/tasks/{c_task}/attempts"), Some(&ada))
         .await;
     assert_eq!(attempts["items"], json!([]));
+    // Its owner is notified, told which steps did not succeed.
+    let told = eventually("Ada is notified of the failed workflow", WAIT, || async {
+        app.notifications(&ada)
+            .await
+            .into_iter()
+            .find(|n| n["kind"] == "workflow.failed" && n["subject"] == id)
+    })
+    .await;
+    assert!(told["body"].as_str().unwrap().contains("b, c, e"), "{told}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
 // The dashboard: sign-in, the navigation with a live unread badge, and a view per route
-// (`#/tasks`, `#/tasks/<id>`, `#/channels`, `#/notifications`, `#/admin/...`), and the page a
+// (`#/tasks`, `#/tasks/<id>`, `#/channels`, `#/notifications`, `#/limits`, `#/admin/...`), and the page a
 // verification link opens (`/verify-email?token=…`).
 
 import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
@@ -8,6 +8,7 @@ import { Problem, useAction, useStream } from "./ui.js";
 import { Tasks, TaskPage } from "./tasks.js";
 import { Channels, Notifications } from "./people.js";
 import { Pools, DeadJobs, Workers, Users } from "./admin.js";
+import { Limits } from "./limits.js";
 import { VerifyEmail, UnverifiedBanner } from "./verify.js";
 
 function useRoute() {
@@ -78,6 +79,7 @@ function Shell({ route }) {
     tasks: arg ? html`<${TaskPage} key=${arg} id=${arg} />` : html`<${Tasks} />`,
     channels: html`<${Channels} />`,
     notifications: html`<${Notifications} />`,
+    limits: html`<${Limits} />`,
     "admin/pools": html`<${Pools} />`,
     "admin/dead": html`<${DeadJobs} />`,
     "admin/workers": html`<${Workers} />`,
@@ -91,6 +93,7 @@ function Shell({ route }) {
         ${link("#/tasks", "Tasks")}
         ${link("#/channels", "Channels")}
         ${link("#/notifications", "Notifications", html` <${UnreadBadge} />`)}
+        ${link("#/limits", "Limits")}
         ${admin ? html`${link("#/admin/pools", "Pools")} ${link("#/admin/dead", "Dead jobs")}
           ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}` : ""}
       </nav>

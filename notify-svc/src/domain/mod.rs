@@ -21,6 +21,8 @@ pub enum Kind {
     TaskFailed,
     #[serde(rename = "task.dead")]
     TaskDead,
+    #[serde(rename = "workflow.failed")]
+    WorkflowFailed,
     #[serde(rename = "channel.joined")]
     ChannelJoined,
     #[serde(rename = "user.created")]
@@ -43,6 +45,7 @@ shared::text_enum!(Kind, "notification kind", {
     TaskDueSoon = "task.due_soon",
     TaskFailed = "task.failed",
     TaskDead = "task.dead",
+    WorkflowFailed = "workflow.failed",
     ChannelJoined = "channel.joined",
     Welcome = "user.created",
     WebhookDisabled = "webhook.disabled",
@@ -69,8 +72,8 @@ impl Kind {
 
     /// Whether `channel` is on for a person who has not chosen: in-app for everything but job
     /// attempts that will be retried; email for what needs acting on (assignment, due soon, a
-    /// dead job, welcome, a disabled webhook); webhooks for every kind an endpoint subscribes
-    /// to; SMS never (opt-in).
+    /// dead job, a failed workflow, welcome, a disabled webhook); webhooks for every kind an
+    /// endpoint subscribes to; SMS never (opt-in).
     pub fn default_on(self, channel: Channel) -> bool {
         match channel {
             Channel::InApp => self != Kind::TaskFailed,
@@ -79,6 +82,7 @@ impl Kind {
                 Kind::TaskAssigned
                     | Kind::TaskDueSoon
                     | Kind::TaskDead
+                    | Kind::WorkflowFailed
                     | Kind::Welcome
                     | Kind::WebhookDisabled
             ),

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use shared::events::{
     ChannelJoined, CloudEvent, DecodeError, EventPayload, TaskAssigned, TaskCompleted, TaskDead,
-    TaskDueSoon, TaskFailed, TaskStatusChanged, UserCreated,
+    TaskDueSoon, TaskFailed, TaskStatusChanged, UserCreated, WorkflowFailed,
 };
 use uuid::Uuid;
 
@@ -54,6 +54,10 @@ pub enum Change {
         title: String,
         attempts: i32,
         error: String,
+    },
+    WorkflowFailed {
+        title: String,
+        failed_steps: Vec<String>,
     },
     Joined {
         channel: String,
@@ -216,6 +220,22 @@ pub fn drafts(event: &CloudEvent) -> Result<Vec<Draft>, DecodeError> {
                 change,
             )]
         }
+        WorkflowFailed::TYPE => {
+            let WorkflowFailed(e) = event.decode()?;
+            let change = Change::WorkflowFailed {
+                title: e.title,
+                failed_steps: e.failed_steps.into_iter().take(20).collect(),
+            };
+            let link = Some(format!("/api/v1/workflows/{}", e.workflow_id));
+            vec![draft(
+                e.owner_id,
+                Kind::WorkflowFailed,
+                None,
+                e.workflow_id,
+                link,
+                change,
+            )]
+        }
         ChannelJoined::TYPE => {
             let e: ChannelJoined = event.decode()?;
             audience(&[Some(e.owner_id)], Some(e.user_id))
@@ -266,6 +286,7 @@ impl Draft {
             } => {
                 format!("Job “{title}” failed for good after {attempts} attempts")
             }
+            Change::WorkflowFailed { title, .. } => format!("Workflow “{title}” failed"),
             Change::Joined { channel } => format!("{who} joined your channel “{channel}”"),
             Change::Welcome { name } => format!("Welcome to Taskmesh, {name}"),
             Change::WebhookDisabled { url, .. } => format!("Your webhook {url} was disabled"),
@@ -306,6 +327,14 @@ impl Draft {
                 error,
             } => format!(
                 "“{title}” failed {attempts} times and was moved to the dead jobs; the last error: {error}. It can be replayed."
+            ),
+            Change::WorkflowFailed {
+                title,
+                failed_steps,
+            } => format!(
+                "The workflow “{title}” ended with steps that did not succeed: {}. Retry it to run \
+                 again only those and what needs them.",
+                failed_steps.join(", ")
             ),
             Change::Joined { channel } => {
                 format!("{who} joined the channel “{channel}” that you own.")
@@ -459,6 +488,31 @@ mod tests {
         let d = drafts(&event(dead)).unwrap();
         assert_eq!(who(&d), [(p.owner, Kind::TaskDead)]);
         assert!(d[0].body(None).contains("boom"));
+    }
+
+    #[test]
+    fn a_failed_workflow_tells_its_owner_which_steps_failed() {
+        let p = people();
+        let failed = WorkflowFailed(shared::events::WorkflowFields {
+            workflow_id: Uuid::now_v7(),
+            owner_id: p.owner,
+            title: "nightly".into(),
+            status: "failed".into(),
+            steps: 3,
+            failed_steps: vec!["fetch".into(), "report".into()],
+        });
+        let d = drafts(&event(failed)).unwrap();
+        assert_eq!(who(&d), [(p.owner, Kind::WorkflowFailed)]);
+        assert!(
+            d[0].body(None).contains("fetch, report"),
+            "{}",
+            d[0].body(None)
+        );
+        assert!(d[0]
+            .link_path
+            .as_deref()
+            .unwrap()
+            .starts_with("/api/v1/workflows/"));
     }
 
     #[test]

@@ -75,8 +75,8 @@ pub const ALL_TYPES: &[&str] = &[
     WorkflowCancelled::TYPE,
 ];
 
-/// The task and channel events notify-svc turns into notifications (its queue takes these and
-/// `user.*`, no others).
+/// The task, workflow and channel events notify-svc turns into notifications (its queue takes
+/// these and `user.*`, no others).
 pub const NOTIFYING_TYPES: &[&str] = &[
     TaskAssigned::TYPE,
     TaskStatusChanged::TYPE,
@@ -84,6 +84,7 @@ pub const NOTIFYING_TYPES: &[&str] = &[
     TaskDueSoon::TYPE,
     TaskFailed::TYPE,
     TaskDead::TYPE,
+    WorkflowFailed::TYPE,
     ChannelJoined::TYPE,
 ];
 

@@ -12,6 +12,8 @@ use crate::error::TaskError;
 pub const MAX_CONCURRENCY: i32 = 10_000;
 /// Most starts a second that a limit may allow.
 pub const MAX_PER_SECOND: f64 = 10_000.0;
+/// Fewest: one a day.
+pub const MIN_PER_SECOND: f64 = 1.0 / 86_400.0;
 
 /// A job's `limit`: the jobs of one owner that share `key` never run more than `concurrency`
 /// at once nor start more than `per_second` a second (either or both).
@@ -22,7 +24,8 @@ pub struct Limit {
     pub key: String,
     /// Most of the key's jobs started and not yet ended (retries waiting included), 1 to 10000.
     pub concurrency: Option<i32>,
-    /// Most starts a second, evenly spaced (0.5 is one every 2 s), above 0 and at most 10000.
+    /// Most starts a second, evenly spaced (0.5 is one every 2 s), from 1/86400 (one a day) to
+    /// 10000.
     pub per_second: Option<f64>,
 }
 
@@ -49,9 +52,11 @@ pub fn parse(limit: &Limit) -> Result<Limit, TaskError> {
     }
     if limit
         .per_second
-        .is_some_and(|r| !(r.is_finite() && r > 0.0 && r <= MAX_PER_SECOND))
+        .is_some_and(|r| !(r.is_finite() && (MIN_PER_SECOND..=MAX_PER_SECOND).contains(&r)))
     {
-        return Err(invalid("per_second must be above 0 and at most 10000"));
+        return Err(invalid(
+            "per_second must be at least 1/86400 (one a day) and at most 10000",
+        ));
     }
     Ok(Limit {
         key: key.to_string(),
@@ -80,6 +85,7 @@ pub fn pace(
     let Some(rate) = per_second else {
         return (vec![None; n], next);
     };
+    let rate = rate.clamp(MIN_PER_SECOND, MAX_PER_SECOND);
     let gap = Duration::microseconds((1_000_000.0 / rate).round() as i64);
     let mut at = next.max(now);
     let mut starts = Vec::with_capacity(n);
@@ -90,7 +96,7 @@ pub fn pace(
     (starts, at)
 }
 
-/// One key as `GET /api/v1/jobs/limits` shows it.
+/// One key as `GET /api/v1/limits` shows it.
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeySummary {
     pub key: String,
@@ -124,6 +130,7 @@ mod tests {
             limit(Some(0), None),
             limit(Some(10_001), None),
             limit(None, Some(0.0)),
+            limit(None, Some(1e-12)),
             limit(None, Some(f64::NAN)),
             limit(None, Some(20_000.0)),
             Limit {

@@ -91,6 +91,10 @@ pub async fn on_finished(
     reports::record_end(tx, &report, error.as_deref(), skipped).await?;
     let current = job.dispatch_id == Some(report.dispatch_id);
     let live = task.status.is_live_job();
+    if current && !live && report.outcome != JobOutcome::Interrupted {
+        // Cancelled while a worker held it: the run is over now (the sweep admits the next).
+        reports::release_place(tx, task.id, report.dispatch_id).await?;
+    }
     if !current || !live {
         return Ok(None);
     }

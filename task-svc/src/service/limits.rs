@@ -19,6 +19,9 @@ use crate::{
     store,
 };
 
+/// Most waiting jobs of one key admitted at a time (the rest at the next end or sweep).
+const MAX_ADMITTED: usize = 1000;
+
 /// What a new job's limit decided.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Admission {
@@ -55,7 +58,7 @@ pub async fn reserve(
         let limit = latest.limit.as_ref().expect("a limited job");
         let row = store::limits::lock_with(tx, owner, limit).await?;
         let (in_flight, waiting) = store::limits::counts(tx, owner, key).await?;
-        let admitted = if waiting > 0 {
+        let admitted = if waiting {
             0
         } else {
             free_places(row.concurrency, in_flight, members.len())
@@ -92,8 +95,8 @@ pub async fn admit(
             continue;
         };
         let (in_flight, waiting) = store::limits::counts(tx, owner, &key).await?;
-        let room = free_places(row.concurrency, in_flight, waiting as usize);
-        if room == 0 {
+        let room = free_places(row.concurrency, in_flight, MAX_ADMITTED);
+        if room == 0 || !waiting {
             continue;
         }
         let chosen = store::limits::oldest_waiting(tx, owner, &key, room).await?;
@@ -127,8 +130,11 @@ pub async fn admit(
 /// retried step) its first dispatch, through its key's admission if it has a limit.
 pub async fn dispatch_first(tx: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
     match store::limits::set_waiting(tx, task.id).await? {
-        Some(key) => {
-            admit(tx, vec![key], false).await?;
+        Some((owner, limit)) => {
+            // Never waiting for a key's lock here (a report batch may be releasing this step):
+            // a key another transaction holds admits it at its next end or sweep.
+            store::limits::ensure(tx, owner, &limit).await?;
+            admit(tx, vec![(owner, limit.key)], true).await?;
         }
         None => {
             crate::service::dispatch::dispatch(tx, task, 1, None, true).await?;
@@ -153,16 +159,19 @@ pub async fn after_ends(
         keys.extend(store::limits::keys_of(tx, &ended).await?);
     }
     if !keys.is_empty() {
-        admit(tx, keys, false).await?;
+        // A key another transaction holds (a creation) is left to the sweep: a report batch
+        // never waits for a key's lock.
+        admit(tx, keys, true).await?;
     }
     Ok(())
 }
 
-/// One sweep: the keys with waiting jobs, each admitting what it allows (keys another replica
-/// holds are skipped). Catches the places freed by cancels, deletions and deactivated owners.
+/// One sweep: the keys with waiting jobs and room, each admitting what it allows (keys another
+/// replica holds are skipped). Catches the places freed by cancels, deletions, deactivated
+/// owners, and admissions a busy key's lock put off.
 pub async fn sweep(pool: &sqlx::PgPool) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let keys = store::limits::with_waiting(&mut tx).await?;
+    let keys = store::limits::with_room(&mut tx).await?;
     if keys.is_empty() {
         return Ok(0);
     }

@@ -35,7 +35,8 @@ pub async fn stop(
         Some(event) => crate::store::jobs::drop_unpublished(tx, event).await?,
         None => true,
     };
-    if !dropped || task.status == Status::Running {
+    let in_hand = !dropped || task.status == Status::Running;
+    if in_hand {
         // Marked before commit: once the cancel is visible, no worker may start the job.
         let mut redis = marks.redis.clone();
         let marked: redis::RedisResult<()> = redis::cmd("SET")
@@ -53,7 +54,7 @@ pub async fn stop(
         let cancel = crate::domain::events::job_cancel(task.id, dispatch)?;
         outbox::enqueue_all(tx, vec![cancel]).await?;
     }
-    crate::store::jobs::mark_stopped(tx, task.id).await?;
+    crate::store::jobs::mark_stopped(tx, task.id, in_hand).await?;
     let mut after = task.clone();
     after.status = Status::Cancelled;
     let changes = crate::domain::task::status_change(task, &after);

@@ -163,13 +163,21 @@ pub async fn drop_unpublished(conn: &mut PgConnection, event: Uuid) -> Result<bo
     )
 }
 
-/// A stopped job: finished now, its unique key free, no next cron tick.
-pub async fn mark_stopped(conn: &mut PgConnection, task_id: Uuid) -> Result<(), sqlx::Error> {
+/// A stopped job: finished now, its unique key free, no next cron tick. `in_hand`: a worker may
+/// hold its dispatch (published, or running), so it keeps its key's place until that run's
+/// report ends it; otherwise the place (or its wait) is given up now.
+pub async fn mark_stopped(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    in_hand: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE jobs SET finished_at = now(), unique_lock = NULL, next_run_at = NULL
+        "UPDATE jobs SET finished_at = now(), unique_lock = NULL, next_run_at = NULL,
+                limit_state = CASE WHEN $2 AND limit_state = 'admitted' THEN limit_state END
           WHERE task_id = $1",
     )
     .bind(task_id)
+    .bind(in_hand)
     .execute(conn)
     .await?;
     Ok(())

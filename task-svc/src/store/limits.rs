@@ -15,7 +15,8 @@ pub struct KeyRow {
     pub next_at: DateTime<Utc>,
 }
 
-/// Locks `owner`'s key of `limit`, creating it, with `limit`'s settings (the latest job's).
+/// Locks `owner`'s key of `limit`, creating it, with `limit`'s settings (a bound the latest
+/// job leaves out keeps the key's).
 pub async fn lock_with(
     conn: &mut PgConnection,
     owner: Uuid,
@@ -24,7 +25,8 @@ pub async fn lock_with(
     sqlx::query_as(
         "INSERT INTO job_limits (owner_id, key, concurrency, per_second) VALUES ($1, $2, $3, $4)
          ON CONFLICT (owner_id, key) DO UPDATE
-            SET concurrency = EXCLUDED.concurrency, per_second = EXCLUDED.per_second
+            SET concurrency = COALESCE(EXCLUDED.concurrency, job_limits.concurrency),
+                per_second = COALESCE(EXCLUDED.per_second, job_limits.per_second)
          RETURNING concurrency, per_second, next_at",
     )
     .bind(owner)
@@ -69,18 +71,17 @@ pub async fn set_next(
     Ok(())
 }
 
-/// The key's jobs in flight (admitted, not ended) and waiting.
+/// The key's jobs in flight (admitted, their run not over), and whether any waits.
 pub async fn counts(
     conn: &mut PgConnection,
     owner: Uuid,
     key: &str,
-) -> Result<(i64, i64), sqlx::Error> {
+) -> Result<(i64, bool), sqlx::Error> {
     sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE limit_state = 'admitted'),
-                count(*) FILTER (WHERE limit_state = 'waiting')
-           FROM jobs
-          WHERE owner_id = $1 AND limit_key = $2 AND limit_state IS NOT NULL
-            AND finished_at IS NULL",
+        "SELECT (SELECT count(*) FROM jobs
+                  WHERE owner_id = $1 AND limit_key = $2 AND limit_state = 'admitted'),
+                EXISTS (SELECT 1 FROM jobs
+                  WHERE owner_id = $1 AND limit_key = $2 AND limit_state = 'waiting')",
     )
     .bind(owner)
     .bind(key)
@@ -100,7 +101,7 @@ pub async fn oldest_waiting(
     sqlx::query_as(
         "SELECT j.task_id, j.limit_since FROM jobs j JOIN tasks t ON t.id = j.task_id
           WHERE j.owner_id = $1 AND j.limit_key = $2 AND j.limit_state = 'waiting'
-            AND j.finished_at IS NULL AND t.status = 'queued'
+            AND t.status = 'queued'
           ORDER BY j.limit_since, j.task_id LIMIT $3
             FOR UPDATE SKIP LOCKED",
     )
@@ -121,19 +122,29 @@ pub async fn set_admitted(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), s
 }
 
 /// Job `id` waits for its key from now (a released workflow step, a replayed dead job). Returns
-/// its owner and key if it has a limit.
+/// its owner and limit if it has one.
 pub async fn set_waiting(
     conn: &mut PgConnection,
     id: Uuid,
-) -> Result<Option<(Uuid, String)>, sqlx::Error> {
-    sqlx::query_as(
+) -> Result<Option<(Uuid, Limit)>, sqlx::Error> {
+    let row: Option<(Uuid, String, Option<i32>, Option<f64>)> = sqlx::query_as(
         "UPDATE jobs SET limit_state = 'waiting', limit_since = now()
           WHERE task_id = $1 AND limit_key IS NOT NULL
-         RETURNING owner_id, limit_key",
+         RETURNING owner_id, limit_key, limit_concurrency, limit_per_second",
     )
     .bind(id)
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(|(owner, key, concurrency, per_second)| {
+        (
+            owner,
+            Limit {
+                key,
+                concurrency,
+                per_second,
+            },
+        )
+    }))
 }
 
 /// The keys of `ids` that have a limit.
@@ -150,14 +161,41 @@ pub async fn keys_of(
     .await
 }
 
-/// Keys with waiting jobs (at most 100): what the sweep looks at.
-pub async fn with_waiting(conn: &mut PgConnection) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+/// Keys with waiting jobs and room to start one (at most 100): what the sweep admits. A key
+/// at its concurrency is left to its jobs' reports.
+pub async fn with_room(conn: &mut PgConnection) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT DISTINCT owner_id, limit_key FROM jobs
-          WHERE limit_state = 'waiting' AND finished_at IS NULL LIMIT 100",
+        "SELECT w.owner_id, w.limit_key
+           FROM (SELECT DISTINCT owner_id, limit_key FROM jobs WHERE limit_state = 'waiting') w
+           JOIN job_limits l ON l.owner_id = w.owner_id AND l.key = w.limit_key
+          WHERE l.concurrency IS NULL
+             OR l.concurrency > (SELECT count(*) FROM jobs a
+                                  WHERE a.owner_id = w.owner_id AND a.limit_key = w.limit_key
+                                    AND a.limit_state = 'admitted')
+          LIMIT 100",
     )
     .fetch_all(conn)
     .await
+}
+
+/// Makes sure `owner`'s key of `limit` exists (a workflow step released with a key no job
+/// named before), without waiting for its lock.
+pub async fn ensure(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    limit: &Limit,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO job_limits (owner_id, key, concurrency, per_second) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (owner_id, key) DO NOTHING",
+    )
+    .bind(owner)
+    .bind(&limit.key)
+    .bind(limit.concurrency)
+    .bind(limit.per_second)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Job `id`'s limit, if it has one (what a cron template's or a map step's runs inherit).
@@ -186,7 +224,7 @@ pub async fn summary(conn: &mut PgConnection, owner: Uuid) -> Result<Vec<KeySumm
                 min(j.limit_since) FILTER (WHERE j.limit_state = 'waiting') AS waiting_since
            FROM job_limits l
            LEFT JOIN jobs j ON j.owner_id = l.owner_id AND j.limit_key = l.key
-                           AND j.limit_state IS NOT NULL AND j.finished_at IS NULL
+                           AND j.limit_state IS NOT NULL
           WHERE l.owner_id = $1
           GROUP BY l.key, l.concurrency, l.per_second
           ORDER BY l.key LIMIT 500",

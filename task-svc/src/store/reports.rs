@@ -163,8 +163,16 @@ pub async fn complete_many(
          ), finished AS (
             UPDATE jobs j
                SET result = done.run_result, finished_at = done.run_ended_at, last_error = NULL,
-                   unique_lock = NULL, started_at = COALESCE(j.started_at, done.run_started_at)
+                   unique_lock = NULL, started_at = COALESCE(j.started_at, done.run_started_at),
+                   limit_state = NULL
               FROM done WHERE j.task_id = done.id
+         ), released AS (
+            -- A limited job cancelled while a worker held it kept its key's place until now.
+            UPDATE jobs j SET limit_state = NULL
+              FROM r
+             WHERE r.job_limit IS NOT NULL AND j.task_id = r.task_id
+               AND r.dispatch_id = r.current_dispatch AND j.finished_at IS NOT NULL
+               AND j.limit_state = 'admitted'
          )
          SELECT {}, job_kind, job_workflow, job_limit FROM done",
         crate::store::tasks::COLUMNS
@@ -234,6 +242,25 @@ pub async fn set_job_progress(
     Ok(())
 }
 
+/// A job already ended (cancelled) whose current dispatch's run has now ended too: it gives up
+/// its key's place.
+pub async fn release_place(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    dispatch_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET limit_state = NULL
+          WHERE task_id = $1 AND dispatch_id = $2 AND limit_state = 'admitted'
+            AND finished_at IS NOT NULL",
+    )
+    .bind(task_id)
+    .bind(dispatch_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The job has no current run (handed back to its queue).
 pub async fn clear_run(conn: &mut PgConnection, task_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE jobs SET current_run = NULL WHERE task_id = $1")
@@ -250,7 +277,8 @@ pub async fn finish_cancelled(
     ended_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE jobs SET finished_at = $2, unique_lock = NULL, current_run = NULL
+        "UPDATE jobs SET finished_at = $2, unique_lock = NULL, current_run = NULL,
+                         limit_state = NULL
           WHERE task_id = $1",
     )
     .bind(task_id)
@@ -282,7 +310,7 @@ pub async fn mark_dead(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE jobs SET finished_at = now(), unique_lock = NULL, dead_purged_at = NULL,
-                         last_error = $2
+                         last_error = $2, limit_state = NULL
           WHERE task_id = $1",
     )
     .bind(task_id)
