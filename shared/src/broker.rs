@@ -24,6 +24,15 @@ use tokio::sync::Mutex;
 use crate::backoff::Policy;
 use crate::config::{AmqpConfig, QueueType};
 
+/// Marks a message something waits on at once (a workflow step's report, whose next step waits
+/// for it): a batching consumer stops lingering for more when it arrives.
+pub const HEADER_AWAITED: &str = "x-taskmesh-awaited";
+
+/// Whether a message carries [`HEADER_AWAITED`].
+pub fn awaited(headers: Option<&FieldTable>) -> bool {
+    header_int(headers, HEADER_AWAITED).is_some_and(|v| v != 0)
+}
+
 /// Header: attempt number of this delivery (1 for the first).
 pub const HEADER_ATTEMPT: &str = "x-taskmesh-attempt";
 /// Header: the error of the last failed attempt.

@@ -289,7 +289,8 @@ impl Executor {
             let requeue = finished.outcome == JobOutcome::Interrupted;
             let awaiting = awaiting.enter();
             // Ack only once task-svc's report is safe with the broker.
-            let reported = self.report_until_confirmed(finished).await;
+            let awaited = dispatch.workflow_id.is_some();
+            let reported = self.report_until_confirmed(finished, awaited).await;
             (requeue, reported, awaiting)
         })
         .await;
@@ -504,12 +505,12 @@ impl Executor {
 
     /// Hands the outcome to the reporter and waits for the broker's confirm. `false`: not
     /// confirmed; the dispatch is requeued and runs again.
-    async fn report_until_confirmed(&self, finished: JobFinished) -> bool {
+    async fn report_until_confirmed(&self, finished: JobFinished, awaited: bool) -> bool {
         let (confirmed, wait) = oneshot::channel();
         let traceparent = shared::trace::current();
         if self
             .reports
-            .send((finished, traceparent, confirmed))
+            .send((finished, traceparent, awaited, confirmed))
             .is_err()
         {
             return false;

@@ -17,8 +17,9 @@ use uuid::Uuid;
 use crate::claims::{Claims, Settle};
 use shared::events::JobOutcome;
 
-/// A finished report, its trace context, and who waits to hear whether the broker confirmed it.
-pub type WaitingReport = (JobFinished, Option<String>, oneshot::Sender<bool>);
+/// A finished report, its trace context, whether something waits on it at once (a workflow
+/// step's: its next step), and who waits to hear whether the broker confirmed it.
+pub type WaitingReport = (JobFinished, Option<String>, bool, oneshot::Sender<bool>);
 
 /// Report publishes awaiting their confirm at once; while all are busy, reports queue up and
 /// go out together.
@@ -66,7 +67,9 @@ pub async fn run_reporter(
         let mut traceparents = Vec::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
         let mut settle = Vec::with_capacity(batch.len());
-        for (report, traceparent, waiter) in batch {
+        let mut awaited = false;
+        for (report, traceparent, report_awaited, waiter) in batch {
+            awaited |= report_awaited;
             settle.push(Settle {
                 dispatch_id: report.dispatch_id,
                 run_id: report.run_id,
@@ -88,6 +91,14 @@ pub async fn run_reporter(
                     traceparents,
                 },
             ),
+        };
+        let message = if awaited {
+            message.with_header(
+                shared::broker::HEADER_AWAITED,
+                lapin::types::AMQPValue::ShortShortUInt(1),
+            )
+        } else {
+            message
         };
         let publisher = publisher.clone();
         let claims = claims.clone();

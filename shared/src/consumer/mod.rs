@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Policy, Stopped};
 use crate::broker::{
-    header_int, keep_consuming, Broker, OutgoingMessage, Publisher, HEADER_ATTEMPT,
+    awaited, header_int, keep_consuming, Broker, OutgoingMessage, Publisher, HEADER_ATTEMPT,
     HEADER_FAILED_AT, HEADER_LAST_ERROR, HEADER_ORIGIN_QUEUE,
 };
 use crate::events::{CloudEvent, DecodeError, EventPayload, EventsBatch};
@@ -287,19 +287,24 @@ impl<H: BatchHandler> Consumer<H> {
                 None => break Err(anyhow::anyhow!("the broker closed the consumer")),
             };
             // Whatever else has arrived already joins the batch, and so does what arrives
-            // within the linger (none by default: then nothing waits for more).
+            // within the linger (none by default: then nothing waits for more), unless the
+            // batch holds a message something waits on at once (`HEADER_AWAITED`).
             let until = tokio::time::Instant::now() + self.linger;
+            let mut hurry = awaited(batch[0].properties.headers().as_ref());
             while batch.len() < max_batch {
                 let next = match futures::FutureExt::now_or_never(deliveries.next()) {
                     Some(next) => next,
-                    None if self.linger.is_zero() => break,
+                    None if self.linger.is_zero() || hurry => break,
                     None => match tokio::time::timeout_at(until, deliveries.next()).await {
                         Ok(next) => next,
                         Err(_) => break,
                     },
                 };
                 match next {
-                    Some(Ok(delivery)) => batch.push(delivery),
+                    Some(Ok(delivery)) => {
+                        hurry |= awaited(delivery.properties.headers().as_ref());
+                        batch.push(delivery);
+                    }
                     _ => break,
                 }
             }
