@@ -34,6 +34,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
     ("js/limits.js", JS, include_bytes!("../web/js/limits.js")),
     (
+        "js/workflows.js",
+        JS,
+        include_bytes!("../web/js/workflows.js"),
+    ),
+    (
         "vendor/htm-preact.js",
         JS,
         include_bytes!("../web/vendor/htm-preact.js"),

@@ -203,3 +203,29 @@ async fn a_member_follows_their_limit_key_drain_live() {
     ];
     common::browser::run("limits.mjs", args, "ok limits:").await;
 }
+
+/// A workflow's page (tests/browser/workflows.mjs): its graph changes live, Cancel stops it and
+/// Retry runs it again to completion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflows_graph_changes_live_and_is_cancelled_and_retried_from_its_page() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let job = |kind: &str, payload| json!({"kind": kind, "pool": "inproc", "payload": payload});
+    let created = app
+        .create_workflow(
+            &ada,
+            json!({"title": "graph", "steps": [
+                {"id": "fetch", "job": job("echo", json!({}))},
+                {"id": "slow", "needs": ["fetch"], "job": job("sleep", json!({"ms": 8000}))},
+                {"id": "report", "needs": ["slow"], "job": job("echo", json!({}))},
+            ]}),
+        )
+        .await;
+    let args = vec![
+        app.api.clone(),
+        PASSWORD.to_string(),
+        "ada@example.com".to_string(),
+        created["id"].as_str().unwrap().to_string(),
+    ];
+    common::browser::run("workflows.mjs", args, "ok workflows: Retry").await;
+}

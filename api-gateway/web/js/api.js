@@ -210,5 +210,5 @@ export const STREAM_TYPES = [
   "task.created", "task.updated", "task.status_changed", "task.completed", "task.assigned",
   "task.deleted", "task.due_soon", "task.failed", "task.dead", "job.started", "job.progress",
   "job.finished", "media.uploaded", "media.processed", "media.deleted", "notification.created",
-  "channel.joined",
+  "channel.joined", "workflow.created", "workflow.completed", "workflow.failed", "workflow.cancelled",
 ];

@@ -1,5 +1,6 @@
 // The dashboard: sign-in, the navigation with a live unread badge, and a view per route
-// (`#/tasks`, `#/tasks/<id>`, `#/channels`, `#/notifications`, `#/limits`, `#/admin/...`), and the page a
+// (`#/tasks`, `#/tasks/<id>`, `#/channels`, `#/notifications`, `#/workflows`, `#/workflows/<id>`,
+// `#/limits`, `#/admin/...`), and the page a
 // verification link opens (`/verify-email?token=…`).
 
 import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
@@ -9,6 +10,7 @@ import { Tasks, TaskPage } from "./tasks.js";
 import { Channels, Notifications } from "./people.js";
 import { Pools, DeadJobs, Workers, Users } from "./admin.js";
 import { Limits } from "./limits.js";
+import { Workflows, WorkflowPage } from "./workflows.js";
 import { VerifyEmail, UnverifiedBanner } from "./verify.js";
 
 function useRoute() {
@@ -80,6 +82,7 @@ function Shell({ route }) {
     channels: html`<${Channels} />`,
     notifications: html`<${Notifications} />`,
     limits: html`<${Limits} />`,
+    workflows: arg ? html`<${WorkflowPage} key=${arg} id=${arg} />` : html`<${Workflows} />`,
     "admin/pools": html`<${Pools} />`,
     "admin/dead": html`<${DeadJobs} />`,
     "admin/workers": html`<${Workers} />`,
@@ -93,6 +96,7 @@ function Shell({ route }) {
         ${link("#/tasks", "Tasks")}
         ${link("#/channels", "Channels")}
         ${link("#/notifications", "Notifications", html` <${UnreadBadge} />`)}
+        ${link("#/workflows", "Workflows")}
         ${link("#/limits", "Limits")}
         ${admin ? html`${link("#/admin/pools", "Pools")} ${link("#/admin/dead", "Dead jobs")}
           ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}` : ""}

@@ -1,0 +1,44 @@
+// A workflow's page (`#/workflows/<id>`) in headless Chromium against the running platform: its
+// steps drawn as a graph that changes live (a running step, then the cancel), Cancel, then
+// Retry running it to completion, with nothing reloaded by hand.
+// Usage: node workflows.mjs <gateway URL> <password> <email> <workflow id>
+// Prints "ok workflows: ..." and exits 0 only when every step passed.
+import { launch } from "./chromium.mjs";
+
+const [base, password, email, id] = process.argv.slice(2);
+if (!id) {
+  console.error("usage: node workflows.mjs <gateway URL> <password> <email> <workflow id>");
+  process.exit(2);
+}
+
+const browser = await launch();
+try {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
+  await page.goto(`${base}/#/workflows/${id}`);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const node = (step, status) => page.locator(`g.node[data-step="${step}"][data-status="${status}"]`);
+  const status = page.locator("#workflow-status");
+  // The graph: three steps; the first done, the second running, the third waiting for it.
+  await node("fetch", "completed").waitFor();
+  await node("slow", "running").waitFor();
+  await node("report", "waiting").waitFor();
+  if ((await page.locator("svg.graph line.edge").count()) !== 2) throw new Error("the graph has not two edges");
+  console.log("ok workflows: the graph shows fetch completed, slow running, report waiting");
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await status.filter({ hasText: /^cancelled$/ }).waitFor();
+  await node("slow", "cancelled").waitFor();
+  console.log("ok workflows: Cancel stops the running step");
+  await page.getByRole("button", { name: "Retry" }).click();
+  await node("slow", "running").waitFor();
+  await status.filter({ hasText: /^completed$/ }).waitFor({ timeout: 60000 });
+  await node("report", "completed").waitFor();
+  await node("fetch", "completed").waitFor();
+  console.log("ok workflows: Retry runs again what did not succeed, live to completed");
+} finally {
+  await browser.close();
+}
