@@ -3,24 +3,12 @@
 // job has run (nothing in flight, nothing waiting).
 // Usage: node limits.mjs <gateway URL> <password> <email> <key>
 // Prints "ok limits: ..." and exits 0 only when every step passed.
-import { launch } from "./chromium.mjs";
+import { launch, args, signedIn } from "./chromium.mjs";
 
-const [base, password, email, key] = process.argv.slice(2);
-if (!key) {
-  console.error("usage: node limits.mjs <gateway URL> <password> <email> <key>");
-  process.exit(2);
-}
-
+const [base, password, email, key] = args("limits.mjs", ["gateway URL", "password", "email", "key"]);
 const browser = await launch();
 try {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(30000);
-  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
-  await page.goto(`${base}/#/limits`);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  const page = await signedIn(browser, base, `#/limits`, email, password);
   const row = page.locator(`tr[data-key="${key}"]`);
   await row.waitFor();
   const waiting = Number(await row.locator(".waiting").textContent());

@@ -3,24 +3,12 @@
 // Retry running it to completion, with nothing reloaded by hand.
 // Usage: node workflows.mjs <gateway URL> <password> <email> <workflow id>
 // Prints "ok workflows: ..." and exits 0 only when every step passed.
-import { launch } from "./chromium.mjs";
+import { launch, args, signedIn } from "./chromium.mjs";
 
-const [base, password, email, id] = process.argv.slice(2);
-if (!id) {
-  console.error("usage: node workflows.mjs <gateway URL> <password> <email> <workflow id>");
-  process.exit(2);
-}
-
+const [base, password, email, id] = args("workflows.mjs", ["gateway URL", "password", "email", "workflow id"]);
 const browser = await launch();
 try {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(30000);
-  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
-  await page.goto(`${base}/#/workflows/${id}`);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  const page = await signedIn(browser, base, `#/workflows/${id}`, email, password);
   const node = (step, status) => page.locator(`g.node[data-step="${step}"][data-status="${status}"]`);
   const status = page.locator("#workflow-status");
   // The graph: three steps; the first done, the second running, the third waiting for it.
