@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use common::jobs::job_config;
+use common::jobs::{job_config, Effects};
 use common::{App, WAIT};
 use serde_json::{json, Value};
 use shared::testkit::eventually;
@@ -271,4 +271,33 @@ async fn a_workflows_steps_and_map_runs_obey_their_limits() {
         .then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_waits_for_its_keys_pace() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let effects = Effects::start(&app).await;
+    // Fails twice, then succeeds; its backoff alone would retry at once.
+    let task = app
+        .create_job(
+            &ada,
+            "flaky",
+            json!({"kind": "http", "pool": "inproc", "payload": effects.job("fail_times=2"),
+                   "max_attempts": 3, "backoff_base_ms": 1, "backoff_max_ms": 1,
+                   "limit": {"key": "slow-api", "per_second": 1}}),
+        )
+        .await;
+    let id = task["id"].as_str().unwrap();
+    app.wait_status(&ada, id, "completed").await;
+    let attempts = app.attempts(&ada, id).await;
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    let starts: Vec<DateTime<Utc>> = attempts.iter().map(|a| time(&a["started_at"])).collect();
+    for pair in starts.windows(2) {
+        let gap = (pair[1] - pair[0]).num_milliseconds();
+        assert!(
+            gap >= 900,
+            "a retry started {gap} ms after the attempt before it, not 1 s"
+        );
+    }
 }

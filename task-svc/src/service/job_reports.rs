@@ -136,6 +136,13 @@ async fn fail(
     reports::record_failure(tx, task.id, error).await?;
     if retryable && job.attempt < job.max_attempts {
         let retry_at = Utc::now() + backoff(job.backoff_base_ms, job.backoff_max_ms, job.attempt);
+        // A retry is a start: paced by its key's per_second like any other.
+        let retry_at = match &job.limit_key {
+            Some(key) => {
+                crate::service::limits::pace_retry(tx, task.owner_id, key, retry_at).await?
+            }
+            None => retry_at,
+        };
         set_status(tx, task, Status::Retrying).await?;
         dispatch(tx, task, job.attempt + 1, Some(retry_at), false).await?;
         let failed = events::failed(

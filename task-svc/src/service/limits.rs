@@ -143,6 +143,26 @@ pub async fn dispatch_first(tx: &mut PgConnection, task: &Task) -> Result<(), sq
     Ok(())
 }
 
+/// When the retry of one of `owner`'s `key` jobs, due at `due`, may start: at `due`, or later
+/// to keep the key's pace. Never waits for the key's lock (a report batch calls it): a key
+/// another transaction holds leaves the retry at `due`.
+pub async fn pace_retry(
+    tx: &mut PgConnection,
+    owner: Uuid,
+    key: &str,
+    due: DateTime<Utc>,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    let Some(row) = store::limits::lock(tx, owner, key, true).await? else {
+        return Ok(due);
+    };
+    if row.per_second.is_none() {
+        return Ok(due);
+    }
+    let (starts, next) = pace(row.per_second, row.next_at, due, 1);
+    store::limits::set_next(tx, owner, key, next).await?;
+    Ok(starts[0].unwrap_or(due))
+}
+
 /// After a report batch: admits what the keys of completed jobs (`keys`) and of the `touched`
 /// tasks that ended otherwise (dead, cancelled) now allow.
 pub async fn after_ends(

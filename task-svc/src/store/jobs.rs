@@ -65,6 +65,8 @@ pub struct Locked {
     pub kind: String,
     pub pool: String,
     pub lost_runs: i32,
+    /// Its limit key, if it has one.
+    pub limit_key: Option<String>,
 }
 
 pub async fn lock(
@@ -81,7 +83,7 @@ pub async fn lock(
     let Some(task) = task else { return Ok(None) };
     let job: Option<Locked> = sqlx::query_as(
         "SELECT dispatch_id, current_run, attempt, max_attempts, backoff_base_ms, backoff_max_ms,
-                kind, pool, lost_runs
+                kind, pool, lost_runs, limit_key
            FROM jobs WHERE task_id = $1",
     )
     .bind(task_id)
