@@ -1,6 +1,6 @@
 //! notify-svc: notifications. Owns the `taskmesh_notify` database; consumes the events that
-//! concern people (`user.*`, `task.*`, `channel.joined`) from its queue `<ns>.notify-svc` and
-//! tells them in-app, by email, by webhook and by SMS, as they chose.
+//! concern people (`user.*`, `task.*`, `workflow.failed`, `channel.joined`) from its queue
+//! `<ns>.notify-svc` and tells them in-app, by email, by webhook and by SMS, as they chose.
 //!
 //! # Layout (dependencies run one way: http, consumers, background → service → domain, store)
 //! - [`domain`]: kinds, channels and their defaults; who hears about what.

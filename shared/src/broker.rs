@@ -30,7 +30,10 @@ pub const HEADER_AWAITED: &str = "x-taskmesh-awaited";
 
 /// Whether a message carries [`HEADER_AWAITED`].
 pub fn awaited(headers: Option<&FieldTable>) -> bool {
-    header_int(headers, HEADER_AWAITED).is_some_and(|v| v != 0)
+    matches!(
+        headers.and_then(|h| h.inner().get(HEADER_AWAITED)),
+        Some(AMQPValue::Boolean(true))
+    ) || header_int(headers, HEADER_AWAITED).is_some_and(|v| v != 0)
 }
 
 /// Header: attempt number of this delivery (1 for the first).

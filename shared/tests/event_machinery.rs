@@ -805,6 +805,40 @@ async fn a_lingering_batch_takes_in_what_arrives_after_its_first_message() {
 }
 
 #[tokio::test]
+async fn an_awaited_message_is_handled_without_lingering_for_company() {
+    let bench = Bench::new().await;
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let consumer = Consumer::new(
+        bench.broker.clone(),
+        bench.queue.clone(),
+        Batches(batches.clone()),
+    )
+    .with_linger(Duration::from_secs(600));
+    tokio::spawn(consumer.run_batched(5, bench.shutdown.clone()));
+    let ping = CloudEvent::new("test", Ping { n: 1 });
+    let mut message = OutgoingMessage::new(
+        bench.broker.events_exchange(),
+        Ping::TYPE,
+        serde_json::to_vec(&ping).unwrap(),
+    )
+    .with_header(
+        shared::broker::HEADER_AWAITED,
+        lapin::types::AMQPValue::ShortShortUInt(1),
+    );
+    message.message_id = Some(ping.id.to_string());
+    Publisher::new(bench.broker.clone())
+        .publish(&message)
+        .await
+        .unwrap();
+    // Alone, long before its ten-minute linger is out.
+    eventually("the awaited message handled", WAIT, || async {
+        (!batches.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(*batches.lock().unwrap(), [1]);
+}
+
+#[tokio::test]
 async fn consumer_and_relay_recover_when_the_broker_drops_their_connections() {
     let bench = Bench::new().await;
     let calls = Arc::new(Mutex::new(0));

@@ -190,7 +190,7 @@ async fn a_member_follows_their_limit_key_drain_live() {
         app.create_job(
             &ada,
             &format!("one at a time {i}"),
-            json!({"kind": "sleep", "pool": "inproc", "payload": {"ms": 2500},
+            json!({"kind": "sleep", "pool": "inproc", "payload": {"ms": 6000},
                    "limit": {"key": "customer-42", "concurrency": 1}}),
         )
         .await;
@@ -216,7 +216,7 @@ async fn a_workflows_graph_changes_live_and_is_cancelled_and_retried_from_its_pa
             &ada,
             json!({"title": "graph", "steps": [
                 {"id": "fetch", "job": job("echo", json!({}))},
-                {"id": "slow", "needs": ["fetch"], "job": job("sleep", json!({"ms": 8000}))},
+                {"id": "slow", "needs": ["fetch"], "job": job("sleep", json!({"ms": 15000}))},
                 {"id": "report", "needs": ["slow"], "job": job("echo", json!({}))},
             ]}),
         )

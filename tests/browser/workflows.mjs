@@ -23,7 +23,7 @@ try {
   console.log("ok workflows: Cancel stops the running step");
   await page.getByRole("button", { name: "Retry" }).click();
   await node("slow", "running").waitFor();
-  await status.filter({ hasText: /^completed$/ }).waitFor({ timeout: 60000 });
+  await status.filter({ hasText: /^completed$/ }).waitFor({ timeout: 90000 });
   await node("report", "completed").waitFor();
   await node("fetch", "completed").waitFor();
   console.log("ok workflows: Retry runs again what did not succeed, live to completed");

@@ -1,9 +1,9 @@
 // Your per-key limits (`#/limits`): each key's settings, its jobs in flight and waiting, and how
-// long the oldest has waited; refreshed every 2 seconds and on every job event.
+// long the oldest has waited; refreshed every 2 seconds and on task events (at most once a second).
 
 import { html, useEffect } from "../vendor/htm-preact.js";
 import { api } from "./api.js";
-import { useLoad, useStream, Problem, Loading } from "./ui.js";
+import { useLoad, useStream, useThrottled, Problem, Loading } from "./ui.js";
 
 /** "12 s", "3 min": how long ago `since` was. */
 function waited(since) {
@@ -18,7 +18,8 @@ export function Limits() {
     const timer = setInterval(limits.reload, 2000);
     return () => clearInterval(timer);
   }, [limits.reload]);
-  useStream((type) => (type.startsWith("task.") || type === "reset") && limits.reload(), [limits.reload]);
+  const reload = useThrottled(limits.reload, 1000);
+  useStream((type) => (type.startsWith("task.") || type === "reset") && reload(), [reload]);
   return html`<section aria-labelledby="limits-title">
     <h1 id="limits-title">Limits</h1>
     <p class="muted">Jobs with a <code>limit</code> share it by key: a key never runs more than its

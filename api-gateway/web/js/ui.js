@@ -1,6 +1,6 @@
 // Small shared pieces of the views: loading data, live refresh, errors, dates.
 
-import { html, useEffect, useState, useCallback } from "../vendor/htm-preact.js";
+import { html, useEffect, useState, useCallback, useRef } from "../vendor/htm-preact.js";
 import { stream } from "./api.js";
 
 /** Loads `load()` now and whenever `deps` change; `reload` loads again. */
@@ -54,3 +54,27 @@ export function useAction() {
   };
   return { error, busy, run };
 }
+
+/**
+ * `reload`, at most once every `ms`: a call within that time runs once at its end (a busy
+ * stream asks for one reload a second, not one per event).
+ */
+export function useThrottled(reload, ms) {
+  const state = useRef({ timer: null, last: 0 });
+  useEffect(() => () => clearTimeout(state.current.timer), []);
+  return useCallback(() => {
+    const s = state.current;
+    const wait = s.last + ms - Date.now();
+    if (wait <= 0) {
+      s.last = Date.now();
+      reload();
+    } else if (!s.timer) {
+      s.timer = setTimeout(() => {
+        s.timer = null;
+        s.last = Date.now();
+        reload();
+      }, wait);
+    }
+  }, [reload, ms]);
+}
+

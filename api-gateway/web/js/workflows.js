@@ -4,11 +4,15 @@
 
 import { html, useEffect } from "../vendor/htm-preact.js";
 import { api } from "./api.js";
-import { useLoad, useStream, Problem, Loading, when, useAction } from "./ui.js";
+import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction } from "./ui.js";
 
-/** Reloads `load` on task, job and workflow events, and every 2 s while `live`. */
-function useFollow(load, live) {
-  useStream((type) => /^(task|job|workflow)\.|^reset$/.test(type) && load.reload(), [load.reload]);
+/**
+ * Reloads `load` (at most once a second) on the live events `relevant(type, event)` picks, and
+ * every 2 s while `live`.
+ */
+function useFollow(load, live, relevant) {
+  const reload = useThrottled(load.reload, 1000);
+  useStream((type, event) => (type === "reset" || relevant(type, event)) && reload(), [reload, relevant]);
   useEffect(() => {
     if (!live) return undefined;
     const timer = setInterval(load.reload, 2000);
@@ -18,7 +22,7 @@ function useFollow(load, live) {
 
 export function Workflows() {
   const list = useLoad(() => api("GET", "/api/v1/workflows?limit=50"));
-  useFollow(list, false);
+  useFollow(list, false, (type) => type.startsWith("workflow."));
   return html`<section aria-labelledby="workflows-title">
     <h1 id="workflows-title">Workflows</h1>
     <p class="muted">Create them with <code>POST /api/v1/workflows</code>; each step is a job.</p>
@@ -52,6 +56,7 @@ function depths(steps) {
 const NODE = { w: 150, h: 44, gapX: 60, gapY: 18 };
 
 function Graph({ steps }) {
+  if (!steps.length) return null;
   const depth = depths(steps);
   const rows = new Map();
   const place = new Map();
@@ -86,13 +91,18 @@ function Graph({ steps }) {
 export function WorkflowPage({ id }) {
   const workflow = useLoad(() => api("GET", `/api/v1/workflows/${encodeURIComponent(id)}`), [id]);
   const w = workflow.data;
-  useFollow(workflow, w?.status === "running");
+  // This workflow's events, and its steps' tasks' changes (not their progress ticks).
+  const steps = new Set((w?.steps || []).map((s) => s.task_id));
+  const relevant = (type, event) => type.startsWith("workflow.")
+    ? event.data?.workflow_id === id
+    : /^(task|job)\./.test(type) && type !== "job.progress" && steps.has(event.data?.task_id);
+  useFollow(workflow, w?.status === "running", relevant);
   const action = useAction();
   const act = (verb) => action.run(async () => {
     await api("POST", `/api/v1/workflows/${encodeURIComponent(id)}/${verb}`);
     workflow.reload();
   });
-  if (!w) return html`<${Problem} error=${workflow.error} /><${Loading} what="the workflow" />`;
+  if (!w) return workflow.error ? html`<${Problem} error=${workflow.error} />` : html`<${Loading} what="the workflow" />`;
   return html`<section aria-labelledby="workflow-title">
     <h1 id="workflow-title">${w.title}</h1>
     <p>Status: <span id="workflow-status" class=${`status status-${w.status}`}>${w.status}</span>

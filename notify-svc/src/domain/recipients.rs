@@ -77,6 +77,16 @@ pub fn notifies(event_type: &str) -> bool {
     shared::events::NOTIFYING_TYPES.contains(&event_type) || event_type == UserCreated::TYPE
 }
 
+/// The first 20 of a workflow's failed steps, and how many more there are.
+fn shown_steps(mut steps: Vec<String>) -> Vec<String> {
+    if steps.len() > 20 {
+        let more = steps.len() - 20;
+        steps.truncate(20);
+        steps.push(format!("and {more} more"));
+    }
+    steps
+}
+
 fn task_link(task_id: Uuid) -> Option<String> {
     Some(format!("/api/v1/tasks/{task_id}"))
 }
@@ -224,7 +234,7 @@ pub fn drafts(event: &CloudEvent) -> Result<Vec<Draft>, DecodeError> {
             let WorkflowFailed(e) = event.decode()?;
             let change = Change::WorkflowFailed {
                 title: e.title,
-                failed_steps: e.failed_steps.into_iter().take(20).collect(),
+                failed_steps: shown_steps(e.failed_steps),
             };
             let link = Some(format!("/api/v1/workflows/{}", e.workflow_id));
             vec![draft(
