@@ -773,8 +773,9 @@ impl BatchHandler for Batches {
     }
 }
 
-#[tokio::test]
-async fn a_lingering_batch_takes_in_what_arrives_after_its_first_message() {
+/// A bench whose consumer takes batches of up to five, lingering `linger` for company; the
+/// sizes of the batches it handled.
+async fn lingering(linger: Duration) -> (Bench, Arc<Mutex<Vec<usize>>>) {
     let bench = Bench::new().await;
     let batches = Arc::new(Mutex::new(Vec::new()));
     let consumer = Consumer::new(
@@ -782,8 +783,14 @@ async fn a_lingering_batch_takes_in_what_arrives_after_its_first_message() {
         bench.queue.clone(),
         Batches(batches.clone()),
     )
-    .with_linger(Duration::from_secs(30));
+    .with_linger(linger);
     tokio::spawn(consumer.run_batched(5, bench.shutdown.clone()));
+    (bench, batches)
+}
+
+#[tokio::test]
+async fn a_lingering_batch_takes_in_what_arrives_after_its_first_message() {
+    let (bench, batches) = lingering(Duration::from_secs(30)).await;
     bench.commit_ping(0).await;
     bench.relay.drain().await.unwrap();
     // The first message is with the consumer (none ready in the queue), and its batch waits.
@@ -806,15 +813,7 @@ async fn a_lingering_batch_takes_in_what_arrives_after_its_first_message() {
 
 #[tokio::test]
 async fn an_awaited_message_is_handled_without_lingering_for_company() {
-    let bench = Bench::new().await;
-    let batches = Arc::new(Mutex::new(Vec::new()));
-    let consumer = Consumer::new(
-        bench.broker.clone(),
-        bench.queue.clone(),
-        Batches(batches.clone()),
-    )
-    .with_linger(Duration::from_secs(600));
-    tokio::spawn(consumer.run_batched(5, bench.shutdown.clone()));
+    let (bench, batches) = lingering(Duration::from_secs(600)).await;
     let ping = CloudEvent::new("test", Ping { n: 1 });
     let mut message = OutgoingMessage::new(
         bench.broker.events_exchange(),
