@@ -268,8 +268,9 @@ async fn a_job_that_overruns_its_timeout_is_stopped() {
     assert_eq!(attempts[0]["outcome"], "timed_out");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn cancel_stops_a_running_job_and_a_queued_one_never_starts() {
+/// An app whose in-process worker has one slot, busy with Ada's two-minute job: the app, Ada's
+/// token and that job's task id.
+async fn one_slot_busy() -> (App, String, String) {
     let app = App::start_with(|c| {
         job_config(c);
         c.workers.concurrency = 1;
@@ -284,8 +285,49 @@ async fn cancel_stops_a_running_job_and_a_queued_one_never_starts() {
             json!({"kind": "sleep", "pool": "inproc", "payload": {"ms": 120_000}}),
         )
         .await;
-    let running_id = running["id"].as_str().unwrap();
-    app.wait_status(&ada, running_id, "running").await;
+    let running_id = running["id"].as_str().unwrap().to_string();
+    app.wait_status(&ada, &running_id, "running").await;
+    (app, ada, running_id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_task_stops_its_running_job_and_its_queued_one_never_runs() {
+    let (app, ada, running_id) = one_slot_busy().await;
+    let running_id = running_id.as_str();
+    let effects = Effects::start(&app).await;
+    // The only slot is busy: this one waits in the queue, and would call the endpoint.
+    let queued = app
+        .create_job(
+            &ada,
+            "waiting",
+            json!({"kind": "http", "pool": "inproc", "payload": effects.job("")}),
+        )
+        .await;
+    for id in [queued["id"].as_str().unwrap(), running_id] {
+        let reply = app
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/tasks/{id}"),
+                Some(&ada),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 204, "{:?}", reply.body);
+    }
+    // The slot frees long before 120 s, and the deleted queued job never calls its endpoint:
+    // work created after runs, and finds nothing of it before.
+    let after = app
+        .create_job(&ada, "after", json!({"kind": "noop", "pool": "inproc"}))
+        .await;
+    app.wait_status(&ada, after["id"].as_str().unwrap(), "completed")
+        .await;
+    assert_eq!(effects.counts().await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_a_running_job_and_a_queued_one_never_starts() {
+    let (app, ada, running_id) = one_slot_busy().await;
+    let running_id = running_id.as_str();
     // The only slot is busy: this one waits in the queue.
     let queued = app
         .create_job(&ada, "waiting", json!({"kind": "noop", "pool": "inproc"}))

@@ -190,7 +190,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let if_match = if_match(&headers);
-    crate::service::tasks::delete(&state, &identity, &id, if_match.as_deref()).await?;
+    crate::service::deletion::delete(&state, &identity, &id, if_match.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,6 +5,7 @@ pub mod commands;
 pub mod create;
 pub mod cron;
 pub mod dead;
+pub mod deletion;
 pub mod dispatch;
 pub mod group_commit;
 pub mod job_reports;

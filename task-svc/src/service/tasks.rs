@@ -178,42 +178,6 @@ pub async fn update(
     Ok(task)
 }
 
-/// Deletes task `id` for `identity` (its creator, its channel's owner or an admin), if
-/// `if_match` names its current version; `task.deleted` tells everyone who could see it.
-pub async fn delete(
-    state: &AppState,
-    identity: &Identity,
-    id: &str,
-    if_match: Option<&str>,
-) -> Result<(), TaskError> {
-    let mut tx = state.pool.begin().await?;
-    let (task, access) = visible(&mut tx, identity, id, true).await?;
-    if !access.edit {
-        return Err(TaskError::Forbidden(
-            "only the task's creator, its channel's owner or an admin can delete it".into(),
-        ));
-    }
-    check_if_match(if_match, &task)?;
-    if let Some(workflow) = store::workflows::of_tasks(&mut tx, &[task.id]).await?.pop() {
-        return Err(TaskError::conflict(
-            "workflow_step",
-            format!("this task is a step of workflow {workflow}: cancel the workflow instead"),
-        ));
-    }
-    store::tasks::delete(&mut tx, &[task.id]).await?;
-    let gone = Task {
-        due_at: None,
-        ..task.clone()
-    };
-    reschedule(&mut tx, &gone, 0).await?;
-    let audience = crate::store::tasks::audience(&mut tx, &task).await?;
-    let deleted = events::deleted(&task, identity.user_id, audience.clone())?;
-    outbox::enqueue_all(&mut tx, vec![deleted]).await?;
-    tx.commit().await?;
-    state.cache.invalidate(&audience).await;
-    Ok(())
-}
-
 /// Writes `after` (a changed task), its history entry and its events, inside `tx`.
 pub async fn save(
     tx: &mut PgConnection,

@@ -1,0 +1,61 @@
+//! Deleting a task (`DELETE /api/v1/tasks/{id}`): its editor's, not while it is a workflow's
+//! step; a live job is stopped first, so nothing of it runs after.
+
+use shared::{identity::Identity, outbox};
+
+use crate::{
+    domain::{events, task::check_if_match, task::Task},
+    error::TaskError,
+    store, AppState,
+};
+
+/// Deletes task `id` for `identity` (its creator, its channel's owner or an admin), if
+/// `if_match` names its current version; `task.deleted` tells everyone who could see it.
+pub async fn delete(
+    state: &AppState,
+    identity: &Identity,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), TaskError> {
+    let mut tx = state.pool.begin().await?;
+    let (task, access) = crate::service::tasks::visible(&mut tx, identity, id, true).await?;
+    if !access.edit {
+        return Err(TaskError::Forbidden(
+            "only the task's creator, its channel's owner or an admin can delete it".into(),
+        ));
+    }
+    check_if_match(if_match, &task)?;
+    if let Some(workflow) = store::workflows::of_tasks(&mut tx, &[task.id]).await?.pop() {
+        return Err(TaskError::conflict(
+            "workflow_step",
+            format!("this task is a step of workflow {workflow}: cancel the workflow instead"),
+        ));
+    }
+    // A live job stops first, as a cancel stops it: a queued one never starts, a running one
+    // is told to stop (a deleted task's run would otherwise go on, and a queued one still run).
+    if task.status.is_live_job() {
+        let dispatch_event = store::jobs::dispatch_event_of(&mut tx, task.id)
+            .await?
+            .flatten();
+        crate::service::stop::stop(
+            &mut tx,
+            &state.cache,
+            &task,
+            dispatch_event,
+            identity.user_id,
+        )
+        .await?;
+    }
+    store::tasks::delete(&mut tx, &[task.id]).await?;
+    let gone = Task {
+        due_at: None,
+        ..task.clone()
+    };
+    crate::service::tasks::reschedule(&mut tx, &gone, 0).await?;
+    let audience = crate::store::tasks::audience(&mut tx, &task).await?;
+    let deleted = events::deleted(&task, identity.user_id, audience.clone())?;
+    outbox::enqueue_all(&mut tx, vec![deleted]).await?;
+    tx.commit().await?;
+    state.cache.invalidate(&audience).await;
+    Ok(())
+}
