@@ -5,14 +5,10 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use common::jobs::{job_config, queue_depth, Effects};
+use common::jobs::{job_config, queue_depth, time, Effects};
 use common::{App, WAIT};
 use serde_json::{json, Value};
 use shared::testkit::eventually;
-
-fn time(value: &Value) -> DateTime<Utc> {
-    value.as_str().unwrap().parse().unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_runs_on_its_pool_and_its_run_is_recorded() {

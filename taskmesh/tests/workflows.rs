@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::jobs::job_config;
+use common::jobs::{job_config, time};
 use common::workflows::step_of;
 use common::{App, WAIT};
 use serde_json::{json, Value};
@@ -14,14 +14,6 @@ use shared::testkit::eventually;
 /// A step on the in-process worker's pool.
 fn step(id: &str, needs: Value, kind: &str, payload: Value) -> Value {
     json!({"id": id, "needs": needs, "job": {"kind": kind, "pool": "inproc", "payload": payload}})
-}
-
-fn time(step: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
-    step[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("{field} of {step}"))
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -64,8 +56,8 @@ async fn a_diamonds_join_starts_after_both_branches_with_their_results() {
         json!({"payload": {"n": 4}, "inputs": {"b": {"slept_ms": 300}, "c": c["result"]}})
     );
     // d started after both ended, from the runs' own times.
-    assert!(time(d, "started_at") >= time(b, "finished_at"), "{done}");
-    assert!(time(d, "started_at") >= time(c, "finished_at"), "{done}");
+    assert!(time(&d["started_at"]) >= time(&b["finished_at"]), "{done}");
+    assert!(time(&d["started_at"]) >= time(&c["finished_at"]), "{done}");
     // A step is an ordinary task: its runs are listed there, one each.
     let d_task = d["task_id"].as_str().unwrap();
     let (status, attempts) = app
@@ -332,7 +324,7 @@ async fn no_more_than_max_parallel_steps_run_at_once() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (time(s, "started_at"), time(s, "finished_at")))
+        .map(|s| (time(&s["started_at"]), time(&s["finished_at"])))
         .collect();
     // At the start of each run, at most 2 runs were going (from the runs' own times).
     for (start, _) in &runs {

@@ -375,6 +375,15 @@ pub async fn queue_depth(app: &App, queue: &str) -> u32 {
     declared.message_count()
 }
 
+/// A timestamp field of a reply (`started_at`, `finished_at`, …), which must be set.
+pub fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("a time, not {value}"))
+        .parse()
+        .unwrap()
+}
+
 /// Settings for a job test app: the admin, no API rate limit, the in-process worker on its own
 /// pool with the test endpoint allowed, quick heartbeats.
 pub fn job_config(c: &mut shared::Config) {
