@@ -34,17 +34,7 @@ pub async fn delete(
     // A live job stops first, as a cancel stops it: a queued one never starts, a running one
     // is told to stop (a deleted task's run would otherwise go on, and a queued one still run).
     if task.status.is_live_job() {
-        let dispatch_event = store::jobs::dispatch_event_of(&mut tx, task.id)
-            .await?
-            .flatten();
-        crate::service::stop::stop(
-            &mut tx,
-            &state.cache,
-            &task,
-            dispatch_event,
-            identity.user_id,
-        )
-        .await?;
+        crate::service::stop::stop_live(&mut tx, &state.cache, &task, identity.user_id).await?;
     }
     store::tasks::delete(&mut tx, &[task.id]).await?;
     let gone = Task {

@@ -63,6 +63,17 @@ pub async fn stop(
     Ok(saved)
 }
 
+/// Stops live job `task` as [`stop`] does, finding its dispatch's outbox event itself.
+pub async fn stop_live(
+    tx: &mut PgConnection,
+    marks: &ListCache,
+    task: &Task,
+    actor: Uuid,
+) -> Result<Task, TaskError> {
+    let dispatch_event = store::jobs::dispatch_event_of(tx, task.id).await?.flatten();
+    stop(tx, marks, task, dispatch_event, actor).await
+}
+
 /// Stops `owner`'s live cron templates and jobs not yet running (only those in `channel`, if
 /// given), recorded as done by the platform (the nil actor). Returns everyone whose list changed.
 pub async fn stop_owned(
