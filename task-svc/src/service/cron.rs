@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    domain::job::{parse_cron, ParsedJob},
+    domain::job::parse_cron,
     domain::{status::Status, task::Task},
     service::jobs::{insert, Inserted},
     store,
@@ -33,23 +33,8 @@ pub async fn cron_round(
             advance_cron(&mut tx, template_id, &expression, tick).await?;
             continue;
         }
-        let job = store::cron::template_job(&mut tx, template_id).await?;
+        let parsed = store::cron::template_job(&mut tx, template_id).await?;
         let run = insert_run(&mut tx, &template).await?;
-        let parsed = ParsedJob {
-            kind: job.0.clone(),
-            payload: job.1,
-            pool: job.2,
-            run_at: None,
-            cron: None,
-            max_attempts: job.3,
-            backoff_base_ms: job.4,
-            backoff_max_ms: job.5,
-            timeout_ms: job.6,
-            unique_key: None,
-            held: false,
-            step: None,
-            limit: store::limits::of_job(&mut tx, template_id).await?,
-        };
         match insert(&mut tx, &run, &parsed, Some((template_id, tick))).await {
             Ok(Inserted::Created(view, job_events)) => {
                 let mut run = run;

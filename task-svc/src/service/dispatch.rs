@@ -23,6 +23,18 @@ pub async fn dispatch(
     announce: bool,
 ) -> Result<Uuid, sqlx::Error> {
     let settings = store::jobs::dispatch_settings(tx, task.id).await?;
+    dispatch_with(tx, task, settings, attempt, at, announce).await
+}
+
+/// As [`dispatch`], with the job's settings already read.
+pub async fn dispatch_with(
+    tx: &mut PgConnection,
+    task: &Task,
+    settings: store::jobs::DispatchSettings,
+    attempt: i32,
+    at: Option<DateTime<Utc>>,
+    announce: bool,
+) -> Result<Uuid, sqlx::Error> {
     let step = settings
         .workflow_id
         .map(|workflow_id| crate::domain::workflow::StepRun {

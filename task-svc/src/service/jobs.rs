@@ -88,11 +88,7 @@ pub async fn insert_many(
                 .first
                 .as_ref()
                 .map(|(id, pending)| (*id, pending.event.id)),
-            limit_state: match row.admission {
-                Admission::Unlimited => None,
-                Admission::Admitted(_) => Some("admitted"),
-                Admission::Waits => Some("waiting"),
-            },
+            limit_state: row.admission.state(),
         })
         .collect();
     let inserted = store::job_inserts::insert_many(tx, &new, parent).await?;
@@ -160,11 +156,7 @@ pub async fn insert_many(
             started_at: None,
             finished_at: None,
             limit: job.limit.clone(),
-            limit_state: match row.admission {
-                Admission::Unlimited => None,
-                Admission::Admitted(_) => Some("admitted".into()),
-                Admission::Waits => Some("waiting".into()),
-            },
+            limit_state: row.admission.state().map(String::from),
             limit_since: (row.admission == Admission::Waits).then(Utc::now),
         };
         results.push(Inserted::Created(Box::new(view), events));

@@ -33,6 +33,17 @@ pub enum Admission {
     Waits,
 }
 
+impl Admission {
+    /// The job's `limit_state` it makes: none, `admitted` or `waiting`.
+    pub fn state(self) -> Option<&'static str> {
+        match self {
+            Admission::Unlimited => None,
+            Admission::Admitted(_) => Some("admitted"),
+            Admission::Waits => Some("waiting"),
+        }
+    }
+}
+
 /// Decides for each new job of `items` (in a creation's transaction). A key with waiting jobs
 /// admits no newcomer before them; keys are locked in one order.
 pub async fn reserve(
@@ -129,16 +140,16 @@ pub async fn admit(
 /// Hands job `task` (queued, not dispatched: a released workflow step, a replayed dead job, a
 /// retried step) its first dispatch, through its key's admission if it has a limit.
 pub async fn dispatch_first(tx: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
-    match store::limits::set_waiting(tx, task.id).await? {
-        Some((owner, limit)) => {
-            // Never waiting for a key's lock here (a report batch may be releasing this step):
-            // a key another transaction holds admits it at its next end or sweep.
-            store::limits::ensure(tx, owner, &limit).await?;
-            admit(tx, vec![(owner, limit.key)], true).await?;
-        }
-        None => {
-            crate::service::dispatch::dispatch(tx, task, 1, None, true).await?;
-        }
+    let settings = store::jobs::dispatch_settings(tx, task.id).await?;
+    if settings.limit_key.is_none() {
+        crate::service::dispatch::dispatch_with(tx, task, settings, 1, None, true).await?;
+        return Ok(());
+    }
+    if let Some((owner, limit)) = store::limits::set_waiting(tx, task.id).await? {
+        // Never waiting for a key's lock here (a report batch may be releasing this step):
+        // a key another transaction holds admits it at its next end or sweep.
+        store::limits::ensure(tx, owner, &limit).await?;
+        admit(tx, vec![(owner, limit.key)], true).await?;
     }
     Ok(())
 }

@@ -5,6 +5,8 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::{job::ParsedJob, limit::Limit};
+
 /// Due templates (at most 100), locked, skipping those another replica holds: each with its
 /// cron expression and the tick that is due.
 pub async fn due(
@@ -24,17 +26,61 @@ pub async fn due(
     .await
 }
 
-/// What a template's runs run: kind, payload, pool, max attempts, backoff base and cap,
-/// timeout.
+/// What a template's runs (a cron template's, a map step's) run: its job as a new run's,
+/// its limit included.
 pub async fn template_job(
     conn: &mut PgConnection,
     template_id: Uuid,
-) -> Result<(String, Value, String, i32, i64, i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT kind, payload, pool, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms
+) -> Result<ParsedJob, sqlx::Error> {
+    type Row = (
+        String,
+        Value,
+        String,
+        i32,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        Option<i32>,
+        Option<f64>,
+    );
+    let (
+        kind,
+        payload,
+        pool,
+        max_attempts,
+        backoff_base_ms,
+        backoff_max_ms,
+        timeout_ms,
+        key,
+        concurrency,
+        per_second,
+    ): Row = sqlx::query_as(
+        "SELECT kind, payload, pool, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms,
+                limit_key, limit_concurrency, limit_per_second
            FROM jobs WHERE task_id = $1",
     )
     .bind(template_id)
     .fetch_one(conn)
-    .await
+    .await?;
+    let limit = key.map(|key| Limit {
+        key,
+        concurrency,
+        per_second,
+    });
+    Ok(ParsedJob {
+        kind,
+        payload,
+        pool,
+        run_at: None,
+        cron: None,
+        max_attempts,
+        backoff_base_ms,
+        backoff_max_ms,
+        timeout_ms,
+        unique_key: None,
+        held: false,
+        step: None,
+        limit,
+    })
 }

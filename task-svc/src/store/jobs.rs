@@ -51,6 +51,8 @@ pub struct DispatchSettings {
     pub step: Option<String>,
     pub inputs: Option<Value>,
     pub item: Option<Value>,
+    /// Its key, if it has a limit: its first dispatch goes through the key's admission.
+    pub limit_key: Option<String>,
 }
 
 /// The task and the job fields report handling needs, locked.
@@ -284,7 +286,8 @@ pub async fn dispatch_settings(
     task_id: Uuid,
 ) -> Result<DispatchSettings, sqlx::Error> {
     sqlx::query_as(
-        "SELECT kind, payload, pool, max_attempts, timeout_ms, workflow_id, step, inputs, item
+        "SELECT kind, payload, pool, max_attempts, timeout_ms, workflow_id, step, inputs, item,
+                limit_key
            FROM jobs WHERE task_id = $1",
     )
     .bind(task_id)

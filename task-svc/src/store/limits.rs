@@ -198,23 +198,6 @@ pub async fn ensure(
     Ok(())
 }
 
-/// Job `id`'s limit, if it has one (what a cron template's or a map step's runs inherit).
-pub async fn of_job(conn: &mut PgConnection, id: Uuid) -> Result<Option<Limit>, sqlx::Error> {
-    let row: Option<(Option<String>, Option<i32>, Option<f64>)> = sqlx::query_as(
-        "SELECT limit_key, limit_concurrency, limit_per_second FROM jobs WHERE task_id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.and_then(|(key, concurrency, per_second)| {
-        Some(Limit {
-            key: key?,
-            concurrency,
-            per_second,
-        })
-    }))
-}
-
 /// An owner's keys: settings, jobs in flight and waiting, and the oldest wait's start.
 pub async fn summary(conn: &mut PgConnection, owner: Uuid) -> Result<Vec<KeySummary>, sqlx::Error> {
     sqlx::query_as(

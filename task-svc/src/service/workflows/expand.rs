@@ -46,30 +46,17 @@ pub async fn expand(
         .map(|t| (t.id, t))
         .collect();
     let runs: Vec<Task> = new.ids.iter().filter_map(|id| rows.remove(id)).collect();
-    let (kind, payload, pool, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms) =
-        store::cron::template_job(tx, parent.id).await?;
-    let limit = store::limits::of_job(tx, parent.id).await?;
+    let template = store::cron::template_job(tx, parent.id).await?;
     let jobs: Vec<ParsedJob> = items
         .iter()
         .map(|item| ParsedJob {
-            kind: kind.clone(),
-            payload: payload.clone(),
-            pool: pool.clone(),
-            run_at: None,
-            cron: None,
-            max_attempts,
-            backoff_base_ms,
-            backoff_max_ms,
-            timeout_ms,
-            unique_key: None,
-            held: false,
             step: Some(StepRun {
                 workflow_id: id,
                 step: step.to_string(),
                 inputs: Some(inputs.clone()),
                 item: Some(item.clone()),
             }),
-            limit: limit.clone(),
+            ..template.clone()
         })
         .collect();
     let pairs: Vec<(&Task, &ParsedJob)> = runs.iter().zip(&jobs).collect();
