@@ -345,19 +345,24 @@ async fn runs(app: &App, token: &str, task_id: &Value) -> usize {
     body["items"].as_array().unwrap().len()
 }
 
+/// Step `id` (needing `needs`): an http job whose endpoint answers 500 to its first call, with
+/// one attempt, so its first run dies and a second succeeds.
+fn dies_once(effects: &common::jobs::Effects, id: &str, needs: Value) -> Value {
+    json!({"id": id, "needs": needs, "job": {"kind": "http", "pool": "inproc",
+           "max_attempts": 1, "payload": effects.job("fail_times=1")}})
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_runs_again_only_what_did_not_succeed() {
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
     let effects = common::jobs::Effects::start(&app).await;
-    // b's endpoint answers 500 to its first call: with one attempt, b dies.
     let created = app
         .create_workflow(
             &ada,
             json!({"title": "retried", "steps": [
                 step("a", json!([]), "echo", json!({})),
-                json!({"id": "b", "needs": ["a"], "job": {"kind": "http", "pool": "inproc",
-                       "max_attempts": 1, "payload": effects.job("fail_times=1")}}),
+                dies_once(&effects, "b", json!(["a"])),
                 step("c", json!(["b"]), "echo", json!({})),
                 step("d", json!(["a"]), "echo", json!({})),
             ]}),
@@ -407,6 +412,41 @@ async fn a_retry_runs_again_only_what_did_not_succeed() {
         )
         .await;
     assert_eq!((code, body["code"].as_str()), (409, Some("not_retryable")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admins_replay_of_a_dead_step_runs_it_again_through_its_workflow() {
+    let app = App::start_with(job_config).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let effects = common::jobs::Effects::start(&app).await;
+    let steps = [
+        dies_once(&effects, "b", json!([])),
+        step("c", json!(["b"]), "echo", json!({})),
+    ];
+    let created = app
+        .create_workflow(&ada, json!({"title": "replayed", "steps": steps}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let failed = app.wait_workflow(&ada, id, "failed").await;
+    let b = step_of(&failed, "b")["task_id"].clone();
+    // The dead-letter console's replay of the step reopens its workflow: what the step held
+    // up runs once the step succeeds, and the workflow completes.
+    let admin = app.admin_token().await;
+    let (code, replayed) = app
+        .post(
+            "/api/v1/admin/jobs/dead/replay",
+            Some(&admin),
+            json!({"task_ids": [b]}),
+        )
+        .await;
+    assert_eq!(
+        (code, replayed["count"].as_u64()),
+        (200, Some(1)),
+        "{replayed}"
+    );
+    let done = app.wait_workflow(&ada, id, "completed").await;
+    assert_eq!(runs(&app, &ada, &b).await, 2);
+    assert_eq!(runs(&app, &ada, &step_of(&done, "c")["task_id"]).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

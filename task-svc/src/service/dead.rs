@@ -1,9 +1,9 @@
 //! Dead jobs, for admins: queued again with a fresh budget of attempts (replay), or taken off
 //! the dead list (purge); either way out of their pools' dead-letter queues.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use shared::paging::Limit;
+use shared::{identity::Identity, paging::Limit};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -29,27 +29,54 @@ pub async fn list(
 }
 
 /// Queues the dead jobs `selection` names again, each with a fresh budget of attempts, and
-/// removes them from their pools' dead-letter queues. Returns how many.
-pub async fn replay_dead(state: &AppState, selection: &DeadSelection) -> Result<u64, TaskError> {
+/// removes them from their pools' dead-letter queues. A dead workflow step (or map run) runs
+/// again through its workflow's retry (`identity` is the admin), which reopens the workflow
+/// and runs what it held up; one whose workflow is not failed or cancelled (still running)
+/// stays dead. Returns how many ran again.
+pub async fn replay_dead(
+    state: &AppState,
+    identity: &Identity,
+    selection: &DeadSelection,
+) -> Result<u64, TaskError> {
     let mut tx = state.pool.begin().await?;
     let tasks = select_dead(&mut tx, selection).await?;
+    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+    let steps: HashMap<Uuid, Uuid> = store::workflows::of_each(&mut tx, &ids)
+        .await?
+        .into_iter()
+        .collect();
     let mut pools = HashSet::new();
     let mut audience = Vec::new();
-    for mut task in tasks.clone() {
+    let mut replayed = 0;
+    for mut task in tasks.into_iter().filter(|t| !steps.contains_key(&t.id)) {
         let pool = store::dead::reset_for_replay(&mut tx, task.id).await?;
         state.pools.ensure(&pool).await?;
         pools.insert(pool);
         store::jobs::set_status(&mut tx, &mut task, Status::Queued).await?;
         crate::service::limits::dispatch_first(&mut tx, &task).await?;
         audience.extend(crate::store::tasks::audience(&mut tx, &task).await?);
+        replayed += 1;
     }
     tx.commit().await?;
     state.cache.invalidate(&audience).await;
     for pool in pools {
         prune_dead_letters(state, &pool).await;
     }
-    tracing::info!(count = tasks.len(), "replayed dead jobs");
-    Ok(tasks.len() as u64)
+    let mut workflows: Vec<Uuid> = steps.values().copied().collect();
+    workflows.sort_unstable();
+    workflows.dedup();
+    for workflow in workflows {
+        let retried =
+            crate::service::workflows::control::retry(state, identity, &workflow.to_string()).await;
+        match retried {
+            Ok(_) => replayed += steps.values().filter(|w| **w == workflow).count() as u64,
+            Err(err) => {
+                tracing::info!(workflow_id = %workflow, error = %err, "a dead step's workflow was not retried: the step stays dead")
+            }
+        }
+    }
+    tracing::info!(count = replayed, "replayed dead jobs");
+    Ok(replayed)
 }
 
 /// Takes the dead jobs `selection` names off the dead list and out of their pools' dead-letter

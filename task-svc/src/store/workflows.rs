@@ -102,6 +102,20 @@ pub async fn of_tasks(conn: &mut PgConnection, tasks: &[Uuid]) -> Result<Vec<Uui
     .await
 }
 
+/// Which of `tasks` belong to a workflow (steps and map runs): (task, workflow) pairs.
+pub async fn of_each(
+    conn: &mut PgConnection,
+    tasks: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT task_id, workflow_id FROM jobs
+          WHERE task_id = ANY($1) AND workflow_id IS NOT NULL",
+    )
+    .bind(tasks)
+    .fetch_all(conn)
+    .await
+}
+
 /// Workflow `id`, locked for the transaction when `lock` (advancing or changing it).
 pub async fn find(
     conn: &mut PgConnection,
