@@ -104,20 +104,69 @@ async fn taskmesh(fanout: usize, chain: usize) -> anyhow::Result<Option<(f64, f6
     timed(&platform, &fan_out(10)).await?; // warm-up
     timed(&platform, &chain_of(5)).await?;
     let mut seconds = Vec::new();
+    let mut last = None;
     for (title, body, steps) in [
         ("workflow: fan-out and join", fan_out(fanout), fanout + 1),
         ("workflow: chain", chain_of(chain), chain),
     ] {
         let before = platform.meter.read();
-        seconds.push(timed(&platform, &body).await?);
+        let (took, id) = timed(&platform, &body).await?;
+        seconds.push(took);
+        last = Some(id);
         crate::cpu::report(title, &before, &platform.meter.read(), steps, "steps");
+    }
+    if let Some(chain) = last {
+        links(&platform, chain).await?;
     }
     drop(platform);
     Ok(Some((seconds[0], seconds[1])))
 }
 
-/// Creates workflow `body`; returns the seconds from the request to its recorded end.
-async fn timed(platform: &JobsPlatform, body: &Value) -> anyhow::Result<f64> {
+/// Where a chain's links spent their time, from its steps' recorded times (one machine's
+/// clock): a step's end → the transaction that recorded it began (the report's way), that →
+/// the next step's start (the transaction, the relay, the broker, the worker's claim), and the
+/// run itself. Medians over the links, in ms.
+async fn links(platform: &JobsPlatform, id: uuid::Uuid) -> anyhow::Result<()> {
+    type Times = chrono::DateTime<chrono::Utc>;
+    let rows: Vec<(Option<Times>, Option<Times>, Times)> = sqlx::query_as(
+        "SELECT j.started_at, j.finished_at, t.updated_at
+           FROM workflow_steps s JOIN jobs j USING (task_id) JOIN tasks t ON t.id = task_id
+          WHERE s.workflow_id = $1 ORDER BY s.position",
+    )
+    .bind(id)
+    .fetch_all(&platform.db)
+    .await?;
+    let ms = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(0) as f64 / 1000.0;
+    let mut parts: [Vec<f64>; 3] = Default::default();
+    for pair in rows.windows(2) {
+        let ((_, Some(end), recorded), (Some(next), _, _)) = (pair[0], pair[1]) else {
+            continue;
+        };
+        parts[0].push(ms(recorded - end));
+        parts[1].push(ms(next - recorded));
+    }
+    for (start, end, _) in &rows {
+        if let (Some(start), Some(end)) = (start, end) {
+            parts[2].push(ms(*end - *start));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "chain, a link's parts (median ms): end → its recording begins {:.2}, that → the next \
+         start {:.2}, the run {:.2}",
+        median(&mut parts[0]),
+        median(&mut parts[1]),
+        median(&mut parts[2]),
+    );
+    Ok(())
+}
+
+/// Creates workflow `body`; returns the seconds from the request to its recorded end, and its
+/// id.
+async fn timed(platform: &JobsPlatform, body: &Value) -> anyhow::Result<(f64, uuid::Uuid)> {
     let since = chrono::Utc::now();
     let started = Instant::now();
     let response = platform
@@ -138,7 +187,7 @@ async fn timed(platform: &JobsPlatform, body: &Value) -> anyhow::Result<f64> {
                 .await?;
         if let Some(finished) = finished {
             anyhow::ensure!(status == "completed", "the workflow ended {status}");
-            return Ok((finished - since).as_seconds_f64());
+            return Ok(((finished - since).as_seconds_f64(), id));
         }
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(600),
