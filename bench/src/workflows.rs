@@ -122,44 +122,52 @@ async fn taskmesh(fanout: usize, chain: usize) -> anyhow::Result<Option<(f64, f6
     Ok(Some((seconds[0], seconds[1])))
 }
 
-/// Where a chain's links spent their time, from its steps' recorded times (one machine's
-/// clock): a step's end → the transaction that recorded it began (the report's way), that →
-/// the next step's start (the transaction, the relay, the broker, the worker's claim), and the
-/// run itself. Medians over the links, in ms.
+/// Where a chain's links spent their time, from what task-svc's database recorded (one
+/// machine's clock): a step's end → the transaction that records it begins (the report's way:
+/// worker, broker, consumer), → that transaction's last outbox write (releasing the next
+/// step), → the relay's round that publishes it begins (the commit, the wake-up), → the next
+/// step's start (the claim, the broker, the worker's claim). Medians over the links, in ms.
 async fn links(platform: &JobsPlatform, id: uuid::Uuid) -> anyhow::Result<()> {
-    type Times = chrono::DateTime<chrono::Utc>;
-    let rows: Vec<(Option<Times>, Option<Times>, Times)> = sqlx::query_as(
-        "SELECT j.started_at, j.finished_at, t.updated_at
-           FROM workflow_steps s JOIN jobs j USING (task_id) JOIN tasks t ON t.id = task_id
-          WHERE s.workflow_id = $1 ORDER BY s.position",
+    let rows: Vec<(f64, f64, f64, f64, f64)> = sqlx::query_as(
+        "WITH s AS (
+            SELECT s.position, j.started_at, j.finished_at, t.updated_at
+              FROM workflow_steps s JOIN jobs j USING (task_id) JOIN tasks t ON t.id = task_id
+             WHERE s.workflow_id = $1
+         ), l AS (
+            SELECT started_at AS next_start, lag(finished_at) OVER w AS ended,
+                   lag(updated_at) OVER w AS recorded, finished_at - started_at AS run
+              FROM s WINDOW w AS (ORDER BY position)
+         )
+         SELECT ms(recorded - ended), ms(o.written - recorded), ms(o.relayed - o.written),
+                ms(next_start - o.relayed), ms(run)
+           FROM l CROSS JOIN LATERAL (
+                SELECT max(available_at) AS written, min(published_at) AS relayed FROM outbox
+                 WHERE available_at BETWEEN l.recorded AND l.next_start) o
+          WHERE o.relayed IS NOT NULL"
+            .replace("ms(", "1000 * date_part('epoch', ")
+            .as_str(),
     )
     .bind(id)
     .fetch_all(&platform.db)
     .await?;
-    let ms = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(0) as f64 / 1000.0;
-    let mut parts: [Vec<f64>; 3] = Default::default();
-    for pair in rows.windows(2) {
-        let ((_, Some(end), recorded), (Some(next), _, _)) = (pair[0], pair[1]) else {
-            continue;
-        };
-        parts[0].push(ms(recorded - end));
-        parts[1].push(ms(next - recorded));
-    }
-    for (start, end, _) in &rows {
-        if let (Some(start), Some(end)) = (start, end) {
-            parts[2].push(ms(*end - *start));
+    let mut parts: [Vec<f64>; 5] = Default::default();
+    for row in rows {
+        for (part, value) in parts.iter_mut().zip([row.0, row.1, row.2, row.3, row.4]) {
+            part.push(value);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
+    let medians: Vec<String> = parts
+        .iter_mut()
+        .map(|v| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2)
+                .map_or("-".into(), |m| format!("{m:.2}"))
+        })
+        .collect();
     println!(
-        "chain, a link's parts (median ms): end → its recording begins {:.2}, that → the next \
-         start {:.2}, the run {:.2}",
-        median(&mut parts[0]),
-        median(&mut parts[1]),
-        median(&mut parts[2]),
+        "chain, a link's parts (median ms): the step's end → its recording begins {}, → the \
+         release written {}, → the relay's round {}, → the next step's start {}; a run {}",
+        medians[0], medians[1], medians[2], medians[3], medians[4],
     );
     Ok(())
 }
