@@ -141,6 +141,15 @@ pub async fn admit(
 /// retried step) its first dispatch, through its key's admission if it has a limit.
 pub async fn dispatch_first(tx: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
     let settings = store::jobs::dispatch_settings(tx, task.id).await?;
+    dispatch_first_with(tx, task, settings).await
+}
+
+/// As [`dispatch_first`], with the job's settings already read.
+pub async fn dispatch_first_with(
+    tx: &mut PgConnection,
+    task: &Task,
+    settings: store::jobs::DispatchSettings,
+) -> Result<(), sqlx::Error> {
     if settings.limit_key.is_none() {
         crate::service::dispatch::dispatch_with(tx, task, settings, 1, None, true).await?;
         return Ok(());

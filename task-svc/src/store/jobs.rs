@@ -295,6 +295,42 @@ pub async fn dispatch_settings(
     .await
 }
 
+/// A workflow step released: the task, queued, and its job's dispatch settings.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Released {
+    #[sqlx(flatten)]
+    pub task: Task,
+    #[sqlx(flatten)]
+    pub settings: DispatchSettings,
+}
+
+/// Releases waiting step `task_id` with `inputs`, in one statement: queued (only if still
+/// `pending`, checked under its row lock: a step stopped meanwhile stays), its inputs written;
+/// `None` if it was no longer pending.
+pub async fn release(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    inputs: &Value,
+) -> Result<Option<Released>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH t AS (
+            UPDATE tasks SET status = 'queued', version = version + 1, updated_at = now()
+             WHERE id = $1 AND status = 'pending'
+            RETURNING {}
+         ), j AS (
+            UPDATE jobs SET inputs = $2 FROM t WHERE jobs.task_id = t.id
+            RETURNING jobs.kind, jobs.payload, jobs.pool, jobs.max_attempts, jobs.timeout_ms,
+                      jobs.workflow_id, jobs.step, jobs.inputs, jobs.item, jobs.limit_key
+         )
+         SELECT t.*, j.* FROM t CROSS JOIN j",
+        crate::store::tasks::COLUMNS
+    ))
+    .bind(task_id)
+    .bind(inputs)
+    .fetch_optional(conn)
+    .await
+}
+
 /// The job's current dispatch is attempt `attempt`, `dispatch_id`, published as outbox event
 /// `event_id`; no run of it is open or lost yet.
 pub async fn set_dispatch(

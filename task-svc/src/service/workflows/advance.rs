@@ -257,16 +257,20 @@ async fn apply(
             ended = true;
             continue;
         }
+        let Some(map) = &step.map else {
+            // Queued with its inputs in one statement (none if a stop came first), then handed
+            // its first dispatch.
+            if let Some(released) = store::jobs::release(tx, step.task_id, &inputs).await? {
+                crate::service::limits::dispatch_first_with(tx, &released.task, released.settings)
+                    .await?;
+                touched.push(released.task);
+            }
+            continue;
+        };
         store::workflows::set_inputs(tx, step.task_id, &inputs).await?;
         // Checked again under its lock: a step stopped meanwhile (its owner deactivated) stays.
         let task = store::tasks::find(tx, step.task_id, true).await?;
         let Some(mut task) = task.filter(|t| t.status == Status::Pending) else {
-            continue;
-        };
-        let Some(map) = &step.map else {
-            store::jobs::set_status(tx, &mut task, Status::Queued).await?;
-            crate::service::limits::dispatch_first(tx, &task).await?;
-            touched.push(task);
             continue;
         };
         let source = steps.iter().find(|s| s.step == map.0.step);
