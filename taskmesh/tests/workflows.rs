@@ -419,26 +419,38 @@ async fn an_admins_replay_of_a_dead_step_runs_it_again_through_its_workflow() {
     let app = App::start_with(job_config).await;
     let ada = app.sign_up("ada@example.com").await;
     let effects = common::jobs::Effects::start(&app).await;
+    // s keeps the workflow running for a while after b dies.
     let steps = [
         dies_once(&effects, "b", json!([])),
         step("c", json!(["b"]), "echo", json!({})),
+        step("s", json!([]), "sleep", json!({"ms": 8000})),
     ];
     let created = app
         .create_workflow(&ada, json!({"title": "replayed", "steps": steps}))
         .await;
     let id = created["id"].as_str().unwrap();
-    let failed = app.wait_workflow(&ada, id, "failed").await;
-    let b = step_of(&failed, "b")["task_id"].clone();
-    // The dead-letter console's replay of the step reopens its workflow: what the step held
-    // up runs once the step succeeds, and the workflow completes.
+    let b = step_of(&created, "b")["task_id"].clone();
+    app.wait_status(&ada, b.as_str().unwrap(), "dead").await;
     let admin = app.admin_token().await;
-    let (code, replayed) = app
-        .post(
+    let replay = || async {
+        app.post(
             "/api/v1/admin/jobs/dead/replay",
             Some(&admin),
             json!({"task_ids": [b]}),
         )
-        .await;
+        .await
+    };
+    // While its workflow runs, the step stays dead, and the answer says why.
+    let (code, refused) = replay().await;
+    assert_eq!(
+        (code, refused["code"].as_str()),
+        (409, Some("not_retryable")),
+        "{refused}"
+    );
+    // Once the workflow has failed, the dead-letter console's replay of the step reopens it:
+    // what the step held up runs once the step succeeds, and the workflow completes.
+    app.wait_workflow(&ada, id, "failed").await;
+    let (code, replayed) = replay().await;
     assert_eq!(
         (code, replayed["count"].as_u64()),
         (200, Some(1)),
@@ -447,6 +459,7 @@ async fn an_admins_replay_of_a_dead_step_runs_it_again_through_its_workflow() {
     let done = app.wait_workflow(&ada, id, "completed").await;
     assert_eq!(runs(&app, &ada, &b).await, 2);
     assert_eq!(runs(&app, &ada, &step_of(&done, "c")["task_id"]).await, 1);
+    assert_eq!(runs(&app, &ada, &step_of(&done, "s")["task_id"]).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

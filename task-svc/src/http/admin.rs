@@ -67,6 +67,7 @@ fn check_selection(selection: &DeadSelection) -> Result<(), ApiError> {
 #[utoipa::path(post, path = "/api/v1/admin/jobs/dead/replay", tag = "jobs", security(("bearer" = [])), request_body = DeadSelection,
     responses((status = 200, description = "Replayed: each job is queued again with a fresh budget of attempts; a workflow step through its workflow's retry (a step of a workflow still running stays dead)", body = Affected),
         (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 409, description = "The task_ids named only workflow steps whose workflows are still running (`not_retryable`)", body = ProblemBody),
         (status = 422, description = "More than 1000 task_ids", body = ProblemBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
 pub async fn dead_replay(

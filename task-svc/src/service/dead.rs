@@ -31,8 +31,9 @@ pub async fn list(
 /// Queues the dead jobs `selection` names again, each with a fresh budget of attempts, and
 /// removes them from their pools' dead-letter queues. A dead workflow step (or map run) runs
 /// again through its workflow's retry (`identity` is the admin), which reopens the workflow
-/// and runs what it held up; one whose workflow is not failed or cancelled (still running)
-/// stays dead. Returns how many ran again.
+/// and runs every step of it that did not succeed; one whose workflow is still running (or
+/// was cancelled with steps still live) stays dead (when `task_ids` named only such steps,
+/// the retry's 409 says why). Returns how many of the selected jobs ran again.
 pub async fn replay_dead(
     state: &AppState,
     identity: &Identity,
@@ -65,15 +66,22 @@ pub async fn replay_dead(
     let mut workflows: Vec<Uuid> = steps.values().copied().collect();
     workflows.sort_unstable();
     workflows.dedup();
+    let mut refused = None;
     for workflow in workflows {
-        let retried =
-            crate::service::workflows::control::retry(state, identity, &workflow.to_string()).await;
-        match retried {
-            Ok(_) => replayed += steps.values().filter(|w| **w == workflow).count() as u64,
-            Err(err) => {
-                tracing::info!(workflow_id = %workflow, error = %err, "a dead step's workflow was not retried: the step stays dead")
+        let id = workflow.to_string();
+        match crate::service::workflows::control::reopen(state, identity, &id).await {
+            Ok(()) => replayed += steps.values().filter(|w| **w == workflow).count() as u64,
+            // Still running (or its cancel left steps live): its dead steps stay dead.
+            Err(err @ TaskError::Conflict { .. }) => {
+                tracing::info!(workflow_id = %workflow, error = %err, "a dead step's workflow was not retried: the step stays dead");
+                refused.get_or_insert(err);
             }
+            Err(err) => return Err(err),
         }
+    }
+    // Jobs named by id of which none ran again: why, rather than a count of none.
+    if let (0, Some(_), Some(err)) = (replayed, &selection.task_ids, refused) {
+        return Err(err);
     }
     tracing::info!(count = replayed, "replayed dead jobs");
     Ok(replayed)

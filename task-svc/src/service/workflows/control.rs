@@ -74,6 +74,13 @@ pub async fn retry(
     identity: &Identity,
     id: &str,
 ) -> Result<WorkflowView, TaskError> {
+    reopen(state, identity, id).await?;
+    super::query::read(state, identity, id).await
+}
+
+/// What [`retry`] does, without reading the workflow back: its dead, cancelled and skipped
+/// steps wait (or run) again and it is `running` once more.
+pub async fn reopen(state: &AppState, identity: &Identity, id: &str) -> Result<(), TaskError> {
     let mut tx = state.pool.begin().await?;
     let row = super::query::owned(&mut tx, identity, id, false).await?;
     let steps = store::workflows::steps(&mut tx, row.id).await?;
@@ -182,5 +189,5 @@ pub async fn retry(
         crate::infra::amqp_pools::prune_dead_letters(state, &pool).await;
     }
     tracing::info!(workflow_id = %row.id, tasks = ids.len(), "workflow retried");
-    super::query::read(state, identity, id).await
+    Ok(())
 }
