@@ -314,15 +314,17 @@ pub async fn release(pool: &PgPool, id: Uuid, error: Option<&str>) -> Result<(),
     Ok(())
 }
 
-/// People with held mail who have room in their hourly cap.
+/// People with held mail who have room in their hourly cap, counting the mail being sent as a
+/// claim does (else a digest could leave beside the sends that filled the hour).
 pub async fn digest_due(pool: &PgPool, cap: i64) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT DISTINCT h.user_id FROM messages h
           WHERE h.state = 'held' AND h.channel = 'email'
             AND EXISTS (SELECT 1 FROM users u WHERE u.id = h.user_id AND u.active)
             AND (SELECT count(*) FROM messages s
-                  WHERE s.user_id = h.user_id AND s.channel = 'email' AND s.state = 'sent'
-                    AND s.sent_at > now() - interval '1 hour') < $1
+                  WHERE s.user_id = h.user_id AND s.channel = 'email'
+                    AND ((s.state = 'sent' AND s.sent_at > now() - interval '1 hour')
+                         OR (s.state = 'sending' AND s.locked_until >= now()))) < $1
           LIMIT 100",
     )
     .bind(cap)
