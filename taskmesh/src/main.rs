@@ -85,6 +85,8 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("{service} cannot listen on {addr}: {e}"))?;
+            // The address bound (with port 0 in the settings, the port the system gave).
+            let addr = listener.local_addr().unwrap_or(addr);
             tracing::info!(%service, %addr, "listening");
             taskmesh::run_service(&service, config, listener, shutdown)?.await
         }

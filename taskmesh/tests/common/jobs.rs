@@ -23,6 +23,8 @@ use super::{App, WAIT};
 pub struct WorkerProcess {
     pub id: String,
     child: tokio::process::Child,
+    /// The address its health and metrics endpoint listens on, once it logged it.
+    listening: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl WorkerProcess {
@@ -52,13 +54,8 @@ impl WorkerProcess {
             .env("TASKMESH_WORKERS__POOLS", format!("[{}]", pools.join(",")))
             .env("TASKMESH_WORKERS__HTTP_ALLOW", "[\"127.0.0.1\"]")
             .env("TASKMESH_WORKERS__HEARTBEAT_SECS", "1")
-            .env("TASKMESH_LOG__FILTER", "warn,worker=info")
-            // Its logs (JSON lines on stdout) with TASKMESH_TEST_WORKER_LOGS=1, for a failing run.
-            .stdout(if std::env::var_os("TASKMESH_TEST_WORKER_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .env("TASKMESH_LOG__FILTER", "warn,worker=info,taskmesh=info")
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         if let Some(expires) = c.amqp.queue_expires_ms {
@@ -67,10 +64,12 @@ impl WorkerProcess {
         for (key, value) in extra {
             command.env(key, value);
         }
-        let child = command.spawn().expect("the taskmesh binary starts");
+        let mut child = command.spawn().expect("the taskmesh binary starts");
+        let listening = read_logs(child.stdout.take().expect("piped"));
         let worker = Self {
             id: id.to_string(),
             child,
+            listening,
         };
         let admin = app.admin_token().await;
         eventually(&format!("worker {id} heartbeats"), WAIT, || async {
@@ -81,6 +80,16 @@ impl WorkerProcess {
         })
         .await;
         worker
+    }
+
+    /// The address of its health and metrics endpoint (bound to port 0: the one it was given).
+    pub async fn addr(&self) -> String {
+        let mut listening = self.listening.clone();
+        let addr = tokio::time::timeout(WAIT, listening.wait_for(Option::is_some))
+            .await
+            .expect("the worker logs the address it listens on")
+            .expect("its logs are read");
+        addr.clone().unwrap()
     }
 
     pub fn pid(&self) -> u32 {
@@ -110,6 +119,29 @@ impl WorkerProcess {
             .expect("the worker exits within the deadline")
             .unwrap()
     }
+}
+
+/// Reads a worker's logs (JSON lines on its stdout) until it ends, for the address it listens
+/// on; passes them on with TASKMESH_TEST_WORKER_LOGS=1, for a failing run.
+fn read_logs(stdout: tokio::process::ChildStdout) -> tokio::sync::watch::Receiver<Option<String>> {
+    use tokio::io::AsyncBufReadExt;
+    let (found, listening) = tokio::sync::watch::channel(None);
+    let echo = std::env::var_os("TASKMESH_TEST_WORKER_LOGS").is_some();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if echo {
+                println!("{line}");
+            }
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if entry["message"] == "listening" {
+                found.send_replace(entry["addr"].as_str().map(String::from));
+            }
+        }
+    });
+    listening
 }
 
 /// The worker's state as `GET /api/v1/workers` lists it.
