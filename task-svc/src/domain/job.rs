@@ -292,6 +292,7 @@ pub struct JobSummary {
 
 /// The filters of an operator's job search.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobQuery {
     /// Only jobs of this kind.

@@ -18,6 +18,7 @@ pub struct TaskList {
 
 /// Filters of `GET /api/v1/tasks`; all optional, combined with AND.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub status: Option<String>,

@@ -23,6 +23,7 @@ pub struct DeadJobs {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadQuery {
     pub pool: Option<String>,

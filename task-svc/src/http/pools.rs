@@ -48,6 +48,7 @@ pub async fn pools(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityQuery {
     /// How far back, in minutes (1 to 1440, default 60).

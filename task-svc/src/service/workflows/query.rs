@@ -39,6 +39,7 @@ pub async fn read(
 
 /// `GET /api/v1/workflows` filters.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowQuery {
     /// Only workflows in this status.
