@@ -21,10 +21,13 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
 /// Every file the dashboard has, by its path under `/ui/`.
 const ASSETS: &[(&str, &str, &[u8])] = &[
     ("app.css", CSS, include_bytes!("../web/app.css")),
+    // First after the stylesheet: `/favicon.ico` serves it too ([`FAVICON`]).
+    ("favicon.svg", SVG, include_bytes!("../web/favicon.svg")),
     ("js/app.js", JS, include_bytes!("../web/js/app.js")),
     ("js/api.js", JS, include_bytes!("../web/js/api.js")),
     ("js/ui.js", JS, include_bytes!("../web/js/ui.js")),
@@ -57,12 +60,17 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 
 const INDEX: &[u8] = include_bytes!("../web/index.html");
 
+/// The icon's place in [`ASSETS`], which `/favicon.ico` serves for the clients that ask there
+/// without reading the page's `<link rel="icon">` (Swagger UI's page, bookmarks, feed readers).
+const FAVICON: usize = 1;
+
 pub fn router() -> Router {
     Router::new()
         .route("/", get(index))
         // The page a verification link opens (the mail's link: `/verify-email?token=…`).
         .route("/verify-email", get(index))
         .route("/ui/{*path}", get(asset))
+        .route("/favicon.ico", get(favicon))
 }
 
 /// The strong `ETag` of a file: the first 16 bytes of its SHA-256, in hex and quotes.
@@ -132,6 +140,11 @@ async fn index(request: HeaderMap) -> Response {
     serve(&request, "text/html; charset=utf-8", INDEX, &ETAGS[0])
 }
 
+async fn favicon(request: HeaderMap) -> Response {
+    let (_, content_type, body) = ASSETS[FAVICON];
+    serve(&request, content_type, body, &ETAGS[FAVICON + 1])
+}
+
 async fn asset(Path(path): Path<String>, request: HeaderMap) -> Response {
     match ASSETS.iter().position(|(name, _, _)| *name == path) {
         Some(i) => {
@@ -183,7 +196,7 @@ mod tests {
             }
             router().oneshot(request.body(axum::body::Body::empty()).unwrap())
         };
-        for path in ["/", "/ui/js/api.js", "/ui/app.css"] {
+        for path in ["/", "/ui/js/api.js", "/ui/app.css", "/favicon.ico"] {
             let first = get(path, None).await.unwrap();
             assert_eq!(first.status(), StatusCode::OK, "{path}");
             let etag = first.headers()[header::ETAG].to_str().unwrap().to_string();
@@ -197,6 +210,9 @@ mod tests {
             let other = get(path, Some("\"an-older-version\"")).await.unwrap();
             assert_eq!(other.status(), StatusCode::OK, "{path}");
         }
+        let icon = get("/favicon.ico", None).await.unwrap();
+        assert_eq!(icon.headers()[header::CONTENT_TYPE], SVG);
+        assert_eq!(ASSETS[FAVICON].0, "favicon.svg");
         let etags: std::collections::HashSet<_> = ETAGS.iter().collect();
         assert_eq!(etags.len(), ETAGS.len(), "every file has its own ETag");
     }
