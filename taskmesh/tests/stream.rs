@@ -8,6 +8,7 @@ mod common;
 
 use common::stream::{self, EventStream};
 use common::{App, WAIT};
+use reqwest::Method;
 use serde_json::{json, Value};
 use shared::testkit::eventually;
 use tokio_util::sync::CancellationToken;
@@ -334,6 +335,56 @@ async fn a_user_has_at_most_the_configured_streams_open() {
         (answer.status() == 200).then_some(())
     })
     .await;
+}
+
+/// A stream ends with `session_ended` as soon as its session ends (a logout everywhere, a
+/// deactivation), not at its next session check: the heartbeat, which checks the session, is
+/// made longer than the wait. Another user's stream carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_with_session_ended_as_soon_as_its_session_ends() {
+    let app = App::start_with(|c| {
+        c.stream.heartbeat_secs = 600;
+        c.auth.bootstrap_admin_email = Some(common::jobs::ADMIN.into());
+    })
+    .await;
+    let admin = app.sign_up_verified(common::jobs::ADMIN).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let bob = app.sign_up("bob@example.com").await;
+    let bob_id = user_id(&app, &bob).await;
+    let mut ada_stream = stream::open(&app.api, &ada, None).await;
+    let mut bob_stream = stream::open(&app.api, &bob, None).await;
+    let mut admin_stream = stream::open(&app.api, &admin, None).await;
+    for s in [&mut ada_stream, &mut bob_stream, &mut admin_stream] {
+        assert!(s.next_of("ready", WAIT).await.is_some());
+    }
+
+    let reply = app
+        .send(Method::POST, "/api/v1/auth/logout-all", Some(&ada), None)
+        .await;
+    assert_eq!(reply.status, 204);
+    let last = ada_stream
+        .next(WAIT)
+        .await
+        .expect("an event before the end");
+    assert_eq!(
+        (last.event.as_str(), last.json()),
+        ("session_ended", json!({}))
+    );
+    assert!(ada_stream.next(WAIT).await.is_none(), "the stream ends");
+
+    let path = format!("/api/v1/users/{bob_id}");
+    let body = json!({"active": false});
+    let reply = app
+        .send(Method::PATCH, &path, Some(&admin), Some(body))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let last = bob_stream.next_of("session_ended", WAIT).await;
+    assert!(last.is_some(), "the deactivated user's stream is told");
+    assert!(bob_stream.next(WAIT).await.is_none(), "the stream ends");
+
+    // The admin's stream carries on.
+    let task = create(&app, &admin, "Still live", None).await;
+    until(&mut admin_stream, "task.created", &task).await;
 }
 
 /// One address is bounded whoever's streams they are, and one gateway whatever the addresses.

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// Live sessions kept at most; past this, new answers are not kept until old ones lapse.
@@ -42,7 +43,12 @@ pub struct Known {
     /// How long a live answer from Redis is trusted.
     live_for: Duration,
     inner: Mutex<Inner>,
+    /// Each end heard, for the live streams, which end with their session ([`Known::ends`]).
+    ends: broadcast::Sender<Uuid>,
 }
+
+/// Ends kept for a stream that has not looked yet; one that falls further behind asks Redis.
+const ENDS_BUFFER: usize = 1024;
 
 #[derive(Default)]
 struct Inner {
@@ -59,7 +65,13 @@ impl Known {
         Self {
             live_for,
             inner: Mutex::default(),
+            ends: broadcast::channel(ENDS_BUFFER).0,
         }
+    }
+
+    /// The ends heard from now on (a receiver that lags has missed some: ask Redis).
+    pub fn ends(&self) -> broadcast::Receiver<Uuid> {
+        self.ends.subscribe()
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -119,6 +131,7 @@ impl Known {
                 inner.live.clear();
             }
             inner.ended.insert(session, Instant::now());
+            let _ = self.ends.send(session); // no stream open: nobody to tell
         }
     }
 

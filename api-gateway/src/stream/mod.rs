@@ -58,15 +58,16 @@ pub fn router() -> Router<AppState> {
 #[allow(dead_code)]
 pub struct StreamEvent {
     /// `ready` first; then each event's type (`task.created`, `job.finished`, ...); `reset` when
-    /// events were lost to the retention window; `stats` every 5 s for an admin who asked.
+    /// events were lost to the retention window; `stats` every 5 s for an admin who asked;
+    /// `session_ended` last, when the session ended (sign in again).
     #[schema(min_length = 1, max_length = 64)]
     event: String,
     /// The event's place in the log, to resume from with `Last-Event-ID` (on `ready`, the newest
-    /// event at opening; none on `reset` and `stats`).
+    /// event at opening; none on `reset`, `stats` and `session_ended`).
     #[schema(max_length = 48)]
     id: Option<String>,
     /// JSON text: the CloudEvent; on `ready` `{"last_event_id", "resumed"}`; on `reset`
-    /// `{"reason"}`; on `stats` the pools' depths and the workers.
+    /// `{"reason"}`; on `stats` the pools' depths and the workers; on `session_ended` `{}`.
     #[schema(content_media_type = "application/json")]
     data: String,
     /// On `ready`: milliseconds a client waits before reconnecting.

@@ -15,7 +15,7 @@ use futures::Stream;
 use redis::aio::ConnectionManager;
 use serde_json::json;
 use shared::{identity::Identity, ApiError};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -70,6 +70,10 @@ pub struct Session {
     sent: Option<String>,
     pending: VecDeque<Event>,
     checks: tokio::time::Interval,
+    /// The ends of sessions this gateway hears of (taken before the stream opened).
+    ends: broadcast::Receiver<Uuid>,
+    /// Its session ended: `session_ended` was sent, and the stream ends.
+    ended: bool,
     /// An admin's `stats` ticks.
     stats: Option<tokio::time::Interval>,
 }
@@ -100,6 +104,8 @@ impl Session {
         stats: bool,
     ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
         let config = &state.config.stream;
+        // Before anything is asked of Redis, so that no end heard meanwhile is missed.
+        let ends = state.known.ends();
         let prefix = state.config.redis.key_prefix.clone();
         let redis = state.redis.clone();
         let heartbeat = Duration::from_secs(config.heartbeat_secs);
@@ -207,6 +213,8 @@ impl Session {
             cursor,
             pending,
             checks,
+            ends,
+            ended: false,
             stats: stats.then(|| tokio::time::interval(super::stats::STATS_EVERY)),
         };
         metrics::counter!("taskmesh_streams_opened_total").increment(1);
@@ -219,7 +227,7 @@ impl Session {
     /// The next event to send; `None` ends the stream.
     async fn next(&mut self) -> Option<Event> {
         loop {
-            if self.shutdown.is_cancelled() {
+            if self.shutdown.is_cancelled() || self.ended {
                 return None;
             }
             if let Some(event) = self.pending.pop_front() {
@@ -240,7 +248,22 @@ impl Session {
                     self.sent = None;
                     return Some(event(&entry));
                 }
-                _ = self.checks.tick() => self.check().await?,
+                _ = self.checks.tick() => {
+                    if !self.check().await {
+                        return Some(self.session_ended());
+                    }
+                }
+                end = self.ends.recv() => {
+                    let ended = match end {
+                        Ok(session) => self.identity.session_id == Some(session),
+                        // Missed some: Redis knows.
+                        Err(broadcast::error::RecvError::Lagged(_)) => !self.check().await,
+                        Err(broadcast::error::RecvError::Closed) => false,
+                    };
+                    if ended {
+                        return Some(self.session_ended());
+                    }
+                }
                 _ = tick(&mut self.stats) => {
                     let snapshot = super::stats::snapshot(
                         &self.http, &self.trust, &self.task_url, &self.identity,
@@ -305,18 +328,26 @@ impl Session {
         Some(())
     }
 
-    /// Every heartbeat: the session must still be live, and the lease is renewed.
-    async fn check(&mut self) -> Option<()> {
+    /// The last event: the session ended (a logout everywhere, a new password or role, a
+    /// deactivation), so the client knows why the stream ends and does not reconnect.
+    fn session_ended(&mut self) -> Event {
+        self.ended = true;
+        Event::default().event("session_ended").data("{}")
+    }
+
+    /// Every heartbeat (and after missing ends): whether the session is still live; the lease is
+    /// renewed.
+    async fn check(&mut self) -> bool {
         if let Some(session) = self.identity.session_id {
             if let Ok(false) = shared::sessions::is_live(&self.redis, &self.prefix, session).await {
-                return None;
+                return false;
             }
         }
         let lease = &self.lease;
         for key in &lease.keys {
             let _ = Leases::renew(&self.redis, key, &lease.id, self.heartbeat * 3).await;
         }
-        Some(())
+        true
     }
 }
 
