@@ -109,6 +109,34 @@ async fn signing_in_from_any_address_and_saving_never_overwrites_another_task_or
     common::browser::run("editing.mjs", args, "ok editing: every step passed").await;
 }
 
+/// The task list under load (tests/browser/lists.mjs): a search cleared during a burst of 100
+/// new tasks shows the whole list, the burst costs a few list requests and not one per event,
+/// "Load more" shows past the first 100 and a live refresh keeps them, and an email typed as
+/// assignee is refused with a sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_list_stays_right_under_a_burst_and_shows_past_its_first_page() {
+    let app = App::start().await;
+    app.sign_up_as("ada@example.com", "Ada").await;
+    let args = vec![app.api.clone(), PASSWORD.to_string()];
+    common::browser::run("lists.mjs", args, "ok lists: every step passed").await;
+}
+
+/// Sessions (tests/browser/sessions.mjs): a sign-in error does not follow to the sign-up form;
+/// every tab shares one session (a new tab is signed in, signing out or in follows, two tabs
+/// refresh an expired token once between them); a deactivated person's open page drops to the
+/// sign-in page saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tabs_share_one_session_and_an_ended_one_says_why() {
+    const ADMIN: &str = "admin@example.com";
+    let app = App::start_with(|c| c.auth.bootstrap_admin_email = Some(ADMIN.into())).await;
+    let admin = app.sign_up_verified(ADMIN).await;
+    app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let bob_id = app.user_id(&bob).await;
+    let args = vec![app.api.clone(), PASSWORD.to_string(), admin, bob_id];
+    common::browser::run("sessions.mjs", args, "ok sessions: every step passed").await;
+}
+
 /// The page a mailed link opens (tests/browser/verify.mjs): a member's link confirms the
 /// address; the bootstrap admin's asks for the account's password and makes it admin; an
 /// unconfirmed address shows a banner offering a new link.

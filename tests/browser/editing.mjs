@@ -12,6 +12,7 @@
 // Usage: node editing.mjs <gateway URL> <password> <bob's user id>
 // Prints one "ok ..." line per step and exits 0 only when every step passed.
 import { launch } from "./chromium.mjs";
+import { caller, accessToken, expect } from "./api.mjs";
 
 const [base, password, bobId] = process.argv.slice(2);
 if (!bobId) {
@@ -20,22 +21,8 @@ if (!bobId) {
 }
 const LIVE = 15000;
 
-async function call(token, method, path, body) {
-  const answer = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await answer.json().catch(() => null);
-  if (!answer.ok) throw new Error(`${method} ${path} answered ${answer.status}: ${JSON.stringify(json)}`);
-  return json;
-}
+const call = caller(base);
 
-function expect(what, actual, wanted) {
-  if (JSON.stringify(actual) !== JSON.stringify(wanted)) {
-    throw new Error(`${what}: ${JSON.stringify(actual)}, not ${JSON.stringify(wanted)}`);
-  }
-}
 
 const browser = await launch();
 
@@ -48,12 +35,7 @@ async function newPage() {
 }
 
 try {
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: "ada@example.com", password }),
-  }).then((r) => r.json());
-  const ada = login.access_token;
+  const ada = await accessToken(base, "ada@example.com", password);
 
   // 1. Sign up from `/`: the tasks show, with no message and no second try.
   const newcomer = await newPage();
@@ -143,15 +125,15 @@ try {
 
   // 4. The access token expires (here: is made unusable) while the page makes calls at once.
   const answers = await page.evaluate(async () => {
-    const session = JSON.parse(sessionStorage.getItem("taskmesh.session"));
-    sessionStorage.setItem("taskmesh.session", JSON.stringify({ ...session, access_token: "expired" }));
+    const session = JSON.parse(localStorage.getItem("taskmesh.session"));
+    localStorage.setItem("taskmesh.session", JSON.stringify({ ...session, access_token: "expired" }));
     const { api } = await import("/ui/js/api.js");
     const calls = ["/api/v1/users/me", "/api/v1/tasks", "/api/v1/channels", "/api/v1/notifications"];
     const settled = await Promise.allSettled(calls.map((path) => api("GET", path)));
     return settled.map((s) => s.status);
   });
   expect("the calls made at once", answers, ["fulfilled", "fulfilled", "fulfilled", "fulfilled"]);
-  const after = await page.evaluate(() => JSON.parse(sessionStorage.getItem("taskmesh.session")));
+  const after = await page.evaluate(() => JSON.parse(localStorage.getItem("taskmesh.session")));
   const me = await call(after.access_token, "GET", "/api/v1/users/me");
   expect("still signed in as", me.email, "ada@example.com");
   console.log("ok calls made at once with an expired token refresh it once and stay signed in");

@@ -8,6 +8,7 @@
 // Usage: node verify.mjs <gateway URL> <member token> <admin token> <password> <unverified email>
 // Prints one "ok ..." line per step and exits 0 only when every step passed.
 import { launch } from "./chromium.mjs";
+import { expect } from "./api.mjs";
 
 const [base, memberToken, adminToken, password, unverified] = process.argv.slice(2);
 if (!unverified) {
@@ -15,11 +16,6 @@ if (!unverified) {
   process.exit(2);
 }
 
-function expect(what, actual, wanted) {
-  if (JSON.stringify(actual) !== JSON.stringify(wanted)) {
-    throw new Error(`${what}: ${JSON.stringify(actual)}, not ${JSON.stringify(wanted)}`);
-  }
-}
 
 const browser = await launch();
 

@@ -4,7 +4,7 @@
 // verification link opens (`/verify-email?token=…`).
 
 import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
-import { api, session, signIn, register, signOut, stream, onSessionChange } from "./api.js";
+import { api, session, signIn, register, logOut, stream, onSessionChange, takeSignOutReason } from "./api.js";
 import { Problem, useAction, useStream } from "./ui.js";
 import { Tasks, TaskPage } from "./tasks.js";
 import { Channels, Notifications } from "./people.js";
@@ -26,6 +26,7 @@ function useRoute() {
 function SignIn() {
   const [form, setForm] = useState({ email: "", password: "", display_name: "" });
   const [creating, setCreating] = useState(false);
+  const [reason] = useState(takeSignOutReason);
   const action = useAction();
   const submit = async (e) => {
     e.preventDefault();
@@ -39,6 +40,7 @@ function SignIn() {
   const set = (name) => (e) => setForm({ ...form, [name]: e.target.value });
   return html`<main id="main" class="signin">
     <h1>Taskmesh</h1>
+    ${reason && !action.error ? html`<p class="notice" role="status" id="signed-out">${reason}</p>` : ""}
     <form onSubmit=${submit} aria-label=${creating ? "Create an account" : "Sign in"}>
       <label>Email <input name="email" type="email" autocomplete="username" required value=${form.email} onInput=${set("email")} /></label>
       <label>Password <input name="password" type="password" autocomplete=${creating ? "new-password" : "current-password"} required minlength=${creating ? 10 : 1} value=${form.password} onInput=${set("password")} /></label>
@@ -46,7 +48,10 @@ function SignIn() {
       <button type="submit" disabled=${action.busy}>${creating ? "Create account" : "Sign in"}</button>
       <${Problem} error=${action.error} />
     </form>
-    <button type="button" class="link" onClick=${() => setCreating(!creating)}>
+    <button type="button" class="link" onClick=${() => {
+      setCreating(!creating);
+      action.clear(); // an error of the other form is not this one's
+    }}>
       ${creating ? "I have an account" : "Create an account"}</button>
   </main>`;
 }
@@ -102,11 +107,7 @@ function Shell({ route }) {
           ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}` : ""}
       </nav>
       <div class="me"><${LiveStatus} /> <span title=${`your user id: ${user.id}`}>${user.display_name} (${user.role})</span>
-        <button type="button" onClick=${async () => {
-          await api("POST", "/api/v1/auth/logout").catch(() => {});
-          signOut();
-          window.location.hash = "#/login";
-        }}>Sign out</button></div>
+        <button type="button" onClick=${logOut}>Sign out</button></div>
     </header>
     <${UnverifiedBanner} />
     <main id="main" tabindex="-1">${view}</main>

@@ -3,19 +3,56 @@
 
 import { html, useEffect, useState } from "../vendor/htm-preact.js";
 import { api, etag, upload, session } from "./api.js";
-import { useLoad, useStream, Problem, Loading, when, useAction } from "./ui.js";
+import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction } from "./ui.js";
 
 const STATUSES = ["todo", "in_progress", "done", "cancelled"];
 const PRIORITIES = ["low", "normal", "high", "urgent"];
+const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The assignee field's user id, or an error that says what to type instead. */
+function assigneeId(typed) {
+  const id = typed.trim();
+  if (USER_ID.test(id)) return id;
+  throw new Error(id.includes("@")
+    ? `Assignee: “${id}” is an email, not a user id. Ask them for their user id: it is at the foot of every page they see.`
+    : `Assignee: “${id}” is not a user id (like 0e7c2f9a-3b1d-4c55-9a57-1f2d3c4b5a69). Everyone's is at the foot of their pages.`);
+}
+
+/** Tasks a page of the list asks for; "Load more" asks for as many again. */
+const PAGE = 100;
+
+/**
+ * The first `want` tasks of the list (`query`), in pages of the API's largest size: `items`, and
+ * `next_cursor` when there are more.
+ */
+async function listTasks(query, want) {
+  let items = [];
+  let cursor = null;
+  do {
+    const after = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+    const page = await api("GET", `/api/v1/tasks?limit=${PAGE}&${query}${after}`);
+    items = items.concat(page.items);
+    cursor = page.next_cursor || null;
+  } while (cursor && items.length < want);
+  return { items, next_cursor: cursor };
+}
 
 export function Tasks() {
   const [filters, setFilters] = useState({ status: "", priority: "", q: "" });
   const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
-  const tasks = useLoad(() => api("GET", `/api/v1/tasks?limit=100&${query}`), [query]);
+  // How many tasks are shown: a page, and a page more for each "Load more" (a new filter starts
+  // from one page again).
+  const [shown, setShown] = useState({ query, want: PAGE });
+  const want = shown.query === query ? shown.want : PAGE;
+  const tasks = useLoad(() => listTasks(query, want), [query, want]);
+  // A live refresh reloads what is shown, at most once a second (a burst of events costs a
+  // request or two, not one each).
+  const refresh = useThrottled(tasks.reload, 1000);
   useStream((type) => {
-    if (type.startsWith("task.") || type === "reset") tasks.reload();
-  }, [tasks.reload]);
+    if (type.startsWith("task.") || type === "reset") refresh();
+  }, [refresh]);
   const set = (name) => (e) => setFilters({ ...filters, [name]: e.target.value });
+  const items = tasks.data?.items || [];
   return html`
     <section aria-labelledby="tasks-title">
       <h1 id="tasks-title">My tasks</h1>
@@ -34,9 +71,12 @@ export function Tasks() {
       <${Problem} error=${tasks.error} />
       ${tasks.loading && !tasks.data ? html`<${Loading} what="tasks" />` : html`
         <ul class="tasks" aria-live="polite">
-          ${(tasks.data?.items || []).map((t) => html`<${TaskRow} task=${t} />`)}
+          ${items.map((t) => html`<${TaskRow} task=${t} />`)}
         </ul>
-        ${tasks.data?.items?.length === 0 ? html`<p class="muted">No tasks yet.</p>` : ""}`}
+        ${tasks.data && items.length === 0 ? html`<p class="muted">${query ? "No task matches." : "No tasks yet."}</p>` : ""}
+        ${tasks.data?.next_cursor ? html`<p class="more"><span class="muted">${items.length} shown</span>
+          <button type="button" onClick=${() => setShown({ query, want: items.length + PAGE })}
+            disabled=${want > items.length}>Load more</button></p>` : ""}`}
     </section>`;
 }
 
@@ -58,9 +98,11 @@ function CreateTask({ onCreated }) {
     e.preventDefault();
     const body = { title: form.title };
     if (form.priority) body.priority = form.priority;
-    if (form.assignee_id) body.assignee_id = form.assignee_id.trim();
     if (form.due_at) body.due_at = new Date(form.due_at).toISOString();
-    if (await action.run(() => api("POST", "/api/v1/tasks", body))) {
+    if (await action.run(() => {
+      if (form.assignee_id.trim()) body.assignee_id = assigneeId(form.assignee_id);
+      return api("POST", "/api/v1/tasks", body);
+    })) {
       setForm({ title: "", priority: "", assignee_id: "", due_at: "" });
       onCreated();
     }
@@ -149,6 +191,7 @@ function EditTask({ task, onSaved }) {
     setConflict(null);
   };
   const send = (body, version) => action.run(async () => {
+    if (body.assignee_id) assigneeId(body.assignee_id);
     try {
       const saved = await api("PATCH", `/api/v1/tasks/${task.id}`, body, { headers: { "if-match": etag(version) } });
       start(saved);

@@ -1,16 +1,38 @@
 // Small shared pieces of the views: loading data, live refresh, errors, dates.
 
-import { html, useEffect, useState, useCallback, useRef } from "../vendor/htm-preact.js";
+import { html, useEffect, useState, useCallback, useMemo, useRef } from "../vendor/htm-preact.js";
 import { stream } from "./api.js";
 
-/** Loads `load()` now and whenever `deps` change; `reload` loads again. */
+/**
+ * Loads `load(previous)` now and whenever `deps` change; `reload` loads again. Loads run one at
+ * a time: a `reload` asked while one runs runs once after it (a burst of live events costs two
+ * requests, not one each), and only the loads of the latest `deps` are shown (an answer for an
+ * earlier search that arrives late never replaces a later one's). `previous` is the data shown.
+ */
 export function useLoad(load, deps = []) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
+  const run = useMemo(() => ({ current: true, busy: false, again: false, data: null }), deps);
+  useEffect(() => () => { run.current = false; }, [run]);
   const reload = useCallback(() => {
-    load()
-      .then((data) => setState({ data, error: null, loading: false }))
-      .catch((error) => setState((s) => ({ ...s, error, loading: false })));
-  }, deps);
+    if (run.busy) {
+      run.again = true;
+      return;
+    }
+    run.busy = true;
+    load(run.data)
+      .then((data) => {
+        run.data = data;
+        if (run.current) setState({ data, error: null, loading: false });
+      })
+      .catch((error) => run.current && setState((s) => ({ ...s, error, loading: false })))
+      .finally(() => {
+        run.busy = false;
+        if (run.again && run.current) {
+          run.again = false;
+          reload();
+        }
+      });
+  }, [run]);
   useEffect(reload, [reload]);
   return { ...state, reload };
 }
@@ -52,29 +74,30 @@ export function useAction() {
       setBusy(false);
     }
   };
-  return { error, busy, run };
+  return { error, busy, run, clear: () => setError(null) };
 }
 
 /**
  * `reload`, at most once every `ms`: a call within that time runs once at its end (a busy
- * stream asks for one reload a second, not one per event).
+ * stream asks for one reload a second, not one per event), with the `reload` of then (a view
+ * whose filters changed meanwhile reloads what it shows now).
  */
 export function useThrottled(reload, ms) {
-  const state = useRef({ timer: null, last: 0 });
+  const state = useRef({ timer: null, last: 0, reload });
+  state.current.reload = reload;
   useEffect(() => () => clearTimeout(state.current.timer), []);
   return useCallback(() => {
     const s = state.current;
     const wait = s.last + ms - Date.now();
     if (wait <= 0) {
       s.last = Date.now();
-      reload();
+      s.reload();
     } else if (!s.timer) {
       s.timer = setTimeout(() => {
         s.timer = null;
         s.last = Date.now();
-        reload();
+        s.reload();
       }, wait);
     }
-  }, [reload, ms]);
+  }, [ms]);
 }
-

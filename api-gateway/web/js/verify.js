@@ -2,7 +2,7 @@
 // that asks a signed-in person with an unconfirmed address to confirm it.
 
 import { html, useEffect, useState } from "../vendor/htm-preact.js";
-import { api, session } from "./api.js";
+import { api, session, updateUser } from "./api.js";
 import { Problem, useAction } from "./ui.js";
 
 /**
@@ -17,10 +17,7 @@ export function VerifyEmail() {
   const spend = (body) => action.run(async () => {
     const user = await api("POST", "/api/v1/auth/verify-email", body);
     setVerified(user);
-    const current = session();
-    if (current?.user?.id === user.id) {
-      window.sessionStorage.setItem("taskmesh.session", JSON.stringify({ ...current, user }));
-    }
+    updateUser(user);
   });
   useEffect(() => {
     window.history.replaceState(null, "", "/verify-email");
