@@ -110,6 +110,7 @@ try {
   // The keyboard alone: the first Tab reaches the skip link, Enter moves to the content, and
   // Tab goes on through the navigation's links.
   await bob.goto(`${base}/#/tasks`);
+  await bob.reload(); // a page just loaded (navigating moves the focus to the view's heading)
   await bob.locator("li.task").first().waitFor();
   await bob.keyboard.press("Tab");
   const skip = await bob.evaluate(() => document.activeElement?.textContent);

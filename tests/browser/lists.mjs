@@ -1,5 +1,6 @@
 // The task list under load, in headless Chromium against the running platform (issue 28's
-// defects 4 and 7):
+// defects 4 and 7, and its page titles):
+//   0. each view names the browser's tab and moves the focus to its heading;
 //   1. a search cleared while 100 tasks are created at once shows the whole list, not the
 //      filtered one (an answer for the search that arrives late never replaces a later one's),
 //      and the burst of 100 live events costs a few list requests, not one each;
@@ -25,6 +26,15 @@ try {
 
   const page = await signedIn(browser, base, "#/tasks", "ada@example.com", password);
   await page.locator(".live-live").waitFor();
+  // 0. Each view names the tab and takes the focus to its heading.
+  const titled = (name) => page.waitForFunction((name) => document.title === `${name} · Taskmesh`
+    && document.activeElement?.tagName === "H1" && document.activeElement.textContent === name, name);
+  await page.waitForFunction(() => document.title === "My tasks · Taskmesh");
+  await page.getByRole("link", { name: "The needle" }).click();
+  await titled("The needle");
+  await page.goBack();
+  await titled("My tasks");
+  console.log("ok each view names the tab and moves the focus to its heading");
   const rows = page.locator("ul.tasks > li");
   const search = page.getByRole("searchbox", { name: "Search" });
   await search.fill("needle");

@@ -3,7 +3,7 @@
 
 import { html, useEffect, useRef } from "../vendor/htm-preact.js";
 import { api } from "./api.js";
-import { useLoad, useStream, Problem, Loading, when, useAction } from "./ui.js";
+import { useLoad, useStream, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
 
 /** Reloads `load` every `ms` while shown, and on the events named. */
 function useLive(load, ms, types = []) {
@@ -15,6 +15,7 @@ function useLive(load, ms, types = []) {
 }
 
 export function Pools() {
+  usePageTitle("Queues and pools");
   const pools = useLoad(() => api("GET", "/api/v1/admin/pools"));
   const activity = useLoad(() => api("GET", "/api/v1/admin/jobs/activity?minutes=60"));
   useLive(pools, 5000, ["task.", "job."]);
@@ -74,6 +75,7 @@ function Chart({ title, minutes, series }) {
 }
 
 export function DeadJobs() {
+  usePageTitle("Dead jobs");
   const dead = useLoad(() => api("GET", "/api/v1/admin/jobs/dead?limit=200"));
   const action = useAction();
   useStream((type) => (type === "task.dead" || type === "task.completed") && dead.reload(), [dead.reload]);
@@ -110,6 +112,7 @@ function Payload({ id }) {
 }
 
 export function Workers() {
+  usePageTitle("Workers");
   const workers = useLoad(() => api("GET", "/api/v1/workers"));
   useLive(workers, 5000);
   return html`<section aria-labelledby="workers-title">
@@ -127,6 +130,7 @@ export function Workers() {
 }
 
 export function Users() {
+  usePageTitle("Users");
   const users = useLoad(() => api("GET", "/api/v1/users?limit=100"));
   const action = useAction();
   const change = (id, body) => action.run(async () => {

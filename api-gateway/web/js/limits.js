@@ -3,7 +3,7 @@
 
 import { html, useEffect } from "../vendor/htm-preact.js";
 import { api } from "./api.js";
-import { useLoad, useStream, useThrottled, Problem, Loading } from "./ui.js";
+import { useLoad, useStream, useThrottled, Problem, Loading, usePageTitle } from "./ui.js";
 
 /** "12 s", "3 min": how long ago `since` was. */
 function waited(since) {
@@ -13,6 +13,7 @@ function waited(since) {
 }
 
 export function Limits() {
+  usePageTitle("Limits");
   const limits = useLoad(() => api("GET", "/api/v1/limits"));
   useEffect(() => {
     const timer = setInterval(limits.reload, 2000);

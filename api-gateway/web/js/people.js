@@ -3,9 +3,10 @@
 
 import { html, useState } from "../vendor/htm-preact.js";
 import { api } from "./api.js";
-import { useLoad, useStream, Problem, Loading, when, useAction } from "./ui.js";
+import { useLoad, useStream, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
 
 export function Channels() {
+  usePageTitle("Channels");
   const channels = useLoad(() => api("GET", "/api/v1/channels"));
   const [name, setName] = useState("");
   const [code, setCode] = useState("");
@@ -50,6 +51,7 @@ export function Channels() {
 }
 
 export function Notifications() {
+  usePageTitle("Notifications");
   const list = useLoad(() => api("GET", "/api/v1/notifications?limit=50"));
   const action = useAction();
   useStream((type) => type === "notification.created" && list.reload(), [list.reload]);

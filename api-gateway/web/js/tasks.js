@@ -3,7 +3,7 @@
 
 import { html, useEffect, useState } from "../vendor/htm-preact.js";
 import { api, etag, upload, session } from "./api.js";
-import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction } from "./ui.js";
+import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
 
 const STATUSES = ["todo", "in_progress", "done", "cancelled"];
 const PRIORITIES = ["low", "normal", "high", "urgent"];
@@ -38,6 +38,7 @@ async function listTasks(query, want) {
 }
 
 export function Tasks() {
+  usePageTitle("My tasks");
   const [filters, setFilters] = useState({ status: "", priority: "", q: "" });
   const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
   // How many tasks are shown: a page, and a page more for each "Load more" (a new filter starts
@@ -124,6 +125,7 @@ function CreateTask({ onCreated }) {
 export function TaskPage({ id }) {
   const task = useLoad(() => api("GET", `/api/v1/tasks/${id}`), [id]);
   const history = useLoad(() => api("GET", `/api/v1/tasks/${id}/history`), [id]);
+  usePageTitle(task.data?.title);
   useStream((type, event) => {
     if (event?.subject === id || event?.data?.task_id === id) {
       task.reload();

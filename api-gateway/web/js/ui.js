@@ -37,6 +37,33 @@ export function useLoad(load, deps = []) {
   return { ...state, reload };
 }
 
+/** Whether the person moved from one view to another since the page loaded. */
+let navigated = false;
+window.addEventListener("hashchange", () => {
+  navigated = true;
+});
+
+/**
+ * The view's name in the browser's tab and history (`<title> · Taskmesh`). The first time it is
+ * known in a view reached by navigating, focus moves to the view's heading, so that a screen
+ * reader announces the new view and the keyboard starts from it (a page just loaded keeps the
+ * browser's start, where the first Tab reaches the skip link).
+ */
+export function usePageTitle(title) {
+  const focused = useRef(false);
+  useEffect(() => {
+    if (!title) return;
+    document.title = `${title} · Taskmesh`;
+    if (focused.current || !navigated) return;
+    focused.current = true;
+    const heading = document.querySelector("main h1");
+    if (heading) {
+      heading.tabIndex = -1;
+      heading.focus();
+    }
+  }, [title]);
+}
+
 /** Calls `onEvent(type, event)` for every live event while the view is shown. */
 export function useStream(onEvent, deps = []) {
   useEffect(() => stream.on(onEvent), deps);

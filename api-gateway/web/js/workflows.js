@@ -4,7 +4,7 @@
 
 import { html, useEffect } from "../vendor/htm-preact.js";
 import { api } from "./api.js";
-import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction } from "./ui.js";
+import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
 
 /**
  * Reloads `load` (at most once a second) on the live events `relevant(type, event)` picks, and
@@ -21,6 +21,7 @@ function useFollow(load, live, relevant) {
 }
 
 export function Workflows() {
+  usePageTitle("Workflows");
   const list = useLoad(() => api("GET", "/api/v1/workflows?limit=50"));
   useFollow(list, false, (type) => type.startsWith("workflow."));
   return html`<section aria-labelledby="workflows-title">
@@ -91,6 +92,7 @@ function Graph({ steps }) {
 export function WorkflowPage({ id }) {
   const workflow = useLoad(() => api("GET", `/api/v1/workflows/${encodeURIComponent(id)}`), [id]);
   const w = workflow.data;
+  usePageTitle(w?.title);
   // This workflow's events, and its steps' tasks' changes (not their progress ticks).
   const steps = new Set((w?.steps || []).map((s) => s.task_id));
   const relevant = (type, event) => type.startsWith("workflow.")
