@@ -32,6 +32,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("js/api.js", JS, include_bytes!("../web/js/api.js")),
     ("js/ui.js", JS, include_bytes!("../web/js/ui.js")),
     ("js/tasks.js", JS, include_bytes!("../web/js/tasks.js")),
+    ("js/files.js", JS, include_bytes!("../web/js/files.js")),
     ("js/people.js", JS, include_bytes!("../web/js/people.js")),
     ("js/admin.js", JS, include_bytes!("../web/js/admin.js")),
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),

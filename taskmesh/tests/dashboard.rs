@@ -137,6 +137,33 @@ async fn tabs_share_one_session_and_an_ended_one_says_why() {
     common::browser::run("sessions.mjs", args, "ok sessions: every step passed").await;
 }
 
+/// A task's attachments (tests/browser/attachments.mjs): listed with sizes in KB, the image's
+/// thumbnail shown, a download that saves the bytes uploaded, a delete that removes the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_files_show_thumbnails_and_download_and_delete() {
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let (status, task) = app
+        .post("/api/v1/tasks", Some(&ada), json!({"title": "Roof repair"}))
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let work = std::env::temp_dir().join(format!("taskmesh-files-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&work).unwrap();
+    let (png, text) = (work.join("roof.png"), work.join("notes.txt"));
+    std::fs::write(&png, noise_png(120, 80)).unwrap();
+    std::fs::write(&text, "Measure the gutter twice.\n".repeat(60)).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let args = vec![
+        app.api.clone(),
+        PASSWORD.to_string(),
+        task["id"].as_str().unwrap().to_string(),
+        path(&png),
+        path(&text),
+    ];
+    common::browser::run("attachments.mjs", args, "ok attachments: every step passed").await;
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
 /// The page a mailed link opens (tests/browser/verify.mjs): a member's link confirms the
 /// address; the bootstrap admin's asks for the account's password and makes it admin; an
 /// unconfirmed address shows a banner offering a new link.

@@ -2,7 +2,8 @@
 // complete, history, attachments with an upload progress bar, a job's attempts and progress).
 
 import { html, useEffect, useState } from "../vendor/htm-preact.js";
-import { api, etag, upload, session } from "./api.js";
+import { api, etag, session } from "./api.js";
+import { Attachments } from "./files.js";
 import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
 
 const STATUSES = ["todo", "in_progress", "done", "cancelled"];
@@ -269,38 +270,5 @@ function Job({ task }) {
         <td>${a.attempt}</td><td>${a.worker_id}</td><td>${when(a.started_at)}</td><td>${when(a.ended_at)}</td>
         <td>${a.outcome}</td><td>${a.error || ""}</td></tr>`)}</tbody>
     </table>
-  </section>`;
-}
-
-function Attachments({ taskId }) {
-  const files = useLoad(() => api("GET", `/api/v1/tasks/${taskId}/attachments`), [taskId]);
-  const [progress, setProgress] = useState(null);
-  const action = useAction();
-  useStream((type, event) => {
-    if (type.startsWith("media.") && event?.data?.task_id === taskId) files.reload();
-  }, [taskId, files.reload]);
-  const send = async (e) => {
-    e.preventDefault();
-    const input = e.target.elements.file;
-    if (!input.files.length) return;
-    setProgress(0);
-    const ok = await action.run(() => upload(taskId, [...input.files], setProgress));
-    if (ok) {
-      setProgress(1);
-      input.value = "";
-      files.reload();
-    }
-  };
-  return html`<section aria-labelledby="files-title">
-    <h2 id="files-title">Attachments</h2>
-    <form onSubmit=${send}>
-      <label>File <input type="file" name="file" multiple /></label>
-      <button type="submit" disabled=${action.busy}>Upload</button>
-      ${progress != null ? html`<label class="upload">Upload progress
-        <progress id="upload-progress" max="100" value=${Math.round(progress * 100)}>${Math.round(progress * 100)}%</progress>
-        <span>${Math.round(progress * 100)}%</span></label>` : ""}
-    </form>
-    <${Problem} error=${action.error} />
-    <ul>${(files.data?.items || []).map((f) => html`<li>${f.filename} <span class="muted">${f.content_type}, ${f.size_bytes} bytes</span></li>`)}</ul>
   </section>`;
 }

@@ -80,6 +80,19 @@ export function when(value) {
   return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
+/** A size in bytes as people read it: 812 bytes, 4.2 KB, 1.3 MB, 2.1 GB (of 1,024). */
+export function size(bytes) {
+  if (bytes < 1024) return `${bytes} bytes`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
 export function Loading({ what }) {
   return html`<p class="muted" aria-live="polite">Loading ${what}…</p>`;
 }
