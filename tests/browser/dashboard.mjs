@@ -79,6 +79,13 @@ try {
   await bob.getByRole("heading", { name: "Notifications" }).waitFor();
   await bob.locator("#unread-badge").waitFor({ timeout: LIVE });
   await shot(bob, "notifications");
+  // A notification links to its task, and following it marks it read.
+  const assigned = (state) => bob.locator(`ul.notifications li${state}`, { hasText: `assigned you “${title}”` });
+  await assigned("").getByRole("link").click();
+  await bob.getByRole("heading", { name: title }).waitFor();
+  await bob.goBack();
+  await assigned(".read").waitFor();
+  console.log("ok a notification links to its task, and following it marks it read");
 
   // The admin replays the dead job from the dead-jobs page and sees it complete.
   const admin = await signedIn("admin@example.com");

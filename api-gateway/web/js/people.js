@@ -50,6 +50,16 @@ export function Channels() {
   </section>`;
 }
 
+/** The dashboard's page of what a notification is about: its task's, or its workflow's. */
+function pageOf(notification) {
+  const { kind, subject } = notification;
+  if (!subject) return null;
+  if (/^(task|job)\./.test(kind)) return `#/tasks/${subject}`;
+  if (kind.startsWith("workflow.")) return `#/workflows/${subject}`;
+  if (kind.startsWith("channel.")) return "#/channels";
+  return null;
+}
+
 export function Notifications() {
   usePageTitle("Notifications");
   const list = useLoad(() => api("GET", "/api/v1/notifications?limit=50"));
@@ -60,6 +70,12 @@ export function Notifications() {
     window.dispatchEvent(new Event("taskmesh:read"));
     list.reload();
   });
+  // Following a notification marks it read first, so the list shows it read on the way back.
+  const follow = async (e, n) => {
+    e.preventDefault();
+    if (!n.read_at) await read(n.id);
+    window.location.hash = pageOf(n);
+  };
   return html`<section aria-labelledby="notifications-title">
     <h1 id="notifications-title">Notifications</h1>
     <button type="button" onClick=${() => action.run(async () => {
@@ -70,7 +86,9 @@ export function Notifications() {
     <${Problem} error=${action.error || list.error} />
     ${!list.data ? html`<${Loading} what="notifications" />` : html`<ul class="notifications">
       ${list.data.items.map((n) => html`<li class=${n.read_at ? "read" : "unread"}>
-        <b>${n.title}</b> <span class="muted">${n.kind} · ${when(n.created_at)}</span>
+        ${pageOf(n) ? html`<a href=${pageOf(n)} onClick=${(e) => follow(e, n)}><b>${n.title}</b></a>`
+          : html`<b>${n.title}</b>`}
+        <span class="muted">${when(n.created_at)}</span>
         ${n.body ? html`<p>${n.body}</p>` : ""}
         ${n.read_at ? "" : html`<button type="button" onClick=${() => read(n.id)}>Mark read</button>`}
       </li>`)}
