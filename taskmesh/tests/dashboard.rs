@@ -164,6 +164,19 @@ async fn a_tasks_files_show_thumbnails_and_download_and_delete() {
     std::fs::remove_dir_all(&work).unwrap();
 }
 
+/// Channels (tests/browser/channels.mjs): members by name (a join shows live), a task created in
+/// a channel and the channel filter, a new join code and a member removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_are_run_from_the_dashboard() {
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    // Bob's name reaches task-svc with user.created.
+    wait_assignable(&app, &ada, &app.user_id(&bob).await).await;
+    let args = vec![app.api.clone(), PASSWORD.to_string()];
+    common::browser::run("channels.mjs", args, "ok channels: every step passed").await;
+}
+
 /// The page a mailed link opens (tests/browser/verify.mjs): a member's link confirms the
 /// address; the bootstrap admin's asks for the account's password and makes it admin; an
 /// unconfirmed address shows a banner offering a new link.

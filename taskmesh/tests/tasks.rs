@@ -222,6 +222,68 @@ async fn an_assignee_sees_the_task_changes_only_its_status_and_is_unassigned_whe
     assert_eq!(last["changes"]["assignee_id"]["to"], Value::Null);
 }
 
+/// A channel's members, by name, for its members only: the owner first, then the others by
+/// name; a non-member gets 404, and a removed member leaves the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channels_members_are_listed_by_name_to_its_members_only() {
+    let app = App::start().await;
+    let zoe = app.sign_up_as("zoe@example.com", "Zoe").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let eve = app.sign_up_as("eve@example.com", "Eve").await;
+    let (status, channel) = app
+        .post("/api/v1/channels", Some(&zoe), json!({"name": "Ops"}))
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let id = channel["id"].as_str().unwrap();
+    for member in [&bob, &ada] {
+        let code = json!({"code": channel["join_code"]});
+        let (status, _) = app.post("/api/v1/channels/join", Some(member), code).await;
+        assert_eq!(status, 200);
+    }
+    let path = format!("/api/v1/channels/{id}/members");
+    let names = |list: &Value| -> Vec<(String, bool)> {
+        let items = list["items"].as_array().unwrap();
+        let name = |m: &Value| m["display_name"].as_str().unwrap().to_string();
+        items
+            .iter()
+            .map(|m| (name(m), m["owner"] == true))
+            .collect()
+    };
+    // Names come with user.created, which task-svc may not have handled yet.
+    let listed = eventually("every member named", WAIT, || async {
+        let (status, list) = app.get(&path, Some(&bob)).await;
+        assert_eq!(status, 200, "{list}");
+        names(&list)
+            .iter()
+            .all(|(n, _)| !n.is_empty())
+            .then_some(list)
+    })
+    .await;
+    let expected = [("Zoe", true), ("Ada", false), ("Bob", false)];
+    let expected: Vec<(String, bool)> = expected.map(|(n, o)| (n.to_string(), o)).to_vec();
+    assert_eq!(names(&listed), expected);
+    assert_eq!(app.get(&path, Some(&eve)).await.0, 404);
+    assert_eq!(
+        app.get("/api/v1/channels/nope/members", Some(&zoe)).await.0,
+        404
+    );
+
+    let bob_id = user_id(&app, &bob).await;
+    let removed = app
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/channels/{id}/members/{bob_id}"),
+            Some(&zoe),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, 204);
+    let (_, list) = app.get(&path, Some(&ada)).await;
+    assert_eq!(names(&list), expected[..2].to_vec());
+    assert_eq!(app.get(&path, Some(&bob)).await.0, 404);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_share_tasks_with_members_only_and_the_owner_controls_membership() {
     let app = App::start().await;

@@ -73,7 +73,7 @@ try {
   await ada.goto(`${base}/#/channels`);
   await ada.getByRole("form", { name: "New channel" }).getByLabel("Name").fill("Operations");
   await ada.getByRole("button", { name: "Create channel" }).click();
-  await ada.locator("td", { hasText: "Operations" }).waitFor();
+  await ada.getByRole("rowheader", { name: "Operations" }).waitFor();
   await shot(ada, "channels");
   await bob.goto(`${base}/#/notifications`);
   await bob.getByRole("heading", { name: "Notifications" }).waitFor();

@@ -1,5 +1,5 @@
-// People's other views: channels (create, join by code, leave) and notifications (the list,
-// read, preferences).
+// People's other views: channels (create, join by code, leave; their members by name, and for
+// the owner a new code and removing a member) and notifications (the list, read, preferences).
 
 import { html, useState } from "../vendor/htm-preact.js";
 import { api } from "./api.js";
@@ -39,15 +39,61 @@ export function Channels() {
     <${Problem} error=${action.error || channels.error} />
     ${!channels.data ? html`<${Loading} what="channels" />` : html`<table>
       <caption>Your channels</caption>
-      <thead><tr><th scope="col">name</th><th scope="col">members</th><th scope="col">join code</th><th scope="col">id</th><th scope="col"></th></tr></thead>
-      <tbody>${channels.data.items.map((c) => html`<tr>
-        <td>${c.name}</td><td>${c.members}</td><td><code>${c.join_code || ""}</code></td><td><code>${c.id}</code></td>
-        <td>${c.join_code ? "" : html`<button type="button" onClick=${() => action.run(async () => {
+      <thead><tr><th scope="col">name</th><th scope="col">members</th><th scope="col">join code</th><th scope="col"></th></tr></thead>
+      <tbody>${channels.data.items.map((c) => html`<tr data-channel=${c.id}>
+        <th scope="row">${c.name}</th>
+        <td><${Members} channel=${c} onChanged=${channels.reload} /></td>
+        <td>${c.join_code ? html`<code>${c.join_code}</code>
+          <button type="button" aria-label=${`New join code for ${c.name}`} onClick=${() => action.run(async () => {
+            await api("POST", `/api/v1/channels/${c.id}/rotate-code`);
+            channels.reload();
+          })}>New code</button>` : ""}</td>
+        <td>${c.join_code ? "" : html`<button type="button" aria-label=${`Leave ${c.name}`} onClick=${() => action.run(async () => {
           await api("POST", `/api/v1/channels/${c.id}/leave`);
           channels.reload();
         })}>Leave</button>`}</td></tr>`)}</tbody>
     </table>`}
   </section>`;
+}
+
+/**
+ * A channel's members by name, shown on demand; its owner may remove the others. Follows joins
+ * live while open.
+ */
+function Members({ channel, onChanged }) {
+  const [open, setOpen] = useState(false);
+  return html`<details onToggle=${(e) => setOpen(e.target.open)}>
+    <summary>${channel.members} ${channel.members === 1 ? "member" : "members"}</summary>
+    ${open ? html`<${MemberList} channel=${channel} onChanged=${onChanged} />` : ""}
+  </details>`;
+}
+
+function MemberList({ channel, onChanged }) {
+  const members = useLoad(() => api("GET", `/api/v1/channels/${channel.id}/members`), [channel.id]);
+  const action = useAction();
+  useStream((type, event) => type === "channel.joined" && event?.data?.channel_id === channel.id
+    && members.reload(), [channel.id, members.reload]);
+  const mine = !!channel.join_code; // only the owner is shown the code
+  const remove = (m) => action.run(async () => {
+    await api("DELETE", `/api/v1/channels/${channel.id}/members/${m.user_id}`);
+    members.reload();
+    onChanged();
+  });
+  return html`<${Problem} error=${action.error || members.error} />
+    <ul class="members" aria-label=${`Members of ${channel.name}`}>
+      ${(members.data?.items || []).map((m) => html`<li>
+        <${Avatar} name=${m.display_name} /> ${m.display_name || "(unknown yet)"}
+        ${m.owner ? html` <span class="muted">owner</span>` : ""}
+        ${mine && !m.owner ? html` <button type="button" class="link" aria-label=${`Remove ${m.display_name} from ${channel.name}`}
+          onClick=${() => remove(m)} disabled=${action.busy}>Remove</button>` : ""}
+      </li>`)}
+    </ul>`;
+}
+
+/** A person's initials in a circle (a picture of nobody in particular, never fetched). */
+export function Avatar({ name }) {
+  const initials = (name || "?").split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0].toUpperCase()).join("");
+  return html`<span class="avatar" aria-hidden="true">${initials || "?"}</span>`;
 }
 
 /** The dashboard's page of what a notification is about: its task's, or its workflow's. */

@@ -40,7 +40,9 @@ async function listTasks(query, want) {
 
 export function Tasks() {
   usePageTitle("My tasks");
-  const [filters, setFilters] = useState({ status: "", priority: "", q: "" });
+  const [filters, setFilters] = useState({ status: "", priority: "", channel_id: "", q: "" });
+  const channels = useLoad(() => api("GET", "/api/v1/channels"));
+  const mine = channels.data?.items || [];
   const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
   // How many tasks are shown: a page, and a page more for each "Load more" (a new filter starts
   // from one page again).
@@ -58,7 +60,7 @@ export function Tasks() {
   return html`
     <section aria-labelledby="tasks-title">
       <h1 id="tasks-title">My tasks</h1>
-      <${CreateTask} onCreated=${tasks.reload} />
+      <${CreateTask} onCreated=${tasks.reload} channels=${mine} />
       <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
         <label>Status <select name="status" value=${filters.status} onChange=${set("status")}>
           <option value="">any</option>
@@ -68,12 +70,16 @@ export function Tasks() {
           <option value="">any</option>
           ${PRIORITIES.map((p) => html`<option value=${p}>${p}</option>`)}
         </select></label>
+        <label>Channel <select name="channel_id" value=${filters.channel_id} onChange=${set("channel_id")}>
+          <option value="">any</option>
+          ${mine.map((c) => html`<option value=${c.id}>${c.name}</option>`)}
+        </select></label>
         <label>Search <input name="q" type="search" value=${filters.q} onInput=${set("q")} /></label>
       </form>
       <${Problem} error=${tasks.error} />
       ${tasks.loading && !tasks.data ? html`<${Loading} what="tasks" />` : html`
         <ul class="tasks" aria-live="polite">
-          ${items.map((t) => html`<${TaskRow} task=${t} />`)}
+          ${items.map((t) => html`<${TaskRow} task=${t} channel=${mine.find((c) => c.id === t.channel_id)} />`)}
         </ul>
         ${tasks.data && items.length === 0 ? html`<p class="muted">${query ? "No task matches." : "No tasks yet."}</p>` : ""}
         ${tasks.data?.next_cursor ? html`<p class="more"><span class="muted">${items.length} shown</span>
@@ -82,30 +88,33 @@ export function Tasks() {
     </section>`;
 }
 
-function TaskRow({ task }) {
+function TaskRow({ task, channel }) {
   const me = session()?.user?.id;
   const role = task.owner_id === me ? "mine" : task.assignee_id === me ? "assigned to me" : "shared";
   return html`<li class="task" data-task=${task.id}>
     <a href=${`#/tasks/${task.id}`}>${task.title}</a>
     <span class=${`status status-${task.status}`} data-status=${task.status}>${task.status}</span>
     <span class=${`priority priority-${task.priority}`}>${task.priority}</span>
-    <span class="muted">${role}${task.job ? ` · job ${task.job.kind}` : ""}${task.due_at ? ` · due ${when(task.due_at)}` : ""}</span>
+    <span class="muted">${role}${channel ? ` · in ${channel.name}` : ""}${task.job ? ` · job ${task.job.kind}` : ""}${task.due_at ? ` · due ${when(task.due_at)}` : ""}</span>
   </li>`;
 }
 
-function CreateTask({ onCreated }) {
-  const [form, setForm] = useState({ title: "", priority: "", assignee_id: "", due_at: "" });
+const EMPTY = { title: "", priority: "", assignee_id: "", due_at: "", channel_id: "" };
+
+function CreateTask({ onCreated, channels }) {
+  const [form, setForm] = useState(EMPTY);
   const action = useAction();
   const submit = async (e) => {
     e.preventDefault();
     const body = { title: form.title };
     if (form.priority) body.priority = form.priority;
     if (form.due_at) body.due_at = new Date(form.due_at).toISOString();
+    if (form.channel_id) body.channel_id = form.channel_id;
     if (await action.run(() => {
       if (form.assignee_id.trim()) body.assignee_id = assigneeId(form.assignee_id);
       return api("POST", "/api/v1/tasks", body);
     })) {
-      setForm({ title: "", priority: "", assignee_id: "", due_at: "" });
+      setForm(EMPTY);
       onCreated();
     }
   };
@@ -118,6 +127,10 @@ function CreateTask({ onCreated }) {
     </select></label>
     <label>Assignee (user id) <input name="assignee_id" value=${form.assignee_id} onInput=${set("assignee_id")} /></label>
     <label>Due <input name="due_at" type="datetime-local" value=${form.due_at} onInput=${set("due_at")} /></label>
+    <label>Channel <select name="channel_id" value=${form.channel_id} onChange=${set("channel_id")}>
+      <option value="">none (personal)</option>
+      ${channels.map((c) => html`<option value=${c.id}>${c.name}</option>`)}
+    </select></label>
     <button type="submit" disabled=${action.busy}>Create</button>
     <${Problem} error=${action.error} />
   </form>`;

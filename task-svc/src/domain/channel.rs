@@ -19,6 +19,20 @@ pub struct Channel {
     pub members: i64,
 }
 
+/// A member of a channel, as its other members see them.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Member {
+    pub user_id: Uuid,
+    /// Their name ("" until task-svc has heard of them).
+    pub display_name: String,
+    /// The channel's owner (who manages its members and code).
+    pub owner: bool,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// Members a list shows at most: the owner, then the others by name.
+pub const MAX_MEMBERS_LISTED: i64 = 500;
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {

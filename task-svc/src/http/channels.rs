@@ -1,6 +1,7 @@
 //! Channels over HTTP: `POST /api/v1/channels` (the answer carries the `join_code`),
 //! `GET /api/v1/channels` (mine), `GET /api/v1/channels/{id}` (members only),
-//! `POST /api/v1/channels/join`, `POST /api/v1/channels/{id}/leave`, and for the owner
+//! `GET /api/v1/channels/{id}/members` (members only), `POST /api/v1/channels/join`,
+//! `POST /api/v1/channels/{id}/leave`, and for the owner
 //! `POST /api/v1/channels/{id}/rotate-code` and `DELETE /api/v1/channels/{id}/members/{user_id}`.
 
 use axum::{
@@ -17,7 +18,7 @@ use shared::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    domain::channel::{Channel, CreateChannel, JoinChannel},
+    domain::channel::{Channel, CreateChannel, JoinChannel, Member},
     service::channels,
     AppState,
 };
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(join))
         .routes(routes!(read))
+        .routes(routes!(members))
         .routes(routes!(leave))
         .routes(routes!(rotate_code))
         .routes(routes!(remove_member))
@@ -69,6 +71,25 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<Channel>, ApiError> {
     Ok(Json(channels::read(&state, &identity, &id).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MemberList {
+    /// The owner first, then the others by name; at most 500.
+    pub items: Vec<Member>,
+}
+
+#[utoipa::path(get, path = "/api/v1/channels/{id}/members", tag = "channels", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Channel id")),
+    responses((status = 200, description = "The channel's members: the owner first, then the others by name (at most 500)", body = MemberList),
+        (status = 404, description = "No such channel, or not a member", body = ProblemBody)))]
+pub async fn members(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<MemberList>, ApiError> {
+    let items = channels::members(&state, &identity, &id).await?;
+    Ok(Json(MemberList { items }))
 }
 
 #[utoipa::path(post, path = "/api/v1/channels/join", tag = "channels", security(("bearer" = [])), request_body = JoinChannel,

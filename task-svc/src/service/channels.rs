@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    domain::channel::{new_code, owner_only, parse_code, parse_name, Channel},
+    domain::channel::{new_code, owner_only, parse_code, parse_name, Channel, Member},
     error::TaskError,
     service::stop::stop_owned,
     store, AppState, SERVICE,
@@ -52,6 +52,17 @@ pub async fn list(state: &AppState, identity: &Identity) -> Result<Vec<Channel>,
 pub async fn read(state: &AppState, identity: &Identity, id: &str) -> Result<Channel, TaskError> {
     let mut conn = state.pool.acquire().await?;
     find(&mut conn, identity, id).await
+}
+
+/// The members of channel `id`, for its members (404 for anyone else).
+pub async fn members(
+    state: &AppState,
+    identity: &Identity,
+    id: &str,
+) -> Result<Vec<Member>, TaskError> {
+    let mut conn = state.pool.acquire().await?;
+    let channel = find(&mut conn, identity, id).await?;
+    Ok(store::channels::members(&mut conn, channel.id).await?)
 }
 
 /// Joins the channel with join code `code` (or stays a member); `channel.joined` on joining.

@@ -3,7 +3,7 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::channel::Channel;
+use crate::domain::channel::{Channel, Member, MAX_MEMBERS_LISTED};
 
 /// Channel `id` if `user` is a member (or `admin`), with the join code for its owner only.
 pub async fn find(
@@ -58,6 +58,25 @@ pub async fn list(pool: &PgPool, user: Uuid) -> Result<Vec<Channel>, sqlx::Error
     )
     .bind(user)
     .fetch_all(pool)
+    .await
+}
+
+/// The members of channel `id`: its owner first, then the others by name (at most
+/// [`MAX_MEMBERS_LISTED`]).
+pub async fn members(conn: &mut PgConnection, id: Uuid) -> Result<Vec<Member>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.user_id, coalesce(u.display_name, '') AS display_name,
+                m.user_id = c.owner_id AS owner, m.joined_at
+           FROM channel_members m
+           JOIN channels c ON c.id = m.channel_id
+           LEFT JOIN users u ON u.id = m.user_id
+          WHERE m.channel_id = $1
+          ORDER BY m.user_id = c.owner_id DESC, lower(coalesce(u.display_name, '')), m.user_id
+          LIMIT $2",
+    )
+    .bind(id)
+    .bind(MAX_MEMBERS_LISTED)
+    .fetch_all(conn)
     .await
 }
 
