@@ -177,6 +177,36 @@ async fn channels_are_run_from_the_dashboard() {
     common::browser::run("channels.mjs", args, "ok channels: every step passed").await;
 }
 
+/// axe-core on every page at desktop and phone width (tests/browser/a11y.mjs): no serious or
+/// critical violation on the sign-in and verification pages and every view an admin reaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_has_no_serious_accessibility_violation() {
+    let app = App::start_with(job_config).await;
+    let admin = app
+        .sign_up_verified_as(common::jobs::ADMIN, "Grace Hopper")
+        .await;
+    let (status, task) = app
+        .post(
+            "/api/v1/tasks",
+            Some(&admin),
+            json!({"title": "Audit the pages"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let step = json!({"id": "only", "job": {"kind": "echo", "pool": "inproc", "payload": {}}});
+    let workflow = app
+        .create_workflow(&admin, json!({"title": "audit", "steps": [step]}))
+        .await;
+    let args = vec![
+        app.api.clone(),
+        common::jobs::ADMIN.to_string(),
+        PASSWORD.to_string(),
+        task["id"].as_str().unwrap().to_string(),
+        workflow["id"].as_str().unwrap().to_string(),
+    ];
+    common::browser::run("a11y.mjs", args, "ok a11y: every page passed").await;
+}
+
 /// The page a mailed link opens (tests/browser/verify.mjs): a member's link confirms the
 /// address; the bootstrap admin's asks for the account's password and makes it admin; an
 /// unconfirmed address shows a banner offering a new link.

@@ -111,6 +111,8 @@ function Payload({ id }) {
   return html`<pre class="payload" aria-label="payload">${JSON.stringify(task.data.job?.payload, null, 2)}</pre>`;
 }
 
+// Its table has nothing to focus inside and scrolls sideways on a phone: it takes the focus
+// itself, so the keyboard can scroll it.
 export function Workers() {
   usePageTitle("Workers");
   const workers = useLoad(() => api("GET", "/api/v1/workers"));
@@ -118,7 +120,7 @@ export function Workers() {
   return html`<section aria-labelledby="workers-title">
     <h1 id="workers-title">Workers</h1>
     <${Problem} error=${workers.error} />
-    ${!workers.data ? html`<${Loading} what="workers" />` : html`<table>
+    ${!workers.data ? html`<${Loading} what="workers" />` : html`<table tabindex="0">
       <caption>Workers seen in the last hour</caption>
       <thead><tr><th scope="col">worker</th><th scope="col">state</th><th scope="col">pools</th><th scope="col">in flight</th><th scope="col">processed</th><th scope="col">failed</th><th scope="col">host</th></tr></thead>
       <tbody>${workers.data.items.map((w) => html`<tr>

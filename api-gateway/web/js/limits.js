@@ -28,7 +28,7 @@ export function Limits() {
     <${Problem} error=${limits.error} />
     ${!limits.data ? html`<${Loading} what="limits" />` : !limits.data.items.length
       ? html`<p class="muted">No job of yours has a limit yet.</p>`
-      : html`<table>
+      : html`<table tabindex="0">
       <caption>Your limit keys</caption>
       <thead><tr><th scope="col">key</th><th scope="col">concurrency</th><th scope="col">per second</th>
         <th scope="col">in flight</th><th scope="col">waiting</th><th scope="col">oldest waiting for</th></tr></thead>

@@ -276,7 +276,7 @@ function Job({ task }) {
     <button type="button" onClick=${() => action.run(() => api("POST", `/api/v1/tasks/${task.id}/cancel`))}
       disabled=${action.busy}>Cancel job</button>
     <${Problem} error=${action.error} />
-    <table>
+    <table tabindex="0">
       <caption>Attempts</caption>
       <thead><tr><th scope="col">#</th><th scope="col">worker</th><th scope="col">started</th><th scope="col">ended</th><th scope="col">outcome</th><th scope="col">error</th></tr></thead>
       <tbody>${(attempts.data?.items || []).map((a) => html`<tr>
