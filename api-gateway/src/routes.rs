@@ -60,6 +60,15 @@ pub fn route_for(path: &str) -> Option<Route> {
             ..Route::new("media-svc", false)
         },
         "tasks" | "channels" | "workers" | "workflows" | "limits" => Route::new("task-svc", false),
+        // A calendar feed's address is its key (calendar apps send no token): public, and
+        // counted per client address like a signed download.
+        "calendar" => match segments.next() {
+            Some(file) if file.ends_with(".ics") && segments.next().is_none() => Route {
+                signed: true,
+                ..Route::new("task-svc", true)
+            },
+            _ => Route::new("task-svc", false),
+        },
         // The unsubscribe link in every mail works without logging in (its token is signed).
         "notifications" => Route::new("notify-svc", segments.next() == Some("unsubscribe")),
         "webhooks" => Route::new("notify-svc", false),
@@ -171,6 +180,19 @@ mod tests {
                 .unwrap()
                 .public
         );
+        let feed = route_for("/api/v1/calendar/s3cret.ics").unwrap();
+        assert_eq!(
+            (feed.service, feed.public, feed.signed),
+            ("task-svc", true, true)
+        );
+        for private in ["/api/v1/calendar/feed", "/api/v1/calendar/x.ics/more"] {
+            let route = route_for(private).unwrap();
+            assert_eq!(
+                (route.service, route.public),
+                ("task-svc", false),
+                "{private}"
+            );
+        }
         assert_eq!(route_for("/api/v1/unknown"), None);
         assert_eq!(route_for("/internal"), None);
     }

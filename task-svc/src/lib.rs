@@ -82,6 +82,7 @@ pub struct ApiDoc;
 pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     utoipa_axum::router::OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .merge(http::tasks::router())
+        .merge(http::calendar::router())
         .merge(http::channels::router())
         .merge(http::jobs::router())
         .merge(http::operations::router())

@@ -222,6 +222,85 @@ async fn an_assignee_sees_the_task_changes_only_its_status_and_is_unassigned_whe
     assert_eq!(last["changes"]["assignee_id"]["to"], Value::Null);
 }
 
+/// A calendar feed: its address needs no token and carries the person's dated tasks (owned or
+/// assigned) as VTODOs, nobody else's and no undated one; a new feed stops the old address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_feed_serves_my_dated_tasks_without_a_token_until_replaced() {
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let ada_id = user_id(&app, &ada).await;
+    let dated = |title: &str| json!({"title": title, "due_at": "2026-12-24T17:00:00Z"});
+    for (token, task) in [
+        (&ada, dated("Wrap the gifts; all, of them")),
+        (&ada, json!({"title": "Someday"})),
+        (&bob, dated("Bob's own")),
+    ] {
+        assert_eq!(app.post("/api/v1/tasks", Some(token), task).await.0, 201);
+    }
+    let mut for_ada = dated("Bob asks Ada");
+    for_ada["assignee_id"] = json!(ada_id);
+    eventually("Ada is assignable", WAIT, || async {
+        let (status, _) = app.post("/api/v1/tasks", Some(&bob), for_ada.clone()).await;
+        (status == 201).then_some(())
+    })
+    .await;
+
+    let path_of = |feed: &Value| {
+        let url = url::Url::parse(feed["url"].as_str().unwrap()).unwrap();
+        assert!(url.path().ends_with(".ics"), "{url}");
+        url.path().to_string()
+    };
+    let (status, feed) = app
+        .post("/api/v1/calendar/feed", Some(&ada), json!({}))
+        .await;
+    assert_eq!(status, 201, "{feed}");
+    let first = path_of(&feed);
+    let answer = reqwest::get(format!("{}{first}", app.api)).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["content-type"],
+        "text/calendar; charset=utf-8"
+    );
+    let ics = answer.text().await.unwrap();
+    assert!(
+        ics.starts_with("BEGIN:VCALENDAR\r\n") && ics.ends_with("END:VCALENDAR\r\n"),
+        "{ics}"
+    );
+    let summaries: Vec<&str> = ics
+        .lines()
+        .filter_map(|l| l.strip_prefix("SUMMARY:"))
+        .collect();
+    let mut summaries: Vec<String> = summaries.iter().map(|s| s.trim_end().to_string()).collect();
+    summaries.sort();
+    assert_eq!(
+        summaries,
+        ["Bob asks Ada", "Wrap the gifts\\; all\\, of them"]
+    );
+    assert_eq!(ics.matches("DUE:20261224T170000Z").count(), 2);
+
+    let (_, again) = app
+        .post("/api/v1/calendar/feed", Some(&ada), json!({}))
+        .await;
+    let second = path_of(&again);
+    assert_ne!(first, second);
+    let status = |path: String| async move { reqwest::get(path).await.unwrap().status() };
+    assert_eq!(
+        status(format!("{}{first}", app.api)).await,
+        404,
+        "the old address stops working"
+    );
+    assert_eq!(status(format!("{}{second}", app.api)).await, 200);
+    assert_eq!(
+        status(format!("{}/api/v1/calendar/nope.ics", app.api)).await,
+        404
+    );
+    assert_eq!(
+        status(format!("{}/api/v1/calendar/feed", app.api)).await,
+        401
+    );
+}
+
 /// A channel's members, by name, for its members only: the owner first, then the others by
 /// name; a non-member gets 404, and a removed member leaves the list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,8 @@
 //      filtered one (an answer for the search that arrives late never replaces a later one's),
 //      and the burst of 100 live events costs a few list requests, not one each;
 //   2. the list shows 100 tasks and "Load more" shows the rest; a live refresh keeps them all;
-//   3. an email typed as assignee is refused on the page with a sentence, and nothing is created.
+//   3. an email typed as assignee is refused on the page with a sentence, and nothing is created;
+//   4. the calendar feed's address, made on the page, serves the dated tasks without a token.
 // Ada has an account and no tasks.
 // Usage: node lists.mjs <gateway URL> <password>
 // Prints one "ok ..." line per step and exits 0 only when every step passed.
@@ -91,6 +92,15 @@ try {
   const found = await call(ada, "GET", `/api/v1/tasks?q=${encodeURIComponent("For Bob by email")}`);
   expect("tasks created", found.items.length, 0);
   console.log("ok an email typed as assignee is refused with a sentence and nothing is created");
+  // 4. A calendar feed of Ada's dated tasks: an address that needs no token.
+  await call(ada, "POST", "/api/v1/tasks", { title: "Dated", due_at: "2026-12-24T17:00:00Z" });
+  await page.getByText("Calendar feed").click();
+  await page.getByRole("button", { name: "Get an address" }).click();
+  const address = await page.getByLabel("Calendar address").inputValue();
+  const feed = await fetch(`${base}${new URL(address).pathname}`); // no token
+  const ics = await feed.text();
+  expect("the feed", [feed.status, ics.startsWith("BEGIN:VCALENDAR"), ics.includes("SUMMARY:Dated")], [200, true, true]);
+  console.log("ok the calendar feed's address serves the dated tasks without a token");
   console.log("ok lists: every step passed");
 } catch (e) {
   console.error(`FAILED: ${e.message}`);

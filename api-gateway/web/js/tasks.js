@@ -85,7 +85,26 @@ export function Tasks() {
         ${tasks.data?.next_cursor ? html`<p class="more"><span class="muted">${items.length} shown</span>
           <button type="button" onClick=${() => setShown({ query, want: items.length + PAGE })}
             disabled=${want > items.length}>Load more</button></p>` : ""}`}
+      <${CalendarFeed} />
     </section>`;
+}
+
+/**
+ * The address of a calendar feed of my dated tasks, for any calendar app. It needs no password,
+ * so a new one replaces it (the old stops working).
+ */
+function CalendarFeed() {
+  const [url, setUrl] = useState(null);
+  const action = useAction();
+  const make = () => action.run(async () => setUrl((await api("POST", "/api/v1/calendar/feed")).url));
+  return html`<details class="feed">
+    <summary>Calendar feed</summary>
+    <p class="muted">Your tasks with a due date, in any calendar app (subscribe by address). The
+      address needs no password: keep it to yourself. A new address stops the old one.</p>
+    <button type="button" onClick=${make} disabled=${action.busy}>${url ? "Get a new address" : "Get an address"}</button>
+    ${url ? html`<label>Calendar address <input readonly value=${url} onFocus=${(e) => e.target.select()} /></label>` : ""}
+    <${Problem} error=${action.error} />
+  </details>`;
 }
 
 function TaskRow({ task, channel }) {

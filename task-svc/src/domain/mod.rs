@@ -1,5 +1,6 @@
 //! Pure rules and types: no I/O, no async.
 
+pub mod calendar;
 pub mod channel;
 pub mod events;
 pub mod job;

@@ -1,6 +1,7 @@
 //! Routes and their request and response types, thin: no SQL.
 
 pub mod admin;
+pub mod calendar;
 pub mod channels;
 pub mod internal;
 pub mod jobs;

@@ -1,5 +1,6 @@
 //! What task-svc does, over `domain`, `store` and `infra`.
 
+pub mod calendar;
 pub mod channels;
 pub mod commands;
 pub mod create;

@@ -1,5 +1,6 @@
 //! SQL, and only here: each function returns `sqlx::Error`.
 
+pub mod calendar;
 pub mod channels;
 pub mod cron;
 pub mod dead;
