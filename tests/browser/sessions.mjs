@@ -5,7 +5,8 @@
 //      signs out the others (saying why), signing in again follows, and calls made at once in
 //      two tabs with an expired access token refresh it once between them (a refresh token
 //      works once: a second refresh would end the session);
-//   3. a deactivated person's open page drops to the sign-in page with the reason, at once.
+//   3. signing out everywhere drops another device's open page to sign-in, saying why;
+//   4. a deactivated person's open page drops to the sign-in page with the reason, at once.
 // Ada and Bob have accounts; the admin's access token and Bob's user id are given.
 // Usage: node sessions.mjs <gateway URL> <password> <admin token> <bob's user id>
 // Prints one "ok ..." line per step and exits 0 only when every step passed.
@@ -75,7 +76,7 @@ try {
   console.log("ok two tabs meeting an expired token refresh it once and stay signed in");
 
   // Signing out in one tab signs out the other, which says why; signing in again follows.
-  await second.getByRole("button", { name: "Sign out" }).click();
+  await second.getByRole("button", { name: "Sign out", exact: true }).click();
   await signInShown(second);
   await signInShown(first);
   await first.getByText("You signed out in another tab.").waitFor();
@@ -84,7 +85,19 @@ try {
   await tasksShown(second);
   console.log("ok signing out and in again in one tab does it in every tab");
 
-  // 3. Bob's page is open and live when an admin deactivates him.
+  // 3. Sign out everywhere: another device's open page drops to sign-in and says why.
+  const device = await tab(await browser.newContext({ viewport: { width: 1000, height: 700 } }));
+  await signIn(device, "ada@example.com", password);
+  await tasksShown(device);
+  await device.locator(".live-live").waitFor();
+  await first.getByRole("button", { name: "Sign out everywhere" }).click();
+  await signInShown(first);
+  await signInShown(device);
+  const why = await device.locator("#signed-out").textContent();
+  if (!why.includes("signed out everywhere")) throw new Error(`the other device says: ${why}`);
+  console.log("ok signing out everywhere signs out another device's open page, saying why");
+
+  // 4. Bob's page is open and live when an admin deactivates him.
   const bob = await tab(await browser.newContext({ viewport: { width: 1000, height: 700 } }));
   await signIn(bob, "bob@example.com", password);
   await tasksShown(bob);

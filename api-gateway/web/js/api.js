@@ -71,6 +71,15 @@ export async function logOut() {
   if (renewed?.ok) await logout((await renewed.json()).access_token);
 }
 
+/**
+ * Ends every session of this person, on every device (`POST /api/v1/auth/logout-all`), then
+ * signs this browser out; the other devices' open pages drop to sign-in saying why.
+ */
+export async function logOutEverywhere() {
+  await api("POST", "/api/v1/auth/logout-all").catch(() => {});
+  signOut();
+}
+
 /** The session ended on the server (an API call answered 401, or the stream said so). */
 export const SESSION_ENDED =
   "You were signed out: your session ended (signed out everywhere, a new password or role, or the account deactivated).";

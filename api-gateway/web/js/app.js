@@ -4,7 +4,7 @@
 // verification link opens (`/verify-email?token=…`).
 
 import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
-import { api, session, signIn, register, logOut, stream, onSessionChange, takeSignOutReason } from "./api.js";
+import { api, session, signIn, register, logOut, logOutEverywhere, stream, onSessionChange, takeSignOutReason } from "./api.js";
 import { Problem, useAction, useStream } from "./ui.js";
 import { Tasks, TaskPage } from "./tasks.js";
 import { Channels, Notifications } from "./people.js";
@@ -111,7 +111,8 @@ function Shell({ route }) {
     </header>
     <${UnverifiedBanner} />
     <main id="main" tabindex="-1">${view}</main>
-    <footer class="muted">Your user id (to be assigned tasks): <code id="my-id">${user.id}</code></footer>`;
+    <footer class="muted">Your user id (to be assigned tasks): <code id="my-id">${user.id}</code>
+      · <button type="button" class="link" onClick=${logOutEverywhere}>Sign out everywhere</button></footer>`;
 }
 
 function App() {
