@@ -102,6 +102,7 @@ pub fn merge(parts: Vec<(&str, Option<Value>)>) -> Value {
         }
     }
     paths.insert("/api/v1/me/overview".into(), overview_path());
+    paths.insert("/api/v1/users/search".into(), search_path());
 
     tags.push(json!({ "name": "overview", "description": "One call across services" }));
     let mut doc = json!({
@@ -266,6 +267,48 @@ fn overview_path() -> Value {
                 "401": problem("No bearer token, or one that is invalid or expired, or whose session has ended"),
                 "429": problem("More requests than the caller's rate limit allows; see Retry-After"),
                 "503": problem("user-svc's signing keys could not be fetched to verify the token"),
+            },
+            "security": [{ "bearer": [] }]
+        }
+    })
+}
+
+/// `GET /api/v1/users/search`, which the gateway answers from task-svc and user-svc.
+fn search_path() -> Value {
+    let problem = shared::openapi::problem_response;
+    let person = json!({
+        "type": "object",
+        "required": ["id", "display_name", "active"],
+        "properties": {
+            "id": { "type": "string", "format": "uuid" },
+            "display_name": { "type": "string" },
+            "active": { "type": "boolean" }
+        }
+    });
+    json!({
+        "get": {
+            "tags": ["people"],
+            "summary": "Find a person to assign or mention: by name among people who share a channel with the caller (anyone for an admin), or anyone by exact email",
+            "description": "The exact address's person first, then names (best match first), at most 21 people.",
+            "operationId": shared::openapi::operation_id("get", "/api/v1/users/search"),
+            "parameters": [{
+                "name": "q", "in": "query", "required": true,
+                "description": "Part of a name, or a whole email address (1 to 100 characters)",
+                "schema": { "type": "string", "minLength": 1, "maxLength": 100 }
+            }],
+            "responses": {
+                "200": {
+                    "description": "The people found",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": { "items": { "type": "array", "items": person } }
+                    } } }
+                },
+                "400": problem("q is missing, empty, longer than 100 characters or more than one line"),
+                "401": problem("No bearer token, or one that is invalid or expired, or whose session has ended"),
+                "429": problem("More requests than the caller's rate limit allows; see Retry-After"),
+                "503": problem("task-svc, which knows who shares a channel with whom, is down"),
             },
             "security": [{ "bearer": [] }]
         }

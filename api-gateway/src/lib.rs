@@ -14,6 +14,7 @@
 //! - [`dashboard`]: the web dashboard at `/`, embedded.
 //! - [`idempotency`]: `Idempotency-Key` on POST.
 //! - [`overview`]: `GET /api/v1/me/overview`, one call across services.
+//! - [`people`]: `GET /api/v1/users/search`, the person picker's search across services.
 //! - [`stream`]: the live event stream (`/api/v1/events/...`), fed from the bus.
 
 pub mod admission;
@@ -23,6 +24,7 @@ pub mod dashboard;
 pub mod docs;
 pub mod idempotency;
 pub mod overview;
+pub mod people;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
@@ -170,6 +172,7 @@ pub async fn run(
             "/api/v1/me/overview",
             axum::routing::get(overview::overview),
         )
+        .route("/api/v1/users/search", axum::routing::get(people::search))
         .merge(stream::router())
         .route("/api/v1/{*rest}", any(proxy::proxy))
         .merge(docs::router())

@@ -14,88 +14,61 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use crate::admission::admit;
-use crate::client::client_ip;
-use crate::proxy::RetainInternal;
-use crate::upstream::{get_json, Get};
+use crate::upstream::{composed, get_json, Get};
 use crate::AppState;
 
 pub async fn overview(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
 ) -> Response {
-    let ip = client_ip(&state, &headers, peer);
-    headers.retain_internal();
-    let mut decision = None;
-    let mut response = match admit(
-        &state,
-        crate::routes::Route::new("api-gateway", false),
-        &headers,
-        &ip,
-        &mut decision,
-    )
-    .await
-    {
-        Ok((_, caller)) => {
-            // Only what the services need: the assertion, trace context, request id.
-            let mut forwarded = HeaderMap::new();
-            for (name, value) in &headers {
-                let name_str = name.as_str();
-                if name_str == "traceparent" || name_str == "x-request-id" {
-                    forwarded.insert(name.clone(), value.clone());
-                }
-            }
-            let get = |service: &'static str, path: &'static str| {
-                let base = state.upstream(service);
-                let get = Get {
-                    service,
-                    base,
-                    path,
-                    timeout: Duration::from_secs(5),
-                };
-                get_json(&state.http, &state.trust, get, &caller, forwarded.clone())
+    let state = &state;
+    composed(state, peer, headers, |caller, forwarded| async move {
+        let get = |service: &'static str, path: &'static str| {
+            let base = state.upstream(service);
+            let get = Get {
+                service,
+                base,
+                path,
+                timeout: Duration::from_secs(5),
             };
-            let (profile, tasks, notifications) = tokio::join!(
-                get("user-svc", "/api/v1/users/me"),
-                get("task-svc", "/api/v1/tasks"),
-                get("notify-svc", "/api/v1/notifications"),
-            );
-            let mut unavailable = Vec::new();
-            if profile.is_none() {
-                unavailable.push("user-svc");
-            }
-            let tasks = match tasks {
-                Some(list) => Some(count_tasks(&list)),
-                None => {
-                    unavailable.push("task-svc");
-                    None
-                }
-            };
-            let notifications = match notifications {
-                Some(list) => {
-                    let unread = list["unread"].as_u64().unwrap_or(0);
-                    Some(json!({ "unread": unread }))
-                }
-                None => {
-                    unavailable.push("notify-svc");
-                    None
-                }
-            };
-            Json(json!({
-                "profile": profile,
-                "tasks": tasks,
-                "notifications": notifications,
-                "unavailable": unavailable,
-            }))
-            .into_response()
+            get_json(&state.http, &state.trust, get, &caller, forwarded.clone())
+        };
+        let (profile, tasks, notifications) = tokio::join!(
+            get("user-svc", "/api/v1/users/me"),
+            get("task-svc", "/api/v1/tasks"),
+            get("notify-svc", "/api/v1/notifications"),
+        );
+        let mut unavailable = Vec::new();
+        if profile.is_none() {
+            unavailable.push("user-svc");
         }
-        Err(err) => err.into_response(),
-    };
-    if let Some(decision) = decision {
-        decision.write_headers(response.headers_mut());
-    }
-    response
+        let tasks = match tasks {
+            Some(list) => Some(count_tasks(&list)),
+            None => {
+                unavailable.push("task-svc");
+                None
+            }
+        };
+        let notifications = match notifications {
+            Some(list) => {
+                let unread = list["unread"].as_u64().unwrap_or(0);
+                Some(json!({ "unread": unread }))
+            }
+            None => {
+                unavailable.push("notify-svc");
+                None
+            }
+        };
+        Json(json!({
+            "profile": profile,
+            "tasks": tasks,
+            "notifications": notifications,
+            "unavailable": unavailable,
+        }))
+        .into_response()
+    })
+    .await
 }
 
 fn count_tasks(list: &Value) -> Value {

@@ -59,7 +59,9 @@ pub fn route_for(path: &str) -> Option<Route> {
             streamed: true,
             ..Route::new("media-svc", false)
         },
-        "tasks" | "channels" | "workers" | "workflows" | "limits" => Route::new("task-svc", false),
+        "tasks" | "channels" | "workers" | "workflows" | "limits" | "people" => {
+            Route::new("task-svc", false)
+        }
         // A calendar feed's address is its key (calendar apps send no token): public, and
         // counted per client address like a signed download.
         "calendar" => match segments.next() {
@@ -138,6 +140,7 @@ mod tests {
         );
         assert_eq!(route_for("/api/v1/admin/keys").unwrap().service, "user-svc");
         assert!(!route_for("/api/v1/tasks").unwrap().public);
+        assert_eq!(route_for("/api/v1/people").unwrap().service, "task-svc");
         assert_eq!(
             route_for("/api/v1/workflows/abc/cancel").unwrap().service,
             "task-svc"

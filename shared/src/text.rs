@@ -19,9 +19,22 @@ pub fn lines(raw: &str, max: usize) -> Option<&str> {
     (text.chars().count() <= max && printable).then_some(text)
 }
 
+/// `text` for a SQL `LIKE` pattern, matched literally: `\\`, `%` and `_` escaped (PostgreSQL's
+/// default escape character).
+pub fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn like_patterns_match_their_text_literally() {
+        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+    }
 
     #[test]
     fn one_line_texts_are_trimmed_bounded_and_printable() {

@@ -72,7 +72,8 @@ pub struct AppState {
         (name = "tasks", description = "Tasks"),
         (name = "jobs", description = "Automated tasks: runs, cancel, dead letters, workers"),
         (name = "channels", description = "Channels: tasks shared by join code"),
-        (name = "workflows", description = "Workflows: graphs of steps, each a job")
+        (name = "workflows", description = "Workflows: graphs of steps, each a job"),
+        (name = "people", description = "People by name: for a person picker and for showing who")
     )
 )]
 pub struct ApiDoc;
@@ -83,6 +84,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     utoipa_axum::router::OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .merge(http::tasks::router())
         .merge(http::calendar::router())
+        .merge(http::people::router())
         .merge(http::channels::router())
         .merge(http::jobs::router())
         .merge(http::operations::router())

@@ -363,6 +363,117 @@ async fn a_channels_members_are_listed_by_name_to_its_members_only() {
     assert_eq!(app.get(&path, Some(&bob)).await.0, 404);
 }
 
+/// The person picker's search (`GET /api/v1/users/search`): names among people who share a
+/// channel with the caller, the name's start ranked first, and anyone by exact address; names
+/// for ids (`GET /api/v1/people?ids=`) only of people the caller may see; history by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_are_found_by_name_among_channel_mates_and_by_exact_email_for_anyone() {
+    let app = App::start().await;
+    let zoe = app.sign_up_as("zoe@example.com", "Zoe").await;
+    let ada = app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob Adams").await;
+    let eve = app.sign_up_as("eve@example.com", "Ada Eve").await;
+    let (_, channel) = app
+        .post("/api/v1/channels", Some(&zoe), json!({"name": "Ops"}))
+        .await;
+    for member in [&ada, &bob] {
+        let code = json!({"code": channel["join_code"]});
+        assert_eq!(
+            app.post("/api/v1/channels/join", Some(member), code)
+                .await
+                .0,
+            200
+        );
+    }
+    let names = |list: &Value| -> Vec<String> {
+        let items = list["items"].as_array().unwrap();
+        let name = |p: &Value| p["display_name"].as_str().unwrap().to_string();
+        items.iter().map(name).collect()
+    };
+    // Names come with user.created, which task-svc may not have handled yet.
+    let found = eventually("both named", WAIT, || async {
+        let (status, list) = app.get("/api/v1/users/search?q=ada", Some(&bob)).await;
+        assert_eq!(status, 200, "{list}");
+        (names(&list).len() == 2).then_some(list)
+    })
+    .await;
+    assert_eq!(names(&found), ["Ada Lovelace", "Bob Adams"], "not Ada Eve");
+    assert!(found["items"][0]["id"].is_string() && found["items"][0]["active"] == true);
+    let (_, none) = app.get("/api/v1/users/search?q=eve", Some(&bob)).await;
+    assert_eq!(names(&none), Vec::<String>::new(), "Eve shares no channel");
+    for address in ["eve@example.com", "EVE%40Example.com"] {
+        let (status, list) = app
+            .get(&format!("/api/v1/users/search?q={address}"), Some(&bob))
+            .await;
+        assert_eq!((status, names(&list)), (200, vec!["Ada Eve".to_string()]));
+    }
+    let (status, one) = app
+        .get("/api/v1/users/by-email?email=eve@example.com", Some(&bob))
+        .await;
+    assert_eq!(
+        (status, one["display_name"].as_str()),
+        (200, Some("Ada Eve"))
+    );
+    let missing = app.get("/api/v1/users/by-email?email=x@example.com", Some(&bob));
+    assert_eq!(missing.await.0, 404);
+    for bad in ["", "q=", "q=%20", &format!("q={}", "x".repeat(101))] {
+        let reply = app
+            .send(
+                Method::GET,
+                &format!("/api/v1/users/search?{bad}"),
+                Some(&bob),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "invalid_query"),
+            "{bad}"
+        );
+    }
+    assert_eq!(app.get("/api/v1/users/search?q=ada", None).await.0, 401);
+
+    // Names for ids: a channel mate's, not a stranger's until she assigns Bob a task.
+    let (zoe_id, eve_id) = (app.user_id(&zoe).await, app.user_id(&eve).await);
+    let (app, bob) = (&app, &bob);
+    let named = |ids: String| async move {
+        let (status, list) = app
+            .get(&format!("/api/v1/people?ids={ids}"), Some(bob))
+            .await;
+        assert_eq!(status, 200, "{list}");
+        names(&list)
+    };
+    assert_eq!(named(format!("{zoe_id},{eve_id}")).await, ["Zoe"]);
+    let bob_id = app.user_id(bob).await;
+    let task = json!({"title": "Review", "assignee_id": bob_id});
+    let (status, task) = app.post("/api/v1/tasks", Some(&eve), task).await;
+    assert_eq!(status, 201, "{task}");
+    assert_eq!(
+        named(format!("{zoe_id},{eve_id}")).await,
+        ["Ada Eve", "Zoe"]
+    );
+    let reply = app
+        .send(Method::GET, "/api/v1/people?ids=nope", Some(bob), None)
+        .await;
+    assert_eq!((reply.status, reply.code()), (400, "invalid_query"));
+
+    // History says who, by name.
+    let id = task["id"].as_str().unwrap();
+    let moved = patch(app, bob, id, None, json!({"status": "in_progress"})).await;
+    assert_eq!(moved.status, 200, "{:?}", moved.body);
+    let (_, history) = app
+        .get(&format!("/api/v1/tasks/{id}/history"), Some(&eve))
+        .await;
+    let actors: Vec<&str> = history
+        .as_array()
+        .or(history["items"].as_array())
+        .unwrap()
+        .iter()
+        .map(|h| h["actor_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors.last(), Some(&"Bob Adams"), "{history}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_share_tasks_with_members_only_and_the_owner_controls_membership() {
     let app = App::start().await;

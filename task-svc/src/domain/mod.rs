@@ -6,6 +6,7 @@ pub mod events;
 pub mod job;
 pub mod limit;
 pub mod listing;
+pub mod person;
 pub mod pool;
 pub mod priority;
 pub mod quota;

@@ -287,6 +287,8 @@ pub struct HistoryEntry {
     pub id: Uuid,
     /// Who changed it; the nil UUID for the system.
     pub actor_id: Uuid,
+    /// Their name: "" for the system or someone task-svc has not heard of.
+    pub actor_name: String,
     pub at: DateTime<Utc>,
     /// Field → `{from, to}`.
     #[schema(value_type = Object)]

@@ -6,6 +6,7 @@ pub mod channels;
 pub mod internal;
 pub mod jobs;
 pub mod operations;
+pub mod people;
 pub mod pools;
 pub mod tasks;
 pub mod workflows;

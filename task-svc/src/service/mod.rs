@@ -13,6 +13,7 @@ pub mod job_reports;
 pub mod jobs;
 pub mod limits;
 pub mod operations;
+pub mod people;
 pub mod pools;
 pub mod priority;
 pub mod query;

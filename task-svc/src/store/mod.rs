@@ -7,6 +7,7 @@ pub mod dead;
 pub mod job_inserts;
 pub mod jobs;
 pub mod limits;
+pub mod people;
 pub mod pools;
 pub mod priority;
 pub mod reports;

@@ -122,7 +122,9 @@ pub async fn history(
     task_id: Uuid,
 ) -> Result<Vec<HistoryEntry>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, actor_id, at, changes FROM task_history WHERE task_id = $1 ORDER BY at, id",
+        "SELECT h.id, h.actor_id, coalesce(u.display_name, '') AS actor_name, h.at, h.changes
+           FROM task_history h LEFT JOIN users u ON u.id = h.actor_id
+          WHERE h.task_id = $1 ORDER BY h.at, h.id",
     )
     .bind(task_id)
     .fetch_all(conn)
@@ -232,12 +234,7 @@ pub async fn list(
         sql.push(" AND due_at > ").push_bind(after);
     }
     if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!(
-            "%{}%",
-            q.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = format!("%{}%", shared::text::escape_like(q));
         sql.push(" AND (title ILIKE ")
             .push_bind(pattern.clone())
             .push(" OR description ILIKE ")

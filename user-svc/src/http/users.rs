@@ -1,6 +1,7 @@
 //! The user resource: `GET/PATCH /api/v1/users/me`, `POST /api/v1/users/me/password` and
 //! `/verify-email`, and the
-//! admin routes `GET /api/v1/users`, `GET/PATCH/DELETE /api/v1/users/{id}`.
+//! admin routes `GET /api/v1/users`, `GET/PATCH/DELETE /api/v1/users/{id}`; anyone's
+//! `GET /api/v1/users/by-email` (an exact address, for the gateway's person search).
 
 use axum::{
     extract::{Path, Query, State},
@@ -28,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(resend_verification))
         .routes(routes!(list))
+        .routes(routes!(by_email))
         .routes(routes!(read, admin_update, delete))
 }
 
@@ -134,6 +136,40 @@ pub async fn list(
         items,
         offset: query.offset,
         limit,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ByEmail {
+    /// The whole address (letter case aside).
+    pub email: String,
+}
+
+/// A person found by their exact address: no more than a name.
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Person {
+    pub id: Uuid,
+    pub display_name: String,
+    pub active: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/users/by-email", tag = "users", security(("bearer" = [])), params(ByEmail),
+    responses((status = 200, description = "The active person with exactly this address", body = Person),
+        (status = 400, description = "No email given", body = ProblemBody),
+        (status = 404, description = "No active person has this address", body = ProblemBody)))]
+pub async fn by_email(
+    State(state): State<AppState>,
+    _identity: Identity,
+    query: Result<Query<ByEmail>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Person>, ApiError> {
+    let Query(query) = query?;
+    let user = accounts::by_email(&state, &query.email).await?;
+    Ok(Json(Person {
+        id: user.id,
+        display_name: user.display_name,
+        active: user.active,
     }))
 }
 

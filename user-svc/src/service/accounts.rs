@@ -60,6 +60,19 @@ pub async fn find(state: &AppState, id: Uuid) -> Result<User, UserError> {
         .ok_or(UserError::NotFound("user"))
 }
 
+/// The active user whose address is `email` (letter case aside); 404 otherwise, also for
+/// something that is no address.
+pub async fn by_email(state: &AppState, email: &str) -> Result<User, UserError> {
+    let email = email.trim();
+    if email.is_empty() || email.len() > 320 || !email.contains('@') {
+        return Err(UserError::NotFound("user"));
+    }
+    store::users::by_email(&state.pool, email)
+        .await?
+        .filter(|user| user.active)
+        .ok_or(UserError::NotFound("user"))
+}
+
 /// A page of users, oldest first; `limit` is clamped to 1 to 200 (default 50).
 pub async fn list(
     state: &AppState,

@@ -101,6 +101,16 @@ pub async fn set_password_hash(
     Ok(())
 }
 
+/// The user whose address is `email`, letter case aside.
+pub async fn by_email(pool: &PgPool, email: &str) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"
+    ))
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+}
+
 /// A page of users, oldest first.
 pub async fn list(pool: &PgPool, offset: u32, limit: i64) -> Result<Vec<User>, sqlx::Error> {
     sqlx::query_as(&format!(
