@@ -34,6 +34,8 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("js/tasks.js", JS, include_bytes!("../web/js/tasks.js")),
     ("js/files.js", JS, include_bytes!("../web/js/files.js")),
     ("js/people.js", JS, include_bytes!("../web/js/people.js")),
+    ("js/persons.js", JS, include_bytes!("../web/js/persons.js")),
+    ("js/history.js", JS, include_bytes!("../web/js/history.js")),
     ("js/admin.js", JS, include_bytes!("../web/js/admin.js")),
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
     ("js/limits.js", JS, include_bytes!("../web/js/limits.js")),

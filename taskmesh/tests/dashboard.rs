@@ -70,14 +70,9 @@ async fn people_see_each_others_changes_live_and_an_admin_replays_a_dead_job() {
     // Bob must be known to task-svc (from user.created) before Ada can assign to him.
     wait_assignable(&app, &bob, &bob_id).await;
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let work = std::env::temp_dir().join(format!("taskmesh-dashboard-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work).unwrap();
-    let shots = match std::env::var("TASKMESH_SCREENSHOTS") {
-        Ok(dir) => root.join(dir),
-        Err(_) => work.clone(),
-    };
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshot_dir(&work);
     // A photo-sized image (noise compresses badly): large enough for progress to show.
     let file = work.join("site-photo.png");
     std::fs::write(&file, noise_png(900, 900)).unwrap();
@@ -119,6 +114,29 @@ async fn the_task_list_stays_right_under_a_burst_and_shows_past_its_first_page()
     app.sign_up_as("ada@example.com", "Ada").await;
     let args = vec![app.api.clone(), PASSWORD.to_string()];
     common::browser::run("lists.mjs", args, "ok lists: every step passed").await;
+}
+
+/// People by name (tests/browser/picker.mjs): the person picker finds a channel mate by part of
+/// a name and anyone by exact email, chosen with the keyboard; lists, the task page and its
+/// history (in words) name people; no page shows a user id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_are_picked_and_shown_by_name_never_by_id() {
+    let app = App::start().await;
+    app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob Stone").await;
+    let zed = app.sign_up_as("zed@example.com", "Zed Ward").await;
+    // Names reach task-svc with user.created: each is known once assignable.
+    for token in [&bob, &zed] {
+        wait_assignable(&app, token, &app.user_id(token).await).await;
+    }
+    let work = std::env::temp_dir().join(format!("taskmesh-picker-{}", uuid::Uuid::new_v4()));
+    let shots = screenshot_dir(&work);
+    let args = vec![
+        app.api.clone(),
+        PASSWORD.to_string(),
+        shots.display().to_string(),
+    ];
+    common::browser::run("picker.mjs", args, "ok picker: every step passed").await;
 }
 
 /// Sessions (tests/browser/sessions.mjs): a sign-in error does not follow to the sign-up form;
@@ -248,6 +266,17 @@ async fn a_mailed_link_confirms_the_address_in_the_dashboard() {
 }
 
 /// Waits until task-svc knows the user (from `user.created`), so tasks can be assigned to them.
+/// Where screenshots go: `$TASKMESH_SCREENSHOTS` (from the repository's root), or `work`.
+fn screenshot_dir(work: &std::path::Path) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shots = match std::env::var("TASKMESH_SCREENSHOTS") {
+        Ok(dir) => root.join(dir),
+        Err(_) => work.to_path_buf(),
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
 async fn wait_assignable(app: &App, token: &str, id: &str) {
     shared::testkit::eventually("the user is assignable", common::WAIT, || async {
         let (status, _) = app

@@ -36,3 +36,17 @@ export async function signedIn(browser, base, hash, email, password) {
   await page.getByRole("button", { name: "Sign in" }).click();
   return page;
 }
+
+/**
+ * Chooses a person in the person picker labelled `label` within `scope`: types `typed` (part of
+ * a name, or a whole email) and clicks the option named `name`.
+ */
+export async function pick(scope, label, typed, name) {
+  await scope.getByRole("combobox", { name: label }).fill(typed);
+  await scope.getByRole("option", { name, exact: true }).click();
+}
+
+/** The id of the person chosen in the picker named `picker` within `scope` ("" for nobody). */
+export async function chosen(scope, picker) {
+  return (await scope.locator(`[data-picker=${picker}]`).getAttribute("data-chosen")) || "";
+}

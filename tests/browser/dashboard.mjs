@@ -5,7 +5,7 @@
 // Screenshots of each main page go to <screenshot dir>.
 // Usage: node dashboard.mjs <gateway URL> <password> <bob's user id> <dead job title> <file> <screenshot dir>
 // Prints one "ok ..." line per step and exits 0 only when every step passed.
-import { launch } from "./chromium.mjs";
+import { launch, pick } from "./chromium.mjs";
 
 const [base, password, bobId, deadTitle, file, shots] = process.argv.slice(2);
 if (!shots) {
@@ -43,7 +43,7 @@ try {
   const create = ada.getByRole("form", { name: "New task" });
   await create.getByLabel("Title").fill(title);
   await create.getByLabel("Priority").selectOption("high");
-  await create.getByLabel("Assignee (user id)").fill(bobId);
+  await pick(create, "Assignee", "bob@example.com", "Bob");
   await create.getByRole("button", { name: "Create" }).click();
   const bobsRow = bob.locator("li.task", { hasText: title });
   await bobsRow.waitFor({ timeout: LIVE });

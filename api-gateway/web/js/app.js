@@ -106,13 +106,12 @@ function Shell({ route }) {
         ${admin ? html`${link("#/admin/pools", "Pools")} ${link("#/admin/dead", "Dead jobs")}
           ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}` : ""}
       </nav>
-      <div class="me"><${LiveStatus} /> <span title=${`your user id: ${user.id}`}>${user.display_name} (${user.role})</span>
+      <div class="me"><${LiveStatus} /> <span>${user.display_name} (${user.role})</span>
         <button type="button" onClick=${logOut}>Sign out</button></div>
     </header>
     <${UnverifiedBanner} />
     <main id="main" tabindex="-1">${view}</main>
-    <footer class="muted">Your user id (to be assigned tasks): <code id="my-id">${user.id}</code>
-      · <button type="button" class="link" onClick=${logOutEverywhere}>Sign out everywhere</button></footer>`;
+    <footer class="muted">${`Signed in as ${user.display_name}${user.email ? ` (${user.email})` : ""} · `}<button type="button" class="link" onClick=${logOutEverywhere}>Sign out everywhere</button></footer>`;
 }
 
 function App() {

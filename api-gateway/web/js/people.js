@@ -3,6 +3,7 @@
 
 import { html, useState } from "../vendor/htm-preact.js";
 import { api } from "./api.js";
+import { Avatar, remember } from "./persons.js";
 import { useLoad, useStream, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
 
 export function Channels() {
@@ -69,7 +70,12 @@ function Members({ channel, onChanged }) {
 }
 
 function MemberList({ channel, onChanged }) {
-  const members = useLoad(() => api("GET", `/api/v1/channels/${channel.id}/members`), [channel.id]);
+  const members = useLoad(async () => {
+    const list = await api("GET", `/api/v1/channels/${channel.id}/members`);
+    list.items.filter((m) => m.display_name)
+      .forEach((m) => remember({ id: m.user_id, display_name: m.display_name, active: true }));
+    return list;
+  }, [channel.id]);
   const action = useAction();
   useStream((type, event) => type === "channel.joined" && event?.data?.channel_id === channel.id
     && members.reload(), [channel.id, members.reload]);
@@ -88,12 +94,6 @@ function MemberList({ channel, onChanged }) {
           onClick=${() => remove(m)} disabled=${action.busy}>Remove</button>` : ""}
       </li>`)}
     </ul>`;
-}
-
-/** A person's initials in a circle (a picture of nobody in particular, never fetched). */
-export function Avatar({ name }) {
-  const initials = (name || "?").split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0].toUpperCase()).join("");
-  return html`<span class="avatar" aria-hidden="true">${initials || "?"}</span>`;
 }
 
 /** The dashboard's page of what a notification is about: its task's, or its workflow's. */

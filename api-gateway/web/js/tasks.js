@@ -4,21 +4,12 @@
 import { html, useEffect, useState } from "../vendor/htm-preact.js";
 import { api, etag, session } from "./api.js";
 import { Attachments } from "./files.js";
+import { History } from "./history.js";
+import { Person, PersonPicker, nameOf, useNames } from "./persons.js";
 import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
 
 const STATUSES = ["todo", "in_progress", "done", "cancelled"];
 const PRIORITIES = ["low", "normal", "high", "urgent"];
-const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The assignee field's user id, or an error that says what to type instead. */
-function assigneeId(typed) {
-  const id = typed.trim();
-  if (USER_ID.test(id)) return id;
-  throw new Error(id.includes("@")
-    ? `Assignee: “${id}” is an email, not a user id. Ask them for their user id: it is at the foot of every page they see.`
-    : `Assignee: “${id}” is not a user id (like 0e7c2f9a-3b1d-4c55-9a57-1f2d3c4b5a69). Everyone's is at the foot of their pages.`);
-}
-
 /** Tasks a page of the list asks for; "Load more" asks for as many again. */
 const PAGE = 100;
 
@@ -57,6 +48,7 @@ export function Tasks() {
   }, [refresh]);
   const set = (name) => (e) => setFilters({ ...filters, [name]: e.target.value });
   const items = tasks.data?.items || [];
+  useNames(items.flatMap((t) => [t.owner_id, t.assignee_id]));
   return html`
     <section aria-labelledby="tasks-title">
       <h1 id="tasks-title">My tasks</h1>
@@ -107,9 +99,17 @@ function CalendarFeed() {
   </details>`;
 }
 
-function TaskRow({ task, channel }) {
+/** Whose a task is, in words: "mine", "mine · assigned to Bob", "from Ada", "Ada's · Bob". */
+function whose(task) {
   const me = session()?.user?.id;
-  const role = task.owner_id === me ? "mine" : task.assignee_id === me ? "assigned to me" : "shared";
+  const assignee = task.assignee_id && task.assignee_id !== task.owner_id ? task.assignee_id : null;
+  if (task.owner_id === me) return assignee ? `mine · assigned to ${nameOf(assignee)}` : "mine";
+  if (assignee === me) return `from ${nameOf(task.owner_id)}`;
+  return `${nameOf(task.owner_id)}'s${assignee ? ` · assigned to ${nameOf(assignee)}` : ""}`;
+}
+
+function TaskRow({ task, channel }) {
+  const role = whose(task);
   return html`<li class="task" data-task=${task.id}>
     <a href=${`#/tasks/${task.id}`}>${task.title}</a>
     <span class=${`status status-${task.status}`} data-status=${task.status}>${task.status}</span>
@@ -129,10 +129,8 @@ function CreateTask({ onCreated, channels }) {
     if (form.priority) body.priority = form.priority;
     if (form.due_at) body.due_at = new Date(form.due_at).toISOString();
     if (form.channel_id) body.channel_id = form.channel_id;
-    if (await action.run(() => {
-      if (form.assignee_id.trim()) body.assignee_id = assigneeId(form.assignee_id);
-      return api("POST", "/api/v1/tasks", body);
-    })) {
+    if (form.assignee_id) body.assignee_id = form.assignee_id;
+    if (await action.run(() => api("POST", "/api/v1/tasks", body))) {
       setForm(EMPTY);
       onCreated();
     }
@@ -144,7 +142,8 @@ function CreateTask({ onCreated, channels }) {
       <option value="">predict</option>
       ${PRIORITIES.map((p) => html`<option value=${p}>${p}</option>`)}
     </select></label>
-    <label>Assignee (user id) <input name="assignee_id" value=${form.assignee_id} onInput=${set("assignee_id")} /></label>
+    <${PersonPicker} label="Assignee" name="assignee" value=${form.assignee_id}
+      onChange=${(id) => setForm((f) => ({ ...f, assignee_id: id }))} />
     <label>Due <input name="due_at" type="datetime-local" value=${form.due_at} onInput=${set("due_at")} /></label>
     <label>Channel <select name="channel_id" value=${form.channel_id} onChange=${set("channel_id")}>
       <option value="">none (personal)</option>
@@ -159,6 +158,7 @@ export function TaskPage({ id }) {
   const task = useLoad(() => api("GET", `/api/v1/tasks/${id}`), [id]);
   const history = useLoad(() => api("GET", `/api/v1/tasks/${id}/history`), [id]);
   usePageTitle(task.data?.title);
+  useNames([task.data?.owner_id, task.data?.assignee_id]);
   useStream((type, event) => {
     if (event?.subject === id || event?.data?.task_id === id) {
       task.reload();
@@ -174,19 +174,15 @@ export function TaskPage({ id }) {
     <p><span class=${`status status-${t.status}`} data-status=${t.status}>${t.status}</span>
       <span class=${`priority priority-${t.priority}`}>${t.priority}</span>
       <span class="muted">(${t.priority_source})</span></p>
+    <dl class="people">
+      <dt>Owner</dt><dd><${Person} id=${t.owner_id} /></dd>
+      <dt>Assignee</dt><dd>${t.assignee_id ? html`<${Person} id=${t.assignee_id} />` : "nobody"}</dd>
+    </dl>
     ${t.description ? html`<p>${t.description}</p>` : ""}
     <${EditTask} task=${t} onSaved=${task.reload} />
     ${t.job ? html`<${Job} task=${t} />` : ""}
     <${Attachments} taskId=${id} />
-    <section aria-labelledby="history-title">
-      <h2 id="history-title">History</h2>
-      <ol class="history">
-        ${(history.data?.items || []).map((h) => html`<li>
-          <time>${when(h.at || h.created_at)}</time> ${Object.entries(h.changes || {}).map(([field, c]) =>
-            html`<span><b>${field}</b>: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)} </span>`)}
-        </li>`)}
-      </ol>
-    </section>
+    <${History} task=${t} entries=${history.data?.items || []} />
   </article>`;
 }
 
@@ -196,7 +192,7 @@ const formOf = (task) => ({ title: task.title, assignee_id: task.assignee_id || 
 function changesFrom(form, base) {
   const body = {};
   if (form.title !== base.title) body.title = form.title;
-  const assignee = form.assignee_id.trim() || null;
+  const assignee = form.assignee_id || null;
   if (assignee !== (base.assignee_id || null)) body.assignee_id = assignee;
   return body;
 }
@@ -226,7 +222,6 @@ function EditTask({ task, onSaved }) {
     setConflict(null);
   };
   const send = (body, version) => action.run(async () => {
-    if (body.assignee_id) assigneeId(body.assignee_id);
     try {
       const saved = await api("PATCH", `/api/v1/tasks/${task.id}`, body, { headers: { "if-match": etag(version) } });
       start(saved);
@@ -245,7 +240,8 @@ function EditTask({ task, onSaved }) {
     <h2 id="edit-title">Change</h2>
     <form class="edit" onSubmit=${save}>
       <label>Title <input name="title" value=${form.title} onInput=${set("title")} /></label>
-      <label>Assignee (user id) <input name="assignee_id" value=${form.assignee_id} onInput=${set("assignee_id")} /></label>
+      <${PersonPicker} label="Assignee" name="assignee" value=${form.assignee_id}
+        onChange=${(id) => setForm((f) => ({ ...f, assignee_id: id }))} />
       <button type="submit" disabled=${action.busy || !!conflict}>Save</button>
     </form>
     ${conflict ? html`<${Conflict} conflict=${conflict} base=${base}
@@ -266,12 +262,13 @@ function EditTask({ task, onSaved }) {
 function Conflict({ conflict, base, onReload, onMerge }) {
   const { latest, mine } = conflict;
   const theirs = Object.keys(changesFrom(formOf(latest), base));
-  const show = (v) => (v === null || v === "" ? "nobody" : `“${v}”`);
+  const show = (field, v) => (v === null || v === "" ? "nobody"
+    : field === "assignee_id" ? nameOf(v) : `“${v}”`);
   return html`<div class="conflict" role="alert">
     <p><b>This task changed since you opened it.</b> Nothing of yours was saved.</p>
     <ul>
-      ${theirs.map((f) => html`<li>now: ${f} ${show(formOf(latest)[f])}</li>`)}
-      ${Object.entries(mine).map(([f, v]) => html`<li>yours: ${f} ${show(v)}</li>`)}
+      ${theirs.map((f) => html`<li>now: ${f === "assignee_id" ? "assignee" : f} ${show(f, formOf(latest)[f])}</li>`)}
+      ${Object.entries(mine).map(([f, v]) => html`<li>yours: ${f === "assignee_id" ? "assignee" : f} ${show(f, v)}</li>`)}
     </ul>
     <button type="button" onClick=${onReload}>Reload (drop my changes)</button>
     <button type="button" onClick=${onMerge}>Merge (their changes, then mine)</button>
