@@ -85,6 +85,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::tasks::router())
         .merge(http::calendar::router())
         .merge(http::people::router())
+        .merge(http::comments::router())
         .merge(http::channels::router())
         .merge(http::jobs::router())
         .merge(http::operations::router())

@@ -474,6 +474,112 @@ async fn people_are_found_by_name_among_channel_mates_and_by_exact_email_for_any
     assert_eq!(actors.last(), Some(&"Bob Adams"), "{history}");
 }
 
+/// Who each `task.mentioned` in the outbox named, oldest first.
+async fn mentioned(app: &App) -> Vec<String> {
+    let pool = app.db(&app.env.config.task.database).await;
+    let named = sqlx::query_scalar(
+        "SELECT payload->'data'->>'mentioned_id' FROM outbox_messages
+          WHERE routing_key = 'task.mentioned' ORDER BY seq, position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    named
+}
+
+/// Comments: anyone who can see the task reads and writes them (Markdown rendered safe); only
+/// the author edits, the author or an admin deletes; `@Name` of someone who can see the task
+/// tells them once per comment (a `task.mentioned`, then a notification); others are not told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_are_for_the_tasks_audience_and_mentions_tell_who_can_see_it() {
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob Stone").await;
+    let eve = app.sign_up_as("eve@example.com", "Eve").await;
+    let channel = app.shared_channel(&ada, &bob, "Ops").await;
+    let task = json!({"title": "Fix the roof", "channel_id": channel["id"]});
+    let (_, task) = app.post("/api/v1/tasks", Some(&ada), task).await;
+    let path = format!("/api/v1/tasks/{}/comments", task["id"].as_str().unwrap());
+    let ada_id = app.user_id(&ada).await;
+    // Names come with user.created, which task-svc may not have handled yet.
+    eventually("Ada named", WAIT, || async {
+        let (_, list) = app
+            .get(&format!("/api/v1/people?ids={ada_id}"), Some(&bob))
+            .await;
+        (list["items"][0]["display_name"] == "Ada Lovelace").then_some(())
+    })
+    .await;
+
+    let body = "**Looks** good <script>alert(1)</script> @ada lovelace, and @Eve too";
+    let (status, comment) = app.post(&path, Some(&bob), json!({ "body": body })).await;
+    assert_eq!(status, 201, "{comment}");
+    let html = comment["body_html"].as_str().unwrap();
+    assert!(
+        html.contains("<strong>Looks</strong>") && !html.contains("<script"),
+        "{html}"
+    );
+    assert_eq!(comment["author_name"], "Bob Stone");
+    assert_eq!(
+        mentioned(&app).await,
+        std::slice::from_ref(&ada_id),
+        "Eve cannot see the task"
+    );
+    let notified = eventually("Ada told", WAIT, || async {
+        let items = app.notifications(&ada).await;
+        items.into_iter().find(|n| n["kind"] == "task.mentioned")
+    })
+    .await;
+    assert_eq!(
+        notified["title"],
+        "Bob Stone mentioned you on “Fix the roof”"
+    );
+
+    // Eve sees neither the task nor its comments.
+    assert_eq!(app.get(&path, Some(&eve)).await.0, 404);
+    let eve_says = app.post(&path, Some(&eve), json!({"body": "hi"})).await;
+    assert_eq!(eve_says.0, 404);
+    let (status, list) = app.get(&path, Some(&ada)).await;
+    assert_eq!((status, list["items"].as_array().unwrap().len()), (200, 1));
+    let empty = app
+        .send(Method::POST, &path, Some(&ada), Some(json!({"body": "  "})))
+        .await;
+    assert_eq!((empty.status, empty.code()), (422, "invalid_comment"));
+
+    // Only Bob edits his comment; naming Ada again tells her nothing new.
+    let one = format!("{path}/{}", comment["id"].as_str().unwrap());
+    let edit = json!({"body": "Looks fine, @Ada Lovelace"});
+    let refused = app
+        .send(Method::PATCH, &one, Some(&ada), Some(edit.clone()))
+        .await;
+    assert_eq!(refused.status, 403);
+    let edited = app.send(Method::PATCH, &one, Some(&bob), Some(edit)).await;
+    assert_eq!(edited.status, 200, "{:?}", edited.body);
+    assert!(edited.body["edited_at"].is_string());
+    assert_eq!(mentioned(&app).await.len(), 1);
+    // Only Bob (or an admin) deletes it.
+    assert_eq!(
+        app.send(Method::DELETE, &one, Some(&ada), None)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        app.send(Method::DELETE, &one, Some(&bob), None)
+            .await
+            .status,
+        204
+    );
+    let (_, list) = app.get(&path, Some(&bob)).await;
+    assert_eq!(list["items"], json!([]));
+    assert_eq!(
+        app.send(Method::DELETE, &one, Some(&bob), None)
+            .await
+            .status,
+        404
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_share_tasks_with_members_only_and_the_owner_controls_membership() {
     let app = App::start().await;

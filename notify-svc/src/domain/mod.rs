@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub enum Kind {
     #[serde(rename = "task.assigned")]
     TaskAssigned,
+    #[serde(rename = "task.mentioned")]
+    TaskMentioned,
     #[serde(rename = "task.status_changed")]
     TaskStatusChanged,
     #[serde(rename = "task.completed")]
@@ -40,6 +42,7 @@ pub enum Kind {
 
 shared::text_enum!(Kind, "notification kind", {
     TaskAssigned = "task.assigned",
+    TaskMentioned = "task.mentioned",
     TaskStatusChanged = "task.status_changed",
     TaskCompleted = "task.completed",
     TaskDueSoon = "task.due_soon",
@@ -71,7 +74,7 @@ impl Kind {
     }
 
     /// Whether `channel` is on for a person who has not chosen: in-app for everything but job
-    /// attempts that will be retried; email for what needs acting on (assignment, due soon, a
+    /// attempts that will be retried; email for what needs acting on (assignment, a mention, due soon, a
     /// dead job, a failed workflow, welcome, a disabled webhook); webhooks for every kind an
     /// endpoint subscribes to; SMS never (opt-in).
     pub fn default_on(self, channel: Channel) -> bool {
@@ -80,6 +83,7 @@ impl Kind {
             Channel::Email => matches!(
                 self,
                 Kind::TaskAssigned
+                    | Kind::TaskMentioned
                     | Kind::TaskDueSoon
                     | Kind::TaskDead
                     | Kind::WorkflowFailed

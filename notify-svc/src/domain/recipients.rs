@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use shared::events::{
     ChannelJoined, CloudEvent, DecodeError, EventPayload, TaskAssigned, TaskCompleted, TaskDead,
-    TaskDueSoon, TaskFailed, TaskStatusChanged, UserCreated, WorkflowFailed,
+    TaskDueSoon, TaskFailed, TaskMentioned, TaskStatusChanged, UserCreated, WorkflowFailed,
 };
 use uuid::Uuid;
 
@@ -30,6 +30,10 @@ pub struct Draft {
 pub enum Change {
     Assigned {
         title: String,
+    },
+    Mentioned {
+        title: String,
+        excerpt: String,
     },
     StatusChanged {
         title: String,
@@ -129,6 +133,27 @@ pub fn drafts(event: &CloudEvent) -> Result<Vec<Draft>, DecodeError> {
                         e.task_id,
                         link,
                         change,
+                    )
+                })
+                .collect()
+        }
+        TaskMentioned::TYPE => {
+            let e: TaskMentioned = event.decode()?;
+            let change = Change::Mentioned {
+                title: e.title,
+                excerpt: e.excerpt,
+            };
+            let (kind, link) = (Kind::TaskMentioned, task_link(e.task_id));
+            audience(&[Some(e.mentioned_id)], Some(e.author_id))
+                .into_iter()
+                .map(|user| {
+                    draft(
+                        user,
+                        kind,
+                        Some(e.author_id),
+                        e.task_id,
+                        link.clone(),
+                        change.clone(),
                     )
                 })
                 .collect()
@@ -285,6 +310,7 @@ impl Draft {
         let who = actor.unwrap_or("Someone");
         match &self.change {
             Change::Assigned { title } => format!("{who} assigned you “{title}”"),
+            Change::Mentioned { title, .. } => format!("{who} mentioned you on “{title}”"),
             Change::StatusChanged { title, to, .. } => {
                 format!("{who} moved “{title}” to {to}")
             }
@@ -310,6 +336,7 @@ impl Draft {
             Change::Assigned { title } => {
                 format!("{who} assigned the task “{title}” to you.")
             }
+            Change::Mentioned { title, excerpt } => format!("{who} wrote on “{title}”: {excerpt}"),
             Change::StatusChanged { title, from, to } => {
                 format!("{who} changed the status of “{title}” from {from} to {to}.")
             }
@@ -412,6 +439,26 @@ mod tests {
         pool.assignee_id = None;
         pool.pool = Some("default".into());
         assert!(drafts(&event(pool)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_mention_tells_the_person_named_unless_they_wrote_it() {
+        let p = people();
+        let mentioned = |author, named| TaskMentioned {
+            task_id: Uuid::now_v7(),
+            comment_id: Uuid::now_v7(),
+            author_id: author,
+            mentioned_id: named,
+            title: "Roof".into(),
+            excerpt: "@Bob look".into(),
+        };
+        let d = drafts(&event(mentioned(p.owner, p.other))).unwrap();
+        assert_eq!(who(&d), [(p.other, Kind::TaskMentioned)]);
+        assert_eq!(d[0].title(Some("Ada")), "Ada mentioned you on “Roof”");
+        assert_eq!(d[0].body(Some("Ada")), "Ada wrote on “Roof”: @Bob look");
+        assert!(drafts(&event(mentioned(p.owner, p.owner)))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub const ALL_TYPES: &[&str] = &[
     TaskDueSoon::TYPE,
     TaskFailed::TYPE,
     TaskDead::TYPE,
+    TaskCommented::TYPE,
+    TaskMentioned::TYPE,
     ChannelJoined::TYPE,
     NotificationCreated::TYPE,
     MailDue::TYPE,
@@ -86,6 +88,7 @@ pub const NOTIFYING_TYPES: &[&str] = &[
     TaskDead::TYPE,
     WorkflowFailed::TYPE,
     ChannelJoined::TYPE,
+    TaskMentioned::TYPE,
 ];
 
 /// Every event type the live stream (`GET /api/v1/events/stream`) shows; anything else on its
@@ -100,6 +103,8 @@ pub const STREAMED_TYPES: &[&str] = &[
     TaskDueSoon::TYPE,
     TaskFailed::TYPE,
     TaskDead::TYPE,
+    TaskCommented::TYPE,
+    TaskMentioned::TYPE,
     JobStarted::TYPE,
     JobProgress::TYPE,
     JobFinished::TYPE,
@@ -264,6 +269,45 @@ pub struct TaskAssigned {
 impl EventPayload for TaskAssigned {
     const TYPE: &'static str = "task.assigned";
     const VERSION: u32 = 2;
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// A comment on a task was written, edited or deleted (`change`: `created`, `edited`,
+/// `deleted`); shown live to the task's audience.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskCommented {
+    pub task_id: Uuid,
+    pub comment_id: Uuid,
+    pub author_id: Uuid,
+    pub owner_id: Uuid,
+    pub title: String,
+    pub change: String,
+}
+
+impl EventPayload for TaskCommented {
+    const TYPE: &'static str = "task.commented";
+    fn subject(&self) -> String {
+        self.task_id.to_string()
+    }
+}
+
+/// A comment named someone who can see its task (`@` and their name): one event per person
+/// named, the first time a comment names them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskMentioned {
+    pub task_id: Uuid,
+    pub comment_id: Uuid,
+    pub author_id: Uuid,
+    pub mentioned_id: Uuid,
+    pub title: String,
+    /// The comment's first 200 characters.
+    pub excerpt: String,
+}
+
+impl EventPayload for TaskMentioned {
+    const TYPE: &'static str = "task.mentioned";
     fn subject(&self) -> String {
         self.task_id.to_string()
     }

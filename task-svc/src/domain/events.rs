@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use shared::{
     events::{
-        CloudEvent, JobCancel, JobDispatch, TaskAssigned, TaskCompleted, TaskCreated, TaskDead,
-        TaskDeleted, TaskFailed, TaskStatusChanged, TaskUpdated,
+        CloudEvent, JobCancel, JobDispatch, TaskAssigned, TaskCommented, TaskCompleted,
+        TaskCreated, TaskDead, TaskDeleted, TaskFailed, TaskMentioned, TaskStatusChanged,
+        TaskUpdated,
     },
     outbox::{self, Pending, Route},
 };
@@ -166,6 +167,35 @@ pub fn deleted(task: &Task, actor: Uuid, audience: Vec<Uuid>) -> Result<Pending,
         actor_id: actor,
         audience,
     })
+}
+
+/// A comment's events: `task.commented` (`change`: created, edited or deleted), then a
+/// `task.mentioned` for each person in `newly_named` but its author.
+pub fn of_comment(
+    task: &Task,
+    comment: &crate::domain::comment::Comment,
+    change: &str,
+    newly_named: &[Uuid],
+) -> Result<Vec<Pending>, sqlx::Error> {
+    let mut events = vec![event(TaskCommented {
+        task_id: task.id,
+        comment_id: comment.id,
+        author_id: comment.author_id,
+        owner_id: task.owner_id,
+        title: task.title.clone(),
+        change: change.into(),
+    })?];
+    for &person in newly_named.iter().filter(|&&p| p != comment.author_id) {
+        events.push(event(TaskMentioned {
+            task_id: task.id,
+            comment_id: comment.id,
+            author_id: comment.author_id,
+            mentioned_id: person,
+            title: task.title.clone(),
+            excerpt: crate::domain::comment::excerpt(&comment.body),
+        })?);
+    }
+    Ok(events)
 }
 
 /// `task.completed` for a job that succeeded (continuing its report's trace).

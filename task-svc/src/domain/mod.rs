@@ -2,6 +2,7 @@
 
 pub mod calendar;
 pub mod channel;
+pub mod comment;
 pub mod events;
 pub mod job;
 pub mod limit;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod calendar;
 pub mod channels;
+pub mod comments;
 pub mod internal;
 pub mod jobs;
 pub mod operations;

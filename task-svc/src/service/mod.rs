@@ -3,6 +3,7 @@
 pub mod calendar;
 pub mod channels;
 pub mod commands;
+pub mod comments;
 pub mod create;
 pub mod cron;
 pub mod dead;

@@ -2,6 +2,7 @@
 
 pub mod calendar;
 pub mod channels;
+pub mod comments;
 pub mod cron;
 pub mod dead;
 pub mod job_inserts;

@@ -260,6 +260,18 @@ impl App {
             .ok()
     }
 
+    /// A channel `name` that `owner` created and `member` joined: its JSON.
+    pub async fn shared_channel(&self, owner: &str, member: &str, name: &str) -> Value {
+        let (status, channel) = self
+            .post("/api/v1/channels", Some(owner), json!({ "name": name }))
+            .await;
+        assert_eq!(status, 201, "{channel}");
+        let code = json!({"code": channel["join_code"]});
+        let (status, joined) = self.post("/api/v1/channels/join", Some(member), code).await;
+        assert_eq!(status, 200, "{joined}");
+        channel
+    }
+
     pub async fn notifications(&self, token: &str) -> Vec<Value> {
         let (status, body) = self.get("/api/v1/notifications", Some(token)).await;
         assert_eq!(status, 200, "{body}");
