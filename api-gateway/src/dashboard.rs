@@ -36,6 +36,12 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("js/people.js", JS, include_bytes!("../web/js/people.js")),
     ("js/persons.js", JS, include_bytes!("../web/js/persons.js")),
     ("js/history.js", JS, include_bytes!("../web/js/history.js")),
+    (
+        "js/comments.js",
+        JS,
+        include_bytes!("../web/js/comments.js"),
+    ),
+    ("js/board.js", JS, include_bytes!("../web/js/board.js")),
     ("js/admin.js", JS, include_bytes!("../web/js/admin.js")),
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
     ("js/limits.js", JS, include_bytes!("../web/js/limits.js")),

@@ -139,6 +139,48 @@ async fn people_are_picked_and_shown_by_name_never_by_id() {
     common::browser::run("picker.mjs", args, "ok picker: every step passed").await;
 }
 
+/// Comments, two people side by side (tests/browser/comments.mjs): Ada's comment shows on Bob's
+/// open page live, rendered; its `@Bob Stone` raises his unread count live; only Ada edits and
+/// deletes it, and both show on Bob's page live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_and_its_mention_reach_the_other_person_live() {
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob Stone").await;
+    let channel = app.shared_channel(&ada, &bob, "Home").await;
+    let task = json!({"title": "Fix the roof", "channel_id": channel["id"]});
+    let (_, task) = app.post("/api/v1/tasks", Some(&ada), task).await;
+    // Bob's name reaches task-svc with user.created: a mention finds him once he is named.
+    let bob_id = app.user_id(&bob).await;
+    shared::testkit::eventually("Bob named", common::WAIT, || async {
+        let path = format!("/api/v1/people?ids={bob_id}");
+        let (_, list) = app.get(&path, Some(&ada)).await;
+        (list["items"][0]["display_name"] == "Bob Stone").then_some(())
+    })
+    .await;
+    let work = std::env::temp_dir().join(format!("taskmesh-comments-{}", uuid::Uuid::new_v4()));
+    let args = vec![
+        app.api.clone(),
+        PASSWORD.to_string(),
+        task["id"].as_str().unwrap().to_string(),
+        screenshot_dir(&work).display().to_string(),
+    ];
+    common::browser::run("comments.mjs", args, "ok comments: every step passed").await;
+}
+
+/// The board (tests/browser/board.mjs): a column per status; a card moves by drag and drop or
+/// by its Move to menu (the keyboard alternative), a forbidden move is refused with its reason,
+/// and a change made elsewhere moves its card live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_moves_cards_by_drag_and_drop_and_by_keyboard() {
+    let app = App::start().await;
+    app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let work = std::env::temp_dir().join(format!("taskmesh-board-{}", uuid::Uuid::new_v4()));
+    let shots = screenshot_dir(&work).display().to_string();
+    let args = vec![app.api.clone(), PASSWORD.to_string(), shots];
+    common::browser::run("board.mjs", args, "ok board: every step passed").await;
+}
+
 /// Sessions (tests/browser/sessions.mjs): a sign-in error does not follow to the sign-up form;
 /// every tab shares one session (a new tab is signed in, signing out or in follows, two tabs
 /// refresh an expired token once between them); a deactivated person's open page drops to the

@@ -315,7 +315,8 @@ export const stream = {
 
 export const STREAM_TYPES = [
   "task.created", "task.updated", "task.status_changed", "task.completed", "task.assigned",
-  "task.deleted", "task.due_soon", "task.failed", "task.dead", "job.started", "job.progress",
+  "task.deleted", "task.due_soon", "task.failed", "task.dead", "task.commented", "task.mentioned",
+  "job.started", "job.progress",
   "job.finished", "media.uploaded", "media.processed", "media.deleted", "notification.created",
   "channel.joined", "workflow.created", "workflow.completed", "workflow.failed", "workflow.cancelled",
 ];

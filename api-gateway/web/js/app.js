@@ -1,5 +1,5 @@
 // The dashboard: sign-in, the navigation with a live unread badge, and a view per route
-// (`#/tasks`, `#/tasks/<id>`, `#/channels`, `#/notifications`, `#/workflows`, `#/workflows/<id>`,
+// (`#/tasks`, `#/tasks/<id>`, `#/board`, `#/channels`, `#/notifications`, `#/workflows`, `#/workflows/<id>`,
 // `#/limits`, `#/admin/...`), and the page a
 // verification link opens (`/verify-email?token=…`).
 
@@ -7,6 +7,7 @@ import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
 import { api, session, signIn, register, logOut, logOutEverywhere, stream, onSessionChange, takeSignOutReason } from "./api.js";
 import { Problem, useAction, useStream } from "./ui.js";
 import { Tasks, TaskPage } from "./tasks.js";
+import { Board } from "./board.js";
 import { Channels, Notifications } from "./people.js";
 import { Pools, DeadJobs, Workers, Users } from "./admin.js";
 import { Limits } from "./limits.js";
@@ -84,6 +85,7 @@ function Shell({ route }) {
     // Keyed by the task, so another task's page is a new page: no form, data or edit of the
     // one before carries over to it.
     tasks: arg ? html`<${TaskPage} key=${arg} id=${arg} />` : html`<${Tasks} />`,
+    board: html`<${Board} />`,
     channels: html`<${Channels} />`,
     notifications: html`<${Notifications} />`,
     limits: html`<${Limits} />`,
@@ -99,6 +101,7 @@ function Shell({ route }) {
       <nav aria-label="Main">
         <b class="brand">Taskmesh</b>
         ${link("#/tasks", "Tasks")}
+        ${link("#/board", "Board")}
         ${link("#/channels", "Channels")}
         ${link("#/notifications", "Notifications", html` <${UnreadBadge} />`)}
         ${link("#/workflows", "Workflows")}

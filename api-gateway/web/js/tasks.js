@@ -4,6 +4,7 @@
 import { html, useEffect, useState } from "../vendor/htm-preact.js";
 import { api, etag, session } from "./api.js";
 import { Attachments } from "./files.js";
+import { Comments } from "./comments.js";
 import { History } from "./history.js";
 import { Person, PersonPicker, nameOf, useNames } from "./persons.js";
 import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
@@ -17,7 +18,7 @@ const PAGE = 100;
  * The first `want` tasks of the list (`query`), in pages of the API's largest size: `items`, and
  * `next_cursor` when there are more.
  */
-async function listTasks(query, want) {
+export async function listTasks(query, want) {
   let items = [];
   let cursor = null;
   do {
@@ -160,6 +161,7 @@ export function TaskPage({ id }) {
   usePageTitle(task.data?.title);
   useNames([task.data?.owner_id, task.data?.assignee_id]);
   useStream((type, event) => {
+    if (type === "task.commented" || type === "task.mentioned") return; // the comments' own
     if (event?.subject === id || event?.data?.task_id === id) {
       task.reload();
       history.reload();
@@ -182,6 +184,7 @@ export function TaskPage({ id }) {
     <${EditTask} task=${t} onSaved=${task.reload} />
     ${t.job ? html`<${Job} task=${t} />` : ""}
     <${Attachments} taskId=${id} />
+    <${Comments} taskId=${id} />
     <${History} task=${t} entries=${history.data?.items || []} />
   </article>`;
 }
