@@ -253,6 +253,10 @@ async fn every_page_has_no_serious_accessibility_violation() {
         )
         .await;
     assert_eq!(status, 201, "{task}");
+    // A comment, so that the task page's comments are audited too.
+    let comments = format!("/api/v1/tasks/{}/comments", task["id"].as_str().unwrap());
+    let comment = json!({"body": "Check **each** page:\n\n- tasks\n- [board](#/board)"});
+    assert_eq!(app.post(&comments, Some(&admin), comment).await.0, 201);
     let step = json!({"id": "only", "job": {"kind": "echo", "pool": "inproc", "payload": {}}});
     let workflow = app
         .create_workflow(&admin, json!({"title": "audit", "steps": [step]}))
