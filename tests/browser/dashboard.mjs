@@ -127,7 +127,7 @@ try {
   if (main !== "main") throw new Error(`Enter on the skip link focused ${main}`);
   await bob.reload(); // focus starts from the top again
   await bob.locator("li.task").first().waitFor();
-  for (const key of ["Tab", "Tab", "Tab", "Enter"]) await bob.keyboard.press(key); // skip link, Tasks, Channels
+  for (const key of ["Tab", "Tab", "Tab", "Tab", "Enter"]) await bob.keyboard.press(key); // skip link, Tasks, Board, Channels
   await bob.getByRole("heading", { name: "Channels" }).waitFor();
   console.log("ok the pages work from the keyboard");
 
