@@ -15,7 +15,7 @@ use shared::testkit::TestEnv;
 use crate::{figures, platform, Figures};
 
 const REQUESTS: usize = 20_000;
-const CONCURRENCY: usize = 32;
+pub(crate) const CONCURRENCY: usize = 32;
 
 pub async fn run() -> anyhow::Result<()> {
     let requests = std::env::var("BENCH_REQUESTS")

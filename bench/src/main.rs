@@ -36,6 +36,7 @@ mod media;
 mod notify;
 mod platform;
 mod stream;
+mod task_search;
 mod tasks;
 mod workflows;
 

@@ -1,7 +1,8 @@
 //! `bench tasks`: task creations per second and p50/p99 through the gateway (authenticated, task
 //! row and outbox row in one transaction), next to pgbench's raw rate for the same two inserts in
 //! one transaction on the same PostgreSQL in the same run; p99 at half the saturation rate; and
-//! list throughput with and without the Redis cache.
+//! list throughput with and without the Redis cache; and one person's 100,000 tasks listed by
+//! label and by full-text search next to the same SQL ([`crate::task_search`]).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub async fn run() -> anyhow::Result<()> {
     load(&url, &token, 200).await?;
     let cached = load_with(&url, &auth, 5000).await?;
     let uncached = load_with(&format!("{url}?limit=50"), &auth, 5000).await?;
+    let search = crate::task_search::run(&env, &token).await?;
     drop(children);
 
     println!();
@@ -66,6 +68,17 @@ pub async fn run() -> anyhow::Result<()> {
         "| GET /api/v1/tasks?limit=50, same page from PostgreSQL (32 concurrent) | {:.0} | {:.1} | {:.1} |",
         uncached.rate, uncached.p50, uncached.p99
     );
+    println!();
+    println!(
+        "Lists of one person's {} tasks by label and by full-text search (first page of 50):",
+        crate::task_search::TASKS
+    );
+    println!();
+    println!("| path | per second | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    for (path, f) in &search {
+        println!("| {path} | {:.0} | {:.1} | {:.1} |", f.rate, f.p50, f.p99);
+    }
     println!(
         "creations through the API reach {:.0}% of the raw PostgreSQL rate",
         100.0 * saturated.rate / raw_tps

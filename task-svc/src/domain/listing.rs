@@ -30,7 +30,9 @@ pub struct ListQuery {
     pub tag: Option<String>,
     pub due_before: Option<DateTime<Utc>>,
     pub due_after: Option<DateTime<Utc>>,
-    /// Text in the title or description (case-insensitive).
+    /// Words in a person's task's title or description (full-text, each word also as the start
+    /// of a longer one, letter case aside; jobs are found in the job console). Text without a
+    /// letter or digit is matched as it is, in any task.
     pub q: Option<String>,
     /// Page size, 1 to 100 (default 50).
     pub limit: Option<u32>,
@@ -57,6 +59,21 @@ impl ListQuery {
             && self.sort.is_none()
             && self.cursor.is_none()
     }
+}
+
+/// Most words a search uses.
+pub const MAX_SEARCH_WORDS: usize = 8;
+
+/// The `to_tsquery('simple', …)` text of search `q`: each of its first words (runs of letters
+/// and digits, lower-cased) as a prefix, all required; `None` when it has no word.
+pub fn search_words(q: &str) -> Option<String> {
+    let words: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(MAX_SEARCH_WORDS)
+        .map(|w| format!("{}:*", w.to_lowercase()))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" & "))
 }
 
 /// The orders a list can come in; each is a keyset (sort key, id), so pages stay exact while
@@ -139,4 +156,31 @@ pub fn decode_cursor(cursor: &str, sort: Sort) -> Result<(String, Uuid), TaskErr
 pub fn encode_cursor(task: &Task, sort: Sort) -> String {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     URL_SAFE_NO_PAD.encode(format!("{}|{}|{}", sort.name(), sort.key_of(task), task.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_is_its_words_as_prefixes_and_nothing_else() {
+        assert_eq!(
+            search_words("Fix the roof-gutter!").as_deref(),
+            Some("fix:* & the:* & roof:* & gutter:*")
+        );
+        assert_eq!(
+            search_words("Ünïcode 42").as_deref(),
+            Some("ünïcode:* & 42:*")
+        );
+        assert_eq!(
+            search_words("a:* | !b & ('c')").as_deref(),
+            Some("a:* & b:* & c:*")
+        );
+        assert_eq!(search_words("100% -- %"), Some("100:*".to_string()));
+        assert_eq!(search_words(" %_ "), None);
+        assert_eq!(
+            search_words(&"w ".repeat(20)).unwrap().matches('&').count(),
+            7
+        );
+    }
 }

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::{
-    listing::{ListQuery, Sort},
+    listing::{search_words, ListQuery, Sort},
     status::Status,
     task::{HistoryEntry, Priority, PrioritySource, Task},
 };
@@ -187,6 +187,12 @@ pub async fn insert_many(
     .await
 }
 
+/// What a search looks in (as the index `tasks_search` has it).
+pub const SEARCH_TEXT: &str = "to_tsvector('simple', title || ' ' || description)";
+/// A person's task's statuses: the tasks the search index holds (jobs are left out of it, so
+/// that running them costs it nothing).
+pub const PEOPLE_STATUSES: &str = "('todo', 'in_progress', 'done', 'cancelled')";
+
 /// The page of tasks `user` may see (own, assigned, in their channels) that `query`'s filters
 /// select, in `sort`'s order after `after` (a cursor's sort key and id): at most `limit` + 1
 /// rows, so the caller knows whether another page follows. `q` is at most 200 characters.
@@ -223,9 +229,10 @@ pub async fn list(
         sql.push(" AND channel_id = ").push_bind(channel);
     }
     if let Some(tag) = &query.tag {
-        sql.push(" AND ")
+        // `tags <> '{}'` lets the planner use the index of tasks that have tags.
+        sql.push(" AND tags <> '{}' AND tags @> ARRAY[")
             .push_bind(tag.trim().to_lowercase())
-            .push(" = ANY(tags)");
+            .push("]::text[]");
     }
     if let Some(before) = query.due_before {
         sql.push(" AND due_at < ").push_bind(before);
@@ -234,12 +241,23 @@ pub async fn list(
         sql.push(" AND due_at > ").push_bind(after);
     }
     if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!("%{}%", shared::text::escape_like(q));
-        sql.push(" AND (title ILIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR description ILIKE ")
-            .push_bind(pattern)
-            .push(")");
+        match search_words(q) {
+            // The expression and the statuses are those of the index `tasks_search`.
+            Some(words) => sql
+                .push(format!(
+                    " AND status IN {PEOPLE_STATUSES} AND {SEARCH_TEXT} @@ to_tsquery('simple', "
+                ))
+                .push_bind(words)
+                .push(")"),
+            None => {
+                let pattern = format!("%{}%", shared::text::escape_like(q));
+                sql.push(" AND (title ILIKE ")
+                    .push_bind(pattern.clone())
+                    .push(" OR description ILIKE ")
+                    .push_bind(pattern)
+                    .push(")")
+            }
+        };
     }
     let (key, key_type, descending) = sort_key(sort);
     if let Some((after, id)) = after {
