@@ -59,7 +59,7 @@ pub fn route_for(path: &str) -> Option<Route> {
             streamed: true,
             ..Route::new("media-svc", false)
         },
-        "tasks" | "channels" | "workers" | "workflows" | "limits" | "people" => {
+        "tasks" | "channels" | "workers" | "workflows" | "limits" | "people" | "labels" => {
             Route::new("task-svc", false)
         }
         // A calendar feed's address is its key (calendar apps send no token): public, and
@@ -141,6 +141,7 @@ mod tests {
         assert_eq!(route_for("/api/v1/admin/keys").unwrap().service, "user-svc");
         assert!(!route_for("/api/v1/tasks").unwrap().public);
         assert_eq!(route_for("/api/v1/people").unwrap().service, "task-svc");
+        assert_eq!(route_for("/api/v1/labels/x").unwrap().service, "task-svc");
         assert_eq!(
             route_for("/api/v1/workflows/abc/cancel").unwrap().service,
             "task-svc"

@@ -86,6 +86,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::calendar::router())
         .merge(http::people::router())
         .merge(http::comments::router())
+        .merge(http::labels::router())
         .merge(http::channels::router())
         .merge(http::jobs::router())
         .merge(http::operations::router())

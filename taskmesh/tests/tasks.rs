@@ -580,6 +580,105 @@ async fn comments_are_for_the_tasks_audience_and_mentions_tell_who_can_see_it() 
     );
 }
 
+/// Labels: a person's own and a channel's (its members add them, its owner recolours and
+/// deletes them); a label is a tag's colour, so the list filters by it like a tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_colour_tags_for_a_person_or_a_channel_and_filter_the_list() {
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let eve = app.sign_up_as("eve@example.com", "Eve").await;
+    let channel = app.shared_channel(&ada, &bob, "Ops").await;
+    let (status, roof) = app
+        .post(
+            "/api/v1/labels",
+            Some(&ada),
+            json!({"name": " Roof ", "color": "#FF0000"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{roof}");
+    assert_eq!(
+        (&roof["name"], &roof["color"]),
+        (&json!("roof"), &json!("#ff0000"))
+    );
+    let again = json!({"name": "ROOF", "color": "#00ff00"});
+    let reply = app
+        .send(Method::POST, "/api/v1/labels", Some(&ada), Some(again))
+        .await;
+    assert_eq!((reply.status, reply.code()), (409, "label_exists"));
+    let bad = json!({"name": "x", "color": "red"});
+    let reply = app
+        .send(Method::POST, "/api/v1/labels", Some(&ada), Some(bad))
+        .await;
+    assert_eq!((reply.status, reply.code()), (422, "invalid_color"));
+    let shared = json!({"name": "ops", "color": "#0b5cad", "channel_id": channel["id"]});
+    let (status, ops) = app.post("/api/v1/labels", Some(&bob), shared.clone()).await;
+    assert_eq!(status, 201, "{ops}");
+    assert_eq!(app.post("/api/v1/labels", Some(&eve), shared).await.0, 404);
+    let names = |list: Value| -> Vec<String> {
+        let items = list["items"].as_array().unwrap().iter();
+        items
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(app.get("/api/v1/labels", Some(&ada)).await.1),
+        ["ops", "roof"]
+    );
+    assert_eq!(
+        names(app.get("/api/v1/labels", Some(&bob)).await.1),
+        ["ops"]
+    );
+    assert_eq!(
+        names(app.get("/api/v1/labels", Some(&eve)).await.1),
+        Vec::<String>::new()
+    );
+    // The channel's owner recolours and deletes its labels; a member does not.
+    let path = format!("/api/v1/labels/{}", ops["id"].as_str().unwrap());
+    let blue = json!({"color": "#0000ff"});
+    let reply = app
+        .send(Method::PATCH, &path, Some(&bob), Some(blue.clone()))
+        .await;
+    assert_eq!(reply.status, 403);
+    let reply = app.send(Method::PATCH, &path, Some(&ada), Some(blue)).await;
+    assert_eq!(
+        (reply.status, reply.body["color"].as_str()),
+        (200, Some("#0000ff"))
+    );
+    let roof_path = format!("/api/v1/labels/{}", roof["id"].as_str().unwrap());
+    assert_eq!(
+        app.send(Method::DELETE, &roof_path, Some(&bob), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.send(Method::DELETE, &path, Some(&bob), None)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        app.send(Method::DELETE, &path, Some(&ada), None)
+            .await
+            .status,
+        204
+    );
+    // The list filters by a label like a tag.
+    for (title, tags) in [("Fix the roof", json!(["roof"])), ("Sweep", json!([]))] {
+        let task = json!({"title": title, "tags": tags});
+        assert_eq!(app.post("/api/v1/tasks", Some(&ada), task).await.0, 201);
+    }
+    let (_, list) = app.get("/api/v1/tasks?tag=ROOF", Some(&ada)).await;
+    let titles: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Fix the roof"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_share_tasks_with_members_only_and_the_owner_controls_membership() {
     let app = App::start().await;

@@ -6,6 +6,7 @@ pub mod channels;
 pub mod comments;
 pub mod internal;
 pub mod jobs;
+pub mod labels;
 pub mod operations;
 pub mod people;
 pub mod pools;

@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod group_commit;
 pub mod job_reports;
 pub mod jobs;
+pub mod labels;
 pub mod limits;
 pub mod operations;
 pub mod people;

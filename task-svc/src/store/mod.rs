@@ -7,6 +7,7 @@ pub mod cron;
 pub mod dead;
 pub mod job_inserts;
 pub mod jobs;
+pub mod labels;
 pub mod limits;
 pub mod people;
 pub mod pools;
