@@ -42,6 +42,12 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../web/js/comments.js"),
     ),
     ("js/board.js", JS, include_bytes!("../web/js/board.js")),
+    ("js/labels.js", JS, include_bytes!("../web/js/labels.js")),
+    (
+        "js/calendar.js",
+        JS,
+        include_bytes!("../web/js/calendar.js"),
+    ),
     ("js/admin.js", JS, include_bytes!("../web/js/admin.js")),
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
     ("js/limits.js", JS, include_bytes!("../web/js/limits.js")),

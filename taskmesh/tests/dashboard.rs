@@ -181,6 +181,28 @@ async fn the_board_moves_cards_by_drag_and_drop_and_by_keyboard() {
     common::browser::run("board.mjs", args, "ok board: every step passed").await;
 }
 
+/// Labels (tests/browser/labels.mjs): one added with a colour, ticked on a task's page, shown
+/// as a chip in its colour on the list, and the list filtered by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_are_added_put_on_tasks_and_filter_the_list() {
+    let app = App::start().await;
+    app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let args = vec![app.api.clone(), PASSWORD.to_string()];
+    common::browser::run("labels.mjs", args, "ok labels: every step passed").await;
+}
+
+/// The calendar (tests/browser/calendar.mjs): tasks on their due day, months forward and back,
+/// a new dated task shown live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calendar_shows_tasks_on_their_due_day() {
+    let app = App::start().await;
+    app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let work = std::env::temp_dir().join(format!("taskmesh-calendar-{}", uuid::Uuid::new_v4()));
+    let shots = screenshot_dir(&work).display().to_string();
+    let args = vec![app.api.clone(), PASSWORD.to_string(), shots];
+    common::browser::run("calendar.mjs", args, "ok calendar: every step passed").await;
+}
+
 /// Sessions (tests/browser/sessions.mjs): a sign-in error does not follow to the sign-up form;
 /// every tab shares one session (a new tab is signed in, signing out or in follows, two tabs
 /// refresh an expired token once between them); a deactivated person's open page drops to the

@@ -1,5 +1,5 @@
 // The dashboard: sign-in, the navigation with a live unread badge, and a view per route
-// (`#/tasks`, `#/tasks/<id>`, `#/board`, `#/channels`, `#/notifications`, `#/workflows`, `#/workflows/<id>`,
+// (`#/tasks`, `#/tasks/<id>`, `#/board`, `#/calendar`, `#/channels`, `#/notifications`, `#/workflows`, `#/workflows/<id>`,
 // `#/limits`, `#/admin/...`), and the page a
 // verification link opens (`/verify-email?token=…`).
 
@@ -8,6 +8,7 @@ import { api, session, signIn, register, logOut, logOutEverywhere, stream, onSes
 import { Problem, useAction, useStream } from "./ui.js";
 import { Tasks, TaskPage } from "./tasks.js";
 import { Board } from "./board.js";
+import { Calendar } from "./calendar.js";
 import { Channels, Notifications } from "./people.js";
 import { Pools, DeadJobs, Workers, Users } from "./admin.js";
 import { Limits } from "./limits.js";
@@ -86,6 +87,7 @@ function Shell({ route }) {
     // one before carries over to it.
     tasks: arg ? html`<${TaskPage} key=${arg} id=${arg} />` : html`<${Tasks} />`,
     board: html`<${Board} />`,
+    calendar: html`<${Calendar} />`,
     channels: html`<${Channels} />`,
     notifications: html`<${Notifications} />`,
     limits: html`<${Limits} />`,
@@ -103,6 +105,7 @@ function Shell({ route }) {
         ${link("#/tasks", "Tasks")}
         ${link("#/board", "Board")}
         ${link("#/channels", "Channels")}
+        ${link("#/calendar", "Calendar")}
         ${link("#/notifications", "Notifications", html` <${UnreadBadge} />`)}
         ${link("#/workflows", "Workflows")}
         ${link("#/limits", "Limits")}

@@ -6,6 +6,7 @@ import { api, etag, session } from "./api.js";
 import { Attachments } from "./files.js";
 import { Comments } from "./comments.js";
 import { History } from "./history.js";
+import { Chips, LabelManager, LabelPicker } from "./labels.js";
 import { Person, PersonPicker, nameOf, useNames } from "./persons.js";
 import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
 
@@ -32,8 +33,10 @@ export async function listTasks(query, want) {
 
 export function Tasks() {
   usePageTitle("My tasks");
-  const [filters, setFilters] = useState({ status: "", priority: "", channel_id: "", q: "" });
+  const [filters, setFilters] = useState({ status: "", priority: "", channel_id: "", tag: "", q: "" });
   const channels = useLoad(() => api("GET", "/api/v1/channels"));
+  const labels = useLoad(() => api("GET", "/api/v1/labels"));
+  const allLabels = labels.data?.items || [];
   const mine = channels.data?.items || [];
   const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
   // How many tasks are shown: a page, and a page more for each "Load more" (a new filter starts
@@ -67,17 +70,22 @@ export function Tasks() {
           <option value="">any</option>
           ${mine.map((c) => html`<option value=${c.id}>${c.name}</option>`)}
         </select></label>
+        <label>Label <select name="tag" value=${filters.tag} onChange=${set("tag")}>
+          <option value="">any</option>
+          ${[...new Set(allLabels.map((l) => l.name))].map((n) => html`<option value=${n}>${n}</option>`)}
+        </select></label>
         <label>Search <input name="q" type="search" value=${filters.q} onInput=${set("q")} /></label>
       </form>
       <${Problem} error=${tasks.error} />
       ${tasks.loading && !tasks.data ? html`<${Loading} what="tasks" />` : html`
         <ul class="tasks" aria-live="polite">
-          ${items.map((t) => html`<${TaskRow} task=${t} channel=${mine.find((c) => c.id === t.channel_id)} />`)}
+          ${items.map((t) => html`<${TaskRow} task=${t} channel=${mine.find((c) => c.id === t.channel_id)} labels=${allLabels} />`)}
         </ul>
         ${tasks.data && items.length === 0 ? html`<p class="muted">${query ? "No task matches." : "No tasks yet."}</p>` : ""}
         ${tasks.data?.next_cursor ? html`<p class="more"><span class="muted">${items.length} shown</span>
           <button type="button" onClick=${() => setShown({ query, want: items.length + PAGE })}
             disabled=${want > items.length}>Load more</button></p>` : ""}`}
+      <${LabelManager} labels=${allLabels} channels=${mine} onChanged=${labels.reload} />
       <${CalendarFeed} />
     </section>`;
 }
@@ -109,12 +117,13 @@ function whose(task) {
   return `${nameOf(task.owner_id)}'s${assignee ? ` · assigned to ${nameOf(assignee)}` : ""}`;
 }
 
-function TaskRow({ task, channel }) {
+function TaskRow({ task, channel, labels }) {
   const role = whose(task);
   return html`<li class="task" data-task=${task.id}>
     <a href=${`#/tasks/${task.id}`}>${task.title}</a>
     <span class=${`status status-${task.status}`} data-status=${task.status}>${task.status}</span>
     <span class=${`priority priority-${task.priority}`}>${task.priority}</span>
+    <${Chips} tags=${task.tags} channelId=${task.channel_id} labels=${labels} />
     <span class="muted">${role}${channel ? ` · in ${channel.name}` : ""}${task.job ? ` · job ${task.job.kind}` : ""}${task.due_at ? ` · due ${when(task.due_at)}` : ""}</span>
   </li>`;
 }
@@ -190,13 +199,14 @@ export function TaskPage({ id }) {
 }
 
 // The edit form: its fields, and what differs from the version it was filled from.
-const formOf = (task) => ({ title: task.title, assignee_id: task.assignee_id || "" });
+const formOf = (task) => ({ title: task.title, assignee_id: task.assignee_id || "", tags: task.tags || [] });
 
 function changesFrom(form, base) {
   const body = {};
   if (form.title !== base.title) body.title = form.title;
   const assignee = form.assignee_id || null;
   if (assignee !== (base.assignee_id || null)) body.assignee_id = assignee;
+  if (form.tags.join(",") !== (base.tags || []).join(",")) body.tags = form.tags;
   return body;
 }
 
@@ -207,6 +217,7 @@ function changesFrom(form, base) {
  * mine). A live change to the task refills the form while nothing is typed in it.
  */
 function EditTask({ task, onSaved }) {
+  const labels = useLoad(() => api("GET", "/api/v1/labels"));
   const [base, setBase] = useState(task);
   const [form, setForm] = useState(formOf(task));
   const [conflict, setConflict] = useState(null);
@@ -245,6 +256,8 @@ function EditTask({ task, onSaved }) {
       <label>Title <input name="title" value=${form.title} onInput=${set("title")} /></label>
       <${PersonPicker} label="Assignee" name="assignee" value=${form.assignee_id}
         onChange=${(id) => setForm((f) => ({ ...f, assignee_id: id }))} />
+      <${LabelPicker} labels=${labels.data?.items || []} channelId=${task.channel_id} value=${form.tags}
+        onChange=${(tags) => setForm((f) => ({ ...f, tags }))} />
       <button type="submit" disabled=${action.busy || !!conflict}>Save</button>
     </form>
     ${conflict ? html`<${Conflict} conflict=${conflict} base=${base}
