@@ -48,6 +48,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../web/js/calendar.js"),
     ),
+    (
+        "js/webhooks.js",
+        JS,
+        include_bytes!("../web/js/webhooks.js"),
+    ),
     ("js/admin.js", JS, include_bytes!("../web/js/admin.js")),
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
     ("js/limits.js", JS, include_bytes!("../web/js/limits.js")),

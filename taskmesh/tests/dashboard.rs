@@ -203,6 +203,40 @@ async fn the_calendar_shows_tasks_on_their_due_day() {
     common::browser::run("calendar.mjs", args, "ok calendar: every step passed").await;
 }
 
+/// Where notifications go (tests/browser/webhooks.mjs): an SMS number verified with the code
+/// texted to it (the script serves the stand-in SMS provider); a webhook added on its page shows
+/// its secret once, receives a signed task.assigned (the script serves the receiver) and lists
+/// it delivered; turned off from the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_number_and_a_webhook_are_set_up_from_the_dashboard() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (sms, hook) = (free(), free());
+    let app = App::start_with(|c| {
+        c.sms.base_url = format!("http://127.0.0.1:{sms}");
+        c.sms.account = "AC123".into();
+        c.sms.token = Some("sms-token".to_string().into());
+        c.sms.from = "+15550000000".into();
+        c.webhooks.allow = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let ada = app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob Stone").await;
+    wait_assignable(&app, &bob, &app.user_id(&ada).await).await;
+    let args = vec![
+        app.api.clone(),
+        PASSWORD.to_string(),
+        sms.to_string(),
+        hook.to_string(),
+    ];
+    common::browser::run("webhooks.mjs", args, "ok webhooks: every step passed").await;
+}
+
 /// Sessions (tests/browser/sessions.mjs): a sign-in error does not follow to the sign-up form;
 /// every tab shares one session (a new tab is signed in, signing out or in follows, two tabs
 /// refresh an expired token once between them); a deactivated person's open page drops to the

@@ -9,6 +9,7 @@ import { Problem, useAction, useStream } from "./ui.js";
 import { Tasks, TaskPage } from "./tasks.js";
 import { Board } from "./board.js";
 import { Calendar } from "./calendar.js";
+import { Webhooks } from "./webhooks.js";
 import { Channels, Notifications } from "./people.js";
 import { Pools, DeadJobs, Workers, Users } from "./admin.js";
 import { Limits } from "./limits.js";
@@ -88,6 +89,7 @@ function Shell({ route }) {
     tasks: arg ? html`<${TaskPage} key=${arg} id=${arg} />` : html`<${Tasks} />`,
     board: html`<${Board} />`,
     calendar: html`<${Calendar} />`,
+    webhooks: html`<${Webhooks} />`,
     channels: html`<${Channels} />`,
     notifications: html`<${Notifications} />`,
     limits: html`<${Limits} />`,
@@ -108,6 +110,7 @@ function Shell({ route }) {
         ${link("#/calendar", "Calendar")}
         ${link("#/notifications", "Notifications", html` <${UnreadBadge} />`)}
         ${link("#/workflows", "Workflows")}
+        ${link("#/webhooks", "Webhooks")}
         ${link("#/limits", "Limits")}
         ${admin ? html`${link("#/admin/pools", "Pools")} ${link("#/admin/dead", "Dead jobs")}
           ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}` : ""}

@@ -164,5 +164,45 @@ function Preferences() {
           checked=${p[c]} onChange=${toggle(p.kind, c)} /></td>`)}</tr>`)}</tbody>
     </table>
     <${Problem} error=${action.error} />
+    <${SmsNumber} prefs=${prefs.data} onChanged=${prefs.reload} />
+  </section>`;
+}
+
+/** The number texts go to: set or remove it, and verify it with the code texted to it. */
+function SmsNumber({ prefs, onChanged }) {
+  const [number, setNumber] = useState(prefs.sms_number || "");
+  const [code, setCode] = useState("");
+  const action = useAction();
+  const save = (e) => {
+    e.preventDefault();
+    action.run(async () => {
+      await api("PUT", "/api/v1/notifications/preferences", { sms_number: number.trim() });
+      onChanged();
+    });
+  };
+  const verify = (e) => {
+    e.preventDefault();
+    action.run(async () => {
+      await api("POST", "/api/v1/notifications/sms-number/verify", { code: code.trim() });
+      setCode("");
+      onChanged();
+    });
+  };
+  return html`<section aria-labelledby="sms-title">
+    <h3 id="sms-title">SMS number</h3>
+    <form class="inline" onSubmit=${save} aria-label="SMS number">
+      <label>Number (with country code, like +15551234567) <input name="sms_number" type="tel" maxlength="16"
+        value=${number} onInput=${(e) => setNumber(e.target.value)} /></label>
+      <button type="submit" disabled=${action.busy}>Save number</button>
+    </form>
+    ${prefs.sms_number ? html`<p id="sms-state">${prefs.sms_number_verified
+      ? html`<span class="state state-alive">verified</span> Texts go to ${prefs.sms_number}.`
+      : html`<span class="state state-dead">not verified</span> Enter the code texted to ${prefs.sms_number}; no text is sent until then.`}</p>` : ""}
+    ${prefs.sms_number && !prefs.sms_number_verified ? html`<form class="inline" onSubmit=${verify} aria-label="Verify the number">
+      <label>Code <input name="code" inputmode="numeric" maxlength="10" value=${code} onInput=${(e) => setCode(e.target.value)} /></label>
+      <button type="submit" disabled=${action.busy}>Verify</button>
+      <button type="button" class="link" disabled=${action.busy} onClick=${() => action.run(() => api("POST", "/api/v1/notifications/sms-number/code"))}>Text me a new code</button>
+    </form>` : ""}
+    <${Problem} error=${action.error} />
   </section>`;
 }
