@@ -50,15 +50,21 @@ async fn query_list(
 ) -> Result<TaskList, TaskError> {
     let limit = TASK_PAGE.clamp(query.limit);
     let sort = Sort::parse(query.sort.as_deref())?;
-    if query
-        .q
-        .as_deref()
-        .is_some_and(|q| q.trim().chars().count() > 200)
-    {
-        return Err(TaskError::malformed(
-            "invalid_query",
-            "q is limited to 200 characters",
-        ));
+    if let Some(q) = query.q.as_deref() {
+        if q.trim().chars().count() > 200 {
+            return Err(TaskError::malformed(
+                "invalid_query",
+                "q is limited to 200 characters",
+            ));
+        }
+        // PostgreSQL refuses NUL in text; a search made of words never sends it there, so it
+        // is refused here, as every other text is.
+        if q.contains('\0') {
+            return Err(TaskError::malformed(
+                "invalid_text",
+                "text must not contain NUL characters",
+            ));
+        }
     }
     let after = match &query.cursor {
         Some(cursor) => Some(decode_cursor(cursor, sort)?),
