@@ -2,6 +2,7 @@
 //! out on with their defaults, and who hears about what ([`recipients`]).
 
 pub mod recipients;
+mod texts;
 
 use serde::{Deserialize, Serialize};
 
