@@ -87,6 +87,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::people::router())
         .merge(http::comments::router())
         .merge(http::labels::router())
+        .merge(http::related::router())
         .merge(http::channels::router())
         .merge(http::jobs::router())
         .merge(http::operations::router())

@@ -191,6 +191,17 @@ async fn labels_are_added_put_on_tasks_and_filter_the_list() {
     common::browser::run("labels.mjs", args, "ok labels: every step passed").await;
 }
 
+/// A task's page (tests/browser/taskpage.mjs): every field edited (the description shown as
+/// Markdown, the rule in words), a subtask with its progress live, a relation read and removed
+/// from the other side, the next of a recurring task on completion, Delete confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_page_edits_every_field_links_tasks_and_deletes() {
+    let app = App::start().await;
+    app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let args = vec![app.api.clone(), PASSWORD.to_string()];
+    common::browser::run("taskpage.mjs", args, "ok taskpage: every step passed").await;
+}
+
 /// The calendar (tests/browser/calendar.mjs): tasks on their due day, months forward and back,
 /// a new dated task shown live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,10 +316,17 @@ async fn every_page_has_no_serious_accessibility_violation() {
         .post(
             "/api/v1/tasks",
             Some(&admin),
-            json!({"title": "Audit the pages"}),
+            json!({"title": "Audit the pages", "description": "Every *page*, each **view**:\n\n1. list\n2. task",
+                "recurrence": "FREQ=WEEKLY;BYDAY=MO"}),
         )
         .await;
     assert_eq!(status, 201, "{task}");
+    // A subtask and a related task, so that the task page's lists of them are audited too.
+    let sub = json!({"title": "Audit the board", "parent_id": task["id"]});
+    let (_, sub) = app.post("/api/v1/tasks", Some(&admin), sub).await;
+    let relations = format!("/api/v1/tasks/{}/relations", task["id"].as_str().unwrap());
+    let related = json!({"relation": "blocks", "task_id": sub["id"]});
+    assert_eq!(app.post(&relations, Some(&admin), related).await.0, 201);
     // A comment, so that the task page's comments are audited too.
     let comments = format!("/api/v1/tasks/{}/comments", task["id"].as_str().unwrap());
     let comment = json!({"body": "Check **each** page:\n\n- tasks\n- [board](#/board)"});

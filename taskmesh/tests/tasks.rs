@@ -1579,3 +1579,236 @@ async fn user_events_handled_out_of_order_never_bring_back_an_older_state() {
     assert_eq!((tombstone.1, tombstone.3), (false, true), "{tombstone:?}");
     broker.close().await;
 }
+
+fn titles(list: &Value) -> Vec<String> {
+    let items = list["items"].as_array().unwrap().iter();
+    items
+        .map(|t| t["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subtasks_show_progress_and_relations_read_both_ways() {
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let eve = app.sign_up_as("eve@example.com", "Eve").await;
+    let create = |token: &str, body: Value| {
+        let (app, token) = (&app, token.to_string());
+        async move {
+            let (status, task) = app.post("/api/v1/tasks", Some(&token), body).await;
+            assert_eq!(status, 201, "{task}");
+            task["id"].as_str().unwrap().to_string()
+        }
+    };
+    let parent = create(&ada, json!({"title": "Move house"})).await;
+    let pack = create(&ada, json!({"title": "Pack", "parent_id": parent})).await;
+    let book = create(&ada, json!({"title": "Book a van", "parent_id": parent})).await;
+    let theirs = create(&eve, json!({"title": "Eve's own"})).await;
+    // A parent must be a task the creator sees; a task is never its own ancestor.
+    let reply = app
+        .send(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&eve),
+            Some(json!({"title": "Sneak", "parent_id": parent})),
+        )
+        .await;
+    assert_eq!((reply.status, reply.code()), (422, "invalid_parent"));
+    for cycle in [&pack, &parent] {
+        let reply = patch(&app, &ada, &parent, None, json!({"parent_id": cycle})).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (422, "invalid_parent"),
+            "{cycle}"
+        );
+    }
+    let children = format!("/api/v1/tasks/{parent}/children");
+    let (_, list) = app.get(&children, Some(&ada)).await;
+    assert_eq!(titles(&list), ["Pack", "Book a van"]);
+    assert_eq!((&list["done"], &list["total"]), (&json!(0), &json!(2)));
+    let done = patch(&app, &ada, &pack, None, json!({"status": "done"})).await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    let (_, list) = app.get(&children, Some(&ada)).await;
+    assert_eq!((&list["done"], &list["total"]), (&json!(1), &json!(2)));
+    assert_eq!(app.get(&children, Some(&eve)).await.0, 404);
+    // Unparented: the list shrinks.
+    let reply = patch(&app, &ada, &book, None, json!({"parent_id": null})).await;
+    assert_eq!(reply.body["parent_id"], Value::Null);
+    assert_eq!(app.get(&children, Some(&ada)).await.1["total"], 1);
+
+    // Relations: stored once, read by each side in its own words.
+    let relations = |id: &str| format!("/api/v1/tasks/{id}/relations");
+    let relate = |id: &str, relation: &str, other: &str| {
+        let (path, body) = (
+            relations(id),
+            json!({"relation": relation, "task_id": other}),
+        );
+        let app = &app;
+        let ada = ada.clone();
+        async move {
+            app.send(Method::POST, &path, Some(&ada), Some(body))
+                .await
+                .status
+        }
+    };
+    assert_eq!(relate(&parent, "blocks", &book).await, 201);
+    assert_eq!(relate(&book, "blocked_by", &parent).await, 200);
+    assert_eq!(relate(&pack, "duplicated_by", &book).await, 201);
+    assert_eq!(relate(&pack, "relates_to", &parent).await, 201);
+    assert_eq!(relate(&parent, "relates_to", &pack).await, 200);
+    assert_eq!(relate(&parent, "blocks", &parent).await, 422);
+    assert_eq!(relate(&parent, "blocks", &theirs).await, 422);
+    let read = |id: String| {
+        let (app, ada) = (&app, ada.clone());
+        async move {
+            let (_, list) = app.get(&relations(&id), Some(&ada)).await;
+            let mut pairs: Vec<(String, String)> = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let title = r["title"].as_str().unwrap().to_string();
+                    (r["relation"].as_str().unwrap().to_string(), title)
+                })
+                .collect();
+            pairs.sort();
+            pairs
+        }
+    };
+    let pair = |r: &str, t: &str| (r.to_string(), t.to_string());
+    assert_eq!(
+        read(book.clone()).await,
+        [pair("blocked_by", "Move house"), pair("duplicates", "Pack")]
+    );
+    assert_eq!(
+        read(parent.clone()).await,
+        [pair("blocks", "Book a van"), pair("relates_to", "Pack")]
+    );
+    // Someone who cannot see the task reads nothing and changes nothing.
+    assert_eq!(app.get(&relations(&parent), Some(&eve)).await.0, 404);
+    let removal = format!("/api/v1/tasks/{book}/relations/blocked_by/{parent}");
+    assert_eq!(
+        app.send(Method::DELETE, &removal, Some(&eve), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.send(Method::DELETE, &removal, Some(&ada), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.send(Method::DELETE, &removal, Some(&ada), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(read(parent.clone()).await, [pair("relates_to", "Pack")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_a_recurring_task_creates_the_next_one_due_at_the_next_occurrence() {
+    use chrono::Datelike;
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let channel = app.shared_channel(&ada, &bob, "Home").await;
+    let reply = app
+        .send(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&ada),
+            Some(json!({"title": "Bins", "recurrence": "FREQ=SOMETIMES"})),
+        )
+        .await;
+    assert_eq!((reply.status, reply.code()), (422, "invalid_recurrence"));
+    // A Monday at 09:00 UTC, some weeks ahead.
+    let now = chrono::Utc::now();
+    let days = (7 - now.weekday().num_days_from_monday() as i64) % 7 + 14;
+    let due = (now + chrono::Duration::days(days))
+        .date_naive()
+        .and_hms_opt(9, 0, 0)
+        .unwrap()
+        .and_utc();
+    let body = json!({"title": "Bins", "due_at": due, "recurrence": "rrule:freq=weekly;byday=mo;count=2",
+        "channel_id": channel["id"], "assignee_id": user_id(&app, &bob).await, "tags": ["home"]});
+    let (status, first) = app.post("/api/v1/tasks", Some(&ada), body).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["recurrence"], "FREQ=WEEKLY;BYDAY=MO;COUNT=2");
+    let id = first["id"].as_str().unwrap();
+    // The assignee completes it: the next is created, a week later, with its fields.
+    let done = patch(&app, &bob, id, None, json!({"status": "done"})).await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    assert_eq!(done.body["recurrence"], Value::Null);
+    let (_, list) = app.get("/api/v1/tasks?status=todo", Some(&bob)).await;
+    let next = list["items"].as_array().unwrap();
+    assert_eq!(next.len(), 1, "{list}");
+    let next = &next[0];
+    assert_eq!(
+        (
+            &next["title"],
+            &next["channel_id"],
+            &next["tags"],
+            &next["assignee_id"]
+        ),
+        (
+            &first["title"],
+            &first["channel_id"],
+            &first["tags"],
+            &first["assignee_id"]
+        )
+    );
+    let next_due: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(next["due_at"].clone()).unwrap();
+    assert_eq!(next_due, due + chrono::Duration::days(7));
+    assert_eq!(next["recurrence"], "FREQ=WEEKLY;BYDAY=MO;COUNT=1");
+    // Reopening and completing the first again makes no second copy.
+    for status in ["todo", "done"] {
+        assert_eq!(
+            patch(&app, &ada, id, None, json!({"status": status}))
+                .await
+                .status,
+            200
+        );
+    }
+    // The last of its count makes none.
+    let next_id = next["id"].as_str().unwrap();
+    assert_eq!(
+        patch(&app, &bob, next_id, None, json!({"status": "done"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(outbox_count(&app, "task.created").await, 2);
+    // Moved out of the channel to its owner's own: the channel's member loses it.
+    let reply = patch(
+        &app,
+        &ada,
+        next_id,
+        None,
+        json!({"channel_id": null, "assignee_id": null}),
+    )
+    .await;
+    assert_eq!(reply.body["channel_id"], Value::Null);
+    assert_eq!(
+        app.get(&format!("/api/v1/tasks/{next_id}"), Some(&bob))
+            .await
+            .0,
+        404
+    );
+    let elsewhere = app
+        .post("/api/v1/channels", Some(&bob), json!({"name": "Bob's"}))
+        .await
+        .1;
+    let reply = patch(
+        &app,
+        &ada,
+        next_id,
+        None,
+        json!({"channel_id": elsewhere["id"]}),
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+}

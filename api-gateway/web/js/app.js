@@ -6,7 +6,8 @@
 import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
 import { api, session, signIn, register, logOut, logOutEverywhere, stream, onSessionChange, takeSignOutReason } from "./api.js";
 import { Problem, useAction, useStream } from "./ui.js";
-import { Tasks, TaskPage } from "./tasks.js";
+import { Tasks } from "./tasks.js";
+import { TaskPage } from "./task.js";
 import { Board } from "./board.js";
 import { Calendar } from "./calendar.js";
 import { Webhooks } from "./webhooks.js";

@@ -4,6 +4,7 @@
 import { html } from "../vendor/htm-preact.js";
 import { session } from "./api.js";
 import { Avatar, nameOf, useNames } from "./persons.js";
+import { inWords } from "./repeat.js";
 import { when } from "./ui.js";
 
 const NIL = "00000000-0000-0000-0000-000000000000";
@@ -36,6 +37,9 @@ function phrase(field, { from, to }) {
       return `assigned it to ${to === session()?.user?.id ? "you" : nameOf(to)}`;
     }
     case "tags": return to?.length ? `set the tags to ${to.join(", ")}` : "removed the tags";
+    case "channel_id": return to ? "moved it to another channel" : "made it personal (no channel)";
+    case "parent_id": return to ? "made it a subtask" : "made it a task of its own";
+    case "recurrence": return to ? `set it to repeat ${inWords(to)}` : "stopped it repeating";
     default: return `changed ${field}`;
   }
 }

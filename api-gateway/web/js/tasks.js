@@ -1,17 +1,15 @@
-// People's views: my tasks (filters, create, live updates) and one task's page (edit, assign,
-// complete, history, attachments with an upload progress bar, a job's attempts and progress).
+// My tasks: the list (filters, search, paging, live updates) and the form that creates one. One
+// task's page is in task.js.
 
-import { html, useEffect, useState } from "../vendor/htm-preact.js";
-import { api, etag, session } from "./api.js";
-import { Attachments } from "./files.js";
-import { Comments } from "./comments.js";
-import { History } from "./history.js";
-import { Chips, LabelManager, LabelPicker } from "./labels.js";
-import { Person, PersonPicker, nameOf, useNames } from "./persons.js";
+import { html, useState } from "../vendor/htm-preact.js";
+import { api, session } from "./api.js";
+import { Chips, LabelManager } from "./labels.js";
+import { PersonPicker, nameOf, useNames } from "./persons.js";
+import { RepeatPicker, inWords } from "./repeat.js";
 import { useLoad, useStream, useThrottled, Problem, Loading, when, useAction, usePageTitle } from "./ui.js";
 
-const STATUSES = ["todo", "in_progress", "done", "cancelled"];
-const PRIORITIES = ["low", "normal", "high", "urgent"];
+export const STATUSES = ["todo", "in_progress", "done", "cancelled"];
+export const PRIORITIES = ["low", "normal", "high", "urgent"];
 /** Tasks a page of the list asks for; "Load more" asks for as many again. */
 const PAGE = 100;
 
@@ -124,11 +122,11 @@ function TaskRow({ task, channel, labels }) {
     <span class=${`status status-${task.status}`} data-status=${task.status}>${task.status}</span>
     <span class=${`priority priority-${task.priority}`}>${task.priority}</span>
     <${Chips} tags=${task.tags} channelId=${task.channel_id} labels=${labels} />
-    <span class="muted">${role}${channel ? ` · in ${channel.name}` : ""}${task.job ? ` · job ${task.job.kind}` : ""}${task.due_at ? ` · due ${when(task.due_at)}` : ""}</span>
+    <span class="muted">${role}${channel ? ` · in ${channel.name}` : ""}${task.job ? ` · job ${task.job.kind}` : ""}${task.due_at ? ` · due ${when(task.due_at)}` : ""}${task.recurrence ? ` · repeats ${inWords(task.recurrence)}` : ""}</span>
   </li>`;
 }
 
-const EMPTY = { title: "", priority: "", assignee_id: "", due_at: "", channel_id: "" };
+const EMPTY = { title: "", priority: "", assignee_id: "", due_at: "", channel_id: "", recurrence: "" };
 
 function CreateTask({ onCreated, channels }) {
   const [form, setForm] = useState(EMPTY);
@@ -140,6 +138,7 @@ function CreateTask({ onCreated, channels }) {
     if (form.due_at) body.due_at = new Date(form.due_at).toISOString();
     if (form.channel_id) body.channel_id = form.channel_id;
     if (form.assignee_id) body.assignee_id = form.assignee_id;
+    if (form.recurrence) body.recurrence = form.recurrence;
     if (await action.run(() => api("POST", "/api/v1/tasks", body))) {
       setForm(EMPTY);
       onCreated();
@@ -159,161 +158,9 @@ function CreateTask({ onCreated, channels }) {
       <option value="">none (personal)</option>
       ${channels.map((c) => html`<option value=${c.id}>${c.name}</option>`)}
     </select></label>
+    <${RepeatPicker} value=${form.recurrence} due=${form.due_at}
+      onChange=${(rule) => setForm((f) => ({ ...f, recurrence: rule }))} />
     <button type="submit" disabled=${action.busy}>Create</button>
     <${Problem} error=${action.error} />
   </form>`;
-}
-
-export function TaskPage({ id }) {
-  const task = useLoad(() => api("GET", `/api/v1/tasks/${id}`), [id]);
-  const history = useLoad(() => api("GET", `/api/v1/tasks/${id}/history`), [id]);
-  usePageTitle(task.data?.title);
-  useNames([task.data?.owner_id, task.data?.assignee_id]);
-  useStream((type, event) => {
-    if (type === "task.commented" || type === "task.mentioned") return; // the comments' own
-    if (event?.subject === id || event?.data?.task_id === id) {
-      task.reload();
-      history.reload();
-    }
-  }, [id, task.reload, history.reload]);
-  if (task.error) return html`<${Problem} error=${task.error} />`;
-  if (!task.data) return html`<${Loading} what="the task" />`;
-  const t = task.data;
-  return html`<article aria-labelledby="task-title">
-    <p><a href="#/tasks">← My tasks</a></p>
-    <h1 id="task-title">${t.title}</h1>
-    <p><span class=${`status status-${t.status}`} data-status=${t.status}>${t.status}</span>
-      <span class=${`priority priority-${t.priority}`}>${t.priority}</span>
-      <span class="muted">(${t.priority_source})</span></p>
-    <dl class="people">
-      <dt>Owner</dt><dd><${Person} id=${t.owner_id} /></dd>
-      <dt>Assignee</dt><dd>${t.assignee_id ? html`<${Person} id=${t.assignee_id} />` : "nobody"}</dd>
-    </dl>
-    ${t.description ? html`<p>${t.description}</p>` : ""}
-    <${EditTask} task=${t} onSaved=${task.reload} />
-    ${t.job ? html`<${Job} task=${t} />` : ""}
-    <${Attachments} taskId=${id} />
-    <${Comments} taskId=${id} />
-    <${History} task=${t} entries=${history.data?.items || []} />
-  </article>`;
-}
-
-// The edit form: its fields, and what differs from the version it was filled from.
-const formOf = (task) => ({ title: task.title, assignee_id: task.assignee_id || "", tags: task.tags || [] });
-
-function changesFrom(form, base) {
-  const body = {};
-  if (form.title !== base.title) body.title = form.title;
-  const assignee = form.assignee_id || null;
-  if (assignee !== (base.assignee_id || null)) body.assignee_id = assignee;
-  if (form.tags.join(",") !== (base.tags || []).join(",")) body.tags = form.tags;
-  return body;
-}
-
-/**
- * Editing one task. The form is filled from a version of the task (`base`) and saved with that
- * version's ETag (`If-Match`), so an edit made meanwhile by someone else is never undone: the
- * save answers 412 and the page offers to reload (drop mine) or merge (their changes, then
- * mine). A live change to the task refills the form while nothing is typed in it.
- */
-function EditTask({ task, onSaved }) {
-  const labels = useLoad(() => api("GET", "/api/v1/labels"));
-  const [base, setBase] = useState(task);
-  const [form, setForm] = useState(formOf(task));
-  const [conflict, setConflict] = useState(null);
-  const action = useAction();
-  const mine = changesFrom(form, base);
-  const dirty = Object.keys(mine).length > 0;
-  useEffect(() => {
-    if (task.version !== base.version && !dirty && !conflict) {
-      setBase(task);
-      setForm(formOf(task));
-    }
-  }, [task.version]);
-  const start = (latest) => {
-    setBase(latest);
-    setForm(formOf(latest));
-    setConflict(null);
-  };
-  const send = (body, version) => action.run(async () => {
-    try {
-      const saved = await api("PATCH", `/api/v1/tasks/${task.id}`, body, { headers: { "if-match": etag(version) } });
-      start(saved);
-      onSaved();
-    } catch (e) {
-      if (e.status !== 412) throw e;
-      setConflict({ latest: await api("GET", `/api/v1/tasks/${task.id}`), mine: body });
-    }
-  });
-  const save = (e) => {
-    e.preventDefault();
-    if (dirty) send(mine, base);
-  };
-  const set = (name) => (e) => setForm({ ...form, [name]: e.target.value });
-  return html`<section aria-labelledby="edit-title">
-    <h2 id="edit-title">Change</h2>
-    <form class="edit" onSubmit=${save}>
-      <label>Title <input name="title" value=${form.title} onInput=${set("title")} /></label>
-      <${PersonPicker} label="Assignee" name="assignee" value=${form.assignee_id}
-        onChange=${(id) => setForm((f) => ({ ...f, assignee_id: id }))} />
-      <${LabelPicker} labels=${labels.data?.items || []} channelId=${task.channel_id} value=${form.tags}
-        onChange=${(tags) => setForm((f) => ({ ...f, tags }))} />
-      <button type="submit" disabled=${action.busy || !!conflict}>Save</button>
-    </form>
-    ${conflict ? html`<${Conflict} conflict=${conflict} base=${base}
-      onReload=${() => start(conflict.latest)}
-      onMerge=${() => send(conflict.mine, conflict.latest)} />` : ""}
-    <div class="actions" role="group" aria-label="Status">
-      ${STATUSES.filter((s) => s !== task.status).map((s) => html`
-        <button type="button" disabled=${action.busy} onClick=${() => action.run(async () => {
-          await api("PATCH", `/api/v1/tasks/${task.id}`, { status: s }, { headers: { "if-match": etag(task) } });
-          onSaved();
-        })}>${s === "done" ? "Complete" : `Move to ${s}`}</button>`)}
-    </div>
-    <${Problem} error=${action.error} />
-  </section>`;
-}
-
-/** What someone else changed since the form was filled, and the two ways on. */
-function Conflict({ conflict, base, onReload, onMerge }) {
-  const { latest, mine } = conflict;
-  const theirs = Object.keys(changesFrom(formOf(latest), base));
-  const show = (field, v) => (v === null || v === "" ? "nobody"
-    : field === "assignee_id" ? nameOf(v) : `“${v}”`);
-  return html`<div class="conflict" role="alert">
-    <p><b>This task changed since you opened it.</b> Nothing of yours was saved.</p>
-    <ul>
-      ${theirs.map((f) => html`<li>now: ${f === "assignee_id" ? "assignee" : f} ${show(f, formOf(latest)[f])}</li>`)}
-      ${Object.entries(mine).map(([f, v]) => html`<li>yours: ${f === "assignee_id" ? "assignee" : f} ${show(f, v)}</li>`)}
-    </ul>
-    <button type="button" onClick=${onReload}>Reload (drop my changes)</button>
-    <button type="button" onClick=${onMerge}>Merge (their changes, then mine)</button>
-  </div>`;
-}
-
-function Job({ task }) {
-  const attempts = useLoad(() => api("GET", `/api/v1/tasks/${task.id}/attempts`), [task.id]);
-  const [progress, setProgress] = useState(task.job.progress || null);
-  const action = useAction();
-  useStream((type, event) => {
-    if (event?.data?.task_id !== task.id) return;
-    if (type === "job.progress") setProgress(event.data);
-    if (type.startsWith("job.")) attempts.reload();
-  }, [task.id, attempts.reload]);
-  const percent = progress?.percent;
-  return html`<section aria-labelledby="job-title">
-    <h2 id="job-title">Job: ${task.job.kind} on ${task.job.pool}</h2>
-    <p>State <b data-job-state=${task.status}>${task.status}</b>, attempt ${task.job.attempt} of ${task.job.max_attempts}</p>
-    ${percent != null ? html`<label>Progress <progress max="100" value=${percent}>${percent}%</progress> ${progress.message || ""}</label>` : ""}
-    <button type="button" onClick=${() => action.run(() => api("POST", `/api/v1/tasks/${task.id}/cancel`))}
-      disabled=${action.busy}>Cancel job</button>
-    <${Problem} error=${action.error} />
-    <table tabindex="0">
-      <caption>Attempts</caption>
-      <thead><tr><th scope="col">#</th><th scope="col">worker</th><th scope="col">started</th><th scope="col">ended</th><th scope="col">outcome</th><th scope="col">error</th></tr></thead>
-      <tbody>${(attempts.data?.items || []).map((a) => html`<tr>
-        <td>${a.attempt}</td><td>${a.worker_id}</td><td>${when(a.started_at)}</td><td>${when(a.ended_at)}</td>
-        <td>${a.outcome}</td><td>${a.error || ""}</td></tr>`)}</tbody>
-    </table>
-  </section>`;
 }

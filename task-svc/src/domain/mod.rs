@@ -12,6 +12,8 @@ pub mod person;
 pub mod pool;
 pub mod priority;
 pub mod quota;
+pub mod recurrence;
+pub mod relation;
 pub mod reminder;
 pub mod status;
 pub mod task;

@@ -33,10 +33,18 @@ pub struct Task {
     pub channel_id: Option<Uuid>,
     pub due_at: Option<DateTime<Utc>>,
     pub tags: Vec<String>,
+    /// The task this one is a subtask of.
+    pub parent_id: Option<Uuid>,
+    /// An RFC 5545 RRULE (`FREQ=WEEKLY;BYDAY=MO`): completing the task creates the next one.
+    pub recurrence: Option<String>,
     /// Increases with every change; the `ETag` is `"<version>"`.
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The description as HTML (its Markdown rendered and sanitised), on a task read alone.
+    #[sqlx(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_html: Option<String>,
     /// An automated task's job; absent for a person's task.
     #[sqlx(skip)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,6 +218,11 @@ pub struct CreateTask {
     pub channel_id: Option<Uuid>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Makes it a subtask of this task (one the caller may see).
+    pub parent_id: Option<Uuid>,
+    /// An RFC 5545 RRULE (`FREQ=WEEKLY;BYDAY=MO`): completing the task creates the next one.
+    #[schema(max_length = 200)]
+    pub recurrence: Option<String>,
     /// Makes it an automated task that a worker pool runs.
     pub job: Option<JobSpec>,
 }
@@ -231,7 +244,8 @@ pub fn explicit<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// A partial update; absent fields stay as they are, `null` clears `due_at` and `assignee_id`.
+/// A partial update; absent fields stay as they are, `null` clears `due_at`, `assignee_id`,
+/// `channel_id` (the task becomes its owner's own), `parent_id` and `recurrence`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTask {
@@ -248,6 +262,16 @@ pub struct UpdateTask {
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Option<Option<Uuid>>,
     pub tags: Option<Vec<String>>,
+    /// Moves the task to this channel (the caller must be a member).
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<Uuid>)]
+    pub channel_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<Uuid>)]
+    pub parent_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<String>, max_length = 200)]
+    pub recurrence: Option<Option<String>>,
 }
 
 impl UpdateTask {
@@ -258,6 +282,9 @@ impl UpdateTask {
             && self.due_at.is_none()
             && self.assignee_id.is_none()
             && self.tags.is_none()
+            && self.channel_id.is_none()
+            && self.parent_id.is_none()
+            && self.recurrence.is_none()
     }
 }
 
@@ -273,6 +300,9 @@ pub fn diff(before: &Task, after: &Task) -> Map<String, Value> {
         "due_at",
         "assignee_id",
         "tags",
+        "channel_id",
+        "parent_id",
+        "recurrence",
     ] {
         if b[field] != a[field] {
             changes.insert(field.into(), json!({ "from": b[field], "to": a[field] }));

@@ -10,5 +10,6 @@ pub mod labels;
 pub mod operations;
 pub mod people;
 pub mod pools;
+pub mod related;
 pub mod tasks;
 pub mod workflows;

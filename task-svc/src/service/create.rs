@@ -84,6 +84,7 @@ pub struct Prepared {
     request: CreateTask,
     title: String,
     tags: Vec<String>,
+    recurrence: Option<String>,
     job: Option<ParsedJob>,
     priority: Priority,
     source: PrioritySource,
@@ -113,6 +114,17 @@ pub async fn prepare(
     let title = parse_title(&request.title)?;
     check_description(&request.description)?;
     let tags = parse_tags(&request.tags)?;
+    let recurrence = request
+        .recurrence
+        .as_deref()
+        .map(crate::domain::recurrence::parse)
+        .transpose()?;
+    if recurrence.is_some() && request.job.is_some() {
+        return Err(TaskError::invalid(
+            "invalid_recurrence",
+            "an automated task repeats by its job's cron, not a recurrence",
+        ));
+    }
     let job = match &request.job {
         Some(spec) => {
             let job = crate::domain::job::parse(spec, &state.config.jobs)?;
@@ -145,6 +157,7 @@ pub async fn prepare(
         request,
         title,
         tags,
+        recurrence,
         job,
         priority,
         source,
@@ -183,6 +196,20 @@ pub async fn insert_many(
         .filter_map(|p| p.request.channel_id)
         .collect();
     let member_of = store::tasks::member_of(tx, &channels, identity.user_id).await?;
+    let mut parents: Vec<Uuid> = prepared
+        .iter()
+        .filter_map(|p| p.request.parent_id)
+        .collect();
+    parents.sort();
+    parents.dedup();
+    for parent in parents {
+        let index = prepared
+            .iter()
+            .position(|p| p.request.parent_id == Some(parent));
+        crate::service::tasks::check_parent(tx, identity, parent)
+            .await
+            .map_err(|err| name(index.unwrap_or_default(), err))?;
+    }
     for (index, p) in prepared.iter().enumerate() {
         if let Some(assignee) = p.request.assignee_id {
             assignable(active.get(&assignee).copied()).map_err(|err| name(index, err))?;
@@ -212,6 +239,8 @@ pub async fn insert_many(
             .iter()
             .map(|p| p.job.as_ref().map_or(Status::Todo, |j| j.initial_status()))
             .collect(),
+        parents: prepared.iter().map(|p| p.request.parent_id).collect(),
+        recurrences: prepared.iter().map(|p| p.recurrence.clone()).collect(),
     };
     let mut rows: HashMap<Uuid, Task> = store::tasks::insert_many(tx, &new)
         .await?

@@ -74,6 +74,8 @@ async fn insert_run(tx: &mut PgConnection, template: &Task) -> Result<Task, sqlx
         channels: vec![template.channel_id],
         sources: vec![template.priority_source],
         statuses: vec![Status::Queued],
+        parents: vec![None],
+        recurrences: vec![None],
     };
     store::tasks::insert_many(tx, &run)
         .await?

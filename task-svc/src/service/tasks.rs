@@ -81,10 +81,47 @@ pub async fn visible_for_edit(
     Ok((task, access.edit))
 }
 
-/// Task `id` as `identity` may see it.
+fn unknown_parent() -> TaskError {
+    TaskError::invalid("invalid_parent", "parent_id names no task you can see")
+}
+
+/// `parent` must be a task `identity` may see.
+pub async fn check_parent(
+    conn: &mut PgConnection,
+    identity: &Identity,
+    parent: Uuid,
+) -> Result<(), TaskError> {
+    match visible(conn, identity, &parent.to_string(), false).await {
+        Ok(_) => Ok(()),
+        Err(TaskError::NotFound(_)) => Err(unknown_parent()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Task `task` may become a subtask of `parent`: one `identity` may see, not itself nor one of
+/// its subtasks.
+pub async fn check_reparent(
+    conn: &mut PgConnection,
+    identity: &Identity,
+    task: Uuid,
+    parent: Uuid,
+) -> Result<(), TaskError> {
+    check_parent(conn, identity, parent).await?;
+    if store::relations::descends_from(conn, parent, task).await? {
+        return Err(TaskError::invalid(
+            "invalid_parent",
+            "a task cannot be a subtask of itself or of one of its subtasks",
+        ));
+    }
+    Ok(())
+}
+
+/// Task `id` as `identity` may see it, its description rendered.
 pub async fn read(state: &AppState, identity: &Identity, id: &str) -> Result<Task, TaskError> {
     let mut conn = state.pool.acquire().await?;
-    visible_task(&mut conn, identity, id).await
+    let mut task = visible_task(&mut conn, identity, id).await?;
+    task.description_html = Some(crate::domain::comment::render(&task.description));
+    Ok(task)
 }
 
 /// Every recorded change of task `id`, oldest first.
@@ -160,22 +197,71 @@ pub async fn update(
         }
         after.assignee_id = assignee;
     }
+    place(&mut tx, identity, &request, &mut after).await?;
+    let next = crate::service::recurrence::hand_on(&before, &mut after);
     let changes = diff(&before, &after);
     if changes.is_empty() {
         return Ok(before);
     }
     let moved = changes.contains_key("due_at") || changes.contains_key("status");
+    // Who saw it before (another channel's members, the previous assignee) sees the change too.
+    let mut audience = match changes.contains_key("channel_id") {
+        true => crate::store::tasks::audience(&mut tx, &before).await?,
+        false => Vec::from_iter(before.assignee_id),
+    };
     let task = save(&mut tx, &after, identity.user_id, changes).await?;
+    let lead = state.config.tasks.due_soon_lead_secs;
     if moved {
-        let lead = state.config.tasks.due_soon_lead_secs;
         reschedule(&mut tx, &task, lead).await?;
     }
-    // The previous assignee's list changes too.
-    let mut audience = crate::store::tasks::audience(&mut tx, &task).await?;
-    audience.extend(before.assignee_id);
+    audience.extend(crate::store::tasks::audience(&mut tx, &task).await?);
+    if let Some(next) = next {
+        let actor = identity.user_id;
+        let next =
+            crate::service::recurrence::create_next(&mut tx, &task, next, actor, lead).await?;
+        audience.extend(crate::store::tasks::audience(&mut tx, &next).await?);
+    }
     tx.commit().await?;
     state.cache.invalidate(&audience).await;
     Ok(task)
+}
+
+/// Applies `request`'s channel, parent and recurrence to `after`: a channel the caller is a
+/// member of, a parent they see (not the task nor one of its subtasks), a valid rule.
+async fn place(
+    tx: &mut PgConnection,
+    identity: &Identity,
+    request: &UpdateTask,
+    after: &mut Task,
+) -> Result<(), TaskError> {
+    if let Some(channel) = request.channel_id {
+        if let (Some(new), true) = (channel, channel != after.channel_id) {
+            let membership = store::channels::membership(tx, new, identity.user_id).await?;
+            if !membership.is_some_and(|(member, _)| member) {
+                return Err(TaskError::NotFound("channel"));
+            }
+        }
+        after.channel_id = channel;
+    }
+    if let Some(parent) = request.parent_id {
+        if let (Some(new), true) = (parent, parent != after.parent_id) {
+            check_reparent(tx, identity, after.id, new).await?;
+        }
+        after.parent_id = parent;
+    }
+    if let Some(rule) = &request.recurrence {
+        if after.job.is_some() && rule.is_some() {
+            return Err(TaskError::invalid(
+                "invalid_recurrence",
+                "an automated task repeats by its job's cron, not a recurrence",
+            ));
+        }
+        after.recurrence = rule
+            .as_deref()
+            .map(crate::domain::recurrence::parse)
+            .transpose()?;
+    }
+    Ok(())
 }
 
 /// Writes `after` (a changed task), its history entry and its events, inside `tx`.

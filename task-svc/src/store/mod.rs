@@ -12,6 +12,7 @@ pub mod limits;
 pub mod people;
 pub mod pools;
 pub mod priority;
+pub mod relations;
 pub mod reports;
 pub mod runs;
 pub mod tasks;

@@ -15,7 +15,8 @@ use crate::domain::{
 
 /// The columns of a [`Task`], in its order.
 pub const COLUMNS: &str = "id, owner_id, title, description, status, priority, \
-    priority_source, assignee_id, channel_id, due_at, tags, version, created_at, updated_at";
+    priority_source, assignee_id, channel_id, due_at, tags, version, created_at, updated_at, \
+    parent_id, recurrence";
 
 /// Task `id` (locked for the transaction when `lock`).
 pub async fn find(
@@ -80,8 +81,8 @@ pub async fn member_of(
 pub async fn update(conn: &mut PgConnection, after: &Task) -> Result<Task, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE tasks SET title = $2, description = $3, priority = $4, status = $5, due_at = $6,
-                assignee_id = $7, tags = $8, priority_source = $9, version = version + 1,
-                updated_at = now()
+                assignee_id = $7, tags = $8, priority_source = $9, channel_id = $10,
+                parent_id = $11, recurrence = $12, version = version + 1, updated_at = now()
           WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(after.id)
@@ -93,6 +94,9 @@ pub async fn update(conn: &mut PgConnection, after: &Task) -> Result<Task, sqlx:
     .bind(after.assignee_id)
     .bind(&after.tags)
     .bind(after.priority_source)
+    .bind(after.channel_id)
+    .bind(after.parent_id)
+    .bind(&after.recurrence)
     .fetch_one(conn)
     .await
 }
@@ -153,6 +157,8 @@ pub struct NewTasks {
     pub channels: Vec<Option<Uuid>>,
     pub sources: Vec<PrioritySource>,
     pub statuses: Vec<Status>,
+    pub parents: Vec<Option<Uuid>>,
+    pub recurrences: Vec<Option<String>>,
 }
 
 /// Inserts `new` in one statement. Returns the rows as stored, in no particular order.
@@ -163,13 +169,15 @@ pub async fn insert_many(
     let tags: Vec<Value> = new.tags.iter().map(|t| serde_json::json!(t)).collect();
     sqlx::query_as::<_, Task>(&format!(
         "INSERT INTO tasks (id, owner_id, title, description, priority, due_at, assignee_id, tags,
-                            channel_id, priority_source, status)
+                            channel_id, priority_source, status, parent_id, recurrence)
          SELECT id, $2, title, description, priority, due_at, assignee_id,
-                ARRAY(SELECT jsonb_array_elements_text(tags)), channel_id, source, status
+                ARRAY(SELECT jsonb_array_elements_text(tags)), channel_id, source, status,
+                parent_id, recurrence
            FROM unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                       $7::uuid[], $8::jsonb[], $9::uuid[], $10::text[], $11::text[])
+                       $7::uuid[], $8::jsonb[], $9::uuid[], $10::text[], $11::text[],
+                       $12::uuid[], $13::text[])
              AS t(id, title, description, priority, due_at, assignee_id, tags, channel_id,
-                  source, status)
+                  source, status, parent_id, recurrence)
          RETURNING {COLUMNS}"
     ))
     .bind(&new.ids)
@@ -183,6 +191,8 @@ pub async fn insert_many(
     .bind(&new.channels)
     .bind(&new.sources)
     .bind(&new.statuses)
+    .bind(&new.parents)
+    .bind(&new.recurrences)
     .fetch_all(conn)
     .await
 }

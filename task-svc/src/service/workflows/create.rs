@@ -68,6 +68,8 @@ pub async fn create(
             assignee_id: None,
             channel_id: None,
             tags: vec!["workflow".into()],
+            parent_id: None,
+            recurrence: None,
             job: Some(step_job(step)?),
         };
         let mut one = prepare(state, identity, task, &mut predictor)

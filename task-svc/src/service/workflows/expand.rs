@@ -39,6 +39,8 @@ pub async fn expand(
         channels: vec![parent.channel_id; n],
         sources: vec![parent.priority_source; n],
         statuses: vec![Status::Queued; n],
+        parents: vec![None; n],
+        recurrences: vec![None; n],
     };
     let mut rows: std::collections::HashMap<Uuid, Task> = store::tasks::insert_many(tx, &new)
         .await?
