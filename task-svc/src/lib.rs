@@ -88,6 +88,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::comments::router())
         .merge(http::labels::router())
         .merge(http::related::router())
+        .merge(http::watchers::router())
         .merge(http::channels::router())
         .merge(http::jobs::router())
         .merge(http::operations::router())

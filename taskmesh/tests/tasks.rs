@@ -1812,3 +1812,111 @@ async fn completing_a_recurring_task_creates_the_next_one_due_at_the_next_occurr
     .await;
     assert_eq!(reply.status, 404);
 }
+
+/// The followers the last `task.status_changed` in the outbox named.
+async fn last_followers(app: &App) -> Value {
+    let pool = app.db(&app.env.config.task.database).await;
+    let followers = sqlx::query_scalar(
+        "SELECT payload->'data'->'followers' FROM outbox_messages
+          WHERE routing_key = 'task.status_changed' ORDER BY seq DESC, position DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    followers
+}
+
+/// Followers: the owner, the assignee and commenters by default; anyone who sees the task
+/// follows or unfollows it (an unfollow outlasts a later comment); followers who lose sight of
+/// it stop hearing; a follower hears of a move as a notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_hear_of_a_tasks_moves_and_anyone_may_unfollow() {
+    let app = App::start().await;
+    let ada = app.sign_up_as("ada@example.com", "Ada").await;
+    let bob = app.sign_up_as("bob@example.com", "Bob").await;
+    let cy = app.sign_up_as("cy@example.com", "Cy").await;
+    let eve = app.sign_up_as("eve@example.com", "Eve").await;
+    let channel = app.shared_channel(&ada, &bob, "Ops").await;
+    let code = json!({"code": channel["join_code"]});
+    assert_eq!(
+        app.post("/api/v1/channels/join", Some(&cy), code).await.0,
+        200
+    );
+    let (ada_id, bob_id, cy_id) = (
+        user_id(&app, &ada).await,
+        user_id(&app, &bob).await,
+        user_id(&app, &cy).await,
+    );
+    let body =
+        json!({"title": "Fix the gutter", "channel_id": channel["id"], "assignee_id": bob_id});
+    let (_, task) = app.post("/api/v1/tasks", Some(&ada), body).await;
+    let id = task["id"].as_str().unwrap();
+    let watchers = format!("/api/v1/tasks/{id}/watchers");
+    let me = format!("{watchers}/me");
+    let sorted = |mut ids: Vec<&String>| {
+        ids.sort();
+        json!(ids)
+    };
+    let (_, list) = app.get(&watchers, Some(&ada)).await;
+    assert_eq!(
+        (&list["following"], &list["items"]),
+        (&json!(true), &sorted(vec![&ada_id, &bob_id]))
+    );
+    assert_eq!(
+        app.send(Method::PUT, &me, Some(&eve), None).await.status,
+        404
+    );
+    assert_eq!(app.get(&watchers, Some(&eve)).await.0, 404);
+    let reply = app.send(Method::PUT, &me, Some(&cy), None).await;
+    assert_eq!(
+        (reply.status, &reply.body["following"]),
+        (200, &json!(true))
+    );
+    let reply = app.send(Method::DELETE, &me, Some(&ada), None).await;
+    assert_eq!(reply.body["following"], false);
+    // The assignee moves it: the followers but the owner are named, and Cy is told.
+    assert_eq!(
+        patch(&app, &bob, id, None, json!({"status": "in_progress"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(last_followers(&app).await, sorted(vec![&bob_id, &cy_id]));
+    eventually("Cy's notification of the move", WAIT, || async {
+        let notes = app.notifications(&cy).await;
+        notes
+            .iter()
+            .any(|n| {
+                n["kind"] == "task.status_changed"
+                    && n["title"].as_str().unwrap_or("").contains("Fix the gutter")
+            })
+            .then_some(())
+    })
+    .await;
+    // Bob unfollows, then comments: his choice stands. Eve cannot comment; Cy leaves the channel.
+    app.send(Method::DELETE, &me, Some(&bob), None).await;
+    let comments = format!("/api/v1/tasks/{id}/comments");
+    assert_eq!(
+        app.post(&comments, Some(&bob), json!({"body": "on it"}))
+            .await
+            .0,
+        201
+    );
+    let leave = format!("/api/v1/channels/{}/leave", channel["id"].as_str().unwrap());
+    assert!(app.post(&leave, Some(&cy), json!({})).await.0 < 300);
+    let (_, list) = app.get(&watchers, Some(&bob)).await;
+    assert_eq!(
+        (&list["following"], &list["items"]),
+        (&json!(false), &json!([]))
+    );
+    // Ada follows again: the move names her only.
+    app.send(Method::PUT, &me, Some(&ada), None).await;
+    assert_eq!(
+        patch(&app, &bob, id, None, json!({"status": "done"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(last_followers(&app).await, json!([ada_id]));
+}

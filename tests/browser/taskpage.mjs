@@ -2,6 +2,7 @@
 // 28: a complete task page, subtasks, relations, recurrence):
 //   1. description (Markdown), priority, due date, channel and "repeats" are edited and saved:
 //      the API has them, the description shows rendered (bold, a list) and the rule in words;
+//   1b. the owner is shown following, and unfollows and follows again;
 //   2. a subtask added on the page is listed with the progress "0 of 1 done", and completing it
 //      elsewhere turns that into "1 of 1 done" live;
 //   3. a task found by its words is related ("blocks"); the other task's page reads "blocked by"
@@ -42,6 +43,16 @@ try {
     ["A **big** day:\n\n- boxes\n- keys", "urgent", home.id, "FREQ=WEEKLY;BYDAY=MO"]);
   expect("the due date's day", new Date(saved.due_at).getDay(), 1);
   console.log("ok description, priority, due date, channel and repeats are saved; Markdown and the rule shown");
+
+  // 1b. Followers: the owner follows by default, and unfollows.
+  const followers = page.locator("[data-followers]");
+  await followers.getByText("You").waitFor();
+  await followers.getByRole("button", { name: "Unfollow" }).click();
+  await followers.getByRole("button", { name: "Follow", exact: true }).waitFor();
+  expect("the followers", (await call(ada, "GET", `/api/v1/tasks/${move.id}/watchers`)).items, []);
+  await followers.getByRole("button", { name: "Follow", exact: true }).click();
+  await followers.getByRole("button", { name: "Unfollow" }).waitFor();
+  console.log("ok the owner follows by default, unfollows and follows again");
 
   // 2. A subtask, and its progress live.
   const subtasks = page.getByRole("form", { name: "New subtask" });

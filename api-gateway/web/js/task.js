@@ -40,6 +40,7 @@ export function TaskPage({ id }) {
     <dl class="people">
       <dt>Owner</dt><dd><${Person} id=${t.owner_id} /></dd>
       <dt>Assignee</dt><dd>${t.assignee_id ? html`<${Person} id=${t.assignee_id} />` : "nobody"}</dd>
+      <${Followers} task=${t} />
     </dl>
     ${t.description_html ? html`<div class="description" dangerouslySetInnerHTML=${{ __html: t.description_html }}></div>` : ""}
     <${EditTask} task=${t} onSaved=${task.reload} />
@@ -51,6 +52,27 @@ export function TaskPage({ id }) {
     <${History} task=${t} entries=${history.data?.items || []} />
     <${DeleteTask} task=${t} />
   </article>`;
+}
+
+/**
+ * Who follows the task (hears of its moves): its owner, assignee and commenters by default;
+ * **Follow** or **Unfollow** for me.
+ */
+function Followers({ task }) {
+  const list = useLoad(() => api("GET", `/api/v1/tasks/${task.id}/watchers`), [task.id, task.version]);
+  const action = useAction();
+  const items = list.data?.items || [];
+  useNames(items);
+  if (!list.data) return "";
+  const following = list.data.following;
+  const choose = () => action.run(async () => {
+    await api(following ? "DELETE" : "PUT", `/api/v1/tasks/${task.id}/watchers/me`);
+    list.reload();
+  });
+  return html`<dt>Followers</dt><dd data-followers>${items.length ? items.map((id) => nameOf(id)).join(", ") : "nobody"}
+    <button type="button" class="link" onClick=${choose} disabled=${action.busy}
+      aria-pressed=${following ? "true" : "false"}>${following ? "Unfollow" : "Follow"}</button>
+    <${Problem} error=${action.error} /></dd>`;
 }
 
 /** The parent task's title, as a link (or "a task" when it cannot be read). */

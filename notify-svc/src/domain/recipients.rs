@@ -96,6 +96,19 @@ fn task_link(task_id: Uuid) -> Option<String> {
     Some(format!("/api/v1/tasks/{task_id}"))
 }
 
+/// Who hears of a task's move: its followers when the event names them, else (a job's task,
+/// an event from before followers) its owner and assignee.
+fn followers_or(
+    followers: &Option<Vec<Uuid>>,
+    owner: Uuid,
+    assignee: Option<Uuid>,
+) -> Vec<Option<Uuid>> {
+    match followers {
+        Some(people) => people.iter().copied().map(Some).collect(),
+        None => vec![Some(owner), assignee],
+    }
+}
+
 /// Each of `people` once, without `actor`.
 fn audience(people: &[Option<Uuid>], actor: Option<Uuid>) -> Vec<Uuid> {
     let mut out: Vec<Uuid> = Vec::new();
@@ -165,7 +178,8 @@ pub fn drafts(event: &CloudEvent) -> Result<Vec<Draft>, DecodeError> {
             if e.to == "done" {
                 return Ok(Vec::new());
             }
-            audience(&[Some(e.owner_id), e.assignee_id], Some(e.actor_id))
+            let people = followers_or(&e.followers, e.owner_id, e.assignee_id);
+            audience(&people, Some(e.actor_id))
                 .into_iter()
                 .map(|user| {
                     let change = Change::StatusChanged {
@@ -185,7 +199,8 @@ pub fn drafts(event: &CloudEvent) -> Result<Vec<Draft>, DecodeError> {
             if e.job_kind.is_some() {
                 return Ok(Vec::new());
             }
-            audience(&[Some(e.owner_id), e.assignee_id], Some(e.actor_id))
+            let people = followers_or(&e.followers, e.owner_id, e.assignee_id);
+            audience(&people, Some(e.actor_id))
                 .into_iter()
                 .map(|user| {
                     let change = Change::Completed {
@@ -391,6 +406,7 @@ mod tests {
             from: "todo".into(),
             to: to.into(),
             assignee_id: Some(p.assignee),
+            followers: None,
         };
         let d = drafts(&event(moved(p.other, "in_progress"))).unwrap();
         assert_eq!(
@@ -410,12 +426,43 @@ mod tests {
             assignee_id: Some(p.assignee),
             title: "T".into(),
             job_kind,
+            followers: None,
         };
         let d = drafts(&event(completed(None))).unwrap();
         assert_eq!(who(&d), [(p.owner, Kind::TaskCompleted)]);
         assert!(drafts(&event(completed(Some("http".into()))))
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_persons_task_tells_its_followers_instead() {
+        let p = people();
+        // The owner unfollowed; someone else follows; the actor is never told.
+        let followers = Some(vec![p.assignee, p.other]);
+        let moved = TaskStatusChanged {
+            task_id: Uuid::now_v7(),
+            owner_id: p.owner,
+            actor_id: p.assignee,
+            title: "T".into(),
+            from: "todo".into(),
+            to: "in_progress".into(),
+            assignee_id: Some(p.assignee),
+            followers: followers.clone(),
+        };
+        let d = drafts(&event(moved)).unwrap();
+        assert_eq!(who(&d), [(p.other, Kind::TaskStatusChanged)]);
+        let completed = TaskCompleted {
+            task_id: Uuid::now_v7(),
+            owner_id: p.owner,
+            actor_id: p.other,
+            assignee_id: Some(p.assignee),
+            title: "T".into(),
+            job_kind: None,
+            followers,
+        };
+        let d = drafts(&event(completed)).unwrap();
+        assert_eq!(who(&d), [(p.assignee, Kind::TaskCompleted)]);
     }
 
     #[test]

@@ -387,6 +387,7 @@ mod tests {
             assignee_id: None,
             title: "t".into(),
             job_kind: job_kind.map(str::to_string),
+            followers: None,
         })
     }
 

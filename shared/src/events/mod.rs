@@ -222,6 +222,9 @@ pub struct TaskStatusChanged {
     /// The task's assignee after the change (absent in events from before it was added).
     #[serde(default)]
     pub assignee_id: Option<Uuid>,
+    /// Who follows the task and hears of it ([`TaskCompleted::followers`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<Vec<Uuid>>,
 }
 
 impl EventPayload for TaskStatusChanged {
@@ -242,6 +245,11 @@ pub struct TaskCompleted {
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_kind: Option<String>,
+    /// Who follows a person's task and hears of it: its owner and assignee, its commenters and
+    /// who chose to follow it, less who unfollowed, among those who may see it. Absent for a
+    /// job's task and in events from before followers (then its owner and assignee hear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<Vec<Uuid>>,
 }
 
 impl EventPayload for TaskCompleted {

@@ -113,6 +113,7 @@ pub fn of_change(
     task: &Task,
     actor: Uuid,
     changes: &Map<String, Value>,
+    followers: Option<Vec<Uuid>>,
 ) -> Result<Vec<Pending>, sqlx::Error> {
     let mut events = vec![event(TaskUpdated {
         task_id: task.id,
@@ -131,6 +132,7 @@ pub fn of_change(
             from: change["from"].as_str().unwrap_or_default().to_string(),
             to: task.status.as_str().into(),
             assignee_id: task.assignee_id,
+            followers: followers.clone(),
         })?);
         if task.status == Status::Done {
             events.push(event(TaskCompleted {
@@ -140,6 +142,7 @@ pub fn of_change(
                 assignee_id: task.assignee_id,
                 title: task.title.clone(),
                 job_kind: None,
+                followers,
             })?);
         }
     }
@@ -213,6 +216,7 @@ pub fn completed_by_job(
             assignee_id: None,
             title: task.title.clone(),
             job_kind: Some(kind.to_string()),
+            followers: None,
         },
     );
     event.traceparent = traceparent;

@@ -12,4 +12,5 @@ pub mod people;
 pub mod pools;
 pub mod related;
 pub mod tasks;
+pub mod watchers;
 pub mod workflows;

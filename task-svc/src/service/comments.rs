@@ -69,6 +69,8 @@ pub async fn create(
     let task = visible_task(&mut tx, identity, task_id).await?;
     let id = Uuid::now_v7();
     store::comments::insert(&mut tx, id, task.id, identity.user_id, &body).await?;
+    // A commenter follows the task, unless they unfollowed it before.
+    store::watchers::follow_by_default(&mut tx, task.id, identity.user_id).await?;
     let comment = store::comments::find(&mut tx, task.id, id, false)
         .await?
         .ok_or(TaskError::NotFound("comment"))?;

@@ -26,4 +26,5 @@ pub mod stop;
 pub mod subtasks;
 pub mod tasks;
 pub mod users;
+pub mod watchers;
 pub mod workflows;

@@ -280,7 +280,13 @@ pub async fn save(
         attach(&mut *tx, std::slice::from_mut(&mut task)).await?;
     }
     store::tasks::record_history(tx, task.id, actor_id, &changes).await?;
-    outbox::enqueue_all(tx, events::of_change(&task, actor_id, &changes)?).await?;
+    // Who follows a person's task hears of its moves (a job's are told by its kind of event).
+    let followers = match changes.contains_key("status") && task.job.is_none() {
+        true => Some(store::watchers::followers(tx, task.id).await?),
+        false => None,
+    };
+    let events = events::of_change(&task, actor_id, &changes, followers)?;
+    outbox::enqueue_all(tx, events).await?;
     Ok(task)
 }
 

@@ -17,4 +17,5 @@ pub mod reports;
 pub mod runs;
 pub mod tasks;
 pub mod users;
+pub mod watchers;
 pub mod workflows;
