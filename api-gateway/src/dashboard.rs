@@ -58,6 +58,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
     ("js/admin.js", JS, include_bytes!("../web/js/admin.js")),
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
+    ("js/account.js", JS, include_bytes!("../web/js/account.js")),
     ("js/limits.js", JS, include_bytes!("../web/js/limits.js")),
     (
         "js/workflows.js",
@@ -92,6 +93,8 @@ pub fn router() -> Router {
         .route("/", get(index))
         // The page a verification link opens (the mail's link: `/verify-email?token=…`).
         .route("/verify-email", get(index))
+        // The page a password reset link opens (`/reset-password?token=…`).
+        .route("/reset-password", get(index))
         .route("/ui/{*path}", get(asset))
         .route("/favicon.ico", get(favicon))
 }

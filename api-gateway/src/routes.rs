@@ -42,7 +42,10 @@ pub fn route_for(path: &str) -> Option<Route> {
                 credentials: true,
                 ..Route::new(
                     "user-svc",
-                    matches!(action, "register" | "login" | "refresh" | "verify-email"),
+                    matches!(
+                        action,
+                        "register" | "login" | "refresh" | "verify-email" | "password-reset"
+                    ),
                 )
             }
         }

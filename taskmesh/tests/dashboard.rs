@@ -11,8 +11,9 @@ mod common;
 use std::path::PathBuf;
 
 use common::jobs::{job_config, Effects};
-use common::{App, PASSWORD};
+use common::{App, PASSWORD, WAIT};
 use serde_json::json;
+use shared::testkit::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_is_embedded_and_allows_only_its_own_origin() {
@@ -200,6 +201,37 @@ async fn a_task_page_edits_every_field_links_tasks_and_deletes() {
     app.sign_up_as("ada@example.com", "Ada Lovelace").await;
     let args = vec![app.api.clone(), PASSWORD.to_string()];
     common::browser::run("taskpage.mjs", args, "ok taskpage: every step passed").await;
+}
+
+/// My account (tests/browser/account.mjs): a reset link asked for from the sign-in page, the
+/// mailed link's page setting a new password, and the profile's name, address and password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_and_the_profile_changes() {
+    let app = App::start().await;
+    app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let asked = json!({"email": "ada@example.com"});
+    assert_eq!(
+        app.post("/api/v1/auth/password-reset", None, asked).await.0,
+        202
+    );
+    let notify = app.db(&app.env.config.notify.database).await;
+    let link = eventually("the reset mail", WAIT, || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT content->>'link' FROM messages WHERE content->>'link' LIKE '%/reset-password?token=%'",
+        )
+        .fetch_optional(&notify)
+        .await
+        .unwrap()
+    })
+    .await;
+    // The registration's link went out over a minute ago (a new address may be asked for).
+    let users = app.db(&app.env.config.user.database).await;
+    sqlx::query("UPDATE email_verifications SET created_at = now() - interval '2 minutes'")
+        .execute(&users)
+        .await
+        .unwrap();
+    let args = vec![app.api.clone(), PASSWORD.to_string(), link];
+    common::browser::run("account.mjs", args, "ok account: every step passed").await;
 }
 
 /// The calendar (tests/browser/calendar.mjs): tasks on their due day, months forward and back,

@@ -846,3 +846,143 @@ async fn a_redis_user_without_the_sessions_channel_still_ends_sessions() {
         .await
         .unwrap();
 }
+
+/// The account mails queued for `email` whose link opens `page`, newest first.
+async fn account_links(app: &App, email: &str, page: &str) -> Vec<String> {
+    let notify = app.db(&app.env.config.notify.database).await;
+    let links = sqlx::query_scalar(
+        "SELECT content->>'link' FROM messages
+          WHERE kind = 'email.verification' AND content->>'to' = $1 AND content->>'link' LIKE $2
+          ORDER BY created_at DESC",
+    )
+    .bind(email)
+    .bind(format!("%/{page}?token=%"))
+    .fetch_all(&notify)
+    .await
+    .unwrap();
+    notify.close().await;
+    links
+}
+
+async fn log_in_status(app: &App, email: &str, password: &str) -> u16 {
+    let body = json!({"email": email, "password": password});
+    app.post("/api/v1/auth/login", None, body).await.0
+}
+
+/// Password reset: the same 202 for any address; one link a minute, mailed to the account's
+/// address; a refused password keeps the link; the link works once, sets the password, ends
+/// every session and verifies the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_link_resets_the_password_once_and_ends_every_session() {
+    let app = App::start().await;
+    let ada = app.sign_up("ada@example.com").await;
+    for email in ["ada@example.com", "nobody@example.com", "ADA@example.com"] {
+        let (status, _) = app
+            .post("/api/v1/auth/password-reset", None, json!({"email": email}))
+            .await;
+        assert_eq!(status, 202, "{email}");
+    }
+    let links = eventually("the reset mail", WAIT, || async {
+        let links = account_links(&app, "ada@example.com", "reset-password").await;
+        (!links.is_empty()).then_some(links)
+    })
+    .await;
+    // The third asked within a minute of the first: still one link.
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert!(account_links(&app, "nobody@example.com", "reset-password")
+        .await
+        .is_empty());
+    let token = links[0].split_once("token=").unwrap().1;
+    let confirm = |password: &str| {
+        let body = json!({"token": token, "new_password": password});
+        let app = &app;
+        async move {
+            app.send(
+                Method::POST,
+                "/api/v1/auth/password-reset/confirm",
+                None,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let weak = confirm("password").await;
+    assert_eq!((weak.status, weak.code()), (422, "weak_password"));
+    let new_password = "a brand new long passphrase";
+    assert_eq!(confirm(new_password).await.status, 204);
+    let again = confirm("yet another long passphrase").await;
+    assert_eq!((again.status, again.code()), (422, "invalid_token"));
+    assert_eq!(app.get("/api/v1/users/me", Some(&ada)).await.0, 401);
+    assert_eq!(log_in_status(&app, "ada@example.com", PASSWORD).await, 401);
+    assert_eq!(
+        log_in_status(&app, "ada@example.com", new_password).await,
+        200
+    );
+    let user = app.db(&app.env.config.user.database).await;
+    let verified: bool =
+        sqlx::query_scalar("SELECT email_verified FROM users WHERE email = 'ada@example.com'")
+            .fetch_one(&user)
+            .await
+            .unwrap();
+    assert!(verified, "the link reached the address");
+}
+
+/// Changing the address: with the password, to an address nobody has; the account keeps its
+/// address until the link mailed to the new one is opened, then signs in with the new one only,
+/// and mail goes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_changes_only_once_the_new_one_opens_its_link() {
+    let app = App::start().await;
+    let ada = app.sign_up_verified_as("ada@example.com", "Ada").await;
+    app.sign_up("bob@example.com").await;
+    let change = |email: &str, password: &str| {
+        let body = json!({"email": email, "password": password});
+        let (app, ada) = (&app, ada.clone());
+        async move {
+            app.send(
+                Method::POST,
+                "/api/v1/users/me/email",
+                Some(&ada),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let reply = change("ada@new.example.com", "not my password").await;
+    assert_eq!((reply.status, reply.code()), (403, "wrong_password"));
+    let reply = change("BOB@example.com", PASSWORD).await;
+    assert_eq!((reply.status, reply.code()), (409, "email_taken"));
+    let reply = change("not an address", PASSWORD).await;
+    assert_eq!(reply.status, 422);
+    assert_eq!(change("ada@new.example.com", PASSWORD).await.status, 202);
+    let reply = change("ada@other.example.com", PASSWORD).await;
+    assert_eq!((reply.status, reply.code()), (429, "too_soon"));
+    // Nothing changed yet.
+    assert_eq!(log_in_status(&app, "ada@example.com", PASSWORD).await, 200);
+    let link = app.verification_link("ada@new.example.com").await;
+    let token = link.split_once("token=").unwrap().1;
+    let (status, user) = app
+        .post("/api/v1/auth/verify-email", None, json!({"token": token}))
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(
+        (&user["email"], &user["email_verified"]),
+        (&json!("ada@new.example.com"), &json!(true))
+    );
+    assert_eq!(log_in_status(&app, "ada@example.com", PASSWORD).await, 401);
+    assert_eq!(
+        log_in_status(&app, "ada@new.example.com", PASSWORD).await,
+        200
+    );
+    let id = user["id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap();
+    let notify = app.db(&app.env.config.notify.database).await;
+    eventually("notify-svc mails the new address", WAIT, || async {
+        sqlx::query_scalar::<_, String>("SELECT email FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&notify)
+            .await
+            .unwrap()
+            .filter(|email| email == "ada@new.example.com")
+    })
+    .await;
+}

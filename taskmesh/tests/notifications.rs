@@ -762,6 +762,7 @@ async fn a_run_of_events_is_applied_in_order_and_each_event_once() {
                 role: "member".into(),
                 active,
                 email_verified: Some(true),
+                email: None,
                 changed: vec![changed.into()],
             },
         )

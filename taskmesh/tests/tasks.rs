@@ -1526,6 +1526,7 @@ async fn user_events_handled_out_of_order_never_bring_back_an_older_state() {
         role: role.into(),
         active,
         email_verified: None,
+        email: None,
         changed: vec!["role".into()],
     };
 

@@ -12,7 +12,7 @@ const [base, email, password, taskId, workflowId] =
 const axe = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const WIDTHS = { desktop: { width: 1200, height: 800 }, phone: { width: 390, height: 844 } };
 const VIEWS = ["#/tasks", `#/tasks/${taskId}`, "#/board", "#/calendar", "#/channels", "#/notifications", "#/webhooks", "#/workflows",
-  `#/workflows/${workflowId}`, "#/limits", "#/admin/pools", "#/admin/dead", "#/admin/workers",
+  `#/workflows/${workflowId}`, "#/limits", "#/profile", "#/admin/pools", "#/admin/dead", "#/admin/workers",
   "#/admin/users"];
 
 /** The serious and critical violations on `page` as it is now, described. */
@@ -49,7 +49,14 @@ try {
     await page.goto(`${base}/verify-email?token=not-a-token`);
     await page.getByRole("alert").waitFor();
     report(width, "/verify-email", await audit(page));
+    await page.goto(`${base}/reset-password?token=not-a-token`);
+    await page.getByRole("button", { name: "Set my password" }).waitFor();
+    report(width, "/reset-password", await audit(page));
     await page.goto(`${base}/#/tasks`);
+    await page.getByRole("button", { name: "Forgot your password?" }).click();
+    await page.getByRole("button", { name: "Mail me a link" }).waitFor();
+    report(width, "forgot password", await audit(page));
+    await page.getByRole("button", { name: "Back to sign in" }).click();
     await page.getByRole("button", { name: "Sign in" }).waitFor();
     report(width, "sign-in", await audit(page));
     await page.getByLabel("Email").fill(email);

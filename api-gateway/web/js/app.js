@@ -1,7 +1,7 @@
 // The dashboard: sign-in, the navigation with a live unread badge, and a view per route
 // (`#/tasks`, `#/tasks/<id>`, `#/board`, `#/calendar`, `#/channels`, `#/notifications`, `#/workflows`, `#/workflows/<id>`,
-// `#/limits`, `#/admin/...`), and the page a
-// verification link opens (`/verify-email?token=…`).
+// `#/limits`, `#/profile`, `#/admin/...`), and the pages a mailed link opens
+// (`/verify-email?token=…`, `/reset-password?token=…`).
 
 import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
 import { api, session, signIn, register, logOut, logOutEverywhere, stream, onSessionChange, takeSignOutReason } from "./api.js";
@@ -16,6 +16,7 @@ import { Pools, DeadJobs, Workers, Users } from "./admin.js";
 import { Limits } from "./limits.js";
 import { Workflows, WorkflowPage } from "./workflows.js";
 import { VerifyEmail, UnverifiedBanner } from "./verify.js";
+import { ForgotPassword, Profile, ResetPassword } from "./account.js";
 
 function useRoute() {
   const [hash, setHash] = useState(window.location.hash || "#/tasks");
@@ -30,6 +31,7 @@ function useRoute() {
 function SignIn() {
   const [form, setForm] = useState({ email: "", password: "", display_name: "" });
   const [creating, setCreating] = useState(false);
+  const [forgot, setForgot] = useState(false);
   const [reason] = useState(takeSignOutReason);
   const action = useAction();
   const submit = async (e) => {
@@ -42,6 +44,10 @@ function SignIn() {
     if (ok && (window.location.hash || "").startsWith("#/login")) window.location.hash = "#/tasks";
   };
   const set = (name) => (e) => setForm({ ...form, [name]: e.target.value });
+  if (forgot) {
+    return html`<main id="main" class="signin"><h1>Taskmesh</h1>
+      <${ForgotPassword} onBack=${() => setForgot(false)} /></main>`;
+  }
   return html`<main id="main" class="signin">
     <h1>Taskmesh</h1>
     ${reason && !action.error ? html`<p class="notice" role="status" id="signed-out">${reason}</p>` : ""}
@@ -57,6 +63,7 @@ function SignIn() {
       action.clear(); // an error of the other form is not this one's
     }}>
       ${creating ? "I have an account" : "Create an account"}</button>
+    ${creating ? "" : html` <button type="button" class="link" onClick=${() => setForgot(true)}>Forgot your password?</button>`}
   </main>`;
 }
 
@@ -94,6 +101,7 @@ function Shell({ route }) {
     channels: html`<${Channels} />`,
     notifications: html`<${Notifications} />`,
     limits: html`<${Limits} />`,
+    profile: html`<${Profile} />`,
     workflows: arg ? html`<${WorkflowPage} key=${arg} id=${arg} />` : html`<${Workflows} />`,
     "admin/pools": html`<${Pools} />`,
     "admin/dead": html`<${DeadJobs} />`,
@@ -116,7 +124,7 @@ function Shell({ route }) {
         ${admin ? html`${link("#/admin/pools", "Pools")} ${link("#/admin/dead", "Dead jobs")}
           ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}` : ""}
       </nav>
-      <div class="me"><${LiveStatus} /> <span>${user.display_name} (${user.role})</span>
+      <div class="me"><${LiveStatus} /> <a href="#/profile" aria-label=${`Profile: ${user.display_name} (${user.role})`}>${user.display_name} (${user.role})</a>
         <button type="button" onClick=${logOut}>Sign out</button></div>
     </header>
     <${UnverifiedBanner} />
@@ -131,6 +139,7 @@ function App() {
   const [, setSessions] = useState(0);
   useEffect(() => onSessionChange(() => setSessions((n) => n + 1)), []);
   if (window.location.pathname === "/verify-email") return html`<${VerifyEmail} />`;
+  if (window.location.pathname === "/reset-password") return html`<${ResetPassword} />`;
   if (!session()?.user || route[0] === "login") return html`<${SignIn} />`;
   return html`<${Shell} route=${route} />`;
 }

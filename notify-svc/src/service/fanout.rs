@@ -7,8 +7,8 @@
 use std::collections::{HashMap, HashSet};
 
 use shared::events::{
-    CloudEvent, DecodeError, EventPayload, MailDue, NotificationCreated, SmsDue, UserCreated,
-    UserDeleted, UserUpdated, VerificationMailDue,
+    AccountMail, CloudEvent, DecodeError, EventPayload, MailDue, NotificationCreated, SmsDue,
+    UserCreated, UserDeleted, UserUpdated, VerificationMailDue,
 };
 use shared::{idempotency, outbox};
 use sqlx::PgConnection;
@@ -89,6 +89,9 @@ pub async fn apply(
                 plan.write(state, tx).await?;
                 let (name, verified) = (&e.display_name, e.email_verified);
                 users::update(&mut *tx, e.user_id, name, e.active, verified).await?;
+                if let Some(email) = &e.email {
+                    users::set_email(&mut *tx, e.user_id, email).await?;
+                }
                 continue;
             }
             VerificationMailDue::TYPE => {
@@ -221,15 +224,36 @@ impl Rows {
     /// The mail with the link that verifies `due.email`: whatever the preferences, no text
     /// anyone wrote (not even the recipient's name), no unsubscribe link.
     fn verification(&mut self, state: &AppState, event_id: Uuid, due: VerificationMailDue) {
-        let link = format!("/verify-email?token={}", due.token);
+        let until = due.expires_at.format("%Y-%m-%d %H:%M UTC");
+        let (title, page, body) = match due.purpose {
+            AccountMail::Verification => (
+                "Confirm your email address for Taskmesh",
+                "verify-email",
+                format!("The link works until {until}."),
+            ),
+            AccountMail::EmailChange => (
+                "Confirm your new email address for Taskmesh",
+                "verify-email",
+                format!(
+                    "Open the link to make this your account's address. It works until {until}; \
+                     until then your account keeps its address."
+                ),
+            ),
+            AccountMail::PasswordReset => (
+                "Reset your Taskmesh password",
+                "reset-password",
+                format!(
+                    "Open the link to choose a new password. It works once, until {until}. If \
+                     you did not ask for it, ignore this mail: your password stays as it is."
+                ),
+            ),
+        };
+        let link = format!("/{page}?token={}", due.token);
         let content = Content {
             to_name: String::new(),
             to: due.email,
-            title: "Confirm your email address for Taskmesh".into(),
-            body: format!(
-                "The link works until {}.",
-                due.expires_at.format("%Y-%m-%d %H:%M UTC")
-            ),
+            title: title.into(),
+            body,
             link: Some(state.links.absolute(&link)),
         };
         let (kind, channel) = (Kind::EmailVerification, Channel::Email);
@@ -414,6 +438,7 @@ mod tests {
             role: "member".into(),
             active: false,
             email_verified: Some(true),
+            email: None,
             changed: vec!["active".into()],
         };
         assert!(needs_work(&event(user)).unwrap());

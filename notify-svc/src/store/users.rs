@@ -44,6 +44,16 @@ pub async fn ensure(tx: &mut PgConnection, id: Uuid, email: &str) -> Result<(), 
     Ok(())
 }
 
+/// A new address (its verification comes with the same event).
+pub async fn set_email(tx: &mut PgConnection, id: Uuid, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET email = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(email)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// A profile change; a user this read model never saw created stays unknown (no address).
 pub async fn update(
     tx: &mut PgConnection,

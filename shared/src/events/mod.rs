@@ -146,6 +146,9 @@ pub struct UserUpdated {
     /// (a consumer then keeps what it knew).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
+    /// The new address, when it changed (`changed` holds `email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub changed: Vec<String>,
 }
 
@@ -456,6 +459,28 @@ pub struct VerificationMailDue {
     pub email: String,
     pub token: String,
     pub expires_at: DateTime<Utc>,
+    /// What the link does (absent: verifies the address).
+    #[serde(default, skip_serializing_if = "AccountMail::is_verification")]
+    pub purpose: AccountMail,
+}
+
+/// What an account mail's link does.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountMail {
+    /// Verifies the account's address (`/verify-email?token=`).
+    #[default]
+    Verification,
+    /// Confirms a new address for the account (`/verify-email?token=`, sent to the new one).
+    EmailChange,
+    /// Sets a new password (`/reset-password?token=`).
+    PasswordReset,
+}
+
+impl AccountMail {
+    pub fn is_verification(&self) -> bool {
+        *self == AccountMail::Verification
+    }
 }
 
 impl EventPayload for VerificationMailDue {

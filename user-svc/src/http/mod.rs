@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod keys;
 pub mod live;
+pub mod recovery;
 pub mod users;
 
 use axum::{extract::State, routing::get, Json, Router};
@@ -29,6 +30,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .merge(auth::router())
         .merge(users::router())
+        .merge(recovery::router())
         .merge(keys::router())
         .merge(live::router())
         .route("/.well-known/jwks.json", get(jwks))

@@ -5,5 +5,6 @@
 pub mod accounts;
 pub mod auth;
 pub mod keys;
+pub mod recovery;
 pub mod sessions;
 pub mod verification;

@@ -4,7 +4,7 @@
 
 use chrono::{Duration, Utc};
 use shared::{
-    events::{CloudEvent, VerificationMailDue},
+    events::{AccountMail, CloudEvent, VerificationMailDue},
     identity::Role,
     outbox,
 };
@@ -26,14 +26,26 @@ pub const RESEND_AFTER: Duration = Duration::seconds(60);
 /// Issues `user` a new link in `tx` (an earlier one stops working) and asks notify-svc to mail
 /// it.
 pub async fn issue(tx: &mut PgConnection, user: &User) -> Result<(), UserError> {
+    issue_to(tx, user.id, &user.email, AccountMail::Verification).await
+}
+
+/// Issues a link that verifies `email` for account `user_id` (its own address, or the one it
+/// changes to) in `tx`, replacing an earlier one, and asks notify-svc to mail it there.
+async fn issue_to(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    email: &str,
+    purpose: AccountMail,
+) -> Result<(), UserError> {
     let (token, hash) = signing::opaque_token();
     let expires_at = Utc::now() + LINK_TTL;
-    store::verifications::replace(&mut *tx, user.id, &user.email, &hash, expires_at).await?;
+    store::verifications::replace(&mut *tx, user_id, email, &hash, expires_at).await?;
     let command = VerificationMailDue {
-        user_id: user.id,
-        email: user.email.clone(),
+        user_id,
+        email: email.to_string(),
         token,
         expires_at,
+        purpose,
     };
     outbox::enqueue(tx, CloudEvent::new(SERVICE, command)).await?;
     Ok(())
@@ -51,15 +63,55 @@ pub async fn resend(state: &AppState, user_id: Uuid) -> Result<(), UserError> {
             "this account's email address is already verified",
         ));
     }
-    if let Some(issued) = store::verifications::issued_at(&mut tx, user_id).await? {
+    not_too_soon(&mut tx, user_id).await?;
+    issue(&mut tx, &user).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// 429 within a minute of `user_id`'s last link.
+async fn not_too_soon(tx: &mut PgConnection, user_id: Uuid) -> Result<(), UserError> {
+    if let Some(issued) = store::verifications::issued_at(tx, user_id).await? {
         let wait = issued + RESEND_AFTER - Utc::now();
         if wait > Duration::zero() {
             let retry_after = wait.num_seconds().max(1) as u64;
             return Err(UserError::TooSoon { retry_after });
         }
     }
-    issue(&mut tx, &user).await?;
+    Ok(())
+}
+
+/// Asks to change the signed-in user's address to `email`, with their password: a link is
+/// mailed to the new address, and the account keeps its address until the link is opened
+/// (then the new one is verified). 403 `wrong_password`, 409 `email_taken`, 429 `too_soon`.
+pub async fn request_email_change(
+    state: &AppState,
+    user_id: Uuid,
+    email: &str,
+    password: String,
+) -> Result<(), UserError> {
+    let email = crate::domain::account::parse_email(email)?;
+    check_password(state, user_id, password).await?;
+    let mut tx = state.pool.begin().await?;
+    let user = store::users::lock(&mut tx, user_id)
+        .await?
+        .ok_or(UserError::NotFound("user"))?;
+    if user.email.eq_ignore_ascii_case(&email) {
+        return Err(UserError::invalid(
+            "same_email",
+            "this is already the account's address",
+        ));
+    }
+    if store::users::email_taken(&mut tx, &email, user_id).await? {
+        return Err(UserError::conflict(
+            "email_taken",
+            "an account with this email already exists",
+        ));
+    }
+    not_too_soon(&mut tx, user_id).await?;
+    issue_to(&mut tx, user_id, &email, AccountMail::EmailChange).await?;
     tx.commit().await?;
+    tracing::info!(user_id = %user_id, "email change asked");
     Ok(())
 }
 
@@ -91,8 +143,9 @@ pub async fn verify(
     // The account first, then its token: the order a new link's request takes them in.
     let user = store::users::lock(&mut tx, found.user_id)
         .await?
-        .filter(|u| u.email.eq_ignore_ascii_case(&found.email))
         .ok_or_else(invalid_link)?;
+    // A link mailed to another address than the account's confirms a change to it.
+    let new_email = (!user.email.eq_ignore_ascii_case(&found.email)).then_some(found.email);
     let taken = store::verifications::take(&mut tx, &hash)
         .await?
         .ok_or_else(invalid_link)?;
@@ -102,6 +155,22 @@ pub async fn verify(
             "token_expired",
             "this verification link has expired; sign in and ask for a new one",
         ));
+    }
+    if let Some(email) = new_email {
+        let user = store::users::change_email(&mut tx, user.id, &email)
+            .await?
+            .ok_or_else(|| {
+                UserError::conflict("email_taken", "an account with this email already exists")
+            })?;
+        store::users::announce(
+            &mut tx,
+            &user,
+            vec!["email".into(), "email_verified".into()],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, "email address changed");
+        return Ok(user);
     }
     let promote = bootstrap_pending(state, &mut tx, &user).await?;
     match password {

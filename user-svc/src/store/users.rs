@@ -87,7 +87,7 @@ pub async fn password_of(pool: &PgPool, id: Uuid) -> Result<Option<(String, Stri
 
 /// Stores a new hash; `touch` marks the account updated (a change, not a rehash).
 pub async fn set_password_hash(
-    pool: &PgPool,
+    pool: impl sqlx::PgExecutor<'_>,
     id: Uuid,
     hash: &str,
     touch: bool,
@@ -171,6 +171,42 @@ pub async fn mark_verified(tx: &mut PgConnection, id: Uuid) -> Result<User, sqlx
     .await
 }
 
+/// Gives `id` the verified address `email`; `None` when another account has it.
+pub async fn change_email(
+    tx: &mut PgConnection,
+    id: Uuid,
+    email: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    let changed = sqlx::query_as(&format!(
+        "UPDATE users SET email = $2, email_verified = true, updated_at = now()
+          WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(email)
+    .fetch_one(tx)
+    .await;
+    match changed {
+        Ok(user) => Ok(Some(user)),
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("users_email_key") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an account other than `id` has `email` (any case).
+pub async fn email_taken(
+    conn: &mut PgConnection,
+    email: &str,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1) AND id <> $2)",
+    )
+    .bind(email)
+    .bind(id)
+    .fetch_one(conn)
+    .await
+}
+
 /// `user.updated` for `changed` fields, through the outbox in `tx` (nothing when none changed).
 pub async fn announce(
     tx: &mut PgConnection,
@@ -186,6 +222,10 @@ pub async fn announce(
         role: user.role.as_str().into(),
         active: user.active,
         email_verified: Some(user.email_verified),
+        email: changed
+            .iter()
+            .any(|c| c == "email")
+            .then(|| user.email.clone()),
         changed,
     };
     outbox::enqueue(tx, CloudEvent::new(SERVICE, event)).await?;
