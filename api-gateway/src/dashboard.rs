@@ -35,6 +35,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("js/task.js", JS, include_bytes!("../web/js/task.js")),
     ("js/links.js", JS, include_bytes!("../web/js/links.js")),
     ("js/repeat.js", JS, include_bytes!("../web/js/repeat.js")),
+    (
+        "js/mentions.js",
+        JS,
+        include_bytes!("../web/js/mentions.js"),
+    ),
     ("js/files.js", JS, include_bytes!("../web/js/files.js")),
     ("js/people.js", JS, include_bytes!("../web/js/people.js")),
     ("js/persons.js", JS, include_bytes!("../web/js/persons.js")),

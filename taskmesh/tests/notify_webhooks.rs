@@ -481,6 +481,7 @@ async fn another_users_endpoint_is_not_found() {
             format!("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver"),
             None,
         ),
+        (Method::POST, format!("/api/v1/webhooks/{id}/test"), None),
         (Method::DELETE, format!("/api/v1/webhooks/{id}"), None),
     ];
     for (method, path, body) in attempts {
@@ -503,6 +504,16 @@ async fn another_users_endpoint_is_not_found() {
     .await;
     assert_eq!(still.status, 200);
     assert_eq!(still.body["description"], "");
+    // Nothing was queued for Eve's tries; a disabled endpoint takes no test.
+    assert!(deliveries(&app, &ada, id).await.is_empty());
+    let path = format!("/api/v1/webhooks/{id}");
+    let off = Some(json!({"enabled": false}));
+    assert_eq!(
+        call(&app, Method::PATCH, &path, &ada, off).await.status,
+        200
+    );
+    let test = call(&app, Method::POST, &format!("{path}/test"), &ada, None).await;
+    assert_eq!((test.status, test.code()), (409, "endpoint_disabled"));
     let deleted = call(
         &app,
         Method::DELETE,

@@ -32,7 +32,14 @@ try {
 
   // 1. Ada comments; Bob's page shows it, rendered, and announces it.
   const form = ada.getByRole("form", { name: "New comment" });
-  await form.getByLabel("Comment").fill("Can you check the **gutter**, @Bob Stone?");
+  // "@" and the start of a name suggests people; Enter puts the whole name in.
+  const box = form.getByLabel("Comment");
+  await box.fill("Can you check the **gutter**, @Bo");
+  await form.getByRole("listbox", { name: "People to mention" }).getByRole("option", { name: "Bob Stone" }).waitFor();
+  await box.press("Enter");
+  expect("the box after choosing", await box.inputValue(), "Can you check the **gutter**, @Bob Stone ");
+  await box.press("End");
+  await box.pressSequentially("please?");
   await form.getByRole("button", { name: "Comment" }).click();
   const bobsComment = bob.locator("li.comment", { hasText: "Can you check the gutter" });
   await bobsComment.waitFor();

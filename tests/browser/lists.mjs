@@ -6,7 +6,9 @@
 //      and the burst of 100 live events costs a few list requests, not one each;
 //   2. the list shows 100 tasks and "Load more" shows the rest; a live refresh keeps them all;
 //   3. an address nobody has, typed as assignee, is told as such and nothing is created;
-//   4. the calendar feed's address, made on the page, serves the dated tasks without a token.
+//   4. the calendar feed's address, made on the page, serves the dated tasks without a token;
+//   5. the Due filter (past due, the next 7 days) and the Sort (due date), and a saved view that
+//      applies them again after a reload.
 // Ada has an account and no tasks.
 // Usage: node lists.mjs <gateway URL> <password>
 // Prints one "ok ..." line per step and exits 0 only when every step passed.
@@ -99,6 +101,29 @@ try {
   const ics = await feed.text();
   expect("the feed", [feed.status, ics.startsWith("BEGIN:VCALENDAR"), ics.includes("SUMMARY:Dated")], [200, true, true]);
   console.log("ok the calendar feed's address serves the dated tasks without a token");
+  // 5. Due and Sort, and a saved view.
+  const day = 86400000;
+  await call(ada, "POST", "/api/v1/tasks", { title: "Late", due_at: new Date(Date.now() - day).toISOString() });
+  await call(ada, "POST", "/api/v1/tasks", { title: "Soon", due_at: new Date(Date.now() + 2 * day).toISOString() });
+  const filters = page.getByRole("search");
+  const shownTitles = () => page.locator("ul.tasks > li a").allTextContents();
+  const showing = (titles) => page.waitForFunction((want) =>
+    JSON.stringify([...document.querySelectorAll("ul.tasks > li a")].map((a) => a.textContent)) === JSON.stringify(want), titles);
+  await filters.locator("select[name=due]").selectOption({ label: "past due" });
+  await showing(["Late"]);
+  await filters.locator("select[name=due]").selectOption({ label: "in the next 7 days" });
+  await showing(["Soon"]);
+  const views = page.getByRole("form", { name: "Save this view" });
+  await views.getByLabel("Save these filters as").fill("This week");
+  await views.getByRole("button", { name: "Save view" }).click();
+  await filters.locator("select[name=due]").selectOption({ label: "any" });
+  await filters.locator("select[name=sort]").selectOption({ label: "due date" });
+  await page.waitForFunction(() => document.querySelector("ul.tasks > li a")?.textContent === "Late");
+  expect("the first by due date", (await shownTitles()).slice(0, 3), ["Late", "Soon", "Dated"]);
+  await page.reload();
+  await page.getByRole("group", { name: "Saved views" }).getByRole("button", { name: "This week", exact: true }).click();
+  await showing(["Soon"]);
+  console.log("ok Due and Sort filter and order the list, and a saved view applies them after a reload");
   console.log("ok lists: every step passed");
 } catch (e) {
   console.error(`FAILED: ${e.message}`);

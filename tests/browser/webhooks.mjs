@@ -4,7 +4,8 @@
 //      (received here by a stand-in SMS provider) is entered;
 //   2. a webhook added on its page shows its secret once; Bob assigning Ada a task delivers
 //      task.assigned to it (received here, signed), and its deliveries list says delivered 2xx;
-//   3. turning it off shows it off.
+//   3. "Send a test" delivers a signed webhook.test to it, listed under its deliveries;
+//   4. turning it off shows it off.
 // Ada and Bob have accounts; Bob can assign Ada. This script serves the SMS provider and the
 // webhook receiver on the two ports given (the platform was configured with them).
 // Usage: node webhooks.mjs <gateway URL> <password> <sms port> <receiver port>
@@ -80,7 +81,14 @@ try {
   }, null, { polling: 500, timeout: 30000 });
   console.log("ok a webhook added on its page shows its secret once and lists its signed delivery");
 
-  // 3. Off.
+  // 3. A test, received signed and listed.
+  await endpoint.getByRole("button", { name: "Send a test" }).click();
+  const test = await until("the test delivery", () => hooks.find((h) => JSON.parse(h.body).type === "webhook.test"));
+  if (!test.headers["webhook-signature"]?.startsWith("v1,")) throw new Error("an unsigned test");
+  await endpoint.locator("tr[data-delivery]", { hasText: "webhook.test" }).waitFor();
+  console.log("ok Send a test delivers a signed webhook.test, listed under the deliveries");
+
+  // 4. Off.
   await endpoint.getByRole("button", { name: "Turn off" }).click();
   await endpoint.locator(".state", { hasText: "off" }).waitFor();
   console.log("ok a webhook is turned off from its page");

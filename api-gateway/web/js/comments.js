@@ -2,7 +2,8 @@
 // write, edit or delete them; my own can be edited and deleted. `@` and a name tells that person
 // if they can see the task.
 
-import { html, useState } from "../vendor/htm-preact.js";
+import { html, useRef, useState } from "../vendor/htm-preact.js";
+import { useMentions } from "./mentions.js";
 import { api, session } from "./api.js";
 import { Avatar, nameOf } from "./persons.js";
 import { useLoad, useStream, Problem, when, useAction } from "./ui.js";
@@ -59,6 +60,8 @@ function CommentItem({ comment, mine, onChanged }) {
 /** A new comment, or (with `comment`) an edit of mine. */
 function Write({ taskId, comment, onSaved, onCancel }) {
   const [body, setBody] = useState(comment?.body || "");
+  const box = useRef(null);
+  const mentions = useMentions(box, body, setBody, comment ? `edit-${comment.id}` : "new-comment");
   const action = useAction();
   const submit = async (e) => {
     e.preventDefault();
@@ -72,8 +75,9 @@ function Write({ taskId, comment, onSaved, onCancel }) {
   };
   const label = comment ? "Edit comment" : "New comment";
   return html`<form class="comment-form" onSubmit=${submit} aria-label=${label}>
-    <label>${comment ? "Your comment" : "Comment"} <textarea name="body" rows="3" required maxlength="10000"
-      value=${body} onInput=${(e) => setBody(e.target.value)}></textarea></label>
+    <label>${comment ? "Your comment" : "Comment"} <textarea ref=${box} name="body" rows="3" required maxlength="10000"
+      ...${mentions.aria} value=${body} onInput=${(e) => setBody(e.target.value)} onKeyDown=${mentions.onKeyDown}></textarea></label>
+    <div class="picker">${mentions.list}</div>
     <span class="muted">Markdown; <code>@</code> and a name tells someone who can see this task.</span>
     <button type="submit" disabled=${action.busy}>${comment ? "Save comment" : "Comment"}</button>
     ${onCancel ? html`<button type="button" class="link" onClick=${onCancel}>Cancel</button>` : ""}

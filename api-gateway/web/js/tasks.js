@@ -29,14 +29,33 @@ export async function listTasks(query, want) {
   return { items, next_cursor: cursor };
 }
 
+/** The list's filters as the API reads them, and `due`, the choice its due dates came from. */
+const NO_FILTERS = { status: "", priority: "", channel_id: "", tag: "", q: "", assignee_id: "", due: "",
+  due_before: "", due_after: "", sort: "" };
+const SORTS = { "": "newest first", created_at: "oldest first", due_at: "due date", "-priority": "priority" };
+const DUES = { "": "any", past: "past due", today: "today", week: "in the next 7 days" };
+
+/** The due-date bounds of a choice in `DUES`, fixed when it is made. */
+function dueBounds(choice) {
+  const now = new Date();
+  const day = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+  const iso = (d) => d.toISOString();
+  switch (choice) {
+    case "past": return { due_before: iso(now), due_after: "" };
+    case "today": return { due_after: iso(day), due_before: iso(new Date(day.getTime() + 86400000)) };
+    case "week": return { due_after: iso(now), due_before: iso(new Date(now.getTime() + 7 * 86400000)) };
+    default: return { due_before: "", due_after: "" };
+  }
+}
+
 export function Tasks() {
   usePageTitle("My tasks");
-  const [filters, setFilters] = useState({ status: "", priority: "", channel_id: "", tag: "", q: "" });
+  const [filters, setFilters] = useState(NO_FILTERS);
   const channels = useLoad(() => api("GET", "/api/v1/channels"));
   const labels = useLoad(() => api("GET", "/api/v1/labels"));
   const allLabels = labels.data?.items || [];
   const mine = channels.data?.items || [];
-  const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v)).toString();
+  const query = new URLSearchParams(Object.entries(filters).filter(([k, v]) => v && k !== "due")).toString();
   // How many tasks are shown: a page, and a page more for each "Load more" (a new filter starts
   // from one page again).
   const [shown, setShown] = useState({ query, want: PAGE });
@@ -72,8 +91,20 @@ export function Tasks() {
           <option value="">any</option>
           ${[...new Set(allLabels.map((l) => l.name))].map((n) => html`<option value=${n}>${n}</option>`)}
         </select></label>
+        <label>Assignee <select name="assignee_id" value=${filters.assignee_id} onChange=${set("assignee_id")}>
+          <option value="">anyone</option>
+          <option value=${session()?.user?.id}>me</option>
+        </select></label>
+        <label>Due <select name="due" value=${filters.due}
+          onChange=${(e) => setFilters({ ...filters, due: e.target.value, ...dueBounds(e.target.value) })}>
+          ${Object.entries(DUES).map(([k, v]) => html`<option value=${k}>${v}</option>`)}
+        </select></label>
+        <label>Sort <select name="sort" value=${filters.sort} onChange=${set("sort")}>
+          ${Object.entries(SORTS).map(([k, v]) => html`<option value=${k}>${v}</option>`)}
+        </select></label>
         <label>Search <input name="q" type="search" value=${filters.q} onInput=${set("q")} /></label>
       </form>
+      <${SavedViews} filters=${filters} onApply=${(saved) => setFilters({ ...NO_FILTERS, ...saved, ...dueBounds(saved.due) })} />
       <${Problem} error=${tasks.error} />
       ${tasks.loading && !tasks.data ? html`<${Loading} what="tasks" />` : html`
         <ul class="tasks" aria-live="polite">
@@ -86,6 +117,36 @@ export function Tasks() {
       <${LabelManager} labels=${allLabels} channels=${mine} onChanged=${labels.reload} />
       <${CalendarFeed} />
     </section>`;
+}
+
+/**
+ * Saved views: the list's filters and sort under a name, kept in this browser for this person;
+ * choosing one applies it (a due-date choice counts from the moment it is applied).
+ */
+function SavedViews({ filters, onApply }) {
+  const key = `taskmesh.views.${session()?.user?.id}`;
+  const [views, setViews] = useState(() => JSON.parse(localStorage.getItem(key) || "[]"));
+  const [name, setName] = useState("");
+  const keep = (next) => {
+    localStorage.setItem(key, JSON.stringify(next));
+    setViews(next);
+  };
+  const save = (e) => {
+    e.preventDefault();
+    const { due_before, due_after, ...chosen } = filters;
+    keep([...views.filter((v) => v.name !== name.trim()), { name: name.trim(), filters: chosen }]);
+    setName("");
+  };
+  return html`<div class="views">
+    ${views.length ? html`<span role="group" aria-label="Saved views">Saved views:
+      ${views.map((v) => html`<span class="view"><button type="button" class="link" onClick=${() => onApply(v.filters)}>${v.name}</button>
+        <button type="button" class="link" aria-label=${`Forget the view ${v.name}`}
+          onClick=${() => keep(views.filter((w) => w.name !== v.name))}>×</button></span>`)}</span>` : ""}
+    <form class="inline" onSubmit=${save} aria-label="Save this view">
+      <label>Save these filters as <input name="view" required maxlength="40" value=${name} onInput=${(e) => setName(e.target.value)} /></label>
+      <button type="submit">Save view</button>
+    </form>
+  </div>`;
 }
 
 /**

@@ -1,6 +1,6 @@
 // Webhooks (`#/webhooks`): my endpoints (add one: its address and kinds; its signing secret is
 // shown once), each with its deliveries (state, attempts, the last answer's status), and ways to
-// turn it off and on, get a new secret, or delete it.
+// send it a test, turn it off and on, get a new secret, or delete it.
 
 import { html, useState } from "../vendor/htm-preact.js";
 import { api } from "./api.js";
@@ -55,21 +55,28 @@ function AddEndpoint({ kinds, onAdd, busy }) {
 
 function Endpoint({ endpoint: e, run, busy }) {
   const path = `/api/v1/webhooks/${e.id}`;
+  const [tested, setTested] = useState(0);
   return html`<li class="endpoint" data-endpoint=${e.id}>
     <p><b>${e.url}</b> ${e.enabled ? html`<span class="state state-alive">on</span>`
       : html`<span class="state state-dead">off</span> <span class="muted">${e.disabled_reason || ""}</span>`}</p>
     <p class="muted">${e.event_types.join(", ")}${e.failing_since ? ` · failing since ${when(e.failing_since)}` : ""}</p>
     <div class="actions">
+      <button type="button" disabled=${busy || !e.enabled} onClick=${() => run(async () => {
+        await api("POST", `${path}/test`);
+        setTested((n) => n + 1);
+      })}>Send a test</button>
       <button type="button" disabled=${busy} onClick=${() => run(() => api("PATCH", path, { enabled: !e.enabled }))}>${e.enabled ? "Turn off" : "Turn on"}</button>
       <button type="button" disabled=${busy} onClick=${() => run(() => api("POST", `${path}/rotate-secret`))}>New secret</button>
       <button type="button" class="danger" disabled=${busy} onClick=${() => window.confirm(`Delete the webhook ${e.url}?`) && run(() => api("DELETE", path))}>Delete</button>
     </div>
-    <details><summary>Deliveries</summary><${Deliveries} path=${path} /></details>
+    ${tested ? html`<p role="status" class="muted">A test is on its way: it shows under Deliveries as
+      <code>webhook.test</code>.</p>` : ""}
+    <details open=${tested > 0}><summary>Deliveries</summary><${Deliveries} path=${path} tested=${tested} /></details>
   </li>`;
 }
 
-function Deliveries({ path }) {
-  const list = useLoad(() => api("GET", `${path}/deliveries?limit=20`), [path]);
+function Deliveries({ path, tested }) {
+  const list = useLoad(() => api("GET", `${path}/deliveries?limit=20`), [path, tested]);
   useStream((type) => type === "notification.created" && list.reload(), [list.reload]);
   if (!list.data) return html`<${Problem} error=${list.error} />`;
   return html`<button type="button" class="link" onClick=${list.reload}>Refresh</button>

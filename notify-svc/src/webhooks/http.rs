@@ -1,5 +1,5 @@
 //! The webhook routes: a user's endpoints (create, list, read, update, delete, rotate the
-//! secret) and their deliveries (the log, redeliver). A user only ever sees their own
+//! secret, send a test) and their deliveries (the log, redeliver). A user only ever sees their own
 //! endpoints: another's is 404. The secret is in the answers of create and rotate only.
 
 use std::collections::HashMap;
@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(webhook_rotate_secret))
         .routes(routes!(webhook_deliveries))
         .routes(routes!(webhook_redeliver))
+        .routes(routes!(webhook_test))
 }
 
 impl From<Invalid> for ApiError {
@@ -413,4 +414,56 @@ pub async fn webhook_redeliver(
         )),
         None => Err(ApiError::not_found("delivery")),
     }
+}
+
+/// A test delivery queued.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookTest {
+    pub delivery_id: Uuid,
+    /// The `id` of the event it carries (its `type` is `webhook.test`).
+    pub event_id: Uuid,
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Endpoint id")),
+    responses((status = 202, description = "A `webhook.test` event is queued to the endpoint now, signed and retried like any delivery; it shows in the deliveries", body = WebhookTest),
+        (status = 401, description = "Not authenticated", body = ProblemBody),
+        (status = 404, description = "No such endpoint of the caller's", body = ProblemBody),
+        (status = 409, description = "The endpoint is disabled (enable it first)", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id, endpoint_id = %id))]
+pub async fn webhook_test(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WebhookTest>), ApiError> {
+    let endpoint = own_endpoint(&state, &identity, &id).await?;
+    if !endpoint.enabled {
+        return Err(ApiError::conflict(
+            "endpoint_disabled",
+            "the endpoint is disabled; enable it before testing it",
+        ));
+    }
+    let event = shared::events::CloudEvent {
+        specversion: "1.0".into(),
+        id: Uuid::now_v7(),
+        source: format!("/taskmesh/{}", crate::SERVICE),
+        event_type: "webhook.test".into(),
+        subject: Some(endpoint.id.to_string()),
+        time: Utc::now(),
+        datacontenttype: "application/json".into(),
+        dataversion: 1,
+        traceparent: None,
+        data: serde_json::json!({
+            "endpoint_id": endpoint.id,
+            "message": "A test from Taskmesh: this endpoint is reachable, and its signature checks out with your secret.",
+        }),
+    };
+    let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
+    let delivery_id = store::enqueue_test(&state.pool, endpoint.id, event.id, &body).await?;
+    tracing::info!("webhook test queued");
+    let test = WebhookTest {
+        delivery_id,
+        event_id: event.id,
+    };
+    Ok((StatusCode::ACCEPTED, Json(test)))
 }

@@ -247,6 +247,28 @@ pub async fn redeliver(
     .await
 }
 
+/// Queues a `webhook.test` delivery of `body` (event `event_id`) to endpoint `endpoint_id`, due
+/// now; its id.
+pub async fn enqueue_test(
+    pool: &PgPool,
+    endpoint_id: Uuid,
+    event_id: Uuid,
+    body: &[u8],
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, next_attempt_at)
+         VALUES ($1, $2, $3, 'webhook.test', $4, now())",
+    )
+    .bind(id)
+    .bind(endpoint_id)
+    .bind(event_id)
+    .bind(body)
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
 /// A delivery claimed for one attempt, with what sending it needs.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {
