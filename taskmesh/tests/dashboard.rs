@@ -199,7 +199,9 @@ async fn labels_are_added_put_on_tasks_and_filter_the_list() {
 async fn a_task_page_edits_every_field_links_tasks_and_deletes() {
     let app = App::start().await;
     app.sign_up_as("ada@example.com", "Ada Lovelace").await;
-    let args = vec![app.api.clone(), PASSWORD.to_string()];
+    let work = std::env::temp_dir().join(format!("taskmesh-taskpage-{}", uuid::Uuid::new_v4()));
+    let shots = screenshot_dir(&work).display().to_string();
+    let args = vec![app.api.clone(), PASSWORD.to_string(), shots];
     common::browser::run("taskpage.mjs", args, "ok taskpage: every step passed").await;
 }
 

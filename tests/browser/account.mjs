@@ -50,7 +50,7 @@ try {
   const name = me.getByRole("form", { name: "Name" });
   await name.getByLabel("Name").fill("Ada King");
   await name.getByRole("button", { name: "Save name" }).click();
-  await me.getByRole("link", { name: "Profile: Ada King (member)" }).waitFor();
+  await me.getByRole("link", { name: "Ada King (member)" }).waitFor();
   const address = me.getByRole("form", { name: "Email address" });
   await address.getByLabel("New address").fill("ada@king.example.com");
   await address.getByLabel("Your password").fill(fresh);

@@ -10,12 +10,12 @@
 //   4. completing the recurring task creates the next one, due a week later;
 //   5. Delete, confirmed, deletes the task and returns to the list.
 // Ada has an account and no tasks.
-// Usage: node taskpage.mjs <gateway URL> <password>
+// Usage: node taskpage.mjs <gateway URL> <password> <screenshot dir>
 // Prints one "ok ..." line per step and exits 0 only when every step passed.
 import { launch, args, signedIn } from "./chromium.mjs";
 import { caller, accessToken, expect } from "./api.mjs";
 
-const [base, password] = args("taskpage.mjs", ["gateway URL", "password"]);
+const [base, password, shots] = args("taskpage.mjs", ["gateway URL", "password", "screenshot dir"]);
 const call = caller(base);
 const browser = await launch();
 try {
@@ -72,6 +72,10 @@ try {
   await relate.locator("select[name=other] option", { hasText: "Book a van" }).waitFor({ state: "attached" });
   await relate.getByRole("button", { name: "Relate" }).click();
   await page.locator("li[data-relation=blocks]", { hasText: "Book a van" }).waitFor();
+  await page.screenshot({ path: `${shots}/task-links.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${shots}/task-links-phone.png`, fullPage: true });
+  await page.setViewportSize({ width: 1000, height: 700 });
   await page.locator("li[data-relation=blocks]").getByRole("link").click();
   await page.getByRole("heading", { name: "Book a van" }).waitFor();
   const back = page.locator("li[data-relation=blocked_by]", { hasText: "Move house" });

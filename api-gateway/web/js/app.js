@@ -124,7 +124,7 @@ function Shell({ route }) {
         ${admin ? html`${link("#/admin/pools", "Pools")} ${link("#/admin/dead", "Dead jobs")}
           ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}` : ""}
       </nav>
-      <div class="me"><${LiveStatus} /> <a href="#/profile" aria-label=${`Profile: ${user.display_name} (${user.role})`}>${user.display_name} (${user.role})</a>
+      <div class="me"><${LiveStatus} /> <a href="#/profile" title="Your profile">${user.display_name} (${user.role})</a>
         <button type="button" onClick=${logOut}>Sign out</button></div>
     </header>
     <${UnverifiedBanner} />

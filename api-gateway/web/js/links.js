@@ -66,9 +66,9 @@ export function Relations({ task }) {
     <h2 id="relations-title">Related tasks</h2>
     <${Problem} error=${list.error} />
     <ul class="relations">
-      ${items.map((r) => html`<li data-relation=${r.relation}>${RELATIONS[r.relation]}
-        <a href=${`#/tasks/${r.task_id}`}>${r.title}</a>
-        <span class=${`status status-${r.status}`}>${STATUS_NAMES[r.status] || r.status}</span>
+      ${items.map((r) => html`<li data-relation=${r.relation}>${RELATIONS[r.relation]}${" "}
+        <a href=${`#/tasks/${r.task_id}`}>${r.title}</a>${" "}
+        <span class=${`status status-${r.status}`}>${STATUS_NAMES[r.status] || r.status}</span>${" "}
         <button type="button" class="link" disabled=${action.busy} onClick=${() => remove(r)}
           aria-label=${`Remove: ${RELATIONS[r.relation]} ${r.title}`}>Remove</button></li>`)}
     </ul>

@@ -40,8 +40,8 @@ export function TaskPage({ id }) {
     <dl class="people">
       <dt>Owner</dt><dd><${Person} id=${t.owner_id} /></dd>
       <dt>Assignee</dt><dd>${t.assignee_id ? html`<${Person} id=${t.assignee_id} />` : "nobody"}</dd>
-      <${Followers} task=${t} />
     </dl>
+    <${Followers} task=${t} />
     ${t.description_html ? html`<div class="description" dangerouslySetInnerHTML=${{ __html: t.description_html }}></div>` : ""}
     <${EditTask} task=${t} onSaved=${task.reload} />
     <${Subtasks} task=${t} />
@@ -69,10 +69,10 @@ function Followers({ task }) {
     await api(following ? "DELETE" : "PUT", `/api/v1/tasks/${task.id}/watchers/me`);
     list.reload();
   });
-  return html`<dt>Followers</dt><dd data-followers>${items.length ? items.map((id) => nameOf(id)).join(", ") : "nobody"}
+  return html`<p class="followers" data-followers>Followers: ${items.length ? items.map((id) => nameOf(id)).join(", ") : "nobody"}${" "}
     <button type="button" class="link" onClick=${choose} disabled=${action.busy}
       aria-pressed=${following ? "true" : "false"}>${following ? "Unfollow" : "Follow"}</button>
-    <${Problem} error=${action.error} /></dd>`;
+    <${Problem} error=${action.error} /></p>`;
 }
 
 /** The parent task's title, as a link (or "a task" when it cannot be read). */
