@@ -65,6 +65,8 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
     ("js/account.js", JS, include_bytes!("../web/js/account.js")),
     ("js/limits.js", JS, include_bytes!("../web/js/limits.js")),
+    ("js/cron.js", JS, include_bytes!("../web/js/cron.js")),
+    ("js/jobs.js", JS, include_bytes!("../web/js/jobs.js")),
     (
         "js/workflows.js",
         JS,

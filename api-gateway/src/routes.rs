@@ -52,7 +52,7 @@ pub fn route_for(path: &str) -> Option<Route> {
         // Job administration lives with the jobs, file administration with the files; the
         // rest of admin with the users.
         "admin" => match segments.next() {
-            Some("jobs" | "pools") => Route::new("task-svc", false),
+            Some("jobs" | "pools" | "cron") => Route::new("task-svc", false),
             Some("media") => Route::new("media-svc", false),
             _ => Route::new("user-svc", false),
         },

@@ -92,6 +92,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(http::channels::router())
         .merge(http::jobs::router())
         .merge(http::operations::router())
+        .merge(http::cron::router())
         .merge(http::pools::router())
         .merge(http::workflows::router())
         .merge(http::internal::router())

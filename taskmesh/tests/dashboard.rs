@@ -338,6 +338,34 @@ async fn channels_are_run_from_the_dashboard() {
     common::browser::run("channels.mjs", args, "ok channels: every step passed").await;
 }
 
+/// The operator's job console (tests/browser/console.mjs): a job found by its payload, run
+/// now and seen completing live; a cron template paused after a confirmation; a member refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_finds_runs_and_pauses_jobs_from_the_console() {
+    let app = App::start_with(job_config).await;
+    let admin = app
+        .sign_up_verified_as(common::jobs::ADMIN, "Grace Hopper")
+        .await;
+    app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let later = json!({"kind": "echo", "pool": "inproc", "payload": {"customer": "acme-42"},
+        "run_at": "2031-01-01T00:00:00Z"});
+    app.create_job(&admin, "Acme report", later).await;
+    let other = json!({"kind": "echo", "pool": "inproc", "payload": {"customer": "globex"},
+        "run_at": "2031-01-01T00:00:00Z"});
+    app.create_job(&admin, "Globex report", other).await;
+    let nightly = json!({"kind": "echo", "pool": "inproc", "payload": {}, "cron": "0 3 * * *"});
+    app.create_job(&admin, "Nightly", nightly).await;
+    let work = std::env::temp_dir().join(format!("taskmesh-console-{}", uuid::Uuid::new_v4()));
+    let shots = screenshot_dir(&work).display().to_string();
+    let args = vec![
+        app.api.clone(),
+        common::jobs::ADMIN.to_string(),
+        PASSWORD.to_string(),
+        shots,
+    ];
+    common::browser::run("console.mjs", args, "ok console: every step passed").await;
+}
+
 /// axe-core on every page at desktop and phone width (tests/browser/a11y.mjs): no serious or
 /// critical violation on the sign-in and verification pages and every view an admin reaches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,6 +397,9 @@ async fn every_page_has_no_serious_accessibility_violation() {
     let workflow = app
         .create_workflow(&admin, json!({"title": "audit", "steps": [step]}))
         .await;
+    // A cron template, so that the cron page's table is audited too.
+    let nightly = json!({"kind": "echo", "pool": "inproc", "payload": {}, "cron": "0 3 * * *"});
+    app.create_job(&admin, "Nightly audit", nightly).await;
     let args = vec![
         app.api.clone(),
         common::jobs::ADMIN.to_string(),

@@ -978,3 +978,90 @@ async fn a_jobs_trace_runs_from_the_request_to_its_completion() {
         assert_eq!(value.as_deref(), Some(traceparent), "{key}");
     }
 }
+
+/// How many runs template `id` made, and how many for ticks after `after`.
+async fn runs_of(db: &sqlx::PgPool, id: &str, after: DateTime<Utc>) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE scheduled_for > $2) FROM jobs WHERE parent_id = $1",
+    )
+    .bind(uuid::Uuid::parse_str(id).unwrap())
+    .bind(after)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_pauses_resumes_and_runs_a_cron_template_and_a_member_may_not() {
+    let app = App::start_with(|c| {
+        job_config(c);
+        c.jobs.member_min_cron_interval_secs = 1;
+    })
+    .await;
+    let ada = app.sign_up("ada@example.com").await;
+    let admin = app.sign_up_verified_as(common::jobs::ADMIN, "Grace").await;
+    let every_second = json!({"kind": "noop", "pool": "inproc", "cron": "* * * * * *"});
+    let paused = app.create_job(&ada, "paused", every_second.clone()).await;
+    let witness = app.create_job(&ada, "witness", every_second).await;
+    let (paused, witness) = (
+        paused["id"].as_str().unwrap(),
+        witness["id"].as_str().unwrap(),
+    );
+    let path = |action: &str| format!("/api/v1/admin/cron/{paused}/{action}");
+    // A member sees none of it.
+    assert_eq!(app.get("/api/v1/admin/cron", Some(&ada)).await.0, 403);
+    assert_eq!(app.post(&path("pause"), Some(&ada), json!({})).await.0, 403);
+    let (status, list) = app.get("/api/v1/admin/cron", Some(&admin)).await;
+    assert_eq!(status, 200, "{list}");
+    let listed = |list: &Value, id: &str| -> Value {
+        let items = list["items"].as_array().unwrap();
+        items.iter().find(|t| t["task_id"] == id).cloned().unwrap()
+    };
+    let shown = listed(&list, paused);
+    assert_eq!(
+        (
+            shown["cron"].as_str(),
+            shown["next_ticks"].as_array().map(Vec::len)
+        ),
+        (Some("* * * * * *"), Some(3))
+    );
+    // Paused: the witness keeps running two more ticks, the paused one runs none.
+    let (status, shown) = app.post(&path("pause"), Some(&admin), json!({})).await;
+    assert_eq!(status, 200, "{shown}");
+    assert!(
+        shown["paused_at"].is_string() && shown["next_ticks"] == json!([]),
+        "{shown}"
+    );
+    let db = app.db(&app.env.config.task.database).await;
+    let at_pause = Utc::now();
+    let (made, _) = runs_of(&db, paused, at_pause).await;
+    eventually("two witness ticks after the pause", WAIT, || async {
+        (runs_of(&db, witness, at_pause).await.1 >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(runs_of(&db, paused, at_pause).await, (made, 0));
+    // Resumed: it runs again, from now on.
+    let resumed_at = Utc::now();
+    let (status, shown) = app.post(&path("resume"), Some(&admin), json!({})).await;
+    assert_eq!(
+        (status, shown["paused_at"].is_null()),
+        (200, true),
+        "{shown}"
+    );
+    eventually("a tick after the resume", WAIT, || async {
+        (runs_of(&db, paused, resumed_at).await.1 >= 1).then_some(())
+    })
+    .await;
+    // Run now: one run at once, which completes.
+    let (status, run) = app.post(&path("run"), Some(&admin), json!({})).await;
+    assert_eq!(status, 202, "{run}");
+    app.wait_status(&ada, run["id"].as_str().unwrap(), "completed")
+        .await;
+    let (_, list) = app.get("/api/v1/admin/cron", Some(&admin)).await;
+    assert!(!listed(&list, paused)["last_runs"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let missing = format!("/api/v1/admin/cron/{}/pause", uuid::Uuid::now_v7());
+    assert_eq!(app.post(&missing, Some(&admin), json!({})).await.0, 404);
+}

@@ -13,7 +13,7 @@ const axe = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const WIDTHS = { desktop: { width: 1200, height: 800 }, phone: { width: 390, height: 844 } };
 const VIEWS = ["#/tasks", `#/tasks/${taskId}`, "#/board", "#/calendar", "#/channels", "#/notifications", "#/webhooks", "#/workflows",
   `#/workflows/${workflowId}`, "#/limits", "#/profile", "#/admin/pools", "#/admin/dead", "#/admin/workers",
-  "#/admin/users"];
+  "#/admin/users", "#/admin/cron", "#/admin/jobs"];
 
 /** The serious and critical violations on `page` as it is now, described. */
 async function audit(page) {

@@ -14,6 +14,8 @@ import { Webhooks } from "./webhooks.js";
 import { Channels, Notifications } from "./people.js";
 import { Pools, DeadJobs, Workers, Users } from "./admin.js";
 import { Limits } from "./limits.js";
+import { CronTemplates } from "./cron.js";
+import { Jobs } from "./jobs.js";
 import { Workflows, WorkflowPage } from "./workflows.js";
 import { VerifyEmail, UnverifiedBanner } from "./verify.js";
 import { ForgotPassword, Profile, ResetPassword } from "./account.js";
@@ -107,6 +109,8 @@ function Shell({ route }) {
     "admin/dead": html`<${DeadJobs} />`,
     "admin/workers": html`<${Workers} />`,
     "admin/users": html`<${Users} />`,
+    "admin/cron": html`<${CronTemplates} />`,
+    "admin/jobs": html`<${Jobs} />`,
   }[page] || html`<${Tasks} />`;
   return html`
     <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById("main").focus(); }}>Skip to content</a>
@@ -122,7 +126,8 @@ function Shell({ route }) {
         ${link("#/webhooks", "Webhooks")}
         ${link("#/limits", "Limits")}
         ${admin ? html`${link("#/admin/pools", "Pools")} ${link("#/admin/dead", "Dead jobs")}
-          ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}` : ""}
+          ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}
+          ${link("#/admin/jobs", "Jobs")} ${link("#/admin/cron", "Cron")}` : ""}
       </nav>
       <div class="me"><${LiveStatus} /> <a href="#/profile" title="Your profile">${user.display_name} (${user.role})</a>
         <button type="button" onClick=${logOut}>Sign out</button></div>

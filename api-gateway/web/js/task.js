@@ -175,13 +175,13 @@ function EditTask({ task, onSaved }) {
     ${conflict ? html`<${Conflict} conflict=${conflict} base=${base}
       onReload=${() => start(conflict.latest)}
       onMerge=${() => send(conflict.mine, conflict.latest)} />` : ""}
-    <div class="actions" role="group" aria-label="Status">
+    ${task.job ? "" : html`<div class="actions" role="group" aria-label="Status">
       ${STATUSES.filter((s) => s !== task.status).map((s) => html`
         <button type="button" disabled=${action.busy} onClick=${() => action.run(async () => {
           await api("PATCH", `/api/v1/tasks/${task.id}`, { status: s }, { headers: { "if-match": etag(task) } });
           onSaved();
         })}>${s === "done" ? "Complete" : `Move to ${s}`}</button>`)}
-    </div>
+    </div>`}
     <${Problem} error=${action.error} />
   </section>`;
 }
@@ -232,6 +232,28 @@ function DeleteTask({ task }) {
   </section>`;
 }
 
+const LIVE = ["pending", "scheduled", "queued", "running", "retrying"];
+
+/** An instant to the millisecond, in this browser's time zone. */
+function exact(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return `${d.toLocaleString()}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+}
+
+/** How long from `from` to `to`: "1.234 s". */
+const seconds = (from, to) => `${((new Date(to) - new Date(from)) / 1000).toFixed(3)} s`;
+
+/** A JSON value, formatted, with a button that copies it. */
+function JsonBlock({ label, value }) {
+  const text = JSON.stringify(value, null, 2);
+  const [copied, setCopied] = useState(false);
+  const copy = () => navigator.clipboard?.writeText(text).then(() => setCopied(true), () => {});
+  return html`<div class="json"><b>${label}</b> <button type="button" class="link" onClick=${copy}
+      aria-label=${`Copy the ${label.toLowerCase()}`}>${copied ? "Copied" : "Copy"}</button>
+    <pre tabindex="0" aria-label=${label}>${text}</pre></div>`;
+}
+
 function Job({ task }) {
   const attempts = useLoad(() => api("GET", `/api/v1/tasks/${task.id}/attempts`), [task.id]);
   const [progress, setProgress] = useState(task.job.progress || null);
@@ -241,19 +263,33 @@ function Job({ task }) {
     if (type === "job.progress") setProgress(event.data);
     if (type.startsWith("job.")) attempts.reload();
   }, [task.id, attempts.reload]);
-  const percent = progress?.percent;
+  const job = task.job;
+  // A finished job's bar is full; a live one's shows what its worker last reported.
+  const percent = task.status === "completed" ? 100 : progress?.percent;
+  const live = LIVE.includes(task.status);
+  const waiting = ["scheduled", "retrying"].includes(task.status) && !job.cron;
   return html`<section aria-labelledby="job-title">
-    <h2 id="job-title">Job: ${task.job.kind} on ${task.job.pool}</h2>
-    <p>State <b data-job-state=${task.status}>${task.status}</b>, attempt ${task.job.attempt} of ${task.job.max_attempts}</p>
-    ${percent != null ? html`<label>Progress <progress max="100" value=${percent}>${percent}%</progress> ${progress.message || ""}</label>` : ""}
-    <button type="button" onClick=${() => action.run(() => api("POST", `/api/v1/tasks/${task.id}/cancel`))}
-      disabled=${action.busy}>Cancel job</button>
+    <h2 id="job-title">Job: ${job.kind} on ${job.pool}</h2>
+    <p>State <b data-job-state=${task.status}>${task.status}</b>, attempt ${job.attempt} of ${job.max_attempts}
+      ${job.started_at ? html` · started ${exact(job.started_at)}` : ""}${job.finished_at ? html` · finished ${exact(job.finished_at)}` : ""}
+      ${job.started_at && job.finished_at ? ` · took ${seconds(job.started_at, job.finished_at)}` : ""}</p>
+    ${percent != null ? html`<label>Progress <progress max="100" value=${percent}>${percent}%</progress> ${percent}% ${progress?.message || ""}</label>` : ""}
+    <div class="actions">
+      ${waiting ? html`<button type="button" disabled=${action.busy}
+        onClick=${() => action.run(() => api("POST", `/api/v1/admin/jobs/${task.id}/retry`))}>Run now</button>` : ""}
+      <button type="button" onClick=${() => action.run(() => api("POST", `/api/v1/tasks/${task.id}/cancel`))}
+        disabled=${action.busy || !live}>Cancel job</button>
+    </div>
     <${Problem} error=${action.error} />
+    <${JsonBlock} label="Payload" value=${job.payload} />
+    ${job.result != null ? html`<${JsonBlock} label="Result" value=${job.result} />` : ""}
+    ${job.last_error ? html`<p>Last error: <code>${job.last_error}</code></p>` : ""}
     <table tabindex="0">
       <caption>Attempts</caption>
-      <thead><tr><th scope="col">#</th><th scope="col">worker</th><th scope="col">started</th><th scope="col">ended</th><th scope="col">outcome</th><th scope="col">error</th></tr></thead>
+      <thead><tr><th scope="col">#</th><th scope="col">worker</th><th scope="col">started</th><th scope="col">ended</th><th scope="col">took</th><th scope="col">outcome</th><th scope="col">error</th></tr></thead>
       <tbody>${(attempts.data?.items || []).map((a) => html`<tr>
-        <td>${a.attempt}</td><td>${a.worker_id}</td><td>${when(a.started_at)}</td><td>${when(a.ended_at)}</td>
+        <td>${a.attempt}</td><td>${a.worker_id}</td><td>${exact(a.started_at)}</td><td>${exact(a.ended_at)}</td>
+        <td>${a.started_at && a.ended_at ? seconds(a.started_at, a.ended_at) : ""}</td>
         <td>${a.outcome}</td><td>${a.error || ""}</td></tr>`)}</tbody>
     </table>
   </section>`;

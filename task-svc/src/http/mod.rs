@@ -4,6 +4,7 @@ pub mod admin;
 pub mod calendar;
 pub mod channels;
 pub mod comments;
+pub mod cron;
 pub mod internal;
 pub mod jobs;
 pub mod labels;

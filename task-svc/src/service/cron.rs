@@ -33,21 +33,7 @@ pub async fn cron_round(
             advance_cron(&mut tx, template_id, &expression, tick).await?;
             continue;
         }
-        let parsed = store::cron::template_job(&mut tx, template_id).await?;
-        let run = insert_run(&mut tx, &template).await?;
-        match insert(&mut tx, &run, &parsed, Some((template_id, tick))).await {
-            Ok(Inserted::Created(view, job_events)) => {
-                let mut run = run;
-                run.job = Some(*view);
-                let events =
-                    crate::domain::events::of_creation(&run, Uuid::nil(), job_events, None)?;
-                outbox::enqueue_all(&mut tx, events).await?;
-                created.push(run);
-            }
-            Ok(Inserted::Duplicate(_)) | Err(_) => {
-                store::tasks::delete(&mut tx, &[run.id]).await?;
-            }
-        }
+        created.extend(run_tick(&mut tx, &template, tick).await?);
         advance_cron(&mut tx, template_id, &expression, tick).await?;
     }
     // The new runs are in their owners' (and channels') lists from the commit on, cached first
@@ -57,6 +43,30 @@ pub async fn cron_round(
     tx.commit().await?;
     cache.invalidate(&audience).await;
     Ok(created.len())
+}
+
+/// Creates `template`'s run of `tick` in `tx`, with its events; `None` when that tick has a run
+/// already (or its job cannot be made now).
+pub async fn run_tick(
+    tx: &mut PgConnection,
+    template: &Task,
+    tick: DateTime<Utc>,
+) -> Result<Option<Task>, sqlx::Error> {
+    let parsed = store::cron::template_job(tx, template.id).await?;
+    let run = insert_run(tx, template).await?;
+    match insert(tx, &run, &parsed, Some((template.id, tick))).await {
+        Ok(Inserted::Created(view, job_events)) => {
+            let mut run = run;
+            run.job = Some(*view);
+            let events = crate::domain::events::of_creation(&run, Uuid::nil(), job_events, None)?;
+            outbox::enqueue_all(tx, events).await?;
+            Ok(Some(run))
+        }
+        Ok(Inserted::Duplicate(_)) | Err(_) => {
+            store::tasks::delete(tx, &[run.id]).await?;
+            Ok(None)
+        }
+    }
 }
 
 /// A run's task: the template's fields, queued, inserted as every new task is

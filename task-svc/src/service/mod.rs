@@ -6,6 +6,7 @@ pub mod commands;
 pub mod comments;
 pub mod create;
 pub mod cron;
+pub mod cron_admin;
 pub mod dead;
 pub mod deletion;
 pub mod dispatch;

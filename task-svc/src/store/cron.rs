@@ -1,4 +1,4 @@
-//! Cron templates: which are due and what they run.
+//! Cron templates: which are due, what they run, and the operator's list of them.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -17,7 +17,7 @@ pub async fn due(
     // waiting for its run_at is), a visit per waiting job every round.
     sqlx::query_as(
         "SELECT j.task_id, j.cron, j.next_run_at FROM jobs j
-          WHERE j.cron IS NOT NULL AND j.next_run_at <= now()
+          WHERE j.cron IS NOT NULL AND j.next_run_at <= now() AND j.cron_paused_at IS NULL
             AND (SELECT t.status FROM tasks t WHERE t.id = j.task_id) = 'scheduled'
           ORDER BY j.next_run_at LIMIT 100
             FOR UPDATE SKIP LOCKED",
@@ -83,4 +83,86 @@ pub async fn template_job(
         step: None,
         limit,
     })
+}
+
+/// A live cron template as the operator's list shows it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Template {
+    pub task_id: Uuid,
+    pub title: String,
+    pub owner_id: Uuid,
+    pub kind: String,
+    pub pool: String,
+    pub cron: String,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub runs: i64,
+}
+
+/// Every live template (its task `scheduled`), the next due first, at most 500.
+pub async fn templates(conn: &mut PgConnection) -> Result<Vec<Template>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT j.task_id, t.title, t.owner_id, j.kind, j.pool, j.cron, j.next_run_at,
+                j.cron_paused_at AS paused_at,
+                (SELECT count(*) FROM jobs r WHERE r.parent_id = j.task_id) AS runs
+           FROM jobs j JOIN tasks t ON t.id = j.task_id
+          WHERE j.cron IS NOT NULL AND t.status = 'scheduled'
+          ORDER BY j.cron_paused_at IS NOT NULL, j.next_run_at, j.task_id LIMIT 500",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The last five runs of each of `templates`: template, run, tick, status; newest first.
+pub async fn last_runs(
+    conn: &mut PgConnection,
+    templates: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid, DateTime<Utc>, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT parent_id, task_id, scheduled_for, status FROM (
+             SELECT r.parent_id, r.task_id, r.scheduled_for, t.status,
+                    row_number() OVER (PARTITION BY r.parent_id ORDER BY r.scheduled_for DESC) AS n
+               FROM jobs r JOIN tasks t ON t.id = r.task_id
+              WHERE r.parent_id = ANY($1) AND r.scheduled_for IS NOT NULL) x
+          WHERE n <= 5 ORDER BY parent_id, scheduled_for DESC",
+    )
+    .bind(templates)
+    .fetch_all(conn)
+    .await
+}
+
+/// Template `id`, locked: its cron expression and whether it is paused; `None` when it is not
+/// a live template.
+pub async fn lock_template(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<(String, bool)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT j.cron, j.cron_paused_at IS NOT NULL FROM jobs j JOIN tasks t ON t.id = j.task_id
+          WHERE j.task_id = $1 AND j.cron IS NOT NULL AND t.status = 'scheduled'
+            FOR UPDATE OF j",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Pauses template `id` (no tick runs) or resumes it with its next tick at `next`.
+pub async fn set_paused(
+    conn: &mut PgConnection,
+    id: Uuid,
+    paused: bool,
+    next: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET cron_paused_at = CASE WHEN $2 THEN now() END,
+                next_run_at = CASE WHEN $2 THEN next_run_at ELSE $3 END
+          WHERE task_id = $1",
+    )
+    .bind(id)
+    .bind(paused)
+    .bind(next)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
