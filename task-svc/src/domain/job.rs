@@ -271,50 +271,6 @@ pub struct DeadSelection {
     pub task_ids: Option<Vec<Uuid>>,
 }
 
-/// One job as an operator looks for it.
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct JobSummary {
-    pub task_id: Uuid,
-    pub owner_id: Uuid,
-    pub title: String,
-    #[schema(value_type = String)]
-    pub status: Status,
-    pub kind: String,
-    pub pool: String,
-    pub payload: Value,
-    pub attempt: i32,
-    pub max_attempts: i32,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub run_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// The filters of an operator's job search.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct JobQuery {
-    /// Only jobs of this kind.
-    #[param(max_length = 100)]
-    pub kind: Option<String>,
-    /// Only jobs in this state: pending, scheduled, queued, running, retrying, completed, dead or
-    /// cancelled.
-    pub state: Option<String>,
-    /// Only jobs of this pool.
-    #[param(max_length = 100)]
-    pub pool: Option<String>,
-    /// Only jobs whose payload contains this JSON object (PostgreSQL's `@>`: `{"url":"https://a"}`
-    /// matches every payload with that `url`, whatever else it holds). At most 1 KiB.
-    #[param(max_length = 1024)]
-    pub payload: Option<String>,
-    /// Jobs created before this task id (the `next_before` of the previous page).
-    pub before: Option<Uuid>,
-    /// At most this many, newest first (1 to 200, default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-}
-
 /// The delay before attempt `failed + 1`: base × 2^(failed−1), capped, ±25 % jitter.
 pub fn backoff(base_ms: i64, max_ms: i64, failed: i32) -> Duration {
     let exponent = (failed.max(1) - 1).min(40) as u32;

@@ -5,6 +5,7 @@ pub mod channel;
 pub mod comment;
 pub mod events;
 pub mod job;
+pub mod job_search;
 pub mod label;
 pub mod limit;
 pub mod listing;

@@ -58,3 +58,37 @@ pub fn checked(pool: &str) -> Result<(), TaskError> {
         Err(TaskError::NotFound("pool"))
     }
 }
+
+/// A pool's runs that ended over a window: the last `hour` or `day`.
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct PoolWindow {
+    pub pool: String,
+    /// `hour` or `day`.
+    pub window: String,
+    pub succeeded: i64,
+    /// Failed, timed out or lost with their worker.
+    pub failed: i64,
+    /// Median and 95th percentile run time, in seconds.
+    pub p50_secs: Option<f64>,
+    pub p95_secs: Option<f64>,
+    /// Median and 95th percentile wait of first attempts, in seconds: from the job's creation
+    /// (or its scheduled time) to its start.
+    pub wait_p50_secs: Option<f64>,
+    pub wait_p95_secs: Option<f64>,
+}
+
+/// One run a worker made or is making.
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct WorkerRun {
+    pub run_id: uuid::Uuid,
+    pub task_id: uuid::Uuid,
+    pub title: String,
+    pub kind: String,
+    pub pool: String,
+    pub attempt: i32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `running`, `succeeded`, `failed`, `timed_out`, `cancelled`, `interrupted` or `lost`.
+    pub outcome: String,
+    pub error: Option<String>,
+}

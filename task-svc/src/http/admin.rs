@@ -1,7 +1,8 @@
-//! Operators' job routes: dead jobs (list, replay, purge) and the workers.
+//! Operators' job routes: dead jobs (list, replay, purge) and the workers (all, or one with
+//! its runs).
 
 use axum::{
-    extract::{Query, State},
+    extract::{Path, Query, State},
     Json,
 };
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use shared::{
 use crate::{
     domain::job::{DeadJob, DeadSelection},
     infra::workers::WorkerInfo,
+    service::workers::WorkerDetail,
     AppState,
 };
 
@@ -112,16 +114,21 @@ pub async fn workers(
     identity: Identity,
 ) -> Result<Json<Workers>, ApiError> {
     identity.require_admin()?;
-    let dead_after = chrono::Duration::seconds(state.config.jobs.worker_dead_after_secs as i64);
-    let items = crate::infra::workers::list(
-        state.cache.redis.clone(),
-        &state.config.redis.key_prefix,
-        dead_after,
-    )
-    .await
-    .map_err(|err| {
-        tracing::warn!(error = %err, "cannot list workers");
-        ApiError::unavailable("redis")
-    })?;
+    let items = crate::service::workers::list(&state).await?;
     Ok(Json(Workers { items }))
+}
+
+#[utoipa::path(get, path = "/api/v1/workers/{id}", tag = "jobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The worker's id")),
+    responses((status = 200, description = "The worker's heartbeat (if it reported in the last hour), its runs in flight (oldest first, at most 200) and the last 20 it ended in the last day", body = WorkerDetail),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "No worker of that id reported in the last hour or ran a job in the last day", body = ProblemBody),
+        (status = 503, description = "Redis is down", body = ProblemBody)))]
+pub async fn worker(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<Json<WorkerDetail>, ApiError> {
+    identity.require_admin()?;
+    Ok(Json(crate::service::workers::detail(&state, &id).await?))
 }

@@ -1,13 +1,18 @@
 //! The operator's cron templates over HTTP (admins): `GET /api/v1/admin/cron`,
-//! `POST /api/v1/admin/cron/{id}/pause`, `/resume`, `/run`.
+//! `PATCH /api/v1/admin/cron/{id}` (its schedule), `POST /api/v1/admin/cron/{id}/pause`,
+//! `/resume`, `/run`.
 
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     Json,
 };
-use serde::Serialize;
-use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use serde::{Deserialize, Serialize};
+use shared::{
+    identity::Identity,
+    problem::{JsonBody, ProblemBody},
+    ApiError,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -19,6 +24,7 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
+        .routes(routes!(edit))
         .routes(routes!(pause))
         .routes(routes!(resume))
         .routes(routes!(run))
@@ -39,6 +45,34 @@ pub async fn list(
     identity.require_admin()?;
     let items = cron_admin::list(&state).await?;
     Ok(Json(CronTemplates { items }))
+}
+
+/// A template's new schedule.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CronChange {
+    /// A cron expression (5 fields, or 6 with seconds first, in UTC; at most 100 bytes).
+    #[schema(max_length = 100)]
+    pub cron: String,
+}
+
+#[utoipa::path(patch, path = "/api/v1/admin/cron/{id}", tag = "jobs", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The template's task id")), request_body = CronChange,
+    responses((status = 200, description = "Runs on the new schedule from its first tick after now (a paused template stays paused)", body = CronTemplate),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "No such live cron template", body = ProblemBody),
+        (status = 422, description = "Not a cron expression, one that never fires again, or longer than 100 bytes (`invalid_job`)", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id, template_id = %id))]
+pub async fn edit(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+    JsonBody(change): JsonBody<CronChange>,
+) -> Result<Json<CronTemplate>, ApiError> {
+    identity.require_admin()?;
+    Ok(Json(
+        cron_admin::set_schedule(&state, &id, &change.cron).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/cron/{id}/pause", tag = "jobs", security(("bearer" = [])),

@@ -17,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::dead_list, admin::dead_purge))
         .routes(routes!(admin::dead_replay))
         .routes(routes!(admin::workers))
+        .routes(routes!(admin::worker))
         .routes(routes!(limits))
 }
 

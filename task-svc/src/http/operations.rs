@@ -1,6 +1,7 @@
-//! What operators do to jobs beside the dead-letter calls ([`crate::http::admin`]): find jobs by kind, state,
-//! pool and payload content (admins), and run a waiting job now instead of at its backoff or
-//! its `run_at` (whoever may cancel it).
+//! What operators do to jobs beside the dead-letter calls ([`crate::http::admin`]): find jobs by
+//! kind, state, pool, owner, payload content, error text and creation time, and count them by
+//! state (admins); run a waiting job now instead of at its backoff or its `run_at` (whoever may
+//! cancel it); delete a dead job, and act on up to 1000 picked jobs at once (admins).
 
 use axum::{
     extract::{Path, Query, State},
@@ -8,13 +9,17 @@ use axum::{
     Json,
 };
 use serde::{Deserialize, Serialize};
-use shared::{identity::Identity, problem::ProblemBody, ApiError};
+use shared::{
+    identity::Identity,
+    problem::{JsonBody, ProblemBody},
+    ApiError,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
     domain::{
-        job::{JobQuery, JobSummary},
+        job_search::{BulkOutcome, BulkRequest, JobQuery, JobSummary, StateCounts},
         task::Task,
     },
     AppState,
@@ -23,29 +28,94 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(search))
+        .routes(routes!(counts))
+        .routes(routes!(bulk))
+        .routes(routes!(delete_dead))
         .routes(routes!(retry_now))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobPage {
     pub items: Vec<JobSummary>,
-    /// Pass as `before` for the next page; absent on the last one.
+    /// Newest first: pass as `before` for the next page; absent on the last one.
     pub next_before: Option<Uuid>,
+    /// Oldest first (`sort=oldest`): pass as `after` for the next page; absent on the last one.
+    pub next_after: Option<Uuid>,
 }
 
+type JobParams = Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>;
+
 #[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "jobs", security(("bearer" = [])), params(JobQuery),
-    responses((status = 200, description = "Jobs matching every filter given, newest first", body = JobPage),
+    responses((status = 200, description = "Jobs matching every filter given, newest (or oldest) first", body = JobPage),
         (status = 403, description = "Not an admin", body = ProblemBody),
-        (status = 422, description = "An unknown state, or a payload filter that is not a JSON object", body = ProblemBody)))]
+        (status = 422, description = "An unknown state or sort, a payload filter that is not a JSON object, a filter too long, a time range backwards, or a cursor that does not go with the sort (`invalid_filter`)", body = ProblemBody)))]
 pub async fn search(
     State(state): State<AppState>,
     identity: Identity,
-    query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
+    query: JobParams,
 ) -> Result<Json<JobPage>, ApiError> {
     identity.require_admin()?;
     let Query(query) = query?;
-    let (items, next_before) = crate::service::operations::search(&state, &query).await?;
-    Ok(Json(JobPage { items, next_before }))
+    let (items, next) = crate::service::operations::search(&state, &query).await?;
+    let oldest = query.sort.as_deref() == Some("oldest");
+    Ok(Json(JobPage {
+        items,
+        next_before: next.filter(|_| !oldest),
+        next_after: next.filter(|_| oldest),
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobCounts {
+    pub counts: StateCounts,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/jobs/counts", tag = "jobs", security(("bearer" = [])), params(JobQuery),
+    responses((status = 200, description = "How many jobs the filters select in each state (`state`, `sort`, `before`, `after` and `limit` are not used); cron templates count as scheduled", body = JobCounts),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 422, description = "A filter that is not right, as for the search (`invalid_filter`)", body = ProblemBody)))]
+pub async fn counts(
+    State(state): State<AppState>,
+    identity: Identity,
+    query: JobParams,
+) -> Result<Json<JobCounts>, ApiError> {
+    identity.require_admin()?;
+    let Query(query) = query?;
+    let counts = crate::service::operations::counts(&state, &query).await?;
+    Ok(Json(JobCounts { counts }))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/jobs/bulk", tag = "jobs", security(("bearer" = [])), request_body = BulkRequest,
+    responses((status = 200, description = "Each job named, once, as its own call would: `retry_now` runs a job waiting for its retry or scheduled time now; `cancel` cancels a live job; `replay` queues a dead job again with a fresh budget of attempts; `delete` deletes a dead job with its task. A job the action does not apply to (its state, a workflow's step, gone) is skipped and counted", body = BulkOutcome),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 422, description = "No task_ids, or more than 1000 (`invalid_selection`)", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id))]
+pub async fn bulk(
+    State(state): State<AppState>,
+    identity: Identity,
+    JsonBody(request): JsonBody<BulkRequest>,
+) -> Result<Json<BulkOutcome>, ApiError> {
+    identity.require_admin()?;
+    Ok(Json(
+        crate::service::job_admin::bulk(&state, &identity, &request).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/admin/jobs/{id}", tag = "jobs", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Task id")),
+    responses((status = 204, description = "The dead job is deleted with its task (task.deleted is published), off the dead list and out of its pool's dead-letter queue"),
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 404, description = "No such task", body = ProblemBody),
+        (status = 409, description = "Its job is not dead (`not_dead`: cancel a live one first), or it is a workflow's step (`workflow_step`)", body = ProblemBody)))]
+#[tracing::instrument(skip_all, fields(user_id = %identity.user_id, task_id = %id))]
+pub async fn delete_dead(
+    State(state): State<AppState>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    identity.require_admin()?;
+    crate::service::job_admin::delete_dead(&state, &identity, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/retry", tag = "jobs", security(("bearer" = [])),

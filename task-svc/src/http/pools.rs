@@ -16,7 +16,7 @@ use shared::{identity::Identity, problem::ProblemBody, ApiError};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    domain::pool::{CommandGrant, Minute, PoolPause, PoolStats},
+    domain::pool::{CommandGrant, Minute, PoolPause, PoolStats, PoolWindow},
     service, AppState,
 };
 
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(pools))
         .routes(routes!(activity))
+        .routes(routes!(throughput))
         .routes(routes!(pause))
         .routes(routes!(resume))
         .routes(routes!(grant_commands))
@@ -75,6 +76,24 @@ pub async fn activity(
     let Query(query) = query?;
     let minutes = service::pools::activity(&state, query.minutes).await?;
     Ok(Json(Activity { minutes }))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Throughput {
+    /// Each pool with runs that ended in the window, its `day` after its `hour`.
+    pub items: Vec<PoolWindow>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/pools/throughput", tag = "jobs", security(("bearer" = [])),
+    responses((status = 200, description = "Each pool's runs over the last hour and the last day: successes, failures, run time and wait (median and 95th percentile)", body = Throughput),
+        (status = 403, description = "Not an admin", body = ProblemBody)))]
+pub async fn throughput(
+    State(state): State<AppState>,
+    identity: Identity,
+) -> Result<Json<Throughput>, ApiError> {
+    identity.require_admin()?;
+    let items = service::pools::throughput(&state).await?;
+    Ok(Json(Throughput { items }))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/pools/{pool}/pause", tag = "jobs", security(("bearer" = [])),

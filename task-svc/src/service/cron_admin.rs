@@ -40,8 +40,13 @@ pub struct CronTemplate {
 
 /// Every live template, the running ones first by their next tick, at most 500.
 pub async fn list(state: &AppState) -> Result<Vec<CronTemplate>, TaskError> {
+    templates(state, None).await
+}
+
+/// Every live template, or only `only`.
+async fn templates(state: &AppState, only: Option<Uuid>) -> Result<Vec<CronTemplate>, TaskError> {
     let mut conn = state.pool.acquire().await?;
-    let rows = store::cron::templates(&mut conn).await?;
+    let rows = store::cron::templates(&mut conn, only).await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.task_id).collect();
     let mut last: HashMap<Uuid, Vec<CronRun>> = HashMap::new();
     for (parent, task_id, scheduled_for, status) in store::cron::last_runs(&mut conn, &ids).await? {
@@ -80,10 +85,9 @@ pub async fn list(state: &AppState) -> Result<Vec<CronTemplate>, TaskError> {
 
 /// Template `id` as the list shows it.
 async fn one(state: &AppState, id: Uuid) -> Result<CronTemplate, TaskError> {
-    list(state)
+    templates(state, Some(id))
         .await?
-        .into_iter()
-        .find(|t| t.task_id == id)
+        .pop()
         .ok_or(TaskError::NotFound("cron template"))
 }
 
@@ -109,6 +113,35 @@ pub async fn set_paused(
     store::cron::set_paused(&mut tx, id, paused, next).await?;
     tx.commit().await?;
     tracing::info!(template_id = %id, paused, "cron template paused or resumed");
+    one(state, id).await
+}
+
+/// Longest cron expression an admin may give, in bytes.
+const MAX_CRON_BYTES: usize = 100;
+
+/// Template `id` runs on schedule `cron` from now on: its next tick is the first after now
+/// (a paused template stays paused, and resuming sets its next tick again).
+pub async fn set_schedule(
+    state: &AppState,
+    id: &str,
+    cron: &str,
+) -> Result<CronTemplate, TaskError> {
+    let id = template_id(id)?;
+    let cron = cron.trim();
+    if cron.len() > MAX_CRON_BYTES {
+        return Err(TaskError::invalid(
+            "invalid_job",
+            format!("cron is longer than {MAX_CRON_BYTES} bytes"),
+        ));
+    }
+    let next = parse_cron(cron)?.after(&Utc::now()).next();
+    let mut tx = state.pool.begin().await?;
+    store::cron::lock_template(&mut tx, id)
+        .await?
+        .ok_or(TaskError::NotFound("cron template"))?;
+    store::cron::set_schedule(&mut tx, id, cron, next).await?;
+    tx.commit().await?;
+    tracing::info!(template_id = %id, cron, "cron template's schedule changed");
     one(state, id).await
 }
 

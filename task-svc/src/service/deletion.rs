@@ -25,7 +25,24 @@ pub async fn delete(
         ));
     }
     check_if_match(if_match, &task)?;
-    if let Some(workflow) = store::workflows::of_tasks(&mut tx, &[task.id]).await?.pop() {
+    let audience = delete_locked(&mut tx, state, identity, &task).await?;
+    tx.commit().await?;
+    state.cache.invalidate(&audience).await;
+    Ok(())
+}
+
+/// Deletes `task`, locked in `tx`, for `identity` (who may): not a workflow's step (409); a
+/// live job stopped first. Returns who could see it, whose caches to drop once committed.
+pub async fn delete_locked(
+    tx: &mut sqlx::PgConnection,
+    state: &AppState,
+    identity: &Identity,
+    task: &Task,
+) -> Result<Vec<uuid::Uuid>, TaskError> {
+    if let Some(workflow) = store::workflows::of_tasks(&mut *tx, &[task.id])
+        .await?
+        .pop()
+    {
         return Err(TaskError::conflict(
             "workflow_step",
             format!("this task is a step of workflow {workflow}: cancel the workflow instead"),
@@ -34,18 +51,16 @@ pub async fn delete(
     // A live job stops first, as a cancel stops it: a queued one never starts, a running one
     // is told to stop (a deleted task's run would otherwise go on, and a queued one still run).
     if task.status.is_live_job() {
-        crate::service::stop::stop_live(&mut tx, &state.cache, &task, identity.user_id).await?;
+        crate::service::stop::stop_live(&mut *tx, &state.cache, task, identity.user_id).await?;
     }
-    store::tasks::delete(&mut tx, &[task.id]).await?;
+    store::tasks::delete(&mut *tx, &[task.id]).await?;
     let gone = Task {
         due_at: None,
         ..task.clone()
     };
-    crate::service::tasks::reschedule(&mut tx, &gone, 0).await?;
-    let audience = crate::store::tasks::audience(&mut tx, &task).await?;
-    let deleted = events::deleted(&task, identity.user_id, audience.clone())?;
-    outbox::enqueue_all(&mut tx, vec![deleted]).await?;
-    tx.commit().await?;
-    state.cache.invalidate(&audience).await;
-    Ok(())
+    crate::service::tasks::reschedule(&mut *tx, &gone, 0).await?;
+    let audience = crate::store::tasks::audience(&mut *tx, task).await?;
+    let deleted = events::deleted(task, identity.user_id, audience.clone())?;
+    outbox::enqueue_all(&mut *tx, vec![deleted]).await?;
+    Ok(audience)
 }

@@ -2,7 +2,6 @@
 //! payload content (admins), and run a waiting job now instead of at its backoff or its
 //! `run_at` (whoever may cancel it).
 
-use serde_json::Value;
 use shared::{
     identity::Identity,
     paging::{next_after, Limit},
@@ -11,8 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        job::{JobQuery, JobSummary},
-        status::parse_job_state,
+        job_search::{JobQuery, JobSummary, StateCounts},
         task::Task,
     },
     error::TaskError,
@@ -22,45 +20,23 @@ use crate::{
 /// A page of an operator's job search: 50 unless asked, at most 200 (more is clamped).
 const JOB_PAGE: Limit = Limit::new(50, 200);
 
-/// Longest `payload` filter, in bytes.
-const MAX_FILTER_BYTES: usize = 1024;
-
-fn check_length(name: &str, value: &Option<String>, max: usize) -> Result<(), TaskError> {
-    match value {
-        Some(v) if v.len() > max => Err(TaskError::invalid(
-            "invalid_filter",
-            format!("{name} is longer than {max} bytes"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The jobs matching every filter of `query`, newest first, and the `before` of the next page.
+/// The jobs matching every filter of `query`, in its order, and the cursor of the next page.
 pub async fn search(
     state: &AppState,
     query: &JobQuery,
 ) -> Result<(Vec<JobSummary>, Option<Uuid>), TaskError> {
-    check_length("kind", &query.kind, 100)?;
-    check_length("pool", &query.pool, 100)?;
-    check_length("payload", &query.payload, MAX_FILTER_BYTES)?;
-    let job_state = query.state.as_deref().map(parse_job_state).transpose()?;
-    let payload: Option<Value> = match &query.payload {
-        None => None,
-        Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(value @ Value::Object(_)) => Some(value),
-            _ => {
-                return Err(TaskError::invalid(
-                    "invalid_filter",
-                    "payload must be a JSON object, such as {\"url\":\"https://example.com\"}",
-                ))
-            }
-        },
-    };
+    let filter = query.filter()?;
     let limit = JOB_PAGE.clamp(query.limit);
-    let mut items =
-        store::jobs::search(&state.pool, query, job_state, payload.as_ref(), limit + 1).await?;
-    let next_before = next_after(&mut items, limit, |job| job.task_id);
-    Ok((items, next_before))
+    let mut items = store::job_search::search(&state.pool, &filter, limit + 1).await?;
+    let next = next_after(&mut items, limit, |job| job.task_id);
+    Ok((items, next))
+}
+
+/// How many jobs `query`'s filters (its state and cursor aside) select in each state.
+pub async fn counts(state: &AppState, query: &JobQuery) -> Result<StateCounts, TaskError> {
+    let filter = query.filter()?;
+    let rows = store::job_search::counts(&state.pool, &filter).await?;
+    Ok(StateCounts::from_rows(rows))
 }
 
 /// Task `id`, locked, if the caller may act on its job as its creator, its channel's owner or

@@ -8,7 +8,7 @@ use shared::identity::Identity;
 use sqlx::PgPool;
 
 use crate::{
-    domain::pool::{checked, Minute, PoolPause, PoolStats},
+    domain::pool::{checked, Minute, PoolPause, PoolStats, PoolWindow},
     error::TaskError,
     store, AppState,
 };
@@ -72,4 +72,9 @@ pub async fn activity(state: &AppState, minutes: Option<u32>) -> Result<Vec<Minu
         ));
     }
     Ok(store::runs::activity(&state.pool, minutes as i32).await?)
+}
+
+/// Each pool's runs over the last hour and the last day.
+pub async fn throughput(state: &AppState) -> Result<Vec<PoolWindow>, TaskError> {
+    Ok(store::runs::throughput(&state.pool).await?)
 }

@@ -99,16 +99,22 @@ pub struct Template {
     pub runs: i64,
 }
 
-/// Every live template (its task `scheduled`), the next due first, at most 500.
-pub async fn templates(conn: &mut PgConnection) -> Result<Vec<Template>, sqlx::Error> {
+/// Every live template (its task `scheduled`), or only template `only`, the next due first, at
+/// most 500.
+pub async fn templates(
+    conn: &mut PgConnection,
+    only: Option<Uuid>,
+) -> Result<Vec<Template>, sqlx::Error> {
     sqlx::query_as(
         "SELECT j.task_id, t.title, t.owner_id, j.kind, j.pool, j.cron, j.next_run_at,
                 j.cron_paused_at AS paused_at,
                 (SELECT count(*) FROM jobs r WHERE r.parent_id = j.task_id) AS runs
            FROM jobs j JOIN tasks t ON t.id = j.task_id
           WHERE j.cron IS NOT NULL AND t.status = 'scheduled'
+            AND ($1::uuid IS NULL OR j.task_id = $1)
           ORDER BY j.cron_paused_at IS NOT NULL, j.next_run_at, j.task_id LIMIT 500",
     )
+    .bind(only)
     .fetch_all(conn)
     .await
 }
@@ -164,5 +170,21 @@ pub async fn set_paused(
     .bind(next)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Template `id` runs on schedule `cron` from now on, its next tick at `next`.
+pub async fn set_schedule(
+    conn: &mut PgConnection,
+    id: Uuid,
+    cron: &str,
+    next: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET cron = $2, next_run_at = $3 WHERE task_id = $1")
+        .bind(id)
+        .bind(cron)
+        .bind(next)
+        .execute(conn)
+        .await?;
     Ok(())
 }

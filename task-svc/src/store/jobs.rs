@@ -4,14 +4,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{
-    domain::job::{JobQuery, JobSummary, JobView},
-    domain::status::Status,
-    domain::task::Task,
-};
+use crate::{domain::job::JobView, domain::status::Status, domain::task::Task};
 
 pub const VIEW_COLUMNS: &str = "kind, payload, pool, run_at, cron, next_run_at, parent_id, \
     scheduled_for, max_attempts, backoff_base_ms, backoff_max_ms, timeout_ms, unique_key, attempt, \
@@ -206,37 +202,6 @@ pub async fn live_owned(
     .bind(owner)
     .bind(channel)
     .fetch_all(conn)
-    .await
-}
-
-/// Jobs matching every filter of `query` (`payload`: a JSON object their payload contains),
-/// newest first, at most `limit`.
-pub async fn search(
-    pool: &PgPool,
-    query: &JobQuery,
-    state: Option<Status>,
-    payload: Option<&Value>,
-    limit: i64,
-) -> Result<Vec<JobSummary>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT t.id AS task_id, t.owner_id, t.title, t.status, j.kind, j.pool, j.payload,
-                j.attempt, j.max_attempts, j.last_error, t.created_at, j.run_at, j.finished_at
-           FROM tasks t JOIN jobs j ON j.task_id = t.id
-          WHERE ($1::text IS NULL OR j.kind = $1)
-            AND ($2::text IS NULL OR t.status = $2)
-            AND ($3::text IS NULL OR j.pool = $3)
-            AND ($4::jsonb IS NULL OR j.payload @> $4)
-            AND ($5::uuid IS NULL OR t.id < $5)
-          ORDER BY t.id DESC
-          LIMIT $6",
-    )
-    .bind(&query.kind)
-    .bind(state)
-    .bind(&query.pool)
-    .bind(payload)
-    .bind(query.before)
-    .bind(limit)
-    .fetch_all(pool)
     .await
 }
 

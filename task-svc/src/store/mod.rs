@@ -6,6 +6,7 @@ pub mod comments;
 pub mod cron;
 pub mod dead;
 pub mod job_inserts;
+pub mod job_search;
 pub mod jobs;
 pub mod labels;
 pub mod limits;
