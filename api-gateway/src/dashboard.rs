@@ -67,6 +67,8 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("js/limits.js", JS, include_bytes!("../web/js/limits.js")),
     ("js/cron.js", JS, include_bytes!("../web/js/cron.js")),
     ("js/jobs.js", JS, include_bytes!("../web/js/jobs.js")),
+    ("js/dead.js", JS, include_bytes!("../web/js/dead.js")),
+    ("js/select.js", JS, include_bytes!("../web/js/select.js")),
     (
         "js/workflows.js",
         JS,

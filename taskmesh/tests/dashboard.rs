@@ -338,8 +338,10 @@ async fn channels_are_run_from_the_dashboard() {
     common::browser::run("channels.mjs", args, "ok channels: every step passed").await;
 }
 
-/// The operator's job console (tests/browser/console.mjs): a job found by its payload, run
-/// now and seen completing live; a cron template paused after a confirmation; a member refused.
+/// The operator's job console (tests/browser/console.mjs): counts by state; a job found by its
+/// payload, run now and seen completing live; a cron template's schedule edited and the
+/// template paused after a confirmation; three dead jobs replayed together after a confirmation
+/// naming three; a worker's page; a member refused every page of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_finds_runs_and_pauses_jobs_from_the_console() {
     let app = App::start_with(job_config).await;
@@ -355,6 +357,16 @@ async fn an_admin_finds_runs_and_pauses_jobs_from_the_console() {
     app.create_job(&admin, "Globex report", other).await;
     let nightly = json!({"kind": "echo", "pool": "inproc", "payload": {}, "cron": "0 3 * * *"});
     app.create_job(&admin, "Nightly", nightly).await;
+    // Three jobs that die (their endpoint fails once, their one attempt is used up) and
+    // succeed when replayed.
+    let effects = Effects::start(&app).await;
+    for n in 1..=3 {
+        let export = json!({"kind": "http", "pool": "inproc", "max_attempts": 1,
+            "payload": effects.job("fail_times=1")});
+        let task = app.create_job(&admin, &format!("Export {n}"), export).await;
+        app.wait_status(&admin, task["id"].as_str().unwrap(), "dead")
+            .await;
+    }
     let work = std::env::temp_dir().join(format!("taskmesh-console-{}", uuid::Uuid::new_v4()));
     let shots = screenshot_dir(&work).display().to_string();
     let args = vec![

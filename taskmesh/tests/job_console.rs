@@ -158,6 +158,18 @@ async fn a_bulk_action_applies_to_the_jobs_whose_state_allows_it_and_counts_the_
         app.wait_status(&ada, &id(&job), "dead").await;
         dead.push(id(&job));
     }
+    // The dead list by kind and error text.
+    for (filter, count) in [
+        ("kind=http&error=INTERNAL", 3),
+        ("kind=noop", 0),
+        ("error=nothing+like", 0),
+    ] {
+        let (status, list) = app
+            .get(&format!("/api/v1/admin/jobs/dead?{filter}"), Some(&admin))
+            .await;
+        assert_eq!(status, 200, "{list}");
+        assert_eq!(list["items"].as_array().unwrap().len(), count, "{filter}");
+    }
     let waiting = id(&app.create_job(&ada, "waiting", later()).await);
     let bulk = |action: &str, ids: Vec<String>| json!({"action": action, "task_ids": ids});
     let all: Vec<String> = dead.iter().cloned().chain([waiting.clone()]).collect();

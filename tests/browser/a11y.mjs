@@ -1,11 +1,12 @@
 // axe-core on every page of the dashboard, at desktop and phone width, in headless Chromium
 // against the running platform (issue 28: 0 serious or critical violations): the sign-in page,
 // the verification page, and signed in as an admin every view (a task's page and a workflow's
-// page included). Prints each page's count and fails on any serious or critical violation,
+// page and a worker's page included). Prints each page's count and fails on any serious or critical violation,
 // naming the rule and the elements.
 // Usage: node a11y.mjs <gateway URL> <admin email> <password> <task id> <workflow id>
 import { createRequire } from "node:module";
 import { launch, args } from "./chromium.mjs";
+import { caller, accessToken } from "./api.mjs";
 
 const [base, email, password, taskId, workflowId] =
   args("a11y.mjs", ["gateway URL", "admin email", "password", "task id", "workflow id"]);
@@ -30,6 +31,12 @@ async function settled(page) {
   await page.locator("main h1").first().waitFor();
   await page.waitForFunction(() => !/Loading /.test(document.querySelector("main")?.textContent || ""));
 }
+
+// A worker's page too (the in-process worker's).
+const workers = await caller(base)(await accessToken(base, email, password), "GET", "/api/v1/workers");
+const worker = workers.items[0]?.id;
+if (!worker) throw new Error("no worker to audit the page of");
+VIEWS.push(`#/admin/workers/${encodeURIComponent(worker)}`);
 
 const browser = await launch();
 let failed = 0;
@@ -65,7 +72,9 @@ try {
     for (const view of VIEWS) {
       await page.goto(`${base}/${view}`);
       await settled(page);
-      report(width, view.replace(taskId, "<task>").replace(workflowId, "<workflow>"), await audit(page));
+      const where = view.replace(taskId, "<task>").replace(workflowId, "<workflow>")
+        .replace(encodeURIComponent(worker), "<worker>");
+      report(width, where, await audit(page));
     }
     await context.close();
   }

@@ -12,7 +12,8 @@ import { Board } from "./board.js";
 import { Calendar } from "./calendar.js";
 import { Webhooks } from "./webhooks.js";
 import { Channels, Notifications } from "./people.js";
-import { Pools, DeadJobs, Workers, Users } from "./admin.js";
+import { Pools, Workers, WorkerPage, Users } from "./admin.js";
+import { DeadJobs } from "./dead.js";
 import { Limits } from "./limits.js";
 import { CronTemplates } from "./cron.js";
 import { Jobs } from "./jobs.js";
@@ -27,7 +28,8 @@ function useRoute() {
     window.addEventListener("hashchange", changed);
     return () => window.removeEventListener("hashchange", changed);
   }, []);
-  return hash.slice(1).split("/").filter(Boolean);
+  // A view's filters may follow its path (`#/admin/jobs?pool=default&state=dead`).
+  return hash.slice(1).split("?")[0].split("/").filter(Boolean);
 }
 
 function SignIn() {
@@ -93,6 +95,7 @@ function Shell({ route }) {
   const link = (href, label, extra = "") => html`<a href=${href}
     aria-current=${window.location.hash.startsWith(href) ? "page" : undefined}>${label}${extra}</a>`;
   const [page, arg] = route[0] === "admin" ? [`admin/${route[1]}`, route[2]] : [route[0], route[1]];
+  const query = window.location.hash.split("?")[1] || "";
   const view = {
     // Keyed by the task, so another task's page is a new page: no form, data or edit of the
     // one before carries over to it.
@@ -107,10 +110,10 @@ function Shell({ route }) {
     workflows: arg ? html`<${WorkflowPage} key=${arg} id=${arg} />` : html`<${Workflows} />`,
     "admin/pools": html`<${Pools} />`,
     "admin/dead": html`<${DeadJobs} />`,
-    "admin/workers": html`<${Workers} />`,
+    "admin/workers": arg ? html`<${WorkerPage} key=${arg} id=${decodeURIComponent(arg)} />` : html`<${Workers} />`,
     "admin/users": html`<${Users} />`,
     "admin/cron": html`<${CronTemplates} />`,
-    "admin/jobs": html`<${Jobs} />`,
+    "admin/jobs": html`<${Jobs} key=${query} initial=${query} />`,
   }[page] || html`<${Tasks} />`;
   return html`
     <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById("main").focus(); }}>Skip to content</a>

@@ -268,6 +268,7 @@ function Job({ task }) {
   const percent = task.status === "completed" ? 100 : progress?.percent;
   const live = LIVE.includes(task.status);
   const waiting = ["scheduled", "retrying"].includes(task.status) && !job.cron;
+  const admin = session()?.user?.role === "admin";
   return html`<section aria-labelledby="job-title">
     <h2 id="job-title">Job: ${job.kind} on ${job.pool}</h2>
     <p>State <b data-job-state=${task.status}>${task.status}</b>, attempt ${job.attempt} of ${job.max_attempts}
@@ -277,8 +278,10 @@ function Job({ task }) {
     <div class="actions">
       ${waiting ? html`<button type="button" disabled=${action.busy}
         onClick=${() => action.run(() => api("POST", `/api/v1/admin/jobs/${task.id}/retry`))}>Run now</button>` : ""}
-      <button type="button" onClick=${() => action.run(() => api("POST", `/api/v1/tasks/${task.id}/cancel`))}
-        disabled=${action.busy || !live}>Cancel job</button>
+      ${live ? html`<button type="button" onClick=${() => action.run(() => api("POST", `/api/v1/tasks/${task.id}/cancel`))}
+        disabled=${action.busy}>Cancel job</button>` : ""}
+      ${task.status === "dead" && admin ? html`<button type="button" disabled=${action.busy}
+        onClick=${() => action.run(() => api("POST", "/api/v1/admin/jobs/dead/replay", { task_ids: [task.id] }))}>Replay</button>` : ""}
     </div>
     <${Problem} error=${action.error} />
     <${JsonBlock} label="Payload" value=${job.payload} />
@@ -288,7 +291,7 @@ function Job({ task }) {
       <caption>Attempts</caption>
       <thead><tr><th scope="col">#</th><th scope="col">worker</th><th scope="col">started</th><th scope="col">ended</th><th scope="col">took</th><th scope="col">outcome</th><th scope="col">error</th></tr></thead>
       <tbody>${(attempts.data?.items || []).map((a) => html`<tr>
-        <td>${a.attempt}</td><td>${a.worker_id}</td><td>${exact(a.started_at)}</td><td>${exact(a.ended_at)}</td>
+        <td>${a.attempt}</td><td>${admin ? html`<a href=${`#/admin/workers/${encodeURIComponent(a.worker_id)}`}>${a.worker_id}</a>` : a.worker_id}</td><td>${exact(a.started_at)}</td><td>${exact(a.ended_at)}</td>
         <td>${a.started_at && a.ended_at ? seconds(a.started_at, a.ended_at) : ""}</td>
         <td>${a.outcome}</td><td>${a.error || ""}</td></tr>`)}</tbody>
     </table>

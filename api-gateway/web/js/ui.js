@@ -93,6 +93,14 @@ export function size(bytes) {
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
+/** A run's length as people read it: 812 ms, 4.2 s, 3 min 12 s. */
+export function duration(ms) {
+  if (ms == null) return "";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
+}
+
 export function Loading({ what }) {
   return html`<p class="muted" aria-live="polite">Loading ${what}…</p>`;
 }

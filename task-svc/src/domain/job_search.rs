@@ -74,6 +74,22 @@ pub struct JobQuery {
     pub limit: Option<u32>,
 }
 
+/// The filters of the dead list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeadQuery {
+    pub pool: Option<String>,
+    /// Only jobs of this kind.
+    #[param(max_length = 100)]
+    pub kind: Option<String>,
+    /// Only jobs whose last error contains this text (letter case aside; at most 200 bytes).
+    #[param(max_length = 200)]
+    pub error: Option<String>,
+    /// At most this many, newest first (1 to 1000, default 100).
+    pub limit: Option<u32>,
+}
+
 /// A job search's filters, checked: what the store selects by.
 #[derive(Debug, Default, PartialEq)]
 pub struct JobFilter {
@@ -137,13 +153,7 @@ impl JobQuery {
                 return Err(invalid("created_after must be before created_before"));
             }
         }
-        let error_like = self.error.as_deref().filter(|e| !e.is_empty()).map(|e| {
-            let escaped = e
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        });
+        let error_like = self.error.as_deref().and_then(containing);
         Ok(JobFilter {
             kind: self.kind.clone().filter(|k| !k.is_empty()),
             state: self.state.as_deref().map(parse_job_state).transpose()?,
@@ -157,6 +167,19 @@ impl JobQuery {
             cursor,
         })
     }
+}
+
+/// The `LIKE` pattern of a text containing `text` (its `%`, `_` and `\\` taken literally);
+/// none for an empty text.
+fn containing(text: &str) -> Option<String> {
+    if text.is_empty() {
+        return None;
+    }
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Some(format!("%{escaped}%"))
 }
 
 /// How many jobs a search's filters (its state aside) select in each state.

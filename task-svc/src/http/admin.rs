@@ -13,7 +13,10 @@ use shared::{
 };
 
 use crate::{
-    domain::job::{DeadJob, DeadSelection},
+    domain::{
+        job::{DeadJob, DeadSelection},
+        job_search::DeadQuery,
+    },
     infra::workers::WorkerInfo,
     service::workers::WorkerDetail,
     AppState,
@@ -24,18 +27,10 @@ pub struct DeadJobs {
     pub items: Vec<DeadJob>,
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct DeadQuery {
-    pub pool: Option<String>,
-    /// At most this many, newest first (1 to 1000, default 100).
-    pub limit: Option<u32>,
-}
-
 #[utoipa::path(get, path = "/api/v1/admin/jobs/dead", tag = "jobs", security(("bearer" = [])), params(DeadQuery),
     responses((status = 200, description = "Dead jobs not purged, newest first", body = DeadJobs),
-        (status = 403, description = "Not an admin", body = ProblemBody)))]
+        (status = 403, description = "Not an admin", body = ProblemBody),
+        (status = 422, description = "A kind or error filter too long (`invalid_filter`)", body = ProblemBody)))]
 pub async fn dead_list(
     State(state): State<AppState>,
     identity: Identity,
@@ -43,7 +38,7 @@ pub async fn dead_list(
 ) -> Result<Json<DeadJobs>, ApiError> {
     identity.require_admin()?;
     let Query(query) = query?;
-    let items = crate::service::dead::list(&state, query.pool.as_deref(), query.limit).await?;
+    let items = crate::service::dead::list(&state, &query).await?;
     Ok(Json(DeadJobs { items }))
 }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         job::{DeadJob, DeadSelection},
+        job_search::{DeadQuery, JobQuery},
         status::Status,
         task::Task,
     },
@@ -18,14 +19,18 @@ use crate::{
     store, AppState,
 };
 
-/// Dead jobs not purged (of `pool`, if given), newest first; `limit` 1 to 1000 (default 100).
-pub async fn list(
-    state: &AppState,
-    pool: Option<&str>,
-    limit: Option<u32>,
-) -> Result<Vec<DeadJob>, TaskError> {
-    let limit = Limit::new(100, 1000).clamp(limit);
-    Ok(store::dead::dead_list(&state.pool, pool, limit).await?)
+/// Dead jobs not purged that match `query` (pool, kind, error text), newest first; `limit` 1
+/// to 1000 (default 100).
+pub async fn list(state: &AppState, query: &DeadQuery) -> Result<Vec<DeadJob>, TaskError> {
+    let limit = Limit::new(100, 1000).clamp(query.limit);
+    let filter = JobQuery {
+        kind: query.kind.clone(),
+        pool: query.pool.clone(),
+        error: query.error.clone(),
+        ..JobQuery::default()
+    }
+    .filter()?;
+    Ok(store::dead::dead_list(&state.pool, &filter, limit).await?)
 }
 
 /// Queues the dead jobs `selection` names again, each with a fresh budget of attempts, and

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::{job::DeadJob, task::Task};
+use crate::domain::{job::DeadJob, job_search::JobFilter, task::Task};
 
 /// Locks the dead, unpurged jobs `selection` names (at most 1000).
 pub async fn select_dead(
@@ -45,10 +45,10 @@ pub async fn still_dead(pool: &PgPool, ids: &[Uuid]) -> Result<HashSet<Uuid>, sq
     .collect())
 }
 
-/// Dead jobs not purged (of `pool`, or all), newest first.
+/// Dead jobs not purged matching `filter`'s pool, kind and error text, newest first.
 pub async fn dead_list(
     pool: &PgPool,
-    job_pool: Option<&str>,
+    filter: &JobFilter,
     limit: i64,
 ) -> Result<Vec<DeadJob>, sqlx::Error> {
     sqlx::query_as(
@@ -57,9 +57,13 @@ pub async fn dead_list(
            FROM tasks t JOIN jobs j ON j.task_id = t.id
           WHERE t.status = 'dead' AND j.dead_purged_at IS NULL
             AND ($1::text IS NULL OR j.pool = $1)
-          ORDER BY j.finished_at DESC NULLS LAST LIMIT $2",
+            AND ($2::text IS NULL OR j.kind = $2)
+            AND ($3::text IS NULL OR j.last_error ILIKE $3)
+          ORDER BY j.finished_at DESC NULLS LAST LIMIT $4",
     )
-    .bind(job_pool)
+    .bind(filter.pool.as_deref())
+    .bind(filter.kind.as_deref())
+    .bind(filter.error_like.as_deref())
     .bind(limit)
     .fetch_all(pool)
     .await
