@@ -90,7 +90,7 @@ try {
   await page.getByRole("heading", { name: "Workers" }).waitFor();
   await page.locator("tbody tr th a").first().click();
   await page.getByRole("heading", { name: /^Worker / }).waitFor();
-  await page.getByText("In flight (").waitFor();
+  await page.getByText("In flight: none.").waitFor();
   await page.locator("tr[data-run]").first().waitFor();
   await page.screenshot({ path: `${shots}/worker.png`, fullPage: true });
   console.log("ok a worker's page shows its runs");

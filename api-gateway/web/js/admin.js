@@ -169,7 +169,7 @@ export function WorkerPage({ id }) {
   const worker = useLoad(() => api("GET", `/api/v1/workers/${encodeURIComponent(id)}`), [id]);
   useLive(worker, 5000, ["job."]);
   const w = worker.data;
-  const runs = (caption, items) => html`<table tabindex="0">
+  const runs = (caption, items) => (!items.length ? html`<p class="muted">${caption}: none.</p>` : html`<table tabindex="0">
     <caption>${caption}</caption>
     <thead><tr><th scope="col">job</th><th scope="col">pool</th><th scope="col">attempt</th><th scope="col">started</th>
       <th scope="col">took</th><th scope="col">outcome</th><th scope="col">error</th></tr></thead>
@@ -178,17 +178,17 @@ export function WorkerPage({ id }) {
       <td>${r.pool}</td><td>${r.attempt}</td><td>${when(r.started_at)}</td>
       <td>${r.started_at ? duration((r.ended_at ? Date.parse(r.ended_at) : Date.now()) - Date.parse(r.started_at)) : ""}</td>
       <td>${r.outcome}</td><td>${r.error || ""}</td></tr>`)}</tbody>
-  </table>`;
+  </table>`);
   return html`<section aria-labelledby="worker-title">
     <h1 id="worker-title">Worker ${id}</h1>
     <p><a href="#/admin/workers">All workers</a></p>
     <${Problem} error=${worker.error} />
     ${!w ? html`<${Loading} what="the worker" />` : html`
-      <p>${w.worker ? html`<span class=${`state state-${w.worker.state}`}>${w.worker.state}</span>
-        · pools ${w.worker.details.pools ?? ""} · host ${w.worker.details.host ?? ""}
-        · processed ${w.worker.details.processed ?? 0}, failed ${w.worker.details.failed ?? 0}`
+      <p>${w.worker ? html`<span class=${`state state-${w.worker.state}`}>${w.worker.state}</span>${
+        ` · pools ${w.worker.details.pools ?? ""} · host ${w.worker.details.host ?? ""} · processed ${
+          w.worker.details.processed ?? 0}, failed ${w.worker.details.failed ?? 0}`}`
         : "No heartbeat in the last hour."}</p>
-      ${runs(`In flight (${w.in_flight.length})`, w.in_flight)}
+      ${runs("In flight", w.in_flight)}
       ${runs("Its latest runs (last day)", w.recent)}`}
   </section>`;
 }

@@ -76,7 +76,7 @@ export function DeadJobs() {
     <p role="status" class="muted">${said}</p>
     <${Problem} error=${action.error || dead.error} />
     ${!dead.data ? html`<${Loading} what="dead jobs" />` : items.length === 0 ? html`<p class="muted">No dead jobs${query ? " match" : ""}.</p>` : html`
-    <p><label><input type="checkbox" checked=${selection.ids.length === items.length}
+    <p><label class="check"><input type="checkbox" checked=${selection.ids.length === items.length}
       onChange=${(e) => selection.all(e.target.checked)} /> Select every dead job shown (${items.length})</label></p>
     <ul class="dead">${items.map((j) => html`<li data-task=${j.task_id}>
       <input type="checkbox" aria-label=${`Select ${j.title}`} checked=${selection.has(j.task_id)}

@@ -289,11 +289,12 @@ function Job({ task }) {
     ${job.last_error ? html`<p>Last error: <code>${job.last_error}</code></p>` : ""}
     <table tabindex="0">
       <caption>Attempts</caption>
-      <thead><tr><th scope="col">#</th><th scope="col">worker</th><th scope="col">started</th><th scope="col">ended</th><th scope="col">took</th><th scope="col">outcome</th><th scope="col">error</th></tr></thead>
+      <thead><tr><th scope="col">#</th><th scope="col">worker</th><th scope="col">started</th><th scope="col">ended</th><th scope="col">took</th><th scope="col">outcome</th><th scope="col">progress</th><th scope="col">error</th></tr></thead>
       <tbody>${(attempts.data?.items || []).map((a) => html`<tr>
         <td>${a.attempt}</td><td>${admin ? html`<a href=${`#/admin/workers/${encodeURIComponent(a.worker_id)}`}>${a.worker_id}</a>` : a.worker_id}</td><td>${exact(a.started_at)}</td><td>${exact(a.ended_at)}</td>
         <td>${a.started_at && a.ended_at ? seconds(a.started_at, a.ended_at) : ""}</td>
-        <td>${a.outcome}</td><td>${a.error || ""}</td></tr>`)}</tbody>
+        <td>${a.outcome}</td><td>${a.progress?.percent != null ? `${a.progress.percent}%${a.progress.message ? ` ${a.progress.message}` : ""}` : ""}</td>
+        <td>${a.error || ""}</td></tr>`)}</tbody>
     </table>
   </section>`;
 }
