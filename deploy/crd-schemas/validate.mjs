@@ -1,5 +1,6 @@
 // Validates the custom resources of one rendered overlay against their projects' published CRD
-// schemas: KEDA's ScaledObject and TriggerAuthentication, CloudNativePG's Cluster (the
+// schemas: KEDA's ScaledObject and TriggerAuthentication, CloudNativePG's Cluster, the
+// Prometheus Operator's PrometheusRule and PodMonitor (the
 // kubernetes-models packages compile each project's CRD openAPIV3Schema into a validator).
 // RabbitmqCluster has no such package; deploy/check_k8s.py checks its required and known fields.
 //
@@ -12,12 +13,16 @@ import path from "node:path";
 import YAML from "yaml";
 import { ScaledObject, TriggerAuthentication } from "@kubernetes-models/keda/keda.sh/v1alpha1";
 import { Cluster } from "@kubernetes-models/cloudnative-pg/postgresql.cnpg.io/v1";
+import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 
 // apiVersion/kind → the model, and a change its schema must refuse.
 const MODELS = {
   "keda.sh/v1alpha1/ScaledObject": [ScaledObject, (o) => { o.spec.maxReplicaCount = "twenty"; }],
   "keda.sh/v1alpha1/TriggerAuthentication": [TriggerAuthentication, (o) => { o.spec.secretTargetRef = "x"; }],
   "postgresql.cnpg.io/v1/Cluster": [Cluster, (o) => { o.spec.instances = "three"; }],
+  "monitoring.coreos.com/v1/PrometheusRule": [PrometheusRule, (o) => { o.spec.groups = "none"; }],
+  "monitoring.coreos.com/v1/PodMonitor": [PodMonitor, (o) => { o.spec.podMetricsEndpoints = "http"; }],
 };
 // Custom resources checked elsewhere (deploy/check_k8s.py).
 const ELSEWHERE = new Set(["rabbitmq.com/v1beta1/RabbitmqCluster"]);

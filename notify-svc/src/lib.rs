@@ -112,6 +112,10 @@ pub async fn run(
         shutdown.clone(),
     ));
     platform.spawn(webhooks::run(state.clone(), shutdown.clone()));
+    platform.spawn(background::gauges::run(
+        state.pool.clone(),
+        shutdown.clone(),
+    ));
     let (routes, api) = http::router();
     let app = routes
         .with_state(state)

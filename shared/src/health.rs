@@ -142,7 +142,13 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
     }
 }
 
-async fn metrics() -> impl IntoResponse {
+/// The Prometheus text, with `taskmesh_dependency_up{service, dependency}` set from the
+/// readiness checks run for this scrape (1 ready, 0 not).
+async fn metrics(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
+    for (dependency, outcome) in readiness.report().await {
+        metrics::gauge!("taskmesh_dependency_up", "service" => readiness.service, "dependency" => dependency)
+            .set(if outcome.is_ok() { 1.0 } else { 0.0 });
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::telemetry::metrics().render(),

@@ -84,12 +84,13 @@ impl Platform {
             config.outbox.clone(),
         )
         .batching(service);
+        let lag = crate::outbox::lag::report(pool.clone(), service, shutdown.clone());
         Ok(Self {
             service,
             pool,
             broker,
             trust: std::sync::Arc::new(trust),
-            background: vec![tokio::spawn(relay.run(shutdown.clone()))],
+            background: vec![tokio::spawn(relay.run(shutdown.clone())), tokio::spawn(lag)],
         })
     }
 

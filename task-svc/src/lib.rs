@@ -168,14 +168,16 @@ pub async fn run(
         config.clone(),
         list_cache.clone(),
     );
+    let state = AppState {
+        pool: platform.pool.clone(),
+        config,
+        cache: list_cache.clone(),
+        pools: infra::amqp_pools::Pools::new(platform.broker.clone()),
+        group_commit,
+    };
+    platform.spawn(background::gauges::run(state.clone(), shutdown.clone()));
     let app = routes
-        .with_state(AppState {
-            pool: platform.pool.clone(),
-            config,
-            cache: list_cache.clone(),
-            pools: infra::amqp_pools::Pools::new(platform.broker.clone()),
-            group_commit,
-        })
+        .with_state(state)
         .merge(shared::health::openapi_router(api));
     let readiness = platform.readiness().redis(redis);
     platform.serve(listener, app, readiness, shutdown).await

@@ -178,15 +178,7 @@ async fn bad_input_gets_a_problem_document_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_reports_health_readiness_and_metrics() {
     let app = App::start().await;
-    let config = &app.stack.as_ref().unwrap().config;
-    for url in [
-        &config.gateway.url,
-        &config.user.url,
-        &config.task.url,
-        &config.notify.url,
-        &config.media.url,
-        &config.worker.url,
-    ] {
+    for url in app.service_urls() {
         let health = app.http.get(format!("{url}/healthz")).send().await.unwrap();
         assert_eq!(health.status().as_u16(), 200, "{url}");
         let ready: Value = app

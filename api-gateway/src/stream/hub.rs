@@ -45,6 +45,8 @@ impl Drop for Registration {
 
 impl Hub {
     pub fn new(shutdown: CancellationToken) -> Self {
+        // Exposed from the start (0 streams), not only once the first opens.
+        metrics::gauge!("taskmesh_stream_connections").increment(0.0);
         Self {
             streams: Mutex::default(),
             next_id: AtomicU64::new(0),

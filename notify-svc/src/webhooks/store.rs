@@ -591,3 +591,14 @@ pub async fn enqueue_events(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// How many endpoints are disabled because their deliveries kept failing (not those their
+/// owners turned off).
+pub async fn disabled_by_failures(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_endpoints
+          WHERE NOT enabled AND disabled_reason IS DISTINCT FROM 'disabled by its owner'",
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -17,6 +17,7 @@
 //! `outbox_messages` shows every message, grouped or not, as a row.
 
 mod claim;
+pub mod lag;
 mod message;
 mod relay;
 mod settle;

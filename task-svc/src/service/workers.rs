@@ -1,6 +1,8 @@
 //! Workers as operators see them: each one's heartbeat (from Redis), and one worker's runs in
 //! flight and latest ended ones (from the database).
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -33,6 +35,26 @@ pub async fn list(state: &AppState) -> Result<Vec<WorkerInfo>, TaskError> {
         tracing::warn!(error = %err, "cannot list workers");
         TaskError::Unavailable("redis")
     })
+}
+
+/// Workers alive per pool they serve (a worker serving two pools counts for each).
+pub async fn alive_per_pool(state: &AppState) -> Result<HashMap<String, i64>, TaskError> {
+    let mut pools = HashMap::new();
+    for worker in list(state)
+        .await?
+        .into_iter()
+        .filter(|w| w.state == "alive")
+    {
+        let served = worker
+            .details
+            .get("pools")
+            .and_then(|p| p.as_str())
+            .unwrap_or("");
+        for pool in served.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            *pools.entry(pool.to_string()).or_insert(0) += 1;
+        }
+    }
+    Ok(pools)
 }
 
 /// Worker `id`; 404 when it neither reported in the last hour nor ran anything in the last day.

@@ -34,6 +34,23 @@ pub async fn stats(pool: &PgPool) -> Result<Vec<PoolStats>, sqlx::Error> {
     .await
 }
 
+/// Jobs per pool and state: each live state (cron templates aside) and dead (not purged), read
+/// through the indexes of live and of dead jobs, never the finished ones.
+pub async fn depth(pool: &PgPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT j.pool, t.status, count(*) FROM jobs j JOIN tasks t ON t.id = j.task_id
+          WHERE j.finished_at IS NULL AND j.cron IS NULL
+          GROUP BY 1, 2
+         UNION ALL
+         SELECT j.pool, 'dead', count(*) FROM tasks t JOIN jobs j ON j.task_id = t.id
+          WHERE t.status = 'dead' AND j.dead_purged_at IS NULL
+          GROUP BY 1
+         LIMIT 10000",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Pauses `name` (by `admin`); returns since when it is paused.
 pub async fn pause(pool: &PgPool, name: &str, admin: Uuid) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar(

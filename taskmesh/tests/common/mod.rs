@@ -62,6 +62,22 @@ impl App {
         stack
     }
 
+    /// Every service's own address (gateway, user, task, notify, media, worker).
+    pub fn service_urls(&self) -> Vec<String> {
+        let c = &self.stack.as_ref().expect("started").config;
+        [
+            &c.gateway.url,
+            &c.user.url,
+            &c.task.url,
+            &c.notify.url,
+            &c.media.url,
+            &c.worker.url,
+        ]
+        .into_iter()
+        .cloned()
+        .collect()
+    }
+
     /// Stops every service and starts them again on the same databases and broker, as a
     /// deployment's restart does; the gateway's address changes.
     pub async fn restart(&mut self) {
