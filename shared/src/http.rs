@@ -40,17 +40,31 @@ pub fn with_common_layers(router: Router, request_timeout: Duration) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
+/// The methods a metric names; any other is `other` (a client may send any token as a method,
+/// and a label must take a bounded set of values).
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+fn method_label(method: &axum::http::Method) -> &'static str {
+    METHODS
+        .iter()
+        .find(|known| **known == method.as_str())
+        .copied()
+        .unwrap_or("other")
+}
+
 async fn record_metrics(req: Request<axum::body::Body>, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("taskmesh_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("taskmesh_http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("taskmesh_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
@@ -116,6 +130,13 @@ mod tests {
     use tokio::sync::Notify;
 
     use super::*;
+
+    #[test]
+    fn a_methods_label_is_one_of_the_standard_ones_or_other() {
+        let custom = axum::http::Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&axum::http::Method::PATCH), "PATCH");
+        assert_eq!(method_label(&custom), "other");
+    }
 
     #[test]
     fn an_etag_is_listed_weak_or_strong_or_by_a_star() {

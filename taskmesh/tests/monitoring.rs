@@ -1,7 +1,8 @@
 //! What operators monitor, on the real platform: the state gauges the alert rules read (jobs per
-//! pool and state, workers alive per pool, outbox lag, dependencies ready), and every metric the
-//! alert rules (deploy/monitoring/alerts.yml) and the Grafana dashboards
-//! (k8s/components/monitoring/dashboards) name is one the running services expose.
+//! pool and state, workers alive per pool, outbox lag, dependencies ready), label values a
+//! client cannot choose, and every metric the alert rules (deploy/monitoring/alerts.yml) and the
+//! Grafana dashboards (k8s/components/monitoring/dashboards) name is one the running services
+//! expose.
 
 mod common;
 
@@ -113,6 +114,31 @@ async fn the_state_gauges_follow_the_platform_and_every_metric_monitoring_names_
         &[r#"service="task-svc""#, r#"dependency="postgres""#],
     );
     assert_eq!(up, Some(1.0), "{task}");
+
+    // A method of the client's own making is counted as `other`: no label value a client
+    // chooses.
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let reply = app
+        .http
+        .request(brew, format!("{task_url}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 405);
+    let text = scrape(task_url.clone()).await;
+    assert!(
+        !text.contains("BREW"),
+        "a client's method became a label value"
+    );
+    assert!(
+        value(
+            &text,
+            "taskmesh_http_requests_total",
+            &[r#"method="other""#]
+        )
+        .is_some(),
+        "{text}"
+    );
 
     // Every metric the alert rules and the dashboards name, exposed by some service.
     let mut exposed = BTreeSet::new();
