@@ -22,7 +22,7 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
     shared::background::every(EVERY, &shutdown, || {
         let pool = pool.clone();
         async move {
-            match crate::webhooks::store::disabled_by_failures(&pool).await {
+            match crate::webhooks::endpoint_store::disabled_by_failures(&pool).await {
                 Ok(count) => {
                     metrics::gauge!("taskmesh_webhook_endpoints_disabled").set(count as f64)
                 }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::model::{self, DeliveryState, Endpoint, Invalid};
 use super::sign::Secret;
-use super::store;
+use super::{endpoint_store, store};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -77,7 +77,7 @@ async fn own_endpoint(
 ) -> Result<Endpoint, ApiError> {
     let id = parse_id(raw_id, "webhook endpoint")?;
     let mut conn = state.pool.acquire().await?;
-    store::find_endpoint(&mut conn, identity.user_id, id)
+    endpoint_store::find_endpoint(&mut conn, identity.user_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint"))
 }
@@ -123,15 +123,15 @@ pub async fn webhook_create(
     let secret = Secret::generate();
     let sealed_secret = state.at_rest.seal(secret.expose().as_bytes());
     let mut tx = state.pool.begin().await?;
-    store::lock_user(&mut tx, identity.user_id).await?;
+    endpoint_store::lock_user(&mut tx, identity.user_id).await?;
     let max = state.config.webhooks.max_endpoints_per_user;
-    if store::count_endpoints(&mut tx, identity.user_id).await? >= i64::from(max) {
+    if endpoint_store::count_endpoints(&mut tx, identity.user_id).await? >= i64::from(max) {
         return Err(ApiError::conflict(
             "too_many_endpoints",
             format!("at most {max} webhook endpoints per user; delete one first"),
         ));
     }
-    let new = store::NewEndpoint {
+    let new = endpoint_store::NewEndpoint {
         id: Uuid::now_v7(),
         user_id: identity.user_id,
         url: &url,
@@ -139,7 +139,7 @@ pub async fn webhook_create(
         event_types: &event_types,
         sealed_secret: &sealed_secret,
     };
-    let endpoint = store::insert_endpoint(&mut tx, &new).await?;
+    let endpoint = endpoint_store::insert_endpoint(&mut tx, &new).await?;
     tx.commit().await?;
     tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
     Ok((
@@ -163,7 +163,7 @@ pub async fn webhook_list(
     State(state): State<AppState>,
     identity: Identity,
 ) -> Result<Json<WebhookEndpointList>, ApiError> {
-    let items = store::list_endpoints(&state.pool, identity.user_id).await?;
+    let items = endpoint_store::list_endpoints(&state.pool, identity.user_id).await?;
     Ok(Json(WebhookEndpointList { items }))
 }
 
@@ -222,14 +222,14 @@ pub async fn webhook_update(
         Some(raw) => Some(checked_url(&guard(&state)?, raw).await?),
         None => None,
     };
-    let changes = store::Changes {
+    let changes = endpoint_store::Changes {
         url,
         description,
         event_types,
         enabled: request.enabled,
     };
     let mut tx = state.pool.begin().await?;
-    let endpoint = store::update_endpoint(&mut tx, identity.user_id, id, &changes)
+    let endpoint = endpoint_store::update_endpoint(&mut tx, identity.user_id, id, &changes)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
     if !endpoint.enabled {
@@ -250,7 +250,7 @@ pub async fn webhook_delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id, "webhook endpoint")?;
-    match store::delete_endpoint(&state.pool, identity.user_id, id).await? {
+    match endpoint_store::delete_endpoint(&state.pool, identity.user_id, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::not_found("webhook endpoint")),
     }
@@ -272,7 +272,7 @@ pub async fn webhook_rotate_secret(
     let sealed = state.at_rest.seal(secret.expose().as_bytes());
     let overlap = Duration::from_secs(state.config.webhooks.secret_overlap_secs);
     let mut conn = state.pool.acquire().await?;
-    let endpoint = store::rotate_secret(&mut conn, identity.user_id, id, &sealed, overlap)
+    let endpoint = endpoint_store::rotate_secret(&mut conn, identity.user_id, id, &sealed, overlap)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
     tracing::info!("webhook secret rotated");

@@ -8,10 +8,12 @@
 //! - [`model`]: an endpoint as its owner sees it, a delivery's state, the input rules.
 //! - [`sign`]: secrets and signatures (pure).
 //! - [`schedule`]: when a failed delivery is tried again (pure).
-//! - [`store`]: the SQL of `webhook_endpoints`, `webhook_deliveries`, `webhook_attempts`.
+//! - [`endpoint_store`]: the SQL of an endpoint's own row (`webhook_endpoints`).
+//! - [`store`]: the SQL of `webhook_deliveries`, `webhook_attempts` and an endpoint's failure state.
 //! - [`deliver`]: the delivery loop every replica runs.
 
 pub mod deliver;
+pub mod endpoint_store;
 pub mod http;
 pub mod model;
 pub mod schedule;

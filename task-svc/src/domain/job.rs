@@ -329,3 +329,18 @@ mod tests {
         );
     }
 }
+
+/// A live cron template's own fields, as the operator's list shows them.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct CronTemplateRow {
+    pub task_id: Uuid,
+    pub title: String,
+    pub owner_id: Uuid,
+    pub kind: String,
+    pub pool: String,
+    pub cron: String,
+    /// When an admin paused it; absent while it runs.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// How many runs it made.
+    pub runs: i64,
+}

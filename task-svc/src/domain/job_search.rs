@@ -36,6 +36,16 @@ pub struct JobSummary {
     pub duration_ms: Option<i64>,
 }
 
+/// A page of an operator's job search.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobPage {
+    pub items: Vec<JobSummary>,
+    /// Newest first: pass as `before` for the next page; absent on the last one.
+    pub next_before: Option<Uuid>,
+    /// Oldest first (`sort=oldest`): pass as `after` for the next page; absent on the last one.
+    pub next_after: Option<Uuid>,
+}
+
 /// The filters of an operator's job search.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -15,11 +15,10 @@ use shared::{
     ApiError,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use crate::{
     domain::{
-        job_search::{BulkOutcome, BulkRequest, JobQuery, JobSummary, StateCounts},
+        job_search::{BulkOutcome, BulkRequest, JobPage, JobQuery, StateCounts},
         task::Task,
     },
     AppState,
@@ -32,15 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(bulk))
         .routes(routes!(delete_dead))
         .routes(routes!(retry_now))
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobPage {
-    pub items: Vec<JobSummary>,
-    /// Newest first: pass as `before` for the next page; absent on the last one.
-    pub next_before: Option<Uuid>,
-    /// Oldest first (`sort=oldest`): pass as `after` for the next page; absent on the last one.
-    pub next_after: Option<Uuid>,
 }
 
 type JobParams = Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>;
@@ -56,13 +46,9 @@ pub async fn search(
 ) -> Result<Json<JobPage>, ApiError> {
     identity.require_admin()?;
     let Query(query) = query?;
-    let (items, next) = crate::service::operations::search(&state, &query).await?;
-    let oldest = query.sort.as_deref() == Some("oldest");
-    Ok(Json(JobPage {
-        items,
-        next_before: next.filter(|_| !oldest),
-        next_after: next.filter(|_| oldest),
-    }))
+    Ok(Json(
+        crate::service::operations::search(&state, &query).await?,
+    ))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

@@ -8,7 +8,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{domain::job::parse_cron, domain::task::Task, error::TaskError, store, AppState};
+use crate::{
+    domain::job::{parse_cron, CronTemplateRow},
+    domain::task::Task,
+    error::TaskError,
+    store, AppState,
+};
 
 /// One run of a template.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -22,18 +27,10 @@ pub struct CronRun {
 /// A live cron template.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CronTemplate {
-    pub task_id: Uuid,
-    pub title: String,
-    pub owner_id: Uuid,
-    pub kind: String,
-    pub pool: String,
-    pub cron: String,
-    /// When an admin paused it; absent while it runs.
-    pub paused_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub template: CronTemplateRow,
     /// Its next three ticks (none while paused).
     pub next_ticks: Vec<DateTime<Utc>>,
-    /// How many runs it made.
-    pub runs: i64,
     /// Its last five runs, newest first.
     pub last_runs: Vec<CronRun>,
 }
@@ -68,15 +65,8 @@ async fn templates(state: &AppState, only: Option<Uuid>) -> Result<Vec<CronTempl
                     .unwrap_or_default(),
             };
             CronTemplate {
-                task_id: row.task_id,
-                title: row.title,
-                owner_id: row.owner_id,
-                kind: row.kind,
-                pool: row.pool,
-                cron: row.cron,
-                paused_at: row.paused_at,
+                template: row,
                 next_ticks,
-                runs: row.runs,
                 last_runs,
             }
         })

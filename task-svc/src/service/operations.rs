@@ -6,11 +6,10 @@ use shared::{
     identity::Identity,
     paging::{next_after, Limit},
 };
-use uuid::Uuid;
 
 use crate::{
     domain::{
-        job_search::{JobQuery, JobSummary, StateCounts},
+        job_search::{JobPage, JobQuery, StateCounts},
         task::Task,
     },
     error::TaskError,
@@ -21,15 +20,20 @@ use crate::{
 const JOB_PAGE: Limit = Limit::new(50, 200);
 
 /// The jobs matching every filter of `query`, in its order, and the cursor of the next page.
-pub async fn search(
-    state: &AppState,
-    query: &JobQuery,
-) -> Result<(Vec<JobSummary>, Option<Uuid>), TaskError> {
+pub async fn search(state: &AppState, query: &JobQuery) -> Result<JobPage, TaskError> {
     let filter = query.filter()?;
     let limit = JOB_PAGE.clamp(query.limit);
     let mut items = store::job_search::search(&state.pool, &filter, limit + 1).await?;
     let next = next_after(&mut items, limit, |job| job.task_id);
-    Ok((items, next))
+    let (next_before, next_after) = match filter.oldest_first {
+        true => (None, next),
+        false => (next, None),
+    };
+    Ok(JobPage {
+        items,
+        next_before,
+        next_after,
+    })
 }
 
 /// How many jobs `query`'s filters (its state and cursor aside) select in each state.

@@ -5,7 +5,10 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{job::ParsedJob, limit::Limit};
+use crate::domain::{
+    job::{CronTemplateRow, ParsedJob},
+    limit::Limit,
+};
 
 /// Due templates (at most 100), locked, skipping those another replica holds: each with its
 /// cron expression and the tick that is due.
@@ -85,29 +88,14 @@ pub async fn template_job(
     })
 }
 
-/// A live cron template as the operator's list shows it.
-#[derive(Debug, sqlx::FromRow)]
-pub struct Template {
-    pub task_id: Uuid,
-    pub title: String,
-    pub owner_id: Uuid,
-    pub kind: String,
-    pub pool: String,
-    pub cron: String,
-    pub next_run_at: Option<DateTime<Utc>>,
-    pub paused_at: Option<DateTime<Utc>>,
-    pub runs: i64,
-}
-
 /// Every live template (its task `scheduled`), or only template `only`, the next due first, at
 /// most 500.
 pub async fn templates(
     conn: &mut PgConnection,
     only: Option<Uuid>,
-) -> Result<Vec<Template>, sqlx::Error> {
+) -> Result<Vec<CronTemplateRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT j.task_id, t.title, t.owner_id, j.kind, j.pool, j.cron, j.next_run_at,
-                j.cron_paused_at AS paused_at,
+        "SELECT j.task_id, t.title, t.owner_id, j.kind, j.pool, j.cron, j.cron_paused_at AS paused_at,
                 (SELECT count(*) FROM jobs r WHERE r.parent_id = j.task_id) AS runs
            FROM jobs j JOIN tasks t ON t.id = j.task_id
           WHERE j.cron IS NOT NULL AND t.status = 'scheduled'
