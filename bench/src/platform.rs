@@ -40,6 +40,7 @@ pub async fn spawn_with(
         return Ok(None);
     }
     let config = &env.config;
+    let tracing = tracing_endpoint().await?;
     let mut children = Vec::new();
     for (name, _, _) in SERVICES {
         let mut command = tokio::process::Command::new(&exe);
@@ -59,6 +60,9 @@ pub async fn spawn_with(
         // One member makes every job: no quota gets in the way.
         command.env("TASKMESH_JOBS__MEMBER_MAX_LIVE_JOBS", "1000000000");
         command.envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        if let Some(endpoint) = &tracing {
+            command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+        }
         for (svc, key, port) in SERVICES {
             command.env(format!("TASKMESH_{key}__BIND"), format!("127.0.0.1:{port}"));
             command.env(
@@ -167,4 +171,26 @@ pub async fn token(http: &reqwest::Client, email: &str) -> anyhow::Result<String
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("login failed: {login}"))
+}
+
+/// With `BENCH_TRACING=on`: every service exports its traces over OTLP/HTTP to a collector that
+/// takes every batch and keeps nothing (in this process, started once), the least any real
+/// collector costs; its address. Without it, nothing is exported.
+async fn tracing_endpoint() -> anyhow::Result<Option<String>> {
+    static SINK: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    if std::env::var("BENCH_TRACING").as_deref() != Ok("on") {
+        return Ok(None);
+    }
+    let endpoint = SINK
+        .get_or_try_init(|| async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            // An empty ExportTraceServiceResponse is zero bytes.
+            let app = axum::Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            println!("(tracing on: every service exports OTLP/HTTP to a sink at {addr})");
+            anyhow::Ok(format!("http://{addr}"))
+        })
+        .await?;
+    Ok(Some(endpoint.clone()))
 }

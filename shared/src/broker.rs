@@ -80,6 +80,11 @@ impl Broker {
         }
     }
 
+    /// The service this handle is for (its connection's name).
+    pub fn service(&self) -> &str {
+        &self.inner.connection_name
+    }
+
     pub fn config(&self) -> &AmqpConfig {
         &self.inner.config
     }
@@ -312,10 +317,27 @@ impl Publisher {
         &self,
         messages: &[OutgoingMessage],
     ) -> Result<Vec<Result<(), PublishError>>, lapin::Error> {
+        let mut sends: Vec<crate::trace::Span> = match crate::trace::export::enabled() {
+            true => messages
+                .iter()
+                .map(|m| send_span(self.broker.service(), m))
+                .collect(),
+            false => Vec::new(),
+        };
         let outcome = self.publish_batch_inner(messages).await;
         if outcome.is_err() {
             // A failed channel is closed by the broker; the next call opens a new one.
             *self.channel.lock().await = None;
+        }
+        for (index, span) in sends.iter_mut().enumerate() {
+            match &outcome {
+                Ok(results) => {
+                    if let Some(Err(err)) = results.get(index) {
+                        span.error(err.to_string());
+                    }
+                }
+                Err(err) => span.error(err.to_string()),
+            }
         }
         outcome
     }
@@ -376,6 +398,59 @@ impl Publisher {
             .collect();
         Ok(results)
     }
+}
+
+/// The span of publishing `message` (`send {exchange}`, or the queue it is addressed to through
+/// the default exchange): child of the context the event it carries was made in, or a new trace
+/// linked to the contexts of the events a batch carries.
+fn send_span(service: &str, message: &OutgoingMessage) -> crate::trace::Span {
+    use std::borrow::Cow;
+    #[derive(serde::Deserialize)]
+    struct Carried<'a> {
+        #[serde(borrow, default)]
+        traceparent: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        data: Option<Batch<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow, default)]
+        traceparents: Vec<Option<Cow<'a, str>>>,
+        #[serde(borrow, default)]
+        events: Vec<Carried<'a>>,
+    }
+    let carried = serde_json::from_slice::<Carried>(&message.body).ok();
+    let parent = carried
+        .as_ref()
+        .and_then(|c| c.traceparent.as_deref().map(str::to_string))
+        .or_else(crate::trace::current);
+    let batch = carried.as_ref().and_then(|c| c.data.as_ref());
+    let links: Vec<&str> = batch
+        .map(|b| {
+            let reports = b.traceparents.iter().filter_map(|t| t.as_deref());
+            let events = b.events.iter().filter_map(|e| e.traceparent.as_deref());
+            reports.chain(events).collect()
+        })
+        .unwrap_or_default();
+    let destination = match message.exchange.is_empty() {
+        true => &message.routing_key,
+        false => &message.exchange,
+    };
+    crate::trace::Span::start_from(
+        service,
+        format!("send {destination}"),
+        crate::trace::Kind::Producer,
+        parent.as_deref(),
+        &links,
+        || {
+            crate::trace::span::messaging(
+                "send",
+                destination,
+                &message.routing_key,
+                message.message_id.as_deref(),
+            )
+        },
+    )
 }
 
 /// Runs `session` (one consuming session on a channel) again while it fails (the broker went

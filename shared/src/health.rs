@@ -28,6 +28,11 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// The service these checks are of.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
     pub fn new(service: &'static str) -> Self {
         Self {
             service,

@@ -17,11 +17,18 @@ pub const REQUEST_ID: &str = "x-request-id";
 
 /// Adds request ids (kept when the caller sent one), W3C trace context, tracing, request metrics,
 /// a timeout, and problem documents for every error answer.
-pub fn with_common_layers(router: Router, request_timeout: Duration) -> Router {
+pub fn with_common_layers(
+    router: Router,
+    service: &'static str,
+    request_timeout: Duration,
+) -> Router {
     let request_id = http::HeaderName::from_static(REQUEST_ID);
     router
         .layer(axum::middleware::from_fn(record_metrics))
-        .layer(axum::middleware::from_fn(crate::trace::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            service,
+            crate::trace::middleware,
+        ))
         .layer(TimeoutLayer::with_status_code(
             http::StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,

@@ -23,7 +23,7 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let config = Config::load()?;
-    crate::telemetry::init(&config.log);
+    crate::telemetry::init(&config.log)?;
     let addr = bind(&config);
     let listener = TcpListener::bind(addr)
         .await
@@ -31,7 +31,10 @@ where
     tracing::info!(service, %addr, "listening");
     let shutdown = CancellationToken::new();
     crate::shutdown::cancel_on_signal(shutdown.clone());
-    run(config, listener, shutdown).await
+    let outcome = run(config, listener, shutdown).await;
+    // The spans of the last moments, before the process ends.
+    crate::trace::export::flush(Duration::from_secs(5)).await;
+    outcome
 }
 
 /// The pieces every service with a database runs: its pool (migrated), a broker handle and the
@@ -156,6 +159,7 @@ fn finish_router_with(
     request_timeout: Duration,
     trust: Option<std::sync::Arc<crate::internal::Trust>>,
 ) -> axum::Router {
+    let service = readiness.service();
     let mut app = app
         .fallback(crate::problem::not_found_fallback)
         .merge(crate::health::router(readiness));
@@ -165,7 +169,7 @@ fn finish_router_with(
             crate::internal::require,
         ));
     }
-    crate::http::with_common_layers(app, request_timeout)
+    crate::http::with_common_layers(app, service, request_timeout)
 }
 
 /// The keys a service seals what it keeps with (`sealing.key`, or one derived from

@@ -56,10 +56,10 @@ async fn main() -> anyhow::Result<()> {
         return probe(url).await;
     }
     let config = Config::load()?;
-    shared::telemetry::init(&config.log);
+    shared::telemetry::init(&config.log)?;
     let shutdown = CancellationToken::new();
     shared::shutdown::cancel_on_signal(shutdown.clone());
-    match cli.command {
+    let outcome = match cli.command {
         Command::Up => up(config, shutdown).await,
         Command::Probe { .. } => unreachable!("answered before the config is read"),
         Command::Keys { service } => keys(&config, &service),
@@ -90,7 +90,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(%service, %addr, "listening");
             taskmesh::run_service(&service, config, listener, shutdown)?.await
         }
-    }
+    };
+    // The spans of the last moments, before the process ends.
+    shared::trace::export::flush(Duration::from_secs(5)).await;
+    outcome
 }
 
 fn keys(config: &Config, service: &str) -> anyhow::Result<()> {

@@ -282,18 +282,28 @@ impl Executor {
         // report's confirm is in, so a copy of this dispatch never runs after that.
         let held = self.claims.hold(dispatch.dispatch_id, run_id);
         let span = tracing::info_span!("job", task_id = %dispatch.task_id, kind = %dispatch.kind, attempt = dispatch.attempt);
-        let (requeue, reported, awaiting) = shared::trace::scope(traceparent, async {
-            let run = self.execute(&dispatch, run_id, &hand_back, cancel_marked);
-            let finished = tracing::Instrument::instrument(run, span).await;
-            drop(permit);
-            let requeue = finished.outcome == JobOutcome::Interrupted;
-            let awaiting = awaiting.enter();
-            // Ack only once task-svc's report is safe with the broker.
-            let awaited = dispatch.workflow_id.is_some();
-            let reported = self.report_until_confirmed(finished, awaited).await;
-            (requeue, reported, awaiting)
-        })
-        .await;
+        // While traces are exported: the dispatch's processing (child of the context that
+        // dispatched it), the run inside it, and the report (the broker's send) after it.
+        let queue = self.broker.queue_name(&format!("jobs.{}", dispatch.pool));
+        let processing = crate::spans::processing(&queue, &dispatch, traceparent.as_deref());
+        let scoped = shared::trace::scope(
+            traceparent,
+            processing.enter(async {
+                let running = crate::spans::running(&dispatch);
+                let run = running.enter(self.execute(&dispatch, run_id, &hand_back, cancel_marked));
+                let finished = tracing::Instrument::instrument(run, span).await;
+                crate::spans::ran(running, finished.outcome);
+                drop(permit);
+                let requeue = finished.outcome == JobOutcome::Interrupted;
+                let awaiting = awaiting.enter();
+                // Ack only once task-svc's report is safe with the broker.
+                let awaited = dispatch.workflow_id.is_some();
+                let reported = self.report_until_confirmed(finished, awaited).await;
+                (requeue, reported, awaiting)
+            }),
+        );
+        let (requeue, reported, awaiting) = scoped.await;
+        drop(processing);
         drop(held);
         let settled = if reported && !requeue {
             delivery.acker.ack(BasicAckOptions::default()).await

@@ -15,6 +15,7 @@
 //! - [`reports`]: finished reports (batched, confirmed before the ack) and progress.
 //! - [`claims`]: one run per dispatch across redeliveries (a claim per dispatch in Redis).
 //! - [`pauses`]: pools an admin paused; their consumers stop until resumed.
+//! - [`spans`]: a dispatch's spans while traces are exported.
 
 pub mod builtin;
 pub mod claims;
@@ -24,6 +25,7 @@ pub mod handler;
 pub mod holding;
 pub mod pauses;
 pub mod reports;
+pub mod spans;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -117,7 +117,9 @@ pub async fn deliver(
         _ => return Ok(Outcome::AlreadySettled),
     };
     let sent = match compose(state, &message) {
-        Ok(mail) => mailer.send(&mail).await,
+        Ok(mail) => {
+            shared::trace::span::call("send email", channel("email"), mailer.send(&mail)).await
+        }
         Err(e) => Err(e),
     };
     match sent {
@@ -211,4 +213,14 @@ pub async fn send_digests(state: &AppState, mailer: &Mailer) -> Result<usize, Er
         }
     }
     Ok(sent)
+}
+
+/// The attributes of a notification's send on its span.
+pub fn channel(name: &'static str) -> impl FnOnce() -> Vec<shared::trace::KeyValue> {
+    move || {
+        vec![shared::trace::KeyValue::new(
+            "taskmesh.notification.channel",
+            name,
+        )]
+    }
 }

@@ -57,7 +57,8 @@ pub async fn deliver(
         body.push_str(link);
     }
     let body: String = body.chars().take(320).collect();
-    match provider.send(&content.to, &body).await {
+    let sent = provider.send(&content.to, &body);
+    match shared::trace::span::call("send sms", super::mail::channel("sms"), sent).await {
         Ok(()) => {
             state.claims.settle(id, "sent", None).await?;
             metrics::counter!("taskmesh_notify_sms_total", "outcome" => "sent").increment(1);

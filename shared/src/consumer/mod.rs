@@ -19,20 +19,22 @@ use lapin::{
     options::{
         BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
     },
-    types::{AMQPValue, FieldTable, LongString},
+    types::FieldTable,
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Policy, Stopped};
-use crate::broker::{
-    awaited, header_int, keep_consuming, Broker, OutgoingMessage, Publisher, HEADER_ATTEMPT,
-    HEADER_FAILED_AT, HEADER_LAST_ERROR, HEADER_ORIGIN_QUEUE,
-};
+use crate::broker::{awaited, header_int, keep_consuming, Broker, Publisher, HEADER_ATTEMPT};
 use crate::events::{CloudEvent, DecodeError, EventPayload, EventsBatch};
 
 pub mod queue;
+mod settle;
+mod spans;
 pub use queue::{QueueSpec, RetryPolicy};
+
+use settle::{copy_of, settle_after_publish};
+use spans::{batch_span, processing_span, settled};
 
 /// One delivered event, as a handler sees it.
 #[derive(Debug, Clone)]
@@ -370,8 +372,22 @@ impl<H: BatchHandler> Consumer<H> {
         }
         let span =
             tracing::info_span!("consume_batch", queue = %self.spec.name, size = messages.len());
+        // A batch of events of many traces: its processing starts a trace of its own, linked to
+        // each event's (each event's own effects continue its trace, as the handler says).
+        let service = self.broker.service();
+        let started = std::time::SystemTime::now();
+        let processing = match crate::trace::export::enabled() {
+            true => {
+                let events: Vec<&CloudEvent> = messages.iter().map(|m| &m.event).collect();
+                batch_span(service, &self.spec, &events)
+            }
+            false => crate::trace::Span::none(),
+        };
         let outcome = while_unavailable(&self.spec.name, shutdown, || {
-            tracing::Instrument::instrument(self.handler.handle_batch(&messages), span.clone())
+            processing.enter(tracing::Instrument::instrument(
+                self.handler.handle_batch(&messages),
+                span.clone(),
+            ))
         })
         .await;
         let queue = self.spec.name.clone();
@@ -394,6 +410,7 @@ impl<H: BatchHandler> Consumer<H> {
                 if let Some(last) = parsed.last() {
                     last.acker.ack(BasicAckOptions { multiple: true }).await?;
                 }
+                settled(service, &queue, "ack", processing.traceparent(), started);
                 metrics::counter!("taskmesh_consumer_messages_total", "queue" => queue, "outcome" => "ack")
                     .increment(parsed.len() as u64);
             }
@@ -454,6 +471,10 @@ async fn process<H: Handler>(
     shutdown: &CancellationToken,
 ) -> Result<(), lapin::Error> {
     let attempt = attempt_of(&delivery);
+    let service = publisher.broker().service();
+    let started = std::time::SystemTime::now();
+    // The last processing span, which the settling's follows.
+    let settle_parent = std::sync::Mutex::new(None::<String>);
     let messages = serde_json::from_slice::<CloudEvent>(&delivery.data)
         .map_err(|err| {
             HandlerError::Reject(anyhow::anyhow!("not a CloudEvents JSON message: {err}"))
@@ -470,9 +491,18 @@ async fn process<H: Handler>(
                 for message in &messages {
                     let event = &message.event;
                     let span = tracing::info_span!("consume", queue = %spec.name, event_id = %event.id, event_type = %event.event_type, attempt);
-                    // Events the handler causes continue the trace of the event it handles.
                     let handled = tracing::Instrument::instrument(handler.handle(message), span);
-                    crate::trace::scope(event.traceparent.clone(), handled).await?;
+                    // Events the handler causes continue the trace of the event it handles
+                    // (from this processing's span, while traces are exported).
+                    let mut processing = processing_span(service, spec, event, event.traceparent.as_deref(), &[]);
+                    let outcome = crate::trace::scope(event.traceparent.clone(), processing.enter(handled)).await;
+                    if let Err(err) = &outcome {
+                        processing.error(err.to_string());
+                    }
+                    if let Some(own) = processing.traceparent() {
+                        *settle_parent.lock().expect("never poisoned") = Some(own.to_string());
+                    }
+                    outcome?;
                 }
                 Ok(())
             })
@@ -525,64 +555,15 @@ async fn process<H: Handler>(
             "dead_letter"
         }
     };
+    let settle_parent = settle_parent.into_inner().expect("never poisoned");
+    settled(
+        service,
+        &spec.name,
+        outcome_label,
+        settle_parent.as_deref(),
+        started,
+    );
     metrics::counter!("taskmesh_consumer_messages_total", "queue" => queue, "outcome" => outcome_label)
         .increment(1);
     Ok(())
-}
-
-/// Acks `delivery` once `copy` is confirmed; if the copy cannot be published, requeues the
-/// original instead (the delivery limit stops an endless loop).
-async fn settle_after_publish(
-    publisher: &Publisher,
-    delivery: &Delivery,
-    copy: OutgoingMessage,
-) -> Result<(), lapin::Error> {
-    match publisher.publish(&copy).await {
-        Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
-        Err(err) => {
-            tracing::warn!(target_queue = %copy.routing_key, error = %err, "could not move message; requeueing it");
-            delivery
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await
-        }
-    }
-}
-
-/// The message again, addressed to `queue` through the default exchange, with its attempt count
-/// and last error in headers.
-fn copy_of(
-    delivery: &Delivery,
-    queue: &str,
-    attempt: u32,
-    error: &str,
-    dead_lettered_from: Option<&str>,
-) -> OutgoingMessage {
-    let text = |s: &str| AMQPValue::LongString(LongString::from(s));
-    let mut message = OutgoingMessage::new("", queue, delivery.data.clone());
-    if let Some(headers) = delivery.properties.headers() {
-        message.headers = headers.clone();
-    }
-    if let Some(content_type) = delivery.properties.content_type() {
-        message.content_type = content_type.as_str().to_string();
-    }
-    message.message_id = delivery
-        .properties
-        .message_id()
-        .as_ref()
-        .map(|id| id.as_str().to_string());
-    // Errors can be long (HTTP bodies); headers must stay small.
-    let error: String = error.chars().take(1000).collect();
-    let mut message = message
-        .with_header(HEADER_ATTEMPT, AMQPValue::LongLongInt(i64::from(attempt)))
-        .with_header(HEADER_LAST_ERROR, text(&error));
-    if let Some(origin) = dead_lettered_from {
-        message = message
-            .with_header(HEADER_FAILED_AT, text(&chrono::Utc::now().to_rfc3339()))
-            .with_header(HEADER_ORIGIN_QUEUE, text(origin));
-    }
-    message
 }

@@ -93,6 +93,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The trace context of the request that made it.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
+    }
+
     /// Makes its job workflow step `run`; `held`: it waits for what it needs (written
     /// `pending`, not dispatched), else it is dispatched as any new job.
     pub fn as_step(&mut self, run: crate::domain::workflow::StepRun, held: bool) {

@@ -147,7 +147,36 @@ impl Lane {
                 group
             };
             metrics::histogram!("taskmesh_task_group_commit_size").record(group.len() as f64);
-            self.commit(group).await;
+            // While traces are exported: a lone creation's transaction is a span of its
+            // request's trace; a group's starts a trace of its own, linked to each request's.
+            let traceparents: Vec<&str> = group
+                .iter()
+                .filter_map(|r| r.prepared.traceparent())
+                .collect();
+            let span = match group.len() {
+                1 => shared::trace::Span::start_from(
+                    crate::SERVICE,
+                    "create task",
+                    shared::trace::Kind::Internal,
+                    traceparents.first().copied(),
+                    &[],
+                    Vec::new,
+                ),
+                size => shared::trace::Span::start_from(
+                    crate::SERVICE,
+                    "create tasks",
+                    shared::trace::Kind::Internal,
+                    None,
+                    &traceparents,
+                    || {
+                        vec![shared::trace::KeyValue::new(
+                            "taskmesh.group.size",
+                            size as i64,
+                        )]
+                    },
+                ),
+            };
+            span.enter(self.commit(group)).await;
         }
     }
 
