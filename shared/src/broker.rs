@@ -446,7 +446,7 @@ fn send_span(service: &str, message: &OutgoingMessage) -> crate::trace::Span {
             crate::trace::span::messaging(
                 "send",
                 destination,
-                &message.routing_key,
+                Some(&message.routing_key),
                 message.message_id.as_deref(),
             )
         },

@@ -14,7 +14,7 @@ pub fn processing(queue: &str, dispatch: &JobDispatch, parent: Option<&str>) -> 
         &[],
         || {
             let id = dispatch.dispatch_id.to_string();
-            messaging("process", queue, &dispatch.pool, Some(&id))
+            messaging("process", queue, Some(&dispatch.pool), Some(&id))
         },
     )
 }

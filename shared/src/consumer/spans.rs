@@ -23,7 +23,7 @@ pub(super) fn processing_span(
             crate::trace::span::messaging(
                 "process",
                 &spec.name,
-                &event.event_type,
+                Some(&event.event_type),
                 Some(&event.id.to_string()),
             )
         },
@@ -45,7 +45,7 @@ pub(super) fn settled(
         parent,
         started,
         || {
-            let mut attributes = crate::trace::span::messaging("settle", queue, "", None);
+            let mut attributes = crate::trace::span::messaging("settle", queue, None, None);
             attributes.push(opentelemetry::KeyValue::new(
                 "messaging.operation.name",
                 outcome,

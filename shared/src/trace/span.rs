@@ -33,22 +33,6 @@ impl Span {
         Self { live: None }
     }
 
-    /// A span of `service`, child of the current trace context.
-    pub fn start(
-        service: &str,
-        name: impl Into<Cow<'static, str>>,
-        kind: Kind,
-        attributes: impl FnOnce() -> Vec<KeyValue>,
-    ) -> Self {
-        match super::export::tracer(service) {
-            Some(tracer) => {
-                let parent = super::context::current();
-                Self::make(tracer, name, kind, parent.as_deref(), &[], attributes, None)
-            }
-            None => Self::none(),
-        }
-    }
-
     /// A span of `service`, child of `parent` (a new trace without one), linked to `links`.
     pub fn start_from(
         service: &str,
@@ -113,7 +97,7 @@ impl Span {
         attributes: impl FnOnce() -> Vec<KeyValue>,
         start: Option<SystemTime>,
     ) -> Self {
-        let parent = match parent.and_then(|p| span_context(p, true)) {
+        let parent = match parent.and_then(span_context) {
             Some(context) => Context::new().with_remote_span_context(context),
             None => Context::new(),
         };
@@ -124,7 +108,7 @@ impl Span {
         if !links.is_empty() {
             let links = links
                 .iter()
-                .filter_map(|l| span_context(l, true))
+                .filter_map(|l| span_context(l))
                 .map(Link::with_context)
                 .collect();
             builder = builder.with_links(links);
@@ -205,8 +189,9 @@ pub async fn call<T, E: std::fmt::Display>(
     outcome
 }
 
-/// The span context a `traceparent` names (see [`super::context::is_valid`]).
-fn span_context(traceparent: &str, remote: bool) -> Option<SpanContext> {
+/// The span context a `traceparent` (from another process) names (see
+/// [`super::context::is_valid`]).
+fn span_context(traceparent: &str) -> Option<SpanContext> {
     if !super::context::is_valid(traceparent) {
         return None;
     }
@@ -217,7 +202,7 @@ fn span_context(traceparent: &str, remote: bool) -> Option<SpanContext> {
         trace_id,
         span_id,
         TraceFlags::new(flags),
-        remote,
+        true,
         TraceState::default(),
     ))
 }
@@ -238,18 +223,20 @@ fn traceparent(context: &SpanContext) -> String {
 pub fn messaging(
     operation: &'static str,
     destination: &str,
-    routing_key: &str,
+    routing_key: Option<&str>,
     message_id: Option<&str>,
 ) -> Vec<KeyValue> {
     let mut attributes = vec![
         KeyValue::new("messaging.system", "rabbitmq"),
         KeyValue::new("messaging.operation.type", operation),
         KeyValue::new("messaging.destination.name", destination.to_string()),
+    ];
+    attributes.extend(routing_key.map(|key| {
         KeyValue::new(
             "messaging.rabbitmq.destination.routing_key",
-            routing_key.to_string(),
-        ),
-    ];
+            key.to_string(),
+        )
+    }));
     attributes.extend(message_id.map(|id| KeyValue::new("messaging.message.id", id.to_string())));
     attributes
 }
@@ -261,17 +248,17 @@ mod tests {
     #[test]
     fn a_traceparent_reads_back_as_itself() {
         let t = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let context = span_context(t, true).expect("valid");
+        let context = span_context(t).expect("valid");
         assert!(context.is_sampled());
         assert_eq!(traceparent(&context), t);
-        assert!(span_context("00-4bf9-00f0-01", true).is_none());
+        assert!(span_context("00-4bf9-00f0-01").is_none());
     }
 
     #[tokio::test]
     async fn without_export_a_span_is_nothing_and_the_context_stays() {
         let t = super::super::context::generate();
         let seen = super::super::context::scope(Some(t.clone()), async {
-            let span = Span::start("task-svc", "work", Kind::Internal, || {
+            let span = Span::start_from("task-svc", "work", Kind::Internal, None, &[], || {
                 panic!("attributes are not built while nothing is exported")
             });
             assert!(span.traceparent().is_none());
