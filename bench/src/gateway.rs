@@ -68,6 +68,7 @@ pub async fn run() -> anyhow::Result<()> {
         requests,
     )
     .await?;
+    platform::print_trace_counts().await;
     drop(children);
     println!();
     println!("| path | requests/s | p50 ms | p99 ms |");

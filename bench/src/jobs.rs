@@ -96,6 +96,7 @@ pub async fn run() -> anyhow::Result<()> {
         true => Some(burst(&http, &token, &db, jobs, &meter).await?),
         false => None,
     };
+    platform::print_trace_counts().await;
     drop(children);
 
     let row = |path: &str, figures: &Option<Figures>| match figures {

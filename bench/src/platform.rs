@@ -194,3 +194,32 @@ async fn tracing_endpoint() -> anyhow::Result<Option<String>> {
         .await?;
     Ok(Some(endpoint.clone()))
 }
+
+/// With `BENCH_TRACING=on`, prints the spans every service exported and dropped so far (their
+/// `taskmesh_trace_spans_*` counters): a figure with most spans dropped measured less tracing.
+pub async fn print_trace_counts() {
+    if std::env::var("BENCH_TRACING").as_deref() != Ok("on") {
+        return;
+    }
+    let http = reqwest::Client::new();
+    let (mut exported, mut dropped) = (0.0, 0.0);
+    for (_, _, port) in SERVICES {
+        let Ok(answer) = http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let text = answer.text().await.unwrap_or_default();
+        for line in text.lines() {
+            let value = || line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+            if line.starts_with("taskmesh_trace_spans_exported_total") {
+                exported += value().unwrap_or(0.0);
+            } else if line.starts_with("taskmesh_trace_spans_dropped_total") {
+                dropped += value().unwrap_or(0.0);
+            }
+        }
+    }
+    println!("(traces: {exported:.0} spans exported, {dropped:.0} dropped)");
+}
