@@ -284,8 +284,7 @@ impl Executor {
         let span = tracing::info_span!("job", task_id = %dispatch.task_id, kind = %dispatch.kind, attempt = dispatch.attempt);
         // While traces are exported: the dispatch's processing (child of the context that
         // dispatched it), the run inside it, and the report (the broker's send) after it.
-        let queue = self.broker.queue_name(&format!("jobs.{}", dispatch.pool));
-        let processing = crate::spans::processing(&queue, &dispatch, traceparent.as_deref());
+        let processing = crate::spans::processing(&self.broker, &dispatch, traceparent.as_deref());
         let scoped = shared::trace::scope(
             traceparent,
             processing.enter(async {

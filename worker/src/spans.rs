@@ -1,11 +1,17 @@
 //! A dispatch's spans while traces are exported: its processing (child of the context that
 //! dispatched it), the run inside it; the report's send follows as the publisher's span.
 
+use shared::broker::Broker;
 use shared::events::{JobDispatch, JobOutcome};
 use shared::trace::{span::messaging, KeyValue, Kind, Span};
 
-/// The processing of `dispatch` from `queue`.
-pub fn processing(queue: &str, dispatch: &JobDispatch, parent: Option<&str>) -> Span {
+/// The processing of `dispatch` from its pool's queue on `broker`.
+pub fn processing(broker: &Broker, dispatch: &JobDispatch, parent: Option<&str>) -> Span {
+    // Not even the span's name is made while nothing is exported (once per dispatch).
+    if !shared::trace::export::enabled() {
+        return Span::none();
+    }
+    let queue = broker.queue_name(&format!("jobs.{}", dispatch.pool));
     Span::start_from(
         crate::SERVICE,
         format!("process {queue}"),
@@ -14,13 +20,16 @@ pub fn processing(queue: &str, dispatch: &JobDispatch, parent: Option<&str>) -> 
         &[],
         || {
             let id = dispatch.dispatch_id.to_string();
-            messaging("process", queue, Some(&dispatch.pool), Some(&id))
+            messaging("process", &queue, Some(&dispatch.pool), Some(&id))
         },
     )
 }
 
 /// The run of `dispatch`, inside its processing.
 pub fn running(dispatch: &JobDispatch) -> Span {
+    if !shared::trace::export::enabled() {
+        return Span::none();
+    }
     Span::child(
         format!("run {}", dispatch.kind),
         Kind::Internal,

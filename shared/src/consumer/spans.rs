@@ -13,6 +13,10 @@ pub(super) fn processing_span(
     parent: Option<&str>,
     links: &[&str],
 ) -> crate::trace::Span {
+    // Not even the span's name is made while nothing is exported (once per message).
+    if !crate::trace::export::enabled() {
+        return crate::trace::Span::none();
+    }
     crate::trace::Span::start_from(
         service,
         format!("process {}", spec.name),
@@ -38,6 +42,9 @@ pub(super) fn settled(
     parent: Option<&str>,
     started: std::time::SystemTime,
 ) {
+    if !crate::trace::export::enabled() {
+        return;
+    }
     crate::trace::Span::record(
         service,
         format!("{outcome} {queue}"),
