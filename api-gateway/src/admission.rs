@@ -8,24 +8,33 @@
 //! session is live ([`crate::sessions::fallback`]).
 
 use axum::http::{header, HeaderMap, StatusCode};
-use shared::{identity::Identity, internal::Caller, ApiError};
+use shared::{identity::Identity, internal::Caller, scopes::Scopes, ApiError};
 use uuid::Uuid;
 
+use crate::auth::Verified;
 use crate::ratelimit::{self, lease::Want, Decision, Outcome, Policy};
 use crate::routes::Route;
+use crate::scopes::Need;
 use crate::sessions::{self, known::Liveness};
-use crate::AppState;
+use crate::{tokens, AppState};
 
-/// Checks limits and identity for `route`. Returns the subject the request counts for and the
-/// caller the services are told of (in the assertion the proxy writes).
+/// Checks limits and identity for `route`, and that a personal access token has what the
+/// request `needs`. Returns the subject the request counts for and the caller the services are
+/// told of (in the assertion the proxy writes).
 pub(crate) async fn admit(
     state: &AppState,
     route: Route,
+    needs: Need,
     headers: &HeaderMap,
     ip: &str,
     decision: &mut Option<Decision>,
 ) -> Result<(String, Caller), ApiError> {
     let limits = &state.config.rate_limit;
+    let auth = Policy {
+        name: "auth",
+        limit: limits.auth_requests,
+        window_secs: limits.window_secs,
+    };
     if route.public {
         let policy = match route.signed {
             true => Policy {
@@ -33,11 +42,7 @@ pub(crate) async fn admit(
                 limit: limits.api_requests,
                 window_secs: limits.window_secs,
             },
-            false => Policy {
-                name: "auth",
-                limit: limits.auth_requests,
-                window_secs: limits.window_secs,
-            },
+            false => auth,
         };
         let source = shared::identity::source_of(ip);
         limit(state, policy, &source, None, decision).await?;
@@ -46,21 +51,55 @@ pub(crate) async fn admit(
     } else {
         let token = bearer(headers)
             .ok_or_else(|| ApiError::unauthorized("a bearer access token is required"))?;
-        let verified = state.verifier.verify(token).await?;
+        let (verified, scopes) = match shared::access_tokens::is_token(token) {
+            true => {
+                // A token not remembered counts as a guess from its client's address.
+                let source = shared::identity::source_of(ip);
+                let guess = async { limit(state, auth, &source, None, &mut None).await };
+                let grant = tokens::grant(state, token, guess).await?;
+                check_need(needs, grant.scopes)?;
+                let verified = Verified {
+                    user_id: grant.user_id,
+                    role: grant.role,
+                    session_id: grant.token_id,
+                };
+                (verified, Some(grant.scopes))
+            }
+            false => (state.verifier.verify(token).await?, None),
+        };
         let policy = Policy {
             name: "api",
             limit: limits.api_requests,
             window_secs: limits.window_secs,
         };
         let user = verified.user_id.to_string();
-        limit(state, policy, &user, Some(verified.session_id), decision).await?;
+        let admitted = limit(state, policy, &user, Some(verified.session_id), decision).await;
+        if let (Err(err), Some(_)) = (&admitted, scopes) {
+            if err.status == StatusCode::UNAUTHORIZED {
+                // Revoked, or a Redis that lost its key: the next request asks user-svc again.
+                state.tokens.forget(token);
+                return Err(tokens::refused());
+            }
+        }
+        admitted?;
         let identity = Identity {
             user_id: verified.user_id,
             role: verified.role,
             session_id: Some(verified.session_id),
+            scopes,
         };
         let caller = Caller::user(crate::SERVICE, identity, Some(ip.to_string()));
         Ok((format!("user:{user}"), caller))
+    }
+}
+
+/// `Ok` if a token of `scopes` may make a request that `needs` this.
+fn check_need(needs: Need, scopes: Scopes) -> Result<(), ApiError> {
+    match needs {
+        Need::Any => Ok(()),
+        Need::Scope(scope) if scopes.contains(scope) => Ok(()),
+        Need::Scope(scope) => Err(shared::scopes::insufficient(scope)),
+        Need::Session => Err(shared::scopes::session_only()),
     }
 }
 

@@ -61,6 +61,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../web/js/webhooks.js"),
     ),
+    ("js/tokens.js", JS, include_bytes!("../web/js/tokens.js")),
     ("js/admin.js", JS, include_bytes!("../web/js/admin.js")),
     ("js/verify.js", JS, include_bytes!("../web/js/verify.js")),
     ("js/account.js", JS, include_bytes!("../web/js/account.js")),

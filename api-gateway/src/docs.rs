@@ -48,6 +48,11 @@ pub fn swagger_ui() -> Router {
 }
 
 async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(document(&state).await)
+}
+
+/// The merged document, its parts fetched from the services now (also the MCP tools' schemas).
+pub async fn document(state: &AppState) -> Value {
     let fetches = PARTS.iter().map(|service| {
         let url = format!("{}/openapi.json", state.upstream(service));
         let http = state.http.clone();
@@ -74,7 +79,7 @@ async fn openapi(State(state): State<AppState>) -> Json<Value> {
         }
     });
     let parts = futures::future::join_all(fetches).await;
-    Json(merge(parts))
+    merge(parts)
 }
 
 /// One document from the services' parts, with the bearer scheme the gateway checks.
@@ -167,6 +172,21 @@ pub fn gateway_answers(doc: &mut Value) {
                 op,
                 401,
                 "No bearer token, or one that is invalid or expired, or whose session has ended",
+            );
+            // What a personal access token needs here ([`crate::scopes`]).
+            let verb = axum::http::Method::from_bytes(method.to_uppercase().as_bytes());
+            let needs = verb.map(|verb| crate::scopes::need(&verb, path));
+            op["x-taskmesh-scope"] = match needs {
+                Ok(crate::scopes::Need::Scope(scope)) => json!(scope.as_str()),
+                Ok(crate::scopes::Need::Any) => json!("any"),
+                _ => json!("session"),
+            };
+            add(
+                op,
+                403,
+                "A personal access token without the scope this route needs \
+                 (`insufficient_scope`, naming it; `x-taskmesh-scope`), or on a route only a \
+                 signed-in session may use (`session_required`)",
             );
             add(
                 op,

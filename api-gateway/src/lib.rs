@@ -6,6 +6,8 @@
 //! - [`proxy`]: the reverse proxy.
 //! - [`admission`]: whether a request may go on (token, session, rate limit).
 //! - [`auth`]: access-token verification with cached, refreshable public keys.
+//! - [`tokens`]: personal access tokens (`tmk_…`): whom one stands for, asked of user-svc;
+//!   [`scopes`]: the scope each route needs from one.
 //! - [`client`]: the client's address behind trusted proxies.
 //! - [`ratelimit`]: per-user and per-IP limits in Redis, reserved in batches.
 //! - [`sessions`]: whether a session is live: known for a moment, ends followed, and user-svc's
@@ -14,6 +16,7 @@
 //! - [`dashboard`]: the web dashboard at `/`, embedded.
 //! - [`idempotency`]: `Idempotency-Key` on POST.
 //! - [`overview`]: `GET /api/v1/me/overview`, one call across services.
+//! - [`mcp`]: the MCP server at `/mcp` for AI agents, on the API above.
 //! - [`people`]: `GET /api/v1/users/search`, the person picker's search across services.
 //! - [`stream`]: the live event stream (`/api/v1/events/...`), fed from the bus.
 
@@ -23,13 +26,16 @@ pub mod client;
 pub mod dashboard;
 pub mod docs;
 pub mod idempotency;
+pub mod mcp;
 pub mod overview;
 pub mod people;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
+pub mod scopes;
 pub mod sessions;
 pub mod stream;
+pub mod tokens;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -62,6 +68,8 @@ pub struct AppState {
     pub sessions: Arc<sessions::Fallback>,
     /// Sessions known live for a moment, or ended.
     pub known: Arc<sessions::known::Known>,
+    /// user-svc's recent answers on personal access tokens.
+    pub tokens: Arc<tokens::Tokens>,
     /// Requests reserved in Redis and not admitted yet.
     pub leases: Arc<ratelimit::lease::Leases>,
     /// Tags the identity a stream ticket stands for, so Redis cannot vouch for one by itself.
@@ -71,6 +79,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// user-svc, for the gateway's own questions (sessions, tokens).
+    pub fn user_svc(&self) -> shared::calls::Service<'_> {
+        shared::calls::Service {
+            http: &self.http,
+            trust: &self.trust,
+            name: "user-svc",
+            base: &self.config.user.url,
+        }
+    }
+
     /// Base URL of a service.
     pub fn upstream(&self, service: &str) -> &str {
         let config = &self.config;
@@ -150,6 +168,7 @@ pub async fn run(
         hub,
         sessions: Arc::default(),
         known,
+        tokens: Arc::default(),
         leases: Arc::default(),
         tickets,
         answers,
@@ -167,7 +186,7 @@ pub async fn run(
                 }
             }
         });
-    let app = Router::new()
+    let api = Router::new()
         .route(
             "/api/v1/me/overview",
             axum::routing::get(overview::overview),
@@ -176,7 +195,11 @@ pub async fn run(
         .merge(stream::router())
         .route("/api/v1/{*rest}", any(proxy::proxy))
         .merge(docs::router())
-        .with_state(state)
+        .with_state(state.clone());
+    // The MCP tools call the API above, in-process.
+    let app = api
+        .clone()
+        .merge(mcp::router(state, api))
         .merge(docs::swagger_ui())
         .merge(dashboard::router());
     let cors = cors_layer(&state_config)?;

@@ -88,7 +88,8 @@ async fn forward(
     let length = headers.get(header::CONTENT_LENGTH).cloned();
     strip_hop_by_hop(&mut headers);
     headers.retain_internal();
-    let (subject, caller) = admit(state, route, &headers, &ip, decision).await?;
+    let needs = crate::scopes::need(&parts.method, &path);
+    let (subject, caller) = admit(state, route, needs, &headers, &ip, decision).await?;
     let url = upstream_url(state, route.service, &parts.uri)?;
     // The service trusts the assertion; the client's token goes no further than the gateway.
     headers.remove(header::AUTHORIZATION);

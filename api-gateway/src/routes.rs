@@ -57,6 +57,11 @@ pub fn route_for(path: &str) -> Option<Route> {
             _ => Route::new("user-svc", false),
         },
         "users" => Route::new("user-svc", false),
+        // A new token is in the answer: never kept for an `Idempotency-Key` replay.
+        "tokens" => Route {
+            credentials: true,
+            ..Route::new("user-svc", false)
+        },
         // A task's attachments are media-svc's (exactly `tasks/{id}/attachments`).
         "tasks" if is_shape(path, &["tasks", "*", "attachments"]) => Route {
             streamed: true,

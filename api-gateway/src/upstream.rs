@@ -11,7 +11,10 @@ use axum::{
 use serde_json::Value;
 use shared::internal::{Caller, Payload, Trust, HEADER_ASSERTION};
 
-use crate::{admission::admit, client::client_ip, proxy::RetainInternal, routes::Route, AppState};
+use crate::{
+    admission::admit, client::client_ip, proxy::RetainInternal, routes::Route, scopes::Need,
+    AppState,
+};
 
 /// Answers a request the gateway composes itself: admitted like any API route that needs a
 /// token (session, rate limit), then `answer` gets the caller and the headers worth passing on
@@ -30,7 +33,9 @@ where
     headers.retain_internal();
     let mut decision = None;
     let route = Route::new("api-gateway", false);
-    let mut response = match admit(state, route, &headers, &ip, &mut decision).await {
+    // What the gateway composes reads tasks (and what goes with them).
+    let needs = Need::Scope(shared::scopes::Scope::TasksRead);
+    let mut response = match admit(state, route, needs, &headers, &ip, &mut decision).await {
         Ok((_, caller)) => {
             let mut forwarded = HeaderMap::new();
             for (name, value) in &headers {

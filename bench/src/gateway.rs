@@ -51,6 +51,7 @@ pub async fn run() -> anyhow::Result<()> {
         user_id: me["id"].as_str().unwrap_or_default().parse()?,
         role: shared::identity::Role::Member,
         session_id: None,
+        scopes: None,
     };
     let caller = shared::internal::Caller::user("api-gateway", identity, None);
     let path = "/api/v1/users/me";

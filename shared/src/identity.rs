@@ -30,8 +30,11 @@ crate::text_enum!(Role, "role", { Admin = "admin", Member = "member", Worker = "
 pub struct Identity {
     pub user_id: Uuid,
     pub role: Role,
-    /// The session (`sid` claim) the access token belongs to.
+    /// The session (`sid` claim) the access token belongs to; a personal access token's id.
     pub session_id: Option<Uuid>,
+    /// A personal access token's scopes; `None` for a signed-in session (everything its role
+    /// allows).
+    pub scopes: Option<crate::scopes::Scopes>,
 }
 
 impl Identity {
@@ -49,6 +52,24 @@ impl Identity {
                 "forbidden",
                 "this action needs the admin role",
             ))
+        }
+    }
+}
+
+impl Identity {
+    /// `Ok` for a session or a token with `scope`; 403 naming the scope otherwise.
+    pub fn require_scope(&self, scope: crate::scopes::Scope) -> Result<(), ApiError> {
+        match self.scopes {
+            Some(scopes) if !scopes.contains(scope) => Err(crate::scopes::insufficient(scope)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Ok` for a signed-in session; 403 for a personal access token.
+    pub fn require_session(&self) -> Result<(), ApiError> {
+        match self.scopes {
+            Some(_) => Err(crate::scopes::session_only()),
+            None => Ok(()),
         }
     }
 }

@@ -40,6 +40,7 @@
 //! top.
 //! - `testkit` (feature `testkit`): isolated test environments on the real services.
 
+pub mod access_tokens;
 pub mod background;
 pub mod backoff;
 pub mod batch;
@@ -63,6 +64,7 @@ pub mod outbound;
 pub mod outbox;
 pub mod paging;
 pub mod problem;
+pub mod scopes;
 pub mod seal;
 pub mod sessions;
 pub mod shutdown;

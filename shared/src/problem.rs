@@ -35,6 +35,8 @@ pub struct ApiError {
     source: Option<anyhow::Error>,
     /// Seconds for a `Retry-After` header (429, 503).
     retry_after: Option<u64>,
+    /// A `WWW-Authenticate` challenge (401, or 403 for a token's missing scope).
+    challenge: Option<String>,
 }
 
 impl ApiError {
@@ -45,12 +47,18 @@ impl ApiError {
             detail: Some(detail.into()),
             source: None,
             retry_after: None,
+            challenge: None,
         }
     }
 
     /// Adds `Retry-After: <seconds>`.
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+    /// With a `WWW-Authenticate` header (RFC 6750).
+    pub fn with_challenge(mut self, challenge: impl Into<String>) -> Self {
+        self.challenge = Some(challenge.into());
         self
     }
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -87,6 +95,7 @@ impl ApiError {
             detail: None,
             source: Some(source.into()),
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -122,6 +131,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.challenge.as_deref() {
+            if let Ok(value) = HeaderValue::from_str(challenge) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
         }
         response
     }

@@ -553,3 +553,17 @@ async fn a_workflows_graph_changes_live_and_is_cancelled_and_retried_from_its_pa
     ];
     common::browser::run("workflows.mjs", args, "ok workflows: Retry").await;
 }
+
+/// The Tokens page (tests/browser/tokens.mjs): a token made, shown once, used by a program,
+/// its use shown, revoked and refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_makes_uses_and_revokes_a_token_on_the_tokens_page() {
+    let app = App::start().await;
+    app.sign_up_as("ada@example.com", "Ada Lovelace").await;
+    let args = vec![
+        app.api.clone(),
+        PASSWORD.to_string(),
+        "ada@example.com".into(),
+    ];
+    common::browser::run("tokens.mjs", args, "ok tokens: every step passed").await;
+}

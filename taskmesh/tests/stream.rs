@@ -7,11 +7,10 @@
 mod common;
 
 use common::stream::{self, EventStream};
-use common::{App, WAIT};
+use common::{App, SecondGateway, WAIT};
 use reqwest::Method;
 use serde_json::{json, Value};
 use shared::testkit::eventually;
-use tokio_util::sync::CancellationToken;
 
 async fn user_id(app: &App, token: &str) -> String {
     app.get("/api/v1/users/me", Some(token)).await.1["id"]
@@ -293,29 +292,6 @@ async fn create_via(api: &str, token: &str, title: &str) -> String {
 }
 
 /// Another gateway replica beside the stack's, with the same configuration.
-struct SecondGateway {
-    api: String,
-    stop: CancellationToken,
-}
-
-impl SecondGateway {
-    async fn start(app: &App) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let config = app.stack.as_ref().unwrap().config.clone();
-        tokio::spawn(api_gateway::run(config, listener, stop.clone()));
-        eventually("the second gateway is ready", WAIT, || async {
-            let ready = reqwest::get(format!("{api}/readyz"))
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            ready.then_some(())
-        })
-        .await;
-        Self { api, stop }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_has_at_most_the_configured_streams_open() {
     let app = App::start_with(|c| c.stream.max_streams_per_user = 2).await;

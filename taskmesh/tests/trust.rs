@@ -101,6 +101,7 @@ async fn a_service_port_obeys_no_header_and_no_assertion_it_cannot_check() {
         user_id: ada.parse().unwrap(),
         role: shared::identity::Role::Member,
         session_id: None,
+        scopes: None,
     };
     let caller = Caller::user("api-gateway", identity.clone(), None);
     let stranger = Trust::new(
@@ -579,6 +580,7 @@ async fn a_service_given_only_its_keys_cannot_make_assertions_for_another() {
         user_id: ada.parse().unwrap(),
         role: shared::identity::Role::Admin,
         session_id: None,
+        scopes: None,
     };
     let caller = Caller::user("media-svc", identity, None);
     let get = |service: &str, path: &str, assertion| {

@@ -12,7 +12,7 @@ const [base, email, password, taskId, workflowId] =
   args("a11y.mjs", ["gateway URL", "admin email", "password", "task id", "workflow id"]);
 const axe = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const WIDTHS = { desktop: { width: 1200, height: 800 }, phone: { width: 390, height: 844 } };
-const VIEWS = ["#/tasks", `#/tasks/${taskId}`, "#/board", "#/calendar", "#/channels", "#/notifications", "#/webhooks", "#/workflows",
+const VIEWS = ["#/tasks", `#/tasks/${taskId}`, "#/board", "#/calendar", "#/channels", "#/notifications", "#/webhooks", "#/tokens", "#/workflows",
   `#/workflows/${workflowId}`, "#/limits", "#/profile", "#/admin/pools", "#/admin/dead", "#/admin/workers",
   "#/admin/users", "#/admin/cron", "#/admin/jobs"];
 

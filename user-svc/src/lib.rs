@@ -15,8 +15,10 @@
 //! - Sessions: opened, handed out and ended in [`service::sessions`], mirrored in Redis by
 //!   [`infra::mirror`].
 //! - Signing keys and access tokens: [`service::keys`], [`domain::keys`], [`infra::signing`].
-//! - Routes: [`http::auth`], [`http::users`], [`http::keys`], and for the gateway
-//!   [`http::live`].
+//! - Personal access tokens (made, listed, revoked, verified for the gateway):
+//!   [`service::tokens`], their rules in [`domain::tokens`].
+//! - Routes: [`http::auth`], [`http::users`], [`http::keys`], [`http::tokens`], and for the
+//!   gateway [`http::live`].
 
 pub mod domain;
 pub mod error;

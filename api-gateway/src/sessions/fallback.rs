@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use shared::{
-    calls::Service,
     internal::Caller,
     sessions::{Live, LiveQuery, LIVE_PATH},
     ApiError,
@@ -68,12 +67,7 @@ async fn is_live(state: &AppState, session: Uuid) -> Result<bool, ApiError> {
     if let Some(live) = state.sessions.remembered(session) {
         return Ok(live);
     }
-    let user_svc = Service {
-        http: &state.http,
-        trust: &state.trust,
-        name: "user-svc",
-        base: &state.config.user.url,
-    };
+    let user_svc = state.user_svc();
     let caller = Caller::anonymous(crate::SERVICE, None);
     let question = LiveQuery {
         session_ids: vec![session],

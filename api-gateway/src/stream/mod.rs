@@ -34,6 +34,7 @@ use crate::admission::admit;
 use crate::client::client_ip;
 use crate::proxy::RetainInternal;
 use crate::routes::Route;
+use crate::scopes::Need;
 use crate::AppState;
 
 /// The stream's routes in the API description (merged by [`crate::docs`]).
@@ -101,6 +102,7 @@ async fn bearer_identity(
     let (_, caller) = admit(
         state,
         Route::new(crate::SERVICE, false),
+        Need::Scope(shared::scopes::Scope::TasksRead),
         &headers,
         &ip,
         &mut None,
@@ -173,7 +175,7 @@ pub async fn open(
                 signed: true,
                 ..Route::new(crate::SERVICE, true)
             };
-            admit(&state, route, &headers, &ip, &mut None).await?;
+            admit(&state, route, Need::Any, &headers, &ip, &mut None).await?;
             let identity = ticket::redeem(&state.redis, prefix, &state.tickets, ticket)
                 .await
                 .map_err(redis_down)?

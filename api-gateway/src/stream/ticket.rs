@@ -105,5 +105,6 @@ pub async fn redeem(
             user_id: s.user_id,
             role: s.role,
             session_id: Some(s.session_id),
+            scopes: None,
         }))
 }

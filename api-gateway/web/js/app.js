@@ -1,6 +1,6 @@
 // The dashboard: sign-in, the navigation with a live unread badge, and a view per route
 // (`#/tasks`, `#/tasks/<id>`, `#/board`, `#/calendar`, `#/channels`, `#/notifications`, `#/workflows`, `#/workflows/<id>`,
-// `#/limits`, `#/profile`, `#/admin/...`), and the pages a mailed link opens
+// `#/limits`, `#/tokens`, `#/profile`, `#/admin/...`), and the pages a mailed link opens
 // (`/verify-email?token=…`, `/reset-password?token=…`).
 
 import { html, render, useEffect, useState } from "../vendor/htm-preact.js";
@@ -11,6 +11,7 @@ import { TaskPage } from "./task.js";
 import { Board } from "./board.js";
 import { Calendar } from "./calendar.js";
 import { Webhooks } from "./webhooks.js";
+import { Tokens } from "./tokens.js";
 import { Channels, Notifications } from "./people.js";
 import { Pools, Workers, WorkerPage, Users } from "./admin.js";
 import { DeadJobs } from "./dead.js";
@@ -103,6 +104,7 @@ function Shell({ route }) {
     board: html`<${Board} />`,
     calendar: html`<${Calendar} />`,
     webhooks: html`<${Webhooks} />`,
+    tokens: html`<${Tokens} />`,
     channels: html`<${Channels} />`,
     notifications: html`<${Notifications} />`,
     limits: html`<${Limits} />`,
@@ -127,6 +129,7 @@ function Shell({ route }) {
         ${link("#/notifications", "Notifications", html` <${UnreadBadge} />`)}
         ${link("#/workflows", "Workflows")}
         ${link("#/webhooks", "Webhooks")}
+        ${link("#/tokens", "Tokens")}
         ${link("#/limits", "Limits")}
         ${admin ? html`${link("#/admin/pools", "Pools")} ${link("#/admin/dead", "Dead jobs")}
           ${link("#/admin/workers", "Workers")} ${link("#/admin/users", "Users")}

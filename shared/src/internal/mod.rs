@@ -89,6 +89,9 @@ struct Claims {
     sid: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ip: Option<String>,
+    /// A personal access token's scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scp: Option<crate::scopes::Scopes>,
 }
 
 /// Makes and checks assertions as service `service`, with a key per pair of caller and callee
@@ -298,6 +301,7 @@ impl Trust {
             role: identity.map(|i| i.role),
             sid: identity.and_then(|i| i.session_id),
             ip: caller.client_ip.clone(),
+            scp: identity.and_then(|i| i.scopes),
         };
         let key = self.signing_key(to);
         let token = jsonwebtoken::encode(&self.header, &claims, &key)
@@ -344,6 +348,7 @@ impl Trust {
                 user_id,
                 role,
                 session_id: claims.sid,
+                scopes: claims.scp,
             }),
             (None, None) => None,
             _ => return Err(refused()),

@@ -25,6 +25,7 @@ fn ada() -> Caller {
         user_id: Uuid::now_v7(),
         role: Role::Member,
         session_id: Some(Uuid::now_v7()),
+        scopes: None,
     };
     Caller::user("api-gateway", identity, Some("192.0.2.1".into()))
 }

@@ -55,6 +55,7 @@ pub fn with_etag(status: StatusCode, task: Task) -> Response {
         (status = 200, description = "A live job with the same unique_key exists: that task", body = Task),
         (status = 503, description = "A job for a new pool while RabbitMQ is down", body = ProblemBody),
         (status = 400, description = "Malformed body", body = ProblemBody),
+        (status = 403, description = "A personal access token without `jobs:write` asks for a `job` (`insufficient_scope`)", body = ProblemBody),
         (status = 404, description = "`channel_id` names a channel the caller is not a member of", body = ProblemBody),
         (status = 422, description = "Invalid title, description, tags or assignee; a job out of bounds (`invalid_job`, `cron_too_frequent`, `unknown_pool`)", body = ProblemBody),
         (status = 429, description = "A member's quota of live jobs or cron templates is used up (`quota_exceeded`)", body = ProblemBody)))]
@@ -64,6 +65,7 @@ pub async fn create(
     identity: Identity,
     JsonBody(request): JsonBody<CreateTask>,
 ) -> Result<Response, ApiError> {
+    require_job_scope(&identity, std::slice::from_ref(&request))?;
     let (task, new) = crate::service::create::create(&state, &identity, request).await?;
     let status = if new {
         StatusCode::CREATED
@@ -71,6 +73,14 @@ pub async fn create(
         StatusCode::OK
     };
     Ok(with_etag(status, task))
+}
+
+/// A personal access token creates a job (a task with a `job`) only with `jobs:write`.
+fn require_job_scope(identity: &Identity, tasks: &[CreateTask]) -> Result<(), ApiError> {
+    match tasks.iter().any(|t| t.job.is_some()) {
+        true => identity.require_scope(shared::scopes::Scope::JobsWrite),
+        false => Ok(()),
+    }
 }
 
 /// Tasks to create at once: all or none.
@@ -94,6 +104,7 @@ pub struct CreatedTasks {
 #[utoipa::path(post, path = "/api/v1/tasks/bulk", tag = "tasks", security(("bearer" = [])), request_body = CreateTasks,
     responses((status = 201, description = "All created in one transaction (the job engine's bulk path); the events are those of single creations", body = CreatedTasks),
         (status = 400, description = "Malformed body", body = ProblemBody),
+        (status = 403, description = "A personal access token without `jobs:write` asks for a `job` (`insufficient_scope`)", body = ProblemBody),
         (status = 404, description = "A task's `channel_id` names a channel the caller is not a member of (the detail names which); nothing was created", body = ProblemBody),
         (status = 422, description = "A task is invalid (the detail names which); nothing was created", body = ProblemBody),
         (status = 429, description = "The tasks' jobs would pass a member's quota (`quota_exceeded`); nothing was created", body = ProblemBody)))]
@@ -103,6 +114,7 @@ pub async fn create_bulk(
     identity: Identity,
     JsonBody(request): JsonBody<CreateTasks>,
 ) -> Result<(StatusCode, Json<CreatedTasks>), ApiError> {
+    require_job_scope(&identity, &request.tasks)?;
     let results = crate::service::create::create_bulk(&state, &identity, request.tasks).await?;
     let created = results
         .iter()

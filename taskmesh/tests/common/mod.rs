@@ -344,3 +344,27 @@ impl Reply {
         self.body[field].as_str().unwrap_or_default().to_string()
     }
 }
+
+/// Another gateway replica on the same config, stopped with `stop`.
+pub struct SecondGateway {
+    pub api: String,
+    pub stop: CancellationToken,
+}
+
+impl SecondGateway {
+    pub async fn start(app: &App) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let config = app.stack.as_ref().unwrap().config.clone();
+        tokio::spawn(api_gateway::run(config, listener, stop.clone()));
+        eventually("the second gateway is ready", WAIT, || async {
+            let ready = reqwest::get(format!("{api}/readyz"))
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            ready.then_some(())
+        })
+        .await;
+        Self { api, stop }
+    }
+}

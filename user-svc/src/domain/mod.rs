@@ -4,3 +4,4 @@ pub mod account;
 pub mod keys;
 pub mod password;
 pub mod session;
+pub mod tokens;

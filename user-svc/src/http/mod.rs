@@ -5,6 +5,7 @@ pub mod auth;
 pub mod keys;
 pub mod live;
 pub mod recovery;
+pub mod tokens;
 pub mod users;
 
 use axum::{extract::State, routing::get, Json, Router};
@@ -19,6 +20,7 @@ use crate::AppState;
     tags(
         (name = "auth", description = "Accounts, login and sessions"),
         (name = "users", description = "The caller's profile"),
+        (name = "tokens", description = "Personal access tokens: long-lived, scoped, revocable credentials for programs"),
         (name = "admin", description = "User administration and signing keys (admin role)")
     )
 )]
@@ -33,6 +35,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(recovery::router())
         .merge(keys::router())
         .merge(live::router())
+        .merge(tokens::router())
         .route("/.well-known/jwks.json", get(jwks))
         .split_for_parts()
 }

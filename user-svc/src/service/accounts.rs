@@ -121,7 +121,7 @@ pub async fn change_password(
 }
 
 /// An admin's change of another user (or of their own display name); deactivation or a role
-/// change signs the user out.
+/// change signs the user out and revokes their personal access tokens.
 pub async fn admin_update(
     state: &AppState,
     admin: Uuid,
@@ -141,11 +141,12 @@ pub async fn admin_update(
     if change.signs_out() {
         let reason = "deactivated or role changed";
         sessions::end(state, id, Ending::AllBut(None), reason).await?;
+        super::tokens::revoke_all(state, id, reason).await?;
     }
     Ok(user)
 }
 
-/// Deletes a user (never the admin's own account) and ends their sessions.
+/// Deletes a user (never the admin's own account) and ends their sessions and tokens.
 pub async fn delete(state: &AppState, admin: Uuid, id: Uuid) -> Result<(), UserError> {
     if id == admin {
         return Err(UserError::conflict(
@@ -154,7 +155,8 @@ pub async fn delete(state: &AppState, admin: Uuid, id: Uuid) -> Result<(), UserE
         ));
     }
     let mut tx = state.pool.begin().await?;
-    let sessions = store::sessions::live_of_user(&mut tx, id, None).await?;
+    let mut sessions = store::sessions::live_of_user(&mut tx, id, None).await?;
+    sessions.extend(store::tokens::revoke_all_of_user(&mut tx, id, "user deleted").await?);
     if !store::users::delete(&mut tx, id).await? {
         return Err(UserError::NotFound("user"));
     }

@@ -7,4 +7,5 @@ pub mod auth;
 pub mod keys;
 pub mod recovery;
 pub mod sessions;
+pub mod tokens;
 pub mod verification;

@@ -3,5 +3,6 @@
 pub mod keys;
 pub mod resets;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 pub mod verifications;

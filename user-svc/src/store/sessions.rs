@@ -123,11 +123,15 @@ pub async fn live_of_user(
     .await
 }
 
-/// The live ones among `session_ids`: not ended, not expired, their user active.
+/// The live ones among `session_ids` (personal access tokens' ids count as sessions): not
+/// ended, not expired, their user active.
 pub async fn live_among(pool: &PgPool, session_ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-          WHERE s.id = ANY($1) AND s.revoked_at IS NULL AND s.expires_at > now() AND u.active",
+          WHERE s.id = ANY($1) AND s.revoked_at IS NULL AND s.expires_at > now() AND u.active
+         UNION ALL
+         SELECT t.id FROM access_tokens t JOIN users u ON u.id = t.user_id
+          WHERE t.id = ANY($1) AND t.revoked_at IS NULL AND t.expires_at > now() AND u.active",
     )
     .bind(session_ids)
     .fetch_all(pool)
