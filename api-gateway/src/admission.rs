@@ -99,6 +99,10 @@ fn check_need(needs: Need, scopes: Scopes) -> Result<(), ApiError> {
         Need::Any => Ok(()),
         Need::Scope(scope) if scopes.contains(scope) => Ok(()),
         Need::Scope(scope) => Err(shared::scopes::insufficient(scope)),
+        Need::Both(one, other) => {
+            check_need(Need::Scope(one), scopes)?;
+            check_need(Need::Scope(other), scopes)
+        }
         Need::Session => Err(shared::scopes::session_only()),
     }
 }

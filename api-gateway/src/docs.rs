@@ -178,6 +178,7 @@ pub fn gateway_answers(doc: &mut Value) {
             let needs = verb.map(|verb| crate::scopes::need(&verb, path));
             op["x-taskmesh-scope"] = match needs {
                 Ok(crate::scopes::Need::Scope(scope)) => json!(scope.as_str()),
+                Ok(crate::scopes::Need::Both(one, other)) => json!(format!("{one} {other}")),
                 Ok(crate::scopes::Need::Any) => json!("any"),
                 _ => json!("session"),
             };

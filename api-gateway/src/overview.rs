@@ -23,51 +23,58 @@ pub async fn overview(
     headers: HeaderMap,
 ) -> Response {
     let state = &state;
-    composed(state, peer, headers, |caller, forwarded| async move {
-        let get = |service: &'static str, path: &'static str| {
-            let base = state.upstream(service);
-            let get = Get {
-                service,
-                base,
-                path,
-                timeout: Duration::from_secs(5),
+    let needs = crate::scopes::need(&axum::http::Method::GET, "/api/v1/me/overview");
+    composed(
+        state,
+        peer,
+        headers,
+        needs,
+        |caller, forwarded| async move {
+            let get = |service: &'static str, path: &'static str| {
+                let base = state.upstream(service);
+                let get = Get {
+                    service,
+                    base,
+                    path,
+                    timeout: Duration::from_secs(5),
+                };
+                get_json(&state.http, &state.trust, get, &caller, forwarded.clone())
             };
-            get_json(&state.http, &state.trust, get, &caller, forwarded.clone())
-        };
-        let (profile, tasks, notifications) = tokio::join!(
-            get("user-svc", "/api/v1/users/me"),
-            get("task-svc", "/api/v1/tasks"),
-            get("notify-svc", "/api/v1/notifications"),
-        );
-        let mut unavailable = Vec::new();
-        if profile.is_none() {
-            unavailable.push("user-svc");
-        }
-        let tasks = match tasks {
-            Some(list) => Some(count_tasks(&list)),
-            None => {
-                unavailable.push("task-svc");
-                None
+            let (profile, tasks, notifications) = tokio::join!(
+                get("user-svc", "/api/v1/users/me"),
+                get("task-svc", "/api/v1/tasks"),
+                get("notify-svc", "/api/v1/notifications"),
+            );
+            let mut unavailable = Vec::new();
+            if profile.is_none() {
+                unavailable.push("user-svc");
             }
-        };
-        let notifications = match notifications {
-            Some(list) => {
-                let unread = list["unread"].as_u64().unwrap_or(0);
-                Some(json!({ "unread": unread }))
-            }
-            None => {
-                unavailable.push("notify-svc");
-                None
-            }
-        };
-        Json(json!({
-            "profile": profile,
-            "tasks": tasks,
-            "notifications": notifications,
-            "unavailable": unavailable,
-        }))
-        .into_response()
-    })
+            let tasks = match tasks {
+                Some(list) => Some(count_tasks(&list)),
+                None => {
+                    unavailable.push("task-svc");
+                    None
+                }
+            };
+            let notifications = match notifications {
+                Some(list) => {
+                    let unread = list["unread"].as_u64().unwrap_or(0);
+                    Some(json!({ "unread": unread }))
+                }
+                None => {
+                    unavailable.push("notify-svc");
+                    None
+                }
+            };
+            Json(json!({
+                "profile": profile,
+                "tasks": tasks,
+                "notifications": notifications,
+                "unavailable": unavailable,
+            }))
+            .into_response()
+        },
+    )
     .await
 }
 

@@ -32,31 +32,38 @@ pub async fn search(
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Response {
     let state = &state;
-    composed(state, peer, headers, |caller, forwarded| async move {
-        let q = match query {
-            Ok(Query(query)) => query.q,
-            Err(rejection) => return ApiError::from(rejection).into_response(),
-        };
-        let q = match text(&q) {
-            Ok(q) => q,
-            Err(err) => return err.into_response(),
-        };
-        let names_path = with_query("/api/v1/people", "q", q);
-        let email_path = with_query("/api/v1/users/by-email", "email", q);
-        let names = ask(state, &caller, forwarded.clone(), "task-svc", &names_path);
-        // An address matches only while user-svc is up; without task-svc there is no answer.
-        let by_email = async {
-            match q.contains('@') {
-                true => ask(state, &caller, forwarded.clone(), "user-svc", &email_path).await,
-                false => None,
-            }
-        };
-        let (names, by_email) = tokio::join!(names, by_email);
-        let Some(names) = names else {
-            return ApiError::unavailable("task-svc").into_response();
-        };
-        Json(json!({ "items": merge(by_email, &names) })).into_response()
-    })
+    let needs = crate::scopes::need(&axum::http::Method::GET, "/api/v1/users/search");
+    composed(
+        state,
+        peer,
+        headers,
+        needs,
+        |caller, forwarded| async move {
+            let q = match query {
+                Ok(Query(query)) => query.q,
+                Err(rejection) => return ApiError::from(rejection).into_response(),
+            };
+            let q = match text(&q) {
+                Ok(q) => q,
+                Err(err) => return err.into_response(),
+            };
+            let names_path = with_query("/api/v1/people", "q", q);
+            let email_path = with_query("/api/v1/users/by-email", "email", q);
+            let names = ask(state, &caller, forwarded.clone(), "task-svc", &names_path);
+            // An address matches only while user-svc is up; without task-svc there is no answer.
+            let by_email = async {
+                match q.contains('@') {
+                    true => ask(state, &caller, forwarded.clone(), "user-svc", &email_path).await,
+                    false => None,
+                }
+            };
+            let (names, by_email) = tokio::join!(names, by_email);
+            let Some(names) = names else {
+                return ApiError::unavailable("task-svc").into_response();
+            };
+            Json(json!({ "items": merge(by_email, &names) })).into_response()
+        },
+    )
     .await
 }
 

@@ -1,6 +1,7 @@
 //! The scope each route needs from a personal access token (a signed-in session needs none):
-//! reading is `*:read`, changing `*:write`, by the resource the path names; jobs (cancel, retry,
-//! workflows) `jobs:write`; anything under `/api/v1/admin/` and another user's account `admin`.
+//! reading is `*:read`, changing `*:write`, by the resource the path names (the live stream and
+//! the overview, which carry notifications too, both reads); jobs (cancel, retry, workflows)
+//! `jobs:write`; anything under `/api/v1/admin/` and another user's account `admin`.
 //! A path this table does not know needs a session: a new route is closed to tokens until it is
 //! given a scope here. What a route alone cannot tell (a task created with a `job`) the service
 //! checks from the scopes the assertion carries.
@@ -14,6 +15,8 @@ pub enum Need {
     /// Any live token of the user (its own profile).
     Any,
     Scope(Scope),
+    /// Both (what also carries notifications: the live stream, the overview).
+    Both(Scope, Scope),
     /// Only a signed-in session (tokens, password, email, sign-out).
     Session,
 }
@@ -37,9 +40,12 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["tasks" | "channels" | "people" | "labels" | "workflows" | "limits" | "workers", ..] => {
             tasks
         }
-        // The live stream only reads (its ticket is a POST).
-        ["events", ..] => Need::Scope(Scope::TasksRead),
-        ["calendar" | "media" | "me", ..] => tasks,
+        // The live stream and the overview only read (the stream's ticket is a POST), and
+        // carry notifications as well as tasks.
+        ["events", ..] | ["me", "overview"] => {
+            Need::Both(Scope::TasksRead, Scope::NotificationsRead)
+        }
+        ["calendar" | "media", ..] => tasks,
         ["notifications" | "webhooks", ..] => {
             either(Scope::NotificationsRead, Scope::NotificationsWrite)
         }
@@ -90,6 +96,9 @@ mod tests {
         );
         assert_eq!(need(Method::GET, "/api/v1/users"), scope(Scope::Admin));
         assert_eq!(need(Method::GET, "/api/v1/users/me"), Need::Any);
+        let both = Need::Both(Scope::TasksRead, Scope::NotificationsRead);
+        assert_eq!(need(Method::POST, "/api/v1/events/ticket"), both);
+        assert_eq!(need(Method::GET, "/api/v1/me/overview"), both);
         for session in [
             (Method::PATCH, "/api/v1/users/me"),
             (Method::POST, "/api/v1/users/me/password"),

@@ -17,12 +17,13 @@ use crate::{
 };
 
 /// Answers a request the gateway composes itself: admitted like any API route that needs a
-/// token (session, rate limit), then `answer` gets the caller and the headers worth passing on
+/// token (session, rate limit, what a personal access token `needs`), then `answer` gets the caller and the headers worth passing on
 /// (trace context, request id); the rate limit's headers go on whatever it answers.
 pub async fn composed<F, Fut>(
     state: &AppState,
     peer: SocketAddr,
     mut headers: HeaderMap,
+    needs: Need,
     answer: F,
 ) -> Response
 where
@@ -33,8 +34,6 @@ where
     headers.retain_internal();
     let mut decision = None;
     let route = Route::new("api-gateway", false);
-    // What the gateway composes reads tasks (and what goes with them).
-    let needs = Need::Scope(shared::scopes::Scope::TasksRead);
     let mut response = match admit(state, route, needs, &headers, &ip, &mut decision).await {
         Ok((_, caller)) => {
             let mut forwarded = HeaderMap::new();

@@ -102,7 +102,7 @@ async fn bearer_identity(
     let (_, caller) = admit(
         state,
         Route::new(crate::SERVICE, false),
-        Need::Scope(shared::scopes::Scope::TasksRead),
+        crate::scopes::need(&axum::http::Method::POST, "/api/v1/events/ticket"),
         &headers,
         &ip,
         &mut None,
