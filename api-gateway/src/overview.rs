@@ -23,12 +23,11 @@ pub async fn overview(
     headers: HeaderMap,
 ) -> Response {
     let state = &state;
-    let needs = crate::scopes::need(&axum::http::Method::GET, "/api/v1/me/overview");
     composed(
         state,
         peer,
         headers,
-        needs,
+        "/api/v1/me/overview",
         |caller, forwarded| async move {
             let get = |service: &'static str, path: &'static str| {
                 let base = state.upstream(service);

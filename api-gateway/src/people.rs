@@ -32,12 +32,11 @@ pub async fn search(
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Response {
     let state = &state;
-    let needs = crate::scopes::need(&axum::http::Method::GET, "/api/v1/users/search");
     composed(
         state,
         peer,
         headers,
-        needs,
+        "/api/v1/users/search",
         |caller, forwarded| async move {
             let q = match query {
                 Ok(Query(query)) => query.q,

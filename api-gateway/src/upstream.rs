@@ -11,19 +11,16 @@ use axum::{
 use serde_json::Value;
 use shared::internal::{Caller, Payload, Trust, HEADER_ASSERTION};
 
-use crate::{
-    admission::admit, client::client_ip, proxy::RetainInternal, routes::Route, scopes::Need,
-    AppState,
-};
+use crate::{admission::admit, client::client_ip, proxy::RetainInternal, routes::Route, AppState};
 
 /// Answers a request the gateway composes itself: admitted like any API route that needs a
-/// token (session, rate limit, what a personal access token `needs`), then `answer` gets the caller and the headers worth passing on
+/// token (session, rate limit, what a personal access token needs for `GET path`), then `answer` gets the caller and the headers worth passing on
 /// (trace context, request id); the rate limit's headers go on whatever it answers.
 pub async fn composed<F, Fut>(
     state: &AppState,
     peer: SocketAddr,
     mut headers: HeaderMap,
-    needs: Need,
+    path: &'static str,
     answer: F,
 ) -> Response
 where
@@ -34,6 +31,7 @@ where
     headers.retain_internal();
     let mut decision = None;
     let route = Route::new("api-gateway", false);
+    let needs = crate::scopes::need(&axum::http::Method::GET, path);
     let mut response = match admit(state, route, needs, &headers, &ip, &mut decision).await {
         Ok((_, caller)) => {
             let mut forwarded = HeaderMap::new();
