@@ -148,6 +148,10 @@ pub fn merge(parts: Vec<(&str, Option<Value>)>) -> Value {
 pub fn gateway_answers(doc: &mut Value) {
     shared::openapi::for_each_operation(doc, |path, method, op| {
         let Some(route) = routes::route_for(path) else {
+            // The gateway's own routes (the stream, the overview, the person search).
+            if op.get("security").is_some() {
+                scope_note(op, method, path);
+            }
             return;
         };
         let add = shared::openapi::add_problem;
@@ -173,22 +177,7 @@ pub fn gateway_answers(doc: &mut Value) {
                 401,
                 "No bearer token, or one that is invalid or expired, or whose session has ended",
             );
-            // What a personal access token needs here ([`crate::scopes`]).
-            let verb = axum::http::Method::from_bytes(method.to_uppercase().as_bytes());
-            let needs = verb.map(|verb| crate::scopes::need(&verb, path));
-            op["x-taskmesh-scope"] = match needs {
-                Ok(crate::scopes::Need::Scope(scope)) => json!(scope.as_str()),
-                Ok(crate::scopes::Need::Both(one, other)) => json!(format!("{one} {other}")),
-                Ok(crate::scopes::Need::Any) => json!("any"),
-                _ => json!("session"),
-            };
-            add(
-                op,
-                403,
-                "A personal access token without the scope this route needs \
-                 (`insufficient_scope`, naming it; `x-taskmesh-scope`), or on a route only a \
-                 signed-in session may use (`session_required`)",
-            );
+            scope_note(op, method, path);
             add(
                 op,
                 429,
@@ -219,6 +208,26 @@ pub fn gateway_answers(doc: &mut Value) {
         }
     });
     shared::openapi::problem_content_types(doc);
+}
+
+/// What a personal access token needs for `method path` ([`crate::scopes`]), in
+/// `x-taskmesh-scope`, and the 403 for one without it.
+fn scope_note(op: &mut Value, method: &str, path: &str) {
+    let verb = Method::from_bytes(method.to_uppercase().as_bytes());
+    let needs = verb.map(|verb| crate::scopes::need(&verb, path));
+    op["x-taskmesh-scope"] = match needs {
+        Ok(crate::scopes::Need::Scope(scope)) => json!(scope.as_str()),
+        Ok(crate::scopes::Need::Both(one, other)) => json!(format!("{one} {other}")),
+        Ok(crate::scopes::Need::Any) => json!("any"),
+        _ => json!("session"),
+    };
+    shared::openapi::add_problem(
+        op,
+        403,
+        "A personal access token without the scope this route needs (`insufficient_scope`, \
+         naming it; `x-taskmesh-scope`), or on a route only a signed-in session may use \
+         (`session_required`)",
+    );
 }
 
 /// `Idempotency-Key` on a POST: the header and what the gateway answers for it.

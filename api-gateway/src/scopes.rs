@@ -36,6 +36,9 @@ pub fn need(method: &Method, path: &str) -> Need {
         // Listing and changing other accounts is an admin's.
         ["users", ..] => Need::Scope(Scope::Admin),
         ["tasks", _, "cancel"] => Need::Scope(Scope::JobsWrite),
+        // What outlives a token (a calendar feed's secret address) or names where the owner
+        // is reached (the SMS number) is made by the owner signed in.
+        ["calendar", "feed"] | ["notifications", "sms-number", ..] => Need::Session,
         ["workflows", ..] if !read => Need::Scope(Scope::JobsWrite),
         ["tasks" | "channels" | "people" | "labels" | "workflows" | "limits" | "workers", ..] => {
             tasks
@@ -107,6 +110,8 @@ mod tests {
             (Method::DELETE, "/api/v1/tokens/x"),
             (Method::POST, "/api/v1/auth/logout"),
             (Method::GET, "/api/v1/something-new"),
+            (Method::POST, "/api/v1/calendar/feed"),
+            (Method::POST, "/api/v1/notifications/sms-number/code"),
         ] {
             assert_eq!(need(session.0, session.1), Need::Session, "{}", session.1);
         }

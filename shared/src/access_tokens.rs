@@ -45,6 +45,7 @@ pub struct TokenQuery {
 pub struct Grant {
     pub token_id: Uuid,
     pub user_id: Uuid,
+    /// The role it acts with: an admin's token without `admin` acts as a member.
     pub role: Role,
     /// Its scopes (`admin` only while its owner is an admin).
     pub scopes: Scopes,

@@ -22,6 +22,9 @@ pub enum TaskError {
     /// Visible, but the caller may not do this: 403.
     #[error("{0}")]
     Forbidden(String),
+    /// A personal access token without this scope: 403 `insufficient_scope` naming it.
+    #[error("this token lacks the scope `{0}`")]
+    MissingScope(shared::scopes::Scope),
     /// `If-Match` named another version: 412, nothing changed.
     #[error("the task changed meanwhile; its current ETag is {current}")]
     Stale { current: String },
@@ -85,6 +88,7 @@ impl From<TaskError> for ApiError {
             TaskError::Forbidden(detail) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
             }
+            TaskError::MissingScope(scope) => shared::scopes::insufficient(scope),
             err @ TaskError::Stale { .. } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "stale_version",
@@ -123,6 +127,7 @@ impl From<TaskError> for HandlerError {
             | TaskError::Conflict { .. }
             | TaskError::NotFound(_)
             | TaskError::Forbidden(_)
+            | TaskError::MissingScope(_)
             | TaskError::Stale { .. }
             | TaskError::Quota(_) => HandlerError::Reject(err.into()),
         }

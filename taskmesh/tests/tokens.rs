@@ -173,6 +173,25 @@ async fn a_token_is_shown_once_kept_as_a_hash_and_held_to_its_scopes() {
         200
     );
     assert_eq!(app.get("/api/v1/tasks", Some(&operator)).await.0, 403);
+    // Without `admin`, an admin's token acts as a member: Ada's task is not theirs to see.
+    let (plain, _) = token(&app, &admin, &["tasks:read"]).await;
+    let adas = format!("/api/v1/tasks/{}", task["id"].as_str().unwrap());
+    assert_eq!(app.get(&adas, Some(&admin)).await.0, 200);
+    assert_eq!(app.get(&adas, Some(&plain)).await.0, 404);
+    // Deleting a job stops it: `tasks:write` alone is not enough; the job stays.
+    let job_path = format!("/api/v1/tasks/{}", job["id"].as_str().unwrap());
+    let refused = app.send(Method::DELETE, &job_path, Some(&pat), None).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "insufficient_scope")
+    );
+    assert!(refused.text("detail").contains("jobs:write"));
+    assert_eq!(app.get(&job_path, Some(&ada)).await.0, 200);
+    // A calendar feed's secret address would outlive the token: a session's to make.
+    let feed = app
+        .send(Method::POST, "/api/v1/calendar/feed", Some(&pat), None)
+        .await;
+    assert_eq!((feed.status, feed.code()), (403, "session_required"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

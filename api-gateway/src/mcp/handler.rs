@@ -57,7 +57,8 @@ fn tool_error(problem: Problem) -> CallToolResult {
 fn protocol_error(problem: Problem) -> McpError {
     let message = problem.to_string();
     match problem.status {
-        400 | 404 | 422 => McpError::invalid_params(message, None),
+        // 409: a job that has ended cannot be cancelled, one still working has no result yet.
+        400 | 404 | 409 | 422 => McpError::invalid_params(message, None),
         _ => McpError::internal_error(message, None),
     }
 }
@@ -128,6 +129,11 @@ impl ServerHandler for Mcp {
     ) -> Result<CreateTaskResult, McpError> {
         let rest = self.rest(&context)?;
         let args = request.arguments.unwrap_or_default();
+        // A cron template never ends: it makes a job at each tick.
+        if args.get("job").is_some_and(|j| !j["cron"].is_null()) {
+            let detail = "a cron template never ends; create it without `task`";
+            return Err(McpError::invalid_params(detail, None));
+        }
         let job = tools::call(&rest, &request.name, args)
             .await
             .map_err(protocol_error)?;

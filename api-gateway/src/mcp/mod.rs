@@ -56,8 +56,11 @@ pub fn router(state: AppState, api: Router) -> Router {
         config,
     );
     let metadata = get(protected_resource).with_state(state.clone());
+    // Bounded like any request through the gateway (rmcp reads a body whole).
+    let limit = tower_http::limit::RequestBodyLimitLayer::new(crate::proxy::MAX_BODY_BYTES);
     Router::new()
         .nest_service("/mcp", service)
+        .layer(limit)
         .layer(axum::middleware::from_fn_with_state(state, require_token))
         .route("/.well-known/oauth-protected-resource", metadata.clone())
         .route("/.well-known/oauth-protected-resource/mcp", metadata)

@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use super::rest::{Problem, Rest};
 
 /// How often a client is told to poll, and how often `tasks/result` looks.
-pub const POLL: Duration = Duration::from_millis(500);
+pub const POLL: Duration = Duration::from_secs(1);
 
-/// The longest `tasks/result` waits before answering that the job is still running.
-const LONGEST_WAIT: Duration = Duration::from_secs(600);
+/// The longest `tasks/result` waits before answering that the job is still running (well
+/// within the gateway's 30 s request limit; the client asks again).
+const LONGEST_WAIT: Duration = Duration::from_secs(20);
 
 /// The MCP status of a job in `state`.
 pub fn status_of(state: &str) -> TaskStatus {
@@ -69,7 +70,8 @@ pub async fn job(rest: &Rest, task_id: &str) -> Result<Value, Problem> {
     Ok(job)
 }
 
-/// Waits until the job has ended (or `cancel`, or [`LONGEST_WAIT`]); its call's result.
+/// Waits until the job has ended (or `cancel`, or [`LONGEST_WAIT`]: 409 `still_working`);
+/// its call's result.
 pub async fn result(
     rest: &Rest,
     task_id: &str,

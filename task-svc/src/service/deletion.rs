@@ -25,6 +25,11 @@ pub async fn delete(
         ));
     }
     check_if_match(if_match, &task)?;
+    // Deleting a job stops it: for a personal access token, what cancelling needs.
+    let scope = shared::scopes::Scope::JobsWrite;
+    if task.job.is_some() && identity.scopes.is_some_and(|s| !s.contains(scope)) {
+        return Err(TaskError::MissingScope(scope));
+    }
     let audience = delete_locked(&mut tx, state, identity, &task).await?;
     tx.commit().await?;
     state.cache.invalidate(&audience).await;

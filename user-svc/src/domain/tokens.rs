@@ -95,6 +95,15 @@ pub struct CreatedToken {
     pub info: TokenInfo,
 }
 
+/// The role a token of an owner of `role` acts with: an admin's token without the scope
+/// `admin` acts as a member (quotas, visibility, commands), whatever the route.
+pub fn acting_role(role: Role, scopes: Scopes) -> Role {
+    match role {
+        Role::Admin if !scopes.contains(Scope::Admin) => Role::Member,
+        other => other,
+    }
+}
+
 /// The scopes a token of an owner now of `role` has: `admin` only while the owner is an admin.
 pub fn effective(scopes: &[Scope], role: Role) -> Scopes {
     scopes
@@ -153,5 +162,9 @@ mod tests {
         assert!(effective(&scopes, Role::Admin).contains(Scope::Admin));
         let member = effective(&scopes, Role::Member);
         assert!(!member.contains(Scope::Admin) && member.contains(Scope::TasksRead));
+        assert_eq!(acting_role(Role::Admin, member), Role::Member);
+        let admin = effective(&scopes, Role::Admin);
+        assert_eq!(acting_role(Role::Admin, admin), Role::Admin);
+        assert_eq!(acting_role(Role::Worker, member), Role::Worker);
     }
 }

@@ -140,8 +140,8 @@ pub async fn admin_update(
     let user = apply(state, id, &change).await?;
     if change.signs_out() {
         let reason = "deactivated or role changed";
-        sessions::end(state, id, Ending::AllBut(None), reason).await?;
         super::tokens::revoke_all(state, id, reason).await?;
+        sessions::end(state, id, Ending::AllBut(None), reason).await?;
     }
     Ok(user)
 }

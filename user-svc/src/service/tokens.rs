@@ -97,10 +97,11 @@ pub async fn verify(state: &AppState, token_hash: &str) -> Result<Grant, UserErr
         tracing::warn!(error = %err, token_id = %live.id, "a token's mirror is not written");
     }
     tx.commit().await?;
+    let scopes = tokens::effective(&live.scopes, live.role);
     Ok(Grant {
         token_id: live.id,
         user_id: live.user_id,
-        role: live.role,
-        scopes: tokens::effective(&live.scopes, live.role),
+        role: tokens::acting_role(live.role, scopes),
+        scopes,
     })
 }
